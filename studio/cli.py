@@ -1,0 +1,70 @@
+"""Headless entry point: python -m studio <command> ...
+
+Each capability adds its own commands from studio/<capability>/cli.py, which defines
+`register(subparsers)`; each registered parser sets `func(args) -> int` via set_defaults.
+Exit codes: 0 success, 1 the command ran and found a problem, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+from studio.errors import StudioError
+
+COMMAND_MODULES = (
+    "studio.models.cli",
+    "studio.data.cli",
+    "studio.decide.cli",
+    "studio.train.cli",
+    "studio.compare.cli",
+)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    if args.host:
+        os.environ["GRADIO_SERVER_NAME"] = args.host
+    if args.port:
+        os.environ["GRADIO_SERVER_PORT"] = str(args.port)
+    from studio.ui import build_app
+    from studio.ui.shell import launch_kwargs
+
+    build_app().queue().launch(**launch_kwargs())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m studio", description="Fine-Tune Studio, headless.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = subparsers.add_parser("serve", help="start the web studio (same as python app.py)")
+    serve.add_argument("--host", help="address to listen on (default GRADIO_SERVER_NAME or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default GRADIO_SERVER_PORT or 7860)")
+    serve.set_defaults(func=_serve)
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exit_.code or 0)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except StudioError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        if error.hint:
+            print(f"hint: {error.hint}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""Model catalog (bundled default, Hub ids, local folders), loading and hardware detection."""

@@ -1,0 +1,87 @@
+"""What the studio is running on: CUDA GPUs, Apple MPS, or the CPU."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Gpu:
+    name: str
+    memory_gb: float
+
+
+@dataclass
+class Hardware:
+    kind: str  # "cuda" | "mps" | "cpu"
+    cpu_cores: int
+    ram_gb: float
+    gpus: list[Gpu] = field(default_factory=list)
+
+    @property
+    def summary(self) -> str:
+        if self.kind == "cuda":
+            names = ", ".join(f"{gpu.name} ({gpu.memory_gb:.0f} GB)" for gpu in self.gpus)
+            return f"{len(self.gpus)} × GPU: {names}"
+        if self.kind == "mps":
+            return f"Apple GPU (MPS), {self.cpu_cores} CPU cores, {self.ram_gb:.0f} GB RAM"
+        return f"CPU only: {self.cpu_cores} cores, {self.ram_gb:.0f} GB RAM"
+
+
+def _ram_gb() -> float:
+    try:
+        import psutil
+
+        return psutil.virtual_memory().total / 1024**3
+    except ImportError:  # pragma: no cover - psutil is a requirement
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+
+
+def cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+def detect(probe_torch: bool = True) -> Hardware:
+    """Detect hardware. probe_torch=False skips importing torch (fast, CPU facts only)."""
+    hardware = Hardware(kind="cpu", cpu_cores=cpu_cores(), ram_gb=_ram_gb())
+    if not probe_torch:
+        return hardware
+    import torch
+
+    if torch.cuda.is_available():
+        hardware.kind = "cuda"
+        for index in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(index)
+            hardware.gpus.append(Gpu(props.name, props.total_memory / 1024**3))
+    elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        hardware.kind = "mps"
+    return hardware
+
+
+def detect_quick() -> Hardware:
+    """Hardware facts without importing torch, for the app shell's footer.
+
+    Uses nvidia-smi when present so a GPU Space still shows its GPU without paying for torch.
+    """
+    import shutil
+    import subprocess
+
+    hardware = detect(probe_torch=False)
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+                capture_output=True, text=True, timeout=5, check=True,
+            ).stdout
+            for line in out.strip().splitlines():
+                name, memory_mb = (part.strip() for part in line.rsplit(",", 1))
+                hardware.gpus.append(Gpu(name, float(memory_mb) / 1024))
+            if hardware.gpus:
+                hardware.kind = "cuda"
+        except (OSError, subprocess.SubprocessError, ValueError):
+            pass
+    return hardware

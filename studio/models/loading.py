@@ -1,0 +1,63 @@
+"""Load tokenizers and causal LMs with plain-language errors instead of tracebacks."""
+
+from __future__ import annotations
+
+from studio.errors import StudioError
+from studio.models import catalog
+
+
+def explain_load_error(ref: str, error: Exception) -> StudioError:
+    """Map the many ways from_pretrained fails to one message and a hint."""
+    text = f"{type(error).__name__}: {error}"
+    lowered = text.lower()
+    if "trust_remote_code" in lowered:
+        return StudioError(
+            f"{ref} ships its own Python code, which the studio does not run by default.",
+            "Only if you trust its authors, turn on 'Allow remote code' and load it again.",
+        )
+    if "gated" in lowered or "401" in lowered or "403" in lowered or "access to model" in lowered:
+        return StudioError(
+            f"{ref} is gated or private on the Hugging Face Hub.",
+            "Accept its licence on the model page and give a Hugging Face token (HF_TOKEN) with access.",
+        )
+    if "repositorynotfound" in lowered or "404" in lowered or "is not a valid model identifier" in lowered:
+        return StudioError(
+            f"No model called '{ref}' was found on the Hugging Face Hub.",
+            "Check the spelling (owner/name), or pick the bundled model or a local folder.",
+        )
+    if "unrecognized configuration class" in lowered or "automodelforcausallm" in lowered:
+        return StudioError(
+            f"{ref} is not a text-generation (causal LM) model.",
+            "Pick a decoder model such as SmolLM2, Qwen2.5 or Llama 3 (an '-Instruct' variant for chat).",
+        )
+    offline_markers = ("offline", "connection", "resolve", "max retries", "name or service", "timed out", "couldn't connect", "cannot find the requested files")
+    if any(marker in lowered for marker in offline_markers):
+        return StudioError(
+            f"Could not reach the Hugging Face Hub to download {ref}.",
+            "You seem to be offline: use the bundled model or a local model folder.",
+        )
+    if isinstance(error, MemoryError) or "out of memory" in lowered:
+        return StudioError(f"Not enough memory to load {ref}.", "Pick a smaller model or close other runs.")
+    return StudioError(f"Could not load {ref}: {error}", "Check the model id or folder; details are in the log.")
+
+
+def load_tokenizer(ref: str, trust_remote_code: bool = False, progress=None):
+    from transformers import AutoTokenizer
+
+    source = catalog.resolve(ref, progress)
+    try:
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except Exception as error:  # noqa: BLE001 - every failure becomes a plain message
+        raise explain_load_error(ref, error) from error
+
+
+def load_causal_lm(ref: str, trust_remote_code: bool = False, dtype: str = "float32", device: str = "cpu", progress=None):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    source = catalog.resolve(ref, progress)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code)
+    except Exception as error:  # noqa: BLE001
+        raise explain_load_error(ref, error) from error
+    return model.to(device)

@@ -1,0 +1,34 @@
+"""State shared between tabs, created once by the shell and handed to each tab's build()."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+TAB_IDS = ("decide", "data", "train", "compare")
+
+
+@dataclass
+class Shared:
+    tabs: gr.Tabs  # return gr.Tabs(selected="train") from a handler to switch tabs
+    # Folder of the dataset the Data tab last saved or loaded (str path) — read by Train and Decide.
+    dataset: gr.State
+    # Token statistics of the dataset in the Data tab (dict) — read by Decide's estimators.
+    dataset_stats: gr.State
+    # Settings Decide hands to Train: {"model", "technique", "epochs", "max_length", ...}.
+    train_prefill: gr.State
+    # Run id picked in Train to open in Compare.
+    run: gr.State
+    # Model reference chosen anywhere in the studio (catalog ref string).
+    model: gr.State
+
+
+def message_markdown(error: Exception) -> str:
+    """A user-facing error as Markdown: message and hint, never a traceback."""
+    from studio.errors import StudioError
+
+    if isinstance(error, StudioError):
+        hint = f"\n\n*Hint:* {error.hint}" if error.hint else ""
+        return f"**{error.message}**{hint}"
+    return f"**Something went wrong: {error}**\n\n*Hint:* the details are in the server log."

@@ -1,0 +1,52 @@
+"""The app shell: header, four tabs in order, footer with hardware and data folder."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from studio import paths
+from studio.models import hardware
+from studio.ui import compare_tab, data_tab, decide_tab, train_tab
+from studio.ui.shared import Shared
+from studio.ui.theme import CSS, theme
+
+TITLE = "Fine-Tune Studio"
+PURPOSE = "From “should we fine-tune at all?” to a LoRA-tuned model you can show next to the base model."
+
+TABS = (
+    ("Decide", "decide", decide_tab),
+    ("Data", "data", data_tab),
+    ("Train", "train", train_tab),
+    ("Compare", "compare", compare_tab),
+)
+
+
+def footer_text() -> str:
+    detected = hardware.detect_quick()
+    return f"Hardware: {detected.summary} · Data folder: `{paths.home()}`"
+
+
+def build_app() -> gr.Blocks:
+    paths.configure_caches()
+    with gr.Blocks(title=TITLE) as demo:
+        with gr.Column(elem_id="studio-header"):
+            gr.Markdown(f"# {TITLE}\n{PURPOSE}")
+        with gr.Tabs(elem_id="studio-tabs") as tabs:
+            shared = Shared(
+                tabs=tabs,
+                dataset=gr.State(None),
+                dataset_stats=gr.State(None),
+                train_prefill=gr.State(None),
+                run=gr.State(None),
+                model=gr.State(None),
+            )
+            for label, tab_id, module in TABS:
+                with gr.Tab(label, id=tab_id, elem_id=f"tab-{tab_id}"):
+                    module.build(shared)
+        gr.Markdown(footer_text(), elem_id="studio-footer")
+    return demo
+
+
+def launch_kwargs() -> dict:
+    """theme/css belong to launch() in Gradio 6."""
+    return {"theme": theme(), "css": CSS}

@@ -1,0 +1,14 @@
+"""Look and feel: one theme and a little CSS, passed to launch()."""
+
+CSS = """
+#studio-header h1 { margin-bottom: 0; }
+#studio-header p { margin-top: 2px; opacity: 0.8; }
+#studio-footer { font-size: 0.85em; opacity: 0.75; }
+.tab-intro { opacity: 0.85; }
+"""
+
+
+def theme():
+    import gradio as gr
+
+    return gr.themes.Soft(primary_hue="blue", secondary_hue="orange")
