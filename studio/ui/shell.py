@@ -31,15 +31,10 @@ def build_app() -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         with gr.Column(elem_id="studio-header"):
             gr.Markdown(f"# {TITLE}\n{PURPOSE}")
+        states = dict(dataset=gr.State(None), dataset_stats=gr.State(None), train_prefill=gr.State(None),
+                      run=gr.State(None), model=gr.State(None))
         with gr.Tabs(elem_id="studio-tabs") as tabs:
-            shared = Shared(
-                tabs=tabs,
-                dataset=gr.State(None),
-                dataset_stats=gr.State(None),
-                train_prefill=gr.State(None),
-                run=gr.State(None),
-                model=gr.State(None),
-            )
+            shared = Shared(tabs=tabs, **states)
             for label, tab_id, module in TABS:
                 with gr.Tab(label, id=tab_id, elem_id=f"tab-{tab_id}"):
                     module.build(shared)
