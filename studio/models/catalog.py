@@ -43,6 +43,8 @@ def classify(ref: str) -> str:
         return "bundled"
     if Path(ref).expanduser().is_dir():
         return "local"
+    if ref.startswith(("/", ".", "~")):
+        raise StudioError(f"The folder {ref} does not exist.", "Check the path, or pick the bundled model or a Hub id.")
     if _HUB_ID.match(ref):
         return "hub"
     raise StudioError(
@@ -95,3 +97,33 @@ def _offline() -> bool:
     import os
 
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+_reachability: dict[str, tuple[float, bool]] = {}
+
+
+def hub_reachable(timeout: float = 3.0, ttl: float = 60.0) -> bool:
+    """Can we open a connection to the Hub? Cached briefly: without it, an offline load retries for a minute."""
+    import os
+    import socket
+    import time
+    from urllib.parse import urlparse
+
+    if _offline():
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    cached = _reachability.get(host)
+    if cached and time.monotonic() - cached[0] < ttl:
+        return cached[1]
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        reachable = True
+    except OSError:
+        reachable = False
+    _reachability[host] = (time.monotonic(), reachable)
+    return reachable
+
+
+def local_files_only(ref: str) -> bool:
+    """True when from_pretrained must not try the network for this ref (offline or a local source)."""
+    return classify(ref) != "hub" or not hub_reachable()

@@ -30,7 +30,12 @@ def explain_load_error(ref: str, error: Exception) -> StudioError:
             f"{ref} is not a text-generation (causal LM) model.",
             "Pick a decoder model such as SmolLM2, Qwen2.5 or Llama 3 (an '-Instruct' variant for chat).",
         )
-    offline_markers = ("offline", "connection", "resolve", "max retries", "name or service", "timed out", "couldn't connect", "cannot find the requested files")
+    if "no file named" in lowered and ("safetensors" in lowered or "pytorch_model" in lowered):
+        return StudioError(
+            f"{ref} has no model weights (model.safetensors).",
+            "Pick the folder that holds the weights, or re-download the model.",
+        )
+    offline_markers = ("local_files_only", "outgoing traffic has been disabled", "offline", "connection", "resolve", "max retries", "name or service", "timed out", "couldn't connect", "cannot find the requested files")
     if any(marker in lowered for marker in offline_markers):
         return StudioError(
             f"Could not reach the Hugging Face Hub to download {ref}.",
@@ -46,7 +51,9 @@ def load_tokenizer(ref: str, trust_remote_code: bool = False, progress=None):
 
     source = catalog.resolve(ref, progress)
     try:
-        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        return AutoTokenizer.from_pretrained(
+            source, trust_remote_code=trust_remote_code, local_files_only=catalog.local_files_only(ref)
+        )
     except Exception as error:  # noqa: BLE001 - every failure becomes a plain message
         raise explain_load_error(ref, error) from error
 
@@ -57,7 +64,10 @@ def load_causal_lm(ref: str, trust_remote_code: bool = False, dtype: str = "floa
 
     source = catalog.resolve(ref, progress)
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code,
+            local_files_only=catalog.local_files_only(ref),
+        )
     except Exception as error:  # noqa: BLE001
         raise explain_load_error(ref, error) from error
     return model.to(device)
