@@ -32,3 +32,32 @@ def test_browser_shows_header_tabs_and_footer(page, output_dir):
     footer = page.inner_text("#studio-footer")
     assert "Hardware:" in footer and "Data folder:" in footer
     page.screenshot(path=str(output_dir / "shell.png"), full_page=True)
+
+
+def test_model_status_prepare_converts_with_progress(monkeypatch, tmp_path):
+    """The footer's Prepare button reports progress and ends with 'ready'; errors become messages."""
+    from studio.errors import StudioError
+    from studio.models import bundled
+    from studio.ui import model_status
+
+    seen = []
+
+    class FakeProgress:
+        def __call__(self, fraction, desc=""):
+            seen.append((fraction, desc))
+
+    def fake_convert(progress):
+        progress(0.5, "halfway")
+        return tmp_path
+
+    monkeypatch.setattr(bundled, "ensure_converted", fake_convert)
+    monkeypatch.setattr(bundled, "is_converted", lambda: True)
+    assert "ready" in model_status.prepare(FakeProgress())
+    assert seen == [(0.5, "halfway")]
+
+    def broken(progress):
+        raise StudioError("The bundled model is not installed.", "Run the setup.")
+
+    monkeypatch.setattr(bundled, "ensure_converted", broken)
+    text = model_status.prepare(FakeProgress())
+    assert "not installed" in text and "Hint" in text and "Traceback" not in text

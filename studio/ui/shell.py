@@ -6,7 +6,7 @@ import gradio as gr
 
 from studio import paths
 from studio.models import hardware
-from studio.ui import compare_tab, data_tab, decide_tab, train_tab
+from studio.ui import compare_tab, data_tab, decide_tab, model_status, train_tab
 from studio.ui.shared import Shared
 from studio.ui.theme import CSS, theme
 
@@ -38,7 +38,10 @@ def build_app() -> gr.Blocks:
             for label, tab_id, module in TABS:
                 with gr.Tab(label, id=tab_id, elem_id=f"tab-{tab_id}"):
                     module.build(shared)
-        gr.Markdown(footer_text(), elem_id="studio-footer")
+        with gr.Column(elem_id="studio-footer"):
+            status = model_status.build()
+            gr.Markdown(footer_text())
+        demo.load(model_status.status_text, outputs=status, api_visibility="private")
     return demo
 
 

@@ -1,0 +1,36 @@
+"""Footer widget: is the bundled model ready? Converts it with visible progress on request."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from studio.errors import StudioError
+from studio.ui.shared import message_markdown
+
+
+def status_text() -> str:
+    from studio.models import bundled, catalog
+
+    if bundled.is_converted():
+        return f"Bundled model: **ready** ({catalog.BUNDLED_LABEL})."
+    if bundled.gguf_path() is None:
+        return "Bundled model: not installed here — the studio uses the same model from the Hugging Face Hub."
+    return "Bundled model: installed; it is converted once to a trainable copy on first use (about a minute)."
+
+
+def prepare(progress=gr.Progress()) -> str:
+    from studio.models import bundled
+
+    try:
+        bundled.ensure_converted(lambda fraction, message: progress(fraction, desc=message))
+    except StudioError as error:
+        return message_markdown(error)
+    return status_text()
+
+
+def build() -> gr.Markdown:
+    with gr.Row(elem_id="model-status"):
+        status = gr.Markdown(status_text(), elem_id="model-status-text")
+        button = gr.Button("Prepare the bundled model now", size="sm", scale=0, elem_id="model-prepare-btn")
+    button.click(prepare, outputs=status, api_visibility="private")
+    return status
