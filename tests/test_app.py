@@ -1,5 +1,7 @@
 """The app shell builds, serves, and shows the four tabs in order."""
 
+import sys
+import types
 import urllib.request
 
 import pytest
@@ -61,3 +63,35 @@ def test_model_status_prepare_converts_with_progress(monkeypatch, tmp_path):
     monkeypatch.setattr(bundled, "ensure_converted", broken)
     text = model_status.prepare(FakeProgress())
     assert "not installed" in text and "Hint" in text and "Traceback" not in text
+
+
+def test_launch_kwargs_follow_access_mode(monkeypatch):
+    from studio.ui.shell import launch_kwargs
+
+    monkeypatch.delenv("STUDIO_PASSWORD", raising=False)
+    assert "auth" not in launch_kwargs()
+    monkeypatch.setenv("STUDIO_PASSWORD", "pw")
+    assert launch_kwargs()["auth"]("studio", "pw")
+
+
+def test_oauth_mode_shows_login_button(monkeypatch):
+    import gradio.block_function
+    import gradio.oauth
+
+    monkeypatch.setenv("STUDIO_AUTH", "oauth")
+    monkeypatch.setenv("SPACE_AUTHOR_NAME", "alice")
+    from studio.ui import build_app
+
+    def kinds(demo):
+        return {type(block).__name__ for block in demo.blocks.values()}
+
+    assert "LoginButton" not in kinds(build_app())  # off a Space nobody can sign in: no button
+    monkeypatch.setenv("SPACE_ID", "alice/studio")  # simulate a Space with hf_oauth: true
+    monkeypatch.setenv("SYSTEM", "spaces")
+    fake_spaces = types.ModuleType("spaces")  # the real `spaces` library exists only on Hugging Face
+    fake_spaces.gradio_auto_wrap = lambda function, *args, **kwargs: function
+    monkeypatch.setitem(sys.modules, "spaces", fake_spaces)
+    monkeypatch.setattr(gradio.block_function, "spaces", fake_spaces)
+    for name in ("OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET", "OAUTH_SCOPES", "OPENID_PROVIDER_URL"):
+        monkeypatch.setattr(gradio.oauth, name, "x", raising=False)
+    assert "LoginButton" in kinds(build_app())

@@ -19,7 +19,7 @@ def front_matter() -> dict:
 
 def pinned(package: str) -> str:
     for line in (ROOT / "requirements.txt").read_text().splitlines():
-        if line.startswith(f"{package}=="):
+        if re.match(rf"{package}(\[[^]]*\])?==", line):
             return line.split("==")[1].strip()
     raise AssertionError(f"{package} is not pinned in requirements.txt")
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import gradio as gr
 
-from studio import paths
+from studio import access, paths
 from studio.models import hardware
 from studio.ui import compare_tab, data_tab, decide_tab, model_status, train_tab
 from studio.ui.shared import Shared
@@ -29,8 +31,14 @@ def footer_text() -> str:
 def build_app() -> gr.Blocks:
     paths.configure_caches()
     with gr.Blocks(title=TITLE) as demo:
-        with gr.Column(elem_id="studio-header"):
+        with gr.Row(elem_id="studio-header"):
             gr.Markdown(f"# {TITLE}\n{PURPOSE}")
+            if access.from_env().mode == "oauth":
+                if os.environ.get("SYSTEM") == "spaces" and os.environ.get("SPACE_ID"):
+                    gr.LoginButton(scale=0)
+                else:
+                    gr.Markdown("⚠️ STUDIO_AUTH=oauth works on a Hugging Face Space with `hf_oauth: true`; "
+                                "here nobody can sign in, so training is off.")
         states = dict(dataset=gr.State(None), dataset_stats=gr.State(None), train_prefill=gr.State(None),
                       run=gr.State(None), model=gr.State(None))
         with gr.Tabs(elem_id="studio-tabs") as tabs:
@@ -47,4 +55,9 @@ def build_app() -> gr.Blocks:
 
 def launch_kwargs() -> dict:
     """theme/css belong to launch() in Gradio 6."""
-    return {"theme": theme(), "css": CSS}
+    kwargs = {"theme": theme(), "css": CSS}
+    auth = access.from_env().launch_auth()
+    if auth:
+        kwargs["auth"] = auth
+        kwargs["auth_message"] = "Fine-Tune Studio is password-protected (STUDIO_PASSWORD)."
+    return kwargs
