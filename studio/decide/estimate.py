@@ -33,6 +33,8 @@ TECHNIQUE_LABELS = {"full": "Full fine-tuning", "lora": "LoRA", "qlora": "QLoRA 
 TIME_OVERHEAD = {"full": 1.0, "lora": 1.0, "qlora": 1.3, "dora": 1.2}
 NF4_BITS_PER_PARAM = 4.127  # NF4 (4 bits) + double-quantised block constants (≈0.127 bits)
 RUNTIME_OVERHEAD_GB = 0.5  # CUDA context / allocator slack / framework
+# Plan to use at most 90% of a device: fragmentation and spikes make a 99%-full plan fail.
+USABLE_FRACTION = 0.9
 DEFAULT_LORA_R = 16
 
 
@@ -247,6 +249,10 @@ def estimate_memory(params: float, technique: str, *, arch: Architecture | None 
                   adapter_bytes * sharded / GB, activations / GB, notes=notes)
 
 
+def fits_in(needed_gb: float, available_gb: float) -> bool:
+    return needed_gb <= available_gb * USABLE_FRACTION
+
+
 # --- Hardware ----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -362,7 +368,7 @@ class Estimate:
 
     @property
     def fits(self) -> bool:
-        return self.memory.total <= self.hardware.memory_gb
+        return fits_in(self.memory.total, self.hardware.memory_gb)
 
     @property
     def formula(self) -> str:
