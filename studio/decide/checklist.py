@@ -26,6 +26,7 @@ class Question:
     kind: str  # "choice" | "multi" | "number"
     choices: tuple = ()  # (value, label) pairs
     default: object = None
+    short: str = ""  # how a reason names this question: "(from: few-shot baseline)"
 
 
 SECTIONS = (
@@ -52,54 +53,54 @@ BASELINE = (
 QUESTIONS = (
     Question("goals", "usecase", "What should improve over the current model?",
              "Fine-tuning is best at teaching form (format, style, a narrow skill) and at making a small model do "
-             "a big model's job. It is a poor way to add facts.", "multi", GOALS, ()),
+             "a big model's job. It is a poor way to add facts.", "multi", GOALS, (), short="what should improve"),
     Question("knowledge_changes", "usecase", "How often does the knowledge the answers need change?",
              "A tuned model freezes what it learned at training time; facts that change need retrieval (RAG), "
              "which stays current without retraining.", "choice",
              (("rarely", "Rarely, or no special knowledge needed"),
-              ("often", "Often (monthly or faster: prices, docs, policies)")), "rarely"),
+              ("often", "Often (monthly or faster: prices, docs, policies)")), "rarely", short="how often knowledge changes"),
     Question("few_shot", "alternatives", "Prompt engineering with few-shot examples: tried? how good?",
              "The cheapest baseline: minutes, no training. It defines what 'better' means and gives you the "
-             "first evaluation set.", "choice", BASELINE, "not_tried"),
+             "first evaluation set.", "choice", BASELINE, "not_tried", short="few-shot baseline"),
     Question("baseline_score", "alternatives", "Baseline score on your evaluation set (%, optional)",
-             "A number to beat. Without it you cannot tell whether fine-tuning helped.", "number", (), None),
+             "A number to beat. Without it you cannot tell whether fine-tuning helped.", "number", (), None, short="baseline score"),
     Question("rag", "alternatives", "Retrieval-augmented generation (RAG): tried? how good?",
              "When the gap is missing knowledge, retrieval fills it without training and keeps answers "
              "traceable to sources.", "choice",
              (("not_tried", "Not tried yet"), ("not_relevant", "Not relevant (no documents to retrieve)"),
               ("poor", "Tried: poor"), ("partial", "Tried: partly works"), ("good", "Tried: good enough")),
-             "not_tried"),
+             "not_tried", short="RAG baseline"),
     Question("tunability", "costs", "Can the model be tuned? (weights, licence)",
              "You can only fine-tune weights you can train (or through a provider's API), and the licence must "
              "allow derived models.", "choice",
              (("open_ok", "Open weights, licence allows fine-tuning"),
               ("open_unclear", "Open weights, licence unclear"),
               ("api", "Closed model with a fine-tuning API (OpenAI, Azure)"),
-              ("closed", "Closed model, no fine-tuning offered")), "open_ok"),
+              ("closed", "Closed model, no fine-tuning offered")), "open_ok", short="tunability"),
     Question("effort", "costs", "Can you prepare the data and evaluate the result?",
              "Most of the work is data preparation and evaluation, not training. Without an evaluation you "
              "cannot tell whether the tuned model is better.", "choice",
              (("yes", "Yes: people and time for data and evaluation"),
-              ("data_only", "Partly: data, but no evaluation plan"), ("no", "No")), "yes"),
+              ("data_only", "Partly: data, but no evaluation plan"), ("no", "No")), "yes", short="effort"),
     Question("compute", "costs", "What compute do you have?",
              "Training takes hours of hardware; the estimates below say how many for your dataset.", "choice",
              (("gpu", "A GPU (own or rented) and a budget"), ("cpu", "CPU only, or a small budget"),
-              ("none", "No budget for training")), "gpu"),
+              ("none", "No budget for training")), "gpu", short="compute"),
     Question("examples", "costs", "How many good examples do you have?",
              "Fewer than 10 teach nothing reliable (OpenAI's minimum); 50–100 good ones is a start; hundreds to "
-             "thousands is better. Quality beats quantity.", "number", (), 0),
+             "thousands is better. Quality beats quantity.", "number", (), 0, short="examples"),
     Question("quality_gain", "benefits", "Expected quality gain over the baseline",
              "Fine-tuning must beat the baseline by enough to pay for itself and for keeping it up to date.",
              "choice", (("large", "Large: the baseline misses a key requirement"), ("moderate", "Moderate"),
-                        ("small", "Small or unsure")), "moderate"),
+                        ("small", "Small or unsure")), "moderate", short="expected gain"),
     Question("tokens_saved", "benefits", "Prompt tokens saved per request (few-shot examples you could drop)",
              "A tuned model needs no examples in its prompt: fewer tokens per request, lower cost and latency. "
-             "Used in the break-even below.", "number", (), 0),
+             "Used in the break-even below.", "number", (), 0, short="tokens saved"),
     Question("requests_per_month", "benefits", "Requests per month",
-             "Savings per request only matter at volume.", "number", (), 0),
+             "Savings per request only matter at volume.", "number", (), 0, short="requests per month"),
     Question("reuse", "benefits", "Will the base model be reused for other tasks or domains?",
              "LoRA adapters are small: one base model can serve several tasks, which spreads the cost.", "choice",
-             (("yes", "Yes: one base model, several adapters"), ("no", "No: one use only")), "no"),
+             (("yes", "Yes: one base model, several adapters"), ("no", "No: one use only")), "no", short="reuse"),
 )
 QUESTION_BY_KEY = {question.key: question for question in QUESTIONS}
 

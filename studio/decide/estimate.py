@@ -474,3 +474,9 @@ def break_even(tokens_saved_per_request: float, requests_per_month: float, price
     without = [saving * m for m in horizon]
     with_tuning = [one_time_cost + (hosting_diff_per_month or 0.0) * m for m in horizon]
     return BreakEven(saving, net, one_time_cost, months, horizon, without, with_tuning)
+
+
+def hardware_rows(params: float, tokens: float, epochs: float, technique: str, *, hardware: list[Hardware],
+                  **kwargs) -> list[Estimate]:
+    """The same training job on every hardware in the list (precision and checkpointing follow each device)."""
+    return [estimate(params, tokens, epochs, technique, hardware=item, **kwargs) for item in hardware]

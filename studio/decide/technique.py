@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from studio.decide import estimate as est
@@ -65,6 +66,7 @@ def unavailable_reasons(cuda: bool, bitsandbytes: bool, gpus: int, deepspeed: bo
     return reasons
 
 
+@functools.lru_cache(maxsize=1)
 def detect_capabilities() -> dict:
     """CUDA, GPU count and memory, bitsandbytes and deepspeed on this machine (imports torch)."""
     import importlib.util
