@@ -338,10 +338,6 @@ def recommend(answers: dict | None) -> Recommendation:
         parts = (["try " + _join(tries)] if tries else []) + others
         return Recommendation(NOT_YET, "Not yet: " + "; ".join(parts) + " first", reasons(fired[NOT_YET]),
                               reasons(fired[GO]), notes, [rule.next_step for rule in fired[NOT_YET]] + note_steps, a)
-    if fired[GO]:
-        return Recommendation(GO, "Fine-tune", reasons(fired[GO]), [], notes, list(GO_NEXT_STEPS) + note_steps, a)
-    # Every precondition is met but nothing speaks for fine-tuning.
-    return Recommendation(NOT_YET, "Not yet: measure the gap first", [
-        Reason("no_benefit", NOT_YET, "Nothing in the answers says fine-tuning would beat the baseline.", ())],
-        [], notes, ["Score the baseline on 20–50 inputs and write down what a tuned model must do better."] +
-        note_steps, a)
+    # No "don't" and no "not yet": every precondition holds, and then at least one "go" rule holds too
+    # (a tried-but-lacking baseline, or a cost goal, or a large expected gain — see the table).
+    return Recommendation(GO, "Fine-tune", reasons(fired[GO]), [], notes, list(GO_NEXT_STEPS) + note_steps, a)

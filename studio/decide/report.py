@@ -12,7 +12,8 @@ from studio.decide.plan import Plan
 
 # Okabe–Ito colours: distinguishable with every common colour-vision deficiency.
 BLUE, ORANGE, GREEN, VERMILION, GREY = "#0072B2", "#E69F00", "#009E73", "#D55E00", "#666666"
-VERDICT_STYLE = {checklist.GO: ("✅", GREEN), checklist.NOT_YET: ("⏸", ORANGE), checklist.DONT: ("⛔", VERMILION)}
+VERDICT_STYLE = {checklist.GO: ("[GO]", GREEN), checklist.NOT_YET: ("[NOT YET]", ORANGE),
+                 checklist.DONT: ("[DON'T]", VERMILION)}
 
 
 def money(value: float) -> str:
@@ -105,11 +106,18 @@ def comparison_rows(plan: Plan) -> list[list]:
 ADVICE_HEADERS = ["Technique", "Memory needed", "Here", "Reduces compute", "Reduces memory", "Trainable params"]
 
 
+def markdown_table(headers: list[str], rows: list[list]) -> str:
+    def cell(value) -> str:
+        return str(value).replace("|", "/").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def summary_markdown(plan: Plan) -> str:
     e = plan.estimate
     lines = [
-        f"**Numbers from:** {plan.dataset_label}",
-        "",
         f"**{est.TECHNIQUE_LABELS[plan.technique]}** on **{plan.arch.name}** ({est.format_params(plan.params)} params"
         f"{'' if plan.arch.known else ', generic shape: hidden ' + str(plan.arch.hidden) + ', ' + str(plan.arch.layers) + ' layers'})"
         f" · {plan.tokens:,.0f} tokens × {e.epochs:g} epochs · batch {e.batch_size} × length {e.max_length}"
@@ -117,7 +125,7 @@ def summary_markdown(plan: Plan) -> str:
         + (f" × {plan.devices}" if plan.devices > 1 else ""),
         "",
         f"| Memory | Compute | Time | Cost |\n|---|---|---|---|\n"
-        f"| {e.memory.total:.1f} GB of {plan.hardware.memory_gb:.0f} GB {'✅' if e.fits else '❌ does not fit'} "
+        f"| {e.memory.total:.1f} GB of {plan.hardware.memory_gb:.0f} GB ({'fits' if e.fits else '**does not fit**'}) "
         f"| {e.flops:.3g} FLOPs | {duration(e.hours)} | {money(e.cost_usd)} |",
         "",
         f"*Formula:* FLOPs = {e.formula}"
@@ -126,7 +134,7 @@ def summary_markdown(plan: Plan) -> str:
         + f". Trainable parameters: {(plan.params if plan.technique == 'full' else e.adapter_params):,.0f}.",
     ]
     if plan.warnings:
-        lines += ["", *[f"⚠️ {warning}" for warning in plan.warnings]]
+        lines += ["", *[f"**Warning:** {warning}" for warning in plan.warnings]]
     return "\n".join(lines)
 
 
@@ -175,15 +183,10 @@ def decision_record(plan: Plan, now: dt.datetime | None = None) -> str:
         answer = checklist.answer_label(question.key, rec.answers[question.key]).replace("|", "/")
         lines.append(f"| {sections[question.section]} | {question.label} | {answer} |")
     lines += ["", "## Technique", "", f"**{plan.advice.label}.** {plan.advice.reason}", ""]
-    lines += ["| " + " | ".join(ADVICE_HEADERS) + " |", "|" + "---|" * len(ADVICE_HEADERS)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in plan.advice.rows(plan.hardware.memory_gb)]
-    lines += ["", "## Estimates", "", summary_markdown(plan), "", "### Memory by technique (GB)", ""]
-    headers = memory_headers(plan)
-    lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(row) + " |" for row in memory_rows(plan)]
-    lines += ["", "### Time and money by hardware", ""]
-    lines += ["| " + " | ".join(COMPARISON_HEADERS) + " |", "|" + "---|" * len(COMPARISON_HEADERS)]
-    lines += ["| " + " | ".join(row) + " |" for row in comparison_rows(plan)]
+    lines += [markdown_table(ADVICE_HEADERS, advice_rows(plan))]
+    lines += ["", "## Estimates", "", f"*Numbers from:* {plan.dataset_label}", "", summary_markdown(plan), "",
+              "### Memory by technique (GB)", "", markdown_table(memory_headers(plan), memory_rows(plan))]
+    lines += ["", "### Time and money by hardware", "", markdown_table(COMPARISON_HEADERS, comparison_rows(plan))]
     b = plan.break_even
     lines += ["", "## Break-even", "", break_even_markdown(plan), "",
               f"Inputs: {rec.answers['tokens_saved']:,.0f} prompt tokens saved per request × "

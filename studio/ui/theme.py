@@ -5,6 +5,8 @@ CSS = """
 #studio-header p { margin-top: 2px; opacity: 0.8; }
 #studio-footer { font-size: 0.85em; opacity: 0.75; }
 .tab-intro { opacity: 0.85; }
+#decide-card-column { position: sticky; top: 8px; align-self: flex-start; }
+.decide-source { padding: 8px 12px; border-radius: 8px; background: var(--background-fill-secondary); }
 """
 
 
