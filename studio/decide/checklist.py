@@ -62,7 +62,7 @@ QUESTIONS = (
     Question("few_shot", "alternatives", "Prompt engineering with few-shot examples: tried? how good?",
              "The cheapest baseline: minutes, no training. It defines what 'better' means and gives you the "
              "first evaluation set.", "choice", BASELINE, "not_tried", short="few-shot baseline"),
-    Question("baseline_score", "alternatives", "Baseline score on your evaluation set (%, optional)",
+    Question("baseline_score", "alternatives", "Baseline score on your evaluation set (%, optional; 0 = not measured)",
              "A number to beat. Without it you cannot tell whether fine-tuning helped.", "number", (), None, short="baseline score"),
     Question("rag", "alternatives", "Retrieval-augmented generation (RAG): tried? how good?",
              "When the gap is missing knowledge, retrieval fills it without training and keeps answers "
@@ -132,7 +132,7 @@ def normalise(answers: dict | None) -> dict:
             if value in values:
                 result[key] = value
         elif key == "baseline_score":
-            result[key] = None if value in ("", None) else _number(value)
+            result[key] = _number(value) or None  # 0 means "not measured" (a Number field cannot be empty)
         else:
             result[key] = _number(value)
     return result

@@ -74,7 +74,7 @@ class Plan:
             "max_length": self.max_length, "lora_r": self.inputs.lora_r, "lora_alpha": 2 * self.inputs.lora_r,
             "use_dora": self.technique == "dora", "load_in_4bit": self.technique == "qlora",
             "batch_size": self.inputs.batch_size, "gradient_checkpointing": self.estimate.gradient_checkpointing,
-            "dataset": dataset_folder, "source": "decide",
+            "devices": self.devices, "dataset": dataset_folder, "source": "decide",
         }
 
 
