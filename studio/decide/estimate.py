@@ -371,6 +371,13 @@ class Estimate:
         return fits_in(self.memory.total, self.hardware.memory_gb)
 
     @property
+    def unavailable(self) -> str | None:
+        """Why this technique cannot run on this hardware at all, if it cannot."""
+        if self.technique == "qlora" and self.hardware.kind != "gpu":
+            return "QLoRA needs a CUDA GPU"
+        return None
+
+    @property
     def formula(self) -> str:
         return flops_formula(self.technique, self.gradient_checkpointing)
 
@@ -384,6 +391,7 @@ class Estimate:
             "trainable_params": self.params if self.technique == "full" else self.adapter_params,
             "memory_gb": round(self.memory.total, 3), "memory_breakdown_gb": self.memory.as_dict()["parts_gb"],
             "memory_notes": self.memory.notes, "available_memory_gb": self.hardware.memory_gb, "fits": self.fits,
+            "unavailable": self.unavailable,
             "flops": self.flops, "flops_formula": self.formula, "time_overhead": TIME_OVERHEAD[self.technique],
             "effective_flops": self.effective_flops, "peak_tflops": self.hardware.peak_tflops,
             "utilisation": self.hardware.utilisation, "price_per_hour": self.hardware.price_per_hour,

@@ -97,7 +97,8 @@ def comparison_rows(plan: Plan) -> list[list]:
     rows = []
     for item in plan.comparison:
         device = item.hardware
-        rows.append([device.label, f"{item.memory.total:.1f} / {device.memory_gb:.0f} GB", "yes" if item.fits else "no",
+        fits = f"no: {item.unavailable}" if item.unavailable else ("yes" if item.fits else "no")
+        rows.append([device.label, f"{item.memory.total:.1f} / {device.memory_gb:.0f} GB", fits,
                      duration(item.hours), money(item.cost_usd), money(device.price_per_hour),
                      f"{device.peak_tflops:g} TFLOP/s × {device.utilisation:.0%}"])
     return rows

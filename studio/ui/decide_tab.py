@@ -298,7 +298,7 @@ def build(shared: Shared) -> None:
     with gr.Accordion("Time and money on each hardware (the same run)", open=True):
         with gr.Row():
             measure_btn = gr.Button("Measure this machine", size="sm", elem_id="decide-measure-btn", scale=0)
-            measure_md = gr.Markdown("A short matmul benchmark (about a second) adds this machine to the table.",
+            measure_md = gr.Markdown("A short matmul benchmark (a few seconds the first time) adds this machine to the table.",
                                      elem_id="decide-measure-result")
         hardware_table = gr.Markdown(first[5], elem_id="decide-hardware-table")
         gr.Markdown(f"<small>{est.PRICES_SOURCE} Utilisation is an assumption; times exclude downloading and "
