@@ -194,14 +194,15 @@ def use_settings(*values):
 
 
 def on_dataset(stats, model, examples):
-    """A dataset arrived from the Data tab: follow its model, and take its row count as the example count."""
+    """A dataset arrived from the Data tab: follow its model, show its token count and max length in the form,
+    and take its row count as the example count when none was typed."""
     numbers = est.stats_tokens(stats)
     if numbers is None:
-        return gr.skip(), gr.skip()
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
     arch = est.find_architecture(numbers["model"])
     new_model = arch.name if arch else gr.skip()
     new_examples = numbers["rows"] if (not examples and isinstance(numbers["rows"], int)) else gr.skip()
-    return new_model, new_examples
+    return new_model, new_examples, numbers["tokens"], numbers["max_length"]
 
 
 def measure():
@@ -341,7 +342,7 @@ def build(shared: Shared) -> None:
     model.change(lambda name: gr.Textbox(visible=name == plan_mod.CUSTOM_MODEL), model, params,
                  api_visibility="private")
     shared.dataset_stats.change(on_dataset, [shared.dataset_stats, model, answers["examples"]],
-                                [model, answers["examples"]], api_visibility="private").then(
+                                [model, answers["examples"], tokens, max_length], api_visibility="private").then(
         refresh, all_inputs, outputs, api_visibility="private")
     measure_btn.click(measure, None, measure_md, api_visibility="private").then(
         refresh, all_inputs, outputs, api_visibility="private")

@@ -51,12 +51,13 @@ def test_dataset_stats_drive_the_estimates_and_name_the_dataset(tmp_path):
     assert "18,000 tokens" in outputs[3] and "length 256" in outputs[3]
 
 
-def test_on_dataset_follows_the_model_and_fills_the_example_count():
-    model, examples = tab.on_dataset(dict(STATS, model="Qwen/Qwen2.5-0.5B-Instruct"), "SmolLM2-135M", 0)
-    assert model == "Qwen2.5-0.5B" and examples == 120
-    model, examples = tab.on_dataset(STATS, "SmolLM2-135M", 40)  # a typed count is kept
-    assert examples is not None and not isinstance(examples, int)
-    assert all(not isinstance(item, (str, int)) for item in tab.on_dataset(None, "SmolLM2-135M", 0))
+def test_on_dataset_follows_the_model_and_fills_the_example_count_and_numbers():
+    model, examples, tokens, max_length = tab.on_dataset(dict(STATS, model="Qwen/Qwen2.5-0.5B-Instruct"),
+                                                         "SmolLM2-135M", 0)
+    assert model == "Qwen2.5-0.5B" and examples == 120 and tokens == 18_000 and max_length == 256
+    _, examples, _, _ = tab.on_dataset(STATS, "SmolLM2-135M", 40)  # a typed count is kept
+    assert not isinstance(examples, int)
+    assert all(not isinstance(item, (str, int, float)) for item in tab.on_dataset(None, "SmolLM2-135M", 0))
 
 
 def test_break_even_chart_appears_with_savings():
