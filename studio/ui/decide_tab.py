@@ -1,7 +1,10 @@
 """Decide tab: should we fine-tune at all? Checklist → recommendation, technique, estimates, break-even, record.
 
 Thin: every number and every sentence of advice comes from studio.decide; this module lays it out and
-wires the events. Handlers are plain functions (tested in tests/decide/test_decide_tab.py).
+wires the events. Handlers are plain functions (tested in tests/decide/test_decide_tab.py). They recompute
+from the session's own form values each time (cheap), so the record and the hand-over always match what the
+form says, even when a click overtakes a pending refresh; per-session state is the form itself plus the
+shared gr.State objects (dataset_stats in, train_prefill out).
 """
 
 from __future__ import annotations
@@ -138,7 +141,6 @@ def render(plan: plan_mod.Plan) -> tuple:
         report.break_even_markdown(plan),
         report.break_even_figure(plan) if has_savings else None,
         _dataset_line(plan.dataset_label),
-        plan,
     )
 
 
@@ -150,7 +152,7 @@ def refresh(*values):
         answers = dict(zip(ANSWER_KEYS, values[: len(ANSWER_KEYS)]))
         problem = message_markdown(error)
         return (card_html(checklist.recommend(answers)), problem, gr.skip(), problem, gr.skip(), gr.skip(),
-                gr.skip(), gr.skip(), gr.skip(), None)
+                gr.skip(), gr.skip(), gr.skip())
     values = list(render(plan))
     values[7] = gr.Plot(values[7], visible=values[7] is not None)
     return tuple(values)
@@ -325,14 +327,13 @@ def build(shared: Shared) -> None:
         use_btn = gr.Button("Use these settings →", variant="primary", elem_id="decide-use-settings")
     status = gr.Markdown("", elem_id="decide-status")
     record_file = gr.File(label="Decision record", interactive=False, visible=False, elem_id="decide-record-file")
-    plan_state = gr.State(None)  # the last Plan shown in this browser session
 
     answer_inputs = [answers[key] for key in ANSWER_KEYS]
     form_inputs = [model, params, hardware, gpus, priority, technique, tokens, epochs, batch_size, max_length,
                    lora_r, use_dataset, price, hosting, other]
     all_inputs = answer_inputs + form_inputs + [shared.dataset_stats, shared.dataset]
     outputs = [card, advice_md, advice_table, summary, memory_table, hardware_table, break_even_md, chart,
-               dataset_source, plan_state]
+               dataset_source]
 
     # The card follows every answer at once (pure Python, instant); the estimates follow too.
     for component in answer_inputs + form_inputs:

@@ -25,14 +25,14 @@ def values(answers=None, stats=None, folder=None, **form):
 
 def test_refresh_renders_the_recommendation_card_and_every_output():
     outputs = tab.refresh(*values({"goals": ["format_style"], "few_shot": "poor", "examples": 200}))
-    card, advice, advice_table, summary, memory, hardware, break_even, chart, source, state = outputs
+    card, advice, advice_table, summary, memory, hardware, break_even, chart, source = outputs
     assert "Fine-tune" in card and "#009E73" in card  # the green of the Okabe–Ito palette
     assert "(from: few-shot baseline)" in card
     assert advice.startswith("**Suggested: LoRA.**")
     assert "Multi-GPU DeepSpeed ZeRO-3" in advice_table and "NVIDIA H100" in hardware
     assert "typed numbers" in source and "200,000 tokens" in summary
     assert isinstance(chart, gr.Plot) and chart.visible is False  # no savings entered yet
-    assert state.technique == "lora"
+    assert "**LoRA** on **SmolLM2-135M**" in summary
 
 
 def test_dont_and_not_yet_cards():
