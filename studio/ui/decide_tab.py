@@ -120,8 +120,6 @@ def _dataset_line(label: str) -> str:
 
 
 def _advice_markdown(plan: plan_mod.Plan) -> str:
-    from studio.decide import report
-
     notes = "".join(f"\n\n{note}" for note in plan.advice.notes)
     return f"**Suggested: {plan.advice.label}.** {plan.advice.reason}{notes}"
 
@@ -235,8 +233,6 @@ def _hardware_choices() -> list[tuple[str, str]]:
 
 
 def build(shared: Shared) -> None:
-    from studio.decide import report
-
     gr.Markdown(INTRO, elem_classes="tab-intro", elem_id="decide-intro")
     answers = {}
     with gr.Row(equal_height=False):
