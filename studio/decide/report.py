@@ -196,7 +196,8 @@ def decision_record(plan: Plan, now: dt.datetime | None = None) -> str:
               f"{money(float(plan.inputs.other_one_time or 0))}); extra hosting {money(float(plan.inputs.hosting_diff or 0))}/month.",
               "", "## Assumptions", "",
               "- FLOPs: full fine-tuning 6·N per token; LoRA-family 4·N + 6·A (no weight gradients for the frozen "
-              "base); +2·N with gradient checkpointing. Attention's s² term ignored.",
+              "base); +2·N with gradient checkpointing. Attention's s² term ignored. Tokens are the dataset's real "
+              "tokens after the chat template; padding to the longest row of a batch adds compute on top.",
               "- Memory: bf16 weights 2 B/param, 4-bit NF4 4.127 bits/param; full fine-tuning adds bf16 gradients "
               "and fp32 Adam states + master weights (16 B/param in all); activations 34·s·b·h bytes per layer "
               "(memory-efficient attention), 2·s·b·h with gradient checkpointing; fp32 logits; 0.5 GB runtime; "
