@@ -1,0 +1,71 @@
+"""Technique advisor: which technique for which model size, memory and hardware."""
+
+from studio.decide import estimate as est
+from studio.decide import technique as tech
+
+MISTRAL = est.find_architecture("Mistral-7B")
+COMMON = dict(arch=MISTRAL, batch_size=1, max_length=1024)
+
+
+def test_7b_on_a_24_gb_gpu_gets_lora():
+    advice = tech.advise(MISTRAL.params, 24, **COMMON)
+    assert advice.technique == "lora"
+    assert "16.2 GB of 24 GB" in advice.reason  # 14.48 weights + 0.67 adapter + 0.55 activations + 0.5
+
+
+def test_7b_on_a_16_gb_gpu_gets_qlora_because_lora_does_not_fit():
+    advice = tech.advise(MISTRAL.params, 16, **COMMON)  # LoRA 16.2 GB > 90% of 16 GB
+    assert advice.technique == "qlora"
+    assert "LoRA would need 16.2 GB" in advice.reason
+
+
+def test_qlora_unavailable_without_bitsandbytes_or_cuda():
+    advice = tech.advise(MISTRAL.params, 16, bitsandbytes=False, **COMMON)
+    assert advice.technique is None and "bitsandbytes" in advice.unavailable["qlora"]
+    assert "Nothing fits" in advice.reason and "bitsandbytes" in advice.reason
+    cpu = tech.advise(MISTRAL.params, 16, cuda=False, **COMMON)
+    assert "CUDA" in cpu.unavailable["qlora"] and cpu.technique is None
+    assert any("CPU" in note for note in cpu.notes)
+
+
+def test_small_model_on_cpu_gets_lora_and_mentions_that_full_fits():
+    smol = est.find_architecture("SmolLM2-135M")
+    advice = tech.advise(smol.params, 16, cuda=False, bitsandbytes=False, arch=smol)
+    assert advice.technique == "lora" and "Full fine-tuning would fit too" in advice.reason
+    assert "qlora" in advice.unavailable
+
+
+def test_quality_priority_picks_full_when_it_fits_else_dora():
+    qwen = est.find_architecture("Qwen2.5-1.5B")
+    assert tech.advise(qwen.params, 80, priority="quality", arch=qwen).technique == "full"
+    advice = tech.advise(MISTRAL.params, 80, priority="quality", **COMMON)  # full needs ~117 GB
+    assert advice.technique == "dora" and "full fine-tuning needs" in advice.reason
+
+
+def test_memory_priority_picks_qlora():
+    assert tech.advise(MISTRAL.params, 80, priority="memory", **COMMON).technique == "qlora"
+
+
+def test_many_gpus_shard_with_zero3_when_nothing_fits_on_one():
+    seventy = 70e9
+    advice = tech.advise(seventy, 80, gpus=8, bitsandbytes=False, priority="quality", batch_size=1, max_length=1024)
+    # Full: 16 B × 70e9 = 1120 GB / 8 = 140 GB per GPU: too much. DoRA: 140 GB bf16 base / 8 = 17.5 GB: fits.
+    assert advice.technique == "zero" and advice.wraps == "dora"
+    assert advice.memory_gb["zero"] < 80 * 0.9
+    single = tech.advise(seventy, 80, gpus=1, bitsandbytes=False, priority="quality")
+    assert single.technique is None and "2 or more" in single.unavailable["zero"]
+
+
+def test_table_rows_mark_the_recommendation_and_unavailable_techniques():
+    advice = tech.advise(MISTRAL.params, 24, cuda=False, **COMMON)
+    rows = advice.rows(24)
+    assert [row[0].split(" ←")[0] for row in rows] == [t.label for t in tech.TECHNIQUES]
+    qlora = next(row for row in rows if row[0].startswith("QLoRA"))
+    assert qlora[2].startswith("unavailable: needs a CUDA GPU")
+    gpu_rows = tech.advise(MISTRAL.params, 24, **COMMON).rows(24)
+    assert any(row[0] == "LoRA ← recommended" for row in gpu_rows)
+
+
+def test_every_technique_row_says_what_it_reduces_and_when_unavailable():
+    for technique in tech.TECHNIQUES:
+        assert technique.compute and technique.memory and technique.trainable and technique.unavailable_when
