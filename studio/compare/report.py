@@ -166,8 +166,10 @@ def _eval_cards(summary: dict) -> list[tuple[str, str]]:
                   ("Perplexity", f"{_fmt(summary['base_perplexity'], 1)} → {_fmt(summary['tuned_perplexity'], 1)}"),
                   ("Prompts improved", f"{summary['improved']} of {summary['with_reference']}"),
                   ("ROUGE-L", f"{_fmt(summary.get('base_rouge_l'))} → {_fmt(summary.get('tuned_rouge_l'))}")]
-    if summary.get("style_marker"):
-        cards.append(("Style marker", f"{summary['style_base']} → {summary['style_tuned']} of {summary['prompts']}"))
+    wording = {"prefix": "Starts with", "suffix": "Ends with"}
+    for part, counts in (summary.get("style_parts") or {}).items():
+        cards.append((f"{wording[part]} “{summary['style_marker'][part]}”",
+                      f"{counts['base']} → {counts['tuned']} of {summary['prompts']}"))
     return cards
 
 
