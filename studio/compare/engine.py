@@ -21,6 +21,7 @@ from studio.errors import StudioError
 from studio.compare import runs
 
 BASE = None  # the adapter name of the base column: adapters off
+MAX_ADAPTERS = 4  # adapters kept loaded on one base (each is a few MB for small models)
 
 _ENGINES: dict[str, "Engine"] = {}
 _ENGINES_LOCK = threading.Lock()
@@ -169,11 +170,14 @@ class Engine:
         return StudioError(f"Could not load the adapter in {adapter_dir}: {error}",
                            "Check that the folder holds adapter_config.json and adapter_model.safetensors.")
 
-    def keep_only(self, names: list[str]) -> None:
-        """Drop adapters no column uses any more (switching runs keeps the base, frees old adapters)."""
+    def trim(self, in_use: list[str], max_adapters: int = MAX_ADAPTERS) -> None:
+        """Drop the oldest adapters nobody asked for last, so switching runs back and forth stays instant
+        while memory stays bounded. The base is never reloaded."""
         with self.lock:
-            for name in list(self.adapters):
-                if name not in names and len(self.adapters) > 1:
+            for name in list(self.adapters):  # insertion order = load order
+                if len(self.adapters) <= max_adapters:
+                    break
+                if name not in in_use:
                     self.model.delete_adapter(name)
                     del self.adapters[name]
 
@@ -353,7 +357,7 @@ def open_session(run_id_or_dir, run_b_id_or_dir=None, progress=None) -> Session:
     engine = get_engine(run.base_ref, progress)
     tuned = engine.attach(run.adapter_dir)
     tuned_b = engine.attach(run_b.adapter_dir) if run_b is not None else None
-    engine.keep_only([name for name in (tuned, tuned_b) if name])
+    engine.trim([name for name in (tuned, tuned_b) if name])
     return Session(engine=engine, run=run, tuned=tuned, run_b=run_b, tuned_b=tuned_b)
 
 

@@ -85,9 +85,12 @@ def test_switching_runs_keeps_the_base_and_third_column_works(tiny_run_dir, tiny
         answers = {c.label: c.text for c in columns}
     assert answers["Run B"] == two.engine.generate(two.tuned_b, PROMPT, settings)
     assert answers["Tuned"] == two.engine.generate(two.tuned, PROMPT, settings)
-    # Back to run A alone: run B's adapter is dropped, the base stays.
+    # Back to run A alone: instant, same base; older adapters are dropped only beyond the bound.
     three = engine.open_session(str(tiny_run_dir))
-    assert three.engine is one.engine and list(three.engine.adapters) == [three.tuned]
+    assert three.engine is one.engine and three.tuned in three.engine.adapters
+    three.engine.trim([three.tuned], max_adapters=1)
+    assert list(three.engine.adapters) == [three.tuned]
+    assert three.engine.generate(three.tuned, PROMPT, settings) == answers["Tuned"]
 
 
 def test_reference_loss_is_lower_for_tuned_on_trained_style(tiny_run_dir):
