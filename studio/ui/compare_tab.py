@@ -64,9 +64,11 @@ def _eval_outputs(result):
 
     if not result:
         return ("*No evaluation yet for this run. Pick how many prompts and press **Evaluate**.*",
-                None, gr.update(value=None))
+                gr.update(value=None, visible=False), gr.update(value=None))
     when = f" *(saved evaluation, {len(result['rows'])} prompts from the {result.get('source') or 'prompt file'}, {result.get('seconds', '?')} s)*"
-    return evaluate.headline(result["summary"]) + when, evaluate.loss_figure(result), gr.update(value=evaluate.table_rows(result))
+    figure = evaluate.loss_figure(result) if result["summary"].get("with_reference") else None
+    return (evaluate.headline(result["summary"]) + when, gr.update(value=figure, visible=figure is not None),
+            gr.update(value=evaluate.table_rows(result)))
 
 
 # ---------------------------------------------------------------- handlers
@@ -101,7 +103,7 @@ def open_run(run, run_b, progress=gr.Progress()):
                 gr.update(visible=session.run_b is not None), *cleared, headline, figure, table)
     except StudioError as error:
         return (message_markdown(error), gr.update(), gr.update(visible=False), *cleared,
-                "", None, gr.update(value=None))
+                "", gr.update(value=None, visible=False), gr.update(value=None))
 
 
 def chat(message, base_history, tuned_history, run_b_history, run, run_b, system_prompt, temperature, top_p,
@@ -127,11 +129,15 @@ def chat(message, base_history, tuned_history, run_b_history, run, run_b, system
             jobs.append((("Base", "Tuned", "Run B")[index], adapter, messages))
             histories[index] = histories[index] + [{"role": "user", "content": message},
                                                    {"role": "assistant", "content": ""}]
+        from studio.compare.runs import training_active
+
+        note = ("*A training run is active: answers use 1 CPU thread so the training keeps its speed.*"
+                if training_active() else "")
         for columns in session.engine.stream(jobs, settings):
             for index, column in enumerate(columns):
                 histories[index][-1] = {"role": "assistant", "content": column.text or "…"}
                 stats[index] = column.stats_line()
-            yield "", *histories, *stats, gr.update()
+            yield "", *histories, *stats, note
     except StudioError as error:
         yield message, *histories, *stats, message_markdown(error)
 
@@ -163,7 +169,7 @@ def run_evaluation(run, n, prompt_file, system_prompt, max_new_tokens, progress=
         headline, figure, table = _eval_outputs(result)
         return headline, figure, table
     except StudioError as error:
-        return message_markdown(error), None, gr.update()
+        return message_markdown(error), gr.update(), gr.update()
 
 
 def _ab_view(ballot, result, index):
@@ -233,8 +239,19 @@ def build_report(run):
     try:
         info = runs.load_run(run)
         html_path, md_path = report.write(info)
+        # Gradio serves downloads only from its own folders: hand it copies with a telling name.
+        import shutil
+        import tempfile
+        from pathlib import Path
+
+        from studio import paths
+
+        folder = Path(tempfile.mkdtemp(prefix="studio-report-"))
+        stem = f"report-{paths.safe_name(info.run_id, 'run')}"
+        html_copy = shutil.copy(html_path, folder / f"{stem}.html")
+        md_copy = shutil.copy(md_path, folder / f"{stem}.md")
         return (f"Report saved in `{html_path.parent}` — one HTML file that opens offline (e-mail it as is).",
-                gr.update(value=str(html_path), visible=True), gr.update(value=str(md_path), visible=True))
+                gr.update(value=str(html_copy), visible=True), gr.update(value=str(md_copy), visible=True))
     except StudioError as error:
         return message_markdown(error), gr.update(visible=False), gr.update(visible=False)
     except OSError as error:
@@ -307,7 +324,7 @@ def build(shared: Shared) -> None:
                                   scale=2, elem_id="compare-eval-file")
             eval_button = gr.Button("Evaluate", variant="primary", scale=1, elem_id="compare-eval-run")
         eval_headline = gr.Markdown("", elem_id="compare-eval-summary")
-        eval_plot = gr.Plot(label="Loss per prompt", elem_id="compare-eval-plot")
+        eval_plot = gr.Plot(label="Loss per prompt", elem_id="compare-eval-plot", visible=False)
         eval_table = gr.Dataframe(headers=EVAL_HEADERS, wrap=True, interactive=False, elem_id="compare-eval-table",
                                   column_widths=["16%", "16%", "20%", "20%", "7%", "7%", "7%", "7%"])
 

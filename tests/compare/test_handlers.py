@@ -68,7 +68,7 @@ def test_chat_errors_are_messages_not_tracebacks():
 
 def test_evaluation_blind_test_and_report(tiny_run_dir):
     headline, figure, table = compare_tab.run_evaluation(tiny_run_dir.name, 3, None, "", 12, progress=_no_progress)
-    assert "held-out prompts" in headline and figure is not None and len(table["value"]) == 3
+    assert "held-out prompts" in headline and figure["visible"] and len(table["value"]) == 3
     saved = json.loads((tiny_run_dir / "compare" / "eval.json").read_text())
     assert len(saved["rows"]) == 3
     # Reopening shows the saved evaluation at once.
@@ -88,7 +88,8 @@ def test_evaluation_blind_test_and_report(tiny_run_dir):
     assert reveal["visible"] and len(reveal["value"]) == 3 and reveal["value"][2][-1] == "tie"
 
     note, html_button, md_button = compare_tab.build_report(tiny_run_dir.name)
-    assert html_button["value"].endswith("report.html") and md_button["value"].endswith("report.md")
+    assert html_button["value"].endswith("report-tiny-pirate.html") and md_button["value"].endswith(".md")
+    assert (tiny_run_dir / "compare" / "report.html").is_file()
     page = open(html_button["value"], encoding="utf-8").read()
     assert saved["rows"][0]["prompt"] in page and "Tuned model preferred" in page
 
