@@ -1,0 +1,376 @@
+"""One copy of the base weights, any number of LoRA adapters on top, streamed side by side.
+
+The base model is loaded once per base reference and wrapped with PEFT. The tuned column runs
+with its adapter active; the base column runs inside `model.disable_adapter()`, so both answers
+come from the same weights in memory. Generation is our own token loop over a KV cache per
+column, stepping the columns in turn, so every column streams while the others do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from studio.errors import StudioError
+from studio.compare import runs
+
+BASE = None  # the adapter name of the base column: adapters off
+MAX_ADAPTERS = 4  # adapters kept loaded on one base (each is a few MB for small models)
+
+_ENGINES: dict[str, "Engine"] = {}
+_ENGINES_LOCK = threading.Lock()
+_DEFAULT_THREADS: int | None = None
+
+
+@dataclass
+class Settings:
+    system_prompt: str = ""
+    temperature: float = 0.0  # 0 = greedy: reproducible comparisons
+    top_p: float = 1.0
+    max_new_tokens: int = 200
+    seed: int = 0
+
+
+@dataclass
+class ColumnState:
+    label: str
+    adapter: str | None
+    prompt_ids: list[int]
+    generated: list[int] = field(default_factory=list)
+    text: str = ""
+    done: bool = False
+    finish_reason: str = ""
+    compute_s: float = 0.0
+    first_token_s: float | None = None
+    started: float = 0.0
+    cache: object = None
+    next_input: list[int] = field(default_factory=list)
+    generator: object = None
+
+    @property
+    def tokens_per_s(self) -> float:
+        return len(self.generated) / self.compute_s if self.compute_s > 0 else 0.0
+
+    def stats_line(self) -> str:
+        if not self.generated:
+            return "waiting…"
+        ttft = f" · first token {self.first_token_s:.2f} s" if self.first_token_s is not None else ""
+        state = {"eos": "done", "length": "stopped at max tokens", "stopped": "stopped"}.get(self.finish_reason, "generating…")
+        return f"{len(self.generated)} tokens · {self.tokens_per_s:.1f} tokens/s{ttft} · {state}"
+
+
+def _adapter_name(adapter_dir: Path) -> str:
+    """PEFT adapter names become module keys: letters, digits and underscores only."""
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", f"{adapter_dir.parent.name}_{adapter_dir.name}")
+    return f"a_{stem}"[:60]
+
+
+def apply_thread_policy() -> int:
+    """1 torch thread while a training run is active (do not starve it), else the default. Returns the count."""
+    import torch
+
+    global _DEFAULT_THREADS
+    if _DEFAULT_THREADS is None:
+        _DEFAULT_THREADS = torch.get_num_threads()
+    wanted = 1 if runs.training_active() else _DEFAULT_THREADS
+    if os.environ.get("STUDIO_COMPARE_THREADS"):
+        wanted = int(os.environ["STUDIO_COMPARE_THREADS"])
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
+    return wanted
+
+
+def explain_generation_error(error: Exception) -> StudioError:
+    text = str(error).lower()
+    if isinstance(error, MemoryError) or "out of memory" in text or "can't allocate" in text or "not enough memory" in text:
+        return StudioError("The model ran out of memory while generating.",
+                           "Lower 'max new tokens', clear the chat history, or stop a training run that uses the memory.")
+    return StudioError(f"Generation failed: {error}", "Try again with a shorter prompt; details are in the server log.")
+
+
+class Engine:
+    """The base model (once) plus the adapters loaded on it."""
+
+    def __init__(self, base_ref: str, progress=None):
+        from studio.models import catalog, loading
+
+        self.base_ref = base_ref
+        self.source = catalog.resolve(base_ref, progress)
+        self.tokenizer = loading.load_tokenizer(base_ref)
+        model = loading.load_causal_lm(base_ref)
+        model.eval()
+        self.base = model
+        self.model = None  # the PeftModel, once the first adapter is attached
+        self.adapters: dict[str, str] = {}  # adapter name → folder it came from (with its mtime)
+        self.lock = threading.RLock()  # one forward pass at a time: adapter switching is model-wide
+        self.max_positions = int(getattr(model.config, "max_position_embeddings", 0) or 0) or 4096
+        self.stop_ids = self._stop_ids()
+
+    def _stop_ids(self) -> set[int]:
+        ids = set()
+        tok = self.tokenizer
+        if tok.eos_token_id is not None:
+            ids.add(int(tok.eos_token_id))
+        gen_eos = getattr(self.base.generation_config, "eos_token_id", None)
+        for value in gen_eos if isinstance(gen_eos, (list, tuple)) else [gen_eos]:
+            if value is not None:
+                ids.add(int(value))
+        for token in ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>"):
+            token_id = tok.convert_tokens_to_ids(token) if token in tok.get_vocab() else None
+            if token_id is not None:
+                ids.add(int(token_id))
+        return ids
+
+    # ---- adapters ----
+
+    def attach(self, adapter_dir: str | Path) -> str:
+        """Load an adapter folder on the shared base (once); returns its adapter name."""
+        adapter_dir = Path(adapter_dir).resolve()
+        if not runs.is_adapter_dir(adapter_dir):
+            raise StudioError(f"No adapter found in {adapter_dir}.",
+                              "Pick a run that completed or was stopped gracefully (it has an adapter/ folder).")
+        name = _adapter_name(adapter_dir)
+        weights = next(p for p in (adapter_dir / "adapter_model.safetensors", adapter_dir / "adapter_model.bin") if p.is_file())
+        key = f"{adapter_dir}@{weights.stat().st_mtime_ns}"
+        with self.lock:
+            if self.adapters.get(name) == key:
+                return name
+            if name in self.adapters:  # the run was resumed and saved a newer adapter
+                self.model.delete_adapter(name)
+                del self.adapters[name]
+            try:
+                if self.model is None:
+                    from peft import PeftModel
+
+                    self.model = PeftModel.from_pretrained(self.base, str(adapter_dir), adapter_name=name, is_trainable=False)
+                else:
+                    self.model.load_adapter(str(adapter_dir), adapter_name=name, is_trainable=False)
+            except Exception as error:  # noqa: BLE001 - becomes a plain message
+                raise self._explain_adapter_error(adapter_dir, error) from error
+            self.model.eval()
+            self.adapters[name] = key
+            return name
+
+    def _explain_adapter_error(self, adapter_dir: Path, error: Exception) -> StudioError:
+        text = str(error)
+        if "size mismatch" in text or "Target modules" in text or "not found in the base model" in text or "shape" in text:
+            declared = (runs.read_json(adapter_dir / "adapter_config.json", {}) or {}).get("base_model_name_or_path", "?")
+            return StudioError(
+                f"The adapter in {adapter_dir} was trained for another base model ({declared}), not {self.base_ref}.",
+                "Compare runs that share a base model, or open this adapter on its own so its base model is loaded.",
+            )
+        if isinstance(error, MemoryError) or "out of memory" in text.lower():
+            return StudioError("Not enough memory to load the adapter.", "Close other runs or pick a smaller model.")
+        return StudioError(f"Could not load the adapter in {adapter_dir}: {error}",
+                           "Check that the folder holds adapter_config.json and adapter_model.safetensors.")
+
+    def trim(self, in_use: list[str], max_adapters: int = MAX_ADAPTERS) -> None:
+        """Drop the oldest adapters nobody asked for last, so switching runs back and forth stays instant
+        while memory stays bounded. The base is never reloaded."""
+        with self.lock:
+            for name in list(self.adapters):  # insertion order = load order
+                if len(self.adapters) <= max_adapters:
+                    break
+                if name not in in_use:
+                    self.model.delete_adapter(name)
+                    del self.adapters[name]
+
+    @contextlib.contextmanager
+    def using(self, adapter: str | None):
+        """Run the model with one adapter active, or with adapters off for the base column."""
+        with self.lock:
+            if self.model is None:
+                yield self.base
+            elif adapter is BASE:
+                with self.model.disable_adapter():
+                    yield self.model
+            else:
+                if self.model.active_adapter != adapter:
+                    self.model.set_adapter(adapter, inference_mode=True)
+                yield self.model
+
+    # ---- text ----
+
+    def prompt_ids(self, messages: list[dict], system_prompt: str = "") -> list[int]:
+        messages = [{"role": m["role"], "content": runs.flatten_content(m.get("content"))} for m in messages]
+        if system_prompt.strip() and not (messages and messages[0]["role"] == "system"):
+            messages = [{"role": "system", "content": system_prompt.strip()}] + messages
+        try:
+            text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        except Exception as error:  # noqa: BLE001 - tokenizers without a chat template
+            if "chat_template" not in str(error) and "chat template" not in str(error):
+                raise
+            text = "\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\nassistant: "
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    # ---- generation ----
+
+    def start_column(self, label: str, adapter: str | None, messages: list[dict], settings: Settings) -> ColumnState:
+        import torch
+
+        ids = self.prompt_ids(messages, settings.system_prompt)
+        if len(ids) + settings.max_new_tokens > self.max_positions:
+            raise StudioError(
+                f"The conversation is too long for this model ({len(ids)} tokens of {self.max_positions}).",
+                "Press Clear to start a new conversation, or lower 'max new tokens'.",
+            )
+        generator = torch.Generator().manual_seed(int(settings.seed))
+        return ColumnState(label=label, adapter=adapter, prompt_ids=ids, next_input=list(ids), generator=generator,
+                           started=time.perf_counter())
+
+    def step(self, column: ColumnState, settings: Settings) -> None:
+        """Generate one token for one column."""
+        import torch
+
+        if column.done:
+            return
+        began = time.perf_counter()
+        try:
+            with torch.inference_mode(), self.using(column.adapter) as model:
+                out = model(input_ids=torch.tensor([column.next_input]), past_key_values=column.cache, use_cache=True)
+        except StudioError:
+            raise
+        except (RuntimeError, MemoryError) as error:
+            raise explain_generation_error(error) from error
+        column.cache = out.past_key_values
+        token = pick_token(out.logits[0, -1], settings, column.generator)
+        column.compute_s += time.perf_counter() - began
+        if column.first_token_s is None:
+            column.first_token_s = time.perf_counter() - column.started
+        if token in self.stop_ids:
+            column.done, column.finish_reason = True, "eos"
+            return
+        column.generated.append(token)
+        column.next_input = [token]
+        column.text = self._decode(column.generated)
+        if len(column.generated) >= settings.max_new_tokens:
+            column.done, column.finish_reason = True, "length"
+
+    def stream(self, jobs: list[tuple[str, str | None, list[dict]]], settings: Settings, should_stop=None):
+        """Interleave the columns token by token; yields the list of ColumnState after each round.
+
+        jobs: (label, adapter name or BASE, chat messages ending with the user turn) per column.
+        """
+        apply_thread_policy()
+        columns = [self.start_column(label, adapter, messages, settings) for label, adapter, messages in jobs]
+        yield columns
+        while not all(column.done for column in columns):
+            if should_stop is not None and should_stop():
+                for column in columns:
+                    if not column.done:
+                        column.done, column.finish_reason = True, "stopped"
+                break
+            for column in columns:
+                self.step(column, settings)
+            yield columns
+        for column in columns:
+            column.cache = None  # free the KV caches
+
+    def generate(self, adapter: str | None, messages: list[dict], settings: Settings) -> str:
+        result = None
+        for result in self.stream([("answer", adapter, messages)], settings):
+            pass
+        return result[0].text
+
+    def reference_loss(self, adapter: str | None, messages: list[dict], reference: str, system_prompt: str = "") -> float:
+        """Teacher-forced mean cross-entropy of the reference answer (plus end of turn) after the prompt."""
+        import torch
+
+        prompt = self.prompt_ids(messages, system_prompt)
+        answer = self.tokenizer(reference, add_special_tokens=False)["input_ids"]
+        end = self.tokenizer.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in self.tokenizer.get_vocab() else self.tokenizer.eos_token_id
+        if end is not None:
+            answer = answer + [int(end)]
+        ids = (prompt + answer)[-self.max_positions:]
+        n_answer = min(len(answer), len(ids) - 1)
+        labels = [-100] * (len(ids) - n_answer) + ids[len(ids) - n_answer:]
+        apply_thread_policy()
+        with torch.inference_mode(), self.using(adapter) as model:
+            out = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels]))
+        return float(out.loss)
+
+
+def pick_token(logits, settings: Settings, generator) -> int:
+    """Greedy at temperature 0; otherwise temperature + nucleus (top_p) sampling from a seeded generator."""
+    import torch
+
+    if settings.temperature <= 0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits.float() / settings.temperature, dim=-1)
+    if 0 < settings.top_p < 1:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        cumulative = torch.cumsum(sorted_probs, dim=-1)
+        keep = cumulative - sorted_probs < settings.top_p  # always keeps the top token
+        sorted_probs = sorted_probs * keep
+        choice = torch.multinomial(sorted_probs / sorted_probs.sum(), 1, generator=generator)
+        return int(order[choice])
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def get_engine(base_ref: str, progress=None) -> Engine:
+    """The engine for a base model, loaded once. Only one base is kept in memory at a time."""
+    from studio.models import catalog
+
+    key = catalog.resolve(base_ref, progress)
+    key = str(Path(key).resolve()) if Path(key).exists() else key
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            _ENGINES.clear()  # a new base replaces the old one: never two models in memory
+            engine = Engine(base_ref, progress)
+            _ENGINES[key] = engine
+        return engine
+
+
+def cached_engines() -> dict[str, Engine]:
+    return dict(_ENGINES)
+
+
+@dataclass
+class Session:
+    """What a Compare view needs: the engine and the adapter names of run A (tuned) and optional run B."""
+
+    engine: Engine
+    run: runs.RunInfo
+    tuned: str
+    run_b: runs.RunInfo | None = None
+    tuned_b: str | None = None
+
+
+def open_session(run_id_or_dir, run_b_id_or_dir=None, progress=None) -> Session:
+    run = runs.load_run(run_id_or_dir)
+    run_b = runs.load_run(run_b_id_or_dir) if run_b_id_or_dir else None
+    if run_b is not None and not _same_base(run.base_ref, run_b.base_ref):
+        raise StudioError(
+            f"Run B ('{run_b.name}') was trained on {run_b.base_ref}, run A on {run.base_ref}.",
+            "A third column needs a run on the same base model; pick another run B or leave it empty.",
+        )
+    engine = get_engine(run.base_ref, progress)
+    tuned = engine.attach(run.adapter_dir)
+    tuned_b = engine.attach(run_b.adapter_dir) if run_b is not None else None
+    engine.trim([name for name in (tuned, tuned_b) if name])
+    return Session(engine=engine, run=run, tuned=tuned, run_b=run_b, tuned_b=tuned_b)
+
+
+def _same_base(a: str, b: str) -> bool:
+    from studio.models import catalog
+
+    if a == b:
+        return True
+    try:
+        return Path(catalog.resolve(a)).resolve() == Path(catalog.resolve(b)).resolve()
+    except StudioError:
+        return False
+
+
+def perplexity(loss: float) -> float:
+    return math.exp(min(loss, 50.0))

@@ -1,0 +1,178 @@
+"""Held-out evaluation: base vs tuned answers on N prompts, teacher-forced loss, overlap, style marker.
+
+Results are saved to <run_dir>/compare/eval.json so reopening the tab shows them at once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+from studio import paths
+from studio.compare import metrics, runs
+from studio.compare.engine import BASE, Settings, perplexity
+from studio.errors import StudioError
+
+DEFAULT_N = 20
+EVAL_FILE = "eval.json"
+
+
+def eval_path(run: runs.RunInfo) -> Path:
+    return run.compare_dir / EVAL_FILE
+
+
+def load_prompts(run: runs.RunInfo, prompt_file: str | Path | None = None, n: int = DEFAULT_N) -> tuple[list[dict], str]:
+    """The prompts to evaluate and where they came from."""
+    if prompt_file:
+        return runs.read_prompt_file(prompt_file, limit=n), Path(prompt_file).name
+    return runs.validation_prompts(run, limit=n), "validation split"
+
+
+def evaluate(session, prompts: list[dict], source: str = "", settings: Settings | None = None, progress=None,
+             should_stop=None) -> dict:
+    """Generate base and tuned answers for each prompt and score them. `progress(done, total, text)` if given."""
+    settings = settings or Settings(max_new_tokens=128)
+    engine, tuned = session.engine, session.tuned
+    rows = []
+    began = time.time()
+    for index, item in enumerate(prompts):
+        if should_stop is not None and should_stop():
+            break
+        if progress is not None:
+            progress(index, len(prompts), f"Prompt {index + 1} of {len(prompts)}")
+        columns = None
+        for columns in engine.stream([("base", BASE, item["messages"]), ("tuned", tuned, item["messages"])], settings):
+            pass
+        row = {"prompt": item["prompt"], "messages": item["messages"], "reference": item.get("reference"),
+               "base": columns[0].text, "tuned": columns[1].text}
+        if item.get("reference"):
+            row["base_loss"] = engine.reference_loss(BASE, item["messages"], item["reference"], settings.system_prompt)
+            row["tuned_loss"] = engine.reference_loss(tuned, item["messages"], item["reference"], settings.system_prompt)
+            row["base_rouge_l"] = metrics.rouge_l(row["base"], item["reference"])
+            row["tuned_rouge_l"] = metrics.rouge_l(row["tuned"], item["reference"])
+            row["base_chrf"] = metrics.chrf(row["base"], item["reference"])
+            row["tuned_chrf"] = metrics.chrf(row["tuned"], item["reference"])
+        rows.append(row)
+    if progress is not None:
+        progress(len(rows), len(prompts), "Done")
+    result = {
+        "run_id": session.run.run_id,
+        "base_model": session.run.base_ref,
+        "source": source,
+        "settings": {"temperature": settings.temperature, "top_p": settings.top_p,
+                     "max_new_tokens": settings.max_new_tokens, "seed": settings.seed,
+                     "system_prompt": settings.system_prompt},
+        "created_at": time.time(),
+        "seconds": round(time.time() - began, 1),
+        "rows": rows,
+    }
+    result["summary"] = summarize(rows)
+    return result
+
+
+def _mean(values):
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return sum(values) / len(values) if values else None
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Mean loss and perplexity base vs tuned, prompts improved, overlap means, style marker shares."""
+    scored = [r for r in rows if r.get("base_loss") is not None and r.get("tuned_loss") is not None]
+    summary = {"prompts": len(rows), "with_reference": len(scored)}
+    if scored:
+        base_loss = _mean(r["base_loss"] for r in scored)
+        tuned_loss = _mean(r["tuned_loss"] for r in scored)
+        summary.update(
+            base_loss=base_loss, tuned_loss=tuned_loss,
+            base_perplexity=perplexity(base_loss), tuned_perplexity=perplexity(tuned_loss),
+            improved=sum(1 for r in scored if r["tuned_loss"] < r["base_loss"]),
+            base_rouge_l=_mean(r.get("base_rouge_l") for r in scored),
+            tuned_rouge_l=_mean(r.get("tuned_rouge_l") for r in scored),
+            base_chrf=_mean(r.get("base_chrf") for r in scored),
+            tuned_chrf=_mean(r.get("tuned_chrf") for r in scored),
+        )
+    marker = metrics.detect_style_marker([r.get("reference") or "" for r in rows])
+    if marker["prefix"] or marker["suffix"]:
+        summary["style_marker"] = marker
+        summary["style_base"] = sum(metrics.carries_marker(r["base"], marker) for r in rows)
+        summary["style_tuned"] = sum(metrics.carries_marker(r["tuned"], marker) for r in rows)
+        summary["style_reference"] = sum(metrics.carries_marker(r.get("reference") or "", marker) for r in rows)
+        # Each part on its own too: a model often picks up the greeting before the sign-off.
+        summary["style_parts"] = {
+            part: {side: sum(metrics.carries_marker(r.get(side) or "", {part: marker[part]}) for r in rows)
+                   for side in ("base", "tuned", "reference")}
+            for part in ("prefix", "suffix") if marker[part]
+        }
+    return summary
+
+
+def headline(summary: dict) -> str:
+    """One plain sentence for people who have never heard of LoRA."""
+    parts = []
+    if summary.get("with_reference"):
+        parts.append(
+            f"On {summary['with_reference']} held-out prompts the tuned model fits the reference answers better on "
+            f"{summary['improved']} (mean loss {summary['base_loss']:.3f} → {summary['tuned_loss']:.3f}, "
+            f"perplexity {summary['base_perplexity']:.1f} → {summary['tuned_perplexity']:.1f}; lower is better)."
+        )
+    if summary.get("style_marker"):
+        marker, n = summary["style_marker"], summary["prompts"]
+        wording = {"prefix": "start with", "suffix": "end with"}
+        for part, counts in summary.get("style_parts", {}).items():
+            parts.append(f"Answers that {wording[part]} “{marker[part]}”: base {counts['base']}/{n}, tuned {counts['tuned']}/{n}.")
+    return " ".join(parts) or f"{summary.get('prompts', 0)} prompts compared (no reference answers to score against)."
+
+
+def save(run: runs.RunInfo, result: dict) -> Path:
+    path = eval_path(run)
+    paths.atomic_write_text(path, json.dumps(result, indent=1, ensure_ascii=False))
+    return path
+
+
+def load(run: runs.RunInfo) -> dict | None:
+    return runs.read_json(eval_path(run), None)
+
+
+def table_rows(result: dict, width: int = 400) -> list[list]:
+    """Rows for a table: prompt, reference, base, tuned, base loss, tuned loss, ROUGE-L base/tuned."""
+    def cut(text):
+        text = text or ""
+        return text if len(text) <= width else text[: width - 1] + "…"
+
+    def number(value):
+        return round(value, 3) if isinstance(value, (int, float)) else None
+
+    return [[cut(r["prompt"]), cut(r.get("reference") or ""), cut(r["base"]), cut(r["tuned"]),
+             number(r.get("base_loss")), number(r.get("tuned_loss")),
+             number(r.get("base_rouge_l")), number(r.get("tuned_rouge_l"))] for r in result.get("rows", [])]
+
+
+TABLE_HEADERS = ["Prompt", "Reference", "Base answer", "Tuned answer", "Base loss", "Tuned loss", "Base ROUGE-L", "Tuned ROUGE-L"]
+
+
+def loss_figure(result: dict):
+    """Plotly bar chart: per-prompt reference loss, base vs tuned."""
+    import plotly.graph_objects as go
+
+    rows = [r for r in result.get("rows", []) if r.get("base_loss") is not None]
+    labels = [f"{i + 1}" for i in range(len(rows))]
+    hover = [r["prompt"][:80] for r in rows]
+    figure = go.Figure()
+    figure.add_bar(name="Base", x=labels, y=[r["base_loss"] for r in rows], hovertext=hover, marker_color="#94a3b8")
+    figure.add_bar(name="Tuned", x=labels, y=[r["tuned_loss"] for r in rows], hovertext=hover, marker_color="#2563eb")
+    figure.update_layout(barmode="group", title="Loss on the reference answer per prompt (lower is better)",
+                         xaxis_title="prompt #", yaxis_title="loss", height=340, margin=dict(l=40, r=20, t=50, b=40),
+                         legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
+    return figure
+
+
+def validate_n(n) -> int:
+    try:
+        n = int(n)
+    except (TypeError, ValueError):
+        raise StudioError("The number of prompts must be a whole number.", "Use something like 20.") from None
+    if n < 1:
+        raise StudioError("The number of prompts must be at least 1.", "Use something like 20.")
+    return n

@@ -1,0 +1,272 @@
+"""A stakeholder report: one self-contained HTML file (inline CSS, inline SVG charts, no scripts,
+no network) and the same content as Markdown. Saved to <run_dir>/compare/report.html / report.md.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+from studio import paths
+from studio.compare import evaluate, runs, votes
+
+CONFIG_KEYS = ("model", "dataset", "technique", "max_length", "epochs", "max_steps", "learning_rate", "lora_r",
+               "lora_alpha", "lora_dropout", "target_modules", "batch_size", "gradient_accumulation_steps", "seed")
+
+
+def read_events(run: runs.RunInfo) -> list[dict]:
+    events = []
+    try:
+        lines = (run.dir / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return events
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue  # a half-written last line while a run is being written
+        if isinstance(event, dict):
+            events.append(event)
+    return events
+
+
+def loss_series(events: list[dict]) -> dict[str, list[tuple[float, float]]]:
+    train = [(e["step"], e["loss"]) for e in events if e.get("type") == "log" and _num(e.get("loss")) and _num(e.get("step"))]
+    val = [(e["step"], e["eval_loss"]) for e in events if e.get("type") == "eval" and _num(e.get("eval_loss")) and _num(e.get("step"))]
+    return {"train loss": train, "validation loss": val}
+
+
+def _num(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _timestamp(value) -> float | None:
+    if _num(value):
+        return float(value)
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def training_time(run: runs.RunInfo) -> str:
+    start, end = _timestamp(run.status.get("started_at")), _timestamp(run.status.get("ended_at"))
+    if start is None or end is None or end < start:
+        return "unknown"
+    seconds = int(end - start)
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m {seconds % 60:02d}s"
+
+
+def dataset_label(run: runs.RunInfo) -> str:
+    folder = run.dataset_dir
+    if folder is None:
+        return "unknown"
+    manifest = runs.read_json(folder / "manifest.json", {}) or {}
+    counts = manifest.get("counts") or {}
+    name = manifest.get("name") or folder.name
+    if counts:
+        return f"{name} ({counts.get('train', '?')} training rows, {counts.get('validation', '?')} validation)"
+    return name
+
+
+def summary_items(run: runs.RunInfo) -> list[tuple[str, str]]:
+    from studio.models import catalog
+
+    try:
+        model = catalog.label(run.base_ref)
+    except Exception:  # noqa: BLE001 - a model folder that no longer exists still gets a label
+        model = run.base_ref
+    items = [("Run", run.name), ("Base model", model), ("Data", dataset_label(run)),
+             ("Status", str(run.status.get("status", "adapter folder" if run.is_bare_adapter else "unknown"))),
+             ("Training time", training_time(run))]
+    settings = [f"{key}={run.config[key]}" for key in CONFIG_KEYS if key in run.config and key not in ("model", "dataset")]
+    if settings:
+        items.append(("Settings", ", ".join(settings)))
+    return items
+
+
+def svg_line_chart(series: dict[str, list[tuple[float, float]]], width: int = 640, height: int = 260,
+                   colors=("#2563eb", "#ea580c", "#16a34a"), y_label: str = "loss", x_label: str = "step") -> str:
+    """A small inline SVG line chart (no scripts): axes, ticks, one polyline per series, a legend."""
+    points = [p for values in series.values() for p in values]
+    if not points:
+        return '<p class="muted">No loss was logged for this run.</p>'
+    left, right, top, bottom = 52, 16, 28, 36
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x0, x1 = min(xs), max(xs)
+    y0, y1 = min(ys), max(ys)
+    if x1 == x0:
+        x1 = x0 + 1
+    if y1 == y0:
+        y1 = y0 + 1
+    pad = (y1 - y0) * 0.08
+    y0, y1 = y0 - pad, y1 + pad
+
+    def sx(x):
+        return left + (x - x0) / (x1 - x0) * (width - left - right)
+
+    def sy(y):
+        return top + (1 - (y - y0) / (y1 - y0)) * (height - top - bottom)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
+             f'aria-label="{html.escape(y_label)} by {html.escape(x_label)}" style="max-width:{width}px;font-family:sans-serif;font-size:11px">']
+    parts.append(f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" fill="#f8fafc" stroke="#cbd5e1"/>')
+    for i in range(5):
+        value = y0 + (y1 - y0) * i / 4
+        y = sy(value)
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e2e8f0"/>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#475569">{value:.3g}</text>')
+    for i in range(5):
+        value = x0 + (x1 - x0) * i / 4
+        parts.append(f'<text x="{sx(value):.1f}" y="{height - bottom + 16}" text-anchor="middle" fill="#475569">{value:.0f}</text>')
+    parts.append(f'<text x="{(width + left) / 2:.0f}" y="{height - 4}" text-anchor="middle" fill="#334155">{html.escape(x_label)}</text>')
+    parts.append(f'<text x="12" y="{(height) / 2:.0f}" transform="rotate(-90 12 {height / 2:.0f})" text-anchor="middle" fill="#334155">{html.escape(y_label)}</text>')
+    legend_x = left + 8
+    for (name, values), color in zip(series.items(), colors):
+        if not values:
+            continue
+        coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in values)
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{coords}"/>')
+        if len(values) == 1:
+            x, y = values[0]
+            parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{color}"/>')
+        parts.append(f'<rect x="{legend_x}" y="8" width="12" height="4" fill="{color}"/>'
+                     f'<text x="{legend_x + 16}" y="14" fill="#334155">{html.escape(name)}</text>')
+        legend_x += 24 + 7 * len(name)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+CSS = """
+body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;color:#0f172a;max-width:1100px;margin:24px auto;padding:0 16px;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:0}h2{font-size:1.2em;margin-top:1.8em;border-bottom:2px solid #e2e8f0;padding-bottom:4px}
+.muted{color:#64748b}.lead{font-size:1.05em;background:#eff6ff;border-left:4px solid #2563eb;padding:10px 14px;border-radius:4px}
+dl.summary{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px}dl.summary dt{font-weight:600;color:#334155}dl.summary dd{margin:0}
+.cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #e2e8f0;border-radius:8px;padding:10px 14px;min-width:150px}
+.card b{display:block;font-size:1.4em}.card span{color:#64748b;font-size:.9em}
+table{border-collapse:collapse;width:100%;font-size:.9em}th,td{border:1px solid #e2e8f0;padding:6px 8px;vertical-align:top;text-align:left}
+th{background:#f1f5f9}td.num{text-align:right;white-space:nowrap}td.better{background:#dcfce7}
+.answer{white-space:pre-wrap}
+"""
+
+
+def _fmt(value, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if _num(value) else "–"
+
+
+def _eval_cards(summary: dict) -> list[tuple[str, str]]:
+    cards = []
+    if summary.get("with_reference"):
+        cards += [("Mean loss", f"{_fmt(summary['base_loss'])} → {_fmt(summary['tuned_loss'])}"),
+                  ("Perplexity", f"{_fmt(summary['base_perplexity'], 1)} → {_fmt(summary['tuned_perplexity'], 1)}"),
+                  ("Prompts improved", f"{summary['improved']} of {summary['with_reference']}"),
+                  ("ROUGE-L", f"{_fmt(summary.get('base_rouge_l'))} → {_fmt(summary.get('tuned_rouge_l'))}")]
+    wording = {"prefix": "Starts with", "suffix": "Ends with"}
+    for part, counts in (summary.get("style_parts") or {}).items():
+        cards.append((f"{wording[part]} “{summary['style_marker'][part]}”",
+                      f"{counts['base']} → {counts['tuned']} of {summary['prompts']}"))
+    return cards
+
+
+def build(run: runs.RunInfo, eval_result: dict | None = None, ballot: dict | None = None) -> tuple[str, str]:
+    """(html, markdown) for the run, its saved evaluation and votes."""
+    eval_result = eval_result if eval_result is not None else evaluate.load(run)
+    ballot = ballot if ballot is not None else runs.read_json(votes.votes_path(run), None)
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    items = summary_items(run)
+    series = loss_series(read_events(run))
+    esc = html.escape
+
+    body = [f"<h1>Fine-tune report: {esc(run.name)}</h1>",
+            f'<p class="muted">Fine-Tune Studio · generated {generated}</p>']
+    md = [f"# Fine-tune report: {run.name}", "", f"_Fine-Tune Studio · generated {generated}_", ""]
+    if eval_result:
+        lead = evaluate.headline(eval_result["summary"])
+        body.append(f'<p class="lead">{esc(lead)}</p>')
+        md += [f"> {lead}", ""]
+
+    body.append("<h2>Run</h2><dl class=\"summary\">" + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items) + "</dl>")
+    md += ["## Run", ""] + [f"- **{k}:** {v}" for k, v in items] + [""]
+
+    body.append("<h2>Training loss</h2>" + svg_line_chart(series))
+    md += ["## Training loss", ""]
+    for name, values in series.items():
+        if values:
+            md.append(f"- {name}: {_fmt(values[0][1])} at step {values[0][0]} → {_fmt(values[-1][1])} at step {values[-1][0]} "
+                      f"(min {_fmt(min(v for _, v in values))})")
+    if not any(series.values()):
+        md.append("No loss was logged for this run.")
+    md.append("")
+
+    body.append("<h2>Held-out evaluation</h2>")
+    md += ["## Held-out evaluation", ""]
+    if eval_result:
+        summary = eval_result["summary"]
+        settings = eval_result.get("settings", {})
+        how = (f"{summary['prompts']} prompts from the {eval_result.get('source') or 'prompt file'}; "
+               f"{'greedy decoding' if not settings.get('temperature') else 'temperature ' + str(settings.get('temperature'))}, "
+               f"up to {settings.get('max_new_tokens', '?')} new tokens. Loss = teacher-forced cross-entropy of the reference "
+               f"answer (lower is better); ROUGE-L = word overlap with the reference (0–1, higher is better).")
+        body.append(f'<p class="muted">{esc(how)}</p>')
+        body.append('<div class="cards">' + "".join(f"<div class=\"card\"><span>{esc(k)}</span><b>{esc(v)}</b></div>"
+                                                    for k, v in _eval_cards(summary)) + "</div>")
+        md += [how, ""] + [f"- **{k}:** {v}" for k, v in _eval_cards(summary)] + [""]
+        if summary.get("style_marker"):
+            marker = summary["style_marker"]
+            text = f"Style marker detected in the references: prefix “{marker['prefix']}”, suffix “{marker['suffix']}”."
+            body.append(f'<p class="muted">{esc(text)}</p>')
+            md += [text, ""]
+        header = ["#", "Prompt", "Reference", "Base answer", "Tuned answer", "Base loss", "Tuned loss"]
+        rows_html = []
+        md += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for i, row in enumerate(eval_result["rows"], start=1):
+            better = _num(row.get("tuned_loss")) and _num(row.get("base_loss")) and row["tuned_loss"] < row["base_loss"]
+            rows_html.append(
+                f"<tr><td class=\"num\">{i}</td><td>{esc(row['prompt'])}</td><td class=\"answer\">{esc(row.get('reference') or '')}</td>"
+                f"<td class=\"answer\">{esc(row['base'])}</td><td class=\"answer\">{esc(row['tuned'])}</td>"
+                f"<td class=\"num\">{_fmt(row.get('base_loss'))}</td><td class=\"num{' better' if better else ''}\">{_fmt(row.get('tuned_loss'))}</td></tr>")
+            cells = [str(i), row["prompt"], row.get("reference") or "", row["base"], row["tuned"],
+                     _fmt(row.get("base_loss")), _fmt(row.get("tuned_loss"))]
+            md.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+        body.append("<table id=\"eval-table\"><thead><tr>" + "".join(f"<th>{h}</th>" for h in header) + "</tr></thead><tbody>"
+                    + "".join(rows_html) + "</tbody></table>")
+        md.append("")
+    else:
+        body.append('<p class="muted">No evaluation yet: run it in the Compare tab or with <code>python -m studio compare</code>.</p>')
+        md += ["No evaluation yet.", ""]
+
+    body.append("<h2>Blind A/B votes</h2>")
+    md += ["## Blind A/B votes", ""]
+    result = votes.tally(ballot) if ballot else None
+    if result and result["total"]:
+        text = votes.tally_text(result)
+        body.append(f"<p>{esc(text)}</p>")
+        md += [text, ""]
+    else:
+        body.append('<p class="muted">No blind votes yet.</p>')
+        md += ["No blind votes yet.", ""]
+
+    page = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>Fine-tune report: {esc(run.name)}</title><style>{CSS}</style></head><body>"
+            + "\n".join(body) + "</body></html>")
+    return page, "\n".join(md)
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
+
+
+def write(run: runs.RunInfo, out: str | Path | None = None, eval_result: dict | None = None, ballot: dict | None = None) -> tuple[Path, Path]:
+    """Write report.html and report.md (next to `out` if given, else in <run_dir>/compare/)."""
+    page, markdown = build(run, eval_result, ballot)
+    html_path = Path(out) if out else run.compare_dir / "report.html"
+    md_path = html_path.with_suffix(".md")
+    paths.atomic_write_text(html_path, page)
+    paths.atomic_write_text(md_path, markdown)
+    return html_path, md_path

@@ -1,0 +1,231 @@
+"""Read finished training runs (the run-folder contract) for comparison.
+
+A run folder is `paths.runs_dir()/<run_id>/` with config.json ("model", "dataset", ...),
+status.json, events.jsonl and, once the run completed or stopped gracefully, adapter/.
+Compare also accepts a bare PEFT adapter folder (adapter_config.json + weights).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from studio import paths
+from studio.errors import StudioError
+
+ACTIVE_STATUSES = ("starting", "running")
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    dir: Path  # the run folder (or the adapter folder itself for a bare adapter)
+    adapter_dir: Path
+    base_ref: str  # catalog reference of the base model
+    config: dict = field(default_factory=dict)
+    status: dict = field(default_factory=dict)
+    is_bare_adapter: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.config.get("name") or self.run_id
+
+    @property
+    def compare_dir(self) -> Path:
+        """Where Compare keeps its results (eval.json, votes.json, report.*)."""
+        return self.dir / "compare"
+
+    @property
+    def dataset_dir(self) -> Path | None:
+        dataset = self.config.get("dataset")
+        return Path(dataset) if dataset else None
+
+
+def read_json(path: Path, default=None):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return default
+
+
+def is_adapter_dir(folder: Path) -> bool:
+    folder = Path(folder)
+    return (folder / "adapter_config.json").is_file() and any(
+        (folder / name).is_file() for name in ("adapter_model.safetensors", "adapter_model.bin")
+    )
+
+
+def _locate(run_id_or_dir: str) -> Path:
+    text = str(run_id_or_dir or "").strip()
+    if not text:
+        raise StudioError("No run was picked.", "Pick a finished run from the list, or paste an adapter folder path.")
+    candidate = Path(text).expanduser()
+    if candidate.is_dir():
+        return candidate.resolve()
+    by_id = paths.runs_dir() / paths.safe_name(text, default="")
+    if paths.safe_name(text, default="") and by_id.is_dir():
+        return by_id
+    raise StudioError(
+        f"No run called '{text}' was found.",
+        f"Runs live in {paths.runs_dir()}; pick one from the list or paste the path of a run or adapter folder.",
+    )
+
+
+def load_run(run_id_or_dir: str | Path) -> RunInfo:
+    """A run id, a run folder or a PEFT adapter folder → RunInfo; plain errors when it cannot be compared."""
+    folder = _locate(str(run_id_or_dir))
+    if is_adapter_dir(folder) and not is_adapter_dir(folder / "adapter"):
+        adapter_config = read_json(folder / "adapter_config.json", {}) or {}
+        base = adapter_config.get("base_model_name_or_path") or ""
+        if not base:
+            raise StudioError(
+                f"The adapter in {folder} does not say which base model it was trained on.",
+                "Open it through its run folder, whose config.json names the model.",
+            )
+        return RunInfo(run_id=folder.name, dir=folder, adapter_dir=folder, base_ref=base,
+                       config={"model": base}, status={}, is_bare_adapter=True)
+    config = read_json(folder / "config.json", None)
+    if config is None:
+        raise StudioError(
+            f"{folder} is neither a training run folder nor a PEFT adapter folder.",
+            "A run folder has config.json and adapter/; an adapter folder has adapter_config.json.",
+        )
+    status = read_json(folder / "status.json", {}) or {}
+    adapter_dir = folder / "adapter"
+    if not is_adapter_dir(adapter_dir):
+        state = status.get("status", "unknown")
+        raise StudioError(
+            f"Run '{config.get('name') or folder.name}' has no adapter yet (status: {state}).",
+            "Compare needs a run that completed or was stopped gracefully; wait for it to finish, or resume it in Train.",
+        )
+    base = config.get("model") or (read_json(adapter_dir / "adapter_config.json", {}) or {}).get("base_model_name_or_path")
+    if not base:
+        raise StudioError(f"Run '{folder.name}' does not name its base model.", "Its config.json needs a \"model\" entry.")
+    return RunInfo(run_id=config.get("run_id") or folder.name, dir=folder, adapter_dir=adapter_dir,
+                   base_ref=base, config=config, status=status)
+
+
+def list_comparable_runs() -> list[dict]:
+    """Runs that have an adapter, newest first: {"run_id", "label", "dir", "status"}."""
+    found = []
+    for folder in paths.runs_dir().iterdir():
+        if not folder.is_dir() or not is_adapter_dir(folder / "adapter"):
+            continue
+        config = read_json(folder / "config.json", {}) or {}
+        status = read_json(folder / "status.json", {}) or {}
+        name = config.get("name") or folder.name
+        state = status.get("status", "unknown")
+        when = status.get("ended_at") or status.get("started_at") or ""
+        model = str(config.get("model", "?")).replace("bundled:", "")
+        label = f"{name} · {model} · {state}" + (f" · {str(when)[:16]}" if when else "")
+        found.append({"run_id": folder.name, "label": label, "dir": str(folder), "status": state,
+                      "mtime": (folder / "adapter").stat().st_mtime})
+    found.sort(key=lambda item: item["mtime"], reverse=True)
+    return found
+
+
+def _pid_alive(pid) -> bool:
+    try:
+        pid = int(pid)
+    except (TypeError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def training_active() -> bool:
+    """True while any run in the studio is starting or running with a live process."""
+    for status_file in paths.runs_dir().glob("*/status.json"):
+        status = read_json(status_file, {}) or {}
+        if status.get("status") in ACTIVE_STATUSES and _pid_alive(status.get("pid")):
+            return True
+    return False
+
+
+# ---- prompts: the run's validation split or an uploaded JSONL of chat rows ----
+
+def split_row(messages: list[dict]) -> tuple[list[dict], str | None] | None:
+    """Chat row → (prompt messages ending with the last user turn, reference answer or None)."""
+    messages = [{"role": m.get("role"), "content": flatten_content(m.get("content"))} for m in messages if isinstance(m, dict)]
+    reference = None
+    if messages and messages[-1]["role"] == "assistant":
+        reference = messages[-1]["content"]
+        messages = messages[:-1]
+    if not messages or messages[-1]["role"] != "user":
+        return None
+    return messages, reference
+
+
+def flatten_content(content) -> str:
+    """Gradio 6 hands message content as a list of {"type": "text", "text": ...} parts: join them."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text") or content.get("content") or "")
+    if isinstance(content, (list, tuple)):
+        return "".join(flatten_content(part) for part in content)
+    return str(content)
+
+
+def read_prompt_file(path: str | Path, limit: int | None = None) -> list[dict]:
+    """JSONL of chat rows → [{"messages": prompt messages, "prompt": last user text, "reference": str|None}]."""
+    path = Path(path)
+    if not path.is_file():
+        raise StudioError(f"Prompt file {path} was not found.", "Give a JSONL file with one {\"messages\": [...]} per line.")
+    rows, bad = [], 0
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                bad += 1
+                continue
+            messages = record.get("messages") if isinstance(record, dict) else None
+            if messages is None and isinstance(record, dict) and "prompt" in record:
+                messages = [{"role": "user", "content": record["prompt"]}]
+                if record.get("completion") or record.get("reference"):
+                    messages.append({"role": "assistant", "content": record.get("completion") or record.get("reference")})
+            split = split_row(messages) if isinstance(messages, list) else None
+            if split is None:
+                bad += 1
+                continue
+            prompt_messages, reference = split
+            rows.append({"messages": prompt_messages, "prompt": prompt_messages[-1]["content"], "reference": reference})
+            if limit and len(rows) >= limit:
+                break
+    if not rows:
+        raise StudioError(
+            f"No usable prompts in {path.name}" + (f" ({bad} lines were not chat rows)." if bad else "."),
+            "Each line should be {\"messages\": [{\"role\": \"user\", \"content\": ...}, {\"role\": \"assistant\", ...}]}.",
+        )
+    return rows
+
+
+def validation_file(run: RunInfo) -> Path | None:
+    dataset = run.dataset_dir
+    if dataset and (dataset / "validation.jsonl").is_file():
+        return dataset / "validation.jsonl"
+    return None
+
+
+def validation_prompts(run: RunInfo, limit: int | None = None) -> list[dict]:
+    file = validation_file(run)
+    if file is None:
+        raise StudioError(
+            f"Run '{run.name}' has no validation split to evaluate on.",
+            "Upload a prompt file (JSONL chat rows) instead.",
+        )
+    return read_prompt_file(file, limit)

@@ -1,0 +1,151 @@
+"""One copy of the weights: base column = adapters off, tuned column = adapter on."""
+
+import json
+import os
+
+import pytest
+
+from studio.compare import engine, runs
+from studio.errors import StudioError
+
+PROMPT = [{"role": "user", "content": "What is 2 + 2?"}]
+
+
+def test_disable_adapter_matches_a_separately_loaded_base(tiny_run_dir, tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    session = engine.open_session(str(tiny_run_dir))
+    ids = torch.tensor([session.engine.prompt_ids(PROMPT)])
+    with torch.inference_mode():
+        with session.engine.using(engine.BASE) as model:
+            base_logits = model(input_ids=ids).logits
+        with session.engine.using(session.tuned) as model:
+            tuned_logits = model(input_ids=ids).logits
+        separate = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()(input_ids=ids).logits
+    assert torch.equal(base_logits, separate)
+    assert (tuned_logits - separate).abs().max() > 1e-3  # the adapter really changes the model
+
+
+def test_tuned_answers_differ_from_base_after_training(tiny_run_dir):
+    session = engine.open_session(str(tiny_run_dir))
+    settings = engine.Settings(max_new_tokens=12)
+    base = session.engine.generate(engine.BASE, PROMPT, settings)
+    tuned = session.engine.generate(session.tuned, PROMPT, settings)
+    assert base != tuned
+    assert tuned.startswith("Ahoy")  # the style it was trained on
+    assert not base.startswith("Ahoy")
+
+
+def test_columns_stream_interleaved(tiny_run_dir):
+    session = engine.open_session(str(tiny_run_dir))
+    settings = engine.Settings(max_new_tokens=6)
+    rounds = []
+    for columns in session.engine.stream([("Base", engine.BASE, PROMPT), ("Tuned", session.tuned, PROMPT)], settings):
+        rounds.append([len(c.generated) + c.done for c in columns])
+    # After every round both columns have advanced: neither waits for the other's whole answer.
+    assert rounds[0] == [0, 0]
+    assert rounds[1] == [1, 1]
+    assert max(len(r) for r in rounds) == 2
+    assert all(c.tokens_per_s > 0 for c in columns if c.generated)
+
+
+def test_stop_ends_all_columns(tiny_run_dir):
+    session = engine.open_session(str(tiny_run_dir))
+    calls = {"n": 0}
+
+    def should_stop():
+        calls["n"] += 1
+        return calls["n"] > 2
+
+    last = None
+    for last in session.engine.stream([("Base", engine.BASE, PROMPT), ("Tuned", session.tuned, PROMPT)],
+                                      engine.Settings(max_new_tokens=50), should_stop):
+        pass
+    assert all(c.done and c.finish_reason == "stopped" for c in last)
+    assert all(len(c.generated) <= 2 for c in last)
+
+
+def test_sampling_is_reproducible_with_a_seed(tiny_run_dir):
+    session = engine.open_session(str(tiny_run_dir))
+    settings = engine.Settings(temperature=1.0, top_p=0.9, max_new_tokens=10, seed=42)
+    first = session.engine.generate(session.tuned, PROMPT, settings)
+    assert session.engine.generate(session.tuned, PROMPT, settings) == first
+
+
+def test_switching_runs_keeps_the_base_and_third_column_works(tiny_run_dir, tiny_run_b_dir):
+    one = engine.open_session(str(tiny_run_dir))
+    two = engine.open_session(str(tiny_run_b_dir), str(tiny_run_dir))
+    assert two.engine is one.engine and two.engine.base is one.engine.base  # no reload
+    assert two.tuned != two.tuned_b and set(two.engine.adapters) == {two.tuned, two.tuned_b}
+    settings = engine.Settings(max_new_tokens=8)
+    answers = {}
+    for columns in two.engine.stream([("Base", engine.BASE, PROMPT), ("Tuned", two.tuned, PROMPT),
+                                      ("Run B", two.tuned_b, PROMPT)], settings):
+        answers = {c.label: c.text for c in columns}
+    assert answers["Run B"] == two.engine.generate(two.tuned_b, PROMPT, settings)
+    assert answers["Tuned"] == two.engine.generate(two.tuned, PROMPT, settings)
+    # Back to run A alone: instant, same base; older adapters are dropped only beyond the bound.
+    three = engine.open_session(str(tiny_run_dir))
+    assert three.engine is one.engine and three.tuned in three.engine.adapters
+    three.engine.trim([three.tuned], max_adapters=1)
+    assert list(three.engine.adapters) == [three.tuned]
+    assert three.engine.generate(three.tuned, PROMPT, settings) == answers["Tuned"]
+
+
+def test_reference_loss_is_lower_for_tuned_on_trained_style(tiny_run_dir):
+    session = engine.open_session(str(tiny_run_dir))
+    reference = "Ahoy! 2 + 2 is 4. — Captain Byte"
+    assert session.engine.reference_loss(session.tuned, PROMPT, reference) < session.engine.reference_loss(engine.BASE, PROMPT, reference)
+
+
+def test_missing_adapter_is_a_plain_message(tmp_path, tiny_model_dir):
+    run_dir = tmp_path / "half-run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps({"run_id": "half", "model": str(tiny_model_dir)}))
+    (run_dir / "status.json").write_text(json.dumps({"status": "running"}))
+    with pytest.raises(StudioError) as caught:
+        engine.open_session(str(run_dir))
+    assert "no adapter" in caught.value.message and caught.value.hint
+    with pytest.raises(StudioError):
+        runs.load_run("no-such-run-anywhere")
+
+
+def test_adapter_for_another_base_is_a_plain_message(tmp_path, tiny_run_dir):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from studio.models.tiny import build_tiny_model
+    from transformers import AutoModelForCausalLM
+
+    other = build_tiny_model(tmp_path / "other-base", hidden_size=64)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(other, dtype=torch.float32),
+                           LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"))
+    adapter_dir = tmp_path / "other-run" / "adapter"
+    model.save_pretrained(adapter_dir)
+    session = engine.open_session(str(tiny_run_dir))
+    with pytest.raises(StudioError) as caught:
+        session.engine.attach(adapter_dir)
+    assert "another base model" in caught.value.message
+    # Offered as run B next to a run on a different base: refused before loading anything.
+    (tmp_path / "other-run" / "config.json").write_text(json.dumps({"run_id": "o", "model": str(other)}))
+    with pytest.raises(StudioError) as caught:
+        engine.open_session(str(tiny_run_dir), str(tmp_path / "other-run"))
+    assert "same base model" in caught.value.hint
+
+
+def test_one_thread_while_a_training_run_is_active(tiny_run_dir):
+    import torch
+    from studio import paths
+
+    active = paths.runs_dir() / "active-run"
+    active.mkdir(exist_ok=True)
+    (active / "status.json").write_text(json.dumps({"status": "running", "pid": os.getpid()}))
+    try:
+        assert runs.training_active()
+        assert engine.apply_thread_policy() == 1 and torch.get_num_threads() == 1
+        (active / "status.json").write_text(json.dumps({"status": "running", "pid": 2**22 + 12345}))  # dead pid
+        assert not runs.training_active()
+    finally:
+        (active / "status.json").unlink()
+        active.rmdir()
+        torch.set_num_threads(1)

@@ -1,0 +1,90 @@
+import json
+import re
+
+import pytest
+
+from studio.compare import engine, evaluate, report, runs, votes
+
+
+def test_summarize_counts_improved_and_style():
+    rows = [
+        {"prompt": "a", "reference": "Ahoy! one — Captain Byte", "base": "one", "tuned": "Ahoy! one — Captain Byte",
+         "base_loss": 2.0, "tuned_loss": 1.0, "base_rouge_l": 0.5, "tuned_rouge_l": 1.0},
+        {"prompt": "b", "reference": "Ahoy! two — Captain Byte", "base": "two", "tuned": "Ahoy! two",
+         "base_loss": 1.0, "tuned_loss": 3.0, "base_rouge_l": 0.2, "tuned_rouge_l": 0.4},
+        {"prompt": "c", "reference": "Ahoy! three — Captain Byte", "base": "Ahoy! x — Captain Byte", "tuned": "three",
+         "base_loss": 3.0, "tuned_loss": 2.0, "base_rouge_l": 0.0, "tuned_rouge_l": 0.1},
+    ]
+    summary = evaluate.summarize(rows)
+    assert summary["improved"] == 2
+    assert summary["base_loss"] == pytest.approx(2.0) and summary["tuned_loss"] == pytest.approx(2.0)
+    assert summary["base_perplexity"] == pytest.approx(7.389056, rel=1e-6)  # exp(mean loss 2.0)
+    assert summary["tuned_rouge_l"] == pytest.approx(0.5)
+    assert summary["style_marker"] == {"prefix": "Ahoy!", "suffix": "— Captain Byte"}
+    assert (summary["style_base"], summary["style_tuned"], summary["style_reference"]) == (1, 1, 3)
+    assert summary["style_parts"]["prefix"] == {"base": 1, "tuned": 2, "reference": 3}
+    assert "2" in evaluate.headline(summary)
+
+
+def test_summarize_without_references():
+    summary = evaluate.summarize([{"prompt": "a", "base": "x", "tuned": "y", "reference": None}])
+    assert summary == {"prompts": 1, "with_reference": 0}
+    assert "no reference" in evaluate.headline(summary)
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_run_dir):
+    run = runs.load_run(str(tiny_run_dir))
+    session = engine.open_session(str(tiny_run_dir))
+    prompts, source = evaluate.load_prompts(run, n=4)
+    seen = []
+    result = evaluate.evaluate(session, prompts, source, engine.Settings(max_new_tokens=16),
+                               progress=lambda done, total, text: seen.append((done, total)))
+    evaluate.save(run, result)
+    return run, result, seen
+
+
+def test_evaluation_on_the_validation_split(evaluated):
+    run, result, seen = evaluated
+    assert len(result["rows"]) == 4 and seen[0] == (0, 4) and seen[-1] == (4, 4)
+    validation = [json.loads(line) for line in (run.dataset_dir / "validation.jsonl").read_text().splitlines()]
+    for row, source in zip(result["rows"], validation):
+        assert row["prompt"] == source["messages"][0]["content"]
+        assert row["reference"] == source["messages"][-1]["content"]
+        assert row["base"] != row["tuned"]
+    summary = result["summary"]
+    assert summary["improved"] == sum(r["tuned_loss"] < r["base_loss"] for r in result["rows"])
+    assert summary["tuned_loss"] < summary["base_loss"]  # trained on exactly this style
+    assert summary["style_parts"]["prefix"]["tuned"] > summary["style_parts"]["prefix"]["base"]
+    assert evaluate.load(run)["created_at"] == result["created_at"]  # reopened from eval.json
+    figure = evaluate.loss_figure(result)
+    assert [trace.name for trace in figure.data] == ["Base", "Tuned"]
+
+
+def test_report_is_self_contained_and_has_the_table(evaluated):
+    run, result, _ = evaluated
+    ballot = votes.new_ballot(result, seed=1)
+    votes.vote(ballot, 0, ballot["items"][0]["tuned_is"])
+    page, markdown = report.build(run, result, ballot)
+    assert "<script" not in page.lower()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)  # nothing fetched from the network
+    assert "<svg" in page and "<polyline" in page  # training loss chart from events.jsonl
+    assert 'id="eval-table"' in page and page.count("<tr>") == len(result["rows"]) + 1
+    assert result["rows"][0]["prompt"] in page
+    assert "Tuned model preferred in 1 of 1" in page
+    assert "| # | Prompt |" in markdown and result["rows"][1]["prompt"] in markdown
+    html_path, md_path = report.write(run, eval_result=result, ballot=ballot)
+    assert html_path == run.compare_dir / "report.html" and md_path.read_text() == markdown
+
+
+def test_report_escapes_model_output(evaluated):
+    run, result, _ = evaluated
+    hostile = dict(result, rows=[dict(result["rows"][0], tuned="<script>alert(1)</script>")])
+    page, _ = report.build(run, hostile, None)
+    assert "<script>alert" not in page and "&lt;script&gt;" in page
+
+
+def test_report_without_evaluation(tiny_run_b_dir):
+    run = runs.load_run(str(tiny_run_b_dir))
+    page, markdown = report.build(run, {}, {})
+    assert "No evaluation yet" in page and "No blind votes yet" in markdown
