@@ -18,6 +18,16 @@ def status_text() -> str:
     return "Bundled model: installed; it is converted once to a trainable copy on first use (about a minute)."
 
 
+def needs_preparing() -> bool:
+    from studio.models import bundled
+
+    return bundled.gguf_path() is not None and not bundled.is_converted()
+
+
+def refresh():
+    return status_text(), gr.update(visible=needs_preparing())
+
+
 def prepare(progress=gr.Progress()) -> str:
     from studio.models import bundled
 
@@ -28,9 +38,11 @@ def prepare(progress=gr.Progress()) -> str:
     return status_text()
 
 
-def build() -> gr.Markdown:
+def build(demo: gr.Blocks) -> None:
     with gr.Row(elem_id="model-status"):
         status = gr.Markdown(status_text(), elem_id="model-status-text")
-        button = gr.Button("Prepare the bundled model now", size="sm", scale=0, elem_id="model-prepare-btn")
-    button.click(prepare, outputs=status, api_visibility="private")
-    return status
+        button = gr.Button("Prepare the bundled model now", size="sm", scale=0, elem_id="model-prepare-btn",
+                           visible=needs_preparing())
+    button.click(prepare, outputs=status, api_visibility="private").then(
+        refresh, outputs=[status, button], api_visibility="private")
+    demo.load(refresh, outputs=[status, button], api_visibility="private")

@@ -47,9 +47,8 @@ def build_app() -> gr.Blocks:
                 with gr.Tab(label, id=tab_id, elem_id=f"tab-{tab_id}"):
                     module.build(shared)
         with gr.Column(elem_id="studio-footer"):
-            status = model_status.build()
+            model_status.build(demo)
             gr.Markdown(footer_text())
-        demo.load(model_status.status_text, outputs=status, api_visibility="private")
     return demo
 
 
