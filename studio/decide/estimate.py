@@ -56,7 +56,7 @@ class Architecture:
 # From each model's config.json (hidden_size, num_hidden_layers, intermediate_size,
 # num_key_value_heads × head_dim, vocab_size) and its model card's parameter count.
 ARCHITECTURES = (
-    Architecture("SmolLM2-135M", 134.5e6, 576, 30, 1536, 192, 49152, "HuggingFaceTB/SmolLM2-135M-Instruct"),
+    Architecture("SmolLM2-135M", 134_515_008, 576, 30, 1536, 192, 49152, "HuggingFaceTB/SmolLM2-135M-Instruct"),
     Architecture("SmolLM2-360M", 362e6, 960, 32, 2560, 320, 49152, "HuggingFaceTB/SmolLM2-360M-Instruct"),
     Architecture("SmolLM2-1.7B", 1.71e9, 2048, 24, 8192, 2048, 49152, "HuggingFaceTB/SmolLM2-1.7B-Instruct"),
     Architecture("Qwen2.5-0.5B", 494e6, 896, 24, 4864, 128, 151936, "Qwen/Qwen2.5-0.5B-Instruct"),

@@ -136,7 +136,7 @@ def advise(params: float, memory_gb: float, *, gpus: int = 1, cuda: bool = True,
     notes = []
     if not cuda:
         notes.append("No CUDA GPU: training runs in fp32 on the CPU — fine for models up to ~0.5B, slow beyond.")
-    size = est.format_params(params)
+    size = arch.name if arch.known else est.format_params(params)
     for key in PRIORITIES[priority]:
         if fits[key]:
             reason = _reason(key, size, memory, memory_gb, unavailable)
