@@ -486,5 +486,8 @@ def break_even(tokens_saved_per_request: float, requests_per_month: float, price
 
 def hardware_rows(params: float, tokens: float, epochs: float, technique: str, *, hardware: list[Hardware],
                   **kwargs) -> list[Estimate]:
-    """The same training job on every hardware in the list (precision and checkpointing follow each device)."""
-    return [estimate(params, tokens, epochs, technique, hardware=item, **kwargs) for item in hardware]
+    """The same training job on every hardware in the list (precision and checkpointing follow each device;
+    several devices only for GPUs)."""
+    devices = kwargs.pop("devices", 1)
+    return [estimate(params, tokens, epochs, technique, hardware=item, devices=devices if item.kind == "gpu" else 1,
+                     **kwargs) for item in hardware]
