@@ -56,7 +56,7 @@ class Architecture:
 # From each model's config.json (hidden_size, num_hidden_layers, intermediate_size,
 # num_key_value_heads × head_dim, vocab_size) and its model card's parameter count.
 ARCHITECTURES = (
-    Architecture("SmolLM2-135M", 134.5e6, 576, 30, 1536, 192, 49152, "HuggingFaceTB/SmolLM2-135M-Instruct"),
+    Architecture("SmolLM2-135M", 134_515_008, 576, 30, 1536, 192, 49152, "HuggingFaceTB/SmolLM2-135M-Instruct"),
     Architecture("SmolLM2-360M", 362e6, 960, 32, 2560, 320, 49152, "HuggingFaceTB/SmolLM2-360M-Instruct"),
     Architecture("SmolLM2-1.7B", 1.71e9, 2048, 24, 8192, 2048, 49152, "HuggingFaceTB/SmolLM2-1.7B-Instruct"),
     Architecture("Qwen2.5-0.5B", 494e6, 896, 24, 4864, 128, 151936, "Qwen/Qwen2.5-0.5B-Instruct"),
@@ -486,5 +486,8 @@ def break_even(tokens_saved_per_request: float, requests_per_month: float, price
 
 def hardware_rows(params: float, tokens: float, epochs: float, technique: str, *, hardware: list[Hardware],
                   **kwargs) -> list[Estimate]:
-    """The same training job on every hardware in the list (precision and checkpointing follow each device)."""
-    return [estimate(params, tokens, epochs, technique, hardware=item, **kwargs) for item in hardware]
+    """The same training job on every hardware in the list (precision and checkpointing follow each device;
+    several devices only for GPUs)."""
+    devices = kwargs.pop("devices", 1)
+    return [estimate(params, tokens, epochs, technique, hardware=item, devices=devices if item.kind == "gpu" else 1,
+                     **kwargs) for item in hardware]

@@ -150,7 +150,7 @@ def compute(inputs: PlanInputs, answers: dict | None, stats: dict | None = None,
         warnings.append(f"{est.TECHNIQUE_LABELS[technique]} needs {chosen.memory.total:.1f} GB; "
                         f"{hardware.label} has {hardware.memory_gb:.0f} GB (plan for at most "
                         f"{est.USABLE_FRACTION:.0%} of it).")
-    comparison = est.hardware_rows(params, tokens, inputs.epochs, technique,
+    comparison = est.hardware_rows(params, tokens, inputs.epochs, technique, devices=devices,
                                    hardware=est.hardware_list(inputs.include_this_machine), **common)
     a = recommendation.answers
     one_time = chosen.cost_usd + float(inputs.other_one_time or 0)

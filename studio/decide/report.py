@@ -98,7 +98,8 @@ def comparison_rows(plan: Plan) -> list[list]:
     for item in plan.comparison:
         device = item.hardware
         fits = f"no: {item.unavailable}" if item.unavailable else ("yes" if item.fits else "no")
-        rows.append([device.label, f"{item.memory.total:.1f} / {device.memory_gb:.0f} GB", fits,
+        name = device.label + (f" × {item.devices}" if item.devices > 1 else "")
+        rows.append([name, f"{item.memory.total:.1f} / {device.memory_gb:.0f} GB", fits,
                      duration(item.hours), money(item.cost_usd), money(device.price_per_hour),
                      f"{device.peak_tflops:g} TFLOP/s × {device.utilisation:.0%}"])
     return rows
@@ -119,7 +120,7 @@ def markdown_table(headers: list[str], rows: list[list]) -> str:
 def summary_markdown(plan: Plan) -> str:
     e = plan.estimate
     lines = [
-        f"**{est.TECHNIQUE_LABELS[plan.technique]}** on **{plan.arch.name}** ({est.format_params(plan.params)} params"
+        f"**{est.TECHNIQUE_LABELS[plan.technique]}{' + DeepSpeed ZeRO-3' if plan.devices > 1 else ''}** on **{plan.arch.name}** ({est.format_params(plan.params)} params"
         f"{'' if plan.arch.known else ', generic shape: hidden ' + str(plan.arch.hidden) + ', ' + str(plan.arch.layers) + ' layers'})"
         f" · {plan.tokens:,.0f} tokens × {e.epochs:g} epochs · batch {e.batch_size} × length {e.max_length}"
         f" · {e.dtype}{', gradient checkpointing' if e.gradient_checkpointing else ''} on **{plan.hardware.label}**"

@@ -136,20 +136,18 @@ def advise(params: float, memory_gb: float, *, gpus: int = 1, cuda: bool = True,
     notes = []
     if not cuda:
         notes.append("No CUDA GPU: training runs in fp32 on the CPU — fine for models up to ~0.5B, slow beyond.")
-    size = est.format_params(params)
+    size = arch.name if arch.known else est.format_params(params)
+    can_shard = "zero" not in unavailable
+    # In priority order: the technique on one device if it fits; else, with several GPUs, the same technique
+    # sharded by ZeRO-3 (so "best quality" on 8 GPUs prefers sharded DoRA to single-GPU QLoRA).
     for key in PRIORITIES[priority]:
         if fits[key]:
             reason = _reason(key, size, memory, memory_gb, unavailable)
             return Advice(key, TECHNIQUE_BY_KEY[key].label, reason, memory, fits, unavailable, notes=notes)
-    # Nothing fits on one device: shard across GPUs with ZeRO-3 when there are several.
-    if "zero" not in unavailable:
-        for key in PRIORITIES[priority]:
-            if key == "qlora":
-                continue  # 4-bit weights and ZeRO-3 sharding do not combine in this studio
+        if can_shard and key != "qlora":  # 4-bit weights and ZeRO-3 sharding do not combine in this studio
             sharded = memory_for(key, gpus)
-            memory["zero"] = sharded
             if est.fits_in(sharded, memory_gb):
-                fits["zero"] = True
+                memory["zero"], fits["zero"] = sharded, True
                 reason = (f"{size} with {TECHNIQUE_BY_KEY[key].label} needs {memory[key]:.1f} GB, more than one GPU's "
                           f"{memory_gb:.0f} GB; ZeRO-3 splits weights, gradients and optimizer state over {gpus} GPUs: "
                           f"{sharded:.1f} GB each.")
@@ -168,11 +166,11 @@ def _reason(key: str, size: str, memory: dict, memory_gb: float, unavailable: di
     need = f"needs about {memory[key]:.1f} GB of {memory_gb:.0f} GB"
     if key == "lora":
         text = f"LoRA on {size} {need}: the base stays frozen, only small adapters train."
-        if memory["full"] <= memory_gb:
+        if est.fits_in(memory["full"], memory_gb):
             text += " Full fine-tuning would fit too, but costs more compute and storage per model."
         return text
     if key == "qlora":
-        why = (f"LoRA would need {memory['lora']:.1f} GB" if memory["lora"] > memory_gb
+        why = (f"LoRA would need {memory['lora']:.1f} GB" if not est.fits_in(memory["lora"], memory_gb)
                else "you asked for the lowest memory")
         return f"QLoRA on {size} {need}: {why}; the 4-bit base cuts weight memory about 4×."
     if key == "dora":

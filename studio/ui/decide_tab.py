@@ -264,7 +264,7 @@ def build(shared: Shared) -> None:
             hardware = gr.Dropdown(_hardware_choices(), value="t4", label="Hardware", elem_id="decide-hardware",
                                    info="Its memory is the limit; its speed and price give time and cost.")
             gpus = gr.Number(value=1, minimum=1, maximum=64, precision=0, label="GPUs", elem_id="decide-gpus",
-                             info="More than 1: DeepSpeed ZeRO-3 shards the model.")
+                             info="Several GPUs: DeepSpeed ZeRO-3 shards a model too big for one.")
         with gr.Row():
             priority = gr.Radio([(label, key) for key, label in tech.PRIORITY_LABELS.items()], value="balanced",
                                 label="Technique priority", elem_id="decide-priority")

@@ -118,3 +118,14 @@ def test_hardware_table_marks_qlora_unavailable_on_cpu_rows():
     rows = {row[0]: row for row in report.comparison_rows(p)}
     assert rows["Spaces CPU basic (2 vCPU, 16 GB)"][2] == "no: QLoRA needs a CUDA GPU"
     assert rows["NVIDIA T4 (16 GB)"][2] == "yes"
+
+
+def test_multi_gpu_plan_shards_with_zero3_and_multiplies_the_price():
+    p = make(plan.PlanInputs(model=plan.CUSTOM_MODEL, params="70B", hardware="a100", gpus=8, priority="quality",
+                             include_this_machine=False), stats=None)
+    assert p.advice.technique == "zero" and p.technique == "dora" and p.devices == 8
+    assert p.estimate.cost_usd == pytest.approx(p.estimate.hours * 2.50 * 8)
+    assert "DoRA + DeepSpeed ZeRO-3" in report.summary_markdown(p)
+    rows = {row[0]: row for row in report.comparison_rows(p)}
+    assert "NVIDIA A100 (80 GB) × 8" in rows and "Spaces CPU basic (2 vCPU, 16 GB)" in rows
+    assert p.train_prefill()["devices"] == 8
