@@ -174,6 +174,15 @@ def download_record(*values):
     return gr.File(str(path), visible=True), f"Decision record saved as `{path.name}`: download it above."
 
 
+def settings_then_data(*values):
+    """The first-run path: keep the settings for Train, but go to Data first (no dataset yet)."""
+    prefill, tab, message = use_settings(*values)
+    if isinstance(tab, gr.Tabs):
+        tab = gr.Tabs(selected="data")
+        message = message.replace("Sent to Train", "Kept for Train") + " Next: load or upload a dataset."
+    return prefill, tab, message
+
+
 def use_settings(*values):
     """Hand the model, technique and training settings to the Train tab, and switch to it."""
     try:
@@ -320,6 +329,7 @@ def build(shared: Shared) -> None:
     gr.Markdown("## 7 · Record and hand over", elem_id="decide-outputs-heading")
     with gr.Row():
         record_btn = gr.Button("Download decision record (Markdown)", elem_id="decide-record-btn")
+        data_btn = gr.Button("Keep these settings, prepare the data →", elem_id="decide-next-data")
         use_btn = gr.Button("Use these settings →", variant="primary", elem_id="decide-use-settings")
     status = gr.Markdown("", elem_id="decide-status")
     record_file = gr.File(label="Decision record", interactive=False, visible=False, elem_id="decide-record-file")
@@ -345,3 +355,5 @@ def build(shared: Shared) -> None:
         refresh, all_inputs, outputs, api_visibility="private")
     record_btn.click(download_record, all_inputs, [record_file, status], api_name="decide_record")
     use_btn.click(use_settings, all_inputs, [shared.train_prefill, shared.tabs, status], api_name="decide_use_settings")
+    data_btn.click(settings_then_data, all_inputs, [shared.train_prefill, shared.tabs, status],
+                   api_visibility="private")

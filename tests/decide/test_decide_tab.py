@@ -84,6 +84,16 @@ def test_use_settings_fills_train_prefill_and_switches_tab():
     assert "the checklist says “Not yet" in warned
 
 
+def test_first_run_keeps_settings_and_goes_to_data():
+    prefill, tabs, message = tab.settings_then_data(*values({"goals": ["format_style"], "few_shot": "poor",
+                                                             "examples": 200}))
+    assert prefill["model"] == "bundled:SmolLM2-135M-Instruct"
+    assert isinstance(tabs, gr.Tabs) and tabs.selected == "data"
+    assert "Kept for Train" in message and "dataset" in message
+    _, tabs, message = tab.settings_then_data(*values(model="Custom size", params="7B"))
+    assert not isinstance(tabs, gr.Tabs) and "Hint" in message  # an error stays on Decide
+
+
 def test_use_settings_refuses_a_custom_size_without_a_model():
     prefill, tabs, message = tab.use_settings(*values(model="Custom size", params="7B"))
     assert "custom model size" in message.lower() and "Hint" in message
