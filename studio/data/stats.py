@@ -116,8 +116,10 @@ def padded_tokens(lengths: Sequence[int], batch_size: int, max_length: int) -> i
 # ---------------------------------------------------------------- report access
 
 
-def _token_counts(report, row) -> tuple[int, int, int | None] | None:
-    """(total, prompt, trainable) of one row, whether the report keys counts by row number or by position."""
+def _token_counts(report, row) -> tuple[int, int, int | None, int | None] | None:
+    """(total, prompt, trainable, trainable_cut) of one row; the report keys counts by position
+    (a list aligned with report.rows) or by row number (a dict); each count is a TokenCount-like
+    object, a dict or a tuple. trainable_cut is None when the report does not know it."""
     counts = getattr(report, "token_counts", None)
     if not counts:
         return None
@@ -129,11 +131,14 @@ def _token_counts(report, row) -> tuple[int, int, int | None] | None:
     if value is None:
         return None
     if isinstance(value, dict):
-        value = (value.get("total"), value.get("prompt"), value.get("trainable"))
-    total, prompt, trainable = (tuple(value) + (None, None, None))[:3]
+        value = (value.get("total"), value.get("prompt"), value.get("trainable"), value.get("trainable_cut"))
+    elif hasattr(value, "total"):
+        value = (value.total, getattr(value, "prompt", 0), getattr(value, "trainable", None),
+                 getattr(value, "trainable_cut", None))
+    total, prompt, trainable, cut = (tuple(value) + (None, None, None, None))[:4]
     if total is None:
         return None
-    return int(total), int(prompt or 0), (None if trainable is None else int(trainable))
+    return int(total), int(prompt or 0), (None if trainable is None else int(trainable)), (None if cut is None else int(cut))
 
 
 def _row_index(report) -> dict[int, int]:
@@ -203,9 +208,12 @@ def compute_stats(
 
     over = [(row.number, c) for row, c in counted if c[0] > max_length]
     tokens_cut = sum(c[0] - max_length for _, c in over)
-    # TRL cuts from the right, where the (last) answer is: the trained tokens lost are at most
-    # the tokens cut and at most the row's trainable tokens.
-    trainable_cut = sum(min(c[0] - max_length, c[2]) for _, c in over if c[2] is not None)
+    # TRL cuts from the right, where the (last) answer is. The linter counts the trained tokens lost
+    # exactly when it used this max_length; otherwise: at most the tokens cut and the row's trainable tokens.
+    same_length = getattr(report, "max_length", None) == max_length
+    trainable_cut = sum(
+        c[3] if (same_length and c[3] is not None) else min(c[0] - max_length, c[2] or 0) for _, c in over
+    )
 
     kept_tokens = sum(min(n, max_length) for n in totals)
     padded = padded_tokens(totals, batch_size, max_length) if totals else 0
@@ -243,7 +251,7 @@ def compute_stats(
             "rows_over_max_length": len(over),
             "rows_over": [number for number, _ in over][:1000],
             "tokens_cut": tokens_cut,
-            "trainable_tokens_cut_at_most": trainable_cut,
+            "trainable_tokens_cut": trainable_cut,
             "suggested_max_length": suggested_max_length(total_pct["p99"], context) if have_tokens else None,
         },
         "packing": {
@@ -376,7 +384,7 @@ def summary_markdown(stats: dict[str, Any]) -> str:
         length = stats["length"]
         lines.append(
             f"\n**Max length {stats['max_length']:,}:** {length['rows_over_max_length']} rows are longer and would be cut "
-            f"({length['tokens_cut']:,} tokens, of which at most {length['trainable_tokens_cut_at_most']:,} trained). "
+            f"({length['tokens_cut']:,} tokens, of which {length['trainable_tokens_cut']:,} trained). "
             f"Suggested max length: **{length['suggested_max_length']}** (p99 rounded up to {LENGTH_STEP})."
         )
         packing = stats["packing"]
@@ -519,3 +527,43 @@ def figures(stats: dict[str, Any]) -> dict[str, Any]:
 def _shorten(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ---------------------------------------------------------------- the report as Markdown
+
+
+def report_markdown(report, stats: dict[str, Any], source_name: str = "", verdict: str = "", max_findings: int = 500) -> str:
+    """The lint report for people (report.md): verdict, statistics, findings by rule, then every finding."""
+    severity_counts = Counter(f.severity for f in report.findings)
+    title = {"blocked": "Blocked as it is", "warnings": "Ready, with warnings", "ready": "Ready to train"}.get(verdict, verdict)
+    lines = [
+        f"# Dataset lint report{f': {source_name}' if source_name else ''}",
+        "",
+        f"**Verdict:** {title or '—'} · {severity_counts.get('E', 0)} errors · {severity_counts.get('W', 0)} warnings"
+        f" · {severity_counts.get('I', 0)} notes · format `{getattr(report, 'format', None) or 'unknown'}`",
+        "",
+        "## Statistics",
+        "",
+        summary_markdown(stats),
+        "",
+        "## Findings by rule",
+        "",
+        "| Rule | Severity | Count |",
+        "|---|---|---|",
+    ]
+    for item in findings_by_rule(report.findings):
+        lines.append(f"| {item['rule']} | {SEVERITY_NAMES.get(item['severity'], item['severity'])} | {item['count']} |")
+    lines += ["", "## Findings", "", "| Severity | Rule | Row | Message | Hint |", "|---|---|---|---|---|"]
+    order = {"E": 0, "W": 1, "I": 2}
+    ordered = sorted(report.findings, key=lambda f: (order.get(f.severity, 3), f.row or 0, f.rule))
+    for finding in ordered[:max_findings]:
+        row = "file" if finding.row is None else str(finding.row)
+        lines.append(f"| {SEVERITY_NAMES.get(finding.severity, finding.severity)} | {finding.rule} | {row} | "
+                     f"{_cell(finding.message)} | {_cell(finding.hint)} |")
+    if len(ordered) > max_findings:
+        lines.append(f"\n… and {len(ordered) - max_findings} more findings: see report.json.")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
