@@ -146,11 +146,16 @@ def lint_rows(rows: list[Row], tokenizer: Any = None, max_length: int | None = N
     total = max(1, len(rows))
     broken: set[int] = {f.row for f in findings if f.severity == "E" and f.row is not None}
     for index, row in enumerate(rows):
-        row_findings = schema.check_row(row)
-        if not any(f.severity == "E" for f in row_findings):
-            row_findings += content.check_row(row, special_strings)
-        else:
+        try:
+            row_findings = schema.check_row(row)
+            if not any(f.severity == "E" for f in row_findings):
+                row_findings += content.check_row(row, special_strings)
+            else:
+                broken.add(row.number)
+        except Exception as error:  # noqa: BLE001 - a rule must never take the whole lint down
             broken.add(row.number)
+            row_findings = [Finding("SCH-CONTENT-TYPE", "E", row.number, f"The row holds values of unexpected types ({type(error).__name__}).",
+                                    "Check the row's structure against the expected format.")]
         findings += row_findings
         if index % 5000 == 4999:
             progress(0.05 + 0.35 * index / total, f"Checked {index + 1:,} of {len(rows):,} rows…")
@@ -164,8 +169,13 @@ def lint_rows(rows: list[Row], tokenizer: Any = None, max_length: int | None = N
         def token_progress(fraction: float, message: str) -> None:
             progress(0.6 + 0.38 * fraction, message)
 
-        report.token_counts, token_findings = tokens.check_tokens(
-            rows, usable, tokenizer, report.max_length, report.context_length, progress=token_progress)
+        try:
+            report.token_counts, token_findings = tokens.check_tokens(
+                rows, usable, tokenizer, report.max_length, report.context_length, progress=token_progress)
+        except Exception as error:  # noqa: BLE001
+            report.token_counts = [None] * len(rows)
+            token_findings = [Finding("TPL-RENDER", "E", None, f"Token counting failed: {type(error).__name__}: {str(error)[:160]}",
+                                      "Try another model, or report this file to the studio's maintainers.")]
         findings += token_findings
     else:
         report.max_length = max_length

@@ -244,6 +244,8 @@ def _incomplete(text: str) -> tuple[str, str] | None:
         if any(abs(value) >= 2 for value in depth.values()):
             return "I", "has unbalanced brackets"
     last = text[-1]
-    if last in ",;:" or (last.isalpha() and last.islower() and len(text) > 40 and "\n" not in text[-40:] and not text.endswith(("etc", "e.g", "i.e"))):
+    last_word = text.split()[-1]
+    if last in ",;:" or (last_word.isalpha() and last_word.islower() and len(text) > 40 and "\n" not in text[-40:]
+                         and last_word not in ("etc", "e.g", "i.e")):
         return "I", "seems to end mid-sentence"
     return None

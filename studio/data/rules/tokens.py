@@ -10,6 +10,7 @@ row at a time.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left
 from typing import Any
 
@@ -19,6 +20,7 @@ from studio.data.records import Finding, Row
 from studio.data.rules.content import GENERIC_SPECIALS
 
 TOKENIZE_BATCH = 2000
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def special_strings(tokenizer) -> tuple[str, ...]:
@@ -98,9 +100,12 @@ class Renderer:
 
 def _encode(tokenizer, texts: list[str]):
     backend = getattr(tokenizer, "_tokenizer", None) or getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
+    if backend is None:
+        return None
+    try:
         return backend.encode_batch(texts, add_special_tokens=False)
-    return None
+    except (TypeError, ValueError):  # lone surrogates cannot be encoded: replace them one char for one char
+        return backend.encode_batch([_SURROGATE.sub("\ufffd", text) for text in texts], add_special_tokens=False)
 
 
 def _count(encoding, spans: list[tuple[int, int]], max_length: int, text_len: int) -> tuple[int, int, int]:
@@ -251,7 +256,9 @@ def _length_findings(rows: list[Row], counts: list, max_length: int, context: in
     if len(totals) >= 8:
         q1, q3 = np.percentile(totals, [25, 75])
         iqr = q3 - q1
-        upper, lower = q3 + 3 * iqr, q1 - 3 * iqr
+        median = float(np.median(totals))
+        # 3×IQR beyond the quartiles, and at least twice (half) the median so tight distributions do not flag normal rows
+        upper, lower = max(q3 + 3 * iqr, 2 * median), min(q1 - 3 * iqr, median / 2)
     else:
         upper, lower = None, None
     for row, count in zip(rows, counts):
