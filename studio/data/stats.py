@@ -235,6 +235,9 @@ def compute_stats(
             "invalid": len(rows) - len(parsed) + len([r for r in parsed if r.number in errors]),
             "converted": len(converted),
             "used": len(selected),
+            # Lines the loader could not turn into a row (bad JSON, not an object, ...).
+            "unreadable": len({f.row for f in report.findings if f.severity == "E" and f.row is not None}
+                              - {row.number for row in rows}),
         },
         "have_tokens": have_tokens,
         "tokens": {
@@ -364,8 +367,9 @@ def summary_markdown(stats: dict[str, Any]) -> str:
     """The statistics as a short Markdown block for the tab and report.md."""
     rows = stats["rows"]
     lines = [
-        f"**Rows:** {rows['total']} in the file · {rows['valid']} usable · {rows['invalid']} with errors"
-        f" · {rows['converted']} converted to chat messages",
+        f"**Rows:** {rows['total']} read · {rows['valid']} usable · {rows['invalid']} with errors"
+        + (f" · {rows['unreadable']} unreadable lines" if rows.get("unreadable") else "")
+        + f" · {rows['converted']} converted to chat messages",
     ]
     if stats["have_tokens"]:
         per = stats["tokens"]["per_example"]
@@ -391,8 +395,9 @@ def summary_markdown(stats: dict[str, Any]) -> str:
         if packing["padding_efficiency"] is not None:
             lines.append(
                 f"\n**Padding vs packing:** without packing {packing['padding_efficiency']:.0%} of processed tokens are real "
-                f"(the rest is padding); packed into {packing['packed_sequences']:,} sequences of {stats['max_length']:,} "
-                f"tokens, {packing['packing_efficiency']:.0%}."
+                f"(the rest is padding); packed into {packing['packed_sequences']:,} sequence"
+                f"{'s' if packing['packed_sequences'] != 1 else ''} of {stats['max_length']:,} tokens, "
+                f"{packing['packing_efficiency']:.0%}."
             )
         budget = stats["budget"]
         lines.append(
@@ -442,10 +447,11 @@ def tokens_histogram(stats: dict[str, Any]):
         p95 = stats["tokens"]["per_example"]["total"]["p95"]
         max_length = stats["max_length"]
         fig.add_vline(x=p95, line_dash="dot", line_color=PALETTE["green"], line_width=2,
-                      annotation_text=f"p95 = {p95}", annotation_position="top left")
+                      annotation_text=f"p95 = {p95}", annotation_position="top right",
+                      annotation_yshift=-18)
         if max_length <= max(totals) * 1.5:
             fig.add_vline(x=max_length, line_dash="dash", line_color=PALETTE["vermillion"], line_width=2,
-                          annotation_text=f"max_length = {max_length}", annotation_position="top right")
+                          annotation_text=f"max_length = {max_length}", annotation_position="top left")
         else:
             fig.add_annotation(text=f"max_length = {max_length:,} (off the chart: nothing is cut)", xref="paper",
                                yref="paper", x=1, y=1.08, showarrow=False, font={"color": PALETTE["vermillion"]})

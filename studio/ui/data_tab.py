@@ -21,7 +21,10 @@ INTRO = (
 )
 UPLOAD_TYPES = [".jsonl", ".json", ".csv", ".parquet"]
 FINDING_COLUMNS = ["Severity", "Rule", "Row", "Message", "Hint"]
-SEVERITY_LABELS = {"E": "⛔ error", "W": "⚠️ warning", "I": "ℹ️ info"}
+SEVERITY_LABELS = {"E": "error", "W": "warning", "I": "info"}
+# Okabe-Ito colours (colour-blind safe), same as the plots.
+SEVERITY_COLOURS = {"E": "#D55E00", "W": "#B8860B", "I": "#0072B2"}
+SEVERITY_SYMBOLS = {"E": "✕", "W": "!", "I": "i"}
 SEVERITY_FILTERS = ["All", "Errors", "Warnings", "Info"]
 _FILTER_TO_SEVERITY = {"Errors": "E", "Warnings": "W", "Info": "I"}
 MAX_TABLE_ROWS = 2000
@@ -37,8 +40,17 @@ VERDICT_CSS = """
 .dv-warn { border-color: #E69F00; background: #E69F0018; }
 .dv-blocked { border-color: #D55E00; background: #D55E0018; }
 .dv-idle { border-color: rgba(127,127,127,0.4); border-style: dashed; opacity: 0.85; }
-.dv-counts span { display: inline-block; margin-right: 14px; font-weight: 600; }
+.dv-counts span { display: inline-block; margin-right: 16px; font-weight: 600; }
+.dv-icon { display: inline-block; width: 1.5em; height: 1.5em; line-height: 1.5em; border-radius: 50%; color: white;
+           text-align: center; font-weight: 800; margin-right: 8px; font-size: 0.9em; vertical-align: 0.1em; }
+.dv-dot { display: inline-block; width: 0.7em; height: 0.7em; border-radius: 50%; margin-right: 5px; }
 """
+
+
+def severity_badge(severity: str) -> str:
+    colour = SEVERITY_COLOURS.get(severity, "#999999")
+    return f'<span style="color:{colour};font-weight:700">● {SEVERITY_LABELS.get(severity, severity)}</span>'
+
 
 
 # ---------------------------------------------------------------- helpers (no gradio needed)
@@ -133,27 +145,37 @@ def _severity_counts(report) -> dict[str, int]:
 def verdict_html(report, stats: dict | None = None) -> str:
     verdict = verdict_of(report)
     counts = _severity_counts(report)
-    bad_rows = len(_error_rows(report))
+    numbers = {row.number for row in report.rows}
+    bad_rows = len(set(_error_rows(report)) & numbers)
+    unreadable = len(set(_error_rows(report)) - numbers)
     total = len(report.rows)
     file_errors = [f for f in report.findings if f.severity == "E" and f.row is None]
     if verdict == "blocked":
-        title, css = "⛔ Blocked as it is", "dv-blocked"
-        if bad_rows and total - bad_rows > 0 and not file_errors:
-            detail = (f"{bad_rows} of {total} rows have errors that would crash training or teach the wrong thing. "
-                      f"<b>Fix and split</b> sets them aside and keeps the {total - bad_rows} good rows.")
-        elif file_errors:
-            detail = html.escape(file_errors[0].message) + " " + html.escape(file_errors[0].hint)
-        else:
-            detail = "No row can be used as it is: see the errors below."
+        title, css, symbol, colour = "Blocked as it is", "dv-blocked", "✕", SEVERITY_COLOURS["E"]
+        parts = []
+        good = total - bad_rows
+        if (bad_rows or unreadable) and good > 0:
+            lines = f" (and {unreadable} line{'s' if unreadable != 1 else ''} could not be read)" if unreadable else ""
+            parts.append(f"{bad_rows} of {total} rows have errors that would crash training or teach the wrong thing{lines}. "
+                         f"<b>Fix and split</b> sets them aside and keeps the {good} good rows.")
+        elif total and not good:
+            parts.append("No row can be used as it is: see the errors below.")
+        for finding in file_errors[:2]:
+            parts.append(f"{html.escape(finding.message)} <i>{html.escape(finding.hint)}</i>")
+        detail = "</p><p>".join(parts) or "See the errors below."
     elif verdict == "warnings":
-        title, css = "⚠️ Ready, with warnings", "dv-warn"
+        title, css, symbol, colour = "Ready, with warnings", "dv-warn", "!", "#E69F00"
         detail = "Training will run, but the warnings below are likely to hurt quality. Read them, then Fix and split."
     else:
-        title, css = "✅ Ready to train", "dv-ready"
+        title, css, symbol, colour = "Ready to train", "dv-ready", "✓", "#009E73"
         detail = "No errors or warnings. Fix and split to save a train/validation set."
-    counts_html = (f'<p class="dv-counts"><span>{total} rows</span><span>⛔ {counts["E"]} errors</span>'
-                   f'<span>⚠️ {counts["W"]} warnings</span><span>ℹ️ {counts["I"]} notes</span></p>')
-    return f'<div class="dv-verdict {css}" data-verdict="{verdict}"><h3>{title}</h3><p>{detail}</p>{counts_html}</div>'
+    dots = "".join(
+        f'<span><span class="dv-dot" style="background:{SEVERITY_COLOURS[key]}"></span>{counts[key]} {name}</span>'
+        for key, name in (("E", "errors"), ("W", "warnings"), ("I", "notes")))
+    counts_html = f'<p class="dv-counts"><span>{total} rows</span>{dots}</p>'
+    icon = f'<span class="dv-icon" style="background:{colour}">{symbol}</span>'
+    return (f'<div class="dv-verdict {css}" data-verdict="{verdict}"><h3>{icon}{title}</h3><p>{detail}</p>'
+            f'{counts_html}</div>')
 
 
 def idle_verdict_html(text: str = "No data checked yet: pick the sample or upload a file above.") -> str:
@@ -189,7 +211,7 @@ def findings_frame(report, severity: str = "All", rule: str = "All"):
     order = {"E": 0, "W": 1, "I": 2}
     items = [f for f in report.findings if (wanted is None or f.severity == wanted) and (rule in ("All", None, "") or f.rule == rule)]
     items.sort(key=lambda f: (order.get(f.severity, 3), f.row if f.row is not None else 0, f.rule))
-    rows = [[SEVERITY_LABELS.get(f.severity, f.severity), f.rule, "file" if f.row is None else f.row, f.message, f.hint]
+    rows = [[severity_badge(f.severity), f.rule, "file" if f.row is None else f.row, f.message, f.hint]
             for f in items[:MAX_TABLE_ROWS]]
     return pd.DataFrame(rows, columns=FINDING_COLUMNS)
 
@@ -211,7 +233,7 @@ def row_view(state: dict | None, row_number) -> tuple[str, str, str]:
     report = state["report"]
     row = next((r for r in report.rows if r.number == number), None)
     findings = [f for f in report.findings if f.row == number]
-    notes = "\n".join(f"- {SEVERITY_LABELS.get(f.severity, f.severity)} **{f.rule}** — {f.message} *{f.hint}*" for f in findings)
+    notes = "\n".join(f"- {severity_badge(f.severity)} **{f.rule}** — {f.message} *{f.hint}*" for f in findings)
     header = f"**Row {number}** — " + (f"{len(findings)} finding{'s' if len(findings) != 1 else ''}:\n\n{notes}" if findings else "no findings.")
     if row is None:
         return rowview.chat_html(None), "", f"**Row {number}** could not be read as a record (see its findings).\n\n{notes}"
@@ -220,7 +242,7 @@ def row_view(state: dict | None, row_number) -> tuple[str, str, str]:
     tokenizer = state.get("tokenizer")
     if tokenizer is not None and row.messages:
         try:
-            spans = rowview.token_spans(tokenizer, row.messages, state.get("max_length"))
+            spans = _row_spans(row, tokenizer, state.get("max_length"))
             tokens = rowview.tokens_html(spans)
         except Exception as error:  # noqa: BLE001 - the template may reject a broken row: say so
             tokens = f'<div class="rv-empty">The chat template could not render this row: {html.escape(str(error)[:300])}</div>'
@@ -235,6 +257,20 @@ def row_view(state: dict | None, row_number) -> tuple[str, str, str]:
     else:
         tokens = '<div class="rv-empty">Pick a model to see the tokens.</div>'
     return chat, tokens, header
+
+
+def _row_spans(row, tokenizer, max_length) -> list[dict]:
+    """Token spans from the linter's own renderer (so the view matches the counts), else our own."""
+    from studio.data import rowview
+
+    try:
+        from studio.data.rules.tokens import row_tokens
+
+        pairs = row_tokens(row, tokenizer)
+        return [{"text": text, "trained": bool(trained), "cut": bool(max_length) and index >= max_length}
+                for index, (text, trained) in enumerate(pairs)]
+    except Exception:  # noqa: BLE001
+        return rowview.token_spans(tokenizer, row.messages, max_length)
 
 
 # ---------------------------------------------------------------- handlers
@@ -364,7 +400,8 @@ def error_html(error: Exception) -> str:
     else:
         message, hint = f"Something went wrong: {error}", "The details are in the server log."
     hint_html = f"<p><b>Hint:</b> {html.escape(hint)}</p>" if hint else ""
-    return f'<div class="dv-verdict dv-blocked" data-verdict="error"><h3>{html.escape(message)}</h3>{hint_html}</div>'
+    icon = f'<span class="dv-icon" style="background:{SEVERITY_COLOURS["E"]}">✕</span>'
+    return f'<div class="dv-verdict dv-blocked" data-verdict="error"><h3>{icon}{html.escape(message)}</h3>{hint_html}</div>'
 
 
 def _lint_failed(source, error: Exception | None):
@@ -391,9 +428,10 @@ def filter_findings(state, severity, rule):
 def select_finding(state, evt: gr.SelectData):
     """Clicking a finding opens its row."""
     row_value = getattr(evt, "row_value", None) or []
-    number = row_value[2] if len(row_value) > 2 else None
+    cell = row_value[2] if len(row_value) > 2 else None
+    number = int(cell) if str(cell).strip().isdigit() else None
     chat, tokens, notes = row_view(state, number)
-    return gr.update(value=number if isinstance(number, int) or str(number).isdigit() else None), chat, tokens, notes
+    return gr.update(value=number) if number is not None else gr.update(), chat, tokens, notes
 
 
 def show_row(state, number):
@@ -552,7 +590,7 @@ def build(shared: Shared) -> None:
                                 info="Token counts use this model. A Hub id or a local folder works too.")
             with gr.Row():
                 max_length = gr.Number(value=None, label="Max length (tokens)", precision=0, minimum=0,
-                                       info="Blank: the model's context.", elem_id="data-max-length")
+                                       info="0 = the model's context.", elem_id="data-max-length")
                 batch_size = gr.Number(value=DEFAULT_BATCH_SIZE, label="Batch size", precision=0, minimum=1,
                                        info="For steps per epoch.", elem_id="data-batch-size")
             lint_btn = gr.Button("Check the data", variant="secondary", elem_id="data-lint-btn")
@@ -569,12 +607,16 @@ def build(shared: Shared) -> None:
                     rule_filter = gr.Dropdown(["All"], value="All", label="Rule", scale=1, elem_id="data-filter-rule")
                     gr.Markdown("Click a finding to open its row below.", elem_classes="tab-intro")
                 findings = gr.Dataframe(headers=FINDING_COLUMNS, interactive=False, wrap=True, max_height=420,
+                                        datatype=["html", "str", "str", "str", "str"],
                                         column_widths=["11%", "15%", "6%", "34%", "34%"], elem_id="data-findings")
                 with gr.Column(elem_id="data-row-view"):
-                    with gr.Row():
-                        row_number = gr.Number(label="Row", precision=0, minimum=1, scale=1, elem_id="data-row-number")
+                    gr.Markdown("### The row")
+                    with gr.Row(equal_height=True):
+                        row_number = gr.Number(label="Row (line in the file)", precision=0, minimum=1, scale=1,
+                                               elem_id="data-row-number")
                         row_btn = gr.Button("Show row", scale=1, elem_id="data-row-btn")
-                        row_notes = gr.Markdown(elem_id="data-row-notes")
+                        gr.Column(scale=3)
+                    row_notes = gr.Markdown(elem_id="data-row-notes")
                     with gr.Row(equal_height=False):
                         with gr.Column():
                             gr.Markdown("**As a chat**")
@@ -585,12 +627,12 @@ def build(shared: Shared) -> None:
             with gr.Tab("Statistics", id="report-stats"):
                 stats_md = gr.Markdown(elem_id="data-stats")
                 with gr.Row():
-                    plot_tokens = gr.Plot(label="Tokens per example", elem_id="data-plot-tokens")
-                    plot_findings = gr.Plot(label="Findings by rule", elem_id="data-plot-findings")
+                    plot_tokens = gr.Plot(label="Tokens per example", show_label=False, elem_id="data-plot-tokens")
+                    plot_findings = gr.Plot(label="Findings by rule", show_label=False, elem_id="data-plot-findings")
                 with gr.Row():
-                    plot_messages = gr.Plot(label="Messages per example", elem_id="data-plot-messages")
-                    plot_roles = gr.Plot(label="Role mix", elem_id="data-plot-roles")
-                plot_system = gr.Plot(label="Top system prompts", elem_id="data-plot-system")
+                    plot_messages = gr.Plot(label="Messages per example", show_label=False, elem_id="data-plot-messages")
+                    plot_roles = gr.Plot(label="Role mix", show_label=False, elem_id="data-plot-roles")
+                plot_system = gr.Plot(label="Top system prompts", show_label=False, elem_id="data-plot-system")
 
         gr.Markdown("### 3 · Fix and split")
         gr.Markdown("One click applies only safe fixes: rows with errors are set aside (downloadable with the "

@@ -75,7 +75,7 @@ def test_compute_stats_token_figures_cut_tokens_and_budget():
     report = make_report(records, counts, max_length=200)
     result = stats.compute_stats(report, max_length=200, batch_size=4, model="tiny", context=512)
 
-    assert result["rows"] == {"total": 20, "valid": 20, "invalid": 0, "converted": 0, "used": 20}
+    assert result["rows"] == {"total": 20, "valid": 20, "invalid": 0, "converted": 0, "used": 20, "unreadable": 0}
     assert result["tokens"]["total"] == sum(totals)
     assert result["tokens"]["prompt"] == 15 * 20
     assert result["tokens"]["trainable"] == sum(t - 15 for t in totals)
