@@ -56,6 +56,20 @@ def _jsonl(records) -> str:
     return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
 
 
+def _utf8_safe(text: str) -> str:
+    """Lone surrogates (from a broken upload) cannot be written as UTF-8: write them as \\udXXX escapes,
+    which is also what JSON uses for them, so rejected rows are kept as found, not lost."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _write(path: Path, text: str) -> None:
+    paths.atomic_write_text(path, _utf8_safe(text))
+
+
 def new_dataset_id(name: str) -> str:
     """Readable and unguessable: '<sanitised name>-<random>'."""
     slug = paths.safe_name(Path(str(name)).stem if name else "dataset", default="dataset", max_length=40)
@@ -99,12 +113,12 @@ def save_dataset(
     }
     try:
         staging.mkdir(parents=True, exist_ok=False)
-        paths.atomic_write_text(staging / "train.jsonl", _jsonl(clean.train))
-        paths.atomic_write_text(staging / "validation.jsonl", _jsonl(clean.validation))
-        paths.atomic_write_text(staging / "rejected.jsonl", _jsonl(clean.rejected))
-        paths.atomic_write_text(staging / "report.json", report_json if report_json is not None else _report_json(report))
-        paths.atomic_write_text(staging / "report.md", report_markdown or "")
-        paths.atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        _write(staging / "train.jsonl", _jsonl(clean.train))
+        _write(staging / "validation.jsonl", _jsonl(clean.validation))
+        _write(staging / "rejected.jsonl", _jsonl(clean.rejected))
+        _write(staging / "report.json", report_json if report_json is not None else _report_json(report))
+        _write(staging / "report.md", report_markdown or "")
+        _write(staging / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         os.rename(staging, final)  # atomic; `final` is new (random id), so nothing is replaced
     except OSError as error:
         shutil.rmtree(staging, ignore_errors=True)

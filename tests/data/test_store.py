@@ -136,3 +136,13 @@ def test_sha256_of_a_file(tmp_path):
     target.write_bytes(b"hello")
     assert store.sha256_file(target) == store.sha256_bytes(b"hello") == \
         "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+
+
+def test_rows_with_lone_surrogates_are_saved_as_json_escapes():
+    report = make_report()
+    report.rows[4].raw = {"messages": [{"role": "user", "content": "bad \ud83d here"}]}
+    report.findings.append(Finding("ENC-SURROGATE", "E", 5, "Lone surrogate \ud83d.", "Fix the encoding."))
+    result = clean.clean_and_split(report, validation_fraction=0.1, seed=0)
+    folder = store.save_dataset(result, report, STATS, source_name="s.jsonl", source_sha256="0" * 64)
+    rejected = [json.loads(line) for line in (folder / "rejected.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert rejected[0]["raw"]["messages"][0]["content"] == "bad \ud83d here"  # the row kept exactly as found
