@@ -148,18 +148,17 @@ def lint_rows(rows: list[Row], tokenizer: Any = None, max_length: int | None = N
     for index, row in enumerate(rows):
         try:
             row_findings = schema.check_row(row)
-            if not any(f.severity == "E" for f in row_findings):
-                row_findings += content.check_row(row, special_strings)
-            else:
-                broken.add(row.number)
         except Exception as error:  # noqa: BLE001 - a rule must never take the whole lint down
-            broken.add(row.number)
             row_findings = [Finding("SCH-CONTENT-TYPE", "E", row.number, f"The row holds values of unexpected types ({type(error).__name__}).",
                                     "Check the row's structure against the expected format.")]
+        if any(f.severity == "E" for f in row_findings):
+            broken.add(row.number)
         findings += row_findings
         if index % 5000 == 4999:
-            progress(0.05 + 0.35 * index / total, f"Checked {index + 1:,} of {len(rows):,} rows…")
+            progress(0.05 + 0.1 * index / total, f"Checked the schema of {index + 1:,} of {len(rows):,} rows…")
     usable = [row for row in rows if row.number not in broken]
+    findings += _content_findings(content, usable, special_strings,
+                                  lambda fraction, message: progress(0.15 + 0.25 * fraction, message))
     progress(0.4, "Looking for duplicates and dataset-level issues…")
     findings += dataset.check_dataset(rows, usable, validation_rows=validation_rows)
     if tokenizer is not None:
@@ -184,6 +183,20 @@ def lint_rows(rows: list[Row], tokenizer: Any = None, max_length: int | None = N
     report.stats = _stats(report)
     progress(1.0, "Done.")
     return report
+
+
+def _content_findings(content, rows: list[Row], special_strings, progress) -> list[Finding]:
+    try:
+        return content.check_rows(rows, special_strings, progress)
+    except Exception:  # noqa: BLE001 - fall back row by row so one odd row cannot take the lint down
+        findings = []
+        for row in rows:
+            try:
+                findings += content.check_row(row, special_strings)
+            except Exception as error:  # noqa: BLE001
+                findings.append(Finding("SCH-CONTENT-TYPE", "E", row.number, f"The row's content could not be checked ({type(error).__name__}).",
+                                        "Check the row's text for unusual values."))
+        return findings
 
 
 def lint_file(path_or_bytes: str | os.PathLike | bytes, name: str | None = None, tokenizer: Any = None,

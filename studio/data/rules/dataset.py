@@ -25,7 +25,10 @@ _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 def normalise(text: str) -> str:
-    return _SPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    """NFC + collapsed whitespace (ASCII text is already NFC: skip the normaliser)."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
+    return " ".join(text.split())
 
 
 def row_key(row: Row) -> str:
@@ -61,17 +64,24 @@ def minhash_signatures(texts: list[str], shingle: int = 5, chunk_rows: int = 200
     """(len(texts), NUM_PERM) uint64 MinHash signatures over lower-cased word `shingle`-grams."""
     signatures = np.empty((len(texts), NUM_PERM), dtype=np.uint64)
     multipliers = _mix(np.arange(100, 100 + shingle, dtype=np.uint64))
+    # Word ids from one vocabulary (C-speed dict lookups), then hashed: stable across processes for the
+    # same input, unlike Python's salted str hash.
+    vocabulary: dict[str, int] = defaultdict()
+    vocabulary.default_factory = vocabulary.__len__
     for start in range(0, len(texts), chunk_rows):
         chunk = texts[start:start + chunk_rows]
-        word_hashes: list[int] = []
+        words_all: list[str] = []
         lengths = []
+        padding = [""] * shingle
         for text in chunk:
             words = text.lower().split()
             if len(words) < shingle:
-                words = words + [""] * (shingle - len(words))
-            word_hashes.extend(crc32(word.encode("utf-8", "surrogatepass")) for word in words)  # stable across processes
+                words += padding[: shingle - len(words)]
+            words_all += words
             lengths.append(len(words))
-        words_array = np.array(word_hashes, dtype=np.int64).view(np.uint64)
+        ids = np.fromiter(map(vocabulary.__getitem__, words_all), dtype=np.uint64, count=len(words_all))
+        del words_all
+        words_array = _mix(ids * np.uint64(0x9E3779B97F4A7C15) + np.uint64(crc32(b"studio")))
         lengths_array = np.array(lengths)
         ends = np.cumsum(lengths_array)
         starts = ends - lengths_array

@@ -74,6 +74,16 @@ class Renderer:
             bool(self.template and __import__("studio.data.templates", fromlist=["x"]).has_generation_markers(self.template))
         self.kwargs = dict(getattr(tokenizer, "special_tokens_map", {}) or {})
         self._compiled = None
+        # Fast path: the studio's own ChatML training template is rendered in plain Python (same text,
+        # same spans; checked by the tests), about 10x faster than Jinja with the span tracker.
+        from studio.data.templates import chatml_template, default_system_prompt
+
+        self.chatml_default: str | None = None
+        self.fast_chatml = False
+        if self.masked and own and self.template is not own:
+            default = default_system_prompt(tokenizer, own)
+            if self.template == chatml_template(default):
+                self.fast_chatml, self.chatml_default = True, default
 
     @property
     def compiled(self):
@@ -90,12 +100,42 @@ class Renderer:
         from transformers.utils.chat_template_utils import _render_with_assistant_indices
 
         tools = row.extra.get("tools") if isinstance(row.extra.get("tools"), list) else None
+        if self.fast_chatml:
+            return _render_chatml(row.messages, self.chatml_default)
         messages = _template_messages(row)
         if self.masked:
             text, spans = _render_with_assistant_indices(self.compiled, messages, tools, None, False, **self.kwargs)
             return text, [(start, end) for start, end in spans]
         text = self.compiled.render(messages=messages, tools=tools, documents=None, add_generation_prompt=False, **self.kwargs)
         return text, [(0, len(text))]  # no assistant mask possible: everything is trained
+
+
+def _render_chatml(messages: list[dict], default_system: str | None) -> tuple[str, list[tuple[int, int]]]:
+    """studio.data.templates.chatml_template(default_system), rendered without Jinja."""
+    parts: list[str] = []
+    spans: list[tuple[int, int]] = []
+    position = 0
+    if default_system is not None and messages and messages[0].get("role") != "system":
+        block = "<|im_start|>system\n" + default_system + "<|im_end|>\n"
+        parts.append(block)
+        position += len(block)
+    for message in messages:
+        role, content = message.get("role"), message.get("content")
+        if content is None and message.get("tool_calls"):
+            content = ""
+        if not isinstance(role, str) or not isinstance(content, str):
+            raise TypeError(f"can only concatenate str (not {type(content if isinstance(role, str) else role).__name__}) to str")
+        if role == "assistant":
+            head = "<|im_start|>assistant\n"
+            body = content + "<|im_end|>"
+            parts += (head, body, "\n")
+            spans.append((position + len(head), position + len(head) + len(body)))
+            position += len(head) + len(body) + 1
+        else:
+            block = "<|im_start|>" + role + "\n" + content + "<|im_end|>\n"
+            parts.append(block)
+            position += len(block)
+    return "".join(parts), spans
 
 
 def _encode(tokenizer, texts: list[str]):
@@ -108,22 +148,37 @@ def _encode(tokenizer, texts: list[str]):
         return backend.encode_batch([_SURROGATE.sub("\ufffd", text) for text in texts], add_special_tokens=False)
 
 
+def _token_at(encoding, start: int, end: int, step: int) -> int | None:
+    """The token covering the first (step 1) or last (step -1) character of [start, end) that maps to a token."""
+    positions = range(start, end) if step > 0 else range(end - 1, start - 1, -1)
+    for checked, position in enumerate(positions):
+        token = encoding.char_to_token(position)
+        if token is not None:
+            return token
+        if checked > 64:
+            break
+    return None
+
+
 def _count(encoding, spans: list[tuple[int, int]], max_length: int, text_len: int) -> tuple[int, int, int]:
-    """(total, trainable, trainable beyond max_length) for one encoded row."""
-    offsets = encoding.offsets
-    total = len(offsets)
+    """(total, trainable, trainable beyond max_length) for one encoded row.
+    Tokens whose characters lie in an answer span are trainable: exact, via char_to_token (no offset lists)."""
+    total = len(encoding)
     if not spans:
         return total, 0, 0
     if len(spans) == 1 and spans[0] == (0, text_len):
         return total, total, max(0, total - max_length)
-    starts = [start for start, _ in offsets]
     trainable = cut = 0
     for span_start, span_end in spans:
-        first = bisect_left(starts, span_start)
-        last = bisect_left(starts, span_end)
-        trainable += last - first
-        if last > max_length:
-            cut += last - max(first, max_length)
+        if span_end <= span_start:
+            continue
+        first = _token_at(encoding, span_start, span_end, 1)
+        last = _token_at(encoding, span_start, span_end, -1)
+        if first is None or last is None or last < first:
+            continue
+        trainable += last - first + 1
+        if last >= max_length:
+            cut += last + 1 - max(first, max_length)
     return total, trainable, cut
 
 
