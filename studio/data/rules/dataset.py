@@ -358,15 +358,16 @@ def _distribution_rules(chat: list[Row]) -> list[Finding]:
         if answer:
             answers += 1
             words = answer.split()
-            openings[" ".join(words[:3])] += 1
-            openings["\x00" + (words[0] if words else "")] += 1
+            for n in (3, 2, 1):
+                if len(words) >= n:
+                    openings[(n, " ".join(words[:n]))] += 1
     if answers >= 20:
-        common = [(phrase, count) for phrase, count in openings.most_common() if count / answers > 0.05]
-        three = [(p, c) for p, c in common if not p.startswith("\x00")]
-        one = [(p[1:], c) for p, c in common if p.startswith("\x00")]
-        shown = three[:3] or one[:3]
+        # 2-3 word openings over 5% of answers; a single word only over 20% (short words start many answers).
+        common = sorted(((n, phrase, count) for (n, phrase), count in openings.items()
+                         if count >= 3 and count / answers > (0.05 if n > 1 else 0.20)), key=lambda item: (-item[2], -item[0]))
+        shown = common[:3]
         if shown:
-            text = "; ".join(f"{phrase!r} starts {count / answers:.0%}" for phrase, count in shown)
+            text = "; ".join(f"{phrase!r} starts {count / answers:.0%}" for _, phrase, count in shown)
             findings.append(Finding("DIST-NGRAM", "I", None, f"Answers often open the same way: {text} of the answers.",
                                     "Fine if it is the style you want to teach (the model will copy it); otherwise vary the openings."))
     turns = Counter("multi" if sum(1 for m in row.messages if m.get("role") == "assistant") > 1 else "single" for row in chat)
