@@ -89,7 +89,7 @@ def load_bytes(data: bytes, name: str = "upload.jsonl") -> LoadResult:
         result.findings.append(Finding("FILE-JSON" if kind in ("json", "jsonl") else "FILE-EMPTY", "E", None,
                                        f"The file could not be read: {type(error).__name__}: {str(error)[:200]}",
                                        "Check that the file is a valid .jsonl, .json, .csv or .parquet dataset."))
-    if not result.rows and not any(f.rule == "FILE-EMPTY" for f in result.findings):
+    if not result.rows and not any(f.severity == "E" for f in result.findings):
         result.findings.append(Finding("FILE-EMPTY", "E", None, "The file holds no usable rows.",
                                        "Upload a file with at least one record (one JSON object per line for .jsonl)."))
     return result
@@ -280,8 +280,14 @@ def _looks_like_record(value: dict) -> bool:
 def _load_csv(result: LoadResult, text: str) -> None:
     import pandas as pd
 
+    import csv
+
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=None, engine="python", dtype=str, keep_default_na=False)
+        delimiter = csv.Sniffer().sniff(text[:20000], delimiters=",;\t|").delimiter
+    except csv.Error:
+        delimiter = ","
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False)
     except Exception as error:  # noqa: BLE001
         result.findings.append(Finding("FILE-JSON", "E", None, f"The CSV file could not be parsed: {str(error)[:160]}.",
                                        "Check the delimiter and quoting; fields with newlines or commas must be quoted."))
