@@ -5,8 +5,8 @@ Fixes (all safe: they never change what a row means):
   - every row becomes canonical chat messages (role + string content; tool calls kept);
   - Unicode NFC and edge whitespace stripped in every message;
   - exact duplicates (after NFC and collapsed whitespace) removed, first one kept.
-Split: rows are grouped into near-duplicate clusters (MinHash on word 5-grams, Jaccard >= 0.85,
-plus exact duplicates), clusters are shuffled with the seed and dealt to validation until it
+Split: rows are grouped into near-duplicate clusters (the linter's measure: MinHash on word 5-grams,
+Jaccard >= 0.85, plus exact duplicates), clusters are shuffled with the seed and dealt to validation until it
 holds the requested share; so near-duplicates always land on the same side.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -22,11 +21,8 @@ from typing import Any, Iterable
 from studio.errors import StudioError
 
 DEFAULT_VALIDATION_FRACTION = 0.10
-NEAR_DUP_THRESHOLD = 0.85
-SHINGLE_WORDS = 5
-NUM_PERM = 64
+LEAK_CHECK_MAX_ROWS = 20_000  # above this the split is verified on the duplicate pairs already computed
 _MESSAGE_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id", "weight")
-_SPACES = re.compile(r"\s+")
 
 
 @dataclass
@@ -107,14 +103,11 @@ def canonical_record(row, fixes: dict[str, int] | None = None) -> dict[str, Any]
 
 
 def duplicate_key(record: dict[str, Any]) -> str:
-    """Identical after NFC and collapsed whitespace (the DUP-EXACT rule)."""
-    return _SPACES.sub(" ", unicodedata.normalize("NFC", json.dumps(record, ensure_ascii=False, sort_keys=True)))
+    """Identical after NFC and collapsed whitespace: the linter's DUP-EXACT key (+ the tools, if any)."""
+    from studio.data.rules.dataset import row_key
 
-
-def record_text(record: dict[str, Any]) -> str:
-    if "messages" in record:
-        return "\n".join(f"{m.get('role')}: {m.get('content', '')}" for m in record["messages"])
-    return str(record.get("text", ""))
+    key = row_key(_as_rows([record])[0])
+    return key + ("\x1d" + json.dumps(record["tools"], sort_keys=True) if record.get("tools") else "")
 
 
 def _reason(finding) -> dict[str, Any]:
@@ -124,20 +117,37 @@ def _reason(finding) -> dict[str, Any]:
 # ---------------------------------------------------------------- near-duplicate clusters
 
 
-def _shingles(text: str) -> set[str]:
-    words = _SPACES.sub(" ", unicodedata.normalize("NFC", text).lower()).split(" ")
-    if len(words) < SHINGLE_WORDS:
-        return {" ".join(words)}
-    return {" ".join(words[i : i + SHINGLE_WORDS]) for i in range(len(words) - SHINGLE_WORDS + 1)}
+def _as_rows(records: list[dict[str, Any]], numbers: Iterable[int] | None = None) -> list:
+    from studio.data.records import Row
+
+    numbers = list(numbers) if numbers is not None else list(range(1, len(records) + 1))
+    return [Row(number=n, raw=r, format="text" if "text" in r else "messages", messages=r.get("messages"),
+                text=r.get("text")) for r, n in zip(records, numbers)]
 
 
-def near_duplicate_groups(texts: list[str], threshold: float = NEAR_DUP_THRESHOLD) -> list[int]:
-    """Cluster id per text: texts whose word 5-gram Jaccard is about >= threshold share a cluster.
+def near_duplicate_pairs(records: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """Index pairs of exact or near duplicates by the linter's DUP-* measure (MinHash on word 5-grams
+    of the user/assistant turns, Jaccard >= 0.85). Using the linter's measure means the split and
+    its DS-LEAK check agree by construction."""
+    from studio.data.rules.dataset import minhash_signatures, near_duplicate_pairs as lsh_pairs, dedup_text, row_key
 
-    MinHash LSH finds candidate pairs; each candidate is confirmed with the exact Jaccard so no
-    false pair ever merges two clusters. Union-find makes the clusters transitive.
-    """
-    parent = list(range(len(texts)))
+    rows = _as_rows(records)
+    pairs: list[tuple[int, int]] = []
+    first_of: dict[str, int] = {}
+    for index, row in enumerate(rows):
+        key = row_key(row)
+        if key in first_of:
+            pairs.append((first_of[key], index))
+        else:
+            first_of[key] = index
+    if len(rows) >= 2:
+        pairs += [(a, b) for a, b, _ in lsh_pairs(minhash_signatures([dedup_text(row) for row in rows]))]
+    return pairs
+
+
+def group_ids(size: int, pairs: Iterable[tuple[int, int]]) -> list[int]:
+    """Union-find: a cluster id (its smallest member) per index."""
+    parent = list(range(size))
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -145,25 +155,16 @@ def near_duplicate_groups(texts: list[str], threshold: float = NEAR_DUP_THRESHOL
             i = parent[i]
         return i
 
-    def union(i: int, j: int) -> None:
-        a, b = find(i), find(j)
-        if a != b:
-            parent[max(a, b)] = min(a, b)
+    for a, b in pairs:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return [find(i) for i in range(size)]
 
-    if len(texts) < 2:
-        return parent
-    from datasketch import MinHash, MinHashLSH
 
-    shingle_sets = [_shingles(text) for text in texts]
-    lsh = MinHashLSH(threshold=threshold * 0.9, num_perm=NUM_PERM)  # a little lower: candidates are re-checked
-    hashes = MinHash.bulk([[s.encode("utf-8") for s in shingles] for shingles in shingle_sets], num_perm=NUM_PERM)
-    for index, minhash in enumerate(hashes):
-        for other in lsh.query(minhash):
-            a, b = shingle_sets[index], shingle_sets[other]
-            if len(a & b) / max(1, len(a | b)) >= threshold:
-                union(index, other)
-        lsh.insert(index, minhash)
-    return [find(i) for i in range(len(texts))]
+def near_duplicate_groups(records: list[dict[str, Any]]) -> list[int]:
+    """Cluster id per record: exact and near duplicates share an id."""
+    return group_ids(len(records), near_duplicate_pairs(records))
 
 
 # ---------------------------------------------------------------- split
@@ -249,8 +250,8 @@ def clean_and_split(
     fixes["rejected_with_errors"] = sum(1 for item in rejected if item["reasons"][0]["severity"] == "E")
     if progress:
         progress(0.5, desc="Grouping near-duplicates")
-    clusters = near_duplicate_groups([record_text(record) for _, record in kept])
-    train_idx, val_idx = split_clusters(clusters, validation_fraction, seed)
+    pairs = near_duplicate_pairs([record for _, record in kept])
+    train_idx, val_idx = split_clusters(group_ids(len(kept), pairs), validation_fraction, seed)
     result = CleanResult(
         train=[kept[i][1] for i in train_idx],
         validation=[kept[i][1] for i in val_idx],
@@ -261,25 +262,18 @@ def clean_and_split(
         seed=seed,
         validation_fraction=validation_fraction,
     )
-    result.leaks = check_leaks(result)
+    # Verify: no duplicate pair may cross the split. The linter's own DS-LEAK check (which recomputes
+    # the signatures) runs too on datasets of UI size; on larger ones the pair check is the same test.
+    in_validation = set(val_idx)
+    crossing = [(a, b) for a, b in pairs if (a in in_validation) != (b in in_validation)]
+    result.leaks = [kept[b if b in in_validation else a][0] for a, b in crossing]
+    if not result.leaks and len(kept) <= LEAK_CHECK_MAX_ROWS:
+        result.leaks = check_leaks(result)
     return result
 
 
 def check_leaks(result: CleanResult) -> list:
-    """The linter's own DS-LEAK check on the finished split (empty when nothing leaks)."""
-    try:
-        from studio.data.lint import find_leaks
-    except ImportError:  # the linter is not there yet: fall back to our own clustering
-        find_leaks = None
-    if find_leaks is not None:
-        from studio.data.records import Row
+    """The linter's DS-LEAK check on the finished split (empty when nothing leaks)."""
+    from studio.data.lint import find_leaks
 
-        def rows(records: Iterable[dict], numbers: Iterable[int]) -> list:
-            return [Row(number=n, raw=r, format="text" if "text" in r else "messages",
-                        messages=r.get("messages"), text=r.get("text")) for r, n in zip(records, numbers)]
-
-        return list(find_leaks(rows(result.train, result.train_rows), rows(result.validation, result.validation_rows)))
-    texts = [record_text(r) for r in result.train + result.validation]
-    clusters = near_duplicate_groups(texts)
-    train_clusters = set(clusters[: len(result.train)])
-    return [result.validation_rows[i] for i, c in enumerate(clusters[len(result.train):]) if c in train_clusters]
+    return list(find_leaks(_as_rows(result.train, result.train_rows), _as_rows(result.validation, result.validation_rows)))

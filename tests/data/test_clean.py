@@ -128,10 +128,9 @@ def test_split_never_divides_a_near_duplicate_cluster(seed):
 
 def test_near_duplicate_groups_match_known_clusters():
     records, cluster_of = clustered_records(7, clusters=15)
-    texts = [clean.record_text(r) for r in records]
-    groups = clean.near_duplicate_groups(texts)
-    for i in range(len(texts)):
-        for j in range(len(texts)):
+    groups = clean.near_duplicate_groups(records)
+    for i in range(len(records)):
+        for j in range(len(records)):
             assert (groups[i] == groups[j]) == (cluster_of[i] == cluster_of[j])
 
 
@@ -165,3 +164,13 @@ def test_all_near_duplicates_cannot_be_split_without_leaking():
     with pytest.raises(StudioError) as error:
         clean.clean_and_split(make_report(records))
     assert "near-duplicate" in error.value.message
+
+
+def test_a_long_shared_system_prompt_does_not_make_rows_near_duplicates():
+    system = " ".join(WORDS * 4)  # the same long system prompt on every row
+    records = [{"messages": [{"role": "system", "content": system},
+                             {"role": "user", "content": f"Question {i}: {sentence(random.Random(i), 8)}"},
+                             {"role": "assistant", "content": f"Answer {i}: {sentence(random.Random(100 + i), 8)}"}]}
+               for i in range(30)]
+    result = clean.clean_and_split(make_report(records), validation_fraction=0.1, seed=0)
+    assert len(result.validation) == 3 and len(result.train) == 27 and result.leaks == []
