@@ -182,7 +182,7 @@ def idle_verdict_html(text: str = "No data checked yet: pick the sample or uploa
     return f'<div class="dv-verdict dv-idle" data-verdict="none"><p>{html.escape(text)}</p></div>'
 
 
-def format_markdown(report, source: dict, model_label: str | None, max_length: int | None) -> str:
+def format_markdown(report, source: dict, model_label: str | None, max_length: int | None, stats: dict | None = None) -> str:
     formats: dict[str, int] = {}
     mappings: dict[str, int] = {}
     for row in report.rows:
@@ -201,6 +201,15 @@ def format_markdown(report, source: dict, model_label: str | None, max_length: i
     if mappings:
         shown = "; ".join(f"{mapping} ({count} rows)" for mapping, count in list(mappings.items())[:4])
         lines.append(f"**Converted to chat messages:** {html.escape(shown)}")
+    if stats and stats.get("have_tokens"):
+        per = stats["tokens"]["per_example"]["total"]
+        budget = stats["budget"]
+        lines.append(
+            f"**At a glance:** {stats['rows']['used']:,} usable rows · tokens per example p50 {per['p50']:,} / "
+            f"p95 {per['p95']:,} / max {per['max']:,} · {stats['length']['rows_over_max_length']} rows over max length · "
+            f"suggested max length **{stats['length']['suggested_max_length']}** · {budget['steps_per_epoch']:,} steps per "
+            f"epoch at batch {budget['batch_size']} · suggested epochs **{budget['suggested_epochs']}**"
+        )
     return "\n\n".join(lines)
 
 
@@ -339,8 +348,9 @@ def run_lint(source, model_ref, max_length, batch_size, progress=gr.Progress()):
         source,
         state,
         verdict_html(report, stats),
-        format_markdown(report, state["source"], label, state["max_length"]) + (f"\n\n{model_note}" if model_note else ""),
-        gr.update(value=findings_frame(report)),
+        format_markdown(report, state["source"], label, state["max_length"], stats)
+        + (f"\n\n{model_note}" if model_note else ""),
+        findings_update(report),
         gr.update(choices=SEVERITY_FILTERS, value="All"),
         gr.update(choices=rule_choices(report), value="All"),
         gr.update(value=first_row),
@@ -422,7 +432,14 @@ def _lint_failed(source, error: Exception | None):
 def filter_findings(state, severity, rule):
     if not state:
         return gr.update()
-    return findings_frame(state["report"], severity or "All", rule or "All")
+    return findings_update(state["report"], severity or "All", rule or "All")
+
+
+def findings_update(report, severity: str = "All", rule: str = "All"):
+    frame = findings_frame(report, severity, rule)
+    total = len(report.findings)
+    shown = f"{len(frame)} of {total}" if len(frame) != total else f"all {total}"
+    return gr.update(value=frame, label=f"Findings ({shown}; errors first)")
 
 
 def select_finding(state, evt: gr.SelectData):
@@ -606,16 +623,18 @@ def build(shared: Shared) -> None:
                                                   elem_id="data-filter-severity")
                     rule_filter = gr.Dropdown(["All"], value="All", label="Rule", scale=1, elem_id="data-filter-rule")
                     gr.Markdown("Click a finding to open its row below.", elem_classes="tab-intro")
-                findings = gr.Dataframe(headers=FINDING_COLUMNS, interactive=False, wrap=True, max_height=420,
+                findings = gr.Dataframe(headers=FINDING_COLUMNS, interactive=False, wrap=True, max_height=420, label="Findings",
+                                        show_label=True,
                                         datatype=["html", "str", "str", "str", "str"],
                                         column_widths=["11%", "15%", "6%", "34%", "34%"], elem_id="data-findings")
                 with gr.Column(elem_id="data-row-view"):
                     gr.Markdown("### The row")
-                    with gr.Row(equal_height=True):
-                        row_number = gr.Number(label="Row (line in the file)", precision=0, minimum=1, scale=1,
-                                               elem_id="data-row-number")
-                        row_btn = gr.Button("Show row", scale=1, elem_id="data-row-btn")
-                        gr.Column(scale=3)
+                    with gr.Row(equal_height=False):
+                        with gr.Column(scale=1, min_width=220):
+                            row_number = gr.Number(label="Row (line in the file)", precision=0, minimum=1,
+                                                   elem_id="data-row-number")
+                            row_btn = gr.Button("Show row", size="sm", elem_id="data-row-btn")
+                        gr.Column(scale=4)
                     row_notes = gr.Markdown(elem_id="data-row-notes")
                     with gr.Row(equal_height=False):
                         with gr.Column():

@@ -44,6 +44,7 @@ def test_messy_sample_is_blocked_with_findings_rows_and_plots(messy, tiny):
     assert "error" in frame.iloc[0]["Severity"]  # errors first
     assert messy[RULE]["choices"][0] == "All" and "PII-SECRET" in messy[RULE]["choices"]
     assert "Detected format" in messy[FORMAT] and "Converted to chat messages" in messy[FORMAT]
+    assert "At a glance" in messy[FORMAT] and "suggested max length" in messy[FORMAT]
     # The first flagged row is opened right away.
     assert isinstance(messy[ROW]["value"], int) and messy[CHAT] and messy[NOTES].startswith(f"**Row {messy[ROW]['value']}**")
     assert "Tokens per example" in messy[STATS]
@@ -62,16 +63,18 @@ def test_clean_sample_is_not_blocked(tiny):
 
 def test_filters_by_severity_and_rule(messy):
     state = messy[STATE]
-    errors = data_tab.filter_findings(state, "Errors", "All")
+    errors = data_tab.filter_findings(state, "Errors", "All")["value"]
     assert len(errors) > 0 and all("error" in cell for cell in errors["Severity"])
-    secrets = data_tab.filter_findings(state, "All", "PII-SECRET")
+    update = data_tab.filter_findings(state, "All", "PII-SECRET")
+    secrets = update["value"]
+    assert update["label"].startswith(f"Findings ({len(secrets)} of {len(state['report'].findings)}")
     assert len(secrets) >= 1 and set(secrets["Rule"]) == {"PII-SECRET"}
-    assert len(data_tab.filter_findings(state, "Info", "PII-SECRET")) == 0
+    assert len(data_tab.filter_findings(state, "Info", "PII-SECRET")["value"]) == 0
 
 
 def test_selecting_a_finding_opens_its_row_as_chat_and_tokens(messy):
     state = messy[STATE]
-    frame = data_tab.filter_findings(state, "All", "PII-SECRET")
+    frame = data_tab.filter_findings(state, "All", "PII-SECRET")["value"]
     row_value = frame.iloc[0].tolist()
     event = gr.SelectData(None, {"index": [0, 1], "value": row_value[1], "row_value": row_value})
     number_update, chat, tokens, notes = data_tab.select_finding(state, event)
