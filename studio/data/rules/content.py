@@ -284,7 +284,9 @@ def _privacy_checks(text: str, where: str, add, flag: int = 63) -> None:
 
 
 def _repetition(text: str) -> str | None:
-    """Gopher repetition thresholds; only computed when zlib says the text is very compressible."""
+    """Gopher repetition thresholds; only computed when zlib says the text is very compressible.
+    Very long texts are judged on their first 50,000 characters (enough to see a loop)."""
+    text = text[:50_000]
     if len(zlib.compress(text.encode("utf-8", "surrogatepass"), 1)) / max(1, len(text)) > 0.45:
         return None
     lines = [line.strip() for line in text.split("\n") if line.strip()]

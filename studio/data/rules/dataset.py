@@ -39,11 +39,16 @@ def row_key(row: Row) -> str:
     return normalise(row.text or "")
 
 
+DEDUP_MAX_CHARS = 200_000  # MinHash of a huge row on its first 200k characters keeps one giant row from dominating
+
+
 def dedup_text(row: Row) -> str:
     """Text compared for near duplicates: user and assistant turns (a shared system prompt would make all rows look alike)."""
     if row.messages:
-        return " ".join(m["content"] for m in row.messages if m.get("role") != "system" and isinstance(m.get("content"), str))
-    return row.text or ""
+        text = " ".join(m["content"] for m in row.messages if m.get("role") != "system" and isinstance(m.get("content"), str))
+    else:
+        text = row.text or ""
+    return text[:DEDUP_MAX_CHARS]
 
 
 # ---------------------------------------------------------------- MinHash (vectorised)
