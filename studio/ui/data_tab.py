@@ -79,10 +79,9 @@ def get_tokenizer(model_ref: str, progress=None):
 
 
 def model_context(tokenizer) -> int | None:
-    value = getattr(tokenizer, "model_max_length", None)
-    if isinstance(value, int) and 0 < value <= 1_000_000:
-        return value
-    return None
+    from studio.data.lint import context_length
+
+    return context_length(tokenizer)
 
 
 def source_from_sample(name: str) -> dict:
@@ -170,8 +169,9 @@ def verdict_html(report, stats: dict | None = None) -> str:
         title, css, symbol, colour = "Ready to train", "dv-ready", "✓", "#009E73"
         detail = "No errors or warnings. Fix and split to save a train/validation set."
     dots = "".join(
-        f'<span><span class="dv-dot" style="background:{SEVERITY_COLOURS[key]}"></span>{counts[key]} {name}</span>'
-        for key, name in (("E", "errors"), ("W", "warnings"), ("I", "notes")))
+        f'<span><span class="dv-dot" style="background:{SEVERITY_COLOURS[key]}"></span>{counts[key]} {name}'
+        f'{"s" if counts[key] != 1 else ""}</span>'
+        for key, name in (("E", "error"), ("W", "warning"), ("I", "note")))
     counts_html = f'<p class="dv-counts"><span>{total} rows</span>{dots}</p>'
     icon = f'<span class="dv-icon" style="background:{colour}">{symbol}</span>'
     return (f'<div class="dv-verdict {css}" data-verdict="{verdict}"><h3>{icon}{title}</h3><p>{detail}</p>'
@@ -299,8 +299,12 @@ def lint_source(source: dict | None, model_ref: str, max_length, batch_size, pro
     tokenizer = None
     if progress:
         progress(0.02, desc="Loading the model's tokenizer")
+    def model_progress(fraction, message=None, *args, **kwargs):
+        if progress:  # the bundled model is converted once, on first use (about a minute)
+            progress(min(0.05, 0.05 * float(fraction or 0)), desc=message or "Preparing the model")
+
     try:
-        tokenizer = get_tokenizer(model_ref)
+        tokenizer = get_tokenizer(model_ref, progress=model_progress)
     except StudioError as error:
         model_note = message_markdown(error) + "\n\nThe rows were checked without token counts."
     context = model_context(tokenizer) if tokenizer is not None else None
@@ -680,6 +684,7 @@ def build(shared: Shared) -> None:
     hub_btn.click(lint_hub, [hub_id, hub_split] + settings, lint_outputs)
     lint_btn.click(run_lint, [source_state] + settings, lint_outputs)
     model.change(lambda: None, None, max_length)  # a new model: its own context is the default again
+    model.change(lambda ref: ref, model, shared.model)  # the studio-wide model choice (Train/Decide read it)
 
     severity_filter.change(filter_findings, [lint_state, severity_filter, rule_filter], findings)
     rule_filter.change(filter_findings, [lint_state, severity_filter, rule_filter], findings)
