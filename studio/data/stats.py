@@ -487,7 +487,7 @@ def system_prompts_chart(stats: dict[str, Any]):
     import plotly.graph_objects as go
 
     system = stats.get("system_prompts") or {"top": [], "rows_without": 0}
-    labels = [_shorten(item["prompt"] or "(empty)", 60) for item in system["top"]]
+    labels = [_shorten(item["prompt"] or "(empty)", 42) for item in system["top"]]
     values = [item["rows"] for item in system["top"]]
     if system.get("rows_without"):
         labels.append("(no system prompt)")
@@ -515,6 +515,9 @@ def findings_chart(stats: dict[str, Any]):
             hovertemplate="%{y}: %{x} findings<extra>" + SEVERITY_NAMES[severity] + "</extra>",
         ))
     fig.update_yaxes(autorange="reversed", categoryorder="array", categoryarray=[item["rule"] for item in items])
+    fig.update_traces(textposition="outside", cliponaxis=False)
+    if items and max(item["count"] for item in items) <= 10:
+        fig.update_xaxes(dtick=1)  # whole findings only
     _layout(fig, "Findings by rule", "findings", "", height=max(260, 60 + 24 * len(items)))
     fig.update_layout(showlegend=True, legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"})
     return fig

@@ -485,7 +485,7 @@ def fix_and_split(state, validation_percent, seed, name, progress=gr.Progress())
     leak_note = "no near-duplicates shared between train and validation" if not manifest["split"]["leaks"] else \
         f"{manifest['split']['leaks']} possible leaks remain (check DS-LEAK)"
     result = (
-        f"### ✅ Saved “{html.escape(manifest['name'])}”\n"
+        f"### Saved “{html.escape(manifest['name'])}”\n"
         f"**{counts['train']}** training rows · **{counts['validation']}** validation rows · "
         f"**{counts['rejected']}** rejected (download below with reasons).\n\n"
         + (f"Fixes: {'; '.join(fixed)}.\n\n" if fixed else "")
@@ -651,11 +651,11 @@ def build(shared: Shared) -> None:
                 stats_md = gr.Markdown(elem_id="data-stats")
                 with gr.Row():
                     plot_tokens = gr.Plot(label="Tokens per example", show_label=False, elem_id="data-plot-tokens")
-                    plot_findings = gr.Plot(label="Findings by rule", show_label=False, elem_id="data-plot-findings")
-                with gr.Row():
                     plot_messages = gr.Plot(label="Messages per example", show_label=False, elem_id="data-plot-messages")
+                with gr.Row():
                     plot_roles = gr.Plot(label="Role mix", show_label=False, elem_id="data-plot-roles")
-                plot_system = gr.Plot(label="Top system prompts", show_label=False, elem_id="data-plot-system")
+                    plot_system = gr.Plot(label="Top system prompts", show_label=False, elem_id="data-plot-system")
+                plot_findings = gr.Plot(label="Findings by rule", show_label=False, elem_id="data-plot-findings")
 
         gr.Markdown("### 3 · Fix and split")
         gr.Markdown("One click applies only safe fixes: rows with errors are set aside (downloadable with the "
