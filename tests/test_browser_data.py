@@ -12,7 +12,8 @@ def test_upload_messy_sample_see_verdict_and_open_a_row(page, output_dir, tiny_m
     model = page.locator("#data-model input")
     model.fill(str(tiny_model_dir))
     model.press("Enter")
-    page.get_by_role("tab", name="Upload a file").click()
+    page.locator("#data-source-kind").get_by_text("Upload a file").click()
+    page.locator("#data-source-upload").wait_for()
     page.locator("#data-upload input[type=file]").set_input_files(str(SAMPLES_DIR / "assistant_style_messy.jsonl"))
 
     verdict = page.locator("#data-verdict [data-verdict]")

@@ -20,6 +20,7 @@ INTRO = (
     "to save a clean train/validation set for the Train tab."
 )
 UPLOAD_TYPES = [".jsonl", ".json", ".csv", ".parquet"]
+SOURCE_KINDS = ["Sample", "Upload a file", "Hugging Face Hub"]
 FINDING_COLUMNS = ["Severity", "Rule", "Row", "Message", "Hint"]
 SEVERITY_LABELS = {"E": "error", "W": "warning", "I": "info"}
 # Okabe-Ito colours (colour-blind safe), same as the plots.
@@ -560,6 +561,11 @@ def go_to_train():
     return gr.Tabs(selected="train")
 
 
+def show_source(kind):
+    """Show the inputs of the chosen source (sample, upload, Hub)."""
+    return tuple(gr.update(visible=kind == option) for option in SOURCE_KINDS)
+
+
 def sample_description(name) -> str:
     for sample in _samples():
         if sample["name"] == name:
@@ -585,25 +591,26 @@ def build(shared: Shared) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             gr.Markdown("### 1 · Choose your data")
-            with gr.Tabs(elem_id="data-sources"):
-                with gr.Tab("Sample", id="source-sample"):
-                    sample_pick = gr.Dropdown(sample_names, value=default_sample, label="Bundled sample",
-                                              elem_id="data-sample-pick", interactive=True)
-                    sample_info = gr.Markdown(sample_description(default_sample) if default_sample else
-                                              "No bundled samples found.")
-                    sample_btn = gr.Button("Use the sample", variant="primary", elem_id="data-sample-btn")
-                with gr.Tab("Upload a file", id="source-upload"):
-                    upload = gr.File(label="Drop a .jsonl, .json, .csv or .parquet file", file_types=UPLOAD_TYPES,
-                                     type="filepath", elem_id="data-upload")
-                    gr.Markdown("Rows may be `messages`, ShareGPT `conversations`, Alpaca `instruction/output`, "
-                                "`prompt/completion` or plain `text`: the format is detected and converted.",
-                                elem_classes="tab-intro")
-                with gr.Tab("Hugging Face Hub", id="source-hub"):
-                    with gr.Row():
-                        hub_id = gr.Textbox(label="Dataset id", placeholder="HuggingFaceH4/no_robots", scale=3,
-                                            elem_id="data-hub-id")
-                        hub_split = gr.Textbox(label="Split", value="train", scale=1)
-                    hub_btn = gr.Button("Load from the Hub", elem_id="data-hub-btn")
+            # A radio, not nested tabs: the shell's tabs stay the only gr.Tab blocks.
+            source_kind = gr.Radio(SOURCE_KINDS, value=SOURCE_KINDS[0], show_label=False, elem_id="data-source-kind")
+            with gr.Column(visible=True, elem_id="data-source-sample") as sample_box:
+                sample_pick = gr.Dropdown(sample_names, value=default_sample, label="Bundled sample",
+                                          elem_id="data-sample-pick", interactive=True)
+                sample_info = gr.Markdown(sample_description(default_sample) if default_sample else
+                                          "No bundled samples found.")
+                sample_btn = gr.Button("Use the sample", variant="primary", elem_id="data-sample-btn")
+            with gr.Column(visible=False, elem_id="data-source-upload") as upload_box:
+                upload = gr.File(label="Drop a .jsonl, .json, .csv or .parquet file", file_types=UPLOAD_TYPES,
+                                 type="filepath", elem_id="data-upload")
+                gr.Markdown("Rows may be `messages`, ShareGPT `conversations`, Alpaca `instruction/output`, "
+                            "`prompt/completion` or plain `text`: the format is detected and converted.",
+                            elem_classes="tab-intro")
+            with gr.Column(visible=False, elem_id="data-source-hub") as hub_box:
+                with gr.Row():
+                    hub_id = gr.Textbox(label="Dataset id", placeholder="HuggingFaceH4/no_robots", scale=3,
+                                        elem_id="data-hub-id")
+                    hub_split = gr.Textbox(label="Split", value="train", scale=1)
+                hub_btn = gr.Button("Load from the Hub", elem_id="data-hub-btn")
         with gr.Column(scale=2):
             gr.Markdown("### 2 · Model and length")
             model = gr.Dropdown(model_choices(), value=catalog.BUNDLED, label="Model (its tokenizer and chat template)",
@@ -620,42 +627,42 @@ def build(shared: Shared) -> None:
 
     with gr.Column(visible=False, elem_id="data-report") as report_box:
         format_info = gr.Markdown(elem_id="data-format")
-        with gr.Tabs(elem_id="data-report-tabs"):
-            with gr.Tab("Findings", id="report-findings"):
-                with gr.Row():
-                    severity_filter = gr.Dropdown(SEVERITY_FILTERS, value="All", label="Severity", scale=1,
-                                                  elem_id="data-filter-severity")
-                    rule_filter = gr.Dropdown(["All"], value="All", label="Rule", scale=1, elem_id="data-filter-rule")
-                    gr.Markdown("Click a finding to open its row below.", elem_classes="tab-intro")
-                findings = gr.Dataframe(headers=FINDING_COLUMNS, interactive=False, wrap=True, max_height=420, label="Findings",
-                                        show_label=True,
-                                        datatype=["html", "str", "str", "str", "str"],
-                                        column_widths=["11%", "15%", "6%", "34%", "34%"], elem_id="data-findings")
-                with gr.Column(elem_id="data-row-view"):
-                    gr.Markdown("### The row")
-                    with gr.Row(equal_height=False):
-                        with gr.Column(scale=1, min_width=220):
-                            row_number = gr.Number(label="Row (line in the file)", precision=0, minimum=1,
-                                                   elem_id="data-row-number")
-                            row_btn = gr.Button("Show row", size="sm", elem_id="data-row-btn")
-                        gr.Column(scale=4)
-                    row_notes = gr.Markdown(elem_id="data-row-notes")
-                    with gr.Row(equal_height=False):
-                        with gr.Column():
-                            gr.Markdown("**As a chat**")
-                            row_chat = gr.HTML(elem_id="data-row-chat", css_template=ROW_VIEW_CSS)
-                        with gr.Column():
-                            gr.Markdown("**As the model sees it** (after the chat template)")
-                            row_tokens = gr.HTML(elem_id="data-row-tokens", css_template=ROW_VIEW_CSS)
-            with gr.Tab("Statistics", id="report-stats"):
-                stats_md = gr.Markdown(elem_id="data-stats")
-                with gr.Row():
-                    plot_tokens = gr.Plot(label="Tokens per example", show_label=False, elem_id="data-plot-tokens")
-                    plot_messages = gr.Plot(label="Messages per example", show_label=False, elem_id="data-plot-messages")
-                with gr.Row():
-                    plot_roles = gr.Plot(label="Role mix", show_label=False, elem_id="data-plot-roles")
-                    plot_system = gr.Plot(label="Top system prompts", show_label=False, elem_id="data-plot-system")
-                plot_findings = gr.Plot(label="Findings by rule", show_label=False, elem_id="data-plot-findings")
+        gr.Markdown("### Findings")
+        with gr.Column(elem_id="data-findings-box"):
+            with gr.Row():
+                severity_filter = gr.Dropdown(SEVERITY_FILTERS, value="All", label="Severity", scale=1,
+                                              elem_id="data-filter-severity")
+                rule_filter = gr.Dropdown(["All"], value="All", label="Rule", scale=1, elem_id="data-filter-rule")
+                gr.Markdown("Click a finding to open its row below.", elem_classes="tab-intro")
+            findings = gr.Dataframe(headers=FINDING_COLUMNS, interactive=False, wrap=True, max_height=420, label="Findings",
+                                    show_label=True,
+                                    datatype=["html", "str", "str", "str", "str"],
+                                    column_widths=["11%", "15%", "6%", "34%", "34%"], elem_id="data-findings")
+            with gr.Column(elem_id="data-row-view"):
+                gr.Markdown("### The row")
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=1, min_width=220):
+                        row_number = gr.Number(label="Row (line in the file)", precision=0, minimum=1,
+                                               elem_id="data-row-number")
+                        row_btn = gr.Button("Show row", size="sm", elem_id="data-row-btn")
+                    gr.Column(scale=4)
+                row_notes = gr.Markdown(elem_id="data-row-notes")
+                with gr.Row(equal_height=False):
+                    with gr.Column():
+                        gr.Markdown("**As a chat**")
+                        row_chat = gr.HTML(elem_id="data-row-chat", css_template=ROW_VIEW_CSS)
+                    with gr.Column():
+                        gr.Markdown("**As the model sees it** (after the chat template)")
+                        row_tokens = gr.HTML(elem_id="data-row-tokens", css_template=ROW_VIEW_CSS)
+        with gr.Accordion("Statistics and charts", open=True, elem_id="data-stats-box"):
+            stats_md = gr.Markdown(elem_id="data-stats")
+            with gr.Row():
+                plot_tokens = gr.Plot(label="Tokens per example", show_label=False, elem_id="data-plot-tokens")
+                plot_messages = gr.Plot(label="Messages per example", show_label=False, elem_id="data-plot-messages")
+            with gr.Row():
+                plot_roles = gr.Plot(label="Role mix", show_label=False, elem_id="data-plot-roles")
+                plot_system = gr.Plot(label="Top system prompts", show_label=False, elem_id="data-plot-system")
+            plot_findings = gr.Plot(label="Findings by rule", show_label=False, elem_id="data-plot-findings")
 
         gr.Markdown("### 3 · Fix and split")
         gr.Markdown("One click applies only safe fixes: rows with errors are set aside (downloadable with the "
@@ -678,6 +685,7 @@ def build(shared: Shared) -> None:
                     plot_findings, max_length, report_box, downloads, next_btn, fix_result]
     settings = [model, max_length, batch_size]
 
+    source_kind.change(show_source, source_kind, [sample_box, upload_box, hub_box])
     sample_pick.change(sample_description, sample_pick, sample_info)
     sample_btn.click(lint_sample, [sample_pick] + settings, lint_outputs)
     upload.upload(lint_upload, [upload] + settings, lint_outputs)

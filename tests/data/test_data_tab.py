@@ -176,3 +176,9 @@ def test_samples_and_models_are_offered():
     from studio.models import catalog
 
     assert refs[0] == catalog.BUNDLED
+
+
+def test_source_picker_shows_one_source_at_a_time():
+    for kind in data_tab.SOURCE_KINDS:
+        updates = data_tab.show_source(kind)
+        assert [u["visible"] for u in updates] == [option == kind for option in data_tab.SOURCE_KINDS]
