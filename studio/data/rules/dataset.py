@@ -201,6 +201,9 @@ def check_dataset(rows: list[Row], usable: list[Row], validation_rows: list[Row]
     findings += _role_stats(chat)
     findings += _tool_drift(chat)
     findings += _think_mix(chat)
+    from studio.data.rules.language import check_languages
+
+    findings += check_languages(chat)
     return findings
 
 
