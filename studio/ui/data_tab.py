@@ -373,6 +373,7 @@ def run_lint(source, model_ref, max_length, batch_size, progress=gr.Progress()):
         gr.update(value=None, visible=False),  # downloads from a previous fix
         gr.update(visible=False),  # next-step button
         "",  # fix result
+        stats_module.manifest_stats(stats),  # Decide can estimate from the linted data before it is saved
     )
 
 
@@ -430,7 +431,7 @@ def _lint_failed(source, error: Exception | None):
     return (
         source, None, verdict, "", empty, empty, empty, empty, "", "", "", "",
         None, None, None, None, None, empty, gr.update(visible=False), gr.update(value=None, visible=False),
-        gr.update(visible=False), "",
+        gr.update(visible=False), "", gr.update(),
     )
 
 
@@ -682,7 +683,7 @@ def build(shared: Shared) -> None:
 
     lint_outputs = [source_state, lint_state, verdict, format_info, findings, severity_filter, rule_filter, row_number,
                     row_chat, row_tokens, row_notes, stats_md, plot_tokens, plot_messages, plot_roles, plot_system,
-                    plot_findings, max_length, report_box, downloads, next_btn, fix_result]
+                    plot_findings, max_length, report_box, downloads, next_btn, fix_result, shared.dataset_stats]
     settings = [model, max_length, batch_size]
 
     source_kind.change(show_source, source_kind, [sample_box, upload_box, hub_box])

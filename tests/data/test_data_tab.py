@@ -14,7 +14,7 @@ from studio.ui import data_tab  # noqa: E402
 # Positions in data_tab's lint outputs (see build()).
 SOURCE, STATE, VERDICT, FORMAT, FINDINGS, SEVERITY, RULE, ROW, CHAT, TOKENS, NOTES, STATS = range(12)
 PLOTS = slice(12, 17)
-MAX_LENGTH, REPORT_BOX, DOWNLOADS, NEXT, FIX_RESULT = 17, 18, 19, 20, 21
+MAX_LENGTH, REPORT_BOX, DOWNLOADS, NEXT, FIX_RESULT, DATASET_STATS = 17, 18, 19, 20, 21, 22
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def verdict_of(html):
 
 
 def test_messy_sample_is_blocked_with_findings_rows_and_plots(messy, tiny):
-    assert len(messy) == 22
+    assert len(messy) == 23
     assert messy[SOURCE]["kind"] == "sample" and messy[SOURCE]["name"] == "assistant_style_messy.jsonl"
     state = messy[STATE]
     assert verdict_of(messy[VERDICT]) == "blocked"
@@ -53,6 +53,10 @@ def test_messy_sample_is_blocked_with_findings_rows_and_plots(messy, tiny):
     assert messy[MAX_LENGTH]["value"] == 512  # the tiny model's context fills the blank max length
     assert messy[REPORT_BOX]["visible"] is True and messy[NEXT]["visible"] is False
     assert state["model"] == tiny and state["max_length"] == 512
+    # Decide gets the token statistics as soon as the data is checked (the contract's stats dict).
+    early = messy[DATASET_STATS]
+    assert early["model"] == tiny and early["max_length"] == 512 and early["rows"] == state["stats"]["rows"]["used"]
+    assert set(early["tokens"]) >= {"total", "trainable", "p50", "p95", "p99", "max"}
 
 
 def test_clean_sample_is_not_blocked(tiny):
