@@ -518,7 +518,7 @@ def findings_chart(stats: dict[str, Any]):
     fig.update_traces(textposition="outside", cliponaxis=False)
     if items and max(item["count"] for item in items) <= 10:
         fig.update_xaxes(dtick=1)  # whole findings only
-    _layout(fig, "Findings by rule", "findings", "", height=max(260, 60 + 24 * len(items)))
+    _layout(fig, "Findings by rule", "findings", "", height=max(260, 80 + 17 * len(items)))
     fig.update_layout(showlegend=True, legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"})
     return fig
 
