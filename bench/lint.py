@@ -44,7 +44,7 @@ def synthetic_rows(count: int, seed: int = 0) -> list[dict]:
         turns = 2 if index % 10 == 0 else 1
         for _ in range(turns):
             messages.append({"role": "user", "content": sentence(8, 16)})
-            messages.append({"role": "assistant", "content": " ".join(sentence(8, 14) for _ in range(rng.randint(3, 5)))})
+            messages.append({"role": "assistant", "content": " ".join(sentence(8, 14) for _ in range(rng.randint(2, 4)))})
         rows.append({"messages": messages})
     for index in range(0, count, 500):  # some exact and near duplicates
         if index + 1 < count:

@@ -159,11 +159,13 @@ def lint_rows(rows: list[Row], tokenizer: Any = None, max_length: int | None = N
     usable = [row for row in rows if row.number not in broken]
     findings += _content_findings(content, usable, special_strings,
                                   lambda fraction, message: progress(0.15 + 0.25 * fraction, message))
-    progress(0.4, "Looking for duplicates and dataset-level issues…")
+    progress(0.4, "Looking for duplicates, languages and dataset-level issues…")
     findings += dataset.check_dataset(rows, usable, validation_rows=validation_rows)
     if tokenizer is not None:
         report.context_length = context_length(tokenizer)
         report.max_length = int(max_length or report.context_length or 2048)
+
+        progress(0.6, "Counting tokens with the chat template…")
 
         def token_progress(fraction: float, message: str) -> None:
             progress(0.6 + 0.38 * fraction, message)

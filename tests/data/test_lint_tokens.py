@@ -10,7 +10,7 @@ import pytest
 from studio.data import templates
 from studio.data.lint import lint_rows
 from studio.data.records import Row
-from studio.data.rules.tokens import Renderer, _render_chatml, row_tokens
+from studio.data.rules.tokens import Renderer, WordCounter, _render_chatml, row_tokens
 from tests.data.test_lint_rules import chat, filler, rules_at
 
 SAMPLES = Path(__file__).resolve().parents[2] / "studio" / "data" / "samples"
@@ -237,3 +237,26 @@ def test_bundled_model_counts_match_apply_chat_template(bundled_model_dir):
         assert (count.total, count.trainable) == (len(encoded["input_ids"]), sum(encoded["assistant_masks"]))
         assert tokenizer.apply_chat_template(record["messages"], tokenize=False) == \
             tokenizer.apply_chat_template(record["messages"], chat_template=template, tokenize=False)
+
+
+def test_word_cache_counter_is_exact(smol_tokenizer):
+    counter = WordCounter(smol_tokenizer)
+    assert counter.usable()
+    renderer = Renderer(smol_tokenizer)
+    texts = [line for line in (SAMPLES / "assistant_style_messy.jsonl").read_text().splitlines()]
+    texts += ["  spaces  and\n\n\nnewlines\t\ttabs ", "ünïcödé 東京 emoji 😀 numbers 123456 'll 've", "<|im_start|>inline<|im_end|>x", ""]
+    for text in texts:
+        assert counter.count(text) == len(smol_tokenizer(text, add_special_tokens=False)["input_ids"]), text[:80]
+    for conversation in CONVERSATIONS:
+        text, spans = _render_chatml(conversation, renderer.chatml_default)
+        encoded = smol_tokenizer.apply_chat_template(conversation, chat_template=renderer.template, tokenize=True,
+                                                     return_assistant_tokens_mask=True, return_dict=True)
+        assert counter.count_row(text, spans, 10_000) == (len(encoded["input_ids"]), sum(encoded["assistant_masks"]), 0)
+
+
+def test_word_cache_counter_refuses_other_tokenizers(smol_tokenizer):
+    from tokenizers import normalizers
+
+    other = type(smol_tokenizer).from_pretrained(smol_tokenizer.name_or_path)
+    other._tokenizer.normalizer = normalizers.Lowercase()
+    assert not WordCounter(other).usable()
