@@ -63,6 +63,7 @@ def _mix(values: np.ndarray) -> np.ndarray:
 
 
 _SEEDS = _mix(np.arange(1, NUM_PERM + 1, dtype=np.uint64) * np.uint64(0x632BE59BD9B4E019))
+_MULTIPLIERS = _mix(_SEEDS) | np.uint64(1)  # odd: multiplication is a bijection on 64-bit integers
 
 
 def minhash_signatures(texts: list[str], shingle: int = 5, chunk_rows: int = 20000) -> np.ndarray:
@@ -105,9 +106,11 @@ def minhash_signatures(texts: list[str], shingle: int = 5, chunk_rows: int = 200
         shingles = _mix(combined[positions])
         row_of = np.searchsorted(ends, positions, side="right")
         row_starts = np.searchsorted(row_of, np.arange(len(chunk)))
-        for j in range(NUM_PERM):
-            hashed = _mix(shingles ^ _SEEDS[j])
-            signatures[start:start + len(chunk), j] = np.minimum.reduceat(hashed, row_starts)
+        with np.errstate(over="ignore"):
+            for j in range(NUM_PERM):
+                # one cheap xor-multiply permutation per signature column (the shingle hashes are already mixed)
+                hashed = (shingles ^ _SEEDS[j]) * _MULTIPLIERS[j]
+                signatures[start:start + len(chunk), j] = np.minimum.reduceat(hashed, row_starts)
         del starts
     return signatures
 
@@ -195,8 +198,10 @@ def check_dataset(rows: list[Row], usable: list[Row], validation_rows: list[Row]
     findings: list[Finding] = []
     findings += _size_rules(usable, validation_rows)
     chat = [row for row in usable if row.messages]
-    findings += _duplicate_rules(usable)
-    findings += _conflict_rule(chat)
+    keys = [row_key(row) for row in usable]  # normalised once, used by the duplicate and conflict rules
+    findings += _duplicate_rules(usable, keys)
+    key_of = {id(row): key for row, key in zip(usable, keys)}
+    findings += _conflict_rule(chat, [key_of[id(row)] for row in chat])
     findings += _distribution_rules(chat)
     findings += _role_stats(chat)
     findings += _tool_drift(chat)
@@ -230,9 +235,8 @@ def _size_rules(usable: list[Row], validation_rows: list[Row] | None) -> list[Fi
     return findings
 
 
-def _duplicate_rules(usable: list[Row]) -> list[Finding]:
+def _duplicate_rules(usable: list[Row], keys: list[str]) -> list[Finding]:
     findings: list[Finding] = []
-    keys = [row_key(row) for row in usable]
     groups: dict[str, list[int]] = defaultdict(list)
     for index, key in enumerate(keys):
         groups[key].append(index)
@@ -308,20 +312,14 @@ def find_leaks(train_rows: list[Row], validation_rows: list[Row]) -> list[Findin
     return findings
 
 
-def _prompt_and_answer(row: Row) -> tuple[str, str] | None:
-    messages = row.messages or []
-    if not messages or messages[-1].get("role") != "assistant" or not isinstance(messages[-1].get("content"), str):
-        return None
-    prompt = "\x1e".join(f"{m.get('role')}\x1f{normalise(m['content'])}" for m in messages[:-1] if isinstance(m.get("content"), str))
-    return prompt, normalise(messages[-1]["content"])
-
-
-def _conflict_rule(chat: list[Row]) -> list[Finding]:
+def _conflict_rule(chat: list[Row], keys: list[str]) -> list[Finding]:
+    """Same prompt (every turn but the final answer), different final answers."""
     answers: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
-    for row in chat:
-        pair = _prompt_and_answer(row)
-        if pair and pair[0]:
-            answers[pair[0]][pair[1]].append(row.number)
+    for row, key in zip(chat, keys):
+        if row.messages[-1].get("role") != "assistant" or "\x1e" not in key:
+            continue
+        prompt, answer = key.rsplit("\x1e", 1)
+        answers[prompt][answer].append(row.number)
     findings = []
     for variants in answers.values():
         if len(variants) > 1:
@@ -365,7 +363,7 @@ def _distribution_rules(chat: list[Row]) -> list[Finding]:
         answer = _first_answer(row)
         if answer:
             answers += 1
-            words = answer.split()
+            words = answer.split(None, 3)[:3]
             for n in (3, 2, 1):
                 if len(words) >= n:
                     openings[(n, " ".join(words[:n]))] += 1

@@ -9,6 +9,7 @@ letters count; code and one-word answers are not judged.
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
@@ -16,8 +17,9 @@ from pathlib import Path
 from studio.data.records import Finding, Row
 
 MIN_LETTERS = 20
-SAMPLE_CHARS = 300  # the language of an answer shows in its first few hundred characters
+SAMPLE_CHARS = 160  # the language of a text shows in its first sentence or two
 CONFIDENCE = 0.6
+_NOT_LETTERS = re.compile(r"[\W\d_]+")
 NAMES = {"en": "English", "fr": "French", "de": "German", "es": "Spanish", "it": "Italian", "pt": "Portuguese", "nl": "Dutch",
          "ru": "Russian", "zh": "Chinese", "ja": "Japanese", "ko": "Korean", "ar": "Arabic", "hi": "Hindi", "pl": "Polish",
          "tr": "Turkish", "sv": "Swedish", "uk": "Ukrainian", "vi": "Vietnamese", "id": "Indonesian", "cs": "Czech"}
@@ -45,7 +47,7 @@ def available() -> bool:
 
 def _prepare(text: str) -> str | None:
     sample = " ".join(text[:SAMPLE_CHARS].encode("utf-8", "replace").decode("utf-8").split())  # no lone surrogates
-    if sum(1 for char in sample if char.isalpha()) < MIN_LETTERS:
+    if len(_NOT_LETTERS.sub("", sample)) < MIN_LETTERS:
         return None
     return sample
 
