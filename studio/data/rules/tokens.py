@@ -1,11 +1,12 @@
 """Chat template (G) and length (H) rules, and the token counts they rest on.
 
-Fast path: each row is rendered once as text with the training template (the model's chat
-template with `{% generation %}` markers, see studio.data.templates), recording the character
-spans of the assistant answers; then all rendered texts are tokenized in large batches by the
-fast (Rust) tokenizer with offsets. Trainable tokens are those starting inside an answer span;
-this is exactly what apply_chat_template(..., return_assistant_tokens_mask=True) computes, one
-row at a time.
+Each row is rendered once as text with the training template (the model's chat template with
+`{% generation %}` markers, see studio.data.templates; plain Python for the studio's ChatML
+template), recording the character spans of the assistant answers. Trainable tokens are those
+inside an answer span: what apply_chat_template(..., return_assistant_tokens_mask=True) computes
+one row at a time. Counting: for byte-level BPE tokenizers (GPT-2 style: SmolLM2, Qwen, Llama 3)
+a cache of per-word token counts (WordCounter, checked against the tokenizer on a sample); for
+other tokenizers the fast tokenizer's encode_batch with char_to_token at the span edges.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class Renderer:
     """Renders rows as text with answer spans, using the training template when there is one."""
 
     def __init__(self, tokenizer):
-        from studio.data.templates import training_template
+        from studio.data.templates import has_generation_markers, training_template
 
         self.tokenizer = tokenizer
         own = getattr(tokenizer, "chat_template", None)
@@ -70,8 +71,7 @@ class Renderer:
             own = own.get("default") or next(iter(own.values()), None)
         self.own_template = own
         self.template = training_template(tokenizer) or own
-        self.masked = bool(self.template and "generation" in self.template and self.template is not own) or \
-            bool(self.template and __import__("studio.data.templates", fromlist=["x"]).has_generation_markers(self.template))
+        self.masked = has_generation_markers(self.template)  # else no assistant mask: every token is trained
         self.kwargs = dict(getattr(tokenizer, "special_tokens_map", {}) or {})
         self._compiled = None
         # Fast path: the studio's own ChatML training template is rendered in plain Python (same text,
