@@ -1,12 +1,706 @@
+"""The Data tab: choose data, lint it with the chosen model's tokenizer, read the report, fix and split.
+
+Thin UI: the logic lives in studio/data (load, formats, lint, stats, clean, store, rowview).
+Handlers are module-level functions so tests can call them directly.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
 import gradio as gr
 
-from studio.ui.shared import Shared
+from studio.ui.shared import Shared, message_markdown
+
+INTRO = (
+    "**What am I looking at?** Your training data, checked row by row *before* you spend compute on it. "
+    "Pick a file (or start with the sample), read the verdict and the flagged rows, then **Fix and split** "
+    "to save a clean train/validation set for the Train tab."
+)
+UPLOAD_TYPES = [".jsonl", ".json", ".csv", ".parquet"]
+SOURCE_KINDS = ["Sample", "Upload a file", "Hugging Face Hub"]
+FINDING_COLUMNS = ["Severity", "Rule", "Row", "Message", "Hint"]
+SEVERITY_LABELS = {"E": "error", "W": "warning", "I": "info"}
+# Okabe-Ito colours (colour-blind safe), same as the plots.
+SEVERITY_COLOURS = {"E": "#D55E00", "W": "#B8860B", "I": "#0072B2"}
+SEVERITY_SYMBOLS = {"E": "✕", "W": "!", "I": "i"}
+SEVERITY_FILTERS = ["All", "Errors", "Warnings", "Info"]
+_FILTER_TO_SEVERITY = {"Errors": "E", "Warnings": "W", "Info": "I"}
+MAX_TABLE_ROWS = 2000
+DEFAULT_BATCH_SIZE = 8
+FALLBACK_CONTEXT = 2048
+_TOKENIZERS: dict[str, Any] = {}  # model ref -> tokenizer, loaded once per process
+
+VERDICT_CSS = """
+.dv-verdict { border-radius: 10px; padding: 14px 18px; border: 2px solid; }
+.dv-verdict h3 { margin: 0 0 4px 0; font-size: 1.25em; }
+.dv-verdict p { margin: 2px 0; }
+.dv-ready { border-color: #009E73; background: #009E7318; }
+.dv-warn { border-color: #E69F00; background: #E69F0018; }
+.dv-blocked { border-color: #D55E00; background: #D55E0018; }
+.dv-idle { border-color: rgba(127,127,127,0.4); border-style: dashed; opacity: 0.85; }
+.dv-counts span { display: inline-block; margin-right: 16px; font-weight: 600; }
+.dv-icon { display: inline-block; width: 1.5em; height: 1.5em; line-height: 1.5em; border-radius: 50%; color: white;
+           text-align: center; font-weight: 800; margin-right: 8px; font-size: 0.9em; vertical-align: 0.1em; }
+.dv-dot { display: inline-block; width: 0.7em; height: 0.7em; border-radius: 50%; margin-right: 5px; }
+"""
+
+
+def severity_badge(severity: str) -> str:
+    colour = SEVERITY_COLOURS.get(severity, "#999999")
+    return f'<span style="color:{colour};font-weight:700">● {SEVERITY_LABELS.get(severity, severity)}</span>'
+
+
+
+# ---------------------------------------------------------------- helpers (no gradio needed)
+
+
+def _samples() -> list[dict]:
+    from studio.data.store import bundled_samples
+
+    return bundled_samples()
+
+
+def model_choices() -> list[tuple[str, str]]:
+    from studio.models import catalog
+
+    return [(entry.label, entry.ref) for entry in catalog.entries()]
+
+
+def get_tokenizer(model_ref: str, progress=None):
+    """The model's tokenizer, cached per process (loading the bundled one may convert it once)."""
+    from studio.models import catalog, loading
+
+    ref = (model_ref or catalog.BUNDLED).strip()
+    if ref not in _TOKENIZERS:
+        _TOKENIZERS[ref] = loading.load_tokenizer(ref, progress=progress)
+    return _TOKENIZERS[ref]
+
+
+def model_context(tokenizer) -> int | None:
+    from studio.data.lint import context_length
+
+    return context_length(tokenizer)
+
+
+def source_from_sample(name: str) -> dict:
+    from studio.errors import StudioError
+
+    for sample in _samples():
+        if sample["name"] == name or sample["path"] == name:
+            return {"kind": "sample", "path": sample["path"], "name": Path(sample["path"]).name}
+    raise StudioError(f"There is no bundled sample called '{name}'.", "Pick one from the list.")
+
+
+def source_from_upload(file_path: str | None) -> dict | None:
+    if not file_path:
+        return None
+    return {"kind": "upload", "path": str(file_path), "name": Path(str(file_path)).name}
+
+
+def source_from_hub(dataset_id: str, split: str = "train") -> dict:
+    """Download a Hub dataset (when online) into the uploads folder as JSONL, so it lints like a file."""
+    import json
+
+    from studio import paths
+    from studio.data.load import load_hub
+
+    result = load_hub(dataset_id, split=(split or "train").strip())
+    name = paths.safe_name(f"{dataset_id.replace('/', '__')}-{split}", default="hub-dataset") + ".jsonl"
+    target = paths.uploads_dir() / f"{paths.new_id()}-{name}"
+    paths.atomic_write_text(target, "".join(json.dumps(row.raw, ensure_ascii=False, default=str) + "\n" for row in result.rows))
+    return {"kind": "hub", "path": str(target), "name": name, "hub_id": dataset_id}
+
+
+def _error_rows(report) -> dict[int, list]:
+    from studio.data.stats import error_rows
+
+    return error_rows(report.findings)
+
+
+def verdict_of(report) -> str:
+    """'ready' | 'warnings' | 'blocked' from the report (its own verdict when it has one)."""
+    counts = _severity_counts(report)
+    verdict = str(getattr(report, "verdict", "") or "").lower()
+    if "block" in verdict or counts.get("E"):
+        return "blocked"
+    if "warn" in verdict or counts.get("W"):
+        return "warnings"
+    return "ready"
+
+
+def _severity_counts(report) -> dict[str, int]:
+    counts = getattr(report, "counts_by_severity", None)
+    if callable(counts):
+        counts = counts()
+    if not isinstance(counts, dict):
+        counts = {}
+        for finding in report.findings:
+            counts[finding.severity] = counts.get(finding.severity, 0) + 1
+    return {key: int(counts.get(key, 0)) for key in ("E", "W", "I")}
+
+
+def verdict_html(report, stats: dict | None = None) -> str:
+    verdict = verdict_of(report)
+    counts = _severity_counts(report)
+    numbers = {row.number for row in report.rows}
+    bad_rows = len(set(_error_rows(report)) & numbers)
+    unreadable = len(set(_error_rows(report)) - numbers)
+    total = len(report.rows)
+    file_errors = [f for f in report.findings if f.severity == "E" and f.row is None]
+    if verdict == "blocked":
+        title, css, symbol, colour = "Blocked as it is", "dv-blocked", "✕", SEVERITY_COLOURS["E"]
+        parts = []
+        good = total - bad_rows
+        if (bad_rows or unreadable) and good > 0:
+            lines = f" (and {unreadable} line{'s' if unreadable != 1 else ''} could not be read)" if unreadable else ""
+            parts.append(f"{bad_rows} of {total} rows have errors that would crash training or teach the wrong thing{lines}. "
+                         f"<b>Fix and split</b> sets them aside and keeps the {good} good rows.")
+        elif total and not good:
+            parts.append("No row can be used as it is: see the errors below.")
+        for finding in file_errors[:2]:
+            parts.append(f"{html.escape(finding.message)} <i>{html.escape(finding.hint)}</i>")
+        detail = "</p><p>".join(parts) or "See the errors below."
+    elif verdict == "warnings":
+        title, css, symbol, colour = "Ready, with warnings", "dv-warn", "!", "#E69F00"
+        detail = "Training will run, but the warnings below are likely to hurt quality. Read them, then Fix and split."
+    else:
+        title, css, symbol, colour = "Ready to train", "dv-ready", "✓", "#009E73"
+        detail = "No errors or warnings. Fix and split to save a train/validation set."
+    dots = "".join(
+        f'<span><span class="dv-dot" style="background:{SEVERITY_COLOURS[key]}"></span>{counts[key]} {name}'
+        f'{"s" if counts[key] != 1 else ""}</span>'
+        for key, name in (("E", "error"), ("W", "warning"), ("I", "note")))
+    counts_html = f'<p class="dv-counts"><span>{total} rows</span>{dots}</p>'
+    icon = f'<span class="dv-icon" style="background:{colour}">{symbol}</span>'
+    return (f'<div class="dv-verdict {css}" data-verdict="{verdict}"><h3>{icon}{title}</h3><p>{detail}</p>'
+            f'{counts_html}</div>')
+
+
+def idle_verdict_html(text: str = "No data checked yet: pick the sample or upload a file above.") -> str:
+    return f'<div class="dv-verdict dv-idle" data-verdict="none"><p>{html.escape(text)}</p></div>'
+
+
+def format_markdown(report, source: dict, model_label: str | None, max_length: int | None, stats: dict | None = None) -> str:
+    formats: dict[str, int] = {}
+    mappings: dict[str, int] = {}
+    for row in report.rows:
+        if row.format:
+            formats[row.format] = formats.get(row.format, 0) + 1
+        mapping = (row.extra or {}).get("mapping")
+        if mapping:
+            mappings[str(mapping)] = mappings.get(str(mapping), 0) + 1
+    detected = getattr(report, "format", None) or (max(formats, key=formats.get) if formats else "unknown")
+    lines = [f"**Source:** `{html.escape(source.get('name', ''))}` · **Detected format:** `{detected}`"]
+    if len(formats) > 1:
+        lines[0] += " (" + ", ".join(f"{name}: {count} rows" for name, count in sorted(formats.items())) + ")"
+    if model_label:
+        lines[0] += f" · **Model:** {html.escape(model_label)} · **Max length:** {max_length:,}" if max_length else \
+            f" · **Model:** {html.escape(model_label)}"
+    if mappings:
+        shown = "; ".join(f"{mapping} ({count} rows)" for mapping, count in list(mappings.items())[:4])
+        lines.append(f"**Converted to chat messages:** {html.escape(shown)}")
+    if stats and stats.get("have_tokens"):
+        per = stats["tokens"]["per_example"]["total"]
+        budget = stats["budget"]
+        lines.append(
+            f"**At a glance:** {stats['rows']['used']:,} usable rows · tokens per example p50 {per['p50']:,} / "
+            f"p95 {per['p95']:,} / max {per['max']:,} · {stats['length']['rows_over_max_length']} rows over max length · "
+            f"suggested max length **{stats['length']['suggested_max_length']}** · {budget['steps_per_epoch']:,} steps per "
+            f"epoch at batch {budget['batch_size']} · suggested epochs **{budget['suggested_epochs']}**"
+        )
+    return "\n\n".join(lines)
+
+
+def findings_frame(report, severity: str = "All", rule: str = "All"):
+    import pandas as pd
+
+    wanted = _FILTER_TO_SEVERITY.get(severity)
+    order = {"E": 0, "W": 1, "I": 2}
+    items = [f for f in report.findings if (wanted is None or f.severity == wanted) and (rule in ("All", None, "") or f.rule == rule)]
+    items.sort(key=lambda f: (order.get(f.severity, 3), f.row if f.row is not None else 0, f.rule))
+    rows = [[severity_badge(f.severity), f.rule, "file" if f.row is None else f.row, f.message, f.hint]
+            for f in items[:MAX_TABLE_ROWS]]
+    return pd.DataFrame(rows, columns=FINDING_COLUMNS)
+
+
+def rule_choices(report) -> list[str]:
+    return ["All"] + sorted({f.rule for f in report.findings})
+
+
+def row_view(state: dict | None, row_number) -> tuple[str, str, str]:
+    """(chat HTML, tokens HTML, findings Markdown) of one row of the linted file."""
+    from studio.data import rowview
+
+    if not state:
+        return "", "", "Check some data first."
+    try:
+        number = int(row_number)
+    except (TypeError, ValueError):
+        return "", "", "This finding is about the whole file, not one row."
+    report = state["report"]
+    row = next((r for r in report.rows if r.number == number), None)
+    findings = [f for f in report.findings if f.row == number]
+    notes = "\n".join(f"- {severity_badge(f.severity)} **{f.rule}** — {f.message} *{f.hint}*" for f in findings)
+    header = f"**Row {number}** — " + (f"{len(findings)} finding{'s' if len(findings) != 1 else ''}:\n\n{notes}" if findings else "no findings.")
+    if row is None:
+        return rowview.chat_html(None), "", f"**Row {number}** could not be read as a record (see its findings).\n\n{notes}"
+    chat = rowview.chat_html(row.messages, row.text)
+    tokens = ""
+    tokenizer = state.get("tokenizer")
+    if tokenizer is not None and row.messages:
+        try:
+            spans = _row_spans(row, tokenizer, state.get("max_length"))
+            tokens = rowview.tokens_html(spans)
+        except Exception as error:  # noqa: BLE001 - the template may reject a broken row: say so
+            tokens = f'<div class="rv-empty">The chat template could not render this row: {html.escape(str(error)[:300])}</div>'
+    elif tokenizer is not None and row.text is not None:
+        try:
+            ids = tokenizer(row.text, add_special_tokens=False)["input_ids"]
+            tokens = rowview.tokens_html([{"text": tokenizer.decode([i]), "trained": True,
+                                            "cut": bool(state.get("max_length")) and n >= state["max_length"]}
+                                           for n, i in enumerate(ids)])
+        except Exception:  # noqa: BLE001
+            tokens = ""
+    else:
+        tokens = '<div class="rv-empty">Pick a model to see the tokens.</div>'
+    return chat, tokens, header
+
+
+def _row_spans(row, tokenizer, max_length) -> list[dict]:
+    """Token spans from the linter's own renderer (so the view matches the counts), else our own."""
+    from studio.data import rowview
+
+    try:
+        from studio.data.rules.tokens import row_tokens
+
+        pairs = row_tokens(row, tokenizer)
+        return [{"text": text, "trained": bool(trained), "cut": bool(max_length) and index >= max_length}
+                for index, (text, trained) in enumerate(pairs)]
+    except Exception:  # noqa: BLE001
+        return rowview.token_spans(tokenizer, row.messages, max_length)
+
+
+# ---------------------------------------------------------------- handlers
+
+
+def lint_source(source: dict | None, model_ref: str, max_length, batch_size, progress=None):
+    """Lint the chosen source. Returns (state dict, stats dict, model message or None). Raises StudioError."""
+    from studio.data.lint import lint_file
+    from studio.data.stats import compute_stats
+    from studio.errors import StudioError
+    from studio.models import catalog
+
+    if not source:
+        raise StudioError("Nothing to check yet.", "Click “Use the sample”, upload a file, or load a Hub dataset first.")
+    model_ref = (model_ref or catalog.BUNDLED).strip()
+    model_note = None
+    tokenizer = None
+    if progress:
+        progress(0.02, desc="Loading the model's tokenizer")
+    def model_progress(fraction, message=None, *args, **kwargs):
+        if progress:  # the bundled model is converted once, on first use (about a minute)
+            progress(min(0.05, 0.05 * float(fraction or 0)), desc=message or "Preparing the model")
+
+    try:
+        tokenizer = get_tokenizer(model_ref, progress=model_progress)
+    except StudioError as error:
+        model_note = message_markdown(error) + "\n\nThe rows were checked without token counts."
+    context = model_context(tokenizer) if tokenizer is not None else None
+    try:
+        max_length = int(max_length) if max_length not in (None, "") and int(max_length) > 0 else None
+    except (TypeError, ValueError):
+        max_length = None
+    max_length = max_length or context or FALLBACK_CONTEXT
+    try:
+        batch_size = max(1, int(batch_size or DEFAULT_BATCH_SIZE))
+    except (TypeError, ValueError):
+        batch_size = DEFAULT_BATCH_SIZE
+
+    def report_progress(fraction, desc=None, *args, **kwargs):
+        if progress:
+            progress(min(0.95, 0.05 + 0.9 * float(fraction or 0)), desc=desc or "Checking rows")
+
+    report = lint_file(source["path"], source["name"], tokenizer=tokenizer, max_length=max_length, progress=report_progress)
+    stats = compute_stats(report, max_length=max_length, batch_size=batch_size, model=model_ref, context=context)
+    state = {"report": report, "source": source, "model": model_ref, "tokenizer": tokenizer,
+             "max_length": max_length, "context": context, "batch_size": batch_size, "stats": stats}
+    return state, stats, model_note
+
+
+def run_lint(source, model_ref, max_length, batch_size, progress=gr.Progress()):
+    """Lint the current source again (e.g. with another model or max length). Outputs: LINT_OUTPUTS in build()."""
+    from studio.data import stats as stats_module
+    from studio.errors import StudioError
+    from studio.models import catalog
+
+    try:
+        state, stats, model_note = lint_source(source, model_ref, max_length, batch_size, progress)
+    except Exception as error:  # noqa: BLE001 - StudioError or not: never a traceback in the browser
+        return _lint_failed(source, error)
+    report = state["report"]
+    figures = stats_module.figures(stats)
+    try:
+        label = catalog.label(state["model"])
+    except StudioError:
+        label = state["model"]
+    first_row = _first_flagged_row(report)
+    chat, tokens, row_md = row_view(state, first_row) if first_row is not None else ("", "", "")
+    summary = stats_module.summary_markdown(stats)
+    return (
+        source,
+        state,
+        verdict_html(report, stats),
+        format_markdown(report, state["source"], label, state["max_length"], stats)
+        + (f"\n\n{model_note}" if model_note else ""),
+        findings_update(report),
+        gr.update(choices=SEVERITY_FILTERS, value="All"),
+        gr.update(choices=rule_choices(report), value="All"),
+        gr.update(value=first_row),
+        chat,
+        tokens,
+        row_md,
+        summary,
+        figures["tokens"],
+        figures["messages"],
+        figures["roles"],
+        figures["system_prompts"],
+        figures["findings"],
+        gr.update(value=state["max_length"]),
+        gr.update(visible=True),  # the report
+        gr.update(value=None, visible=False),  # downloads from a previous fix
+        gr.update(visible=False),  # next-step button
+        "",  # fix result
+        stats_module.manifest_stats(stats),  # Decide can estimate from the linted data before it is saved
+    )
+
+
+def lint_sample(sample_name, model_ref, max_length, batch_size, progress=gr.Progress()):
+    try:
+        source = source_from_sample(sample_name)
+    except Exception as error:  # noqa: BLE001
+        return _lint_failed(None, error)
+    return run_lint(source, model_ref, max_length, batch_size, progress)
+
+
+def lint_upload(file_path, model_ref, max_length, batch_size, progress=gr.Progress()):
+    source = source_from_upload(file_path)
+    if source is None:
+        return _lint_failed(None, None)
+    return run_lint(source, model_ref, max_length, batch_size, progress)
+
+
+def lint_hub(dataset_id, split, model_ref, max_length, batch_size, progress=gr.Progress()):
+    try:
+        source = source_from_hub(dataset_id, split)
+    except Exception as error:  # noqa: BLE001 - offline, unknown id, ...: a message, not a traceback
+        return _lint_failed(None, error)
+    return run_lint(source, model_ref, max_length, batch_size, progress)
+
+
+def _first_flagged_row(report) -> int | None:
+    order = {"E": 0, "W": 1, "I": 2}
+    flagged = sorted((order.get(f.severity, 3), f.row) for f in report.findings if f.row is not None)
+    if flagged:
+        return flagged[0][1]
+    return report.rows[0].number if report.rows else None
+
+
+def error_html(error: Exception) -> str:
+    from studio.errors import StudioError
+
+    if isinstance(error, StudioError):
+        message, hint = error.message, error.hint
+    else:
+        message, hint = f"Something went wrong: {error}", "The details are in the server log."
+    hint_html = f"<p><b>Hint:</b> {html.escape(hint)}</p>" if hint else ""
+    icon = f'<span class="dv-icon" style="background:{SEVERITY_COLOURS["E"]}">✕</span>'
+    return f'<div class="dv-verdict dv-blocked" data-verdict="error"><h3>{icon}{html.escape(message)}</h3>{hint_html}</div>'
+
+
+def _lint_failed(source, error: Exception | None):
+    """Outputs when nothing could be checked: the message (and hint) where the verdict goes; report hidden."""
+    if error is not None:
+        import logging
+
+        logging.getLogger(__name__).warning("Data tab: could not check the data: %r", error)
+    empty = gr.update()
+    verdict = error_html(error) if error is not None else idle_verdict_html()
+    return (
+        source, None, verdict, "", empty, empty, empty, empty, "", "", "", "",
+        None, None, None, None, None, empty, gr.update(visible=False), gr.update(value=None, visible=False),
+        gr.update(visible=False), "", gr.update(),
+    )
+
+
+def filter_findings(state, severity, rule):
+    if not state:
+        return gr.update()
+    return findings_update(state["report"], severity or "All", rule or "All")
+
+
+def findings_update(report, severity: str = "All", rule: str = "All"):
+    frame = findings_frame(report, severity, rule)
+    total = len(report.findings)
+    shown = f"{len(frame)} of {total}" if len(frame) != total else f"all {total}"
+    return gr.update(value=frame, label=f"Findings ({shown}; errors first)")
+
+
+def select_finding(state, evt: gr.SelectData):
+    """Clicking a finding opens its row."""
+    row_value = getattr(evt, "row_value", None) or []
+    cell = row_value[2] if len(row_value) > 2 else None
+    number = int(cell) if str(cell).strip().isdigit() else None
+    chat, tokens, notes = row_view(state, number)
+    return gr.update(value=number) if number is not None else gr.update(), chat, tokens, notes
+
+
+def show_row(state, number):
+    return row_view(state, number)
+
+
+def fix_and_split(state, validation_percent, seed, name, progress=gr.Progress()):
+    """Apply the safe fixes, split, save the dataset folder. Outputs: result, downloads, dataset, stats, next button."""
+    from studio.errors import StudioError
+
+    try:
+        folder, manifest = save_from_state(state, validation_percent, seed, name, progress)
+    except StudioError as error:
+        return message_markdown(error), gr.update(value=None, visible=False), gr.update(), gr.update(), gr.update(visible=False)
+    except Exception as error:  # noqa: BLE001
+        return message_markdown(error), gr.update(value=None, visible=False), gr.update(), gr.update(), gr.update(visible=False)
+    counts = manifest["counts"]
+    fixes = manifest.get("fixes", {})
+    fixed = []
+    if fixes.get("rejected_with_errors"):
+        fixed.append(f"set aside {fixes['rejected_with_errors']} rows with errors")
+    if fixes.get("duplicates_removed"):
+        fixed.append(f"removed {fixes['duplicates_removed']} exact duplicates")
+    if fixes.get("whitespace"):
+        fixed.append(f"stripped edge whitespace in {fixes['whitespace']} messages")
+    if fixes.get("nfc"):
+        fixed.append(f"normalised Unicode (NFC) in {fixes['nfc']} messages")
+    if fixes.get("converted"):
+        fixed.append(f"converted {fixes['converted']} rows to chat messages")
+    leak_note = "no near-duplicates shared between train and validation" if not manifest["split"]["leaks"] else \
+        f"{manifest['split']['leaks']} possible leaks remain (check DS-LEAK)"
+    result = (
+        f"### Saved “{html.escape(manifest['name'])}”\n"
+        f"**{counts['train']}** training rows · **{counts['validation']}** validation rows · "
+        f"**{counts['rejected']}** rejected (download below with reasons).\n\n"
+        + (f"Fixes: {'; '.join(fixed)}.\n\n" if fixed else "")
+        + f"Split with seed {manifest['split']['seed']}: {leak_note}.\n\n"
+        f"Folder: `{folder}`"
+    )
+    files = [str(folder / name) for name in ("train.jsonl", "validation.jsonl", "rejected.jsonl", "report.json", "report.md")]
+    return result, gr.update(value=files, visible=True), str(folder), manifest["stats"], gr.update(visible=True)
+
+
+def save_from_state(state, validation_percent, seed, name, progress=None):
+    """Fix, split and save; returns (folder, manifest). Raises StudioError."""
+    import json
+
+    from studio.data import clean, stats as stats_module, store
+    from studio.errors import StudioError
+
+    if not state:
+        raise StudioError("Check some data first.", "Use the sample or upload a file, then Fix and split.")
+    try:
+        fraction = float(validation_percent) / 100
+    except (TypeError, ValueError):
+        fraction = clean.DEFAULT_VALIDATION_FRACTION
+    try:
+        seed = int(seed)
+    except (TypeError, ValueError):
+        seed = 0
+    report = state["report"]
+    if progress:
+        progress(0.1, desc="Applying fixes")
+    result = clean.clean_and_split(report, validation_fraction=fraction, seed=seed, progress=progress)
+    if progress:
+        progress(0.7, desc="Computing statistics of the training split")
+    train_stats = stats_module.compute_stats(report, max_length=state["max_length"], batch_size=state["batch_size"],
+                                             model=state["model"], context=state.get("context"),
+                                             row_numbers=result.train_rows)
+    manifest_stats = stats_module.manifest_stats(train_stats)
+    manifest_stats["validation_rows"] = len(result.validation)
+    source = state["source"]
+    report_json = _report_json(report, state["stats"], source)
+    report_md = stats_module.report_markdown(report, state["stats"], source.get("name", ""), verdict_of(report))
+    if progress:
+        progress(0.85, desc="Saving")
+    folder = store.save_dataset(result, report, manifest_stats, source_name=source.get("name", ""),
+                                source_sha256=store.sha256_file(source["path"]), name=(name or "").strip() or None,
+                                report_json=report_json, report_markdown=report_md)
+    manifest = json.loads((folder / store.MANIFEST).read_text(encoding="utf-8"))
+    return folder, manifest
+
+
+def _report_json(report, stats: dict, source: dict) -> str:
+    import json
+
+    to_json = getattr(report, "to_json", None)
+    data: Any = None
+    if callable(to_json):
+        data = to_json()
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                data = {"report": data}
+    if not isinstance(data, dict):
+        data = {"findings": [f.to_dict() for f in report.findings]}
+    data.setdefault("file", source.get("name"))
+    data["verdict"] = verdict_of(report)
+    data["statistics"] = {k: v for k, v in stats.items() if not k.startswith("per_row")}
+    return json.dumps(data, ensure_ascii=False, indent=2, default=str)
+
+
+def go_to_train():
+    return gr.Tabs(selected="train")
+
+
+def show_source(kind):
+    """Show the inputs of the chosen source (sample, upload, Hub)."""
+    return tuple(gr.update(visible=kind == option) for option in SOURCE_KINDS)
+
+
+def sample_description(name) -> str:
+    for sample in _samples():
+        if sample["name"] == name:
+            return f"{sample['description']} *({sample['rows']} rows)*"
+    return ""
+
+
+# ---------------------------------------------------------------- layout
 
 
 def build(shared: Shared) -> None:
-    gr.Markdown(
-        "**Prepare your dataset.** This tab will take an upload (JSONL, JSON, CSV, Parquet), detect and "
-        "convert its format, lint every row, show token statistics and plots, then fix and split it into a "
-        "saved dataset for training. *(Coming with the Data issue.)*",
-        elem_classes="tab-intro",
-    )
+    from studio.data.rowview import ROW_VIEW_CSS
+    from studio.models import catalog
+
+    samples = _samples()
+    sample_names = [s["name"] for s in samples]
+    default_sample = sample_names[0] if sample_names else None
+
+    gr.Markdown(INTRO, elem_classes="tab-intro", elem_id="data-intro")
+    source_state = gr.State(None)
+    lint_state = gr.State(None)
+
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            gr.Markdown("### 1 · Choose your data")
+            # A radio, not nested tabs: the shell's tabs stay the only gr.Tab blocks.
+            source_kind = gr.Radio(SOURCE_KINDS, value=SOURCE_KINDS[0], show_label=False, elem_id="data-source-kind")
+            with gr.Column(visible=True, elem_id="data-source-sample") as sample_box:
+                sample_pick = gr.Dropdown(sample_names, value=default_sample, label="Bundled sample",
+                                          elem_id="data-sample-pick", interactive=True)
+                sample_info = gr.Markdown(sample_description(default_sample) if default_sample else
+                                          "No bundled samples found.")
+                sample_btn = gr.Button("Use the sample", variant="primary", elem_id="data-sample-btn")
+            with gr.Column(visible=False, elem_id="data-source-upload") as upload_box:
+                upload = gr.File(label="Drop a .jsonl, .json, .csv or .parquet file", file_types=UPLOAD_TYPES,
+                                 type="filepath", elem_id="data-upload")
+                gr.Markdown("Rows may be `messages`, ShareGPT `conversations`, Alpaca `instruction/output`, "
+                            "`prompt/completion` or plain `text`: the format is detected and converted.",
+                            elem_classes="tab-intro")
+            with gr.Column(visible=False, elem_id="data-source-hub") as hub_box:
+                with gr.Row():
+                    hub_id = gr.Textbox(label="Dataset id", placeholder="HuggingFaceH4/no_robots", scale=3,
+                                        elem_id="data-hub-id")
+                    hub_split = gr.Textbox(label="Split", value="train", scale=1)
+                hub_btn = gr.Button("Load from the Hub", elem_id="data-hub-btn")
+        with gr.Column(scale=2):
+            gr.Markdown("### 2 · Model and length")
+            model = gr.Dropdown(model_choices(), value=catalog.BUNDLED, label="Model (its tokenizer and chat template)",
+                                allow_custom_value=True, elem_id="data-model",
+                                info="Token counts use this model. A Hub id or a local folder works too.")
+            with gr.Row():
+                max_length = gr.Number(value=None, label="Max length (tokens)", precision=0, minimum=0,
+                                       info="0 = the model's context.", elem_id="data-max-length")
+                batch_size = gr.Number(value=DEFAULT_BATCH_SIZE, label="Batch size", precision=0, minimum=1,
+                                       info="For steps per epoch.", elem_id="data-batch-size")
+            lint_btn = gr.Button("Check the data", variant="secondary", elem_id="data-lint-btn")
+
+    verdict = gr.HTML(idle_verdict_html(), elem_id="data-verdict", css_template=VERDICT_CSS)
+
+    with gr.Column(visible=False, elem_id="data-report") as report_box:
+        format_info = gr.Markdown(elem_id="data-format")
+        gr.Markdown("### Findings")
+        with gr.Column(elem_id="data-findings-box"):
+            with gr.Row():
+                severity_filter = gr.Dropdown(SEVERITY_FILTERS, value="All", label="Severity", scale=1,
+                                              elem_id="data-filter-severity")
+                rule_filter = gr.Dropdown(["All"], value="All", label="Rule", scale=1, elem_id="data-filter-rule")
+                gr.Markdown("Click a finding to open its row below.", elem_classes="tab-intro")
+            findings = gr.Dataframe(headers=FINDING_COLUMNS, interactive=False, wrap=True, max_height=420, label="Findings",
+                                    show_label=True,
+                                    datatype=["html", "str", "str", "str", "str"],
+                                    column_widths=["11%", "15%", "6%", "34%", "34%"], elem_id="data-findings")
+            with gr.Column(elem_id="data-row-view"):
+                gr.Markdown("### The row")
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=1, min_width=220):
+                        row_number = gr.Number(label="Row (line in the file)", precision=0, minimum=1,
+                                               elem_id="data-row-number")
+                        row_btn = gr.Button("Show row", size="sm", elem_id="data-row-btn")
+                    gr.Column(scale=4)
+                row_notes = gr.Markdown(elem_id="data-row-notes")
+                with gr.Row(equal_height=False):
+                    with gr.Column():
+                        gr.Markdown("**As a chat**")
+                        row_chat = gr.HTML(elem_id="data-row-chat", css_template=ROW_VIEW_CSS)
+                    with gr.Column():
+                        gr.Markdown("**As the model sees it** (after the chat template)")
+                        row_tokens = gr.HTML(elem_id="data-row-tokens", css_template=ROW_VIEW_CSS)
+        with gr.Accordion("Statistics and charts", open=True, elem_id="data-stats-box"):
+            stats_md = gr.Markdown(elem_id="data-stats")
+            with gr.Row():
+                plot_tokens = gr.Plot(label="Tokens per example", show_label=False, elem_id="data-plot-tokens")
+                plot_messages = gr.Plot(label="Messages per example", show_label=False, elem_id="data-plot-messages")
+            with gr.Row():
+                plot_roles = gr.Plot(label="Role mix", show_label=False, elem_id="data-plot-roles")
+                plot_system = gr.Plot(label="Top system prompts", show_label=False, elem_id="data-plot-system")
+            plot_findings = gr.Plot(label="Findings by rule", show_label=False, elem_id="data-plot-findings")
+
+        gr.Markdown("### 3 · Fix and split")
+        gr.Markdown("One click applies only safe fixes: rows with errors are set aside (downloadable with the "
+                    "reasons), exact duplicates removed, edge whitespace stripped, Unicode normalised, every row "
+                    "converted to chat messages. Then a seeded split keeps near-duplicates on the same side.",
+                    elem_classes="tab-intro")
+        with gr.Row():
+            val_percent = gr.Slider(1, 50, value=10, step=1, label="Validation share (%)", elem_id="data-val-pct")
+            seed = gr.Number(value=42, precision=0, label="Seed", elem_id="data-seed")
+            dataset_name = gr.Textbox(label="Dataset name (optional)", placeholder="defaults to the file name",
+                                      elem_id="data-name")
+        fix_btn = gr.Button("Fix and split", variant="primary", elem_id="data-fix-btn")
+        fix_result = gr.Markdown(elem_id="data-fix-result")
+        downloads = gr.File(label="Downloads: train, validation, rejected rows, report (JSON, Markdown)",
+                            file_count="multiple", visible=False, interactive=False, elem_id="data-downloads")
+        next_btn = gr.Button("Next: train on it →", variant="primary", visible=False, elem_id="data-next-btn")
+
+    lint_outputs = [source_state, lint_state, verdict, format_info, findings, severity_filter, rule_filter, row_number,
+                    row_chat, row_tokens, row_notes, stats_md, plot_tokens, plot_messages, plot_roles, plot_system,
+                    plot_findings, max_length, report_box, downloads, next_btn, fix_result, shared.dataset_stats]
+    settings = [model, max_length, batch_size]
+
+    source_kind.change(show_source, source_kind, [sample_box, upload_box, hub_box])
+    sample_pick.change(sample_description, sample_pick, sample_info)
+    sample_btn.click(lint_sample, [sample_pick] + settings, lint_outputs)
+    upload.upload(lint_upload, [upload] + settings, lint_outputs)
+    hub_btn.click(lint_hub, [hub_id, hub_split] + settings, lint_outputs)
+    lint_btn.click(run_lint, [source_state] + settings, lint_outputs)
+    model.change(lambda: None, None, max_length)  # a new model: its own context is the default again
+    model.change(lambda ref: ref, model, shared.model)  # the studio-wide model choice (Train/Decide read it)
+
+    severity_filter.change(filter_findings, [lint_state, severity_filter, rule_filter], findings)
+    rule_filter.change(filter_findings, [lint_state, severity_filter, rule_filter], findings)
+    findings.select(select_finding, lint_state, [row_number, row_chat, row_tokens, row_notes])
+    row_btn.click(show_row, [lint_state, row_number], [row_chat, row_tokens, row_notes])
+    row_number.submit(show_row, [lint_state, row_number], [row_chat, row_tokens, row_notes])
+
+    fix_btn.click(fix_and_split, [lint_state, val_percent, seed, dataset_name],
+                  [fix_result, downloads, shared.dataset, shared.dataset_stats, next_btn])
+    next_btn.click(go_to_train, None, shared.tabs)

@@ -1,0 +1,188 @@
+"""The Data tab's handlers, called directly: what they return for good, messy and broken input."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+gr = pytest.importorskip("gradio")
+
+from studio import paths  # noqa: E402
+from studio.data import store  # noqa: E402
+from studio.ui import data_tab  # noqa: E402
+
+# Positions in data_tab's lint outputs (see build()).
+SOURCE, STATE, VERDICT, FORMAT, FINDINGS, SEVERITY, RULE, ROW, CHAT, TOKENS, NOTES, STATS = range(12)
+PLOTS = slice(12, 17)
+MAX_LENGTH, REPORT_BOX, DOWNLOADS, NEXT, FIX_RESULT, DATASET_STATS = 17, 18, 19, 20, 21, 22
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    return str(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def messy(tiny):
+    return data_tab.lint_sample("assistant_style_messy", tiny, 0, 8, progress=None)
+
+
+def verdict_of(html):
+    return html.split('data-verdict="')[1].split('"')[0]
+
+
+def test_messy_sample_is_blocked_with_findings_rows_and_plots(messy, tiny):
+    assert len(messy) == 23
+    assert messy[SOURCE]["kind"] == "sample" and messy[SOURCE]["name"] == "assistant_style_messy.jsonl"
+    state = messy[STATE]
+    assert verdict_of(messy[VERDICT]) == "blocked"
+    assert "Fix and split" in messy[VERDICT]
+    frame = messy[FINDINGS]["value"]
+    assert list(frame.columns) == data_tab.FINDING_COLUMNS
+    assert {"PII-SECRET", "CONT-EMPTY-ASSIST", "FILE-JSON"} <= set(frame["Rule"])
+    assert len(frame) == min(len(state["report"].findings), data_tab.MAX_TABLE_ROWS)
+    assert "error" in frame.iloc[0]["Severity"]  # errors first
+    assert messy[RULE]["choices"][0] == "All" and "PII-SECRET" in messy[RULE]["choices"]
+    assert "Detected format" in messy[FORMAT] and "Converted to chat messages" in messy[FORMAT]
+    assert "At a glance" in messy[FORMAT] and "suggested max length" in messy[FORMAT]
+    # The first flagged row is opened right away.
+    assert isinstance(messy[ROW]["value"], int) and messy[CHAT] and messy[NOTES].startswith(f"**Row {messy[ROW]['value']}**")
+    assert "Tokens per example" in messy[STATS]
+    for figure in messy[PLOTS]:
+        assert figure is not None and len(figure.data) >= 1
+    assert messy[MAX_LENGTH]["value"] == 512  # the tiny model's context fills the blank max length
+    assert messy[REPORT_BOX]["visible"] is True and messy[NEXT]["visible"] is False
+    assert state["model"] == tiny and state["max_length"] == 512
+    # Decide gets the token statistics as soon as the data is checked (the contract's stats dict).
+    early = messy[DATASET_STATS]
+    assert early["model"] == tiny and early["max_length"] == 512 and early["rows"] == state["stats"]["rows"]["used"]
+    assert set(early["tokens"]) >= {"total", "trainable", "p50", "p95", "p99", "max"}
+
+
+def test_clean_sample_is_not_blocked(tiny):
+    out = data_tab.lint_sample("assistant_style", tiny, 0, 8, progress=None)
+    assert verdict_of(out[VERDICT]) in ("ready", "warnings")
+    assert not any(f.severity == "E" for f in out[STATE]["report"].findings)
+
+
+def test_filters_by_severity_and_rule(messy):
+    state = messy[STATE]
+    errors = data_tab.filter_findings(state, "Errors", "All")["value"]
+    assert len(errors) > 0 and all("error" in cell for cell in errors["Severity"])
+    update = data_tab.filter_findings(state, "All", "PII-SECRET")
+    secrets = update["value"]
+    assert update["label"].startswith(f"Findings ({len(secrets)} of {len(state['report'].findings)}")
+    assert len(secrets) >= 1 and set(secrets["Rule"]) == {"PII-SECRET"}
+    assert len(data_tab.filter_findings(state, "Info", "PII-SECRET")["value"]) == 0
+
+
+def test_selecting_a_finding_opens_its_row_as_chat_and_tokens(messy):
+    state = messy[STATE]
+    frame = data_tab.filter_findings(state, "All", "PII-SECRET")["value"]
+    row_value = frame.iloc[0].tolist()
+    event = gr.SelectData(None, {"index": [0, 1], "value": row_value[1], "row_value": row_value})
+    number_update, chat, tokens, notes = data_tab.select_finding(state, event)
+    number = number_update["value"]
+    row = next(r for r in state["report"].rows if r.number == number)
+    assistant = next(m["content"] for m in row.messages if m["role"] == "assistant")
+    assert assistant.split()[0] in chat and 'class="rv-msg' in chat
+    assert "rv-trained" in tokens and "trained" in tokens  # trained tokens highlighted, with a legend
+    assert "PII-SECRET" in notes
+    # A file-level finding has no row to show.
+    file_event = gr.SelectData(None, {"index": [0, 2], "value": "file", "row_value": ["", "SCH-MIXED", "file", "", ""]})
+    _, chat, tokens, notes = data_tab.select_finding(state, file_event)
+    assert "whole file" in notes
+
+
+def test_show_row_marks_cut_tokens_when_max_length_is_small(messy, tiny):
+    out = data_tab.run_lint(messy[SOURCE], tiny, 24, 8, progress=None)
+    state = out[STATE]
+    assert state["max_length"] == 24
+    usable = next(r for r in state["report"].rows if r.messages and r.number not in state["report"].error_rows())
+    chat, tokens, notes = data_tab.show_row(state, usable.number)
+    assert "rv-cut" in tokens and "beyond max_length" in tokens
+    assert "LEN-TRUNC" in {f.rule for f in state["report"].findings}
+
+
+def test_fix_and_split_saves_the_dataset_and_offers_the_next_step(messy):
+    before = {item["path"] for item in store.list_datasets()}
+    result, downloads, dataset, stats, next_btn = data_tab.fix_and_split(messy[STATE], 10, 42, "pirates v1", progress=None)
+    assert "Saved" in result and "training rows" in result
+    folder = Path(dataset)
+    assert folder.parent == paths.datasets_dir() and str(folder) not in before
+    files = downloads["value"]
+    assert downloads["visible"] is True and [Path(f).name for f in files] == [
+        "train.jsonl", "validation.jsonl", "rejected.jsonl", "report.json", "report.md"]
+    assert all(Path(f).is_file() for f in files)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["name"] == "pirates v1" and manifest["source_name"] == "assistant_style_messy.jsonl"
+    assert stats == manifest["stats"] and stats["rows"] == manifest["counts"]["train"]
+    assert set(stats["tokens"]) >= {"total", "trainable", "p50", "p95", "p99", "max"}
+    assert manifest["counts"]["validation"] >= 1 and manifest["counts"]["rejected"] >= 1
+    rejected = [json.loads(line) for line in (folder / "rejected.jsonl").read_text().splitlines()]
+    error_rows = messy[STATE]["report"].error_rows() & {r.number for r in messy[STATE]["report"].rows}
+    assert error_rows <= {item["row"] for item in rejected}
+    report = json.loads((folder / "report.json").read_text())
+    assert report["verdict"] == "blocked" and any(f["rule"] == "PII-SECRET" for f in report["findings"])
+    assert "PII-SECRET" in (folder / "report.md").read_text()
+    assert next_btn["visible"] is True
+    tabs = data_tab.go_to_train()
+    assert isinstance(tabs, gr.Tabs) and tabs.selected == "train"
+
+
+def test_nothing_to_fix_or_check_gives_a_message_not_a_traceback():
+    result, downloads, *_ = data_tab.fix_and_split(None, 10, 42, "", progress=None)
+    assert "Check some data first" in result and downloads["visible"] is False
+    out = data_tab.run_lint(None, "bundled", 0, 8, progress=None)
+    assert verdict_of(out[VERDICT]) == "error" and "Nothing to check" in out[VERDICT] and "Hint" in out[VERDICT]
+    assert out[REPORT_BOX]["visible"] is False
+    out = data_tab.lint_upload(None, "bundled", 0, 8, progress=None)
+    assert verdict_of(out[VERDICT]) == "none"
+
+
+@pytest.mark.parametrize("name, data", [
+    ("binary.jsonl", bytes(range(256)) * 4),
+    ("utf16.jsonl", '{"text": "hello"}\n'.encode("utf-16")),
+    ("empty.jsonl", b""),
+    ("array.jsonl", b'[\n {"text": "a"},\n {"text": "b"}\n]\n'),
+    ("table.csv", b"a,b\n1,2\n"),
+    ("broken.parquet", b"PAR1 not really"),
+])
+def test_bad_files_become_findings(tmp_path, tiny, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    out = data_tab.lint_upload(str(path), tiny, 0, 8, progress=None)
+    assert verdict_of(out[VERDICT]) == "blocked"
+    assert out[REPORT_BOX]["visible"] is True and len(out[FINDINGS]["value"]) >= 1
+    result, downloads, *_ = data_tab.fix_and_split(out[STATE], 10, 0, "", progress=None)
+    assert "too few" in result or "Saved" in result  # a message either way, never an exception
+
+
+def test_hub_offline_is_a_clear_message(tiny, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = data_tab.lint_hub("HuggingFaceH4/no_robots", "train", tiny, 0, 8, progress=None)
+    assert verdict_of(out[VERDICT]) == "error" and "offline" in out[VERDICT].lower() and "Hint" in out[VERDICT]
+    assert out[SOURCE] is None and out[REPORT_BOX]["visible"] is False
+
+
+def test_a_model_that_cannot_load_still_lints_without_tokens(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = data_tab.lint_sample("assistant_style", "nobody/no-such-model-xyz", 0, 8, progress=None)
+    assert verdict_of(out[VERDICT]) in ("ready", "warnings", "blocked")
+    assert "without token counts" in out[FORMAT]
+    assert "need a model" in out[STATS]
+
+
+def test_samples_and_models_are_offered():
+    assert [s["name"] for s in data_tab._samples()][:1] == ["assistant_style"]
+    assert "Captain Byte" in data_tab.sample_description("assistant_style")
+    refs = [ref for _, ref in data_tab.model_choices()]
+    from studio.models import catalog
+
+    assert refs[0] == catalog.BUNDLED
+
+
+def test_source_picker_shows_one_source_at_a_time():
+    for kind in data_tab.SOURCE_KINDS:
+        updates = data_tab.show_source(kind)
+        assert [u["visible"] for u in updates] == [option == kind for option in data_tab.SOURCE_KINDS]
