@@ -19,6 +19,18 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 OUTPUT_DIR = Path(__file__).resolve().parent.parent / "test-output"
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Training workers outlive the app by design; a test session must not leave any of its own behind."""
+    import psutil
+
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if any(str(_SESSION_HOME) in part for part in process.info["cmdline"] or []):
+                process.kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+
+
 @pytest.fixture(scope="session")
 def studio_home() -> Path:
     return _SESSION_HOME
