@@ -221,17 +221,26 @@ def progress(status: dict, events: list[dict], now: float | None = None) -> dict
     if state == "completed":
         fraction = 1.0
         step = max(step, total)
+    now = time.time() if now is None else now
+    active = state in ACTIVE_STATUSES
     elapsed = _number(last.get("elapsed"))
+    written = _number(last.get("time"))
     started = _started_seconds(status.get("started_at"))
-    if state in ACTIVE_STATUSES and started is not None:
-        elapsed = max(elapsed or 0.0, (now or time.time()) - started)
-    elif state not in ACTIVE_STATUSES and started is not None:
+    if active:
+        if elapsed is not None and written is not None:
+            elapsed += max(0.0, now - written)  # counted on since the event was written
+        elif started is not None:
+            elapsed = max(elapsed or 0.0, now - started)
+    else:
+        elapsed = _number(status.get("elapsed")) or elapsed
         ended = _started_seconds(status.get("ended_at"))
-        if ended is not None:
+        if elapsed is None and started is not None and ended is not None:
             elapsed = max(0.0, ended - started)
     eta = None
-    if state in ACTIVE_STATUSES and total > 0:
+    if active and total > 0:
         eta = _number(last.get("eta"))
+        if eta is not None and written is not None:
+            eta -= max(0.0, now - written)
         if eta is None and step > 0 and elapsed:
             eta = elapsed / step * (total - step)
         if eta is not None:

@@ -122,3 +122,17 @@ def test_format_duration():
     assert charts.format_duration(59) == "59 s"
     assert charts.format_duration(61) == "1 min 01 s"
     assert charts.format_duration(3700) == "1 h 01 min"
+
+
+def test_progress_counts_on_from_the_last_event_time():
+    status = {"status": "running", "step": 10, "total_steps": 40, "started_at": 0.0}  # started long ago (a resumed run)
+    event = {"type": "log", "step": 10, "total": 40, "elapsed": 50.0, "eta": 150.0, "time": 1000.0}
+    info = charts.progress(status, [event], now=1010.0)
+    assert info["elapsed"] == 60.0 and info["eta"] == 140.0
+
+
+def test_progress_of_a_stopped_run_uses_recorded_elapsed():
+    status = {"status": "stopped", "step": 10, "total_steps": 40, "elapsed": 75.0,
+              "started_at": "2026-01-01T10:00:00+00:00", "ended_at": "2026-01-01T12:00:00+00:00"}
+    info = charts.progress(status, [])
+    assert info["elapsed"] == 75.0 and info["eta"] is None and info["fraction"] == 0.25
