@@ -185,8 +185,8 @@ class RunConfig:
                 flag = flag_name(f.name)
                 if isinstance(value, bool):
                     args.append(flag if value else "--no-" + flag[2:])
-                elif value is None:  # back to "auto"
-                    args.append("--auto-" + flag[2:])
+                elif value is None:  # every field whose value can be None defaults to None
+                    continue
                 else:
                     args += [flag, _format_value(value)]
         return args
