@@ -566,9 +566,11 @@ def main(argv: list[str] | None = None) -> int:
         message, hint = explain_failure(error, config)
         if main_process:
             try:
-                store.update_status(run_dir, status="failed", ended_at=store.now_iso(),
-                                    error={"message": message, "hint": hint})
-                store.append_event(run_dir, {"type": "status", "status": "failed", "message": message})
+                changes = {"step": error.step} if isinstance(error, LossNotFinite) else {}
+                status = store.update_status(run_dir, status="failed", ended_at=store.now_iso(),
+                                             error={"message": message, "hint": hint}, **changes)
+                store.append_event(run_dir, {"type": "status", "status": "failed", "message": message,
+                                             "step": status.get("step"), "total": status.get("total_steps")})
             except OSError:
                 traceback.print_exc()
         print(f"[studio] failed: {message} Hint: {hint}", flush=True)
