@@ -91,6 +91,135 @@ def dataset_label(manifest: dict[str, Any]) -> str:
     return f"{name} — {counts.get('train', '?')} train / {counts.get('validation', '?')} validation rows · {created}"
 
 
+ROLES = ("system", "user", "assistant", "tool")
+UPLOAD_SUFFIXES = (".jsonl", ".json")
+
+
+def _upload_rows(path: Path) -> tuple[list[tuple[int, Any]], list[tuple[int, str]]]:
+    """(line number, parsed row) for every row of a JSONL file or JSON array, and the rows that are not JSON."""
+    text = path.read_text(encoding="utf-8-sig", errors="strict")
+    if path.suffix.lower() == ".json" or text.lstrip().startswith("["):
+        try:
+            data = json.loads(text)
+        except ValueError as error:
+            return [], [(1, f"the file is not valid JSON ({error})")]
+        data = data if isinstance(data, list) else [data]
+        return list(enumerate(data, start=1)), []
+    rows, broken = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((number, json.loads(line)))
+        except ValueError:
+            broken.append((number, "not valid JSON"))
+    return rows, broken
+
+
+def _row_problem(row: Any) -> str | None:
+    """Why a row cannot be trained on as chat (an E finding), or None."""
+    if not isinstance(row, dict):
+        return "not a JSON object"
+    messages = row.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return 'no "messages" list (other formats: convert them in the Data tab)'
+    for message in messages:
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            return f"a message has no valid role (one of {', '.join(ROLES)})"
+        if not isinstance(message.get("content"), str):
+            return "a message's content is not text"
+    if not any(m["role"] == "assistant" and m["content"].strip() for m in messages):
+        return "no assistant answer to learn from"
+    return None
+
+
+def lint_upload(file_path: str | os.PathLike) -> tuple[list[dict], list[tuple[int, str]]]:
+    """Usable chat records and the blocking problems (line, message) of an uploaded file.
+
+    Uses the Data tab's linter (studio.data.lint: every format, every rule) when it is installed;
+    otherwise checks the chat structure of JSONL/JSON itself.
+    """
+    path = Path(file_path)
+    try:
+        from studio.data.lint import lint_file
+    except ImportError:
+        lint_file = None
+    if lint_file is not None:
+        report = lint_file(str(path), paths.safe_name(path.name, default="upload"), tokenizer=None)
+        problems = [(finding.row or 0, f"{finding.message} [{finding.rule}]") for finding in report.findings
+                    if finding.severity == "E"]
+        records = [{"messages": [{"role": m["role"], "content": m["content"]} for m in row.messages]}
+                   for row in report.valid_rows() if row.messages]
+        return records, sorted(problems)
+    if path.suffix.lower() not in UPLOAD_SUFFIXES:
+        raise StudioError(f"'{path.name}' is not a JSONL or JSON file.",
+                          "Load CSV, Parquet or Hub datasets in the Data tab; it converts and saves them.")
+    try:
+        parsed, problems = _upload_rows(path)
+    except UnicodeDecodeError as error:
+        raise StudioError(f"'{path.name}' is not UTF-8 text.", "Save it as UTF-8, or load it in the Data tab.") from error
+    except OSError as error:
+        raise StudioError(f"Could not read '{path.name}': {error.strerror or error}.", "Upload it again.") from error
+    records = []
+    for number, row in parsed:
+        problem = _row_problem(row)
+        if problem:
+            problems.append((number, problem))
+        else:
+            records.append({"messages": [{"role": m["role"], "content": m["content"]} for m in row["messages"]]})
+    return records, sorted(problems)
+
+
+def dataset_from_upload(file_path: str | os.PathLike, validation_fraction: float = 0.1, seed: int = 42) -> tuple[Path, str]:
+    """Lint an uploaded chat file; refuse it while it has errors; else save it as a dataset folder.
+
+    Returns the folder and a Markdown summary. The uploaded name only ever appears sanitised.
+    """
+    import hashlib
+    import random
+    from datetime import datetime, timezone
+
+    path = Path(file_path)
+    records, problems = lint_upload(path)
+    if problems:
+        shown = "; ".join(f"row {number}: {text}" if number else f"file: {text}" for number, text in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise StudioError(f"Not used: {len(problems)} row(s) have errors — {shown}{more}.",
+                          "Open the file in the Data tab: it lists every problem, fixes many automatically and "
+                          "saves a clean dataset for training.")
+    if not records:
+        raise StudioError(f"'{path.name}' has no rows.", "Upload a file with one {\"messages\": [...]} object per line.")
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    n_validation = max(1, round(len(records) * validation_fraction)) if len(records) >= 10 else 0
+    validation = [records[i] for i in sorted(order[:n_validation])]
+    train = [records[i] for i in sorted(order[n_validation:])]
+    name = paths.safe_name(path.stem, default="upload", max_length=40)
+    folder_id = f"{name}-{paths.new_id()}"
+    root = paths.datasets_dir()
+    staging, final = root / f".staging-{folder_id}", root / folder_id
+    manifest = {
+        "id": folder_id, "name": name, "source_name": paths.safe_name(path.name, default="upload"),
+        "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "format": "messages",
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "counts": {"train": len(train), "validation": len(validation), "rejected": 0},
+        "findings_summary": {}, "stats": {}, "origin": "train-tab upload",
+    }
+    try:
+        staging.mkdir(parents=True)
+        for split, rows in (("train", train), ("validation", validation)):
+            paths.atomic_write_text(staging / f"{split}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        paths.atomic_write_text(staging / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        os.rename(staging, final)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise StudioError(f"Could not save the dataset: {error.strerror or error}.",
+                          "Check free disk space and that the data folder is writable.") from error
+    summary = (f"✅ **{name}**: no errors in {len(records)} rows; saved as a dataset with {len(train)} training and "
+               f"{len(validation)} validation rows. For token statistics and fixes, use the Data tab.")
+    return final, summary
+
+
 # ---------------------------------------------------------------- model size
 
 
