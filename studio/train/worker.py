@@ -316,25 +316,26 @@ def _threads(config: RunConfig) -> int:
 
 def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     """Load the model, tokenizer and data and return (trainer, callback, facts)."""
-    import torch
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
-    from trl import SFTConfig, SFTTrainer
-
     from studio.models import catalog
-    from studio.models.loading import explain_load_error
-    from studio.train.templates import choose_template
 
-    torch.set_num_threads(_threads(config))
-    hw = hardware_choices(config)
-
+    # Cheap checks first, so a wrong dataset or model fails in a second, not after the heavy imports.
     dataset_dir = Path(config.dataset).expanduser()
     if not dataset_dir.is_dir():
         raise StudioError(f"The dataset folder {dataset_dir} does not exist.", "Pick a saved dataset in the Data tab.")
     train_rows = read_messages(dataset_dir / "train.jsonl")
     eval_rows = read_messages(dataset_dir / "validation.jsonl", required=False)
-
     source = catalog.resolve(config.model)
+
+    import torch
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from studio.models.loading import explain_load_error
+    from studio.train.templates import choose_template
+
+    torch.set_num_threads(_threads(config))
+    hw = hardware_choices(config)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=config.trust_remote_code)
     except Exception as error:  # noqa: BLE001
