@@ -124,7 +124,7 @@ def _empty_figure(title: str, note: str):
     figure = go.Figure()
     figure.add_annotation(text=note, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
                           font={"size": 14, "color": GREY})
-    figure.update_layout(title=title, template="plotly_white", height=320, margin={"l": 50, "r": 20, "t": 50, "b": 40},
+    figure.update_layout(title=title, template="plotly_white", height=220, margin={"l": 50, "r": 20, "t": 50, "b": 40},
                          xaxis={"visible": False}, yaxis={"visible": False})
     return figure
 

@@ -403,6 +403,7 @@ class Preflight:
     device: str = "CPU"
     checks: list[Check] = field(default_factory=list)
     field_errors: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # facts about the estimate itself; never block or warn
     cli_command: str = ""
     config_json: str = ""
 
@@ -430,28 +431,31 @@ class Preflight:
         def number(value) -> str:
             return f"{value:,}" if isinstance(value, int) else "—"
 
-        rows = [("Steps", f"{number(self.steps)}" + (f" ({number(self.steps_per_epoch)} per epoch)" if self.steps_per_epoch else "")),
-                ("Tokens to process", number(self.tokens) + (f" ({number(self.processed_tokens)} with padding)"
-                                                             if self.processed_tokens and self.processed_tokens != self.tokens else "")),
-                ("Speed", f"about {self.tokens_per_s:,.0f} tokens/s on {self.device} ({self.rate_source})" if self.tokens_per_s else "unknown"),
-                ("Estimated time", f"about {format_duration(self.seconds)}" if self.seconds is not None else "unknown"),
-                ("Memory", f"about {self.memory_needed_gb:.1f} GB needed of {self.memory_available_gb:.1f} GB {self.memory_kind} available"
-                 if self.memory_needed_gb is not None and self.memory_available_gb is not None else "unknown")]
+        steps = number(self.steps) + (f" ({number(self.steps_per_epoch)} per epoch)" if self.steps_per_epoch else "")
+        tokens = number(self.tokens) + (f" ({number(self.processed_tokens)} with padding)"
+                                        if self.processed_tokens and self.processed_tokens != self.tokens else "")
+        speed = (f"about {self.tokens_per_s:,.0f} tokens/s on {self.device} ({self.rate_source})"
+                 if self.tokens_per_s else "unknown")
+        memory = (f"about {self.memory_needed_gb:.1f} GB needed of {self.memory_available_gb:.1f} GB {self.memory_kind} available"
+                  if self.memory_needed_gb is not None and self.memory_available_gb is not None else "unknown")
+        rows = [("Estimated time", f"about {format_duration(self.seconds)}" if self.seconds is not None else "unknown"),
+                ("Steps", steps), ("Tokens to process", tokens), ("Memory", memory), ("Speed", speed)]
         if self.params:
             trainable = f", {self.lora_params / 1e6:.2f} M trainable (LoRA)" if self.lora_params else ""
             rows.append(("Model size", f"{self.params / 1e6:,.0f} M parameters{trainable}"))
         return rows
 
     def markdown(self) -> str:
-        lines = ["| | |", "|---|---|"] + [f"| {name} | {value} |" for name, value in self.summary_rows()]
+        lines = [f"- **{name}:** {value}" for name, value in self.summary_rows()]
+        lines += [f"\n*{note}*" for note in self.notes]
         if self.errors:
             lines.append("\n**Must fix before starting:**")
-            lines += [f"- ⛔ **{c.message}**" + (f" — {c.hint}" if c.hint else "") for c in self.errors]
+            lines += [f"- ✕ **{c.message}**" + (f" — {c.hint}" if c.hint else "") for c in self.errors]
         if self.warnings:
             lines.append("\n**Worth a look (you can start anyway):**")
-            lines += [f"- ⚠️ {c.message}" + (f" — *{c.hint}*" if c.hint else "") for c in self.warnings]
+            lines += [f"- ⚠ {c.message}" + (f" — *{c.hint}*" if c.hint else "") for c in self.warnings]
         if not self.checks:
-            lines.append("\n✅ **Ready to start.**")
+            lines.append("\n✓ **Ready to start.**")
         return "\n".join(lines)
 
 
@@ -524,6 +528,13 @@ def memory_needed_gb(shape: ModelShape, batch: int, seq: int, bytes_per_weight: 
         activations = shape.params * bytes_per_act * batch * seq / 2048  # no shape: a rough ratio
         logits = 0
     return (weights + lora + activations + logits) / 1024**3 + overhead_gb
+
+
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
 
 
 def _available_ram_gb() -> float:
@@ -628,6 +639,8 @@ def run_preflight(config, hardware=None, manifest: dict[str, Any] | None = None,
             report.warn("No validation rows, so there will be no eval loss and no overfitting warning.",
                         "Save the dataset again with a validation split in the Data tab.")
         token_info = _dataset_tokens(manifest, train_rows) or _rough_tokens(Path(manifest["path"]))
+        if token_info and token_info.get("rough"):
+            report.notes.append("This dataset has no token statistics: tokens are estimated at about 4 characters each.")
         if token_info and isinstance(config.max_length, int):
             if token_info["p99"] > config.max_length:
                 share = "more than 5 %" if token_info["p95"] > config.max_length else "between 1 and 5 %"
@@ -638,8 +651,8 @@ def run_preflight(config, hardware=None, manifest: dict[str, Any] | None = None,
                             "Usually fine; raise max length if their endings matter.")
         stats_model = token_info.get("model") if token_info else None
         if stats_model and stats_model != config.model:
-            report.warn("The token counts were measured with another model's tokenizer, so the figures are approximate.",
-                        "Re-run the statistics in the Data tab with this model for exact numbers.")
+            report.notes.append("The token counts were measured with another model's tokenizer, so these figures are "
+                                "approximate (the Data tab gives exact ones for this model).")
 
     # steps and tokens
     numbers_ok = not any(name in report.field_errors for name in ("batch_size", "grad_accum", "epochs", "max_steps"))
@@ -679,7 +692,11 @@ def run_preflight(config, hardware=None, manifest: dict[str, Any] | None = None,
         else:
             peak_gflops = cpu_gflops or measure_cpu_gflops()
             report.tokens_per_s = CPU_EFFICIENCY * peak_gflops * 1e9 / (FLOPS_PER_PARAM_TOKEN * flop_params)
-            report.rate_source = f"estimated from this CPU's {peak_gflops:.0f} GFLOP/s matmul speed"
+            report.rate_source = f"estimated from this CPU's {peak_gflops:.0f} GFLOP/s matmul speed, measured now"
+            load = _load_average()
+            if cpu_gflops is None and load is not None and load > hardware.cpu_cores:
+                report.rate_source += (f"; the machine is busy (load {load:.0f} on {hardware.cpu_cores} cores), "
+                                       "so expect it to be faster when it is quiet")
     if report.tokens_per_s and report.processed_tokens:
         # Measured rates count real tokens; FLOP estimates count everything the model processes.
         work = report.tokens if measured else report.processed_tokens

@@ -36,7 +36,7 @@ BROWSER_ID_KEY = "fine-tune-studio-browser-id"
 BROWSER_ID_SECRET = "fine-tune-studio-owner"
 HISTORY_HEADERS = ["Name", "Model", "Dataset", "Status", "Steps", "Best eval loss", "Duration", "Started"]
 ASSISTANT_ONLY_OFF = (
-    "ℹ️ **Assistant-only loss is off:** the loss covers the whole conversation, prompts included, so the model "
+    "ⓘ **Assistant-only loss is off:** the loss covers the whole conversation, prompts included, so the model "
     "also learns to write the user's side. Keep it on for chat data. (The studio supplies an answer-marked "
     "template for ChatML models; if a model's template cannot be marked, the run turns it off and says why "
     "in its notes.)"
@@ -174,7 +174,7 @@ def apply_prefill(prefill: dict | None, hidden: dict | None):
     if prefill.get("gradient_checkpointing") is not None:
         hidden["gradient_checkpointing"] = bool(prefill["gradient_checkpointing"])
     applied = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in values.items() if key != "dataset")
-    note = f"✅ Settings from **Decide** applied: {applied or 'none'}" + (f" (technique: {technique})" if technique else "") + "."
+    note = f"✓ Settings from **Decide** applied: {applied or 'none'}" + (f" (technique: {technique})" if technique else "") + "."
     return [outputs[name] for name in FORM_FIELDS] + [hidden, note]
 
 
@@ -231,10 +231,10 @@ def start_run(*args, anyway: bool = False):
         return _error(error), gr.skip(), gr.skip(), gr.skip(), gr.update(visible=False), view
     if report.blocking:
         return (report.markdown(), report.cli_command, report.config_json,
-                "**Not started:** fix the points marked ⛔ first.", gr.update(visible=False), view)
+                "**Not started:** fix the points marked ✕ first.", gr.update(visible=False), view)
     if report.warnings and not anyway:
         return (report.markdown(), report.cli_command, report.config_json,
-                "**Check the warnings ⚠️ above.** Change the settings, or press **Start anyway**.",
+                "**Check the warnings ⚠ above.** Change the settings, or press **Start anyway**.",
                 gr.update(visible=True), view)
     try:
         record = supervisor.launch(config, owner=browser_id or "")
@@ -242,7 +242,7 @@ def start_run(*args, anyway: bool = False):
         return report.markdown(), report.cli_command, report.config_json, _error(error), gr.update(visible=False), view
     new_view = open_view(record.run_id)
     return (report.markdown(), report.cli_command, report.config_json,
-            f"🚀 **Started '{record.name}'.** Follow it below — you can close this page; the run keeps going.",
+            f"▶ **Started '{record.name}'.** Follow it below — you can close this page; the run keeps going.",
             gr.update(visible=False), new_view)
 
 
@@ -339,24 +339,24 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
     lines = []
     error = status.get("error")
     if state == "failed" and isinstance(error, dict):
-        lines.append(f"❌ **{error.get('message', 'The run failed.')}**" + (f"\n\n*Hint:* {error['hint']}" if error.get("hint") else ""))
+        lines.append(f"✕ **{error.get('message', 'The run failed.')}**" + (f"\n\n*Hint:* {error['hint']}" if error.get("hint") else ""))
     elif state == "interrupted" and isinstance(error, dict):
-        lines.append(f"⏸️ **{error.get('message', 'Interrupted.')}**" + (f"\n\n*Hint:* {error['hint']}" if error.get("hint") else ""))
+        lines.append(f"⏸ **{error.get('message', 'Interrupted.')}**" + (f"\n\n*Hint:* {error['hint']}" if error.get("hint") else ""))
     elif state == "stopped":
         note = f" {error.get('message')} {error.get('hint', '')}" if isinstance(error, dict) else " The adapter was saved; Resume continues from the last checkpoint."
-        lines.append(f"⏹️ **Stopped.**{note}")
+        lines.append(f"■ **Stopped.**{note}")
     elif state == "completed":
-        lines.append("✅ **Completed.** The adapter is ready: open it in **Compare**, or export it below.")
+        lines.append("✓ **Completed.** The adapter is ready: open it in **Compare**, or export it below.")
     elif state == "stopping":
         requested = charts._started_seconds(status.get("stop_requested_at"))
         waited = time.time() - requested if requested else 0
         if waited > supervisor.DEFAULT_STOP_TIMEOUT:
-            lines.append(f"⚠️ **Still stopping after {charts.format_duration(waited)}.** Use **Force stop** to end it now "
+            lines.append(f"⚠ **Still stopping after {charts.format_duration(waited)}.** Use **Force stop** to end it now "
                          "(keeps the last checkpoint; this step's work is lost).")
         else:
-            lines.append("⏳ **Stopping:** finishing the current step, then saving a checkpoint and the adapter…")
+            lines.append("… **Stopping:** finishing the current step, then saving a checkpoint and the adapter…")
     elif state in ("queued", "starting"):
-        lines.append("⏳ **Starting:** loading the model and preparing the data (imports take a few seconds)…")
+        lines.append("… **Starting:** loading the model and preparing the data (imports take a few seconds)…")
     if state in ("queued",) + ("starting", "running", "stopping") and record.owner and record.owner != browser_id:
         try:
             busy = supervisor.busy()
@@ -364,7 +364,7 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
             busy = None
         until = busy.message if busy else "The trainer is busy with this run."
         admin = " or enter the admin password below" if os.environ.get(supervisor.ADMIN_ENV) else ""
-        lines.append(f"🔒 {until} Another session started it: only that browser{admin} can stop or delete it.")
+        lines.append(f"**Busy:** {until} Another session started it: only that browser{admin} can stop or delete it.")
     last = next((event for event in reversed(events) if event.get("type") == "log"), None)
     if last:
         facts = []
@@ -384,7 +384,7 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
         lines.append(" · ".join(facts))
     notes = status.get("notes") or []
     if notes:
-        lines.append("\n".join(f"- ℹ️ {note}" for note in notes))
+        lines.append("\n".join(f"- ⓘ {note}" for note in notes))
     return "\n\n".join(lines)
 
 
@@ -414,18 +414,18 @@ def _buttons(record, browser_id: str | None) -> tuple:
             gr.update(visible=bool(resumable)), gr.update(visible=record is not None and not active))
 
 
-EMPTY_OUTPUTS = 11  # outputs of poll() after the view state
+EMPTY_OUTPUTS = 12  # outputs of poll() after the view state
 
 
 def _empty_view_outputs(message: str) -> tuple:
     from studio.train import charts
 
-    return ("", f"*{message}*", "", charts.loss_figure([]), charts.rate_figure([]), "", "",
+    return (gr.update(visible=False), f"*{message}*", "", "", charts.loss_figure([]), charts.rate_figure([]), "", "",
             *(gr.update(visible=False),) * 4)
 
 
 def render(view: dict, browser_id: str | None, force: bool = False) -> tuple:
-    """Outputs of the live view: header, status, progress, loss chart, rate chart, overfitting, log, 4 buttons.
+    """Outputs of the live view: panel, header, status, progress, loss chart, rate chart, overfitting, log, 4 buttons.
 
     Unchanged parts come back as gr.skip() so a tick costs almost nothing while a run is idle.
     """
@@ -436,8 +436,8 @@ def render(view: dict, browser_id: str | None, force: bool = False) -> tuple:
     try:
         view, record, new_events, status_changed, log_changed = _advance(view)
     except StudioError as error:
-        return (open_view(None), "", _error(error), "", charts.loss_figure([]), charts.rate_figure([]), "", "",
-                *(gr.update(visible=False),) * 4)
+        return (open_view(None), gr.update(visible=False), _error(error), "", "", charts.loss_figure([]),
+                charts.rate_figure([]), "", "", *(gr.update(visible=False),) * 4)
     first = force or not view.get("rendered")
     view["rendered"] = True
     active = record.state in ("queued", "starting", "running", "stopping")
@@ -448,10 +448,11 @@ def render(view: dict, browser_id: str | None, force: bool = False) -> tuple:
     loss = charts.loss_figure(events, title="Loss") if first or new_events else gr.skip()
     rates = charts.rate_figure(events) if first or new_events else gr.skip()
     warning = charts.overfitting(events)
-    overfit = (f"⚠️ **{warning.message}**" if warning else "") if first or new_events else gr.skip()
+    overfit = (f"⚠ **{warning.message}**" if warning else "") if first or new_events else gr.skip()
     log = _log_tail(record) if first or log_changed else gr.skip()
     buttons = _buttons(record, browser_id) if first or status_changed else (gr.skip(),) * 4
-    return (view, header, status_md, progress, loss, rates, overfit, log, *buttons)
+    panel = gr.update(visible=True) if first else gr.skip()
+    return (view, panel, header, status_md, progress, loss, rates, overfit, log, *buttons)
 
 
 def poll(view: dict, browser_id: str | None):
@@ -493,8 +494,8 @@ def stop_run(view: dict, browser_id: str | None, admin_password: str | None, for
     except StudioError as error:
         return _error(error)
     if force:
-        return f"⏹️ **Force-stopped '{record.name}'.** The process tree was killed; Resume continues from the last checkpoint."
-    return f"⏳ **Stopping '{record.name}':** it finishes this step, then saves a checkpoint and the adapter."
+        return f"■ **Force-stopped '{record.name}'.** The process tree was killed; Resume continues from the last checkpoint."
+    return f"… **Stopping '{record.name}':** it finishes this step, then saves a checkpoint and the adapter."
 
 
 def force_stop_run(view: dict, browser_id: str | None, admin_password: str | None) -> str:
@@ -508,7 +509,7 @@ def resume_run(view: dict, browser_id: str | None, admin_password: str | None):
         record = supervisor.resume(_acting_on(view), requester=browser_id, admin_password=admin_password or None)
     except StudioError as error:
         return _error(error), view
-    return f"▶️ **Resumed '{record.name}'** from its last checkpoint.", open_view(record.run_id)
+    return f"▶ **Resumed '{record.name}'** from its last checkpoint.", open_view(record.run_id)
 
 
 def ask_delete(view: dict):
@@ -532,7 +533,7 @@ def delete_run(view: dict, browser_id: str | None, admin_password: str | None):
     except StudioError as error:
         return _error(error), gr.update(visible=False), view
     runs = store.list_runs()
-    return f"🗑️ Deleted '{name}'.", gr.update(visible=False), open_view(runs[0].run_id if runs else None)
+    return f"✓ Deleted '{name}'.", gr.update(visible=False), open_view(runs[0].run_id if runs else None)
 
 
 def cancel_delete():
@@ -548,22 +549,37 @@ def _duration(status: dict) -> str:
     return charts.format_duration(charts.progress(status, []).get("elapsed"))
 
 
+def short_model_name(ref: str) -> str:
+    """'bundled:SmolLM2-135M-Instruct' → 'SmolLM2-135M-Instruct'; a folder → its name; a Hub id stays."""
+    ref = str(ref or "")
+    if ref.startswith("bundled:"):
+        return ref.split(":", 1)[1]
+    if ref.startswith(("/", "~", ".")):
+        return Path(ref).name or ref
+    return ref
+
+
+def _dataset_name(path: str, cache: dict) -> str:
+    from studio.train import preflight
+
+    if path not in cache:
+        manifest = preflight.read_manifest(path) if path else None
+        cache[path] = (manifest or {}).get("name") or Path(path).name
+    return cache[path]
+
+
 def history_table() -> tuple[list[list[Any]], list[str]]:
     """Rows for the history table and the run id of each row."""
-    from studio.models import catalog
     from studio.train import store
 
-    rows, ids = [], []
+    rows, ids, names = [], [], {}
     for record in store.list_runs():
         config, status = record.config, record.status
-        try:
-            model = catalog.label(config.get("model", ""))
-        except StudioError:
-            model = str(config.get("model", ""))
         best = status.get("best_eval_loss")
         steps = f"{status.get('step') or 0} / {status.get('total_steps') or '?'}"
         started = str(status.get("started_at") or status.get("created_at") or "")[:16].replace("T", " ")
-        rows.append([record.name, model, Path(str(config.get("dataset", ""))).name, record.state, steps,
+        rows.append([record.name, short_model_name(config.get("model", "")),
+                     _dataset_name(str(config.get("dataset", "")), names), record.state, steps,
                      f"{best:.4f}" if isinstance(best, (int, float)) else "—", _duration(status), started])
         ids.append(record.run_id)
     return rows, ids
@@ -610,7 +626,7 @@ def train_again(view: dict):
         else:
             updates.append(gr.update(value=value))
     hidden = {key: config.get(key) for key in HIDDEN_FIELDS if key in config}
-    return updates + [hidden, f"↩️ The form now holds the settings of **{record.name}**. Check them and start."]
+    return updates + [hidden, f"↩ The form now holds the settings of **{record.name}**. Check them and start."]
 
 
 def open_in_compare(view: dict):
@@ -648,7 +664,7 @@ def export_zip(view: dict):
         target = export.zip_adapter(run_dir)
     except StudioError as error:
         return gr.update(visible=False), _error(error)
-    return gr.update(value=str(target), visible=True), f"📦 Zipped {source.note} — {target.stat().st_size / 1024**2:.1f} MB."
+    return gr.update(value=str(target), visible=True), f"✓ Zipped {source.note} — {target.stat().st_size / 1024**2:.1f} MB."
 
 
 def ask_merge(view: dict):
@@ -659,7 +675,7 @@ def ask_merge(view: dict):
     except StudioError as error:
         return _error(error), gr.update(visible=False)
     if not info["enough"]:
-        return f"⛔ **Not enough disk space.** {info['text']}", gr.update(visible=False)
+        return f"✕ **Not enough disk space.** {info['text']}", gr.update(visible=False)
     return (f"**Merge the adapter into full weights?** {info['text']} Saved in the run folder as `merged/`; "
             "takes a minute on a small model."), gr.update(visible=True)
 
@@ -671,7 +687,7 @@ def merge_run(view: dict, progress=gr.Progress()):
         target = export.merge(_run_dir(view), progress=lambda fraction, text: progress(fraction, desc=text))
     except StudioError as error:
         return _error(error), gr.update(visible=False)
-    return f"✅ **Merged model saved** in `{target}` (loads with plain `from_pretrained`, no PEFT needed).", gr.update(visible=False)
+    return f"✓ **Merged model saved** in `{target}` (loads with plain `from_pretrained`, no PEFT needed).", gr.update(visible=False)
 
 
 def push_run(view: dict, repo_id: str, token: str, what: str, private: bool):
@@ -683,7 +699,7 @@ def push_run(view: dict, repo_id: str, token: str, what: str, private: bool):
         url = export.push_to_hub(_run_dir(view), repo_id, token, what=kind, private=bool(private))
     except StudioError as error:
         return _error(error), ""
-    return f"✅ **Pushed the {kind}** to [{url}]({url}).", ""
+    return f"✓ **Pushed the {kind}** to [{url}]({url}).", ""
 
 
 # ---------------------------------------------------------------- layout
@@ -710,7 +726,7 @@ def build(shared: Shared) -> None:
         elem_classes="tab-intro",
     )
     if zero_gpu:
-        gr.Markdown(f"⚠️ **{zero_gpu}**", elem_id="train-zerogpu")
+        gr.Markdown(f"⚠ **{zero_gpu}**", elem_id="train-zerogpu")
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
@@ -787,56 +803,58 @@ def build(shared: Shared) -> None:
                 config_code = gr.Code(label="RunConfig JSON", language="json", interactive=False)
 
     gr.Markdown("#### 3 · Run")
-    header = gr.Markdown(elem_id="train-run-header")
-    progress = gr.HTML(elem_id="train-progress")
-    with gr.Row():
-        stop_button = gr.Button("Stop (save and end)", variant="secondary", visible=False, elem_id="train-stop")
-        force_button = gr.Button("Force stop", variant="secondary", visible=False, elem_id="train-force-stop")
-        resume_button = gr.Button("Resume", variant="primary", visible=False, elem_id="train-resume")
-        delete_button = gr.Button("Delete run…", variant="secondary", visible=False, elem_id="train-delete")
-    with gr.Row(visible=False) as confirm_row:
-        confirm_button = gr.Button("Yes, delete it", variant="stop", elem_id="train-delete-confirm")
-        cancel_button = gr.Button("Cancel")
-    action_message = gr.Markdown(elem_id="train-action-message")
-    admin_password = gr.Textbox(label="Admin password (to stop or delete another session's run)", type="password",
-                                visible=admin_enabled)
-    status_md = gr.Markdown(elem_id="train-status")
-    overfit_md = gr.Markdown(elem_id="train-overfitting")
-    loss_plot = gr.Plot(label="Loss", elem_id="train-loss-plot")
-    rate_plot = gr.Plot(label="Learning rate and speed", elem_id="train-rate-plot")
-    with gr.Accordion("Log (last lines)", open=False):
-        log_code = gr.Code(language=None, interactive=False, elem_id="train-log", max_lines=30)
-    with gr.Row():
-        again_button = gr.Button("Train again with these settings", elem_id="train-again")
-        compare_button = gr.Button("Open in Compare →", variant="primary", elem_id="train-open-compare")
-    with gr.Accordion("Export: download, merge, push to the Hub", open=False, elem_id="train-export"):
+    header = gr.Markdown("*No run yet. Pick your settings above and press Start training.*", elem_id="train-run-header")
+    with gr.Column(visible=False, elem_id="train-run-panel") as run_panel:
+        progress = gr.HTML(elem_id="train-progress")
+        status_md = gr.Markdown(elem_id="train-status")
         with gr.Row():
-            zip_button = gr.Button("Download adapter (.zip)", elem_id="train-zip")
-            merge_button = gr.Button("Merge into full weights…", elem_id="train-merge")
-        zip_file = gr.File(label="Adapter zip", visible=False, interactive=False)
-        export_message = gr.Markdown()
-        merge_confirm = gr.Button("Merge now", variant="primary", visible=False)
+            stop_button = gr.Button("Stop (save and end)", variant="secondary", visible=False, elem_id="train-stop")
+            force_button = gr.Button("Force stop", variant="secondary", visible=False, elem_id="train-force-stop")
+            resume_button = gr.Button("Resume", variant="primary", visible=False, elem_id="train-resume")
+            delete_button = gr.Button("Delete run…", variant="secondary", visible=False, elem_id="train-delete")
+        with gr.Row(visible=False) as confirm_row:
+            confirm_button = gr.Button("Yes, delete it", variant="stop", elem_id="train-delete-confirm")
+            cancel_button = gr.Button("Cancel")
+        action_message = gr.Markdown(elem_id="train-action-message")
+        admin_password = gr.Textbox(label="Admin password (to stop or delete another session's run)", type="password",
+                                    visible=admin_enabled)
+        overfit_md = gr.Markdown(elem_id="train-overfitting")
+        loss_plot = gr.Plot(label="Loss", show_label=False, elem_id="train-loss-plot")
+        rate_plot = gr.Plot(label="Learning rate and speed", show_label=False, elem_id="train-rate-plot")
+        with gr.Accordion("Log (last lines)", open=False):
+            log_code = gr.Code(language=None, interactive=False, elem_id="train-log", max_lines=30)
         with gr.Row():
-            repo_id = gr.Textbox(label="Hub repository", placeholder="your-name/my-adapter", scale=2)
-            token = gr.Textbox(label="Hugging Face token (write)", type="password", scale=2,
-                               info="Used for this upload only; never saved.")
-            what = gr.Radio(["Adapter", "Merged model"], value="Adapter", label="Push", scale=1)
-            private = gr.Checkbox(True, label="Private repo", scale=1)
-        push_button = gr.Button("Push to the Hub", elem_id="train-push")
-        push_message = gr.Markdown()
-    with gr.Accordion("Config of this run", open=False):
-        run_config_code = gr.Code(language="json", interactive=False)
+            again_button = gr.Button("Train again with these settings", elem_id="train-again")
+            compare_button = gr.Button("Open in Compare →", variant="primary", elem_id="train-open-compare")
+        with gr.Accordion("Export: download, merge, push to the Hub", open=False, elem_id="train-export"):
+            with gr.Row():
+                zip_button = gr.Button("Download adapter (.zip)", elem_id="train-zip")
+                merge_button = gr.Button("Merge into full weights…", elem_id="train-merge")
+            zip_file = gr.File(label="Adapter zip", visible=False, interactive=False)
+            export_message = gr.Markdown()
+            merge_confirm = gr.Button("Merge now", variant="primary", visible=False)
+            with gr.Row():
+                repo_id = gr.Textbox(label="Hub repository", placeholder="your-name/my-adapter", scale=2)
+                token = gr.Textbox(label="Hugging Face token (write)", type="password", scale=2,
+                                   info="Used for this upload only; never saved.")
+                what = gr.Radio(["Adapter", "Merged model"], value="Adapter", label="Push", scale=1)
+                private = gr.Checkbox(True, label="Private repo", scale=1)
+            push_button = gr.Button("Push to the Hub", elem_id="train-push")
+            push_message = gr.Markdown()
+        with gr.Accordion("Config of this run", open=False):
+            run_config_code = gr.Code(language="json", interactive=False)
 
     gr.Markdown("#### 4 · History")
     history = gr.Dataframe(headers=HISTORY_HEADERS, value=[], interactive=False, wrap=True, elem_id="train-history",
-                           label="All runs (click a row to open it)")
+                           label="All runs (click a row to open it)", show_row_numbers=False,
+                           column_widths=["22%", "16%", "14%", "9%", "8%", "10%", "9%", "12%"])
 
     # ---- wiring
     form = [model, trust, dataset, name, epochs, learning_rate, lora_r, max_steps, lora_alpha, lora_dropout,
             target_modules, use_dora, batch_size, grad_accum, max_length, packing, assistant_only, warmup, scheduler,
             weight_decay, seed, eval_steps, save_steps, logging_steps, qlora]
     assert len(form) == len(FORM_FIELDS)
-    view_outputs = [view, header, status_md, progress, loss_plot, rate_plot, overfit_md, log_code,
+    view_outputs = [view, run_panel, header, status_md, progress, loss_plot, rate_plot, overfit_md, log_code,
                     stop_button, force_button, resume_button, delete_button]
 
     dataset.change(describe_dataset, dataset, [dataset_info, max_length], api_visibility="private")
