@@ -134,6 +134,7 @@ def run_train(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         if not config.dataset:
             raise StudioError("No dataset given.", "Pass --data DATASET_FOLDER_OR_FILE.jsonl (or a --config with one).")
+        config.check()  # settings first: a typo in --lr should not wait for the data to be read
         config = config.replace(dataset=prepare_dataset(config.dataset, config.seed if isinstance(config.seed, int) else 42))
         record = supervisor.launch(config, owner=CLI_OWNER)
     if not args.json:
