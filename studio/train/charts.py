@@ -143,7 +143,9 @@ def loss_figure(events: list[dict], title: str = "Loss"):
         losses = [loss for _, loss in train]
         figure.add_trace(go.Scatter(x=steps, y=losses, name="train loss (raw)", mode="lines",
                                     line={"color": SKY, "width": 1}, opacity=0.55))
-        figure.add_trace(go.Scatter(x=steps, y=ema(losses), name="train loss (smoothed)", mode="lines",
+        few = len(steps) < 30  # markers keep the first points visible (a line needs two)
+        figure.add_trace(go.Scatter(x=steps, y=ema(losses), name="train loss (smoothed)",
+                                    mode="lines+markers" if few else "lines", marker={"size": 5},
                                     line={"color": BLUE, "width": 2.5}))
     if evals:
         figure.add_trace(go.Scatter(x=[s for s, _ in evals], y=[v for _, v in evals], name="eval loss",
@@ -177,7 +179,8 @@ def rate_figure(events: list[dict]):
     figure = make_subplots(rows=1, cols=2, subplot_titles=("learning rate", "tokens / second"))
     if rates:
         figure.add_trace(go.Scatter(x=[s for s, _ in rates], y=[v for _, v in rates], name="learning rate",
-                                    mode="lines", line={"color": GREEN, "width": 2}), row=1, col=1)
+                                    mode="lines+markers" if len(rates) < 30 else "lines", marker={"size": 4},
+                                    line={"color": GREEN, "width": 2}), row=1, col=1)
     if speed:
         figure.add_trace(go.Scatter(x=[s for s, _ in speed], y=[v for _, v in speed], name="tokens/s",
                                     mode="lines+markers", line={"color": PURPLE, "width": 2},

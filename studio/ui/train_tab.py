@@ -36,7 +36,7 @@ BROWSER_ID_KEY = "fine-tune-studio-browser-id"
 BROWSER_ID_SECRET = "fine-tune-studio-owner"
 HISTORY_HEADERS = ["Name", "Model", "Dataset", "Status", "Steps", "Best eval loss", "Duration", "Started"]
 ASSISTANT_ONLY_OFF = (
-    "ⓘ **Assistant-only loss is off:** the loss covers the whole conversation, prompts included, so the model "
+    "**Note: assistant-only loss is off.** the loss covers the whole conversation, prompts included, so the model "
     "also learns to write the user's side. Keep it on for chat data. (The studio supplies an answer-marked "
     "template for ChatML models; if a model's template cannot be marked, the run turns it off and says why "
     "in its notes.)"
@@ -384,7 +384,7 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
         lines.append(" · ".join(facts))
     notes = status.get("notes") or []
     if notes:
-        lines.append("\n".join(f"- ⓘ {note}" for note in notes))
+        lines.append("\n".join(f"- Note: {note}" for note in notes))
     return "\n\n".join(lines)
 
 
@@ -403,31 +403,43 @@ def _log_tail(record) -> str:
 
 
 def _buttons(record, browser_id: str | None) -> tuple:
-    """Stop, force stop, resume, delete: shown only when they make sense for the run's state."""
+    """Stop, force stop, resume, delete: shown only when they make sense for the run's state and the viewer.
+
+    Another browser's run shows no controls unless an admin password is configured (then they ask for it).
+    """
     from studio.train import store, supervisor
 
     state = record.state if record else None
     active = state in ("queued",) + store.ACTIVE
     stopping = state == "stopping"
-    resumable = state in supervisor.RESUMABLE and record is not None and store.last_checkpoint(record.dir) is not None
-    return (gr.update(visible=active and not stopping), gr.update(visible=active, variant="stop" if stopping else "secondary"),
-            gr.update(visible=bool(resumable)), gr.update(visible=record is not None and not active))
+    may_act = not record.owner or record.owner == browser_id or bool(os.environ.get(supervisor.ADMIN_ENV))
+    resumable = state in supervisor.RESUMABLE and store.last_checkpoint(record.dir) is not None
+    return (gr.update(visible=may_act and active and not stopping),
+            gr.update(visible=may_act and active, variant="stop" if stopping else "secondary"),
+            gr.update(visible=may_act and bool(resumable)), gr.update(visible=may_act and not active))
 
 
-EMPTY_OUTPUTS = 12  # outputs of poll() after the view state
+EMPTY_OUTPUTS = 15  # outputs of poll() after the view state
+
+
+def _history_outputs() -> tuple:
+    rows, ids = history_table()
+    return gr.update(value=rows), ids
 
 
 def _empty_view_outputs(message: str) -> tuple:
     from studio.train import charts
 
     return (gr.update(visible=False), f"*{message}*", "", "", charts.loss_figure([]), charts.rate_figure([]), "", "",
-            *(gr.update(visible=False),) * 4)
+            *(gr.update(visible=False),) * 4, gr.skip(), *_history_outputs())
 
 
 def render(view: dict, browser_id: str | None, force: bool = False) -> tuple:
-    """Outputs of the live view: panel, header, status, progress, loss chart, rate chart, overfitting, log, 4 buttons.
+    """Outputs of the live view: panel, header, status, progress, loss chart, rate chart, overfitting, log,
+    4 buttons, the action message, the history table and its run ids.
 
-    Unchanged parts come back as gr.skip() so a tick costs almost nothing while a run is idle.
+    Unchanged parts come back as gr.skip() so a tick costs almost nothing while a run is idle; the history
+    is re-read only when the viewed run changes state.
     """
     from studio.train import charts
 
@@ -437,9 +449,11 @@ def render(view: dict, browser_id: str | None, force: bool = False) -> tuple:
         view, record, new_events, status_changed, log_changed = _advance(view)
     except StudioError as error:
         return (open_view(None), gr.update(visible=False), _error(error), "", "", charts.loss_figure([]),
-                charts.rate_figure([]), "", "", *(gr.update(visible=False),) * 4)
+                charts.rate_figure([]), "", "", *(gr.update(visible=False),) * 4, gr.skip(), *_history_outputs())
     first = force or not view.get("rendered")
     view["rendered"] = True
+    state_changed = view.get("state") not in (None, record.state)
+    view["state"] = record.state
     active = record.state in ("queued", "starting", "running", "stopping")
     events = view["events"]
     header = _run_header(record, browser_id) if first or status_changed else gr.skip()
@@ -452,7 +466,9 @@ def render(view: dict, browser_id: str | None, force: bool = False) -> tuple:
     log = _log_tail(record) if first or log_changed else gr.skip()
     buttons = _buttons(record, browser_id) if first or status_changed else (gr.skip(),) * 4
     panel = gr.update(visible=True) if first else gr.skip()
-    return (view, panel, header, status_md, progress, loss, rates, overfit, log, *buttons)
+    action = "" if state_changed else gr.skip()  # "Stopping…" and the like are stale once the state moved on
+    history = _history_outputs() if first or state_changed else (gr.skip(), gr.skip())
+    return (view, panel, header, status_md, progress, loss, rates, overfit, log, *buttons, action, *history)
 
 
 def poll(view: dict, browser_id: str | None):
@@ -473,7 +489,8 @@ def poll(view: dict, browser_id: str | None):
 
 
 def show_run(run_id: str | None, browser_id: str | None):
-    return render(open_view(run_id), browser_id, force=True)
+    """Open a run picked in the history (the table itself is left as it is, so the click stays visible)."""
+    return render(open_view(run_id), browser_id, force=True)[:-2] + (gr.skip(), gr.skip())
 
 
 # ---------------------------------------------------------------- run actions
@@ -855,7 +872,7 @@ def build(shared: Shared) -> None:
             weight_decay, seed, eval_steps, save_steps, logging_steps, qlora]
     assert len(form) == len(FORM_FIELDS)
     view_outputs = [view, run_panel, header, status_md, progress, loss_plot, rate_plot, overfit_md, log_code,
-                    stop_button, force_button, resume_button, delete_button]
+                    stop_button, force_button, resume_button, delete_button, action_message, history, run_ids]
 
     dataset.change(describe_dataset, dataset, [dataset_info, max_length], api_visibility="private")
     refresh.click(refresh_datasets, dataset, dataset, api_visibility="private")
@@ -870,12 +887,10 @@ def build(shared: Shared) -> None:
     start_outputs = [preflight_md, cli_code, config_code, start_message, anyway_button, view]
     start_button.click(start_run, form + [hidden, browser_id, view], start_outputs, validator=validate_form,
                        api_visibility="private").then(
-        render_forced, [view, browser_id], view_outputs, api_visibility="private").then(
-        refresh_history, None, [history, run_ids], api_visibility="private")
+        render_forced, [view, browser_id], view_outputs, api_visibility="private")
     anyway_button.click(start_anyway, form + [hidden, browser_id, view], start_outputs, validator=validate_form,
                         api_visibility="private").then(
-        render_forced, [view, browser_id], view_outputs, api_visibility="private").then(
-        refresh_history, None, [history, run_ids], api_visibility="private")
+        render_forced, [view, browser_id], view_outputs, api_visibility="private")
 
     timer = gr.Timer(POLL_SECONDS)
     timer.tick(poll, [view, browser_id], view_outputs, show_progress="hidden", api_visibility="private",
@@ -886,14 +901,12 @@ def build(shared: Shared) -> None:
         render_forced, [view, browser_id], view_outputs, api_visibility="private")
     resume_button.click(resume_run, [view, browser_id, admin_password], [action_message, view],
                         api_visibility="private").then(
-        render_forced, [view, browser_id], view_outputs, api_visibility="private").then(
-        refresh_history, None, [history, run_ids], api_visibility="private")
+        render_forced, [view, browser_id], view_outputs, api_visibility="private")
     delete_button.click(ask_delete, view, [action_message, confirm_row], api_visibility="private")
     cancel_button.click(cancel_delete, None, [action_message, confirm_row], api_visibility="private")
     confirm_button.click(delete_run, [view, browser_id, admin_password], [action_message, confirm_row, view],
                          api_visibility="private").then(
-        render_forced, [view, browser_id], view_outputs, api_visibility="private").then(
-        refresh_history, None, [history, run_ids], api_visibility="private")
+        render_forced, [view, browser_id], view_outputs, api_visibility="private")
 
     history.select(pick_history_row, [run_ids, browser_id], view_outputs + [run_config_code], api_visibility="private")
     again_button.click(train_again, view, form + [hidden, prefill_note], api_visibility="private")
@@ -907,10 +920,12 @@ def build(shared: Shared) -> None:
     root = gr.context.Context.root_block
     root.load(on_load, [browser_id, view], [browser_id, view], api_visibility="private").then(
         render_forced, [view, browser_id], view_outputs, api_visibility="private").then(
-        refresh_history, None, [history, run_ids], api_visibility="private").then(
+        refresh_datasets, dataset, dataset, api_visibility="private").then(
         describe_dataset, dataset, [dataset_info, max_length], api_visibility="private").then(
         lambda v: _config_json((v or {}).get("run_id")), view, run_config_code, api_visibility="private")
 
 
 def render_forced(view: dict, browser_id: str | None):
-    return render(view, browser_id, force=True)
+    """Redraw after an action; the action's own message stays."""
+    outputs = render(view, browser_id, force=True)
+    return outputs[:13] + (gr.skip(),) + outputs[14:]

@@ -186,7 +186,8 @@ def test_on_load_gives_a_browser_id_and_reattaches_to_the_running_job(sleeper_ru
 def test_render_reads_only_new_events_and_skips_unchanged_parts(sleeper_run):
     view = train_tab.open_view(sleeper_run.run_id)
     outputs = train_tab.render(view, OWNER)
-    view, panel, header, status, progress, loss, rates, overfit, log, stop, force, resume, delete = outputs
+    view, panel, header, status, progress, loss, rates, overfit, log, stop, force, resume, delete, action, table, ids = outputs
+    assert sleeper_run.run_id in ids and _is_skip(action)
     assert panel["visible"] is True and "sleeper" in header and "started in this browser" in header
     assert "step 3 / 10" in progress
     assert stop["visible"] is True and resume["visible"] is False and delete["visible"] is False
@@ -202,13 +203,19 @@ def test_render_reads_only_new_events_and_skips_unchanged_parts(sleeper_run):
     view, panel, header, status, progress, loss, rates, overfit, log, *_ = train_tab.render(view, OWNER)
     assert _is_skip(loss) and _is_skip(rates) and _is_skip(panel)  # nothing new: charts untouched
     assert "step" in progress  # the progress bar keeps counting while active
+    store.update_status(sleeper_run.dir, status="stopping")
+    outputs = train_tab.render(view, OWNER)
+    assert outputs[13] == ""  # a stale action message is cleared once the state moves on
+    table, ids = outputs[14], outputs[15]
+    assert table["value"][ids.index(sleeper_run.run_id)][3] == "stopping"  # the history follows the state
 
 
 def test_another_browser_sees_busy_and_cannot_stop_or_delete(sleeper_run, monkeypatch):
     monkeypatch.delenv("STUDIO_ADMIN_PASSWORD", raising=False)
     view = train_tab.open_view(sleeper_run.run_id)
-    _view, _panel, header, status, *_ = train_tab.render(view, OTHER)
+    _view, _panel, header, status, *_, stop, force, resume, delete, _action, _table, _ids = train_tab.render(view, OTHER)
     assert "another session" in header and "Busy" in status and "busy with run 'sleeper'" in status
+    assert not any(button["visible"] for button in (stop, force, resume, delete))  # no controls for a stranger
     message = train_tab.stop_run(view, OTHER, None)
     assert "cannot stop" in message and "Hint" in message
     assert store.get_run(sleeper_run.run_id).state == "running"
@@ -225,7 +232,7 @@ def test_admin_password_lets_another_browser_force_stop(sleeper_run, monkeypatch
     assert "Force-stopped" in message
     record = store.get_run(sleeper_run.run_id)
     assert record.state == "stopped" and not supervisor.pid_alive(record.status.get("pid"), record.dir)
-    *_, stop, force, resume, delete = train_tab.render(train_tab.open_view(record.run_id), OTHER)
+    stop, force, resume, delete = train_tab.render(train_tab.open_view(record.run_id), OTHER)[9:13]
     assert stop["visible"] is False and delete["visible"] is True
 
 
@@ -334,5 +341,5 @@ def test_real_run_start_watch_and_stop(dataset_dir, tiny_model_dir):
     record = supervisor.wait(view["run_id"], timeout=180)
     assert record.state == "stopped", record.status
     outputs = train_tab.render(train_tab.open_view(record.run_id), OWNER)
-    status, progress, resume = outputs[3], outputs[4], outputs[-2]
+    status, progress, resume = outputs[3], outputs[4], outputs[11]
     assert "Stopped" in status and "stopped" in progress and resume["visible"] is True
