@@ -78,10 +78,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 # ---- data ----------------------------------------------------------------------------------
 def prepare_dataset(path_text: str, seed: int = 42) -> str:
-    """A saved dataset folder for --data: used as is; or a .jsonl of chat rows saved as one.
+    """A saved dataset folder for --data: used as is; or a .jsonl file saved as one.
 
-    The Data capability's lint/clean/store pipeline is not on main yet; until it is, a raw file
-    must already be {"messages": [...]} rows: it is split 90/10 into a dataset folder."""
+    With the Data capability present (studio.data.lint/clean/store) the file is linted (refused
+    while it has E findings), cleaned and split by it. Without it, the file must already be
+    {"messages": [...]} rows and is split 90/10 here."""
     path = Path(path_text).expanduser().resolve()
     if path.is_dir():
         if not (path / "train.jsonl").is_file():
@@ -93,7 +94,35 @@ def prepare_dataset(path_text: str, seed: int = 42) -> str:
     if path.suffix.lower() != ".jsonl":
         raise StudioError(f"{path.name} is not a .jsonl file.",
                           "Convert it in the Data tab (it reads CSV, JSON, Parquet…) and pass the saved folder.")
+    if _data_pipeline_available():
+        try:
+            return str(save_with_data_pipeline(path, seed))
+        except (AttributeError, TypeError, KeyError) as error:  # the Data API changed under us: keep working
+            print(f"note: the Data pipeline could not be used ({error}); saving the rows as they are.", file=sys.stderr)
     return str(save_jsonl_as_dataset(path, seed))
+
+
+def _data_pipeline_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) for name in ("studio.data.lint", "studio.data.clean", "studio.data.store"))
+
+
+def save_with_data_pipeline(path: Path, seed: int = 42) -> Path:
+    """Lint the file with the Data capability (refused while it has errors), clean, split and save it."""
+    from studio.data import clean, lint
+    from studio.data import store as data_store
+
+    report = lint.lint_file(path)
+    errors = [f for f in report.findings if f.severity == "E"]
+    if errors:
+        first = errors[0]
+        where = f" (row {first.row})" if first.row is not None else ""
+        raise StudioError(f"{path.name} has {len(errors)} error finding(s); first{where}: {first.message}",
+                          f"Run `python -m studio lint {path}` and fix them, or clean the file in the Data tab.")
+    result = clean.clean_and_split(report, seed=seed)
+    return data_store.save_dataset(result, report, dict(report.stats.get("manifest", {})) if isinstance(report.stats, dict) else {},
+                                   source_name=path.name, source_sha256=data_store.sha256_file(path))
 
 
 def save_jsonl_as_dataset(path: Path, seed: int = 42) -> Path:
