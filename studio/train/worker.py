@@ -69,7 +69,7 @@ def explain_failure(error: BaseException, config: RunConfig | None = None) -> tu
     if "out of memory" in text.lower() and ("cuda" in text.lower() or type(error).__name__ == "OutOfMemoryError"):
         return ("The GPU ran out of memory.",
                 "Lower the batch size or max length, turn on gradient checkpointing, or use QLoRA 4-bit / a smaller model.")
-    if isinstance(error, MemoryError):
+    if isinstance(error, MemoryError) or "can't allocate memory" in text or "not enough memory" in text.lower():
         return ("The machine ran out of memory (RAM).",
                 "Lower the batch size or max length, close other runs, or pick a smaller model.")
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
@@ -503,8 +503,9 @@ def train(run_dir: Path) -> str:
     state = trainer.state
     if callback.bad_loss_step is not None:
         raise LossNotFinite(callback.bad_loss_step)
-    stopped = _state["stop"]
-    if not stopped and trainer.eval_dataset is not None and main:
+    # A stop that arrives after the last step changes nothing: the run completed.
+    stopped = _state["stop"] and state.global_step < state.max_steps
+    if not stopped and trainer.eval_dataset is not None:  # every rank: evaluate is collective under DDP
         last_eval = max((e.get("step", -1) for e in state.log_history if "eval_loss" in e), default=-1)
         if last_eval != state.global_step:
             trainer.evaluate()

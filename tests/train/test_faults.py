@@ -96,6 +96,8 @@ def test_bad_dataset_rows_are_named(tmp_path):
 
 @pytest.mark.parametrize("error, words, hint_words", [
     (MemoryError(), "out of memory (RAM)", "batch size"),
+    (RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 GB"),
+     "out of memory (RAM)", "max length"),
     (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "GPU ran out of memory", "batch size"),
     (OSError(errno.ENOSPC, "No space left on device"), "disk is full", "Free some disk space"),
     (worker.LossNotFinite(7), "step 7", "learning rate"),
