@@ -77,7 +77,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 # ---- data ----------------------------------------------------------------------------------
-def prepare_dataset(path_text: str, seed: int = 42) -> str:
+def prepare_dataset(path_text: str, seed: int = 42, model: str | None = None, max_length: int | None = None) -> str:
     """A saved dataset folder for --data: used as is; or a .jsonl file saved as one.
 
     With the Data capability present (studio.data.lint/clean/store) the file is linted (refused
@@ -96,7 +96,7 @@ def prepare_dataset(path_text: str, seed: int = 42) -> str:
                           "Convert it in the Data tab (it reads CSV, JSON, Parquet…) and pass the saved folder.")
     if _data_pipeline_available():
         try:
-            return str(save_with_data_pipeline(path, seed))
+            return str(save_with_data_pipeline(path, seed, model, max_length))
         except (AttributeError, TypeError, KeyError) as error:  # the Data API changed under us: keep working
             print(f"note: the Data pipeline could not be used ({error}); saving the rows as they are.", file=sys.stderr)
     return str(save_jsonl_as_dataset(path, seed))
@@ -108,12 +108,12 @@ def _data_pipeline_available() -> bool:
     return all(importlib.util.find_spec(name) for name in ("studio.data.lint", "studio.data.clean", "studio.data.store"))
 
 
-def save_with_data_pipeline(path: Path, seed: int = 42) -> Path:
+def save_with_data_pipeline(path: Path, seed: int = 42, model: str | None = None, max_length: int | None = None) -> Path:
     """Lint the file with the Data capability (refused while it has errors), clean, split and save it."""
     from studio.data import clean, lint
     from studio.data import store as data_store
 
-    report = lint.lint_file(path)
+    report = lint.lint_file(path, tokenizer=model, max_length=max_length, model=model)  # tokens counted with the run's model
     errors = [f for f in report.findings if f.severity == "E"]
     if errors:
         first = errors[0]
@@ -121,8 +121,16 @@ def save_with_data_pipeline(path: Path, seed: int = 42) -> Path:
         raise StudioError(f"{path.name} has {len(errors)} error finding(s); first{where}: {first.message}",
                           f"Run `python -m studio lint {path}` and fix them, or clean the file in the Data tab.")
     result = clean.clean_and_split(report, seed=seed)
-    return data_store.save_dataset(result, report, dict(report.stats.get("manifest", {})) if isinstance(report.stats, dict) else {},
-                                   source_name=path.name, source_sha256=data_store.sha256_file(path))
+    try:  # the manifest's token statistics, as the Data tab writes them
+        from studio.data import stats as data_stats
+
+        manifest_stats = data_stats.manifest_stats(data_stats.compute_stats(report, max_length=max_length, model=model,
+                                                                               row_numbers=result.train_rows))
+    except Exception as error:  # noqa: BLE001 - statistics are informative; the dataset is still valid without them
+        print(f"note: no token statistics for the manifest ({type(error).__name__}: {error})", file=sys.stderr)
+        manifest_stats = {}
+    return data_store.save_dataset(result, report, manifest_stats, source_name=path.name,
+                                   source_sha256=data_store.sha256_file(path))
 
 
 def save_jsonl_as_dataset(path: Path, seed: int = 42) -> Path:
@@ -164,7 +172,7 @@ def run_train(args: argparse.Namespace) -> int:
         if not config.dataset:
             raise StudioError("No dataset given.", "Pass --data DATASET_FOLDER_OR_FILE.jsonl (or a --config with one).")
         config.check()  # settings first: a typo in --lr should not wait for the data to be read
-        config = config.replace(dataset=prepare_dataset(config.dataset, config.seed if isinstance(config.seed, int) else 42))
+        config = config.replace(dataset=prepare_dataset(config.dataset, config.seed, config.model, config.max_length))
         record = supervisor.launch(config, owner=CLI_OWNER)
     if not args.json:
         print(record.run_id, flush=True)
