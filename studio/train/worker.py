@@ -141,8 +141,8 @@ def _memory_gb() -> float | None:
 def auto_intervals(config: RunConfig, total_steps: int, has_eval: bool) -> tuple[int, int, int]:
     """logging, eval, save steps; 0 in the config means derived from the number of steps."""
     logging = config.logging_steps or max(1, min(25, total_steps // 100))
-    evaluate = config.eval_steps or max(1, total_steps // 5)
-    save = config.save_steps or (evaluate if has_eval else max(1, total_steps // 5))
+    evaluate = config.eval_steps or max(1, math.ceil(total_steps / 5))  # about 5 evaluations per run
+    save = config.save_steps or (evaluate if has_eval else max(1, math.ceil(total_steps / 5)))
     return logging, evaluate, save
 
 
