@@ -13,16 +13,19 @@ Rules enforced here (so the UI and the CLI share them):
 
 from __future__ import annotations
 
+import fcntl
 import hmac
 import os
 import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from studio import paths
 from studio.errors import StudioError
 from studio.train import store
 from studio.train.config import RunConfig
@@ -179,10 +182,21 @@ def launch(config: RunConfig, owner: str = "") -> RunRecord:
     """Validate, create the run folder and start its worker. Refuses while another run is training."""
     config.check()
     _check_dataset(config.dataset)
-    _refuse_if_busy()
-    record = store.create_run(config, owner)
-    start(record)
+    with _launch_lock():  # two sessions pressing Start at once must not both pass the busy check
+        _refuse_if_busy()
+        record = store.create_run(config, owner)
+        start(record)
     return store.get_run(record.run_id)
+
+
+@contextmanager
+def _launch_lock():
+    with open(paths.runs_dir() / ".launch.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _check_dataset(dataset: str) -> None:
@@ -203,8 +217,15 @@ def start(record: RunRecord, resume: bool = False) -> int:
     with open(record.dir / "log.txt", "ab") as log:
         log.write(f"\n=== {'resume' if resume else 'start'} {store.now_iso()}: {' '.join(command)}\n".encode())
         log.flush()
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   env=worker_env(config), cwd=str(record.dir), start_new_session=True, close_fds=True)
+        try:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                       env=worker_env(config), cwd=str(record.dir), start_new_session=True, close_fds=True)
+        except OSError as error:
+            store.update_status(record.dir, status="failed", ended_at=store.now_iso(),
+                                error={"message": f"Could not start the training process: {error}",
+                                       "hint": "Check that the studio's Python environment is intact."})
+            raise StudioError(f"Could not start the training process: {error}",
+                              "Check that the studio's Python environment is intact.") from error
     _children[process.pid] = process
     # The worker writes its own status from here on; record the pid unless it already finished.
     current = store.read_status(record.dir)
@@ -225,8 +246,9 @@ def resume(run_id: str, requester: str | None = None, admin_password: str | None
     if store.last_checkpoint(record.dir) is None:
         raise StudioError(f"The run '{record.name}' has no complete checkpoint to resume from.",
                           "Start it again with the same settings instead.")
-    _refuse_if_busy()
-    start(record, resume=True)
+    with _launch_lock():
+        _refuse_if_busy()
+        start(record, resume=True)
     return store.get_run(run_id)
 
 
