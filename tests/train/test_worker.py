@@ -103,3 +103,57 @@ def test_worker_usage_errors():
     assert result.returncode == 2 and "usage" in result.stderr
     result = subprocess.run([sys.executable, "-m", "studio.train.worker", os.devnull], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "not a run folder" in result.stderr
+
+
+SMOLLM_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\n"
+    "You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+CONVERSATION = [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "Arr, 4."}]
+
+
+@pytest.fixture
+def tokenizer(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+@pytest.mark.parametrize("template", ["tiny", SMOLLM_TEMPLATE])
+def test_chatml_models_get_a_marked_template_that_renders_identically(tokenizer, template):
+    from studio.train.templates import choose_template, has_generation_markers
+
+    if template != "tiny":
+        tokenizer.chat_template = template
+    original = tokenizer.apply_chat_template(CONVERSATION, tokenize=False)
+    choice = choose_template(tokenizer, [CONVERSATION])
+    assert choice.enabled and has_generation_markers(choice.template) and "assistant-only loss on" in choice.note
+    assert tokenizer.apply_chat_template(CONVERSATION, chat_template=choice.template, tokenize=False) == original
+    encoded = tokenizer.apply_chat_template(CONVERSATION, chat_template=choice.template, return_dict=True,
+                                            return_assistant_tokens_mask=True)
+    trained = [t for t, m in zip(encoded["input_ids"], encoded["assistant_masks"]) if m]
+    assert tokenizer.decode(trained) == "Arr, 4.<|im_end|>"  # only the answer and its end-of-turn token
+
+
+def test_unknown_templates_turn_assistant_only_loss_off_with_a_reason(tokenizer):
+    from studio.train.templates import choose_template
+
+    tokenizer.chat_template = "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+    choice = choose_template(tokenizer, [CONVERSATION])
+    assert not choice.enabled and choice.template is None and "not a family the studio knows" in choice.note
+    tokenizer.chat_template = None
+    assert "no chat template" in choose_template(tokenizer, [CONVERSATION]).note
+
+
+def test_auto_intervals_and_step_estimate():
+    from studio.train.config import RunConfig
+    from studio.train.worker import auto_intervals, estimate_total_steps
+
+    config = RunConfig(dataset="/d", batch_size=8, grad_accum=2, epochs=3)
+    assert estimate_total_steps(config, 100) == 21  # ceil(ceil(100 / 8) / 2) = 7 per epoch
+    assert estimate_total_steps(config.replace(max_steps=5), 100) == 5
+    assert auto_intervals(config, 1000, True) == (10, 200, 200)
+    assert auto_intervals(config, 8, True) == (1, 2, 2)
+    assert auto_intervals(config.replace(eval_steps=3, save_steps=7, logging_steps=2), 1000, True) == (2, 3, 7)
