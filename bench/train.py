@@ -3,6 +3,7 @@
     STUDIO_HOME=/tmp/sh1 python bench/train.py overhead   # (a) studio worker vs plain TRL, same config
     STUDIO_HOME=/tmp/sh1 python bench/train.py bundled    # (b) bundled SmolLM2 on the bundled sample
     STUDIO_HOME=/tmp/sh1 python bench/train.py explore    # threads / batch / packing / length grouping
+    STUDIO_HOME=/tmp/sh1 python bench/train.py padding    # real vs padded tokens, random vs length-grouped batches
     options: --steps N  --threads N  --model tiny|bundled  --repeats N
 
 Tokens are non-padding tokens the model was trained on (TRL's num_tokens), tokens/s are over
@@ -144,7 +145,7 @@ def plain_trl(config, measure_from_step: int = 0) -> dict:
         tokenizer.chat_template = choice.template
     model = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.float32)
     extra = {}
-    if getattr(config, "_group_by_length", False):
+    if config.group_by_length and not config.packing:
         extra["train_sampling_strategy"] = "group_by_length"
     with tempfile.TemporaryDirectory() as out:
         args = SFTConfig(output_dir=out, max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
@@ -257,22 +258,19 @@ def part_explore(opts, model_dir: str, scratch: Path) -> None:
     print(f"explore — model {opts.model}, data {source}, {opts.steps} steps each (first step not timed); "
           f"peak {peak:.1f} GFLOP/s at {opts.threads} threads")
     variants = [
-        ("batch 8", {}),
+        ("defaults", {}),
+        ("random batches", {"group_by_length": False}),
         ("batch 4", {"batch_size": 4}),
         ("batch 16", {"batch_size": 16}),
-        ("batch 8, packing", {"packing": True}),
-        ("batch 16, packing", {"batch_size": 16, "packing": True}),
-        ("batch 8, group by length", {"_group_by_length": True}),
-        ("batch 8, 1 thread", {"torch_threads": 1}),
-        ("batch 8, lora dropout 0.05", {"lora_dropout": 0.05}),
+        ("packing", {"packing": True}),
+        ("1 thread", {"torch_threads": 1}),
+        ("lora dropout 0.05", {"lora_dropout": 0.05}),
     ]
     wanted = set(opts.only.split(",")) if opts.only else None
     for label, changes in variants:
         if wanted and label not in wanted:
             continue
-        group = changes.pop("_group_by_length", False)
         config = base_config(model_dir, dataset, opts.steps, opts.threads, **changes)
-        object.__setattr__(config, "_group_by_length", group)
         threads = config.torch_threads
         result = plain_trl(config, measure_from_step=1)
         tps = result["steady_tokens_per_s"] or result["tokens_per_s"]
@@ -281,9 +279,47 @@ def part_explore(opts, model_dir: str, scratch: Path) -> None:
               f"{tps * 4 * params / 1e9 / local_peak:5.0%} of peak", flush=True)
 
 
+def token_lengths(model_dir: str, rows: list[dict]) -> list[int]:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return [len(tokenizer.apply_chat_template(r["messages"], tokenize=True, return_dict=False)) for r in rows]
+
+
+def part_padding(opts, model_dir: str, scratch: Path) -> None:
+    """Share of computed tokens that are real (not padding), random vs length-grouped batches.
+
+    Compute per step is proportional to batch x longest row, so this ratio bounds the speed-up
+    that length grouping can give on compute-bound hardware (no training needed to measure it)."""
+    import torch
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    rows, source = sample_rows()
+    lengths = token_lengths(model_dir, rows)
+    print(f"padding — {source}: {len(rows)} rows, tokens p50 {statistics.median(lengths):.0f}, max {max(lengths)}")
+
+    def efficiency(order: list[int], batch: int) -> float:
+        real = padded = 0
+        for i in range(0, len(order), batch):
+            chunk = [lengths[j] for j in order[i:i + batch]]
+            real += sum(chunk)
+            padded += max(chunk) * len(chunk)
+        return real / padded
+
+    for batch in (4, 8, 16):
+        random_eff, grouped_eff = [], []
+        for seed in range(20):
+            generator = torch.Generator().manual_seed(seed)
+            random_eff.append(efficiency(torch.randperm(len(lengths), generator=generator).tolist(), batch))
+            grouped_eff.append(efficiency(get_length_grouped_indices(lengths, batch, generator=generator), batch))
+        print(f"  batch {batch:>2}: real tokens / computed tokens — random {statistics.mean(random_eff):.0%}, "
+              f"grouped by length {statistics.mean(grouped_eff):.0%} "
+              f"(up to {statistics.mean(grouped_eff) / statistics.mean(random_eff):.2f}x fewer FLOPs per real token)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["overhead", "bundled", "explore", "all"])
+    parser.add_argument("part", choices=["overhead", "bundled", "explore", "padding", "all"])
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--model", choices=["bundled", "tiny"], default="bundled")
@@ -298,7 +334,8 @@ def main() -> None:
         scratch = Path(scratch_name)
         model_dir = resolve_model(opts.model, scratch)  # uses the caller's STUDIO_HOME (converted model)
         os.environ["STUDIO_HOME"] = str(scratch / "home")  # bench runs never land in the user's run history
-        for part, function in (("overhead", part_overhead), ("bundled", part_bundled), ("explore", part_explore)):
+        for part, function in (("padding", part_padding), ("overhead", part_overhead), ("bundled", part_bundled),
+                               ("explore", part_explore)):
             if opts.part in (part, "all"):
                 function(opts, model_dir, scratch)
 

@@ -57,6 +57,8 @@ class RunConfig:
     grad_accum: int = 1
     max_length: int = 512
     packing: bool = False
+    # Batches of similar lengths waste less compute on padding (bench/train.py padding: ~10% on the sample).
+    group_by_length: bool = True
     assistant_only_loss: bool = True
     # evaluation / checkpoints / logging (0 = automatic from the number of steps)
     eval_steps: int = 0

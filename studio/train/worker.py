@@ -403,6 +403,7 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
         greater_is_better=False if eval_dataset is not None else None,
         max_length=config.max_length,
         packing=config.packing,
+        train_sampling_strategy="group_by_length" if config.group_by_length and not config.packing else "random",
         assistant_only_loss=assistant_only,
         bf16=hw["bf16"],
         gradient_checkpointing=hw["gradient_checkpointing"],
