@@ -6,6 +6,11 @@
     <run_id>/log.txt        the worker's stdout/stderr and tracebacks
     <run_id>/checkpoints/checkpoint-N/, adapter/, README.md
 
+events.jsonl is append-only. After a resume the worker appends {"type": "status", "status": "resumed",
+"step": N} where N is the checkpoint it continued from: log/eval events written before it with a
+step above N belong to the abandoned stretch (after the last checkpoint) and should be dropped
+when drawing charts (`events_for_charts` does that).
+
 Run ids come from paths.new_id (unguessable) and are checked with RUN_ID_PATTERN before they
 are ever joined to a path, so a run id from a URL or a form cannot point outside runs_dir().
 """
@@ -254,3 +259,15 @@ def last_event(folder: Path, types: tuple[str, ...] = ("log", "eval", "checkpoin
         if isinstance(event, dict) and event.get("type") in types:
             return event
     return None
+
+
+def events_for_charts(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Events with the stretches abandoned by a resume removed (steps after the resumed checkpoint)."""
+    kept: list[dict[str, Any]] = []
+    for event in events:
+        if event.get("type") == "status" and event.get("status") == "resumed" and isinstance(event.get("step"), int):
+            resumed_at = event["step"]
+            kept = [e for e in kept if not (e.get("type") in ("log", "eval", "checkpoint")
+                                            and isinstance(e.get("step"), int) and e["step"] > resumed_at)]
+        kept.append(event)
+    return kept
