@@ -188,6 +188,8 @@ def studio_worker(config) -> dict:
 
     record = supervisor.launch(config, owner="bench")
     record = supervisor.wait(record.run_id, timeout=7200)
+    for process in list(supervisor._children.values()):  # reap it, so RUSAGE_CHILDREN includes its peak RSS
+        process.wait()
     supervisor.reap()
     status = record.status
     if record.state != "completed":
@@ -239,7 +241,8 @@ def part_bundled(opts, model_dir: str, scratch: Path) -> None:
           f"LoRA r {defaults.lora_r} all-linear, dropout {defaults.lora_dropout}), {opts.threads} threads, {opts.steps} steps")
     print(f"  tokens/s (non-pad, training loop):  {result['tokens_per_s']:.1f}")
     print(f"  seconds per epoch (est.):           {tokens_per_epoch / result['tokens_per_s']:.0f}  ({steps_per_epoch} steps)")
-    print(f"  peak RSS of the worker:             {result['peak_rss_gb']:.2f} GB")
+    print(f"  peak RSS of the worker:             {result['peak_rss_gb']:.2f} GB "
+          f"(largest RSS seen at a log step: {result['memory_gb_max']} GB)")
     exact = 4 * (params - head) + 4 * head * fraction
     print(f"  FLOPs/token = 4 x {params / 1e6:.1f}M Linear params = {flops_per_token / 1e9:.3f} GFLOP "
           f"(the issue's formula)")
