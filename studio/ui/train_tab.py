@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,25 @@ HIDDEN_FIELDS = ("bf16", "gradient_checkpointing", "torch_threads")
 POLL_SECONDS = 2.0
 LOG_TAIL_BYTES = 6000
 BROWSER_ID_KEY = "fine-tune-studio-browser-id"
-# The browser id is itself the unguessable secret; this key only keeps localStorage tidy across restarts.
-BROWSER_ID_SECRET = "fine-tune-studio-owner"
+BROWSER_ID_PATTERN = re.compile(r"^browser-[A-Za-z0-9]{12,64}$")
+# The id that makes this browser the owner of the runs it starts: made and kept in localStorage by this
+# script on page load (a gr.BrowserState inside a tab is only mounted when the tab is opened, after the
+# load event, and then forgets the value), then handed to the server, which keeps it in a gr.State.
+BROWSER_ID_JS = """
+(carrier, view) => {
+  const key = "%s";
+  let id = null;
+  try { id = window.localStorage.getItem(key); } catch (error) {}
+  if (!id || !/^browser-[A-Za-z0-9]{12,64}$/.test(id)) {
+    const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    const bytes = new Uint8Array(20);
+    window.crypto.getRandomValues(bytes);
+    id = "browser-" + Array.from(bytes, (b) => letters[b %% letters.length]).join("");
+    try { window.localStorage.setItem(key, id); } catch (error) {}
+  }
+  return [id, view];
+}
+""" % BROWSER_ID_KEY
 HISTORY_HEADERS = ["Name", "Model", "Dataset", "Status", "Steps", "Best eval loss", "Duration", "Started"]
 ASSISTANT_ONLY_OFF = (
     "**Note: assistant-only loss is off.** the loss covers the whole conversation, prompts included, so the model "
@@ -276,11 +294,12 @@ def active_run_id() -> str | None:
 
 
 def on_load(browser_id: str | None, view: dict | None):
-    """Give this browser a lasting id, reconcile dead workers, and reattach to the active (else newest) run."""
+    """Take this browser's lasting id, reconcile dead workers, and reattach to the active (else newest) run."""
     from studio import paths
     from studio.train import store, supervisor
 
-    browser_id = browser_id or paths.new_id("browser-")
+    if not (isinstance(browser_id, str) and BROWSER_ID_PATTERN.match(browser_id)):
+        browser_id = paths.new_id("browser-")  # no script ran: an id for this page view only
     try:
         supervisor.reconcile()
     except Exception:  # noqa: BLE001 - a broken run folder must not break the page
@@ -732,7 +751,8 @@ def build(shared: Shared) -> None:
     zero_gpu = preflight.zero_gpu_message()
     admin_enabled = bool(os.environ.get("STUDIO_ADMIN_PASSWORD"))
 
-    browser_id = gr.BrowserState(None, storage_key=BROWSER_ID_KEY, secret=BROWSER_ID_SECRET)
+    browser_id = gr.State(None)  # set on load from localStorage (BROWSER_ID_JS)
+    browser_id_carrier = gr.Textbox(visible=False)
     view = gr.State(open_view(None))
     hidden = gr.State({})
     run_ids = gr.State([])
@@ -766,41 +786,41 @@ def build(shared: Shared) -> None:
                 upload_message = gr.Markdown()
             prefill_note = gr.Markdown()
             with gr.Row():
-                epochs = gr.Number(defaults.epochs, label="Epochs", minimum=0, step=1, elem_id="train-epochs")
-                learning_rate = gr.Number(defaults.learning_rate, label="Learning rate", minimum=0, step=0.0001,
+                epochs = gr.Number(defaults.epochs, label="Epochs", step=1, elem_id="train-epochs")
+                learning_rate = gr.Number(defaults.learning_rate, label="Learning rate", step=0.0001,
                                           elem_id="train-lr")
-                lora_r = gr.Number(defaults.lora_r, label="LoRA rank", precision=0, minimum=1, step=4, elem_id="train-lora-r")
-                max_steps = gr.Number(0, label="Max steps (0 = all)", precision=0, minimum=0, elem_id="train-max-steps",
+                lora_r = gr.Number(defaults.lora_r, label="LoRA rank", precision=0, step=4, elem_id="train-lora-r")
+                max_steps = gr.Number(0, label="Max steps (0 = all)", precision=0, elem_id="train-max-steps",
                                       info="A short trial run")
             name = gr.Textbox(label="Run name (optional)", placeholder="e.g. pirate style, r8, 3 epochs", elem_id="train-name")
             with gr.Accordion("Advanced settings", open=False, elem_id="train-advanced"):
                 with gr.Row():
-                    lora_alpha = gr.Number(defaults.lora_alpha, label="LoRA alpha", precision=0, minimum=1,
+                    lora_alpha = gr.Number(defaults.lora_alpha, label="LoRA alpha", precision=0,
                                            info="Usually 2 × rank")
-                    lora_dropout = gr.Number(defaults.lora_dropout, label="LoRA dropout", minimum=0, maximum=0.99, step=0.05)
+                    lora_dropout = gr.Number(defaults.lora_dropout, label="LoRA dropout", step=0.05)
                     target_modules = gr.Textbox(defaults.target_modules, label="Target modules",
                                                 info="all-linear, or e.g. q_proj,v_proj")
                     use_dora = gr.Checkbox(defaults.use_dora, label="DoRA", info="Often better at low rank; ~20 % slower")
                 with gr.Row():
-                    batch_size = gr.Number(defaults.batch_size, label="Batch size", precision=0, minimum=1)
-                    grad_accum = gr.Number(defaults.grad_accum, label="Gradient accumulation", precision=0, minimum=1)
-                    max_length = gr.Number(defaults.max_length, label="Max length (tokens)", precision=0, minimum=16,
+                    batch_size = gr.Number(defaults.batch_size, label="Batch size", precision=0)
+                    grad_accum = gr.Number(defaults.grad_accum, label="Gradient accumulation", precision=0)
+                    max_length = gr.Number(defaults.max_length, label="Max length (tokens)", precision=0,
                                            info="Set from the dataset's p99", elem_id="train-max-length")
                     packing = gr.Checkbox(defaults.packing, label="Packing", info="Joins short rows; no padding")
                 with gr.Row():
                     assistant_only = gr.Checkbox(defaults.assistant_only_loss, label="Assistant-only loss",
                                                  info="Learn the answers, not the prompts")
-                    warmup = gr.Number(defaults.warmup, label="Warmup", minimum=0, info="< 1: fraction of steps; ≥ 1: steps")
+                    warmup = gr.Number(defaults.warmup, label="Warmup", info="< 1: fraction of steps; ≥ 1: steps")
                     scheduler = gr.Dropdown(list(SCHEDULERS), value=defaults.scheduler, label="LR scheduler")
-                    weight_decay = gr.Number(defaults.weight_decay, label="Weight decay", minimum=0, maximum=0.99, step=0.01)
+                    weight_decay = gr.Number(defaults.weight_decay, label="Weight decay", step=0.01)
                 assistant_note = gr.Markdown(ASSISTANT_ONLY_OFF, visible=not defaults.assistant_only_loss)
                 with gr.Row():
-                    seed = gr.Number(defaults.seed, label="Seed", precision=0, minimum=0)
-                    eval_steps = gr.Number(defaults.eval_steps, label="Eval every N steps", precision=0, minimum=0,
+                    seed = gr.Number(defaults.seed, label="Seed", precision=0)
+                    eval_steps = gr.Number(defaults.eval_steps, label="Eval every N steps", precision=0,
                                            info="0 = automatic")
-                    save_steps = gr.Number(defaults.save_steps, label="Checkpoint every N steps", precision=0, minimum=0,
+                    save_steps = gr.Number(defaults.save_steps, label="Checkpoint every N steps", precision=0,
                                            info="0 = automatic")
-                    logging_steps = gr.Number(defaults.logging_steps, label="Log every N steps", precision=0, minimum=0,
+                    logging_steps = gr.Number(defaults.logging_steps, label="Log every N steps", precision=0,
                                               info="0 = automatic")
                 qlora = gr.Checkbox(False, label="QLoRA 4-bit", interactive=qlora_reason is None,
                                     info=qlora_reason or "Base weights in 4 bits: about 4× less GPU memory, ~30 % slower.")
@@ -918,7 +938,7 @@ def build(shared: Shared) -> None:
     push_button.click(push_run, [view, repo_id, token, what, private], [push_message, token], api_visibility="private")
 
     root = gr.context.Context.root_block
-    root.load(on_load, [browser_id, view], [browser_id, view], api_visibility="private").then(
+    root.load(on_load, [browser_id_carrier, view], [browser_id, view], js=BROWSER_ID_JS, api_visibility="private").then(
         render_forced, [view, browser_id], view_outputs, api_visibility="private").then(
         refresh_datasets, dataset, dataset, api_visibility="private").then(
         describe_dataset, dataset, [dataset_info, max_length], api_visibility="private").then(
