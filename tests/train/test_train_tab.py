@@ -343,3 +343,17 @@ def test_real_run_start_watch_and_stop(dataset_dir, tiny_model_dir):
     outputs = train_tab.render(train_tab.open_view(record.run_id), OWNER)
     status, progress, resume = outputs[3], outputs[4], outputs[11]
     assert "Stopped" in status and "stopped" in progress and resume["visible"] is True
+
+
+def test_picking_a_history_row_opens_that_run_with_its_config(finished_run):
+    import gradio as gr
+
+    rows, ids = train_tab.history_table()
+    index = ids.index(finished_run.run_id)
+    event = gr.SelectData(None, {"index": [index, 0], "value": rows[index][0], "selected": True})
+    outputs = train_tab.pick_history_row(ids, OWNER, event)
+    assert len(outputs) == train_tab.EMPTY_OUTPUTS + 2
+    view, header, status, config_json = outputs[0], outputs[2], outputs[3], outputs[-1]
+    assert view["run_id"] == finished_run.run_id and "finished" in header and "Completed" in status
+    assert json.loads(config_json)["lora_r"] == 4
+    assert _is_skip(outputs[14])  # the table is not redrawn under the user's click
