@@ -357,3 +357,13 @@ def test_picking_a_history_row_opens_that_run_with_its_config(finished_run):
     assert view["run_id"] == finished_run.run_id and "finished" in header and "Completed" in status
     assert json.loads(config_json)["lora_r"] == 4
     assert _is_skip(outputs[14])  # the table is not redrawn under the user's click
+
+
+def test_resume_without_a_checkpoint_explains_itself(dataset_dir, tiny_model_dir):
+    record = store.create_run(RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), name="no ckpt"), owner=OWNER)
+    store.update_status(record.dir, status="interrupted")
+    view = train_tab.open_view(record.run_id)
+    resume = train_tab.render(view, OWNER)[11]
+    assert resume["visible"] is False  # nothing to resume from, so no button
+    message, same_view = train_tab.resume_run(view, OWNER, None)
+    assert "no complete checkpoint" in message and "Hint" in message and same_view is view
