@@ -182,6 +182,10 @@ def launch(config: RunConfig, owner: str = "") -> RunRecord:
     """Validate, create the run folder and start its worker. Refuses while another run is training."""
     config.check()
     _check_dataset(config.dataset)
+    # The worker runs inside the run folder: make local paths absolute so they still point at the same place.
+    config = config.replace(dataset=str(Path(config.dataset).expanduser().resolve()))
+    if Path(config.model).expanduser().is_dir():
+        config = config.replace(model=str(Path(config.model).expanduser().resolve()))
     with _launch_lock():  # two sessions pressing Start at once must not both pass the busy check
         _refuse_if_busy()
         record = store.create_run(config, owner)

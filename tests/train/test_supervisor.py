@@ -184,3 +184,14 @@ def test_worker_env_limits_threads_and_never_adds_secrets():
     env = supervisor.worker_env(RunConfig(dataset="/d", torch_threads=1), base={"HF_TOKEN": "hf_x", "PATH": "/bin"})
     assert env["OMP_NUM_THREADS"] == "1" and env["HF_TOKEN"] == "hf_x"  # passed through the environment only
     assert "studio" in os.listdir(env["PYTHONPATH"].split(os.pathsep)[0])
+
+
+def test_launch_makes_local_paths_absolute(monkeypatch, dataset, tmp_path):
+    started = []
+    monkeypatch.setattr(supervisor, "start", lambda record, resume=False: started.append(record) or 0)
+    model = tmp_path / "my-model"
+    model.mkdir()
+    monkeypatch.chdir(tmp_path)
+    record = supervisor.launch(RunConfig(dataset=os.path.relpath(dataset, tmp_path), model="my-model"), "alice")
+    assert record.config["model"] == str(model) and record.config["dataset"] == str(dataset.resolve())
+    assert started and started[0].run_id == record.run_id
