@@ -1,11 +1,951 @@
+"""The Train tab: settings → preflight → start; live view of the run; stop/resume/delete; history; export.
+
+Thin on purpose: the logic lives in studio.train (config, store, supervisor, preflight, charts, export).
+The live view polls the run folder with a gr.Timer (never a pipe to the worker), reading only the bytes
+appended to events.jsonl since the last tick, so a reload or a second browser simply reattaches.
+Handlers are plain module functions so tests can call them directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
 import gradio as gr
 
-from studio.ui.shared import Shared
+from studio.errors import StudioError
+from studio.ui.shared import Shared, message_markdown
+
+# Form fields, in the order the form's components are passed to handlers (RunConfig field names).
+FORM_FIELDS = (
+    "model", "trust_remote_code", "dataset", "name", "epochs", "learning_rate", "lora_r", "max_steps",
+    "lora_alpha", "lora_dropout", "target_modules", "use_dora", "batch_size", "grad_accum", "max_length",
+    "packing", "assistant_only_loss", "warmup", "scheduler", "weight_decay", "seed",
+    "eval_steps", "save_steps", "logging_steps", "qlora_4bit",
+)
+# RunConfig fields the form does not show; kept from "train again" / Decide so nothing is silently lost.
+HIDDEN_FIELDS = ("bf16", "gradient_checkpointing", "torch_threads")
+
+POLL_SECONDS = 2.0
+LOG_TAIL_BYTES = 6000
+BROWSER_ID_KEY = "fine-tune-studio-browser-id"
+BROWSER_ID_PATTERN = re.compile(r"^browser-[A-Za-z0-9]{12,64}$")
+# The id that makes this browser the owner of the runs it starts: made and kept in localStorage by this
+# script on page load (a gr.BrowserState inside a tab is only mounted when the tab is opened, after the
+# load event, and then forgets the value), then handed to the server, which keeps it in a gr.State.
+BROWSER_ID_JS = """
+(carrier, view) => {
+  const key = "%s";
+  let id = null;
+  try { id = window.localStorage.getItem(key); } catch (error) {}
+  if (!id || !/^browser-[A-Za-z0-9]{12,64}$/.test(id)) {
+    const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    const bytes = new Uint8Array(20);
+    window.crypto.getRandomValues(bytes);
+    id = "browser-" + Array.from(bytes, (b) => letters[b %% letters.length]).join("");
+    try { window.localStorage.setItem(key, id); } catch (error) {}
+  }
+  return [id, view];
+}
+""" % BROWSER_ID_KEY
+HISTORY_HEADERS = ["Name", "Model", "Dataset", "Status", "Steps", "Best eval loss", "Duration", "Started"]
+ASSISTANT_ONLY_OFF = (
+    "**Note: assistant-only loss is off.** the loss covers the whole conversation, prompts included, so the model "
+    "also learns to write the user's side. Keep it on for chat data. (The studio supplies an answer-marked "
+    "template for ChatML models; if a model's template cannot be marked, the run turns it off and says why "
+    "in its notes.)"
+)
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+def _error(error: Exception) -> str:
+    return message_markdown(error)
+
+
+def _model_choices() -> list[tuple[str, str]]:
+    from studio.models import catalog
+
+    return [(entry.label, entry.ref) for entry in catalog.entries()]
+
+
+def dataset_choices() -> list[tuple[str, str]]:
+    from studio.train import preflight
+
+    return [(preflight.dataset_label(manifest), manifest["path"]) for manifest in preflight.list_datasets()]
+
+
+def _hardware():
+    from studio.models import hardware
+
+    return hardware.detect_quick()
+
+
+def form_values(config: dict[str, Any]) -> list[Any]:
+    """Form component values for a RunConfig dict (train again, defaults)."""
+    from studio.train.config import RunConfig
+
+    merged = {**RunConfig().to_dict(), **{k: v for k, v in (config or {}).items() if v is not None or k == "max_steps"}}
+    values = []
+    for name in FORM_FIELDS:
+        value = merged.get(name)
+        if name == "max_steps":
+            value = value or 0
+        values.append(value)
+    return values
+
+
+def config_from_form(values: list[Any] | tuple, hidden: dict | None = None):
+    """The RunConfig the form describes (not yet validated)."""
+    from studio.train.config import RunConfig
+
+    data = dict(zip(FORM_FIELDS, values))
+    if data.get("max_steps") in (0, 0.0, "", None):
+        data["max_steps"] = None
+    if isinstance(data.get("model"), str):
+        data["model"] = data["model"].strip()
+    if data.get("dataset") is None:
+        data["dataset"] = ""
+    for key in HIDDEN_FIELDS:
+        if hidden and key in hidden:
+            data[key] = hidden[key]
+    return RunConfig.from_dict(data)
+
+
+# ---------------------------------------------------------------- form handlers
+
+
+def describe_dataset(path: str | None) -> tuple[str, Any]:
+    """A one-line summary of the picked dataset and the max_length it suggests (p99 → manifest)."""
+    from studio.train import preflight
+
+    if not path:
+        return "*Pick a saved dataset (prepare one in the Data tab) or upload a file below.*", gr.skip()
+    manifest = preflight.read_manifest(path)
+    if manifest is None:
+        return f"**'{path}' is not a saved dataset.**\n\n*Hint:* prepare and save it in the Data tab.", gr.skip()
+    counts = manifest.get("counts") or {}
+    stats = manifest.get("stats") or {}
+    tokens = stats.get("tokens") or {}
+    parts = [f"**{manifest.get('name') or Path(path).name}**: {counts.get('train', '?')} training rows, "
+             f"{counts.get('validation', 0)} validation rows"]
+    if tokens.get("p99"):
+        parts.append(f"tokens per row: median {tokens.get('p50')}, p99 {tokens.get('p99')}, max {tokens.get('max')}")
+    suggested = stats.get("suggested_max_length") or (preflight.suggested_length(tokens["p99"]) if tokens.get("p99") else None)
+    if suggested:
+        parts.append(f"max length set to {suggested} (covers 99 % of rows)")
+        return " · ".join(parts), gr.update(value=int(suggested))
+    return " · ".join(parts), gr.skip()
+
+
+def refresh_datasets(current: str | None):
+    choices = dataset_choices()
+    paths_ = [value for _, value in choices]
+    value = current if current in paths_ else (paths_[0] if paths_ else None)
+    return gr.update(choices=choices, value=value)
+
+
+def pick_shared_dataset(path: str | None):
+    """The Data tab saved or loaded a dataset: offer it here, selected."""
+    if not path:
+        return gr.skip(), gr.skip(), gr.skip()
+    choices = dataset_choices()
+    if path not in [value for _, value in choices]:
+        from studio.train import preflight
+
+        manifest = preflight.read_manifest(path)
+        if manifest is None:
+            return gr.skip(), gr.skip(), gr.skip()
+        choices.insert(0, (preflight.dataset_label(manifest), path))
+    summary, max_length = describe_dataset(path)
+    return gr.update(choices=choices, value=path), summary, max_length
+
+
+def apply_prefill(prefill: dict | None, hidden: dict | None):
+    """Settings from Decide: model, technique, epochs, max_length (and LoRA shape / batch when given)."""
+    outputs = {name: gr.skip() for name in FORM_FIELDS}
+    hidden = dict(hidden or {})
+    if not prefill:
+        return [outputs[name] for name in FORM_FIELDS] + [hidden, gr.skip()]
+    technique = str(prefill.get("technique") or "").lower()
+    values = {key: prefill[key] for key in ("model", "epochs", "max_length", "lora_r", "lora_alpha", "batch_size")
+              if prefill.get(key) not in (None, "")}
+    if technique == "dora" or prefill.get("use_dora"):
+        values["use_dora"] = True
+    if technique == "qlora" or prefill.get("load_in_4bit"):
+        from studio.train import preflight
+
+        if preflight.qlora_reason(_hardware()) is None:
+            values["qlora_4bit"] = True
+    if prefill.get("dataset"):
+        values["dataset"] = prefill["dataset"]
+    for key, value in values.items():
+        if key == "dataset":
+            outputs[key] = gr.update(choices=dataset_choices(), value=value)
+        else:
+            outputs[key] = gr.update(value=value)
+    if prefill.get("gradient_checkpointing") is not None:
+        hidden["gradient_checkpointing"] = bool(prefill["gradient_checkpointing"])
+    applied = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in values.items() if key != "dataset")
+    note = f"✓ Settings from **Decide** applied: {applied or 'none'}" + (f" (technique: {technique})" if technique else "") + "."
+    return [outputs[name] for name in FORM_FIELDS] + [hidden, note]
+
+
+def toggle_assistant_note(enabled: bool):
+    return gr.update(visible=not enabled)
+
+
+def upload_dataset(file_path: str | None):
+    """An uploaded file: lint it, refuse it while it has errors, else save it as a dataset and select it."""
+    from studio.train import preflight
+
+    if not file_path:
+        return gr.skip(), ""
+    try:
+        folder, report = preflight.dataset_from_upload(file_path)
+    except StudioError as error:
+        return gr.skip(), _error(error)
+    return gr.update(choices=dataset_choices(), value=str(folder)), report
+
+
+def check_settings(*args):
+    """Preflight for the form; returns markdown, the CLI command, the config JSON, Start-anyway visibility."""
+    *values, hidden = args
+    from studio.train import preflight
+
+    try:
+        config = config_from_form(values, hidden)
+        report = preflight.run_preflight(config)
+    except StudioError as error:
+        return _error(error), "", "", gr.update(visible=False)
+    return report.markdown(), report.cli_command, report.config_json, gr.update(visible=bool(report.warnings) and not report.blocking)
+
+
+def validate_form(*args):
+    """Field-level messages next to the inputs (Gradio runs this before the handler, with the same inputs)."""
+    values = args[: len(FORM_FIELDS)]
+    try:
+        errors = config_from_form(values).validate()
+    except Exception:  # noqa: BLE001 - never block on the validator itself
+        errors = {}
+    checks = [gr.validate(name not in errors, errors.get(name, "")) for name in FORM_FIELDS]
+    return checks + [gr.validate(True, "")] * (len(args) - len(FORM_FIELDS))
+
+
+def start_run(*args, anyway: bool = False):
+    """Start a run when preflight has no errors (and no warnings, unless 'Start anyway')."""
+    *values, hidden, browser_id, view = args
+    from studio.train import preflight, supervisor
+
+    try:
+        config = config_from_form(values, hidden)
+        report = preflight.run_preflight(config)
+    except StudioError as error:
+        return _error(error), gr.skip(), gr.skip(), gr.skip(), gr.update(visible=False), view
+    if report.blocking:
+        return (report.markdown(), report.cli_command, report.config_json,
+                "**Not started:** fix the points marked ✕ first.", gr.update(visible=False), view)
+    if report.warnings and not anyway:
+        return (report.markdown(), report.cli_command, report.config_json,
+                "**Check the warnings ⚠ above.** Change the settings, or press **Start anyway**.",
+                gr.update(visible=True), view)
+    try:
+        record = supervisor.launch(config, owner=browser_id or "")
+    except StudioError as error:
+        return report.markdown(), report.cli_command, report.config_json, _error(error), gr.update(visible=False), view
+    new_view = open_view(record.run_id)
+    return (report.markdown(), report.cli_command, report.config_json,
+            f"▶ **Started '{record.name}'.** Follow it below — you can close this page; the run keeps going.",
+            gr.update(visible=False), new_view)
+
+
+def start_anyway(*args):
+    return start_run(*args, anyway=True)
+
+
+# ---------------------------------------------------------------- the live view
+
+
+def open_view(run_id: str | None) -> dict:
+    return {"run_id": run_id, "offset": 0, "events": [], "status_key": None, "log_key": None, "runs_key": None,
+            "rendered": False}
+
+
+def _file_key(path: Path):
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return [stat.st_mtime_ns, stat.st_size]
+
+
+def active_run_id() -> str | None:
+    from studio.train import store
+
+    for record in store.list_runs():
+        if record.state in ("queued",) + store.ACTIVE:
+            return record.run_id
+    return None
+
+
+def on_load(browser_id: str | None, view: dict | None):
+    """Take this browser's lasting id, reconcile dead workers, and reattach to the active (else newest) run."""
+    from studio import paths
+    from studio.train import store, supervisor
+
+    if not (isinstance(browser_id, str) and BROWSER_ID_PATTERN.match(browser_id)):
+        browser_id = paths.new_id("browser-")  # no script ran: an id for this page view only
+    try:
+        supervisor.reconcile()
+    except Exception:  # noqa: BLE001 - a broken run folder must not break the page
+        pass
+    run_id = active_run_id()
+    if run_id is None:
+        runs = store.list_runs()
+        run_id = runs[0].run_id if runs else None
+    return browser_id, open_view(run_id)
+
+
+def _advance(view: dict) -> tuple[dict, Any, bool, bool, bool]:
+    """Read what changed in the viewed run's folder since the last tick."""
+    from studio.train import store
+
+    record = store.get_run(view["run_id"])
+    status_key = _file_key(record.dir / "status.json")
+    events, offset = store.read_events(record.dir, view["offset"])
+    if offset < view["offset"]:  # the events file was replaced: start over
+        view["events"] = []
+    view["offset"] = offset
+    view["events"] = view["events"] + events
+    status_changed = status_key != view["status_key"]
+    view["status_key"] = status_key
+    log_key = _file_key(record.dir / "log.txt")
+    log_changed = log_key != view["log_key"]
+    view["log_key"] = log_key
+    return view, record, bool(events), status_changed, log_changed
+
+
+def _run_header(record, browser_id: str | None) -> str:
+    from studio.models import catalog
+
+    config = record.config
+    try:
+        model = catalog.label(config.get("model", ""))
+    except StudioError:
+        model = config.get("model", "")
+    dataset = Path(str(config.get("dataset", ""))).name
+    owner = record.owner
+    if not owner:
+        whose = ""
+    elif browser_id and owner == browser_id:
+        whose = " · started in this browser"
+    else:
+        whose = " · started by another session"
+    started = str(record.status.get("started_at") or record.status.get("created_at") or "")[:16].replace("T", " ")
+    return f"### {record.name}\n`{record.run_id}` · {model} · dataset `{dataset}` · started {started} UTC{whose}"
+
+
+def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
+    from studio.train import charts, supervisor
+
+    status = record.status
+    state = record.state
+    lines = []
+    error = status.get("error")
+    if state == "failed" and isinstance(error, dict):
+        lines.append(f"✕ **{error.get('message', 'The run failed.')}**" + (f"\n\n*Hint:* {error['hint']}" if error.get("hint") else ""))
+    elif state == "interrupted" and isinstance(error, dict):
+        lines.append(f"⏸ **{error.get('message', 'Interrupted.')}**" + (f"\n\n*Hint:* {error['hint']}" if error.get("hint") else ""))
+    elif state == "stopped":
+        note = f" {error.get('message')} {error.get('hint', '')}" if isinstance(error, dict) else " The adapter was saved; Resume continues from the last checkpoint."
+        lines.append(f"■ **Stopped.**{note}")
+    elif state == "completed":
+        lines.append("✓ **Completed.** The adapter is ready: open it in **Compare**, or export it below.")
+    elif state == "stopping":
+        requested = charts._started_seconds(status.get("stop_requested_at"))
+        waited = time.time() - requested if requested else 0
+        if waited > supervisor.DEFAULT_STOP_TIMEOUT:
+            lines.append(f"⚠ **Still stopping after {charts.format_duration(waited)}.** Use **Force stop** to end it now "
+                         "(keeps the last checkpoint; this step's work is lost).")
+        else:
+            lines.append("… **Stopping:** finishing the current step, then saving a checkpoint and the adapter…")
+    elif state in ("queued", "starting"):
+        lines.append("… **Starting:** loading the model and preparing the data (imports take a few seconds)…")
+    if state in ("queued",) + ("starting", "running", "stopping") and record.owner and record.owner != browser_id:
+        try:
+            busy = supervisor.busy()
+        except Exception:  # noqa: BLE001
+            busy = None
+        until = busy.message if busy else "The trainer is busy with this run."
+        admin = " or enter the admin password below" if os.environ.get(supervisor.ADMIN_ENV) else ""
+        lines.append(f"**Busy:** {until} Another session started it: only that browser{admin} can stop or delete it.")
+    last = next((event for event in reversed(events) if event.get("type") == "log"), None)
+    if last:
+        facts = []
+        if last.get("loss") is not None:
+            facts.append(f"loss **{last['loss']:.4f}**")
+        if last.get("learning_rate") is not None:
+            facts.append(f"learning rate {last['learning_rate']:.2e}")
+        if last.get("tokens_per_s"):
+            facts.append(f"{last['tokens_per_s']:,.0f} tokens/s")
+        if last.get("mean_token_accuracy") is not None:
+            facts.append(f"token accuracy {last['mean_token_accuracy']:.1%}")
+        if last.get("memory_gb"):
+            facts.append(f"memory {last['memory_gb']:.1f} GB")
+        best = charts.best_eval(events)
+        if best:
+            facts.append(f"best eval loss **{best[1]:.4f}** at step {best[0]}")
+        lines.append(" · ".join(facts))
+    notes = status.get("notes") or []
+    if notes:
+        lines.append("\n".join(f"- Note: {note}" for note in notes))
+    return "\n\n".join(lines)
+
+
+def _log_tail(record) -> str:
+    path = record.dir / "log.txt"
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            handle.seek(max(0, size - LOG_TAIL_BYTES))
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    if size > LOG_TAIL_BYTES:
+        text = text.split("\n", 1)[-1]
+    return text
+
+
+def _buttons(record, browser_id: str | None) -> tuple:
+    """Stop, force stop, resume, delete: shown only when they make sense for the run's state and the viewer.
+
+    Another browser's run shows no controls unless an admin password is configured (then they ask for it).
+    """
+    from studio.train import store, supervisor
+
+    state = record.state if record else None
+    active = state in ("queued",) + store.ACTIVE
+    stopping = state == "stopping"
+    may_act = not record.owner or record.owner == browser_id or bool(os.environ.get(supervisor.ADMIN_ENV))
+    resumable = state in supervisor.RESUMABLE and store.last_checkpoint(record.dir) is not None
+    return (gr.update(visible=may_act and active and not stopping),
+            gr.update(visible=may_act and active, variant="stop" if stopping else "secondary"),
+            gr.update(visible=may_act and bool(resumable)), gr.update(visible=may_act and not active))
+
+
+EMPTY_OUTPUTS = 15  # outputs of poll() after the view state
+
+
+def _history_outputs() -> tuple:
+    rows, ids = history_table()
+    return gr.update(value=rows), ids
+
+
+def _empty_view_outputs(message: str) -> tuple:
+    from studio.train import charts
+
+    return (gr.update(visible=False), f"*{message}*", "", "", charts.loss_figure([]), charts.rate_figure([]), "", "",
+            *(gr.update(visible=False),) * 4, gr.skip(), *_history_outputs())
+
+
+def render(view: dict, browser_id: str | None, force: bool = False) -> tuple:
+    """Outputs of the live view: panel, header, status, progress, loss chart, rate chart, overfitting, log,
+    4 buttons, the action message, the history table and its run ids.
+
+    Unchanged parts come back as gr.skip() so a tick costs almost nothing while a run is idle; the history
+    is re-read only when the viewed run changes state.
+    """
+    from studio.train import charts
+
+    if not view or not view.get("run_id"):
+        return (view, *_empty_view_outputs("No run yet. Pick your settings above and press Start training."))
+    try:
+        view, record, new_events, status_changed, log_changed = _advance(view)
+    except StudioError as error:
+        return (open_view(None), gr.update(visible=False), _error(error), "", "", charts.loss_figure([]),
+                charts.rate_figure([]), "", "", *(gr.update(visible=False),) * 4, gr.skip(), *_history_outputs())
+    first = force or not view.get("rendered")
+    view["rendered"] = True
+    state_changed = view.get("state") not in (None, record.state)
+    view["state"] = record.state
+    active = record.state in ("queued", "starting", "running", "stopping")
+    events = view["events"]
+    header = _run_header(record, browser_id) if first or status_changed else gr.skip()
+    status_md = _status_markdown(record, events, browser_id) if first or status_changed or new_events or active else gr.skip()
+    progress = charts.progress_html(record.status, events) if first or active or status_changed else gr.skip()
+    loss = charts.loss_figure(events, title="Loss") if first or new_events else gr.skip()
+    rates = charts.rate_figure(events) if first or new_events else gr.skip()
+    warning = charts.overfitting(events)
+    overfit = (f"⚠ **{warning.message}**" if warning else "") if first or new_events else gr.skip()
+    log = _log_tail(record) if first or log_changed else gr.skip()
+    buttons = _buttons(record, browser_id) if first or status_changed else (gr.skip(),) * 4
+    panel = gr.update(visible=True) if first else gr.skip()
+    action = "" if state_changed else gr.skip()  # "Stopping…" and the like are stale once the state moved on
+    history = _history_outputs() if first or state_changed else (gr.skip(), gr.skip())
+    return (view, panel, header, status_md, progress, loss, rates, overfit, log, *buttons, action, *history)
+
+
+def poll(view: dict, browser_id: str | None):
+    """Timer tick. With no run in view, look (cheaply) for one that another browser started."""
+    from studio import paths
+
+    if not view or not view.get("run_id"):
+        runs_key = _file_key(paths.runs_dir())
+        if view and runs_key == view.get("runs_key"):
+            return (gr.skip(),) * (EMPTY_OUTPUTS + 1)
+        run_id = active_run_id()
+        if run_id is None:
+            fresh = open_view(None)
+            fresh["runs_key"] = runs_key
+            return (fresh,) + (gr.skip(),) * EMPTY_OUTPUTS
+        view = open_view(run_id)
+    return render(view, browser_id)
+
+
+def show_run(run_id: str | None, browser_id: str | None):
+    """Open a run picked in the history (the table itself is left as it is, so the click stays visible)."""
+    return render(open_view(run_id), browser_id, force=True)[:-2] + (gr.skip(), gr.skip())
+
+
+# ---------------------------------------------------------------- run actions
+
+
+def _acting_on(view: dict) -> str:
+    run_id = (view or {}).get("run_id")
+    if not run_id:
+        raise StudioError("No run is selected.", "Pick a run in the history table.")
+    return run_id
+
+
+def stop_run(view: dict, browser_id: str | None, admin_password: str | None, force: bool = False) -> str:
+    from studio.train import supervisor
+
+    try:
+        record = supervisor.stop(_acting_on(view), requester=browser_id, admin_password=admin_password or None, force=force)
+    except StudioError as error:
+        return _error(error)
+    if force:
+        return f"■ **Force-stopped '{record.name}'.** The process tree was killed; Resume continues from the last checkpoint."
+    return f"… **Stopping '{record.name}':** it finishes this step, then saves a checkpoint and the adapter."
+
+
+def force_stop_run(view: dict, browser_id: str | None, admin_password: str | None) -> str:
+    return stop_run(view, browser_id, admin_password, force=True)
+
+
+def resume_run(view: dict, browser_id: str | None, admin_password: str | None):
+    from studio.train import supervisor
+
+    try:
+        record = supervisor.resume(_acting_on(view), requester=browser_id, admin_password=admin_password or None)
+    except StudioError as error:
+        return _error(error), view
+    return f"▶ **Resumed '{record.name}'** from its last checkpoint.", open_view(record.run_id)
+
+
+def ask_delete(view: dict):
+    from studio.train import store
+
+    try:
+        record = store.get_run(_acting_on(view))
+    except StudioError as error:
+        return _error(error), gr.update(visible=False)
+    return (f"**Delete '{record.name}' for good?** Its checkpoints, adapter and Compare results are removed.",
+            gr.update(visible=True))
+
+
+def delete_run(view: dict, browser_id: str | None, admin_password: str | None):
+    from studio.train import store, supervisor
+
+    try:
+        run_id = _acting_on(view)
+        name = store.get_run(run_id).name
+        supervisor.delete(run_id, requester=browser_id, admin_password=admin_password or None)
+    except StudioError as error:
+        return _error(error), gr.update(visible=False), view
+    runs = store.list_runs()
+    return f"✓ Deleted '{name}'.", gr.update(visible=False), open_view(runs[0].run_id if runs else None)
+
+
+def cancel_delete():
+    return "", gr.update(visible=False)
+
+
+# ---------------------------------------------------------------- history
+
+
+def _duration(status: dict) -> str:
+    from studio.train import charts
+
+    return charts.format_duration(charts.progress(status, []).get("elapsed"))
+
+
+def short_model_name(ref: str) -> str:
+    """'bundled:SmolLM2-135M-Instruct' → 'SmolLM2-135M-Instruct'; a folder → its name; a Hub id stays."""
+    ref = str(ref or "")
+    if ref.startswith("bundled:"):
+        return ref.split(":", 1)[1]
+    if ref.startswith(("/", "~", ".")):
+        return Path(ref).name or ref
+    return ref
+
+
+def _dataset_name(path: str, cache: dict) -> str:
+    from studio.train import preflight
+
+    if path not in cache:
+        manifest = preflight.read_manifest(path) if path else None
+        cache[path] = (manifest or {}).get("name") or Path(path).name
+    return cache[path]
+
+
+def history_table() -> tuple[list[list[Any]], list[str]]:
+    """Rows for the history table and the run id of each row."""
+    from studio.train import store
+
+    rows, ids, names = [], [], {}
+    for record in store.list_runs():
+        config, status = record.config, record.status
+        best = status.get("best_eval_loss")
+        steps = f"{status.get('step') or 0} / {status.get('total_steps') or '?'}"
+        started = str(status.get("started_at") or status.get("created_at") or "")[:16].replace("T", " ")
+        rows.append([record.name, short_model_name(config.get("model", "")),
+                     _dataset_name(str(config.get("dataset", "")), names), record.state, steps,
+                     f"{best:.4f}" if isinstance(best, (int, float)) else "—", _duration(status), started])
+        ids.append(record.run_id)
+    return rows, ids
+
+
+def refresh_history():
+    rows, ids = history_table()
+    return gr.update(value=rows), ids
+
+
+def pick_history_row(run_ids: list[str], browser_id: str | None, evt: gr.SelectData):
+    index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+    if not run_ids or index is None or index >= len(run_ids):
+        return (gr.skip(),) * (EMPTY_OUTPUTS + 2)
+    return (*show_run(run_ids[index], browser_id), _config_json(run_ids[index]))
+
+
+def _config_json(run_id: str | None) -> str:
+    from studio.train import store
+
+    if not run_id:
+        return ""
+    try:
+        return json.dumps(store.get_run(run_id).config, indent=2)
+    except StudioError:
+        return ""
+
+
+def train_again(view: dict):
+    """Fill the form with the viewed run's settings."""
+    from studio.train import store
+
+    try:
+        record = store.get_run(_acting_on(view))
+    except StudioError as error:
+        return [gr.skip()] * len(FORM_FIELDS) + [gr.skip(), _error(error)]
+    config = dict(record.config)
+    config["name"] = ""
+    values = form_values(config)
+    updates = []
+    for name, value in zip(FORM_FIELDS, values):
+        if name == "dataset":
+            updates.append(gr.update(choices=dataset_choices(), value=value))
+        else:
+            updates.append(gr.update(value=value))
+    hidden = {key: config.get(key) for key in HIDDEN_FIELDS if key in config}
+    return updates + [hidden, f"↩ The form now holds the settings of **{record.name}**. Check them and start."]
+
+
+def open_in_compare(view: dict):
+    from studio.train import store
+
+    try:
+        record = store.get_run(_acting_on(view))
+    except StudioError as error:
+        return gr.skip(), gr.skip(), _error(error)
+    if record.adapter_dir is None:
+        from studio.train import export
+
+        try:
+            export.adapter_source(record.dir)
+        except StudioError as error:
+            return gr.skip(), gr.skip(), _error(error)
+    return record.run_id, gr.Tabs(selected="compare"), ""
+
+
+# ---------------------------------------------------------------- export
+
+
+def _run_dir(view: dict) -> Path:
+    from studio.train import store
+
+    return store.get_run(_acting_on(view)).dir
+
+
+def export_zip(view: dict):
+    from studio.train import export
+
+    try:
+        run_dir = _run_dir(view)
+        source = export.adapter_source(run_dir)
+        target = export.zip_adapter(run_dir)
+    except StudioError as error:
+        return gr.update(visible=False), _error(error)
+    return gr.update(value=str(target), visible=True), f"✓ Zipped {source.note} — {target.stat().st_size / 1024**2:.1f} MB."
+
+
+def ask_merge(view: dict):
+    from studio.train import export
+
+    try:
+        info = export.merge_disk_needed(_run_dir(view))
+    except StudioError as error:
+        return _error(error), gr.update(visible=False)
+    if not info["enough"]:
+        return f"✕ **Not enough disk space.** {info['text']}", gr.update(visible=False)
+    return (f"**Merge the adapter into full weights?** {info['text']} Saved in the run folder as `merged/`; "
+            "takes a minute on a small model."), gr.update(visible=True)
+
+
+def merge_run(view: dict, progress=gr.Progress()):
+    from studio.train import export
+
+    try:
+        target = export.merge(_run_dir(view), progress=lambda fraction, text: progress(fraction, desc=text))
+    except StudioError as error:
+        return _error(error), gr.update(visible=False)
+    return f"✓ **Merged model saved** in `{target}` (loads with plain `from_pretrained`, no PEFT needed).", gr.update(visible=False)
+
+
+def push_run(view: dict, repo_id: str, token: str, what: str, private: bool):
+    """Push to the Hub. The token is used for this call only and the textbox is cleared afterwards."""
+    from studio.train import export
+
+    kind = "merged" if str(what).lower().startswith("merged") else "adapter"
+    try:
+        url = export.push_to_hub(_run_dir(view), repo_id, token, what=kind, private=bool(private))
+    except StudioError as error:
+        return _error(error), ""
+    return f"✓ **Pushed the {kind}** to [{url}]({url}).", ""
+
+
+# ---------------------------------------------------------------- layout
 
 
 def build(shared: Shared) -> None:
+    from studio.train import preflight
+    from studio.train.config import SCHEDULERS, RunConfig
+
+    defaults = RunConfig()
+    hardware = _hardware()
+    qlora_reason = preflight.qlora_reason(hardware)
+    zero_gpu = preflight.zero_gpu_message()
+    admin_enabled = bool(os.environ.get("STUDIO_ADMIN_PASSWORD"))
+
+    browser_id = gr.State(None)  # set on load from localStorage (BROWSER_ID_JS)
+    browser_id_carrier = gr.Textbox(visible=False)
+    view = gr.State(open_view(None))
+    hidden = gr.State({})
+    run_ids = gr.State([])
+
     gr.Markdown(
-        "**Train a LoRA adapter.** This tab will run TRL SFT with LoRA in a separate process, with live "
-        "progress and loss curves, stop and resume, a history of runs and export. *(Coming with the Train issue.)*",
+        "**Train a LoRA adapter.** Pick a model and a dataset, check the estimate, start. Training runs in its own "
+        "process: you can close or reload this page and come back — the run keeps going and this view reattaches.",
         elem_classes="tab-intro",
     )
+    if zero_gpu:
+        gr.Markdown(f"⚠ **{zero_gpu}**", elem_id="train-zerogpu")
+
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            gr.Markdown("#### 1 · Settings")
+            with gr.Row():
+                model = gr.Dropdown(_model_choices(), value=defaults.model, label="Model", allow_custom_value=True,
+                                    info="The bundled model works offline. Or type a Hub id (owner/name) or a local folder.",
+                                    scale=4, elem_id="train-model")
+                trust = gr.Checkbox(value=False, label="Allow remote code", scale=1,
+                                    info="Only for models whose authors you trust.")
+            with gr.Row():
+                datasets = dataset_choices()
+                dataset = gr.Dropdown(datasets, value=datasets[0][1] if datasets else None, label="Dataset",
+                                      info="Saved in the Data tab (cleaned and split).", scale=5, elem_id="train-dataset")
+                refresh = gr.Button("↻", scale=0, min_width=40, size="sm", elem_id="train-dataset-refresh")
+            dataset_info = gr.Markdown(elem_id="train-dataset-info")
+            with gr.Accordion("…or upload a file (linted first)", open=False):
+                upload = gr.File(label="Chat data: JSONL or JSON with a \"messages\" list per row", file_types=[".jsonl", ".json"],
+                                 type="filepath")
+                upload_message = gr.Markdown()
+            prefill_note = gr.Markdown()
+            with gr.Row():
+                epochs = gr.Number(defaults.epochs, label="Epochs", step=1, elem_id="train-epochs")
+                learning_rate = gr.Number(defaults.learning_rate, label="Learning rate", step=0.0001,
+                                          elem_id="train-lr")
+                lora_r = gr.Number(defaults.lora_r, label="LoRA rank", precision=0, step=4, elem_id="train-lora-r")
+                max_steps = gr.Number(0, label="Max steps (0 = all)", precision=0, elem_id="train-max-steps",
+                                      info="A short trial run")
+            name = gr.Textbox(label="Run name (optional)", placeholder="e.g. pirate style, r8, 3 epochs", elem_id="train-name")
+            with gr.Accordion("Advanced settings", open=False, elem_id="train-advanced"):
+                with gr.Row():
+                    lora_alpha = gr.Number(defaults.lora_alpha, label="LoRA alpha", precision=0,
+                                           info="Usually 2 × rank")
+                    lora_dropout = gr.Number(defaults.lora_dropout, label="LoRA dropout", step=0.05)
+                    target_modules = gr.Textbox(defaults.target_modules, label="Target modules",
+                                                info="all-linear, or e.g. q_proj,v_proj")
+                    use_dora = gr.Checkbox(defaults.use_dora, label="DoRA", info="Often better at low rank; ~20 % slower")
+                with gr.Row():
+                    batch_size = gr.Number(defaults.batch_size, label="Batch size", precision=0)
+                    grad_accum = gr.Number(defaults.grad_accum, label="Gradient accumulation", precision=0)
+                    max_length = gr.Number(defaults.max_length, label="Max length (tokens)", precision=0,
+                                           info="Set from the dataset's p99", elem_id="train-max-length")
+                    packing = gr.Checkbox(defaults.packing, label="Packing", info="Joins short rows; no padding")
+                with gr.Row():
+                    assistant_only = gr.Checkbox(defaults.assistant_only_loss, label="Assistant-only loss",
+                                                 info="Learn the answers, not the prompts")
+                    warmup = gr.Number(defaults.warmup, label="Warmup", info="< 1: fraction of steps; ≥ 1: steps")
+                    scheduler = gr.Dropdown(list(SCHEDULERS), value=defaults.scheduler, label="LR scheduler")
+                    weight_decay = gr.Number(defaults.weight_decay, label="Weight decay", step=0.01)
+                assistant_note = gr.Markdown(ASSISTANT_ONLY_OFF, visible=not defaults.assistant_only_loss)
+                with gr.Row():
+                    seed = gr.Number(defaults.seed, label="Seed", precision=0)
+                    eval_steps = gr.Number(defaults.eval_steps, label="Eval every N steps", precision=0,
+                                           info="0 = automatic")
+                    save_steps = gr.Number(defaults.save_steps, label="Checkpoint every N steps", precision=0,
+                                           info="0 = automatic")
+                    logging_steps = gr.Number(defaults.logging_steps, label="Log every N steps", precision=0,
+                                              info="0 = automatic")
+                qlora = gr.Checkbox(False, label="QLoRA 4-bit", interactive=qlora_reason is None,
+                                    info=qlora_reason or "Base weights in 4 bits: about 4× less GPU memory, ~30 % slower.")
+
+        with gr.Column(scale=2):
+            gr.Markdown("#### 2 · Check and start")
+            check_button = gr.Button("Check settings", elem_id="train-check")
+            preflight_md = gr.Markdown("*Press **Check settings** for steps, time and memory on this machine.*",
+                                       elem_id="train-preflight")
+            with gr.Row():
+                start_button = gr.Button("Start training", variant="primary", elem_id="train-start",
+                                         interactive=zero_gpu is None)
+                anyway_button = gr.Button("Start anyway", variant="secondary", visible=False, elem_id="train-start-anyway")
+            start_message = gr.Markdown(elem_id="train-start-message")
+            with gr.Accordion("Equivalent command and config JSON", open=False):
+                cli_code = gr.Code(label="Same run from a terminal", language="shell", interactive=False, elem_id="train-cli")
+                config_code = gr.Code(label="RunConfig JSON", language="json", interactive=False)
+
+    gr.Markdown("#### 3 · Run")
+    header = gr.Markdown("*No run yet. Pick your settings above and press Start training.*", elem_id="train-run-header")
+    with gr.Column(visible=False, elem_id="train-run-panel") as run_panel:
+        progress = gr.HTML(elem_id="train-progress")
+        status_md = gr.Markdown(elem_id="train-status")
+        with gr.Row():
+            stop_button = gr.Button("Stop (save and end)", variant="secondary", visible=False, elem_id="train-stop")
+            force_button = gr.Button("Force stop", variant="secondary", visible=False, elem_id="train-force-stop")
+            resume_button = gr.Button("Resume", variant="primary", visible=False, elem_id="train-resume")
+            delete_button = gr.Button("Delete run…", variant="secondary", visible=False, elem_id="train-delete")
+        with gr.Row(visible=False) as confirm_row:
+            confirm_button = gr.Button("Yes, delete it", variant="stop", elem_id="train-delete-confirm")
+            cancel_button = gr.Button("Cancel")
+        action_message = gr.Markdown(elem_id="train-action-message")
+        admin_password = gr.Textbox(label="Admin password (to stop or delete another session's run)", type="password",
+                                    visible=admin_enabled)
+        overfit_md = gr.Markdown(elem_id="train-overfitting")
+        loss_plot = gr.Plot(label="Loss", show_label=False, elem_id="train-loss-plot")
+        rate_plot = gr.Plot(label="Learning rate and speed", show_label=False, elem_id="train-rate-plot")
+        with gr.Accordion("Log (last lines)", open=False):
+            log_code = gr.Code(language=None, interactive=False, elem_id="train-log", max_lines=30)
+        with gr.Row():
+            again_button = gr.Button("Train again with these settings", elem_id="train-again")
+            compare_button = gr.Button("Open in Compare →", variant="primary", elem_id="train-open-compare")
+        with gr.Accordion("Export: download, merge, push to the Hub", open=False, elem_id="train-export"):
+            with gr.Row():
+                zip_button = gr.Button("Download adapter (.zip)", elem_id="train-zip")
+                merge_button = gr.Button("Merge into full weights…", elem_id="train-merge")
+            zip_file = gr.File(label="Adapter zip", visible=False, interactive=False)
+            export_message = gr.Markdown()
+            merge_confirm = gr.Button("Merge now", variant="primary", visible=False)
+            with gr.Row():
+                repo_id = gr.Textbox(label="Hub repository", placeholder="your-name/my-adapter", scale=2)
+                token = gr.Textbox(label="Hugging Face token (write)", type="password", scale=2,
+                                   info="Used for this upload only; never saved.")
+                what = gr.Radio(["Adapter", "Merged model"], value="Adapter", label="Push", scale=1)
+                private = gr.Checkbox(True, label="Private repo", scale=1)
+            push_button = gr.Button("Push to the Hub", elem_id="train-push")
+            push_message = gr.Markdown()
+        with gr.Accordion("Config of this run", open=False):
+            run_config_code = gr.Code(language="json", interactive=False)
+
+    gr.Markdown("#### 4 · History")
+    history = gr.Dataframe(headers=HISTORY_HEADERS, value=[], interactive=False, wrap=True, elem_id="train-history",
+                           label="All runs (click a row to open it)", show_row_numbers=False,
+                           column_widths=["22%", "16%", "14%", "9%", "8%", "10%", "9%", "12%"])
+
+    # ---- wiring
+    form = [model, trust, dataset, name, epochs, learning_rate, lora_r, max_steps, lora_alpha, lora_dropout,
+            target_modules, use_dora, batch_size, grad_accum, max_length, packing, assistant_only, warmup, scheduler,
+            weight_decay, seed, eval_steps, save_steps, logging_steps, qlora]
+    assert len(form) == len(FORM_FIELDS)
+    view_outputs = [view, run_panel, header, status_md, progress, loss_plot, rate_plot, overfit_md, log_code,
+                    stop_button, force_button, resume_button, delete_button, action_message, history, run_ids]
+
+    dataset.change(describe_dataset, dataset, [dataset_info, max_length], api_visibility="private")
+    refresh.click(refresh_datasets, dataset, dataset, api_visibility="private")
+    upload.upload(upload_dataset, upload, [dataset, upload_message], api_visibility="private")
+    assistant_only.change(toggle_assistant_note, assistant_only, assistant_note, api_visibility="private")
+    shared.dataset.change(pick_shared_dataset, shared.dataset, [dataset, dataset_info, max_length], api_visibility="private")
+    shared.train_prefill.change(apply_prefill, [shared.train_prefill, hidden], form + [hidden, prefill_note],
+                                api_visibility="private")
+
+    check_button.click(check_settings, form + [hidden], [preflight_md, cli_code, config_code, anyway_button],
+                       validator=validate_form, api_visibility="private")
+    start_outputs = [preflight_md, cli_code, config_code, start_message, anyway_button, view]
+    start_button.click(start_run, form + [hidden, browser_id, view], start_outputs, validator=validate_form,
+                       api_visibility="private").then(
+        render_forced, [view, browser_id], view_outputs, api_visibility="private")
+    anyway_button.click(start_anyway, form + [hidden, browser_id, view], start_outputs, validator=validate_form,
+                        api_visibility="private").then(
+        render_forced, [view, browser_id], view_outputs, api_visibility="private")
+
+    timer = gr.Timer(POLL_SECONDS)
+    timer.tick(poll, [view, browser_id], view_outputs, show_progress="hidden", api_visibility="private",
+               concurrency_limit=None, trigger_mode="once")
+
+    stop_button.click(stop_run, [view, browser_id, admin_password], action_message, api_visibility="private")
+    force_button.click(force_stop_run, [view, browser_id, admin_password], action_message, api_visibility="private").then(
+        render_forced, [view, browser_id], view_outputs, api_visibility="private")
+    resume_button.click(resume_run, [view, browser_id, admin_password], [action_message, view],
+                        api_visibility="private").then(
+        render_forced, [view, browser_id], view_outputs, api_visibility="private")
+    delete_button.click(ask_delete, view, [action_message, confirm_row], api_visibility="private")
+    cancel_button.click(cancel_delete, None, [action_message, confirm_row], api_visibility="private")
+    confirm_button.click(delete_run, [view, browser_id, admin_password], [action_message, confirm_row, view],
+                         api_visibility="private").then(
+        render_forced, [view, browser_id], view_outputs, api_visibility="private")
+
+    history.select(pick_history_row, [run_ids, browser_id], view_outputs + [run_config_code], api_visibility="private")
+    again_button.click(train_again, view, form + [hidden, prefill_note], api_visibility="private")
+    compare_button.click(open_in_compare, view, [shared.run, shared.tabs, action_message], api_visibility="private")
+
+    zip_button.click(export_zip, view, [zip_file, export_message], api_visibility="private")
+    merge_button.click(ask_merge, view, [export_message, merge_confirm], api_visibility="private")
+    merge_confirm.click(merge_run, view, [export_message, merge_confirm], api_visibility="private")
+    push_button.click(push_run, [view, repo_id, token, what, private], [push_message, token], api_visibility="private")
+
+    root = gr.context.Context.root_block
+    root.load(on_load, [browser_id_carrier, view], [browser_id, view], js=BROWSER_ID_JS, api_visibility="private").then(
+        render_forced, [view, browser_id], view_outputs, api_visibility="private").then(
+        refresh_datasets, dataset, dataset, api_visibility="private").then(
+        describe_dataset, dataset, [dataset_info, max_length], api_visibility="private").then(
+        lambda v: _config_json((v or {}).get("run_id")), view, run_config_code, api_visibility="private")
+
+
+def render_forced(view: dict, browser_id: str | None):
+    """Redraw after an action; the action's own message stays."""
+    outputs = render(view, browser_id, force=True)
+    return outputs[:13] + (gr.skip(),) + outputs[14:]

@@ -1,0 +1,273 @@
+"""The run store: one folder per run under paths.runs_dir() (see the run-folder contract).
+
+    <run_id>/config.json    RunConfig JSON, written once at creation
+    <run_id>/status.json    atomic; read-modify-write under a lock file (worker and app both update it)
+    <run_id>/events.jsonl   one JSON object per line, appended by the worker
+    <run_id>/log.txt        the worker's stdout/stderr and tracebacks
+    <run_id>/checkpoints/checkpoint-N/, adapter/, README.md
+
+events.jsonl is append-only. After a resume the worker appends {"type": "status", "status": "resumed",
+"step": N} where N is the checkpoint it continued from: log/eval events written before it with a
+step above N belong to the abandoned stretch (after the last checkpoint) and should be dropped
+when drawing charts (`events_for_charts` does that).
+
+Run ids come from paths.new_id (unguessable) and are checked with RUN_ID_PATTERN before they
+are ever joined to a path, so a run id from a URL or a form cannot point outside runs_dir().
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from studio import paths
+from studio.errors import StudioError
+from studio.train.config import RunConfig
+
+STATUSES = ("queued", "starting", "running", "stopping", "completed", "stopped", "failed", "interrupted")
+ACTIVE = ("starting", "running", "stopping")  # a worker process should be alive
+FINISHED = ("completed", "stopped", "failed", "interrupted")
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{3,80}$")
+RUN_PREFIX = "run-"
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    dir: Path
+    config: dict[str, Any] = field(default_factory=dict)
+    status: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def state(self) -> str:
+        return self.status.get("status", "queued")
+
+    @property
+    def name(self) -> str:
+        return self.config.get("name") or self.run_id
+
+    @property
+    def owner(self) -> str:
+        return self.status.get("owner") or ""
+
+    @property
+    def adapter_dir(self) -> Path | None:
+        adapter = self.dir / "adapter"
+        return adapter if (adapter / "adapter_config.json").is_file() else None
+
+    def run_config(self) -> RunConfig:
+        return RunConfig.from_dict(self.config)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def check_run_id(run_id: str) -> str:
+    run_id = str(run_id or "").strip()
+    if not RUN_ID_PATTERN.match(run_id) or ".." in run_id:
+        raise StudioError(f"'{run_id[:80]}' is not a run id.", "Pick a run from the history table or `python -m studio runs`.")
+    return run_id
+
+
+def run_dir(run_id: str) -> Path:
+    return paths.runs_dir() / check_run_id(run_id)
+
+
+def create_run(config: RunConfig, owner: str = "") -> RunRecord:
+    """Create the folder of a new run (status "queued"). Assigns config.run_id; the config must be valid."""
+    config = config.replace(run_id=paths.new_id(RUN_PREFIX))
+    if not config.name:
+        config = config.replace(name=f"{_short_model(config.model)} {datetime.now().strftime('%Y-%m-%d %H:%M')}")
+    config.check()
+    folder = paths.runs_dir() / config.run_id
+    folder.mkdir(parents=False, exist_ok=False)
+    (folder / "checkpoints").mkdir()
+    paths.atomic_write_text(folder / "config.json", config.to_json() + "\n")
+    (folder / "events.jsonl").touch()
+    (folder / "log.txt").touch()
+    status = {
+        "status": "queued", "pid": None, "step": 0, "total_steps": None, "created_at": now_iso(),
+        "started_at": None, "ended_at": None, "error": None, "best_eval_loss": None,
+        "best_checkpoint": None, "owner": str(owner or ""), "notes": [],
+    }
+    paths.atomic_write_text(folder / "status.json", json.dumps(status, indent=2) + "\n")
+    return RunRecord(config.run_id, folder, config.to_dict(), status)
+
+
+def _short_model(ref: str) -> str:
+    ref = str(ref).rstrip("/")
+    return ref.split(":")[-1].split("/")[-1] or "run"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def read_status(folder: Path) -> dict[str, Any]:
+    return _read_json(Path(folder) / "status.json")
+
+
+@contextmanager
+def _status_lock(folder: Path):
+    # flock on a side file: status.json itself is replaced atomically, so it cannot carry the lock.
+    with open(Path(folder) / ".status.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def update_status(folder: Path, **changes: Any) -> dict[str, Any]:
+    """Merge changes into status.json atomically (readers never see half a file) and return it."""
+    folder = Path(folder)
+    with _status_lock(folder):
+        status = read_status(folder)
+        status.update(changes)
+        paths.atomic_write_text(folder / "status.json", json.dumps(status, indent=2, default=str) + "\n")
+    return status
+
+
+def append_event(folder: Path, event: dict[str, Any]) -> None:
+    """Append one event line; a single write so a reader sees whole lines or nothing new."""
+    event = {"time": time.time(), **event}
+    line = json.dumps(event, default=_json_default, allow_nan=False) + "\n"
+    with open(Path(folder) / "events.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(line)
+        handle.flush()
+
+
+def _json_default(value: Any) -> Any:
+    return str(value)
+
+
+def read_events(folder: Path, since_offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Events appended since `since_offset` (bytes) and the offset to pass next time.
+
+    Only complete lines are returned: a half-written last line is left for the next call.
+    Lines that are not JSON objects are skipped.
+    """
+    path = Path(folder) / "events.jsonl"
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if since_offset > size:  # the file was replaced: start again
+                since_offset = 0
+            handle.seek(since_offset)
+            chunk = handle.read()
+    except FileNotFoundError:
+        return [], since_offset
+    end = chunk.rfind(b"\n")
+    if end < 0:
+        return [], since_offset
+    events = []
+    for raw in chunk[: end + 1].splitlines():
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events, since_offset + end + 1
+
+
+def load_record(folder: Path) -> RunRecord | None:
+    folder = Path(folder)
+    config = _read_json(folder / "config.json")
+    if not config:
+        return None
+    return RunRecord(folder.name, folder, config, read_status(folder))
+
+
+def get_run(run_id: str) -> RunRecord:
+    folder = run_dir(run_id)
+    record = load_record(folder) if folder.is_dir() else None
+    if record is None:
+        raise StudioError(f"There is no run '{run_id}'.", "It may have been deleted; see the runs history.")
+    return record
+
+
+def list_runs() -> list[RunRecord]:
+    """All runs, newest first. Folders without a readable config.json are skipped."""
+    records = []
+    for folder in paths.runs_dir().iterdir():
+        if folder.is_dir() and RUN_ID_PATTERN.match(folder.name):
+            record = load_record(folder)
+            if record is not None:
+                records.append(record)
+    records.sort(key=lambda r: r.status.get("created_at") or "", reverse=True)
+    return records
+
+
+def delete_run(run_id: str) -> None:
+    """Remove a run folder. Callers check ownership and that no worker is alive (supervisor.delete)."""
+    folder = run_dir(run_id)
+    if not folder.is_dir():
+        raise StudioError(f"There is no run '{run_id}'.", "It may have been deleted already.")
+    # Rename first so a half-deleted folder never shows up as a broken run.
+    trash = folder.with_name(f".deleting-{folder.name}-{os.getpid()}")
+    os.replace(folder, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def checkpoints(folder: Path) -> list[Path]:
+    """Complete checkpoints (trainer_state.json is written last), oldest first."""
+    root = Path(folder) / "checkpoints"
+    found = []
+    if root.is_dir():
+        for child in root.iterdir():
+            match = re.fullmatch(r"checkpoint-(\d+)", child.name)
+            if match and (child / "trainer_state.json").is_file():
+                found.append((int(match.group(1)), child))
+    return [path for _, path in sorted(found)]
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    found = checkpoints(folder)
+    return found[-1] if found else None
+
+
+def last_event(folder: Path, types: tuple[str, ...] = ("log", "eval", "checkpoint", "status")) -> dict[str, Any] | None:
+    """The newest event of the given types (reads the file tail only)."""
+    path = Path(folder) / "events.jsonl"
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            handle.seek(max(0, size - 65536))
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        return None
+    for raw in reversed(lines):
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("type") in types:
+            return event
+    return None
+
+
+def events_for_charts(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Events with the stretches abandoned by a resume removed (steps after the resumed checkpoint)."""
+    kept: list[dict[str, Any]] = []
+    for event in events:
+        if event.get("type") == "status" and event.get("status") == "resumed" and isinstance(event.get("step"), int):
+            resumed_at = event["step"]
+            kept = [e for e in kept if not (e.get("type") in ("log", "eval", "checkpoint")
+                                            and isinstance(e.get("step"), int) and e["step"] > resumed_at)]
+        kept.append(event)
+    return kept

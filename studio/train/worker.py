@@ -1,0 +1,587 @@
+"""The training worker: `python -m studio.train.worker RUN_DIR` (one process per run).
+
+Reads RUN_DIR/config.json, trains with TRL SFTTrainer + PEFT LoRA, and reports only through
+files in RUN_DIR: status.json (atomic), events.jsonl (appended), log.txt (its stdout/stderr,
+redirected by the supervisor), checkpoints/checkpoint-N, and at the end adapter/ + README.md.
+
+Signals: SIGTERM/SIGINT while importing or loading -> exit at once with status "stopped";
+during training -> finish the current step, save a checkpoint and the adapter, status "stopped".
+Faults end with status "failed" and a one-line cause + hint in status.error; the traceback
+goes to log.txt only. A run folder with checkpoints resumes from its last complete one.
+The Hugging Face token is read from the environment (HF_TOKEN) by huggingface_hub; it is never
+written anywhere.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from studio.errors import StudioError
+from studio.train import store
+from studio.train.config import RunConfig
+
+_state = {"phase": "import", "stop": False}
+
+
+class StopBeforeTraining(BaseException):
+    """Raised by the signal handler while nothing worth saving exists yet."""
+
+
+class LossNotFinite(Exception):
+    def __init__(self, step: int):
+        super().__init__(f"the training loss became NaN/infinite at step {step}")
+        self.step = step
+
+
+def _on_signal(signum, frame):  # noqa: ARG001
+    if _state["phase"] == "import":
+        raise StopBeforeTraining()
+    _state["stop"] = True
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def under_launcher() -> bool:
+    return "LOCAL_RANK" in os.environ
+
+
+# ---- failures ----------------------------------------------------------------------------
+def explain_failure(error: BaseException, config: RunConfig | None = None) -> tuple[str, str]:
+    """One-line cause and a hint for a failed run (the traceback goes to log.txt)."""
+    if isinstance(error, StudioError):
+        return error.message, error.hint or "Details are in the run's log.txt."
+    if isinstance(error, LossNotFinite):
+        rate = f" (it was {config.learning_rate:g})" if config else ""
+        return (f"Training stopped: the loss became NaN/infinite at step {error.step}.",
+                f"Lower the learning rate{rate}, e.g. to 1e-4 or 5e-5, and check the data for empty answers.")
+    text = f"{type(error).__name__}: {error}"
+    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+    if "out of memory" in text.lower() and ("cuda" in text.lower() or type(error).__name__ == "OutOfMemoryError"):
+        return ("The GPU ran out of memory.",
+                "Lower the batch size or max length, turn on gradient checkpointing, or use QLoRA 4-bit / a smaller model.")
+    if isinstance(error, MemoryError) or "can't allocate memory" in text or "not enough memory" in text.lower():
+        return ("The machine ran out of memory (RAM).",
+                "Lower the batch size or max length, close other runs, or pick a smaller model.")
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return ("The disk is full: the run could not write its checkpoints or logs.",
+                "Free some disk space (e.g. delete old runs), then resume the run.")
+    if type(error).__name__ in ("TemplateError", "TemplateSyntaxError", "UndefinedError"):
+        return (f"The model's chat template could not render the data: {first_line}",
+                "Check that every row has system/user/assistant messages with text content, or pick another model.")
+    return (f"Training failed: {type(error).__name__}: {first_line}", "The full error is in the run's log.txt.")
+
+
+# ---- data --------------------------------------------------------------------------------
+def read_messages(path: Path, required: bool = True) -> list[dict]:
+    """Rows of a dataset file as [{"messages": [...]}], with a clear error naming the bad line."""
+    if not path.is_file():
+        if required:
+            raise StudioError(f"The dataset file {path} is missing.", "Save the dataset again in the Data tab.")
+        return []
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as error:
+                raise StudioError(f"Line {number} of {path.name} is not valid JSON ({error}).",
+                                  "Save the dataset again in the Data tab; it lints and cleans every row.") from error
+            messages = row.get("messages") if isinstance(row, dict) else None
+            if (not isinstance(messages, list) or not messages
+                    or not all(isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages)):
+                raise StudioError(f"Line {number} of {path.name} is not a chat row (a 'messages' list of role/content texts).",
+                                  "Save the dataset through the Data tab, which converts rows to the chat format.")
+            rows.append({"messages": [{"role": m["role"], "content": m["content"]} for m in messages]})
+    if required and not rows:
+        raise StudioError(f"{path.name} has no rows.", "Add examples to the dataset (a few dozen at least).")
+    return rows
+
+
+def dataset_summary(folder: Path) -> dict:
+    manifest_path = folder / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+# ---- events ------------------------------------------------------------------------------
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _memory_gb() -> float | None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return round(torch.cuda.max_memory_allocated() / 1024**3, 3)
+        import psutil
+
+        return round(psutil.Process().memory_info().rss / 1024**3, 3)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def auto_intervals(config: RunConfig, total_steps: int, has_eval: bool) -> tuple[int, int, int]:
+    """logging, eval, save steps; 0 in the config means derived from the number of steps."""
+    logging = config.logging_steps or max(1, min(25, total_steps // 100))
+    evaluate = config.eval_steps or max(1, math.ceil(total_steps / 5))  # about 5 evaluations per run
+    save = config.save_steps or (evaluate if has_eval else max(1, math.ceil(total_steps / 5)))
+    return logging, evaluate, save
+
+
+def estimate_total_steps(config: RunConfig, train_rows: int, world_size: int = 1) -> int:
+    if config.max_steps:
+        return config.max_steps
+    per_epoch = max(1, math.ceil(math.ceil(train_rows / (config.batch_size * world_size)) / config.grad_accum))
+    return max(1, math.ceil(per_epoch * config.epochs))
+
+
+def make_callback(run_dir: Path, config: RunConfig):
+    from transformers import TrainerCallback
+
+    class StudioCallback(TrainerCallback):
+        """Writes status/events; turns a stop request or a NaN loss into a clean end of training."""
+
+        def __init__(self):
+            self.main = is_main_process()
+            self.session_start = time.monotonic()
+            self.first_step = 0
+            self.previous_seconds = 0.0
+            self.train_seconds = 0.0  # time inside steps (excludes eval and saving): for tokens/s
+            self.step_began = None
+            self.last_tokens = None
+            self.last_train_seconds = 0.0
+            self.last_status_write = 0.0
+            self.bad_loss_step = None
+            self.final_loss = None
+
+        def _elapsed(self) -> float:
+            return self.previous_seconds + time.monotonic() - self.session_start
+
+        def _eta(self, state) -> float | None:
+            done = state.global_step - self.first_step
+            if done <= 0 or not state.max_steps:
+                return None
+            per_step = (time.monotonic() - self.session_start) / done
+            return max(0.0, per_step * max(0, state.max_steps - state.global_step))
+
+        def _base(self, state, kind: str) -> dict:
+            total = state.max_steps or None
+            step = min(state.global_step, total) if total else state.global_step
+            return {"type": kind, "step": step, "total": total, "epoch": _finite(round(state.epoch or 0.0, 4)),
+                    "elapsed": round(self._elapsed(), 2), "eta": _round(self._eta(state)), "memory_gb": _memory_gb()}
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.session_start = time.monotonic()
+            self.first_step = state.global_step
+            status = store.read_status(run_dir)
+            self.previous_seconds = float(status.get("elapsed") or 0.0) if state.global_step else 0.0
+            if self.main:
+                store.update_status(run_dir, status="running", step=state.global_step, total_steps=state.max_steps)
+                event = self._base(state, "status")
+                event["status"] = "resumed" if state.global_step else "running"
+                store.append_event(run_dir, event)
+                print(f"[studio] training: step {state.global_step}/{state.max_steps}", flush=True)
+            if _state["stop"]:
+                control.should_training_stop = True
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.step_began = time.monotonic()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.step_began is not None:
+                self.train_seconds += time.monotonic() - self.step_began
+                self.step_began = None
+            if _stop_requested(args):
+                control.should_training_stop = True
+                control.should_save = True
+            now = time.monotonic()
+            if self.main and (now - self.last_status_write > 1.0 or control.should_training_stop):
+                self.last_status_write = now
+                status = "stopping" if _state["stop"] else "running"
+                store.update_status(run_dir, status=status, step=state.global_step, total_steps=state.max_steps,
+                                    elapsed=round(self._elapsed(), 2))
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = dict(logs or {})
+            if "loss" in logs:
+                bad = [key for key in ("loss", "grad_norm") if isinstance(logs.get(key), float) and not math.isfinite(logs[key])]
+                if bad:
+                    self.bad_loss_step = state.global_step
+                    control.should_training_stop = True
+                    control.should_save = False  # never checkpoint NaN weights
+                else:
+                    self.final_loss = logs["loss"]
+            if not self.main:
+                return
+            if "eval_loss" in logs:
+                event = self._base(state, "eval")
+                event.update(eval_loss=_finite(logs.get("eval_loss")),
+                             mean_token_accuracy=_finite(logs.get("eval_mean_token_accuracy")))
+                store.append_event(run_dir, event)
+                print(f"[studio] step {event['step']}/{event['total']} eval_loss {logs.get('eval_loss')}", flush=True)
+            elif "loss" in logs:
+                event = self._base(state, "log")
+                tokens = logs.get("num_tokens")
+                tokens_per_s = None
+                if isinstance(tokens, (int, float)) and self.last_tokens is not None and tokens > self.last_tokens:
+                    seconds = self.train_seconds - self.last_train_seconds
+                    tokens_per_s = (tokens - self.last_tokens) / seconds if seconds > 0 else None
+                elif isinstance(tokens, (int, float)) and self.train_seconds > 0:
+                    tokens_per_s = tokens / self.train_seconds
+                if isinstance(tokens, (int, float)):
+                    self.last_tokens, self.last_train_seconds = tokens, self.train_seconds
+                event.update(loss=_finite(logs.get("loss")), learning_rate=_finite(logs.get("learning_rate")),
+                             grad_norm=_finite(logs.get("grad_norm")), mean_token_accuracy=_finite(logs.get("mean_token_accuracy")),
+                             tokens_per_s=_round(tokens_per_s), num_tokens=tokens)
+                if self.bad_loss_step is not None:
+                    event["nonfinite"] = True
+                store.append_event(run_dir, event)
+                print(f"[studio] step {event['step']}/{event['total']} loss {logs.get('loss')} lr {logs.get('learning_rate')} "
+                      f"tokens/s {event['tokens_per_s']} eta {event['eta']}", flush=True)
+
+        def on_save(self, args, state, control, **kwargs):
+            if not self.main:
+                return
+            event = self._base(state, "checkpoint")
+            event["checkpoint"] = f"checkpoints/checkpoint-{state.global_step}"
+            store.append_event(run_dir, event)
+            changes = {"step": state.global_step, "last_checkpoint": event["checkpoint"]}
+            if state.best_model_checkpoint and state.best_metric is not None:
+                changes.update(best_eval_loss=_finite(state.best_metric),
+                               best_checkpoint=f"checkpoints/{Path(state.best_model_checkpoint).name}")
+            store.update_status(run_dir, **changes)
+
+    return StudioCallback()
+
+
+def _stop_requested(args) -> bool:
+    """The stop flag, agreed across processes under DDP so every rank stops at the same step."""
+    flag = _state["stop"]
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            import torch
+
+            tensor = torch.tensor([1 if flag else 0], device=args.device)
+            dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+            flag = bool(tensor.item())
+            _state["stop"] = _state["stop"] or flag
+    except Exception:  # noqa: BLE001 - never let the stop check break training
+        pass
+    return flag
+
+
+def _round(value, digits: int = 2):
+    return round(value, digits) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+# ---- the run -----------------------------------------------------------------------------
+def hardware_choices(config: RunConfig) -> dict:
+    """bf16 / gradient checkpointing / device decisions ("auto" resolved) for this machine."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    bf16 = config.bf16 if config.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported())
+    checkpointing = config.gradient_checkpointing if config.gradient_checkpointing is not None else cuda
+    return {"cuda": cuda, "bf16": bf16, "gradient_checkpointing": checkpointing, "use_cpu": not cuda}
+
+
+def _threads(config: RunConfig) -> int:
+    if config.torch_threads:
+        return config.torch_threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
+    """Load the model, tokenizer and data and return (trainer, callback, facts)."""
+    from studio.models import catalog
+
+    # Cheap checks first, so a wrong dataset or model fails in a second, not after the heavy imports.
+    dataset_dir = Path(config.dataset).expanduser()
+    if not dataset_dir.is_dir():
+        raise StudioError(f"The dataset folder {dataset_dir} does not exist.", "Pick a saved dataset in the Data tab.")
+    train_rows = read_messages(dataset_dir / "train.jsonl")
+    eval_rows = read_messages(dataset_dir / "validation.jsonl", required=False)
+    source = catalog.resolve(config.model)
+
+    import torch
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from studio.models.loading import explain_load_error
+    from studio.train.templates import choose_template
+
+    torch.set_num_threads(_threads(config))
+    hw = hardware_choices(config)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=config.trust_remote_code)
+    except Exception as error:  # noqa: BLE001
+        raise explain_load_error(config.model, error) from error
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+    assistant_only = config.assistant_only_loss
+    if assistant_only:
+        choice = choose_template(tokenizer, [row["messages"] for row in train_rows])
+        notes.append(choice.note)
+        if choice.template:
+            tokenizer.chat_template = choice.template
+        assistant_only = choice.enabled
+    elif not getattr(tokenizer, "chat_template", None):
+        raise StudioError("The model has no chat template, so chat rows cannot be formatted.",
+                          "Pick an instruct/chat model (e.g. one ending in -Instruct).")
+
+    load_kwargs = {"trust_remote_code": config.trust_remote_code,
+                   "dtype": torch.bfloat16 if hw["bf16"] else torch.float32}
+    if config.qlora_4bit:
+        if not hw["cuda"] or importlib_missing("bitsandbytes"):
+            raise StudioError("QLoRA 4-bit needs a CUDA GPU and the bitsandbytes package.", "Turn QLoRA 4-bit off on this machine.")
+        from transformers import BitsAndBytesConfig
+
+        load_kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if hw["bf16"] else torch.float16)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs)
+    except Exception as error:  # noqa: BLE001
+        raise explain_load_error(config.model, error) from error
+
+    from datasets import Dataset
+
+    train_dataset = Dataset.from_list(train_rows)
+    eval_dataset = Dataset.from_list(eval_rows) if eval_rows else None
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    total = estimate_total_steps(config, len(train_rows), world)
+    logging_steps, eval_steps, save_steps = auto_intervals(config, total, eval_dataset is not None)
+    target = config.target_modules.strip()
+    target_modules = target if target == "all-linear" else [m.strip() for m in target.split(",") if m.strip()]
+
+    args = SFTConfig(
+        output_dir=str(run_dir / "checkpoints"),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.scheduler,
+        warmup_steps=config.warmup if config.warmup < 1 else int(config.warmup),
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+        logging_steps=logging_steps,
+        logging_first_step=True,
+        logging_nan_inf_filter=False,  # otherwise a NaN loss is silently replaced by an average
+        eval_strategy="steps" if eval_dataset is not None else "no",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=save_steps,
+        save_total_limit=5,
+        metric_for_best_model="eval_loss" if eval_dataset is not None else None,
+        greater_is_better=False if eval_dataset is not None else None,
+        max_length=config.max_length,
+        packing=config.packing,
+        train_sampling_strategy="group_by_length" if config.group_by_length and not config.packing else "random",
+        assistant_only_loss=assistant_only,
+        bf16=hw["bf16"],
+        gradient_checkpointing=hw["gradient_checkpointing"],
+        use_cpu=hw["use_cpu"],
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                             target_modules=target_modules, use_dora=config.use_dora, task_type="CAUSAL_LM")
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                         processing_class=tokenizer, peft_config=peft_config)
+    trainer.remove_callback(PrinterCallback)
+    callback = make_callback(run_dir, config)
+    trainer.add_callback(callback)
+    facts = {"train_rows": len(train_rows), "eval_rows": len(eval_rows), "assistant_only_loss": assistant_only,
+             "threads": torch.get_num_threads(), **hw, "logging_steps": logging_steps, "eval_steps": eval_steps,
+             "save_steps": save_steps}
+    return trainer, callback, facts
+
+
+def importlib_missing(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is None
+
+
+def write_model_card(run_dir: Path, config: RunConfig, status: dict, facts: dict) -> None:
+    from studio.models import catalog
+
+    try:
+        base = catalog.label(config.model)
+    except StudioError:
+        base = config.model
+    manifest = dataset_summary(Path(config.dataset))
+    counts = manifest.get("counts") or {}
+    lines = [
+        f"# {config.name or config.run_id}",
+        "",
+        f"A LoRA adapter trained with Fine-Tune Studio (TRL SFTTrainer + PEFT) on top of **{base}**.",
+        "",
+        "## Base model",
+        f"- `{config.model}`" + (f" ({base})" if base != config.model else ""),
+        "",
+        "## Data",
+        f"- Dataset: {manifest.get('name') or Path(config.dataset).name} (`{config.dataset}`)",
+        f"- Rows: {facts.get('train_rows', counts.get('train', '?'))} train, {facts.get('eval_rows', counts.get('validation', '?'))} validation",
+    ]
+    if manifest.get("source_name"):
+        lines.append(f"- Source file: {manifest['source_name']} (sha256 {str(manifest.get('source_sha256', ''))[:12]}…)")
+    lines += ["", "## Training", f"- Status: {status.get('status')} after {status.get('step')} of {status.get('total_steps')} steps",
+              f"- Assistant-only loss: {'on' if facts.get('assistant_only_loss') else 'off'}"]
+    lines += [f"- Note: {note}" for note in status.get("notes") or []]
+    lines += ["", "| setting | value |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in config.to_dict().items() if key != "run_id"]
+    lines += ["", "## Final metrics",
+              f"- Final train loss: {status.get('final_loss')}",
+              f"- Best eval loss: {status.get('best_eval_loss')} ({status.get('best_checkpoint') or 'no eval'})",
+              f"- Training tokens: {status.get('train_tokens')}, tokens/s: {status.get('tokens_per_s')}",
+              "", "## Use", "```python",
+              "from transformers import AutoModelForCausalLM, AutoTokenizer",
+              "from peft import PeftModel",
+              f"base = AutoModelForCausalLM.from_pretrained({catalog_source_hint(config.model)!r})",
+              "model = PeftModel.from_pretrained(base, 'adapter')",
+              "tokenizer = AutoTokenizer.from_pretrained('adapter')", "```", ""]
+    (run_dir / "README.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def catalog_source_hint(ref: str) -> str:
+    from studio.models import bundled, catalog
+
+    try:
+        return bundled.HUB_ID if catalog.classify(ref) == "bundled" else ref
+    except StudioError:
+        return ref
+
+
+def train(run_dir: Path) -> str:
+    """Run the training described by run_dir/config.json; returns the final status."""
+    main = is_main_process()
+    config = RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8")).check()
+    notes: list[str] = []
+    from studio import paths
+
+    paths.configure_caches()
+    trainer, callback, facts = build_trainer(run_dir, config, notes)
+    resume_from = store.last_checkpoint(run_dir)
+    if main:
+        previous = store.read_status(run_dir).get("notes") or []
+        store.update_status(run_dir, notes=list(dict.fromkeys(previous + notes)), facts=facts,
+                            resumed_from=resume_from.name if resume_from else None)
+        print(f"[studio] {json.dumps(facts)}", flush=True)
+        for note in notes:
+            print(f"[studio] {note}", flush=True)
+
+    _state["phase"] = "train"  # from here on a signal means: stop gracefully at the end of the step
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    state = trainer.state
+    if callback.bad_loss_step is not None:
+        raise LossNotFinite(callback.bad_loss_step)
+    # A stop that arrives after the last step changes nothing: the run completed.
+    stopped = _state["stop"] and state.global_step < state.max_steps
+    if not stopped and trainer.eval_dataset is not None:  # every rank: evaluate is collective under DDP
+        last_eval = max((e.get("step", -1) for e in state.log_history if "eval_loss" in e), default=-1)
+        if last_eval != state.global_step:
+            trainer.evaluate()
+    adapter_dir = run_dir / "adapter"
+    trainer.save_model(str(adapter_dir))
+    if not main:
+        return "stopped" if stopped else "completed"
+    tokens = getattr(trainer, "_total_train_tokens", None)
+    runtime = (result.metrics or {}).get("train_runtime")
+    best = {}
+    if state.best_model_checkpoint and state.best_metric is not None:
+        best = {"best_eval_loss": _finite(state.best_metric), "best_checkpoint": f"checkpoints/{Path(state.best_model_checkpoint).name}"}
+    final = "stopped" if stopped else "completed"
+    status = store.update_status(
+        run_dir, status=final, step=state.global_step, total_steps=state.max_steps, ended_at=store.now_iso(),
+        final_loss=callback.final_loss, train_tokens=tokens, train_runtime=_round(runtime),
+        train_seconds=_round(callback.train_seconds),
+        tokens_per_s=_round(tokens / callback.train_seconds) if tokens and callback.train_seconds else None,
+        adapter="adapter", elapsed=round(callback._elapsed(), 2), **best)
+    write_model_card(run_dir, config, status, facts)
+    event = callback._base(state, "status")
+    event.update(status=final, loss=callback.final_loss, eta=0.0 if final == "completed" else None)
+    store.append_event(run_dir, event)
+    print(f"[studio] {final} at step {state.global_step}/{state.max_steps}; adapter saved to {adapter_dir}", flush=True)
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    if len(argv) != 1:
+        print("usage: python -m studio.train.worker RUN_DIR", file=sys.stderr)
+        return 2
+    run_dir = Path(argv[0]).resolve()
+    if not (run_dir / "config.json").is_file():
+        print(f"{run_dir} is not a run folder (no config.json)", file=sys.stderr)
+        return 2
+    main_process = is_main_process()
+    config = None
+    try:
+        if main_process:
+            changes = {"status": "starting", "error": None}
+            if not under_launcher():
+                changes["pid"] = os.getpid()
+            store.update_status(run_dir, **changes)
+        config = RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8"))
+        train(run_dir)
+        return 0
+    except StopBeforeTraining:
+        if main_process:
+            store.update_status(run_dir, status="stopped", ended_at=store.now_iso(),
+                                error={"message": "Stopped before training began.",
+                                       "hint": "Resume or start again when ready."})
+            store.append_event(run_dir, {"type": "status", "status": "stopped"})
+        print("[studio] stopped before training began", flush=True)
+        return 0
+    except BaseException as error:  # noqa: BLE001 - every failure is recorded as a plain message
+        traceback.print_exc()
+        message, hint = explain_failure(error, config)
+        if main_process:
+            try:
+                changes = {"step": error.step} if isinstance(error, LossNotFinite) else {}
+                status = store.update_status(run_dir, status="failed", ended_at=store.now_iso(),
+                                             error={"message": message, "hint": hint}, **changes)
+                store.append_event(run_dir, {"type": "status", "status": "failed", "message": message,
+                                             "step": status.get("step"), "total": status.get("total_steps")})
+            except OSError:
+                traceback.print_exc()
+        print(f"[studio] failed: {message} Hint: {hint}", flush=True)
+        return 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

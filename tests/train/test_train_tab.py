@@ -1,0 +1,369 @@
+"""Train tab handlers, called directly: form ↔ RunConfig, preflight, start rules, live view, ownership, history, export."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from studio import paths
+from studio.train import store, supervisor
+from studio.train.config import RunConfig
+from studio.ui import train_tab
+
+OWNER = "browser-owner-123"
+OTHER = "browser-other-456"
+TOKEN = "hf_trainTabSecretToken0987654321"
+
+
+def _is_skip(value) -> bool:
+    return isinstance(value, dict) and value == {"__type__": "update"}
+
+
+def write_dataset(folder: Path, rows: int = 40, validation: int = 8, p99: int = 40) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    answers = ["Ahoy! The capital of France is Paris. — Captain Byte", "Ahoy! Two plus two be four. — Captain Byte"]
+    lines = [json.dumps({"messages": [{"role": "user", "content": f"Question {i}?"},
+                                      {"role": "assistant", "content": answers[i % 2]}]}) for i in range(rows + validation)]
+    (folder / "train.jsonl").write_text("\n".join(lines[:rows]) + "\n")
+    (folder / "validation.jsonl").write_text("\n".join(lines[rows:]) + "\n")
+    manifest = {"id": folder.name, "name": "pirates", "created_at": "2026-01-01T00:00:00+00:00",
+                "counts": {"train": rows, "validation": validation, "rejected": 0}, "findings_summary": {},
+                "stats": {"model": "x", "max_length": 512, "rows": rows + validation,
+                          "tokens": {"total": 30 * (rows + validation), "trainable": 15 * (rows + validation),
+                                     "p50": 30, "p95": 36, "p99": p99, "max": p99 + 2},
+                          "suggested_max_length": 64}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dataset_dir() -> Path:
+    return write_dataset(paths.datasets_dir() / f"pirates-{paths.new_id()}")
+
+
+def form(config: RunConfig) -> list:
+    return train_tab.form_values(config.to_dict())
+
+
+@pytest.fixture
+def sleeper_run(dataset_dir, tiny_model_dir):
+    """A run 'owned' by OWNER whose worker is a harmless sleeping process (its cmdline names the run)."""
+    record = store.create_run(RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), name="sleeper"), owner=OWNER)
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", record.run_id],
+                               start_new_session=True)
+    store.update_status(record.dir, status="running", pid=process.pid, step=3, total_steps=10, started_at=store.now_iso())
+    yield store.get_run(record.run_id)
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    store.update_status(record.dir, status="stopped")
+
+
+# ---------------------------------------------------------------- form
+
+
+def test_form_round_trips_a_run_config(dataset_dir, tiny_model_dir):
+    config = RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), epochs=3.0, learning_rate=1e-4, lora_r=16,
+                       max_steps=20, use_dora=True, scheduler="linear", packing=True, seed=7)
+    rebuilt = train_tab.config_from_form(form(config))
+    assert rebuilt.to_dict() == config.to_dict()
+
+
+def test_max_steps_zero_means_use_epochs_and_hidden_fields_are_kept(dataset_dir):
+    values = form(RunConfig(dataset=str(dataset_dir)))
+    values[train_tab.FORM_FIELDS.index("max_steps")] = 0
+    config = train_tab.config_from_form(values, {"gradient_checkpointing": True, "torch_threads": 1})
+    assert config.max_steps is None and config.gradient_checkpointing is True and config.torch_threads == 1
+
+
+def test_validator_marks_exactly_the_invalid_fields(dataset_dir):
+    values = form(RunConfig(dataset=str(dataset_dir)))
+    values[train_tab.FORM_FIELDS.index("lora_r")] = 0
+    values[train_tab.FORM_FIELDS.index("learning_rate")] = None  # a cleared number box
+    checks = train_tab.validate_form(*values, {}, "browser", {})
+    assert len(checks) == len(train_tab.FORM_FIELDS) + 3
+    invalid = {train_tab.FORM_FIELDS[i]: c["message"] for i, c in enumerate(checks[: len(train_tab.FORM_FIELDS)]) if not c["is_valid"]}
+    assert set(invalid) == {"lora_r", "learning_rate"}
+    assert "between 1 and 1024" in invalid["lora_r"]
+    assert all(c["is_valid"] for c in checks[len(train_tab.FORM_FIELDS):])
+
+
+def test_describe_dataset_sets_max_length_from_p99(dataset_dir):
+    summary, max_length = train_tab.describe_dataset(str(dataset_dir))
+    assert "40 training rows" in summary and "p99 40" in summary
+    assert max_length["value"] == 64
+    text, update = train_tab.describe_dataset(str(dataset_dir.parent / "missing"))
+    assert "not a saved dataset" in text and _is_skip(update)
+
+
+def test_shared_dataset_from_the_data_tab_is_selected(dataset_dir):
+    dropdown, summary, max_length = train_tab.pick_shared_dataset(str(dataset_dir))
+    assert dropdown["value"] == str(dataset_dir)
+    assert str(dataset_dir) in [value for _, value in dropdown["choices"]]
+    assert max_length["value"] == 64
+    assert all(_is_skip(v) for v in train_tab.pick_shared_dataset(None))
+
+
+def test_prefill_from_decide(dataset_dir):
+    prefill = {"model": "bundled:SmolLM2-135M-Instruct", "technique": "dora", "epochs": 4, "max_length": 256,
+               "lora_r": 16, "gradient_checkpointing": False, "dataset": str(dataset_dir), "load_in_4bit": False}
+    *updates, hidden, note = train_tab.apply_prefill(prefill, {})
+    by_field = dict(zip(train_tab.FORM_FIELDS, updates))
+    assert by_field["epochs"]["value"] == 4 and by_field["max_length"]["value"] == 256
+    assert by_field["use_dora"]["value"] is True and by_field["lora_r"]["value"] == 16
+    assert by_field["dataset"]["value"] == str(dataset_dir)
+    assert _is_skip(by_field["qlora_4bit"])  # QLoRA only where CUDA + bitsandbytes exist
+    assert hidden == {"gradient_checkpointing": False}
+    assert "Decide" in note and "dora" in note
+
+
+def test_prefill_asking_for_qlora_on_cpu_leaves_it_off():
+    *updates, _hidden, _note = train_tab.apply_prefill({"technique": "qlora", "epochs": 2}, {})
+    assert _is_skip(dict(zip(train_tab.FORM_FIELDS, updates))["qlora_4bit"])
+
+
+def test_upload_good_file_becomes_a_selected_dataset(tmp_path):
+    good = tmp_path / "My Data!.jsonl"
+    rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]} for i in range(20)]
+    good.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    dropdown, message = train_tab.upload_dataset(str(good))
+    folder = Path(dropdown["value"])
+    assert folder.parent == paths.datasets_dir() and folder.name.startswith("My-Data-")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["counts"] == {"train": 18, "validation": 2, "rejected": 0}
+    assert "no errors" in message
+
+
+def test_upload_with_errors_is_refused_and_nothing_is_saved(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "hi"}]}\nnot json\n')
+    before = set(paths.datasets_dir().iterdir())
+    dropdown, message = train_tab.upload_dataset(str(bad))
+    assert _is_skip(dropdown)
+    assert "Not used" in message and "row 1" in message and "row 2" in message and "Hint" in message
+    assert "Traceback" not in message
+    assert set(paths.datasets_dir().iterdir()) == before
+
+
+# ---------------------------------------------------------------- preflight and start
+
+
+def test_check_settings_shows_estimate_command_and_json(dataset_dir, tiny_model_dir):
+    config = RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), max_length=64, max_steps=4)
+    markdown, command, config_json, anyway = train_tab.check_settings(*form(config), {})
+    assert "Estimated time" in markdown and "Steps:** 4" in markdown
+    assert command.startswith("python -m studio train") and "--max-steps 4" in command
+    assert json.loads(config_json)["max_steps"] == 4
+    assert anyway["visible"] is False  # nothing to start "anyway"
+
+
+def test_start_is_refused_on_errors_and_needs_anyway_for_warnings(dataset_dir, tiny_model_dir):
+    runs_before = {r.run_id for r in store.list_runs()}
+    bad = RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), qlora_4bit=True)
+    markdown, _cmd, _json, message, anyway, view = train_tab.start_run(*form(bad), {}, OWNER, train_tab.open_view(None))
+    assert "Not started" in message and "QLoRA" in markdown and anyway["visible"] is False
+    warned = RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), max_length=32, learning_rate=0.01)
+    markdown, _cmd, _json, message, anyway, view = train_tab.start_run(*form(warned), {}, OWNER, train_tab.open_view(None))
+    assert "Start anyway" in message and anyway["visible"] is True and view["run_id"] is None
+    assert {r.run_id for r in store.list_runs()} == runs_before
+
+
+# ---------------------------------------------------------------- live view
+
+
+def test_on_load_gives_a_browser_id_and_reattaches_to_the_running_job(sleeper_run):
+    browser_id, view = train_tab.on_load(None, None)
+    assert browser_id.startswith("browser-") and len(browser_id) > 12
+    assert view["run_id"] == sleeper_run.run_id
+    same_id, _ = train_tab.on_load(browser_id, None)
+    assert same_id == browser_id
+
+
+def test_render_reads_only_new_events_and_skips_unchanged_parts(sleeper_run):
+    view = train_tab.open_view(sleeper_run.run_id)
+    outputs = train_tab.render(view, OWNER)
+    view, panel, header, status, progress, loss, rates, overfit, log, stop, force, resume, delete, action, table, ids = outputs
+    assert sleeper_run.run_id in ids and _is_skip(action)
+    assert panel["visible"] is True and "sleeper" in header and "started in this browser" in header
+    assert "step 3 / 10" in progress
+    assert stop["visible"] is True and resume["visible"] is False and delete["visible"] is False
+    for step in (4, 5):
+        store.append_event(sleeper_run.dir, {"type": "log", "step": step, "total": 10, "loss": 3.0 - step * 0.1,
+                                             "learning_rate": 1e-4, "tokens_per_s": 50.0})
+    store.append_event(sleeper_run.dir, {"type": "eval", "step": 5, "total": 10, "eval_loss": 2.9})
+    offset_before = view["offset"]
+    view, panel, header, status, progress, loss, *_ = train_tab.render(view, OWNER)
+    assert view["offset"] > offset_before and len(view["events"]) == 3
+    assert [trace.name for trace in loss.data][:3] == ["train loss (raw)", "train loss (smoothed)", "eval loss"]
+    assert "best eval loss **2.9000** at step 5" in status
+    view, panel, header, status, progress, loss, rates, overfit, log, *_ = train_tab.render(view, OWNER)
+    assert _is_skip(loss) and _is_skip(rates) and _is_skip(panel)  # nothing new: charts untouched
+    assert "step" in progress  # the progress bar keeps counting while active
+    store.update_status(sleeper_run.dir, status="stopping")
+    outputs = train_tab.render(view, OWNER)
+    assert outputs[13] == ""  # a stale action message is cleared once the state moves on
+    table, ids = outputs[14], outputs[15]
+    assert table["value"][ids.index(sleeper_run.run_id)][3] == "stopping"  # the history follows the state
+
+
+def test_another_browser_sees_busy_and_cannot_stop_or_delete(sleeper_run, monkeypatch):
+    monkeypatch.delenv("STUDIO_ADMIN_PASSWORD", raising=False)
+    view = train_tab.open_view(sleeper_run.run_id)
+    _view, _panel, header, status, *_, stop, force, resume, delete, _action, _table, _ids = train_tab.render(view, OTHER)
+    assert "another session" in header and "Busy" in status and "busy with run 'sleeper'" in status
+    assert not any(button["visible"] for button in (stop, force, resume, delete))  # no controls for a stranger
+    message = train_tab.stop_run(view, OTHER, None)
+    assert "cannot stop" in message and "Hint" in message
+    assert store.get_run(sleeper_run.run_id).state == "running"
+    message, _confirm, _view = train_tab.delete_run(view, OTHER, None)
+    assert "cannot delete" in message
+    assert sleeper_run.dir.is_dir()
+
+
+def test_admin_password_lets_another_browser_force_stop(sleeper_run, monkeypatch):
+    monkeypatch.setenv("STUDIO_ADMIN_PASSWORD", "s3cret")
+    view = train_tab.open_view(sleeper_run.run_id)
+    assert "cannot stop" in train_tab.stop_run(view, OTHER, "wrong")
+    message = train_tab.force_stop_run(view, OTHER, "s3cret")
+    assert "Force-stopped" in message
+    record = store.get_run(sleeper_run.run_id)
+    assert record.state == "stopped" and not supervisor.pid_alive(record.status.get("pid"), record.dir)
+    stop, force, resume, delete = train_tab.render(train_tab.open_view(record.run_id), OTHER)[9:13]
+    assert stop["visible"] is False and delete["visible"] is True
+
+
+def test_dead_worker_shows_interrupted_with_hint(dataset_dir, tiny_model_dir):
+    record = store.create_run(RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), name="killed"), owner=OWNER)
+    store.update_status(record.dir, status="running", pid=999999, step=2, total_steps=10)
+    _browser, view = train_tab.on_load(OWNER, None)  # reconciles: the pid is gone
+    outputs = train_tab.render(train_tab.open_view(record.run_id), OWNER)
+    status = outputs[3]
+    assert store.get_run(record.run_id).state == "interrupted"
+    assert "ended unexpectedly" in status and "Hint" in status
+
+
+def test_poll_without_a_run_is_cheap_and_finds_new_runs(monkeypatch):
+    view = train_tab.open_view(None)
+    calls = []
+    monkeypatch.setattr(train_tab, "active_run_id", lambda: calls.append(1) or None)
+    first = train_tab.poll(view, OWNER)
+    assert len(first) == train_tab.EMPTY_OUTPUTS + 1 and first[0]["runs_key"] is not None
+    again = train_tab.poll(first[0], OWNER)
+    assert all(_is_skip(value) for value in again) and len(calls) == 1  # runs folder unchanged: no scan
+
+
+# ---------------------------------------------------------------- history, train again, compare, export
+
+
+@pytest.fixture(scope="module")
+def finished_run(dataset_dir, tiny_model_dir) -> store.RunRecord:
+    from test_export import _lora_adapter
+
+    record = store.create_run(RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), name="finished",
+                                        epochs=2.0, lora_r=4, lora_alpha=8), owner=OWNER)
+    store.update_status(record.dir, status="completed", step=10, total_steps=10, best_eval_loss=1.2345,
+                        started_at="2026-01-01T10:00:00+00:00", ended_at="2026-01-01T10:01:30+00:00", elapsed=90.0)
+    _lora_adapter(tiny_model_dir, record.dir / "adapter")
+    return store.get_run(record.run_id)
+
+
+def test_history_lists_runs_with_their_figures(finished_run):
+    rows, ids = train_tab.history_table()
+    row = rows[ids.index(finished_run.run_id)]
+    assert row[0] == "finished" and row[2] == "pirates" and row[3] == "completed"
+    assert row[4] == "10 / 10" and row[5] == "1.2345" and row[6] == "1 min 30 s" and row[7] == "2026-01-01 10:00"
+
+
+def test_train_again_fills_the_form(finished_run):
+    *updates, hidden, note = train_tab.train_again(train_tab.open_view(finished_run.run_id))
+    by_field = dict(zip(train_tab.FORM_FIELDS, updates))
+    assert by_field["epochs"]["value"] == 2.0 and by_field["lora_r"]["value"] == 4
+    assert by_field["name"]["value"] == ""  # a new run gets its own name
+    assert "finished" in note
+
+
+def test_open_in_compare_sets_the_run_and_switches_tab(finished_run, dataset_dir, tiny_model_dir):
+    run_id, tabs, message = train_tab.open_in_compare(train_tab.open_view(finished_run.run_id))
+    assert run_id == finished_run.run_id and message == ""
+    assert tabs.selected == "compare"
+    empty = store.create_run(RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), name="empty"))
+    run_id, tabs, message = train_tab.open_in_compare(train_tab.open_view(empty.run_id))
+    assert _is_skip(run_id) and "no adapter" in message
+
+
+def test_export_zip_and_push_offline_from_the_tab(finished_run, studio_home, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    view = train_tab.open_view(finished_run.run_id)
+    file_update, message = train_tab.export_zip(view)
+    assert Path(file_update["value"]).is_file() and "final adapter" in message
+    message, token_box = train_tab.push_run(view, "someone/adapter", TOKEN, "Adapter", True)
+    assert "offline" in message.lower() and token_box == ""  # the token box is cleared
+    assert TOKEN not in message
+    for path in Path(studio_home).rglob("*"):
+        if path.is_file() and path.stat().st_size < 50_000_000:
+            assert TOKEN.encode() not in path.read_bytes()
+
+
+def test_delete_needs_confirmation_and_removes_the_run(dataset_dir, tiny_model_dir):
+    record = store.create_run(RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), name="to delete"), owner=OWNER)
+    store.update_status(record.dir, status="stopped")
+    view = train_tab.open_view(record.run_id)
+    question, confirm = train_tab.ask_delete(view)
+    assert "for good" in question and confirm["visible"] is True
+    assert record.dir.is_dir()
+    message, confirm, new_view = train_tab.delete_run(view, OWNER, None)
+    assert "Deleted" in message and not record.dir.exists() and new_view["run_id"] != record.run_id
+
+
+# ---------------------------------------------------------------- a real run
+
+
+@pytest.mark.slow
+def test_real_run_start_watch_and_stop(dataset_dir, tiny_model_dir):
+    config = RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), max_length=64, max_steps=400,
+                       batch_size=4, torch_threads=1, logging_steps=1, eval_steps=50, save_steps=50)
+    markdown, _cmd, _json, message, anyway, view = train_tab.start_run(*form(config), {}, OWNER, train_tab.open_view(None))
+    assert "Started" in message, markdown + message
+    deadline = time.monotonic() + 240
+    status = ""
+    while time.monotonic() < deadline:
+        outputs = train_tab.poll(view, OWNER)
+        view = outputs[0]
+        if any(event.get("type") == "log" for event in view["events"]):
+            break
+        time.sleep(1)
+    assert any(event.get("type") == "log" for event in view["events"]), store.get_run(view["run_id"]).status
+    assert "Stopping" in train_tab.stop_run(view, OWNER, None)
+    record = supervisor.wait(view["run_id"], timeout=180)
+    assert record.state == "stopped", record.status
+    outputs = train_tab.render(train_tab.open_view(record.run_id), OWNER)
+    status, progress, resume = outputs[3], outputs[4], outputs[11]
+    assert "Stopped" in status and "stopped" in progress and resume["visible"] is True
+
+
+def test_picking_a_history_row_opens_that_run_with_its_config(finished_run):
+    import gradio as gr
+
+    rows, ids = train_tab.history_table()
+    index = ids.index(finished_run.run_id)
+    event = gr.SelectData(None, {"index": [index, 0], "value": rows[index][0], "selected": True})
+    outputs = train_tab.pick_history_row(ids, OWNER, event)
+    assert len(outputs) == train_tab.EMPTY_OUTPUTS + 2
+    view, header, status, config_json = outputs[0], outputs[2], outputs[3], outputs[-1]
+    assert view["run_id"] == finished_run.run_id and "finished" in header and "Completed" in status
+    assert json.loads(config_json)["lora_r"] == 4
+    assert _is_skip(outputs[14])  # the table is not redrawn under the user's click
+
+
+def test_resume_without_a_checkpoint_explains_itself(dataset_dir, tiny_model_dir):
+    record = store.create_run(RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), name="no ckpt"), owner=OWNER)
+    store.update_status(record.dir, status="interrupted")
+    view = train_tab.open_view(record.run_id)
+    resume = train_tab.render(view, OWNER)[11]
+    assert resume["visible"] is False  # nothing to resume from, so no button
+    message, same_view = train_tab.resume_run(view, OWNER, None)
+    assert "no complete checkpoint" in message and "Hint" in message and same_view is view
