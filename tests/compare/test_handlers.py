@@ -80,6 +80,7 @@ def test_evaluation_blind_test_and_report(tiny_run_dir):
     for choice in ("A", "B", "tie"):
         prompt, a, b, tally, index = compare_tab.ab_vote(tiny_run_dir.name, index, choice)
     assert index is None and "All 3 prompts voted" in prompt
+    assert "All 3 prompts voted" in compare_tab.ab_vote(tiny_run_dir.name, None, "A")[0]  # an extra click changes nothing
     ballot = json.loads((tiny_run_dir / "compare" / "votes.json").read_text())
     assert ballot["votes"] == {"0": "A", "1": "B", "2": "tie"}
     tuned_wins = sum(ballot["items"][i]["tuned_is"] == c for i, c in ((0, "A"), (1, "B")))
