@@ -142,6 +142,11 @@ def chat(message, base_history, tuned_history, run_b_history, run, run_b, system
         yield message, *histories, *stats, message_markdown(error)
 
 
+def mark_stopped(*stats_lines):
+    """Stop cancels the streaming event; say so in each column that was still generating."""
+    return [(line or "").replace("generating…", "stopped") for line in stats_lines]
+
+
 def clear_chat():
     return [], [], [], "", "", "", ""
 
@@ -374,7 +379,7 @@ def build(shared: Shared) -> None:
     chat_outputs = [message, *chats, *stats, chat_error]
     sent = send.click(chat, inputs=chat_inputs, outputs=chat_outputs, api_visibility="private")
     submitted = message.submit(chat, inputs=chat_inputs, outputs=chat_outputs, api_visibility="private")
-    stop.click(None, cancels=[sent, submitted])
+    stop.click(mark_stopped, inputs=stats, outputs=stats, cancels=[sent, submitted], api_visibility="private")
     clear.click(clear_chat, outputs=[*chats, *stats, chat_error], cancels=[sent, submitted], api_visibility="private")
     examples.click(pick_example, inputs=examples, outputs=message, api_visibility="private")
 

@@ -98,3 +98,8 @@ def test_evaluation_blind_test_and_report(tiny_run_dir):
 def test_blind_test_needs_an_evaluation(tiny_run_b_dir):
     prompt, *_ = compare_tab.ab_start(tiny_run_b_dir.name)
     assert "no evaluation" in prompt.lower() or "there is none yet" in prompt
+
+
+def test_stop_marks_running_columns_as_stopped():
+    assert compare_tab.mark_stopped("3 tokens · 2.0 tokens/s · generating…", "5 tokens · done", "") == [
+        "3 tokens · 2.0 tokens/s · stopped", "5 tokens · done", ""]
