@@ -64,7 +64,10 @@ def child_one_copy(target: str, tokens: int) -> dict:
     last = None
     for last in session.engine.stream([("base", engine.BASE, PROMPT), ("tuned", session.tuned, PROMPT)], settings):
         pass
-    return {"baseline_mb": baseline, "peak_mb": _peak_mb(),
+    import gc
+
+    gc.collect()
+    return {"baseline_mb": baseline, "peak_mb": _peak_mb(), "after_mb": _rss_mb(),
             "columns": [{"label": c.label, "tokens": len(c.generated), "tokens_per_s": c.tokens_per_s,
                          "first_token_s": c.first_token_s} for c in last]}
 
@@ -86,7 +89,10 @@ def child_two_models(target: str, tokens: int) -> dict:
     with torch.inference_mode():
         for model in (base, tuned):
             model.generate(**ids, max_new_tokens=tokens, do_sample=False)
-    return {"baseline_mb": baseline, "peak_mb": _peak_mb()}
+    import gc
+
+    gc.collect()
+    return {"baseline_mb": baseline, "peak_mb": _peak_mb(), "after_mb": _rss_mb()}
 
 
 def run_child(mode: str, target: str, tokens: int, threads: int) -> dict:
@@ -132,6 +138,9 @@ def main() -> None:
     print(f"  ratio one/two: {one['peak_mb'] / two['peak_mb']:.2f} of the whole process "
           f"(target ≤ 0.6); {(one['peak_mb'] - one['baseline_mb']) / (two['peak_mb'] - two['baseline_mb']):.2f} "
           f"of the memory above the imports")
+    print(f"  steady state after generating (current RSS): one copy {one['after_mb']:.0f} MB, two models "
+          f"{two['after_mb']:.0f} MB → ratio {one['after_mb'] / two['after_mb']:.2f}")
+    print("  (peak includes the bf16 weight file mapped while it is converted to fp32 at load time)")
     print(f"\nStreaming, both columns interleaved token by token, {args.threads} torch thread(s), greedy, {args.tokens} new tokens max:")
     for column in one["columns"]:
         print(f"  {column['label']:>5}: time to first token {column['first_token_s']:.2f} s, "

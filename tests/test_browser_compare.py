@@ -46,7 +46,7 @@ def test_compare_side_by_side_in_the_browser(browser_run, page, output_dir):
 
     # An example prompt from the validation split is one click away.
     page.locator("#compare-examples").get_by_text("What is 2 + 2?").click()
-    assert page.input_value("#compare-input textarea") == "What is 2 + 2?"
+    page.wait_for_function("document.querySelector('#compare-input textarea').value === 'What is 2 + 2?'")
     page.click("#compare-send")
     page.wait_for_function(
         "['#compare-base-stats', '#compare-tuned-stats'].every(s => /tokens\\/s.*(done|max tokens)/.test(document.querySelector(s).innerText))",

@@ -69,7 +69,22 @@ def evaluate(session, prompts: list[dict], source: str = "", settings: Settings 
         "rows": rows,
     }
     result["summary"] = summarize(rows)
+    seen = training_prompts(session.run)
+    if seen:
+        # Honesty check: a prompt the model trained on is not held out, whatever the file is called.
+        result["summary"]["in_training"] = sum(1 for row in rows if row["prompt"].strip() in seen)
     return result
+
+
+def training_prompts(run: runs.RunInfo) -> set[str]:
+    """The last user turns of the run's training split (empty if it cannot be read)."""
+    dataset = run.dataset_dir
+    if dataset is None or not (dataset / "train.jsonl").is_file():
+        return set()
+    try:
+        return {row["prompt"].strip() for row in runs.read_prompt_file(dataset / "train.jsonl")}
+    except StudioError:
+        return set()
 
 
 def _mean(values):
@@ -122,6 +137,9 @@ def headline(summary: dict) -> str:
         wording = {"prefix": "start with", "suffix": "end with"}
         for part, counts in summary.get("style_parts", {}).items():
             parts.append(f"Answers that {wording[part]} “{marker[part]}”: base {counts['base']}/{n}, tuned {counts['tuned']}/{n}.")
+    if summary.get("in_training"):
+        parts.append(f"Caution: {summary['in_training']} of these {summary['prompts']} prompts also appear in the "
+                     "training data, so they are not truly held out.")
     return " ".join(parts) or f"{summary.get('prompts', 0)} prompts compared (no reference answers to score against)."
 
 
@@ -160,8 +178,10 @@ def loss_figure(result: dict):
     labels = [f"{i + 1}" for i in range(len(rows))]
     hover = [r["prompt"][:80] for r in rows]
     figure = go.Figure()
-    figure.add_bar(name="Base", x=labels, y=[r["base_loss"] for r in rows], hovertext=hover, marker_color="#94a3b8")
-    figure.add_bar(name="Tuned", x=labels, y=[r["tuned_loss"] for r in rows], hovertext=hover, marker_color="#2563eb")
+    for name, key, color in (("Base", "base_loss", "#94a3b8"), ("Tuned", "tuned_loss", "#2563eb")):
+        values = [r[key] for r in rows]
+        figure.add_bar(name=name, x=labels, y=values, hovertext=hover, marker_color=color,
+                       text=[f"{v:.2f}" for v in values], textposition="outside")
     figure.update_layout(barmode="group", title="Loss on the reference answer per prompt (lower is better)",
                          xaxis_title="prompt #", yaxis_title="loss", height=340, margin=dict(l=40, r=20, t=50, b=40),
                          legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))

@@ -105,7 +105,7 @@ def svg_line_chart(series: dict[str, list[tuple[float, float]]], width: int = 64
     if y1 == y0:
         y1 = y0 + 1
     pad = (y1 - y0) * 0.08
-    y0, y1 = y0 - pad, y1 + pad
+    y0, y1 = (max(0.0, y0 - pad) if y0 >= 0 else y0 - pad), y1 + pad  # a loss axis never dips below 0
 
     def sx(x):
         return left + (x - x0) / (x1 - x0) * (width - left - right)

@@ -142,6 +142,11 @@ def chat(message, base_history, tuned_history, run_b_history, run, run_b, system
         yield message, *histories, *stats, message_markdown(error)
 
 
+def mark_stopped(*stats_lines):
+    """Stop cancels the streaming event; say so in each column that was still generating."""
+    return [(line or "").replace("generating…", "stopped") for line in stats_lines]
+
+
 def clear_chat():
     return [], [], [], "", "", "", ""
 
@@ -204,10 +209,13 @@ def ab_vote(run, index, choice):
     from studio.compare import evaluate, runs, votes
 
     try:
-        if index is None:
-            raise StudioError("There is nothing to vote on right now.", "Press Start blind test.")
         info = runs.load_run(run)
         result = evaluate.load(info)
+        saved = runs.read_json(votes.votes_path(info), None)
+        if index is None or not result or not saved:
+            if result and saved and votes.next_unvoted(saved) is None:
+                return _ab_view(saved, result, None)  # every prompt voted: keep showing the tally
+            raise StudioError("There is nothing to vote on right now.", "Press Start blind test.")
         ballot = votes.load_or_create(info, result)
         votes.vote(ballot, int(index), choice)
         votes.save(info, ballot)
@@ -317,11 +325,12 @@ def build(shared: Shared) -> None:
         gr.Markdown("Generates base and tuned answers for prompts the model did not train on (the run's validation "
                     "split, or your own JSONL file), and scores both against the reference answers: **loss** "
                     "(how surprised the model is by the reference; lower is better) and **ROUGE-L** word overlap.")
-        with gr.Row(equal_height=True):
+        with gr.Row():
             eval_n = gr.Number(value=20, precision=0, minimum=1, label="Prompts", elem_id="compare-eval-n", scale=1)
-            eval_tokens = gr.Slider(16, 512, value=128, step=16, label="Max new tokens per answer", scale=2)
+            eval_tokens = gr.Slider(16, 512, value=128, step=16, label="Max new tokens per answer", scale=2,
+                                    elem_id="compare-eval-tokens")
             prompt_file = gr.File(label="Optional prompt file (JSONL chat rows)", file_types=[".jsonl"], type="filepath",
-                                  scale=2, elem_id="compare-eval-file")
+                                  scale=2, height=120, elem_id="compare-eval-file")
             eval_button = gr.Button("Evaluate", variant="primary", scale=1, elem_id="compare-eval-run")
         eval_headline = gr.Markdown("", elem_id="compare-eval-summary")
         eval_plot = gr.Plot(label="Loss per prompt", elem_id="compare-eval-plot", visible=False)
@@ -370,7 +379,7 @@ def build(shared: Shared) -> None:
     chat_outputs = [message, *chats, *stats, chat_error]
     sent = send.click(chat, inputs=chat_inputs, outputs=chat_outputs, api_visibility="private")
     submitted = message.submit(chat, inputs=chat_inputs, outputs=chat_outputs, api_visibility="private")
-    stop.click(None, cancels=[sent, submitted])
+    stop.click(mark_stopped, inputs=stats, outputs=stats, cancels=[sent, submitted], api_visibility="private")
     clear.click(clear_chat, outputs=[*chats, *stats, chat_error], cancels=[sent, submitted], api_visibility="private")
     examples.click(pick_example, inputs=examples, outputs=message, api_visibility="private")
 

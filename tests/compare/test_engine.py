@@ -90,7 +90,7 @@ def test_switching_runs_keeps_the_base_and_third_column_works(tiny_run_dir, tiny
     assert three.engine is one.engine and three.tuned in three.engine.adapters
     three.engine.trim([three.tuned], max_adapters=1)
     assert list(three.engine.adapters) == [three.tuned]
-    assert three.engine.generate(three.tuned, PROMPT, settings) == answers["Tuned"]
+    assert three.engine.generate(three.tuned, PROMPT, settings) == answers["Run B"]  # run A of session two was run B
 
 
 def test_reference_loss_is_lower_for_tuned_on_trained_style(tiny_run_dir):

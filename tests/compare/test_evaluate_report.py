@@ -57,6 +57,8 @@ def test_evaluation_on_the_validation_split(evaluated):
     assert summary["tuned_loss"] < summary["base_loss"]  # trained on exactly this style
     assert summary["style_parts"]["prefix"]["tuned"] > summary["style_parts"]["prefix"]["base"]
     assert evaluate.load(run)["created_at"] == result["created_at"]  # reopened from eval.json
+    # The fixture's validation rows are copies of training rows: the summary says so.
+    assert summary["in_training"] == 4 and "not truly held out" in evaluate.headline(summary)
     figure = evaluate.loss_figure(result)
     assert [trace.name for trace in figure.data] == ["Base", "Tuned"]
 

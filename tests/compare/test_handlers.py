@@ -80,6 +80,7 @@ def test_evaluation_blind_test_and_report(tiny_run_dir):
     for choice in ("A", "B", "tie"):
         prompt, a, b, tally, index = compare_tab.ab_vote(tiny_run_dir.name, index, choice)
     assert index is None and "All 3 prompts voted" in prompt
+    assert "All 3 prompts voted" in compare_tab.ab_vote(tiny_run_dir.name, None, "A")[0]  # an extra click changes nothing
     ballot = json.loads((tiny_run_dir / "compare" / "votes.json").read_text())
     assert ballot["votes"] == {"0": "A", "1": "B", "2": "tie"}
     tuned_wins = sum(ballot["items"][i]["tuned_is"] == c for i, c in ((0, "A"), (1, "B")))
@@ -97,3 +98,8 @@ def test_evaluation_blind_test_and_report(tiny_run_dir):
 def test_blind_test_needs_an_evaluation(tiny_run_b_dir):
     prompt, *_ = compare_tab.ab_start(tiny_run_b_dir.name)
     assert "no evaluation" in prompt.lower() or "there is none yet" in prompt
+
+
+def test_stop_marks_running_columns_as_stopped():
+    assert compare_tab.mark_stopped("3 tokens · 2.0 tokens/s · generating…", "5 tokens · done", "") == [
+        "3 tokens · 2.0 tokens/s · stopped", "5 tokens · done", ""]
