@@ -362,7 +362,16 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
     elif state == "interrupted" and isinstance(error, dict):
         lines.append(f"⏸ **{error.get('message', 'Interrupted.')}**" + (f"\n\n*Hint:* {error['hint']}" if error.get("hint") else ""))
     elif state == "stopped":
-        note = f" {error.get('message')} {error.get('hint', '')}" if isinstance(error, dict) else " The adapter was saved; Resume continues from the last checkpoint."
+        from studio.train import store
+
+        if isinstance(error, dict):
+            note = f" {error.get('message')} {error.get('hint', '')}"
+        elif record.adapter_dir is not None:
+            note = " The adapter was saved; Resume continues from the last checkpoint."
+        elif store.last_checkpoint(record.dir) is not None:
+            note = " Resume continues from the last checkpoint."
+        else:
+            note = " It stopped before its first checkpoint, so there is nothing to resume or export: start it again."
         lines.append(f"■ **Stopped.**{note}")
     elif state == "completed":
         lines.append("✓ **Completed.** The adapter is ready: open it in **Compare**, or export it below.")

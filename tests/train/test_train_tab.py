@@ -367,3 +367,10 @@ def test_resume_without_a_checkpoint_explains_itself(dataset_dir, tiny_model_dir
     assert resume["visible"] is False  # nothing to resume from, so no button
     message, same_view = train_tab.resume_run(view, OWNER, None)
     assert "no complete checkpoint" in message and "Hint" in message and same_view is view
+
+
+def test_run_stopped_before_its_first_checkpoint_says_so(dataset_dir, tiny_model_dir):
+    record = store.create_run(RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), name="early stop"), owner=OWNER)
+    store.update_status(record.dir, status="stopped")
+    status = train_tab.render(train_tab.open_view(record.run_id), OWNER)[3]
+    assert "before its first checkpoint" in status and "adapter was saved" not in status
