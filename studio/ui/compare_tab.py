@@ -78,8 +78,9 @@ def refresh_runs(current=None):
     choices = run_choices()
     ids = [value for _, value in choices]
     value = current if current else (ids[0] if ids else None)
-    hint = "" if choices else ("*No finished runs with an adapter yet: train one in the **Train** tab, "
-                               "or paste the path of a run or adapter folder.*")
+    hint = ("*Pick a run and press **Open** — or just ask a question: the run loads with the first message.*"
+            if choices else "*No finished runs with an adapter yet: train one in the **Train** tab, "
+                            "or paste the path of a run or adapter folder.*")
     return gr.update(choices=choices, value=value), gr.update(choices=[("(none)", "")] + choices), hint
 
 
