@@ -95,3 +95,31 @@ def test_oauth_mode_shows_login_button(monkeypatch):
     for name in ("OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET", "OAUTH_SCOPES", "OPENID_PROVIDER_URL"):
         monkeypatch.setattr(gradio.oauth, name, "x", raising=False)
     assert "LoginButton" in kinds(build_app())
+
+
+def test_zero_gpu_space_generates_inside_spaces_gpu(monkeypatch):
+    """On ZeroGPU the Compare tab's chat and evaluation handlers are the @spaces.GPU-wrapped ones."""
+    import gradio.block_function
+
+    wrapped = {}
+    fake_spaces = types.ModuleType("spaces")
+
+    def gpu(duration):
+        def wrap(function):
+            def on_gpu(*args, **kwargs):
+                return function(*args, **kwargs)
+            wrapped[on_gpu] = (function.__name__, duration)
+            return on_gpu
+        return wrap
+
+    fake_spaces.GPU = gpu
+    fake_spaces.gradio_auto_wrap = lambda function, *args, **kwargs: function
+    monkeypatch.setitem(sys.modules, "spaces", fake_spaces)
+    monkeypatch.setattr(gradio.block_function, "spaces", fake_spaces, raising=False)
+    from studio.ui import build_app
+
+    handlers = {block_function.fn for block_function in build_app().fns.values()}
+    assert not handlers & set(wrapped)  # off ZeroGPU nothing is wrapped
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    on_gpu = sorted(wrapped[f.fn][0] for f in build_app().fns.values() if f.fn in wrapped)
+    assert on_gpu == ["chat", "chat", "run_evaluation"]  # send, Enter, Evaluate

@@ -102,8 +102,13 @@ def test_first_run_path_reload_and_second_browser(browser, app_url, page, tiny_m
     page.click("#compare-eval-run")
     _until(page, "text('#compare-eval-summary').includes('tuned')", timeout=300_000)
     summary = page.inner_text("#compare-eval-summary")
-    match = re.search(r"base (\d+)/(\d+), tuned (\d+)/\2", summary)
+    # The tiny random model learns too little in two minutes to pick up "Ahoy!" (the bundled model
+    # does: test_browser_demo.py); what it must show is that the adapter fits held-out answers better.
+    match = re.search(r"On (\d+) held-out prompts the tuned model fits the reference answers better on (\d+) "
+                      r"\(mean loss ([\d.]+) → ([\d.]+)", summary)
     assert match, summary
-    assert int(match.group(3)) > int(match.group(1)), summary  # the tuned model carries the sample's style
+    prompts, improved, base_loss, tuned_loss = int(match[1]), int(match[2]), float(match[3]), float(match[4])
+    assert prompts == 5 and improved >= 3 and tuned_loss < base_loss, summary
+    assert re.search(r"Answers that start with “Ahoy!”: base \d+/5, tuned \d+/5", summary), summary
     assert "Traceback" not in page.content()
     page.screenshot(path=str(output_dir / "journey-4-compare.png"), full_page=False)

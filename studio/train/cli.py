@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from studio import paths
 from studio.errors import StudioError
 from studio.train import store, supervisor
 from studio.train.config import NOT_FLAGS, RunConfig, field_kinds, flag_name
@@ -78,12 +79,15 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 # ---- data ----------------------------------------------------------------------------------
 def prepare_dataset(path_text: str, seed: int = 42, model: str | None = None, max_length: int | None = None) -> str:
-    """A saved dataset folder for --data: used as is; or a .jsonl file saved as one.
+    """A saved dataset folder (or its id) for --data: used as is; or a .jsonl file saved as one.
 
     With the Data capability present (studio.data.lint/clean/store) the file is linted (refused
     while it has E findings), cleaned and split by it. Without it, the file must already be
     {"messages": [...]} rows and is split 90/10 here."""
     path = Path(path_text).expanduser().resolve()
+    saved = paths.datasets_dir() / path_text
+    if not path.exists() and paths.safe_name(path_text, "") == path_text and saved.is_dir():
+        path = saved  # a saved dataset's id, as the Data tab and `runs` show it
     if path.is_dir():
         if not (path / "train.jsonl").is_file():
             raise StudioError(f"{path} is not a saved dataset folder (no train.jsonl).",
@@ -137,7 +141,6 @@ def save_jsonl_as_dataset(path: Path, seed: int = 42) -> Path:
     import hashlib
     import random
 
-    from studio import paths
     from studio.train.worker import read_messages
 
     rows = read_messages(path)

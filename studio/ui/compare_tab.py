@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from studio import access
 from studio.errors import StudioError
 from studio.ui.shared import Shared, message_markdown
 
@@ -376,15 +377,18 @@ def build(shared: Shared) -> None:
     shared.run.change(preselect, inputs=shared.run, outputs=run, api_visibility="private").then(
         open_run, inputs=[run, run_b], outputs=open_outputs, api_visibility="private")
 
+    # On ZeroGPU hardware a GPU is attached only inside @spaces.GPU calls: generation runs in them.
+    chat_on_gpu = access.gpu_call(chat, duration=120)
+    evaluation_on_gpu = access.gpu_call(run_evaluation, duration=300)
     chat_inputs = [message, *chats, run, run_b, system_prompt, temperature, top_p, max_new_tokens, seed]
     chat_outputs = [message, *chats, *stats, chat_error]
-    sent = send.click(chat, inputs=chat_inputs, outputs=chat_outputs, api_visibility="private")
-    submitted = message.submit(chat, inputs=chat_inputs, outputs=chat_outputs, api_visibility="private")
+    sent = send.click(chat_on_gpu, inputs=chat_inputs, outputs=chat_outputs, api_visibility="private")
+    submitted = message.submit(chat_on_gpu, inputs=chat_inputs, outputs=chat_outputs, api_visibility="private")
     stop.click(mark_stopped, inputs=stats, outputs=stats, cancels=[sent, submitted], api_visibility="private")
     clear.click(clear_chat, outputs=[*chats, *stats, chat_error], cancels=[sent, submitted], api_visibility="private")
     examples.click(pick_example, inputs=examples, outputs=message, api_visibility="private")
 
-    eval_button.click(run_evaluation, inputs=[run, eval_n, prompt_file, system_prompt, eval_tokens],
+    eval_button.click(evaluation_on_gpu, inputs=[run, eval_n, prompt_file, system_prompt, eval_tokens],
                       outputs=[eval_headline, eval_plot, eval_table], api_visibility="private")
 
     ab_outputs = [ab_prompt, ab_a, ab_b, ab_tally, ab_index]
