@@ -26,7 +26,7 @@ from studio.train import store, supervisor
 from studio.train.config import NOT_FLAGS, RunConfig, field_kinds, flag_name
 
 CLI_OWNER = "cli"
-_TYPES = {"str": str, "int": int, "float": float, "int?": int}
+_TYPES = {"str": str, "int": int, "float": float, "int?": int, "float?": float}
 
 
 def register(subparsers) -> None:
@@ -58,7 +58,10 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         if name in NOT_FLAGS:
             continue
         flag = flag_name(name)
-        help_text = f"(default: {getattr(defaults, name)!r})"
+        default = getattr(defaults, name)
+        help_text = "(default: automatic)" if default is None and kind != "int?" else f"(default: {default!r})"
+        if name == "learning_rate":
+            help_text = "(default: automatic — 1e-3 below 1B parameters, else 2e-4)"
         if kind in ("bool", "bool?"):
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                 help=help_text + (" — unset: automatic" if kind == "bool?" else ""))

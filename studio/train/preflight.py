@@ -30,6 +30,7 @@ from typing import Any
 
 from studio import paths
 from studio.errors import StudioError
+from studio.train.config import suggested_learning_rate
 
 CPU_EFFICIENCY = 0.31  # measured fraction of the fp32 matmul peak (STACK-NOTES baseline)
 GPU_EFFICIENCY = 0.25
@@ -400,6 +401,8 @@ class Preflight:
     memory_kind: str = "RAM"
     params: int | None = None
     lora_params: int | None = None
+    learning_rate: float | None = None
+    learning_rate_auto: bool = False
     device: str = "CPU"
     checks: list[Check] = field(default_factory=list)
     field_errors: dict[str, str] = field(default_factory=dict)
@@ -443,6 +446,9 @@ class Preflight:
         if self.params:
             trainable = f", {self.lora_params / 1e6:.2f} M trainable (LoRA)" if self.lora_params else ""
             rows.append(("Model size", f"{self.params / 1e6:,.0f} M parameters{trainable}"))
+        if self.learning_rate:
+            how = " (automatic for this model's size)" if self.learning_rate_auto else ""
+            rows.append(("Learning rate", f"{self.learning_rate:g}{how}"))
         return rows
 
     def markdown(self) -> str:
@@ -612,6 +618,11 @@ def run_preflight(config, hardware=None, manifest: dict[str, Any] | None = None,
         report.error(error.message, error.hint, "model")
     report.params = shape.params
     report.lora_params = shape.lora_params(config.lora_r if isinstance(config.lora_r, int) else 8)
+    report.learning_rate_auto = config.learning_rate is None
+    if report.learning_rate_auto:  # the worker resolves it the same way from the loaded model
+        report.learning_rate = suggested_learning_rate(shape.params)
+    elif isinstance(config.learning_rate, (int, float)):
+        report.learning_rate = config.learning_rate
     if getattr(config, "trust_remote_code", False):
         report.warn("This model's own Python code will run (trust remote code is on).",
                     "Only do this for models whose authors you trust.")

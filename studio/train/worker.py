@@ -26,7 +26,7 @@ from pathlib import Path
 
 from studio.errors import StudioError
 from studio.train import store
-from studio.train.config import RunConfig
+from studio.train.config import RunConfig, suggested_learning_rate
 
 _state = {"phase": "import", "stop": False}
 
@@ -61,7 +61,7 @@ def explain_failure(error: BaseException, config: RunConfig | None = None) -> tu
     if isinstance(error, StudioError):
         return error.message, error.hint or "Details are in the run's log.txt."
     if isinstance(error, LossNotFinite):
-        rate = f" (it was {config.learning_rate:g})" if config else ""
+        rate = f" (it was {config.learning_rate:g})" if config and config.learning_rate else ""
         return (f"Training stopped: the loss became NaN/infinite at step {error.step}.",
                 f"Lower the learning rate{rate}, e.g. to 1e-4 or 5e-5, and check the data for empty answers.")
     text = f"{type(error).__name__}: {error}"
@@ -369,6 +369,11 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     except Exception as error:  # noqa: BLE001
         raise explain_load_error(config.model, error) from error
 
+    learning_rate = config.learning_rate or suggested_learning_rate(model.num_parameters())
+    if config.learning_rate is None:
+        notes.append(f"learning rate {learning_rate:g}: automatic for a model of "
+                     f"{model.num_parameters() / 1e6:,.0f} M parameters")
+
     from datasets import Dataset
 
     train_dataset = Dataset.from_list(train_rows)
@@ -386,7 +391,7 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum,
-        learning_rate=config.learning_rate,
+        learning_rate=learning_rate,
         lr_scheduler_type=config.scheduler,
         warmup_steps=config.warmup if config.warmup < 1 else int(config.warmup),
         weight_decay=config.weight_decay,
@@ -420,7 +425,7 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     callback = make_callback(run_dir, config)
     trainer.add_callback(callback)
     facts = {"train_rows": len(train_rows), "eval_rows": len(eval_rows), "assistant_only_loss": assistant_only,
-             "threads": torch.get_num_threads(), **hw, "logging_steps": logging_steps, "eval_steps": eval_steps,
+             "threads": torch.get_num_threads(), "learning_rate": learning_rate, **hw, "logging_steps": logging_steps, "eval_steps": eval_steps,
              "save_steps": save_steps}
     return trainer, callback, facts
 
@@ -458,7 +463,8 @@ def write_model_card(run_dir: Path, config: RunConfig, status: dict, facts: dict
               f"- Assistant-only loss: {'on' if facts.get('assistant_only_loss') else 'off'}"]
     lines += [f"- Note: {note}" for note in status.get("notes") or []]
     lines += ["", "| setting | value |", "|---|---|"]
-    lines += [f"| {key} | {value} |" for key, value in config.to_dict().items() if key != "run_id"]
+    settings = {**config.to_dict(), "learning_rate": facts.get("learning_rate") or config.learning_rate}  # resolved "auto"
+    lines += [f"| {key} | {value} |" for key, value in settings.items() if key != "run_id"]
     lines += ["", "## Final metrics",
               f"- Final train loss: {status.get('final_loss')}",
               f"- Best eval loss: {status.get('best_eval_loss')} ({status.get('best_checkpoint') or 'no eval'})",

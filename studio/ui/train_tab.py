@@ -86,15 +86,20 @@ def _hardware():
     return hardware.detect_quick()
 
 
+# Number fields where the form's 0 stands for the config's None (all steps / automatic learning rate).
+ZERO_MEANS_AUTO = ("max_steps", "learning_rate")
+
+
 def form_values(config: dict[str, Any]) -> list[Any]:
     """Form component values for a RunConfig dict (train again, defaults)."""
     from studio.train.config import RunConfig
 
-    merged = {**RunConfig().to_dict(), **{k: v for k, v in (config or {}).items() if v is not None or k == "max_steps"}}
+    merged = {**RunConfig().to_dict(), **{k: v for k, v in (config or {}).items()
+                                         if v is not None or k in ZERO_MEANS_AUTO}}
     values = []
     for name in FORM_FIELDS:
         value = merged.get(name)
-        if name == "max_steps":
+        if name in ZERO_MEANS_AUTO:
             value = value or 0
         values.append(value)
     return values
@@ -105,8 +110,9 @@ def config_from_form(values: list[Any] | tuple, hidden: dict | None = None):
     from studio.train.config import RunConfig
 
     data = dict(zip(FORM_FIELDS, values))
-    if data.get("max_steps") in (0, 0.0, "", None):
-        data["max_steps"] = None
+    for key in ZERO_MEANS_AUTO:
+        if data.get(key) in (0, 0.0, "", None):
+            data[key] = None
     if isinstance(data.get("model"), str):
         data["model"] = data["model"].strip()
     if data.get("dataset") is None:
@@ -796,8 +802,8 @@ def build(shared: Shared) -> None:
             prefill_note = gr.Markdown()
             with gr.Row():
                 epochs = gr.Number(defaults.epochs, label="Epochs", step=1, elem_id="train-epochs")
-                learning_rate = gr.Number(defaults.learning_rate, label="Learning rate", step=0.0001,
-                                          elem_id="train-lr")
+                learning_rate = gr.Number(0, label="Learning rate (0 = auto)", step=0.0001, elem_id="train-lr",
+                                          info="auto: 1e-3 below 1B parameters, else 2e-4")
                 lora_r = gr.Number(defaults.lora_r, label="LoRA rank", precision=0, step=4, elem_id="train-lora-r")
                 max_steps = gr.Number(0, label="Max steps (0 = all)", precision=0, elem_id="train-max-steps",
                                       info="A short trial run")

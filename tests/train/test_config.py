@@ -80,3 +80,14 @@ def test_cli_command_rebuilds_the_same_config():
     add_config_flags(parser)
     args = parser.parse_args(shlex.split(command)[4:])
     assert config_from_args(args) == config
+
+
+def test_automatic_learning_rate_depends_on_model_size():
+    from studio.train.config import suggested_learning_rate
+
+    assert RunConfig().learning_rate is None and "learning_rate" not in valid().validate()
+    assert suggested_learning_rate(135_000_000) == 1e-3  # the bundled SmolLM2: a style in two epochs
+    assert suggested_learning_rate(7_000_000_000) == 2e-4
+    assert suggested_learning_rate(None) == 2e-4  # unknown size: the usual LoRA rate
+    assert "--lr" not in valid().to_cli_args() and valid(learning_rate=5e-4).to_cli_args()[-2:] == ["--lr", "0.0005"]
+    assert RunConfig.from_json(valid().to_json()).learning_rate is None

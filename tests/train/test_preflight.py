@@ -57,17 +57,19 @@ def test_params_from_name():
 
 
 def test_steps_tokens_and_time_for_the_bundled_model(dataset):
-    report = run(RunConfig(dataset=str(dataset), epochs=2, batch_size=8, max_length=512))
-    assert report.steps_per_epoch == 13 and report.steps == 26  # ceil(100 / 8) per epoch
-    assert report.tokens == 100 * 200  # mean 100 tokens × 100 rows × 2 epochs
+    report = run(RunConfig(dataset=str(dataset), epochs=3, batch_size=8, max_length=512))
+    assert report.steps_per_epoch == 13 and report.steps == 39  # ceil(100 / 8) per epoch
+    assert report.tokens == 100 * 300  # mean 100 tokens × 100 rows × 3 epochs
     assert report.processed_tokens > report.tokens  # padding to the longest row of each batch
     # 31 % of 127 GFLOP/s at 4 × 134.5 M FLOPs per token ≈ 73 tokens/s (the STACK-NOTES baseline: 74)
     assert 65 < report.tokens_per_s < 80
     assert report.seconds == pytest.approx(report.processed_tokens / report.tokens_per_s)
     assert "estimated from this CPU" in report.rate_source
     assert not report.blocking
-    assert report.cli_command.startswith("python -m studio train") and "--epochs 2" in report.cli_command
-    assert json.loads(report.config_json)["epochs"] == 2
+    assert report.cli_command.startswith("python -m studio train") and "--epochs 3" in report.cli_command
+    assert json.loads(report.config_json)["epochs"] == 3
+    assert report.learning_rate == 1e-3 and report.learning_rate_auto  # a 135 M model: the small-model rate
+    assert ("Learning rate", "0.001 (automatic for this model's size)") in report.summary_rows()
 
 
 def test_max_steps_caps_steps_and_tokens(dataset):

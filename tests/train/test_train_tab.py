@@ -80,14 +80,24 @@ def test_max_steps_zero_means_use_epochs_and_hidden_fields_are_kept(dataset_dir)
     assert config.max_steps is None and config.gradient_checkpointing is True and config.torch_threads == 1
 
 
+def test_learning_rate_zero_or_cleared_means_automatic(dataset_dir, tiny_model_dir):
+    for cleared in (0, None):
+        values = form(RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir)))
+        values[train_tab.FORM_FIELDS.index("learning_rate")] = cleared
+        config = train_tab.config_from_form(values)
+        assert config.learning_rate is None and not config.validate()
+    assert form(RunConfig(dataset=str(dataset_dir)))[train_tab.FORM_FIELDS.index("learning_rate")] == 0
+
+
 def test_validator_marks_exactly_the_invalid_fields(dataset_dir):
     values = form(RunConfig(dataset=str(dataset_dir)))
     values[train_tab.FORM_FIELDS.index("lora_r")] = 0
-    values[train_tab.FORM_FIELDS.index("learning_rate")] = None  # a cleared number box
+    values[train_tab.FORM_FIELDS.index("learning_rate")] = -0.5
+    values[train_tab.FORM_FIELDS.index("epochs")] = None  # a cleared number box
     checks = train_tab.validate_form(*values, {}, "browser", {})
     assert len(checks) == len(train_tab.FORM_FIELDS) + 3
     invalid = {train_tab.FORM_FIELDS[i]: c["message"] for i, c in enumerate(checks[: len(train_tab.FORM_FIELDS)]) if not c["is_valid"]}
-    assert set(invalid) == {"lora_r", "learning_rate"}
+    assert set(invalid) == {"lora_r", "learning_rate", "epochs"}
     assert "between 1 and 1024" in invalid["lora_r"]
     assert all(c["is_valid"] for c in checks[len(train_tab.FORM_FIELDS):])
 
