@@ -12,12 +12,13 @@ from studio.decide import checklist
 from studio.decide import estimate as est
 from studio.decide import technique as tech
 from studio.errors import StudioError
+from studio.train.config import RunConfig
 
 CUSTOM_MODEL = "Custom size"
 AUTO = "auto"
 DEFAULT_PRICE_PER_1K = 0.0025  # USD per 1k input tokens: $2.50 per million, a common hosted-model price
 DEFAULT_TOKENS = 200_000.0
-DEFAULT_EPOCHS = 3.0
+DEFAULT_EPOCHS = float(RunConfig.epochs)  # the Train tab's default, so "keep these settings" changes nothing
 
 
 @dataclass
@@ -30,9 +31,9 @@ class PlanInputs:
     priority: str = "balanced"
     hardware: str = "t4"
     gpus: int = 1
-    batch_size: int = 4
+    batch_size: int = RunConfig.batch_size  # the Train tab's defaults, so "keep these settings" changes nothing
     max_length: int = 1024
-    lora_r: int = est.DEFAULT_LORA_R
+    lora_r: int = RunConfig.lora_r
     price_per_1k: float = DEFAULT_PRICE_PER_1K
     hosting_diff: float = 0.0  # extra USD per month to host the tuned model
     other_one_time: float = 0.0  # data preparation, evaluation (USD)

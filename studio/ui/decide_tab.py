@@ -289,8 +289,8 @@ def build(shared: Shared) -> None:
             max_length = gr.Number(value=1024, minimum=16, precision=0, label="Max length", elem_id="decide-max-length",
                                    info="Typed; a loaded dataset suggests its own.")
             epochs = gr.Number(value=plan_mod.DEFAULT_EPOCHS, minimum=0.1, label="Epochs", elem_id="decide-epochs")
-            batch_size = gr.Number(value=4, minimum=1, precision=0, label="Batch size", elem_id="decide-batch-size")
-            lora_r = gr.Number(value=est.DEFAULT_LORA_R, minimum=1, precision=0, label="LoRA rank",
+            batch_size = gr.Number(value=plan_mod.PlanInputs.batch_size, minimum=1, precision=0, label="Batch size", elem_id="decide-batch-size")
+            lora_r = gr.Number(value=plan_mod.PlanInputs.lora_r, minimum=1, precision=0, label="LoRA rank",
                                elem_id="decide-lora-r")
     with gr.Row(equal_height=False):
         with gr.Column():

@@ -37,7 +37,8 @@ def test_typed_numbers_without_a_dataset_or_when_switched_off():
 def test_estimate_is_the_advisors_pick_and_matches_the_estimator():
     p = make()
     assert p.technique == p.advice.technique == "lora"
-    direct = est.estimate(p.params, 18_000, 3, "lora", hardware="t4", batch_size=4, max_length=256, arch=p.arch)
+    direct = est.estimate(p.params, 18_000, plan.DEFAULT_EPOCHS, "lora", hardware="t4", batch_size=8, max_length=256,
+                          lora_r=8, arch=p.arch)
     assert p.estimate.flops == pytest.approx(direct.flops) and p.estimate.cost_usd == pytest.approx(direct.cost_usd)
     assert len(p.comparison) == len(est.HARDWARE)
 
@@ -45,8 +46,8 @@ def test_estimate_is_the_advisors_pick_and_matches_the_estimator():
 def test_train_prefill_contract():
     prefill = make().train_prefill("/data/studio/datasets/abc")
     assert prefill["model"] == "bundled:SmolLM2-135M-Instruct"
-    assert prefill["technique"] == "lora" and prefill["epochs"] == 3 and isinstance(prefill["epochs"], int)
-    assert prefill["max_length"] == 256 and prefill["lora_r"] == 16 and prefill["lora_alpha"] == 32
+    assert prefill["technique"] == "lora" and prefill["epochs"] == 2 and isinstance(prefill["epochs"], int)
+    assert prefill["max_length"] == 256 and prefill["lora_r"] == 8 and prefill["lora_alpha"] == 16
     assert prefill["dataset"] == "/data/studio/datasets/abc"
     qwen = make(plan.PlanInputs(model="Qwen2.5-7B", technique="qlora", include_this_machine=False)).train_prefill()
     assert qwen["model"] == "Qwen/Qwen2.5-7B-Instruct" and qwen["load_in_4bit"] is True
