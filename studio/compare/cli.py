@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     def progress(done, total, text):
         if done < total:
-            say(f"[{done + 1}/{total}] {prompts[done]['prompt'][:70]}")
+            say(text)
 
     result = evaluate.evaluate(session, prompts, source=source,
                                settings=engine.Settings(max_new_tokens=args.max_new_tokens), progress=progress)

@@ -275,6 +275,60 @@ class Engine:
         for column in columns:
             column.cache = None  # free the KV caches
 
+    def generate_batch(self, adapter: str | None, conversations: list[list[dict]], settings: Settings) -> list[str]:
+        """Answers for several conversations at once: one forward pass per token for the whole batch.
+
+        On a CPU a small model's step costs mostly per-call overhead, so a batch of 8 takes about as long
+        as one answer. Prompts are left-padded and the padding masked out, and each row has its own
+        seeded generator, so the tokens are those stream() picks for the same prompt and settings.
+        """
+        import torch
+
+        apply_thread_policy()
+        prompts = [self.prompt_ids(messages, settings.system_prompt) for messages in conversations]
+        if not prompts:
+            return []
+        longest = max(len(ids) for ids in prompts)
+        if longest + settings.max_new_tokens > self.max_positions:
+            raise StudioError(f"A prompt is too long for this model ({longest} tokens of {self.max_positions}).",
+                              "Use shorter prompts, or lower 'max new tokens'.")
+        pad = self.tokenizer.pad_token_id
+        pad = int(pad) if pad is not None else min(self.stop_ids, default=0)
+        count = len(prompts)
+        input_ids = torch.tensor([[pad] * (longest - len(ids)) + ids for ids in prompts])
+        mask = torch.tensor([[0] * (longest - len(ids)) + [1] * len(ids) for ids in prompts])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        generators = [torch.Generator().manual_seed(int(settings.seed)) for _ in prompts]
+        generated: list[list[int]] = [[] for _ in prompts]
+        done = [False] * count
+        cache = None
+        try:
+            with torch.inference_mode(), self.using(adapter) as model:
+                for _ in range(settings.max_new_tokens):
+                    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                                past_key_values=cache, use_cache=True)
+                    cache = out.past_key_values
+                    next_tokens = []
+                    for row in range(count):
+                        token = pad
+                        if not done[row]:
+                            token = pick_token(out.logits[row, -1], settings, generators[row])
+                            if token in self.stop_ids:
+                                done[row] = True
+                            else:
+                                generated[row].append(token)
+                        next_tokens.append(token)
+                    if all(done):
+                        break
+                    input_ids = torch.tensor([[token] for token in next_tokens])
+                    mask = torch.cat([mask, torch.ones((count, 1), dtype=mask.dtype)], dim=1)
+                    positions = positions[:, -1:] + 1
+        except StudioError:
+            raise
+        except (RuntimeError, MemoryError) as error:
+            raise explain_generation_error(error) from error
+        return [self._decode(ids) for ids in generated]
+
     def generate(self, adapter: str | None, messages: list[dict], settings: Settings) -> str:
         result = None
         for result in self.stream([("answer", adapter, messages)], settings):

@@ -16,6 +16,7 @@ from studio.compare.engine import BASE, Settings, perplexity
 from studio.errors import StudioError
 
 DEFAULT_N = 20
+EVAL_BATCH = 16  # prompts generated together (a small model on a CPU: about the cost of one)
 EVAL_FILE = "eval.json"
 
 
@@ -37,16 +38,26 @@ def evaluate(session, prompts: list[dict], source: str = "", settings: Settings 
     engine, tuned = session.engine, session.tuned
     rows = []
     began = time.time()
-    for index, item in enumerate(prompts):
+    answers: dict[int, tuple[str, str]] = {}
+    for start in range(0, len(prompts), EVAL_BATCH):  # batches: far faster than one answer at a time
         if should_stop is not None and should_stop():
             break
+        batch = prompts[start:start + EVAL_BATCH]
+        conversations = [item["messages"] for item in batch]
         if progress is not None:
-            progress(index, len(prompts), f"Prompt {index + 1} of {len(prompts)}")
-        columns = None
-        for columns in engine.stream([("base", BASE, item["messages"]), ("tuned", tuned, item["messages"])], settings):
-            pass
+            progress(start, len(prompts), f"Prompts {start + 1}–{start + len(batch)} of {len(prompts)}: base model")
+        base_answers = engine.generate_batch(BASE, conversations, settings)
+        if progress is not None:
+            progress(start, len(prompts),
+                     f"Prompts {start + 1}–{start + len(batch)} of {len(prompts)}: tuned model")
+        tuned_answers = engine.generate_batch(tuned, conversations, settings)
+        for offset, pair in enumerate(zip(base_answers, tuned_answers)):
+            answers[start + offset] = pair
+    for index, item in enumerate(prompts):
+        if index not in answers:
+            break
         row = {"prompt": item["prompt"], "messages": item["messages"], "reference": item.get("reference"),
-               "base": columns[0].text, "tuned": columns[1].text}
+               "base": answers[index][0], "tuned": answers[index][1]}
         if item.get("reference"):
             row["base_loss"] = engine.reference_loss(BASE, item["messages"], item["reference"], settings.system_prompt)
             row["tuned_loss"] = engine.reference_loss(tuned, item["messages"], item["reference"], settings.system_prompt)

@@ -50,6 +50,18 @@ def test_columns_stream_interleaved(tiny_run_dir):
     assert all(c.tokens_per_s > 0 for c in columns if c.generated)
 
 
+def test_batched_answers_are_the_streamed_ones(tiny_run_dir):
+    """Evaluation generates prompts of different lengths together; padding must not change a token."""
+    session = engine.open_session(str(tiny_run_dir))
+    conversations = [[{"role": "user", "content": text}] for text in
+                     ("What is 2 + 2?", "Tell me about the sea, matey, and the treasure buried deep.", "Hi")]
+    for settings in (engine.Settings(max_new_tokens=12), engine.Settings(max_new_tokens=12, temperature=0.9, seed=3)):
+        for adapter in (engine.BASE, session.tuned):
+            one_by_one = [session.engine.generate(adapter, messages, settings) for messages in conversations]
+            assert session.engine.generate_batch(adapter, conversations, settings) == one_by_one
+    assert session.engine.generate_batch(session.tuned, [], engine.Settings()) == []
+
+
 def test_stop_ends_all_columns(tiny_run_dir):
     session = engine.open_session(str(tiny_run_dir))
     calls = {"n": 0}
