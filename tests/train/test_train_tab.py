@@ -1,6 +1,7 @@
 """Train tab handlers, called directly: form ↔ RunConfig, preflight, start rules, live view, ownership, history, export."""
 
 import json
+import types
 import os
 import subprocess
 import sys
@@ -118,7 +119,8 @@ def test_shared_dataset_from_the_data_tab_is_selected(dataset_dir):
     assert all(_is_skip(v) for v in train_tab.pick_shared_dataset(None))
 
 
-def test_prefill_from_decide(dataset_dir):
+def test_prefill_from_decide(dataset_dir, monkeypatch):
+    monkeypatch.setattr(train_tab, "_hardware", lambda: types.SimpleNamespace(kind="cpu", gpus=[]))
     prefill = {"model": "bundled:SmolLM2-135M-Instruct", "technique": "dora", "epochs": 4, "max_length": 256,
                "lora_r": 16, "gradient_checkpointing": False, "dataset": str(dataset_dir), "load_in_4bit": False}
     *updates, hidden, note = train_tab.apply_prefill(prefill, {})
@@ -127,8 +129,17 @@ def test_prefill_from_decide(dataset_dir):
     assert by_field["use_dora"]["value"] is True and by_field["lora_r"]["value"] == 16
     assert by_field["dataset"]["value"] == str(dataset_dir)
     assert _is_skip(by_field["qlora_4bit"])  # QLoRA only where CUDA + bitsandbytes exist
-    assert hidden == {"gradient_checkpointing": False}
+    assert hidden == {}  # on a CPU the worker decides (checkpointing only costs time there)
     assert "Decide" in note and "dora" in note
+
+
+def test_prefill_checkpointing_applies_only_on_a_gpu(monkeypatch):
+    prefill = {"epochs": 2, "gradient_checkpointing": True}
+    monkeypatch.setattr(train_tab, "_hardware", lambda: types.SimpleNamespace(kind="cpu", gpus=[]))
+    assert train_tab.apply_prefill(prefill, {})[-2] == {}
+    gpu = types.SimpleNamespace(kind="cuda", gpus=[types.SimpleNamespace(name="T4", memory_gb=16)])
+    monkeypatch.setattr(train_tab, "_hardware", lambda: gpu)
+    assert train_tab.apply_prefill(prefill, {})[-2] == {"gradient_checkpointing": True}
 
 
 def test_prefill_asking_for_qlora_on_cpu_leaves_it_off():
