@@ -321,9 +321,9 @@ def on_load(browser_id: str | None, view: dict | None):
 
 def _advance(view: dict) -> tuple[dict, Any, bool, bool, bool]:
     """Read what changed in the viewed run's folder since the last tick."""
-    from studio.train import store
+    from studio.train import store, supervisor
 
-    record = store.get_run(view["run_id"])
+    record = supervisor.reconcile_one(store.get_run(view["run_id"]))  # a worker that died shows as interrupted
     status_key = _file_key(record.dir / "status.json")
     events, offset = store.read_events(record.dir, view["offset"])
     if offset < view["offset"]:  # the events file was replaced: start over
