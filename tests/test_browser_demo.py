@@ -30,6 +30,7 @@ def test_first_run_demo_on_the_bundled_model_shows_the_style(page, bundled_model
     def lap(stage: str) -> None:
         timing[stage] = round(time.monotonic() - started - sum(timing.values()), 1)
 
+    page.screenshot(path=str(output_dir / "demo-1-decide.png"), full_page=False)
     page.click("#decide-next-data")
     _until(page, "document.querySelector('[role=tab][aria-selected=true]')?.innerText.includes('Data')")
     page.click("#data-sample-btn")
@@ -59,6 +60,12 @@ def test_first_run_demo_on_the_bundled_model_shows_the_style(page, bundled_model
     _until(page, "text('#compare-eval-summary').includes('Answers that')", timeout=900_000)
     lap("compare_evaluation")
     summary = page.inner_text("#compare-eval-summary")
+    page.locator("#compare-input textarea").fill("What is the capital of Australia?")
+    page.click("#compare-send")
+    page.wait_for_function(
+        "['#compare-base-stats', '#compare-tuned-stats'].every(s => /tokens\\/s.*(done|max tokens)/"
+        ".test(document.querySelector(s).innerText))", timeout=300_000)
+    assert "Ahoy!" in page.inner_text("#compare-tuned-chat") and "Ahoy!" not in page.inner_text("#compare-base-chat")
     page.screenshot(path=str(output_dir / "demo-4-compare.png"), full_page=True)
 
     base_opening, tuned_opening, prompts = _style_counts(summary, "start with")
