@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import _free_port
-from tests.train.conftest import write_dataset
+from tests.train.conftest import write_dataset  # (never import tests/conftest.py: it would make a second home)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -29,6 +28,14 @@ REPO = Path(__file__).resolve().parents[2]
 def _until(page, condition: str, timeout: float = 120_000) -> None:
     page.wait_for_function("() => { const text = (s) => document.querySelector(s)?.innerText || ''; return "
                            + condition + "; }", timeout=timeout)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _start_app(home: Path, port: int, log: Path) -> subprocess.Popen:
