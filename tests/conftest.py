@@ -99,13 +99,30 @@ def browser():
         instance.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.call_failed = report.failed
+    return report
+
+
 @pytest.fixture
-def page(browser, app_url):
-    """A fresh browser context (its own Gradio session) on the studio's start page."""
+def page(request, browser, app_url, output_dir):
+    """A fresh browser context (its own Gradio session) on the studio's start page. When the test fails,
+    what the page showed is saved (FAILED-<test>.png/.txt in test-output) and printed, for CI logs."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(60_000)
     page.goto(app_url)
     page.wait_for_selector("#studio-tabs")
     yield page
+    if getattr(request.node, "call_failed", False):
+        try:
+            page.screenshot(path=str(output_dir / f"FAILED-{request.node.name}.png"), full_page=True)
+            text = page.inner_text("body")
+            (output_dir / f"FAILED-{request.node.name}.txt").write_text(text)
+            print(f"\n--- what the page showed when {request.node.name} failed ---\n{text[-6000:]}")
+        except Exception as error:  # noqa: BLE001 - a diagnostic must not hide the failure
+            print(f"(could not capture the page: {error})")
     context.close()

@@ -100,7 +100,8 @@ def test_first_run_path_reload_and_second_browser(browser, app_url, page, tiny_m
     assert base.strip() and tuned.strip() and base != tuned
     page.locator("#compare-eval-n input").fill("5")
     page.click("#compare-eval-run")
-    _until(page, "text('#compare-eval-summary').includes('tuned')", timeout=300_000)
+    # (not just 'tuned': the progress overlay inside the summary says "tuned model" while it runs)
+    _until(page, "text('#compare-eval-summary').includes('held-out prompts the tuned model')", timeout=300_000)
     summary = page.inner_text("#compare-eval-summary")
     # The tiny random model learns too little in two minutes to pick up "Ahoy!" (the bundled model
     # does: test_browser_demo.py); what it must show is that the adapter fits held-out answers better.

@@ -199,7 +199,8 @@ def test_start_is_refused_on_errors_and_needs_anyway_for_warnings(dataset_dir, t
 def test_on_load_gives_a_browser_id_and_reattaches_to_the_running_job(sleeper_run):
     browser_id, view = train_tab.on_load(None, None)
     assert browser_id.startswith("browser-") and len(browser_id) > 12
-    assert view["run_id"] == sleeper_run.run_id
+    assert view["run_id"] == sleeper_run.run_id, [(r.run_id, r.name, r.state, r.status.get("created_at"))
+                                                  for r in store.list_runs()[:4]]
     same_id, _ = train_tab.on_load(browser_id, None)
     assert same_id == browser_id
 
