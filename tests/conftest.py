@@ -113,11 +113,15 @@ def page(request, browser, app_url, output_dir):
     what the page showed is saved (FAILED-<test>.png/.txt in test-output) and printed, for CI logs."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
+    console = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    page.on("pageerror", lambda error: console.append(f"page error: {error}"))
     page.set_default_timeout(60_000)
     page.goto(app_url)
     page.wait_for_selector("#studio-tabs")
     yield page
     if getattr(request.node, "call_failed", False):
+        print("\n--- browser console ---\n" + "\n".join(console[-40:]))
         try:
             page.screenshot(path=str(output_dir / f"FAILED-{request.node.name}.png"), full_page=True)
             text = page.inner_text("body")

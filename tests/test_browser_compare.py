@@ -25,7 +25,7 @@ def browser_run(tiny_model_dir):
     existing = paths.runs_dir() / RUN_ID
     if existing.is_dir():
         return existing
-    return factory.make_run_folder(paths.runs_dir(), RUN_ID, tiny_model_dir, dataset, steps=200, lr=1e-2, seed=0)
+    return factory.make_run_folder(paths.runs_dir(), RUN_ID, tiny_model_dir, dataset, steps=200, lr=5e-3, seed=0)
 
 
 def _done(page, selector):

@@ -38,7 +38,7 @@ def test_first_run_demo_on_the_bundled_model_shows_the_style(page, bundled_model
     assert "Ready" in page.inner_text("#data-verdict"), page.inner_text("#data-verdict")
     page.click("#data-fix-btn")
     _until(page, "text('#data-fix-result').includes('Saved')", timeout=180_000)
-    page.screenshot(path=str(output_dir / "demo-2-data.png"), full_page=False)
+    page.screenshot(path=str(output_dir / "demo-2-data.png"), full_page=True)
     page.click("#data-next-btn")
     _until(page, "text('#train-dataset-info').toLowerCase().includes('rows')")
     lap("decide_and_data")
@@ -49,12 +49,15 @@ def test_first_run_demo_on_the_bundled_model_shows_the_style(page, bundled_model
     if page.locator("#train-start-anyway").is_visible():
         page.click("#train-start-anyway")
     _until(page, "text('#train-start-message').includes('Started')")
+    # The live view switches to the new run on its next tick; until then it shows the newest earlier run.
+    _until(page, "text('#train-run-header').includes('first demo')")
     _until(page, "/completed/.test(text('#train-progress'))", timeout=1_200_000)
     _until(page, "text('#train-loss-plot').includes('train loss')")
     page.screenshot(path=str(output_dir / "demo-3-train.png"), full_page=True)
     lap("train")
 
     page.click("#train-open-compare")
+    _until(page, "document.querySelector('[role=tab][aria-selected=true]')?.innerText.includes('Compare')")
     _until(page, "text('#compare-status').includes('Loaded')", timeout=300_000)
     page.click("#compare-eval-run")
     _until(page, "text('#compare-eval-summary').includes('Answers that')", timeout=900_000)

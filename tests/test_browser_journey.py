@@ -58,6 +58,7 @@ def test_first_run_path_reload_and_second_browser(browser, app_url, page, tiny_m
     if page.locator("#train-start-anyway").is_visible():
         page.click("#train-start-anyway")
     _until(page, "text('#train-start-message').includes('Started')")
+    _until(page, "text('#train-run-header').includes('journey run')")
     _until(page, "/running|completed/.test(text('#train-progress'))", timeout=180_000)
 
     # A second browser is another session: it sees the run as busy and cannot stop it.

@@ -209,8 +209,17 @@ def list_runs() -> list[RunRecord]:
             record = load_record(folder)
             if record is not None:
                 records.append(record)
-    records.sort(key=lambda r: r.status.get("created_at") or "", reverse=True)
+    records.sort(key=_creation_order, reverse=True)
     return records
+
+
+def _creation_order(record: RunRecord) -> tuple[str, int]:
+    """created_at has whole seconds; the config file's write time orders runs created within one second."""
+    try:
+        written = (record.dir / "config.json").stat().st_mtime_ns
+    except OSError:
+        written = 0
+    return record.status.get("created_at") or "", written
 
 
 def delete_run(run_id: str) -> None:

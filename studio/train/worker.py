@@ -328,7 +328,7 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
 
     import torch
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, set_seed
     from trl import SFTConfig, SFTTrainer
 
     from studio.models.loading import explain_load_error
@@ -419,6 +419,9 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     )
     peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                              target_modules=target_modules, use_dora=config.use_dora, task_type="CAUSAL_LM")
+    # The adapter's initial weights come from the global RNG before the Trainer seeds it: seed first, so
+    # the same config gives the same run.
+    set_seed(config.seed)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                          processing_class=tokenizer, peft_config=peft_config)
     trainer.remove_callback(PrinterCallback)

@@ -48,7 +48,11 @@ def train_tiny_adapter(model_dir: Path, rows: list[dict], out_dir: Path, steps: 
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
+    from transformers import set_seed
+
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    set_seed(seed)  # the LoRA weights are drawn before the Trainer seeds: same adapter whatever ran before
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     args = SFTConfig(
@@ -58,11 +62,21 @@ def train_tiny_adapter(model_dir: Path, rows: list[dict], out_dir: Path, steps: 
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                          peft_config=LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"))
-    trainer.train()
+    try:
+        trainer.train()
+    finally:
+        torch.set_num_threads(threads)  # this process also serves the app under test
     adapter = out_dir / "adapter"
     trainer.save_model(str(adapter))
     tokenizer.save_pretrained(str(adapter))
     return adapter, trainer.state.log_history
+
+
+def _iso(seconds: float) -> str:
+    """Timestamps as the worker writes them (store.now_iso)."""
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
 
 
 def make_run_folder(runs_root: Path, run_id: str, model_dir: Path, dataset_dir: Path, steps: int, lr: float, seed: int) -> Path:
@@ -82,8 +96,8 @@ def make_run_folder(runs_root: Path, run_id: str, model_dir: Path, dataset_dir: 
                            "loss": entry["loss"], "learning_rate": entry.get("learning_rate"), "time": ended})
     events.append({"type": "status", "status": "completed", "step": steps, "total": steps, "time": ended})
     write_jsonl(run_dir / "events.jsonl", events)
-    status = {"status": "completed", "pid": None, "step": steps, "total_steps": steps, "started_at": started,
-              "ended_at": ended, "error": None, "best_eval_loss": None, "best_checkpoint": None, "owner": None}
+    status = {"status": "completed", "pid": None, "step": steps, "total_steps": steps, "started_at": _iso(started),
+              "ended_at": _iso(ended), "error": None, "best_eval_loss": None, "best_checkpoint": None, "owner": None}
     (run_dir / "status.json").write_text(json.dumps(status), encoding="utf-8")
     return run_dir
 
@@ -107,7 +121,7 @@ def tiny_run_dir(tiny_model_dir, style_dataset_dir) -> Path:
     """A completed run in paths.runs_dir() with a strongly trained adapter."""
     from studio import paths
 
-    return make_run_folder(paths.runs_dir(), "tiny-pirate", tiny_model_dir, style_dataset_dir, steps=200, lr=1e-2, seed=0)
+    return make_run_folder(paths.runs_dir(), "tiny-pirate", tiny_model_dir, style_dataset_dir, steps=200, lr=5e-3, seed=0)
 
 
 @pytest.fixture(scope="session")

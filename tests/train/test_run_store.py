@@ -90,6 +90,19 @@ def test_list_runs_newest_first_and_skips_junk_folders():
     assert "not-a-run" not in ids and ".deleting-x" not in ids
 
 
+def test_runs_created_within_one_second_list_in_creation_order():
+    import os
+
+    first, second = make_run(name="first this second"), make_run(name="second this second")
+    same_second = "2001-01-01T00:00:00+00:00"
+    for record in (first, second):
+        store.update_status(record.dir, created_at=same_second)
+    written = (first.dir / "config.json").stat().st_mtime_ns
+    os.utime(second.dir / "config.json", ns=(written + 1_000, written + 1_000))
+    ids = [r.run_id for r in store.list_runs() if r.status.get("created_at") == same_second]
+    assert ids == [second.run_id, first.run_id]
+
+
 def test_delete_run_removes_the_folder():
     record = make_run()
     store.delete_run(record.run_id)
