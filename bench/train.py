@@ -134,6 +134,7 @@ def plain_trl(config, measure_from_step: int = 0) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
+    from studio.train.config import suggested_learning_rate
     from studio.train.templates import choose_template
     from studio.train.worker import read_messages
 
@@ -144,12 +145,13 @@ def plain_trl(config, measure_from_step: int = 0) -> dict:
     if choice.template:
         tokenizer.chat_template = choice.template
     model = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.float32)
+    learning_rate = config.learning_rate or suggested_learning_rate(model.num_parameters())  # as the worker does
     extra = {}
     if config.group_by_length and not config.packing:
         extra["train_sampling_strategy"] = "group_by_length"
     with tempfile.TemporaryDirectory() as out:
         args = SFTConfig(output_dir=out, max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
-                         gradient_accumulation_steps=config.grad_accum, learning_rate=config.learning_rate,
+                         gradient_accumulation_steps=config.grad_accum, learning_rate=learning_rate,
                          lr_scheduler_type=config.scheduler, warmup_steps=config.warmup, seed=config.seed,
                          logging_steps=1, save_strategy="no", eval_strategy="no", max_length=config.max_length,
                          packing=config.packing, assistant_only_loss=choice.enabled, bf16=False,

@@ -284,6 +284,7 @@ HARDWARE = (
     Hardware("h100", "NVIDIA H100 (80 GB)", 80, 989, 0.40, 4.50),
 )
 THIS_MACHINE = "this-machine"
+MATMUL_BURST_S = 0.1
 
 
 @functools.lru_cache(maxsize=1)
@@ -301,14 +302,17 @@ def measure_this_machine(seconds: float = 0.6) -> Hardware:
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
     a @ b  # warm-up
-    runs, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        a @ b
-        runs += 1
-    if on_cuda:
-        torch.cuda.synchronize()
-    elapsed = time.perf_counter() - started
-    tflops = 2 * size**3 * runs / elapsed / 1e12
+    tflops, deadline = 0.0, time.perf_counter() + seconds
+    while True:  # the best of short bursts: other work on the machine only ever slows a burst down
+        runs, started = 0, time.perf_counter()
+        while time.perf_counter() - started < MATMUL_BURST_S:
+            a @ b
+            runs += 1
+        if on_cuda:
+            torch.cuda.synchronize()
+        tflops = max(tflops, 2 * size**3 * runs / (time.perf_counter() - started) / 1e12)
+        if time.perf_counter() >= deadline:
+            break
     if on_cuda:
         gpu = found.gpus[0]
         label, memory, note = f"This machine: {gpu.name} (measured)", gpu.memory_gb, "bf16 matmul measured"

@@ -32,7 +32,10 @@ from studio import paths
 from studio.errors import StudioError
 from studio.train.config import suggested_learning_rate
 
-CPU_EFFICIENCY = 0.31  # measured fraction of the fp32 matmul peak (STACK-NOTES baseline)
+# Fraction of the fp32 torch matmul peak a LoRA run reaches on a CPU, counting the padded tokens it processes.
+# bench/train.py bundled: 145 real tokens/s (~195 with padding) × 0.538 GFLOP/token vs a 205 GFLOP/s peak ≈ 0.5;
+# a little less here, as the app and the browser share the cores.
+CPU_EFFICIENCY = 0.45
 GPU_EFFICIENCY = 0.25
 FLOPS_PER_PARAM_TOKEN = 4  # LoRA: forward 2N + backward through frozen weights 2N (no weight gradients)
 CPU_GFLOPS_PER_CORE_FALLBACK = 63.5  # 127 GFLOP/s on 2 cores, this project's build machine
@@ -311,32 +314,16 @@ def model_shape(ref: str) -> ModelShape:
 # ---------------------------------------------------------------- throughput
 
 
-_cpu_gflops_cache: float | None = None
-
-
-def measure_cpu_gflops(seconds: float = 0.4) -> float:
-    """fp32 matmul speed of this machine (numpy BLAS, all cores), measured once per process."""
-    global _cpu_gflops_cache
-    if _cpu_gflops_cache is not None:
-        return _cpu_gflops_cache
+def measure_cpu_gflops() -> float:
+    """fp32 torch matmul speed of this machine (the Decide tab's measurement, once per process)."""
     try:
-        import numpy as np
+        from studio.decide.estimate import measure_this_machine
 
-        size = 512
-        a = np.random.rand(size, size).astype(np.float32)
-        b = np.random.rand(size, size).astype(np.float32)
-        a @ b  # warm-up
-        runs, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            a @ b
-            runs += 1
-        elapsed = time.perf_counter() - start
-        _cpu_gflops_cache = 2 * size**3 * runs / elapsed / 1e9
+        return measure_this_machine().peak_tflops * 1000
     except Exception:  # noqa: BLE001 - fall back to the reference machine's figure
         from studio.models.hardware import cpu_cores
 
-        _cpu_gflops_cache = CPU_GFLOPS_PER_CORE_FALLBACK * cpu_cores()
-    return _cpu_gflops_cache
+        return CPU_GFLOPS_PER_CORE_FALLBACK * cpu_cores()
 
 
 def gpu_tflops(name: str) -> float | None:
