@@ -335,7 +335,10 @@ def gpu_tflops(name: str) -> float | None:
 
 
 def measured_rate(model: str, runs=None) -> tuple[float, str] | None:
-    """Median tokens/s of earlier runs of this model on this machine, with the run it came from."""
+    """Tokens/s of the newest earlier run of this model on this machine, with the run it came from.
+
+    A finished run's whole training loop (evaluations, checkpoints and warm-up included) is the best
+    predictor of the next run's time; otherwise the median of its per-step rates."""
     if runs is None:
         try:
             from studio.train import store
@@ -346,6 +349,11 @@ def measured_rate(model: str, runs=None) -> tuple[float, str] | None:
     for record in runs:
         if record.config.get("model") != model:
             continue
+        label = record.config.get("name") or record.run_id
+        status = getattr(record, "status", None) or {}
+        tokens, runtime = status.get("train_tokens"), status.get("train_runtime")
+        if all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in (tokens, runtime)):
+            return tokens / runtime, label
         rates = []
         try:
             with open(Path(record.dir) / "events.jsonl", encoding="utf-8") as handle:
@@ -359,7 +367,7 @@ def measured_rate(model: str, runs=None) -> tuple[float, str] | None:
         except OSError:
             continue
         if len(rates) >= 2:
-            return statistics.median(rates[1:]), record.config.get("name") or record.run_id  # first step warms up
+            return statistics.median(rates[1:]), label  # the first step warms up
     return None
 
 

@@ -97,6 +97,25 @@ def test_measured_rate_from_an_earlier_run_wins(dataset, tmp_path):
     assert report.seconds == pytest.approx(report.tokens / 52.0)
 
 
+def test_a_finished_runs_whole_loop_rate_wins_over_its_step_rates(dataset, tmp_path):
+    @dataclass
+    class Record:
+        run_id: str
+        dir: Path
+        config: dict
+        status: dict
+
+    finished = tmp_path / "finished"
+    finished.mkdir()
+    events = [{"type": "log", "step": s, "tokens_per_s": 160.0} for s in range(1, 5)]
+    (finished / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    status = {"status": "completed", "train_tokens": 16_000, "train_runtime": 150.0}  # evaluations included
+    record = Record("run-2", finished, {"model": "bundled:SmolLM2-135M-Instruct", "name": "demo"}, status)
+    report = run(RunConfig(dataset=str(dataset)), runs=[record])
+    assert report.tokens_per_s == pytest.approx(16_000 / 150.0)
+    assert "demo" in report.rate_source
+
+
 def test_gpu_estimate_uses_tensor_peak_and_gpu_memory(dataset):
     a10g = Hardware(kind="cuda", cpu_cores=4, ram_gb=30, gpus=[Gpu("NVIDIA A10G", 24.0)])
     report = run(RunConfig(dataset=str(dataset)), hardware=a10g)
