@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import statistics
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
