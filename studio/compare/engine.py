@@ -303,10 +303,13 @@ class Engine:
         done = [False] * count
         cache = None
         try:
-            with torch.inference_mode(), self.using(adapter) as model:
+            with torch.inference_mode():
                 for _ in range(settings.max_new_tokens):
-                    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                                past_key_values=cache, use_cache=True)
+                    # The lock (and the adapter choice) per token, not per batch: a chat in another
+                    # browser gets its turns while a long evaluation runs.
+                    with self.using(adapter) as model:
+                        out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                                    past_key_values=cache, use_cache=True)
                     cache = out.past_key_values
                     next_tokens = []
                     for row in range(count):

@@ -62,6 +62,34 @@ def test_batched_answers_are_the_streamed_ones(tiny_run_dir):
     assert session.engine.generate_batch(session.tuned, [], engine.Settings()) == []
 
 
+def test_a_long_evaluation_batch_lets_other_work_in_between_tokens(tiny_run_dir, monkeypatch):
+    """A chat in another browser must not wait for a whole evaluation batch: the lock is per token."""
+    import threading
+    import time
+
+    session = engine.open_session(str(tiny_run_dir))
+    shared = session.engine
+    started = threading.Event()
+    original_using = shared.using
+
+    def using(adapter):
+        started.set()
+        return original_using(adapter)
+
+    monkeypatch.setattr(shared, "using", using)
+    batch = threading.Thread(target=shared.generate_batch, args=(engine.BASE, [PROMPT] * 4, engine.Settings(max_new_tokens=60)))
+    batch.start()
+    assert started.wait(30)
+    turns = 0
+    while batch.is_alive():
+        if shared.lock.acquire(timeout=30):
+            turns += 1  # a chat step in another session would run here
+            shared.lock.release()
+            time.sleep(0.002)
+    batch.join()
+    assert turns >= 5
+
+
 def test_stop_ends_all_columns(tiny_run_dir):
     session = engine.open_session(str(tiny_run_dir))
     calls = {"n": 0}
