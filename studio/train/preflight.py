@@ -32,9 +32,9 @@ from studio.errors import StudioError
 from studio.train.config import suggested_learning_rate
 
 # Fraction of the fp32 torch matmul peak a LoRA run reaches on a CPU, counting the padded tokens it processes.
-# bench/train.py bundled: 145 real tokens/s (~195 with padding) × 0.538 GFLOP/token vs a 205 GFLOP/s peak ≈ 0.5;
-# a little less here, as the app and the browser share the cores.
-CPU_EFFICIENCY = 0.45
+# bench/train.py bundled: 186 real tokens/s (~250 with padding) × 0.538 GFLOP/token vs a 204 GFLOP/s peak ≈ 0.65;
+# less in the app, where the browser and the server share the cores.
+CPU_EFFICIENCY = 0.55
 GPU_EFFICIENCY = 0.25
 FLOPS_PER_PARAM_TOKEN = 4  # LoRA: forward 2N + backward through frozen weights 2N (no weight gradients)
 CPU_GFLOPS_PER_CORE_FALLBACK = 63.5  # 127 GFLOP/s on 2 cores, this project's build machine
