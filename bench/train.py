@@ -135,7 +135,6 @@ def plain_trl(config, measure_from_step: int = 0) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from studio.train.config import suggested_learning_rate
     from studio.train.templates import choose_template
     from studio.train.worker import read_messages
 
@@ -146,7 +145,7 @@ def plain_trl(config, measure_from_step: int = 0) -> dict:
     if choice.template:
         tokenizer.chat_template = choice.template
     model = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.float32)
-    learning_rate = config.learning_rate or suggested_learning_rate(model.num_parameters())  # as the worker does
+    learning_rate = config.learning_rate_for(model.num_parameters())  # as the worker does
     extra = {}
     if config.group_by_length and not config.packing:
         extra["train_sampling_strategy"] = "group_by_length"

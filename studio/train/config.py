@@ -114,6 +114,10 @@ class RunConfig:
     def replace(self, **changes) -> "RunConfig":
         return dataclasses.replace(self, **changes)
 
+    def learning_rate_for(self, params: int | float | None) -> float:
+        """The rate a run uses: the one set, else the automatic one for a model of `params` parameters."""
+        return self.learning_rate or suggested_learning_rate(params)
+
     # ---- validation ---------------------------------------------------------------------
     def validate(self) -> dict[str, str]:
         """Field name -> plain-language message, for every invalid field (empty when valid)."""

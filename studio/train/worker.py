@@ -26,7 +26,7 @@ from pathlib import Path
 
 from studio.errors import StudioError
 from studio.train import store
-from studio.train.config import RunConfig, suggested_learning_rate
+from studio.train.config import RunConfig
 
 _state = {"phase": "import", "stop": False}
 
@@ -391,7 +391,7 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     except Exception as error:  # noqa: BLE001
         raise explain_load_error(config.model, error) from error
 
-    learning_rate = config.learning_rate or suggested_learning_rate(model.num_parameters())
+    learning_rate = config.learning_rate_for(model.num_parameters())
     if config.learning_rate is None:
         notes.append(f"learning rate {learning_rate:g}: automatic for a model of "
                      f"{model.num_parameters() / 1e6:,.0f} M parameters")
