@@ -45,10 +45,8 @@ def train_tiny_adapter(model_dir: Path, rows: list[dict], out_dir: Path, steps: 
     import torch
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
     from trl import SFTConfig, SFTTrainer
-
-    from transformers import set_seed
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -72,23 +70,18 @@ def train_tiny_adapter(model_dir: Path, rows: list[dict], out_dir: Path, steps: 
     return adapter, trainer.state.log_history
 
 
-def _iso(seconds: float) -> str:
-    """Timestamps as the worker writes them (store.now_iso)."""
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
-
-
 def make_run_folder(runs_root: Path, run_id: str, model_dir: Path, dataset_dir: Path, steps: int, lr: float, seed: int) -> Path:
     run_dir = runs_root / run_id
+    from studio.train.store import now_iso
+
     run_dir.mkdir(parents=True)
-    started = time.time()
+    started_at = now_iso()
     config = {"run_id": run_id, "name": f"Pirate style {run_id}", "model": str(model_dir), "dataset": str(dataset_dir),
               "max_length": 128, "lora_r": 8, "lora_alpha": 16, "epochs": 1, "learning_rate": lr, "max_steps": steps}
     (run_dir / "config.json").write_text(json.dumps(config), encoding="utf-8")
     rows = [json.loads(line) for line in (dataset_dir / "train.jsonl").read_text().splitlines()]
     _, history = train_tiny_adapter(model_dir, rows, run_dir, steps=steps, lr=lr, seed=seed)
-    ended = time.time()
+    ended, ended_at = time.time(), now_iso()
     events = []
     for entry in history:
         if "loss" in entry:
@@ -96,8 +89,8 @@ def make_run_folder(runs_root: Path, run_id: str, model_dir: Path, dataset_dir: 
                            "loss": entry["loss"], "learning_rate": entry.get("learning_rate"), "time": ended})
     events.append({"type": "status", "status": "completed", "step": steps, "total": steps, "time": ended})
     write_jsonl(run_dir / "events.jsonl", events)
-    status = {"status": "completed", "pid": None, "step": steps, "total_steps": steps, "started_at": _iso(started),
-              "ended_at": _iso(ended), "error": None, "best_eval_loss": None, "best_checkpoint": None, "owner": None}
+    status = {"status": "completed", "pid": None, "step": steps, "total_steps": steps, "started_at": started_at,
+              "ended_at": ended_at, "error": None, "best_eval_loss": None, "best_checkpoint": None, "owner": None}
     (run_dir / "status.json").write_text(json.dumps(status), encoding="utf-8")
     return run_dir
 
