@@ -349,8 +349,7 @@ def measured_rate(model: str, runs=None) -> tuple[float, str] | None:
         if record.config.get("model") != model:
             continue
         label = record.config.get("name") or record.run_id
-        status = getattr(record, "status", None) or {}
-        tokens, runtime = status.get("train_tokens"), status.get("train_runtime")
+        tokens, runtime = record.status.get("train_tokens"), record.status.get("train_runtime")
         if all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in (tokens, runtime)):
             return tokens / runtime, label
         rates = []

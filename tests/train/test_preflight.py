@@ -79,18 +79,21 @@ def test_max_steps_caps_steps_and_tokens(dataset):
     assert report.tokens == 5 * 4 * 100
 
 
-def test_measured_rate_from_an_earlier_run_wins(dataset, tmp_path):
-    @dataclass
-    class Record:
-        run_id: str
-        dir: Path
-        config: dict
+@dataclass
+class Record:
+    """What measured_rate reads of a run (store.RunRecord has these too)."""
+    run_id: str
+    dir: Path
+    config: dict
+    status: dict
 
+
+def test_measured_rate_from_an_earlier_run_wins(dataset, tmp_path):
     earlier = tmp_path / "earlier"
     earlier.mkdir()
     events = [{"type": "log", "step": s, "tokens_per_s": rate} for s, rate in enumerate([10.0, 50.0, 52.0, 54.0], 1)]
     (earlier / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
-    record = Record("run-1", earlier, {"model": "bundled:SmolLM2-135M-Instruct", "name": "first try"})
+    record = Record("run-1", earlier, {"model": "bundled:SmolLM2-135M-Instruct", "name": "first try"}, {"status": "stopped"})
     report = run(RunConfig(dataset=str(dataset)), runs=[record])
     assert report.tokens_per_s == 52.0  # the median without the warm-up step
     assert "first try" in report.rate_source
@@ -98,13 +101,6 @@ def test_measured_rate_from_an_earlier_run_wins(dataset, tmp_path):
 
 
 def test_a_finished_runs_whole_loop_rate_wins_over_its_step_rates(dataset, tmp_path):
-    @dataclass
-    class Record:
-        run_id: str
-        dir: Path
-        config: dict
-        status: dict
-
     finished = tmp_path / "finished"
     finished.mkdir()
     events = [{"type": "log", "step": s, "tokens_per_s": 160.0} for s in range(1, 5)]
