@@ -27,6 +27,7 @@ from pathlib import Path
 from studio.errors import StudioError
 from studio.train import store
 from studio.train.config import RunConfig
+from studio.train.divergence import Divergence, DivergenceWatch
 
 _state = {"phase": "import", "stop": False}
 
@@ -35,10 +36,13 @@ class StopBeforeTraining(BaseException):
     """Raised by the signal handler while nothing worth saving exists yet."""
 
 
-class LossNotFinite(Exception):
-    def __init__(self, step: int):
-        super().__init__(f"the training loss became NaN/infinite at step {step}")
-        self.step = step
+class TrainingDiverged(Exception):
+    """The loss or gradient went NaN/infinite, froze at zero gradient, or exploded (see divergence.py)."""
+
+    def __init__(self, divergence: Divergence):
+        super().__init__(divergence.message)
+        self.divergence = divergence
+        self.step = divergence.step
 
 
 def _on_signal(signum, frame):  # noqa: ARG001
@@ -60,10 +64,8 @@ def explain_failure(error: BaseException, config: RunConfig | None = None) -> tu
     """One-line cause and a hint for a failed run (the traceback goes to log.txt)."""
     if isinstance(error, StudioError):
         return error.message, error.hint or "Details are in the run's log.txt."
-    if isinstance(error, LossNotFinite):
-        rate = f" (it was {config.learning_rate:g})" if config and config.learning_rate else ""
-        return (f"Training stopped: the loss became NaN/infinite at step {error.step}.",
-                f"Lower the learning rate{rate}, e.g. to 1e-4 or 5e-5, and check the data for empty answers.")
+    if isinstance(error, TrainingDiverged):
+        return error.divergence.message, error.divergence.hint(config.learning_rate if config else None)
     text = f"{type(error).__name__}: {error}"
     first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
     if "out of memory" in text.lower() and ("cuda" in text.lower() or type(error).__name__ == "OutOfMemoryError"):
@@ -157,7 +159,7 @@ def make_callback(run_dir: Path, config: RunConfig):
     from transformers import TrainerCallback
 
     class StudioCallback(TrainerCallback):
-        """Writes status/events; turns a stop request or a NaN loss into a clean end of training."""
+        """Writes status/events; turns a stop request or a diverged run into a clean end of training."""
 
         def __init__(self):
             self.main = is_main_process()
@@ -169,7 +171,7 @@ def make_callback(run_dir: Path, config: RunConfig):
             self.last_tokens = None
             self.last_train_seconds = 0.0
             self.last_status_write = 0.0
-            self.bad_loss_step = None
+            self.watch = DivergenceWatch()  # every rank watches, so all stop at the same step
             self.final_loss = None
 
         def _elapsed(self) -> float:
@@ -222,11 +224,9 @@ def make_callback(run_dir: Path, config: RunConfig):
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = dict(logs or {})
             if "loss" in logs:
-                bad = [key for key in ("loss", "grad_norm") if isinstance(logs.get(key), float) and not math.isfinite(logs[key])]
-                if bad:
-                    self.bad_loss_step = state.global_step
+                if self.watch.observe(state.global_step, logs.get("loss"), logs.get("grad_norm")):
                     control.should_training_stop = True
-                    control.should_save = False  # never checkpoint NaN weights
+                    control.should_save = False  # never checkpoint diverged weights
                 else:
                     self.final_loss = logs["loss"]
             if not self.main:
@@ -251,8 +251,8 @@ def make_callback(run_dir: Path, config: RunConfig):
                 event.update(loss=_finite(logs.get("loss")), learning_rate=_finite(logs.get("learning_rate")),
                              grad_norm=_finite(logs.get("grad_norm")), mean_token_accuracy=_finite(logs.get("mean_token_accuracy")),
                              tokens_per_s=_round(tokens_per_s), num_tokens=tokens)
-                if self.bad_loss_step is not None:
-                    event["nonfinite"] = True
+                if self.watch.found:
+                    event["diverged"] = self.watch.found.kind
                 store.append_event(run_dir, event)
                 print(f"[studio] step {event['step']}/{event['total']} loss {logs.get('loss')} lr {logs.get('learning_rate')} "
                       f"tokens/s {event['tokens_per_s']} eta {event['eta']}", flush=True)
@@ -533,8 +533,10 @@ def train(run_dir: Path) -> str:
     _state["phase"] = "train"  # from here on a signal means: stop gracefully at the end of the step
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     state = trainer.state
-    if callback.bad_loss_step is not None:
-        raise LossNotFinite(callback.bad_loss_step)
+    if callback.watch.found:
+        if main:
+            drop_diverged_checkpoints(run_dir, callback.watch.found)
+        raise TrainingDiverged(callback.watch.found)
     # A stop that arrives after the last step changes nothing: the run completed.
     stopped = _state["stop"] and state.global_step < state.max_steps
     if not stopped and trainer.eval_dataset is not None:  # every rank: evaluate is collective under DDP
@@ -563,6 +565,32 @@ def train(run_dir: Path) -> str:
     store.append_event(run_dir, event)
     print(f"[studio] {final} at step {state.global_step}/{state.max_steps}; adapter saved to {adapter_dir}", flush=True)
     return final
+
+
+def drop_diverged_checkpoints(run_dir: Path, divergence: Divergence) -> None:
+    """Delete checkpoints holding the diverged weights, so Resume and export only ever see good ones.
+
+    The loss logged at step N comes from the weights after N-1 updates: a pattern that starts at step
+    N already held in checkpoint-(N-1)."""
+    import shutil
+
+    first_bad = divergence.since_step - 1
+    removed = []
+    for checkpoint in store.checkpoints(run_dir):
+        step = int(checkpoint.name.rsplit("-", 1)[-1])
+        if step >= first_bad:
+            shutil.rmtree(checkpoint, ignore_errors=True)
+            removed.append(checkpoint.name)
+    if not removed:
+        return
+    last = store.last_checkpoint(run_dir)
+    status = store.read_status(run_dir)
+    changes = {"last_checkpoint": f"checkpoints/{last.name}" if last else None,
+               "notes": (status.get("notes") or []) + [f"removed {', '.join(removed)}: saved after the run diverged"]}
+    if str(status.get("best_checkpoint") or "").split("/")[-1] in removed:
+        changes.update(best_checkpoint=None, best_eval_loss=None)
+    store.update_status(run_dir, **changes)
+    print(f"[studio] removed {', '.join(removed)}: saved after the run diverged", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -600,7 +628,11 @@ def main(argv: list[str] | None = None) -> int:
         message, hint = explain_failure(error, config)
         if main_process:
             try:
-                changes = {"step": error.step} if isinstance(error, LossNotFinite) else {}
+                changes = {}
+                if isinstance(error, TrainingDiverged):
+                    found = error.divergence
+                    changes = {"step": found.step, "diverged": {"kind": found.kind, "step": found.step,
+                                                                "since_step": found.since_step}}
                 status = store.update_status(run_dir, status="failed", ended_at=store.now_iso(),
                                              error={"message": message, "hint": hint}, **changes)
                 store.append_event(run_dir, {"type": "status", "status": "failed", "message": message,

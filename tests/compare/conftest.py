@@ -122,4 +122,4 @@ def tiny_run_b_dir(tiny_model_dir, style_dataset_dir) -> Path:
     """A second, lightly trained run on the same base (for the third column)."""
     from studio import paths
 
-    return make_run_folder(paths.runs_dir(), "tiny-pirate-b", tiny_model_dir, style_dataset_dir, steps=40, lr=1e-2, seed=1)
+    return make_run_folder(paths.runs_dir(), "tiny-pirate-b", tiny_model_dir, style_dataset_dir, steps=40, lr=5e-3, seed=1)

@@ -12,6 +12,7 @@ import pytest
 
 from studio.errors import StudioError
 from studio.train import store, supervisor, worker
+from studio.train.divergence import Divergence
 
 WAIT = 300
 
@@ -26,17 +27,29 @@ def wait_for(predicate, timeout: float = WAIT, poll: float = 0.05):
     raise AssertionError("timed out")
 
 
-def test_a_huge_learning_rate_makes_the_loss_nan_and_the_run_fails_with_a_hint(tiny_config):
-    record = supervisor.launch(tiny_config(learning_rate=1e6, max_steps=30, warmup=0), owner="alice")
+def test_an_absurd_learning_rate_ends_failed_however_the_cpu_rounds_it(tiny_config):
+    # Depending on the CPU's arithmetic the run goes NaN, freezes with a zero gradient, or explodes: each
+    # must end failed with a plain message and a learning-rate hint, never "completed" with a dead adapter.
+    record = supervisor.launch(tiny_config(learning_rate=1e6, max_steps=30, warmup=0, save_steps=1), owner="alice")
     record = supervisor.wait(record.run_id, timeout=WAIT)
     assert record.state == "failed", record.status
     error = record.status["error"]
-    assert "NaN" in error["message"] and "\n" not in error["message"]
-    assert "learning rate" in error["hint"].lower()
-    assert record.adapter_dir is None  # NaN weights are never saved as the result
+    assert error["message"].startswith("Training ") and "\n" not in error["message"]
+    assert any(word in error["message"] for word in ("NaN", "zero", "far above")), error["message"]
+    assert "learning rate (it was 1e+06)" in error["hint"]
+    assert record.adapter_dir is None  # diverged weights are never saved as the result
     events = [json.loads(line) for line in (record.dir / "events.jsonl").read_text().splitlines()]
-    assert events[-1]["status"] == "failed" and any(e.get("nonfinite") for e in events)
+    assert events[-1]["status"] == "failed"
+    kinds = {e["diverged"] for e in events if e.get("diverged")}
+    assert len(kinds) == 1 and kinds <= {"nonfinite", "frozen", "exploding"}
     assert record.status["step"] < 30
+    # Every checkpoint left is from before the divergence (each step was saved): none after its first step.
+    diverged = record.status["diverged"]
+    assert diverged["kind"] in kinds and diverged["since_step"] <= diverged["step"] == record.status["step"]
+    kept = [int(path.name.split("-")[1]) for path in store.checkpoints(record.dir)]
+    assert all(step < diverged["since_step"] - 1 for step in kept), (kept, diverged)
+    if kept:  # what is left is a usable, earlier checkpoint
+        assert record.status["last_checkpoint"] == f"checkpoints/checkpoint-{kept[-1]}"
 
 
 def test_sigkill_leaves_an_interrupted_run_whose_checkpoint_resumes_the_step_count(tiny_config, tiny_model_dir):
@@ -100,7 +113,8 @@ def test_bad_dataset_rows_are_named(tmp_path):
      "out of memory (RAM)", "max length"),
     (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "GPU ran out of memory", "batch size"),
     (OSError(errno.ENOSPC, "No space left on device"), "disk is full", "Free some disk space"),
-    (worker.LossNotFinite(7), "step 7", "learning rate"),
+    (worker.TrainingDiverged(Divergence("nonfinite", 7, 7, "Training diverged: the loss became NaN/infinite at step 7.")),
+     "step 7", "learning rate"),
     (StudioError("The model is gone.", "Pick another."), "The model is gone.", "Pick another."),
     (ValueError("first line\nsecond line"), "ValueError: first line", "log.txt"),
 ])
