@@ -8,7 +8,8 @@ different machines; all of them are divergence:
 - non-finite: the loss or the gradient norm is NaN or infinite;
 - frozen: the gradient norm is exactly 0.0 for several logged steps in a row while the loss does not
   move — the weights were blown into a region with no gradient (seen on an Intel Xeon with AMX at a
-  learning rate of 1e6: loss stuck at 6.148 for 29 steps, grad_norm 0.0);
+  learning rate of 1e6: loss stuck at 6.148 for 29 steps, grad_norm 0.0) — or for a longer streak
+  whatever the loss does (a saturated model still scores each batch differently);
 - exploding: the loss stays far above where it started for several logged steps in a row.
 
 The thresholds are deliberately wide so healthy, noisy curves never trigger (see the tests): an exact
@@ -23,7 +24,8 @@ import math
 from dataclasses import dataclass
 
 # Consecutive logged steps a pattern must hold before it counts (one bad batch is not divergence).
-FROZEN_STREAK = 3
+FROZEN_STREAK = 3  # zero gradient and an unchanged loss
+ZERO_GRADIENT_STREAK = 5  # zero gradient, whatever the loss
 EXPLODING_STREAK = 3
 # "Far above the start": at least this many times the first loss and at least this much higher.
 EXPLODING_FACTOR = 2.0
@@ -58,7 +60,8 @@ class DivergenceWatch:
     def __init__(self):
         self.start_loss: float | None = None
         self.found: Divergence | None = None
-        self._frozen: list[tuple[int, float]] = []  # (step, loss) of the current zero-gradient streak
+        self._frozen: list[tuple[int, float]] = []  # (step, loss) of the current zero-gradient, same-loss streak
+        self._zero: list[int] = []  # steps of the current zero-gradient streak
         self._high: list[int] = []  # steps of the current far-above-start streak
 
     def observe(self, step: int, loss, grad_norm=None) -> Divergence | None:
@@ -80,18 +83,22 @@ class DivergenceWatch:
 
     def _frozen_check(self, step: int, loss: float, grad_norm) -> Divergence | None:
         unchanged = self._frozen and abs(loss - self._frozen[-1][1]) <= FROZEN_LOSS_TOLERANCE * max(1.0, abs(loss))
-        if grad_norm == 0.0 and (not self._frozen or unchanged):
-            self._frozen.append((step, loss))
-        elif grad_norm == 0.0:
-            self._frozen = [(step, loss)]
+        if grad_norm == 0.0:
+            self._zero.append(step)
+            self._frozen = self._frozen + [(step, loss)] if (not self._frozen or unchanged) else [(step, loss)]
         else:
-            self._frozen = []
-        if len(self._frozen) < FROZEN_STREAK:
-            return None
-        since = self._frozen[0][0]
-        return Divergence("frozen", step, since,
-                          f"Training collapsed: from step {since} the gradient was exactly zero and the loss stuck "
-                          f"at {loss:.4g}, so the model stopped learning.")
+            self._zero, self._frozen = [], []
+        if len(self._frozen) >= FROZEN_STREAK:
+            since = self._frozen[0][0]
+            return Divergence("frozen", step, since,
+                              f"Training collapsed: from step {since} the gradient was exactly zero and the loss stuck "
+                              f"at {loss:.4g}, so the model stopped learning.")
+        if len(self._zero) >= ZERO_GRADIENT_STREAK:
+            since = self._zero[0]
+            return Divergence("frozen", step, since,
+                              f"Training collapsed: from step {since} the gradient was exactly zero for "
+                              f"{len(self._zero)} logged steps, so the model stopped learning.")
+        return None
 
     def _exploding_check(self, step: int, loss: float) -> Divergence | None:
         start = self.start_loss
