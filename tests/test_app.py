@@ -118,8 +118,11 @@ def test_zero_gpu_space_generates_inside_spaces_gpu(monkeypatch):
     monkeypatch.setattr(gradio.block_function, "spaces", fake_spaces, raising=False)
     from studio.ui import build_app
 
-    handlers = {block_function.fn for block_function in build_app().fns.values()}
+    def inner(fn):  # the authorization guard (studio/ui/guard.py) wraps every handler, the GPU call included
+        return getattr(fn, "__wrapped__", fn)
+
+    handlers = {inner(block_function.fn) for block_function in build_app().fns.values()}
     assert not handlers & set(wrapped)  # off ZeroGPU nothing is wrapped
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    on_gpu = sorted(wrapped[f.fn][0] for f in build_app().fns.values() if f.fn in wrapped)
+    on_gpu = sorted(wrapped[inner(f.fn)][0] for f in build_app().fns.values() if inner(f.fn) in wrapped)
     assert on_gpu == ["chat", "chat", "run_evaluation"]  # send, Enter, Evaluate

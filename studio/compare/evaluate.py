@@ -161,7 +161,12 @@ def save(run: runs.RunInfo, result: dict) -> Path:
 
 
 def load(run: runs.RunInfo) -> dict | None:
-    return runs.read_json(eval_path(run), None)
+    """The viewer's saved evaluation; else (a visitor on someone else's run, e.g. a shared demo) the run
+    owner's, read-only — a new evaluation by the visitor is saved in their own namespace."""
+    own = runs.read_json(eval_path(run), None)
+    if own is None and run.viewer_dir is not None:
+        return runs.read_json(run.owner_compare_dir / EVAL_FILE, None)
+    return own
 
 
 def table_rows(result: dict, width: int = 400) -> list[list]:

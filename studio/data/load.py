@@ -374,8 +374,12 @@ def load_hub(dataset_id: str, split: str = "train", limit: int | None = None) ->
 
         from studio import paths
 
+        from studio.models.loading import hub_token
+
         paths.configure_caches()
-        dataset = load_dataset(dataset_id, split=split)
+        # A visitor's id is downloaded without the server's token (studio.access), so private or gated
+        # datasets stay out of reach.
+        dataset = load_dataset(dataset_id, split=split, token=hub_token())
     except Exception as error:  # noqa: BLE001
         text = f"{type(error).__name__}: {error}".lower()
         if any(marker in text for marker in ("connection", "offline", "resolve", "max retries", "timed out", "name or service")):

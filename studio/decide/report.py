@@ -209,9 +209,11 @@ def decision_record(plan: Plan, now: dt.datetime | None = None) -> str:
     return "\n".join(lines)
 
 
-def save_record(text: str, now: dt.datetime | None = None) -> Path:
+def save_record(text: str, now: dt.datetime | None = None, folder: Path | None = None) -> Path:
+    """Write the record into `folder` (default: the studio's decisions/ folder; the page gives each public-mode
+    visitor their own)."""
     now = now or dt.datetime.now(dt.timezone.utc)
-    path = paths.home() / "decisions" / f"decision-record-{now:%Y%m%d-%H%M%S}.md"
+    path = Path(folder or paths.home() / "decisions") / f"decision-record-{now:%Y%m%d-%H%M%S}.md"
     paths.atomic_write_text(path, text)
     return path
 

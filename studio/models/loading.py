@@ -46,19 +46,31 @@ def explain_load_error(ref: str, error: Exception) -> StudioError:
     return StudioError(f"Could not load {ref}: {error}", "Check the model id or folder; details are in the log.")
 
 
-def load_tokenizer(ref: str, trust_remote_code: bool = False, progress=None):
+def hub_token(token=None):
+    """The `token=` for a Hub download: as given, else decided by who is asking (studio.access): the server's
+    token for an operator, none at all for a visitor."""
+    if token is not None:
+        return token
+    from studio import access
+
+    return access.download_token()
+
+
+def load_tokenizer(ref: str, trust_remote_code: bool = False, progress=None, token=None):
     from transformers import AutoTokenizer
 
     source = catalog.resolve(ref, progress)
     try:
         return AutoTokenizer.from_pretrained(
-            source, trust_remote_code=trust_remote_code, local_files_only=catalog.local_files_only(ref)
+            source, trust_remote_code=trust_remote_code, local_files_only=catalog.local_files_only(ref),
+            token=hub_token(token),
         )
     except Exception as error:  # noqa: BLE001 - every failure becomes a plain message
         raise explain_load_error(ref, error) from error
 
 
-def load_causal_lm(ref: str, trust_remote_code: bool = False, dtype: str = "float32", device: str = "cpu", progress=None):
+def load_causal_lm(ref: str, trust_remote_code: bool = False, dtype: str = "float32", device: str = "cpu", progress=None,
+                   token=None):
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -66,7 +78,7 @@ def load_causal_lm(ref: str, trust_remote_code: bool = False, dtype: str = "floa
     try:
         model = AutoModelForCausalLM.from_pretrained(
             source, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code,
-            local_files_only=catalog.local_files_only(ref),
+            local_files_only=catalog.local_files_only(ref), token=hub_token(token),
         )
     except Exception as error:  # noqa: BLE001
         raise explain_load_error(ref, error) from error

@@ -139,8 +139,12 @@ def _gb(size: int) -> str:
     return f"{size / 1024**3:.2f} GB" if size >= 100 * 1024**2 else f"{size / 1024**2:.0f} MB"
 
 
-def merge(run_dir: Path, progress=None) -> Path:
-    """Base + adapter merged into plain full weights in RUN_DIR/merged/ (PEFT merge_and_unload)."""
+def merge(run_dir: Path, progress=None, token: bool | str | None = None) -> Path:
+    """Base + adapter merged into plain full weights in RUN_DIR/merged/ (PEFT merge_and_unload).
+
+    `token` is handed to the Hub downloads: False (no token) for a visitor's run, None (the server's) for an
+    operator's. A run that asks for remote code merges only as studio.access allows (public mode: operators,
+    with STUDIO_ALLOW_REMOTE_CODE=1)."""
     run_dir = Path(run_dir)
     config = _config(run_dir)
     source = adapter_source(run_dir)
@@ -150,6 +154,10 @@ def merge(run_dir: Path, progress=None) -> Path:
                           "Free some space (delete old runs or merged models) and try again.")
     ref = config.get("model") or ""
     trust = bool(config.get("trust_remote_code", False))
+    if trust:
+        from studio import access
+
+        access.require_remote_code_allowed(access.current())
     if progress:
         progress(0.1, "Loading the base model…")
     from peft import PeftModel
@@ -159,7 +167,7 @@ def merge(run_dir: Path, progress=None) -> Path:
 
     base_source = _base_source(config)
     try:
-        base = AutoModelForCausalLM.from_pretrained(base_source, dtype="auto", trust_remote_code=trust)
+        base = AutoModelForCausalLM.from_pretrained(base_source, dtype="auto", trust_remote_code=trust, token=token)
     except Exception as error:  # noqa: BLE001 - every failure becomes a plain message
         raise explain_load_error(ref, error) from error
     if progress:
@@ -177,7 +185,7 @@ def merge(run_dir: Path, progress=None) -> Path:
     try:
         merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer_source = source.folder if (source.folder / "tokenizer_config.json").is_file() else base_source
-        AutoTokenizer.from_pretrained(str(tokenizer_source), trust_remote_code=trust).save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(str(tokenizer_source), trust_remote_code=trust, token=token).save_pretrained(tmp)
         card = run_dir / "README.md"
         if card.is_file():
             shutil.copyfile(card, tmp / "README.md")

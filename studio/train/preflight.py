@@ -173,7 +173,8 @@ def lint_upload(file_path: str | os.PathLike) -> tuple[list[dict], list[tuple[in
     return records, sorted(problems)
 
 
-def dataset_from_upload(file_path: str | os.PathLike, validation_fraction: float = 0.1, seed: int = 42) -> tuple[Path, str]:
+def dataset_from_upload(file_path: str | os.PathLike, validation_fraction: float = 0.1, seed: int = 42,
+                        owner: str = "") -> tuple[Path, str]:
     """Lint an uploaded chat file; refuse it while it has errors; else save it as a dataset folder.
 
     Returns the folder and a Markdown summary. The uploaded name only ever appears sanitised.
@@ -207,6 +208,7 @@ def dataset_from_upload(file_path: str | os.PathLike, validation_fraction: float
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "counts": {"train": len(train), "validation": len(validation), "rejected": 0},
         "findings_summary": {}, "stats": {}, "origin": "train-tab upload",
+        "owner": owner or _current_owner(),
     }
     try:
         staging.mkdir(parents=True)
@@ -221,6 +223,12 @@ def dataset_from_upload(file_path: str | os.PathLike, validation_fraction: float
     summary = (f"✅ **{name}**: no errors in {len(records)} rows; saved as a dataset with {len(train)} training and "
                f"{len(validation)} validation rows. For token statistics and fixes, use the Data tab.")
     return final, summary
+
+
+def _current_owner() -> str:
+    from studio import access
+
+    return access.current().user_id or access.LOCAL_OWNER
 
 
 # ---------------------------------------------------------------- model size

@@ -1,7 +1,8 @@
 """The run store: one folder per run under paths.runs_dir() (see the run-folder contract).
 
     <run_id>/config.json    RunConfig JSON, written once at creation
-    <run_id>/status.json    atomic; read-modify-write under a lock file (worker and app both update it)
+    <run_id>/status.json    atomic; read-modify-write under a lock file (worker and app both update it);
+                            holds "owner" (never empty), "owner_role", "shared" and the queue fields
     <run_id>/events.jsonl   one JSON object per line, appended by the worker
     <run_id>/log.txt        the worker's stdout/stderr and tracebacks
     <run_id>/checkpoints/checkpoint-N/, adapter/, README.md
@@ -60,6 +61,11 @@ class RunRecord:
         return self.status.get("owner") or ""
 
     @property
+    def shared(self) -> bool:
+        """An operator marked this run as a demo every visitor may see and chat with."""
+        return bool(self.status.get("shared"))
+
+    @property
     def adapter_dir(self) -> Path | None:
         adapter = self.dir / "adapter"
         return adapter if (adapter / "adapter_config.json").is_file() else None
@@ -83,8 +89,15 @@ def run_dir(run_id: str) -> Path:
     return paths.runs_dir() / check_run_id(run_id)
 
 
-def create_run(config: RunConfig, owner: str = "") -> RunRecord:
-    """Create the folder of a new run (status "queued"). Assigns config.run_id; the config must be valid."""
+def create_run(config: RunConfig, owner: str = "", owner_role: str = "operator") -> RunRecord:
+    """Create the folder of a new run (status "queued"). Assigns config.run_id; the config must be valid.
+
+    A run's owner is never empty: without one it belongs to the local user ("local"). owner_role is the role
+    of whoever started it ("operator" or a visitor's): it decides whether the worker may use the server's
+    Hugging Face token."""
+    from studio import access
+
+    owner = str(owner or "").strip() or access.LOCAL_OWNER
     config = config.replace(run_id=paths.new_id(RUN_PREFIX))
     if not config.name:
         config = config.replace(name=f"{_short_model(config.model)} {datetime.now().strftime('%Y-%m-%d %H:%M')}")
@@ -98,7 +111,7 @@ def create_run(config: RunConfig, owner: str = "") -> RunRecord:
     status = {
         "status": "queued", "pid": None, "step": 0, "total_steps": None, "created_at": now_iso(),
         "started_at": None, "ended_at": None, "error": None, "best_eval_loss": None,
-        "best_checkpoint": None, "owner": str(owner or ""), "notes": [],
+        "best_checkpoint": None, "owner": owner, "owner_role": owner_role, "notes": [],
     }
     paths.atomic_write_text(folder / "status.json", json.dumps(status, indent=2) + "\n")
     return RunRecord(config.run_id, folder, config.to_dict(), status)

@@ -344,6 +344,10 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
         raise StudioError(f"The dataset folder {dataset_dir} does not exist.", "Pick a saved dataset in the Data tab.")
     train_rows = read_messages(dataset_dir / "train.jsonl")
     eval_rows = read_messages(dataset_dir / "validation.jsonl", required=False)
+    # The supervisor sets this flag to 0 unless remote code was authorized for this run (studio.access).
+    if config.trust_remote_code and os.environ.get("STUDIO_WORKER_REMOTE_CODE", "1") != "1":
+        raise StudioError("This run asks to run the model's own Python code (trust_remote_code), which is not "
+                          "allowed for it here.", "Pick a model that works without remote code.")
     source = catalog.resolve(config.model)
 
     import torch

@@ -2,6 +2,8 @@
 
 Thin: every decision lives in studio.compare; the handlers here turn its results into components.
 Heavy imports (torch, peft) happen inside studio.compare.engine, only when a run is opened.
+Every handler is wired through ui/guard.py; runs are opened only through studio.compare.runs.load_run, which
+asks studio.access (public mode: the caller's own runs and the shared ones, by id, never a server path).
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import gradio as gr
 
 from studio import access
 from studio.errors import StudioError
-from studio.ui.shared import Shared, message_markdown
+from studio.ui.guard import guarded
+from studio.ui.shared import Shared, download_copy, message_markdown
 
 INTRO = (
     "**What am I looking at?** The same question goes to two models at once: on the left the **base model** "
@@ -57,7 +60,7 @@ def _run_summary(session) -> str:
     text = f"**Loaded:** {run.name} — base model {items.get('Base model')}, data {items.get('Data')}, training time {items.get('Training time')}."
     if session.run_b is not None:
         text += f" **Run B:** {session.run_b.name}."
-    return text
+    return access.redact(text)
 
 
 def _eval_outputs(result):
@@ -162,6 +165,7 @@ def run_evaluation(run, n, prompt_file, system_prompt, max_new_tokens, progress=
 
     try:
         n = evaluate.validate_n(n)
+        prompt_file = access.check_upload_path(prompt_file)
         session = engine.open_session(run)
         prompts, source = evaluate.load_prompts(session.run, prompt_file, n)
         progress(0, desc="Loading…")
@@ -249,19 +253,19 @@ def build_report(run):
     try:
         info = runs.load_run(run)
         html_path, md_path = report.write(info)
-        # Gradio serves downloads only from its own folders: hand it copies with a telling name.
+        # Gradio serves downloads only from its own folders: hand it copies with a telling name (named inside
+        # the run folder: Compare writes nowhere else).
         import shutil
-        import tempfile
-        from pathlib import Path
 
         from studio import paths
 
-        folder = Path(tempfile.mkdtemp(prefix="studio-report-"))
         stem = f"report-{paths.safe_name(info.run_id, 'run')}"
-        html_copy = shutil.copy(html_path, folder / f"{stem}.html")
-        md_copy = shutil.copy(md_path, folder / f"{stem}.md")
-        return (f"Report saved in `{html_path.parent}` — one HTML file that opens offline (e-mail it as is).",
-                gr.update(value=str(html_copy), visible=True), gr.update(value=str(md_copy), visible=True))
+        html_named = shutil.copyfile(html_path, html_path.with_name(f"{stem}.html"))
+        md_named = shutil.copyfile(md_path, md_path.with_name(f"{stem}.md"))
+        return (access.redact(f"Report saved in `{html_path.parent}` — one HTML file that opens offline (e-mail it "
+                              "as is)."),
+                gr.update(value=download_copy(html_named), visible=True),
+                gr.update(value=download_copy(md_named), visible=True))
     except StudioError as error:
         return message_markdown(error), gr.update(visible=False), gr.update(visible=False)
     except OSError as error:
@@ -370,37 +374,44 @@ def build(shared: Shared) -> None:
     chats = [base_chat, tuned_chat, run_b_chat]
     stats = [base_stats, tuned_stats, run_b_stats]
     open_outputs = [status, examples, run_b_column, *chats, eval_headline, eval_plot, eval_table]
-    refresh.click(refresh_runs, inputs=run, outputs=[run, run_b, status], api_visibility="private")
-    open_button.click(open_run, inputs=[run, run_b], outputs=open_outputs, api_visibility="private")
-    run.input(open_run, inputs=[run, run_b], outputs=open_outputs, api_visibility="private")
-    run_b.input(open_run, inputs=[run, run_b], outputs=open_outputs, api_visibility="private")
-    shared.run.change(preselect, inputs=shared.run, outputs=run, api_visibility="private").then(
-        open_run, inputs=[run, run_b], outputs=open_outputs, api_visibility="private")
+    g = guarded  # every handler goes through the guard (studio/ui/guard.py) with its rule
+    private = {"api_visibility": "private"}
+    refresh.click(g(access.LOOK, refresh_runs), inputs=run, outputs=[run, run_b, status], **private)
+    opener = g(access.CHAT, open_run)
+    open_button.click(opener, inputs=[run, run_b], outputs=open_outputs, **private)
+    run.input(opener, inputs=[run, run_b], outputs=open_outputs, **private)
+    run_b.input(opener, inputs=[run, run_b], outputs=open_outputs, **private)
+    shared.run.change(g(access.LOOK, preselect), inputs=shared.run, outputs=run, **private).then(
+        opener, inputs=[run, run_b], outputs=open_outputs, **private)
 
     # On ZeroGPU hardware a GPU is attached only inside @spaces.GPU calls: generation runs in them.
-    chat_on_gpu = access.gpu_call(chat, duration=120)
-    evaluation_on_gpu = access.gpu_call(run_evaluation, duration=300)
+    chat_on_gpu = g(access.CHAT, access.gpu_call(chat, duration=120))
+    evaluation_on_gpu = g(access.EVALUATE, access.gpu_call(run_evaluation, duration=300))
     chat_inputs = [message, *chats, run, run_b, system_prompt, temperature, top_p, max_new_tokens, seed]
     chat_outputs = [message, *chats, *stats, chat_error]
-    sent = send.click(chat_on_gpu, inputs=chat_inputs, outputs=chat_outputs, api_visibility="private")
-    submitted = message.submit(chat_on_gpu, inputs=chat_inputs, outputs=chat_outputs, api_visibility="private")
-    stop.click(mark_stopped, inputs=stats, outputs=stats, cancels=[sent, submitted], api_visibility="private")
-    clear.click(clear_chat, outputs=[*chats, *stats, chat_error], cancels=[sent, submitted], api_visibility="private")
-    examples.click(pick_example, inputs=examples, outputs=message, api_visibility="private")
+    sent = send.click(chat_on_gpu, inputs=chat_inputs, outputs=chat_outputs, **private)
+    submitted = message.submit(chat_on_gpu, inputs=chat_inputs, outputs=chat_outputs, **private)
+    stop.click(g(access.LOOK, mark_stopped), inputs=stats, outputs=stats, cancels=[sent, submitted], **private)
+    clear.click(g(access.LOOK, clear_chat), outputs=[*chats, *stats, chat_error], cancels=[sent, submitted], **private)
+    examples.click(g(access.LOOK, pick_example), inputs=examples, outputs=message, **private)
 
     eval_button.click(evaluation_on_gpu, inputs=[run, eval_n, prompt_file, system_prompt, eval_tokens],
-                      outputs=[eval_headline, eval_plot, eval_table], api_visibility="private")
+                      outputs=[eval_headline, eval_plot, eval_table], **private)
 
     ab_outputs = [ab_prompt, ab_a, ab_b, ab_tally, ab_index]
-    ab_start_button.click(ab_start, inputs=run, outputs=[*ab_outputs, ab_reveal_table], api_visibility="private")
+    ab_start_button.click(g(access.VOTE, ab_start), inputs=run, outputs=[*ab_outputs, ab_reveal_table], **private)
     for button, choice in ((vote_a, "A"), (vote_tie, "tie"), (vote_b, "B")):
-        button.click(lambda r, i, c=choice: ab_vote(r, i, c), inputs=[run, ab_index], outputs=ab_outputs,
-                     api_visibility="private")
-    ab_reveal_button.click(ab_reveal, inputs=run, outputs=[ab_tally, ab_reveal_table], api_visibility="private")
-    report_button.click(build_report, inputs=run, outputs=[report_status, report_html, report_md], api_visibility="private")
+        button.click(g(access.VOTE, lambda r, i, c=choice: ab_vote(r, i, c)), inputs=[run, ab_index],
+                     outputs=ab_outputs, **private)
+    ab_reveal_button.click(g(access.VOTE, ab_reveal), inputs=run, outputs=[ab_tally, ab_reveal_table], **private)
+    report_button.click(g(access.REPORT, build_report), inputs=run, outputs=[report_status, report_html, report_md],
+                        **private)
 
-    # Runs finish while the app is up: refresh the list whenever the page loads.
-    from gradio.context import Context
+    # Runs finish while the app is up: refresh the list whenever the page loads (once the visitor is known).
+    if shared.ready is not None:
+        shared.ready.then(g(access.LOOK, refresh_runs), inputs=run, outputs=[run, run_b, status], **private)
+    else:
+        from gradio.context import Context
 
-    if Context.root_block is not None:
-        Context.root_block.load(refresh_runs, inputs=run, outputs=[run, run_b, status], api_visibility="private")
+        if Context.root_block is not None:
+            Context.root_block.load(g(access.LOOK, refresh_runs), inputs=run, outputs=[run, run_b, status], **private)

@@ -1,7 +1,10 @@
 """The Data tab: choose data, lint it with the chosen model's tokenizer, read the report, fix and split.
 
 Thin UI: the logic lives in studio/data (load, formats, lint, stats, clean, store, rowview).
-Handlers are module-level functions so tests can call them directly.
+Handlers are module-level functions so tests can call them directly. Every one is wired through
+ui/guard.py (studio.access): in public mode files come only from the upload box, the bundled samples or a
+Hub download (made without the server's token), models only from the Hub or the studio's models folder, and
+a saved dataset belongs to the visitor who saved it (within their quota).
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from typing import Any
 
 import gradio as gr
 
-from studio.ui.shared import Shared, message_markdown
+from studio import access
+from studio.ui.guard import guarded
+from studio.ui.shared import Shared, download_copy, message_markdown
 
 INTRO = (
     "**What am I looking at?** Your training data, checked row by row *before* you spend compute on it. "
@@ -74,6 +79,7 @@ def get_tokenizer(model_ref: str, progress=None):
     from studio.models import catalog, loading
 
     ref = (model_ref or catalog.BUNDLED).strip()
+    access.check_model_ref(ref)
     if ref not in _TOKENIZERS:
         _TOKENIZERS[ref] = loading.load_tokenizer(ref, progress=progress)
     return _TOKENIZERS[ref]
@@ -97,7 +103,17 @@ def source_from_sample(name: str) -> dict:
 def source_from_upload(file_path: str | None) -> dict | None:
     if not file_path:
         return None
+    file_path = access.check_upload_path(file_path)
     return {"kind": "upload", "path": str(file_path), "name": Path(str(file_path)).name}
+
+
+def _check_source(source: dict) -> None:
+    """A source (from this session's state) must still name a file this caller may read: the bundled samples or
+    an upload / Hub download (public mode)."""
+    from studio.data.store import SAMPLES_DIR
+
+    if access.is_public() and access.inside(source.get("path") or "", SAMPLES_DIR) is None:
+        access.check_upload_path(source.get("path"))
 
 
 def source_from_hub(dataset_id: str, split: str = "train") -> dict:
@@ -295,6 +311,7 @@ def lint_source(source: dict | None, model_ref: str, max_length, batch_size, pro
 
     if not source:
         raise StudioError("Nothing to check yet.", "Click “Use the sample”, upload a file, or load a Hub dataset first.")
+    _check_source(source)
     model_ref = (model_ref or catalog.BUNDLED).strip()
     model_note = None
     tokenizer = None
@@ -386,7 +403,10 @@ def lint_sample(sample_name, model_ref, max_length, batch_size, progress=gr.Prog
 
 
 def lint_upload(file_path, model_ref, max_length, batch_size, progress=gr.Progress()):
-    source = source_from_upload(file_path)
+    try:
+        source = source_from_upload(file_path)
+    except Exception as error:  # noqa: BLE001 - a refused path: say so where the verdict goes
+        return _lint_failed(None, error)
     if source is None:
         return _lint_failed(None, None)
     return run_lint(source, model_ref, max_length, batch_size, progress)
@@ -412,9 +432,9 @@ def error_html(error: Exception) -> str:
     from studio.errors import StudioError
 
     if isinstance(error, StudioError):
-        message, hint = error.message, error.hint
+        message, hint = access.redact(error.message), access.redact(error.hint)
     else:
-        message, hint = f"Something went wrong: {error}", "The details are in the server log."
+        message, hint = access.redact(f"Something went wrong: {error}"), "The details are in the server log."
     hint_html = f"<p><b>Hint:</b> {html.escape(hint)}</p>" if hint else ""
     icon = f'<span class="dv-icon" style="background:{SEVERITY_COLOURS["E"]}">✕</span>'
     return f'<div class="dv-verdict dv-blocked" data-verdict="error"><h3>{icon}{html.escape(message)}</h3>{hint_html}</div>'
@@ -492,9 +512,10 @@ def fix_and_split(state, validation_percent, seed, name, progress=gr.Progress())
         f"**{counts['rejected']}** rejected (download below with reasons).\n\n"
         + (f"Fixes: {'; '.join(fixed)}.\n\n" if fixed else "")
         + f"Split with seed {manifest['split']['seed']}: {leak_note}.\n\n"
-        f"Folder: `{folder}`"
+        f"Folder: `{access.redact(str(folder))}`"
     )
-    files = [str(folder / name) for name in ("train.jsonl", "validation.jsonl", "rejected.jsonl", "report.json", "report.md")]
+    files = [download_copy(folder / name) if access.is_public() else str(folder / name)
+             for name in ("train.jsonl", "validation.jsonl", "rejected.jsonl", "report.json", "report.md")]
     return result, gr.update(value=files, visible=True), str(folder), manifest["stats"], gr.update(visible=True)
 
 
@@ -507,6 +528,8 @@ def save_from_state(state, validation_percent, seed, name, progress=None):
 
     if not state:
         raise StudioError("Check some data first.", "Use the sample or upload a file, then Fix and split.")
+    identity = access.authorize(access.current(), access.SAVE_DATASET)
+    access.check_quota(identity, "datasets")
     try:
         fraction = float(validation_percent) / 100
     except (TypeError, ValueError):
@@ -533,7 +556,8 @@ def save_from_state(state, validation_percent, seed, name, progress=None):
         progress(0.85, desc="Saving")
     folder = store.save_dataset(result, report, manifest_stats, source_name=source.get("name", ""),
                                 source_sha256=store.sha256_file(source["path"]), name=(name or "").strip() or None,
-                                report_json=report_json, report_markdown=report_md)
+                                report_json=report_json, report_markdown=report_md,
+                                owner=identity.user_id or access.LOCAL_OWNER)
     manifest = json.loads((folder / store.MANIFEST).read_text(encoding="utf-8"))
     return folder, manifest
 
@@ -686,21 +710,22 @@ def build(shared: Shared) -> None:
                     plot_findings, max_length, report_box, downloads, next_btn, fix_result, shared.dataset_stats]
     settings = [model, max_length, batch_size]
 
-    source_kind.change(show_source, source_kind, [sample_box, upload_box, hub_box])
-    sample_pick.change(sample_description, sample_pick, sample_info)
-    sample_btn.click(lint_sample, [sample_pick] + settings, lint_outputs)
-    upload.upload(lint_upload, [upload] + settings, lint_outputs)
-    hub_btn.click(lint_hub, [hub_id, hub_split] + settings, lint_outputs)
-    lint_btn.click(run_lint, [source_state] + settings, lint_outputs)
-    model.change(lambda: None, None, max_length)  # a new model: its own context is the default again
-    model.change(lambda ref: ref, model, shared.model)  # the studio-wide model choice (Train/Decide read it)
+    g = guarded  # every handler goes through the guard (studio/ui/guard.py) with its rule
+    source_kind.change(g(access.LOOK, show_source), source_kind, [sample_box, upload_box, hub_box])
+    sample_pick.change(g(access.LOOK, sample_description), sample_pick, sample_info)
+    sample_btn.click(g(access.LINT, lint_sample), [sample_pick] + settings, lint_outputs)
+    upload.upload(g(access.LINT, lint_upload), [upload] + settings, lint_outputs)
+    hub_btn.click(g(access.LINT_HUB, lint_hub), [hub_id, hub_split] + settings, lint_outputs)
+    lint_btn.click(g(access.LINT, run_lint), [source_state] + settings, lint_outputs)
+    model.change(g(access.LOOK, lambda: None), None, max_length)  # a new model: its own context is the default again
+    model.change(g(access.LOOK, lambda ref: ref), model, shared.model)  # the studio-wide model choice (Train/Decide)
 
-    severity_filter.change(filter_findings, [lint_state, severity_filter, rule_filter], findings)
-    rule_filter.change(filter_findings, [lint_state, severity_filter, rule_filter], findings)
-    findings.select(select_finding, lint_state, [row_number, row_chat, row_tokens, row_notes])
-    row_btn.click(show_row, [lint_state, row_number], [row_chat, row_tokens, row_notes])
-    row_number.submit(show_row, [lint_state, row_number], [row_chat, row_tokens, row_notes])
+    severity_filter.change(g(access.LOOK, filter_findings), [lint_state, severity_filter, rule_filter], findings)
+    rule_filter.change(g(access.LOOK, filter_findings), [lint_state, severity_filter, rule_filter], findings)
+    findings.select(g(access.LOOK, select_finding), lint_state, [row_number, row_chat, row_tokens, row_notes])
+    row_btn.click(g(access.LOOK, show_row), [lint_state, row_number], [row_chat, row_tokens, row_notes])
+    row_number.submit(g(access.LOOK, show_row), [lint_state, row_number], [row_chat, row_tokens, row_notes])
 
-    fix_btn.click(fix_and_split, [lint_state, val_percent, seed, dataset_name],
+    fix_btn.click(g(access.SAVE_DATASET, fix_and_split), [lint_state, val_percent, seed, dataset_name],
                   [fix_result, downloads, shared.dataset, shared.dataset_stats, next_btn])
-    next_btn.click(go_to_train, None, shared.tabs)
+    next_btn.click(g(access.LOOK, go_to_train), None, shared.tabs)

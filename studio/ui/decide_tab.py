@@ -19,8 +19,10 @@ from studio.decide import checklist
 from studio.decide import estimate as est
 from studio.decide import plan as plan_mod
 from studio.decide import technique as tech
+from studio import access
 from studio.errors import StudioError
-from studio.ui.shared import Shared, message_markdown
+from studio.ui.guard import guarded
+from studio.ui.shared import Shared, download_copy, message_markdown
 
 INTRO = (
     "**What am I looking at?** A checklist that ends in a recommendation: *fine-tune*, *not yet*, or *don't*. "
@@ -165,13 +167,23 @@ def download_record(*values):
 
     try:
         plan = compute_plan(*values)
-        path = report.save_record(report.decision_record(plan))
+        path = report.save_record(report.decision_record(plan), folder=_records_folder())
     except StudioError as error:
         return gr.skip(), message_markdown(error)
     except OSError as error:
         return gr.skip(), message_markdown(StudioError(f"Could not write the decision record: {error.strerror}.",
                                                   "Check that the studio's data folder is writable and not full."))
-    return gr.File(str(path), visible=True), f"Decision record saved as `{path.name}`: download it above."
+    return gr.File(download_copy(path), visible=True), f"Decision record saved as `{path.name}`: download it above."
+
+
+def _records_folder():
+    """Decision records: the studio's decisions/ folder, per visitor in public mode."""
+    from studio import paths
+
+    identity = access.current()
+    if access.is_public():
+        return paths.home() / "visitors" / identity.namespace / "decisions"
+    return paths.home() / "decisions"
 
 
 def settings_then_data(*values):
@@ -342,18 +354,21 @@ def build(shared: Shared) -> None:
                dataset_source]
 
     # The card follows every answer at once (pure Python, instant); the estimates follow too.
+    g = guarded  # every handler goes through the guard (studio/ui/guard.py) with its rule
+    look = g(access.LOOK, refresh)
     for component in answer_inputs + form_inputs:
         event = component.input if isinstance(component, gr.Number) else component.change
-        event(refresh, all_inputs, outputs, api_visibility="private", show_progress="hidden")
-    recommend_btn.click(refresh, all_inputs, outputs, api_name="decide_recommend")
-    model.change(lambda name: gr.Textbox(visible=name == plan_mod.CUSTOM_MODEL), model, params,
+        event(look, all_inputs, outputs, api_visibility="private", show_progress="hidden")
+    recommend_btn.click(look, all_inputs, outputs, api_name="decide_recommend")
+    model.change(g(access.LOOK, lambda name: gr.Textbox(visible=name == plan_mod.CUSTOM_MODEL)), model, params,
                  api_visibility="private")
-    shared.dataset_stats.change(on_dataset, [shared.dataset_stats, model, answers["examples"]],
+    shared.dataset_stats.change(g(access.LOOK, on_dataset), [shared.dataset_stats, model, answers["examples"]],
                                 [model, answers["examples"], tokens, max_length], api_visibility="private").then(
-        refresh, all_inputs, outputs, api_visibility="private")
-    measure_btn.click(measure, None, measure_md, api_visibility="private").then(
-        refresh, all_inputs, outputs, api_visibility="private")
-    record_btn.click(download_record, all_inputs, [record_file, status], api_name="decide_record")
-    use_btn.click(use_settings, all_inputs, [shared.train_prefill, shared.tabs, status], api_name="decide_use_settings")
-    data_btn.click(settings_then_data, all_inputs, [shared.train_prefill, shared.tabs, status],
+        look, all_inputs, outputs, api_visibility="private")
+    measure_btn.click(g(access.LOOK, measure), None, measure_md, api_visibility="private").then(
+        look, all_inputs, outputs, api_visibility="private")
+    record_btn.click(g(access.LOOK, download_record), all_inputs, [record_file, status], api_name="decide_record")
+    use_btn.click(g(access.LOOK, use_settings), all_inputs, [shared.train_prefill, shared.tabs, status],
+                  api_name="decide_use_settings")
+    data_btn.click(g(access.LOOK, settings_then_data), all_inputs, [shared.train_prefill, shared.tabs, status],
                    api_visibility="private")
