@@ -36,9 +36,10 @@ def footer_text() -> str:
 
 
 def oauth_available() -> bool:
-    """Hugging Face sign-in works on a Space with `hf_oauth: true` (or where Gradio's local stand-in is set up)."""
+    """Hugging Face sign-in works on a Space with `hf_oauth: true`. STUDIO_OAUTH_LOCAL=1 uses Gradio's local
+    stand-in instead (it signs you in as the account this machine is logged in to): for trying oauth mode."""
     return bool(os.environ.get("SYSTEM") == "spaces" and os.environ.get("SPACE_ID")) or \
-        bool(os.environ.get("STUDIO_OAUTH_STAND_IN"))
+        os.environ.get("STUDIO_OAUTH_LOCAL", "").lower() in ("1", "true", "yes")
 
 
 def visitor_banner() -> str:
