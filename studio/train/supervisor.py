@@ -268,17 +268,19 @@ def _dispatch_locked() -> RunRecord | None:
 
 
 _dispatcher: threading.Thread | None = None
+_dispatcher_stop = threading.Event()
 
 
 def start_dispatcher(interval: float = 3.0) -> threading.Thread:
     """The app's background thread: notices finished or dead workers and starts the next queued run, whether
-    or not any browser is watching. Idempotent."""
+    or not any browser is watching. Idempotent; `stop_dispatcher()` ends it."""
     global _dispatcher
     if _dispatcher is not None and _dispatcher.is_alive():
         return _dispatcher
+    _dispatcher_stop.clear()
 
     def loop():
-        while True:
+        while not _dispatcher_stop.is_set():
             try:
                 reconcile()
                 dispatch()
@@ -286,11 +288,17 @@ def start_dispatcher(interval: float = 3.0) -> threading.Thread:
                 import logging
 
                 logging.getLogger(__name__).exception("queue dispatcher")
-            time.sleep(interval)
+            _dispatcher_stop.wait(interval)
 
     _dispatcher = threading.Thread(target=loop, name="studio-queue", daemon=True)
     _dispatcher.start()
     return _dispatcher
+
+
+def stop_dispatcher(timeout: float = 10.0) -> None:
+    _dispatcher_stop.set()
+    if _dispatcher is not None:
+        _dispatcher.join(timeout)
 
 
 @contextmanager
