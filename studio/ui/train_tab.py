@@ -312,11 +312,27 @@ def check_settings(*args):
 
     try:
         config = checked_config(values, hidden)
-        report = preflight.run_preflight(config)
+        report = preflight.run_preflight(config, check_busy=False)  # a busy trainer queues the run instead
     except StudioError as error:
         return _error(error), "", "", gr.update(visible=False)
-    return (_shown(report.markdown()), _shown(report.cli_command), _shown(report.config_json),
+    return (_shown(_queue_note() + report.markdown()), _shown(report.cli_command), _shown(report.config_json),
             gr.update(visible=bool(report.warnings) and not report.blocking))
+
+
+def _queue_note() -> str:
+    """Says that a run started now would wait, and behind how many (no other visitor's run is named)."""
+    from studio.train import queue, supervisor
+
+    try:
+        current = supervisor.busy()
+        waiting = len(queue.waiting())
+    except Exception:  # noqa: BLE001
+        return ""
+    if current is None and not waiting:
+        return ""
+    ahead = f" behind {waiting} waiting run{'s' if waiting != 1 else ''}" if waiting else ""
+    return (f"⏳ **The trainer is busy now:** a run started now waits in the queue{ahead} and starts by itself "
+            "when its turn comes.\n\n")
 
 
 def validate_form(*args):

@@ -59,6 +59,14 @@ def sign(user_id: str) -> str:
 
 
 @dataclass
+class Seeded:
+    user_id: str
+    token: str
+    run: Path
+    name: str
+
+
+@dataclass
 class World:
     home: Path
     victim_id: str
@@ -69,6 +77,7 @@ class World:
     demo_run: Path
     model_dir: Path
     canaries: list[str] = field(default_factory=list)
+    visitors: list["Seeded"] = field(default_factory=list)  # two more visitors with a run each (browser test)
 
     def protected(self) -> list[Path]:
         return [self.victim_dataset, self.victim_run, self.operator_run, self.demo_run]
@@ -168,8 +177,19 @@ def build_world(home: Path, tiny_model_dir: Path, demo_adapter: Path) -> World:
                         canaries["operator"])
     demo_run = _run(home, f"run-demo{secrets.token_hex(4)}", "local", "operator", model_dir, operator_dataset,
                     "shared-demo", adapter_from=demo_adapter, shared=True)
+    seeded = []
+    for label in ("A", "B"):
+        with studio_secret():
+            from studio import access
+
+            user_id = access.new_browser_id()
+            token = access.sign(user_id)
+        marker = f"visitor{label}-{secrets.token_hex(3)}"
+        run = _run(home, f"run-visitor{label}{secrets.token_hex(4)}", user_id, "anonymous visitor", model_dir,
+                   victim_dataset, marker)
+        seeded.append(Seeded(user_id, token, run, f"run {marker}"))
     return World(home, victim_id, victim_token, victim_dataset, victim_run, operator_run, demo_run, model_dir,
-                 [canaries["victim"], canaries["operator"]])
+                 [canaries["victim"], canaries["operator"]], seeded)
 
 
 def free_port() -> int:
@@ -253,7 +273,7 @@ OAUTH_ENV = {"SPACE_ID": "attack-suite/studio", "SPACE_AUTHOR_NAME": OWNER, "STU
              "STUDIO_TEST_OAUTH_USER": OWNER}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def public_app(tmp_path_factory, tiny_model_dir, demo_adapter):
     world = build_world(tmp_path_factory.mktemp("public") / "home", tiny_model_dir, demo_adapter)
     app = start_app(world, PUBLIC_ENV)
@@ -261,7 +281,7 @@ def public_app(tmp_path_factory, tiny_model_dir, demo_adapter):
     stop_app(app)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def oauth_app(tmp_path_factory, tiny_model_dir, demo_adapter):
     world = build_world(tmp_path_factory.mktemp("oauth") / "home", tiny_model_dir, demo_adapter)
     app = start_app(world, OAUTH_ENV, launcher=[sys.executable, str(Path(__file__).with_name("oauth_stand_in.py"))])
