@@ -66,7 +66,11 @@ def build_app() -> gr.Blocks:
             gr.Markdown(f"# {TITLE}\n{PURPOSE}")
             if access.from_env().mode == "oauth":
                 if oauth_available():
-                    gr.LoginButton(scale=0)
+                    login = gr.LoginButton(scale=0)
+                    # Gradio's own load handler for the button (it reads the caller's own cookie): through the
+                    # guard too, so every handler of the app has a rule.
+                    check, *rest = login.load_event_to_attach
+                    login.load_event_to_attach = (guarded(access.LOOK, check), *rest)
                 else:
                     gr.Markdown("⚠️ STUDIO_AUTH=oauth works on a Hugging Face Space with `hf_oauth: true`; "
                                 "here nobody can sign in, so training is off.")

@@ -23,14 +23,18 @@ VISITOR_RULES = {"look", "lint", "view", "chat", "vote", "report"}
 
 
 def oauth_rules() -> dict[int, str]:
+    import gradio.oauth
+
     from studio.ui import build_app
-    from tests.security.test_registry import MODES, environment
+    from tests.security.test_registry import MODES, environment, stand_in_profile
 
-    with environment({**MODES["oauth"], "STUDIO_OAUTH_LOCAL": "1"}):
-        import gradio.oauth
-
-        demo = build_app()
-        _ = gradio.oauth
+    original = gradio.oauth._get_mocked_oauth_info
+    gradio.oauth._get_mocked_oauth_info = stand_in_profile
+    try:
+        with environment(MODES["oauth with sign-in"]):
+            demo = build_app()
+    finally:
+        gradio.oauth._get_mocked_oauth_info = original
     return {index: getattr(block.fn, "__studio_rule__", None) for index, block in demo.fns.items()}
 
 

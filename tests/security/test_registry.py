@@ -19,6 +19,8 @@ MODES = {
     "private": {},
     "public": {"SPACE_ID": "attack-suite/studio"},
     "oauth": {"SPACE_ID": "attack-suite/studio", "STUDIO_AUTH": "oauth", "STUDIO_OWNERS": "owner-alice"},
+    "oauth with sign-in": {"SPACE_ID": "attack-suite/studio", "STUDIO_AUTH": "oauth", "STUDIO_OWNERS": "owner-alice",
+                           "STUDIO_OAUTH_LOCAL": "1"},
 }
 
 
@@ -58,10 +60,19 @@ def unguarded(demo: gr.Blocks) -> list[str]:
     return missing
 
 
+def stand_in_profile():
+    """What Gradio's local sign-in stand-in would read from the machine's Hugging Face login (none here)."""
+    return {"access_token": "x", "userinfo": {"name": "owner-alice", "preferred_username": "owner-alice",
+                                              "profile": "", "picture": ""}}
+
+
 @pytest.mark.parametrize("mode", sorted(MODES))
-def test_every_handler_of_the_app_has_an_authorization_rule(mode):
+def test_every_handler_of_the_app_has_an_authorization_rule(mode, monkeypatch):
+    import gradio.oauth
+
     from studio.ui import build_app
 
+    monkeypatch.setattr(gradio.oauth, "_get_mocked_oauth_info", stand_in_profile)
     with environment(MODES[mode]):
         demo = build_app()
     assert len(demo.fns) > 90
