@@ -230,6 +230,15 @@ def ab_vote(run, index, choice):
         return message_markdown(error), gr.update(), gr.update(), gr.update(), index
 
 
+def voter(choice: str):
+    """The handler of one vote button (named vote_A, vote_tie, vote_B)."""
+    def vote(run, index):
+        return ab_vote(run, index, choice)
+
+    vote.__name__ = vote.__qualname__ = f"vote_{choice}"
+    return vote
+
+
 def ab_reveal(run):
     from studio.compare import evaluate, runs, votes
 
@@ -401,8 +410,7 @@ def build(shared: Shared) -> None:
     ab_outputs = [ab_prompt, ab_a, ab_b, ab_tally, ab_index]
     ab_start_button.click(g(access.VOTE, ab_start), inputs=run, outputs=[*ab_outputs, ab_reveal_table], **private)
     for button, choice in ((vote_a, "A"), (vote_tie, "tie"), (vote_b, "B")):
-        button.click(g(access.VOTE, lambda r, i, c=choice: ab_vote(r, i, c)), inputs=[run, ab_index],
-                     outputs=ab_outputs, **private)
+        button.click(g(access.VOTE, voter(choice)), inputs=[run, ab_index], outputs=ab_outputs, **private)
     ab_reveal_button.click(g(access.VOTE, ab_reveal), inputs=run, outputs=[ab_tally, ab_reveal_table], **private)
     report_button.click(g(access.REPORT, build_report), inputs=run, outputs=[report_status, report_html, report_md],
                         **private)

@@ -99,11 +99,13 @@ def test_every_handler_attacked_with_other_visitors_ids_and_paths_changes_and_le
                 if dep.get("api_name", "").split("_")[0] in SKIPPED or dep.get("api_name") in SKIPPED:
                     continue
                 data = [_sweep_value(visitor.component(cid), target) for cid in dep["inputs"]]
+                if target != targets[0] and not any(isinstance(value, (str, dict, list)) for value in data) \
+                        and not dep.get("collects_event_data"):
+                    continue  # nothing of the target reaches this handler: once is enough
                 event = {"index": [0, 0], "value": target, "row_value": [target] * 3} if dep.get("collects_event_data") else None
                 visitor.call(dep["id"], data, event_data=event, timeout=120)
     assert world.checksum() == before
-    path_free = [visitor for visitor in visitors]
-    for visitor in path_free:
+    for visitor in visitors:
         for canary in world.canaries:
             assert canary not in visitor.all_text(), f"leak of {canary}"
         assert FAKE_TOKEN not in visitor.all_text()
@@ -166,7 +168,7 @@ def test_compare_on_another_visitors_run_is_refused_by_id_and_by_path(public_app
                               ("run_evaluation", [target, 2, None, "", 16])):
             result = attacker.call_named(handler, data)
             assert result.refused, (handler, target, result.text[:300])
-        vote = attacker.call(attacker.fn_index("lambda_4"), [target, 0])
+        vote = attacker.call(attacker.fn_index("vote_A"), [target, 0])
         assert vote.refused, (target, vote.text[:300])
     # The same words for a run that exists and one that does not: ids cannot be probed.
     missing = attacker.call_named("open_run", ["run-doesnotexist", ""])
@@ -231,7 +233,7 @@ def test_a_vote_on_the_shared_demo_goes_to_the_voters_own_ballot(public_app, att
     started = attacker.call_named("ab_start", [world.demo_run.name])
     assert started.success and not started.refused, started.text[:300]
     index = started.data[4]
-    voted = attacker.call(attacker.fn_index("lambda_4"), [world.demo_run.name, index])
+    voted = attacker.call(attacker.fn_index("vote_A"), [world.demo_run.name, index])
     assert voted.success and "1 of" in json.dumps(voted.data), voted.text[:300]
     ballots = list((world.demo_run / "compare" / "visitors").glob("*/votes.json"))
     assert len(ballots) >= 1
