@@ -169,6 +169,11 @@ def settings(env: dict | None = None) -> Settings:
         raise ConfigurationError(
             "STUDIO_AUTH=oauth (visitors sign in) and STUDIO_MODE=private (one trusted user) contradict each other.",
             "Unset STUDIO_MODE to run a public Space with Hugging Face sign-in, or unset STUDIO_AUTH.")
+    if auth.mode == "oauth" and _truthy(env.get("STUDIO_OAUTH_LOCAL")) and not env.get("OAUTH_CLIENT_SECRET"):
+        raise ConfigurationError(
+            "STUDIO_OAUTH_LOCAL=1 without OAUTH_CLIENT_SECRET: Gradio would sign the sign-in cookie with a key "
+            "anyone can compute, so anyone could pose as an owner.",
+            "Set OAUTH_CLIENT_SECRET to a long random string (on a Space with `hf_oauth: true` it is set for you).")
     if mode:
         public = mode == "public"
     else:
@@ -606,7 +611,7 @@ def check_model_ref(ref: str) -> None:
     ref = str(ref or "").strip()
     if ref in ("", catalog.BUNDLED, catalog.BUNDLED_LABEL, "bundled"):
         return
-    if PATH_LIKE.match(ref) or (ref.count("/") != 1 and "/" in ref) or "\\" in ref:
+    if PATH_LIKE.match(ref) or ref.count("/") > 1 or "\\" in ref or Path(ref).expanduser().exists():
         if inside(ref, paths.models_dir()) is None:
             raise AccessDenied("this public studio loads models only from the Hub or its own models folder, "
                                "not from other server folders.",

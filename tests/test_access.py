@@ -232,3 +232,19 @@ def test_quotas_count_a_visitors_datasets(monkeypatch):
     assert "1 datasets" in refused.value.message
     access.check_quota(access.Identity("o", access.OPERATOR), "datasets")  # operators have no quota
     assert access.usage(me)["bytes"] > 0
+
+
+def test_the_local_sign_in_stand_in_needs_a_cookie_secret():
+    env = {"STUDIO_AUTH": "oauth", "STUDIO_OAUTH_LOCAL": "1"}
+    with pytest.raises(access.ConfigurationError) as refused:
+        access.settings(env)
+    assert "OAUTH_CLIENT_SECRET" in refused.value.message
+    assert access.settings({**env, "OAUTH_CLIENT_SECRET": "long-random"}).oauth
+
+
+def test_a_relative_folder_is_a_server_folder_too(monkeypatch, tmp_path):
+    monkeypatch.setenv("SPACE_ID", "me/studio")
+    (tmp_path / "owner" / "name").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(access.AccessDenied):
+        access.check_model_ref("owner/name")  # exists here: a folder, not a Hub id

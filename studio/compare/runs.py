@@ -89,8 +89,9 @@ def _locate(run_id_or_dir: str) -> Path:
                 raise access.not_found(Path(text).name or text)
             return folder
         name = paths.safe_name(text, default="")
-        if name and name == text and (root / name).is_dir():
-            return root / name
+        folder = access.inside(root / name, root) if name and name == text else None
+        if folder is not None and folder.parent == root and folder.is_dir():
+            return folder
         raise access.not_found(text)
     candidate = Path(text).expanduser()
     if candidate.is_dir():
