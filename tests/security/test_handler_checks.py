@@ -148,3 +148,15 @@ def test_a_visitors_dataset_path_outside_the_datasets_folder_is_refused(public, 
         for value in (str(tmp_path), "/etc", "../../etc", str(paths.datasets_dir() / ".." / "runs")):
             with pytest.raises(access.AccessDenied):
                 data_store.find(value)
+
+
+def test_a_start_without_an_identity_is_refused_and_no_run_is_ever_ownerless(public, victim_world):
+    from studio.ui import train_tab
+
+    _victim, dataset, _record = victim_world
+    values = train_tab.form_values({"dataset": str(dataset)})
+    before = {record.run_id for record in store.list_runs()}
+    with access.acting(access.Identity("", access.ANONYMOUS)):
+        message = train_tab.start_run(*values, {}, None, None)[0]
+    assert "Not allowed" in message and {record.run_id for record in store.list_runs()} == before
+    assert store.create_run(RunConfig(dataset=str(dataset)), "").owner == access.LOCAL_OWNER
