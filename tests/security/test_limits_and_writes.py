@@ -36,7 +36,7 @@ def _bomb_parquet(megabytes: int = 67) -> bytes:
 def test_a_parquet_bomb_is_refused_before_decoding(public_app):
     import psutil
 
-    bomb = _bomb_parquet(400)
+    bomb = _bomb_parquet(150)
     assert len(bomb) < 2_000_000
     app = psutil.Process(public_app.process.pid)
     before = app.memory_info().rss
