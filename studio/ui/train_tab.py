@@ -768,10 +768,20 @@ def short_model_name(ref: str) -> str:
 
 
 def _dataset_name(path: str, cache: dict) -> str:
+    """The name of a run's dataset — only when the caller may use that dataset (a shared run's data stays its
+    owner's: public mode shows no name for it)."""
     from studio.train import preflight
 
     if path not in cache:
-        manifest = preflight.read_manifest(path) if path else None
+        if access.is_public():
+            try:
+                folder = _dataset_folder(path)
+            except StudioError:
+                cache[path] = "—"
+                return cache[path]
+        else:
+            folder = path
+        manifest = preflight.read_manifest(folder) if path else None
         cache[path] = (manifest or {}).get("name") or Path(path).name
     return cache[path]
 

@@ -148,9 +148,10 @@ def _run(home: Path, run_id: str, owner: str, role: str, model: Path, dataset: P
              "reference": f"Ahoy! Answer {i}. {marker}", "base": f"base answer {i} {marker}",
              "tuned": f"Ahoy! tuned answer {i} {marker}", "base_loss": 3.0, "tuned_loss": 1.0,
              "base_rouge_l": 0.1, "tuned_rouge_l": 0.8} for i in range(3)]
+    from studio.compare.evaluate import summarize
+
     evaluation = {"run_id": run_id, "base_model": str(model), "source": "validation split", "created_at": 1.0,
-                  "seconds": 1.0, "settings": {}, "rows": rows,
-                  "summary": {"n": 3, "with_reference": 3, "tuned_better_loss": 3}}
+                  "seconds": 1.0, "settings": {}, "rows": rows, "summary": summarize(rows)}
     (compare / "eval.json").write_text(json.dumps(evaluation))
     ballot = {"seed": 1, "eval_created_at": 1.0, "items": [{"index": i, "tuned_is": "A"} for i in range(3)],
               "votes": {"0": "A"}, "created_at": 1.0, "voter": marker}
@@ -175,7 +176,8 @@ def build_world(home: Path, tiny_model_dir: Path, demo_adapter: Path) -> World:
     operator_dataset = _dataset(home, f"operator-data-{secrets.token_hex(4)}", "local", canaries["operator"])
     operator_run = _run(home, f"run-operator{secrets.token_hex(4)}", "local", "operator", model_dir, operator_dataset,
                         canaries["operator"])
-    demo_run = _run(home, f"run-demo{secrets.token_hex(4)}", "local", "operator", model_dir, operator_dataset,
+    demo_dataset = _dataset(home, f"demo-data-{secrets.token_hex(4)}", "local", "shared-demo")
+    demo_run = _run(home, f"run-demo{secrets.token_hex(4)}", "local", "operator", model_dir, demo_dataset,
                     "shared-demo", adapter_from=demo_adapter, shared=True)
     seeded = []
     for label in ("A", "B"):
@@ -185,8 +187,9 @@ def build_world(home: Path, tiny_model_dir: Path, demo_adapter: Path) -> World:
             user_id = access.new_browser_id()
             token = access.sign(user_id)
         marker = f"visitor{label}-{secrets.token_hex(3)}"
+        own_dataset = _dataset(home, f"visitor{label}-data-{secrets.token_hex(4)}", user_id, marker)
         run = _run(home, f"run-visitor{label}{secrets.token_hex(4)}", user_id, "anonymous visitor", model_dir,
-                   victim_dataset, marker)
+                   own_dataset, marker)
         seeded.append(Seeded(user_id, token, run, f"run {marker}"))
     return World(home, victim_id, victim_token, victim_dataset, victim_run, operator_run, demo_run, model_dir,
                  [canaries["victim"], canaries["operator"]], seeded)

@@ -185,17 +185,24 @@ def test_train_form_refuses_other_datasets_server_models_and_remote_code(public_
     attacker.load_page()
     check = attacker.fn_index("check_settings")
     start = attacker.fn_index("start_run")
+    rows = "".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
+                                            {"role": "assistant", "content": f"a{i}"}]}) + "\n" for i in range(12))
+    own = attacker.call_named("upload_dataset", [attacker.upload("own.jsonl", rows.encode())]).data[0]["value"]
 
     def form(**changes):
         values = dict(zip(train_tab.FORM_FIELDS, train_tab.form_values({})))
-        values.update(changes)
+        values.update(dataset=own, **changes)
         return [values[name] for name in train_tab.FORM_FIELDS]
 
-    attempts = [form(dataset=world.victim_dataset.name), form(dataset=str(world.victim_dataset)),
-                form(dataset="/etc"), form(model="/etc", dataset=world.victim_dataset.name),
-                form(model=str(world.victim_run / "adapter")), form(model="/definitely/not/here"),
-                form(model=str(world.model_dir), trust_remote_code=True)]
-    for values in attempts:
+    # Another visitor's dataset, by id or path: Gradio refuses a value its dropdown never offered this session,
+    # and the handler refuses it too (tests/security/test_handler_checks.py calls it directly).
+    for dataset in (world.victim_dataset.name, str(world.victim_dataset), "/etc"):
+        for fn, extra in ((check, [{}]), (start, [{}, None, None])):
+            result = attacker.call(fn, form(dataset=dataset) + extra)
+            assert result.refused or "not in the list of choices" in result.text, result.text[:300]
+    # Server folders as the model, and remote code, with the attacker's own dataset: the handler refuses.
+    for values in (form(model="/etc"), form(model=str(world.victim_run / "adapter")), form(model="/definitely/not/here"),
+                   form(model="studio/data"), form(model=str(world.model_dir), trust_remote_code=True)):
         for fn, extra in ((check, [{}]), (start, [{}, None, None])):
             result = attacker.call(fn, values + extra)
             assert result.refused, (values[:3], result.text[:400])
@@ -204,8 +211,6 @@ def test_train_form_refuses_other_datasets_server_models_and_remote_code(public_
     missing = attacker.call(check, form(model="/nowhere-at-all") + [{}])
     assert exists.data == missing.data
     assert world.checksum() == before
-    assert not any((world.home / "runs").glob("*/config.json") - {world.victim_run / "config.json"}
-                   if False else [])
     _no_leaks(public_app, attacker, home_path_check=False)
 
 
@@ -290,9 +295,12 @@ def test_visitor_runs_queue_get_no_token_and_cancel(public_app):
             values.update(model=str(world.model_dir), dataset=dataset_value, max_steps=400, max_length=32,
                           batch_size=2, learning_rate=0.001, save_steps=0, eval_steps=0)
             form = [values[name] for name in train_tab.FORM_FIELDS]
-            started = visitor.call_named("start_anyway", form + [{"torch_threads": 1}, None, None])
-            assert started.success, started.text[:500]
-            runs.append(started.data[-1]["run_id"])
+            started = visitor.call_named("start_anyway", form + [{}, None, None])
+            assert started.success and ("Started" in started.text or "queued" in started.text), started.text[:500]
+            me = visitor.call_named("hand_back_token", [None]).data[0].split(".")[0]
+            (mine,) = [folder.name for folder in (world.home / "runs").glob("run-*")
+                       if json.loads((folder / "status.json").read_text()).get("owner") == me]
+            runs.append(mine)
         first_dir, second_dir = (world.home / "runs" / run_id for run_id in runs)
         deadline = time.monotonic() + 60
         pid = None

@@ -20,14 +20,14 @@ MODES = {
     "public": {"SPACE_ID": "attack-suite/studio"},
     "oauth": {"SPACE_ID": "attack-suite/studio", "STUDIO_AUTH": "oauth", "STUDIO_OWNERS": "owner-alice"},
     "oauth with sign-in": {"SPACE_ID": "attack-suite/studio", "STUDIO_AUTH": "oauth", "STUDIO_OWNERS": "owner-alice",
-                           "STUDIO_OAUTH_LOCAL": "1"},
+                           "STUDIO_OAUTH_LOCAL": "1", "OAUTH_CLIENT_SECRET": "attack-suite-oauth-secret"},
 }
 
 
 @contextlib.contextmanager
 def environment(values: dict):
     keys = ("SPACE_ID", "STUDIO_AUTH", "STUDIO_OWNERS", "STUDIO_MODE", "STUDIO_PASSWORD", "STUDIO_OAUTH_LOCAL",
-            *values)
+            "OAUTH_CLIENT_SECRET", *values)
     saved = {key: os.environ.get(key) for key in keys}
     for key in keys:
         os.environ.pop(key, None)
