@@ -160,15 +160,14 @@ def test_votes_cast_at_once_lose_nothing(public_app):
 @LIMITS
 @pytest.mark.slow
 def test_names_are_escaped_where_they_are_rendered(public_app):
-    """A visitor's dataset name with an image and a link comes back escaped, never as live Markdown/HTML."""
+    """A visitor names a dataset with a Markdown image and an HTML tag: it comes back escaped, never live."""
     visitor = Visitor(public_app.url)
     visitor.load_page()
-    rows = "".join(json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}) + "\n"
-                   for _ in range(12))
-    saved = visitor.call_named("upload_dataset", [visitor.upload("![x](http://evil.example/p.png)<img src=x>.jsonl",
-                                                                 rows.encode())])
-    text = saved.text
-    assert "<img src=x>" not in text and "](http://evil.example" not in text
+    linted = visitor.call_named("lint_sample", ["assistant_style", str(public_app.world.model_dir), 0, 8])
+    assert linted.success, linted.text[:300]
+    saved = visitor.call_named("fix_and_split", [None, 10, 42, "![x](http://evil.example/p.png)<img src=x onerror=alert(1)>"])
+    assert saved.success and "Saved" in saved.text, saved.text[:300]
+    assert "](http://evil.example" not in saved.text and "<img src=x" not in saved.text
     visitor.close()
 
 
