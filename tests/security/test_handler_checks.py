@@ -160,3 +160,14 @@ def test_a_start_without_an_identity_is_refused_and_no_run_is_ever_ownerless(pub
         message = train_tab.start_run(*values, {}, None, None)[0]
     assert "Not allowed" in message and {record.run_id for record in store.list_runs()} == before
     assert store.create_run(RunConfig(dataset=str(dataset)), "").owner == access.LOCAL_OWNER
+
+
+def test_no_server_path_on_a_public_page(public):
+    from studio.errors import StudioError
+    from studio.ui import shell
+    from studio.ui.shared import message_markdown
+
+    assert str(paths.home()) not in shell.footer_text()
+    assert "Data folder" in shell.footer_text()
+    shown = message_markdown(StudioError(f"Could not write {paths.home()}/runs/x", f"Check {paths.home()}"))
+    assert str(paths.home()) not in shown and "$STUDIO_HOME/runs/x" in shown
