@@ -470,7 +470,7 @@ def _run_header(record, browser_id: str | None) -> str:
     if record.shared and (me.operator or access.owns(me, record)) and access.is_public():
         whose += " · shared with every visitor"
     started = str(record.status.get("started_at") or record.status.get("created_at") or "")[:16].replace("T", " ")
-    return f"### {record.name}\n`{record.run_id}` · {model} · dataset `{dataset}` · started {started} UTC{whose}"
+    return _shown(f"### {record.name}\n`{record.run_id}` · {model} · dataset `{dataset}` · started {started} UTC{whose}")
 
 
 def _queue_line(record) -> str:
