@@ -223,7 +223,7 @@ def start_app(world: World, extra_env: dict, launcher: list[str] | None = None) 
     env.update({"STUDIO_HOME": str(world.home), "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
                 "HF_HUB_OFFLINE": "1", "HF_HOME": str(world.home / "hf_cache"), "HF_TOKEN": FAKE_TOKEN,
                 "STUDIO_SECRET": SECRET, "STUDIO_ADMIN_PASSWORD": ADMIN_PASSWORD,
-                "GRADIO_TEMP_DIR": str(world.home.parent / f"{world.home.name}-gradio"),
+                "GRADIO_TEMP_DIR": str(world.home.parent / "gradio-uploads"),  # not a prefix match of home
                 "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"})
     env.update(extra_env)
     log = world.home.parent / f"{world.home.name}-app.log"
