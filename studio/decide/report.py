@@ -210,10 +210,9 @@ def decision_record(plan: Plan, now: dt.datetime | None = None) -> str:
 
 
 def save_record(text: str, now: dt.datetime | None = None) -> Path:
+    """Save a decision record under a new name (two saves in the same second both keep theirs)."""
     now = now or dt.datetime.now(dt.timezone.utc)
-    path = paths.home() / "decisions" / f"decision-record-{now:%Y%m%d-%H%M%S}.md"
-    paths.atomic_write_text(path, text)
-    return path
+    return paths.write_new_file(paths.home() / "decisions", f"decision-record-{now:%Y%m%d-%H%M%S}", ".md", text)
 
 
 def advice_rows(plan: Plan) -> list[list]:

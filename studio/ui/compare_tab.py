@@ -218,9 +218,7 @@ def ab_vote(run, index, choice):
             if result and saved and votes.next_unvoted(saved) is None:
                 return _ab_view(saved, result, None)  # every prompt voted: keep showing the tally
             raise StudioError("There is nothing to vote on right now.", "Press Start blind test.")
-        ballot = votes.load_or_create(info, result)
-        votes.vote(ballot, int(index), choice)
-        votes.save(info, ballot)
+        ballot = votes.record_vote(info, result, int(index), choice)
         return _ab_view(ballot, result, votes.next_unvoted(ballot))
     except StudioError as error:
         return message_markdown(error), gr.update(), gr.update(), gr.update(), index
