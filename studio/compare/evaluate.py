@@ -10,7 +10,7 @@ import math
 import time
 from pathlib import Path
 
-from studio import paths
+from studio import limits, paths
 from studio.compare import metrics, runs
 from studio.compare.engine import BASE, Settings, perplexity
 from studio.errors import StudioError
@@ -35,6 +35,7 @@ def evaluate(session, prompts: list[dict], source: str = "", settings: Settings 
              should_stop=None) -> dict:
     """Generate base and tuned answers for each prompt and score them. `progress(done, total, text)` if given."""
     settings = settings or Settings(max_new_tokens=128)
+    limits.check_at_most("eval_prompts", len(prompts), "The number of prompts", "Evaluate fewer prompts.")
     engine, tuned = session.engine, session.tuned
     rows = []
     began = time.time()
@@ -206,4 +207,5 @@ def validate_n(n) -> int:
         raise StudioError("The number of prompts must be a whole number.", "Use something like 20.") from None
     if n < 1:
         raise StudioError("The number of prompts must be at least 1.", "Use something like 20.")
+    limits.check_at_most("eval_prompts", n, "The number of prompts", "Evaluate fewer prompts.")
     return n

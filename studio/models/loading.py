@@ -1,9 +1,16 @@
-"""Load tokenizers and causal LMs with plain-language errors instead of tracebacks."""
+"""Load tokenizers and causal LMs with plain-language errors instead of tracebacks.
+
+cached_tokenizer keeps the few most recently used tokenizers loaded (STUDIO_TOKENIZER_CACHE, see
+studio.limits): visitors picking one model after another cannot grow the app's memory without end.
+"""
 
 from __future__ import annotations
 
+from studio import limits
 from studio.errors import StudioError
 from studio.models import catalog
+
+_TOKENIZERS = limits.LRUCache("tokenizers")
 
 
 def explain_load_error(ref: str, error: Exception) -> StudioError:
@@ -56,6 +63,12 @@ def load_tokenizer(ref: str, trust_remote_code: bool = False, progress=None):
         )
     except Exception as error:  # noqa: BLE001 - every failure becomes a plain message
         raise explain_load_error(ref, error) from error
+
+
+def cached_tokenizer(ref: str, progress=None):
+    """load_tokenizer(ref) from a bounded least-recently-used cache (per process)."""
+    ref = (ref or catalog.BUNDLED).strip()
+    return _TOKENIZERS.get_or_load(ref, lambda: load_tokenizer(ref, progress=progress))
 
 
 def load_causal_lm(ref: str, trust_remote_code: bool = False, dtype: str = "float32", device: str = "cpu", progress=None):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import hmac
+import json
 import os
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from studio import paths
+from studio import limits, paths
 from studio.errors import StudioError
 from studio.train import store
 from studio.train.config import RunConfig
@@ -47,8 +48,20 @@ def is_authorized(record: RunRecord, requester: str | None, admin_password: str 
     owner = record.owner
     if not owner or (requester and hmac.compare_digest(str(requester).encode(), owner.encode())):
         return True
+    return admin_password_ok(admin_password)
+
+
+def admin_password_ok(admin_password: str | None) -> bool:
+    """True for the right STUDIO_ADMIN_PASSWORD. Wrong ones are counted: past the limit every attempt raises a
+    StudioError saying when to try again (STUDIO_MAX_PASSWORD_ATTEMPTS), so the password cannot be guessed fast."""
     expected = os.environ.get(ADMIN_ENV, "")
-    return bool(expected) and bool(admin_password) and hmac.compare_digest(str(admin_password).encode(), expected.encode())
+    if not expected or not admin_password:
+        return False
+    limits.ADMIN_ATTEMPTS.check("admin", "admin password")
+    if hmac.compare_digest(str(admin_password).encode(), expected.encode()):
+        return True
+    limits.ADMIN_ATTEMPTS.failed("admin")
+    return False
 
 
 def authorize(record: RunRecord, requester: str | None, admin_password: str | None = None, action: str = "change") -> None:
@@ -182,6 +195,7 @@ def launch(config: RunConfig, owner: str = "") -> RunRecord:
     """Validate, create the run folder and start its worker. Refuses while another run is training."""
     config.check()
     _check_dataset(config.dataset)
+    check_limits(config)
     # The worker runs inside the run folder: make local paths absolute so they still point at the same place.
     config = config.replace(dataset=str(Path(config.dataset).expanduser().resolve()))
     if Path(config.model).expanduser().is_dir():
@@ -189,8 +203,47 @@ def launch(config: RunConfig, owner: str = "") -> RunRecord:
     with _launch_lock():  # two sessions pressing Start at once must not both pass the busy check
         _refuse_if_busy()
         record = store.create_run(config, owner)
+        store.update_status(record.dir, time_limit_s=time_limit_s())
         start(record)
     return store.get_run(record.run_id)
+
+
+def time_limit_s() -> float | None:
+    """Training seconds a run may use in all (STUDIO_MAX_RUN_MINUTES); the worker stops it gracefully there."""
+    minutes = limits.value("run_minutes")
+    return None if minutes is None else minutes * 60
+
+
+def check_limits(config: RunConfig) -> None:
+    """Refuse a run over this studio's caps on epochs and steps (studio.limits), before anything is created."""
+    from studio.train.worker import estimate_total_steps
+
+    limits.check_at_most("epochs", config.epochs, "The number of epochs", "Use fewer epochs, or set Max steps.")
+    if config.max_steps:
+        limits.check_at_most("steps", config.max_steps, "Max steps", "Set fewer steps.")
+        return
+    rows = _train_rows(Path(str(config.dataset)).expanduser())
+    if rows:
+        steps, cap = estimate_total_steps(config, rows), limits.whole("steps")
+        if cap is not None and steps > cap:
+            raise StudioError(f"This run would take about {steps:,} steps ({rows:,} rows × {config.epochs:g} epochs at batch "
+                              f"{config.batch_size}), over this studio's limit of {cap:,} steps.",
+                              f"Set Max steps to {cap:,} or fewer, or use fewer epochs. " + limits.raise_hint("steps"))
+
+
+def _train_rows(folder: Path) -> int | None:
+    """Rows of a saved dataset's training split: its manifest's count, else its lines."""
+    try:
+        counts = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("counts") or {}
+        if isinstance(counts.get("train"), int):
+            return counts["train"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        with open(folder / "train.jsonl", "rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    except OSError:
+        return None
 
 
 @contextmanager
@@ -250,8 +303,15 @@ def resume(run_id: str, requester: str | None = None, admin_password: str | None
     if store.last_checkpoint(record.dir) is None:
         raise StudioError(f"The run '{record.name}' has no complete checkpoint to resume from.",
                           "Start it again with the same settings instead.")
+    limit = time_limit_s()
+    used = record.status.get("elapsed")
+    if limit is not None and isinstance(used, (int, float)) and used >= limit:
+        raise StudioError(f"The run '{record.name}' has used its {limit / 60:.0f} minutes of training, this studio's limit per run.",
+                          "Its adapter and checkpoints are kept: compare or export it, or start a shorter run. "
+                          + limits.raise_hint("run_minutes"))
     with _launch_lock():
         _refuse_if_busy()
+        store.update_status(record.dir, time_limit_s=limit)
         start(record, resume=True)
     return store.get_run(run_id)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from studio import access
+from studio import access, limits
 from studio.errors import StudioError
 from studio.ui.shared import Shared, message_markdown
 
@@ -295,7 +295,9 @@ def build(shared: Shared) -> None:
                                         elem_id="compare-temperature")
                 top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="Top-p")
             with gr.Column(scale=2):
-                max_new_tokens = gr.Slider(8, 1024, value=200, step=8, label="Max new tokens")
+                max_new_tokens = gr.Slider(8, min(1024, limits.whole("new_tokens") or 1024),
+                                           value=min(200, limits.whole("new_tokens") or 200), step=8,
+                                           label="Max new tokens")
                 seed = gr.Number(value=0, precision=0, label="Seed (for sampling)")
 
     with gr.Row(equal_height=True):
@@ -326,8 +328,11 @@ def build(shared: Shared) -> None:
                     "split, or your own JSONL file), and scores both against the reference answers: **loss** "
                     "(how surprised the model is by the reference; lower is better) and **ROUGE-L** word overlap.")
         with gr.Row():
-            eval_n = gr.Number(value=20, precision=0, minimum=1, label="Prompts", elem_id="compare-eval-n", scale=1)
-            eval_tokens = gr.Slider(16, 512, value=128, step=16, label="Max new tokens per answer", scale=2,
+            eval_n = gr.Number(value=min(20, limits.whole("eval_prompts") or 20), precision=0, minimum=1,
+                               maximum=limits.whole("eval_prompts"), label="Prompts", elem_id="compare-eval-n", scale=1)
+            eval_tokens = gr.Slider(16, max(16, min(512, limits.whole("new_tokens") or 512)),
+                                    value=max(16, min(128, limits.whole("new_tokens") or 128)), step=16,
+                                    label="Max new tokens per answer", scale=2,
                                     elem_id="compare-eval-tokens")
             prompt_file = gr.File(label="Optional prompt file (JSONL chat rows)", file_types=[".jsonl"], type="filepath",
                                   scale=2, height=120, elem_id="compare-eval-file")

@@ -19,7 +19,7 @@ INTRO = (
     "Pick a file (or start with the sample), read the verdict and the flagged rows, then **Fix and split** "
     "to save a clean train/validation set for the Train tab."
 )
-UPLOAD_TYPES = [".jsonl", ".json", ".csv", ".parquet"]
+UPLOAD_TYPES = [".jsonl", ".json", ".csv", ".parquet", ".gz", ".zip"]
 SOURCE_KINDS = ["Sample", "Upload a file", "Hugging Face Hub"]
 FINDING_COLUMNS = ["Severity", "Rule", "Row", "Message", "Hint"]
 SEVERITY_LABELS = {"E": "error", "W": "warning", "I": "info"}
@@ -31,7 +31,6 @@ _FILTER_TO_SEVERITY = {"Errors": "E", "Warnings": "W", "Info": "I"}
 MAX_TABLE_ROWS = 2000
 DEFAULT_BATCH_SIZE = 8
 FALLBACK_CONTEXT = 2048
-_TOKENIZERS: dict[str, Any] = {}  # model ref -> tokenizer, loaded once per process
 
 VERDICT_CSS = """
 .dv-verdict { border-radius: 10px; padding: 14px 18px; border: 2px solid; }
@@ -70,13 +69,10 @@ def model_choices() -> list[tuple[str, str]]:
 
 
 def get_tokenizer(model_ref: str, progress=None):
-    """The model's tokenizer, cached per process (loading the bundled one may convert it once)."""
-    from studio.models import catalog, loading
+    """The model's tokenizer from a bounded cache (loading the bundled one may convert it once)."""
+    from studio.models import loading
 
-    ref = (model_ref or catalog.BUNDLED).strip()
-    if ref not in _TOKENIZERS:
-        _TOKENIZERS[ref] = loading.load_tokenizer(ref, progress=progress)
-    return _TOKENIZERS[ref]
+    return loading.cached_tokenizer(model_ref, progress=progress)
 
 
 def model_context(tokenizer) -> int | None:
@@ -101,16 +97,19 @@ def source_from_upload(file_path: str | None) -> dict | None:
 
 
 def source_from_hub(dataset_id: str, split: str = "train") -> dict:
-    """Download a Hub dataset (when online) into the uploads folder as JSONL, so it lints like a file."""
+    """Download a Hub dataset (when online) into the uploads folder as gzipped JSONL, so it lints like a file
+    (gzipped: the upload limit then applies to about the download's size, the decoded-size limit to the rows)."""
+    import gzip
     import json
 
     from studio import paths
     from studio.data.load import load_hub
 
     result = load_hub(dataset_id, split=(split or "train").strip())
-    name = paths.safe_name(f"{dataset_id.replace('/', '__')}-{split}", default="hub-dataset") + ".jsonl"
+    name = paths.safe_name(f"{dataset_id.replace('/', '__')}-{split}", default="hub-dataset") + ".jsonl.gz"
     target = paths.uploads_dir() / f"{paths.new_id()}-{name}"
-    paths.atomic_write_text(target, "".join(json.dumps(row.raw, ensure_ascii=False, default=str) + "\n" for row in result.rows))
+    text = "".join(json.dumps(row.raw, ensure_ascii=False, default=str) + "\n" for row in result.rows)
+    paths.atomic_write_bytes(target, gzip.compress(text.encode("utf-8"), compresslevel=1))
     return {"kind": "hub", "path": str(target), "name": name, "hub_id": dataset_id}
 
 
