@@ -10,7 +10,7 @@ import math
 import time
 from pathlib import Path
 
-from studio import limits, paths
+from studio import escape, limits, paths
 from studio.compare import metrics, runs
 from studio.compare.engine import BASE, Settings, perplexity
 from studio.errors import StudioError
@@ -188,7 +188,7 @@ def loss_figure(result: dict):
 
     rows = [r for r in result.get("rows", []) if r.get("base_loss") is not None]
     labels = [f"{i + 1}" for i in range(len(rows))]
-    hover = [r["prompt"][:80] for r in rows]
+    hover = [escape.html(r["prompt"][:80], quote=False) for r in rows]  # Plotly reads tags in hover text
     figure = go.Figure()
     for name, key, color in (("Base", "base_loss", "#94a3b8"), ("Tuned", "tuned_loss", "#2563eb")):
         values = [r[key] for r in rows]

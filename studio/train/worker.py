@@ -471,8 +471,10 @@ def importlib_missing(name: str) -> bool:
 
 
 def write_model_card(run_dir: Path, config: RunConfig, status: dict, facts: dict) -> None:
+    from studio import escape, paths
     from studio.models import catalog
 
+    md_inline = escape.md_inline  # names and files are the user's: shown as text on the Hub too
     try:
         base = catalog.label(config.model)
     except StudioError:
@@ -480,25 +482,25 @@ def write_model_card(run_dir: Path, config: RunConfig, status: dict, facts: dict
     manifest = dataset_summary(Path(config.dataset))
     counts = manifest.get("counts") or {}
     lines = [
-        f"# {config.name or config.run_id}",
+        f"# {md_inline(config.name or config.run_id)}",
         "",
-        f"A LoRA adapter trained with Fine-Tune Studio (TRL SFTTrainer + PEFT) on top of **{base}**.",
+        f"A LoRA adapter trained with Fine-Tune Studio (TRL SFTTrainer + PEFT) on top of **{md_inline(base)}**.",
         "",
         "## Base model",
-        f"- `{config.model}`" + (f" ({base})" if base != config.model else ""),
+        f"- {escape.md_code(config.model)}" + (f" ({md_inline(base)})" if base != config.model else ""),
         "",
         "## Data",
-        f"- Dataset: {manifest.get('name') or Path(config.dataset).name} (`{config.dataset}`)",
+        f"- Dataset: {md_inline(manifest.get('name') or Path(config.dataset).name)} ({escape.md_code(config.dataset)})",
         f"- Rows: {facts.get('train_rows', counts.get('train', '?'))} train, {facts.get('eval_rows', counts.get('validation', '?'))} validation",
     ]
     if manifest.get("source_name"):
-        lines.append(f"- Source file: {manifest['source_name']} (sha256 {str(manifest.get('source_sha256', ''))[:12]}…)")
+        lines.append(f"- Source file: {md_inline(manifest['source_name'])} (sha256 {str(manifest.get('source_sha256', ''))[:12]}…)")
     lines += ["", "## Training", f"- Status: {status.get('status')} after {status.get('step')} of {status.get('total_steps')} steps",
               f"- Assistant-only loss: {'on' if facts.get('assistant_only_loss') else 'off'}"]
-    lines += [f"- Note: {note}" for note in status.get("notes") or []]
+    lines += [f"- Note: {md_inline(note)}" for note in status.get("notes") or []]
     lines += ["", "| setting | value |", "|---|---|"]
     settings = {**config.to_dict(), "learning_rate": facts.get("learning_rate") or config.learning_rate}  # resolved "auto"
-    lines += [f"| {key} | {value} |" for key, value in settings.items() if key != "run_id"]
+    lines += [f"| {key} | {escape.md_cell(value)} |" for key, value in settings.items() if key != "run_id"]
     lines += ["", "## Final metrics",
               f"- Final train loss: {status.get('final_loss')}",
               f"- Best eval loss: {status.get('best_eval_loss')} ({status.get('best_checkpoint') or 'no eval'})",
@@ -509,7 +511,7 @@ def write_model_card(run_dir: Path, config: RunConfig, status: dict, facts: dict
               f"base = AutoModelForCausalLM.from_pretrained({catalog_source_hint(config.model)!r})",
               "model = PeftModel.from_pretrained(base, 'adapter')",
               "tokenizer = AutoTokenizer.from_pretrained('adapter')", "```", ""]
-    (run_dir / "README.md").write_text("\n".join(lines), encoding="utf-8")
+    paths.atomic_write_text(run_dir / "README.md", "\n".join(lines))
 
 
 def catalog_source_hint(ref: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from studio import access, limits
+from studio import access, escape, limits
 from studio.errors import StudioError
 from studio.ui.shared import Shared, message_markdown
 
@@ -45,8 +45,14 @@ def _history_messages(history) -> list[dict]:
     """Chatbot history (Gradio 6: content as lists of text parts) → plain chat messages."""
     from studio.compare.runs import flatten_content
 
-    return [{"role": m["role"], "content": flatten_content(m.get("content"))} for m in history or []
+    # The chat columns show escaped Markdown (see _shown); the models get back exactly what was said.
+    return [{"role": m["role"], "content": escape.unmd(flatten_content(m.get("content")))} for m in history or []
             if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
+
+
+def _shown(text: str) -> str:
+    """A chat message as the Chatbot renders it: escaped, so a model's or a visitor's Markdown/HTML shows as text."""
+    return escape.md(text)
 
 
 def _run_summary(session) -> str:
@@ -54,9 +60,10 @@ def _run_summary(session) -> str:
 
     run = session.run
     items = dict(report.summary_items(run))
-    text = f"**Loaded:** {run.name} — base model {items.get('Base model')}, data {items.get('Data')}, training time {items.get('Training time')}."
+    text = (f"**Loaded:** {escape.md_inline(run.name)} — base model {escape.md_inline(items.get('Base model'))}, "
+            f"data {escape.md_inline(items.get('Data'))}, training time {escape.md_inline(items.get('Training time'))}.")
     if session.run_b is not None:
-        text += f" **Run B:** {session.run_b.name}."
+        text += f" **Run B:** {escape.md_inline(session.run_b.name)}."
     return text
 
 
@@ -66,9 +73,10 @@ def _eval_outputs(result):
     if not result:
         return ("*No evaluation yet for this run. Pick how many prompts and press **Evaluate**.*",
                 gr.update(value=None, visible=False), gr.update(value=None))
-    when = f" *(saved evaluation, {len(result['rows'])} prompts from the {result.get('source') or 'prompt file'}, {result.get('seconds', '?')} s)*"
+    when = (f" *(saved evaluation, {len(result['rows'])} prompts from the {escape.md_inline(result.get('source') or 'prompt file')}, "
+            f"{escape.md_inline(result.get('seconds', '?'))} s)*")
     figure = evaluate.loss_figure(result) if result["summary"].get("with_reference") else None
-    return (evaluate.headline(result["summary"]) + when, gr.update(value=figure, visible=figure is not None),
+    return (escape.md(evaluate.headline(result["summary"])) + when, gr.update(value=figure, visible=figure is not None),
             gr.update(value=evaluate.table_rows(result)))
 
 
@@ -129,7 +137,7 @@ def chat(message, base_history, tuned_history, run_b_history, run, run_b, system
         for index, adapter in enumerate(adapters):
             messages = _history_messages(histories[index]) + [{"role": "user", "content": message}]
             jobs.append((("Base", "Tuned", "Run B")[index], adapter, messages))
-            histories[index] = histories[index] + [{"role": "user", "content": message},
+            histories[index] = histories[index] + [{"role": "user", "content": _shown(message)},
                                                    {"role": "assistant", "content": ""}]
         from studio.compare.runs import training_active
 
@@ -137,7 +145,7 @@ def chat(message, base_history, tuned_history, run_b_history, run, run_b, system
                 if training_active() else "")
         for columns in session.engine.stream(jobs, settings):
             for index, column in enumerate(columns):
-                histories[index][-1] = {"role": "assistant", "content": column.text or "…"}
+                histories[index][-1] = {"role": "assistant", "content": _shown(column.text) if column.text else "…"}
                 stats[index] = column.stats_line()
             yield "", *histories, *stats, note
     except StudioError as error:
@@ -187,7 +195,7 @@ def _ab_view(ballot, result, index):
         return (f"**All {tally['of']} prompts voted.** Press *Reveal* to see which answer came from which model.",
                 "", "", votes.tally_text(tally), None)
     shown = votes.pair(ballot, result, index)
-    return (f"**Prompt {index + 1} of {tally['of']}:** {shown['prompt']}", shown["A"], shown["B"],
+    return (f"**Prompt {index + 1} of {tally['of']}:** {escape.md(shown['prompt'])}", shown["A"], shown["B"],
             votes.tally_text(tally), index)
 
 
@@ -258,12 +266,12 @@ def build_report(run):
         stem = f"report-{paths.safe_name(info.run_id, 'run')}"
         html_copy = shutil.copy(html_path, folder / f"{stem}.html")
         md_copy = shutil.copy(md_path, folder / f"{stem}.md")
-        return (f"Report saved in `{html_path.parent}` — one HTML file that opens offline (e-mail it as is).",
+        return (f"Report saved in {escape.md_code(html_path.parent)} — one HTML file that opens offline (e-mail it as is).",
                 gr.update(value=str(html_copy), visible=True), gr.update(value=str(md_copy), visible=True))
     except StudioError as error:
         return message_markdown(error), gr.update(visible=False), gr.update(visible=False)
     except OSError as error:
-        return f"**Could not write the report: {error}**", gr.update(visible=False), gr.update(visible=False)
+        return f"**Could not write the report: {escape.md_inline(error)}**", gr.update(visible=False), gr.update(visible=False)
 
 
 def preselect(run_id):

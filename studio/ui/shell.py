@@ -6,7 +6,7 @@ import os
 
 import gradio as gr
 
-from studio import access, limits, paths
+from studio import access, escape, limits, paths
 from studio.models import hardware
 from studio.ui import compare_tab, data_tab, decide_tab, model_status, train_tab
 from studio.ui.shared import Shared
@@ -25,7 +25,7 @@ TABS = (
 
 def footer_text() -> str:
     detected = hardware.detect_quick()
-    return f"Hardware: {detected.summary} · Data folder: `{paths.home()}`"
+    return f"Hardware: {escape.md_inline(detected.summary)} · Data folder: {escape.md_code(paths.home())}"
 
 
 def build_app() -> gr.Blocks:

@@ -17,6 +17,7 @@ from typing import Any
 
 import gradio as gr
 
+from studio import escape
 from studio.errors import StudioError
 from studio.ui.shared import Shared, message_markdown
 
@@ -134,11 +135,11 @@ def describe_dataset(path: str | None) -> tuple[str, Any]:
         return "*Pick a saved dataset (prepare one in the Data tab) or upload a file below.*", gr.skip()
     manifest = preflight.read_manifest(path)
     if manifest is None:
-        return f"**'{path}' is not a saved dataset.**\n\n*Hint:* prepare and save it in the Data tab.", gr.skip()
+        return f"**{escape.md_code(path)} is not a saved dataset.**\n\n*Hint:* prepare and save it in the Data tab.", gr.skip()
     counts = manifest.get("counts") or {}
     stats = manifest.get("stats") or {}
     tokens = stats.get("tokens") or {}
-    parts = [f"**{manifest.get('name') or Path(path).name}**: {counts.get('train', '?')} training rows, "
+    parts = [f"**{escape.md_inline(manifest.get('name') or Path(path).name)}**: {counts.get('train', '?')} training rows, "
              f"{counts.get('validation', 0)} validation rows"]
     if tokens.get("p99"):
         parts.append(f"tokens per row: median {tokens.get('p50')}, p99 {tokens.get('p99')}, max {tokens.get('max')}")
@@ -200,7 +201,8 @@ def apply_prefill(prefill: dict | None, hidden: dict | None):
     if prefill.get("gradient_checkpointing") is not None and _hardware().kind == "cuda":
         hidden["gradient_checkpointing"] = bool(prefill["gradient_checkpointing"])
     applied = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in values.items() if key != "dataset")
-    note = f"✓ Settings from **Decide** applied: {applied or 'none'}" + (f" (technique: {technique})" if technique else "") + "."
+    note = (f"✓ Settings from **Decide** applied: {escape.md_inline(applied or 'none')}"
+            + (f" (technique: {escape.md_inline(technique)})" if technique else "") + ".")
     return [outputs[name] for name in FORM_FIELDS] + [hidden, note]
 
 
@@ -268,7 +270,7 @@ def start_run(*args, anyway: bool = False):
         return report.markdown(), report.cli_command, report.config_json, _error(error), gr.update(visible=False), view
     new_view = open_view(record.run_id)
     return (report.markdown(), report.cli_command, report.config_json,
-            f"▶ **Started '{record.name}'.** Follow it below — you can close this page; the run keeps going.",
+            f"▶ **Started '{escape.md_inline(record.name)}'.** Follow it below — you can close this page; the run keeps going.",
             gr.update(visible=False), new_view)
 
 
@@ -355,7 +357,8 @@ def _run_header(record, browser_id: str | None) -> str:
     else:
         whose = " · started by another session"
     started = str(record.status.get("started_at") or record.status.get("created_at") or "")[:16].replace("T", " ")
-    return f"### {record.name}\n`{record.run_id}` · {model} · dataset `{dataset}` · started {started} UTC{whose}"
+    return (f"### {escape.md_inline(record.name)}\n{escape.md_code(record.run_id)} · {escape.md_inline(model)} · "
+            f"dataset {escape.md_code(dataset)} · started {escape.md_inline(started)} UTC{whose}")
 
 
 def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
@@ -366,14 +369,16 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
     lines = []
     error = status.get("error")
     if state == "failed" and isinstance(error, dict):
-        lines.append(f"✕ **{error.get('message', 'The run failed.')}**" + (f"\n\n*Hint:* {error['hint']}" if error.get("hint") else ""))
+        lines.append(f"✕ **{escape.md_inline(error.get('message', 'The run failed.'))}**"
+                     + (f"\n\n*Hint:* {escape.md_inline(error['hint'])}" if error.get("hint") else ""))
     elif state == "interrupted" and isinstance(error, dict):
-        lines.append(f"⏸ **{error.get('message', 'Interrupted.')}**" + (f"\n\n*Hint:* {error['hint']}" if error.get("hint") else ""))
+        lines.append(f"⏸ **{escape.md_inline(error.get('message', 'Interrupted.'))}**"
+                     + (f"\n\n*Hint:* {escape.md_inline(error['hint'])}" if error.get("hint") else ""))
     elif state == "stopped":
         from studio.train import store
 
         if isinstance(error, dict):
-            note = f" {error.get('message')} {error.get('hint', '')}"
+            note = f" {escape.md_inline(error.get('message'))} {escape.md_inline(error.get('hint', ''))}"
         elif record.adapter_dir is not None:
             note = " The adapter was saved; Resume continues from the last checkpoint."
         elif store.last_checkpoint(record.dir) is not None:
@@ -398,7 +403,7 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
             busy = supervisor.busy()
         except Exception:  # noqa: BLE001
             busy = None
-        until = busy.message if busy else "The trainer is busy with this run."
+        until = escape.md_inline(busy.message) if busy else "The trainer is busy with this run."
         admin = " or enter the admin password below" if os.environ.get(supervisor.ADMIN_ENV) else ""
         lines.append(f"**Busy:** {until} Another session started it: only that browser{admin} can stop or delete it.")
     last = next((event for event in reversed(events) if event.get("type") == "log"), None)
@@ -420,7 +425,7 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
         lines.append(" · ".join(facts))
     notes = status.get("notes") or []
     if notes:
-        lines.append("\n".join(f"- Note: {note}" for note in notes))
+        lines.append("\n".join(f"- Note: {escape.md_inline(note)}" for note in notes))
     return "\n\n".join(lines)
 
 
@@ -498,7 +503,7 @@ def render(view: dict, browser_id: str | None, force: bool = False) -> tuple:
     loss = charts.loss_figure(events, title="Loss") if first or new_events else gr.skip()
     rates = charts.rate_figure(events) if first or new_events else gr.skip()
     warning = charts.overfitting(events)
-    overfit = (f"⚠ **{warning.message}**" if warning else "") if first or new_events else gr.skip()
+    overfit = (f"⚠ **{escape.md_inline(warning.message)}**" if warning else "") if first or new_events else gr.skip()
     log = _log_tail(record) if first or log_changed else gr.skip()
     buttons = _buttons(record, browser_id) if first or status_changed else (gr.skip(),) * 4
     panel = gr.update(visible=True) if first else gr.skip()
@@ -547,8 +552,8 @@ def stop_run(view: dict, browser_id: str | None, admin_password: str | None, for
     except StudioError as error:
         return _error(error)
     if force:
-        return f"■ **Force-stopped '{record.name}'.** The process tree was killed; Resume continues from the last checkpoint."
-    return f"… **Stopping '{record.name}':** it finishes this step, then saves a checkpoint and the adapter."
+        return f"■ **Force-stopped '{escape.md_inline(record.name)}'.** The process tree was killed; Resume continues from the last checkpoint."
+    return f"… **Stopping '{escape.md_inline(record.name)}':** it finishes this step, then saves a checkpoint and the adapter."
 
 
 def force_stop_run(view: dict, browser_id: str | None, admin_password: str | None) -> str:
@@ -562,7 +567,7 @@ def resume_run(view: dict, browser_id: str | None, admin_password: str | None):
         record = supervisor.resume(_acting_on(view), requester=browser_id, admin_password=admin_password or None)
     except StudioError as error:
         return _error(error), view
-    return f"▶ **Resumed '{record.name}'** from its last checkpoint.", open_view(record.run_id)
+    return f"▶ **Resumed '{escape.md_inline(record.name)}'** from its last checkpoint.", open_view(record.run_id)
 
 
 def ask_delete(view: dict):
@@ -572,7 +577,7 @@ def ask_delete(view: dict):
         record = store.get_run(_acting_on(view))
     except StudioError as error:
         return _error(error), gr.update(visible=False)
-    return (f"**Delete '{record.name}' for good?** Its checkpoints, adapter and Compare results are removed.",
+    return (f"**Delete '{escape.md_inline(record.name)}' for good?** Its checkpoints, adapter and Compare results are removed.",
             gr.update(visible=True))
 
 
@@ -679,7 +684,7 @@ def train_again(view: dict):
         else:
             updates.append(gr.update(value=value))
     hidden = {key: config.get(key) for key in HIDDEN_FIELDS if key in config}
-    return updates + [hidden, f"↩ The form now holds the settings of **{record.name}**. Check them and start."]
+    return updates + [hidden, f"↩ The form now holds the settings of **{escape.md_inline(record.name)}**. Check them and start."]
 
 
 def open_in_compare(view: dict):
@@ -740,7 +745,7 @@ def merge_run(view: dict, progress=gr.Progress()):
         target = export.merge(_run_dir(view), progress=lambda fraction, text: progress(fraction, desc=text))
     except StudioError as error:
         return _error(error), gr.update(visible=False)
-    return f"✓ **Merged model saved** in `{target}` (loads with plain `from_pretrained`, no PEFT needed).", gr.update(visible=False)
+    return f"✓ **Merged model saved** in {escape.md_code(target)} (loads with plain `from_pretrained`, no PEFT needed).", gr.update(visible=False)
 
 
 def push_run(view: dict, repo_id: str, token: str, what: str, private: bool):
