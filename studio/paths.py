@@ -124,8 +124,9 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_new_file(folder: Path, stem: str, suffix: str, text: str) -> Path:
-    """Write `text` to a file that did not exist: <stem><suffix>, else <stem>-2<suffix>, … Never replaces a file,
-    even when two writers pick the same name in the same second (os.link refuses an existing name)."""
+    """Write `text` to a file that did not exist: <stem><suffix>, else <stem>_2<suffix>, … Never replaces a file,
+    even when two writers pick the same name in the same second (os.link refuses an existing name). "_" sorts
+    after ".", so a listing by name still shows the first one first."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=".tmp")
@@ -135,7 +136,7 @@ def write_new_file(folder: Path, stem: str, suffix: str, text: str) -> Path:
             out.flush()
             os.fsync(out.fileno())
         for attempt in range(1, 10_000):
-            target = folder / (f"{stem}{suffix}" if attempt == 1 else f"{stem}-{attempt}{suffix}")
+            target = folder / (f"{stem}{suffix}" if attempt == 1 else f"{stem}_{attempt}{suffix}")
             try:
                 os.link(tmp, target)
                 return target

@@ -178,6 +178,7 @@ def test_decision_records_saved_in_the_same_second_are_both_kept(monkeypatch, tm
     now = dt.datetime(2026, 12, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
     first, second = report.save_record("first", now), report.save_record("second", now)
     assert first != second and first.read_text() == "first" and second.read_text() == "second"
+    assert sorted(p.name for p in first.parent.glob("decision-record-*.md")) == [first.name, second.name]  # name order
 
 
 def test_staged_swaps_whole_files_and_folders_and_cleans_up_on_failure(tmp_path):
