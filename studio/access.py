@@ -182,8 +182,13 @@ def settings(env: dict | None = None) -> Settings:
                     allow_remote_code=_truthy(env.get(REMOTE_CODE_ENV)))
 
 
-def is_public() -> bool:
-    return settings().public
+def is_public(env: dict | None = None) -> bool:
+    """The one answer to "is this studio public?" (access decisions, limits, what pages show). Contradictory
+    settings make the app refuse to start; anywhere else they count as public, the stricter mode."""
+    try:
+        return settings(env).public
+    except ConfigurationError:
+        return True
 
 
 def on_zero_gpu(env: dict | None = None) -> bool:
@@ -324,9 +329,23 @@ def establish(session_key: str | None, token: Any) -> str:
 
 
 def check_admin_password(given: str | None) -> bool:
-    """True when STUDIO_ADMIN_PASSWORD is set and `given` matches it (constant-time)."""
+    """True when STUDIO_ADMIN_PASSWORD is set and `given` matches it (constant-time). The one place the admin
+    password is checked: wrong ones are counted (studio.limits.ADMIN_ATTEMPTS), and past
+    STUDIO_MAX_PASSWORD_ATTEMPTS in 15 minutes every attempt, right or wrong, is refused with AccessDenied
+    saying when to try again — so the password cannot be guessed fast. No password given counts nothing."""
+    from studio import limits
+
     expected = os.environ.get(ADMIN_ENV, "")
-    return bool(expected) and bool(given) and hmac.compare_digest(str(given).encode(), expected.encode())
+    if not expected or not given:
+        return False
+    try:
+        limits.ADMIN_ATTEMPTS.check("admin", "admin password")
+    except StudioError as error:
+        raise AccessDenied(error.message, error.hint) from None
+    if hmac.compare_digest(str(given).encode(), expected.encode()):
+        return True
+    limits.ADMIN_ATTEMPTS.failed("admin")
+    return False
 
 
 def become_operator(session_key: str | None, password: str | None) -> Identity:
@@ -493,7 +512,9 @@ def authorize(identity: Identity, action: str, resource: Any = None, admin_passw
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
     config = settings()
-    identity = with_admin_password(identity, admin_password)
+    password_ok = check_admin_password(admin_password)  # checked (and counted) once per decision
+    if password_ok:
+        identity = replace(identity, role=OPERATOR)
     if action not in allowed_actions(identity):
         raise _role_refusal(identity, action)
     if config.public and action not in (LOOK, LINT) and not identity.user_id and not identity.operator:
@@ -506,7 +527,7 @@ def authorize(identity: Identity, action: str, resource: Any = None, admin_passw
             # password, may stop/resume/delete it; runs from versions without owners are open.
             owner = _owner_of(resource)
             if not owner or owner == LOCAL_OWNER or owns(identity, resource) or action == EXPORT \
-                    or check_admin_password(admin_password):
+                    or password_ok:
                 return identity
             raise AccessDenied(
                 f"you cannot {verb or 'change'} the run '{_resource_name(resource)}': another session started it.",

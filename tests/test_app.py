@@ -13,6 +13,9 @@ def test_app_module_exposes_demo():
     assert app.demo is not None
     labels = [block.label for block in app.demo.blocks.values() if type(block).__name__ == "Tab"]
     assert labels == ["Decide", "Data", "Train", "Compare"]
+    from studio import limits
+
+    assert app.demo.delete_cache == limits.delete_cache() is not None  # uploads do not pile up in Gradio's cache
 
 
 def test_app_serves_http_and_api(app_url):

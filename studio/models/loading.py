@@ -1,9 +1,16 @@
-"""Load tokenizers and causal LMs with plain-language errors instead of tracebacks."""
+"""Load tokenizers and causal LMs with plain-language errors instead of tracebacks.
+
+cached_tokenizer keeps the few most recently used tokenizers loaded (STUDIO_TOKENIZER_CACHE, see
+studio.limits): visitors picking one model after another cannot grow the app's memory without end.
+"""
 
 from __future__ import annotations
 
+from studio import limits
 from studio.errors import StudioError
 from studio.models import catalog
+
+_TOKENIZERS = limits.LRUCache("tokenizers")
 
 
 def explain_load_error(ref: str, error: Exception) -> StudioError:
@@ -67,6 +74,15 @@ def load_tokenizer(ref: str, trust_remote_code: bool = False, progress=None, tok
         )
     except Exception as error:  # noqa: BLE001 - every failure becomes a plain message
         raise explain_load_error(ref, error) from error
+
+
+def cached_tokenizer(ref: str, progress=None):
+    """load_tokenizer(ref) from a bounded least-recently-used cache (per process). Keyed by whose token the
+    download may use too: a tokenizer the operator loaded with the server's token is never handed to a visitor."""
+    ref = (ref or catalog.BUNDLED).strip()
+    token = hub_token()
+    key = (ref, "no token" if token is False else "server token")
+    return _TOKENIZERS.get_or_load(key, lambda: load_tokenizer(ref, progress=progress, token=token))
 
 
 def load_causal_lm(ref: str, trust_remote_code: bool = False, dtype: str = "float32", device: str = "cpu", progress=None,

@@ -76,10 +76,8 @@ def zip_adapter(run_dir: Path) -> Path:
     config = _config(run_dir)
     name = paths.safe_name(config.get("name") or run_dir.name, default="run")
     target = run_dir / EXPORTS_DIR / f"{name}-adapter.zip"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     files = sorted(path for path in source.folder.rglob("*") if path.is_file())
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with paths.staged(target) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for path in files:
             # Optimizer/scheduler/RNG state is only for resuming; it is not part of the adapter.
             if source.from_checkpoint and path.name in ("optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json", "training_args.bin"):
@@ -88,7 +86,6 @@ def zip_adapter(run_dir: Path) -> Path:
         card = run_dir / "README.md"
         if card.is_file() and not (source.folder / "README.md").is_file():
             archive.write(card, f"{name}/README.md")
-    os.replace(tmp, target)
     return target
 
 
@@ -178,23 +175,20 @@ def merge(run_dir: Path, progress=None, token: bool | str | None = None) -> Path
         raise StudioError(f"Could not apply the adapter to {ref}: {error}",
                           "The adapter must come from a run on this same base model.") from error
     target = run_dir / MERGED_DIR
-    tmp = run_dir / f".{MERGED_DIR}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
     if progress:
         progress(0.8, "Saving the merged model…")
     try:
-        merged.save_pretrained(tmp, safe_serialization=True)
-        tokenizer_source = source.folder if (source.folder / "tokenizer_config.json").is_file() else base_source
-        AutoTokenizer.from_pretrained(str(tokenizer_source), trust_remote_code=trust, token=token).save_pretrained(tmp)
-        card = run_dir / "README.md"
-        if card.is_file():
-            shutil.copyfile(card, tmp / "README.md")
+        # A folder of its own per merge, swapped in whole: two merges at once never mix their files.
+        with paths.staged(target, directory=True) as tmp:
+            merged.save_pretrained(tmp, safe_serialization=True)
+            tokenizer_source = source.folder if (source.folder / "tokenizer_config.json").is_file() else base_source
+            AutoTokenizer.from_pretrained(str(tokenizer_source), trust_remote_code=trust, token=token).save_pretrained(tmp)
+            card = run_dir / "README.md"
+            if card.is_file():
+                shutil.copyfile(card, tmp / "README.md")
     except OSError as error:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise StudioError(f"Could not save the merged model: {error.strerror or error}",
                           "Check free disk space and that the data folder is writable.") from error
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
     return target
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio import paths
+from studio import escape, paths
 from studio.errors import StudioError
 from studio.train.config import suggested_learning_rate
 
@@ -220,7 +220,7 @@ def dataset_from_upload(file_path: str | os.PathLike, validation_fraction: float
         shutil.rmtree(staging, ignore_errors=True)
         raise StudioError(f"Could not save the dataset: {error.strerror or error}.",
                           "Check free disk space and that the data folder is writable.") from error
-    summary = (f"✅ **{name}**: no errors in {len(records)} rows; saved as a dataset with {len(train)} training and "
+    summary = (f"✅ **{escape.md_inline(name)}**: no errors in {len(records)} rows; saved as a dataset with {len(train)} training and "
                f"{len(validation)} validation rows. For token statistics and fixes, use the Data tab.")
     return final, summary
 
@@ -453,14 +453,15 @@ class Preflight:
         return rows
 
     def markdown(self) -> str:
-        lines = [f"- **{name}:** {value}" for name, value in self.summary_rows()]
-        lines += [f"\n*{note}*" for note in self.notes]
+        md = escape.md_inline  # values and messages name the user's model, dataset and rows
+        lines = [f"- **{md(name)}:** {md(value)}" for name, value in self.summary_rows()]
+        lines += [f"\n*{md(note)}*" for note in self.notes]
         if self.errors:
             lines.append("\n**Must fix before starting:**")
-            lines += [f"- ✕ **{c.message}**" + (f" — {c.hint}" if c.hint else "") for c in self.errors]
+            lines += [f"- ✕ **{md(c.message)}**" + (f" — {md(c.hint)}" if c.hint else "") for c in self.errors]
         if self.warnings:
             lines.append("\n**Worth a look (you can start anyway):**")
-            lines += [f"- ⚠ {c.message}" + (f" — *{c.hint}*" if c.hint else "") for c in self.warnings]
+            lines += [f"- ⚠ {md(c.message)}" + (f" — *{md(c.hint)}*" if c.hint else "") for c in self.warnings]
         if not self.checks:
             lines.append("\n✓ **Ready to start.**")
         return "\n".join(lines)

@@ -1,7 +1,7 @@
 """The run store: one folder per run under paths.runs_dir() (see the run-folder contract).
 
     <run_id>/config.json    RunConfig JSON, written once at creation
-    <run_id>/status.json    atomic; read-modify-write under a lock file (worker and app both update it);
+    <run_id>/status.json    atomic; read-modify-write under its lock (paths.locked_update; worker and app both update it);
                             holds "owner" (never empty), "owner_role", "shared" and the queue fields
     <run_id>/events.jsonl   one JSON object per line, appended by the worker
     <run_id>/log.txt        the worker's stdout/stderr and tracebacks
@@ -18,13 +18,11 @@ are ever joined to a path, so a run id from a URL or a form cannot point outside
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
 import shutil
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -134,25 +132,25 @@ def read_status(folder: Path) -> dict[str, Any]:
     return _read_json(Path(folder) / "status.json")
 
 
-@contextmanager
-def _status_lock(folder: Path):
-    # flock on a side file: status.json itself is replaced atomically, so it cannot carry the lock.
-    with open(Path(folder) / ".status.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def update_status(folder: Path, **changes: Any) -> dict[str, Any]:
-    """Merge changes into status.json atomically (readers never see half a file) and return it."""
-    folder = Path(folder)
-    with _status_lock(folder):
-        status = read_status(folder)
+    """Merge changes into status.json under its lock (worker and app both write it) and return it.
+
+    A status.json that does not parse is kept aside (status.json.corrupt-<time>), never silently replaced:
+    the new status starts from the changes and its notes say what happened."""
+    path = Path(folder) / "status.json"
+
+    def merge(status):
+        if not isinstance(status, dict):
+            status = {}
         status.update(changes)
-        paths.atomic_write_text(folder / "status.json", json.dumps(status, indent=2, default=str) + "\n")
-    return status
+        return status
+
+    try:
+        return paths.locked_update(path, merge, default=dict, indent=2)
+    except paths.CorruptFile as damaged:
+        note = f"{damaged.message} {damaged.hint}"
+        return paths.locked_update(path, lambda status: {**merge(status), "notes": [*(changes.get("notes") or []), note]},
+                                   default=dict, indent=2)
 
 
 def append_event(folder: Path, event: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ Rules enforced here (so the UI and the CLI share them):
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from studio import paths
+from studio import limits, paths
 from studio.errors import StudioError
 from studio.train import store
 from studio.train.config import RunConfig
@@ -208,6 +209,7 @@ def _refuse_if_busy() -> None:
 def _prepared(config: RunConfig) -> RunConfig:
     config.check()
     _check_dataset(config.dataset)
+    check_limits(config)
     # The worker runs inside the run folder: make local paths absolute so they still point at the same place.
     config = config.replace(dataset=str(Path(config.dataset).expanduser().resolve()))
     if Path(config.model).expanduser().is_dir():
@@ -222,6 +224,7 @@ def launch(config: RunConfig, owner: str = "", owner_role: str = "operator") -> 
     with _launch_lock():  # two sessions pressing Start at once must not both pass the busy check
         _refuse_if_busy()
         record = store.create_run(config, owner, owner_role=owner_role)
+        store.update_status(record.dir, time_limit_s=time_limit_s())
         start(record)
     return store.get_run(record.run_id)
 
@@ -241,6 +244,7 @@ def submit(config: RunConfig, owner: str, owner_role: str = "operator",
                 raise access.AccessDenied(f"the training queue is full ({len(waiting_visitors)} runs wait).",
                                           "Try again later.")
         record = store.create_run(config, owner, owner_role=owner_role)
+        store.update_status(record.dir, time_limit_s=time_limit_s())
         queue.enqueue(record, estimated_seconds)
         _dispatch_locked()
     return store.get_run(record.run_id)
@@ -299,6 +303,44 @@ def stop_dispatcher(timeout: float = 10.0) -> None:
     _dispatcher_stop.set()
     if _dispatcher is not None:
         _dispatcher.join(timeout)
+
+
+def time_limit_s() -> float | None:
+    """Training seconds a run may use in all (STUDIO_MAX_RUN_MINUTES); the worker stops it gracefully there."""
+    minutes = limits.value("run_minutes")
+    return None if minutes is None else minutes * 60
+
+
+def check_limits(config: RunConfig) -> None:
+    """Refuse a run over this studio's caps on epochs and steps (studio.limits), before anything is created."""
+    from studio.train.worker import estimate_total_steps
+
+    limits.check_at_most("epochs", config.epochs, "The number of epochs", "Use fewer epochs, or set Max steps.")
+    if config.max_steps:
+        limits.check_at_most("steps", config.max_steps, "Max steps", "Set fewer steps.")
+        return
+    rows = _train_rows(Path(str(config.dataset)).expanduser())
+    if rows:
+        steps, cap = estimate_total_steps(config, rows), limits.whole("steps")
+        if cap is not None and steps > cap:
+            raise StudioError(f"This run would take about {steps:,} steps ({rows:,} rows × {config.epochs:g} epochs at batch "
+                              f"{config.batch_size}), over this studio's limit of {cap:,} steps.",
+                              f"Set Max steps to {cap:,} or fewer, or use fewer epochs. " + limits.raise_hint("steps"))
+
+
+def _train_rows(folder: Path) -> int | None:
+    """Rows of a saved dataset's training split: its manifest's count, else its lines."""
+    try:
+        counts = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("counts") or {}
+        if isinstance(counts.get("train"), int):
+            return counts["train"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        with open(folder / "train.jsonl", "rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    except OSError:
+        return None
 
 
 @contextmanager
@@ -388,8 +430,15 @@ def resume(run_id: str, requester: str | None = None, admin_password: str | None
     if store.last_checkpoint(record.dir) is None:
         raise StudioError(f"The run '{record.name}' has no complete checkpoint to resume from.",
                           "Start it again with the same settings instead.")
+    limit = time_limit_s()
+    used = record.status.get("elapsed")
+    if limit is not None and isinstance(used, (int, float)) and used >= limit:
+        raise StudioError(f"The run '{record.name}' has used its {limit / 60:.0f} minutes of training, this studio's limit per run.",
+                          "Its adapter and checkpoints are kept: compare or export it, or start a shorter run. "
+                          + limits.raise_hint("run_minutes"))
     with _launch_lock():
         _refuse_if_busy()
+        store.update_status(record.dir, time_limit_s=limit)
         start(record, resume=True)
     return store.get_run(run_id)
 

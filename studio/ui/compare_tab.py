@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from studio import access
+from studio import access, escape, limits
 from studio.errors import StudioError
 from studio.ui.guard import guarded
 from studio.ui.shared import Shared, download_copy, message_markdown
@@ -48,8 +48,14 @@ def _history_messages(history) -> list[dict]:
     """Chatbot history (Gradio 6: content as lists of text parts) → plain chat messages."""
     from studio.compare.runs import flatten_content
 
-    return [{"role": m["role"], "content": flatten_content(m.get("content"))} for m in history or []
+    # The chat columns show escaped Markdown (see _shown); the models get back exactly what was said.
+    return [{"role": m["role"], "content": escape.unmd(flatten_content(m.get("content")))} for m in history or []
             if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
+
+
+def _shown(text: str) -> str:
+    """A chat message as the Chatbot renders it: escaped, so a model's or a visitor's Markdown/HTML shows as text."""
+    return escape.md(text)
 
 
 def _run_summary(session) -> str:
@@ -57,9 +63,10 @@ def _run_summary(session) -> str:
 
     run = session.run
     items = dict(report.summary_items(run))
-    text = f"**Loaded:** {run.name} — base model {items.get('Base model')}, data {items.get('Data')}, training time {items.get('Training time')}."
+    text = (f"**Loaded:** {escape.md_inline(run.name)} — base model {escape.md_inline(items.get('Base model'))}, "
+            f"data {escape.md_inline(items.get('Data'))}, training time {escape.md_inline(items.get('Training time'))}.")
     if session.run_b is not None:
-        text += f" **Run B:** {session.run_b.name}."
+        text += f" **Run B:** {escape.md_inline(session.run_b.name)}."
     return access.redact(text)
 
 
@@ -69,9 +76,10 @@ def _eval_outputs(result):
     if not result:
         return ("*No evaluation yet for this run. Pick how many prompts and press **Evaluate**.*",
                 gr.update(value=None, visible=False), gr.update(value=None))
-    when = f" *(saved evaluation, {len(result['rows'])} prompts from the {result.get('source') or 'prompt file'}, {result.get('seconds', '?')} s)*"
+    when = (f" *(saved evaluation, {len(result['rows'])} prompts from the {escape.md_inline(result.get('source') or 'prompt file')}, "
+            f"{escape.md_inline(result.get('seconds', '?'))} s)*")
     figure = evaluate.loss_figure(result) if result["summary"].get("with_reference") else None
-    return (evaluate.headline(result["summary"]) + when, gr.update(value=figure, visible=figure is not None),
+    return (escape.md(evaluate.headline(result["summary"])) + when, gr.update(value=figure, visible=figure is not None),
             gr.update(value=evaluate.table_rows(result)))
 
 
@@ -132,7 +140,7 @@ def chat(message, base_history, tuned_history, run_b_history, run, run_b, system
         for index, adapter in enumerate(adapters):
             messages = _history_messages(histories[index]) + [{"role": "user", "content": message}]
             jobs.append((("Base", "Tuned", "Run B")[index], adapter, messages))
-            histories[index] = histories[index] + [{"role": "user", "content": message},
+            histories[index] = histories[index] + [{"role": "user", "content": _shown(message)},
                                                    {"role": "assistant", "content": ""}]
         from studio.compare.runs import training_active
 
@@ -140,7 +148,7 @@ def chat(message, base_history, tuned_history, run_b_history, run, run_b, system
                 if training_active() else "")
         for columns in session.engine.stream(jobs, settings):
             for index, column in enumerate(columns):
-                histories[index][-1] = {"role": "assistant", "content": column.text or "…"}
+                histories[index][-1] = {"role": "assistant", "content": _shown(column.text) if column.text else "…"}
                 stats[index] = column.stats_line()
             yield "", *histories, *stats, note
     except StudioError as error:
@@ -191,7 +199,7 @@ def _ab_view(ballot, result, index):
         return (f"**All {tally['of']} prompts voted.** Press *Reveal* to see which answer came from which model.",
                 "", "", votes.tally_text(tally), None)
     shown = votes.pair(ballot, result, index)
-    return (f"**Prompt {index + 1} of {tally['of']}:** {shown['prompt']}", shown["A"], shown["B"],
+    return (f"**Prompt {index + 1} of {tally['of']}:** {escape.md(shown['prompt'])}", shown["A"], shown["B"],
             votes.tally_text(tally), index)
 
 
@@ -222,9 +230,7 @@ def ab_vote(run, index, choice):
             if result and saved and votes.next_unvoted(saved) is None:
                 return _ab_view(saved, result, None)  # every prompt voted: keep showing the tally
             raise StudioError("There is nothing to vote on right now.", "Press Start blind test.")
-        ballot = votes.load_or_create(info, result)
-        votes.vote(ballot, int(index), choice)
-        votes.save(info, ballot)
+        ballot = votes.record_vote(info, result, int(index), choice)
         return _ab_view(ballot, result, votes.next_unvoted(ballot))
     except StudioError as error:
         return message_markdown(error), gr.update(), gr.update(), gr.update(), index
@@ -271,14 +277,14 @@ def build_report(run):
         stem = f"report-{paths.safe_name(info.run_id, 'run')}"
         html_named = shutil.copyfile(html_path, html_path.with_name(f"{stem}.html"))
         md_named = shutil.copyfile(md_path, md_path.with_name(f"{stem}.md"))
-        return (access.redact(f"Report saved in `{html_path.parent}` — one HTML file that opens offline (e-mail it "
-                              "as is)."),
+        return (f"Report saved in {escape.md_code(access.redact(str(html_path.parent)))} — one HTML file that opens "
+                "offline (e-mail it as is).",
                 gr.update(value=download_copy(html_named), visible=True),
                 gr.update(value=download_copy(md_named), visible=True))
     except StudioError as error:
         return message_markdown(error), gr.update(visible=False), gr.update(visible=False)
     except OSError as error:
-        return f"**Could not write the report: {error}**", gr.update(visible=False), gr.update(visible=False)
+        return f"**Could not write the report: {escape.md_inline(error)}**", gr.update(visible=False), gr.update(visible=False)
 
 
 def preselect(run_id):
@@ -310,7 +316,9 @@ def build(shared: Shared) -> None:
                                         elem_id="compare-temperature")
                 top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="Top-p")
             with gr.Column(scale=2):
-                max_new_tokens = gr.Slider(8, 1024, value=200, step=8, label="Max new tokens")
+                max_new_tokens = gr.Slider(8, min(1024, limits.whole("new_tokens") or 1024),
+                                           value=min(200, limits.whole("new_tokens") or 200), step=8,
+                                           label="Max new tokens")
                 seed = gr.Number(value=0, precision=0, label="Seed (for sampling)")
 
     with gr.Row(equal_height=True):
@@ -341,8 +349,11 @@ def build(shared: Shared) -> None:
                     "split, or your own JSONL file), and scores both against the reference answers: **loss** "
                     "(how surprised the model is by the reference; lower is better) and **ROUGE-L** word overlap.")
         with gr.Row():
-            eval_n = gr.Number(value=20, precision=0, minimum=1, label="Prompts", elem_id="compare-eval-n", scale=1)
-            eval_tokens = gr.Slider(16, 512, value=128, step=16, label="Max new tokens per answer", scale=2,
+            eval_n = gr.Number(value=min(20, limits.whole("eval_prompts") or 20), precision=0, minimum=1,
+                               maximum=limits.whole("eval_prompts"), label="Prompts", elem_id="compare-eval-n", scale=1)
+            eval_tokens = gr.Slider(16, max(16, min(512, limits.whole("new_tokens") or 512)),
+                                    value=max(16, min(128, limits.whole("new_tokens") or 128)), step=16,
+                                    label="Max new tokens per answer", scale=2,
                                     elem_id="compare-eval-tokens")
             prompt_file = gr.File(label="Optional prompt file (JSONL chat rows)", file_types=[".jsonl"], type="filepath",
                                   scale=2, height=120, elem_id="compare-eval-file")

@@ -9,17 +9,16 @@ shared gr.State objects (dataset_stats in, train_prefill out).
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
 import gradio as gr
 
+from studio import access, escape
 from studio.decide import checklist
 from studio.decide import estimate as est
 from studio.decide import plan as plan_mod
 from studio.decide import technique as tech
-from studio import access
 from studio.errors import StudioError
 from studio.ui.guard import guarded
 from studio.ui.shared import Shared, download_copy, message_markdown
@@ -62,8 +61,8 @@ def _reason_items(reasons) -> str:
     items = []
     for reason in reasons:
         source = ", ".join(checklist.QUESTION_BY_KEY[key].short for key in reason.questions)
-        tag = f' <span class="from">(from: {html.escape(source)})</span>' if source else ""
-        items.append(f"<li>{html.escape(reason.text)}{tag}</li>")
+        tag = f' <span class="from">(from: {escape.html(source)})</span>' if source else ""
+        items.append(f"<li>{escape.html(reason.text)}{tag}</li>")
     return "<ul>" + "".join(items) + "</ul>"
 
 
@@ -71,12 +70,12 @@ def card_html(rec: checklist.Recommendation) -> str:
     border, background, badge = VERDICT_COLOURS[rec.kind]
     parts = [f'<div class="card" style="border-left: 8px solid {border}; background: {background};">',
              f'<span class="badge" style="background: {border};">{badge}</span>',
-             f"<h3>{html.escape(rec.verdict)}</h3>", "<h4>Why</h4>", _reason_items(rec.reasons)]
+             f"<h3>{escape.html(rec.verdict)}</h3>", "<h4>Why</h4>", _reason_items(rec.reasons)]
     if rec.supporting:
         parts += ["<h4>Already speaks for fine-tuning</h4>", _reason_items(rec.supporting)]
     if rec.notes:
         parts += ["<h4>Keep in mind</h4>", _reason_items(rec.notes)]
-    steps = "".join(f"<li>{html.escape(step)}</li>" for step in rec.next_steps)
+    steps = "".join(f"<li>{escape.html(step)}</li>" for step in rec.next_steps)
     parts += ["<h4>Next steps</h4>", f"<ol>{steps}</ol>", "</div>"]
     return "".join(parts)
 
@@ -118,7 +117,7 @@ def compute_plan(*values) -> plan_mod.Plan:
 
 
 def _dataset_line(label: str) -> str:
-    return f"**Numbers from:** {label}"
+    return f"**Numbers from:** {escape.md(label)}"  # holds the dataset's name
 
 
 def _advice_markdown(plan: plan_mod.Plan) -> str:
@@ -173,7 +172,7 @@ def download_record(*values):
     except OSError as error:
         return gr.skip(), message_markdown(StudioError(f"Could not write the decision record: {error.strerror}.",
                                                   "Check that the studio's data folder is writable and not full."))
-    return gr.File(download_copy(path), visible=True), f"Decision record saved as `{path.name}`: download it above."
+    return gr.File(download_copy(path), visible=True), f"Decision record saved as {escape.md_code(path.name)}: download it above."
 
 
 def _records_folder():

@@ -29,15 +29,14 @@ class Shared:
 
 
 def message_markdown(error: Exception) -> str:
-    """A user-facing error as Markdown: message and hint, never a traceback."""
+    """A user-facing error as Markdown: message and hint (escaped: they often quote names and rows), never a traceback."""
+    from studio import access, escape
     from studio.errors import StudioError
 
-    from studio import access
-
     if isinstance(error, StudioError):
-        hint = f"\n\n*Hint:* {error.hint}" if error.hint else ""
-        return access.redact(f"**{error.message}**{hint}")
-    return access.redact(f"**Something went wrong: {error}**\n\n*Hint:* the details are in the server log.")
+        hint = f"\n\n*Hint:* {escape.md_inline(access.redact(error.hint))}" if error.hint else ""
+        return f"**{escape.md_inline(access.redact(error.message))}**{hint}"
+    return f"**Something went wrong: {escape.md_inline(access.redact(str(error)))}**\n\n*Hint:* the details are in the server log."
 
 
 def download_copy(path) -> str:

@@ -10,7 +10,7 @@ import os
 
 import gradio as gr
 
-from studio import access, paths
+from studio import access, escape, limits, paths
 from studio.models import hardware
 from studio.ui import compare_tab, data_tab, decide_tab, model_status, train_tab
 from studio.ui.guard import guarded, request_identity
@@ -31,8 +31,9 @@ TABS = (
 def footer_text() -> str:
     detected = hardware.detect_quick()
     if access.is_public():  # no server path on a public page
-        return f"Hardware: {detected.summary} · Data folder: the studio's storage on the server · {access.settings().mode_name} mode"
-    return f"Hardware: {detected.summary} · Data folder: `{paths.home()}`"
+        return (f"Hardware: {escape.md_inline(detected.summary)} · Data folder: the studio's storage on the server · "
+                f"{access.settings().mode_name} mode")
+    return f"Hardware: {escape.md_inline(detected.summary)} · Data folder: {escape.md_code(paths.home())}"
 
 
 def oauth_available() -> bool:
@@ -61,7 +62,8 @@ def build_app() -> gr.Blocks:
     access.settings()  # contradictory settings stop here, with a message (ConfigurationError)
     paths.configure_caches()
     public = access.is_public()
-    with gr.Blocks(title=TITLE) as demo:
+    # Uploaded files are deleted from Gradio's cache after STUDIO_UPLOAD_CACHE_HOURS (and on restart).
+    with gr.Blocks(title=TITLE, delete_cache=limits.delete_cache()) as demo:
         with gr.Row(elem_id="studio-header"):
             gr.Markdown(f"# {TITLE}\n{PURPOSE}")
             if access.from_env().mode == "oauth":
@@ -108,10 +110,36 @@ def start_background() -> None:
 
 
 def launch_kwargs() -> dict:
-    """theme/css belong to launch() in Gradio 6."""
+    """theme/css belong to launch() in Gradio 6; so does the upload limit, which Gradio enforces while the
+    upload streams in (STUDIO_MAX_UPLOAD_MB), before anything reaches a handler."""
     kwargs = {"theme": theme(), "css": CSS}
+    upload_limit = limits.max_bytes("upload_mb")
+    if upload_limit is not None:
+        kwargs["max_file_size"] = upload_limit
     auth = access.from_env().launch_auth()
     if auth:
-        kwargs["auth"] = auth
-        kwargs["auth_message"] = "Fine-Tune Studio is password-protected (STUDIO_PASSWORD)."
+        kwargs["auth"] = rate_limited(auth)
+        allowed = limits.whole("password_attempts")
+        kwargs["auth_message"] = ("Fine-Tune Studio is password-protected (STUDIO_PASSWORD)."
+                                  + (f" After {allowed} wrong passwords in 15 minutes, sign-in pauses for a while." if allowed else ""))
     return kwargs
+
+
+def rate_limited(check):
+    """Wrap a login check: after too many wrong passwords every attempt is refused for a while (HTTP 429 with the
+    reason; the login page itself can only say the credentials were not accepted)."""
+    from fastapi import HTTPException
+
+    from studio.errors import StudioError
+
+    def limited(username: str, password: str) -> bool:
+        try:
+            limits.PASSWORD_ATTEMPTS.check("login", "password")
+        except StudioError as error:
+            raise HTTPException(status_code=429, detail=f"{error.message} {error.hint}") from None
+        if check(username, password):
+            return True
+        limits.PASSWORD_ATTEMPTS.failed("login")
+        return False
+
+    return limited

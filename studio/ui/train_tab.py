@@ -19,7 +19,7 @@ from typing import Any
 
 import gradio as gr
 
-from studio import access
+from studio import access, escape
 from studio.errors import StudioError
 from studio.ui.guard import guarded
 from studio.ui.shared import Shared, message_markdown
@@ -186,11 +186,12 @@ def describe_dataset(path: str | None) -> tuple[str, Any]:
         folder = Path(str(path))
     manifest = preflight.read_manifest(folder)
     if manifest is None:
-        return f"**'{_shown(str(path))}' is not a saved dataset.**\n\n*Hint:* prepare and save it in the Data tab.", gr.skip()
+        return (f"**{escape.md_code(_shown(str(path)))} is not a saved dataset.**\n\n*Hint:* prepare and save it in the "
+                "Data tab."), gr.skip()
     counts = manifest.get("counts") or {}
     stats = manifest.get("stats") or {}
     tokens = stats.get("tokens") or {}
-    parts = [f"**{manifest.get('name') or folder.name}**: {counts.get('train', '?')} training rows, "
+    parts = [f"**{escape.md_inline(manifest.get('name') or folder.name)}**: {counts.get('train', '?')} training rows, "
              f"{counts.get('validation', 0)} validation rows"]
     if tokens.get("p99"):
         parts.append(f"tokens per row: median {tokens.get('p50')}, p99 {tokens.get('p99')}, max {tokens.get('max')}")
@@ -266,7 +267,8 @@ def apply_prefill(prefill: dict | None, hidden: dict | None):
     if prefill.get("gradient_checkpointing") is not None and _hardware().kind == "cuda":
         hidden["gradient_checkpointing"] = bool(prefill["gradient_checkpointing"])
     applied = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in values.items() if key != "dataset")
-    note = f"✓ Settings from **Decide** applied: {applied or 'none'}" + (f" (technique: {technique})" if technique else "") + "."
+    note = (f"✓ Settings from **Decide** applied: {escape.md_inline(applied or 'none')}"
+            + (f" (technique: {escape.md_inline(technique)})" if technique else "") + ".")
     return [outputs[name] for name in FORM_FIELDS] + [hidden, note]
 
 
@@ -372,10 +374,11 @@ def start_run(*args, anyway: bool = False):
         return (*shown, _error(error), gr.update(visible=False), view)
     new_view = open_view(record.run_id)
     if record.state == "queued":
-        message = (f"⏳ **'{record.name}' is queued:** the trainer is busy; it starts by itself when its turn comes "
-                   "(its place and an estimated start are shown below). You can close this page.")
+        message = (f"⏳ **'{escape.md_inline(record.name)}' is queued:** the trainer is busy; it starts by itself when "
+                   "its turn comes (its place and an estimated start are shown below). You can close this page.")
     else:
-        message = f"▶ **Started '{record.name}'.** Follow it below — you can close this page; the run keeps going."
+        message = (f"▶ **Started '{escape.md_inline(record.name)}'.** Follow it below — you can close this page; the "
+                   "run keeps going.")
     return (*shown, message, gr.update(visible=False), new_view)
 
 
@@ -470,7 +473,8 @@ def _run_header(record, browser_id: str | None) -> str:
     if record.shared and (me.operator or access.owns(me, record)) and access.is_public():
         whose += " · shared with every visitor"
     started = str(record.status.get("started_at") or record.status.get("created_at") or "")[:16].replace("T", " ")
-    return _shown(f"### {record.name}\n`{record.run_id}` · {model} · dataset `{dataset}` · started {started} UTC{whose}")
+    return _shown(f"### {escape.md_inline(record.name)}\n{escape.md_code(record.run_id)} · {escape.md_inline(_shown(model))} · "
+                  f"dataset {escape.md_code(_shown(dataset))} · started {escape.md_inline(started)} UTC{whose}")
 
 
 def _queue_line(record) -> str:
@@ -496,14 +500,16 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
     lines = []
     error = status.get("error")
     if state == "failed" and isinstance(error, dict):
-        lines.append(f"✕ **{error.get('message', 'The run failed.')}**" + (f"\n\n*Hint:* {error['hint']}" if error.get("hint") else ""))
+        lines.append(f"✕ **{escape.md_inline(error.get('message', 'The run failed.'))}**"
+                     + (f"\n\n*Hint:* {escape.md_inline(error['hint'])}" if error.get("hint") else ""))
     elif state == "interrupted" and isinstance(error, dict):
-        lines.append(f"⏸ **{error.get('message', 'Interrupted.')}**" + (f"\n\n*Hint:* {error['hint']}" if error.get("hint") else ""))
+        lines.append(f"⏸ **{escape.md_inline(error.get('message', 'Interrupted.'))}**"
+                     + (f"\n\n*Hint:* {escape.md_inline(error['hint'])}" if error.get("hint") else ""))
     elif state == "stopped":
         from studio.train import store
 
         if isinstance(error, dict):
-            note = f" {error.get('message')} {error.get('hint', '')}"
+            note = f" {escape.md_inline(error.get('message'))} {escape.md_inline(error.get('hint', ''))}"
         elif record.adapter_dir is not None:
             note = " The adapter was saved; Resume continues from the last checkpoint."
         elif store.last_checkpoint(record.dir) is not None:
@@ -540,7 +546,7 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
         elif access.is_public() and busy.run_id != record.run_id:
             until = "The trainer is busy with another visitor's run."
         else:
-            until = busy.message
+            until = escape.md_inline(busy.message)
         admin = " or enter the admin password below" if os.environ.get(supervisor.ADMIN_ENV) else ""
         lines.append(f"**Busy:** {until} Another session started it: only that browser{admin} can stop or delete it.")
     last = next((event for event in reversed(events) if event.get("type") == "log"), None)
@@ -562,7 +568,7 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
         lines.append(" · ".join(facts))
     notes = status.get("notes") or []
     if notes:
-        lines.append("\n".join(f"- Note: {note}" for note in notes))
+        lines.append("\n".join(f"- Note: {escape.md_inline(_shown(note))}" for note in notes))
     return _shown("\n\n".join(lines))
 
 
@@ -651,7 +657,7 @@ def render(view: dict, browser_id: str | None, force: bool = False) -> tuple:
     loss = charts.loss_figure(events, title="Loss") if first or new_events else gr.skip()
     rates = charts.rate_figure(events) if first or new_events else gr.skip()
     warning = charts.overfitting(events)
-    overfit = (f"⚠ **{warning.message}**" if warning else "") if first or new_events else gr.skip()
+    overfit = (f"⚠ **{escape.md_inline(warning.message)}**" if warning else "") if first or new_events else gr.skip()
     log = _log_tail(record, browser_id) if first or log_changed else gr.skip()
     buttons = _buttons(record, browser_id) if first or status_changed else (gr.skip(),) * 4
     panel = gr.update(visible=True) if first else gr.skip()
@@ -701,10 +707,10 @@ def stop_run(view: dict, browser_id: str | None, admin_password: str | None, for
     except StudioError as error:
         return _error(error)
     if record.state == "stopped" and (record.status.get("error") or {}).get("message", "").startswith("Cancelled"):
-        return f"■ **Cancelled '{record.name}'** before it started; it left the queue."
+        return f"■ **Cancelled '{escape.md_inline(record.name)}'** before it started; it left the queue."
     if force:
-        return f"■ **Force-stopped '{record.name}'.** The process tree was killed; Resume continues from the last checkpoint."
-    return f"… **Stopping '{record.name}':** it finishes this step, then saves a checkpoint and the adapter."
+        return f"■ **Force-stopped '{escape.md_inline(record.name)}'.** The process tree was killed; Resume continues from the last checkpoint."
+    return f"… **Stopping '{escape.md_inline(record.name)}':** it finishes this step, then saves a checkpoint and the adapter."
 
 
 def force_stop_run(view: dict, browser_id: str | None, admin_password: str | None) -> str:
@@ -719,7 +725,7 @@ def resume_run(view: dict, browser_id: str | None, admin_password: str | None):
         record = supervisor.resume(run_id, requester=_me(browser_id), admin_password=admin_password or None)
     except StudioError as error:
         return _error(error), view
-    return f"▶ **Resumed '{record.name}'** from its last checkpoint.", open_view(record.run_id)
+    return f"▶ **Resumed '{escape.md_inline(record.name)}'** from its last checkpoint.", open_view(record.run_id)
 
 
 def ask_delete(view: dict):
@@ -727,7 +733,7 @@ def ask_delete(view: dict):
         record = _run_for(_acting_on(view))
     except StudioError as error:
         return _error(error), gr.update(visible=False)
-    return (f"**Delete '{record.name}' for good?** Its checkpoints, adapter and Compare results are removed.",
+    return (f"**Delete '{escape.md_inline(record.name)}' for good?** Its checkpoints, adapter and Compare results are removed.",
             gr.update(visible=True))
 
 
@@ -846,7 +852,7 @@ def train_again(view: dict):
         else:
             updates.append(gr.update(value=value))
     hidden = {key: config.get(key) for key in HIDDEN_FIELDS if key in config}
-    return updates + [hidden, f"↩ The form now holds the settings of **{record.name}**. Check them and start."]
+    return updates + [hidden, f"↩ The form now holds the settings of **{escape.md_inline(record.name)}**. Check them and start."]
 
 
 def open_in_compare(view: dict):
@@ -917,8 +923,8 @@ def merge_run(view: dict, progress=gr.Progress()):
         target = export.merge(record.dir, progress=lambda fraction, text: progress(fraction, desc=text), token=token)
     except StudioError as error:
         return _error(error), gr.update(visible=False)
-    return (f"✓ **Merged model saved** in `{_shown(str(target))}` (loads with plain `from_pretrained`, no PEFT "
-            "needed)."), gr.update(visible=False)
+    return (f"✓ **Merged model saved** in {escape.md_code(_shown(str(target)))} (loads with plain `from_pretrained`, no "
+            "PEFT needed)."), gr.update(visible=False)
 
 
 def push_run(view: dict, repo_id: str, token: str, what: str, private: bool):
@@ -1184,8 +1190,8 @@ def _set_shared(view: dict, shared_flag: bool) -> str:
     except StudioError as error:
         return _error(error)
     if shared_flag:
-        return f"✓ **'{record.name}' is shared:** every visitor sees it in their lists and can chat with it in Compare."
-    return f"✓ **'{record.name}' is private again:** only its owner (and you) see it."
+        return f"✓ **'{escape.md_inline(record.name)}' is shared:** every visitor sees it in their lists and can chat with it in Compare."
+    return f"✓ **'{escape.md_inline(record.name)}' is private again:** only its owner (and you) see it."
 
 
 def share_run(view: dict) -> str:
@@ -1205,7 +1211,7 @@ def move_to_front(view: dict) -> str:
         queue.move_to_front(record.run_id)
     except StudioError as error:
         return _error(error)
-    return f"✓ **'{record.name}' is next** in the queue."
+    return f"✓ **'{escape.md_inline(record.name)}' is next** in the queue."
 
 
 def queue_overview() -> str:
@@ -1219,7 +1225,7 @@ def queue_overview() -> str:
     for record in queue.waiting():
         place = places.get(record.run_id)
         if place:
-            lines.append(f"{place.position}. **{record.name}** (owner `{record.owner}`) — {place.start_text}")
+            lines.append(f"{place.position}. **{escape.md_inline(record.name)}** (owner {escape.md_code(record.owner)}) — {place.start_text}")
     if len(lines) == 1:
         lines.append("Nobody is waiting.")
     return "\n\n".join(lines)

@@ -107,20 +107,21 @@ def test_the_worker_gets_the_token_only_for_an_operators_hub_run(public, monkeyp
 
 def test_downloads_for_a_visitors_ids_use_no_token(public, monkeypatch):
     """/lint_hub and the tokenizer of a typed model id: token=False for a visitor, the server's for an operator."""
-    import datasets
     import transformers
 
+    from studio.data import load
     from studio.models import catalog, loading
     from studio.ui import data_tab
 
     seen = []
 
-    def fake_load_dataset(dataset_id, split=None, token=None, **kwargs):
+    def fake_listing(dataset_id, revision, token):  # the first Hub call: list the split's files and sizes
         seen.append(("dataset", token))
         raise RuntimeError("stop here")
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(load, "_offline", lambda: False)
+    monkeypatch.setattr(load, "_hub_listing", fake_listing)
     with access.acting(_attacker()):
         data_tab.lint_hub("someone/private-set", "train", "", 0, 8)
     with access.acting(access.Identity("o", access.OPERATOR)):
