@@ -21,7 +21,7 @@ import gradio as gr
 
 from studio import access, escape
 from studio.errors import StudioError
-from studio.ui.guard import guarded
+from studio.ui.guard import guarded, guarded_validator
 from studio.ui.shared import Shared, message_markdown
 
 # Form fields, in the order the form's components are passed to handlers (RunConfig field names).
@@ -1123,9 +1123,9 @@ def build(shared: Shared) -> None:
     start_outputs = [preflight_md, cli_code, config_code, start_message, anyway_button, view]
     redraw = g(access.LOOK, render_forced)
     start_button.click(g(access.TRAIN, start_run), form + [hidden, browser_id, view], start_outputs,
-                       validator=validate_form, **private).then(redraw, [view, browser_id], view_outputs, **private)
+                       validator=guarded_validator(access.TRAIN, validate_form), **private).then(redraw, [view, browser_id], view_outputs, **private)
     anyway_button.click(g(access.TRAIN, start_anyway), form + [hidden, browser_id, view], start_outputs,
-                        validator=validate_form, **private).then(redraw, [view, browser_id], view_outputs, **private)
+                        validator=guarded_validator(access.TRAIN, validate_form), **private).then(redraw, [view, browser_id], view_outputs, **private)
 
     timer = gr.Timer(POLL_SECONDS)
     timer.tick(g(access.LOOK, poll), [view, browser_id], view_outputs, show_progress="hidden", concurrency_limit=None,

@@ -15,7 +15,6 @@ import pytest
 from studio import access
 from tests.security.client import Visitor
 
-LIMITS = pytest.mark.xfail(reason="lands with the limits branch", strict=False)
 DATA = pytest.mark.xfail(reason="lands with the data branch", strict=False)
 
 
@@ -31,7 +30,6 @@ def _bomb_parquet(megabytes: int = 67) -> bytes:
     return sink.getvalue()
 
 
-@LIMITS
 @pytest.mark.slow
 def test_a_parquet_bomb_is_refused_before_decoding(public_app):
     import psutil
@@ -49,14 +47,12 @@ def test_a_parquet_bomb_is_refused_before_decoding(public_app):
     visitor.close()
 
 
-@LIMITS
 def test_uploads_are_limited_by_gradio_itself():
     from studio.ui.shell import launch_kwargs
 
     assert launch_kwargs().get("max_file_size")
 
 
-@LIMITS
 def test_gradio_cache_is_cleaned(monkeypatch):
     from studio.ui import build_app
 
@@ -64,26 +60,32 @@ def test_gradio_cache_is_cleaned(monkeypatch):
     assert build_app().delete_cache
 
 
-@LIMITS
 def test_public_mode_caps_epochs_steps_and_evaluation_size(monkeypatch):
     from studio.compare import evaluate
+    from studio.errors import StudioError
+    from studio.train import supervisor
     from studio.train.config import RunConfig
 
     monkeypatch.setenv("SPACE_ID", "me/studio")
-    assert RunConfig(dataset="/x", epochs=1000).validate().get("epochs")
-    assert RunConfig(dataset="/x", max_steps=10_000_000).validate().get("max_steps")
-    with pytest.raises(Exception):
+    with pytest.raises(StudioError, match="STUDIO_MAX_EPOCHS"):
+        supervisor.check_limits(RunConfig(dataset="/x", epochs=1000))
+    with pytest.raises(StudioError, match="STUDIO_MAX_STEPS"):
+        supervisor.check_limits(RunConfig(dataset="/x", max_steps=10_000_000))
+    supervisor.check_limits(RunConfig(dataset="/x", epochs=1, max_steps=20))  # a demo-sized run passes
+    with pytest.raises(StudioError, match="STUDIO_MAX_EVAL_PROMPTS"):
         evaluate.validate_n(100_000)
 
 
-@LIMITS
 def test_the_tokenizer_cache_is_bounded():
-    from studio.ui import data_tab
+    from studio.models import loading
 
-    assert not isinstance(data_tab._TOKENIZERS, dict) or hasattr(data_tab._TOKENIZERS, "maxsize")
+    cache, cap = loading._TOKENIZERS, loading.limits.whole("tokenizers")
+    cache.clear()
+    for index in range(cap + 5):
+        cache.get_or_load(f"model-{index}", lambda: object())
+    assert len(cache.keys()) == cap and "model-0" not in cache.keys()
 
 
-@LIMITS
 def test_admin_password_guessing_is_rate_limited(monkeypatch):
     monkeypatch.setenv("SPACE_ID", "me/studio")
     monkeypatch.setenv("STUDIO_ADMIN_PASSWORD", "right")
@@ -95,7 +97,6 @@ def test_admin_password_guessing_is_rate_limited(monkeypatch):
     assert "try again" in (refused.value.message + refused.value.hint).lower()
 
 
-@LIMITS
 def test_four_threads_writing_one_file_never_tear_it(tmp_path):
     from studio import paths
 
@@ -125,7 +126,6 @@ def test_four_threads_writing_one_file_never_tear_it(tmp_path):
     assert errors == []
 
 
-@LIMITS
 @pytest.mark.slow
 def test_votes_cast_at_once_lose_nothing(public_app):
     """One voter's three votes sent at the same moment (three tabs, a double click…) all land in the ballot;
@@ -157,7 +157,6 @@ def test_votes_cast_at_once_lose_nothing(public_app):
         voter.close()
 
 
-@LIMITS
 @pytest.mark.slow
 def test_names_are_escaped_where_they_are_rendered(public_app):
     """A visitor names a dataset with a Markdown image and an HTML tag: it comes back escaped, never live."""
