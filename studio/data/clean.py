@@ -1,7 +1,7 @@
 """One-click safe fixes and a leak-free, seeded train/validation split.
 
 Fixes (all safe: they never change what a row means):
-  - rows with an E finding are set aside as rejected rows, with their reasons;
+  - rows with an E finding are set aside as rejected rows, with their reasons (secrets masked);
   - every row becomes canonical chat messages (role + string content; tool calls kept);
   - Unicode NFC and edge whitespace stripped in every message;
   - exact duplicates (after NFC and collapsed whitespace) removed, first one kept.
@@ -18,6 +18,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from studio.data.rules.secrets import mask_record
 from studio.errors import StudioError
 
 DEFAULT_VALIDATION_FRACTION = 0.10
@@ -223,16 +224,16 @@ def clean_and_split(
         if finding.severity == "E" and finding.row is not None:
             errors.setdefault(finding.row, []).append(finding)
     fixes: dict[str, int] = {}
-    rejected: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []  # raw rows with every secret masked (mask_record)
     kept: list[tuple[int, dict[str, Any]]] = []
     seen: dict[str, int] = {}
     for row in report.rows:
         if row.number in errors:
-            rejected.append({"row": row.number, "raw": row.raw, "reasons": [_reason(f) for f in errors[row.number]]})
+            rejected.append({"row": row.number, "raw": mask_record(row.raw), "reasons": [_reason(f) for f in errors[row.number]]})
             continue
         record = canonical_record(row, fixes)
         if record is None:
-            rejected.append({"row": row.number, "raw": row.raw, "reasons": [{
+            rejected.append({"row": row.number, "raw": mask_record(row.raw), "reasons": [{
                 "rule": "SCH-UNKNOWN", "severity": "E", "message": "No recognisable format: nothing to train on.",
                 "hint": "Use messages, conversations, instruction/output, prompt/completion or text."}]})
             continue
@@ -241,7 +242,7 @@ def clean_and_split(
         key = duplicate_key(record)
         if key in seen:
             fixes["duplicates_removed"] = fixes.get("duplicates_removed", 0) + 1
-            rejected.append({"row": row.number, "raw": row.raw, "reasons": [{
+            rejected.append({"row": row.number, "raw": mask_record(row.raw), "reasons": [{
                 "rule": "DUP-EXACT", "severity": "W", "message": f"Exact duplicate of row {seen[key]}: removed.",
                 "hint": "Duplicates make the model over-weight one example."}]})
             continue

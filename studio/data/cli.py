@@ -15,7 +15,10 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("lint", help="check dataset files before fine-tuning (rules in shared/LINT-RULES.md)")
+    parser = subparsers.add_parser(
+        "lint", help="check dataset files before fine-tuning (the rules: docs/lint-rules.md)",
+        description="Check dataset files row by row before fine-tuning: format, schema, roles, content, Unicode, tool calls, "
+                    "chat template, lengths, duplicates, privacy. Every rule is listed in docs/lint-rules.md.")
     parser.add_argument("files", nargs="+", metavar="FILE", help=".jsonl, .json, .csv or .parquet files")
     parser.add_argument("--model", default=None, help="model whose tokenizer and chat template to check against (default: the bundled SmolLM2)")
     parser.add_argument("--max-length", type=int, default=None, help="max tokens per row (default: the model's context)")

@@ -1,4 +1,4 @@
-"""The dataset linter: every rule of shared/LINT-RULES.md, one report.
+"""The dataset linter: every rule of the catalogue (studio/data/rules/catalogue.py, docs/lint-rules.md), one report.
 
 Public API (the Data tab, the CLI and the cleaner build on it):
 

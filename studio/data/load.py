@@ -2,7 +2,7 @@
 
 Accepted: .jsonl (one JSON object per line), .json (an array of objects, or an object holding
 one array of objects), .csv, .parquet. Anything wrong with the file itself becomes a finding
-(section A of shared/LINT-RULES.md): FILE-UTF8, FILE-BOM, FILE-EMPTY, FILE-JSON, FILE-OBJ,
+(section A of docs/lint-rules.md): FILE-BINARY, FILE-UTF8, FILE-BOM, FILE-EMPTY, FILE-JSON, FILE-OBJ,
 FILE-SIZE. Row numbers are 1-based lines for JSONL and 1-based records otherwise.
 
     result = load_path("data.jsonl")          # or load_bytes(data, "data.jsonl")
@@ -126,24 +126,58 @@ def _decode(result: LoadResult, data: bytes) -> str | None:
         result.findings.append(Finding("FILE-BOM", "I", None, "The file starts with a UTF-8 byte-order mark (BOM).",
                                        "Harmless here (it is stripped), but some tools choke on it: save as UTF-8 without BOM."))
         data = data[len(_BOM):]
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(data) > 3 and b"\x00" in data[:4] and data.count(b"\x00") > len(data) // 4):
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_utf16(data):
         guess = "UTF-16"
         result.findings.append(Finding("FILE-UTF8", "E", None,
                                        f"The file is not UTF-8 (it looks like {guess}, offset 0).",
                                        f"Re-save it as UTF-8, e.g. `iconv -f {guess} -t UTF-8 in > out`."))
         return None
+    if looks_binary(data):
+        result.findings.append(_binary_finding())
+        return None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
+        guess = _guess_encoding(data)
+        if guess is None:  # no text encoding fits either: random or compressed bytes
+            result.findings.append(_binary_finding())
+            return None
         offset = error.start
         line = data.count(b"\n", 0, offset) + 1
-        guess = _guess_encoding(data)
-        suggestion = f"It looks like {guess}: re-save it as UTF-8 (e.g. `iconv -f {guess} -t UTF-8 in > out`)." if guess \
-            else "It looks like binary data, not text: upload a .jsonl, .json, .csv or .parquet file."
         result.findings.append(Finding("FILE-UTF8", "E", line if result.kind == "jsonl" else None,
                                        f"The file is not valid UTF-8: byte 0x{data[offset]:02x} at offset {offset} (line {line}).",
-                                       suggestion))
+                                       f"It looks like {guess}: re-save it as UTF-8 (e.g. `iconv -f {guess} -t UTF-8 in > out`)."))
         return None
+
+
+def _looks_utf16(data: bytes) -> bool:
+    """UTF-16 without a BOM: Latin text has a NUL in every other byte, on one side only (all NULs is binary)."""
+    sample = data[:BINARY_SAMPLE]
+    if len(sample) < 4 or b"\x00" not in sample[:4]:
+        return False
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    half = len(sample) / 2
+    return (even > 0.4 * half and odd < 0.1 * half) or (odd > 0.4 * half and even < 0.1 * half)
+
+
+def _binary_finding() -> Finding:
+    return Finding("FILE-BINARY", "E", None, "This is not a text file: it holds binary data, not rows.",
+                   "Upload the dataset itself as .jsonl, .json, .csv or .parquet; export it first if it sits in "
+                   "a spreadsheet, a database or an archive.")
+
+
+BINARY_SAMPLE = 65_536  # bytes looked at to tell text from binary, like git and file(1)
+_CONTROL_BYTES = bytes(sorted(set(range(32)) - set(b"\t\n\r\f\b\x1b"))) + b"\x7f"
+
+
+def looks_binary(data: bytes) -> bool:
+    """Not text: a NUL byte, or more than 5 % control characters (other than tab, newlines, form feed, escape),
+    in the first 64 KB. UTF-16 (full of NULs) is told apart before this is asked."""
+    sample = data[:BINARY_SAMPLE]
+    if b"\x00" in sample:
+        return True
+    controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
+    return controls > 0 and controls > 0.05 * len(sample)
 
 
 def _guess_encoding(data: bytes) -> str | None:

@@ -10,7 +10,7 @@ SEVERITIES = ("E", "W", "I")  # E: training crashes or learns the wrong thing; W
 
 @dataclass
 class Finding:
-    rule: str  # rule id exactly as in shared/LINT-RULES.md, e.g. "ROLE-NO-ASSIST"
+    rule: str  # a rule id of studio.data.rules.catalogue, e.g. "ROLE-NO-ASSIST"
     severity: str  # "E" | "W" | "I"
     row: int | None  # 1-based line for JSONL, 1-based record otherwise; None for file-level findings
     message: str

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Sequence
 
 PERCENTILES = (5, 25, 50, 75, 95, 99)
 
-# OpenAI's chat fine-tuning data-prep rule (LINT-RULES DS-EPOCHS).
+# OpenAI's chat fine-tuning data-prep rule (lint rule DS-EPOCHS).
 TARGET_EPOCHS = 3
 MIN_TARGET_EXAMPLES = 100
 MAX_TARGET_EXAMPLES = 25_000

@@ -6,12 +6,13 @@ the expensive checks (ftfy, repetition statistics) only run when a cheap pre-che
 
 from __future__ import annotations
 
-import math
 import re
 import zlib
 from collections import Counter
 
 from studio.data.records import Finding, Row
+from studio.data.rules import secrets
+from studio.data.rules.secrets import quote
 
 PLACEHOLDER = re.compile(
     r"<nooutput>|^\s*N/?A\.?\s*$|\[(?:Your|Insert|Enter|Add|Company|Name|Date|Placeholder)\b[^\]\n]{0,40}\]|\bTODO\b|\bTBD\b|\{\{\s*[\w.]+\s*\}\}|lorem ipsum",
@@ -38,17 +39,6 @@ PHONE = re.compile(
 IPV4 = re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b")
 CARD = re.compile(r"\b(?:\d[ -]?){13,19}\b")
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
-SECRET = re.compile(
-    r"(?P<aws>\b(?:AKIA|ASIA)[0-9A-Z]{16}\b)"
-    r"|(?P<github>\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}\b|\bgithub_pat_[A-Za-z0-9_]{40,}\b)"
-    r"|(?P<openai>\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}\b)"
-    r"|(?P<slack>\bxox[abposr]-[A-Za-z0-9-]{10,}\b)"
-    r"|(?P<hf>\bhf_[A-Za-z]{30,}\b)"
-    r"|(?P<jwt>\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b)"
-    r"|(?P<key>-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----)")
-SECRET_NAMES = {"aws": "an AWS access key", "github": "a GitHub token", "openai": "an API key (sk-…)", "slack": "a Slack token",
-                "hf": "a Hugging Face token", "jwt": "a JSON Web Token", "key": "a private key block"}
-HIGH_ENTROPY_CANDIDATE = re.compile(r"(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{32,}(?![A-Za-z0-9+/_=-])")
 _QUICK_PII = re.compile(r"@|\d[\d .-]{6,}\d|[A-Z]{2}\d\d|\d\.\d")
 
 
@@ -70,8 +60,7 @@ def _texts(row: Row) -> list[tuple[str, str, int]]:
 
 
 # Bits of the cheap dataset-wide pre-scan: a message only runs the regexes whose bit is set.
-UNICODE, DIGITS, SECRETS, EMAIL_BIT, PLACEHOLDERS, SPECIALS, ALL = 1, 2, 4, 8, 16, 32, 63
-SECRET_LITERALS = ("AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "sk-", "xox", "hf_", "eyJ", "-----BEGIN")
+UNICODE, DIGITS, SECRETS, EMAIL_BIT, PLACEHOLDERS, SPECIALS, SECRET_WORDS, ALL = 1, 2, 4, 8, 16, 32, 64, 127
 PLACEHOLDER_LITERALS = ("<nooutput>", "n/a", "[", "todo", "tbd", "{{", "lorem ipsum")
 _DIGIT = re.compile(r"\d")
 
@@ -110,7 +99,7 @@ def prescan(texts: list[str], special_strings: tuple[str, ...]) -> list[int]:
     _flag_hits(big, starts, flags, UNICODE, pattern=NON_PLAIN)
     _flag_hits(big, starts, flags, DIGITS, pattern=_DIGIT)
     _flag_hits(big, starts, flags, EMAIL_BIT, literal="@")
-    for literal in SECRET_LITERALS:
+    for literal in secrets.KNOWN_LITERALS:
         _flag_hits(big, starts, flags, SECRETS, literal=literal)
     for literal in special_strings:
         if literal:
@@ -119,8 +108,10 @@ def prescan(texts: list[str], special_strings: tuple[str, ...]) -> list[int]:
     if len(lowered) == len(big):
         for literal in PLACEHOLDER_LITERALS:
             _flag_hits(lowered, starts, flags, PLACEHOLDERS, literal=literal)
+        for literal in secrets.ASSIGNMENT_LITERALS:
+            _flag_hits(lowered, starts, flags, SECRET_WORDS, literal=literal)
     else:  # lower() changed lengths (rare Unicode): positions would not map, so check every text
-        flags = [flag | PLACEHOLDERS for flag in flags]
+        flags = [flag | PLACEHOLDERS | SECRET_WORDS for flag in flags]
     return flags
 
 
@@ -166,10 +157,10 @@ def check_row(row: Row, special_strings: tuple[str, ...] = GENERIC_SPECIALS, fla
         if flag & PLACEHOLDERS:
             placeholder = PLACEHOLDER.search(text)
             if placeholder:
-                add("CONT-PLACEHOLDER", "W", f"{where.capitalize()} holds a placeholder: {placeholder.group(0).strip()[:40]!r}.",
+                add("CONT-PLACEHOLDER", "W", f"{where.capitalize()} holds a placeholder: {quote(placeholder.group(0).strip(), 40)!r}.",
                     "Replace the placeholder with real content or remove the row.")
         if role == "assistant" and REFUSAL.match(stripped[:200]):
-            add("CONT-REFUSAL", "W", f"The answer in {where} is refusal boilerplate ({stripped[:60]!r}…).",
+            add("CONT-REFUSAL", "W", f"The answer in {where} is refusal boilerplate ({quote(stripped, 60)!r}…).",
                 "Remove canned refusals unless refusing is the behaviour you want to teach.")
         if "<think" in text or "</think" in text:
             tags = THINK.findall(text)
@@ -192,7 +183,7 @@ def check_row(row: Row, special_strings: tuple[str, ...] = GENERIC_SPECIALS, fla
                 add("CONT-INCOMPLETE", severity, f"{where.capitalize()} {reason}.", "Check that the answer was not cut off when the data was exported.")
         if flag & UNICODE and NON_PLAIN.search(text):
             _unicode_checks(text, where, add)
-        if flag & (DIGITS | SECRETS | EMAIL_BIT):
+        if flag & (DIGITS | SECRETS | EMAIL_BIT | SECRET_WORDS):
             _privacy_checks(text, where, add, flag)
     return findings
 
@@ -228,9 +219,9 @@ def _unicode_checks(text: str, where: str, add) -> None:
 
         if ftfy.is_bad(text):
             fixed = ftfy.fix_text(text)
-            sample = next((w for w in text.split() if MOJIBAKE_HINT.search(w)), "")[:30]
+            sample = quote(next((w for w in text.split() if MOJIBAKE_HINT.search(w)), ""), 30)
             add("ENC-MOJIBAKE", "W", f"{where.capitalize()} has mojibake (e.g. {sample!r}).",
-                f"Fix the encoding (ftfy.fix_text gives: {fixed[:60]!r}).")
+                f"Fix the encoding (ftfy.fix_text gives: {quote(fixed, 60)!r}).")
 
 
 def _luhn(digits: str) -> bool:
@@ -245,23 +236,17 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _entropy(token: str) -> float:
-    counts = Counter(token)
-    return -sum(n / len(token) * math.log2(n / len(token)) for n in counts.values())
-
-
-def _privacy_checks(text: str, where: str, add, flag: int = 63) -> None:
-    secret = SECRET.search(text) if flag & SECRETS else None
-    if secret:
-        add("PII-SECRET", "E", f"{where.capitalize()} contains {SECRET_NAMES[secret.lastgroup]} ({secret.group(0)[:8]}…).",
-            "Remove the row (and revoke the credential): a fine-tuned model can repeat secrets verbatim.")
-    elif flag & DIGITS:  # a key-like string has digits as well as letters
-        for candidate in HIGH_ENTROPY_CANDIDATE.findall(text):
-            if (any(c.isdigit() for c in candidate) and any(c.isupper() for c in candidate) and any(c.islower() for c in candidate)
-                    and _entropy(candidate) > 4.5):
-                add("PII-SECRET", "E", f"{where.capitalize()} contains a high-entropy string that looks like a key or token ({candidate[:8]}…).",
-                    "Remove it (and revoke it if it is a real credential); if it is harmless data, ignore this.")
-                break
+def _privacy_checks(text: str, where: str, add, flag: int = ALL) -> None:
+    # A key-like string (bare or assigned) has digits as well as letters; the pre-scan bits skip what cannot match.
+    found = secrets.secret_spans(text, known=bool(flag & SECRETS), assigned=bool(flag & DIGITS and flag & SECRET_WORDS),
+                                 generic=bool(flag & DIGITS))
+    if found:
+        first = found[0]
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        add("PII-SECRET", "E", f"{where.capitalize()} contains {first.kind} at character {first.start + 1}{more}; "
+            "it is not shown here.",
+            "Remove the row (and revoke the credential if it is real): a fine-tuned model can repeat secrets verbatim. "
+            "Rows set aside by the fix keep the secret masked.")
     if not flag & (DIGITS | EMAIL_BIT) or not _QUICK_PII.search(text):
         return
     kinds = []
@@ -302,7 +287,7 @@ def _repetition(text: str) -> str | None:
         grams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
         gram, count = grams.most_common(1)[0]
         if count > 1 and count * sum(len(w) for w in gram) / total_chars > limit:
-            return f"the {n}-gram {' '.join(gram)!r} covers {count * sum(len(w) for w in gram) / total_chars:.0%} of the text"
+            return f"the {n}-gram {quote(' '.join(gram), 80)!r} covers {count * sum(len(w) for w in gram) / total_chars:.0%} of the text"
     return None
 
 

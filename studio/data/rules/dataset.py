@@ -1,7 +1,7 @@
 """Dataset-level rules: size and splits (I), duplicates (DUP-*), distribution (DIST-*) and the
 dataset-wide parts of C, D and F (ROLE-MISSING-SYS-USER, ROLE-NAME, ROLE-WEIGHT, CONT-THINK, TOOL-DRIFT).
 
-Near duplicates: MinHash over word 5-grams, computed with numpy for all rows at once (64
+Near duplicates: MinHash over word 5-grams (lower-cased, punctuation removed), computed with numpy for all rows at once (64
 permutations), then LSH banding (band sizes from datasketch's optimiser for the threshold) and
 a check of each candidate pair's estimated Jaccard similarity >= 0.85.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import string
 import unicodedata
 from zlib import crc32
 from collections import Counter, defaultdict
@@ -17,8 +18,11 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from studio.data.records import Finding, Row
+from studio.data.rules.secrets import quote
 
 NEAR_THRESHOLD = 0.85
+# Near-duplicate shingles ignore case, punctuation and spacing: "What's 2+2?" and "whats 2 2" are the same words.
+_PUNCTUATION_TO_SPACE = str.maketrans({char: " " for char in string.punctuation + "“”‘’«»„…–—¿¡·•"})
 NUM_PERM = 64
 _SPACE = re.compile(r"\s+")
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -80,7 +84,7 @@ def minhash_signatures(texts: list[str], shingle: int = 5, chunk_rows: int = 200
         lengths = []
         padding = [""] * shingle
         for text in chunk:
-            words = text.lower().split()
+            words = text.lower().translate(_PUNCTUATION_TO_SPACE).split()
             if len(words) < shingle:
                 words += padding[: shingle - len(words)]
             words_all += words
@@ -355,7 +359,7 @@ def _distribution_rules(chat: list[Row]) -> list[Finding]:
         else:
             without += 1
     if systems:
-        top = "; ".join(f"{prompt[:50]!r} ({count})" for prompt, count in systems.most_common(3))
+        top = "; ".join(f"{quote(prompt, 50)!r} ({count})" for prompt, count in systems.most_common(3))
         many = len(systems) > 50 and len(systems) > 0.2 * len(chat)
         findings.append(Finding("DIST-SYSPROMPT", "W" if many else "I", None,
                                 f"{len(systems)} distinct system prompt(s) cover {len(chat) - without} of {len(chat)} rows; top: {top}.",
@@ -377,7 +381,7 @@ def _distribution_rules(chat: list[Row]) -> list[Finding]:
                          if count >= 3 and count / answers > (0.05 if n > 1 else 0.20)), key=lambda item: (-item[2], -item[0]))
         shown = common[:3]
         if shown:
-            text = "; ".join(f"{phrase!r} starts {count / answers:.0%}" for _, phrase, count in shown)
+            text = "; ".join(f"{quote(phrase, 60)!r} starts {count / answers:.0%}" for _, phrase, count in shown)
             findings.append(Finding("DIST-NGRAM", "I", None, f"Answers often open the same way: {text} of the answers.",
                                     "Fine if it is the style you want to teach (the model will copy it); otherwise vary the openings."))
     turns = Counter("multi" if sum(1 for m in row.messages if m.get("role") == "assistant") > 1 else "single" for row in chat)
