@@ -165,7 +165,8 @@ def test_len_trunc_counts_the_trainable_tokens_cut(tokenizer):
     count = report.token_counts[12]
     assert finding.severity == "W" and count.total > 64 and count.trainable_cut == count.total - 64 - 1  # the final "\n" is not trained
     assert f"{count.trainable_cut} of them trainable" in finding.message
-    assert report.stats["rows_over_max_length"] >= 1 and report.stats["trainable_tokens_cut"] >= count.trainable_cut
+    length = report.stats["length"]
+    assert length["rows_over_max_length"] >= 1 and length["trainable_tokens_cut"] >= count.trainable_cut
     assert "LEN-TRUNC" not in rules_at(lint(filler(), tokenizer, max_length=256))
 
 
@@ -198,11 +199,12 @@ def test_len_pack_hint_and_stats(tokenizer):
     report = lint(filler(), tokenizer)
     hint = next(f for f in report.findings if f.rule == "LEN-PACK-HINT")
     stats = report.stats
-    assert str(stats["suggested_max_length"]) in hint.hint and stats["suggested_max_length"] % 64 == 0
-    assert stats["suggested_max_length"] >= stats["tokens"]["p99"]
+    suggested, per_example = stats["length"]["suggested_max_length"], stats["tokens"]["per_example"]["total"]
+    assert str(suggested) in hint.hint and suggested % 64 == 0 and suggested >= per_example["p99"]
+    assert f"median {per_example['p50']} tokens, p99 {per_example['p99']})" in hint.message  # the stats' own percentiles
     assert stats["tokens"]["total"] == sum(c.total for c in report.token_counts)
     assert stats["tokens"]["trainable"] == sum(c.trainable for c in report.token_counts)
-    tight = lint(filler(), tokenizer, max_length=stats["tokens"]["max"])
+    tight = lint(filler(), tokenizer, max_length=per_example["max"])
     assert "LEN-PACK-HINT" not in rules_at(tight)
 
 

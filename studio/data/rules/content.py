@@ -61,8 +61,8 @@ def _texts(row: Row) -> list[tuple[str, str, int]]:
 
 # Bits of the cheap dataset-wide pre-scan: a message only runs the regexes whose bit is set.
 UNICODE, DIGITS, SECRETS, EMAIL_BIT, PLACEHOLDERS, SPECIALS, SECRET_WORDS, ALL = 1, 2, 4, 8, 16, 32, 64, 127
-PLACEHOLDER_LITERALS = ("<nooutput>", "n/a", "[", "todo", "tbd", "{{", "lorem ipsum")
-_DIGIT = re.compile(r"\d")
+PLACEHOLDER_LITERALS = ("n/a", "todo", "tbd", "{{", "lorem ipsum")  # and "<", "[" (with the specials), short texts
+_DIGIT = re.compile(r"[0-9]")  # other Unicode digits only occur in texts the NON_PLAIN scan flags
 
 
 def _flag_hits(big: str, starts: list[int], flags: list[int], bit: int, literal: str | None = None, pattern=None) -> None:
@@ -85,9 +85,15 @@ def _flag_hits(big: str, starts: list[int], flags: list[int], bit: int, literal:
         position = starts[index + 1]
 
 
+def _anchors(literals) -> list[str]:
+    """Search strings that cover every literal: "<" and "[" stand for all literals that start with them."""
+    return sorted({literal[0] if literal[0] in "<[" else literal for literal in literals if literal})
+
+
 def prescan(texts: list[str], special_strings: tuple[str, ...]) -> list[int]:
-    """Flags per text from a few C-speed scans over all texts joined (much faster than regexes per message)."""
-    flags = [0] * len(texts)
+    """Flags per text from a few C-speed scans over all texts joined (much faster than regexes per message).
+    A flag only says a check may fire: each check still runs its exact pattern on the flagged texts."""
+    flags = [PLACEHOLDERS if len(text) < 8 else 0 for text in texts]  # "NA", "N/A." …: a whole-text placeholder is short
     if not texts:
         return flags
     separator = "\n\n"
@@ -96,14 +102,13 @@ def prescan(texts: list[str], special_strings: tuple[str, ...]) -> list[int]:
         starts.append(position)
         position += len(text) + len(separator)
     big = separator.join(texts)
-    _flag_hits(big, starts, flags, UNICODE, pattern=NON_PLAIN)
+    _flag_hits(big, starts, flags, UNICODE | DIGITS, pattern=NON_PLAIN)  # Unicode digits match the \d of the PII patterns
     _flag_hits(big, starts, flags, DIGITS, pattern=_DIGIT)
     _flag_hits(big, starts, flags, EMAIL_BIT, literal="@")
-    for literal in secrets.KNOWN_LITERALS:
+    for literal in secrets.KNOWN_ANCHORS:
         _flag_hits(big, starts, flags, SECRETS, literal=literal)
-    for literal in special_strings:
-        if literal:
-            _flag_hits(big, starts, flags, SPECIALS, literal=literal)
+    for literal in _anchors(special_strings) + ["<", "["]:  # "<nooutput>" and "[Your Name]" are placeholders too
+        _flag_hits(big, starts, flags, SPECIALS | PLACEHOLDERS if literal in "<[" else SPECIALS, literal=literal)
     lowered = big.lower()
     if len(lowered) == len(big):
         for literal in PLACEHOLDER_LITERALS:

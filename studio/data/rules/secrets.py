@@ -41,9 +41,9 @@ KNOWN = re.compile(
 KNOWN_NAMES = {"aws": "an AWS access key", "github": "a GitHub token", "openai": "an API key (sk-…)", "slack": "a Slack token",
                "slack_webhook": "a Slack webhook URL", "hf": "a Hugging Face token", "google": "a Google API key",
                "stripe": "a Stripe live key", "jwt": "a JSON Web Token", "key": "a private key block"}
-# Literals that any KNOWN match contains: a cheap pre-scan (str.find) decides whether the regex runs at all.
-KNOWN_LITERALS = ("AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "sk-", "xox", "hooks.slack.com", "hf_",
-                  "AIza", "_live_", "eyJ", "-----BEGIN")
+# Every KNOWN match contains one of these: a cheap pre-scan (str.find) decides whether the regex runs at all
+# ("_" stands for ghp_ … github_pat_, hf_ and _live_).
+KNOWN_ANCHORS = ("AKIA", "ASIA", "_", "sk-", "xox", "hooks.slack.com", "AIza", "eyJ", "-----BEGIN")
 
 # A secret-like name, then = or :, then the value (quotes optional). The name may be part of a longer
 # identifier (AWS_SECRET_ACCESS_KEY, "client_secret", db_password).
