@@ -20,15 +20,8 @@ over PARALLEL_MIN_BYTES) the blocks are checked by forked worker processes while
 the results in file order, and the dataset-level rules run once at the end, on arrays. Memory then
 grows by a few hundred bytes per row, not with the size of the file.
 
-LintReport:
-    .name, .format (majority format), .rows (list[Row] when kept, converted: Row.messages / Row.text)
-    .findings (list[Finding], load findings first, then file-level, then by row)
-    .token_counts (aligned with .rows: TokenCount(total, prompt, trainable, trainable_cut) or None)
-    .facts() (studio.data.table.RowTable: one entry per row, kept or not), .row_count
-    .verdict ("ready" | "ready with warnings" | "blocked"), .counts_by_severity ({"E","W","I"})
-    .stats (studio.data.stats.compute_stats: the same dict the Data tab shows), .error_rows()
-    (row numbers with an E finding), .findings_by_row(), .to_json() (the CLI contract: file,
-    format, rows, verdict, counts, findings, stats)
+The report: studio.data.report.LintReport (rows when kept, findings, per-row facts, verdict,
+.stats = studio.data.stats.compute_stats(report): the same dict the Data tab shows, .to_json()).
 Other helpers: find_leaks(train_rows, validation_rows) -> list[Finding] (DS-LEAK),
 studio.data.rules.tokens.row_tokens(row, tokenizer) -> [(token_text, trainable)] for a row view.
 """
@@ -47,6 +40,7 @@ from typing import Any
 
 from studio.data import formats, load, stats
 from studio.data.records import Finding, Row, TokenCount
+from studio.data.report import LintReport
 from studio.data.rules import content, dataset, schema, tokens
 from studio.data.rules.dataset import find_leaks
 from studio.data.stats import suggested_epochs, suggested_max_length
@@ -60,83 +54,6 @@ CHUNK_ROWS = 10_000  # rows checked together (in-memory rows)
 BLOCK_BYTES = 4 << 20  # bytes of a .jsonl file read and checked together (~10,000 chat rows)
 PARALLEL_MIN_BYTES = 16 << 20  # below this a pool costs more (fork, start-up) than it saves
 _ORDER = {"E": 0, "W": 1, "I": 2}
-
-
-@dataclass
-class LintReport:
-    name: str = ""
-    format: str | None = None
-    rows: list[Row] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-    token_counts: list[TokenCount | None] = field(default_factory=list)
-    model: str | None = None
-    max_length: int | None = None
-    context_length: int | None = None
-    batch_size: int = 8
-    kind: str = "jsonl"  # jsonl | json | csv | parquet | hub | rows
-    stats: dict[str, Any] = field(default_factory=dict)
-    table: RowTable | None = None  # set by the linter; None: built from .rows and .token_counts
-
-    def facts(self) -> RowTable:
-        """Per-row facts of every row (the linter's table, or built from the kept rows)."""
-        if self.table is not None:
-            return self.table
-        counts = self.token_counts if len(self.token_counts) == len(self.rows) else None
-        return RowTable([row_facts(self.rows, counts)])
-
-    @property
-    def row_count(self) -> int:
-        return len(self.table) if self.table is not None else len(self.rows)
-
-    @property
-    def counts_by_severity(self) -> dict[str, int]:
-        counts = Counter(finding.severity for finding in self.findings)
-        return {severity: counts.get(severity, 0) for severity in ("E", "W", "I")}
-
-    @property
-    def verdict(self) -> str:
-        counts = self.counts_by_severity
-        if counts["E"] or not self.valid_row_count():
-            return "blocked"
-        return "ready with warnings" if counts["W"] else "ready"
-
-    def counts_by_rule(self) -> dict[str, int]:
-        return dict(Counter(finding.rule for finding in self.findings).most_common())
-
-    def error_rows(self) -> set[int]:
-        """Row numbers with at least one E finding (the cleaner drops these)."""
-        return {f.row for f in self.findings if f.severity == "E" and f.row is not None}
-
-    def valid_row_count(self) -> int:
-        return int(stats.valid_mask(self).sum())
-
-    def valid_rows(self) -> list[Row]:
-        """The kept rows without an E finding."""
-        bad = self.error_rows()
-        return [row for row in self.rows if row.number not in bad]
-
-    def findings_by_row(self) -> dict[int | None, list[Finding]]:
-        grouped: dict[int | None, list[Finding]] = {}
-        for finding in self.findings:
-            grouped.setdefault(finding.row, []).append(finding)
-        return grouped
-
-    def token_count_for(self, number: int) -> TokenCount | None:
-        for row, count in zip(self.rows, self.token_counts):
-            if row.number == number:
-                return count
-        return None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "file": self.name,
-            "format": self.format,
-            "rows": self.row_count,
-            "verdict": self.verdict,
-            "counts": self.counts_by_severity,
-            "findings": [finding.to_dict() for finding in self.findings],
-            "stats": self.stats,
-        }
 
 
 def _noop(fraction: float, message: str) -> None:
@@ -327,13 +244,15 @@ class _Merger:
         dataset_findings = self.dataset.findings(lambda fraction, message: progress(0.9 + 0.07 * fraction, message))
         token_findings: list[Finding] = []
         if self.settings.tokenizer is not None:
-            checker = tokens.Renderer(self.settings.tokenizer)
+            renderer = tokens.Renderer(self.settings.tokenizer)
             counts = self.dataset.counts
-            token_findings += tokens.template_findings(checker, counts["chat_rows"] > 0, counts["chat_rows"], counts["no_system"],
+            token_findings += tokens.template_findings(renderer, counts["chat_rows"] > 0, counts["chat_rows"], counts["no_system"],
                                                        self.usable_chat, self.text_bos)
             token_findings += tokens.length_findings(self.table.numbers, self.table.tokens, report.max_length, report.context_length)
-        # The size rules count the rows that train: no E finding of any rule (the same count as the stats).
-        report.findings = self.formats.findings() + self.findings + dataset_findings + token_findings
+        format_findings = self.formats.findings()
+        # The size rules and LEN-PACK-HINT describe the rows that train: without an E finding of any other rule,
+        # the rows the statistics count.
+        report.findings = format_findings + self.findings + dataset_findings + token_findings
         train_rows = None
         if validation_rows:
             kept = set(self.usable)
@@ -343,7 +262,7 @@ class _Merger:
             percentiles = stats.token_percentiles(report)
             suggestion = suggested_max_length(percentiles["p99"], report.context_length) if percentiles else None
             token_findings += tokens.pack_hint(percentiles, suggestion, report.max_length)
-        findings = self.formats.findings() + size + self.findings + dataset_findings + token_findings
+        findings = format_findings + size + self.findings + dataset_findings + token_findings
         report.findings = sorted(findings, key=lambda f: (f.row is not None, f.row or 0, _ORDER.get(f.severity, 3)))
         return report
 

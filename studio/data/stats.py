@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from studio.data.records import Finding
+from studio.data.report import LintReport
 from studio.data.rules.secrets import quote
-from studio.data.table import ROLES
-
-if TYPE_CHECKING:  # the report type, for annotations only (lint imports this module)
-    from studio.data.lint import LintReport
+from studio.data.table import FORMATS, ROLES
 
 PERCENTILES = (5, 25, 50, 75, 95, 99)
 
@@ -38,6 +36,7 @@ MIN_EPOCHS, MAX_EPOCHS = 1, 25
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_MAX_LENGTH = 2048  # when neither the caller nor the model says
 LENGTH_STEP = 64  # suggested max_length is rounded up to a multiple of this
+CONVERTED_FORMATS = [FORMATS.index(name) for name in ("sharegpt", "alpaca", "prompt-completion")]
 HISTOGRAM_BINS = 60  # the token-length histogram is binned here, so a million rows stay a small chart
 
 # Okabe-Ito: distinguishable with every common colour-vision deficiency.
@@ -185,23 +184,16 @@ def error_rows(findings: Iterable[Finding]) -> dict[int, list[Finding]]:
 # ---------------------------------------------------------------- the statistics
 
 
-def valid_mask(report: "LintReport") -> np.ndarray:
-    """Per table row: converted to messages or text, and without an E finding (what trains)."""
-    table = report.facts()
-    errors = np.fromiter(error_rows(report.findings), dtype=np.int64)
-    return table.parsed & ~np.isin(table.numbers, errors)
-
-
-def token_percentiles(report: "LintReport") -> dict[str, int | float] | None:
+def token_percentiles(report: LintReport) -> dict[str, int | float] | None:
     """Percentiles of tokens per example over the rows that train (None without token counts):
     the figures the stats show and LEN-PACK-HINT quotes."""
-    totals = report.facts().tokens[valid_mask(report), 0]
+    totals = report.facts().tokens[report.valid_mask(), 0]
     totals = totals[totals >= 0]
     return percentiles(totals) if len(totals) else None
 
 
 def compute_stats(
-    report: "LintReport",
+    report: LintReport,
     max_length: int | None = None,
     batch_size: int | None = None,
     model: str | None = None,
@@ -220,13 +212,8 @@ def compute_stats(
     model = model or report.model
     table = report.facts()
     numbers = table.numbers
-    parsed = table.parsed
-    error_numbers = error_rows(report.findings)
-    is_error = np.isin(numbers, np.fromiter(error_numbers, dtype=np.int64))
-    if row_numbers is None:
-        selected = parsed & ~is_error
-    else:
-        selected = np.isin(numbers, np.fromiter(row_numbers, dtype=np.int64))
+    valid = report.valid_mask()
+    selected = valid if row_numbers is None else np.isin(numbers, np.fromiter(row_numbers, dtype=np.int64))
     used = int(selected.sum())
 
     tokens = table.tokens[selected]
@@ -252,7 +239,7 @@ def compute_stats(
     packed_steps = math.ceil(packed_sequences / batch_size) if packed_sequences else 0
 
     total_pct = percentiles(totals)
-    unreadable = set(error_numbers) - set(numbers.tolist()) if error_numbers else set()
+    unreadable = report.error_rows() - set(numbers.tolist())  # lines the loader could not turn into a row
     stats: dict[str, Any] = {
         "model": model,
         "max_length": max_length,
@@ -261,11 +248,10 @@ def compute_stats(
         "format": report.format,
         "rows": {
             "total": len(table),
-            "valid": int((parsed & ~is_error).sum()),
-            "invalid": int(len(table) - (parsed & ~is_error).sum()),
-            "converted": int((parsed & np.isin(table.formats, [2, 3, 4])).sum()),
+            "valid": int(valid.sum()),
+            "invalid": int(len(table) - valid.sum()),
+            "converted": int((table.parsed & np.isin(table.formats, CONVERTED_FORMATS)).sum()),
             "used": used,
-            # Lines the loader could not turn into a row (bad JSON, not an object, ...).
             "unreadable": len(unreadable),
         },
         "have_tokens": have_tokens,

@@ -262,3 +262,27 @@ def test_word_cache_counter_refuses_other_tokenizers(smol_tokenizer):
     other = type(smol_tokenizer).from_pretrained(smol_tokenizer.name_or_path)
     other._tokenizer.normalizer = normalizers.Lowercase()
     assert not WordCounter(other).usable()
+
+
+def test_counting_chatml_without_rendering_equals_the_rendered_count(smol_tokenizer, tokenizer):
+    """WordCounter.count_chatml gives count_row of the rendered text, for awkward spacing, specials in content,
+    tool calls without content, with and without a default system prompt, and when max_length cuts the answer."""
+    import random
+
+    rng = random.Random(5)
+    alphabet = ["word", " ", "  ", "\n", "\n\n", "\t", "é", "😀", "<|im_end|>", "'s", "123", ".", "!", "\u00a0", "x"]
+    for tok in (smol_tokenizer, tokenizer):
+        renderer, counter = Renderer(tok), WordCounter(tok)
+        assert renderer.fast_chatml
+        conversations = list(CONVERSATIONS)
+        for _ in range(300):
+            messages = [{"role": "system", "content": "".join(rng.choices(alphabet, k=rng.randint(0, 6)))}] if rng.random() < 0.3 else []
+            for _ in range(rng.randint(1, 3)):
+                messages.append({"role": "user", "content": "".join(rng.choices(alphabet, k=rng.randint(0, 12)))})
+                messages.append({"role": "assistant", "content": "".join(rng.choices(alphabet, k=rng.randint(0, 30)))})
+            conversations.append(messages)
+        for messages in conversations:
+            text, spans = _render_chatml(messages, renderer.chatml_default)
+            for max_length in (10_000, 12, 3):
+                assert counter.count_chatml(messages, renderer.chatml_default, max_length) == counter.count_row(text, spans, max_length)
+        assert counter.count_chatml([{"role": "user", "content": 5}], None, 100) is None  # rendered instead: TPL-RENDER

@@ -273,8 +273,7 @@ def chunk_facts(rows: list[Row], language_below: int = 2 ** 64 - 1) -> DatasetFa
         signatures=signatures, has_words=has_words,
         conflict=np.array(conflict, dtype=np.uint64).reshape(-1, 3), chat_rows=len(chat))
     chat_rows = [row for row, _ in chat]
-    _distribution_facts(chat_rows, facts)
-    _role_tool_think_facts(chat_rows, facts)
+    _chat_facts(chat_rows, facts)
     if chat_rows:
         numbers = np.fromiter((row.number for row in chat_rows), dtype=np.int64, count=len(chat_rows))
         priorities = language_priority(numbers).tolist()
@@ -285,44 +284,46 @@ def chunk_facts(rows: list[Row], language_below: int = 2 ** 64 - 1) -> DatasetFa
     return facts
 
 
-def _first_answer(row: Row) -> str | None:
-    for message in row.messages or []:
-        if message.get("role") == "assistant" and isinstance(message.get("content"), str) and message["content"].strip():
-            return message["content"]
-    return None
-
-
-def _distribution_facts(chat: list[Row], facts: DatasetFacts) -> None:
-    for row in chat:
-        prompts = [m["content"] for m in row.messages if m.get("role") == "system" and isinstance(m.get("content"), str)]
-        if prompts:
-            facts.systems[normalise(prompts[0])] += 1
+def _chat_facts(chat: list[Row], facts: DatasetFacts) -> None:
+    """Counters of the chat rows, each row's messages read once: system prompts, answer openings,
+    turns, roles, names and weights, tool definitions, <think> blocks."""
     openings: Counter = Counter()
     for row in chat:
-        answer = _first_answer(row)
-        if answer:
+        system = answer = None
+        assistants = 0
+        has_system = has_user = named = weighted = False
+        for message in row.messages:
+            role, content = message.get("role"), message.get("content")
+            if role == "assistant":
+                assistants += 1
+                if isinstance(content, str) and content.strip():
+                    if answer is None:
+                        answer = content
+                    if "<think>" in content:
+                        facts.with_think += 1
+                    else:
+                        facts.without_think += 1
+            elif role == "user":
+                has_user = True
+            elif role == "system":
+                has_system = True
+                if system is None and isinstance(content, str):
+                    system = content
+            named = named or "name" in message
+            weighted = weighted or "weight" in message
+        if system is not None:
+            facts.systems[normalise(system)] += 1
+        if answer is not None:
             facts.answers += 1
             words = answer.split(None, 3)[:3]
             for n in (3, 2, 1):
                 if len(words) >= n:
                     openings[(n, " ".join(words[:n]))] += 1
-    hashes = np.fromiter((stable_hash(f"{n}\x1f{phrase}") for n, phrase in openings), dtype=np.uint64, count=len(openings))
-    counts = np.fromiter(openings.values(), dtype=np.int64, count=len(openings))
-    facts.openings = (hashes, counts)
-    # A phrase over 5 % of all answers is over 5 % of the answers of at least one chunk: keep those texts.
-    for (key, count), value in zip(openings.items(), hashes.tolist()):
-        if count > 0.05 * facts.answers:
-            facts.opening_texts[value] = key
-    facts.multi_turn = sum(1 for row in chat if sum(1 for m in row.messages if m.get("role") == "assistant") > 1)
-
-
-def _role_tool_think_facts(chat: list[Row], facts: DatasetFacts) -> None:
-    for row in chat:
-        roles = {m.get("role") for m in row.messages}
-        facts.no_system += "system" not in roles
-        facts.no_user += "user" not in roles
-        facts.named += any("name" in m for m in row.messages)
-        facts.weighted += any("weight" in m for m in row.messages)
+        facts.multi_turn += assistants > 1
+        facts.no_system += not has_system
+        facts.no_user += not has_user
+        facts.named += named
+        facts.weighted += weighted
         tools = row.extra.get("tools")
         if isinstance(tools, list):
             for tool in tools:
@@ -331,12 +332,13 @@ def _role_tool_think_facts(chat: list[Row], facts: DatasetFacts) -> None:
                     name = function.get("name") if isinstance(function, dict) else None
                     if isinstance(name, str):
                         facts.tools.setdefault(name, set()).add(json.dumps(tool, sort_keys=True))
-        for message in row.messages:
-            if message.get("role") == "assistant" and isinstance(message.get("content"), str) and message["content"].strip():
-                if "<think>" in message["content"]:
-                    facts.with_think += 1
-                else:
-                    facts.without_think += 1
+    hashes = np.fromiter((stable_hash(f"{n}\x1f{phrase}") for n, phrase in openings), dtype=np.uint64, count=len(openings))
+    counts = np.fromiter(openings.values(), dtype=np.int64, count=len(openings))
+    facts.openings = (hashes, counts)
+    # A phrase over 5 % of all answers is over 5 % of the answers of at least one chunk: keep those texts.
+    for (key, count), value in zip(openings.items(), hashes.tolist()):
+        if count > 0.05 * facts.answers:
+            facts.opening_texts[value] = key
 
 
 # ---------------------------------------------------------------- the tally and the rules

@@ -245,6 +245,31 @@ class WordCounter:
                 total += self._count_piece(piece, regular)
         return total
 
+    def count_chatml(self, messages: list[dict], default_system: str | None, max_length: int) -> tuple[int, int, int] | None:
+        """count_row of _render_chatml(messages, default_system) without rendering it: the same pieces, counted
+        message by message (None when a message's role or content is not text: render it to get the error)."""
+        count = self.count
+        newline = self._short["\n"]  # the "\n" between <|im_end|> and the next <|im_start|>
+        total = trainable = cut = 0
+        if default_system is not None and messages and messages[0].get("role") != "system":
+            total += 2 + count("system\n" + default_system) + newline
+        for message in messages:
+            role, content = message.get("role"), message.get("content")
+            if content is None and message.get("tool_calls"):
+                content = ""
+            if not isinstance(role, str) or not isinstance(content, str):
+                return None
+            if role == "assistant":
+                total += 1 + self._short["assistant\n"]  # <|im_start|>assistant\n, then the trained span
+                inside = count(content) + 1  # the answer and <|im_end|>
+                if total + inside > max_length:
+                    cut += total + inside - max(total, max_length)
+                total += inside + newline
+                trainable += inside
+            else:
+                total += 2 + count(role + "\n" + content) + newline
+        return total, trainable, cut
+
     def count_row(self, text: str, spans: list[tuple[int, int]], max_length: int) -> tuple[int, int, int]:
         """(total, trainable, trainable beyond max_length), counting segment by segment."""
         regular = _regular(text)
@@ -336,7 +361,9 @@ def _count(encoding, spans: list[tuple[int, int]], max_length: int, text_len: in
 
 class TokenChecker:
     """Token counts of chunks of rows, in one process: the renderer and the word caches are built once,
-    and the word-cache counts are checked against the real tokenizer on the first rows they count."""
+    and the word-cache counts are checked against the real tokenizer on the first rows they count.
+    With the studio's ChatML template, rows are then counted message by message without rendering
+    them (WordCounter.count_chatml: the same pieces), once that agreed with the rendered counts."""
 
     def __init__(self, tokenizer, max_length: int):
         self.tokenizer = tokenizer
@@ -344,6 +371,7 @@ class TokenChecker:
         self.renderer = Renderer(tokenizer)
         self.counter = WordCounter(tokenizer)
         self.fast: bool | None = None if self.counter.usable() else False  # None: not checked yet
+        self.direct = False  # count ChatML rows without rendering them
         self.eos = getattr(tokenizer, "eos_token", None)
 
     def count(self, rows: list[Row], usable: set[int]) -> tuple[list[TokenCount | None], list[Finding]]:
@@ -355,6 +383,11 @@ class TokenChecker:
         for index, row in enumerate(rows):
             if row.number not in usable or not (row.format == "text" or (row.messages and renderer.template)):
                 continue
+            if self.direct and row.format != "text":
+                counted = self.counter.count_chatml(row.messages, renderer.chatml_default, self.max_length)
+                if counted is not None:
+                    counts[index] = TokenCount(counted[0], counted[0] - counted[1], counted[1], counted[2])
+                    continue
             try:
                 text, spans = renderer.render(row)
             except Exception as error:  # noqa: BLE001 - the template's own message is the finding
@@ -364,6 +397,7 @@ class TokenChecker:
             rendered.append((index, text, spans))
         if self.fast is None and rendered:
             self.fast = _counter_agrees(self.counter, rendered[:200], self.max_length)
+            self.direct = bool(self.fast and renderer.fast_chatml and _direct_agrees(self, rows, rendered[:200]))
         if self.fast:
             for index, text, spans in rendered:
                 counts[index] = self._token_count(rows[index], *self.counter.count_row(text, spans, self.max_length))
@@ -440,6 +474,17 @@ def pack_hint(percentiles: dict | None, suggestion: int | None, max_length: int)
                         f"Rows are short for max_length {max_length} (median {p50:.0f} tokens, p99 {p99:.0f}).",
                         f"Set max_length to about {suggestion} (p99 rounded up to 64), or turn on packing to waste less compute on padding.")]
     return []
+
+
+def _direct_agrees(checker: TokenChecker, rows: list[Row], sample: list) -> bool:
+    """Counting ChatML rows message by message must give the rendered rows' counts (else always render)."""
+    for index, text, spans in sample:
+        row = rows[index]
+        if row.format != "text":
+            counted = checker.counter.count_chatml(row.messages, checker.renderer.chatml_default, checker.max_length)
+            if counted is not None and counted != checker.counter.count_row(text, spans, checker.max_length):
+                return False
+    return True
 
 
 def _counter_agrees(counter: WordCounter, sample: list, max_length: int) -> bool:
