@@ -173,6 +173,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="lint processes (default: automatic, as the CLI)")
     parser.add_argument("--naive-sample", type=int, default=300)
     parser.add_argument("--code", default=str(ROOT), help="checkout whose linter is measured (default: this one)")
+    parser.add_argument("--cli", action="store_true", help="also time `python -m studio lint FILE --json` end to end "
+                                                            "(start-up and tokenizer load included)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -208,6 +210,16 @@ def main() -> None:
         if process.returncode:
             raise SystemExit(f"the lint child failed (exit {process.returncode})")
         result = json.loads(lines[-1])
+        if args.cli:
+            command = [sys.executable, "-m", "studio", "lint", str(path), "--json"]
+            if args.workers is not None:
+                command += ["--workers", str(args.workers)]
+            started = time.perf_counter()
+            process = subprocess.Popen(command, cwd=args.code, env=env, stdout=subprocess.DEVNULL)
+            cli_memory = TreeMemory(process.pid)
+            process.wait()
+            cli_memory.stop()
+            cli_seconds = time.perf_counter() - started
     finally:
         path.unlink(missing_ok=True)
         folder.rmdir()
@@ -222,6 +234,9 @@ def main() -> None:
           f"PSS sum {memory.peak_pss / 2**20:,.0f} MB; largest single process {max(result['self_peak_mb'], result['child_peak_mb']):,.0f} MB")
     print("slowest steps (time since the previous progress message):",
           "; ".join(f"{message} {took:.1f}s" for message, took in result["slowest"]))
+    if args.cli:
+        print(f"`python -m studio lint FILE --json` end to end (start-up, tokenizer load, lint, JSON output): {cli_seconds:.1f} s, "
+              f"peak RSS sum {cli_memory.peak_rss / 2**20:,.0f} MB, PSS sum {cli_memory.peak_pss / 2**20:,.0f} MB")
     if result["naive_per_row"]:
         naive_total = result["naive_per_row"] * rows
         print(f"naive apply_chat_template loop (token counts only, no rules): {result['naive_per_row'] * 1000:.2f} ms/row, "

@@ -116,7 +116,7 @@ def test_padded_tokens_on_arrays():
 
 
 def _shingles(text: str) -> set[tuple[str, ...]]:
-    words = text.lower().translate(dataset._PUNCTUATION_TO_SPACE).split()
+    words = text.lower().translate(dataset._SEPARATOR_CHARS).split()
     return {tuple(words[i:i + dataset.SHINGLE]) for i in range(len(words) - dataset.SHINGLE + 1)}
 
 
@@ -151,3 +151,18 @@ def test_rows_without_words_are_not_near_duplicates_of_each_other():
     signatures, words = dataset.minhash_signatures(["...", "!!!", "a real sentence with words in it"])
     assert words.tolist() == [False, False, True]
     assert dataset.near_duplicate_pairs(signatures, has_words=words) == []
+
+
+def test_word_hashes_split_like_str_split_and_do_not_depend_on_the_neighbours():
+    texts = ["What's 2+2? It's 4!", "  spaced\tout\nwords  ", "", "Ünïcödé words — “quoted” … and 東京\u00a0too",
+             "sur\ud800rogate word", "x"]
+    hashes, counts = dataset.word_hashes(texts)
+    expected = [text.lower().translate(dataset._SEPARATOR_CHARS).split() for text in texts]
+    assert counts.tolist() == [len(words) for words in expected]
+    # The same word gets the same hash anywhere; an ASCII text hashes the same alone (fast path) or among others.
+    by_word = {}
+    for word, value in zip([w for words in expected for w in words], hashes.tolist()):
+        assert by_word.setdefault(word, value) == value
+    assert len(set(by_word.values())) == len(by_word)
+    alone, _ = dataset.word_hashes([texts[0]])
+    assert alone.tolist() == hashes[:counts[0]].tolist()

@@ -127,14 +127,16 @@ def check_rows(rows: list[Row], special_strings: tuple[str, ...] = GENERIC_SPECI
     findings: list[Finding] = []
     position = 0
     for number, (row, texts) in enumerate(items):
-        findings += check_row(row, special_strings, flags[position:position + len(texts)])
+        findings += check_row(row, special_strings, flags[position:position + len(texts)], texts)
         position += len(texts)
         if progress and number % 5000 == 4999:
             progress(number / len(items), f"Checked the content of {number + 1:,} of {len(items):,} rows…")
     return findings
 
 
-def check_row(row: Row, special_strings: tuple[str, ...] = GENERIC_SPECIALS, flags: list[int] | None = None) -> list[Finding]:
+def check_row(row: Row, special_strings: tuple[str, ...] = GENERIC_SPECIALS, flags: list[int] | None = None,
+              texts: list[tuple[str, str, int]] | None = None) -> list[Finding]:
+    """The content findings of one row; `flags` from prescan and `texts` from _texts(row) when the caller has them."""
     findings: list[Finding] = []
     seen: set[str] = set()  # one finding per rule per row (the message names the first place)
 
@@ -144,7 +146,7 @@ def check_row(row: Row, special_strings: tuple[str, ...] = GENERIC_SPECIALS, fla
             findings.append(_f(rule, severity, row, message, hint))
 
     special_pattern = _special_pattern(special_strings)
-    for position, (role, text, index) in enumerate(_texts(row)):
+    for position, (role, text, index) in enumerate(_texts(row) if texts is None else texts):
         flag = ALL if flags is None else flags[position]
         where = f"message {index} ({role})" if index else "the text"
         message = row.messages[index - 1] if index and row.messages else {}
@@ -164,10 +166,10 @@ def check_row(row: Row, special_strings: tuple[str, ...] = GENERIC_SPECIALS, fla
             if placeholder:
                 add("CONT-PLACEHOLDER", "W", f"{where.capitalize()} holds a placeholder: {quote(placeholder.group(0).strip(), 40)!r}.",
                     "Replace the placeholder with real content or remove the row.")
-        if role == "assistant" and REFUSAL.match(stripped[:200]):
+        if role == "assistant" and stripped[0] in "IiAaSs" and REFUSAL.match(stripped[:200]):  # every refusal opening starts so
             add("CONT-REFUSAL", "W", f"The answer in {where} is refusal boilerplate ({quote(stripped, 60)!r}…).",
                 "Remove canned refusals unless refusing is the behaviour you want to teach.")
-        if "<think" in text or "</think" in text:
+        if "think" in text and ("<think" in text or "</think" in text):
             tags = THINK.findall(text)
             if tags.count("<think>") != tags.count("</think>"):
                 add("CONT-THINK", "W", f"{where.capitalize()} has unbalanced <think> tags.", "Close every <think> with </think> (or remove them).")

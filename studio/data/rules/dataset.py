@@ -7,7 +7,7 @@ language sample) in whichever process checked the chunk; a `DatasetTally` joins 
 and `findings()` applies the rules once, at the end, on arrays: about 0.2 KB per row, not its text.
 
 Exact duplicates: equal after NFC and collapsed whitespace (`row_key`), compared by a 64-bit
-BLAKE2b hash. Near duplicates: MinHash over word 5-grams of the user and assistant turns,
+xxHash3 (a collision among a million rows: about 1 in 36 million). Near duplicates: MinHash over word 5-grams of the user and assistant turns,
 lower-cased with punctuation removed (so rows that differ only in case, punctuation or spacing
 always match), 64 permutations kept as 16-bit values (b-bit MinHash: the similarity estimate is
 biased by (1 - J) / 65,536, nothing at the 0.85 threshold; 32-bit xor-multiply permutations of 64-bit
@@ -17,7 +17,6 @@ each candidate pair's estimated Jaccard similarity >= 0.85. Rows without any wor
 
 from __future__ import annotations
 
-import hashlib
 import json
 import string
 import unicodedata
@@ -25,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
+from xxhash import xxh3_64_intdigest
 
 from studio.data.records import Finding, Row
 from studio.data.rules import language
@@ -37,9 +37,13 @@ BANDS, BAND_ROWS = 16, 4  # a pair at Jaccard 0.85 becomes a candidate with prob
 SHINGLE = 5
 SIGNATURE_BITS = 16
 DEDUP_MAX_CHARS = 200_000  # MinHash of a huge row on its first 200k characters keeps one giant row from dominating
-WORD_CACHE_LIMIT = 2_000_000
 # Near-duplicate shingles ignore case, punctuation and spacing: "What's 2+2?" and "whats 2 2" are the same words.
-_PUNCTUATION_TO_SPACE = str.maketrans({char: " " for char in string.punctuation + "“”‘’«»„…–—¿¡·•"})
+# Separators: ASCII punctuation, common typographic punctuation, every character str.split() splits on.
+_SEPARATORS = (string.punctuation + "“”‘’«»„…–—¿¡·•" + "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+               + "".join(chr(c) for c in range(0x2000, 0x200B)) + "\u2028\u2029\u202f\u205f\u3000")
+_SEPARATOR_CHARS = str.maketrans({char: " " for char in _SEPARATORS})
+_SEPARATOR_BYTES = bytes.maketrans(bytes(c for c in _SEPARATORS.encode("latin-1", "ignore") if c < 128),
+                                   b" " * sum(1 for c in _SEPARATORS.encode("latin-1", "ignore") if c < 128))
 
 
 def normalise(text: str) -> str:
@@ -58,8 +62,8 @@ def row_key(row: Row) -> str:
 
 
 def stable_hash(text: str) -> int:
-    """A 64-bit hash that is the same in every process and every run (Python's str hash is salted)."""
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+    """A 64-bit hash (xxHash3) that is the same in every process and every run (Python's str hash is salted)."""
+    return xxh3_64_intdigest(text.encode("utf-8", "surrogatepass"))
 
 
 def dedup_text(row: Row) -> str:
@@ -89,39 +93,81 @@ _MULTIPLIERS32 = (_MULTIPLIERS & np.uint64(0xFFFFFFFF)).astype(np.uint32) | np.u
 _SHINGLE_MULTIPLIERS = _mix(np.arange(100, 100 + SHINGLE, dtype=np.uint64))
 
 
-class _WordHashes(dict):
-    """word -> stable 64-bit hash, computed once per distinct word (lookups stay in C)."""
-
-    def __missing__(self, word: str) -> int:
-        if len(self) >= WORD_CACHE_LIMIT:
-            self.clear()
-        value = self[word] = stable_hash(word)
-        return value
+_POLY = np.uint64(0x9E3779B97F4A7C15 | 1)  # odd: invertible modulo 2^64
+_POLY_INVERSE = np.uint64(pow(int(_POLY), -1, 2 ** 64))
+_PAD_WORD = _mix(np.array([0x5EED_0001], dtype=np.uint64))[0]  # stands for the missing words of a text under 5 words
 
 
-_WORD_HASHES = _WordHashes()
+_POWERS: dict[int, np.ndarray] = {}  # powers of _POLY and of its inverse modulo 2^64, grown as needed
 
 
-def minhash_signatures(texts: list[str], chunk_rows: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+def _powers(count: int) -> tuple[np.ndarray, np.ndarray]:
+    cached = _POWERS.get(0)
+    if cached is None or len(cached[0]) < count:
+        size = max(count, 1 << 20)
+        pairs = []
+        for base in (_POLY, _POLY_INVERSE):
+            powers = np.full(size, base, dtype=np.uint64)
+            powers[0] = 1
+            with np.errstate(over="ignore"):
+                pairs.append(np.cumprod(powers, dtype=np.uint64))  # wraps modulo 2^64, as the hash wants
+        cached = _POWERS[0] = tuple(pairs)
+    return cached[0][:count], cached[1][:count]
+
+
+def word_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The words of each text (lower-cased; punctuation and whitespace separate words) as 64-bit hashes,
+    in order, and the number of words per text. Computed with numpy on the UTF-8 bytes of all the texts
+    at once, a polynomial hash of each word's bytes (then mixed): no Python string per word."""
+    if all(text.isascii() for text in texts):  # the same bytes as below, made faster
+        data = " ".join(texts).encode("ascii").lower().translate(_SEPARATOR_BYTES)
+        byte_lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    else:
+        encoded = [text.lower().translate(_SEPARATOR_CHARS).encode("utf-8", "surrogatepass") for text in texts]
+        data = b" ".join(encoded)
+        byte_lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(texts))
+    text_starts = np.cumsum(byte_lengths + 1) - byte_lengths - 1
+    values = np.frombuffer(data, dtype=np.uint8)
+    word = values != 32
+    starts = np.flatnonzero(word & ~np.r_[False, word[:-1]])
+    ends = np.flatnonzero(word & ~np.r_[word[1:], False]) + 1
+    powers, inverse_powers = _powers(len(values))
+    with np.errstate(over="ignore"):
+        prefix = np.zeros(len(values) + 1, dtype=np.uint64)
+        np.cumsum(values * powers, out=prefix[1:])
+        hashes = (prefix[ends] - prefix[starts]) * inverse_powers[starts]  # the same for a word wherever it is
+    hashes = _mix(hashes ^ (ends - starts).astype(np.uint64))  # and its length
+    counts = np.bincount(np.searchsorted(text_starts, starts, side="right") - 1, minlength=len(texts))
+    return hashes, counts
+
+
+def _groups(texts: list[str], budget: int = 2 << 20) -> list[tuple[int, int]]:
+    """[start, end) ranges of texts with about `budget` characters each (at least one text)."""
+    ranges, start, size = [], 0, 0
+    for index, text in enumerate(texts):
+        size += len(text) + 1
+        if size >= budget:
+            ranges.append((start, index + 1))
+            start, size = index + 1, 0
+    if start < len(texts):
+        ranges.append((start, len(texts)))
+    return ranges
+
+
+def minhash_signatures(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """MinHash signatures over word 5-grams (lower-cased, punctuation removed): (len(texts), NUM_PERM)
     uint16, and per text whether it has any word (texts without one get a meaningless signature)."""
     signatures = np.empty((len(texts), NUM_PERM), dtype=np.uint16)
     has_words = np.zeros(len(texts), dtype=bool)
-    padding = [""] * SHINGLE
-    for start in range(0, len(texts), chunk_rows):  # chunks keep the per-permutation arrays in cache
-        chunk = texts[start:start + chunk_rows]
-        words_all: list[str] = []
-        lengths = []
-        for index, text in enumerate(chunk):
-            words = text.lower().translate(_PUNCTUATION_TO_SPACE).split()
-            has_words[start + index] = bool(words)
-            if len(words) < SHINGLE:
-                words += padding[: SHINGLE - len(words)]
-            words_all += words
-            lengths.append(len(words))
-        words_array = _mix(np.fromiter(map(_WORD_HASHES.__getitem__, words_all), dtype=np.uint64, count=len(words_all)))
-        del words_all
-        ends = np.cumsum(np.array(lengths))
+    for start, stop in _groups(texts):  # groups of ~2 MB keep the arrays small and in cache
+        hashes, counts = word_hashes(texts[start:stop])
+        has_words[start:stop] = counts > 0
+        # texts under SHINGLE words are padded with a fixed word, so each has at least one shingle
+        lengths = np.maximum(counts, SHINGLE)
+        ends = np.cumsum(lengths)
+        words_array = np.full(int(ends[-1]), _PAD_WORD, dtype=np.uint64)
+        rank = np.arange(len(hashes)) - np.repeat(np.cumsum(counts) - counts, counts)
+        words_array[np.repeat(ends - lengths, counts) + rank] = hashes
         count = len(words_array) - SHINGLE + 1
         with np.errstate(over="ignore"):
             combined = np.zeros(count, dtype=np.uint64)
@@ -135,14 +181,14 @@ def minhash_signatures(texts: list[str], chunk_rows: int = 5000) -> tuple[np.nda
         positions = np.nonzero(valid)[0]
         # 32-bit permutations of the (well mixed) shingle hashes: half the memory traffic of 64-bit ones
         shingles = (_mix(combined[positions]) >> np.uint64(32)).astype(np.uint32)
-        row_starts = np.searchsorted(np.searchsorted(ends, positions, side="right"), np.arange(len(chunk)))
+        row_starts = np.searchsorted(np.searchsorted(ends, positions, side="right"), np.arange(stop - start))
         hashed = np.empty(len(shingles), dtype=np.uint32)
         with np.errstate(over="ignore"):
             for j in range(NUM_PERM):
                 # one cheap xor-multiply permutation per signature column
                 np.bitwise_xor(shingles, _SEEDS32[j], out=hashed)
                 np.multiply(hashed, _MULTIPLIERS32[j], out=hashed)
-                signatures[start:start + len(chunk), j] = np.minimum.reduceat(hashed, row_starts) >> np.uint32(32 - SIGNATURE_BITS)
+                signatures[start:stop, j] = np.minimum.reduceat(hashed, row_starts) >> np.uint32(32 - SIGNATURE_BITS)
     return signatures, has_words
 
 
