@@ -230,6 +230,7 @@ class _Merger:
             self.lines.last_line = max(self.lines.last_line, chunk.lines.last_line)
 
     def finish(self, validation_rows: list[Row] | None = None) -> LintReport:
+        """The report with every finding, sorted (the caller adds the load findings and the statistics)."""
         report, progress = self.report, self.progress
         report.table = self.table
         report.format = self.formats.majority
@@ -238,7 +239,6 @@ class _Merger:
         elif report.rows:
             report.token_counts = [None] * len(report.rows)
         if not len(self.table):  # nothing to check: no rules beyond the load findings
-            report.stats = stats.compute_stats(report)
             return report
         progress(0.9, "Looking for duplicates, languages and dataset-level issues…")
         dataset_findings = self.dataset.findings(lambda fraction, message: progress(0.9 + 0.07 * fraction, message))
@@ -287,9 +287,15 @@ def lint_rows(rows: list[Row], tokenizer: Any = None, max_length: int | None = N
               progress: Progress | None = None, name: str = "", model: str | None = None,
               validation_rows: list[Row] | None = None) -> LintReport:
     """Lint already-loaded rows (Row.raw set), in this process. Converts them to canonical messages in place."""
+    return _lint_loaded(rows, [], "rows", tokenizer, max_length, batch_size, progress, name, model, validation_rows)
+
+
+def _lint_loaded(rows: list[Row], load_findings: list[Finding], kind: str, tokenizer: Any, max_length: int | None,
+                 batch_size: int, progress: Progress | None, name: str, model: str | None,
+                 validation_rows: list[Row] | None = None) -> LintReport:
     progress = progress or _noop
     tokenizer, tokenizer_name = resolve_tokenizer(tokenizer)
-    report = _new_report(name, tokenizer, tokenizer_name, model, max_length, batch_size, "rows")
+    report = _new_report(name, tokenizer, tokenizer_name, model, max_length, batch_size, kind)
     settings = _settings(tokenizer, report.max_length, keep_rows=True)
     merger = _Merger(report, settings, progress)
     checker = _Checker(settings)
@@ -300,6 +306,7 @@ def lint_rows(rows: list[Row], tokenizer: Any = None, max_length: int | None = N
             done = min(len(rows), start + CHUNK_ROWS)
             progress(0.02 + 0.88 * done / max(1, len(rows)), f"Checked {done:,} of {len(rows):,} rows…")
         report = merger.finish(validation_rows)
+    report.findings = load_findings + report.findings
     report.stats = stats.compute_stats(report)
     progress(1.0, "Done.")
     return report
@@ -330,12 +337,7 @@ def lint_file(path_or_bytes: str | os.PathLike | bytes, name: str | None = None,
 def report_from_load(loaded, tokenizer: Any = None, max_length: int | None = None, progress: Progress | None = None,
                      batch_size: int = 8, model: str | None = None) -> LintReport:
     """Lint a studio.data.load.LoadResult (e.g. from load_hub)."""
-    progress = progress or _noop
-    report = lint_rows(loaded.rows, tokenizer, max_length, batch_size, progress, name=loaded.name, model=model)
-    report.kind = loaded.kind
-    report.findings = loaded.findings + report.findings
-    report.stats = stats.compute_stats(report)
-    return report
+    return _lint_loaded(loaded.rows, loaded.findings, loaded.kind, tokenizer, max_length, batch_size, progress, loaded.name, model)
 
 
 # ---------------------------------------------------------------- streaming a .jsonl file

@@ -125,13 +125,9 @@ def verdict_of(report) -> str:
     return {"blocked": "blocked", "ready with warnings": "warnings"}.get(report.verdict, "ready")
 
 
-def _severity_counts(report) -> dict[str, int]:
-    return report.counts_by_severity
-
-
 def verdict_html(report, stats: dict | None = None) -> str:
     verdict = verdict_of(report)
-    counts = _severity_counts(report)
+    counts = report.counts_by_severity
     numbers = {row.number for row in report.rows}
     bad_rows = len(set(_error_rows(report)) & numbers)
     unreadable = len(set(_error_rows(report)) - numbers)
