@@ -211,3 +211,14 @@ def test_lint_json_and_the_data_tab_show_the_same_statistics(messy, tiny, capsys
     assert main(["lint", str(sample), "--model", tiny]) == 1
     readable = capsys.readouterr().out
     assert f"p99 {per_example['p99']}," in readable and f"suggested {suggested})" in readable
+
+
+def test_the_row_view_never_shows_a_secret(messy):
+    """PII-SECRET rows are shown with the secret masked: in the chat, the tokens and the findings."""
+    state = messy[STATE]
+    row = next(f.row for f in state["report"].findings if f.rule == "PII-SECRET")
+    chat, tokens, notes = data_tab.row_view(state, row)
+    for shown in (chat, tokens, notes):
+        assert "AKIAIOSFODNN7EXAMPLE" not in shown and "IOSFODNN" not in shown
+    assert "MASKED SECRET" in chat and "treasure bucket" in chat  # the rest of the row is shown as it is
+    assert "AKIAIOSFODNN7EXAMPLE" in json.dumps(next(r.raw for r in state["report"].rows if r.number == row))  # data untouched
