@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.data import formats, load, stats
+from studio.data import budget, formats, load, stats
 from studio.data.records import Finding, Row, TokenCount
 from studio.data.report import LintReport
 from studio.data.rules import content, dataset, schema, tokens
@@ -320,7 +320,7 @@ def lint_file(path_or_bytes: str | os.PathLike | bytes, name: str | None = None,
 
     A .jsonl file on disk is streamed (see the module docstring); `keep_rows=False` keeps only the
     per-row facts, `workers` (None: automatic) checks its blocks in forked processes.
-    `max_bytes`: the size limit (True: the upload limit, None: none)."""
+    `max_bytes`: the size limit (True: the upload limit, None: none); the row limit (STUDIO_MAX_ROWS) always applies."""
     progress = progress or _noop
     progress(0.0, "Reading the file…")
     if not isinstance(path_or_bytes, (bytes, bytearray)) and load.kind_of(str(name or path_or_bytes)) == "jsonl" \
@@ -328,9 +328,9 @@ def lint_file(path_or_bytes: str | os.PathLike | bytes, name: str | None = None,
         return _lint_jsonl_file(Path(path_or_bytes), name or Path(path_or_bytes).name, tokenizer, max_length, progress,
                                 batch_size, model, keep_rows, workers, max_bytes)
     if isinstance(path_or_bytes, (bytes, bytearray)):
-        loaded = load.load_bytes(bytes(path_or_bytes), name or "upload.jsonl")
+        loaded = load.load_bytes(bytes(path_or_bytes), name or "upload.jsonl", max_bytes=max_bytes)
     else:
-        loaded = load.load_path(path_or_bytes, name)
+        loaded = load.load_path(path_or_bytes, name, max_bytes=max_bytes)
     return report_from_load(loaded, tokenizer, max_length, progress, batch_size, model)
 
 
@@ -418,12 +418,12 @@ def _lint_jsonl_file(path: Path, name: str, tokenizer: Any, max_length: int | No
                 with open(path, "rb") as again:
                     sample = again.read(200_000)
                 finding = load.undecodable(sample[bom:], block_start + offset, byte, _line_of(path, bom + block_start + offset), "jsonl")
-                report.findings = load_findings + [finding]
-                report.rows, report.token_counts = [], []
-                report.table = RowTable()
-                report.stats = stats.compute_stats(report)
-                return report
+                return _refused(report, load_findings + [finding])
             merger.add(chunk)
+            try:  # STUDIO_MAX_ROWS, as the loader applies it to other files: stop reading at the first block past it
+                budget.check_rows(len(merger.table), at_least=True)
+            except budget.TooBig as error:
+                return _refused(report, load_findings + [Finding("FILE-SIZE", "E", None, error.message, error.hint)])
             ended_with_newline = last_byte
             progress(0.02 + 0.88 * min(1.0, merger.read / max(1, size)),
                      f"Checked {len(merger.table):,} rows ({merger.read / max(1, size):.0%} of the file)…")
@@ -441,6 +441,15 @@ def _lint_jsonl_file(path: Path, name: str, tokenizer: Any, max_length: int | No
     report.findings = load_findings + report.findings
     report.stats = stats.compute_stats(report)
     progress(1.0, "Done.")
+    return report
+
+
+def _refused(report: LintReport, findings: list[Finding]) -> LintReport:
+    """The report of a file refused as a whole part way through: these findings, no rows."""
+    report.findings = findings
+    report.rows, report.token_counts = [], []
+    report.table = RowTable()
+    report.stats = stats.compute_stats(report)
     return report
 
 

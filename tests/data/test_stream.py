@@ -78,6 +78,21 @@ def test_invalid_utf8_late_in_a_large_file_is_reported_at_its_offset(tmp_path, m
     assert report.findings == lint_file(bad, "late.jsonl").findings
 
 
+def test_the_row_limit_stops_a_streamed_file_like_any_other(tmp_path, monkeypatch):
+    monkeypatch.setattr(lint, "BLOCK_BYTES", 256)
+    monkeypatch.setenv("STUDIO_MAX_ROWS", "50")
+    rows = "".join(json.dumps({"text": f"row {i} is plain text about the sea"}) + "\n" for i in range(200))
+    path = tmp_path / "many.jsonl"
+    path.write_text(rows, encoding="utf-8")
+    report = lint_file(path, "many.jsonl", workers=2)
+    assert [f.rule for f in report.findings] == ["FILE-SIZE"] and not report.row_count and not report.rows
+    assert "more than 50 rows" in report.findings[0].message and "STUDIO_MAX_ROWS" in report.findings[0].hint
+    assert report.verdict == "blocked"
+    assert lint_file(rows.encode(), "many.jsonl").findings[0].rule == "FILE-SIZE"  # the in-memory path agrees
+    monkeypatch.setenv("STUDIO_MAX_ROWS", "200")
+    assert lint_file(path, "many.jsonl", keep_rows=False).row_count == 200
+
+
 def test_automatic_workers_only_for_large_files():
     assert lint.worker_count(1_000, None) == 1
     assert lint.worker_count(lint.PARALLEL_MIN_BYTES, 3) == 3
