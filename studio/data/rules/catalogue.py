@@ -40,10 +40,11 @@ CATALOGUE: dict[str, tuple[Rule, ...]] = {
         Rule("FILE-BINARY", "E", "The file is not a text file (NUL bytes or many control characters): binary data, not a dataset."),
         Rule("FILE-UTF8", "E", "Text that is not valid UTF-8 (or is UTF-16): the offset of the first bad byte and the likely encoding."),
         Rule("FILE-BOM", "I", "A leading UTF-8 byte-order mark; harmless here (stripped), but some tools choke on it."),
-        Rule("FILE-EMPTY", "E", "No bytes, only whitespace, or no usable rows."),
+        Rule("FILE-EMPTY", "E", "No bytes, only whitespace, no usable rows, or a .gz / .zip that cannot be unpacked."),
         Rule("FILE-JSON", "E", "A line is not valid JSON (cut off at the end of the file, or a pretty-printed JSON file saved as .jsonl)."),
         Rule("FILE-OBJ", "EI", "A line or record is not a JSON object (E); a JSON object holding several arrays (I: which one was read)."),
-        Rule("FILE-SIZE", "E", "Over the configured upload limit (STUDIO_MAX_UPLOAD_MB)."),
+        Rule("FILE-SIZE", "E", "Over a configured limit: the file's size (STUDIO_MAX_UPLOAD_MB), what a .gz, .zip or Parquet "
+                               "file decodes to (STUDIO_MAX_DECODED_MB, checked before decoding) or its rows (STUDIO_MAX_ROWS)."),
     ),
     "B": (
         Rule("SCH-UNKNOWN", "E", "No recognisable format (messages, conversations, instruction/output, prompt/completion, text)."),
