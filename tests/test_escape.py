@@ -199,7 +199,12 @@ def test_data_tab_renders_file_names_rows_and_lint_messages(tmp_path, tiny_model
     from studio.ui import data_tab
 
     upload = tmp_path / "upload.jsonl"
-    rows = [{"messages": [{"role": "user", "content": f"{TEXT} {i}"}, {"role": "assistant", "content": TEXT}]} for i in range(6)]
+    topics = ["apples ripen late in the cool northern orchards", "the night train leaves platform four at nine",
+              "bees carry pollen between the clover fields daily", "old maps show rivers that have since moved east",
+              "a copper kettle whistles louder than a steel one", "winter storms close the mountain pass for weeks"]
+    # Varied rows (rows differing only by a number are near-duplicates, and then no split is possible).
+    rows = [{"messages": [{"role": "user", "content": f"{TEXT} {topic}"}, {"role": "assistant", "content": TEXT}]}
+            for topic in topics]
     upload.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{broken line " + TEXT + "\n")
     source = {"kind": "upload", "path": str(upload), "name": NAME}
     state, stats, _ = data_tab.lint_source(source, str(tiny_model_dir), 0, 8)

@@ -54,10 +54,12 @@ def refuse_size(what: str, size: float, budget: int, at_least: bool = False) -> 
                   f"Upload a smaller file (or fewer rows). {limits.raise_hint('decoded_mb')}")
 
 
-def check_rows(rows: int, what: str = "The file") -> None:
+def check_rows(rows: int, what: str = "The file", at_least: bool = False) -> None:
+    """TooBig over STUDIO_MAX_ROWS; `at_least`: `rows` were counted so far and the file holds more."""
     limit = limits.whole("rows")
     if limit is not None and rows > limit:
-        raise TooBig(f"{what} holds {rows:,} rows, over this studio's limit of {limit:,} rows.",
+        held = f"more than {limit:,} rows" if at_least else f"{rows:,} rows"
+        raise TooBig(f"{what} holds {held}, over this studio's limit of {limit:,} rows.",
                      f"Sample it down or split it. {limits.raise_hint('rows')}")
 
 

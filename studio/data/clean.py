@@ -1,7 +1,7 @@
 """One-click safe fixes and a leak-free, seeded train/validation split.
 
 Fixes (all safe: they never change what a row means):
-  - rows with an E finding are set aside as rejected rows, with their reasons;
+  - rows with an E finding are set aside as rejected rows, with their reasons (secrets masked);
   - every row becomes canonical chat messages (role + string content; tool calls kept);
   - Unicode NFC and edge whitespace stripped in every message;
   - exact duplicates (after NFC and collapsed whitespace) removed, first one kept.
@@ -18,6 +18,9 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from studio.data.records import Row
+from studio.data.rules.dataset import duplicate_pairs, find_leaks, row_key
+from studio.data.rules.secrets import mask_record
 from studio.errors import StudioError
 
 DEFAULT_VALIDATION_FRACTION = 0.10
@@ -104,8 +107,6 @@ def canonical_record(row, fixes: dict[str, int] | None = None) -> dict[str, Any]
 
 def duplicate_key(record: dict[str, Any]) -> str:
     """Identical after NFC and collapsed whitespace: the linter's DUP-EXACT key (+ the tools, if any)."""
-    from studio.data.rules.dataset import row_key
-
     key = row_key(_as_rows([record])[0])
     return key + ("\x1d" + json.dumps(record["tools"], sort_keys=True) if record.get("tools") else "")
 
@@ -118,8 +119,6 @@ def _reason(finding) -> dict[str, Any]:
 
 
 def _as_rows(records: list[dict[str, Any]], numbers: Iterable[int] | None = None) -> list:
-    from studio.data.records import Row
-
     numbers = list(numbers) if numbers is not None else list(range(1, len(records) + 1))
     return [Row(number=n, raw=r, format="text" if "text" in r else "messages", messages=r.get("messages"),
                 text=r.get("text")) for r, n in zip(records, numbers)]
@@ -129,20 +128,7 @@ def near_duplicate_pairs(records: list[dict[str, Any]]) -> list[tuple[int, int]]
     """Index pairs of exact or near duplicates by the linter's DUP-* measure (MinHash on word 5-grams
     of the user/assistant turns, Jaccard >= 0.85). Using the linter's measure means the split and
     its DS-LEAK check agree by construction."""
-    from studio.data.rules.dataset import minhash_signatures, near_duplicate_pairs as lsh_pairs, dedup_text, row_key
-
-    rows = _as_rows(records)
-    pairs: list[tuple[int, int]] = []
-    first_of: dict[str, int] = {}
-    for index, row in enumerate(rows):
-        key = row_key(row)
-        if key in first_of:
-            pairs.append((first_of[key], index))
-        else:
-            first_of[key] = index
-    if len(rows) >= 2:
-        pairs += [(a, b) for a, b, _ in lsh_pairs(minhash_signatures([dedup_text(row) for row in rows]))]
-    return pairs
+    return duplicate_pairs(_as_rows(records))
 
 
 def group_ids(size: int, pairs: Iterable[tuple[int, int]]) -> list[int]:
@@ -223,16 +209,16 @@ def clean_and_split(
         if finding.severity == "E" and finding.row is not None:
             errors.setdefault(finding.row, []).append(finding)
     fixes: dict[str, int] = {}
-    rejected: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []  # raw rows with every secret masked (mask_record)
     kept: list[tuple[int, dict[str, Any]]] = []
     seen: dict[str, int] = {}
     for row in report.rows:
         if row.number in errors:
-            rejected.append({"row": row.number, "raw": row.raw, "reasons": [_reason(f) for f in errors[row.number]]})
+            rejected.append({"row": row.number, "raw": mask_record(row.raw), "reasons": [_reason(f) for f in errors[row.number]]})
             continue
         record = canonical_record(row, fixes)
         if record is None:
-            rejected.append({"row": row.number, "raw": row.raw, "reasons": [{
+            rejected.append({"row": row.number, "raw": mask_record(row.raw), "reasons": [{
                 "rule": "SCH-UNKNOWN", "severity": "E", "message": "No recognisable format: nothing to train on.",
                 "hint": "Use messages, conversations, instruction/output, prompt/completion or text."}]})
             continue
@@ -241,7 +227,7 @@ def clean_and_split(
         key = duplicate_key(record)
         if key in seen:
             fixes["duplicates_removed"] = fixes.get("duplicates_removed", 0) + 1
-            rejected.append({"row": row.number, "raw": row.raw, "reasons": [{
+            rejected.append({"row": row.number, "raw": mask_record(row.raw), "reasons": [{
                 "rule": "DUP-EXACT", "severity": "W", "message": f"Exact duplicate of row {seen[key]}: removed.",
                 "hint": "Duplicates make the model over-weight one example."}]})
             continue
@@ -274,6 +260,4 @@ def clean_and_split(
 
 def check_leaks(result: CleanResult) -> list:
     """The linter's DS-LEAK check on the finished split (empty when nothing leaks)."""
-    from studio.data.lint import find_leaks
-
     return list(find_leaks(_as_rows(result.train, result.train_rows), _as_rows(result.validation, result.validation_rows)))

@@ -1,9 +1,11 @@
-"""`python -m studio lint FILE [FILE ...] [--model M] [--max-length N] [--json] [--no-tokens]`.
+"""`python -m studio lint FILE [FILE ...] [--model M] [--max-length N] [--batch-size B] [--json] [--no-tokens] [--workers N]`.
 
 With --json: one JSON object per file, one per line:
     {"file", "format", "rows", "verdict", "counts", "findings": [{"rule","severity","row","message","hint"}], "stats": {...}}
+"stats" is studio.data.stats.compute_stats: the same figures the Data tab shows for the same file.
 Exit code: 0 when no file has an E finding, 1 when one does, 2 on usage errors.
-The model's tokenizer loads once for all files.
+The model's tokenizer loads once for all files. Files on the operator's disk have no size limit: a
+.jsonl file is streamed (rows are not kept in memory) and checked on every core when it is large.
 """
 
 from __future__ import annotations
@@ -15,10 +17,16 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("lint", help="check dataset files before fine-tuning (rules in shared/LINT-RULES.md)")
+    parser = subparsers.add_parser(
+        "lint", help="check dataset files before fine-tuning (the rules: docs/lint-rules.md)",
+        description="Check dataset files row by row before fine-tuning: format, schema, roles, content, Unicode, tool calls, "
+                    "chat template, lengths, duplicates, privacy. Every rule is listed in docs/lint-rules.md.")
     parser.add_argument("files", nargs="+", metavar="FILE", help=".jsonl, .json, .csv or .parquet files")
     parser.add_argument("--model", default=None, help="model whose tokenizer and chat template to check against (default: the bundled SmolLM2)")
     parser.add_argument("--max-length", type=int, default=None, help="max tokens per row (default: the model's context)")
+    parser.add_argument("--batch-size", type=int, default=8, help="batch size for the steps-per-epoch figures (default 8)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes checking a large .jsonl file (default: one per core when the file is over 16 MB)")
     parser.add_argument("--json", action="store_true", help="one JSON object per file per line")
     parser.add_argument("--no-tokens", action="store_true", help="skip the tokenizer-aware rules (no model needed)")
     parser.add_argument("--all", action="store_true", help="list every finding in the readable report (default: 30 per file)")
@@ -30,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_length is not None and args.max_length < 1:
         print("error: --max-length must be a positive number of tokens", file=sys.stderr)
+        return 2
+    if args.batch_size < 1 or (args.workers is not None and args.workers < 1):
+        print("error: --batch-size and --workers must be positive numbers", file=sys.stderr)
         return 2
     missing = [name for name in args.files if not Path(name).is_file()]
     if missing:
@@ -45,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         tokenizer = load_tokenizer(model)  # StudioError -> message + hint, exit 1 (studio.cli)
     worst = 0
     for name in args.files:
-        report = lint_file(name, Path(name).name, tokenizer=tokenizer, max_length=args.max_length, model=model)
+        report = lint_file(name, Path(name).name, tokenizer=tokenizer, max_length=args.max_length, model=model,
+                           batch_size=args.batch_size, keep_rows=False, workers=args.workers, max_bytes=None)
         payload = report.to_json()
         payload["file"] = name
         if report.counts_by_severity["E"]:
@@ -62,10 +74,10 @@ def _readable(payload: dict, show_all: bool = False) -> str:
     stats = payload["stats"]
     lines = [f"{payload['file']}: {payload['verdict'].upper()} — {payload['rows']} rows, format {payload['format'] or 'unknown'}; "
              f"{counts['E']} errors, {counts['W']} warnings, {counts['I']} notes"]
-    tokens = stats.get("tokens")
-    if tokens:
-        lines.append(f"  tokens per row: p50 {tokens['p50']}, p95 {tokens['p95']}, p99 {tokens['p99']}, max {tokens['max']} "
-                     f"(max_length {stats.get('max_length')}, suggested {stats.get('suggested_max_length')}); "
+    if stats.get("have_tokens"):
+        per, length, tokens = stats["tokens"]["per_example"]["total"], stats["length"], stats["tokens"]
+        lines.append(f"  tokens per row: p50 {per['p50']}, p95 {per['p95']}, p99 {per['p99']}, max {per['max']} "
+                     f"(max_length {stats['max_length']}, suggested {length['suggested_max_length']}); "
                      f"{tokens['trainable']:,} of {tokens['total']:,} tokens trainable")
     findings = payload["findings"]
     shown = findings if show_all else findings[:30]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from studio.data.records import Finding, Row
@@ -214,45 +215,88 @@ def convert(row: Row) -> None:
         row.extra["tools"] = tools
 
 
+def row_findings(row: Row) -> list[Finding]:
+    """SCH-NOT-SFT / SCH-UNKNOWN for one converted row."""
+    if row.format == "preference":
+        return [Finding("SCH-NOT-SFT", "E", row.number,
+                        "Preference data (chosen/rejected) is for DPO-style training, not supervised fine-tuning.",
+                        "Use the 'chosen' conversations as messages for SFT, or train with a preference method (DPO) outside the studio.")]
+    if row.format == "prompt-only":
+        return [Finding("SCH-NOT-SFT", "E", row.number, "The row has a prompt but no answer (prompt-only data).",
+                        "Add the expected answer as 'completion', or use chat 'messages' with an assistant turn.")]
+    if row.format is None:
+        keys = ", ".join(list(row.raw)[:6]) if isinstance(row.raw, dict) else ""
+        return [Finding("SCH-UNKNOWN", "E", row.number, f"No recognisable format (keys: {keys or 'none'}).",
+                        "Use messages, conversations (ShareGPT), instruction/output (Alpaca), prompt/completion or text.")]
+    return []
+
+
+@dataclass
+class FormatTally:
+    """Formats seen so far (mergeable across chunks): the majority format, SCH-MIXED and SCH-CONVERT."""
+
+    counts: Counter = field(default_factory=Counter)  # format -> rows
+    first_rows: dict[str, list[int]] = field(default_factory=dict)  # known format -> its first 11 row numbers
+    mappings: dict[str, tuple[int, int, str]] = field(default_factory=dict)  # format -> (first row, rows, mapping)
+
+    def add_rows(self, rows: list[Row]) -> None:
+        for row in rows:
+            self.counts[row.format] += 1
+            if row.format is not None:
+                first = self.first_rows.setdefault(row.format, [])
+                if len(first) < 11:
+                    first.append(row.number)
+            mapping = row.extra.get("mapping")
+            if mapping and row.format in ("sharegpt", "alpaca", "prompt-completion"):
+                first_row, count, first_mapping = self.mappings.get(row.format, (row.number, 0, mapping))
+                self.mappings[row.format] = (first_row, count + 1, first_mapping)
+
+    def merge(self, other: "FormatTally") -> None:
+        self.counts.update(other.counts)
+        for fmt, numbers in other.first_rows.items():
+            self.first_rows[fmt] = sorted(self.first_rows.get(fmt, []) + numbers)[:11]
+        for fmt, (first, count, mapping) in other.mappings.items():
+            if fmt in self.mappings:
+                mine = self.mappings[fmt]
+                self.mappings[fmt] = (mine[0], mine[1] + count, mine[2]) if mine[0] <= first else (first, mine[1] + count, mapping)
+            else:
+                self.mappings[fmt] = (first, count, mapping)
+
+    @property
+    def majority(self) -> str | None:
+        known = Counter({fmt: n for fmt, n in self.counts.items() if fmt is not None})
+        return known.most_common(1)[0][0] if known else None
+
+    def findings(self) -> list[Finding]:
+        """SCH-MIXED and SCH-CONVERT (file-level)."""
+        known = Counter({fmt: n for fmt, n in self.counts.items() if fmt is not None})
+        majority = self.majority
+        findings: list[Finding] = []
+        if len(known) > 1:
+            minority = sorted(n for fmt, numbers in self.first_rows.items() if fmt != majority for n in numbers)
+            total = sum(n for fmt, n in known.items() if fmt != majority)
+            shown = ", ".join(map(str, minority[:10])) + ("…" if total > 10 else "")
+            findings.append(Finding("SCH-MIXED", "E", None,
+                                    f"Rows come in different formats ({', '.join(f'{fmt}: {n}' for fmt, n in known.most_common())}); "
+                                    f"not {majority}: rows {shown}.",
+                                    "Trainers such as TRL decide the format from the first row only. The studio's fix converts every row to messages."))
+        for fmt, (first, count, mapping) in self.mappings.items():
+            findings.append(Finding("SCH-CONVERT", "I", None,
+                                    f"{count} row(s) in {fmt} format (first: row {first}) were converted to messages: {mapping}.",
+                                    "Nothing to do: the studio saves the converted messages. Check a converted row to be sure the mapping is right."))
+        return findings
+
+
 def convert_rows(rows: list[Row]) -> tuple[str | None, list[Finding]]:
     """Convert every row; return the majority format and the format-level findings
-    (SCH-CONVERT, SCH-MIXED, SCH-NOT-SFT, SCH-UNKNOWN)."""
-    for row in rows:
-        convert(row)
-    counts = Counter(row.format for row in rows)
-    known = Counter({fmt: n for fmt, n in counts.items() if fmt is not None})
-    majority = known.most_common(1)[0][0] if known else None
+    (SCH-NOT-SFT and SCH-UNKNOWN per row, then SCH-MIXED and SCH-CONVERT)."""
+    tally = FormatTally()
     findings: list[Finding] = []
     for row in rows:
-        if row.format == "preference":
-            findings.append(Finding("SCH-NOT-SFT", "E", row.number,
-                                    "Preference data (chosen/rejected) is for DPO-style training, not supervised fine-tuning.",
-                                    "Use the 'chosen' conversations as messages for SFT, or train with a preference method (DPO) outside the studio."))
-        elif row.format == "prompt-only":
-            findings.append(Finding("SCH-NOT-SFT", "E", row.number, "The row has a prompt but no answer (prompt-only data).",
-                                    "Add the expected answer as 'completion', or use chat 'messages' with an assistant turn."))
-        elif row.format is None:
-            keys = ", ".join(list(row.raw)[:6]) if isinstance(row.raw, dict) else ""
-            findings.append(Finding("SCH-UNKNOWN", "E", row.number, f"No recognisable format (keys: {keys or 'none'}).",
-                                    "Use messages, conversations (ShareGPT), instruction/output (Alpaca), prompt/completion or text."))
-    if len(known) > 1:
-        minority = [row.number for row in rows if row.format is not None and row.format != majority]
-        shown = ", ".join(map(str, minority[:10])) + ("…" if len(minority) > 10 else "")
-        findings.append(Finding("SCH-MIXED", "E", None,
-                                f"Rows come in different formats ({', '.join(f'{fmt}: {n}' for fmt, n in known.most_common())}); "
-                                f"not {majority}: rows {shown}.",
-                                "Trainers such as TRL decide the format from the first row only. The studio's fix converts every row to messages."))
-    mappings: dict[str, tuple[int, int, str]] = {}
-    for row in rows:
-        mapping = row.extra.get("mapping")
-        if mapping and row.format in ("sharegpt", "alpaca", "prompt-completion"):
-            first, count, _ = mappings.get(row.format, (row.number, 0, mapping))
-            mappings[row.format] = (first, count + 1, mapping)
-    for fmt, (first, count, mapping) in mappings.items():
-        findings.append(Finding("SCH-CONVERT", "I", None,
-                                f"{count} row(s) in {fmt} format (first: row {first}) were converted to messages: {mapping}.",
-                                "Nothing to do: the studio saves the converted messages. Check a converted row to be sure the mapping is right."))
-    return majority, findings
+        convert(row)
+        findings += row_findings(row)
+    tally.add_rows(rows)
+    return tally.majority, findings + tally.findings()
 
 
 def canonical_record(row: Row) -> dict[str, Any] | None:

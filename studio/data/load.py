@@ -2,8 +2,9 @@
 
 Accepted: .jsonl (one JSON object per line), .json (an array of objects, or an object holding
 one array of objects), .csv, .parquet; any of them gzipped (.jsonl.gz …) or alone in a .zip.
-Anything wrong with the file itself becomes a finding: FILE-UTF8, FILE-BOM, FILE-EMPTY, FILE-JSON,
-FILE-OBJ, FILE-SIZE. Row numbers are 1-based lines for JSONL and 1-based records otherwise.
+Anything wrong with the file itself becomes a finding (section A of docs/lint-rules.md): FILE-BINARY,
+FILE-UTF8, FILE-BOM, FILE-EMPTY, FILE-JSON, FILE-OBJ, FILE-SIZE. Row numbers are 1-based lines for
+JSONL and 1-based records otherwise.
 
 Sizes (studio.limits): the file itself against STUDIO_MAX_UPLOAD_MB before it is read; what it
 decodes to (gzip, zip, Parquet pages) against STUDIO_MAX_DECODED_MB *before* decoding, by
@@ -164,27 +165,74 @@ def _load_into(result: LoadResult, data: bytes) -> None:
 
 def _decode(result: LoadResult, data: bytes) -> str | None:
     if data.startswith(_BOM):
-        result.findings.append(Finding("FILE-BOM", "I", None, "The file starts with a UTF-8 byte-order mark (BOM).",
-                                       "Harmless here (it is stripped), but some tools choke on it: save as UTF-8 without BOM."))
+        result.findings.append(bom_finding())
         data = data[len(_BOM):]
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(data) > 3 and b"\x00" in data[:4] and data.count(b"\x00") > len(data) // 4):
-        guess = "UTF-16"
-        result.findings.append(Finding("FILE-UTF8", "E", None,
-                                       f"The file is not UTF-8 (it looks like {guess}, offset 0).",
-                                       f"Re-save it as UTF-8, e.g. `iconv -f {guess} -t UTF-8 in > out`."))
+    problem = text_problem(data)
+    if problem is not None:
+        result.findings.append(problem)
         return None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        offset = error.start
-        line = data.count(b"\n", 0, offset) + 1
-        guess = _guess_encoding(data)
-        suggestion = f"It looks like {guess}: re-save it as UTF-8 (e.g. `iconv -f {guess} -t UTF-8 in > out`)." if guess \
-            else "It looks like binary data, not text: upload a .jsonl, .json, .csv or .parquet file."
-        result.findings.append(Finding("FILE-UTF8", "E", line if result.kind == "jsonl" else None,
-                                       f"The file is not valid UTF-8: byte 0x{data[offset]:02x} at offset {offset} (line {line}).",
-                                       suggestion))
+        line = data.count(b"\n", 0, error.start) + 1
+        result.findings.append(undecodable(data[:200_000], error.start, data[error.start], line, result.kind))
         return None
+
+
+def bom_finding() -> Finding:
+    return Finding("FILE-BOM", "I", None, "The file starts with a UTF-8 byte-order mark (BOM).",
+                   "Harmless here (it is stripped), but some tools choke on it: save as UTF-8 without BOM.")
+
+
+def text_problem(head: bytes) -> Finding | None:
+    """FILE-UTF8 (UTF-16) or FILE-BINARY when the start of a file (after any UTF-8 BOM) is not UTF-8 text."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_utf16(head):
+        return Finding("FILE-UTF8", "E", None, "The file is not UTF-8 (it looks like UTF-16, offset 0).",
+                       "Re-save it as UTF-8, e.g. `iconv -f UTF-16 -t UTF-8 in > out`.")
+    if looks_binary(head):
+        return _binary_finding()
+    return None
+
+
+def undecodable(sample: bytes, offset: int, byte: int, line: int, kind: str) -> Finding:
+    """FILE-UTF8 with the likely encoding (from `sample`, the start of the file), or FILE-BINARY when no text
+    encoding fits: for a file whose byte at `offset` (on `line`) is not valid UTF-8."""
+    guess = _guess_encoding(sample)
+    if guess is None:  # no text encoding fits either: random or compressed bytes
+        return _binary_finding()
+    return Finding("FILE-UTF8", "E", line if kind == "jsonl" else None,
+                   f"The file is not valid UTF-8: byte 0x{byte:02x} at offset {offset} (line {line}).",
+                   f"It looks like {guess}: re-save it as UTF-8 (e.g. `iconv -f {guess} -t UTF-8 in > out`).")
+
+
+def _binary_finding() -> Finding:
+    return Finding("FILE-BINARY", "E", None, "This is not a text file: it holds binary data, not rows.",
+                   "Upload the dataset itself as .jsonl, .json, .csv or .parquet; export it first if it sits in "
+                   "a spreadsheet, a database or an archive.")
+
+
+BINARY_SAMPLE = 65_536  # bytes looked at to tell text from binary, like git and file(1)
+_CONTROL_BYTES = bytes(sorted(set(range(32)) - set(b"\t\n\r\f\b\x1b"))) + b"\x7f"
+
+
+def _looks_utf16(data: bytes) -> bool:
+    """UTF-16 without a BOM: Latin text has a NUL in every other byte, on one side only (all NULs is binary)."""
+    sample = data[:BINARY_SAMPLE]
+    if len(sample) < 4 or b"\x00" not in sample[:4]:
+        return False
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    half = len(sample) / 2
+    return (even > 0.4 * half and odd < 0.1 * half) or (odd > 0.4 * half and even < 0.1 * half)
+
+
+def looks_binary(data: bytes) -> bool:
+    """Not text: a NUL byte, or more than 5 % control characters (other than tab, newlines, form feed, escape),
+    in the first 64 KB. UTF-16 (full of NULs) is told apart before this is asked."""
+    sample = data[:BINARY_SAMPLE]
+    if b"\x00" in sample:
+        return True
+    controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
+    return controls > 0 and controls > 0.05 * len(sample)
 
 
 def _guess_encoding(data: bytes) -> str | None:
@@ -204,65 +252,95 @@ def _guess_encoding(data: bytes) -> str | None:
 
 # ---------------------------------------------------------------- JSONL
 
-def _load_jsonl(result: LoadResult, text: str) -> None:
+@dataclass
+class JsonlLines:
+    """What some consecutive lines of a JSONL file hold (blocks of one file merge by concatenation)."""
+
+    rows: list[Row] = field(default_factory=list)
+    bad_json: list[int] = field(default_factory=list)  # line numbers that are not valid JSON
+    not_object: list[tuple[int, str]] = field(default_factory=list)  # (line, Python type) of JSON that is not an object
+    last_line: int = 0  # the last non-empty line (0: none)
+
+
+def parse_jsonl_lines(text: str, first_line: int = 1) -> JsonlLines:
+    """Parse lines of JSONL text whose first line is line `first_line` of the file."""
+    parsed = JsonlLines()
     lines = text.split("\n")
-    stripped = text.lstrip()
-    bad_json: list[int] = []
-    not_object: list[tuple[int, str]] = []
-    decoder = json.JSONDecoder()
-    numbered = [(index + 1, line) for index, line in enumerate(lines) if line.strip()]
+    offset = first_line
+    numbered = [(index + offset, line) for index, line in enumerate(lines) if line.strip()]
+    parsed.last_line = numbered[-1][0] if numbered else 0
     if numbered and all(line.lstrip().startswith("{") for _, line in numbered[:1000]):
-        # Fast path: the whole file as one JSON array in a single C call; any problem -> line by line.
+        # Fast path: all lines as one JSON array in a single C call; any problem -> line by line.
         try:
             values = json.loads("[" + ",".join(line for _, line in numbered) + "]")
         except (ValueError, RecursionError):
             values = None
         if values is not None and len(values) == len(numbered) and all(isinstance(v, dict) for v in values):
-            result.rows.extend(Row(number=number, raw=value) for (number, _), value in zip(numbered, values))
-            return
-    for index, line in enumerate(lines):
-        if not line.strip():
-            continue
-        number = index + 1
+            parsed.rows = [Row(number=number, raw=value) for (number, _), value in zip(numbered, values)]
+            return parsed
+    decoder = json.JSONDecoder()
+    for number, line in numbered:
         try:
             value = decoder.decode(line)
         except (ValueError, RecursionError):
-            bad_json.append(number)
+            parsed.bad_json.append(number)
             continue
         if isinstance(value, dict):
-            result.rows.append(Row(number=number, raw=value))
+            parsed.rows.append(Row(number=number, raw=value))
         else:
-            not_object.append((number, type(value).__name__))
-    if bad_json and not result.rows and stripped.startswith(("[", "{")):
-        # A pretty-printed JSON file (array or object) saved as .jsonl: read it as JSON instead.
-        probe = LoadResult(kind="json")
-        _load_json(probe, text)
-        if probe.rows:
-            result.rows = probe.rows
-            result.findings.append(Finding("FILE-JSON", "E", None,
-                                           "This .jsonl file is one JSON document (a pretty-printed array or object), not one JSON object per line.",
-                                           "Save it as .json, or write one object per line (`jq -c '.[]' in.json > out.jsonl`). The rows were read as JSON."))
-            result.kind = "json"
-            return
-    last_line = max((i + 1 for i, line in enumerate(lines) if line.strip()), default=0)
+            parsed.not_object.append((number, type(value).__name__))
+    return parsed
+
+
+def jsonl_findings(bad_json: list[int], not_object: list[tuple[int, str]], last_line: int, ends_with_newline: bool) -> list[Finding]:
+    """FILE-JSON and FILE-OBJ for a whole JSONL file (the first 20 of each listed, the rest summarised)."""
+    findings = []
     for shown, number in enumerate(bad_json):
         if shown >= _MAX_SHOWN:
-            result.findings.append(Finding("FILE-JSON", "E", None, f"…and {len(bad_json) - _MAX_SHOWN} more lines that are not valid JSON.",
-                                           "Fix or remove those lines."))
+            findings.append(Finding("FILE-JSON", "E", None, f"…and {len(bad_json) - _MAX_SHOWN} more lines that are not valid JSON.",
+                                    "Fix or remove those lines."))
             break
-        truncated = number == last_line and not text.endswith("\n") and len(bad_json) == 1
+        truncated = number == last_line and not ends_with_newline and len(bad_json) == 1
         message = (f"Line {number} is not valid JSON: it looks cut off (the file may be truncated)." if truncated
                    else f"Line {number} is not valid JSON.")
         hint = ("Re-export or re-download the file; remove the incomplete last line." if truncated
                 else "Each line must be one complete JSON object; a JSON object split over several lines is not JSONL.")
-        result.findings.append(Finding("FILE-JSON", "E", number, message, hint))
+        findings.append(Finding("FILE-JSON", "E", number, message, hint))
     for shown, (number, type_name) in enumerate(not_object):
         if shown >= _MAX_SHOWN:
-            result.findings.append(Finding("FILE-OBJ", "E", None, f"…and {len(not_object) - _MAX_SHOWN} more lines that are not JSON objects.",
-                                           "Each line must be a JSON object."))
+            findings.append(Finding("FILE-OBJ", "E", None, f"…and {len(not_object) - _MAX_SHOWN} more lines that are not JSON objects.",
+                                    "Each line must be a JSON object."))
             break
-        result.findings.append(Finding("FILE-OBJ", "E", number, f"Line {number} is a JSON {_json_type(type_name)}, not an object.",
-                                       'Each line must be a JSON object such as {"messages": [...]}.'))
+        findings.append(Finding("FILE-OBJ", "E", number, f"Line {number} is a JSON {_json_type(type_name)}, not an object.",
+                                'Each line must be a JSON object such as {"messages": [...]}.'))
+    return findings
+
+
+def pretty_json_rows(text: str) -> list[Row] | None:
+    """The rows of a pretty-printed JSON document (array or object) saved as .jsonl, or None when it is not one."""
+    if not text.lstrip().startswith(("[", "{")):
+        return None
+    probe = LoadResult(kind="json")
+    _load_json(probe, text)
+    return probe.rows or None
+
+
+PRETTY_JSON_FINDING = ("FILE-JSON", "E", None,
+                       "This .jsonl file is one JSON document (a pretty-printed array or object), not one JSON object per line.",
+                       "Save it as .json, or write one object per line (`jq -c '.[]' in.json > out.jsonl`). The rows were read as JSON.")
+
+
+def _load_jsonl(result: LoadResult, text: str) -> None:
+    parsed = parse_jsonl_lines(text)
+    if parsed.bad_json and not parsed.rows:
+        rows = pretty_json_rows(text)
+        if rows:
+            result.rows = rows
+            result.findings.append(Finding(*PRETTY_JSON_FINDING))
+            result.kind = "json"
+            return
+    result.rows.extend(parsed.rows)
+    result.findings += jsonl_findings(parsed.bad_json, parsed.not_object, parsed.last_line, text.endswith("\n"))
 
 
 def _json_type(python_type: str) -> str:

@@ -1,32 +1,44 @@
 """Statistics and plots of a linted dataset: what the model will actually see and learn from.
 
-Works on a LintReport (rows, findings, per-row token counts after the chosen model's chat
-template). Everything here is plain Python + numpy; plotly is imported inside the figure
-functions only.
+The one statistics path: `compute_stats(report)` reads the report's per-row table
+(studio.data.table: counts, roles, system prompts, token counts after the chosen model's chat
+template) and its findings, so `lint --json` and the Data tab show the same numbers for the same
+file. Everything is numpy, so a million rows take well under a second; plotly is imported inside
+the figure functions only.
 
-`compute_stats()` returns a JSON-able dict with every figure the Data tab shows;
-`manifest_stats()` picks the small "stats" dict of the saved-dataset contract from it.
+`compute_stats()` returns a JSON-able dict with every figure the Data tab shows (the linter stores
+it as report.stats); `manifest_stats()` picks the small "stats" dict a saved dataset's manifest holds.
+Percentiles are nearest-rank (each one a real example's size); `suggested_max_length` and
+`suggested_epochs` are defined here once for the linter, the Data tab and the Train tab.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections import Counter
 from typing import Any, Iterable, Sequence
 
+import numpy as np
+
 from studio import escape
+from studio.data.records import Finding
+from studio.data.report import LintReport
+from studio.data.rules.secrets import quote
+from studio.data.table import FORMATS, ROLES
 
 PERCENTILES = (5, 25, 50, 75, 95, 99)
 
-# OpenAI's chat fine-tuning data-prep rule (LINT-RULES DS-EPOCHS).
+# OpenAI's chat fine-tuning data-prep rule (lint rule DS-EPOCHS).
 TARGET_EPOCHS = 3
 MIN_TARGET_EXAMPLES = 100
 MAX_TARGET_EXAMPLES = 25_000
 MIN_EPOCHS, MAX_EPOCHS = 1, 25
 
 DEFAULT_BATCH_SIZE = 8
+DEFAULT_MAX_LENGTH = 2048  # when neither the caller nor the model says
 LENGTH_STEP = 64  # suggested max_length is rounded up to a multiple of this
+CONVERTED_FORMATS = [FORMATS.index(name) for name in ("sharegpt", "alpaca", "prompt-completion")]
+HISTOGRAM_BINS = 60  # the token-length histogram is binned here, so a million rows stay a small chart
 
 # Okabe-Ito: distinguishable with every common colour-vision deficiency.
 PALETTE = {
@@ -55,17 +67,21 @@ ROLE_COLOURS = {
 
 def percentiles(values: Iterable[float]) -> dict[str, int | float]:
     """True percentiles over every value (nearest rank, so each is a real example's size), plus min/mean/max."""
-    ordered = sorted(values)
-    if not ordered:
+    ordered = np.sort(np.fromiter(values, dtype=np.float64) if not isinstance(values, np.ndarray) else values.astype(np.float64))
+    if not len(ordered):
         return {**{f"p{q}": 0 for q in PERCENTILES}, "min": 0, "mean": 0, "max": 0}
     result: dict[str, int | float] = {}
     for q in PERCENTILES:
         rank = max(1, math.ceil(q / 100 * len(ordered)))  # nearest-rank definition
-        result[f"p{q}"] = ordered[rank - 1]
-    result["min"] = ordered[0]
-    result["mean"] = round(sum(ordered) / len(ordered), 1)
-    result["max"] = ordered[-1]
+        result[f"p{q}"] = _plain(ordered[rank - 1])
+    result["min"] = _plain(ordered[0])
+    result["mean"] = round(float(ordered.mean()), 1)
+    result["max"] = _plain(ordered[-1])
     return result
+
+
+def _plain(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else float(value)
 
 
 def suggested_epochs(rows: int) -> int:
@@ -80,7 +96,7 @@ def suggested_epochs(rows: int) -> int:
     return int(epochs)
 
 
-def suggested_max_length(p99: int, context: int | None = None) -> int:
+def suggested_max_length(p99: float, context: int | None = None) -> int:
     """About p99 rounded up to a multiple of 64 (never above the model's context)."""
     value = max(LENGTH_STEP, math.ceil(max(p99, 1) / LENGTH_STEP) * LENGTH_STEP)
     if context:
@@ -91,170 +107,168 @@ def suggested_max_length(p99: int, context: int | None = None) -> int:
 def pack_sequences(lengths: Sequence[int], max_length: int) -> int:
     """How many sequences of max_length best-fit-decreasing packing needs (like TRL's "bfd").
 
-    Longer examples are truncated to max_length first, as the trainer does.
+    Longer examples are truncated to max_length first, as the trainer does. Exact BFD, computed on
+    counts: examples of one length fill, one after the other, the fullest open sequence that still
+    has room (a sequence with f tokens free takes f // length of them in a row), so the work grows
+    with the number of distinct lengths, not with the number of rows.
     """
-    remaining: list[int] = []  # free space of each open sequence, kept sorted
-    full = 0
-    for length in sorted((min(n, max_length) for n in lengths if n > 0), reverse=True):
-        index = bisect.bisect_left(remaining, length)  # the fullest sequence that still fits
-        free = (remaining.pop(index) if index < len(remaining) else max_length) - length
-        if free > 0:
-            bisect.insort(remaining, free)
-        else:
-            full += 1
-    return full + len(remaining)
+    clipped = np.minimum(np.asarray(lengths, dtype=np.int64), max_length)
+    clipped = clipped[clipped > 0]
+    if not len(clipped):
+        return 0
+    values, counts = np.unique(clipped, return_counts=True)
+    open_by_free = np.zeros(max_length + 1, dtype=np.int64)  # open sequences by free tokens (0 = full)
+    used = 0
+    for length, count in zip(values[::-1].tolist(), counts[::-1].tolist()):
+        while count:
+            candidates = np.flatnonzero(open_by_free[length:]) + length
+            free = int(candidates[0]) if len(candidates) else None
+            if free is None:  # no open sequence fits: open new ones, each takes max_length // length examples
+                per = max_length // length
+                full, rest = divmod(count, per)
+                used += full + (1 if rest else 0)
+                open_by_free[max_length - per * length] += full
+                if rest:
+                    open_by_free[max_length - rest * length] += 1
+                count = 0
+                continue
+            per = free // length
+            sequences = int(open_by_free[free])
+            if count >= per * sequences:
+                open_by_free[free] = 0
+                open_by_free[free - per * length] += sequences
+                count -= per * sequences
+            else:
+                full, rest = divmod(count, per)
+                open_by_free[free] -= full + (1 if rest else 0)
+                open_by_free[free - per * length] += full
+                if rest:
+                    open_by_free[free - rest * length] += 1
+                count = 0
+    return used
 
 
 def padded_tokens(lengths: Sequence[int], batch_size: int, max_length: int) -> int:
     """Tokens processed without packing: each batch (in file order) padded to its longest example."""
-    clipped = [min(n, max_length) for n in lengths]
-    total = 0
-    for start in range(0, len(clipped), batch_size):
-        batch = clipped[start : start + batch_size]
-        total += max(batch) * len(batch)
-    return total
+    clipped = np.minimum(np.asarray(lengths, dtype=np.int64), max_length)
+    if not len(clipped):
+        return 0
+    size = len(clipped)
+    padded = np.zeros(-(-size // batch_size) * batch_size, dtype=np.int64)
+    padded[:size] = clipped
+    batch_max = padded.reshape(-1, batch_size).max(axis=1)
+    batch_rows = np.full(len(batch_max), batch_size, dtype=np.int64)
+    batch_rows[-1] = size - (len(batch_max) - 1) * batch_size
+    return int((batch_max * batch_rows).sum())
 
 
-# ---------------------------------------------------------------- report access
+def histogram(values: np.ndarray, bins: int = HISTOGRAM_BINS) -> dict[str, list[int]]:
+    """Counts of values in equal-width integer bins [edges[i], edges[i + 1]) (the last bin includes the max)."""
+    if not len(values):
+        return {"edges": [], "counts": []}
+    low, high = int(values.min()), int(values.max())
+    width = max(1, math.ceil((high - low + 1) / bins))
+    edges = np.arange(low, high + width + 1, width)
+    counts, _ = np.histogram(values, bins=edges)
+    return {"edges": edges.tolist(), "counts": counts.tolist()}
 
 
-def _token_counts(report, row) -> tuple[int, int, int | None, int | None] | None:
-    """(total, prompt, trainable, trainable_cut) of one row; the report keys counts by position
-    (a list aligned with report.rows) or by row number (a dict); each count is a TokenCount-like
-    object, a dict or a tuple. trainable_cut is None when the report does not know it."""
-    counts = getattr(report, "token_counts", None)
-    if not counts:
-        return None
-    if isinstance(counts, dict):
-        value = counts.get(row.number)
-    else:
-        index = _row_index(report).get(row.number)
-        value = counts[index] if index is not None and index < len(counts) else None
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        value = (value.get("total"), value.get("prompt"), value.get("trainable"), value.get("trainable_cut"))
-    elif hasattr(value, "total"):
-        value = (value.total, getattr(value, "prompt", 0), getattr(value, "trainable", None),
-                 getattr(value, "trainable_cut", None))
-    total, prompt, trainable, cut = (tuple(value) + (None, None, None, None))[:4]
-    if total is None:
-        return None
-    return int(total), int(prompt or 0), (None if trainable is None else int(trainable)), (None if cut is None else int(cut))
-
-
-def _row_index(report) -> dict[int, int]:
-    cached = getattr(report, "_studio_row_index", None)
-    if cached is None:
-        cached = {row.number: index for index, row in enumerate(report.rows)}
-        try:
-            report._studio_row_index = cached
-        except AttributeError:
-            pass
-    return cached
-
-
-def error_rows(findings) -> dict[int, list]:
+def error_rows(findings: Iterable[Finding]) -> dict[int, list[Finding]]:
     """Row number -> its E findings (rows with an E are excluded from training)."""
-    result: dict[int, list] = {}
+    result: dict[int, list[Finding]] = {}
     for finding in findings:
         if finding.severity == "E" and finding.row is not None:
             result.setdefault(finding.row, []).append(finding)
     return result
 
 
-def _content_text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(str(part.get("text", "")) if isinstance(part, dict) else str(part) for part in content)
-    return str(content)
-
-
 # ---------------------------------------------------------------- the statistics
 
 
+def token_percentiles(report: LintReport) -> dict[str, int | float] | None:
+    """Percentiles of tokens per example over the rows that train (None without token counts):
+    the figures the stats show and LEN-PACK-HINT quotes."""
+    totals = report.facts().tokens[report.valid_mask(), 0]
+    totals = totals[totals >= 0]
+    return percentiles(totals) if len(totals) else None
+
+
 def compute_stats(
-    report,
+    report: LintReport,
     max_length: int | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
     model: str | None = None,
     context: int | None = None,
     row_numbers: Iterable[int] | None = None,
 ) -> dict[str, Any]:
-    """Every statistic the Data tab shows, as a JSON-able dict.
+    """Every statistic the Data tab and `lint --json` show, as a JSON-able dict.
 
-    row_numbers: restrict the token figures to these rows (e.g. the cleaned train split);
-    by default every row without an E finding.
+    Defaults come from the report (its max_length, batch size, model and context).
+    row_numbers: restrict the figures to these rows (e.g. the cleaned train split);
+    by default every parsed row without an E finding.
     """
-    max_length = int(max_length or getattr(report, "max_length", None) or context or 2048)
-    batch_size = max(1, int(batch_size))
-    rows = list(report.rows)
-    errors = error_rows(report.findings)
-    parsed = [row for row in rows if row.messages is not None or row.text is not None]
-    converted = [row for row in parsed if row.format not in (None, "messages", "text")]
-    if row_numbers is None:
-        selected = [row for row in parsed if row.number not in errors]
-    else:
-        wanted = set(row_numbers)
-        selected = [row for row in rows if row.number in wanted]
+    context = context or report.context_length
+    max_length = int(max_length or report.max_length or context or DEFAULT_MAX_LENGTH)
+    batch_size = max(1, int(batch_size or report.batch_size or DEFAULT_BATCH_SIZE))
+    model = model or report.model
+    table = report.facts()
+    numbers = table.numbers
+    valid = report.valid_mask()
+    selected = valid if row_numbers is None else np.isin(numbers, np.fromiter(row_numbers, dtype=np.int64))
+    used = int(selected.sum())
 
-    counts = [(row, _token_counts(report, row)) for row in selected]
-    counted = [(row, c) for row, c in counts if c is not None]
-    totals = [c[0] for _, c in counted]
-    prompts = [c[1] for _, c in counted]
-    trainables = [c[2] for _, c in counted if c[2] is not None]
-    have_tokens = bool(counted)
+    tokens = table.tokens[selected]
+    tokens = tokens[tokens[:, 0] >= 0]
+    totals, prompts, trainables, cuts = (tokens[:, k].astype(np.int64) for k in range(4))
+    have_tokens = bool(len(totals))
 
-    over = [(row.number, c) for row, c in counted if c[0] > max_length]
-    tokens_cut = sum(c[0] - max_length for _, c in over)
+    over = totals > max_length
+    tokens_cut = int((totals[over] - max_length).sum())
     # TRL cuts from the right, where the (last) answer is. The linter counts the trained tokens lost
     # exactly when it used this max_length; otherwise: at most the tokens cut and the row's trainable tokens.
-    same_length = getattr(report, "max_length", None) == max_length
-    trainable_cut = sum(
-        c[3] if (same_length and c[3] is not None) else min(c[0] - max_length, c[2] or 0) for _, c in over
-    )
+    if report.max_length == max_length:
+        trainable_cut = int(cuts[over].sum())
+    else:
+        trainable_cut = int(np.minimum(totals[over] - max_length, trainables[over]).sum())
 
-    kept_tokens = sum(min(n, max_length) for n in totals)
-    padded = padded_tokens(totals, batch_size, max_length) if totals else 0
-    packed_sequences = pack_sequences(totals, max_length) if totals else 0
-    epochs = suggested_epochs(len(selected))
-    steps_per_epoch = math.ceil(len(selected) / batch_size) if selected else 0
+    kept = np.minimum(totals, max_length)
+    kept_tokens = int(kept.sum())
+    padded = padded_tokens(totals, batch_size, max_length) if have_tokens else 0
+    packed_sequences = pack_sequences(totals, max_length) if have_tokens else 0
+    epochs = suggested_epochs(used)
+    steps_per_epoch = math.ceil(used / batch_size) if used else 0
     packed_steps = math.ceil(packed_sequences / batch_size) if packed_sequences else 0
 
     total_pct = percentiles(totals)
+    unreadable = report.error_rows() - set(numbers.tolist())  # lines the loader could not turn into a row
     stats: dict[str, Any] = {
         "model": model,
         "max_length": max_length,
         "context": context,
         "batch_size": batch_size,
-        "format": getattr(report, "format", None),
+        "format": report.format,
         "rows": {
-            "total": len(rows),
-            "valid": len(parsed) - len([r for r in parsed if r.number in errors]),
-            "invalid": len(rows) - len(parsed) + len([r for r in parsed if r.number in errors]),
-            "converted": len(converted),
-            "used": len(selected),
-            # Lines the loader could not turn into a row (bad JSON, not an object, ...).
-            "unreadable": len({f.row for f in report.findings if f.severity == "E" and f.row is not None}
-                              - {row.number for row in rows}),
+            "total": len(table),
+            "valid": int(valid.sum()),
+            "invalid": int(len(table) - valid.sum()),
+            "converted": int((table.parsed & np.isin(table.formats, CONVERTED_FORMATS)).sum()),
+            "used": used,
+            "unreadable": len(unreadable),
         },
         "have_tokens": have_tokens,
         "tokens": {
-            "total": sum(totals),
-            "prompt": sum(prompts),
-            "trainable": sum(trainables) if trainables else None,
+            "total": int(totals.sum()),
+            "prompt": int(prompts.sum()),
+            "trainable": int(trainables.sum()) if have_tokens else None,
             "per_example": {
                 "total": total_pct,
                 "prompt": percentiles(prompts),
-                "trainable": percentiles(trainables) if trainables else None,
+                "trainable": percentiles(trainables) if have_tokens else None,
             },
         },
         "length": {
-            "rows_over_max_length": len(over),
-            "rows_over": [number for number, _ in over][:1000],
+            "rows_over_max_length": int(over.sum()),
+            "rows_over": table.numbers[selected][table.tokens[selected, 0] > max_length][:1000].tolist(),
             "tokens_cut": tokens_cut,
             "trainable_tokens_cut": trainable_cut,
             "suggested_max_length": suggested_max_length(total_pct["p99"], context) if have_tokens else None,
@@ -273,57 +287,54 @@ def compute_stats(
             "suggested_epochs": epochs,
             "total_steps": steps_per_epoch * epochs,
             "processed_tokens": kept_tokens * epochs,
-            "trained_tokens": (sum(min(t, max_length) for t in trainables) * epochs) if trainables else None,
+            "trained_tokens": int(np.minimum(trainables, max_length).sum()) * epochs if have_tokens else None,
         },
-        "messages_per_example": _sorted_counter(len(row.messages) for row in selected if row.messages is not None),
-        "turns": _turn_mix(selected),
-        "roles": dict(Counter(m.get("role", "?") for row in selected for m in (row.messages or []) if isinstance(m, dict))),
-        "system_prompts": _system_prompts(selected),
+        "messages_per_example": _value_counts(table.messages[selected & (table.messages >= 0)]),
+        "turns": _turn_mix(table, selected),
+        "roles": _roles(table, selected),
+        "system_prompts": _system_prompts(table, selected),
         "findings_by_rule": findings_by_rule(report.findings),
         "findings_by_severity": dict(Counter(f.severity for f in report.findings)),
-        # Kept for the histogram; not part of the manifest.
-        "per_row_total": totals,
-        "per_row_trainable": trainables,
+        "histogram": histogram(totals),  # tokens per example, for the chart
     }
     return stats
 
 
-def _sorted_counter(values: Iterable[int]) -> dict[str, int]:
-    counter = Counter(values)
-    return {str(key): counter[key] for key in sorted(counter)}
+def _value_counts(values: np.ndarray) -> dict[str, int]:
+    keys, counts = np.unique(values, return_counts=True)
+    return {str(key): int(count) for key, count in zip(keys.tolist(), counts.tolist())}
 
 
-def _turn_mix(rows) -> dict[str, int]:
-    single = multi = 0
-    for row in rows:
-        if row.messages is None:
-            continue
-        user_turns = sum(1 for m in row.messages if isinstance(m, dict) and m.get("role") == "user")
-        if user_turns <= 1:
-            single += 1
-        else:
-            multi += 1
-    return {"single-turn": single, "multi-turn": multi}
+def _turn_mix(table, selected: np.ndarray) -> dict[str, int]:
+    chat = selected & (table.messages >= 0)
+    multi = int((table.users[chat] > 1).sum())
+    return {"single-turn": int(chat.sum()) - multi, "multi-turn": multi}
 
 
-def _system_prompts(rows, top: int = 5) -> dict[str, Any]:
-    prompts: Counter = Counter()
-    without = 0
-    chat_rows = 0
-    for row in rows:
-        if row.messages is None:
-            continue
-        chat_rows += 1
-        system = next((m for m in row.messages if isinstance(m, dict) and m.get("role") == "system"), None)
-        if system is None:
-            without += 1
-        else:
-            prompts[_content_text(system.get("content")).strip()] += 1
+def _roles(table, selected: np.ndarray) -> dict[str, int]:
+    sums = table.roles[selected].sum(axis=0).tolist()
+    roles = {name: int(count) for name, count in zip(ROLES, sums) if count}
+    if table.other_roles:
+        chosen = set(np.flatnonzero(selected).tolist())
+        for index, extra in table.other_roles.items():
+            if index in chosen:
+                for role, count in extra.items():
+                    roles[role] = roles.get(role, 0) + count
+    return roles
+
+
+def _system_prompts(table, selected: np.ndarray, top: int = 5) -> dict[str, Any]:
+    chat = selected & (table.messages >= 0)
+    ids = table.system[chat]
+    with_prompt = ids[ids >= 0]
+    counts = np.bincount(with_prompt, minlength=len(table.system_texts)) if len(with_prompt) else np.zeros(0, np.int64)
+    order = np.argsort(-counts, kind="stable")[:top]  # ties: the prompt seen first
     return {
-        "distinct": len(prompts),
-        "rows_without": without,
-        "rows": chat_rows,
-        "top": [{"prompt": prompt, "rows": count} for prompt, count in prompts.most_common(top)],
+        "distinct": int((counts > 0).sum()),
+        "rows_without": int((ids < 0).sum()),
+        "rows": int(chat.sum()),
+        # Prompts come from the data: a secret in one is masked before it is shown anywhere.
+        "top": [{"prompt": quote(table.system_texts[i], 2000), "rows": int(counts[i])} for i in order.tolist() if counts[i]],
     }
 
 
@@ -441,17 +452,20 @@ def _layout(fig, title: str, x_title: str = "", y_title: str = "", height: int =
 def tokens_histogram(stats: dict[str, Any]):
     import plotly.graph_objects as go
 
-    totals = stats.get("per_row_total") or []
+    bins = stats.get("histogram") or {"edges": [], "counts": []}
+    edges, counts = bins["edges"], bins["counts"]
     fig = go.Figure()
-    fig.add_trace(go.Histogram(x=totals, marker_color=PALETTE["blue"], name="rows",
-                               hovertemplate="%{x} tokens: %{y} rows<extra></extra>"))
-    if totals:
+    fig.add_trace(go.Bar(x=[(a + b) / 2 for a, b in zip(edges, edges[1:])], y=counts,
+                         width=[b - a for a, b in zip(edges, edges[1:])], marker_color=PALETTE["blue"], name="rows",
+                         customdata=[[a, b - 1] for a, b in zip(edges, edges[1:])],
+                         hovertemplate="%{customdata[0]}-%{customdata[1]} tokens: %{y} rows<extra></extra>"))
+    if counts:
         p95 = stats["tokens"]["per_example"]["total"]["p95"]
         max_length = stats["max_length"]
         fig.add_vline(x=p95, line_dash="dot", line_color=PALETTE["green"], line_width=2,
                       annotation_text=f"p95 = {p95}", annotation_position="top right",
                       annotation_yshift=-18)
-        if max_length <= max(totals) * 1.5:
+        if max_length <= edges[-1] * 1.5:
             fig.add_vline(x=max_length, line_dash="dash", line_color=PALETTE["vermillion"], line_width=2,
                           annotation_text=f"max_length = {max_length}", annotation_position="top left")
         else:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from studio import escape, paths
+from studio.data.stats import suggested_max_length
 from studio.errors import StudioError
 from studio.train.config import suggested_learning_rate
 
@@ -658,7 +659,7 @@ def run_preflight(config, hardware=None, manifest: dict[str, Any] | None = None,
             if token_info["p99"] > config.max_length:
                 share = "more than 5 %" if token_info["p95"] > config.max_length else "between 1 and 5 %"
                 report.warn(f"Max length {config.max_length} cuts {share} of the examples (p99 is {int(token_info['p99'])} tokens).",
-                            f"Raise max length to about {suggested_length(token_info['p99'])} (costs memory and time).", "max_length")
+                            f"Raise max length to about {suggested_max_length(token_info['p99'])} (costs memory and time).", "max_length")
             elif token_info["max"] > config.max_length:
                 report.warn(f"A few examples (under 1 %) are longer than max length {config.max_length} and will be cut.",
                             "Usually fine; raise max length if their endings matter.")
@@ -778,6 +779,3 @@ def run_preflight(config, hardware=None, manifest: dict[str, Any] | None = None,
                     "Fine for plain-text data; for chat data 'assistant-only loss' usually learns the answers better.")
     return report
 
-
-def suggested_length(p99: float, step: int = 64) -> int:
-    return int(max(step, math.ceil(p99 / step) * step))

@@ -135,30 +135,13 @@ def _error_rows(report) -> dict[int, list]:
 
 
 def verdict_of(report) -> str:
-    """'ready' | 'warnings' | 'blocked' from the report (its own verdict when it has one)."""
-    counts = _severity_counts(report)
-    verdict = str(getattr(report, "verdict", "") or "").lower()
-    if "block" in verdict or counts.get("E"):
-        return "blocked"
-    if "warn" in verdict or counts.get("W"):
-        return "warnings"
-    return "ready"
-
-
-def _severity_counts(report) -> dict[str, int]:
-    counts = getattr(report, "counts_by_severity", None)
-    if callable(counts):
-        counts = counts()
-    if not isinstance(counts, dict):
-        counts = {}
-        for finding in report.findings:
-            counts[finding.severity] = counts.get(finding.severity, 0) + 1
-    return {key: int(counts.get(key, 0)) for key in ("E", "W", "I")}
+    """'ready' | 'warnings' | 'blocked' from the report's verdict."""
+    return {"blocked": "blocked", "ready with warnings": "warnings"}.get(report.verdict, "ready")
 
 
 def verdict_html(report, stats: dict | None = None) -> str:
     verdict = verdict_of(report)
-    counts = _severity_counts(report)
+    counts = report.counts_by_severity
     numbers = {row.number for row in report.rows}
     bad_rows = len(set(_error_rows(report)) & numbers)
     unreadable = len(set(_error_rows(report)) - numbers)
@@ -206,7 +189,7 @@ def format_markdown(report, source: dict, model_label: str | None, max_length: i
         mapping = (row.extra or {}).get("mapping")
         if mapping:
             mappings[str(mapping)] = mappings.get(str(mapping), 0) + 1
-    detected = getattr(report, "format", None) or (max(formats, key=formats.get) if formats else "unknown")
+    detected = report.format or (max(formats, key=formats.get) if formats else "unknown")
     lines = [f"**Source:** {escape.md_code(source.get('name', ''))} · **Detected format:** {escape.md_code(detected)}"]
     if len(formats) > 1:
         lines[0] += " (" + ", ".join(f"{escape.md_inline(name)}: {count} rows" for name, count in sorted(formats.items())) + ")"
@@ -262,6 +245,8 @@ def row_view(state: dict | None, row_number) -> tuple[str, str, str]:
     header = f"**Row {number}** — " + (f"{len(findings)} finding{'s' if len(findings) != 1 else ''}:\n\n{notes}" if findings else "no findings.")
     if row is None:
         return rowview.chat_html(None), "", f"**Row {number}** could not be read as a record (see its findings).\n\n{notes}"
+    if any(f.rule == "PII-SECRET" for f in findings):
+        row = _secrets_masked(row)  # a secret is never shown, not even in its own row
     chat = rowview.chat_html(row.messages, row.text)
     tokens = ""
     tokenizer = state.get("tokenizer")
@@ -284,6 +269,16 @@ def row_view(state: dict | None, row_number) -> tuple[str, str, str]:
     return chat, tokens, header
 
 
+def _secrets_masked(row):
+    """A copy of the row with every secret in its messages (or text) replaced by the mask."""
+    import dataclasses
+
+    from studio.data.rules.secrets import mask_record
+
+    return dataclasses.replace(row, messages=mask_record(row.messages) if row.messages is not None else None,
+                               text=mask_record(row.text) if row.text is not None else None)
+
+
 def _row_spans(row, tokenizer, max_length) -> list[dict]:
     """Token spans from the linter's own renderer (so the view matches the counts), else our own."""
     from studio.data import rowview
@@ -304,7 +299,6 @@ def _row_spans(row, tokenizer, max_length) -> list[dict]:
 def lint_source(source: dict | None, model_ref: str, max_length, batch_size, progress=None):
     """Lint the chosen source. Returns (state dict, stats dict, model message or None). Raises StudioError."""
     from studio.data.lint import lint_file
-    from studio.data.stats import compute_stats
     from studio.errors import StudioError
     from studio.models import catalog
 
@@ -339,8 +333,11 @@ def lint_source(source: dict | None, model_ref: str, max_length, batch_size, pro
         if progress:
             progress(min(0.95, 0.05 + 0.9 * float(fraction or 0)), desc=desc or "Checking rows")
 
-    report = lint_file(source["path"], source["name"], tokenizer=tokenizer, max_length=max_length, progress=report_progress)
-    stats = compute_stats(report, max_length=max_length, batch_size=batch_size, model=model_ref, context=context)
+    # The Data tab keeps the rows (row view, fix and split); its statistics are the report's own: the
+    # same compute_stats path as `python -m studio lint --json`.
+    report = lint_file(source["path"], source["name"], tokenizer=tokenizer, max_length=max_length, progress=report_progress,
+                       batch_size=batch_size, model=model_ref)
+    stats = report.stats
     state = {"report": report, "source": source, "model": model_ref, "tokenizer": tokenizer,
              "max_length": max_length, "context": context, "batch_size": batch_size, "stats": stats}
     return state, stats, model_note
@@ -549,7 +546,7 @@ def save_from_state(state, validation_percent, seed, name, progress=None):
     manifest_stats = stats_module.manifest_stats(train_stats)
     manifest_stats["validation_rows"] = len(result.validation)
     source = state["source"]
-    report_json = _report_json(report, state["stats"], source)
+    report_json = _report_json(report, source)
     report_md = stats_module.report_markdown(report, state["stats"], source.get("name", ""), verdict_of(report))
     if progress:
         progress(0.85, desc="Saving")
@@ -561,24 +558,10 @@ def save_from_state(state, validation_percent, seed, name, progress=None):
     return folder, manifest
 
 
-def _report_json(report, stats: dict, source: dict) -> str:
+def _report_json(report, source: dict) -> str:
     import json
 
-    to_json = getattr(report, "to_json", None)
-    data: Any = None
-    if callable(to_json):
-        data = to_json()
-        if isinstance(data, str):
-            try:
-                data = json.loads(data)
-            except ValueError:
-                data = {"report": data}
-    if not isinstance(data, dict):
-        data = {"findings": [f.to_dict() for f in report.findings]}
-    data.setdefault("file", source.get("name"))
-    data["verdict"] = verdict_of(report)
-    data["statistics"] = {k: v for k, v in stats.items() if not k.startswith("per_row")}
-    return json.dumps(data, ensure_ascii=False, indent=2, default=str)
+    return json.dumps({**report.to_json(), "file": source.get("name") or report.name}, ensure_ascii=False, indent=2, default=str)
 
 
 def go_to_train():

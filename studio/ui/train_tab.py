@@ -20,6 +20,7 @@ from typing import Any
 import gradio as gr
 
 from studio import access, escape
+from studio.data.stats import suggested_max_length
 from studio.errors import StudioError
 from studio.ui.guard import guarded, guarded_validator
 from studio.ui.shared import Shared, message_markdown
@@ -195,7 +196,7 @@ def describe_dataset(path: str | None) -> tuple[str, Any]:
              f"{counts.get('validation', 0)} validation rows"]
     if tokens.get("p99"):
         parts.append(f"tokens per row: median {tokens.get('p50')}, p99 {tokens.get('p99')}, max {tokens.get('max')}")
-    suggested = stats.get("suggested_max_length") or (preflight.suggested_length(tokens["p99"]) if tokens.get("p99") else None)
+    suggested = stats.get("suggested_max_length") or (suggested_max_length(tokens["p99"]) if tokens.get("p99") else None)
     if suggested:
         parts.append(f"max length set to {suggested} (covers 99 % of rows)")
         return " · ".join(parts), gr.update(value=int(suggested))

@@ -186,3 +186,39 @@ def test_source_picker_shows_one_source_at_a_time():
     for kind in data_tab.SOURCE_KINDS:
         updates = data_tab.show_source(kind)
         assert [u["visible"] for u in updates] == [option == kind for option in data_tab.SOURCE_KINDS]
+
+
+def test_lint_json_and_the_data_tab_show_the_same_statistics(messy, tiny, capsys):
+    """One statistics path: the CLI (streamed, rows not kept) and the tab (rows kept) give the same dict."""
+    from studio.cli import main
+
+    sample = store.SAMPLES_DIR / "assistant_style_messy.jsonl"
+    assert main(["lint", str(sample), "--model", tiny, "--json"]) == 1
+    cli = json.loads(capsys.readouterr().out)["stats"]
+    tab = json.loads(json.dumps(messy[STATE]["stats"], default=str))
+    assert cli == tab
+    per_example = tab["tokens"]["per_example"]["total"]
+    # Nearest-rank percentiles: p99 is the size of a real row that trains (numpy's interpolation was not).
+    report = messy[STATE]["report"]
+    trained = [count.total for row, count in zip(report.rows, report.token_counts)
+               if count is not None and row.number not in report.error_rows()]
+    assert per_example["p99"] in trained and per_example["p50"] in trained
+    assert len(trained) == tab["rows"]["used"]
+    suggested = tab["length"]["suggested_max_length"]
+    assert f"suggested max length **{suggested}**" in messy[FORMAT]
+    hint = next(f for f in report.findings if f.rule == "LEN-PACK-HINT")
+    assert f"p99 {per_example['p99']})" in hint.message and f"about {suggested} " in hint.hint
+    assert main(["lint", str(sample), "--model", tiny]) == 1
+    readable = capsys.readouterr().out
+    assert f"p99 {per_example['p99']}," in readable and f"suggested {suggested})" in readable
+
+
+def test_the_row_view_never_shows_a_secret(messy):
+    """PII-SECRET rows are shown with the secret masked: in the chat, the tokens and the findings."""
+    state = messy[STATE]
+    row = next(f.row for f in state["report"].findings if f.rule == "PII-SECRET")
+    chat, tokens, notes = data_tab.row_view(state, row)
+    for shown in (chat, tokens, notes):
+        assert "AKIAIOSFODNN7EXAMPLE" not in shown and "IOSFODNN" not in shown
+    assert "MASKED SECRET" in chat and "treasure bucket" in chat  # the rest of the row is shown as it is
+    assert "AKIAIOSFODNN7EXAMPLE" in json.dumps(next(r.raw for r in state["report"].rows if r.number == row))  # data untouched

@@ -276,3 +276,48 @@ def test_dist_lang_samples_large_datasets(monkeypatch):
                  answer=f"Answer {i}: ships float because they push aside water that weighs as much as the ship itself.") for i in range(15)]
     note = [f for f in lint(rows).findings if f.rule == "DIST-LANG"]
     assert len(note) == 1 and note[0].row is None and note[0].severity == "I" and "sample of 10" in note[0].message
+
+
+def _tool_call(call_id, name, arguments="{}"):
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+WEATHER_TOOLS = [{"type": "function", "function": {"name": "weather", "parameters": {}}}]
+
+
+@pytest.mark.parametrize("case", ["bad-arguments", "missing-id", "unpaired-tool-message", "broken-message", "second-call"])
+def test_undeclared_function_is_caught_even_with_another_tool_error(case):
+    """TOOL-SCHEMA fires on a call to a function the row's tools do not declare, whatever else is wrong in the row."""
+    calls = {
+        "bad-arguments": [_tool_call("c1", "rain", "{bad")],
+        "missing-id": [{"type": "function", "function": {"name": "rain", "arguments": "{}"}}],
+        "unpaired-tool-message": [_tool_call("c1", "rain")],
+        "broken-message": [_tool_call("c1", "rain")],
+        "second-call": [{"type": "function", "function": {"name": "weather"}}, _tool_call("c2", "rain")],
+    }[case]
+    messages = [{"role": "user", "content": "Weather?"}, {"role": "assistant", "content": None, "tool_calls": calls},
+                {"role": "tool", "tool_call_id": "c9" if case == "unpaired-tool-message" else "c1", "content": "sun"},
+                {"role": "assistant", "content": "Sunny today."}]
+    if case == "broken-message":
+        messages.insert(1, {"role": "user"})  # no content: a schema error in the same row
+    report = lint(filler() + [{"messages": messages, "tools": WEATHER_TOOLS}])
+    found = [f for f in report.findings if f.row == 13]
+    assert {f.rule for f in found} & {"TOOL-SHAPE", "TOOL-PAIRING", "SCH-MSG-KEYS"}, found  # the other error is there
+    schema = [f for f in found if f.rule == "TOOL-SCHEMA"]
+    assert len(schema) == 1 and "'rain'" in schema[0].message and schema[0].severity == "E", found
+    declared = [{**m, "tool_calls": [{**c, "function": {**c["function"], "name": "weather"}} for c in m["tool_calls"]]}
+                if m.get("tool_calls") else m for m in messages]
+    assert "TOOL-SCHEMA" not in rules_at(lint(filler() + [{"messages": declared, "tools": WEATHER_TOOLS}]), row=13)
+
+
+def test_dup_near_when_prompts_differ_only_by_punctuation_case_and_spacing():
+    answer = "Paris is the capital of France, on the Seine."
+    rows = filler() + [chat(user="What is the capital of France?", answer=answer),
+                       chat(user="  what IS the capital of france ", answer=answer),
+                       chat(user="What... is the capital -- of France!!", answer=answer)]
+    report = lint(rows)
+    assert "DUP-EXACT" not in rules_at(report, row=14)  # not identical after NFC and spacing: a near duplicate
+    near = {f.row for f in report.findings if f.rule == "DUP-NEAR"}
+    assert near == {14, 15}, [(f.rule, f.row, f.message) for f in report.findings if f.row in (13, 14, 15)]
+    other = rows[:13] + [chat(user="What is the capital of Spain?", answer="Madrid is the capital of Spain, on the Manzanares.")]
+    assert "DUP-NEAR" not in rules_at(lint(other))

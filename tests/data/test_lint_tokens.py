@@ -165,7 +165,8 @@ def test_len_trunc_counts_the_trainable_tokens_cut(tokenizer):
     count = report.token_counts[12]
     assert finding.severity == "W" and count.total > 64 and count.trainable_cut == count.total - 64 - 1  # the final "\n" is not trained
     assert f"{count.trainable_cut} of them trainable" in finding.message
-    assert report.stats["rows_over_max_length"] >= 1 and report.stats["trainable_tokens_cut"] >= count.trainable_cut
+    length = report.stats["length"]
+    assert length["rows_over_max_length"] >= 1 and length["trainable_tokens_cut"] >= count.trainable_cut
     assert "LEN-TRUNC" not in rules_at(lint(filler(), tokenizer, max_length=256))
 
 
@@ -198,11 +199,12 @@ def test_len_pack_hint_and_stats(tokenizer):
     report = lint(filler(), tokenizer)
     hint = next(f for f in report.findings if f.rule == "LEN-PACK-HINT")
     stats = report.stats
-    assert str(stats["suggested_max_length"]) in hint.hint and stats["suggested_max_length"] % 64 == 0
-    assert stats["suggested_max_length"] >= stats["tokens"]["p99"]
+    suggested, per_example = stats["length"]["suggested_max_length"], stats["tokens"]["per_example"]["total"]
+    assert str(suggested) in hint.hint and suggested % 64 == 0 and suggested >= per_example["p99"]
+    assert f"median {per_example['p50']} tokens, p99 {per_example['p99']})" in hint.message  # the stats' own percentiles
     assert stats["tokens"]["total"] == sum(c.total for c in report.token_counts)
     assert stats["tokens"]["trainable"] == sum(c.trainable for c in report.token_counts)
-    tight = lint(filler(), tokenizer, max_length=stats["tokens"]["max"])
+    tight = lint(filler(), tokenizer, max_length=per_example["max"])
     assert "LEN-PACK-HINT" not in rules_at(tight)
 
 
@@ -260,3 +262,27 @@ def test_word_cache_counter_refuses_other_tokenizers(smol_tokenizer):
     other = type(smol_tokenizer).from_pretrained(smol_tokenizer.name_or_path)
     other._tokenizer.normalizer = normalizers.Lowercase()
     assert not WordCounter(other).usable()
+
+
+def test_counting_chatml_without_rendering_equals_the_rendered_count(smol_tokenizer, tokenizer):
+    """WordCounter.count_chatml gives count_row of the rendered text, for awkward spacing, specials in content,
+    tool calls without content, with and without a default system prompt, and when max_length cuts the answer."""
+    import random
+
+    rng = random.Random(5)
+    alphabet = ["word", " ", "  ", "\n", "\n\n", "\t", "é", "😀", "<|im_end|>", "'s", "123", ".", "!", "\u00a0", "x"]
+    for tok in (smol_tokenizer, tokenizer):
+        renderer, counter = Renderer(tok), WordCounter(tok)
+        assert renderer.fast_chatml
+        conversations = list(CONVERSATIONS)
+        for _ in range(300):
+            messages = [{"role": "system", "content": "".join(rng.choices(alphabet, k=rng.randint(0, 6)))}] if rng.random() < 0.3 else []
+            for _ in range(rng.randint(1, 3)):
+                messages.append({"role": "user", "content": "".join(rng.choices(alphabet, k=rng.randint(0, 12)))})
+                messages.append({"role": "assistant", "content": "".join(rng.choices(alphabet, k=rng.randint(0, 30)))})
+            conversations.append(messages)
+        for messages in conversations:
+            text, spans = _render_chatml(messages, renderer.chatml_default)
+            for max_length in (10_000, 12, 3):
+                assert counter.count_chatml(messages, renderer.chatml_default, max_length) == counter.count_row(text, spans, max_length)
+        assert counter.count_chatml([{"role": "user", "content": 5}], None, 100) is None  # rendered instead: TPL-RENDER

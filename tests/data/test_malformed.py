@@ -31,8 +31,9 @@ def _binary() -> bytes:
 
 
 CORPUS = {
-    "binary.jsonl": (_binary, "FILE-UTF8"),
-    "png_as.jsonl": (lambda: b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "FILE-UTF8"),
+    "binary.jsonl": (_binary, "FILE-BINARY"),
+    "png_as.jsonl": (lambda: b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "FILE-BINARY"),
+    "gzip_as.jsonl": (lambda: __import__("gzip").compress(_jsonl(GOOD) * 50), "FILE-BINARY"),
     "utf16.jsonl": (lambda: json.dumps(GOOD).encode("utf-16"), "FILE-UTF8"),
     "utf16be.jsonl": (lambda: json.dumps(GOOD).encode("utf-16-be"), "FILE-UTF8"),
     "latin1.jsonl": (lambda: '{"text": "caf\u00e9 cr\u00e8me"}\n'.encode("latin-1"), "FILE-UTF8"),
@@ -70,7 +71,7 @@ CORPUS = {
     "not_parquet.parquet": (lambda: b"this is plain text", "FILE-JSON"),
     "deep_nesting.jsonl": (lambda: b"[" * 100_000 + b"]" * 100_000 + b"\n", "FILE-JSON"),
     "control_chars.jsonl": (lambda: b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "a\\u0000b\\u001bc"}]}\n', "ENC-CONTROL"),
-    "nul_bytes.jsonl": (lambda: b"\x00\x00\x00\x00" * 100, "FILE-UTF8"),
+    "nul_bytes.jsonl": (lambda: b"\x00\x00\x00\x00" * 100, "FILE-BINARY"),
 }
 
 
@@ -83,6 +84,19 @@ def test_malformed_input_yields_findings_never_raises(name):
     for finding in report.findings:
         assert finding.severity in ("E", "W", "I") and finding.message and finding.hint
     json.dumps(report.to_json())  # the report always serialises
+
+
+@pytest.mark.parametrize("name", ["data.jsonl", "data.json", "data.csv", "data.bin"])
+@pytest.mark.parametrize("size", [64, 300, 4096, 200_000])
+def test_random_bytes_are_not_a_text_file_never_cut_off_json(name, size):
+    """Random bytes, whether or not they happen to hold a NUL or decode as UTF-8, are binary: one clear finding."""
+    for seed in range(5):
+        data = random.Random(seed * 7 + size).randbytes(size)
+        report = lint_file(data, name)
+        assert [f.rule for f in report.findings] == ["FILE-BINARY"], [(f.rule, f.message) for f in report.findings]
+        assert "not a text file" in report.findings[0].message and not report.rows
+    ascii_noise = bytes(random.Random(1).choice(list(range(1, 32)) + list(range(32, 127))) for _ in range(300))
+    assert [f.rule for f in lint_file(ascii_noise, name).findings] == ["FILE-BINARY"]
 
 
 def test_corpus_is_large_enough():

@@ -143,7 +143,9 @@ def test_figures_mark_max_length_and_p95():
     assert set(figures) == {"tokens", "messages", "roles", "system_prompts", "findings"}
     lines = {round(shape.x0) for shape in figures["tokens"].layout.shapes}
     assert lines == {100, result["tokens"]["per_example"]["total"]["p95"]}
-    assert list(figures["tokens"].data[0].x) == result["per_row_total"]
+    bins = result["histogram"]
+    assert list(figures["tokens"].data[0].y) == bins["counts"] and sum(bins["counts"]) == 40
+    assert bins["edges"][0] == 20 and bins["edges"][-1] > 20 + 3 * 39  # every row's total falls in a bin
     assert sum(figures["findings"].data[0].x) == 2
     colours = {trace.marker.color for trace in figures["findings"].data}
     assert colours <= set(stats.PALETTE.values())

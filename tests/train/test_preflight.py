@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from studio.data.stats import suggested_max_length
 from studio.models.hardware import Gpu, Hardware
 from studio.train import preflight
 from studio.train.config import RunConfig
@@ -28,7 +29,7 @@ def write_dataset(folder: Path, train_rows: int = 100, validation_rows: int = 10
         manifest["stats"] = {"model": "bundled:SmolLM2-135M-Instruct", "max_length": 512, "rows": rows,
                              "tokens": {"total": mean_tokens * rows, "trainable": mean_tokens * rows // 2,
                                         "p50": mean_tokens, "p95": int(p99 * 0.9), "p99": p99, "max": maximum},
-                             "suggested_max_length": preflight.suggested_length(p99)}
+                             "suggested_max_length": suggested_max_length(p99)}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 

@@ -6,12 +6,13 @@ the expensive checks (ftfy, repetition statistics) only run when a cheap pre-che
 
 from __future__ import annotations
 
-import math
 import re
 import zlib
 from collections import Counter
 
 from studio.data.records import Finding, Row
+from studio.data.rules import secrets
+from studio.data.rules.secrets import quote
 
 PLACEHOLDER = re.compile(
     r"<nooutput>|^\s*N/?A\.?\s*$|\[(?:Your|Insert|Enter|Add|Company|Name|Date|Placeholder)\b[^\]\n]{0,40}\]|\bTODO\b|\bTBD\b|\{\{\s*[\w.]+\s*\}\}|lorem ipsum",
@@ -38,17 +39,6 @@ PHONE = re.compile(
 IPV4 = re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b")
 CARD = re.compile(r"\b(?:\d[ -]?){13,19}\b")
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
-SECRET = re.compile(
-    r"(?P<aws>\b(?:AKIA|ASIA)[0-9A-Z]{16}\b)"
-    r"|(?P<github>\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}\b|\bgithub_pat_[A-Za-z0-9_]{40,}\b)"
-    r"|(?P<openai>\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}\b)"
-    r"|(?P<slack>\bxox[abposr]-[A-Za-z0-9-]{10,}\b)"
-    r"|(?P<hf>\bhf_[A-Za-z]{30,}\b)"
-    r"|(?P<jwt>\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b)"
-    r"|(?P<key>-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----)")
-SECRET_NAMES = {"aws": "an AWS access key", "github": "a GitHub token", "openai": "an API key (sk-…)", "slack": "a Slack token",
-                "hf": "a Hugging Face token", "jwt": "a JSON Web Token", "key": "a private key block"}
-HIGH_ENTROPY_CANDIDATE = re.compile(r"(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{32,}(?![A-Za-z0-9+/_=-])")
 _QUICK_PII = re.compile(r"@|\d[\d .-]{6,}\d|[A-Z]{2}\d\d|\d\.\d")
 
 
@@ -70,10 +60,9 @@ def _texts(row: Row) -> list[tuple[str, str, int]]:
 
 
 # Bits of the cheap dataset-wide pre-scan: a message only runs the regexes whose bit is set.
-UNICODE, DIGITS, SECRETS, EMAIL_BIT, PLACEHOLDERS, SPECIALS, ALL = 1, 2, 4, 8, 16, 32, 63
-SECRET_LITERALS = ("AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "sk-", "xox", "hf_", "eyJ", "-----BEGIN")
-PLACEHOLDER_LITERALS = ("<nooutput>", "n/a", "[", "todo", "tbd", "{{", "lorem ipsum")
-_DIGIT = re.compile(r"\d")
+UNICODE, DIGITS, SECRETS, EMAIL_BIT, PLACEHOLDERS, SPECIALS, SECRET_WORDS, ALL = 1, 2, 4, 8, 16, 32, 64, 127
+PLACEHOLDER_LITERALS = ("n/a", "todo", "tbd", "{{", "lorem ipsum")  # and "<", "[" (with the specials), short texts
+_DIGIT = re.compile(r"[0-9]")  # other Unicode digits only occur in texts the NON_PLAIN scan flags
 
 
 def _flag_hits(big: str, starts: list[int], flags: list[int], bit: int, literal: str | None = None, pattern=None) -> None:
@@ -96,9 +85,15 @@ def _flag_hits(big: str, starts: list[int], flags: list[int], bit: int, literal:
         position = starts[index + 1]
 
 
+def _anchors(literals) -> list[str]:
+    """Search strings that cover every literal: "<" and "[" stand for all literals that start with them."""
+    return sorted({literal[0] if literal[0] in "<[" else literal for literal in literals if literal})
+
+
 def prescan(texts: list[str], special_strings: tuple[str, ...]) -> list[int]:
-    """Flags per text from a few C-speed scans over all texts joined (much faster than regexes per message)."""
-    flags = [0] * len(texts)
+    """Flags per text from a few C-speed scans over all texts joined (much faster than regexes per message).
+    A flag only says a check may fire: each check still runs its exact pattern on the flagged texts."""
+    flags = [PLACEHOLDERS if len(text) < 8 else 0 for text in texts]  # "NA", "N/A." …: a whole-text placeholder is short
     if not texts:
         return flags
     separator = "\n\n"
@@ -107,20 +102,21 @@ def prescan(texts: list[str], special_strings: tuple[str, ...]) -> list[int]:
         starts.append(position)
         position += len(text) + len(separator)
     big = separator.join(texts)
-    _flag_hits(big, starts, flags, UNICODE, pattern=NON_PLAIN)
+    _flag_hits(big, starts, flags, UNICODE | DIGITS, pattern=NON_PLAIN)  # Unicode digits match the \d of the PII patterns
     _flag_hits(big, starts, flags, DIGITS, pattern=_DIGIT)
     _flag_hits(big, starts, flags, EMAIL_BIT, literal="@")
-    for literal in SECRET_LITERALS:
+    for literal in secrets.KNOWN_ANCHORS:
         _flag_hits(big, starts, flags, SECRETS, literal=literal)
-    for literal in special_strings:
-        if literal:
-            _flag_hits(big, starts, flags, SPECIALS, literal=literal)
+    for literal in _anchors(special_strings) + ["<", "["]:  # "<nooutput>" and "[Your Name]" are placeholders too
+        _flag_hits(big, starts, flags, SPECIALS | PLACEHOLDERS if literal in "<[" else SPECIALS, literal=literal)
     lowered = big.lower()
     if len(lowered) == len(big):
         for literal in PLACEHOLDER_LITERALS:
             _flag_hits(lowered, starts, flags, PLACEHOLDERS, literal=literal)
+        for literal in secrets.ASSIGNMENT_LITERALS:
+            _flag_hits(lowered, starts, flags, SECRET_WORDS, literal=literal)
     else:  # lower() changed lengths (rare Unicode): positions would not map, so check every text
-        flags = [flag | PLACEHOLDERS for flag in flags]
+        flags = [flag | PLACEHOLDERS | SECRET_WORDS for flag in flags]
     return flags
 
 
@@ -131,14 +127,16 @@ def check_rows(rows: list[Row], special_strings: tuple[str, ...] = GENERIC_SPECI
     findings: list[Finding] = []
     position = 0
     for number, (row, texts) in enumerate(items):
-        findings += check_row(row, special_strings, flags[position:position + len(texts)])
+        findings += check_row(row, special_strings, flags[position:position + len(texts)], texts)
         position += len(texts)
         if progress and number % 5000 == 4999:
             progress(number / len(items), f"Checked the content of {number + 1:,} of {len(items):,} rows…")
     return findings
 
 
-def check_row(row: Row, special_strings: tuple[str, ...] = GENERIC_SPECIALS, flags: list[int] | None = None) -> list[Finding]:
+def check_row(row: Row, special_strings: tuple[str, ...] = GENERIC_SPECIALS, flags: list[int] | None = None,
+              texts: list[tuple[str, str, int]] | None = None) -> list[Finding]:
+    """The content findings of one row; `flags` from prescan and `texts` from _texts(row) when the caller has them."""
     findings: list[Finding] = []
     seen: set[str] = set()  # one finding per rule per row (the message names the first place)
 
@@ -148,7 +146,7 @@ def check_row(row: Row, special_strings: tuple[str, ...] = GENERIC_SPECIALS, fla
             findings.append(_f(rule, severity, row, message, hint))
 
     special_pattern = _special_pattern(special_strings)
-    for position, (role, text, index) in enumerate(_texts(row)):
+    for position, (role, text, index) in enumerate(_texts(row) if texts is None else texts):
         flag = ALL if flags is None else flags[position]
         where = f"message {index} ({role})" if index else "the text"
         message = row.messages[index - 1] if index and row.messages else {}
@@ -166,12 +164,12 @@ def check_row(row: Row, special_strings: tuple[str, ...] = GENERIC_SPECIALS, fla
         if flag & PLACEHOLDERS:
             placeholder = PLACEHOLDER.search(text)
             if placeholder:
-                add("CONT-PLACEHOLDER", "W", f"{where.capitalize()} holds a placeholder: {placeholder.group(0).strip()[:40]!r}.",
+                add("CONT-PLACEHOLDER", "W", f"{where.capitalize()} holds a placeholder: {quote(placeholder.group(0).strip(), 40)!r}.",
                     "Replace the placeholder with real content or remove the row.")
-        if role == "assistant" and REFUSAL.match(stripped[:200]):
-            add("CONT-REFUSAL", "W", f"The answer in {where} is refusal boilerplate ({stripped[:60]!r}…).",
+        if role == "assistant" and stripped[0] in "IiAaSs" and REFUSAL.match(stripped[:200]):  # every refusal opening starts so
+            add("CONT-REFUSAL", "W", f"The answer in {where} is refusal boilerplate ({quote(stripped, 60)!r}…).",
                 "Remove canned refusals unless refusing is the behaviour you want to teach.")
-        if "<think" in text or "</think" in text:
+        if "think" in text and ("<think" in text or "</think" in text):
             tags = THINK.findall(text)
             if tags.count("<think>") != tags.count("</think>"):
                 add("CONT-THINK", "W", f"{where.capitalize()} has unbalanced <think> tags.", "Close every <think> with </think> (or remove them).")
@@ -192,7 +190,7 @@ def check_row(row: Row, special_strings: tuple[str, ...] = GENERIC_SPECIALS, fla
                 add("CONT-INCOMPLETE", severity, f"{where.capitalize()} {reason}.", "Check that the answer was not cut off when the data was exported.")
         if flag & UNICODE and NON_PLAIN.search(text):
             _unicode_checks(text, where, add)
-        if flag & (DIGITS | SECRETS | EMAIL_BIT):
+        if flag & (DIGITS | SECRETS | EMAIL_BIT | SECRET_WORDS):
             _privacy_checks(text, where, add, flag)
     return findings
 
@@ -228,9 +226,9 @@ def _unicode_checks(text: str, where: str, add) -> None:
 
         if ftfy.is_bad(text):
             fixed = ftfy.fix_text(text)
-            sample = next((w for w in text.split() if MOJIBAKE_HINT.search(w)), "")[:30]
+            sample = quote(next((w for w in text.split() if MOJIBAKE_HINT.search(w)), ""), 30)
             add("ENC-MOJIBAKE", "W", f"{where.capitalize()} has mojibake (e.g. {sample!r}).",
-                f"Fix the encoding (ftfy.fix_text gives: {fixed[:60]!r}).")
+                f"Fix the encoding (ftfy.fix_text gives: {quote(fixed, 60)!r}).")
 
 
 def _luhn(digits: str) -> bool:
@@ -245,23 +243,17 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _entropy(token: str) -> float:
-    counts = Counter(token)
-    return -sum(n / len(token) * math.log2(n / len(token)) for n in counts.values())
-
-
-def _privacy_checks(text: str, where: str, add, flag: int = 63) -> None:
-    secret = SECRET.search(text) if flag & SECRETS else None
-    if secret:
-        add("PII-SECRET", "E", f"{where.capitalize()} contains {SECRET_NAMES[secret.lastgroup]} ({secret.group(0)[:8]}…).",
-            "Remove the row (and revoke the credential): a fine-tuned model can repeat secrets verbatim.")
-    elif flag & DIGITS:  # a key-like string has digits as well as letters
-        for candidate in HIGH_ENTROPY_CANDIDATE.findall(text):
-            if (any(c.isdigit() for c in candidate) and any(c.isupper() for c in candidate) and any(c.islower() for c in candidate)
-                    and _entropy(candidate) > 4.5):
-                add("PII-SECRET", "E", f"{where.capitalize()} contains a high-entropy string that looks like a key or token ({candidate[:8]}…).",
-                    "Remove it (and revoke it if it is a real credential); if it is harmless data, ignore this.")
-                break
+def _privacy_checks(text: str, where: str, add, flag: int = ALL) -> None:
+    # A key-like string (bare or assigned) has digits as well as letters; the pre-scan bits skip what cannot match.
+    found = secrets.secret_spans(text, known=bool(flag & SECRETS), assigned=bool(flag & DIGITS and flag & SECRET_WORDS),
+                                 generic=bool(flag & DIGITS))
+    if found:
+        first = found[0]
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        add("PII-SECRET", "E", f"{where.capitalize()} contains {first.kind} at character {first.start + 1}{more}; "
+            "it is not shown here.",
+            "Remove the row (and revoke the credential if it is real): a fine-tuned model can repeat secrets verbatim. "
+            "Rows set aside by the fix keep the secret masked.")
     if not flag & (DIGITS | EMAIL_BIT) or not _QUICK_PII.search(text):
         return
     kinds = []
@@ -302,7 +294,7 @@ def _repetition(text: str) -> str | None:
         grams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
         gram, count = grams.most_common(1)[0]
         if count > 1 and count * sum(len(w) for w in gram) / total_chars > limit:
-            return f"the {n}-gram {' '.join(gram)!r} covers {count * sum(len(w) for w in gram) / total_chars:.0%} of the text"
+            return f"the {n}-gram {quote(' '.join(gram), 80)!r} covers {count * sum(len(w) for w in gram) / total_chars:.0%} of the text"
     return None
 
 

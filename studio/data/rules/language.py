@@ -78,38 +78,41 @@ def _name(code: str) -> str:
 MAX_ROWS = 25_000  # language id costs ~0.1 ms per text: larger datasets are checked on a seeded sample
 
 
-def check_languages(chat: list[Row]) -> list[Finding]:
-    if not chat or not available():
-        return []
-    sampled = len(chat) > MAX_ROWS
-    if sampled:
-        import random
+def row_texts(row: Row) -> tuple[str, str]:
+    """(user text, answer text) of a chat row, cut to what the language id looks at."""
+    users = " ".join(m["content"] for m in row.messages if m.get("role") == "user" and isinstance(m.get("content"), str))
+    answers = " ".join(m["content"] for m in row.messages if m.get("role") == "assistant" and isinstance(m.get("content"), str))
+    return users[:SAMPLE_CHARS], answers[:SAMPLE_CHARS]
 
-        chat = sorted(random.Random(0).sample(chat, MAX_ROWS), key=lambda row: row.number)
-    users, answers = [], []
-    for row in chat:
-        users.append(" ".join(m["content"] for m in row.messages if m.get("role") == "user" and isinstance(m.get("content"), str)))
-        answers.append(" ".join(m["content"] for m in row.messages if m.get("role") == "assistant" and isinstance(m.get("content"), str)))
-    user_langs = detect_many(users)
-    answer_langs = detect_many(answers)
+
+def language_findings(samples: list[tuple[int, int, str, str]], chat_rows: int) -> list[Finding]:
+    """DIST-LANG from (priority, row number, user text, answer text) of chat rows: every row when there
+    are at most MAX_ROWS, else the MAX_ROWS rows of lowest priority (a seeded uniform sample)."""
+    if not samples or not available():
+        return []
+    sampled = chat_rows > MAX_ROWS
+    chosen = sorted(samples)[:MAX_ROWS] if len(samples) > MAX_ROWS else samples
+    chosen = sorted(chosen, key=lambda sample: sample[1])
+    user_langs = detect_many([user for _, _, user, _ in chosen])
+    answer_langs = detect_many([answer for _, _, _, answer in chosen])
     counts = Counter(lang for lang in answer_langs if lang)
     if not counts:
         return []
     majority, majority_count = counts.most_common(1)[0]
     findings = []
-    for row, user_lang, answer_lang in zip(chat, user_langs, answer_langs):
+    for (_, number, _, _), user_lang, answer_lang in zip(chosen, user_langs, answer_langs):
         if answer_lang and answer_lang != majority and majority_count / sum(counts.values()) >= 0.5:
-            findings.append(Finding("DIST-LANG", "W", row.number,
+            findings.append(Finding("DIST-LANG", "W", number,
                                     f"The answer is in {_name(answer_lang)}, while most answers are in {_name(majority)}.",
                                     "Keep it only if the model should answer in that language; otherwise translate or remove it."))
         elif user_lang and answer_lang and user_lang != answer_lang:
-            findings.append(Finding("DIST-LANG", "W", row.number,
+            findings.append(Finding("DIST-LANG", "W", number,
                                     f"The user writes in {_name(user_lang)} but the assistant answers in {_name(answer_lang)}.",
                                     "Check this is intended (e.g. translation); otherwise the model learns to switch language."))
     if sampled:
-        share = len(findings) / MAX_ROWS
+        share = len(findings) / len(chosen)
         findings.append(Finding("DIST-LANG", "I", None,
-                                f"Languages were checked on a random sample of {MAX_ROWS:,} rows: {share:.1%} of them are off the majority "
+                                f"Languages were checked on a random sample of {len(chosen):,} rows: {share:.1%} of them are off the majority "
                                 f"language ({_name(majority)}) or mix languages.",
                                 "Rows outside the sample were not checked for language; split the file to check every row."))
     return findings

@@ -59,9 +59,11 @@ def check_row(row: Row) -> list[Finding]:
             findings.append(_f("SCH-CONTENT-TYPE", "E", row, f"'text' is a {type(text).__name__}, not a string.", "Make 'text' a string."))
         elif not text.strip():
             findings.append(_f("CONT-EMPTY-ASSIST", "E", row, "The text is empty: there is nothing to train on.", "Remove the row or fill in the text."))
-    if any(f.severity == "E" for f in findings) or not row.messages:
+    if not row.messages:
         return findings
-    findings += check_roles(row)
+    if not any(f.severity == "E" for f in findings):
+        findings += check_roles(row)
+    # Tool calls are checked even on a row with another error, so an undeclared function is never missed.
     findings += check_tools(row)
     return findings
 
@@ -230,10 +232,11 @@ def check_tools(row: Row) -> list[Finding]:
                 if problem:
                     findings.append(_f("TOOL-SHAPE", "E", row, f"Message {index}: {problem}",
                                        "Each tool call needs id, type 'function', function.name and function.arguments (a JSON object or JSON string)."))
-                    continue
-                call_ids.add(str(call["id"]))
-                name = call["function"]["name"]
-                if names is not None and name not in names:
+                else:
+                    call_ids.add(str(call["id"]))
+                # The name is checked on every call that has one, even a call with another problem.
+                name = _call_name(call)
+                if names is not None and name is not None and name not in names:
                     findings.append(_f("TOOL-SCHEMA", "E", row, f"Message {index} calls '{name}', which is not among the row's tools ({', '.join(sorted(names)) or 'none'}).",
                                        "Add the tool's definition to 'tools' or fix the name."))
         if message.get("role") == "tool":
@@ -244,6 +247,12 @@ def check_tools(row: Row) -> list[Finding]:
                                    else f"Tool message {index} answers tool_call_id {call_id!r}, which no earlier assistant tool call has.",
                                    "Give each tool result the id of the assistant tool call it answers."))
     return findings
+
+
+def _call_name(call: Any) -> str | None:
+    function = call.get("function") if isinstance(call, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def _call_problem(call: Any) -> str | None:
