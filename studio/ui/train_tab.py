@@ -263,7 +263,7 @@ def start_run(*args, anyway: bool = False):
                 "**Check the warnings ⚠ above.** Change the settings, or press **Start anyway**.",
                 gr.update(visible=True), view)
     try:
-        record = supervisor.launch(config, owner=browser_id or "")
+        record = supervisor.launch(report.config, owner=browser_id or "")  # with any memory adjustments
     except StudioError as error:
         return report.markdown(), report.cli_command, report.config_json, _error(error), gr.update(visible=False), view
     new_view = open_view(record.run_id)
@@ -413,7 +413,7 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
         if last.get("mean_token_accuracy") is not None:
             facts.append(f"token accuracy {last['mean_token_accuracy']:.1%}")
         if last.get("memory_gb"):
-            facts.append(f"memory {last['memory_gb']:.1f} GB")
+            facts.append(f"memory {last['memory_gb']:.1f} GiB")
         best = charts.best_eval(events)
         if best:
             facts.append(f"best eval loss **{best[1]:.4f}** at step {best[0]}")
