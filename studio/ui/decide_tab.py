@@ -79,15 +79,22 @@ def card_html(rec: checklist.Recommendation) -> str:
     return "".join(parts)
 
 
-def _dataset_name(folder) -> str | None:
-    """The saved dataset's name from its manifest (contract 1), if readable."""
+def _manifest(folder) -> dict:
+    """The saved dataset's manifest, or {} when there is none to read."""
     if not folder:
-        return None
+        return {}
     try:
         manifest = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
-        return str(manifest.get("name") or Path(folder).name)
-    except (OSError, ValueError, AttributeError):
-        return Path(str(folder)).name or None
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _dataset_name(folder) -> str | None:
+    """The saved dataset's name from its manifest, if readable."""
+    if not folder:
+        return None
+    return str(_manifest(folder).get("name") or Path(str(folder)).name or "") or None
 
 
 def _split(values) -> tuple[dict, plan_mod.PlanInputs, dict | None, str | None]:
@@ -112,7 +119,7 @@ def _split(values) -> tuple[dict, plan_mod.PlanInputs, dict | None, str | None]:
 
 def compute_plan(*values) -> plan_mod.Plan:
     answers, inputs, stats, folder = _split(values)
-    return plan_mod.compute(inputs, answers, stats, _dataset_name(folder))
+    return plan_mod.compute(inputs, answers, stats, _dataset_name(folder), _manifest(folder).get("counts"))
 
 
 def _dataset_line(label: str) -> str:
@@ -301,7 +308,7 @@ def build(shared: Shared) -> None:
             summary = gr.Markdown(first[3], elem_id="decide-estimate-summary")
     with gr.Accordion("What each technique reduces, and where it works", open=True):
         advice_table = gr.Markdown(first[2], elem_id="decide-technique-table")
-    with gr.Accordion("Memory by technique (GB)", open=True):
+    with gr.Accordion("Memory by technique (GiB)", open=True):
         memory_table = gr.Markdown(first[4], elem_id="decide-memory-table")
     with gr.Accordion("Time and money on each hardware (the same run)", open=True):
         with gr.Row():
