@@ -27,8 +27,8 @@ everywhere and labelled so. Where each number comes from:
   activations saved for the backward pass per token per layer (norms, q/k/v, attention output, residuals,
   4 MLP tensors: 7·h + 2·kv + 4·i values; gradient checkpointing keeps each layer's input plus one layer);
   the attention-score term when the kernel materialises the s×s scores; the LM head's chunked vocabulary
-  buffers (TRL projects at most 4,096 positions × 32,768 vocabulary entries at a time); allocator overhead.
-  The per-token, attention, vocabulary and fixed constants are fitted to measured peak RSS.
+  buffers (TRL projects at most 4,096 positions × 32,768 vocabulary entries at a time). The per-token,
+  vocabulary and fixed constants (allocator overhead included) are fitted to measured peak RSS, per precision.
 """
 
 from __future__ import annotations
@@ -36,9 +36,8 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from studio.errors import StudioError
@@ -60,9 +59,6 @@ HEAD_TOKEN_CHUNK = 4096
 HEAD_VOCAB_CHUNK = 32768
 # HF Trainer's length-grouped sampler: mega-batches of min(rows // (4·batch), 50) batches, each sorted longest first.
 MEGABATCH_MULT = 50
-# Without per-row statistics: rows padded to their batch's longest cost this much more compute (bench/train.py
-# padding: length-grouped batches of 8 on the sample are 89 % real tokens).
-GROUPED_PADDING = 1.12
 # Model loading beyond the calibrated start-up of the bundled model, per GiB of weights read (an assumption:
 # a local SSD and safetensors; a Hub download is not counted).
 LOAD_SECONDS_PER_GIB = 4.0
@@ -468,10 +464,13 @@ class Calibration:
     # Memory, GiB unless named otherwise.
     import_floor_gib: float = 0.37  # RSS of a process that imported torch, transformers, peft, trl and datasets
     fixed_gib: float = 0.3  # everything else that does not grow with the batch (tokenised data, buffers)
-    activation_factor: float = 1.0  # × (7h + 2kv + 4i) values saved per token per layer
-    attention_factor: float = 0.0  # × heads·s² values per row per layer (0: the kernel never holds the scores)
-    head_buffers: float = 2.0  # × the LM head's chunk of positions × vocabulary in fp32
-    overhead_factor: float = 1.1  # allocator overhead on everything that grows with the batch
+    # Per precision, allocator overhead included: × (7h + 2kv + 4i) values saved per token per layer (1.15 is
+    # what autograd saves for the bundled model's layer with LoRA, counted with saved-tensor hooks); × heads·s²
+    # values per row per layer (0: torch's CPU attention kernel keeps no scores); × the LM head's tile of
+    # positions × vocabulary.
+    activation_factor: dict = field(default_factory=lambda: {"fp32": 1.15})
+    attention_factor: dict = field(default_factory=lambda: {"fp32": 0.0})
+    head_buffers: dict = field(default_factory=lambda: {"fp32": 2.0})
     cuda_context_gib: float = 0.5  # GPU: CUDA context and allocator slack (an assumption, no GPU measured)
     machine: str = "built-in defaults (not measured)"
     date: str = ""
@@ -480,10 +479,15 @@ class Calibration:
 
     def cpu_efficiency(self, dtype: str, kind: str = "train") -> tuple[float, bool]:
         """(efficiency, calibrated?) for a CPU in `dtype`; an uncalibrated precision borrows fp32's figure."""
-        table = self.cpu_train_efficiency if kind == "train" else self.cpu_eval_efficiency
+        return self.per_dtype("cpu_train_efficiency" if kind == "train" else "cpu_eval_efficiency", dtype)
+
+    def per_dtype(self, name: str, dtype: str) -> tuple[float, bool]:
+        """(value, measured in this precision?) of a per-precision constant; else fp32's value."""
+        table = getattr(self, name)
         if dtype in table:
             return float(table[dtype]), True
-        return float(table.get("fp32", 0.5)), False
+        defaults = type(self)().__getattribute__(name)
+        return float(table.get("fp32", defaults["fp32"])), False
 
     @classmethod
     def from_dict(cls, data: dict, source: str) -> "Calibration":
@@ -715,18 +719,17 @@ def estimate_memory(shape: ModelShape, technique: str = "lora", *, dtype: str = 
         else:
             values = positions * shape.layers * per_layer
             attention_layers = shape.layers
-        activations = values * act_bytes * cal.activation_factor
-        activations += (cal.attention_factor * micro_batch * (shape.heads or 1) * length**2 * act_bytes
-                        * attention_layers)
+        activations = values * act_bytes * cal.per_dtype("activation_factor", dtype)[0]
+        activations += (cal.per_dtype("attention_factor", dtype)[0] * micro_batch * (shape.heads or 1) * length**2
+                        * act_bytes * attention_layers)
         scored = min(HEAD_TOKEN_CHUNK, positions * scored_fraction)
-        head = cal.head_buffers * scored * min(HEAD_VOCAB_CHUNK, shape.vocab or 32000) * 4
+        head = cal.per_dtype("head_buffers", dtype)[0] * scored * min(HEAD_VOCAB_CHUNK, shape.vocab or 32000) * act_bytes
         notes["activations"] = (f"{'checkpointed ' if gradient_checkpointing else ''}{shape.layers} layers × batch "
                                 f"{micro_batch} × length {length:.0f} × {per_layer:,} values × {act_bytes} B")
     else:
         activations = n * act_bytes * positions / 2048  # no shape: a rough ratio
         head = 0.0
         notes["activations"] = "no model shape: a rough ratio to the parameter count"
-    activations, head = activations * cal.overhead_factor, head * cal.overhead_factor
     if kind == "cpu":
         floor, other = cal.import_floor_gib, cal.fixed_gib
         notes["floor"] = "torch, transformers, peft, trl and datasets imported"
