@@ -260,6 +260,16 @@ def predict(config, peak_tflops: float, cal: cost.Calibration | None = None):
     return report, load
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def fmt_s(seconds: float) -> str:
     return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
 
@@ -423,7 +433,7 @@ def main() -> None:
 
     model_dir = catalog.resolve(BUNDLED)  # the caller's STUDIO_HOME holds the converted model
     home = Path(os.environ.get("STUDIO_HOME", "studio_data")).resolve()
-    print(f"machine: {platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores, "
+    print(f"machine: {cpu_name()}, {len(os.sched_getaffinity(0))} cores, "
           f"torch {torch.__version__}, {opts.threads} threads; load average {os.getloadavg()[0]:.1f} "
           "(shared with other engineers: timings under load are slower)")
     specs = CALIBRATION if opts.mode == "calibrate" else CHECK
@@ -449,8 +459,8 @@ def main() -> None:
             print(f"\nimport floor {floor:.3f} GiB")
             print(json.dumps(constants, indent=1))
             document = {
-                "machine": f"{len(os.sched_getaffinity(0))}-core {platform.processor() or platform.machine()} "
-                           f"(torch {torch.__version__}, {opts.threads} threads)",
+                "machine": f"{len(os.sched_getaffinity(0))}-core {cpu_name()} (torch {torch.__version__}, "
+                           f"{opts.threads} threads)",
                 "date": dt.date.today().isoformat(),
                 "method": ("bench/cost.py calibrate: the worker on the bundled SmolLM2 and 300 Alpaca-like rows, "
                            + ", ".join(f"{name} ({spec['batch_size']}×{spec['max_length']}, {spec.get('max_steps')} steps)"

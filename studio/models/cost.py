@@ -472,6 +472,9 @@ class Calibration:
     attention_factor: dict = field(default_factory=lambda: {"fp32": 0.0})
     head_buffers: dict = field(default_factory=lambda: {"fp32": 2.0})
     cuda_context_gib: float = 0.5  # GPU: CUDA context and allocator slack (an assumption, no GPU measured)
+    # GPU: what autograd saves (the saved-tensor count above), no CPU allocator on top: PyTorch's caching
+    # allocator reuses freed blocks (an assumption, no GPU measured).
+    gpu_activation_factor: float = 1.15
     machine: str = "built-in defaults (not measured)"
     date: str = ""
     method: str = ""
@@ -601,8 +604,8 @@ def batches(tokens: TokenStats, *, rows: int, batch: int, max_length: int, rows_
 
     Length-grouped (the worker's default): the HF sampler sorts each mega-batch of rows longest first, so a
     batch is padded to the longest of a narrow band of lengths and a run shorter than an epoch takes the
-    longest rows of each mega-batch first. Random batches are padded to about the longest of `batch` random
-    rows (the b/(b+1) quantile). Packing computes no padding (rows packed into max_length sequences)."""
+    longest rows of each mega-batch first. Random batches (evaluation) are padded to the expected longest of
+    `batch` random rows. Packing computes no padding (rows packed into max_length sequences)."""
     def length(u: float) -> float:
         return min(float(max_length), tokens.quantile(u))
 
@@ -616,8 +619,8 @@ def batches(tokens: TokenStats, *, rows: int, batch: int, max_length: int, rows_
         return Batches(real, real, float(max_length), float(max_length))
     if batch <= 1:
         return Batches(real, real, longest, real)
-    if not grouped:
-        padded = min(float(max_length), tokens.quantile(batch / (batch + 1)) * scale)
+    if not grouped:  # the expected longest of `batch` random rows: ∫ Q(u) d(u^batch)
+        padded = sum(length(u) * batch * u ** (batch - 1) for u in grid) / bins * scale
         return Batches(real, max(real, padded), longest, max(real, padded))
     rows = max(rows, batch)
     mult = max(1, min(rows // (batch * 4), MEGABATCH_MULT))
@@ -719,9 +722,12 @@ def estimate_memory(shape: ModelShape, technique: str = "lora", *, dtype: str = 
         else:
             values = positions * shape.layers * per_layer
             attention_layers = shape.layers
-        activations = values * act_bytes * cal.per_dtype("activation_factor", dtype)[0]
-        activations += (cal.per_dtype("attention_factor", dtype)[0] * micro_batch * (shape.heads or 1) * length**2
-                        * act_bytes * attention_layers)
+        if kind == "cpu":
+            activations = values * act_bytes * cal.per_dtype("activation_factor", dtype)[0]
+            activations += (cal.per_dtype("attention_factor", dtype)[0] * micro_batch * (shape.heads or 1) * length**2
+                            * act_bytes * attention_layers)
+        else:  # fused attention kernels keep no s×s scores on a GPU
+            activations = values * act_bytes * cal.gpu_activation_factor
         scored = min(HEAD_TOKEN_CHUNK, positions * scored_fraction)
         head = cal.per_dtype("head_buffers", dtype)[0] * scored * min(HEAD_VOCAB_CHUNK, shape.vocab or 32000) * act_bytes
         notes["activations"] = (f"{'checkpointed ' if gradient_checkpointing else ''}{shape.layers} layers × batch "

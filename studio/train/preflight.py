@@ -255,7 +255,8 @@ class Preflight:
                   if self.memory_needed_gib is not None and self.memory_available_gib is not None else "unknown")
         time = "unknown"
         if self.seconds is not None:
-            time = f"about {format_duration(self.seconds)} (estimate ±15 %)"
+            # bench/cost.py check on 2 shared cores: -26 % … +20 % (memory: -1 % … +12 %)
+            time = f"about {format_duration(self.seconds)} (estimate ±30 %; longer when other work shares the machine)"
             if self.time_parts:
                 time += f": {self.time_breakdown()}"
         rows = [("Estimated time", time), ("Steps", steps), ("Tokens to process", tokens), ("Memory", memory),

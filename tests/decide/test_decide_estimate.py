@@ -43,11 +43,9 @@ def test_lora_7b_bf16_by_hand():
     assert est.lora_params(MISTRAL, 16) == adapter == 41_943_040
     adapter_bytes = adapter * 16  # fp32 weights 4 + grads 4 + Adam 8
     # checkpointed: every layer keeps its input (h values per token) + one layer recomputed in full (7h + 2kv + 4i)
-    factor = {name: cal.per_dtype(name, "bf16")[0] for name in ("activation_factor", "attention_factor", "head_buffers")}
-    saved = 1024 * (32 * 4096 + 7 * 4096 + 2 * 1024 + 4 * 14336) * 2 * factor["activation_factor"]
-    scores = factor["attention_factor"] * 32 * 1024**2 * 2  # heads × s² in bf16, for the one layer recomputed
-    head = factor["head_buffers"] * 1024 * 32768 * 2  # the LM head's bf16 tile: 1024 positions × 32,768 entries
-    expected = (weights + adapter_bytes + saved + scores + head) / GIB + cal.cuda_context_gib
+    saved = 1024 * (32 * 4096 + 7 * 4096 + 2 * 1024 + 4 * 14336) * 2 * cal.gpu_activation_factor
+    head = cal.per_dtype("head_buffers", "bf16")[0] * 1024 * 32768 * 2  # the LM head's bf16 tile: 1024 × 32,768
+    expected = (weights + adapter_bytes + saved + head) / GIB + cal.cuda_context_gib
     assert memory.total == pytest.approx(expected, rel=1e-9)
     assert 14 <= memory.total <= 40
 
