@@ -59,6 +59,9 @@ CHECK = {
     "alpaca-b2-448-noeval": dict(data="alpaca-noval", batch_size=2, max_length=448, max_steps=10),
     "alpaca-b12-384-eval": dict(data="alpaca", batch_size=12, max_length=384, max_steps=3),
     "sample-b8-512-1epoch": dict(data="sample", batch_size=8, max_length=512, epochs=1.0),
+    # What preflight switches on when nothing else fits: the memory of a checkpointed step.
+    "alpaca-b8-576-checkpointing": dict(data="alpaca", batch_size=8, max_length=576, max_steps=2, eval_steps=2,
+                                        gradient_checkpointing=True),
 }
 
 
