@@ -4,7 +4,7 @@
     STUDIO_HOME=/tmp/h python bench/cost.py calibrate              # measure, fit and print the constants
     STUDIO_HOME=/tmp/h python bench/cost.py calibrate --write      # … and write studio/models/calibration.json
     STUDIO_HOME=/tmp/h python bench/cost.py calibrate --here       # … or STUDIO_HOME/calibration.json (this machine)
-    options: --threads N  --only NAME[,NAME]
+    options: --threads N  --only NAME[,NAME]  --bf16 (train in bf16: calibrates or checks that precision)
 
 Each run is the real worker (the supervisor starts `python -m studio.train.worker`) on the bundled SmolLM2,
 on 300 Alpaca-like rows (instruction / optional input / long-tailed answer, saved through the Data pipeline
@@ -51,6 +51,8 @@ CALIBRATION = {
     "cal-b4-576": dict(data="alpaca", batch_size=4, max_length=576, max_steps=3, eval_steps=3),
     "cal-b16-256": dict(data="alpaca", batch_size=16, max_length=256, max_steps=2, eval_steps=2),
     "cal-b8-256": dict(data="alpaca", batch_size=8, max_length=256, max_steps=4, eval_steps=2),
+    "cal-b8-576-checkpointing": dict(data="alpaca", batch_size=8, max_length=576, max_steps=2, eval_steps=2,
+                                     gradient_checkpointing=True),
 }
 # Benchmark runs: other batch sizes and lengths, with and without evaluation (automatic intervals: an
 # evaluation and a checkpoint every ceil(steps / 5) steps), and a whole epoch of the sample.
@@ -240,11 +242,12 @@ def import_floor_gib() -> float:
 
 
 # ---- predictions -------------------------------------------------------------------------------------------
-def run_config(name: str, spec: dict, datasets: dict, model_dir: str, threads: int):
+def run_config(name: str, spec: dict, datasets: dict, model_dir: str, threads: int, bf16: bool | None = None):
     from studio.train.config import RunConfig
 
     values = {key: value for key, value in spec.items() if key != "data"}
-    return RunConfig(name=name, model=BUNDLED, dataset=datasets[spec["data"]], torch_threads=threads, **values)
+    return RunConfig(name=name, model=BUNDLED, dataset=datasets[spec["data"]], torch_threads=threads, bf16=bf16,
+                     **values)
 
 
 def predict(config, peak_tflops: float, cal: cost.Calibration | None = None):
@@ -278,16 +281,17 @@ def fmt_s(seconds: float) -> str:
 
 
 # ---- modes -------------------------------------------------------------------------------------------------
-def run_all(specs: dict, datasets: dict, model_dir: str, threads: int) -> list[dict]:
+def run_all(specs: dict, datasets: dict, model_dir: str, threads: int, bf16: bool | None = None) -> list[dict]:
     results = []
+    dtype = "bf16" if bf16 else "fp32"
     for name, spec in specs.items():
-        config = run_config(name, spec, datasets, model_dir, threads)
-        peak = cost.measure_peak.__wrapped__("fp32", 1.0)  # measured now, as preflight would
-        per_cpu = matmul_peak_per_cpu_second()
+        config = run_config(name, spec, datasets, model_dir, threads, bf16)
+        peak = cost.measure_peak.__wrapped__(dtype, 1.0)  # measured now, as preflight would
+        per_cpu = matmul_peak_per_cpu_second(dtype)
         report, load = predict(config, peak)
         measured = measure(config)
-        peak_after = cost.measure_peak.__wrapped__("fp32", 1.0)
-        per_cpu = max(per_cpu, matmul_peak_per_cpu_second())
+        peak_after = cost.measure_peak.__wrapped__(dtype, 1.0)
+        per_cpu = max(per_cpu, matmul_peak_per_cpu_second(dtype))
         results.append({"name": name, "spec": spec, "config": config, "report": report, "load": load,
                         "measured": measured, "peak_tflops": peak, "peak_after_tflops": peak_after,
                         "peak_per_cpu_s": per_cpu})
@@ -360,7 +364,7 @@ def fit(results: list[dict], floor: float, threads: int) -> dict:
     shape = cost.BUNDLED_SHAPE
     dtype = results[0]["report"].dtype
     train_flops = eval_flops = train_cpu = eval_cpu = 0.0
-    warmups, starts, fixed, rows, targets = [], [], [], [], []
+    warmups, starts, fixed, rows, targets, checkpointed = [], [], [], [], [], []
     for r in results:
         load, m, per_cpu = r["load"], r["measured"], r["peak_per_cpu_s"] * 1e12
         flops, evals = compute_flops(load)
@@ -384,10 +388,14 @@ def fit(results: list[dict], floor: float, threads: int) -> dict:
         width = cost.DTYPE_BYTES[dtype]
         # The s×s attention term is left out: torch's CPU attention kernel keeps no scores (counted with
         # saved-tensor hooks: what autograd saves grows with b·s, not b·s²).
-        rows.append([positions * shape.layers * per_layer * width / cost.GIB,
-                     min(cost.HEAD_TOKEN_CHUNK, positions * load.scored_fraction_peak) * cost.HEAD_VOCAB_CHUNK * width
-                     / cost.GIB])
-        targets.append(m["peak_gib"] - floor - weights - adapter_gib)
+        row = [positions * shape.layers * per_layer * width / cost.GIB,
+               min(cost.HEAD_TOKEN_CHUNK, positions * load.scored_fraction_peak) * cost.HEAD_VOCAB_CHUNK * width / cost.GIB]
+        target = m["peak_gib"] - floor - weights - adapter_gib
+        if load.gradient_checkpointing:
+            checkpointed.append((row, target))
+            continue
+        rows.append(row)
+        targets.append(target)
     fixed_gib = max(0.0, statistics.median(fixed))
     a = np.array(rows)
     b = np.array(targets) - fixed_gib
@@ -402,6 +410,8 @@ def fit(results: list[dict], floor: float, threads: int) -> dict:
         factors[col] = max(0.0, float(value))
     residuals = a @ np.array(factors) + fixed_gib - np.array(targets)
     print("memory fit residuals (GiB):", [round(float(x), 2) for x in residuals])
+    # Checkpointed runs: their activation part over what the same batch needs without checkpointing.
+    ratios = [(target - fixed_gib - row[1] * factors[1]) / (row[0] * factors[0]) for row, target in checkpointed]
     saves = [s for r in results for s in r["measured"]["saves"]]
     return {
         "cpu_train_efficiency": {dtype: round(train_flops / train_cpu, 4)},
@@ -414,6 +424,7 @@ def fit(results: list[dict], floor: float, threads: int) -> dict:
         "end_seconds": round(statistics.median(r["measured"]["end"] for r in results), 2),
         "import_floor_gib": round(floor, 3), "fixed_gib": round(fixed_gib, 3),
         "activation_factor": {dtype: round(factors[0], 4)}, "attention_factor": {dtype: 0.0},
+        **({"checkpoint_ratio": {dtype: round(statistics.median(ratios), 3)}} if ratios else {}),
         "head_buffers": {dtype: round(factors[1], 3)},
     }
 
@@ -425,6 +436,7 @@ def main() -> None:
     parser.add_argument("--here", action="store_true", help="calibrate: write STUDIO_HOME/calibration.json")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--only", help="comma-separated run names")
+    parser.add_argument("--bf16", action="store_true", default=None, help="train in bf16 (--bf16 of the worker)")
     opts = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(opts.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -454,7 +466,7 @@ def main() -> None:
         cal = cost.calibration()
         print(f"calibration in use: {cal.source} ({cal.machine}, {cal.date})")
         datasets = make_datasets(model_dir, scratch)
-        results = run_all(specs, datasets, model_dir, opts.threads)
+        results = run_all(specs, datasets, model_dir, opts.threads, opts.bf16)
         table(results, opts.threads)
         if opts.mode == "calibrate":
             floor = import_floor_gib()
@@ -473,12 +485,13 @@ def main() -> None:
                            "bursts before and after each run), so other work on the cores hardly moves it; start-up, "
                            "checkpoint and end seconds: medians; memory constants by least squares on peak RSS "
                            "(VmHWM) minus the import floor, weights, adapter and the RSS when training began"),
-                "load_average": [round(r["measured"]["load"][0], 1) for r in results],
-                "runs": [{"name": r["name"], "wall_s": round(r["measured"]["wall"], 1),
-                          "peak_rss_gib": round(r["measured"]["peak_gib"], 3),
-                          "matmul_gflops_before_after": [round(r["peak_tflops"] * 1000, 1),
-                                                         round(r["peak_after_tflops"] * 1000, 1)],
-                          "matmul_gflops_per_cpu_s": round(r["peak_per_cpu_s"] * 1000, 1)} for r in results],
+                f"load_average_{results[0]['report'].dtype}": [round(r["measured"]["load"][0], 1) for r in results],
+                f"runs_{results[0]['report'].dtype}": [
+                    {"name": r["name"], "wall_s": round(r["measured"]["wall"], 1),
+                     "peak_rss_gib": round(r["measured"]["peak_gib"], 3),
+                     "matmul_gflops_before_after": [round(r["peak_tflops"] * 1000, 1),
+                                                    round(r["peak_after_tflops"] * 1000, 1)],
+                     "matmul_gflops_per_cpu_s": round(r["peak_per_cpu_s"] * 1000, 1)} for r in results],
                 **constants,
             }
             target = None
@@ -487,14 +500,23 @@ def main() -> None:
             elif opts.write:
                 target = cost.packaged_calibration_path()
             if target:
-                # Constants of another precision measured earlier stay: only this precision's entries change.
+                # Another precision's constants measured earlier stay: this run adds its own per-precision entries
+                # and evidence; the precision-free constants (seconds, floor) come from the fp32 calibration.
                 try:
                     previous = json.loads(target.read_text())
                 except (OSError, ValueError):
                     previous = {}
+                dtype = results[0]["report"].dtype
+                if dtype != "fp32" and previous:
+                    keep = {key: value for key, value in previous.items() if not isinstance(value, dict)
+                            and not key.startswith(("runs_", "load_average_"))}
+                    document = {**document, **keep, "method": previous.get("method", "") + f" | {dtype} "
+                                f"({document['date']}): " + document["method"]}
                 for key, value in document.items():
                     if isinstance(value, dict) and isinstance(previous.get(key), dict):
                         document[key] = {**previous[key], **value}
+                document = {**{key: value for key, value in previous.items() if key.startswith(("runs_", "load_average_"))},
+                            **document}
                 target.write_text(json.dumps(document, indent=1) + "\n")
                 print(f"written to {target}")
 

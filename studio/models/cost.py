@@ -25,7 +25,8 @@ everywhere and labelled so. Where each number comes from:
   datasets; CPU) or CUDA context (GPU); weights in the dtype used; adapter weights, gradients and Adam states
   in fp32 (16 B/param); full fine-tuning's gradients and Adam states (+ fp32 master weights in 16-bit);
   activations saved for the backward pass per token per layer (norms, q/k/v, attention output, residuals,
-  4 MLP tensors: 7·h + 2·kv + 4·i values; gradient checkpointing keeps each layer's input plus one layer);
+  4 MLP tensors: 7·h + 2·kv + 4·i values; with gradient checkpointing a GPU keeps each layer's input plus one
+  layer, while a CPU process's RSS keeps a measured share of the full figure);
   the attention-score term when the kernel materialises the s×s scores; the LM head's chunked vocabulary
   buffers (TRL projects at most 4,096 positions × 32,768 vocabulary entries at a time). The per-token,
   vocabulary and fixed constants (allocator overhead included) are fitted to measured peak RSS, per precision.
@@ -469,6 +470,9 @@ class Calibration:
     # values per row per layer (0: torch's CPU attention kernel keeps no scores); × the LM head's tile of
     # positions × vocabulary.
     activation_factor: dict = field(default_factory=lambda: {"fp32": 1.15})
+    # CPU with gradient checkpointing: the peak's activation part as a share of the same batch's without it
+    # (glibc keeps much of what the recomputed layers free; measured, not derived: bench/cost.py).
+    checkpoint_ratio: dict = field(default_factory=lambda: {"fp32": 0.45})
     attention_factor: dict = field(default_factory=lambda: {"fp32": 0.0})
     head_buffers: dict = field(default_factory=lambda: {"fp32": 2.0})
     cuda_context_gib: float = 0.5  # GPU: CUDA context and allocator slack (an assumption, no GPU measured)
@@ -716,17 +720,15 @@ def estimate_memory(shape: ModelShape, technique: str = "lora", *, dtype: str = 
     positions = micro_batch * length
     if shape.complete:
         per_layer = 7 * shape.hidden + 2 * shape.kv + 4 * shape.intermediate  # values saved per token per layer
-        if gradient_checkpointing:  # each layer's input, plus one layer recomputed in full
-            values = positions * (shape.layers * shape.hidden + per_layer)
-            attention_layers = 1
-        else:
-            values = positions * shape.layers * per_layer
-            attention_layers = shape.layers
+        full = positions * shape.layers * per_layer
         if kind == "cpu":
-            activations = values * act_bytes * cal.per_dtype("activation_factor", dtype)[0]
+            activations = full * act_bytes * cal.per_dtype("activation_factor", dtype)[0]
             activations += (cal.per_dtype("attention_factor", dtype)[0] * micro_batch * (shape.heads or 1) * length**2
-                            * act_bytes * attention_layers)
-        else:  # fused attention kernels keep no s×s scores on a GPU
+                            * act_bytes * shape.layers)
+            if gradient_checkpointing:
+                activations *= cal.per_dtype("checkpoint_ratio", dtype)[0]
+        else:  # fused attention kernels keep no s×s scores on a GPU; checkpointing keeps each layer's input + one layer
+            values = positions * (shape.layers * shape.hidden + per_layer) if gradient_checkpointing else full
             activations = values * act_bytes * cal.gpu_activation_factor
         scored = min(HEAD_TOKEN_CHUNK, positions * scored_fraction)
         head = cal.per_dtype("head_buffers", dtype)[0] * scored * min(HEAD_VOCAB_CHUNK, shape.vocab or 32000) * act_bytes
