@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio import paths
+from studio import escape, paths
 from studio.data import store as data_store
 from studio.data.lint import lint_file
 from studio.errors import StudioError
@@ -69,7 +69,8 @@ def lint_upload(file_path: str | os.PathLike) -> tuple[list[dict], list[tuple[in
     return records, sorted(problems)
 
 
-def dataset_from_upload(file_path: str | os.PathLike, validation_fraction: float = 0.1, seed: int = 42) -> tuple[Path, str]:
+def dataset_from_upload(file_path: str | os.PathLike, validation_fraction: float = 0.1, seed: int = 42,
+                        owner: str = "") -> tuple[Path, str]:
     """Lint an uploaded chat file; refuse it while it has errors; else save it as a dataset folder.
 
     Returns the folder and a Markdown summary. The uploaded name only ever appears sanitised.
@@ -103,6 +104,7 @@ def dataset_from_upload(file_path: str | os.PathLike, validation_fraction: float
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "counts": {"train": len(train), "validation": len(validation), "rejected": 0},
         "findings_summary": {}, "stats": {}, "origin": "train-tab upload",
+        "owner": owner or _current_owner(),
     }
     try:
         staging.mkdir(parents=True)
@@ -114,9 +116,15 @@ def dataset_from_upload(file_path: str | os.PathLike, validation_fraction: float
         shutil.rmtree(staging, ignore_errors=True)
         raise StudioError(f"Could not save the dataset: {error.strerror or error}.",
                           "Check free disk space and that the data folder is writable.") from error
-    summary = (f"✅ **{name}**: no errors in {len(records)} rows; saved as a dataset with {len(train)} training and "
+    summary = (f"✅ **{escape.md_inline(name)}**: no errors in {len(records)} rows; saved as a dataset with {len(train)} training and "
                f"{len(validation)} validation rows. For token statistics and fixes, use the Data tab.")
     return final, summary
+
+
+def _current_owner() -> str:
+    from studio import access
+
+    return access.current().user_id or access.LOCAL_OWNER
 
 
 # ---------------------------------------------------------------- throughput
@@ -270,17 +278,18 @@ class Preflight:
         return rows
 
     def markdown(self) -> str:
-        lines = [f"- **{name}:** {value}" for name, value in self.summary_rows()]
+        md = escape.md_inline  # values and messages name the user's model, dataset and rows
+        lines = [f"- **{md(name)}:** {md(value)}" for name, value in self.summary_rows()]
         if self.adjustments:
             lines.append("\n**Changed so the run fits in memory** (same effective batch, same results):")
-            lines += [f"- {change}" for change in self.adjustments]
-        lines += [f"\n*{note}*" for note in self.notes]
+            lines += [f"- {md(change)}" for change in self.adjustments]
+        lines += [f"\n*{md(note)}*" for note in self.notes]
         if self.errors:
             lines.append("\n**Must fix before starting:**")
-            lines += [f"- ✕ **{c.message}**" + (f" — {c.hint}" if c.hint else "") for c in self.errors]
+            lines += [f"- ✕ **{md(c.message)}**" + (f" — {md(c.hint)}" if c.hint else "") for c in self.errors]
         if self.warnings:
             lines.append("\n**Worth a look (you can start anyway):**")
-            lines += [f"- ⚠ {c.message}" + (f" — *{c.hint}*" if c.hint else "") for c in self.warnings]
+            lines += [f"- ⚠ {md(c.message)}" + (f" — *{md(c.hint)}*" if c.hint else "") for c in self.warnings]
         if not self.checks:
             lines.append("\n✓ **Ready to start.**")
         return "\n".join(lines)
