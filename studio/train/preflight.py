@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio import escape, paths
+from studio import access, escape, paths
 from studio.data import store as data_store
 from studio.data.lint import lint_file
 from studio.errors import StudioError
@@ -122,8 +122,6 @@ def dataset_from_upload(file_path: str | os.PathLike, validation_fraction: float
 
 
 def _current_owner() -> str:
-    from studio import access
-
     return access.current().user_id or access.LOCAL_OWNER
 
 
@@ -139,7 +137,10 @@ def measured_rate(config: RunConfig, runs=None) -> tuple[float, str] | None:
             runs = store.list_runs()
         except OSError:  # an unreadable runs folder: history is only a better estimate
             return None
+    identity = access.current()
     for record in runs:
+        if not access.can_see(identity, record):  # public mode: no other visitor's run is read or named
+            continue
         earlier = record.config
         if earlier.get("model") != config.model or any(
                 earlier.get(name) not in (None, getattr(config, name)) for name in ("batch_size", "max_length")):

@@ -9,12 +9,12 @@ shared gr.State objects (dataset_stats in, train_prefill out).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import gradio as gr
 
 from studio import access, escape
+from studio.data import store as data_store
 from studio.decide import checklist
 from studio.decide import estimate as est
 from studio.decide import plan as plan_mod
@@ -81,14 +81,14 @@ def card_html(rec: checklist.Recommendation) -> str:
 
 
 def _manifest(folder) -> dict:
-    """The saved dataset's manifest, or {} when there is none to read."""
+    """The saved dataset's manifest when the caller may use it (studio.data.store.find checks the caller's
+    rights and, in public mode, confines the path), else {}: a crafted request learns nothing of another's."""
     if not folder:
         return {}
     try:
-        manifest = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, AttributeError, TypeError):
+        return data_store.read_manifest(data_store.find(folder)) or {}
+    except StudioError:  # not a saved dataset, or not the caller's
         return {}
-    return manifest if isinstance(manifest, dict) else {}
 
 
 def _dataset_name(folder) -> str | None:

@@ -116,6 +116,21 @@ def test_a_finished_runs_training_rate_wins_over_its_step_rates(dataset, tmp_pat
     assert "demo" in report.rate_source
 
 
+def test_in_public_mode_only_runs_the_caller_may_see_give_the_rate(dataset, tmp_path, monkeypatch):
+    from studio import access
+
+    monkeypatch.setenv("STUDIO_MODE", "public")
+    me, other = (access.Identity(access.new_browser_id(), access.ANONYMOUS) for _ in range(2))
+    status = {"status": "completed", "tokens_per_s": 125.0, "owner": other.user_id}
+    theirs = Record("run-4", tmp_path, {"model": "bundled:SmolLM2-135M-Instruct", "name": "their secret run"}, status)
+    with access.acting(me):
+        report = run(RunConfig(dataset=str(dataset)), runs=[theirs])
+    assert report.tokens_per_s != 125.0 and "their secret run" not in report.markdown()
+    with access.acting(other):  # positive control: the owner's own run measures the rate
+        report = run(RunConfig(dataset=str(dataset)), runs=[theirs])
+    assert report.tokens_per_s == pytest.approx(125.0) and "their secret run" in report.rate_source
+
+
 def test_an_earlier_run_with_other_batches_is_not_a_measurement_of_this_one(dataset, tmp_path):
     record = Record("run-3", tmp_path, {"model": "bundled:SmolLM2-135M-Instruct", "batch_size": 2, "max_length": 512},
                     {"status": "completed", "tokens_per_s": 10.0})
