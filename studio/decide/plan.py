@@ -108,11 +108,13 @@ def dataset_label(stats: dict | None, name: str | None = None) -> str:
 
 
 def compute(inputs: PlanInputs, answers: dict | None, stats: dict | None = None,
-            dataset_name: str | None = None) -> Plan:
+            dataset_name: str | None = None, counts: dict | None = None) -> Plan:
+    """The plan; `stats` and `counts` are the Data tab's token statistics and the saved dataset's row counts."""
     recommendation = checklist.recommend(answers)
     arch, params = resolve_model(inputs)
     warnings = []
     numbers = est.stats_tokens(stats) if inputs.use_dataset else None
+    dataset = est.dataset_numbers(stats, counts) if numbers else None
     if numbers:
         tokens, max_length = numbers["tokens"], numbers["max_length"]
         label = dataset_label(stats, dataset_name)
@@ -130,9 +132,11 @@ def compute(inputs: PlanInputs, answers: dict | None, stats: dict | None = None,
     bitsandbytes = None
     if hardware.key == est.THIS_MACHINE:
         bitsandbytes = tech.detect_capabilities()["bitsandbytes"]
+    # Memory peaks on the batch of the longest rows: max length, or the longest row when the data is shorter.
+    peak_length = max(1, int(min(max_length, dataset.tokens.max) if dataset else max_length))
     advice = tech.advice_for_hardware(params, hardware, gpus=gpus, bitsandbytes=bitsandbytes,
                                       priority=inputs.priority, arch=arch, batch_size=int(inputs.batch_size),
-                                      max_length=max(1, max_length), lora_r=int(inputs.lora_r))
+                                      max_length=peak_length, lora_r=int(inputs.lora_r))
     devices = 1
     if inputs.technique == AUTO:
         if advice.technique == "zero":
@@ -145,11 +149,12 @@ def compute(inputs: PlanInputs, answers: dict | None, stats: dict | None = None,
         technique = est.check_technique(inputs.technique)
         if technique in advice.unavailable:
             warnings.append(f"{est.TECHNIQUE_LABELS[technique]} {advice.unavailable[technique]}.")
-    common = dict(batch_size=int(inputs.batch_size), max_length=max_length, lora_r=int(inputs.lora_r), arch=arch)
+    common = dict(batch_size=int(inputs.batch_size), max_length=max_length, lora_r=int(inputs.lora_r), arch=arch,
+                  dataset=dataset)
     chosen = est.estimate(params, tokens, inputs.epochs, technique, hardware=hardware, devices=devices, **common)
     if not chosen.fits:
-        warnings.append(f"{est.TECHNIQUE_LABELS[technique]} needs {chosen.memory.total:.1f} GB; "
-                        f"{hardware.label} has {hardware.memory_gb:.0f} GB (plan for at most "
+        warnings.append(f"{est.TECHNIQUE_LABELS[technique]} needs {chosen.memory.total:.1f} GiB; "
+                        f"{hardware.label} has {hardware.memory_gib:.0f} GiB (plan for at most "
                         f"{est.USABLE_FRACTION:.0%} of it).")
     comparison = est.hardware_rows(params, tokens, inputs.epochs, technique, devices=devices,
                                    hardware=est.hardware_list(inputs.include_this_machine), **common)

@@ -9,6 +9,7 @@ from studio import escape, paths
 from studio.decide import checklist
 from studio.decide import estimate as est
 from studio.decide.plan import Plan
+from studio.models import cost
 
 # Okabe–Ito colours: distinguishable with every common colour-vision deficiency.
 BLUE, ORANGE, GREEN, VERMILION, GREY = "#0072B2", "#E69F00", "#009E73", "#D55E00", "#666666"
@@ -68,21 +69,20 @@ def recommendation_markdown(rec: checklist.Recommendation, heading: str = "###")
     return "\n".join(lines)
 
 
-MEMORY_PARTS = (("weights", "Model weights"), ("gradients", "Gradients (base)"),
-                ("optimizer", "Optimizer state (Adam)"), ("adapter", "Adapter (weights + grads + Adam)"),
-                ("activations", "Activations + logits"), ("runtime", "Runtime overhead"))
+MEMORY_PARTS = cost.MEMORY_PARTS
 
 
 def memory_rows(plan: Plan) -> list[list]:
-    """Memory parts (GB) for every technique side by side, the chosen one marked."""
-    common = dict(arch=plan.arch, batch_size=plan.estimate.batch_size, max_length=plan.max_length,
+    """Memory parts (GiB) for every technique side by side, the chosen one marked."""
+    common = dict(arch=plan.arch, batch_size=plan.estimate.batch_size,
+                  max_length=int(plan.estimate.run.workload.longest) or plan.max_length,
                   gradient_checkpointing=plan.estimate.gradient_checkpointing, lora_r=plan.estimate.lora_r,
-                  dtype=plan.estimate.dtype)
+                  dtype=plan.estimate.dtype, kind=plan.hardware.kind)
     memories = {key: est.estimate_memory(plan.params, key, **common) for key in est.TECHNIQUES}
     rows = [[label] + [f"{getattr(memories[key], part):.2f}" for key in est.TECHNIQUES] for part, label in MEMORY_PARTS]
-    rows.append(["Total (GB)"] + [f"{memories[key].total:.1f}" for key in est.TECHNIQUES])
+    rows.append(["Total (GiB)"] + [f"{memories[key].total:.1f}" for key in est.TECHNIQUES])
     rows.append([f"Fits {plan.hardware.label}?"] +
-                ["yes" if est.fits_in(memories[key].total, plan.hardware.memory_gb) else "no" for key in est.TECHNIQUES])
+                ["yes" if est.fits_in(memories[key].total, plan.hardware.memory_gib) else "no" for key in est.TECHNIQUES])
     return rows
 
 
@@ -90,7 +90,7 @@ def memory_headers(plan: Plan) -> list[str]:
     return ["Part"] + [est.TECHNIQUE_LABELS[key] + (" ◀" if key == plan.technique else "") for key in est.TECHNIQUES]
 
 
-COMPARISON_HEADERS = ["Hardware", "Memory needed / available", "Fits", "Time", "Cost", "Price/h", "Peak × utilisation"]
+COMPARISON_HEADERS = ["Hardware", "Memory needed / available", "Fits", "Time", "Cost", "Price/h", "Peak × efficiency"]
 
 
 def comparison_rows(plan: Plan) -> list[list]:
@@ -99,9 +99,9 @@ def comparison_rows(plan: Plan) -> list[list]:
         device = item.hardware
         fits = f"no: {item.unavailable}" if item.unavailable else ("yes" if item.fits else "no")
         name = device.label + (f" × {item.devices}" if item.devices > 1 else "")
-        rows.append([name, f"{item.memory.total:.1f} / {device.memory_gb:.0f} GB", fits,
+        rows.append([name, f"{item.memory.total:.1f} / {device.memory_gib:.0f} GiB", fits,
                      duration(item.hours), money(item.cost_usd), money(device.price_per_hour),
-                     f"{device.peak_tflops:g} TFLOP/s × {device.utilisation:.0%}"])
+                     f"{device.peak_tflops:g} TFLOP/s × {item.run.efficiency:.0%}"])
     return rows
 
 
@@ -127,8 +127,8 @@ def summary_markdown(plan: Plan) -> str:
         + (f" × {plan.devices}" if plan.devices > 1 else ""),
         "",
         f"| Memory | Compute | Time | Cost |\n|---|---|---|---|\n"
-        f"| {e.memory.total:.1f} GB of {plan.hardware.memory_gb:.0f} GB ({'fits' if e.fits else '**does not fit**'}) "
-        f"| {e.flops:.3g} FLOPs | {duration(e.hours)} | {money(e.cost_usd)} |",
+        f"| {e.memory.total:.1f} GiB of {plan.hardware.memory_gib:.0f} GiB ({'fits' if e.fits else '**does not fit**'}) "
+        f"| {e.flops:.3g} FLOPs | {duration(e.hours)} (training steps {duration(e.train_hours)}) | {money(e.cost_usd)} |",
         "",
         f"*Formula:* FLOPs = {e.formula}"
         + (f"; time × {est.TIME_OVERHEAD[plan.technique]:g} for {est.TECHNIQUE_LABELS[plan.technique]}'s overhead"
@@ -186,8 +186,9 @@ def decision_record(plan: Plan, now: dt.datetime | None = None) -> str:
         lines.append(f"| {sections[question.section]} | {question.label} | {answer} |")
     lines += ["", "## Technique", "", f"**{plan.advice.label}.** {plan.advice.reason}", ""]
     lines += [markdown_table(ADVICE_HEADERS, advice_rows(plan))]
-    lines += ["", "## Estimates", "", f"*Numbers from:* {escape.md(plan.dataset_label)}", "", summary_markdown(plan), "",
-              "### Memory by technique (GB)", "", markdown_table(memory_headers(plan), memory_rows(plan))]
+    lines += ["", "## Estimates", "", f"*Numbers from:* {escape.md(plan.dataset_label)}", "",
+              summary_markdown(plan), "",
+              "### Memory by technique (GiB)", "", markdown_table(memory_headers(plan), memory_rows(plan))]
     lines += ["", "### Time and money by hardware", "", markdown_table(COMPARISON_HEADERS, comparison_rows(plan))]
     b = plan.break_even
     lines += ["", "## Break-even", "", break_even_markdown(plan), "",
@@ -197,15 +198,16 @@ def decision_record(plan: Plan, now: dt.datetime | None = None) -> str:
               f"{money(float(plan.inputs.other_one_time or 0))}); extra hosting {money(float(plan.inputs.hosting_diff or 0))}/month.",
               "", "## Assumptions", "",
               "- FLOPs: full fine-tuning 6·N per token; LoRA-family 4·N + 6·A (no weight gradients for the frozen "
-              "base); +2·N with gradient checkpointing. Attention's s² term ignored. Tokens are the dataset's real "
-              "tokens after the chat template; padding to the longest row of a batch adds compute on top.",
-              "- Memory: bf16 weights 2 B/param, 4-bit NF4 4.127 bits/param; full fine-tuning adds bf16 gradients "
-              "and fp32 Adam states + master weights (16 B/param in all); activations 34·s·b·h bytes per layer "
-              "(memory-efficient attention), 2·s·b·h with gradient checkpointing; fp32 logits; 0.5 GB runtime; "
-              f"plan for at most {est.USABLE_FRACTION:.0%} of a device.",
+              "base); +2·N with gradient checkpointing; attention scores 12·L·s·h. Tokens are the dataset's real "
+              "tokens after the chat template, plus the padding of length-grouped batches.",
+              "- Memory (GiB, peak of one process): weights in the training precision (4-bit NF4 4.127 bits/param); "
+              "full fine-tuning adds gradients and fp32 Adam states (+ fp32 master weights in 16-bit); adapters "
+              "16 B/param; activations per token per layer, fitted to measured runs; the LM head's vocabulary "
+              f"buffers; the process floor. Plan for at most {est.USABLE_FRACTION:.0%} of a device.",
               f"- Prices and peaks: {est.PRICES_SOURCE}",
-              "- Utilisation is an assumption; times exclude start-up (downloading and loading the model) and "
-              "evaluation. The Train tab measures the real speed on the first steps.", ""]
+              "- Time: start-up (loading the model, not downloading it), warm-up, training steps, the run's "
+              "evaluations (about 5) and checkpoints. CPU efficiency is measured; GPU efficiency is an assumption. "
+              "The Train tab's preflight gives the same figures for the same run.", ""]
     return "\n".join(lines)
 
 
@@ -218,5 +220,5 @@ def save_record(text: str, now: dt.datetime | None = None, folder: Path | None =
 
 
 def advice_rows(plan: Plan) -> list[list]:
-    return plan.advice.rows(plan.hardware.memory_gb)
+    return plan.advice.rows(plan.hardware.memory_gib)
 

@@ -76,7 +76,7 @@ def detect_capabilities() -> dict:
     found = hardware.detect()
     return {
         "cuda": found.kind == "cuda", "gpus": len(found.gpus),
-        "memory_gb": found.gpus[0].memory_gb if found.gpus else found.ram_gb,
+        "memory_gib": found.gpus[0].memory_gb if found.gpus else found.ram_gb,
         "bitsandbytes": importlib.util.find_spec("bitsandbytes") is not None,
         "deepspeed": importlib.util.find_spec("deepspeed") is not None,
         "summary": found.summary,
@@ -88,35 +88,35 @@ class Advice:
     technique: str | None  # None: nothing fits
     label: str
     reason: str
-    memory_gb: dict[str, float]
+    memory_gib: dict[str, float]
     fits: dict[str, bool]
     unavailable: dict[str, str]
     wraps: str | None = None  # for "zero": the technique sharded across GPUs
     notes: list[str] = field(default_factory=list)
 
-    def rows(self, available_gb: float) -> list[list]:
+    def rows(self, available_gib: float) -> list[list]:
         """Table rows: technique, memory needed, fits?, reduces compute / memory, trainable, availability."""
         rows = []
         for technique in TECHNIQUES:
             key = technique.key
-            needed = self.memory_gb.get(key)
+            needed = self.memory_gib.get(key)
             if key in self.unavailable:
                 status = "unavailable: " + self.unavailable[key]
             elif needed is None:
                 status = "—"
             else:
-                status = "fits" if self.fits.get(key) else f"does not fit in {available_gb:.0f} GB"
+                status = "fits" if self.fits.get(key) else f"does not fit in {available_gib:.0f} GiB"
             mark = " ← recommended" if key == self.technique else ""
-            rows.append([technique.label + mark, "—" if needed is None else f"{needed:.1f} GB", status,
+            rows.append([technique.label + mark, "—" if needed is None else f"{needed:.1f} GiB", status,
                          technique.compute, technique.memory, technique.trainable])
         return rows
 
 
-def advise(params: float, memory_gb: float, *, gpus: int = 1, cuda: bool = True, bitsandbytes: bool = True,
+def advise(params: float, memory_gib: float, *, gpus: int = 1, cuda: bool = True, bitsandbytes: bool = True,
            deepspeed: bool = True, priority: str = "balanced", arch: est.Architecture | None = None,
            batch_size: int = 1, max_length: int = 1024, lora_r: int = est.DEFAULT_LORA_R,
            gradient_checkpointing: bool | None = None, dtype: str | None = None) -> Advice:
-    """Pick the first technique in the priority order that is available here and fits in memory_gb."""
+    """Pick the first technique in the priority order that is available here and fits in memory_gib."""
     if priority not in PRIORITIES:
         priority = "balanced"
     arch = arch or est.architecture_for(params)
@@ -129,10 +129,10 @@ def advise(params: float, memory_gb: float, *, gpus: int = 1, cuda: bool = True,
     def memory_for(key: str, devices: int = 1) -> float:
         return est.estimate_memory(params, key, arch=arch, batch_size=batch_size, max_length=max_length,
                                    gradient_checkpointing=gradient_checkpointing, lora_r=lora_r, dtype=dtype,
-                                   devices=devices).total
+                                   devices=devices, kind="gpu" if cuda else "cpu").total
 
     memory = {key: memory_for(key) for key in est.TECHNIQUES}
-    fits = {key: est.fits_in(memory[key], memory_gb) and key not in unavailable for key in est.TECHNIQUES}
+    fits = {key: est.fits_in(memory[key], memory_gib) and key not in unavailable for key in est.TECHNIQUES}
     notes = []
     if not cuda:
         notes.append("No CUDA GPU: training runs in fp32 on the CPU — fine for models up to ~0.5B, slow beyond.")
@@ -142,39 +142,39 @@ def advise(params: float, memory_gb: float, *, gpus: int = 1, cuda: bool = True,
     # sharded by ZeRO-3 (so "best quality" on 8 GPUs prefers sharded DoRA to single-GPU QLoRA).
     for key in PRIORITIES[priority]:
         if fits[key]:
-            reason = _reason(key, size, memory, memory_gb, unavailable)
+            reason = _reason(key, size, memory, memory_gib, unavailable)
             return Advice(key, TECHNIQUE_BY_KEY[key].label, reason, memory, fits, unavailable, notes=notes)
         if can_shard and key != "qlora":  # 4-bit weights and ZeRO-3 sharding do not combine in this studio
             sharded = memory_for(key, gpus)
-            if est.fits_in(sharded, memory_gb):
+            if est.fits_in(sharded, memory_gib):
                 memory["zero"], fits["zero"] = sharded, True
-                reason = (f"{size} with {TECHNIQUE_BY_KEY[key].label} needs {memory[key]:.1f} GB, more than one GPU's "
-                          f"{memory_gb:.0f} GB; ZeRO-3 splits weights, gradients and optimizer state over {gpus} GPUs: "
-                          f"{sharded:.1f} GB each.")
+                reason = (f"{size} with {TECHNIQUE_BY_KEY[key].label} needs {memory[key]:.1f} GiB, more than one GPU's "
+                          f"{memory_gib:.0f} GiB; ZeRO-3 splits weights, gradients and optimizer state over {gpus} GPUs: "
+                          f"{sharded:.1f} GiB each.")
                 return Advice("zero", f"{TECHNIQUE_BY_KEY['zero'].label} + {TECHNIQUE_BY_KEY[key].label}", reason,
                               memory, fits, unavailable, wraps=key, notes=notes)
     smallest = min((key for key in est.TECHNIQUES if key not in unavailable), key=memory.get)
-    reason = (f"Nothing fits: even {TECHNIQUE_BY_KEY[smallest].label} needs {memory[smallest]:.1f} GB and this "
-              f"hardware has {memory_gb:.0f} GB. Use a smaller model, batch size 1, a shorter max length, "
+    reason = (f"Nothing fits: even {TECHNIQUE_BY_KEY[smallest].label} needs {memory[smallest]:.1f} GiB and this "
+              f"hardware has {memory_gib:.0f} GiB. Use a smaller model, batch size 1, a shorter max length, "
               "gradient checkpointing, or a GPU with more memory.")
     if "qlora" in unavailable:
-        reason += f" QLoRA would need {memory['qlora']:.1f} GB but {unavailable['qlora']}."
+        reason += f" QLoRA would need {memory['qlora']:.1f} GiB but {unavailable['qlora']}."
     return Advice(None, "Nothing fits", reason, memory, fits, unavailable, notes=notes)
 
 
-def _reason(key: str, size: str, memory: dict, memory_gb: float, unavailable: dict) -> str:
-    need = f"needs about {memory[key]:.1f} GB of {memory_gb:.0f} GB"
+def _reason(key: str, size: str, memory: dict, memory_gib: float, unavailable: dict) -> str:
+    need = f"needs about {memory[key]:.1f} GiB of {memory_gib:.0f} GiB"
     if key == "lora":
         text = f"LoRA on {size} {need}: the base stays frozen, only small adapters train."
-        if est.fits_in(memory["full"], memory_gb):
+        if est.fits_in(memory["full"], memory_gib):
             text += " Full fine-tuning would fit too, but costs more compute and storage per model."
         return text
     if key == "qlora":
-        why = (f"LoRA would need {memory['lora']:.1f} GB" if not est.fits_in(memory["lora"], memory_gb)
+        why = (f"LoRA would need {memory['lora']:.1f} GiB" if not est.fits_in(memory["lora"], memory_gib)
                else "you asked for the lowest memory")
         return f"QLoRA on {size} {need}: {why}; the 4-bit base cuts weight memory about 4×."
     if key == "dora":
-        return (f"DoRA on {size} {need}: full fine-tuning needs {memory['full']:.1f} GB, and DoRA usually gets "
+        return (f"DoRA on {size} {need}: full fine-tuning needs {memory['full']:.1f} GiB, and DoRA usually gets "
                 "closer to it than plain LoRA at the same rank.")
     if key == "full":
         return f"Full fine-tuning of {size} {need}: small enough to train every weight."
@@ -188,4 +188,4 @@ def advice_for_hardware(params: float, hardware: est.Hardware, *, gpus: int = 1,
     if bitsandbytes is None:
         bitsandbytes = cuda
     kwargs.setdefault("dtype", est.training_dtype(hardware))
-    return advise(params, hardware.memory_gb, gpus=gpus, cuda=cuda, bitsandbytes=bitsandbytes, **kwargs)
+    return advise(params, hardware.memory_gib, gpus=gpus, cuda=cuda, bitsandbytes=bitsandbytes, **kwargs)

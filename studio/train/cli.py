@@ -2,13 +2,17 @@
 
     python -m studio train --model M --data FILE_OR_DATASET [--epochs N] [--max-steps N] [--lr X]
         [--lora-r N] [--max-length N] [... every RunConfig field ...] [--config run.json]
-        [--resume RUN_ID] [--wait] [--json]
+        [--resume RUN_ID] [--wait] [--json] [--dry-run [--cpu-gflops G]]
     python -m studio runs [--json]
     python -m studio stop RUN_ID [--force] [--timeout S]
 
 Settings are layered: RunConfig defaults < --config file < flags. Runs started here are owned by
 "cli"; acting on a browser's run needs the admin password in STUDIO_ADMIN_PASSWORD.
 With --json, stdout carries only JSON lines (progress goes to stderr).
+Every start runs the Train tab's preflight first: errors refuse the run; when it would not fit in memory
+the preflight's smaller micro-batch (same effective batch) or gradient checkpointing is used, and said.
+--dry-run prints that preflight (time, memory, steps, warnings, the resolved config) and starts nothing;
+a .jsonl file is linted and counted in memory, not saved.
 """
 
 from __future__ import annotations
@@ -21,8 +25,12 @@ import time
 from pathlib import Path
 
 from studio import paths
+from studio.data import clean, lint
+from studio.data import stats as data_stats
+from studio.data import store as data_store
 from studio.errors import StudioError
-from studio.train import store, supervisor
+from studio.models import cost
+from studio.train import preflight, store, supervisor
 from studio.train.config import NOT_FLAGS, RunConfig, field_kinds, flag_name
 
 CLI_OWNER = "cli"
@@ -37,6 +45,10 @@ def register(subparsers) -> None:
     train.add_argument("--resume", metavar="RUN_ID", help="resume a stopped/failed/interrupted run from its last checkpoint")
     train.add_argument("--wait", action="store_true", help="follow the run to its end, printing progress")
     train.add_argument("--json", action="store_true", help="print a final JSON line (run_id, run_dir, status, steps, final_loss, adapter)")
+    train.add_argument("--dry-run", action="store_true",
+                       help="print the preflight (time, memory, steps, warnings, resolved config) and start nothing")
+    train.add_argument("--cpu-gflops", type=float, metavar="G",
+                       help="with --dry-run: estimate for a CPU with this matmul peak instead of measuring this one")
     train.set_defaults(func=run_train)
 
     runs = subparsers.add_parser("runs", help="list training runs")
@@ -81,12 +93,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 # ---- data ----------------------------------------------------------------------------------
-def prepare_dataset(path_text: str, seed: int = 42, model: str | None = None, max_length: int | None = None) -> str:
-    """A saved dataset folder (or its id) for --data: used as is; or a .jsonl file saved as one.
-
-    With the Data capability present (studio.data.lint/clean/store) the file is linted (refused
-    while it has E findings), cleaned and split by it. Without it, the file must already be
-    {"messages": [...]} rows and is split 90/10 here."""
+def _dataset_path(path_text: str) -> Path:
+    """--data as a path: a file, a saved dataset folder, or a saved dataset's id."""
     path = Path(path_text).expanduser().resolve()
     saved = paths.datasets_dir() / path_text
     if not path.exists() and paths.safe_name(path_text, "") == path_text and saved.is_dir():
@@ -95,31 +103,26 @@ def prepare_dataset(path_text: str, seed: int = 42, model: str | None = None, ma
         if not (path / "train.jsonl").is_file():
             raise StudioError(f"{path} is not a saved dataset folder (no train.jsonl).",
                               "Pass a folder saved by the Data tab, or a .jsonl file of chat rows.")
-        return str(path)
+        return path
     if not path.is_file():
         raise StudioError(f"No dataset at {path}.", "Pass a saved dataset folder or a .jsonl file.")
     if path.suffix.lower() != ".jsonl":
         raise StudioError(f"{path.name} is not a .jsonl file.",
                           "Convert it in the Data tab (it reads CSV, JSON, Parquet…) and pass the saved folder.")
-    if _data_pipeline_available():
-        try:
-            return str(save_with_data_pipeline(path, seed, model, max_length))
-        except (AttributeError, TypeError, KeyError) as error:  # the Data API changed under us: keep working
-            print(f"note: the Data pipeline could not be used ({error}); saving the rows as they are.", file=sys.stderr)
-    return str(save_jsonl_as_dataset(path, seed))
+    return path
 
 
-def _data_pipeline_available() -> bool:
-    import importlib.util
+def prepare_dataset(path_text: str, seed: int = 42, model: str | None = None, max_length: int | None = None) -> str:
+    """A saved dataset folder (or its id) for --data: used as is; or a .jsonl file linted (refused while it has
+    errors), cleaned, split and saved by the Data pipeline."""
+    path = _dataset_path(path_text)
+    if path.is_dir():
+        return str(path)
+    return str(save_with_data_pipeline(path, seed, model, max_length))
 
-    return all(importlib.util.find_spec(name) for name in ("studio.data.lint", "studio.data.clean", "studio.data.store"))
 
-
-def save_with_data_pipeline(path: Path, seed: int = 42, model: str | None = None, max_length: int | None = None) -> Path:
-    """Lint the file with the Data capability (refused while it has errors), clean, split and save it."""
-    from studio.data import clean, lint
-    from studio.data import store as data_store
-
+def _lint_clean_and_count(path: Path, seed: int, model: str | None, max_length: int | None):
+    """The Data pipeline on a file, in memory: lint (refused while it has errors), clean, split, token statistics."""
     report = lint.lint_file(path, tokenizer=model, max_length=max_length, model=model)  # tokens counted with the run's model
     errors = [f for f in report.findings if f.severity == "E"]
     if errors:
@@ -129,44 +132,58 @@ def save_with_data_pipeline(path: Path, seed: int = 42, model: str | None = None
                           f"Run `python -m studio lint {path}` and fix them, or clean the file in the Data tab.")
     result = clean.clean_and_split(report, seed=seed)
     try:  # the manifest's token statistics, as the Data tab writes them
-        from studio.data import stats as data_stats
-
         manifest_stats = data_stats.manifest_stats(data_stats.compute_stats(report, max_length=max_length, model=model,
                                                                                row_numbers=result.train_rows))
     except Exception as error:  # noqa: BLE001 - statistics are informative; the dataset is still valid without them
         print(f"note: no token statistics for the manifest ({type(error).__name__}: {error})", file=sys.stderr)
         manifest_stats = {}
+    return report, result, manifest_stats
+
+
+def save_with_data_pipeline(path: Path, seed: int = 42, model: str | None = None, max_length: int | None = None) -> Path:
+    """Lint the file with the Data capability (refused while it has errors), clean, split and save it."""
+    report, result, manifest_stats = _lint_clean_and_count(path, seed, model, max_length)
     return data_store.save_dataset(result, report, manifest_stats, source_name=path.name,
                                    source_sha256=data_store.sha256_file(path))
 
 
-def save_jsonl_as_dataset(path: Path, seed: int = 42) -> Path:
-    import hashlib
-    import random
-
-    from studio.train.worker import read_messages
-
-    rows = read_messages(path)
-    order = list(range(len(rows)))
-    random.Random(seed).shuffle(order)
-    n_validation = max(1, len(rows) // 10) if len(rows) >= 10 else 0
-    validation = [rows[i] for i in sorted(order[:n_validation])]
-    train = [rows[i] for i in sorted(order[n_validation:])]
-    folder = paths.datasets_dir() / paths.new_id(paths.safe_name(path.stem, "dataset")[:40] + "-")
-    folder.mkdir(parents=True)
-    for name, part in (("train.jsonl", train), ("validation.jsonl", validation)):
-        paths.atomic_write_text(folder / name, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in part))
-    manifest = {"id": folder.name, "name": path.stem, "source_name": path.name,
-                "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "format": "messages",
-                "created_at": store.now_iso(), "counts": {"train": len(train), "validation": len(validation), "rejected": 0},
-                "findings_summary": {}, "stats": {}}
-    paths.atomic_write_text(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-    return folder
+def dataset_manifest(path_text: str, seed: int = 42, model: str | None = None, max_length: int | None = None) -> dict:
+    """What preflight reads of a dataset, without saving anything: a saved folder's manifest, or a file's
+    counts and statistics computed in memory."""
+    path = _dataset_path(path_text)
+    if path.is_dir():
+        manifest = data_store.read_manifest(path)
+        if manifest is None:
+            raise StudioError(f"{path} has no readable manifest.json.", "Save the dataset again in the Data tab.")
+        return manifest
+    _, result, manifest_stats = _lint_clean_and_count(path, seed, model, max_length)
+    return {"name": path.stem, "path": str(path.parent), "counts": result.counts, "stats": manifest_stats}
 
 
 # ---- commands ------------------------------------------------------------------------------
 def _admin_password() -> str | None:
     return os.environ.get(supervisor.ADMIN_ENV) or None
+
+
+def print_preflight(report: preflight.Preflight, out) -> None:
+    """The preflight as text: the summary, changes, notes, problems, then the config that would run."""
+    print("Preflight (dry run: nothing was started)", file=out)
+    for name, value in report.summary_rows():
+        print(f"  {name.lower():<18} {value}", file=out)
+    if report.memory_parts_gib:
+        parts = ", ".join(f"{part} {value:.2f}" for part, value in report.memory_parts_gib.items() if value >= 0.005)
+        print(f"  {'memory parts':<18} {parts} (GiB)", file=out)
+    for change in report.adjustments:
+        print(f"changed to fit in memory: {change}", file=out)
+    for note in report.notes:
+        print(f"note: {note}", file=out)
+    for check in report.errors:
+        print(f"error: {check.message}" + (f" — {check.hint}" if check.hint else ""), file=out)
+    for check in report.warnings:
+        print(f"warning: {check.message}" + (f" — {check.hint}" if check.hint else ""), file=out)
+    print("resolved config:", file=out)
+    print(report.config_json, file=out)
+    print(f"command: {report.cli_command}", file=out)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -178,8 +195,25 @@ def run_train(args: argparse.Namespace) -> int:
         if not config.dataset:
             raise StudioError("No dataset given.", "Pass --data DATASET_FOLDER_OR_FILE.jsonl (or a --config with one).")
         config.check()  # settings first: a typo in --lr should not wait for the data to be read
+        if args.dry_run:
+            manifest = dataset_manifest(config.dataset, config.seed, config.model, config.max_length)
+            report = preflight.run_preflight(config, manifest=manifest, check_busy=False, cpu_gflops=args.cpu_gflops)
+            if args.json:
+                print(json.dumps(report.as_dict()), flush=True)
+            else:
+                print_preflight(report, sys.stdout)
+            return 1 if report.blocking else 0
         config = config.replace(dataset=prepare_dataset(config.dataset, config.seed, config.model, config.max_length))
-        record = supervisor.launch(config, owner=CLI_OWNER)
+        # Memory and the settings that fit need no time estimate: the calibration's reference peak, not a measurement.
+        reference = cost.calibration().reference_peak_gflops.get("fp32")
+        report = preflight.run_preflight(config, check_busy=False, cpu_gflops=reference)
+        for check in report.errors:
+            print(f"error: {check.message}" + (f"\nhint: {check.hint}" if check.hint else ""), file=sys.stderr)
+        if report.blocking:
+            return 1
+        for change in report.adjustments:
+            print(f"note: changed to fit in memory: {change}", file=sys.stderr)
+        record = supervisor.launch(report.config, owner=CLI_OWNER)
     if not args.json:
         print(record.run_id, flush=True)
     else:

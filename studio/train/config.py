@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from studio.errors import StudioError
+from studio.models import cost
 
 DEFAULT_MODEL = "bundled:SmolLM2-135M-Instruct"  # same as studio.models.catalog.BUNDLED (not imported: keeps this module light)
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
@@ -118,6 +119,54 @@ class RunConfig:
         """The rate a run uses: the one set, else the automatic one for a model of `params` parameters."""
         return self.learning_rate or suggested_learning_rate(params)
 
+    # ---- schedule and cost --------------------------------------------------------------
+    def total_steps(self, train_rows: int, world_size: int = 1) -> int:
+        """Optimizer steps, as the HF Trainer counts them."""
+        if self.max_steps:
+            return self.max_steps
+        return max(1, math.ceil(self.steps_per_epoch(train_rows, world_size) * self.epochs))
+
+    def steps_per_epoch(self, train_rows: int, world_size: int = 1) -> int:
+        batches = math.ceil(train_rows / (self.batch_size * world_size)) if train_rows else 0
+        return max(1, math.ceil(batches / self.grad_accum)) if batches else 0
+
+    def intervals(self, total_steps: int, has_eval: bool) -> tuple[int, int, int]:
+        """Logging, evaluation and checkpoint intervals in steps; 0 in the config means derived from the total."""
+        logging = self.logging_steps or max(1, min(25, total_steps // 100))
+        evaluate = self.eval_steps or max(1, math.ceil(total_steps / 5))  # about 5 evaluations per run
+        save = self.save_steps or (evaluate if has_eval else max(1, math.ceil(total_steps / 5)))
+        return logging, evaluate, save
+
+    def schedule(self, train_rows: int, validation_rows: int, world_size: int = 1) -> "Schedule":
+        """Steps, evaluations and checkpoints of this run over a dataset of that many rows (what the worker does:
+        the Trainer evaluates and saves every interval and at the last step; the worker evaluates at the end
+        when the last step had no evaluation)."""
+        steps = self.total_steps(train_rows, world_size) if train_rows else 0
+        _, evaluate, save = self.intervals(steps, validation_rows > 0)
+        evaluations = (steps // evaluate + (1 if steps % evaluate else 0)) if validation_rows and steps else 0
+        saves = (steps // save + (1 if steps % save else 0)) if steps else 0
+        rows_seen = steps * self.batch_size * self.grad_accum * world_size
+        if not self.max_steps:
+            rows_seen = min(rows_seen, math.ceil(train_rows * self.epochs))
+        return Schedule(steps, self.steps_per_epoch(train_rows, world_size), evaluate, save, evaluations, saves,
+                        rows_seen)
+
+    def technique(self) -> str:
+        return "qlora" if self.qlora_4bit else "dora" if self.use_dora else "lora"
+
+    def workload(self, shape: cost.ModelShape, tokens: cost.TokenStats, train_rows: int, validation_rows: int, *,
+                 dtype: str, gradient_checkpointing: bool, world_size: int = 1,
+                 technique: str | None = None) -> cost.Workload:
+        """This run over a dataset with these token statistics, in the cost model's units."""
+        plan = self.schedule(train_rows, validation_rows, world_size)
+        return cost.workload(shape, tokens, train_rows=train_rows, validation_rows=validation_rows, steps=plan.steps,
+                             rows_seen=plan.rows_seen, evaluations=plan.evaluations, saves=plan.saves,
+                             micro_batch=self.batch_size, grad_accum=self.grad_accum, max_length=self.max_length,
+                             grouped=self.group_by_length and not self.packing, packing=self.packing,
+                             labelled_only=self.assistant_only_loss, dtype=dtype,
+                             technique=technique or self.technique(), lora_r=self.lora_r,
+                             gradient_checkpointing=gradient_checkpointing, devices=world_size)
+
     # ---- validation ---------------------------------------------------------------------
     def validate(self) -> dict[str, str]:
         """Field name -> plain-language message, for every invalid field (empty when valid)."""
@@ -210,6 +259,17 @@ class RunConfig:
 
     def to_cli_command(self) -> str:
         return " ".join(shlex.quote(part) for part in ["python", "-m", "studio", "train", *self.to_cli_args()])
+
+
+@dataclass(frozen=True)
+class Schedule:
+    steps: int
+    steps_per_epoch: int
+    eval_every: int
+    save_every: int
+    evaluations: int
+    saves: int
+    rows_seen: int  # training rows the run processes (repeats over epochs included)
 
 
 def suggested_learning_rate(params: int | float | None) -> float:

@@ -313,15 +313,13 @@ def time_limit_s() -> float | None:
 
 def check_limits(config: RunConfig) -> None:
     """Refuse a run over this studio's caps on epochs and steps (studio.limits), before anything is created."""
-    from studio.train.worker import estimate_total_steps
-
     limits.check_at_most("epochs", config.epochs, "The number of epochs", "Use fewer epochs, or set Max steps.")
     if config.max_steps:
         limits.check_at_most("steps", config.max_steps, "Max steps", "Set fewer steps.")
         return
     rows = _train_rows(Path(str(config.dataset)).expanduser())
     if rows:
-        steps, cap = estimate_total_steps(config, rows), limits.whole("steps")
+        steps, cap = config.total_steps(rows), limits.whole("steps")
         if cap is not None and steps > cap:
             raise StudioError(f"This run would take about {steps:,} steps ({rows:,} rows × {config.epochs:g} epochs at batch "
                               f"{config.batch_size}), over this studio's limit of {cap:,} steps.",

@@ -143,21 +143,6 @@ def _memory_gb() -> float | None:
         return None
 
 
-def auto_intervals(config: RunConfig, total_steps: int, has_eval: bool) -> tuple[int, int, int]:
-    """logging, eval, save steps; 0 in the config means derived from the number of steps."""
-    logging = config.logging_steps or max(1, min(25, total_steps // 100))
-    evaluate = config.eval_steps or max(1, math.ceil(total_steps / 5))  # about 5 evaluations per run
-    save = config.save_steps or (evaluate if has_eval else max(1, math.ceil(total_steps / 5)))
-    return logging, evaluate, save
-
-
-def estimate_total_steps(config: RunConfig, train_rows: int, world_size: int = 1) -> int:
-    if config.max_steps:
-        return config.max_steps
-    per_epoch = max(1, math.ceil(math.ceil(train_rows / (config.batch_size * world_size)) / config.grad_accum))
-    return max(1, math.ceil(per_epoch * config.epochs))
-
-
 def make_callback(run_dir: Path, config: RunConfig):
     from transformers import TrainerCallback
 
@@ -414,8 +399,8 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     train_dataset = Dataset.from_list(train_rows)
     eval_dataset = Dataset.from_list(eval_rows) if eval_rows else None
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    total = estimate_total_steps(config, len(train_rows), world)
-    logging_steps, eval_steps, save_steps = auto_intervals(config, total, eval_dataset is not None)
+    total = config.total_steps(len(train_rows), world)
+    logging_steps, eval_steps, save_steps = config.intervals(total, eval_dataset is not None)
     target = config.target_modules.strip()
     target_modules = target if target == "all-linear" else [m.strip() for m in target.split(",") if m.strip()]
 

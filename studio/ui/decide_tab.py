@@ -9,12 +9,12 @@ shared gr.State objects (dataset_stats in, train_prefill out).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import gradio as gr
 
 from studio import access, escape
+from studio.data import store as data_store
 from studio.decide import checklist
 from studio.decide import estimate as est
 from studio.decide import plan as plan_mod
@@ -80,15 +80,22 @@ def card_html(rec: checklist.Recommendation) -> str:
     return "".join(parts)
 
 
+def _manifest(folder) -> dict:
+    """The saved dataset's manifest when the caller may use it (studio.data.store.find checks the caller's
+    rights and, in public mode, confines the path), else {}: a crafted request learns nothing of another's."""
+    if not folder:
+        return {}
+    try:
+        return data_store.read_manifest(data_store.find(folder)) or {}
+    except StudioError:  # not a saved dataset, or not the caller's
+        return {}
+
+
 def _dataset_name(folder) -> str | None:
-    """The saved dataset's name from its manifest (contract 1), if readable."""
+    """The saved dataset's name from its manifest, if readable."""
     if not folder:
         return None
-    try:
-        manifest = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
-        return str(manifest.get("name") or Path(folder).name)
-    except (OSError, ValueError, AttributeError):
-        return Path(str(folder)).name or None
+    return str(_manifest(folder).get("name") or Path(str(folder)).name or "") or None
 
 
 def _split(values) -> tuple[dict, plan_mod.PlanInputs, dict | None, str | None]:
@@ -113,7 +120,7 @@ def _split(values) -> tuple[dict, plan_mod.PlanInputs, dict | None, str | None]:
 
 def compute_plan(*values) -> plan_mod.Plan:
     answers, inputs, stats, folder = _split(values)
-    return plan_mod.compute(inputs, answers, stats, _dataset_name(folder))
+    return plan_mod.compute(inputs, answers, stats, _dataset_name(folder), _manifest(folder).get("counts"))
 
 
 def _dataset_line(label: str) -> str:
@@ -312,7 +319,7 @@ def build(shared: Shared) -> None:
             summary = gr.Markdown(first[3], elem_id="decide-estimate-summary")
     with gr.Accordion("What each technique reduces, and where it works", open=True):
         advice_table = gr.Markdown(first[2], elem_id="decide-technique-table")
-    with gr.Accordion("Memory by technique (GB)", open=True):
+    with gr.Accordion("Memory by technique (GiB)", open=True):
         memory_table = gr.Markdown(first[4], elem_id="decide-memory-table")
     with gr.Accordion("Time and money on each hardware (the same run)", open=True):
         with gr.Row():

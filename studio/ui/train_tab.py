@@ -369,7 +369,9 @@ def start_run(*args, anyway: bool = False):
                 gr.update(visible=True), view)
     try:
         access.check_quota(me, "runs")
-        record = supervisor.submit(config, owner=me.user_id, owner_role=access.OPERATOR if me.operator else me.role,
+        # report.config carries any memory adjustments preflight made (micro-batch, checkpointing)
+        record = supervisor.submit(report.config, owner=me.user_id,
+                                   owner_role=access.OPERATOR if me.operator else me.role,
                                    estimated_seconds=report.seconds)
     except StudioError as error:
         return (*shown, _error(error), gr.update(visible=False), view)
@@ -562,7 +564,7 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
         if last.get("mean_token_accuracy") is not None:
             facts.append(f"token accuracy {last['mean_token_accuracy']:.1%}")
         if last.get("memory_gb"):
-            facts.append(f"memory {last['memory_gb']:.1f} GB")
+            facts.append(f"memory {last['memory_gb']:.1f} GiB")
         best = charts.best_eval(events)
         if best:
             facts.append(f"best eval loss **{best[1]:.4f}** at step {best[0]}")

@@ -38,7 +38,7 @@ def test_estimate_is_the_advisors_pick_and_matches_the_estimator():
     p = make()
     assert p.technique == p.advice.technique == "lora"
     direct = est.estimate(p.params, 18_000, plan.DEFAULT_EPOCHS, "lora", hardware="t4", batch_size=8, max_length=256,
-                          lora_r=8, arch=p.arch)
+                          lora_r=8, arch=p.arch, dataset=est.dataset_numbers(STATS))
     assert p.estimate.flops == pytest.approx(direct.flops) and p.estimate.cost_usd == pytest.approx(direct.cost_usd)
     assert len(p.comparison) == len(est.HARDWARE)
 
@@ -82,7 +82,7 @@ def test_decision_record_has_date_answers_verdict_reasons_and_estimates():
         assert question.label in text
     for reason in p.recommendation.reasons:
         assert reason.text in text
-    assert f"{p.estimate.memory.total:.1f} GB of 16 GB" in text  # same number as the plan
+    assert f"{p.estimate.memory.total:.1f} GiB of 16 GiB" in text  # same number as the plan
     assert "assistant_style" in text and "Break-even after" in text
     assert re.search(r"\| NVIDIA H100 \(80 GB\) \|", text)
 

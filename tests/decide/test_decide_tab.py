@@ -45,6 +45,7 @@ def test_dont_and_not_yet_cards():
 def test_dataset_stats_drive_the_estimates_and_name_the_dataset(tmp_path):
     folder = tmp_path / "ds1"
     folder.mkdir()
+    (folder / "train.jsonl").write_text("{}\n")  # a saved dataset has its training split
     (folder / "manifest.json").write_text(json.dumps({"name": "pirate answers", "stats": STATS}))
     outputs = tab.refresh(*values(stats=STATS, folder=str(folder)))
     assert "pirate answers" in outputs[8] and "120 rows" in outputs[8] and "18,000 tokens" in outputs[8]

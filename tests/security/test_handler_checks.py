@@ -85,6 +85,18 @@ def test_compare_handlers_refuse_another_visitors_run(public, victim_world):
     assert not (record.dir / "compare").exists()  # nothing written into the victim's run
 
 
+def test_decide_reads_no_other_visitors_dataset(public, victim_world):
+    """The Decide handlers take the dataset folder from the request: another visitor's is not read (name, counts)."""
+    from studio.ui import decide_tab
+
+    victim, dataset, _record = victim_world
+    with access.acting(_attacker()):
+        assert decide_tab._manifest(str(dataset)) == {} and decide_tab._dataset_name(str(dataset)) == dataset.name
+    with access.acting(victim):  # positive control: the owner's own dataset is read
+        assert decide_tab._manifest(str(dataset))["counts"] == {"train": 1}
+        assert decide_tab._dataset_name(str(dataset)) == "victim data"
+
+
 def test_the_worker_gets_the_token_only_for_an_operators_hub_run(public, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_secretForWorkerEnvTest")
     config = RunConfig(dataset="/x", model="Qwen/Qwen2.5-0.5B-Instruct")

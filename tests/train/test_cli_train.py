@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from studio.train import store
+from studio.train.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,3 +71,60 @@ def test_bad_input_gives_messages_and_exit_codes():
     assert invalid.returncode == 1 and "learning rate" in invalid.stderr
     assert studio("stop", "../../etc").returncode == 1
     assert studio("runs").returncode == 0
+
+
+def test_dry_run_prints_the_preflight_and_starts_nothing(tiny_model_dir, tiny_dataset_dir, tmp_path, studio_home):
+    data_file = tmp_path / "sums.jsonl"
+    data_file.write_text((tiny_dataset_dir / "train.jsonl").read_text())
+    datasets_before = sorted((studio_home / "datasets").glob("*")) if (studio_home / "datasets").exists() else []
+    runs_before = {record.run_id for record in store.list_runs()}
+    args = ["train", "--model", str(tiny_model_dir), "--data", str(data_file), "--max-steps", "6", "--max-length", "64",
+            "--dry-run", "--cpu-gflops", "50"]
+    text = studio(*args)
+    assert text.returncode == 0, text.stderr[-3000:]
+    for expected in ("dry run: nothing was started", "estimated time", "memory", "GiB", "steps", "resolved config",
+                     '"max_steps": 6', "command: python -m studio train"):
+        assert expected in text.stdout, expected
+    as_json = studio(*args, "--json")
+    assert as_json.returncode == 0, as_json.stderr[-3000:]
+    (line,) = as_json.stdout.strip().splitlines()
+    preview = json.loads(line)
+    assert preview["ready"] and preview["steps"] == 6 and preview["seconds"] > 0 and preview["memory_gib"] > 0
+    assert set(preview["time_parts_s"]) == {"start", "warmup", "train", "evaluation", "checkpoints", "end"}
+    assert preview["config"]["max_steps"] == 6 and preview["config"]["model"] == str(tiny_model_dir)
+    assert isinstance(preview["warnings"], list) and isinstance(preview["errors"], list)
+    # Nothing was saved or started: the file was linted and counted in memory.
+    assert (sorted((studio_home / "datasets").glob("*")) if (studio_home / "datasets").exists() else []) == datasets_before
+    assert {record.run_id for record in store.list_runs()} == runs_before
+
+
+def test_a_blocking_preflight_refuses_to_start_and_an_adjusted_one_starts_what_fits(tiny_dataset_dir, monkeypatch,
+                                                                                     capsys):
+    import argparse
+
+    from studio.train import cli, preflight, supervisor
+
+    config = RunConfig(dataset=str(tiny_dataset_dir), batch_size=8)
+    fitted = config.replace(batch_size=2, grad_accum=4)
+    launched = []
+    monkeypatch.setattr(supervisor, "launch", lambda run_config, owner: launched.append(run_config) or
+                        store.RunRecord("run-x", Path("/nowhere"), {}, {"status": "queued"}))
+    monkeypatch.setattr(store, "get_run", lambda run_id: store.RunRecord(run_id, Path("/nowhere"), {}, {"status": "queued"}))
+    args = argparse.Namespace(resume=None, config=None, dataset=str(tiny_dataset_dir), batch_size=8, json=False,
+                              wait=False, dry_run=False, cpu_gflops=None)
+
+    def refusing(run_config, **kwargs):
+        report = preflight.Preflight(config=run_config)
+        report.error("Not enough memory: about 30.0 GiB needed at the peak.", "Lower max length.", "max_length")
+        return report
+
+    monkeypatch.setattr(preflight, "run_preflight", refusing)
+    assert cli.run_train(args) == 1 and not launched
+    assert "Not enough memory" in capsys.readouterr().err
+
+    def adjusting(run_config, **kwargs):
+        return preflight.Preflight(config=fitted, adjustments=["batch size 8 → 2 with gradient accumulation 1 → 4"])
+
+    monkeypatch.setattr(preflight, "run_preflight", adjusting)
+    assert cli.run_train(args) == 0
+    assert launched == [fitted] and "changed to fit in memory" in capsys.readouterr().err

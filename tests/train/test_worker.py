@@ -149,14 +149,13 @@ def test_unknown_templates_turn_assistant_only_loss_off_with_a_reason(tokenizer)
 
 def test_auto_intervals_and_step_estimate():
     from studio.train.config import RunConfig
-    from studio.train.worker import auto_intervals, estimate_total_steps
 
     config = RunConfig(dataset="/d", batch_size=8, grad_accum=2, epochs=3)
-    assert estimate_total_steps(config, 100) == 21  # ceil(ceil(100 / 8) / 2) = 7 per epoch
-    assert estimate_total_steps(config.replace(max_steps=5), 100) == 5
-    assert auto_intervals(config, 1000, True) == (10, 200, 200)
-    assert auto_intervals(config, 8, True) == (1, 2, 2)
-    assert auto_intervals(config.replace(eval_steps=3, save_steps=7, logging_steps=2), 1000, True) == (2, 3, 7)
+    assert config.total_steps(100) == 21  # ceil(ceil(100 / 8) / 2) = 7 per epoch
+    assert config.replace(max_steps=5).total_steps(100) == 5
+    assert config.intervals(1000, True) == (10, 200, 200)
+    assert config.intervals(8, True) == (1, 2, 2)
+    assert config.replace(eval_steps=3, save_steps=7, logging_steps=2).intervals(1000, True) == (2, 3, 7)
 
 
 def test_the_run_time_limit_stops_gracefully_with_a_checkpoint_and_says_why(tiny_config, monkeypatch):
