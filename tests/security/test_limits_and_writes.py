@@ -1,7 +1,6 @@
 """The issue's items that other branches implement, attacked here too: limits (item 6), writes that cannot
-tear (item 8), no injection (item 9), secrets in data (item 10). Marked xfail while their branch is not on
-main (the integrator flips them); each is a real check of the behaviour, through the public app over HTTP
-where it can be.
+tear (item 8), no injection (item 9), secrets in data (item 10). Each is a real check of the behaviour, through
+the public app over HTTP where it can be.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import pytest
 from studio import access
 from tests.security.client import Visitor
 
-DATA = pytest.mark.xfail(reason="lands with the data branch", strict=False)
 
 
 def _bomb_parquet(megabytes: int = 67) -> bytes:
@@ -175,7 +173,6 @@ def test_names_are_escaped_where_they_are_rendered(public_app):
     visitor.close()
 
 
-@DATA
 def test_secret_findings_never_echo_the_secret(tmp_path):
     from studio.data.lint import lint_file
 
