@@ -1,4 +1,8 @@
-"""`python -m studio lint FILE [FILE ...] [--model M] [--max-length N] [--json] [--no-tokens]`.
+"""`python -m studio lint FILE [FILE ...] [--model M] [--max-length N] [--map ROLE=COLUMN ...] [--json] [--no-tokens]`.
+
+--map (repeatable) reads a table of other column names as chat rows: user=, assistant=, context= (appended
+to the user turn; may repeat), system= (studio.data.mapping). Without it, a file of unknown layout whose
+column names suggest a mapping gets the matching --map flags as a hint.
 
 With --json: one JSON object per file, one per line:
     {"file", "format", "rows", "verdict", "counts", "findings": [{"rule","severity","row","message","hint"}], "stats": {...}}
@@ -22,12 +26,17 @@ def register(subparsers) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per file per line")
     parser.add_argument("--no-tokens", action="store_true", help="skip the tokenizer-aware rules (no model needed)")
     parser.add_argument("--all", action="store_true", help="list every finding in the readable report (default: 30 per file)")
+    parser.add_argument("--map", action="append", metavar="ROLE=COLUMN", dest="mapping",
+                        help="read COLUMN as the user turn, the assistant answer, extra context or the system prompt "
+                             "(ROLE: user, assistant, context, system; repeatable), e.g. --map user=question --map assistant=answer")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.data.lint import lint_file
+    from studio.data import mapping as column_mapping
+    from studio.data.lint import report_from_load
 
+    mapping = column_mapping.parse_cli(args.mapping)  # StudioError -> message + hint, exit 1
     if args.max_length is not None and args.max_length < 1:
         print("error: --max-length must be a positive number of tokens", file=sys.stderr)
         return 2
@@ -45,9 +54,19 @@ def run(args: argparse.Namespace) -> int:
         tokenizer = load_tokenizer(model)  # StudioError -> message + hint, exit 1 (studio.cli)
     worst = 0
     for name in args.files:
-        report = lint_file(name, Path(name).name, tokenizer=tokenizer, max_length=args.max_length, model=model)
+        loaded = column_mapping.load_mapped(name, Path(name).name, mapping)
+        report = report_from_load(loaded, tokenizer=tokenizer, max_length=args.max_length, model=model)
         payload = report.to_json()
         payload["file"] = name
+        if mapping is not None:
+            payload["column_mapping"] = mapping.to_dict()
+        elif column_mapping.needs_mapping(report.rows, report.format):
+            suggested = column_mapping.propose(report.rows)
+            payload["suggested_mapping"] = suggested.to_dict()
+            payload["suggested_flags"] = " ".join(
+                [f"--map user={suggested.user}", f"--map assistant={suggested.assistant}"]
+                + [f"--map context={name}" for name in suggested.context]
+                + ([f"--map system={suggested.system}"] if suggested.system else []))
         if report.counts_by_severity["E"]:
             worst = 1
         if args.json:
@@ -67,6 +86,13 @@ def _readable(payload: dict, show_all: bool = False) -> str:
         lines.append(f"  tokens per row: p50 {tokens['p50']}, p95 {tokens['p95']}, p99 {tokens['p99']}, max {tokens['max']} "
                      f"(max_length {stats.get('max_length')}, suggested {stats.get('suggested_max_length')}); "
                      f"{tokens['trainable']:,} of {tokens['total']:,} tokens trainable")
+    if payload.get("column_mapping"):
+        mapping = payload["column_mapping"]
+        lines.append(f"  rows read with the column mapping: user={mapping['user']}, assistant={mapping['assistant']}"
+                     + "".join(f", context={name}" for name in mapping["context"])
+                     + (f", system={mapping['system']}" if mapping.get("system") else ""))
+    if payload.get("suggested_flags"):
+        lines.append(f"  hint: the columns look like a question/answer table: lint it again with {payload['suggested_flags']}")
     findings = payload["findings"]
     shown = findings if show_all else findings[:30]
     for finding in shown:
