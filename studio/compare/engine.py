@@ -31,9 +31,11 @@ _DEFAULT_THREADS: int | None = None
 # Fair decoding: every column (and the held-out evaluation) samples with the same settings and seed, and a
 # repetition guard keeps a small base model from looping to the token limit, which would flatter the tuned
 # model. A model's own generation_config sampling values win over these when it has them.
-DEFAULT_TEMPERATURE = 0.7
+# Measured on the bundled SmolLM2-135M (6 prompts): greedy loops in 3 answers ("A far-off land of leaves" × N),
+# temperature 0.7 without a guard in 1; with the guard none did, and 0.3 stayed closer to the facts than 0.7.
+DEFAULT_TEMPERATURE = 0.3
 DEFAULT_TOP_P = 0.9
-DEFAULT_REPETITION_PENALTY = 1.1  # > 1 makes tokens already in the context less likely (HF semantics)
+DEFAULT_REPETITION_PENALTY = 1.1  # > 1 makes tokens already in the answer less likely
 DEFAULT_NO_REPEAT_NGRAM = 0  # 0 = off; a hard ban would also forbid legitimate repeats (code, lists)
 
 
@@ -309,8 +311,7 @@ class Engine:
         except (RuntimeError, MemoryError) as error:
             raise explain_generation_error(error) from error
         column.cache = out.past_key_values
-        token = pick_token(out.logits[0, -1], settings, column.generator, column.prompt_ids + column.generated,
-                           self.stop_ids)
+        token = pick_token(out.logits[0, -1], settings, column.generator, column.generated)
         column.compute_s += time.perf_counter() - began
         if column.first_token_s is None:
             column.first_token_s = time.perf_counter() - column.started
@@ -383,8 +384,7 @@ class Engine:
                     for row in range(count):
                         token = pad
                         if not done[row]:
-                            token = pick_token(out.logits[row, -1], settings, generators[row],
-                                               prompts[row] + generated[row], self.stop_ids)
+                            token = pick_token(out.logits[row, -1], settings, generators[row], generated[row])
                             if token in self.stop_ids:
                                 done[row] = True
                             else:
@@ -425,14 +425,16 @@ class Engine:
         return float(out.loss)
 
 
-def pick_token(logits, settings: Settings, generator, context: list[int] | None = None,
-               exempt: set[int] | frozenset = frozenset()) -> int:
-    """The next token: the repetition guard over `context` (prompt + answer so far; `exempt` tokens such as
-    end-of-turn are never penalised, or answers would grow longer), then greedy at temperature 0, else
-    temperature + top-k + nucleus (top_p) sampling from a seeded generator."""
+def pick_token(logits, settings: Settings, generator, answer: list[int] | None = None) -> int:
+    """The next token: the repetition guard over the answer so far, then greedy at temperature 0, else
+    temperature + top-k + nucleus (top_p) sampling from a seeded generator.
+
+    The guard looks at the answer only, not the prompt (Hugging Face's penalty also covers the prompt): it is
+    there to stop an answer repeating itself, and must not push a model away from the question's words or,
+    in a chat, from the style of its own earlier turns."""
     import torch
 
-    logits = guard_repetition(logits.float(), settings, [t for t in context or [] if t not in exempt])
+    logits = guard_repetition(logits.float(), settings, answer or [])
     if settings.temperature <= 0:
         return int(torch.argmax(logits))
     if settings.top_k and 0 < settings.top_k < logits.shape[-1]:
@@ -450,8 +452,8 @@ def pick_token(logits, settings: Settings, generator, context: list[int] | None 
 
 
 def guard_repetition(logits, settings: Settings, context: list[int]):
-    """Hugging Face's repetition penalty (tokens already in the context: positive logits divided, negative
-    multiplied by the penalty) and no-repeat n-gram ban, applied to one row of logits."""
+    """The repetition penalty as Hugging Face defines it (tokens already in `context`: positive logits divided,
+    negative multiplied by the penalty) and the no-repeat n-gram ban, applied to one row of logits."""
     import torch
 
     if not context:
