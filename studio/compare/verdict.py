@@ -197,8 +197,9 @@ def _conclude(signals: list[dict], evidence: dict, extra_loops: int) -> tuple[st
     if clear_better:
         blockers = []
         if leaning_worse:
-            blockers.append(f"{names(clear_better)} improved, but {names(leaning_worse)} "
-                            f"{'points' if len(leaning_worse) == 1 else 'point'} the other way")
+            against = _join([f"{_moved(s)} ({'too few to tell' if s['direction'] == 'too few' else 'within noise'})"
+                             for s in leaning_worse])
+            blockers.append(f"{names(clear_better)} improved, but {against}")
         if extra_loops > 0:
             blockers.append("the tuned model repeats itself in more answers than the base")
         if evidence["in_training"] * 2 >= max(1, evidence["prompts"]):

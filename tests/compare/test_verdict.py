@@ -117,7 +117,14 @@ def test_loss_improves_while_overlap_leans_worse_within_noise_is_not_better():
     # overlap a hair worse on average (not significant): still enough to withhold "better"
     result = _rows(30, loss=(2.0, 1.4), rouge=(0.35, 0.349), chrf=(0.32, 0.32), spread=0.2)
     v = verdict.verdict(result, [])
-    assert v["conclusion"] == "inconclusive" and "other way" in v["headline"]
+    assert v["conclusion"] == "inconclusive" and "but ROUGE-L got worse (within noise)" in v["headline"]
+
+
+def test_a_few_votes_against_a_clear_improvement_withhold_better_and_say_why():
+    result = _rows(30)
+    v = verdict.verdict(result, [_ballot(result, 1, 2)])
+    assert v["conclusion"] == "inconclusive"
+    assert "but the blind votes favoured the base (too few to tell)" in v["headline"]
 
 
 def test_a_two_prompt_evaluation_is_inconclusive():
