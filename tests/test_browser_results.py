@@ -132,14 +132,17 @@ def test_blind_ab_with_two_voters_and_a_second_browser(blind_run, page, browser,
     page.locator("#compare-greedy input").check()
     _until(page, "text('#compare-settings-note').includes('greedy decoding')")
     page.locator("#compare-eval-n input").fill("4")
-    page.locator("#compare-eval-tokens input[type=number]").fill("24")
+    page.locator("#compare-eval-tokens input[type=number]").fill("160")  # long enough to watch the progress
     page.locator("#compare-eval-tokens input[type=number]").press("Enter")
+    page.locator("#compare-eval-run").scroll_into_view_if_needed()
     page.click("#compare-eval-run")
-    page.wait_for_timeout(1500)
-    progress_overlays = page.locator(".progress-text, .eta-bar").count()
+    # Progress shows once (on the verdict), not over the plot and the table as well.
+    _until(page, "document.body.innerText.includes('of 4:')", timeout=60_000)
+    shown = page.evaluate("() => [...document.querySelectorAll('#compare-labelled *')].filter(e => e.children.length === 0"
+                          " && e.textContent.includes('of 4:') && e.offsetParent !== null).length")
     page.screenshot(path=str(output_dir / "results-evaluation-running.png"), full_page=False)
+    assert shown == 1, shown
     _until(page, "text('#compare-verdict').includes('Inconclusive')", timeout=300_000)
-    assert progress_overlays <= 1
     assert "greedy decoding" in page.inner_text("#compare-eval-summary")
     saved = json.loads((run / "compare" / "eval.json").read_text())
     assert saved["settings"]["decoding"] == "greedy" and len(saved["rows"]) == 4

@@ -539,12 +539,14 @@ def build(shared: Shared) -> None:
     ab_outputs = [voter, ab_who, ab_prompt, ab_a, ab_b, ab_index, ab_tally, ab_reveal_table, vote_a, vote_tie, vote_b,
                   ab_finish]
     run.change(ab_clear, outputs=ab_outputs[1:], api_visibility="private", show_progress="hidden")
-    ab_start_button.click(ab_start, inputs=[run, voter], outputs=ab_outputs, api_visibility="private")
-    ab_new_button.click(ab_new_voter, inputs=run, outputs=ab_outputs, api_visibility="private")
+    # Ballot events take milliseconds: no progress overlay flickering over the answers and the tally.
+    quiet = {"api_visibility": "private", "show_progress": "hidden"}
+    ab_start_button.click(ab_start, inputs=[run, voter], outputs=ab_outputs, **quiet)
+    ab_new_button.click(ab_new_voter, inputs=run, outputs=ab_outputs, **quiet)
     for button, choice in ((vote_a, "A"), (vote_tie, "tie"), (vote_b, "B")):
         button.click(lambda r, v, i, c=choice: ab_vote(r, v, i, c), inputs=[run, voter, ab_index], outputs=ab_outputs,
-                     api_visibility="private")
-    ab_finish.click(ab_reveal, inputs=[run, voter], outputs=ab_outputs, api_visibility="private")
+                     **quiet)
+    ab_finish.click(ab_reveal, inputs=[run, voter], outputs=ab_outputs, **quiet)
     report_button.click(build_report, inputs=run, outputs=[report_status, report_html, report_md], api_visibility="private")
 
     # Runs finish while the app is up: refresh the list whenever the page loads.
