@@ -112,7 +112,7 @@ def test_first_run_path_reload_and_second_browser(browser, app_url, page, tiny_m
     assert match, verdict
     base_loss, tuned_loss, prompts, improved = float(match[1]), float(match[2]), int(match[3]), int(match[4])
     assert prompts == 5 and improved >= 3 and tuned_loss < base_loss, verdict
-    assert verdict.startswith("Inconclusive") and "too little evidence" in verdict, verdict
+    assert "Inconclusive:" in verdict and "too little evidence" in verdict, verdict
     assert re.search(r"Answers that start with “Ahoy!”: base \d+/5, tuned \d+/5", summary), summary
     assert "Traceback" not in page.content()
     page.screenshot(path=str(output_dir / "journey-4-compare.png"), full_page=False)
