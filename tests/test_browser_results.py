@@ -165,8 +165,8 @@ def test_blind_ab_with_two_voters_and_a_second_browser(blind_run, page, browser,
     # Voter 1 stops after two prompts: only those are revealed, and the ballot is closed.
     page.click("#compare-ab-reveal")
     _until(page, "text('#compare-ab-prompt').includes('Ballot closed')")
-    reveal = page.locator("#compare-ab-reveal-table")
-    assert reveal.locator("tbody tr").count() == 2
+    rows_shown = "document.querySelectorAll('#compare-ab-reveal-table tbody tr').length"
+    _until(page, f"{rows_shown} === 2", timeout=30_000)
     assert page.locator("#compare-vote-a").is_disabled() and page.locator("#compare-vote-b").is_disabled()
     assert "95 % interval" in page.inner_text("#compare-ab-tally") or "only ties" in page.inner_text("#compare-ab-tally")
     page.screenshot(path=str(output_dir / "results-blind-revealed.png"), full_page=True)
@@ -179,7 +179,7 @@ def test_blind_ab_with_two_voters_and_a_second_browser(blind_run, page, browser,
     _until(page, "text('#compare-ab-prompt').includes('All 4 prompts voted')")
     page.click("#compare-ab-reveal")
     _until(page, "text('#compare-ab-tally').includes('All 2 finished ballots')")
-    assert reveal.locator("tbody tr").count() == 4
+    _until(page, f"{rows_shown} === 4", timeout=30_000)
 
     # A second browser has its own ballot.
     other = browser.new_context(viewport={"width": 1400, "height": 1000})
