@@ -275,7 +275,7 @@ def _ab_render(voter, info, result, ballot):
                   "which for those only. Press **New voter** to let someone else vote.")
         off = gr.update(interactive=False)
         return (voter, who + " · closed", prompt, "", "", None, "\n\n".join(lines),
-                gr.update(value=rows, visible=True), off, off, off, gr.update(interactive=False))
+                gr.update(value=rows, visible=True), off, off, off, gr.update(interactive=False, value="Ballot closed"))
     index = votes.next_unvoted(ballot)
     hidden_reveal = gr.update(value=None, visible=False)
     if index is None:
