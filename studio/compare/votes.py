@@ -1,11 +1,17 @@
 """Blind A/B ballots: each voter sees the base and tuned answers to the evaluated prompts as "A" and "B".
 
-Saved in <run_dir>/compare/votes.json (atomic writes, read-modify-write under a lock file):
+Saved in the viewer's Compare folder (runs.RunInfo.compare_dir: the run's compare/ for its owner and in
+private mode, compare/visitors/<visitor>/ for anyone else in public mode, so nobody writes into another's
+box) as votes.json:
 
     {"version": 2, "eval_created_at": <the evaluation's created_at>, "ballots": {<voter id>: ballot}}
     ballot = {"voter", "label" ("Voter 2"), "seed", "order": [prompt index, ...],
               "items": [{"index", "tuned_is": "A" | "B"}, ...], "votes": {"<index>": "A" | "B" | "tie"},
               "created_at", "revealed_at": null | time}
+
+Every change is a read-modify-write under the file's lock (paths.locked_update): votes sent at the same
+moment all count, a reload loses nothing, and a damaged votes.json is kept aside and reported
+(paths.CorruptFile), never silently replaced by an empty box.
 
 The rules hold whoever calls (every UI handler is an HTTP endpoint):
   - which side shows the tuned answer is drawn per prompt, and the prompts' order per voter, from the
@@ -14,14 +20,11 @@ The rules hold whoever calls (every UI handler is an HTTP endpoint):
     revealing closes it for good — no vote after seeing which was which — and shows only the
     prompts that voter voted on;
   - a new evaluation starts a new ballot box (its answers are different).
-Who may vote is the caller's business (the authorization layer); this module takes a voter id.
+Who may vote is the caller's business (studio.access, through runs.load_run); this module takes a voter id.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
 import random
 import re
 import time
@@ -189,9 +192,8 @@ def _upgrade(saved: dict) -> dict:
     return {"version": 2, "eval_created_at": saved.get("eval_created_at"), "ballots": {"voter-1": ballot}}
 
 
-def load_box(run: runs.RunInfo, eval_result: dict) -> dict:
-    """The ballots cast on this evaluation (an empty box when there are none, or they were for another one)."""
-    saved = runs.read_json(votes_path(run), None)
+def _current_box(saved, eval_result: dict) -> dict:
+    """The box for this evaluation out of what votes.json held (an empty one when it held another's)."""
     if not isinstance(saved, dict):
         return _empty_box(eval_result)
     saved = _upgrade(saved)
@@ -203,39 +205,36 @@ def load_box(run: runs.RunInfo, eval_result: dict) -> dict:
     return {"version": 2, "eval_created_at": saved["eval_created_at"], "ballots": ballots}
 
 
-@contextlib.contextmanager
-def _locked(run: runs.RunInfo):
-    """One writer at a time (several browsers vote at once); readers see whole files thanks to atomic writes."""
-    run.compare_dir.mkdir(parents=True, exist_ok=True)
-    with open(run.compare_dir / ".votes.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _save(run: runs.RunInfo, box: dict) -> None:
-    paths.atomic_write_text(votes_path(run), json.dumps(box, indent=1))
+def load_box(run: runs.RunInfo, eval_result: dict) -> dict:
+    """The ballots cast on this evaluation, read without the lock (files are replaced whole): an empty box
+    when there are none, they were for another evaluation, or the file does not parse (the next write
+    reports and keeps it)."""
+    return _current_box(runs.read_json(votes_path(run), None), eval_result)
 
 
 def _change(run: runs.RunInfo, eval_result: dict, voter: str, action, create: bool = True, seed: int | None = None) -> dict:
-    """Read the box, apply `action(ballot)` to this voter's ballot (created if missing), write it back."""
+    """Under the file's lock: read the box, apply `action(ballot)` to this voter's ballot (created if missing),
+    write it back; return the ballot."""
     voter = check_voter(voter)
-    with _locked(run):
-        box = load_box(run, eval_result)
+    changed = {}
+
+    def change(saved):
+        box = _current_box(saved, eval_result)
         ballot = box["ballots"].get(voter)
         if ballot is None:
             if not create:
-                raise StudioError("This voter has no ballot yet.", "Press “Start blind test”.")
+                raise StudioError("This voter has no ballot yet.", "Press “Start / continue my ballot”.")
             if len(box["ballots"]) >= MAX_BALLOTS:
                 raise StudioError(f"This evaluation already has {MAX_BALLOTS} ballots.",
                                   "Run a new evaluation to start a fresh round of votes.")
             ballot = new_ballot(eval_result, voter, f"Voter {len(box['ballots']) + 1}", seed)
             box["ballots"][voter] = ballot
         action(ballot)
-        _save(run, box)
-    return ballot
+        changed["ballot"] = ballot
+        return box
+
+    paths.locked_update(votes_path(run), change)
+    return changed["ballot"]
 
 
 def ballot_for(run: runs.RunInfo, eval_result: dict, voter: str, seed: int | None = None) -> dict:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from studio import escape
 from studio.errors import StudioError
 
 MAX_REASON = 500
@@ -148,6 +149,8 @@ def markdown(dismissals: list[dict], dismissed: list[tuple[Any, dict]] | None = 
              "set rows aside.", ""]
     for dismissal in dismissals:
         n = counts.get((dismissal["rule"], dismissal.get("row")), 0)
-        lines.append(f"- **{dismissal['rule']}** ({'row ' + str(dismissal['row']) if dismissal.get('row') is not None else 'every row'}, "
-                     f"{n} finding{'s' if n != 1 else ''}): {dismissal['reason']}")
+        where = f"row {dismissal['row']}" if dismissal.get("row") is not None else "every row"
+        # The rule and reason come from the owner's form or a manifest: user text, shown literally.
+        lines.append(f"- **{escape.md_inline(dismissal['rule'])}** ({where}, {n} finding{'s' if n != 1 else ''}): "
+                     f"{escape.md_inline(dismissal['reason'])}")
     return "\n".join(lines) + "\n"

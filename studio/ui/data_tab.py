@@ -3,28 +3,34 @@
 Also: a column mapping for tables of other column names (studio.data.mapping: proposed from the names,
 changeable, previewed, applied before the lint) and dismissals of findings that are wrong for this data
 (studio.data.dismissals: with a reason, per finding or per rule). Both live in the source dict (the
-`source_state`), so every re-check keeps them, and both are saved in the dataset's manifest.
+`source_state`), so every re-check keeps them, and both are saved in the dataset's manifest; a file
+checked again takes them over from the caller's own saved dataset of the same file only.
 
 Thin UI: the logic lives in studio/data (load, formats, mapping, lint, dismissals, stats, clean, store,
-rowview). Handlers are module-level functions so tests can call them directly.
+rowview). Handlers are module-level functions so tests can call them directly. Every one is wired through
+ui/guard.py (studio.access): in public mode files come only from the upload box, the bundled samples or a
+Hub download (made without the server's token), models only from the Hub or the studio's models folder, and
+a saved dataset belongs to the visitor who saved it (within their quota). Column names and dismissal
+reasons are user text: they go through studio.escape wherever they are shown.
 """
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from studio.ui.shared import Shared, message_markdown
+from studio import access, escape
+from studio.ui.guard import guarded
+from studio.ui.shared import Shared, download_copy, message_markdown
 
 INTRO = (
     "**What am I looking at?** Your training data, checked row by row *before* you spend compute on it. "
     "Pick a file (or start with the sample), read the verdict and the flagged rows, then **Fix and split** "
     "to save a clean train/validation set for the Train tab."
 )
-UPLOAD_TYPES = [".jsonl", ".json", ".csv", ".parquet"]
+UPLOAD_TYPES = [".jsonl", ".json", ".csv", ".parquet", ".gz", ".zip"]
 SOURCE_KINDS = ["Sample", "Upload a file", "Hugging Face Hub"]
 FINDING_COLUMNS = ["Severity", "Rule", "Row", "Message", "Hint"]
 SEVERITY_LABELS = {"E": "error", "W": "warning", "I": "info"}
@@ -38,7 +44,6 @@ DISMISS_SCOPES = ["This finding only", "Every finding of this rule in this datas
 NO_COLUMN = "(none)"
 DEFAULT_BATCH_SIZE = 8
 FALLBACK_CONTEXT = 2048
-_TOKENIZERS: dict[str, Any] = {}  # model ref -> tokenizer, loaded once per process
 
 VERDICT_CSS = """
 .dv-verdict { border-radius: 10px; padding: 14px 18px; border: 2px solid; }
@@ -77,13 +82,11 @@ def model_choices() -> list[tuple[str, str]]:
 
 
 def get_tokenizer(model_ref: str, progress=None):
-    """The model's tokenizer, cached per process (loading the bundled one may convert it once)."""
-    from studio.models import catalog, loading
+    """The model's tokenizer from a bounded cache (loading the bundled one may convert it once)."""
+    from studio.models import loading
 
-    ref = (model_ref or catalog.BUNDLED).strip()
-    if ref not in _TOKENIZERS:
-        _TOKENIZERS[ref] = loading.load_tokenizer(ref, progress=progress)
-    return _TOKENIZERS[ref]
+    access.check_model_ref((model_ref or "").strip())
+    return loading.cached_tokenizer(model_ref, progress=progress)
 
 
 def model_context(tokenizer) -> int | None:
@@ -104,20 +107,33 @@ def source_from_sample(name: str) -> dict:
 def source_from_upload(file_path: str | None) -> dict | None:
     if not file_path:
         return None
+    file_path = access.check_upload_path(file_path)
     return {"kind": "upload", "path": str(file_path), "name": Path(str(file_path)).name}
 
 
+def _check_source(source: dict) -> None:
+    """A source (from this session's state) must still name a file this caller may read: the bundled samples or
+    an upload / Hub download (public mode)."""
+    from studio.data.store import SAMPLES_DIR
+
+    if access.is_public() and access.inside(source.get("path") or "", SAMPLES_DIR) is None:
+        access.check_upload_path(source.get("path"))
+
+
 def source_from_hub(dataset_id: str, split: str = "train") -> dict:
-    """Download a Hub dataset (when online) into the uploads folder as JSONL, so it lints like a file."""
+    """Download a Hub dataset (when online) into the uploads folder as gzipped JSONL, so it lints like a file
+    (gzipped: the upload limit then applies to about the download's size, the decoded-size limit to the rows)."""
+    import gzip
     import json
 
     from studio import paths
     from studio.data.load import load_hub
 
     result = load_hub(dataset_id, split=(split or "train").strip())
-    name = paths.safe_name(f"{dataset_id.replace('/', '__')}-{split}", default="hub-dataset") + ".jsonl"
+    name = paths.safe_name(f"{dataset_id.replace('/', '__')}-{split}", default="hub-dataset") + ".jsonl.gz"
     target = paths.uploads_dir() / f"{paths.new_id()}-{name}"
-    paths.atomic_write_text(target, "".join(json.dumps(row.raw, ensure_ascii=False, default=str) + "\n" for row in result.rows))
+    text = "".join(json.dumps(row.raw, ensure_ascii=False, default=str) + "\n" for row in result.rows)
+    paths.atomic_write_bytes(target, gzip.compress(text.encode("utf-8"), compresslevel=1))
     return {"kind": "hub", "path": str(target), "name": name, "hub_id": dataset_id}
 
 
@@ -168,7 +184,7 @@ def verdict_html(report, stats: dict | None = None) -> str:
         elif total and not good:
             parts.append("No row can be used as it is: see the errors below.")
         for finding in file_errors[:2]:
-            parts.append(f"{html.escape(finding.message)} <i>{html.escape(finding.hint)}</i>")
+            parts.append(f"{escape.html(finding.message)} <i>{escape.html(finding.hint)}</i>")
         detail = "</p><p>".join(parts) or "See the errors below."
     elif verdict == "warnings":
         title, css, symbol, colour = "Ready, with warnings", "dv-warn", "!", "#E69F00"
@@ -187,7 +203,7 @@ def verdict_html(report, stats: dict | None = None) -> str:
 
 
 def idle_verdict_html(text: str = "No data checked yet: pick the sample or upload a file above.") -> str:
-    return f'<div class="dv-verdict dv-idle" data-verdict="none"><p>{html.escape(text)}</p></div>'
+    return f'<div class="dv-verdict dv-idle" data-verdict="none"><p>{escape.html(text)}</p></div>'
 
 
 def format_markdown(report, source: dict, model_label: str | None, max_length: int | None, stats: dict | None = None) -> str:
@@ -200,15 +216,15 @@ def format_markdown(report, source: dict, model_label: str | None, max_length: i
         if mapping:
             mappings[str(mapping)] = mappings.get(str(mapping), 0) + 1
     detected = getattr(report, "format", None) or (max(formats, key=formats.get) if formats else "unknown")
-    lines = [f"**Source:** `{html.escape(source.get('name', ''))}` · **Detected format:** `{detected}`"]
+    lines = [f"**Source:** {escape.md_code(source.get('name', ''))} · **Detected format:** {escape.md_code(detected)}"]
     if len(formats) > 1:
-        lines[0] += " (" + ", ".join(f"{name}: {count} rows" for name, count in sorted(formats.items())) + ")"
+        lines[0] += " (" + ", ".join(f"{escape.md_inline(name)}: {count} rows" for name, count in sorted(formats.items())) + ")"
     if model_label:
-        lines[0] += f" · **Model:** {html.escape(model_label)} · **Max length:** {max_length:,}" if max_length else \
-            f" · **Model:** {html.escape(model_label)}"
+        lines[0] += f" · **Model:** {escape.md_inline(model_label)} · **Max length:** {max_length:,}" if max_length else \
+            f" · **Model:** {escape.md_inline(model_label)}"
     if mappings:
         shown = "; ".join(f"{mapping} ({count} rows)" for mapping, count in list(mappings.items())[:4])
-        lines.append(f"**Converted to chat messages:** {html.escape(shown)}")
+        lines.append(f"**Converted to chat messages:** {escape.md_inline(shown)}")
     if stats and stats.get("have_tokens"):
         per = stats["tokens"]["per_example"]["total"]
         budget = stats["budget"]
@@ -250,7 +266,8 @@ def row_view(state: dict | None, row_number) -> tuple[str, str, str]:
     report = state["report"]
     row = next((r for r in report.rows if r.number == number), None)
     findings = [f for f in report.findings if f.row == number]
-    notes = "\n".join(f"- {severity_badge(f.severity)} **{f.rule}** — {f.message} *{f.hint}*" for f in findings)
+    notes = "\n".join(f"- {severity_badge(f.severity)} **{escape.md_inline(f.rule)}** — {escape.md_inline(f.message)} "
+                      f"*{escape.md_inline(f.hint)}*" for f in findings)
     header = f"**Row {number}** — " + (f"{len(findings)} finding{'s' if len(findings) != 1 else ''}:\n\n{notes}" if findings else "no findings.")
     if row is None:
         return rowview.chat_html(None), "", f"**Row {number}** could not be read as a record (see its findings).\n\n{notes}"
@@ -262,7 +279,7 @@ def row_view(state: dict | None, row_number) -> tuple[str, str, str]:
             spans = _row_spans(row, tokenizer, state.get("max_length"))
             tokens = rowview.tokens_html(spans)
         except Exception as error:  # noqa: BLE001 - the template may reject a broken row: say so
-            tokens = f'<div class="rv-empty">The chat template could not render this row: {html.escape(str(error)[:300])}</div>'
+            tokens = f'<div class="rv-empty">The chat template could not render this row: {escape.html(str(error)[:300])}</div>'
     elif tokenizer is not None and row.text is not None:
         try:
             ids = tokenizer(row.text, add_special_tokens=False)["input_ids"]
@@ -304,6 +321,7 @@ def lint_source(source: dict | None, model_ref: str, max_length, batch_size, pro
 
     if not source:
         raise StudioError("Nothing to check yet.", "Click “Use the sample”, upload a file, or load a Hub dataset first.")
+    _check_source(source)
     model_ref = (model_ref or catalog.BUNDLED).strip()
     model_note = None
     tokenizer = None
@@ -429,7 +447,10 @@ def lint_sample(sample_name, model_ref, max_length, batch_size, progress=gr.Prog
 
 
 def lint_upload(file_path, model_ref, max_length, batch_size, progress=gr.Progress()):
-    source = source_from_upload(file_path)
+    try:
+        source = source_from_upload(file_path)
+    except Exception as error:  # noqa: BLE001 - a refused path: say so where the verdict goes
+        return _lint_failed(None, error)
     if source is None:
         return _lint_failed(None, None)
     return run_lint(source, model_ref, max_length, batch_size, progress)
@@ -455,12 +476,12 @@ def error_html(error: Exception) -> str:
     from studio.errors import StudioError
 
     if isinstance(error, StudioError):
-        message, hint = error.message, error.hint
+        message, hint = access.redact(error.message), access.redact(error.hint)
     else:
-        message, hint = f"Something went wrong: {error}", "The details are in the server log."
-    hint_html = f"<p><b>Hint:</b> {html.escape(hint)}</p>" if hint else ""
+        message, hint = access.redact(f"Something went wrong: {error}"), "The details are in the server log."
+    hint_html = f"<p><b>Hint:</b> {escape.html(hint)}</p>" if hint else ""
     icon = f'<span class="dv-icon" style="background:{SEVERITY_COLOURS["E"]}">✕</span>'
-    return f'<div class="dv-verdict dv-blocked" data-verdict="error"><h3>{icon}{html.escape(message)}</h3>{hint_html}</div>'
+    return f'<div class="dv-verdict dv-blocked" data-verdict="error"><h3>{icon}{escape.html(message)}</h3>{hint_html}</div>'
 
 
 def _lint_failed(source, error: Exception | None):
@@ -496,9 +517,9 @@ def dismissed_markdown(source, state) -> str:
     lines = [f"**Dismissed ({len(items)})** — not counted, not set aside; saved with the dataset:"]
     for item in items:
         n = counts.get((item["rule"], item.get("row")), 0)
-        lines.append(f"- {html.escape(dismissals.describe(item))} *({n} finding{'s' if n != 1 else ''})*")
+        lines.append(f"- {escape.md_inline(dismissals.describe(item))} *({n} finding{'s' if n != 1 else ''})*")
     if (source or {}).get("carried_from"):
-        lines.append(f"*Carried over from the saved dataset “{html.escape(str(source['carried_from']))}” (same file).*")
+        lines.append(f"*Carried over from your saved dataset “{escape.md_inline(source['carried_from'])}” (same file).*")
     return "\n".join(lines)
 
 
@@ -534,7 +555,7 @@ def dismiss_finding(source, state, rule, row, scope, reason):
                 raise StudioError("The row must be a number.", "Click the finding in the table to fill it in.") from None
         dismissal = dismissals.make(state["all_findings"], rule, reason, number)
         source = {**source, "dismissals": dismissals.add(source.get("dismissals"), dismissal)}
-        return (*_reapply(source, state), f"Dismissed: {html.escape(dismissals.describe(dismissal))}", "")
+        return (*_reapply(source, state), f"Dismissed: {escape.md_inline(dismissals.describe(dismissal))}", "")
     except StudioError as error:
         return (*[gr.update()] * len(_LINT_OUTPUT_NAMES), message_markdown(error), gr.update())
 
@@ -597,7 +618,7 @@ def preview_html(rows, column_mapping, n: int = 3) -> str:
 
     converted = mapping_module.preview(rows, column_mapping, n)
     parts = [f'<div class="rv-empty">Preview of the first {len(converted)} rows as chat '
-             f'({html.escape(column_mapping.describe())}):</div>']
+             f'({escape.html(column_mapping.describe())}):</div>']
     for item in converted:
         parts.append(f'<div class="rv-empty">Row {item["row"]}</div>' + rowview.chat_html(item["messages"]))
     return "".join(parts)
@@ -625,6 +646,7 @@ def apply_mapping(source, user, assistant, context, system, model_ref, max_lengt
     try:
         if not source:
             raise StudioError("Check some data first.", "Upload the file, then map its columns.")
+        _check_source(source)  # still a file this caller may read (as run_lint checks)
         column_mapping = _mapping_from_form(user, assistant, context, system)
         loaded = mapping_module.load_mapped(source["path"], source["name"], None)
         column_mapping.check(mapping_module.columns(loaded.rows))
@@ -632,7 +654,7 @@ def apply_mapping(source, user, assistant, context, system, model_ref, max_lengt
         return (*[gr.update()] * len(_LINT_OUTPUT_NAMES), message_markdown(error))
     source = {**source, "mapping": column_mapping.to_dict()}
     return (*run_lint(source, model_ref, max_length, batch_size, progress),
-            f"Rows converted with: {html.escape(column_mapping.describe())}.")
+            f"Rows converted with: {escape.md_inline(column_mapping.describe())}.")
 
 
 def clear_mapping(source, model_ref, max_length, batch_size, progress=gr.Progress()):
@@ -702,20 +724,22 @@ def fix_and_split(state, validation_percent, seed, name, progress=gr.Progress())
     if manifest.get("column_mapping"):
         from studio.data.mapping import ColumnMapping
 
-        fixed.append(f"built every row from the columns ({ColumnMapping.from_dict(manifest['column_mapping']).describe()})")
+        fixed.append("built every row from the columns "
+                     f"({escape.md_inline(ColumnMapping.from_dict(manifest['column_mapping']).describe())})")
     if manifest.get("dismissals"):
         fixed.append(f"kept {len(manifest['dismissals'])} dismissal(s) with their reasons")
     leak_note = "no near-duplicates shared between train and validation" if not manifest["split"]["leaks"] else \
         f"{manifest['split']['leaks']} possible leaks remain (check DS-LEAK)"
     result = (
-        f"### Saved “{html.escape(manifest['name'])}”\n"
+        f"### Saved “{escape.md_inline(manifest['name'])}”\n"
         f"**{counts['train']}** training rows · **{counts['validation']}** validation rows · "
         f"**{counts['rejected']}** rejected (download below with reasons).\n\n"
         + (f"Fixes: {'; '.join(fixed)}.\n\n" if fixed else "")
         + f"Split with seed {manifest['split']['seed']}: {leak_note}.\n\n"
-        f"Folder: `{folder}`"
+        f"Folder: {escape.md_code(access.redact(str(folder)))}"
     )
-    files = [str(folder / name) for name in ("train.jsonl", "validation.jsonl", "rejected.jsonl", "report.json", "report.md")]
+    files = [download_copy(folder / name) if access.is_public() else str(folder / name)
+             for name in ("train.jsonl", "validation.jsonl", "rejected.jsonl", "report.json", "report.md")]
     return result, gr.update(value=files, visible=True), str(folder), manifest["stats"], gr.update(visible=True)
 
 
@@ -728,6 +752,8 @@ def save_from_state(state, validation_percent, seed, name, progress=None):
 
     if not state:
         raise StudioError("Check some data first.", "Use the sample or upload a file, then Fix and split.")
+    identity = access.authorize(access.current(), access.SAVE_DATASET)
+    access.check_quota(identity, "datasets")
     try:
         fraction = float(validation_percent) / 100
     except (TypeError, ValueError):
@@ -755,13 +781,14 @@ def save_from_state(state, validation_percent, seed, name, progress=None):
         from studio.data import mapping as mapping_module
 
         report_md += ("\n## Column mapping\n\nRows were built from the file's columns: "
-                      f"{mapping_module.ColumnMapping.from_dict(source['mapping']).describe()}.\n")
+                      f"{escape.md_inline(mapping_module.ColumnMapping.from_dict(source['mapping']).describe())}.\n")
     if progress:
         progress(0.85, desc="Saving")
     folder = store.save_dataset(result, report, manifest_stats, source_name=source.get("name", ""),
                                 source_sha256=store.sha256_file(source["path"]), name=(name or "").strip() or None,
                                 report_json=report_json, report_markdown=report_md,
-                                column_mapping=source.get("mapping"), dismissals=source.get("dismissals") or [])
+                                column_mapping=source.get("mapping"), dismissals=source.get("dismissals") or [],
+                                owner=identity.user_id or access.LOCAL_OWNER)
     manifest = json.loads((folder / store.MANIFEST).read_text(encoding="utf-8"))
     return folder, manifest
 
@@ -954,30 +981,34 @@ def build(shared: Shared) -> None:
     assert len(lint_outputs) == len(_LINT_OUTPUT_NAMES)
     settings = [model, max_length, batch_size]
 
-    source_kind.change(show_source, source_kind, [sample_box, upload_box, hub_box])
-    sample_pick.change(sample_description, sample_pick, sample_info)
-    sample_btn.click(lint_sample, [sample_pick] + settings, lint_outputs)
-    upload.upload(lint_upload, [upload] + settings, lint_outputs)
-    hub_btn.click(lint_hub, [hub_id, hub_split] + settings, lint_outputs)
-    lint_btn.click(run_lint, [source_state] + settings, lint_outputs)
-    model.change(lambda: None, None, max_length)  # a new model: its own context is the default again
-    model.change(lambda ref: ref, model, shared.model)  # the studio-wide model choice (Train/Decide read it)
+    g = guarded  # every handler goes through the guard (studio/ui/guard.py) with its rule
+    source_kind.change(g(access.LOOK, show_source), source_kind, [sample_box, upload_box, hub_box])
+    sample_pick.change(g(access.LOOK, sample_description), sample_pick, sample_info)
+    sample_btn.click(g(access.LINT, lint_sample), [sample_pick] + settings, lint_outputs)
+    upload.upload(g(access.LINT, lint_upload), [upload] + settings, lint_outputs)
+    hub_btn.click(g(access.LINT_HUB, lint_hub), [hub_id, hub_split] + settings, lint_outputs)
+    lint_btn.click(g(access.LINT, run_lint), [source_state] + settings, lint_outputs)
+    model.change(g(access.LOOK, lambda: None), None, max_length)  # a new model: its own context is the default again
+    model.change(g(access.LOOK, lambda ref: ref), model, shared.model)  # the studio-wide model choice (Train/Decide)
 
-    severity_filter.change(filter_findings, [lint_state, severity_filter, rule_filter], findings)
-    rule_filter.change(filter_findings, [lint_state, severity_filter, rule_filter], findings)
-    findings.select(select_finding, lint_state, [row_number, row_chat, row_tokens, row_notes])
-    findings.select(pick_for_dismissal, lint_state, [dismiss_rule, dismiss_row, dismiss_scope])
-    dismiss_btn.click(dismiss_finding, [source_state, lint_state, dismiss_rule, dismiss_row, dismiss_scope, dismiss_reason],
+    severity_filter.change(g(access.LOOK, filter_findings), [lint_state, severity_filter, rule_filter], findings)
+    rule_filter.change(g(access.LOOK, filter_findings), [lint_state, severity_filter, rule_filter], findings)
+    findings.select(g(access.LOOK, select_finding), lint_state, [row_number, row_chat, row_tokens, row_notes])
+    findings.select(g(access.LOOK, pick_for_dismissal), lint_state, [dismiss_rule, dismiss_row, dismiss_scope])
+    # Dismissing re-renders the checked data (nothing is saved until Fix and split): the lint rule.
+    dismiss_btn.click(g(access.LINT, dismiss_finding),
+                      [source_state, lint_state, dismiss_rule, dismiss_row, dismiss_scope, dismiss_reason],
                       lint_outputs + [dismiss_status, dismiss_reason])
-    restore_btn.click(restore_dismissed, [source_state, lint_state], lint_outputs + [dismiss_status, dismiss_reason])
+    restore_btn.click(g(access.LINT, restore_dismissed), [source_state, lint_state],
+                      lint_outputs + [dismiss_status, dismiss_reason])
     map_form = [map_user, map_assistant, map_context, map_system]
     for control in map_form:
-        control.input(preview_mapping, [lint_state] + map_form, map_preview, show_progress="hidden")
-    map_apply.click(apply_mapping, [source_state] + map_form + settings, lint_outputs + [map_status])
-    map_clear.click(clear_mapping, [source_state] + settings, lint_outputs + [map_status])
-    row_btn.click(show_row, [lint_state, row_number], [row_chat, row_tokens, row_notes])
-    row_number.submit(show_row, [lint_state, row_number], [row_chat, row_tokens, row_notes])
+        control.input(g(access.LOOK, preview_mapping), [lint_state] + map_form, map_preview, show_progress="hidden")
+    map_apply.click(g(access.LINT, apply_mapping), [source_state] + map_form + settings, lint_outputs + [map_status])
+    map_clear.click(g(access.LINT, clear_mapping), [source_state] + settings, lint_outputs + [map_status])
+    row_btn.click(g(access.LOOK, show_row), [lint_state, row_number], [row_chat, row_tokens, row_notes])
+    row_number.submit(g(access.LOOK, show_row), [lint_state, row_number], [row_chat, row_tokens, row_notes])
 
-    fix_btn.click(fix_and_split, [lint_state, val_percent, seed, dataset_name],
+    fix_btn.click(g(access.SAVE_DATASET, fix_and_split), [lint_state, val_percent, seed, dataset_name],
                   [fix_result, downloads, shared.dataset, shared.dataset_stats, next_btn])
-    next_btn.click(go_to_train, None, shared.tabs)
+    next_btn.click(g(access.LOOK, go_to_train), None, shared.tabs)
