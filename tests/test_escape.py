@@ -158,13 +158,16 @@ def test_compare_report_html_and_markdown(tmp_path):
     from studio.compare.runs import RunInfo
 
     dataset = _manifest_folder(tmp_path / "data", NAME)
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    manifest["dismissals"] = [{"rule": "PII-EMAIL", "row": None, "reason": TEXT, "created_at": ""}]
+    (dataset / "manifest.json").write_text(json.dumps(manifest))
     run = RunInfo(run_id="run-x", dir=tmp_path / "run", adapter_dir=tmp_path / "run" / "adapter", base_ref=NAME,
                   config={"name": NAME, "dataset": str(dataset), "model": NAME, "epochs": 1}, status={"status": "completed"})
-    ballot = {"items": [{"index": 0, "tuned_is": "A"}], "votes": {"0": "A"}}
-    page, markdown = report.build(run, _evaluation(), ballot)
+    ballot = {"items": [{"index": 0, "tuned_is": "A"}], "votes": {"0": "A"}, "label": NAME}
+    page, markdown = report.build(run, _evaluation(), [ballot, {**ballot, "label": "Voter 2"}])
     assert_literal_html(page, TEXT, NAME, allowed_tags={"meta"})
     assert page.count("<meta") == 2 and page.count("<table") == 1  # its own head and table
-    assert_literal_markdown(markdown, NAME, TEXT)
+    assert_literal_markdown(markdown, NAME, _squash(TEXT))
 
 
 def test_train_tab_header_status_and_messages(tmp_path):
@@ -225,6 +228,19 @@ def test_data_tab_renders_file_names_rows_and_lint_messages(tmp_path, tiny_model
     figure = system_prompts_chart({"system_prompts": {"top": [{"prompt": "<b>x</b><a href='http://e'>y</a>", "rows": 2}],
                                                       "rows_without": 0}})
     assert not any("<" in label for label in figure.data[0].y)  # Plotly would render tags in labels
+    # Dismissal reasons and column names are typed by people: literal in the tab, the status and report.md.
+    from studio.data import dismissals
+    from studio.data.mapping import ColumnMapping
+
+    dismissal = {"rule": NAME, "row": 1, "reason": TEXT, "created_at": ""}
+    assert_literal_markdown(data_tab.dismissed_markdown({"dismissals": [dismissal], "carried_from": NAME}, {}),
+                            _squash(TEXT), NAME)
+    assert_literal_markdown(dismissals.markdown([dismissal]), _squash(TEXT), NAME)
+    from studio.data.records import Row
+
+    columns = ColumnMapping(user=NAME, assistant="answer", context=[TEXT])
+    table = [Row(number=1, raw={NAME: TEXT, "answer": TEXT, TEXT: "context"})]
+    assert_literal_html(data_tab.preview_html(table, columns), NAME, _squash(TEXT))
     # The whole file-level path too: a file whose first error quotes it.
     result, _, folder, *_ = data_tab.fix_and_split(state, 10, 0, NAME, progress=None)
     assert_literal_markdown(result, NAME)
@@ -241,10 +257,12 @@ def test_compare_tab_summary_evaluation_votes_and_chat(tmp_path):
     run = RunInfo(run_id="r", dir=tmp_path, adapter_dir=tmp_path, base_ref=NAME,
                   config={"name": NAME, "dataset": str(dataset)}, status={})
     assert_literal_markdown(compare_tab._run_summary(SimpleNamespace(run=run, run_b=run)), NAME)
-    headline, _, table = compare_tab._eval_outputs(_evaluation())
+    verdict, headline, _, table = compare_tab._eval_outputs(run, {**_evaluation(), "settings": {"source": NAME}})
+    assert_literal_markdown(verdict)
     assert_literal_markdown(headline, NAME)
-    ballot = {"items": [{"index": 0, "tuned_is": "A"}], "votes": {}}
-    prompt, a, b, *_ = compare_tab._ab_view(ballot, _evaluation(), 0)
+    ballot = {"items": [{"index": 0, "tuned_is": "A"}], "votes": {}, "label": "Voter 1"}
+    _, who, prompt, a, b, *_ = compare_tab._ab_render("voter-1", run, _evaluation(), ballot)
+    assert_literal_markdown(who)
     assert_literal_markdown(prompt, _squash(TEXT))
     assert a == b == TEXT  # answers go to plain Textboxes
     shown = compare_tab._shown(BLOCK)
@@ -309,7 +327,7 @@ def test_every_renderer_uses_the_one_helper():
     """Every module that builds Markdown or HTML from user text imports the one helper (a cheap guard against a new
     renderer that forgets it)."""
     root = Path(__file__).resolve().parent.parent / "studio"
-    builders = ["compare/report.py", "data/stats.py", "data/rowview.py", "decide/report.py", "train/charts.py",
+    builders = ["compare/report.py", "data/dismissals.py", "data/stats.py", "data/rowview.py", "decide/report.py", "train/charts.py",
                 "train/preflight.py", "train/worker.py", "ui/compare_tab.py", "ui/data_tab.py", "ui/decide_tab.py",
                 "ui/shared.py", "ui/train_tab.py"]
     for name in builders:

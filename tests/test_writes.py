@@ -28,12 +28,13 @@ def _evaluation(prompts: int) -> dict:
 
 
 def test_four_writers_and_four_voters_at_once_lose_nothing(tmp_path):
-    """4 threads replace one JSON file as fast as they can while 2 readers check every read, and 4 voters cast
-    200 votes into one ballot: no error, no torn read, every vote counted."""
+    """4 threads replace one JSON file as fast as they can while 2 readers check every read, and 4 threads cast
+    200 votes into one voter's ballot (one voter in four tabs) while another voter's ballot is opened: no error,
+    no torn read, every vote counted."""
     shared = tmp_path / "shared.json"
     paths.atomic_write_text(shared, json.dumps({"writer": -1, "n": 0, "pad": "x" * 4000}))
     run, evaluation = _run(tmp_path / "run"), _evaluation(200)
-    votes.load_or_create(run, evaluation, seed=1)
+    votes.ballot_for(run, evaluation, "voter-tabs", seed=1)
     errors: list[BaseException] = []
     counts = {"writes": 0, "reads": 0, "invalid": 0}
     stop = threading.Event()
@@ -63,7 +64,9 @@ def test_four_writers_and_four_voters_at_once_lose_nothing(tmp_path):
     def voter(number: int) -> None:
         try:
             for index in range(number, 200, 4):
-                votes.record_vote(run, evaluation, index, ("A", "B", "tie")[index % 3])
+                votes.cast(run, evaluation, "voter-tabs", index, ("A", "B", "tie")[index % 3])
+            if number == 0:
+                votes.ballot_for(run, evaluation, "voter-other")
         except BaseException as error:  # noqa: BLE001
             errors.append(error)
 
@@ -80,7 +83,9 @@ def test_four_writers_and_four_voters_at_once_lose_nothing(tmp_path):
 
     print(f"\n{counts['writes']} writes, {counts['reads']} reads, {counts['invalid']} invalid reads, {len(errors)} errors")
     assert errors == [] and counts["invalid"] == 0 and counts["writes"] == 1600 and counts["reads"] > 0
-    ballot = json.loads(votes.votes_path(run).read_text())
+    box = json.loads(votes.votes_path(run).read_text())
+    assert sorted(box["ballots"]) == ["voter-other", "voter-tabs"]
+    ballot = box["ballots"]["voter-tabs"]
     assert len(ballot["votes"]) == 200
     assert all(ballot["votes"][str(i)] == ("A", "B", "tie")[i % 3] for i in range(200))
     assert votes.tally(ballot)["total"] == 200
@@ -131,13 +136,14 @@ def test_a_damaged_ballot_is_kept_aside_and_reported_not_replaced(tmp_path):
     path.parent.mkdir(parents=True)
     path.write_text('{"votes": {"0": "A"', encoding="utf-8")  # cut off
     with pytest.raises(StudioError) as caught:
-        votes.record_vote(run, evaluation, 1, "B")
+        votes.cast(run, evaluation, "voter-1", 1, "B")
     assert isinstance(caught.value, paths.CorruptFile) and "votes.json" in caught.value.message
     kept = list(path.parent.glob("votes.json.corrupt-*"))
     assert len(kept) == 1 and kept[0].read_text() == '{"votes": {"0": "A"' and not path.exists()
     assert kept[0].name in caught.value.message
-    # The user was told; the next vote starts a fresh ballot next to the kept copy.
-    assert votes.record_vote(run, evaluation, 1, "B")["votes"] == {"1": "B"}
+    # The user was told; the next ballot starts fresh next to the kept copy.
+    votes.ballot_for(run, evaluation, "voter-1")
+    assert votes.cast(run, evaluation, "voter-1", 1, "B")["votes"] == {"1": "B"}
 
 
 def test_a_damaged_status_is_kept_aside_and_noted(tmp_path, monkeypatch):

@@ -1,4 +1,9 @@
-"""python -m studio compare RUN_ID_OR_DIR --prompts FILE [--n N] [--out report.html] [--json]"""
+"""python -m studio compare RUN_ID_OR_DIR --prompts FILE [--n N] [--greedy] [--seed S] [--out report.html] [--json]
+
+Prints the verdict (studio.compare.verdict: the same as the Compare tab and the report). With --json
+the last stdout line is {"rows", "summary", "verdict", "settings", "report"}; the blind votes that
+count are the finished ballots of this evaluation (a fresh evaluation has none yet).
+"""
 
 from __future__ import annotations
 
@@ -20,14 +25,18 @@ def register(subparsers) -> None:
                              "reference (default: the run's validation split)")
     parser.add_argument("--n", type=int, default=20, help="how many prompts (default 20)")
     parser.add_argument("--max-new-tokens", type=int, default=128, help="answer length limit (default 128)")
+    parser.add_argument("--greedy", action="store_true",
+                        help="greedy decoding instead of the default sampling (the repetition guard stays on)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed, the same for both models (default 0)")
     parser.add_argument("--out", metavar="report.html", help="where to write the HTML report (Markdown next to it); "
                                                              "default <run>/compare/report.html")
-    parser.add_argument("--json", action="store_true", help="print a final JSON line with rows, summary and report path")
+    parser.add_argument("--json", action="store_true",
+                        help="print a final JSON line with rows, summary, verdict, decoding settings and report path")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.compare import engine, evaluate, report, runs
+    from studio.compare import engine, evaluate, report, runs, verdict, votes
 
     if args.n < 1:
         print("error: --n must be at least 1", file=sys.stderr)
@@ -42,8 +51,12 @@ def run(args: argparse.Namespace) -> int:
         if done < total:
             say(text)
 
-    result = evaluate.evaluate(session, prompts, source=source,
-                               settings=engine.Settings(max_new_tokens=args.max_new_tokens), progress=progress)
+    overrides = {"max_new_tokens": args.max_new_tokens, "seed": args.seed}
+    if args.greedy:
+        overrides["temperature"] = 0.0
+    settings = session.engine.default_settings(**overrides)
+    say(f"Decoding: {settings.describe()}")
+    result = evaluate.evaluate(session, prompts, source=source, settings=settings, progress=progress)
     try:
         evaluate.save(info, result)
     except OSError as error:  # a read-only run folder must not lose the printed results
@@ -52,10 +65,20 @@ def run(args: argparse.Namespace) -> int:
         html_path, md_path = report.write(info, args.out, result)
     except OSError as error:
         raise StudioError(f"Could not write the report: {error}", "Pick a writable --out path.") from error
-    say(evaluate.headline(result["summary"]))
+    the_verdict = verdict.verdict(result, votes.finished_ballots(info, result))
+    say(the_verdict["headline"])
+    for signal in the_verdict["signals"]:
+        say(f"  {signal['text']}")
+    for item in the_verdict["regressions"]:
+        say(f"  regression: {item['text']}")
+    facts = evaluate.headline(result["summary"])
+    if facts:
+        say(facts)
     say(f"Report: {html_path} (Markdown: {md_path})")
     if args.json:
-        keys = ("prompt", "base", "tuned", "reference", "base_loss", "tuned_loss")
+        keys = ("prompt", "base", "tuned", "reference", "base_loss", "tuned_loss", "base_rouge_l", "tuned_rouge_l",
+                "base_chrf", "tuned_chrf")
         rows = [{k: row[k] for k in keys if row.get(k) is not None} for row in result["rows"]]
-        print(json.dumps({"rows": rows, "summary": result["summary"], "report": str(html_path)}, ensure_ascii=False))
+        print(json.dumps({"rows": rows, "summary": result["summary"], "verdict": the_verdict,
+                          "settings": result["settings"], "report": str(html_path)}, ensure_ascii=False))
     return 0

@@ -1,6 +1,11 @@
 """Held-out evaluation: base vs tuned answers on N prompts, teacher-forced loss, overlap, style marker.
 
-Results are saved to <run_dir>/compare/eval.json so reopening the tab shows them at once.
+Both columns are generated with the same decoding settings (by default the fair defaults of
+engine.default_settings: the model's own sampling values or the studio's, a repetition guard and a
+seed), and the settings are saved with the results. What the numbers mean together is
+studio.compare.verdict's job. Results are saved to eval.json in the viewer's Compare folder
+(runs.RunInfo.compare_dir: the run's compare/ for its owner, compare/visitors/<viewer>/ for anyone else) so
+reopening the tab shows them at once.
 """
 
 from __future__ import annotations
@@ -34,9 +39,9 @@ def load_prompts(run: runs.RunInfo, prompt_file: str | Path | None = None, n: in
 def evaluate(session, prompts: list[dict], source: str = "", settings: Settings | None = None, progress=None,
              should_stop=None) -> dict:
     """Generate base and tuned answers for each prompt and score them. `progress(done, total, text)` if given."""
-    settings = settings or Settings(max_new_tokens=128)
     limits.check_at_most("eval_prompts", len(prompts), "The number of prompts", "Evaluate fewer prompts.")
     engine, tuned = session.engine, session.tuned
+    settings = settings or engine.default_settings(max_new_tokens=128)
     rows = []
     began = time.time()
     answers: dict[int, tuple[str, str]] = {}
@@ -73,9 +78,7 @@ def evaluate(session, prompts: list[dict], source: str = "", settings: Settings 
         "run_id": session.run.run_id,
         "base_model": session.run.base_ref,
         "source": source,
-        "settings": {"temperature": settings.temperature, "top_p": settings.top_p,
-                     "max_new_tokens": settings.max_new_tokens, "seed": settings.seed,
-                     "system_prompt": settings.system_prompt},
+        "settings": settings.record(),
         "created_at": time.time(),
         "seconds": round(time.time() - began, 1),
         "rows": rows,
@@ -136,14 +139,10 @@ def summarize(rows: list[dict]) -> dict:
 
 
 def headline(summary: dict) -> str:
-    """One plain sentence for people who have never heard of LoRA."""
+    """Plain facts under the verdict: the style marker counts and whether the prompts were really held out.
+
+    The conclusion itself (better, worse, inconclusive) is studio.compare.verdict's, never one mean loss."""
     parts = []
-    if summary.get("with_reference"):
-        parts.append(
-            f"On {summary['with_reference']} held-out prompts the tuned model fits the reference answers better on "
-            f"{summary['improved']} (mean loss {summary['base_loss']:.3f} → {summary['tuned_loss']:.3f}, "
-            f"perplexity {summary['base_perplexity']:.1f} → {summary['tuned_perplexity']:.1f}; lower is better)."
-        )
     if summary.get("style_marker"):
         marker, n = summary["style_marker"], summary["prompts"]
         wording = {"prefix": "start with", "suffix": "end with"}
@@ -152,7 +151,9 @@ def headline(summary: dict) -> str:
     if summary.get("in_training"):
         parts.append(f"Caution: {summary['in_training']} of these {summary['prompts']} prompts also appear in the "
                      "training data, so they are not truly held out.")
-    return " ".join(parts) or f"{summary.get('prompts', 0)} prompts compared (no reference answers to score against)."
+    if not summary.get("with_reference"):
+        parts.append(f"{summary.get('prompts', 0)} prompts compared (no reference answers to score against).")
+    return " ".join(parts)
 
 
 def save(run: runs.RunInfo, result: dict) -> Path:
@@ -171,7 +172,7 @@ def load(run: runs.RunInfo) -> dict | None:
 
 
 def table_rows(result: dict, width: int = 400) -> list[list]:
-    """Rows for a table: prompt, reference, base, tuned, base loss, tuned loss, ROUGE-L base/tuned."""
+    """Rows for a table: prompt, reference, base, tuned, losses, ROUGE-L base/tuned, which answers repeat themselves."""
     def cut(text):
         text = text or ""
         return text if len(text) <= width else text[: width - 1] + "…"
@@ -181,10 +182,17 @@ def table_rows(result: dict, width: int = 400) -> list[list]:
 
     return [[cut(r["prompt"]), cut(r.get("reference") or ""), cut(r["base"]), cut(r["tuned"]),
              number(r.get("base_loss")), number(r.get("tuned_loss")),
-             number(r.get("base_rouge_l")), number(r.get("tuned_rouge_l"))] for r in result.get("rows", [])]
+             number(r.get("base_rouge_l")), number(r.get("tuned_rouge_l")), repeats(r)] for r in result.get("rows", [])]
 
 
-TABLE_HEADERS = ["Prompt", "Reference", "Base answer", "Tuned answer", "Base loss", "Tuned loss", "Base ROUGE-L", "Tuned ROUGE-L"]
+def repeats(row: dict) -> str:
+    """Which of the two answers repeats itself (metrics.is_looping): "base", "tuned", "both" or ""."""
+    sides = [side for side in ("base", "tuned") if metrics.is_looping(row.get(side) or "")]
+    return "both" if len(sides) == 2 else (sides[0] if sides else "")
+
+
+TABLE_HEADERS = ["Prompt", "Reference", "Base answer", "Tuned answer", "Base loss", "Tuned loss", "Base ROUGE-L",
+                 "Tuned ROUGE-L", "Repeats itself"]
 
 
 def loss_figure(result: dict):

@@ -1,7 +1,8 @@
-"""Small, dependency-free text metrics: ROUGE-L F1, chrF, and the dataset's style marker.
+"""Small, dependency-free text metrics: ROUGE-L F1, chrF, a repetition score, and the dataset's style marker.
 
 Implemented here (no downloads): ROUGE-L compares word sequences by their longest common
-subsequence; chrF compares character n-grams (n = 1..6, beta = 2, as in sacrebleu's default).
+subsequence; chrF compares character n-grams (n = 1..6, beta = 2, as in sacrebleu's default);
+the repetition score is the share of an answer's word 3-grams that repeat an earlier one.
 """
 
 from __future__ import annotations
@@ -59,6 +60,30 @@ def chrf(candidate: str, reference: str, max_n: int = 6, beta: float = 2.0) -> f
     if precision == 0 and recall == 0:
         return 0.0
     return (1 + beta**2) * precision * recall / (beta**2 * precision + recall)
+
+
+# ---- repetition: answers that loop ("a fleeting moment of beauty" × N) ----
+
+REPETITION_NGRAM = 3
+LOOPING = 0.3  # from this repetition score on, an answer counts as repeating itself
+_MIN_WORDS = 8  # shorter answers cannot loop in any way worth flagging
+
+
+def repetition(text: str, n: int = REPETITION_NGRAM) -> float:
+    """Share of the answer's word n-grams that already occurred earlier in it, 0..1.
+
+    Ordinary prose scores near 0 (a long answer reuses a few phrases); one sentence said twice
+    scores about 0.45, a phrase looped to the token limit close to 1.
+    """
+    tokens = words(text)
+    if len(tokens) < max(_MIN_WORDS, n + 1):
+        return 0.0
+    grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    return 1 - len(set(grams)) / len(grams)
+
+
+def is_looping(text: str) -> bool:
+    return repetition(text) >= LOOPING
 
 
 # ---- style marker: a prefix/suffix most reference answers share, e.g. "Ahoy!" … "— Captain Byte" ----

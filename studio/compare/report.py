@@ -1,5 +1,10 @@
 """A stakeholder report: one self-contained HTML file (inline CSS, inline SVG charts, no scripts,
-no network) and the same content as Markdown. Saved to <run_dir>/compare/report.html / report.md.
+no network) and the same content as Markdown. Saved as report.html / report.md in the viewer's Compare
+folder (runs.RunInfo.compare_dir); every user-controlled value goes through studio.escape.
+
+It leads with the verdict (studio.compare.verdict: the same object Compare and `compare --json` show),
+then states what the run was (steps, epochs, rows, the learning rate actually used) and how much
+evidence there is, the training loss, the evaluation table and the finished blind ballots.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from studio import escape, paths
-from studio.compare import evaluate, runs, votes
+from studio.compare import evaluate, metrics, runs, verdict as verdicts, votes
 
 CONFIG_KEYS = ("model", "dataset", "technique", "max_length", "epochs", "max_steps", "learning_rate", "lora_r",
                "lora_alpha", "lora_dropout", "target_modules", "batch_size", "gradient_accumulation_steps", "seed")
@@ -73,6 +78,57 @@ def dataset_label(run: runs.RunInfo) -> str:
     return name
 
 
+def learning_rate_used(run: runs.RunInfo) -> tuple[float | None, str]:
+    """(rate, how it was chosen): the worker records the resolved rate in status facts; the config may say None (auto)."""
+    facts = run.status.get("facts") or {}
+    configured = run.config.get("learning_rate")
+    used = facts.get("learning_rate") if _num(facts.get("learning_rate")) else configured if _num(configured) else None
+    if configured is None:
+        how = "automatic for the model's size" if used is not None else "automatic (the value was not recorded)"
+    else:
+        how = "set by hand"
+    return used, how
+
+
+def training_facts(run: runs.RunInfo, events: list[dict] | None = None) -> str:
+    """What the run was, in one line: steps, epochs, rows and the learning rate actually used."""
+    if run.is_bare_adapter:
+        return "unknown (an adapter folder without its run record)"
+    events = read_events(run) if events is None else events
+    status, config, facts = run.status, run.config, run.status.get("facts") or {}
+    parts = []
+    step, total = status.get("step"), status.get("total_steps")
+    if _num(step):
+        parts.append(f"{int(step):,} of {int(total):,} steps" if _num(total) else f"{int(step):,} steps")
+    epochs_done = max((e["epoch"] for e in events if _num(e.get("epoch"))), default=None)
+    planned = config.get("epochs")
+    if epochs_done is not None:
+        parts.append(f"{epochs_done:.2g} epoch(s) done" + (f" (planned {planned:g})" if _num(planned) else ""))
+    elif _num(planned):
+        parts.append(f"{planned:g} epoch(s) planned")
+    manifest = runs.read_json(run.dataset_dir / "manifest.json", {}) if run.dataset_dir else {}
+    counts = (manifest or {}).get("counts") or {}
+    train_rows = facts.get("train_rows", counts.get("train"))
+    eval_rows = facts.get("eval_rows", counts.get("validation"))
+    if train_rows is not None:
+        parts.append(f"{train_rows:,} training rows" + (f", {eval_rows:,} validation rows" if eval_rows is not None else ""))
+    rate, how = learning_rate_used(run)
+    parts.append(f"learning rate {rate:g} ({how})" if rate is not None else f"learning rate {how}")
+    return ", ".join(parts)
+
+
+def data_dismissals(run: runs.RunInfo) -> list[dict]:
+    """Lint findings the dataset's owner dismissed (with their reasons), from the dataset manifest."""
+    manifest = runs.read_json(run.dataset_dir / "manifest.json", {}) if run.dataset_dir else {}
+    items = (manifest or {}).get("dismissals") or []
+    return [item for item in items if isinstance(item, dict)]
+
+
+def dismissal_text(item: dict) -> str:
+    where = f"row {item['row']}" if item.get("row") is not None else "every row"
+    return f"{item.get('rule', '?')} ({where}) dismissed: {item.get('reason', '')}"
+
+
 def summary_items(run: runs.RunInfo) -> list[tuple[str, str]]:
     from studio.models import catalog
 
@@ -82,10 +138,22 @@ def summary_items(run: runs.RunInfo) -> list[tuple[str, str]]:
         model = run.base_ref
     items = [("Run", run.name), ("Base model", model), ("Data", dataset_label(run)),
              ("Status", str(run.status.get("status", "adapter folder" if run.is_bare_adapter else "unknown"))),
+             ("Training", training_facts(run)),
              ("Training time", training_time(run))]
-    settings = [f"{key}={run.config[key]}" for key in CONFIG_KEYS if key in run.config and key not in ("model", "dataset")]
+    rate, _ = learning_rate_used(run)
+    settings = []
+    for key in CONFIG_KEYS:
+        if key not in run.config or key in ("model", "dataset"):
+            continue
+        value = run.config[key]
+        if key == "learning_rate" and value is None:
+            value = f"{rate:g} (automatic)" if rate is not None else "automatic"
+        settings.append(f"{key}={value}")
     if settings:
         items.append(("Settings", ", ".join(settings)))
+    dismissed = data_dismissals(run)
+    if dismissed:
+        items.append(("Data findings dismissed", "; ".join(dismissal_text(item) for item in dismissed)))
     return items
 
 
@@ -151,6 +219,10 @@ dl.summary{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px}dl.su
 table{border-collapse:collapse;width:100%;font-size:.9em}th,td{border:1px solid #e2e8f0;padding:6px 8px;vertical-align:top;text-align:left}
 th{background:#f1f5f9}td.num{text-align:right;white-space:nowrap}td.better{background:#dcfce7}
 .answer{white-space:pre-wrap}
+.verdict{border-radius:8px;padding:12px 16px;border:2px solid #94a3b8;background:#f8fafc}
+.verdict.better{border-color:#16a34a;background:#f0fdf4}.verdict.worse{border-color:#dc2626;background:#fef2f2}
+.verdict.inconclusive{border-color:#d97706;background:#fffbeb}.verdict h2{border:0;margin:0 0 6px 0}
+.verdict ul{margin:6px 0 0 0;padding-left:20px}
 """
 
 
@@ -163,8 +235,9 @@ def _eval_cards(summary: dict) -> list[tuple[str, str]]:
     if summary.get("with_reference"):
         cards += [("Mean loss", f"{_fmt(summary['base_loss'])} → {_fmt(summary['tuned_loss'])}"),
                   ("Perplexity", f"{_fmt(summary['base_perplexity'], 1)} → {_fmt(summary['tuned_perplexity'], 1)}"),
-                  ("Prompts improved", f"{summary['improved']} of {summary['with_reference']}"),
-                  ("ROUGE-L", f"{_fmt(summary.get('base_rouge_l'))} → {_fmt(summary.get('tuned_rouge_l'))}")]
+                  ("Lower loss for tuned", f"{summary['improved']} of {summary['with_reference']} prompts"),
+                  ("ROUGE-L", f"{_fmt(summary.get('base_rouge_l'))} → {_fmt(summary.get('tuned_rouge_l'))}"),
+                  ("chrF", f"{_fmt(summary.get('base_chrf'))} → {_fmt(summary.get('tuned_chrf'))}")]
     wording = {"prefix": "Starts with", "suffix": "Ends with"}
     for part, counts in (summary.get("style_parts") or {}).items():
         cards.append((f"{wording[part]} “{summary['style_marker'][part]}”",
@@ -172,25 +245,64 @@ def _eval_cards(summary: dict) -> list[tuple[str, str]]:
     return cards
 
 
-def build(run: runs.RunInfo, eval_result: dict | None = None, ballot: dict | None = None) -> tuple[str, str]:
-    """(html, markdown) for the run, its saved evaluation and votes."""
+def decoding_text(settings: dict) -> str:
+    """How the answers were generated, from the settings an evaluation recorded (older files: greedy)."""
+    if not settings:
+        return "decoding settings not recorded"
+    if settings.get("decoding") == "sampling" or (settings.get("temperature") or 0) > 0:
+        how = f"sampling at temperature {settings.get('temperature')}, top-p {settings.get('top_p')}"
+    else:
+        how = "greedy decoding"
+    penalty = settings.get("repetition_penalty")
+    guard = f"repetition penalty {penalty}" if penalty and penalty != 1 else "no repetition guard"
+    source = f" ({settings['source']})" if settings.get("source") else ""
+    return (f"{how}, {guard}, seed {settings.get('seed', 0)}, up to {settings.get('max_new_tokens', '?')} new tokens, "
+            f"the same for both models{source}")
+
+
+def _ballots(ballots) -> list[dict]:
+    if not ballots:
+        return []
+    return [ballots] if isinstance(ballots, dict) else list(ballots)
+
+
+def build(run: runs.RunInfo, eval_result: dict | None = None, ballots=None) -> tuple[str, str]:
+    """(html, markdown) for the run, its saved evaluation and the finished blind ballots (all revealed ones by default)."""
     eval_result = eval_result if eval_result is not None else evaluate.load(run)
-    ballot = ballot if ballot is not None else runs.read_json(votes.votes_path(run), None)
+    ballots = _ballots(ballots if ballots is not None else votes.finished_ballots(run, eval_result))
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     items = summary_items(run)
     series = loss_series(read_events(run))
     esc, md, md_inline = escape.html, escape.md, escape.md_inline  # every user-controlled value goes through these
+    the_verdict = verdicts.verdict(eval_result, ballots)
 
     body = [f"<h1>Fine-tune report: {esc(run.name)}</h1>",
             f'<p class="muted">Fine-Tune Studio · generated {generated}</p>']
     out = [f"# Fine-tune report: {md_inline(run.name)}", "", f"_Fine-Tune Studio · generated {generated}_", ""]
-    if eval_result:
-        lead = evaluate.headline(eval_result["summary"])
-        body.append(f'<p class="lead">{esc(lead)}</p>')
-        out += [f"> {md_inline(lead)}", ""]
 
-    body.append("<h2>Run</h2><dl class=\"summary\">" + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items) + "</dl>")
-    out += ["## Run", ""] + [f"- **{md_inline(k)}:** {md_inline(v)}" for k, v in items] + [""]
+    conclusion = the_verdict["conclusion"]
+    signal_items = "".join(f"<li>{esc(signal['text'])}</li>" for signal in the_verdict["signals"])
+    regression_items = "".join(f"<li>{esc(item['text'])}</li>" for item in the_verdict["regressions"])
+    body.append(f'<div class="verdict {esc(conclusion)}" id="verdict" data-conclusion="{esc(conclusion)}">'
+                f"<h2>Verdict: {esc(conclusion)}</h2><p><b>{esc(the_verdict['headline'])}</b></p>"
+                + (f"<ul>{signal_items}</ul>" if signal_items else "")
+                + (f"<p><b>Regressions</b></p><ul>{regression_items}</ul>" if regression_items else "")
+                + f'<p class="muted">How: {esc(the_verdict["method"])}</p></div>')
+    out += [f"## Verdict: {md_inline(conclusion)}", "", f"**{md_inline(the_verdict['headline'])}**", ""]
+    out += [f"- {md_inline(signal['text'])}" for signal in the_verdict["signals"]]
+    if the_verdict["regressions"]:
+        out += ["", "**Regressions:**", ""] + [f"- {md_inline(item['text'])}" for item in the_verdict["regressions"]]
+    out += ["", f"_How: {md_inline(the_verdict['method'])}_", ""]
+    if eval_result:
+        facts = evaluate.headline(eval_result["summary"])
+        if facts:
+            body.append(f'<p class="lead">{esc(facts)}</p>')
+            out += [f"> {md_inline(facts)}", ""]
+
+    body.append("<h2>Run</h2><dl class=\"summary\">" + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items)
+                + f"<dt>Evidence</dt><dd>{esc(the_verdict['evidence_text'])}</dd></dl>")
+    out += ["## Run", ""] + [f"- **{md_inline(k)}:** {md_inline(v)}" for k, v in items] \
+        + [f"- **Evidence:** {md_inline(the_verdict['evidence_text'])}", ""]
 
     body.append("<h2>Training loss</h2>" + svg_line_chart(series))
     out += ["## Training loss", ""]
@@ -206,11 +318,11 @@ def build(run: runs.RunInfo, eval_result: dict | None = None, ballot: dict | Non
     out += ["## Held-out evaluation", ""]
     if eval_result:
         summary = eval_result["summary"]
-        settings = eval_result.get("settings", {})
         how = (f"{summary['prompts']} prompts from the {eval_result.get('source') or 'prompt file'}; "
-               f"{'greedy decoding' if not settings.get('temperature') else 'temperature ' + str(settings.get('temperature'))}, "
-               f"up to {settings.get('max_new_tokens', '?')} new tokens. Loss = teacher-forced cross-entropy of the reference "
-               f"answer (lower is better); ROUGE-L = word overlap with the reference (0–1, higher is better).")
+               f"{decoding_text(eval_result.get('settings') or {})}. Loss = teacher-forced cross-entropy of the reference "
+               f"answer (lower is better); ROUGE-L = word overlap and chrF = character overlap with the reference "
+               f"(0–1, higher is better); an answer repeats itself when {metrics.LOOPING:.0%} or more of its "
+               f"word 3-grams occurred earlier in it.")
         body.append(f'<p class="muted">{esc(how)}</p>')
         body.append('<div class="cards">' + "".join(f"<div class=\"card\"><span>{esc(k)}</span><b>{esc(v)}</b></div>"
                                                     for k, v in _eval_cards(summary)) + "</div>")
@@ -220,17 +332,19 @@ def build(run: runs.RunInfo, eval_result: dict | None = None, ballot: dict | Non
             text = f"Style marker detected in the references: prefix “{marker['prefix']}”, suffix “{marker['suffix']}”."
             body.append(f'<p class="muted">{esc(text)}</p>')
             out += [md(text), ""]
-        header = ["#", "Prompt", "Reference", "Base answer", "Tuned answer", "Base loss", "Tuned loss"]
+        header = ["#", "Prompt", "Reference", "Base answer", "Tuned answer", "Base loss", "Tuned loss", "Repeats itself"]
         rows_html = []
         out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for i, row in enumerate(eval_result["rows"], start=1):
             better = _num(row.get("tuned_loss")) and _num(row.get("base_loss")) and row["tuned_loss"] < row["base_loss"]
+            loops = evaluate.repeats(row)
             rows_html.append(
                 f"<tr><td class=\"num\">{i}</td><td>{esc(row['prompt'])}</td><td class=\"answer\">{esc(row.get('reference') or '')}</td>"
                 f"<td class=\"answer\">{esc(row['base'])}</td><td class=\"answer\">{esc(row['tuned'])}</td>"
-                f"<td class=\"num\">{_fmt(row.get('base_loss'))}</td><td class=\"num{' better' if better else ''}\">{_fmt(row.get('tuned_loss'))}</td></tr>")
+                f"<td class=\"num\">{_fmt(row.get('base_loss'))}</td><td class=\"num{' better' if better else ''}\">{_fmt(row.get('tuned_loss'))}</td>"
+                f"<td>{esc(loops)}</td></tr>")
             cells = [str(i), row["prompt"], row.get("reference") or "", row["base"], row["tuned"],
-                     _fmt(row.get("base_loss")), _fmt(row.get("tuned_loss"))]
+                     _fmt(row.get("base_loss")), _fmt(row.get("tuned_loss")), loops]
             out.append("| " + " | ".join(escape.md_cell(c) for c in cells) + " |")
         body.append("<table id=\"eval-table\"><thead><tr>" + "".join(f"<th>{h}</th>" for h in header) + "</tr></thead><tbody>"
                     + "".join(rows_html) + "</tbody></table>")
@@ -241,11 +355,16 @@ def build(run: runs.RunInfo, eval_result: dict | None = None, ballot: dict | Non
 
     body.append("<h2>Blind A/B votes</h2>")
     out += ["## Blind A/B votes", ""]
-    result = votes.tally(ballot) if ballot else None
+    result = votes.tally(ballots) if ballots else None
     if result and result["total"]:
-        text = votes.tally_text(result)
-        body.append(f"<p>{esc(text)}</p>")
-        out += [md(text), ""]
+        lines = [votes.tally_text(result)]
+        if len(ballots) > 1:
+            lines += [f"{ballot.get('label', 'Voter')}: {votes.tally_text(votes.tally(ballot))}" for ballot in ballots
+                      if ballot.get("votes")]
+        lines.append("Only finished ballots count: a voter's answers are revealed, and the ballot closed, when they finish or stop.")
+        body += [f"<p>{esc(line)}</p>" for line in lines]
+        for line in lines:
+            out += [md(line), ""]
     else:
         body.append('<p class="muted">No blind votes yet.</p>')
         out += ["No blind votes yet.", ""]
@@ -257,9 +376,9 @@ def build(run: runs.RunInfo, eval_result: dict | None = None, ballot: dict | Non
     return page, "\n".join(out)
 
 
-def write(run: runs.RunInfo, out: str | Path | None = None, eval_result: dict | None = None, ballot: dict | None = None) -> tuple[Path, Path]:
-    """Write report.html and report.md (next to `out` if given, else in <run_dir>/compare/)."""
-    page, markdown = build(run, eval_result, ballot)
+def write(run: runs.RunInfo, out: str | Path | None = None, eval_result: dict | None = None, ballots=None) -> tuple[Path, Path]:
+    """Write report.html and report.md (next to `out` if given, else in the viewer's Compare folder)."""
+    page, markdown = build(run, eval_result, ballots)
     html_path = Path(out) if out else run.compare_dir / "report.html"
     md_path = html_path.with_suffix(".md")
     paths.atomic_write_text(html_path, page)

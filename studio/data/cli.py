@@ -1,4 +1,8 @@
-"""`python -m studio lint FILE [FILE ...] [--model M] [--max-length N] [--batch-size B] [--json] [--no-tokens] [--workers N]`.
+"""`python -m studio lint FILE [FILE ...] [--model M] [--max-length N] [--batch-size B] [--map ROLE=COLUMN ...] [--json] [--no-tokens] [--workers N]`.
+
+--map (repeatable) reads a table of other column names as chat rows: user=, assistant=, context= (appended
+to the user turn; may repeat), system= (studio.data.mapping). Without it, a file of unknown layout whose
+column names suggest a mapping gets the matching --map flags as a hint.
 
 With --json: one JSON object per file, one per line:
     {"file", "format", "rows", "verdict", "counts", "findings": [{"rule","severity","row","message","hint"}], "stats": {...}}
@@ -30,12 +34,16 @@ def register(subparsers) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per file per line")
     parser.add_argument("--no-tokens", action="store_true", help="skip the tokenizer-aware rules (no model needed)")
     parser.add_argument("--all", action="store_true", help="list every finding in the readable report (default: 30 per file)")
+    parser.add_argument("--map", action="append", metavar="ROLE=COLUMN", dest="mapping",
+                        help="read COLUMN as the user turn, the assistant answer, extra context or the system prompt "
+                             "(ROLE: user, assistant, context, system; repeatable), e.g. --map user=question --map assistant=answer")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.data.lint import lint_file
+    from studio.data import mapping as column_mapping
 
+    mapping = column_mapping.parse_cli(args.mapping)  # StudioError -> message + hint, exit 1
     if args.max_length is not None and args.max_length < 1:
         print("error: --max-length must be a positive number of tokens", file=sys.stderr)
         return 2
@@ -56,10 +64,21 @@ def run(args: argparse.Namespace) -> int:
         tokenizer = load_tokenizer(model)  # StudioError -> message + hint, exit 1 (studio.cli)
     worst = 0
     for name in args.files:
-        report = lint_file(name, Path(name).name, tokenizer=tokenizer, max_length=args.max_length, model=model,
-                           batch_size=args.batch_size, keep_rows=False, workers=args.workers, max_bytes=None)
+        report = column_mapping.lint_mapped(name, Path(name).name, mapping, tokenizer=tokenizer,
+                                            max_length=args.max_length, model=model, batch_size=args.batch_size,
+                                            keep_rows=False, workers=args.workers, max_bytes=None)
         payload = report.to_json()
         payload["file"] = name
+        if mapping is not None:
+            payload["column_mapping"] = mapping.to_dict()
+        elif report.format in (None, "text", "prompt-only") and \
+                column_mapping.needs_mapping(sample := _rows_of(name, report), report.format):
+            suggested = column_mapping.propose(sample)
+            payload["suggested_mapping"] = suggested.to_dict()
+            payload["suggested_flags"] = " ".join(
+                [f"--map user={suggested.user}", f"--map assistant={suggested.assistant}"]
+                + [f"--map context={name}" for name in suggested.context]
+                + ([f"--map system={suggested.system}"] if suggested.system else []))
         if report.counts_by_severity["E"]:
             worst = 1
         if args.json:
@@ -67,6 +86,14 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(_readable(payload, show_all=args.all), flush=True)
     return worst
+
+
+def _rows_of(name: str, report) -> list:
+    """The report's rows, or (a streamed report keeps none) the file read again: only for a file of unknown
+    layout, to propose a column mapping."""
+    from studio.data import mapping as column_mapping
+
+    return report.rows or column_mapping.load_mapped(name, Path(name).name, None, max_bytes=None).rows
 
 
 def _readable(payload: dict, show_all: bool = False) -> str:
@@ -79,6 +106,13 @@ def _readable(payload: dict, show_all: bool = False) -> str:
         lines.append(f"  tokens per row: p50 {per['p50']}, p95 {per['p95']}, p99 {per['p99']}, max {per['max']} "
                      f"(max_length {stats['max_length']}, suggested {length['suggested_max_length']}); "
                      f"{tokens['trainable']:,} of {tokens['total']:,} tokens trainable")
+    if payload.get("column_mapping"):
+        mapping = payload["column_mapping"]
+        lines.append(f"  rows read with the column mapping: user={mapping['user']}, assistant={mapping['assistant']}"
+                     + "".join(f", context={name}" for name in mapping["context"])
+                     + (f", system={mapping['system']}" if mapping.get("system") else ""))
+    if payload.get("suggested_flags"):
+        lines.append(f"  hint: the columns look like a question/answer table: lint it again with {payload['suggested_flags']}")
     findings = payload["findings"]
     shown = findings if show_all else findings[:30]
     for finding in shown:

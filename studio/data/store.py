@@ -5,7 +5,11 @@
         validation.jsonl   same shape
         manifest.json      {"id", "name", "owner", "source_name", "source_sha256", "format", "created_at",
                             "counts": {"train", "validation", "rejected"}, "findings_summary": {rule: count},
-                            "stats": {"model", "max_length", "rows", "tokens": {...}, "suggested_max_length"}}
+                            "stats": {"model", "max_length", "rows", "tokens": {...}, "suggested_max_length"},
+                            "column_mapping": {"user", "assistant", "context": [...], "system"} | null
+                                (how the rows were built from the file's columns, studio.data.mapping),
+                            "dismissals": [{"rule", "row" | null, "reason", "created_at"}]
+                                (lint findings the owner dismissed, studio.data.dismissals)}
         rejected.jsonl     {"row", "raw", "reasons": [...]} for every row left out
         report.json        the full lint report
         report.md          the same for people
@@ -90,11 +94,14 @@ def save_dataset(
     name: str | None = None,
     report_json: str | None = None,
     report_markdown: str | None = None,
+    column_mapping: dict[str, Any] | None = None,
+    dismissals: list[dict[str, Any]] | None = None,
     owner: str = "",
 ) -> Path:
     """Write a new dataset folder and return its path. Never overwrites anything.
 
-    clean: a clean.CleanResult; report: the LintReport; stats: the manifest "stats" dict.
+    clean: a clean.CleanResult; report: the LintReport (its findings are the open ones: dismissed
+    findings are listed in `dismissals`, not counted); stats: the manifest "stats" dict.
     """
     root = paths.datasets_dir()
     display_name = (name or Path(str(source_name or "dataset")).stem or "dataset").strip()[:80]
@@ -117,6 +124,8 @@ def save_dataset(
         "stats": stats,
         "split": {"validation_fraction": clean.validation_fraction, "seed": clean.seed, "leaks": len(clean.leaks)},
         "fixes": clean.fixes,
+        "column_mapping": column_mapping or None,
+        "dismissals": list(dismissals or []),
     }
     try:
         staging.mkdir(parents=True, exist_ok=False)
@@ -222,6 +231,18 @@ def list_datasets() -> list[dict[str, Any]]:
         if manifest is not None:
             items.append(manifest)
     return sorted(items, key=lambda m: (str(m.get("created_at", "")), m["path"]), reverse=True)
+
+
+def carried_over(source_sha256: str) -> dict[str, Any]:
+    """The column mapping and dismissals of the newest saved dataset made from the same file (same bytes),
+    so checking a file again keeps the owner's decisions: {"column_mapping", "dismissals", "dataset"} or {}.
+    Only the caller's own datasets count (list_visible): another visitor's decisions and reasons stay theirs."""
+    for manifest in list_visible():
+        if source_sha256 and manifest.get("source_sha256") == source_sha256 and (
+                manifest.get("column_mapping") or manifest.get("dismissals")):
+            return {"column_mapping": manifest.get("column_mapping"), "dismissals": manifest.get("dismissals") or [],
+                    "dataset": manifest.get("name") or manifest.get("id")}
+    return {}
 
 
 @dataclass

@@ -1,9 +1,12 @@
-"""Compare tab: base vs tuned side by side, held-out evaluation, blind A/B votes, a report.
+"""Compare tab: base vs tuned side by side, held-out evaluation with one verdict, blind A/B votes, a report.
 
-Thin: every decision lives in studio.compare; the handlers here turn its results into components.
-Heavy imports (torch, peft) happen inside studio.compare.engine, only when a run is opened.
+Two views: "Side by side" (labelled columns, the evaluation, the report) and "Blind A/B test" (only
+answers A and B; no labelled answer anywhere on screen). Thin: every decision lives in studio.compare
+(verdict, votes, engine); the handlers here turn its results into components. Heavy imports (torch,
+peft) happen inside studio.compare.engine, only when a run is opened.
 Every handler is wired through ui/guard.py; runs are opened only through studio.compare.runs.load_run, which
-asks studio.access (public mode: the caller's own runs and the shared ones, by id, never a server path).
+asks studio.access (public mode: the caller's own runs and the shared ones, by id, never a server path), and
+Compare's files (evaluation, ballots, report) go to the viewer's own folder in the run (RunInfo.compare_dir).
 """
 
 from __future__ import annotations
@@ -25,7 +28,17 @@ INTRO = (
 BASE_PLACEHOLDER = "The **base** model's answers appear here."
 TUNED_PLACEHOLDER = "The **tuned** model's answers appear here."
 RUN_B_PLACEHOLDER = "**Run B**'s answers appear here."
-EVAL_HEADERS = ["Prompt", "Reference", "Base answer", "Tuned answer", "Base loss", "Tuned loss", "Base ROUGE-L", "Tuned ROUGE-L"]
+EVAL_HEADERS = ["Prompt", "Reference", "Base answer", "Tuned answer", "Base loss", "Tuned loss", "Base ROUGE-L",
+                "Tuned ROUGE-L", "Repeats itself"]
+VIEWS = ["Side by side", "Blind A/B test"]
+REVEAL_HEADERS = ["#", "Prompt", "A was", "B was", "Your vote", "Preferred"]
+BLIND_INTRO = (
+    "**Blind test.** For each evaluated prompt you see two answers, **A** and **B**, in a random order that "
+    "changes from prompt to prompt (and from voter to voter). Nothing here says which model wrote which. Pick the "
+    "better one, or *Tie*. When you are done — or want to stop early — press **Finish and reveal**: only then, and "
+    "only for the prompts you voted on, you see which was which, and your ballot is closed. Several people? Each "
+    "browser has its own ballot; on one shared screen press **New voter** between people."
+)
 
 
 # ---------------------------------------------------------------- helpers
@@ -37,11 +50,26 @@ def run_choices() -> list[tuple[str, str]]:
     return [(item["label"], item["run_id"]) for item in runs.list_comparable_runs()]
 
 
-def _settings(system_prompt, temperature, top_p, max_new_tokens, seed):
-    from studio.compare.engine import Settings
+def _settings(system_prompt, temperature, top_p, max_new_tokens, seed, repetition_penalty=None, greedy=False):
+    """The decoding settings from the form: the same for every column and for the evaluation."""
+    from studio.compare.engine import DEFAULT_REPETITION_PENALTY, Settings
 
-    return Settings(system_prompt=system_prompt or "", temperature=float(temperature or 0), top_p=float(top_p or 1),
-                    max_new_tokens=int(max_new_tokens or 200), seed=int(seed or 0))
+    def number(value, default, kind=float):
+        try:
+            return kind(value) if value not in (None, "") else default
+        except (TypeError, ValueError):
+            return default
+
+    temperature = 0.0 if greedy else max(0.0, number(temperature, 0.0))
+    penalty = number(repetition_penalty, DEFAULT_REPETITION_PENALTY)
+    return Settings(system_prompt=system_prompt or "", temperature=temperature,
+                    top_p=min(1.0, max(0.05, number(top_p, 1.0))), repetition_penalty=min(2.0, max(1.0, penalty)),
+                    max_new_tokens=min(1024, max(1, number(max_new_tokens, 200, int))), seed=number(seed, 0, int),
+                    source="your settings in the Compare tab")
+
+
+def settings_note(settings) -> str:
+    return f"*Both columns and the evaluation use: {settings.describe()}.*"
 
 
 def _history_messages(history) -> list[dict]:
@@ -64,23 +92,39 @@ def _run_summary(session) -> str:
     run = session.run
     items = dict(report.summary_items(run))
     text = (f"**Loaded:** {escape.md_inline(run.name)} — base model {escape.md_inline(items.get('Base model'))}, "
-            f"data {escape.md_inline(items.get('Data'))}, training time {escape.md_inline(items.get('Training time'))}.")
+            f"data {escape.md_inline(items.get('Data'))}, training: {escape.md_inline(items.get('Training'))}, "
+            f"training time {escape.md_inline(items.get('Training time'))}.")
     if session.run_b is not None:
         text += f" **Run B:** {escape.md_inline(session.run_b.name)}."
     return access.redact(text)
 
 
-def _eval_outputs(result):
+def verdict_markdown(info, result) -> str:
+    """The verdict (loss, overlap and the finished blind ballots) for the evaluation shown."""
+    from studio.compare import verdict, votes
+
+    if not result:
+        return ""
+    return verdict.markdown(verdict.verdict(result, votes.finished_ballots(info, result)))
+
+
+def _eval_outputs(info, result):
+    """(verdict, facts under it, loss plot, table) for a saved evaluation or none."""
     from studio.compare import evaluate
 
     if not result:
-        return ("*No evaluation yet for this run. Pick how many prompts and press **Evaluate**.*",
+        return ("", "*No evaluation yet for this run. Pick how many prompts and press **Evaluate**.*",
                 gr.update(value=None, visible=False), gr.update(value=None))
-    when = (f" *(saved evaluation, {len(result['rows'])} prompts from the {escape.md_inline(result.get('source') or 'prompt file')}, "
-            f"{escape.md_inline(result.get('seconds', '?'))} s)*")
+    settings = result.get("settings") or {}
+    from studio.compare.report import decoding_text
+
+    when = (f"*(saved evaluation: {len(result['rows'])} prompts from the "
+            f"{escape.md_inline(result.get('source') or 'prompt file')}, {escape.md_inline(result.get('seconds', '?'))} s; "
+            f"{escape.md_inline(decoding_text(settings))})*")
     figure = evaluate.loss_figure(result) if result["summary"].get("with_reference") else None
-    return (escape.md(evaluate.headline(result["summary"])) + when, gr.update(value=figure, visible=figure is not None),
-            gr.update(value=evaluate.table_rows(result)))
+    facts = escape.md(evaluate.headline(result["summary"]))
+    return (verdict_markdown(info, result), (facts + " " if facts else "") + when,
+            gr.update(value=figure, visible=figure is not None), gr.update(value=evaluate.table_rows(result)))
 
 
 # ---------------------------------------------------------------- handlers
@@ -97,10 +141,11 @@ def refresh_runs(current=None):
 
 
 def open_run(run, run_b, progress=gr.Progress()):
-    """Load the base once, attach the adapter(s); fill examples and any saved evaluation."""
+    """Load the base once, attach the adapter(s); fill examples, the model's decoding defaults and any saved evaluation."""
     from studio.compare import engine, evaluate, runs
 
     cleared = ([], [], [])
+    unchanged_settings = (gr.update(),) * 5
     try:
         if run_b and run_b == run:
             run_b = None
@@ -110,17 +155,21 @@ def open_run(run, run_b, progress=gr.Progress()):
             examples = [[item["prompt"]] for item in runs.validation_prompts(session.run, limit=8)]
         except StudioError:
             examples = []
+        defaults = session.engine.default_settings()
+        settings_updates = (gr.update(value=defaults.temperature), gr.update(value=defaults.top_p),
+                            gr.update(value=defaults.repetition_penalty), gr.update(value=defaults.greedy),
+                            settings_note(defaults))
         result = evaluate.load(session.run)
-        headline, figure, table = _eval_outputs(result)
         return (_run_summary(session), gr.update(samples=examples or [["Hello! What can you do?"]]),
-                gr.update(visible=session.run_b is not None), *cleared, headline, figure, table)
+                gr.update(visible=session.run_b is not None), *cleared, *_eval_outputs(session.run, result),
+                *settings_updates)
     except StudioError as error:
         return (message_markdown(error), gr.update(), gr.update(visible=False), *cleared,
-                "", gr.update(value=None, visible=False), gr.update(value=None))
+                "", "", gr.update(value=None, visible=False), gr.update(value=None), *unchanged_settings)
 
 
 def chat(message, base_history, tuned_history, run_b_history, run, run_b, system_prompt, temperature, top_p,
-         max_new_tokens, seed):
+         max_new_tokens, seed, repetition_penalty=None, greedy=False):
     """Stream base, tuned (and run B) answers together, token by token, each into its own column."""
     from studio.compare import engine
 
@@ -134,7 +183,7 @@ def chat(message, base_history, tuned_history, run_b_history, run, run_b, system
         if run_b and run_b == run:
             run_b = None
         session = engine.open_session(run, run_b or None)
-        settings = _settings(system_prompt, temperature, top_p, max_new_tokens, seed)
+        settings = _settings(system_prompt, temperature, top_p, max_new_tokens, seed, repetition_penalty, greedy)
         adapters = [engine.BASE, session.tuned] + ([session.tuned_b] if session.tuned_b else [])
         jobs = []
         for index, adapter in enumerate(adapters):
@@ -168,98 +217,163 @@ def pick_example(values):
     return values[0] if values else ""
 
 
-def run_evaluation(run, n, prompt_file, system_prompt, max_new_tokens, progress=gr.Progress()):
-    from studio.compare import engine, evaluate, runs
+def describe_settings(system_prompt, temperature, top_p, max_new_tokens, seed, repetition_penalty, greedy):
+    return settings_note(_settings(system_prompt, temperature, top_p, max_new_tokens, seed, repetition_penalty, greedy))
+
+
+def run_evaluation(run, n, prompt_file, system_prompt, max_new_tokens, temperature=None, top_p=None,
+                   repetition_penalty=None, greedy=False, seed=0, progress=gr.Progress()):
+    """Evaluate with the same decoding settings as the columns; the settings are saved with the results."""
+    from studio.compare import engine, evaluate
 
     try:
         n = evaluate.validate_n(n)
         prompt_file = access.check_upload_path(prompt_file)
         session = engine.open_session(run)
         prompts, source = evaluate.load_prompts(session.run, prompt_file, n)
+        if temperature is None:  # called without the form (API, tests): the model's fair defaults
+            settings = session.engine.default_settings(system_prompt=system_prompt or "",
+                                                       max_new_tokens=int(max_new_tokens or 128))
+        else:
+            settings = _settings(system_prompt, temperature, top_p, max_new_tokens or 128, seed, repetition_penalty, greedy)
         progress(0, desc="Loading…")
 
         def report_progress(done, total, text):
-            progress((done, total), desc=text)
+            progress((done, total), desc=text, unit="prompts")
 
-        result = evaluate.evaluate(session, prompts, source,
-                                   engine.Settings(system_prompt=system_prompt or "", max_new_tokens=int(max_new_tokens or 128)),
-                                   progress=report_progress)
+        result = evaluate.evaluate(session, prompts, source, settings, progress=report_progress)
         evaluate.save(session.run, result)
-        headline, figure, table = _eval_outputs(result)
-        return headline, figure, table
+        return _eval_outputs(session.run, result)
     except StudioError as error:
-        return message_markdown(error), gr.update(), gr.update()
+        return message_markdown(error), "", gr.update(), gr.update()
 
 
-def _ab_view(ballot, result, index):
+def refresh_verdict(run):
+    """The verdict again (e.g. after blind ballots were finished)."""
+    from studio.compare import evaluate, runs
+
+    try:
+        info = runs.load_run(run)
+    except StudioError:
+        return gr.update()
+    return verdict_markdown(info, evaluate.load(info))
+
+
+def switch_view(view):
+    blind = view == VIEWS[1]
+    return gr.update(visible=not blind), gr.update(visible=blind)
+
+
+# ---- blind A/B (studio.compare.votes holds the rules; a voter id per browser, or per "New voter")
+
+AB_OUTPUTS = ("voter", "who", "prompt", "a", "b", "index", "tally", "reveal", "vote_a", "vote_tie", "vote_b", "finish")
+
+
+def _ab_render(voter, info, result, ballot):
+    """Everything the blind view shows for this ballot: the next pair while open, the reveal once closed."""
     from studio.compare import votes
 
     tally = votes.tally(ballot)
+    total = len(ballot["items"])
+    who = f"**{ballot.get('label', 'Voter')}** · {tally['total']} of {total} prompts voted"
+    if votes.is_revealed(ballot):
+        rows = [[votes.position(ballot, r["index"]), r["prompt"], "tuned" if r["tuned_is"] == "A" else "base",
+                 "tuned" if r["tuned_is"] == "B" else "base", r["vote"], r["winner"]]
+                for r in votes.reveal(ballot, result)]
+        everyone = votes.finished_ballots(info, result)
+        lines = [f"**Your ballot:** {votes.tally_text(tally)}"]
+        if len(everyone) > 1:
+            lines.append(f"**All {len(everyone)} finished ballots:** {votes.tally_text(votes.tally(everyone))}")
+        prompt = (f"**Ballot closed.** You voted on {tally['total']} of {total} prompts; below is which answer was "
+                  "which for those only. Press **New voter** to let someone else vote.")
+        off = gr.update(interactive=False)
+        return (voter, who + " · closed", prompt, "", "", None, "\n\n".join(lines),
+                gr.update(value=rows, visible=True), off, off, off, gr.update(interactive=False, value="Ballot closed"))
+    index = votes.next_unvoted(ballot)
+    hidden_reveal = gr.update(value=None, visible=False)
     if index is None:
-        return (f"**All {tally['of']} prompts voted.** Press *Reveal* to see which answer came from which model.",
-                "", "", votes.tally_text(tally), None)
+        on_finish = gr.update(interactive=True, value="Finish and reveal")
+        off = gr.update(interactive=False)
+        return (voter, who, f"**All {total} prompts voted.** Press **Finish and reveal** to see which answer was which.",
+                "", "", None, "", hidden_reveal, off, off, off, on_finish)
     shown = votes.pair(ballot, result, index)
-    return (f"**Prompt {index + 1} of {tally['of']}:** {escape.md(shown['prompt'])}", shown["A"], shown["B"],
-            votes.tally_text(tally), index)
+    on = gr.update(interactive=True)
+    finish_label = "Finish and reveal" if not tally["total"] else "Stop here and reveal"
+    return (voter, who, f"**Prompt {votes.position(ballot, index)} of {total}:** {escape.md(shown['prompt'])}", shown["A"],
+            shown["B"], index, "", hidden_reveal, on, on, on, gr.update(interactive=True, value=finish_label))
 
 
-def ab_start(run):
-    """Blind test over the saved evaluation: answers in a stored random order, labelled A and B."""
-    from studio.compare import evaluate, runs, votes
+def _ab_failed(voter, error):
+    off = gr.update(interactive=False)
+    return (voter, gr.update(), message_markdown(error), "", "", None, "", gr.update(visible=False), off, off, off, off)
+
+
+def _ab_context(run):
+    from studio.compare import evaluate, runs
+
+    info = runs.load_run(run)
+    result = evaluate.load(info)
+    if not result:
+        raise StudioError("The blind test uses the evaluation's answers, and there is none yet.",
+                          "Switch to “Side by side” and press Evaluate first (10 or more prompts give a useful tally).")
+    return info, result
+
+
+def ab_start(run, voter):
+    """Start or continue this browser's ballot (a voter id is made on first use and kept in the browser)."""
+    from studio.compare import votes
 
     try:
-        info = runs.load_run(run)
-        result = evaluate.load(info)
-        if not result:
-            raise StudioError("The blind test uses the evaluation's answers, and there is none yet.",
-                              "Press Evaluate above first (a few prompts are enough).")
-        ballot = votes.load_or_create(info, result)
-        return (*_ab_view(ballot, result, votes.next_unvoted(ballot)), gr.update(value=None, visible=False))
+        info, result = _ab_context(run)
+        voter = voter or votes.new_voter_id()
+        return _ab_render(voter, info, result, votes.ballot_for(info, result, voter))
     except StudioError as error:
-        return message_markdown(error), "", "", "", None, gr.update(visible=False)
+        return _ab_failed(voter, error)
 
 
-def ab_vote(run, index, choice):
-    from studio.compare import evaluate, runs, votes
+def ab_new_voter(run):
+    """A fresh ballot for the next person at this screen (the previous ballot stays saved)."""
+    from studio.compare import votes
+
+    return ab_start(run, votes.new_voter_id())
+
+
+def ab_vote(run, voter, index, choice):
+    from studio.compare import votes
 
     try:
-        info = runs.load_run(run)
-        result = evaluate.load(info)
-        saved = runs.read_json(votes.votes_path(info), None)
-        if index is None or not result or not saved:
-            if result and saved and votes.next_unvoted(saved) is None:
-                return _ab_view(saved, result, None)  # every prompt voted: keep showing the tally
-            raise StudioError("There is nothing to vote on right now.", "Press Start blind test.")
-        ballot = votes.record_vote(info, result, int(index), choice)
-        return _ab_view(ballot, result, votes.next_unvoted(ballot))
+        info, result = _ab_context(run)
+        if index is None:
+            return _ab_render(voter, info, result, votes.ballot_for(info, result, voter))
+        return _ab_render(voter, info, result, votes.cast(info, result, voter, int(index), choice))
     except StudioError as error:
-        return message_markdown(error), gr.update(), gr.update(), gr.update(), index
+        return _ab_failed(voter, error)
 
 
-def voter(choice: str):
-    """The handler of one vote button (named vote_A, vote_tie, vote_B)."""
-    def vote(run, index):
-        return ab_vote(run, index, choice)
+def vote_button(choice: str):
+    """The handler of one vote button (named vote_A, vote_tie, vote_B: one API name per button)."""
+    def vote(run, voter, index):
+        return ab_vote(run, voter, index, choice)
 
     vote.__name__ = vote.__qualname__ = f"vote_{choice}"
     return vote
 
 
-def ab_reveal(run):
-    from studio.compare import evaluate, runs, votes
+def ab_reveal(run, voter):
+    """Finish (or stop) this voter's ballot: it closes, and which was which shows for the voted prompts."""
+    from studio.compare import votes
 
     try:
-        info = runs.load_run(run)
-        result = evaluate.load(info)
-        ballot = runs.read_json(votes.votes_path(info), None)
-        if not result or not ballot:
-            raise StudioError("No blind votes yet.", "Start the blind test and vote first.")
-        rows = [[r["index"] + 1, r["prompt"], "tuned" if r["tuned_is"] == "A" else "base",
-                 "tuned" if r["tuned_is"] == "B" else "base", r["vote"] or "—", r["winner"] or "—"]
-                for r in votes.reveal(ballot, result)]
-        return votes.tally_text(votes.tally(ballot)), gr.update(value=rows, visible=True)
+        info, result = _ab_context(run)
+        return _ab_render(voter, info, result, votes.finish(info, result, voter))
     except StudioError as error:
-        return message_markdown(error), gr.update(visible=False)
+        return _ab_failed(voter, error)
+
+
+def ab_clear():
+    """Another run was opened: the blind view starts over (a prompt index of the old run must not vote on the new one)."""
+    off = gr.update(interactive=False)
+    return ("", "", "", "", None, "", gr.update(value=None, visible=False), off, off, off, off)
 
 
 def build_report(run):
@@ -297,6 +411,8 @@ def preselect(run_id):
 
 
 def build(shared: Shared) -> None:
+    from studio.compare.engine import DEFAULT_REPETITION_PENALTY, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, Settings
+
     gr.Markdown(INTRO, elem_classes="tab-intro", elem_id="compare-intro")
     with gr.Row(equal_height=True):
         run = gr.Dropdown(label="Training run (or paste a run / adapter folder path)", choices=run_choices(),
@@ -306,94 +422,115 @@ def build(shared: Shared) -> None:
         refresh = gr.Button("↻ Refresh list", size="sm", scale=1, elem_id="compare-refresh")
         open_button = gr.Button("Open", variant="primary", scale=1, elem_id="compare-open")
     status = gr.Markdown("", elem_id="compare-status")
+    view = gr.Radio(VIEWS, value=VIEWS[0], show_label=False, elem_id="compare-view")
 
-    with gr.Accordion("Generation settings (the same for every column)", open=False):
-        with gr.Row():
-            system_prompt = gr.Textbox(label="System prompt (empty: the model's default)", lines=2, scale=3,
-                                       elem_id="compare-system")
-            with gr.Column(scale=2):
-                temperature = gr.Slider(0, 1.5, value=0, step=0.05, label="Temperature (0 = greedy, reproducible)",
-                                        elem_id="compare-temperature")
-                top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="Top-p")
-            with gr.Column(scale=2):
-                max_new_tokens = gr.Slider(8, min(1024, limits.whole("new_tokens") or 1024),
-                                           value=min(200, limits.whole("new_tokens") or 200), step=8,
-                                           label="Max new tokens")
-                seed = gr.Number(value=0, precision=0, label="Seed (for sampling)")
+    with gr.Column(visible=True, elem_id="compare-labelled") as labelled_view:
+        with gr.Accordion("Generation settings (the same for every column and for the evaluation)", open=False,
+                          elem_id="compare-settings"):
+            with gr.Row():
+                system_prompt = gr.Textbox(label="System prompt (empty: the model's default)", lines=2, scale=3,
+                                           elem_id="compare-system")
+                with gr.Column(scale=2):
+                    greedy = gr.Checkbox(value=False, label="Greedy decoding (no sampling: the same answer every time)",
+                                         elem_id="compare-greedy")
+                    temperature = gr.Slider(0, 1.5, value=DEFAULT_TEMPERATURE, step=0.05, label="Temperature",
+                                            elem_id="compare-temperature")
+                    top_p = gr.Slider(0.05, 1, value=DEFAULT_TOP_P, step=0.05, label="Top-p", elem_id="compare-top-p")
+                with gr.Column(scale=2):
+                    repetition_penalty = gr.Slider(1.0, 2.0, value=DEFAULT_REPETITION_PENALTY, step=0.05,
+                                                   label="Repetition penalty (1 = off)", elem_id="compare-repetition")
+                    max_new_tokens = gr.Slider(8, min(1024, limits.whole("new_tokens") or 1024),
+                                               value=min(200, limits.whole("new_tokens") or 200), step=8,
+                                               label="Max new tokens")
+                    seed = gr.Number(value=0, precision=0, label="Seed (the same for every column)")
+            settings_md = gr.Markdown(settings_note(Settings()), elem_id="compare-settings-note")
 
-    with gr.Row(equal_height=True):
-        with gr.Column():
-            base_chat = gr.Chatbot(label="Base model — as downloaded", height=420, elem_id="compare-base-chat",
-                                   placeholder=BASE_PLACEHOLDER, feedback_options=None)
-            base_stats = gr.Markdown("", elem_id="compare-base-stats")
-        with gr.Column():
-            tuned_chat = gr.Chatbot(label="Tuned — base + your LoRA adapter", height=420, elem_id="compare-tuned-chat",
-                                    placeholder=TUNED_PLACEHOLDER, feedback_options=None)
-            tuned_stats = gr.Markdown("", elem_id="compare-tuned-stats")
-        with gr.Column(visible=False) as run_b_column:
-            run_b_chat = gr.Chatbot(label="Run B — base + run B's adapter", height=420, elem_id="compare-runb-chat",
-                                    placeholder=RUN_B_PLACEHOLDER, feedback_options=None)
-            run_b_stats = gr.Markdown("", elem_id="compare-runb-stats")
-    with gr.Row(equal_height=True):
-        message = gr.Textbox(placeholder="Ask both models the same question…", show_label=False, scale=6,
-                             elem_id="compare-input", autofocus=False)
-        send = gr.Button("Send to both", variant="primary", scale=1, elem_id="compare-send")
-        stop = gr.Button("Stop", variant="stop", scale=1, elem_id="compare-stop")
-        clear = gr.Button("Clear", scale=1, elem_id="compare-clear")
-    examples = gr.Dataset(label="Example prompts from the run's validation data (click one)", components=[message],
-                          samples=[["Hello! What can you do?"]], elem_id="compare-examples")
-    chat_error = gr.Markdown("", elem_id="compare-chat-error")
+        with gr.Row(equal_height=True):
+            with gr.Column():
+                # A heading above the chat, not the Chatbot's own label: that label floats over the first bubble.
+                gr.Markdown("**Base model** — as downloaded", elem_classes="compare-column-title")
+                base_chat = gr.Chatbot(show_label=False, height=420, elem_id="compare-base-chat",
+                                       placeholder=BASE_PLACEHOLDER, feedback_options=None)
+                base_stats = gr.Markdown("", elem_id="compare-base-stats")
+            with gr.Column():
+                gr.Markdown("**Tuned** — base + your LoRA adapter", elem_classes="compare-column-title")
+                tuned_chat = gr.Chatbot(show_label=False, height=420, elem_id="compare-tuned-chat",
+                                        placeholder=TUNED_PLACEHOLDER, feedback_options=None)
+                tuned_stats = gr.Markdown("", elem_id="compare-tuned-stats")
+            with gr.Column(visible=False) as run_b_column:
+                gr.Markdown("**Run B** — base + run B's adapter", elem_classes="compare-column-title")
+                run_b_chat = gr.Chatbot(show_label=False, height=420, elem_id="compare-runb-chat",
+                                        placeholder=RUN_B_PLACEHOLDER, feedback_options=None)
+                run_b_stats = gr.Markdown("", elem_id="compare-runb-stats")
+        with gr.Row(equal_height=True):
+            message = gr.Textbox(placeholder="Ask both models the same question…", show_label=False, scale=6,
+                                 elem_id="compare-input", autofocus=False)
+            send = gr.Button("Send to both", variant="primary", scale=1, elem_id="compare-send")
+            stop = gr.Button("Stop", variant="stop", scale=1, elem_id="compare-stop")
+            clear = gr.Button("Clear", scale=1, elem_id="compare-clear")
+        examples = gr.Dataset(label="Example prompts from the run's validation data (click one)", components=[message],
+                              samples=[["Hello! What can you do?"]], elem_id="compare-examples")
+        chat_error = gr.Markdown("", elem_id="compare-chat-error")
 
-    with gr.Accordion("Held-out evaluation — does the tuned model match unseen reference answers better?", open=True):
-        gr.Markdown("Generates base and tuned answers for prompts the model did not train on (the run's validation "
-                    "split, or your own JSONL file), and scores both against the reference answers: **loss** "
-                    "(how surprised the model is by the reference; lower is better) and **ROUGE-L** word overlap.")
-        with gr.Row():
-            eval_n = gr.Number(value=min(20, limits.whole("eval_prompts") or 20), precision=0, minimum=1,
-                               maximum=limits.whole("eval_prompts"), label="Prompts", elem_id="compare-eval-n", scale=1)
-            eval_tokens = gr.Slider(16, max(16, min(512, limits.whole("new_tokens") or 512)),
-                                    value=max(16, min(128, limits.whole("new_tokens") or 128)), step=16,
-                                    label="Max new tokens per answer", scale=2,
-                                    elem_id="compare-eval-tokens")
-            prompt_file = gr.File(label="Optional prompt file (JSONL chat rows)", file_types=[".jsonl"], type="filepath",
-                                  scale=2, height=120, elem_id="compare-eval-file")
-            eval_button = gr.Button("Evaluate", variant="primary", scale=1, elem_id="compare-eval-run")
-        eval_headline = gr.Markdown("", elem_id="compare-eval-summary")
-        eval_plot = gr.Plot(label="Loss per prompt", elem_id="compare-eval-plot", visible=False)
-        eval_table = gr.Dataframe(headers=EVAL_HEADERS, wrap=True, interactive=False, elem_id="compare-eval-table",
-                                  column_widths=["16%", "16%", "20%", "20%", "7%", "7%", "7%", "7%"])
+        with gr.Accordion("Held-out evaluation — is the tuned model better on unseen prompts?", open=True):
+            gr.Markdown("Generates base and tuned answers for prompts the model did not train on (the run's validation "
+                        "split, or your own JSONL file) with the generation settings above, and scores both against the "
+                        "reference answers: **loss** (how surprised the model is by the reference; lower is better), "
+                        "**ROUGE-L** and **chrF** overlap (higher is better). The verdict weighs them together with the "
+                        "finished blind ballots, each with its uncertainty, and says *inconclusive* when the evidence "
+                        "cannot carry a conclusion.")
+            with gr.Row():
+                eval_n = gr.Number(value=min(20, limits.whole("eval_prompts") or 20), precision=0, minimum=1,
+                                   maximum=limits.whole("eval_prompts"), label="Prompts", elem_id="compare-eval-n", scale=1)
+                eval_tokens = gr.Slider(16, max(16, min(512, limits.whole("new_tokens") or 512)),
+                                        value=max(16, min(128, limits.whole("new_tokens") or 128)), step=16,
+                                        label="Max new tokens per answer", scale=2, elem_id="compare-eval-tokens")
+                prompt_file = gr.File(label="Optional prompt file (JSONL chat rows)", file_types=[".jsonl"], type="filepath",
+                                      scale=2, height=120, elem_id="compare-eval-file")
+                eval_button = gr.Button("Evaluate", variant="primary", scale=1, elem_id="compare-eval-run")
+            eval_verdict = gr.Markdown("", elem_id="compare-verdict")
+            eval_headline = gr.Markdown("", elem_id="compare-eval-summary")
+            eval_plot = gr.Plot(label="Loss per prompt", elem_id="compare-eval-plot", visible=False)
+            eval_table = gr.Dataframe(headers=EVAL_HEADERS, wrap=True, interactive=False, elem_id="compare-eval-table",
+                                      column_widths=["15%", "15%", "19%", "19%", "6%", "6%", "6%", "6%", "8%"])
 
-    with gr.Accordion("Blind A/B test — which answer do people prefer, without knowing which model wrote it?", open=False):
-        gr.Markdown("For each evaluated prompt you see two answers in a random order. Pick the better one; the "
-                    "tally shows how often the tuned model won. *Reveal* shows which was which.")
-        ab_start_button = gr.Button("Start blind test", elem_id="compare-ab-start")
+        with gr.Accordion("Report for stakeholders", open=False):
+            gr.Markdown("One HTML file (opens offline, fine to e-mail) and a Markdown copy: the verdict, what the run "
+                        "was, the loss chart, the evaluation table and the finished blind ballots.")
+            report_button = gr.Button("Build report", elem_id="compare-report-build")
+            report_status = gr.Markdown("", elem_id="compare-report-status")
+            with gr.Row():
+                report_html = gr.DownloadButton("Download report (HTML)", visible=False, elem_id="compare-report-html")
+                report_md = gr.DownloadButton("Download report (Markdown)", visible=False, elem_id="compare-report-md")
+
+    with gr.Column(visible=False, elem_id="compare-blind") as blind_view:
+        gr.Markdown(BLIND_INTRO)
+        # One ballot per browser: the voter id lives in this browser's storage (encrypted by Gradio).
+        voter = gr.BrowserState("", storage_key="studio-blind-voter")
+        with gr.Row(equal_height=True):
+            ab_who = gr.Markdown("", elem_id="compare-ab-voter")
+            ab_start_button = gr.Button("Start / continue my ballot", variant="primary", scale=0, elem_id="compare-ab-start")
+            ab_new_button = gr.Button("New voter", scale=0, elem_id="compare-ab-new-voter")
         ab_prompt = gr.Markdown("", elem_id="compare-ab-prompt")
         with gr.Row(equal_height=True):
-            ab_a = gr.Textbox(label="Answer A", lines=6, interactive=False, elem_id="compare-ab-a")
-            ab_b = gr.Textbox(label="Answer B", lines=6, interactive=False, elem_id="compare-ab-b")
+            ab_a = gr.Textbox(label="Answer A", lines=8, interactive=False, elem_id="compare-ab-a")
+            ab_b = gr.Textbox(label="Answer B", lines=8, interactive=False, elem_id="compare-ab-b")
         with gr.Row():
-            vote_a = gr.Button("A is better", elem_id="compare-vote-a")
-            vote_tie = gr.Button("Tie", elem_id="compare-vote-tie")
-            vote_b = gr.Button("B is better", elem_id="compare-vote-b")
+            vote_a = gr.Button("A is better", interactive=False, elem_id="compare-vote-a")
+            vote_tie = gr.Button("Tie", interactive=False, elem_id="compare-vote-tie")
+            vote_b = gr.Button("B is better", interactive=False, elem_id="compare-vote-b")
+        ab_finish = gr.Button("Finish and reveal", size="sm", interactive=False, elem_id="compare-ab-reveal")
         ab_tally = gr.Markdown("", elem_id="compare-ab-tally")
-        ab_reveal_button = gr.Button("Reveal", size="sm", elem_id="compare-ab-reveal")
-        ab_reveal_table = gr.Dataframe(headers=["#", "Prompt", "A was", "B was", "Vote", "Winner"], visible=False,
-                                       interactive=False, wrap=True, elem_id="compare-ab-reveal-table")
+        ab_reveal_table = gr.Dataframe(headers=REVEAL_HEADERS, visible=False, interactive=False, wrap=True,
+                                       elem_id="compare-ab-reveal-table")
         ab_index = gr.State(None)
-
-    with gr.Accordion("Report for stakeholders", open=False):
-        gr.Markdown("One HTML file (opens offline, fine to e-mail) and a Markdown copy: run summary, loss chart, "
-                    "evaluation table and the blind-test tally.")
-        report_button = gr.Button("Build report", elem_id="compare-report-build")
-        report_status = gr.Markdown("", elem_id="compare-report-status")
-        with gr.Row():
-            report_html = gr.DownloadButton("Download report (HTML)", visible=False, elem_id="compare-report-html")
-            report_md = gr.DownloadButton("Download report (Markdown)", visible=False, elem_id="compare-report-md")
 
     # ---- events
     chats = [base_chat, tuned_chat, run_b_chat]
     stats = [base_stats, tuned_stats, run_b_stats]
-    open_outputs = [status, examples, run_b_column, *chats, eval_headline, eval_plot, eval_table]
+    setting_inputs = [system_prompt, temperature, top_p, max_new_tokens, seed, repetition_penalty, greedy]
+    open_outputs = [status, examples, run_b_column, *chats, eval_verdict, eval_headline, eval_plot, eval_table,
+                    temperature, top_p, repetition_penalty, greedy, settings_md]
     g = guarded  # every handler goes through the guard (studio/ui/guard.py) with its rule
     private = {"api_visibility": "private"}
     refresh.click(g(access.LOOK, refresh_runs), inputs=run, outputs=[run, run_b, status], **private)
@@ -403,11 +540,15 @@ def build(shared: Shared) -> None:
     run_b.input(opener, inputs=[run, run_b], outputs=open_outputs, **private)
     shared.run.change(g(access.LOOK, preselect), inputs=shared.run, outputs=run, **private).then(
         opener, inputs=[run, run_b], outputs=open_outputs, **private)
+    for control in setting_inputs:
+        control.change(g(access.LOOK, describe_settings), inputs=setting_inputs, outputs=settings_md, **private,
+                       show_progress="hidden")
 
     # On ZeroGPU hardware a GPU is attached only inside @spaces.GPU calls: generation runs in them.
     chat_on_gpu = g(access.CHAT, access.gpu_call(chat, duration=120))
     evaluation_on_gpu = g(access.EVALUATE, access.gpu_call(run_evaluation, duration=300))
-    chat_inputs = [message, *chats, run, run_b, system_prompt, temperature, top_p, max_new_tokens, seed]
+    chat_inputs = [message, *chats, run, run_b, system_prompt, temperature, top_p, max_new_tokens, seed,
+                   repetition_penalty, greedy]
     chat_outputs = [message, *chats, *stats, chat_error]
     sent = send.click(chat_on_gpu, inputs=chat_inputs, outputs=chat_outputs, **private)
     submitted = message.submit(chat_on_gpu, inputs=chat_inputs, outputs=chat_outputs, **private)
@@ -415,14 +556,25 @@ def build(shared: Shared) -> None:
     clear.click(g(access.LOOK, clear_chat), outputs=[*chats, *stats, chat_error], cancels=[sent, submitted], **private)
     examples.click(g(access.LOOK, pick_example), inputs=examples, outputs=message, **private)
 
-    eval_button.click(evaluation_on_gpu, inputs=[run, eval_n, prompt_file, system_prompt, eval_tokens],
-                      outputs=[eval_headline, eval_plot, eval_table], **private)
+    # Progress shows once, on the verdict, not over every output (it used to cover the plot and table too).
+    eval_button.click(evaluation_on_gpu,
+                      inputs=[run, eval_n, prompt_file, system_prompt, eval_tokens, temperature, top_p,
+                              repetition_penalty, greedy, seed],
+                      outputs=[eval_verdict, eval_headline, eval_plot, eval_table], **private,
+                      show_progress_on=[eval_verdict])
 
-    ab_outputs = [ab_prompt, ab_a, ab_b, ab_tally, ab_index]
-    ab_start_button.click(g(access.VOTE, ab_start), inputs=run, outputs=[*ab_outputs, ab_reveal_table], **private)
+    view.change(g(access.LOOK, switch_view), inputs=view, outputs=[labelled_view, blind_view], **private).then(
+        g(access.VIEW, refresh_verdict), inputs=run, outputs=eval_verdict, **private, show_progress="hidden")
+    ab_outputs = [voter, ab_who, ab_prompt, ab_a, ab_b, ab_index, ab_tally, ab_reveal_table, vote_a, vote_tie, vote_b,
+                  ab_finish]
+    run.change(g(access.LOOK, ab_clear), outputs=ab_outputs[1:], **private, show_progress="hidden")
+    # Ballot events take milliseconds: no progress overlay flickering over the answers and the tally.
+    quiet = {**private, "show_progress": "hidden"}
+    ab_start_button.click(g(access.VOTE, ab_start), inputs=[run, voter], outputs=ab_outputs, **quiet)
+    ab_new_button.click(g(access.VOTE, ab_new_voter), inputs=run, outputs=ab_outputs, **quiet)
     for button, choice in ((vote_a, "A"), (vote_tie, "tie"), (vote_b, "B")):
-        button.click(g(access.VOTE, voter(choice)), inputs=[run, ab_index], outputs=ab_outputs, **private)
-    ab_reveal_button.click(g(access.VOTE, ab_reveal), inputs=run, outputs=[ab_tally, ab_reveal_table], **private)
+        button.click(g(access.VOTE, vote_button(choice)), inputs=[run, voter, ab_index], outputs=ab_outputs, **quiet)
+    ab_finish.click(g(access.VOTE, ab_reveal), inputs=[run, voter], outputs=ab_outputs, **quiet)
     report_button.click(g(access.REPORT, build_report), inputs=run, outputs=[report_status, report_html, report_md],
                         **private)
 

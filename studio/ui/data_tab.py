@@ -1,10 +1,17 @@
 """The Data tab: choose data, lint it with the chosen model's tokenizer, read the report, fix and split.
 
-Thin UI: the logic lives in studio/data (load, formats, lint, stats, clean, store, rowview).
-Handlers are module-level functions so tests can call them directly. Every one is wired through
+Also: a column mapping for tables of other column names (studio.data.mapping: proposed from the names,
+changeable, previewed, applied before the lint) and dismissals of findings that are wrong for this data
+(studio.data.dismissals: with a reason, per finding or per rule). Both live in the source dict (the
+`source_state`), so every re-check keeps them, and both are saved in the dataset's manifest; a file
+checked again takes them over from the caller's own saved dataset of the same file only.
+
+Thin UI: the logic lives in studio/data (load, formats, mapping, lint, dismissals, stats, clean, store,
+rowview). Handlers are module-level functions so tests can call them directly. Every one is wired through
 ui/guard.py (studio.access): in public mode files come only from the upload box, the bundled samples or a
 Hub download (made without the server's token), models only from the Hub or the studio's models folder, and
-a saved dataset belongs to the visitor who saved it (within their quota).
+a saved dataset belongs to the visitor who saved it (within their quota). Column names and dismissal
+reasons are user text: they go through studio.escape wherever they are shown.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ SEVERITY_SYMBOLS = {"E": "✕", "W": "!", "I": "i"}
 SEVERITY_FILTERS = ["All", "Errors", "Warnings", "Info"]
 _FILTER_TO_SEVERITY = {"Errors": "E", "Warnings": "W", "Info": "I"}
 MAX_TABLE_ROWS = 2000
+DISMISS_SCOPES = ["This finding only", "Every finding of this rule in this dataset"]
+NO_COLUMN = "(none)"
 DEFAULT_BATCH_SIZE = 8
 FALLBACK_CONTEXT = 2048
 
@@ -297,8 +306,9 @@ def _row_spans(row, tokenizer, max_length) -> list[dict]:
 
 
 def lint_source(source: dict | None, model_ref: str, max_length, batch_size, progress=None):
-    """Lint the chosen source. Returns (state dict, stats dict, model message or None). Raises StudioError."""
-    from studio.data.lint import lint_file
+    """Lint the chosen source (with its column mapping and dismissals). Returns (state dict, stats dict, model
+    message or None); state["source"] is the source as used (carried-over decisions included). Raises StudioError."""
+    from studio.data import dismissals, mapping as mapping_module
     from studio.errors import StudioError
     from studio.models import catalog
 
@@ -335,24 +345,55 @@ def lint_source(source: dict | None, model_ref: str, max_length, batch_size, pro
 
     # The Data tab keeps the rows (row view, fix and split); its statistics are the report's own: the
     # same compute_stats path as `python -m studio lint --json`.
-    report = lint_file(source["path"], source["name"], tokenizer=tokenizer, max_length=max_length, progress=report_progress,
-                       batch_size=batch_size, model=model_ref)
+    source = carry_over(source)
+    column_mapping = mapping_module.ColumnMapping.from_dict(source.get("mapping"))
+    report = mapping_module.lint_mapped(source["path"], source["name"], column_mapping, tokenizer=tokenizer,
+                                        max_length=max_length, progress=report_progress, batch_size=batch_size,
+                                        model=model_ref)
+    all_findings = list(report.findings)
+    dismissed = dismissals.apply_to_report(report, source.get("dismissals"), all_findings)
     stats = report.stats
     state = {"report": report, "source": source, "model": model_ref, "tokenizer": tokenizer,
-             "max_length": max_length, "context": context, "batch_size": batch_size, "stats": stats}
+             "max_length": max_length, "context": context, "batch_size": batch_size, "stats": stats,
+             "all_findings": all_findings, "dismissed": dismissed}
     return state, stats, model_note
+
+
+def carry_over(source: dict) -> dict:
+    """A file checked before and saved as a dataset keeps that dataset's column mapping and dismissals."""
+    from studio.data import dismissals, store
+
+    if source.get("carry_checked") or not source.get("path"):
+        return source
+    source = {**source, "carry_checked": True}
+    try:
+        saved = store.carried_over(store.sha256_file(source["path"]))
+    except OSError:
+        saved = {}
+    if saved:
+        if not source.get("mapping") and saved.get("column_mapping"):
+            source["mapping"] = saved["column_mapping"]
+        if not source.get("dismissals") and saved.get("dismissals"):
+            source["dismissals"] = dismissals.clean(saved["dismissals"])
+        source["carried_from"] = saved.get("dataset")
+    return source
 
 
 def run_lint(source, model_ref, max_length, batch_size, progress=gr.Progress()):
     """Lint the current source again (e.g. with another model or max length). Outputs: LINT_OUTPUTS in build()."""
-    from studio.data import stats as stats_module
-    from studio.errors import StudioError
-    from studio.models import catalog
-
     try:
         state, stats, model_note = lint_source(source, model_ref, max_length, batch_size, progress)
     except Exception as error:  # noqa: BLE001 - StudioError or not: never a traceback in the browser
         return _lint_failed(source, error)
+    return _render(state["source"], state, stats, model_note)
+
+
+def _render(source, state, stats, model_note=None):
+    """The lint outputs for a checked source (LINT_OUTPUTS in build())."""
+    from studio.data import stats as stats_module
+    from studio.errors import StudioError
+    from studio.models import catalog
+
     report = state["report"]
     figures = stats_module.figures(stats)
     try:
@@ -387,6 +428,9 @@ def run_lint(source, model_ref, max_length, batch_size, progress=gr.Progress()):
         gr.update(visible=False),  # next-step button
         "",  # fix result
         stats_module.manifest_stats(stats),  # Decide can estimate from the linted data before it is saved
+        gr.update(choices=sorted({f.rule for f in state.get("all_findings") or report.findings})),  # dismiss: rule
+        dismissed_markdown(source, state),
+        *mapping_updates(source, state),
     )
 
 
@@ -448,7 +492,180 @@ def _lint_failed(source, error: Exception | None):
         source, None, verdict, "", empty, empty, empty, empty, "", "", "", "",
         None, None, None, None, None, empty, gr.update(visible=False), gr.update(value=None, visible=False),
         gr.update(visible=False), "", gr.update(),
+        empty, "", gr.update(visible=False), empty, empty, empty, empty, "",
     )
+
+
+# ---------------------------------------------------------------- dismissals and column mapping
+
+
+def dismissed_markdown(source, state) -> str:
+    """The dismissed findings with their reasons (and where carried-over decisions came from)."""
+    from studio.data import dismissals
+
+    items = (source or {}).get("dismissals") or []
+    if not items:
+        return "*No dismissed findings.*"
+    counts: dict[tuple, int] = {}
+    for _, dismissal in (state or {}).get("dismissed") or []:
+        key = (dismissal["rule"], dismissal.get("row"))
+        counts[key] = counts.get(key, 0) + 1
+    lines = [f"**Dismissed ({len(items)})** — not counted, not set aside; saved with the dataset:"]
+    for item in items:
+        n = counts.get((item["rule"], item.get("row")), 0)
+        lines.append(f"- {escape.md_inline(dismissals.describe(item))} *({n} finding{'s' if n != 1 else ''})*")
+    if (source or {}).get("carried_from"):
+        lines.append(f"*Carried over from your saved dataset “{escape.md_inline(source['carried_from'])}” (same file).*")
+    return "\n".join(lines)
+
+
+def _reapply(source, state):
+    """Apply the source's dismissals to the checked report again (no new lint) and render."""
+    from studio.data import dismissals
+    from studio.data.stats import compute_stats
+
+    report = state["report"]
+    dismissed = dismissals.apply_to_report(report, source.get("dismissals"), state["all_findings"])
+    stats = compute_stats(report, max_length=state["max_length"], batch_size=state["batch_size"],
+                          model=state["model"], context=state.get("context"))
+    state = {**state, "source": source, "stats": stats, "dismissed": dismissed}
+    return _render(source, state, stats)
+
+
+def dismiss_finding(source, state, rule, row, scope, reason):
+    """Dismiss one finding (rule + row) or every finding of a rule, with a reason. Outputs: lint outputs + status + reason."""
+    from studio.data import dismissals
+    from studio.errors import StudioError
+
+    try:
+        if not state or not source:
+            raise StudioError("Check some data first.", "Use the sample or upload a file.")
+        every_row = scope == DISMISS_SCOPES[1]
+        number = None
+        if not every_row:
+            if row in (None, ""):
+                raise StudioError("Which row's finding?", "Click the finding in the table, or pick “Every finding of this rule”.")
+            try:
+                number = int(row)
+            except (TypeError, ValueError):
+                raise StudioError("The row must be a number.", "Click the finding in the table to fill it in.") from None
+        dismissal = dismissals.make(state["all_findings"], rule, reason, number)
+        source = {**source, "dismissals": dismissals.add(source.get("dismissals"), dismissal)}
+        return (*_reapply(source, state), f"Dismissed: {escape.md_inline(dismissals.describe(dismissal))}", "")
+    except StudioError as error:
+        return (*[gr.update()] * len(_LINT_OUTPUT_NAMES), message_markdown(error), gr.update())
+
+
+def restore_dismissed(source, state):
+    """Undo every dismissal: the findings count again."""
+    if not state or not source:
+        return (*[gr.update()] * len(_LINT_OUTPUT_NAMES), "Nothing to restore.", gr.update())
+    source = {**source, "dismissals": []}
+    return (*_reapply(source, state), "Every dismissed finding counts again.", gr.update())
+
+
+def pick_for_dismissal(state, evt: gr.SelectData):
+    """Clicking a finding also picks it for the dismiss form: its rule and row."""
+    row_value = getattr(evt, "row_value", None) or []
+    rule = row_value[1] if len(row_value) > 1 else None
+    cell = row_value[2] if len(row_value) > 2 else None
+    number = int(cell) if str(cell).strip().isdigit() else None
+    scope = DISMISS_SCOPES[0] if number is not None else DISMISS_SCOPES[1]
+    return gr.update(value=rule), gr.update(value=number), gr.update(value=scope)
+
+
+def mapping_updates(source, state) -> tuple:
+    """The mapping panel: shown for unknown layouts (open, with a proposal) or when a mapping is in use."""
+    from studio.data import mapping as mapping_module
+
+    report = state["report"]
+    available = mapping_module.columns(report.rows)
+    current = mapping_module.ColumnMapping.from_dict((source or {}).get("mapping"))
+    needed = mapping_module.needs_mapping(report.rows, report.format) if current is None else False
+    proposal = current or (mapping_module.propose(report.rows) if needed else None)
+    unknown_table = report.format is None and len(available) >= 2
+    show = current is not None or needed or unknown_table
+    if not show:
+        return (gr.update(visible=False, open=False), gr.update(), gr.update(), gr.update(), gr.update(), "")
+    optional = [NO_COLUMN] + available
+    values = proposal.to_dict() if proposal else {"user": None, "assistant": None, "context": [], "system": None}
+    preview = preview_html(report.rows, proposal) if proposal else \
+        '<div class="rv-empty">Pick the user column and the answer column to see the converted rows.</div>'
+    title = ("Column mapping — in use: " + current.describe()) if current else \
+        "Column mapping — this file's columns are not a chat format the studio knows: say which column is which"
+    return (gr.update(visible=True, open=current is None, label=title),
+            gr.update(choices=available, value=values["user"]),
+            gr.update(choices=available, value=values["assistant"]),
+            gr.update(choices=available, value=values["context"]),
+            gr.update(choices=optional, value=values["system"] or NO_COLUMN),
+            preview)
+
+
+def _mapping_from_form(user, assistant, context, system):
+    from studio.data import mapping as mapping_module
+
+    return mapping_module.ColumnMapping(user=user or "", assistant=assistant or "",
+                                        context=[c for c in (context or []) if c and c != NO_COLUMN],
+                                        system=None if system in (None, "", NO_COLUMN) else system)
+
+
+def preview_html(rows, column_mapping, n: int = 3) -> str:
+    from studio.data import mapping as mapping_module, rowview
+
+    converted = mapping_module.preview(rows, column_mapping, n)
+    parts = [f'<div class="rv-empty">Preview of the first {len(converted)} rows as chat '
+             f'({escape.html(column_mapping.describe())}):</div>']
+    for item in converted:
+        parts.append(f'<div class="rv-empty">Row {item["row"]}</div>' + rowview.chat_html(item["messages"]))
+    return "".join(parts)
+
+
+def preview_mapping(state, user, assistant, context, system):
+    from studio.data import mapping as mapping_module
+    from studio.errors import StudioError
+
+    if not state:
+        return ""
+    rows = state["report"].rows
+    try:
+        column_mapping = _mapping_from_form(user, assistant, context, system).check(mapping_module.columns(rows))
+        return preview_html(rows, column_mapping)
+    except StudioError as error:
+        return error_html(error)
+
+
+def apply_mapping(source, user, assistant, context, system, model_ref, max_length, batch_size, progress=gr.Progress()):
+    """Check the file again with this column mapping. Outputs: lint outputs + mapping status."""
+    from studio.data import mapping as mapping_module
+    from studio.errors import StudioError
+
+    try:
+        if not source:
+            raise StudioError("Check some data first.", "Upload the file, then map its columns.")
+        _check_source(source)  # still a file this caller may read (as run_lint checks)
+        column_mapping = _mapping_from_form(user, assistant, context, system)
+        loaded = mapping_module.load_mapped(source["path"], source["name"], None)
+        column_mapping.check(mapping_module.columns(loaded.rows))
+    except StudioError as error:
+        return (*[gr.update()] * len(_LINT_OUTPUT_NAMES), message_markdown(error))
+    source = {**source, "mapping": column_mapping.to_dict()}
+    return (*run_lint(source, model_ref, max_length, batch_size, progress),
+            f"Rows converted with: {escape.md_inline(column_mapping.describe())}.")
+
+
+def clear_mapping(source, model_ref, max_length, batch_size, progress=gr.Progress()):
+    if not source:
+        return (*[gr.update()] * len(_LINT_OUTPUT_NAMES), "")
+    source = {key: value for key, value in source.items() if key != "mapping"}
+    return (*run_lint(source, model_ref, max_length, batch_size, progress), "The file is read as it is again.")
+
+
+# Names of the lint outputs, in order (build() wires the components in the same order).
+_LINT_OUTPUT_NAMES = ("source", "state", "verdict", "format", "findings", "severity", "rule", "row", "chat", "tokens",
+                      "notes", "stats", "plot_tokens", "plot_messages", "plot_roles", "plot_system", "plot_findings",
+                      "max_length", "report_box", "downloads", "next", "fix_result", "dataset_stats",
+                      "dismiss_rule", "dismissed", "map_box", "map_user", "map_assistant", "map_context", "map_system",
+                      "map_preview")
 
 
 def filter_findings(state, severity, rule):
@@ -500,6 +717,13 @@ def fix_and_split(state, validation_percent, seed, name, progress=gr.Progress())
         fixed.append(f"normalised Unicode (NFC) in {fixes['nfc']} messages")
     if fixes.get("converted"):
         fixed.append(f"converted {fixes['converted']} rows to chat messages")
+    if manifest.get("column_mapping"):
+        from studio.data.mapping import ColumnMapping
+
+        fixed.append("built every row from the columns "
+                     f"({escape.md_inline(ColumnMapping.from_dict(manifest['column_mapping']).describe())})")
+    if manifest.get("dismissals"):
+        fixed.append(f"kept {len(manifest['dismissals'])} dismissal(s) with their reasons")
     leak_note = "no near-duplicates shared between train and validation" if not manifest["split"]["leaks"] else \
         f"{manifest['split']['leaks']} possible leaks remain (check DS-LEAK)"
     result = (
@@ -519,7 +743,7 @@ def save_from_state(state, validation_percent, seed, name, progress=None):
     """Fix, split and save; returns (folder, manifest). Raises StudioError."""
     import json
 
-    from studio.data import clean, stats as stats_module, store
+    from studio.data import clean, dismissals, stats as stats_module, store
     from studio.errors import StudioError
 
     if not state:
@@ -546,22 +770,34 @@ def save_from_state(state, validation_percent, seed, name, progress=None):
     manifest_stats = stats_module.manifest_stats(train_stats)
     manifest_stats["validation_rows"] = len(result.validation)
     source = state["source"]
-    report_json = _report_json(report, source)
+    report_json = _report_json(report, source, state.get("dismissed"))
     report_md = stats_module.report_markdown(report, state["stats"], source.get("name", ""), verdict_of(report))
+    report_md += "\n" + dismissals.markdown(source.get("dismissals") or [], state.get("dismissed"))
+    if source.get("mapping"):
+        from studio.data import mapping as mapping_module
+
+        report_md += ("\n## Column mapping\n\nRows were built from the file's columns: "
+                      f"{escape.md_inline(mapping_module.ColumnMapping.from_dict(source['mapping']).describe())}.\n")
     if progress:
         progress(0.85, desc="Saving")
     folder = store.save_dataset(result, report, manifest_stats, source_name=source.get("name", ""),
                                 source_sha256=store.sha256_file(source["path"]), name=(name or "").strip() or None,
                                 report_json=report_json, report_markdown=report_md,
+                                column_mapping=source.get("mapping"), dismissals=source.get("dismissals") or [],
                                 owner=identity.user_id or access.LOCAL_OWNER)
     manifest = json.loads((folder / store.MANIFEST).read_text(encoding="utf-8"))
     return folder, manifest
 
 
-def _report_json(report, source: dict) -> str:
+def _report_json(report, source: dict, dismissed=None) -> str:
     import json
 
-    return json.dumps({**report.to_json(), "file": source.get("name") or report.name}, ensure_ascii=False, indent=2, default=str)
+    data = {**report.to_json(), "file": source.get("name") or report.name,
+            "dismissals": source.get("dismissals") or [],
+            "dismissed_findings": [{**finding.to_dict(), "reason": dismissal["reason"]} for finding, dismissal in dismissed or []]}
+    if source.get("mapping"):
+        data["column_mapping"] = source["mapping"]
+    return json.dumps(data, ensure_ascii=False, indent=2, default=str)
 
 
 def go_to_train():
@@ -632,6 +868,23 @@ def build(shared: Shared) -> None:
 
     verdict = gr.HTML(idle_verdict_html(), elem_id="data-verdict", css_template=VERDICT_CSS)
 
+    with gr.Accordion("Column mapping", open=False, visible=False, elem_id="data-mapping") as map_box:
+        gr.Markdown("Say which column holds the question (the **user** turn) and which the **answer** (the assistant "
+                    "turn). Context columns are appended to the question after a blank line; a system column becomes "
+                    "the system prompt. The preview shows the first rows converted; **Use this mapping** checks the "
+                    "file again with it, and the mapping is saved with the dataset.", elem_classes="tab-intro")
+        with gr.Row():
+            map_user = gr.Dropdown([], label="User turn (question)", elem_id="data-map-user")
+            map_assistant = gr.Dropdown([], label="Assistant turn (answer)", elem_id="data-map-assistant")
+            map_context = gr.Dropdown([], multiselect=True, label="Context (appended to the user turn)",
+                                      elem_id="data-map-context")
+            map_system = gr.Dropdown([NO_COLUMN], value=NO_COLUMN, label="System prompt", elem_id="data-map-system")
+        with gr.Row():
+            map_apply = gr.Button("Use this mapping", variant="primary", elem_id="data-map-apply")
+            map_clear = gr.Button("Read the file as it is", size="sm", elem_id="data-map-clear")
+        map_status = gr.Markdown(elem_id="data-map-status")
+        map_preview = gr.HTML(elem_id="data-map-preview", css_template=ROW_VIEW_CSS)
+
     with gr.Column(visible=False, elem_id="data-report") as report_box:
         format_info = gr.Markdown(elem_id="data-format")
         gr.Markdown("### Findings")
@@ -645,6 +898,23 @@ def build(shared: Shared) -> None:
                                     show_label=True,
                                     datatype=["html", "str", "str", "str", "str"],
                                     column_widths=["11%", "15%", "6%", "34%", "34%"], elem_id="data-findings")
+            with gr.Accordion("Dismiss a finding that is wrong for this data", open=False, elem_id="data-dismiss"):
+                gr.Markdown("Say why (the reason is saved with the dataset and shown in its report). A dismissed "
+                            "finding no longer counts and a dismissed error no longer blocks or sets its row aside. "
+                            "Errors that make a row untrainable (broken structure) cannot be dismissed. Clicking a "
+                            "finding in the table fills in its rule and row.", elem_classes="tab-intro")
+                with gr.Row():
+                    dismiss_rule = gr.Dropdown([], label="Rule", elem_id="data-dismiss-rule", scale=2)
+                    dismiss_row = gr.Number(label="Row", precision=0, minimum=1, elem_id="data-dismiss-row", scale=1)
+                    dismiss_scope = gr.Radio(DISMISS_SCOPES, value=DISMISS_SCOPES[0], label="Dismiss",
+                                             elem_id="data-dismiss-scope", scale=3)
+                dismiss_reason = gr.Textbox(label="Reason (required)", placeholder="e.g. an image file path, not a secret",
+                                            elem_id="data-dismiss-reason")
+                with gr.Row():
+                    dismiss_btn = gr.Button("Dismiss", variant="secondary", elem_id="data-dismiss-btn")
+                    restore_btn = gr.Button("Restore all dismissed findings", size="sm", elem_id="data-restore-btn")
+                dismiss_status = gr.Markdown(elem_id="data-dismiss-status")
+                dismissed_md = gr.Markdown(elem_id="data-dismissed")
             with gr.Column(elem_id="data-row-view"):
                 gr.Markdown("### The row")
                 with gr.Row(equal_height=False):
@@ -689,7 +959,9 @@ def build(shared: Shared) -> None:
 
     lint_outputs = [source_state, lint_state, verdict, format_info, findings, severity_filter, rule_filter, row_number,
                     row_chat, row_tokens, row_notes, stats_md, plot_tokens, plot_messages, plot_roles, plot_system,
-                    plot_findings, max_length, report_box, downloads, next_btn, fix_result, shared.dataset_stats]
+                    plot_findings, max_length, report_box, downloads, next_btn, fix_result, shared.dataset_stats,
+                    dismiss_rule, dismissed_md, map_box, map_user, map_assistant, map_context, map_system, map_preview]
+    assert len(lint_outputs) == len(_LINT_OUTPUT_NAMES)
     settings = [model, max_length, batch_size]
 
     g = guarded  # every handler goes through the guard (studio/ui/guard.py) with its rule
@@ -705,6 +977,18 @@ def build(shared: Shared) -> None:
     severity_filter.change(g(access.LOOK, filter_findings), [lint_state, severity_filter, rule_filter], findings)
     rule_filter.change(g(access.LOOK, filter_findings), [lint_state, severity_filter, rule_filter], findings)
     findings.select(g(access.LOOK, select_finding), lint_state, [row_number, row_chat, row_tokens, row_notes])
+    findings.select(g(access.LOOK, pick_for_dismissal), lint_state, [dismiss_rule, dismiss_row, dismiss_scope])
+    # Dismissing re-renders the checked data (nothing is saved until Fix and split): the lint rule.
+    dismiss_btn.click(g(access.LINT, dismiss_finding),
+                      [source_state, lint_state, dismiss_rule, dismiss_row, dismiss_scope, dismiss_reason],
+                      lint_outputs + [dismiss_status, dismiss_reason])
+    restore_btn.click(g(access.LINT, restore_dismissed), [source_state, lint_state],
+                      lint_outputs + [dismiss_status, dismiss_reason])
+    map_form = [map_user, map_assistant, map_context, map_system]
+    for control in map_form:
+        control.input(g(access.LOOK, preview_mapping), [lint_state] + map_form, map_preview, show_progress="hidden")
+    map_apply.click(g(access.LINT, apply_mapping), [source_state] + map_form + settings, lint_outputs + [map_status])
+    map_clear.click(g(access.LINT, clear_mapping), [source_state] + settings, lint_outputs + [map_status])
     row_btn.click(g(access.LOOK, show_row), [lint_state, row_number], [row_chat, row_tokens, row_notes])
     row_number.submit(g(access.LOOK, show_row), [lint_state, row_number], [row_chat, row_tokens, row_notes])
 

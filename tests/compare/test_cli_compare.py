@@ -24,7 +24,8 @@ def test_cli_json_contract(tiny_run_dir, tmp_path):
         "not a chat row",
     ]) + "\n")
     out = tmp_path / "out" / "report.html"
-    done = _run([tiny_run_dir.name, "--prompts", str(prompts), "--n", "2", "--max-new-tokens", "8", "--out", str(out), "--json"])
+    done = _run([tiny_run_dir.name, "--prompts", str(prompts), "--n", "2", "--max-new-tokens", "8", "--out", str(out),
+                 "--greedy", "--json"])
     assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout.strip().splitlines()[-1])
     assert [row["prompt"] for row in payload["rows"]] == ["What is 2 + 2?", "Say hello."]
@@ -35,6 +36,15 @@ def test_cli_json_contract(tiny_run_dir, tmp_path):
     assert payload["summary"]["prompts"] == 2 and payload["summary"]["with_reference"] == 1
     assert payload["report"] == str(out) and out.is_file() and out.with_suffix(".md").is_file()
     assert (tiny_run_dir / "compare" / "eval.json").is_file()
+    # The verdict object: the same as Compare and the report; one scored prompt cannot carry a conclusion.
+    verdict = payload["verdict"]
+    assert verdict["conclusion"] == "inconclusive" and verdict["headline"].startswith("Inconclusive:")
+    assert verdict["evidence"]["scored_prompts"] == 1 and verdict["evidence"]["votes"] == 0
+    assert {s["key"] for s in verdict["signals"]} == {"loss", "rouge_l", "chrf"}
+    assert all(s["direction"] == "too few" and len(s["interval"]) == 2 for s in verdict["signals"])
+    assert payload["settings"]["decoding"] == "greedy" and payload["settings"]["repetition_penalty"] > 1
+    assert "Inconclusive:" in done.stderr and "Decoding: greedy decoding" in done.stderr
+    assert "Verdict: inconclusive" in out.read_text()
 
 
 def test_cli_plain_errors(tmp_path):

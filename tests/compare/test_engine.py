@@ -29,7 +29,7 @@ def test_disable_adapter_matches_a_separately_loaded_base(tiny_run_dir, tiny_mod
 
 def test_tuned_answers_differ_from_base_after_training(tiny_run_dir):
     session = engine.open_session(str(tiny_run_dir))
-    settings = engine.Settings(max_new_tokens=12)
+    settings = engine.Settings(max_new_tokens=12, temperature=0)  # greedy: the tiny model's most likely answer
     base = session.engine.generate(engine.BASE, PROMPT, settings)
     tuned = session.engine.generate(session.tuned, PROMPT, settings)
     assert base != tuned
@@ -55,7 +55,8 @@ def test_batched_answers_are_the_streamed_ones(tiny_run_dir):
     session = engine.open_session(str(tiny_run_dir))
     conversations = [[{"role": "user", "content": text}] for text in
                      ("What is 2 + 2?", "Tell me about the sea, matey, and the treasure buried deep.", "Hi")]
-    for settings in (engine.Settings(max_new_tokens=12), engine.Settings(max_new_tokens=12, temperature=0.9, seed=3)):
+    for settings in (engine.Settings(max_new_tokens=12, temperature=0), engine.Settings(max_new_tokens=12, seed=3),
+                     engine.Settings(max_new_tokens=12, temperature=0, repetition_penalty=1.0, no_repeat_ngram_size=2)):
         for adapter in (engine.BASE, session.tuned):
             one_by_one = [session.engine.generate(adapter, messages, settings) for messages in conversations]
             assert session.engine.generate_batch(adapter, conversations, settings) == one_by_one
@@ -111,6 +112,37 @@ def test_sampling_is_reproducible_with_a_seed(tiny_run_dir):
     settings = engine.Settings(temperature=1.0, top_p=0.9, max_new_tokens=10, seed=42)
     first = session.engine.generate(session.tuned, PROMPT, settings)
     assert session.engine.generate(session.tuned, PROMPT, settings) == first
+
+
+def test_the_repetition_guard_penalises_tokens_already_in_the_answer():
+    import torch
+
+    logits = torch.tensor([2.0, -1.0, 3.0, 0.5, 1.0])
+    settings = engine.Settings(temperature=0, repetition_penalty=2.0, no_repeat_ngram_size=0)
+    guarded = engine.guard_repetition(logits, settings, [0, 1, 1])
+    assert guarded.tolist() == [1.0, -2.0, 3.0, 0.5, 1.0]  # positive halved, negative doubled, others untouched
+    assert logits.tolist() == [2.0, -1.0, 3.0, 0.5, 1.0]  # the model's logits are not modified in place
+    # Token 2 would win greedily; after "2 then 3 ... 2" a 2-gram ban forbids "3" again, so the next best wins.
+    ban = engine.Settings(temperature=0, repetition_penalty=1.0, no_repeat_ngram_size=2)
+    assert engine.pick_token(torch.tensor([0.0, 0.0, 0.0, 5.0, 1.0]), ban, None, [2, 3, 1, 2]) == 4
+    # Greedy with the guard: a token the answer already holds loses to a fresh one of nearly the same score.
+    assert engine.pick_token(torch.tensor([0.0, 0.0, 1.1, 0.0, 1.0]), settings, None, []) == 2
+    assert engine.pick_token(torch.tensor([0.0, 0.0, 1.1, 0.0, 1.0]), settings, None, [2]) == 4
+
+
+def test_fair_defaults_come_from_the_generation_config_when_it_has_them():
+    from transformers import GenerationConfig
+
+    plain = engine.default_settings(GenerationConfig(bos_token_id=1, eos_token_id=2))
+    assert plain.temperature == engine.DEFAULT_TEMPERATURE and plain.repetition_penalty > 1 and "studio defaults" in plain.source
+    own = engine.default_settings(GenerationConfig(do_sample=True, temperature=0.2, top_p=0.8, repetition_penalty=1.3))
+    assert (own.temperature, own.top_p, own.repetition_penalty) == (0.2, 0.8, 1.3)
+    assert "generation_config" in own.source and "temperature=0.2" in own.source
+    greedy_model = engine.default_settings(GenerationConfig(do_sample=False, temperature=0.2))
+    assert greedy_model.temperature == engine.DEFAULT_TEMPERATURE  # sampling values of a greedy config are not used
+    assert engine.default_settings(None, temperature=0, seed=4).greedy
+    assert "greedy decoding" in engine.Settings(temperature=0).describe()
+    assert engine.Settings().record()["decoding"] == "sampling"
 
 
 def test_switching_runs_keeps_the_base_and_third_column_works(tiny_run_dir, tiny_run_b_dir):

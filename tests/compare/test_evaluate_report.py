@@ -23,7 +23,8 @@ def test_summarize_counts_improved_and_style():
     assert summary["style_marker"] == {"prefix": "Ahoy!", "suffix": "— Captain Byte"}
     assert (summary["style_base"], summary["style_tuned"], summary["style_reference"]) == (1, 1, 3)
     assert summary["style_parts"]["prefix"] == {"base": 1, "tuned": 2, "reference": 3}
-    assert "2" in evaluate.headline(summary)
+    assert "Answers that start with “Ahoy!”: base 1/3, tuned 2/3." in evaluate.headline(summary)
+    assert "better" not in evaluate.headline(summary)  # facts only: the conclusion is the verdict's
 
 
 def test_summarize_without_references():
@@ -38,7 +39,8 @@ def evaluated(tiny_run_dir):
     session = engine.open_session(str(tiny_run_dir))
     prompts, source = evaluate.load_prompts(run, n=4)
     seen = []
-    result = evaluate.evaluate(session, prompts, source, engine.Settings(max_new_tokens=16),
+    # Greedy: the tiny model's sampled tokens are near-random (its entropy stays high), its greedy ones carry the style.
+    result = evaluate.evaluate(session, prompts, source, engine.Settings(max_new_tokens=16, temperature=0),
                                progress=lambda done, total, text: seen.append((done, total)))
     evaluate.save(run, result)
     return run, result, seen
@@ -59,6 +61,7 @@ def test_evaluation_on_the_validation_split(evaluated):
     assert evaluate.load(run)["created_at"] == result["created_at"]  # reopened from eval.json
     # The fixture's validation rows are copies of training rows: the summary says so.
     assert summary["in_training"] == 4 and "not truly held out" in evaluate.headline(summary)
+    assert result["settings"]["decoding"] == "greedy" and result["settings"]["repetition_penalty"] > 1
     figure = evaluate.loss_figure(result)
     assert [trace.name for trace in figure.data] == ["Base", "Tuned"]
 
@@ -74,8 +77,14 @@ def test_report_is_self_contained_and_has_the_table(evaluated):
     assert 'id="eval-table"' in page and page.count("<tr>") == len(result["rows"]) + 1
     assert result["rows"][0]["prompt"] in page
     assert "Tuned model preferred in 1 of 1" in page
+    # The verdict leads, with the same words as Compare and the CLI: 4 prompts and 1 vote cannot carry a conclusion.
+    assert page.index('id="verdict"') < page.index("<h2>Run</h2>") and 'data-conclusion="inconclusive"' in page
+    assert "## Verdict: inconclusive" in markdown and "too little evidence" in markdown
+    assert "4 prompt(s) scored against reference answers, 1 blind vote(s) from 1 voter(s)" in markdown
+    assert "learning rate 0.005 (set by hand)" in markdown and "learning_rate=None" not in markdown
+    assert "200 of 200 steps" in markdown and "12 training rows, 6 validation rows" in markdown
     assert "| # | Prompt |" in markdown and result["rows"][1]["prompt"] in markdown
-    html_path, md_path = report.write(run, eval_result=result, ballot=ballot)
+    html_path, md_path = report.write(run, eval_result=result, ballots=ballot)
     assert html_path == run.compare_dir / "report.html" and md_path.read_text() == markdown
 
 
@@ -90,3 +99,25 @@ def test_report_without_evaluation(tiny_run_b_dir):
     run = runs.load_run(str(tiny_run_b_dir))
     page, markdown = report.build(run, {}, {})
     assert "No evaluation yet" in page and "No blind votes yet" in markdown
+
+
+def test_report_states_the_automatic_learning_rate_and_dismissed_findings(tmp_path):
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    (dataset / "manifest.json").write_text(json.dumps({
+        "name": "alpaca", "counts": {"train": 270, "validation": 30, "rejected": 0},
+        "dismissals": [{"rule": "PII-SECRET", "row": 12, "reason": "a Wikimedia image path, not a secret"}]}))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "events.jsonl").write_text(json.dumps({"type": "log", "step": 20, "epoch": 0.59, "loss": 1.5}) + "\n")
+    run = runs.RunInfo(run_id="auto", dir=run_dir, adapter_dir=run_dir / "adapter", base_ref="some/model",
+                       config={"model": "some/model", "dataset": str(dataset), "learning_rate": None, "epochs": 2},
+                       status={"status": "stopped", "step": 20, "total_steps": 68,
+                               "facts": {"learning_rate": 0.001, "train_rows": 270, "eval_rows": 30}})
+    items = dict(report.summary_items(run))
+    assert items["Training"] == ("20 of 68 steps, 0.59 epoch(s) done (planned 2), 270 training rows, 30 validation rows, "
+                                 "learning rate 0.001 (automatic for the model's size)")
+    assert "learning_rate=0.001 (automatic)" in items["Settings"]
+    assert items["Data findings dismissed"] == "PII-SECRET (row 12) dismissed: a Wikimedia image path, not a secret"
+    page, markdown = report.build(run, {}, [])
+    assert "learning_rate=None" not in page and "a Wikimedia image path" in markdown

@@ -25,12 +25,16 @@ def test_refresh_lists_runs_with_adapters(tiny_run_dir):
     assert compare_tab.preselect(tiny_run_dir.name)["value"] == tiny_run_dir.name
 
 
-def test_open_run_fills_examples_and_summary(tiny_run_dir):
-    status, examples, run_b_column, base, tuned, run_b, headline, figure, table = compare_tab.open_run(
-        tiny_run_dir.name, "", progress=_no_progress)
+def test_open_run_fills_examples_summary_and_the_models_decoding_defaults(tiny_run_dir):
+    (status, examples, run_b_column, base, tuned, run_b, verdict, headline, figure, table,
+     temperature, top_p, penalty, greedy, note) = compare_tab.open_run(tiny_run_dir.name, "", progress=_no_progress)
     assert "Pirate style tiny-pirate" in status
+    assert "200 of 200 steps" in status and "learning rate 0.005 (set by hand)" in status
     assert examples["samples"][0] == ["What is the capital of France?"]
     assert run_b_column["visible"] is False and base == tuned == run_b == []
+    # The tiny model's generation_config has no sampling values: the studio's fair defaults, guard on.
+    assert temperature["value"] > 0 and penalty["value"] > 1 and greedy["value"] is False
+    assert "repetition penalty" in note and "studio defaults" in note
 
 
 def test_open_run_with_a_bad_choice_shows_a_plain_message(tmp_path):
@@ -39,7 +43,7 @@ def test_open_run_with_a_bad_choice_shows_a_plain_message(tmp_path):
 
 
 def test_chat_streams_both_columns_and_keeps_multi_turn_history(tiny_run_dir):
-    args = (tiny_run_dir.name, "", "", 0, 1, 10, 0)
+    args = (tiny_run_dir.name, "", "", 0, 1, 10, 0, 1.1, True)
     last, rounds = _drain(compare_tab.chat("What is 2 + 2?", [], [], [], *args))
     message, base, tuned, run_b, base_stats, tuned_stats, _, error = last
     assert rounds > 2 and message == ""
@@ -66,38 +70,81 @@ def test_chat_errors_are_messages_not_tracebacks():
     assert empty[1] == []
 
 
-def test_evaluation_blind_test_and_report(tiny_run_dir):
-    headline, figure, table = compare_tab.run_evaluation(tiny_run_dir.name, 3, None, "", 12, progress=_no_progress)
-    assert "held-out prompts" in headline and figure["visible"] and len(table["value"]) == 3
+def test_evaluation_records_its_settings_and_shows_the_verdict(tiny_run_dir):
+    verdict, facts, figure, table = compare_tab.run_evaluation(tiny_run_dir.name, 3, None, "", 12, 0.7, 0.9, 1.1,
+                                                               False, 5, progress=_no_progress)
+    assert verdict.startswith("**Inconclusive:") and "3 scored prompt(s)" in verdict  # 3 prompts cannot carry a verdict
+    assert figure["visible"] and len(table["value"]) == 3 and len(table["value"][0]) == len(compare_tab.EVAL_HEADERS)
+    assert "sampling at temperature 0.7" in facts
     saved = json.loads((tiny_run_dir / "compare" / "eval.json").read_text())
     assert len(saved["rows"]) == 3
+    assert saved["settings"]["decoding"] == "sampling" and saved["settings"]["seed"] == 5
+    assert saved["settings"]["repetition_penalty"] == 1.1 and saved["settings"]["temperature"] == 0.7
     # Reopening shows the saved evaluation at once.
     reopened = compare_tab.open_run(tiny_run_dir.name, "", progress=_no_progress)
-    assert "saved evaluation" in reopened[6] and len(reopened[8]["value"]) == 3
+    assert reopened[6].startswith("**Inconclusive:") and "saved evaluation" in reopened[7]
+    assert len(reopened[9]["value"]) == 3
 
-    prompt, a, b, tally, index, _ = compare_tab.ab_start(tiny_run_dir.name)
-    assert index == 0 and "Prompt 1 of 3" in prompt and {a, b} == {saved["rows"][0]["base"], saved["rows"][0]["tuned"]}
-    for choice in ("A", "B", "tie"):
-        prompt, a, b, tally, index = compare_tab.ab_vote(tiny_run_dir.name, index, choice)
-    assert index is None and "All 3 prompts voted" in prompt
-    assert "All 3 prompts voted" in compare_tab.ab_vote(tiny_run_dir.name, None, "A")[0]  # an extra click changes nothing
-    ballot = json.loads((tiny_run_dir / "compare" / "votes.json").read_text())
-    assert ballot["votes"] == {"0": "A", "1": "B", "2": "tie"}
-    tuned_wins = sum(ballot["items"][i]["tuned_is"] == c for i, c in ((0, "A"), (1, "B")))
-    assert f"Tuned model preferred in {tuned_wins} of 3" in tally
-    text, reveal = compare_tab.ab_reveal(tiny_run_dir.name)
-    assert reveal["visible"] and len(reveal["value"]) == 3 and reveal["value"][2][-1] == "tie"
+
+def _ab(outputs):
+    return dict(zip(compare_tab.AB_OUTPUTS, outputs))
+
+
+def test_blind_test_two_voters_reveal_and_report(tiny_run_dir):
+    compare_tab.run_evaluation(tiny_run_dir.name, 3, None, "", 12, progress=_no_progress)
+    saved = json.loads((tiny_run_dir / "compare" / "eval.json").read_text())
+    labelled = {text for row in saved["rows"] for text in (row["base"], row["tuned"])}
+
+    first = _ab(compare_tab.ab_start(tiny_run_dir.name, ""))
+    voter = first["voter"]
+    assert voter.startswith("voter-") and "Voter 1" in first["who"] and "Prompt 1 of 3" in first["prompt"]
+    assert {first["a"], first["b"]} == {saved["rows"][first["index"]]["base"], saved["rows"][first["index"]]["tuned"]}
+    assert first["tally"] == "" and not first["reveal"]["visible"]  # no running tally: it would unmask the sides
+    view = _ab(compare_tab.ab_vote(tiny_run_dir.name, voter, first["index"], "A"))
+    assert "Prompt 2 of 3" in view["prompt"] and view["finish"]["value"] == "Stop here and reveal"
+    voted = [first["index"]]
+    view2 = _ab(compare_tab.ab_vote(tiny_run_dir.name, voter, view["index"], "tie"))
+    voted.append(view["index"])
+    # Voter 1 stops after two prompts: only those two are revealed, and the ballot is closed.
+    closed = _ab(compare_tab.ab_reveal(tiny_run_dir.name, voter))
+    assert "Ballot closed" in closed["prompt"] and closed["reveal"]["visible"]
+    assert len(closed["reveal"]["value"]) == 2 and closed["vote_a"]["interactive"] is False
+    assert "of 2 votes" in closed["tally"] and "95 % interval" in closed["tally"]
+    again = _ab(compare_tab.ab_vote(tiny_run_dir.name, voter, view2["index"], "B"))
+    assert "closed" in again["prompt"]  # no voting after the reveal
+    ballot = json.loads((tiny_run_dir / "compare" / "votes.json").read_text())["ballots"][voter]
+    assert set(ballot["votes"]) == {str(i) for i in voted}
+
+    # Voter 2 on the same screen: a fresh ballot, all three prompts, then the pooled tally.
+    second = _ab(compare_tab.ab_new_voter(tiny_run_dir.name))
+    assert second["voter"] != voter and "Voter 2" in second["who"] and "0 of 3" in second["who"]
+    state = second
+    for _ in range(3):
+        state = _ab(compare_tab.ab_vote(tiny_run_dir.name, second["voter"], state["index"], "B"))
+    assert "All 3 prompts voted" in state["prompt"] and state["vote_a"]["interactive"] is False
+    done = _ab(compare_tab.ab_reveal(tiny_run_dir.name, second["voter"]))
+    assert len(done["reveal"]["value"]) == 3 and "All 2 finished ballots" in done["tally"] and "from 2 voters" in done["tally"]
+    assert not labelled & {first["who"], first["prompt"], second["who"]}
+
+    verdict = compare_tab.refresh_verdict(tiny_run_dir.name)
+    assert "5 blind vote(s) from 2 voter(s)" in verdict
 
     note, html_button, md_button = compare_tab.build_report(tiny_run_dir.name)
     assert html_button["value"].endswith("report-tiny-pirate.html") and md_button["value"].endswith(".md")
     assert (tiny_run_dir / "compare" / "report.html").is_file()
     page = open(html_button["value"], encoding="utf-8").read()
-    assert saved["rows"][0]["prompt"] in page and "Tuned model preferred" in page
+    assert saved["rows"][0]["prompt"] in page and "Tuned model preferred" in page and "Verdict: inconclusive" in page
+    assert "Voter 1:" in page and "Voter 2:" in page
 
 
-def test_blind_test_needs_an_evaluation(tiny_run_b_dir):
-    prompt, *_ = compare_tab.ab_start(tiny_run_b_dir.name)
-    assert "no evaluation" in prompt.lower() or "there is none yet" in prompt
+def test_blind_test_needs_an_evaluation_and_a_valid_voter(tiny_run_b_dir, tiny_run_dir):
+    view = _ab(compare_tab.ab_start(tiny_run_b_dir.name, ""))
+    assert "there is none yet" in view["prompt"] and view["vote_a"]["interactive"] is False
+    compare_tab.run_evaluation(tiny_run_dir.name, 2, None, "", 8, progress=_no_progress)
+    forged = _ab(compare_tab.ab_vote(tiny_run_dir.name, "../../etc/passwd", 0, "A"))
+    assert "voter id is not valid" in forged["prompt"]
+    unknown = _ab(compare_tab.ab_vote(tiny_run_dir.name, "voter-never-started", 0, "A"))
+    assert "no ballot" in unknown["prompt"]
 
 
 def test_stop_marks_running_columns_as_stopped():

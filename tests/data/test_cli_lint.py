@@ -88,3 +88,20 @@ def test_messy_sample_fails_ci(tiny_model_dir, capsys):
     assert main(["lint", str(SAMPLES / "assistant_style_messy.jsonl"), "--model", str(tiny_model_dir), "--json"]) == 1
     payload = json.loads(capsys.readouterr().out)
     assert len({f["rule"] for f in payload["findings"]}) >= 40
+
+
+def test_map_reads_a_question_answer_csv_and_unknown_tables_get_the_flags_as_a_hint(tmp_path):
+    table = tmp_path / "qa.csv"
+    table.write_text("question,answer\n" + "".join(f'"What does item {i} of the list do, briefly?","Item {i} keeps the '
+                                                  f'list in order number {i}."\n' for i in range(12)))
+    plain = run(str(table), "--no-tokens")
+    assert plain.returncode == 1 and "--map user=question --map assistant=answer" in plain.stdout
+    mapped = run(str(table), "--no-tokens", "--map", "user=question", "--map", "assistant=answer", "--json")
+    assert mapped.returncode == 0, mapped.stdout[-2000:]
+    payload = json.loads(mapped.stdout)
+    assert payload["format"] == "messages" and payload["stats"]["valid_rows"] == 12
+    assert payload["column_mapping"] == {"user": "question", "assistant": "answer", "context": [], "system": None}
+    wrong = run(str(table), "--no-tokens", "--map", "user=question", "--map", "assistant=reply")
+    assert wrong.returncode == 1 and "no column called 'reply'" in wrong.stderr and "question, answer" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+    assert run(str(table), "--no-tokens", "--map", "bot=answer").returncode == 1

@@ -32,7 +32,7 @@ def verdict_of(html):
 
 
 def test_messy_sample_is_blocked_with_findings_rows_and_plots(messy, tiny):
-    assert len(messy) == 23
+    assert len(messy) == len(data_tab._LINT_OUTPUT_NAMES) == 31
     assert messy[SOURCE]["kind"] == "sample" and messy[SOURCE]["name"] == "assistant_style_messy.jsonl"
     state = messy[STATE]
     assert verdict_of(messy[VERDICT]) == "blocked"

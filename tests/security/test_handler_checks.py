@@ -73,13 +73,16 @@ def test_compare_handlers_refuse_another_visitors_run(public, victim_world):
 
     victim, _dataset, record = victim_world
     with access.acting(_attacker()):
-        outputs = [compare_tab.open_run(record.run_id, "")[0], compare_tab.ab_start(record.run_id)[0],
-                   compare_tab.ab_vote(record.run_id, 0, "A")[0], compare_tab.ab_reveal(record.run_id)[0],
-                   compare_tab.build_report(record.run_id)[0],
+        voter = "voter-attacker"  # the blind view's outputs: (voter, who, prompt or message, ...)
+        outputs = [compare_tab.open_run(record.run_id, "")[0], compare_tab.ab_start(record.run_id, "")[2],
+                   compare_tab.ab_new_voter(record.run_id)[2], compare_tab.ab_vote(record.run_id, voter, 0, "A")[2],
+                   compare_tab.vote_button("B")(record.run_id, voter, 0)[2],
+                   compare_tab.ab_reveal(record.run_id, voter)[2], compare_tab.build_report(record.run_id)[0],
                    compare_tab.run_evaluation(record.run_id, 2, None, "", 16, progress=lambda *a, **k: None)[0],
                    compare_tab.open_run(str(record.dir), "")[0], compare_tab.open_run("/etc", "")[0]]
         chat = list(compare_tab.chat("hi", [], [], [], record.run_id, "", "", 0, 1, 8, 0))[-1]
         assert record.run_id not in json.dumps(compare_tab.run_choices())
+        assert compare_tab.refresh_verdict(record.run_id) == compare_tab.gr.update()  # no verdict of another's run
     for message in outputs + [chat[-1]]:
         assert "Not allowed" in str(message), message
     assert not (record.dir / "compare").exists()  # nothing written into the victim's run

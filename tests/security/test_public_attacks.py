@@ -166,11 +166,12 @@ def test_compare_on_another_visitors_run_is_refused_by_id_and_by_path(public_app
     for target in targets:
         opened = attacker.call_named("open_run", [target, ""])
         assert opened.refused, (target, opened.text[:300])
-        for handler, data in (("ab_start", [target]), ("ab_reveal", [target]), ("build_report", [target]),
+        for handler, data in (("ab_start", [target, ""]), ("ab_new_voter", [target]),
+                              ("ab_reveal", [target, "voter-attacker"]), ("build_report", [target]),
                               ("run_evaluation", [target, 2, None, "", 16])):
             result = attacker.call_named(handler, data)
             assert result.refused, (handler, target, result.text[:300])
-        vote = attacker.call(attacker.fn_index("vote_A"), [target, 0])
+        vote = attacker.call(attacker.fn_index("vote_A"), [target, "voter-attacker", 0])
         assert vote.refused, (target, vote.text[:300])
     # The same words for a run that exists and one that does not: ids cannot be probed.
     missing = attacker.call_named("open_run", ["run-doesnotexist", ""])
@@ -237,13 +238,16 @@ def test_a_forged_or_guessed_identity_gets_a_fresh_empty_namespace(public_app, b
 def test_a_vote_on_the_shared_demo_goes_to_the_voters_own_ballot(public_app, attacker, before):
     world = public_app.world
     attacker.load_page()
-    started = attacker.call_named("ab_start", [world.demo_run.name])
+    started = attacker.call_named("ab_start", [world.demo_run.name, ""])
     assert started.success and not started.refused, started.text[:300]
-    index = started.data[4]
-    voted = attacker.call(attacker.fn_index("vote_A"), [world.demo_run.name, index])
+    voter, index = started.data[0], started.data[5]
+    voted = attacker.call(attacker.fn_index("vote_A"), [world.demo_run.name, voter, index])
     assert voted.success and "1 of" in json.dumps(voted.data), voted.text[:300]
     ballots = list((world.demo_run / "compare" / "visitors").glob("*/votes.json"))
-    assert len(ballots) >= 1
+    assert len(ballots) >= 1 and any(voter in json.loads(path.read_text())["ballots"] for path in ballots)
+    # Finishing closes this visitor's ballot; their verdict counts it, the owner's box is untouched.
+    finished = attacker.call_named("ab_reveal", [world.demo_run.name, voter])
+    assert finished.success and "Ballot closed" in json.dumps(finished.data), finished.text[:300]
     report = attacker.call_named("build_report", [world.demo_run.name])
     assert report.success and "$STUDIO_HOME" in json.dumps(report.data)
     assert world.checksum() == before  # the owner's ballot and evaluation are untouched
