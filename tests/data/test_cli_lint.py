@@ -99,7 +99,7 @@ def test_map_reads_a_question_answer_csv_and_unknown_tables_get_the_flags_as_a_h
     mapped = run(str(table), "--no-tokens", "--map", "user=question", "--map", "assistant=answer", "--json")
     assert mapped.returncode == 0, mapped.stdout[-2000:]
     payload = json.loads(mapped.stdout)
-    assert payload["format"] == "messages" and payload["stats"]["valid_rows"] == 12
+    assert payload["format"] == "messages" and payload["stats"]["rows"]["valid"] == 12
     assert payload["column_mapping"] == {"user": "question", "assistant": "answer", "context": [], "system": None}
     wrong = run(str(table), "--no-tokens", "--map", "user=question", "--map", "assistant=reply")
     assert wrong.returncode == 1 and "no column called 'reply'" in wrong.stderr and "question, answer" in wrong.stderr
