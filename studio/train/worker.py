@@ -23,11 +23,15 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from studio.errors import StudioError
 from studio.train import store
 from studio.train.config import RunConfig
 from studio.train.divergence import Divergence, DivergenceWatch
+
+if TYPE_CHECKING:
+    from studio.models.precision import Precision
 
 _state = {"phase": "import", "stop": False}
 
@@ -295,14 +299,21 @@ def _round(value, digits: int = 2):
 
 
 # ---- the run -----------------------------------------------------------------------------
-def hardware_choices(config: RunConfig) -> dict:
-    """bf16 / gradient checkpointing / device decisions ("auto" resolved) for this machine."""
-    import torch
+def hardware_choices(config: RunConfig, model_dir: str | None = None, log=None) -> tuple[dict, "Precision"]:
+    """Device, precision and gradient checkpointing ("auto" resolved) for this machine.
 
-    cuda = torch.cuda.is_available()
-    bf16 = config.bf16 if config.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported())
+    The precision comes from the one decision for every device (studio.models.precision); on a CPU that means a
+    measured fp32-vs-bf16 comparison on this model's shapes, made once per machine and cached. Returns the facts
+    (JSON-friendly, for status.json) and the Precision itself."""
+    from studio.models import precision_probe
+
+    precision = precision_probe.choose(config.bf16, model_dir, _threads(config),
+                                       log=log or (lambda text: print(f"[studio] {text}", flush=True)))
+    cuda = precision.device == "cuda"
     checkpointing = config.gradient_checkpointing if config.gradient_checkpointing is not None else cuda
-    return {"cuda": cuda, "bf16": bf16, "gradient_checkpointing": checkpointing, "use_cpu": not cuda}
+    facts = {"cuda": cuda, "bf16": precision.trainer_bf16, "fp16": precision.trainer_fp16,
+             "gradient_checkpointing": checkpointing, "use_cpu": not cuda, **precision.facts()}
+    return facts, precision
 
 
 def _threads(config: RunConfig) -> int:
@@ -334,6 +345,24 @@ def score_only_labelled_positions_on_cpu() -> bool:
     return True
 
 
+def leaner_step(model, precision: "Precision", on_cpu: bool) -> list[str]:
+    """Swap in the cheaper step pieces of studio.train.kernels that apply here; returns what was switched."""
+    from studio.train import kernels
+
+    done = []
+    if on_cpu:
+        norms = kernels.lean_rms_norms(model)
+        if norms:
+            done.append(f"{norms} RMSNorm layers")
+        if kernels.cpu_loss_chunks():
+            done.append("narrow vocabulary tiles in the loss")
+    if precision.trainer_bf16 or precision.trainer_fp16:  # the run trains under autocast
+        casts = kernels.skip_lora_input_casts(model)
+        if casts:
+            done.append(f"no fp32 input copies in {casts} LoRA layers")
+    return done
+
+
 def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     """Load the model, tokenizer and data and return (trainer, callback, facts)."""
     from studio.models import catalog
@@ -355,7 +384,9 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     from studio.train.templates import choose_template
 
     torch.set_num_threads(_threads(config))
-    hw = hardware_choices(config)
+    hw, precision = hardware_choices(config, source)
+    notes.append(f"precision {precision.summary()}")
+    notes.extend(precision.notes)
     if hw["use_cpu"]:
         score_only_labelled_positions_on_cpu()
     try:
@@ -376,8 +407,8 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
         raise StudioError("The model has no chat template, so chat rows cannot be formatted.",
                           "Pick an instruct/chat model (e.g. one ending in -Instruct).")
 
-    load_kwargs = {"trust_remote_code": config.trust_remote_code,
-                   "dtype": torch.bfloat16 if hw["bf16"] else torch.float32}
+    # The frozen weights in the chosen precision; PEFT keeps the LoRA weights (and so Adam's state) in fp32.
+    load_kwargs = {"trust_remote_code": config.trust_remote_code, "dtype": getattr(torch, precision.load_dtype)}
     if config.qlora_4bit:
         if not hw["cuda"] or importlib_missing("bitsandbytes"):
             raise StudioError("QLoRA 4-bit needs a CUDA GPU and the bitsandbytes package.", "Turn QLoRA 4-bit off on this machine.")
@@ -385,7 +416,7 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
 
         load_kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16 if hw["bf16"] else torch.float16)
+            bnb_4bit_compute_dtype=torch.bfloat16 if precision.trainer_bf16 else torch.float16)
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs)
     except Exception as error:  # noqa: BLE001
@@ -432,7 +463,8 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
         packing=config.packing,
         train_sampling_strategy="group_by_length" if config.group_by_length and not config.packing else "random",
         assistant_only_loss=assistant_only,
-        bf16=hw["bf16"],
+        bf16=precision.trainer_bf16,
+        fp16=precision.trainer_fp16,
         gradient_checkpointing=hw["gradient_checkpointing"],
         use_cpu=hw["use_cpu"],
         report_to="none",
@@ -446,6 +478,7 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     set_seed(config.seed)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                          processing_class=tokenizer, peft_config=peft_config)
+    hw["lean_step"] = leaner_step(trainer.model, precision, hw["use_cpu"])
     trainer.remove_callback(PrinterCallback)
     callback = make_callback(run_dir, config)
     trainer.add_callback(callback)
