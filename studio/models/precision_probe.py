@@ -4,7 +4,8 @@
     probe_device()              the device as torch sees it: the worker
     cached_cpu_measurement(m)   the measurement for model folder m on this machine, or None (no torch)
     measure_cpu(m, threads)     time fp32 vs bf16 LoRA training steps on m's own shapes; cached under STUDIO_HOME
-    choose(config, m)           the worker's whole decision: probe, measure once if needed, decide
+    choose(forced, m, threads)  the worker's whole decision: probe, measure once if needed, decide
+    expected(forced, m, threads) the same decision without torch and without measuring (preflight, Decide)
 
 The CPU measurement trains the real model with a rank-8 LoRA on all linear layers for a few steps on a fixed
 English text, in fp32 and with the frozen weights in bf16 (LoRA weights in fp32, autocast to bf16 — exactly what
@@ -296,4 +297,11 @@ def choose(forced: bool | None, model_dir: str | os.PathLike, threads: int, meas
             measured = (measure or measure_cpu)(model_dir, threads)
     elif device.kind == "cpu":
         measured = cached_cpu_measurement(model_dir, threads)  # only for the log: a forced choice is not measured
+    return decide(device, forced, measured)
+
+
+def expected(forced: bool | None, model_dir: str | os.PathLike | None, threads: int) -> Precision:
+    """What the worker will choose, without importing torch or measuring: from nvidia-smi and the cache."""
+    device = quick_device()
+    measured = cached_cpu_measurement(model_dir, threads) if device.kind == "cpu" and model_dir else None
     return decide(device, forced, measured)

@@ -396,6 +396,7 @@ class Preflight:
     lora_params: int | None = None
     learning_rate: float | None = None
     learning_rate_auto: bool = False
+    precision: Any = None  # studio.models.precision.Precision: what the worker will train in
     device: str = "CPU"
     checks: list[Check] = field(default_factory=list)
     field_errors: dict[str, str] = field(default_factory=dict)
@@ -442,6 +443,8 @@ class Preflight:
         if self.learning_rate:
             how = " (automatic for this model's size)" if self.learning_rate_auto else ""
             rows.append(("Learning rate", f"{self.learning_rate:g}{how}"))
+        if self.precision is not None:
+            rows.append(("Precision", self.precision.summary()))
         return rows
 
     def markdown(self) -> str:
@@ -609,6 +612,7 @@ def run_preflight(config, hardware=None, manifest: dict[str, Any] | None = None,
             shape = model_shape(str(config.model))
     except StudioError as error:
         report.error(error.message, error.hint, "model")
+    report.precision = expected_precision(config, hardware)
     report.params = shape.params
     report.lora_params = shape.lora_params(config.lora_r if isinstance(config.lora_r, int) else 8)
     report.learning_rate_auto = config.learning_rate is None
@@ -768,6 +772,24 @@ def run_preflight(config, hardware=None, manifest: dict[str, Any] | None = None,
         report.warn("The loss is computed on the whole conversation (prompts too), not only the answers.",
                     "Fine for plain-text data; for chat data 'assistant-only loss' usually learns the answers better.")
     return report
+
+
+def expected_precision(config, hardware):
+    """The precision the worker will choose (studio.models.precision), from what is known without torch."""
+    from studio.models import bundled, catalog, precision_probe
+
+    forced = config.bf16 if isinstance(config.bf16, bool) else None
+    try:
+        kind = catalog.classify(str(config.model))
+    except StudioError:
+        kind = None
+    model_dir = None
+    if kind == "bundled":
+        model_dir = bundled.converted_dir() if bundled.is_converted() else None
+    elif kind in ("local", "hub"):
+        model_dir = str(config.model)
+    threads = config.torch_threads if isinstance(config.torch_threads, int) and config.torch_threads > 0 else hardware.cpu_cores
+    return precision_probe.expected(forced, model_dir, threads)
 
 
 def suggested_length(p99: float, step: int = 64) -> int:
