@@ -8,8 +8,8 @@
     expected(forced, m, threads) the same decision without torch and without measuring (preflight, Decide)
 
 The CPU measurement trains the real model with a rank-8 LoRA on all linear layers for a few steps on a fixed
-English text, in fp32 and with the frozen weights in bf16 (LoRA weights in fp32, autocast to bf16 — exactly what
-a bf16 run does), taking turns step by step, on the same batch from the same starting adapter. It times the steps
+English text, in fp32 and with the frozen weights in bf16 (LoRA weights in fp32, autocast to bf16 — and the same
+leaner step pieces (studio.train.kernels) — exactly what a bf16 run does), taking turns step by step, on the same batch from the same starting adapter. It times the steps
 after the first (warm-up), and compares the two precisions' first loss and gradient (same weights, same batch), so
 the decision gets both the speed-up and the quality gap. It costs a few seconds, once per machine, model shape and
 thread count: the result is cached in
@@ -241,9 +241,12 @@ class _Steps:
         import torch
         from peft import LoraConfig, get_peft_model
 
+        from studio.train import kernels
+
         torch.manual_seed(0)
         self.model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear",
                                                       task_type="CAUSAL_LM"))
+        kernels.apply(self.model, autocast=bf16, on_cpu=True)  # the step a run of this precision takes
         self.model.train()
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.trainable, lr=MEASURE_LEARNING_RATE)
