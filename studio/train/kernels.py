@@ -25,6 +25,13 @@ place, checks that the result is unchanged where that can be checked cheaply, an
 from __future__ import annotations
 
 CPU_VOCABULARY_CHUNK = 4096
+# Activations one training pass may keep on a CPU. With the worker's other memory (imports ~0.4 GB, the bundled
+# model, optimizer state, the loss's tiles: ~1.5 GB in all) this keeps the bundled model's run under 5 GB.
+ACTIVATION_BUDGET_GB = 3.0
+# Saved activations per token per decoder block, in elements: norms, q/k/v, attention output, residuals and the MLP's
+# four intermediate-size tensors (7h + 2kv + 4i), times 1.08 measured on SmolLM2-135M under LoRA (bench/train.py
+# memory: 686 KB per token in bf16, 1.37 MB in fp32, 30 blocks).
+ACTIVATION_MEASURED_FACTOR = 1.08
 
 
 def apply(model, autocast: bool, on_cpu: bool) -> list[str]:
@@ -129,6 +136,40 @@ def cpu_loss_chunks(vocabulary_chunk: int = CPU_VOCABULARY_CHUNK) -> bool:
         return False
     trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE = min(trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE, vocabulary_chunk)
     return True
+
+
+def activation_bytes_per_token(model_config, bytes_per_activation: int, checkpointing: bool = False) -> float:
+    """What one token of a training pass keeps for the backward pass, from the model's config."""
+    config = getattr(model_config, "text_config", None) or model_config
+    hidden = int(getattr(config, "hidden_size", 0) or 0)
+    layers = int(getattr(config, "num_hidden_layers", 0) or 0)
+    intermediate = int(getattr(config, "intermediate_size", 0) or 4 * hidden)
+    heads = int(getattr(config, "num_attention_heads", 0) or 1)
+    head_dim = int(getattr(config, "head_dim", 0) or hidden // heads)
+    kv = int(getattr(config, "num_key_value_heads", 0) or heads) * head_dim
+    per_block = (7 * hidden + 2 * kv + 4 * intermediate) * ACTIVATION_MEASURED_FACTOR
+    if checkpointing:  # each block keeps its input; one block at a time is recomputed in full
+        return (layers * hidden + per_block) * bytes_per_activation
+    return layers * per_block * bytes_per_activation
+
+
+def plan_passes(model_config, bytes_per_activation: int, batch_size: int, max_length: int,
+                budget_gb: float = ACTIVATION_BUDGET_GB) -> tuple[int | None, bool]:
+    """(most padded tokens per pass or None for no limit, whether gradient checkpointing is needed).
+
+    A batch that fits the budget runs whole. A longer one runs as micro-batches (same update, about the same
+    speed on a CPU, where a pass of a few thousand tokens already keeps the matmuls busy). Checkpointing, which
+    costs a third more compute, only when a single row at max length would not fit."""
+    per_token = activation_bytes_per_token(model_config, bytes_per_activation)
+    if per_token <= 0:
+        return None, False
+    budget_tokens = int(budget_gb * 1024**3 / per_token)
+    if batch_size * max_length <= budget_tokens:
+        return None, False
+    if max_length <= budget_tokens:
+        return budget_tokens, False
+    checkpointed = activation_bytes_per_token(model_config, bytes_per_activation, checkpointing=True)
+    return max(max_length, int(budget_gb * 1024**3 / checkpointed)), True
 
 
 def split_batch(inputs: dict, max_tokens: int) -> list[dict]:

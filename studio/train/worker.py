@@ -345,15 +345,6 @@ def score_only_labelled_positions_on_cpu() -> bool:
     return True
 
 
-def tokens_per_pass(model_config, precision: "Precision", on_cpu: bool) -> int | None:
-    """The most padded tokens one forward/backward pass may hold on a CPU; longer batches run as micro-batches.
-
-    PLACEHOLDER: calibrated in bench/train.py memory."""
-    if not on_cpu:
-        return None
-    return 2048
-
-
 def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     """Load the model, tokenizer and data and return (trainer, callback, facts)."""
     from studio.models import catalog
@@ -372,6 +363,7 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     from trl import SFTConfig, SFTTrainer
 
     from studio.models.loading import explain_load_error
+    from studio.train import kernels
     from studio.train.templates import choose_template
 
     torch.set_num_threads(_threads(config))
@@ -412,6 +404,17 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
         model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs)
     except Exception as error:  # noqa: BLE001
         raise explain_load_error(config.model, error) from error
+
+    if hw["use_cpu"] and config.gradient_checkpointing is None:
+        # Long batches run as micro-batches; checkpointing only when one row at max length would not fit.
+        hw["max_tokens_per_pass"], checkpointing = kernels.plan_passes(
+            model.config, precision.bytes_per_activation, config.batch_size, config.max_length)
+        hw["gradient_checkpointing"] = checkpointing
+        if hw["max_tokens_per_pass"]:
+            notes.append(f"batches above {hw['max_tokens_per_pass']:,} padded tokens run as micro-batches "
+                         "(the same update, less memory)" + (" with gradient checkpointing" if checkpointing else ""))
+    else:
+        hw["max_tokens_per_pass"] = None
 
     learning_rate = config.learning_rate_for(model.num_parameters())
     if config.learning_rate is None:
@@ -467,14 +470,12 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     # The adapter's initial weights come from the global RNG before the Trainer seeds it: seed first, so
     # the same config gives the same run.
     set_seed(config.seed)
-    from studio.train import kernels
-
     trainer = kernels.micro_batching_trainer(SFTTrainer)(
         model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=tokenizer,
         peft_config=peft_config)
     hw["lean_step"] = kernels.apply(trainer.model, autocast=precision.trainer_bf16 or precision.trainer_fp16,
                                     on_cpu=hw["use_cpu"])
-    trainer.max_tokens_per_pass = hw["max_tokens_per_pass"] = tokens_per_pass(model.config, precision, hw["use_cpu"])
+    trainer.max_tokens_per_pass = hw["max_tokens_per_pass"]
     trainer.remove_callback(PrinterCallback)
     callback = make_callback(run_dir, config)
     trainer.add_callback(callback)
