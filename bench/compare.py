@@ -152,8 +152,8 @@ def main() -> None:
     print(f"  ratio one/two of the whole process: {figures['ratio_whole']:.2f}{beside('ratio_whole', '.2f')}")
     print(f"  steady state after generating (current RSS): one copy {one['after_mb']:.0f} MB, two models "
           f"{two['after_mb']:.0f} MB → ratio {figures['ratio_steady']:.2f}{beside('ratio_steady', '.2f')}")
-    print("  (both load through studio.models.loading: a 16-bit checkpoint is loaded as stored, then widened to fp32 "
-          "one tensor at a time)")
+    print("  (both load through studio.models.loading: a local 16-bit checkpoint is read tensor by tensor into an fp32 "
+          "model, so the weight file is never mapped whole beside it)")
     if args.save:
         Path(args.save).write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
     print(f"\nStreaming, both columns interleaved token by token, {args.threads} torch thread(s), greedy, {args.tokens} new tokens max:")
