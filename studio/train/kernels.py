@@ -15,7 +15,9 @@ place, checks that the result is unchanged where that can be checked cheaply, an
 - `split_batch(inputs, max_tokens)`: a long batch cut into micro-batches of at most `max_tokens` padded tokens,
   each trimmed to its own longest row. The worker's trainer (`micro_batching_trainer`) runs them one after another
   into the same gradient, every piece's loss divided by the whole batch's labelled-token count: the same update as
-  the whole batch at once, with the activation memory of one piece. Short batches (the usual case) pass untouched.
+  the whole batch at once, with the activation memory of one piece; the heap is trimmed between pieces (glibc
+  otherwise keeps a piece's freed memory and the next piece allocates beside it). Short batches (the usual case)
+  pass untouched, untrimmed: trimming costs page faults on the next step.
 - `cpu_loss_chunks()`: TRL's fused LM head scores the vocabulary in tiles of 4,096 tokens × 32,768 vocabulary
   entries; on a CPU its torch fallback builds several fp32 temporaries of a whole tile (512 MB each), which made
   the loss the largest memory spike of a long-sequence step. Tiles of 4,096 vocabulary entries give the same
@@ -25,15 +27,17 @@ place, checks that the result is unchanged where that can be checked cheaply, an
 from __future__ import annotations
 
 CPU_VOCABULARY_CHUNK = 4096
-# Activations one training pass may keep on a CPU. With the worker's other memory (imports ~0.4 GB, the bundled
-# model, optimizer state, the loss's tiles: ~1.5 GB in all) this keeps the bundled model's run under 5 GB.
-ACTIVATION_BUDGET_GB = 3.0
+# Memory one training pass may add on a CPU. With the rest of the worker (imports ~0.4 GB, the model, optimizer state,
+# the data: 0.6 GB in bf16, 1.1 GB in fp32 for the bundled model) this keeps its run at batch 8 x 576 under 5 GB.
+ACTIVATION_BUDGET_GB = 3.3
 # Saved activations per token per decoder block, in elements: norms, q/k/v, attention output, residuals and the MLP's
 # four intermediate-size tensors (7h + 2kv + 4i), times 1.08 measured on SmolLM2-135M under LoRA (bench/train.py
 # memory: 686 KB per token in bf16, 1.37 MB in fp32, 30 blocks).
 ACTIVATION_MEASURED_FACTOR = 1.08
-
-
+# What a pass adds to the process's RSS per byte of saved activations (measured, same model and batch): the pass's
+# temporaries and the allocator's free-but-kept memory come on top. A 16-bit pass keeps fp32 temporaries (norm
+# statistics, the loss's tiles) beside small saved tensors, hence the larger factor.
+RSS_PER_SAVED_BYTE = {2: 1.9, 4: 1.1}
 def apply(model, autocast: bool, on_cpu: bool) -> list[str]:
     """Swap in the pieces that apply to a run (autocast: it trains under bf16/fp16 autocast); returns what changed."""
     done = []
@@ -160,7 +164,8 @@ def plan_passes(model_config, bytes_per_activation: int, batch_size: int, max_le
     A batch that fits the budget runs whole. A longer one runs as micro-batches (same update, about the same
     speed on a CPU, where a pass of a few thousand tokens already keeps the matmuls busy). Checkpointing, which
     costs a third more compute, only when a single row at max length would not fit."""
-    per_token = activation_bytes_per_token(model_config, bytes_per_activation)
+    overhead = RSS_PER_SAVED_BYTE.get(bytes_per_activation, 1.5)
+    per_token = activation_bytes_per_token(model_config, bytes_per_activation) * overhead
     if per_token <= 0:
         return None, False
     budget_tokens = int(budget_gb * 1024**3 / per_token)
@@ -168,7 +173,7 @@ def plan_passes(model_config, bytes_per_activation: int, batch_size: int, max_le
         return None, False
     if max_length <= budget_tokens:
         return budget_tokens, False
-    checkpointed = activation_bytes_per_token(model_config, bytes_per_activation, checkpointing=True)
+    checkpointed = activation_bytes_per_token(model_config, bytes_per_activation, checkpointing=True) * overhead
     return max(max_length, int(budget_gb * 1024**3 / checkpointed)), True
 
 
@@ -214,6 +219,12 @@ def _rows(inputs: dict, start: int, end: int, keep: int, rows: int, length: int)
     return piece
 
 
+def release_freed_memory() -> bool:
+    from studio.models.loading import release_freed_memory as release
+
+    return release()
+
+
 def micro_batching_trainer(base_class):
     """A subclass of the (SFT)Trainer class whose training step splits batches above `max_tokens_per_pass`."""
 
@@ -232,6 +243,7 @@ def micro_batching_trainer(base_class):
             for piece in pieces:
                 loss = super().training_step(model, piece, num_items_in_batch)
                 total = loss if total is None else total + loss
+                release_freed_memory()  # else glibc keeps the piece's freed activations beside the next piece's
             return total
 
     MicroBatchingTrainer.__name__ = MicroBatchingTrainer.__qualname__ = f"MicroBatching{base_class.__name__}"
