@@ -277,7 +277,8 @@ def studio_worker(config) -> dict:
               "train_seconds": status.get("train_seconds") or status["train_runtime"],
               "run_dir": str(record.dir), "peak_rss_gb": peak_rss, "precision": facts.get("precision", "fp32"),
               "precision_reason": facts.get("precision_reason", ""), "final_loss": status.get("final_loss"),
-              "eval_loss": evals[-1]["eval_loss"] if evals else None, "steps": status.get("step")}
+              "eval_loss": evals[-1]["eval_loss"] if evals else None, "steps": status.get("step"),
+              "notes": status.get("notes") or [], "max_tokens_per_pass": facts.get("max_tokens_per_pass")}
     result["tokens_per_s"] = result["tokens"] / result["train_seconds"]
     result["loop_tokens_per_s"] = result["tokens"] / result["runtime"]  # the Trainer's whole loop, as plain TRL reports
     counted = [e for e in logs if isinstance(e.get("num_tokens"), (int, float))]
@@ -510,6 +511,7 @@ def part_memory(opts, model_dir: str, scratch: Path) -> None:
         result["seconds_per_step"] = result["train_seconds"] / max(1, result["steps"] or 1)
     side_by_side("memory", runs, [
         ("worker peak RSS (psutil, 50 ms)", "peak_rss_gb", " GB"),
+        ("most padded tokens per pass (micro-batches)", "max_tokens_per_pass", ""),
         ("preflight prediction (fp32 settings)", "predicted_gb", " GB"),
         ("tokens/s (non-pad, training steps)", "tokens_per_s", ""),
         ("seconds per step", "seconds_per_step", " s"),
