@@ -1,19 +1,25 @@
-"""Training speed benchmarks (prints figures; asserts nothing).
+"""Training speed and memory benchmarks (prints figures; asserts nothing).
 
-    STUDIO_HOME=/tmp/sh1 python bench/train.py overhead   # (a) studio worker vs plain TRL, same config
-    STUDIO_HOME=/tmp/sh1 python bench/train.py bundled    # (b) bundled SmolLM2 on the bundled sample
+    STUDIO_HOME=/tmp/sh1 python bench/train.py bundled    # bundled SmolLM2 on the sample: fp32 vs the chosen precision
+    STUDIO_HOME=/tmp/sh1 python bench/train.py memory     # 300 Alpaca-shaped rows, batch 8 x max length 576: peak RSS
+    STUDIO_HOME=/tmp/sh1 python bench/train.py profile    # torch.profiler over a few steps: where a step's time goes
+    STUDIO_HOME=/tmp/sh1 python bench/train.py peaks      # fp32 and bf16 matmul peaks of this CPU
+    STUDIO_HOME=/tmp/sh1 python bench/train.py overhead   # studio worker vs plain TRL, same config
     STUDIO_HOME=/tmp/sh1 python bench/train.py explore    # threads / batch / packing / length grouping
     STUDIO_HOME=/tmp/sh1 python bench/train.py padding    # real vs padded tokens, random vs length-grouped batches
-    options: --steps N  --threads N  --model tiny|bundled  --repeats N
+    options: --steps N  --threads N  --model tiny|bundled  --repeats N  --save FILE  --previous FILE
 
-Tokens are non-padding tokens the model was trained on (TRL's num_tokens), tokens/s are over
-the training loop (trainer's train_runtime, which includes callbacks and logging).
-Matmul-peak fraction: training FLOPs/token ≈ 4 × P, with P = parameters of all Linear layers
-incl. the LM head (forward 2P + backward to the activations 2P; LoRA's frozen weights get no
-weight gradients; LoRA's own FLOPs and attention-score FLOPs are left out, so the fraction is
-slightly conservative). The peak is the best fp32 torch.matmul rate (2n³ FLOPs) at the same
-thread count, measured in the same run before and after training.
-The machine is shared with other engineers: figures are measured under contention.
+Every figure is printed side by side: fp32 next to the precision the studio chooses on this machine, and with
+--previous FILE (the --save output of an earlier run, e.g. before a change) the earlier figure next to it.
+
+Tokens are non-padding tokens the model was trained on (TRL's num_tokens); tokens/s are over the training steps
+(the worker's own step timer: evaluations, checkpoints and start-up excluded). Share of the peak: training
+FLOPs/token ≈ 4 × P, with P = parameters of all Linear layers incl. the LM head (forward 2P + backward to the
+activations 2P; LoRA's frozen weights get no weight gradients; LoRA's own FLOPs and attention-score FLOPs are left
+out, so the share is slightly conservative), divided by the best torch.matmul rate (2n³ FLOPs, square sizes
+576-2048 and the model's own shapes) in the precision the run used, at the same thread count, measured before and
+after the run. The peak RSS of the worker is sampled with psutil every 50 ms over the whole run.
+The machine is shared with other engineers: figures are measured under contention (the load is printed).
 """
 
 from __future__ import annotations
@@ -22,11 +28,11 @@ import argparse
 import json
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -60,21 +66,39 @@ def write_dataset(rows: list[dict], folder: Path, validation: int = 0) -> Path:
     return folder
 
 
-def matmul_peak(threads: int, n: int = 1024, seconds: float = 3.0) -> float:
-    """Best fp32 matmul rate in GFLOP/s at this thread count."""
+PEAK_SHAPES = ((576, 576, 576), (1024, 1024, 1024), (2048, 2048, 2048), (2048, 576, 1536), (2048, 1536, 576))
+
+
+def matmul_rate(m: int, k: int, n: int, dtype_name: str, seconds: float = 0.4) -> float:
+    """Best (m×k)·(k×n) torch.matmul rate in GFLOP/s over short bursts (a busy machine only slows a burst down)."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
+    torch.matmul(a, b)
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        for _ in range(3):
+            torch.matmul(a, b)
+        best = max(best, 3 * 2 * m * k * n / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def matmul_peaks(threads: int, seconds: float = 0.4) -> dict:
+    """{"float32": best GFLOP/s, "bfloat16": best GFLOP/s, "shapes": {...}} at this thread count."""
     import torch
 
     torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.matmul(a, b)
-    best = 0.0
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        start = time.perf_counter()
-        for _ in range(4):
-            torch.matmul(a, b)
-        best = max(best, 4 * 2 * n**3 / (time.perf_counter() - start) / 1e9)
-    return best
+    shapes = {}
+    for shape in PEAK_SHAPES:
+        shapes["x".join(map(str, shape))] = {dtype: matmul_rate(*shape, dtype, seconds) for dtype in ("float32", "bfloat16")}
+    return {"float32": max(v["float32"] for v in shapes.values()),
+            "bfloat16": max(v["bfloat16"] for v in shapes.values()), "shapes": shapes}
+
+
+def matmul_peak(threads: int, dtype_name: str = "float32") -> float:
+    return matmul_peaks(threads)[dtype_name]
 
 
 def linear_params(model_dir: str) -> tuple[int, int]:
@@ -199,27 +223,71 @@ def plain_trl_fresh(config) -> dict:
 
 
 # ---- the studio worker ---------------------------------------------------------------------
+class RssSampler(threading.Thread):
+    """Peak resident memory of a process and its children, sampled with psutil every `every` seconds."""
+
+    def __init__(self, pid: int, every: float = 0.05):
+        super().__init__(daemon=True)
+        self.pid, self.every, self.peak, self.samples = pid, every, 0, 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        try:
+            process = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        while not self.done.is_set():
+            try:
+                total = process.memory_info().rss + sum(child.memory_info().rss for child in process.children(recursive=True))
+            except psutil.Error:
+                break
+            self.peak, self.samples = max(self.peak, total), self.samples + 1
+            self.done.wait(self.every)
+
+    def stop(self) -> float:
+        self.done.set()
+        self.join(timeout=5)
+        return self.peak / 1024**3
+
+
 def studio_worker(config) -> dict:
     from studio.train import store, supervisor
 
+    known = set(supervisor._children)
     record = supervisor.launch(config, owner="bench")
+    pids = [pid for pid in supervisor._children if pid not in known]
+    sampler = RssSampler(pids[-1]) if pids else None
+    if sampler:
+        sampler.start()
     record = supervisor.wait(record.run_id, timeout=7200)
-    for process in list(supervisor._children.values()):  # reap it, so RUSAGE_CHILDREN includes its peak RSS
+    peak_rss = sampler.stop() if sampler else None
+    for process in list(supervisor._children.values()):
         process.wait()
     supervisor.reap()
     status = record.status
     if record.state != "completed":
         raise SystemExit(f"worker run {record.state}: {status.get('error')} (see {record.dir}/log.txt)")
+    facts = status.get("facts") or {}
+    events = store.read_events(record.dir)[0]
+    logs = [e for e in events if e["type"] == "log"]
+    evals = [e for e in events if e["type"] == "eval" and e.get("eval_loss") is not None]
     result = {"tokens": status["train_tokens"], "runtime": status["train_runtime"],
-              "tokens_per_s": status["train_tokens"] / status["train_runtime"], "run_dir": str(record.dir),
-              "peak_rss_gb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2}
-    logs = [e for e in store.read_events(record.dir)[0] if e["type"] == "log"]
-    result["memory_gb_max"] = max((e.get("memory_gb") or 0) for e in logs) if logs else None
-    # After the first step (the one-time warm-up of a fresh process), from the per-step events.
+              "train_seconds": status.get("train_seconds") or status["train_runtime"],
+              "run_dir": str(record.dir), "peak_rss_gb": peak_rss, "precision": facts.get("precision", "fp32"),
+              "precision_reason": facts.get("precision_reason", ""), "final_loss": status.get("final_loss"),
+              "eval_loss": evals[-1]["eval_loss"] if evals else None, "steps": status.get("step"),
+              "notes": status.get("notes") or [], "max_tokens_per_pass": facts.get("max_tokens_per_pass")}
+    result["tokens_per_s"] = result["tokens"] / result["train_seconds"]
+    result["loop_tokens_per_s"] = result["tokens"] / result["runtime"]  # the Trainer's whole loop, as plain TRL reports
     counted = [e for e in logs if isinstance(e.get("num_tokens"), (int, float))]
     if len(counted) >= 2 and counted[-1]["elapsed"] > counted[0]["elapsed"]:
         result["steady_tokens_per_s"] = ((counted[-1]["num_tokens"] - counted[0]["num_tokens"])
                                          / (counted[-1]["elapsed"] - counted[0]["elapsed"]))
+    # After the first step (the one-time warm-up of a fresh process), from the per-step events.
+    rates = [e["tokens_per_s"] for e in logs[1:] if isinstance(e.get("tokens_per_s"), (int, float))]
+    result["median_step_tokens_per_s"] = statistics.median(rates) if rates else None
     return result
 
 
@@ -271,7 +339,7 @@ def part_overhead(opts, model_dir: str, scratch: Path) -> None:
         fresh.append(plain_trl_fresh(config)["tokens_per_s"])
         plain_result, worker_result = plain_trl(config, measure_from_step=1), studio_worker(config)
         plain.append(plain_result["tokens_per_s"])
-        worker.append(worker_result["tokens_per_s"])
+        worker.append(worker_result["loop_tokens_per_s"])
         if plain_result.get("steady_tokens_per_s") and worker_result.get("steady_tokens_per_s"):
             plain_steady.append(plain_result["steady_tokens_per_s"])
             worker_steady.append(worker_result["steady_tokens_per_s"])
@@ -288,38 +356,282 @@ def part_overhead(opts, model_dir: str, scratch: Path) -> None:
               f"{statistics.median(w / p for w, p in zip(worker_steady, plain_steady)):.3f})")
 
 
-def part_bundled(opts, model_dir: str, scratch: Path) -> None:
-    from studio.train.config import RunConfig
+# ---- side by side ----------------------------------------------------------------------------
+FIGURES: dict = {}  # what this run measured, by part (written by --save, read back by --previous)
+PREVIOUS: dict = {}
 
+
+def _format(value, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    if unit == "%":
+        return f"{value:.0%}"
+    if isinstance(value, float):
+        text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
+    else:
+        text = str(value)
+    return text + unit
+
+
+def side_by_side(part: str, columns: dict[str, dict], rows: list[tuple[str, str, str]]) -> None:
+    """Print rows (label, key, unit) for each column, then the previous run's figure for the last column."""
+    FIGURES[part] = columns
+    previous = PREVIOUS.get(part) or {}
+    names = list(columns)
+    headers = ["figure"] + names + ([f"previous {names[-1]}"] if previous.get(names[-1]) else [])
+    table = [headers]
+    for label, key, unit in rows:
+        line = [label] + [_format(columns[name].get(key), unit) for name in names]
+        if previous.get(names[-1]):
+            line.append(_format(previous[names[-1]].get(key), unit))
+        table.append(line)
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
+    for index, row in enumerate(table):
+        print("  " + "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)))
+        if index == 0:
+            print("  " + "  ".join("-" * width for width in widths))
+
+
+def peak_columns(before: dict, after: dict) -> dict:
+    return {dtype: max(before[dtype], after[dtype]) for dtype in ("float32", "bfloat16")}
+
+
+def add_shares(result: dict, peaks: dict, flops_per_token: float, strict_flops: float) -> None:
+    dtype = {"bf16": "bfloat16"}.get(result["precision"], "float32")
+    result["peak_gflops"] = peaks[dtype]
+    result["gflops"] = result["tokens_per_s"] * flops_per_token / 1e9
+    result["share_of_peak"] = result["gflops"] / peaks[dtype]
+    result["share_of_peak_strict"] = result["tokens_per_s"] * strict_flops / 1e9 / peaks[dtype]
+    result["share_of_fp32_peak"] = result["gflops"] / peaks["float32"]
+    result["seconds_per_step"] = result["train_seconds"] / max(1, result["steps"] or 1)
+
+
+PRECISION_FLAGS = {"fp32": False, "bf16": True, "auto": None}  # --precisions names -> RunConfig.bf16
+
+
+def precision_runs(config, label: str, precisions: str = "fp32,auto") -> dict[str, dict]:
+    """The same run in each precision asked for: fp32 (--no-bf16), bf16 (--bf16), auto (the studio's choice)."""
+    runs = {}
+    for name in precisions.split(","):
+        result = studio_worker(config.replace(bf16=PRECISION_FLAGS[name]))
+        if name == "auto":
+            name = f"automatic ({result['precision']})"
+            if result["precision"] == "fp32":
+                print(f"  {label}: the studio chooses fp32 on this machine — {result['precision_reason']}")
+        runs[name] = result
+    return runs
+
+
+def part_bundled(opts, model_dir: str, scratch: Path) -> None:
     rows, source = sample_rows()
-    dataset = write_dataset(rows, scratch / "bundled-ds")
-    defaults = RunConfig()
-    config = base_config(model_dir, dataset, opts.steps, opts.threads)
+    dataset = write_dataset(rows, scratch / "bundled-ds", validation=13)
+    config = base_config(model_dir, dataset, opts.steps, opts.threads, eval_steps=10**6)
     params, head = linear_params(model_dir)
     fraction = trained_fraction(model_dir, rows)
-    peak_before = matmul_peak(opts.threads)
-    result = studio_worker(config)
-    peak_after = matmul_peak(opts.threads)
-    peak = max(peak_before, peak_after)
     flops_per_token = 4 * params
-    achieved = result["tokens_per_s"] * flops_per_token / 1e9
-    steps_per_epoch = -(-len(rows) // (defaults.batch_size * defaults.grad_accum))
-    tokens_per_epoch = result["tokens"] / opts.steps * steps_per_epoch
-    print(f"(b) bundled SmolLM2-135M on {source} ({len(rows)} rows), RunConfig defaults "
-          f"(batch {defaults.batch_size}, max_length {defaults.max_length}, packing {defaults.packing}, "
-          f"LoRA r {defaults.lora_r} all-linear, dropout {defaults.lora_dropout}), {opts.threads} threads, {opts.steps} steps")
-    print(f"  tokens/s (non-pad, training loop):  {result['tokens_per_s']:.1f}")
-    print(f"  seconds per epoch (est.):           {tokens_per_epoch / result['tokens_per_s']:.0f}  ({steps_per_epoch} steps)")
-    print(f"  peak RSS of the worker:             {result['peak_rss_gb']:.2f} GB "
-          f"(largest RSS seen at a log step: {result['memory_gb_max']} GB)")
-    exact = 4 * (params - head) + 4 * head * fraction
-    print(f"  FLOPs/token = 4 x {params / 1e6:.1f}M Linear params = {flops_per_token / 1e9:.3f} GFLOP "
-          f"(the issue's formula)")
-    print(f"  achieved {achieved:.1f} GFLOP/s vs measured fp32 matmul peak {peak:.1f} GFLOP/s "
-          f"(before {peak_before:.1f}, after {peak_after:.1f}) = {achieved / peak:.0%} of peak")
-    print(f"  stricter count: TRL's fused LM head ({head / 1e6:.1f}M) runs only on the {fraction:.0%} labelled tokens: "
-          f"4 x {(params - head) / 1e6:.1f}M + 4 x {head / 1e6:.1f}M x {fraction:.2f} = {exact / 1e9:.3f} GFLOP/token "
-          f"-> {result['tokens_per_s'] * exact / 1e9 / peak:.0%} of peak")
+    strict = 4 * (params - head) + 4 * head * fraction
+    print(f"(b) bundled SmolLM2-135M on {source} ({len(rows) - 13} train rows), RunConfig defaults (batch "
+          f"{config.batch_size}, max_length {config.max_length}, LoRA r {config.lora_r} all-linear), {opts.threads} "
+          f"threads, {opts.steps} steps; FLOPs/token = 4 x {params / 1e6:.1f}M Linear params = {flops_per_token / 1e9:.3f} "
+          f"GFLOP (stricter, the LM head only on the {fraction:.0%} labelled tokens: {strict / 1e9:.3f})", flush=True)
+    before = matmul_peaks(opts.threads)
+    runs = precision_runs(config, "bundled", opts.precisions)
+    peaks = peak_columns(before, matmul_peaks(opts.threads))
+    for result in runs.values():
+        add_shares(result, peaks, flops_per_token, strict)
+    side_by_side("bundled", runs, [
+        ("tokens/s (non-pad, training steps)", "tokens_per_s", ""),
+        ("median per-step tokens/s after step 1", "median_step_tokens_per_s", ""),
+        ("seconds per step", "seconds_per_step", " s"),
+        ("whole training loop tokens/s", "loop_tokens_per_s", ""),
+        ("achieved GFLOP/s", "gflops", ""),
+        ("matmul peak of the precision used, GFLOP/s", "peak_gflops", ""),
+        ("share of the peak of the precision used", "share_of_peak", "%"),
+        ("  (stricter FLOP count)", "share_of_peak_strict", "%"),
+        ("share of the fp32 peak", "share_of_fp32_peak", "%"),
+        ("final train loss", "final_loss", ""),
+        ("eval loss (13 held-out rows)", "eval_loss", ""),
+        ("worker peak RSS (psutil, 50 ms)", "peak_rss_gb", " GB"),
+    ])
+    for name, result in runs.items():
+        print(f"  {name}: {result['precision']} — {result['precision_reason']}")
+
+
+WORDS = ("the a of to and in is that for it with as on be by this are from at or an which can was not have more data "
+         "model time system value number example process result user function list table file code change first water "
+         "energy light city river market price language history science music color plant animal student teacher simple "
+         "clear short long small large important different common useful possible careful quick strong open explain "
+         "describe write give make find use show compare create identify suggest summarize classify translate because "
+         "however therefore although while when where before after during between without within across people company "
+         "country world school family health story question answer problem reason idea method step").split()
+
+
+def alpaca_shaped_rows(count: int = 300, seed: int = 0) -> list[dict]:
+    """Instruction (+ input 40 % of the time) -> output, as chat rows: most answers a few sentences, about one in
+    eight long enough (~600-900 tokens) to fill max length 576, like the long tail of the Alpaca data."""
+    rng = random.Random(seed)
+
+    def sentence() -> str:
+        words = [rng.choice(WORDS) for _ in range(rng.randint(6, 18))]
+        return words[0].capitalize() + " " + " ".join(words[1:]) + rng.choice(".......?!")
+
+    def paragraph(sentences: int) -> str:
+        return " ".join(sentence() for _ in range(sentences))
+
+    rows = []
+    for _ in range(count):
+        user = sentence()
+        if rng.random() < 0.4:
+            user += "\n\n" + paragraph(rng.randint(1, 4))
+        answer = paragraph(rng.randint(28, 40) if rng.random() < 0.12 else rng.randint(1, 9))
+        rows.append({"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]})
+    return rows
+
+
+def part_memory(opts, model_dir: str, scratch: Path) -> None:
+    rows = alpaca_shaped_rows()
+    dataset = write_dataset(rows, scratch / "alpaca-ds")
+    (dataset / "manifest.json").write_text(json.dumps({"name": "alpaca-shaped", "counts": {"train": len(rows), "validation": 0}}))
+    lengths = token_lengths(model_dir, rows)
+    long_rows = sum(length >= 576 for length in lengths)
+    config = base_config(model_dir, dataset, opts.steps, opts.threads, batch_size=8, max_length=576)
+    print(f"(m) memory: {len(rows)} Alpaca-shaped rows (tokens p50 {statistics.median(lengths):.0f}, max {max(lengths)}, "
+          f"{long_rows} rows at max length 576 or more), batch 8 x max length 576, {opts.steps} steps "
+          "(length-grouped batches: the longest batch comes first)", flush=True)
+    predicted = None
+    try:
+        from studio.train.preflight import run_preflight
+
+        predicted = run_preflight(config, check_busy=False).memory_needed_gb
+    except Exception as error:  # noqa: BLE001 - the prediction is only printed beside the measurement
+        print(f"  (no preflight prediction: {error})")
+    runs = precision_runs(config, "memory", opts.precisions)
+    for result in runs.values():
+        result["predicted_gb"] = predicted
+        result["seconds_per_step"] = result["train_seconds"] / max(1, result["steps"] or 1)
+    side_by_side("memory", runs, [
+        ("worker peak RSS (psutil, 50 ms)", "peak_rss_gb", " GB"),
+        ("most padded tokens per pass (micro-batches)", "max_tokens_per_pass", ""),
+        ("preflight prediction (fp32 settings)", "predicted_gb", " GB"),
+        ("tokens/s (non-pad, training steps)", "tokens_per_s", ""),
+        ("seconds per step", "seconds_per_step", " s"),
+        ("final train loss", "final_loss", ""),
+    ])
+    print("  target: peak RSS <= 5 GB on the default path")
+
+
+def part_peaks(opts, model_dir: str, scratch: Path) -> None:
+    peaks = matmul_peaks(opts.threads, seconds=1.0)
+    columns = {"fp32": {}, "bf16": {}}
+    rows = []
+    for shape, rates in peaks["shapes"].items():
+        columns["fp32"][shape], columns["bf16"][shape] = rates["float32"], rates["bfloat16"]
+        rows.append((f"matmul {shape}, GFLOP/s", shape, ""))
+    columns["fp32"]["best"], columns["bf16"]["best"] = peaks["float32"], peaks["bfloat16"]
+    rows.append(("best", "best", ""))
+    print(f"(p) torch.matmul peaks at {opts.threads} threads (best of short bursts)")
+    side_by_side("peaks", columns, rows)
+
+
+PROFILE_CATEGORIES = (  # (category, test on the op name), first match wins
+    ("matmul (mm, addmm, bmm)", lambda name: name in ("aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm",
+                                                     "aten::_weight_int4pack_mm", "aten::mkldnn_linear")),
+    ("attention kernels (sdpa)", lambda name: "scaled_dot_product" in name or "flash_attention" in name),
+    ("dtype casts (copy_, to)", lambda name: name in ("aten::copy_", "aten::_to_copy", "aten::to")),
+    ("optimizer and gradient clipping", lambda name: "adam" in name or "_foreach" in name or "norm" in name.split("::")[-1]
+     and "layer" not in name and "rms" not in name),
+    ("allocation, views, reshapes", lambda name: name.split("::")[-1] in (
+        "empty", "empty_strided", "empty_like", "zeros", "zeros_like", "ones_like", "full", "view", "as_strided",
+        "reshape", "transpose", "t", "_unsafe_view", "expand", "slice", "select", "detach", "contiguous", "unsqueeze",
+        "squeeze", "permute", "clone", "resolve_conj", "resolve_neg", "alias", "split", "chunk", "narrow", "_reshape_alias",
+        "new_empty", "new_zeros", "index_select", "unbind", "lift_fresh", "result_type")),
+    ("element-wise and reductions", lambda name: name.startswith("aten::")),
+)
+
+
+def categorise(events) -> dict[str, float]:
+    """Self CPU seconds of the profiled ops by category (aten ops only: autograd nodes are wrappers around them)."""
+    totals = {label: 0.0 for label, _ in PROFILE_CATEGORIES}
+    for event in events:
+        name = event.key
+        if not name.startswith("aten::"):
+            continue
+        for label, test in PROFILE_CATEGORIES:
+            if test(name):
+                totals[label] += event.self_cpu_time_total / 1e6
+                break
+    return totals
+
+
+def profile_steps(config, steps: int, warmup: int = 2) -> dict:
+    """Profile `steps` training steps of the worker's own trainer (after `warmup` steps) in this process."""
+    import torch
+    from transformers import TrainerCallback
+
+    from studio.train import store, worker
+
+    record = store.create_run(config.replace(max_steps=warmup + steps, eval_steps=10**6), "bench")
+    trainer, _, facts = worker.build_trainer(record.dir, record.run_config(), [])
+    marks = {"steps": [], "between": []}
+
+    class Profile(TrainerCallback):
+        profiler = None
+        ended = None
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            now = time.perf_counter()
+            if self.ended is not None and state.global_step >= warmup:
+                marks["between"].append(now - self.ended)
+            if state.global_step == warmup:
+                self.profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+                self.profiler.__enter__()
+            self.began = now
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.ended = time.perf_counter()
+            if state.global_step > warmup:
+                marks["steps"].append(self.ended - self.began)
+            if state.global_step == warmup + steps and self.profiler is not None:
+                self.profiler.__exit__(None, None, None)
+                marks["events"] = self.profiler.key_averages()
+
+    trainer.add_callback(Profile())
+    trainer.train()
+    events = marks["events"]
+    inclusive = {event.key: event.cpu_time_total / 1e6 for event in events}
+    per_step = {label: seconds / steps for label, seconds in categorise(events).items()}
+    step = statistics.median(marks["steps"])
+    per_step["autograd engine, Python and the rest (step time - ops)"] = max(0.0, sum(marks["steps"]) / steps - sum(per_step.values()))
+    per_step["between steps: data collation, logging, callbacks"] = statistics.median(marks["between"]) if marks["between"] else 0.0
+    head = sum(inclusive.get(name, 0.0) for name in ("ChunkedLogProbFunction", "ChunkedLogProbFunctionBackward")) / steps
+    return {"precision": facts.get("precision"), "step_s": step, "categories": per_step, "lm_head_s": head,
+            "tokens": trainer._total_train_tokens, "table": events.table(sort_by="self_cpu_time_total", row_limit=25,
+                                                                           max_name_column_width=60)}
+
+
+def part_profile(opts, model_dir: str, scratch: Path) -> None:
+    rows, source = sample_rows()
+    dataset = write_dataset(rows, scratch / "profile-ds", validation=13)
+    steps = min(opts.steps, 4)
+    print(f"(f) where a training step's time goes — bundled model on {source}, {steps} profiled steps after 2 warm-up "
+          f"steps, {opts.threads} threads (torch.profiler, self CPU time of each op)", flush=True)
+    columns = {}
+    for name in opts.precisions.split(","):
+        forced = PRECISION_FLAGS[name]
+        result = profile_steps(base_config(model_dir, dataset, steps, opts.threads, bf16=forced), steps)
+        name = f"automatic ({result['precision']})" if forced is None else name
+        column = {label: seconds for label, seconds in result["categories"].items()}
+        column["median step"] = result["step_s"]
+        column["of which the LM head + loss (inclusive)"] = result["lm_head_s"]
+        columns[name] = column
+        if opts.verbose:
+            print(result["table"])
+    labels = list(next(iter(columns.values())))
+    side_by_side("profile", columns, [(label, label, " s") for label in labels])
+    for name, column in columns.items():
+        total = sum(v for k, v in column.items() if k not in ("median step", "of which the LM head + loss (inclusive)"))
+        matmul = column["matmul (mm, addmm, bmm)"]
+        print(f"  {name}: matmul is {matmul / total:.0%} of the step; the rest is not matmul")
 
 
 def part_explore(opts, model_dir: str, scratch: Path) -> None:
@@ -391,27 +703,47 @@ def part_padding(opts, model_dir: str, scratch: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["overhead", "bundled", "explore", "padding", "all"])
+    parser.add_argument("part", choices=["bundled", "memory", "profile", "peaks", "overhead", "explore", "padding", "all"])
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--model", choices=["bundled", "tiny"], default="bundled")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--only", help="explore: comma-separated variant labels")
+    parser.add_argument("--save", help="write this run's figures to a JSON file")
+    parser.add_argument("--previous", help="a JSON file written by --save: its figures are printed beside these")
+    parser.add_argument("--verbose", action="store_true", help="profile: also print torch.profiler's op table")
+    parser.add_argument("--precisions", default="fp32,auto",
+                        help="bundled/memory/profile: comma-separated fp32 (--no-bf16), bf16 (--bf16), auto (the studio's choice)")
     opts = parser.parse_args()
     # Same thread settings as the worker gets from the supervisor (set before torch is imported).
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(opts.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    print(f"machine: {len(os.sched_getaffinity(0))} cores, load average {os.getloadavg()[0]:.1f} "
+    if opts.previous:
+        PREVIOUS.update(json.loads(Path(opts.previous).read_text(encoding="utf-8")))
+    from studio.models.precision_probe import describe_cpu
+
+    print(f"machine: {describe_cpu()}, {len(os.sched_getaffinity(0))} cores, load average {os.getloadavg()[0]:.1f} "
           "(shared with other engineers: figures are under contention)")
+    cache_home = os.environ.get("STUDIO_HOME")
     with tempfile.TemporaryDirectory(prefix="studio-bench-") as scratch_name:
         scratch = Path(scratch_name)
         model_dir = resolve_model(opts.model, scratch)  # uses the caller's STUDIO_HOME (converted model)
         os.environ["STUDIO_HOME"] = str(scratch / "home")  # bench runs never land in the user's run history
-        for part, function in (("padding", part_padding), ("overhead", part_overhead), ("bundled", part_bundled),
+        if cache_home:  # ... but share the caller's measured precision, as a second run on this machine would
+            cached = Path(cache_home) / "cache"
+            if cached.is_dir():
+                (scratch / "home").mkdir(parents=True, exist_ok=True)
+                os.symlink(cached, scratch / "home" / "cache")
+        for part, function in (("peaks", part_peaks), ("padding", part_padding), ("overhead", part_overhead),
+                               ("bundled", part_bundled), ("memory", part_memory), ("profile", part_profile),
                                ("explore", part_explore)):
             if opts.part in (part, "all"):
                 function(opts, model_dir, scratch)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    if opts.save:
+        Path(opts.save).write_text(json.dumps({**PREVIOUS, **FIGURES}, indent=1, default=str) + "\n", encoding="utf-8")
+        print(f"figures saved to {opts.save}")
 
 
 if __name__ == "__main__":

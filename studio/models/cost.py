@@ -324,17 +324,29 @@ def flops_formula(technique: str, gradient_checkpointing: bool) -> str:
 class GpuSpec:
     match: str  # matched against the device name, upper case
     tflops: float  # dense bf16/fp16 tensor peak (NVIDIA datasheets, no sparsity)
-    bf16: bool = True
+    capability: tuple[int, int]  # CUDA compute capability (NVIDIA's table): what studio.models.precision decides on
     efficiency: float = 0.30  # ASSUMED share of the peak a LoRA step reaches (no GPU was measured for this studio)
+
+    @property
+    def dtype(self) -> str:
+        """The precision a run trains in on this GPU (the one decision: studio.models.precision)."""
+        from studio.models import precision
+
+        return precision.decide(precision.Device("cuda", self.match, self.capability)).name
+
+    @property
+    def bf16(self) -> bool:
+        return self.dtype == "bf16"
 
 
 # Longest match strings first where one contains another ("L40S" before "L40", "A10G" before "A10").
 GPUS = (
-    GpuSpec("H200", 989, efficiency=0.40), GpuSpec("H100", 989, efficiency=0.40), GpuSpec("A100", 312, efficiency=0.40),
-    GpuSpec("L40S", 362, efficiency=0.35), GpuSpec("L40", 181, efficiency=0.35), GpuSpec("A6000", 155),
-    GpuSpec("A10G", 70, efficiency=0.35), GpuSpec("A10", 125), GpuSpec("L4", 121, efficiency=0.35),
-    GpuSpec("T4", 65, bf16=False), GpuSpec("V100", 125, bf16=False), GpuSpec("4090", 165), GpuSpec("4080", 97),
-    GpuSpec("3090", 71), GpuSpec("3080", 60), GpuSpec("A4000", 77), GpuSpec("P100", 19, bf16=False),
+    GpuSpec("H200", 989, (9, 0), efficiency=0.40), GpuSpec("H100", 989, (9, 0), efficiency=0.40),
+    GpuSpec("A100", 312, (8, 0), efficiency=0.40), GpuSpec("L40S", 362, (8, 9), efficiency=0.35),
+    GpuSpec("L40", 181, (8, 9), efficiency=0.35), GpuSpec("A6000", 155, (8, 6)),
+    GpuSpec("A10G", 70, (8, 6), efficiency=0.35), GpuSpec("A10", 125, (8, 6)), GpuSpec("L4", 121, (8, 9), efficiency=0.35),
+    GpuSpec("T4", 65, (7, 5)), GpuSpec("V100", 125, (7, 0)), GpuSpec("4090", 165, (8, 9)), GpuSpec("4080", 97, (8, 9)),
+    GpuSpec("3090", 71, (8, 6)), GpuSpec("3080", 60, (8, 6)), GpuSpec("A4000", 77, (8, 6)), GpuSpec("P100", 19, (6, 0)),
 )
 UNKNOWN_GPU_EFFICIENCY = 0.25
 
@@ -369,7 +381,7 @@ PRICES_SOURCE = ("Hugging Face Spaces hardware prices (huggingface.co/docs/hub/s
 
 def _gpu(key: str, label: str, memory_gib: float, match: str, price: float, note: str = "") -> Device:
     spec = gpu_spec(match)
-    return Device(key, label, "gpu", memory_gib, spec.tflops, "bf16" if spec.bf16 else "fp16", price, spec.efficiency,
+    return Device(key, label, "gpu", memory_gib, spec.tflops, spec.dtype, price, spec.efficiency,
                   spec.bf16, note)
 
 
@@ -425,7 +437,7 @@ def this_machine(dtype: str | None = None, peak_tflops: float | None = None) -> 
     if found.kind == "cuda" and found.gpus:
         gpu = found.gpus[0]
         spec = gpu_spec(gpu.name)
-        dtype = dtype or ("bf16" if spec is None or spec.bf16 else "fp16")
+        dtype = dtype or (spec.dtype if spec else "bf16")
         peak = peak_tflops or measure_peak(dtype)
         return Device(THIS_MACHINE, f"This machine: {gpu.name} (measured)", "gpu", round(gpu.memory_gb, 1), peak, dtype,
                       0.0, spec.efficiency if spec else UNKNOWN_GPU_EFFICIENCY, dtype == "bf16",

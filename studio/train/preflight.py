@@ -167,17 +167,6 @@ def measured_rate(config: RunConfig, runs=None) -> tuple[float, str] | None:
     return None
 
 
-def training_dtype(config: RunConfig, gpu_name: str | None) -> str:
-    """The precision the worker will train in (as studio.train.worker.hardware_choices decides it): the --bf16
-    flag when set; automatic: bf16 on a GPU that has it, fp16 on one that does not, fp32 on a CPU."""
-    if gpu_name is None:
-        return "bf16" if config.bf16 else "fp32"
-    if config.bf16 is False:
-        return "fp32"
-    spec = cost.gpu_spec(gpu_name)
-    return "bf16" if config.bf16 or spec is None or spec.bf16 else "fp16"
-
-
 # ---------------------------------------------------------------- the report
 
 
@@ -210,6 +199,7 @@ class Preflight:
     memory_available_gib: float | None = None
     memory_kind: str = "RAM"
     dtype: str = "fp32"
+    precision: Any = None  # studio.models.precision.Precision: what the worker will train in (dtype is its name)
     params: int | None = None
     lora_params: int | None = None
     learning_rate: float | None = None
@@ -271,6 +261,8 @@ class Preflight:
                 time += f": {self.time_breakdown()}"
         rows = [("Estimated time", time), ("Steps", steps), ("Tokens to process", tokens), ("Memory", memory),
                 ("Speed", speed)]
+        if self.precision is not None:
+            rows.append(("Precision", self.precision.summary()))
         if self.params:
             trainable = f", {self.lora_params / 1e6:.2f} M trainable (LoRA)" if self.lora_params else ""
             rows.append(("Model size", f"{self.params / 1e6:,.0f} M parameters{trainable}"))
@@ -403,6 +395,7 @@ def run_preflight(config: RunConfig, hardware=None, manifest: dict[str, Any] | N
     report.device = f"{len(hardware.gpus)} × {gpu.name}" if gpu else f"CPU ({hardware.cpu_cores} cores)"
 
     shape = _check_model(config, report)
+    report.precision = expected_precision(config, hardware)
     manifest = manifest if manifest is not None else (read_manifest(config.dataset) if str(config.dataset).strip() else None)
     train_rows, validation_rows, tokens = _check_dataset(config, manifest, report)
 
@@ -540,7 +533,7 @@ def _estimate(config: RunConfig, report: Preflight, hardware, gpu, shape: cost.M
     report.evaluations, report.checkpoints = plan.evaluations, plan.saves
     if tokens is None or not shape.params:
         return
-    report.dtype = training_dtype(config, gpu.name if gpu else None)
+    report.dtype = report.precision.name
     checkpointing = config.gradient_checkpointing if config.gradient_checkpointing is not None else bool(gpu)
     device = this_device(hardware, gpu, report.dtype, cpu_gflops, available_gib)
     report.memory_kind = "GPU memory" if gpu else "RAM"
@@ -593,3 +586,25 @@ def _estimate(config: RunConfig, report: Preflight, hardware, gpu, shape: cost.M
                     "Set 'Max steps' for a short trial, use fewer epochs or a smaller max length, or a GPU.")
 
 
+def expected_precision(config: RunConfig, hardware) -> Any:
+    """The precision the worker will choose (studio.models.precision), from what is known without torch: the
+    GPU of `hardware` (its compute capability from the cost model's table), else this CPU's cached measurement."""
+    from studio.models import bundled, precision, precision_probe
+
+    forced = config.bf16 if isinstance(config.bf16, bool) else None
+    gpu = hardware.gpus[0] if hardware.kind == "cuda" and hardware.gpus else None
+    if gpu:
+        spec = cost.gpu_spec(gpu.name)
+        device = precision.Device("cuda", gpu.name, spec.capability if spec else None, gpu.memory_gb)
+        return precision.decide(device, forced)
+    try:
+        kind = catalog.classify(str(config.model))
+    except StudioError:
+        kind = None
+    model_dir = None
+    if kind == "bundled":
+        model_dir = bundled.converted_dir() if bundled.is_converted() else None
+    elif kind in ("local", "hub"):
+        model_dir = str(config.model)
+    threads = config.torch_threads if isinstance(config.torch_threads, int) and config.torch_threads > 0 else hardware.cpu_cores
+    return precision_probe.expected(forced, model_dir, threads)

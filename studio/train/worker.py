@@ -26,11 +26,15 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from studio.errors import StudioError
 from studio.train import store
 from studio.train.config import RunConfig
 from studio.train.divergence import Divergence, DivergenceWatch
+
+if TYPE_CHECKING:
+    from studio.models.precision import Precision
 
 _state = {"phase": "import", "stop": False, "stop_reason": None}
 
@@ -289,14 +293,21 @@ def _round(value, digits: int = 2):
 
 
 # ---- the run -----------------------------------------------------------------------------
-def hardware_choices(config: RunConfig) -> dict:
-    """bf16 / gradient checkpointing / device decisions ("auto" resolved) for this machine."""
-    import torch
+def hardware_choices(config: RunConfig, model_dir: str | None = None, log=None) -> tuple[dict, "Precision"]:
+    """Device, precision and gradient checkpointing ("auto" resolved) for this machine.
 
-    cuda = torch.cuda.is_available()
-    bf16 = config.bf16 if config.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported())
+    The precision comes from the one decision for every device (studio.models.precision); on a CPU that means a
+    measured fp32-vs-bf16 comparison on this model's shapes, made once per machine and cached. Returns the facts
+    (JSON-friendly, for status.json) and the Precision itself."""
+    from studio.models import precision_probe
+
+    precision = precision_probe.choose(config.bf16, model_dir, _threads(config),
+                                       log=log or (lambda text: print(f"[studio] {text}", flush=True)))
+    cuda = precision.device == "cuda"
     checkpointing = config.gradient_checkpointing if config.gradient_checkpointing is not None else cuda
-    return {"cuda": cuda, "bf16": bf16, "gradient_checkpointing": checkpointing, "use_cpu": not cuda}
+    facts = {"cuda": cuda, "bf16": precision.trainer_bf16, "fp16": precision.trainer_fp16,
+             "gradient_checkpointing": checkpointing, "use_cpu": not cuda, **precision.facts()}
+    return facts, precision
 
 
 def _threads(config: RunConfig) -> int:
@@ -350,10 +361,13 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     from trl import SFTConfig, SFTTrainer
 
     from studio.models.loading import explain_load_error
+    from studio.train import kernels
     from studio.train.templates import choose_template
 
     torch.set_num_threads(_threads(config))
-    hw = hardware_choices(config)
+    hw, precision = hardware_choices(config, source)
+    notes.append(f"precision {precision.summary()}")
+    notes.extend(precision.notes)
     if hw["use_cpu"]:
         score_only_labelled_positions_on_cpu()
     try:
@@ -374,8 +388,8 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
         raise StudioError("The model has no chat template, so chat rows cannot be formatted.",
                           "Pick an instruct/chat model (e.g. one ending in -Instruct).")
 
-    load_kwargs = {"trust_remote_code": config.trust_remote_code,
-                   "dtype": torch.bfloat16 if hw["bf16"] else torch.float32}
+    # The frozen weights in the chosen precision; PEFT keeps the LoRA weights (and so Adam's state) in fp32.
+    load_kwargs = {"trust_remote_code": config.trust_remote_code, "dtype": getattr(torch, precision.load_dtype)}
     if config.qlora_4bit:
         if not hw["cuda"] or importlib_missing("bitsandbytes"):
             raise StudioError("QLoRA 4-bit needs a CUDA GPU and the bitsandbytes package.", "Turn QLoRA 4-bit off on this machine.")
@@ -383,11 +397,22 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
 
         load_kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16 if hw["bf16"] else torch.float16)
+            bnb_4bit_compute_dtype=torch.bfloat16 if precision.trainer_bf16 else torch.float16)
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs)
     except Exception as error:  # noqa: BLE001
         raise explain_load_error(config.model, error) from error
+
+    if hw["use_cpu"] and config.gradient_checkpointing is None:
+        # Long batches run as micro-batches; checkpointing only when one row at max length would not fit.
+        hw["max_tokens_per_pass"], checkpointing = kernels.plan_passes(
+            model.config, precision.bytes_per_activation, config.batch_size, config.max_length)
+        hw["gradient_checkpointing"] = checkpointing
+        if hw["max_tokens_per_pass"]:
+            notes.append(f"batches above {hw['max_tokens_per_pass']:,} padded tokens run as micro-batches "
+                         "(the same update, less memory)" + (" with gradient checkpointing" if checkpointing else ""))
+    else:
+        hw["max_tokens_per_pass"] = None
 
     learning_rate = config.learning_rate_for(model.num_parameters())
     if config.learning_rate is None:
@@ -430,7 +455,8 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
         packing=config.packing,
         train_sampling_strategy="group_by_length" if config.group_by_length and not config.packing else "random",
         assistant_only_loss=assistant_only,
-        bf16=hw["bf16"],
+        bf16=precision.trainer_bf16,
+        fp16=precision.trainer_fp16,
         gradient_checkpointing=hw["gradient_checkpointing"],
         use_cpu=hw["use_cpu"],
         report_to="none",
@@ -442,8 +468,12 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     # The adapter's initial weights come from the global RNG before the Trainer seeds it: seed first, so
     # the same config gives the same run.
     set_seed(config.seed)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-                         processing_class=tokenizer, peft_config=peft_config)
+    trainer = kernels.micro_batching_trainer(SFTTrainer)(
+        model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=tokenizer,
+        peft_config=peft_config)
+    hw["lean_step"] = kernels.apply(trainer.model, autocast=precision.trainer_bf16 or precision.trainer_fp16,
+                                    on_cpu=hw["use_cpu"])
+    trainer.max_tokens_per_pass = hw["max_tokens_per_pass"]
     trainer.remove_callback(PrinterCallback)
     callback = make_callback(run_dir, config)
     trainer.add_callback(callback)

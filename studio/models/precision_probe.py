@@ -1,0 +1,310 @@
+"""Probing the device for the precision decision (studio.models.precision), and measuring a CPU's bf16.
+
+    quick_device()              the device without importing torch (nvidia-smi for GPUs): preflight, Decide
+    probe_device()              the device as torch sees it: the worker
+    cached_cpu_measurement(m)   the measurement for model folder m on this machine, or None (no torch)
+    measure_cpu(m, threads)     time fp32 vs bf16 LoRA training steps on m's own shapes; cached under STUDIO_HOME
+    choose(forced, m, threads)  the worker's whole decision: probe, measure once if needed, decide
+    expected(forced, m, threads) the same decision without torch and without measuring (preflight, Decide)
+
+The CPU measurement trains the real model with a rank-8 LoRA on all linear layers for a few steps on a fixed
+English text, in fp32 and with the frozen weights in bf16 (LoRA weights in fp32, autocast to bf16 — and the same
+leaner step pieces (studio.train.kernels) — exactly what a bf16 run does), taking turns step by step, on the same batch from the same starting adapter. It times the steps
+after the first (warm-up), and compares the two precisions' first loss and gradient (same weights, same batch), so
+the decision gets both the speed-up and the quality gap. It costs a few seconds, once per machine, model shape and
+thread count: the result is cached in
+STUDIO_HOME/cache/precision.json, keyed by the CPU's name and bf16-related flags, torch's version, the thread count
+and the model's shape (its config's sizes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from studio import paths
+from studio.models.precision import CpuMeasurement, Device, Precision, decide
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile")
+SHAPE_KEYS = ("model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+              "num_key_value_heads", "head_dim", "vocab_size", "tie_word_embeddings")
+# The measured step: 4 rows of 128 tokens (about one default batch of the bundled sample's rows), the second half of
+# each row labelled (an answer after its prompt), 1 warm-up step + 2 timed steps per precision, taking turns.
+MEASURE_BATCH, MEASURE_LENGTH, MEASURE_STEPS = 4, 128, 3
+MEASURE_LEARNING_RATE = 1e-3
+TEXT = (
+    "A river starts as rain on a hillside. The water runs down through small streams, which join into larger ones, "
+    "and after many miles they meet the sea. Along the way the river carries sand and stones, cuts valleys into "
+    "the land and feeds the fields on its banks. People have built towns beside rivers for thousands of years, "
+    "because the water gave them something to drink, a way to travel and fish to eat. Today engineers measure how "
+    "much water flows past a bridge every second, and farmers plan their planting around the spring floods. "
+    "When you explain a process like this to a child, start with what they can see: clouds, rain, a puddle that "
+    "grows into a stream. Then ask a question that makes them think, such as where the water goes when the sun "
+    "comes out again. Good explanations move from the familiar to the new, one small step at a time, and they "
+    "check often that the listener is still following. Write short sentences, choose plain words and give one "
+    "example for every idea. If a reader must remember a list, keep it to three items; if there are more, group "
+    "them. Finally, end with a summary that repeats the main point in different words, so the idea stays. "
+)
+
+
+# ---- the device ------------------------------------------------------------------------------------------------
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def cpu_flags() -> tuple[str, ...]:
+    """The bf16-related instruction-set flags of this CPU (Linux; empty elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("flags"):
+                present = set(line.split(":", 1)[1].split())
+                return tuple(flag for flag in CPU_FLAGS if flag in present)
+    except OSError:
+        pass
+    return ()
+
+
+def describe_cpu() -> str:
+    flags = cpu_flags()
+    return f"{cpu_name()} ({', '.join(flags) if flags else 'no AVX-512/AMX flags'})"
+
+
+def _ram_gb() -> float | None:
+    try:
+        import psutil
+
+        return round(psutil.virtual_memory().total / 1024**3, 1)
+    except ImportError:  # pragma: no cover - psutil is a requirement
+        return None
+
+
+def quick_device() -> Device:
+    """The training device without importing torch: the first GPU nvidia-smi lists, else the CPU."""
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,compute_cap", "--format=csv,noheader,nounits"],
+                                 capture_output=True, text=True, timeout=5, check=True).stdout
+            first = out.strip().splitlines()[0]
+            name, memory_mb, capability = (part.strip() for part in first.rsplit(",", 2))
+            major, minor = capability.split(".")
+            return Device("cuda", name, (int(major), int(minor)), round(float(memory_mb) / 1024, 1))
+        except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+            pass
+    return Device("cpu", describe_cpu(), None, _ram_gb())
+
+
+def probe_device() -> Device:
+    """The training device as torch sees it (imports torch)."""
+    import torch
+
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        return Device("cuda", props.name, (props.major, props.minor), round(props.total_memory / 1024**3, 1),
+                      bool(torch.cuda.is_bf16_supported()))
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return Device("mps", "Apple MPS", None, _ram_gb())
+    return Device("cpu", describe_cpu(), None, _ram_gb())
+
+
+# ---- the CPU measurement's cache -----------------------------------------------------------------------------------
+def cache_path() -> Path:
+    return paths.home() / "cache" / "precision.json"
+
+
+def model_shape_key(model_dir: str | os.PathLike) -> str | None:
+    """The model's sizes from its config.json (what the step's speed depends on), or None without one."""
+    if not model_dir:
+        return None
+    config_path = Path(model_dir) / "config.json"
+    if not config_path.is_file():  # a Hub id: its config in the local Hugging Face cache, if it is there
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(str(model_dir), "config.json")
+        except Exception:  # noqa: BLE001 - not a Hub id, or no cache
+            cached = None
+        config_path = Path(cached) if isinstance(cached, str) else config_path
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    config = config.get("text_config", config) if isinstance(config, dict) else {}
+    return ",".join(f"{key}={config.get(key)}" for key in SHAPE_KEYS)
+
+
+def cache_key(model_dir: str | os.PathLike, threads: int, torch_version: str | None = None) -> str | None:
+    shape = model_shape_key(model_dir)
+    if shape is None:
+        return None
+    if torch_version is None:
+        try:
+            from importlib.metadata import version
+
+            torch_version = version("torch")
+        except Exception:  # noqa: BLE001 - no torch: nothing can have been measured with it
+            return None
+    machine = f"{cpu_name()}|{'+'.join(cpu_flags())}|threads={threads}|torch={torch_version}"
+    return hashlib.sha256(f"{machine}|{shape}".encode()).hexdigest()[:24]
+
+
+def _read_cache() -> dict:
+    try:
+        data = json.loads(cache_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def cached_cpu_measurement(model_dir: str | os.PathLike, threads: int) -> CpuMeasurement | None:
+    """The stored measurement for this machine, model shape and thread count (no torch needed)."""
+    key = cache_key(model_dir, threads)
+    entry = _read_cache().get(key) if key else None
+    if not isinstance(entry, dict):
+        return None
+    try:
+        return CpuMeasurement.from_dict(entry)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _store(model_dir, threads: int, measurement: CpuMeasurement) -> None:
+    key = cache_key(model_dir, threads)
+    if key is None:
+        return
+    path = cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = _read_cache()
+    data[key] = measurement.to_dict()
+    paths.atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+
+
+# ---- the measurement ------------------------------------------------------------------------------------------------
+def measure_cpu(model_dir: str | os.PathLike, threads: int, use_cache: bool = True) -> CpuMeasurement:
+    """fp32 vs bf16 LoRA training steps of this model on this CPU (a few seconds; cached per machine and shape).
+
+    The two precisions run side by side on two copies of the model, step for step (fp32, bf16, fp32, ...), so a
+    machine whose load changes during the measurement slows both alike; each keeps its fastest timed step."""
+    if use_cache:
+        cached = cached_cpu_measurement(model_dir, threads)
+        if cached is not None:
+            return cached
+    import copy
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    started = time.perf_counter()
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        ids = tokenizer(TEXT, add_special_tokens=False)["input_ids"]
+        needed = MEASURE_BATCH * MEASURE_LENGTH
+        ids = (ids * (needed // max(1, len(ids)) + 1))[:needed]
+        batch = torch.tensor(ids).view(MEASURE_BATCH, MEASURE_LENGTH)
+        base = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+        base.config.use_cache = False
+        frozen_bf16 = copy.deepcopy(base).to(torch.bfloat16)  # the frozen weights in bf16, as a bf16 run loads them
+        runs = {"fp32": _Steps(base, batch, bf16=False), "bf16": _Steps(frozen_bf16, batch, bf16=True)}
+        for step in range(MEASURE_STEPS):
+            for run in runs.values():
+                run.step(timed=step > 0)  # the first step warms up (allocations, kernel selection)
+        fp32, bf16 = runs["fp32"], runs["bf16"]
+        cosine = _cosine(fp32.first_gradient, bf16.first_gradient)
+        del runs, base, frozen_bf16
+    finally:
+        torch.set_num_threads(previous_threads)
+    measurement = CpuMeasurement(
+        fp32_step_s=min(fp32.times), bf16_step_s=min(bf16.times), fp32_losses=tuple(fp32.losses),
+        bf16_losses=tuple(bf16.losses), gradient_cosine=cosine, tokens_per_step=MEASURE_BATCH * MEASURE_LENGTH,
+        threads=threads, machine=describe_cpu(), seconds=round(time.perf_counter() - started, 1))
+    _store(model_dir, threads, measurement)
+    return measurement
+
+
+class _Steps:
+    """One model with a fresh rank-8 LoRA on all linear layers (fp32 weights, the same seed for every copy)."""
+
+    def __init__(self, model, batch, bf16: bool):
+        import torch
+        from peft import LoraConfig, get_peft_model
+
+        from studio.train import kernels
+
+        torch.manual_seed(0)
+        self.model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear",
+                                                      task_type="CAUSAL_LM"))
+        kernels.apply(self.model, autocast=bf16, on_cpu=True)  # the step a run of this precision takes
+        self.model.train()
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.trainable, lr=MEASURE_LEARNING_RATE)
+        self.batch, self.bf16 = batch, bf16
+        self.keep = batch.shape[1] // 2  # score the answer half of each row: the worker scores only labelled positions
+        self.times, self.losses, self.first_gradient = [], [], None
+
+    def step(self, timed: bool) -> None:
+        import contextlib
+
+        import torch
+
+        began = time.perf_counter()
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        with autocast:
+            logits = self.model(input_ids=self.batch, logits_to_keep=self.keep + 1).logits[:, :-1]
+        targets = self.batch[:, -self.keep:]
+        loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1))
+        loss.backward()
+        if self.first_gradient is None:  # the same weights in both precisions: the gradient to compare
+            self.first_gradient = torch.cat([p.grad.detach().float().reshape(-1) for p in self.trainable])
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if timed:
+            self.times.append(time.perf_counter() - began)
+        self.losses.append(float(loss.detach()))
+
+
+def _cosine(a, b) -> float:
+    import torch
+
+    value = float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+    return value if value == value else 0.0  # NaN (a non-finite gradient) fails the check
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+# ---- the worker's decision ------------------------------------------------------------------------------------------
+def choose(forced: bool | None, model_dir: str | os.PathLike, threads: int, measure=None, log=print) -> Precision:
+    """Probe the device; on a CPU without a forced choice, measure bf16 once (cached); decide."""
+    device = probe_device()
+    measured = None
+    if device.kind == "cpu" and forced is None and model_dir:
+        measured = cached_cpu_measurement(model_dir, threads)
+        if measured is None:
+            log("measuring fp32 vs bf16 training steps on this CPU (once per machine and model shape)")
+            measured = (measure or measure_cpu)(model_dir, threads)
+    elif device.kind == "cpu":
+        measured = cached_cpu_measurement(model_dir, threads)  # only for the log: a forced choice is not measured
+    return decide(device, forced, measured)
+
+
+def expected(forced: bool | None, model_dir: str | os.PathLike | None, threads: int) -> Precision:
+    """What the worker will choose, without importing torch or measuring: from nvidia-smi and the cache."""
+    device = quick_device()
+    measured = cached_cpu_measurement(model_dir, threads) if device.kind == "cpu" and model_dir else None
+    return decide(device, forced, measured)

@@ -1,0 +1,106 @@
+"""Measuring a CPU's bf16 once, caching it per machine and model shape, and the worker's decision from it."""
+
+import json
+
+import pytest
+
+from studio.models import precision_probe
+from studio.models.precision import CpuMeasurement, Device
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def _model_folder(tmp_path, hidden=64, name="m"):
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": hidden, "num_hidden_layers": 2,
+                                                    "intermediate_size": 4 * hidden, "vocab_size": 100}))
+    return folder
+
+
+FAST = CpuMeasurement(1.0, 0.5, (2.0,), (2.001,), 0.9999, 512, 2, "test CPU", 3.0)
+
+
+def test_a_measurement_is_stored_once_and_found_again_by_machine_shape_and_threads(home, tmp_path, monkeypatch):
+    folder = _model_folder(tmp_path)
+    assert precision_probe.cached_cpu_measurement(folder, 2) is None
+    precision_probe._store(folder, 2, FAST)
+    assert precision_probe.cached_cpu_measurement(folder, 2) == FAST
+    assert precision_probe.cached_cpu_measurement(folder, 1) is None  # another thread count is another measurement
+    other_shape = _model_folder(tmp_path, hidden=128, name="bigger")
+    assert precision_probe.cached_cpu_measurement(other_shape, 2) is None
+    same_shape_elsewhere = _model_folder(tmp_path, name="copy")
+    assert precision_probe.cached_cpu_measurement(same_shape_elsewhere, 2) == FAST  # keyed by shape, not by path
+    monkeypatch.setattr(precision_probe, "cpu_name", lambda: "another CPU")
+    assert precision_probe.cached_cpu_measurement(folder, 2) is None
+
+
+def test_a_broken_cache_file_means_measure_again(home, tmp_path):
+    folder = _model_folder(tmp_path)
+    precision_probe.cache_path().parent.mkdir(parents=True, exist_ok=True)
+    precision_probe.cache_path().write_text("{not json")
+    assert precision_probe.cached_cpu_measurement(folder, 2) is None
+    precision_probe._store(folder, 2, FAST)  # and the next measurement replaces it
+    assert precision_probe.cached_cpu_measurement(folder, 2) == FAST
+
+
+def test_the_worker_measures_on_a_cpu_once_then_reads_the_cache(home, tmp_path, monkeypatch):
+    folder = _model_folder(tmp_path)
+    monkeypatch.setattr(precision_probe, "probe_device", lambda: Device("cpu", "test CPU"))
+    calls, lines = [], []
+
+    def measure(model_dir, threads):
+        calls.append((str(model_dir), threads))
+        precision_probe._store(model_dir, threads, FAST)
+        return FAST
+
+    first = precision_probe.choose(None, folder, 2, measure=measure, log=lines.append)
+    second = precision_probe.choose(None, folder, 2, measure=measure, log=lines.append)
+    assert calls == [(str(folder), 2)] and len(lines) == 1 and "measuring" in lines[0]
+    assert first.name == second.name == "bf16" and second.measured == FAST
+
+
+def test_a_forced_choice_is_never_measured(home, tmp_path, monkeypatch):
+    folder = _model_folder(tmp_path)
+    monkeypatch.setattr(precision_probe, "probe_device", lambda: Device("cpu", "test CPU"))
+
+    def measure(model_dir, threads):
+        raise AssertionError("a forced precision must not cost a measurement")
+
+    assert precision_probe.choose(False, folder, 2, measure=measure).name == "fp32"
+    assert precision_probe.choose(True, folder, 2, measure=measure).name == "bf16"
+
+
+def test_a_gpu_is_decided_by_its_capability_without_measuring(home, tmp_path, monkeypatch):
+    monkeypatch.setattr(precision_probe, "probe_device", lambda: Device("cuda", "Tesla T4", (7, 5), 16, True))
+    choice = precision_probe.choose(None, _model_folder(tmp_path), 1, measure=lambda *a: pytest.fail("measured a GPU"))
+    assert choice.name == "fp16" and choice.device == "cuda"
+
+
+def test_quick_device_reads_nvidia_smi_without_torch(monkeypatch):
+    import subprocess
+
+    monkeypatch.setattr(precision_probe.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+
+    def fake_run(command, **kwargs):
+        assert "compute_cap" in " ".join(command)
+        return subprocess.CompletedProcess(command, 0, stdout="Tesla T4, 15360, 7.5\nTesla T4, 15360, 7.5\n")
+
+    monkeypatch.setattr(precision_probe.subprocess, "run", fake_run)
+    assert precision_probe.quick_device() == Device("cuda", "Tesla T4", (7, 5), 15.0)
+    monkeypatch.setattr(precision_probe.shutil, "which", lambda name: None)
+    assert precision_probe.quick_device().kind == "cpu"
+
+
+def test_measuring_the_tiny_model_compares_the_same_first_step_in_both_precisions(home, tiny_model_dir, monkeypatch):
+    monkeypatch.setattr(precision_probe, "MEASURE_LENGTH", 32)  # a few tenths of a second on the tiny model
+    measured = precision_probe.measure_cpu(tiny_model_dir, 1)
+    assert len(measured.fp32_losses) == len(measured.bf16_losses) == precision_probe.MEASURE_STEPS
+    assert measured.fp32_step_s > 0 and measured.bf16_step_s > 0 and measured.threads == 1
+    assert measured.loss_gap < 0.02 and measured.gradient_cosine > 0.99  # bf16 is sound here, whatever its speed
+    assert measured.fp32_losses[-1] < measured.fp32_losses[0]  # the steps really train
+    assert precision_probe.cached_cpu_measurement(tiny_model_dir, 1) == measured
