@@ -365,13 +365,14 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
 
-    assistant_only = config.assistant_only_loss
-    if assistant_only:
-        choice = choose_template(tokenizer, [row["messages"] for row in train_rows])
+    choice = choose_template(tokenizer, [row["messages"] for row in train_rows])
+    notes.extend(choice.notes)  # e.g. system prompts merged into the first user turn
+    train_rows, eval_rows = choice.prepare(train_rows), choice.prepare(eval_rows)
+    assistant_only = config.assistant_only_loss and choice.enabled
+    if config.assistant_only_loss:
         notes.append(choice.note)
         if choice.template:
             tokenizer.chat_template = choice.template
-        assistant_only = choice.enabled
     elif not getattr(tokenizer, "chat_template", None):
         raise StudioError("The model has no chat template, so chat rows cannot be formatted.",
                           "Pick an instruct/chat model (e.g. one ending in -Instruct).")

@@ -55,9 +55,9 @@ BROWSER_ID_JS = """
 HISTORY_HEADERS = ["Name", "Model", "Dataset", "Status", "Steps", "Best eval loss", "Duration", "Started"]
 ASSISTANT_ONLY_OFF = (
     "**Note: assistant-only loss is off.** the loss covers the whole conversation, prompts included, so the model "
-    "also learns to write the user's side. Keep it on for chat data. (The studio supplies an answer-marked "
-    "template for ChatML models; if a model's template cannot be marked, the run turns it off and says why "
-    "in its notes.)"
+    "also learns to write the user's side. Keep it on for chat data. (With it on, answer-marked templates "
+    "cover Llama 3.x, Qwen 2.5/3, Gemma, Phi-3/3.5/4, Mistral and ChatML models such as SmolLM2; for any other "
+    "template the preflight check warns before the run.)"
 )
 
 
