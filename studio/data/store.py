@@ -3,7 +3,7 @@
     <datasets_dir>/<id>/
         train.jsonl        one {"messages": [...]} per line (canonical roles, string content)
         validation.jsonl   same shape
-        manifest.json      {"id", "name", "source_name", "source_sha256", "format", "created_at",
+        manifest.json      {"id", "name", "source_name", "source_sha256", ["source_hub_id",] "format", "created_at",
                             "counts": {"train", "validation", "rejected"}, "findings_summary": {rule: count},
                             "stats": {"model", "max_length", "rows", "tokens": {...}, "suggested_max_length"}}
         rejected.jsonl     {"row", "raw", "reasons": [...]} for every row left out
@@ -85,6 +85,7 @@ def save_dataset(
     name: str | None = None,
     report_json: str | None = None,
     report_markdown: str | None = None,
+    source_hub_id: str | None = None,
 ) -> Path:
     """Write a new dataset folder and return its path. Never overwrites anything.
 
@@ -103,6 +104,7 @@ def save_dataset(
         "name": display_name,
         "source_name": str(source_name or ""),
         "source_sha256": source_sha256,
+        **({"source_hub_id": source_hub_id} if source_hub_id else {}),  # a Hub dataset: named in the model card
         "format": getattr(report, "format", None),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "counts": clean.counts,

@@ -4,7 +4,7 @@
     <run_id>/status.json    atomic; read-modify-write under a lock file (worker and app both update it)
     <run_id>/events.jsonl   one JSON object per line, appended by the worker
     <run_id>/log.txt        the worker's stdout/stderr and tracebacks
-    <run_id>/checkpoints/checkpoint-N/, adapter/, README.md
+    <run_id>/checkpoints/checkpoint-N/, adapter/ (with its model card, README.md)
 
 events.jsonl is append-only. After a resume the worker appends {"type": "status", "status": "resumed",
 "step": N} where N is the checkpoint it continued from: log/eval events written before it with a

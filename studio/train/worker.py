@@ -2,7 +2,8 @@
 
 Reads RUN_DIR/config.json, trains with TRL SFTTrainer + PEFT LoRA, and reports only through
 files in RUN_DIR: status.json (atomic), events.jsonl (appended), log.txt (its stdout/stderr,
-redirected by the supervisor), checkpoints/checkpoint-N, and at the end adapter/ + README.md.
+redirected by the supervisor), checkpoints/checkpoint-N, and at the end adapter/ with its model card
+(studio.train.card).
 
 Signals: SIGTERM/SIGINT while importing or loading -> exit at once with status "stopped";
 during training -> finish the current step, save a checkpoint and the adapter, status "stopped".
@@ -109,15 +110,6 @@ def read_messages(path: Path, required: bool = True) -> list[dict]:
     if required and not rows:
         raise StudioError(f"{path.name} has no rows.", "Add examples to the dataset (a few dozen at least).")
     return rows
-
-
-def dataset_summary(folder: Path) -> dict:
-    manifest_path = folder / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        manifest = {}
-    return manifest if isinstance(manifest, dict) else {}
 
 
 # ---- events ------------------------------------------------------------------------------
@@ -365,6 +357,7 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
 
+    _state["model_chat_template"] = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else None
     choice = choose_template(tokenizer, [row["messages"] for row in train_rows])
     notes.extend(choice.notes)  # e.g. system prompts merged into the first user turn
     train_rows, eval_rows = choice.prepare(train_rows), choice.prepare(eval_rows)
@@ -462,57 +455,6 @@ def importlib_missing(name: str) -> bool:
     return importlib.util.find_spec(name) is None
 
 
-def write_model_card(run_dir: Path, config: RunConfig, status: dict, facts: dict) -> None:
-    from studio.models import catalog
-
-    try:
-        base = catalog.label(config.model)
-    except StudioError:
-        base = config.model
-    manifest = dataset_summary(Path(config.dataset))
-    counts = manifest.get("counts") or {}
-    lines = [
-        f"# {config.name or config.run_id}",
-        "",
-        f"A LoRA adapter trained with Fine-Tune Studio (TRL SFTTrainer + PEFT) on top of **{base}**.",
-        "",
-        "## Base model",
-        f"- `{config.model}`" + (f" ({base})" if base != config.model else ""),
-        "",
-        "## Data",
-        f"- Dataset: {manifest.get('name') or Path(config.dataset).name} (`{config.dataset}`)",
-        f"- Rows: {facts.get('train_rows', counts.get('train', '?'))} train, {facts.get('eval_rows', counts.get('validation', '?'))} validation",
-    ]
-    if manifest.get("source_name"):
-        lines.append(f"- Source file: {manifest['source_name']} (sha256 {str(manifest.get('source_sha256', ''))[:12]}…)")
-    lines += ["", "## Training", f"- Status: {status.get('status')} after {status.get('step')} of {status.get('total_steps')} steps",
-              f"- Assistant-only loss: {'on' if facts.get('assistant_only_loss') else 'off'}"]
-    lines += [f"- Note: {note}" for note in status.get("notes") or []]
-    lines += ["", "| setting | value |", "|---|---|"]
-    settings = {**config.to_dict(), "learning_rate": facts.get("learning_rate") or config.learning_rate}  # resolved "auto"
-    lines += [f"| {key} | {value} |" for key, value in settings.items() if key != "run_id"]
-    lines += ["", "## Final metrics",
-              f"- Final train loss: {status.get('final_loss')}",
-              f"- Best eval loss: {status.get('best_eval_loss')} ({status.get('best_checkpoint') or 'no eval'})",
-              f"- Training tokens: {status.get('train_tokens')}, tokens/s: {status.get('tokens_per_s')}",
-              "", "## Use", "```python",
-              "from transformers import AutoModelForCausalLM, AutoTokenizer",
-              "from peft import PeftModel",
-              f"base = AutoModelForCausalLM.from_pretrained({catalog_source_hint(config.model)!r})",
-              "model = PeftModel.from_pretrained(base, 'adapter')",
-              "tokenizer = AutoTokenizer.from_pretrained('adapter')", "```", ""]
-    (run_dir / "README.md").write_text("\n".join(lines), encoding="utf-8")
-
-
-def catalog_source_hint(ref: str) -> str:
-    from studio.models import bundled, catalog
-
-    try:
-        return bundled.HUB_ID if catalog.classify(ref) == "bundled" else ref
-    except StudioError:
-        return ref
-
-
 def train(run_dir: Path) -> str:
     """Run the training described by run_dir/config.json; returns the final status."""
     main = is_main_process()
@@ -560,7 +502,9 @@ def train(run_dir: Path) -> str:
         train_seconds=_round(callback.train_seconds),
         tokens_per_s=_round(tokens / callback.train_seconds) if tokens and callback.train_seconds else None,
         adapter="adapter", elapsed=round(callback._elapsed(), 2), **best)
-    write_model_card(run_dir, config, status, facts)
+    from studio.train.card import finalize_adapter
+
+    finalize_adapter(run_dir, trainer.args, _state.get("model_chat_template"))  # card, Hub base id, no pickles
     event = callback._base(state, "status")
     event.update(status=final, loss=callback.final_loss, eta=0.0 if final == "completed" else None)
     store.append_event(run_dir, event)

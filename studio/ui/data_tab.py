@@ -533,7 +533,7 @@ def save_from_state(state, validation_percent, seed, name, progress=None):
         progress(0.85, desc="Saving")
     folder = store.save_dataset(result, report, manifest_stats, source_name=source.get("name", ""),
                                 source_sha256=store.sha256_file(source["path"]), name=(name or "").strip() or None,
-                                report_json=report_json, report_markdown=report_md)
+                                report_json=report_json, report_markdown=report_md, source_hub_id=source.get("hub_id"))
     manifest = json.loads((folder / store.MANIFEST).read_text(encoding="utf-8"))
     return folder, manifest
 
