@@ -38,6 +38,7 @@ def test_run_completes_with_falling_loss_events_checkpoints_and_a_loadable_adapt
     assert status["step"] == status["total_steps"] == 24 and status["error"] is None
     assert status["best_eval_loss"] is not None and (record.dir / status["best_checkpoint"]).is_dir()
     assert "assistant-only loss on" in " ".join(status["notes"])
+    assert status["train_tokens"] > 0 and status["tokens_per_s"] > 0  # read from SFTTrainer._total_train_tokens
 
     events = events_of(record)
     logs = [e for e in events if e["type"] == "log"]
