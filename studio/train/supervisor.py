@@ -329,11 +329,18 @@ def reconcile_one(record: RunRecord) -> RunRecord:
                         error={"message": "The training process ended unexpectedly (killed, crashed or the app restarted).",
                                "hint": hint})
     store.append_event(record.dir, {"type": "status", "status": "interrupted", "step": fresh.get("step")})
+    from studio.train.archive import archive_quietly
+
+    archive_quietly(record.dir)
     return store.get_run(record.run_id)
 
 
 def reconcile() -> list[RunRecord]:
-    """Call on app start-up: fix the status of every run whose worker died. Returns the runs changed."""
+    """Call on app start-up: bring back archived runs after a Space restart (studio.train.archive), then fix
+    the status of every run whose worker died. Returns the runs changed."""
+    from studio.train.archive import restore_runs
+
+    restore_runs()
     changed = []
     for record in store.list_runs():
         if record.state in ACTIVE:

@@ -587,6 +587,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[studio] failed: {message} Hint: {hint}", flush=True)
         return 1
     finally:
+        if main_process:
+            from studio.train.archive import archive_quietly
+
+            archive_quietly(run_dir)  # a finished run to the mounted bucket, when STUDIO_ARCHIVE_DIR is set
         sys.stdout.flush()
         sys.stderr.flush()
 
