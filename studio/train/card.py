@@ -228,7 +228,8 @@ def build_card(run_dir: Path, repo_id: str | None = None, merged: bool = False):
     lines += ["", "## Evaluation on held-out prompts", ""]
     lines += held_out or ["Not evaluated yet (Compare → Evaluate saves a base-vs-tuned evaluation)."]
     lines += ["", "### Settings", "", "| setting | value |", "|---|---|"]
-    lines += [f"| {key} | {_cell(value)} |" for key, value in _training_settings(config, status, base_label, dataset_label)]
+    lines += [f"| {key} | {'automatic' if value is None else _cell(value)} |"
+              for key, value in _training_settings(config, status, base_label, dataset_label)]
     lines += ["", "## How to use it", "", "```python"]
     if merged:
         lines += ["from transformers import AutoModelForCausalLM, AutoTokenizer", "",
