@@ -281,7 +281,8 @@ def renders_identically(tokenizer, candidate: str, conversations: list[list[dict
     try:
         for messages in conversations:
             prompt_only = messages[:-1] if messages and messages[-1].get("role") == "assistant" else messages
-            for shown, add_generation_prompt in ((messages, False), (prompt_only, True)):
+            variants = [(messages, False)] + ([(prompt_only, True)] if prompt_only else [])
+            for shown, add_generation_prompt in variants:
                 if render(candidate, shown, tokenizer, add_generation_prompt) != \
                         render(original, shown, tokenizer, add_generation_prompt):
                     return False
