@@ -40,6 +40,7 @@ def test_the_guide_lists_files_that_exist_and_never_a_spaces_module():
 
 
 def assemble(target: Path) -> Path:
+    target.mkdir(parents=True)
     for entry in files_to_upload():
         source = ROOT / entry
         if source.is_dir():
