@@ -779,6 +779,10 @@ def chat_template_checks(report: Preflight, config, manifest: dict[str, Any] | N
     dataset = str(manifest.get("path") or config.dataset) if manifest else ""
     choice = templates.preflight_choice(str(config.model), dataset, bool(getattr(config, "trust_remote_code", False)))
     if choice is None:
+        from studio.models import catalog
+
+        if catalog.classify(str(config.model)) == "bundled":
+            return  # converted on first use; its ChatML template is one the studio marks (tested)
         report.notes.append("The chat template is checked when the run starts (the model is not on disk yet): "
                             "if it cannot mark the answers, the run says so and trains on whole conversations.")
         return
