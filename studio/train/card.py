@@ -111,8 +111,10 @@ def dataset_hub_ids(manifest: dict) -> list[str]:
 
 
 def _cell(value: Any) -> str:
-    text = "" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value))
-    return text.replace("|", "\\|").replace("\n", " ")
+    """A table cell; the user's text in it (names, paths typed as settings) shows as text, not Markdown."""
+    from studio import escape
+
+    return escape.md_cell("" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value)))
 
 
 def loss_table(run_dir: Path, rows: int = 12) -> list[str]:
@@ -182,6 +184,7 @@ def build_card(run_dir: Path, repo_id: str | None = None, merged: bool = False):
     """The run's model card (huggingface_hub.ModelCard). `repo_id` fills the loading example when known."""
     from huggingface_hub import ModelCard, ModelCardData
 
+    from studio import escape
     from studio.train import store
 
     run_dir = Path(run_dir)
@@ -206,12 +209,13 @@ def build_card(run_dir: Path, repo_id: str | None = None, merged: bool = False):
     facts = status.get("facts") or {}
     where = repo_id or "path/to/this/folder"
     kind = "A model" if merged else "A LoRA adapter"
+    md_inline = escape.md_inline  # names, notes and dataset labels are the user's: text on the Hub, not Markdown
     lines = [
-        f"# {name}", "",
-        f"{kind} fine-tuned from **{base_label}** with Fine-Tune Studio "
+        f"# {md_inline(name)}", "",
+        f"{kind} fine-tuned from **{md_inline(base_label)}** with Fine-Tune Studio "
         "(TRL `SFTTrainer` + PEFT LoRA)" + (", merged into full weights." if merged else "."), "",
         "## Data", "",
-        f"- Dataset: {dataset_label}",
+        f"- Dataset: {md_inline(dataset_label)}",
         f"- Rows: {facts.get('train_rows', counts.get('train', '?'))} train, "
         f"{facts.get('eval_rows', counts.get('validation', '?'))} validation",
         "", "## Training", "",
@@ -220,7 +224,7 @@ def build_card(run_dir: Path, repo_id: str | None = None, merged: bool = False):
         f"{_cell(status.get('best_eval_loss')) or '—'}",
         f"- Training tokens: {status.get('train_tokens') or '—'}",
     ]
-    lines += [f"- Note: {note}" for note in status.get("notes") or [] if not _mentions_a_path(str(note))]
+    lines += [f"- Note: {md_inline(note)}" for note in status.get("notes") or [] if not _mentions_a_path(str(note))]
     table = loss_table(run_dir)
     if table:
         lines += ["", "### Loss", ""] + table

@@ -60,6 +60,19 @@ def _checkpoint_number(folder: Path) -> int:
         return -1
 
 
+def _exportable(run_dir: Path):
+    """The run's record, once the caller may export it: its owner or an operator (studio.access). The caller
+    is access.current(): the visitor the guard set for a browser request, the operator on the command line.
+    Every way out (zip, merge, push) asks here, whoever calls it."""
+    from studio import access
+    from studio.train import store
+
+    run_dir = Path(run_dir)
+    record = store.RunRecord(run_dir.name, run_dir, _config(run_dir), store.read_status(run_dir))
+    access.authorize(access.current(), access.EXPORT, record, verb="export")
+    return record
+
+
 def adapter_source(run_dir: Path) -> AdapterSource:
     run_dir = Path(run_dir)
     final = run_dir / "adapter"
@@ -104,22 +117,18 @@ def shipped_files(run_dir: Path, repo_id: str | None = None) -> list[tuple[str, 
 def zip_adapter(run_dir: Path, target: Path | None = None) -> Path:
     """A zip of the adapter folder (see shipped_files); RUN_DIR/exports/<run name>-adapter.zip by default."""
     run_dir = Path(run_dir)
-    config = _config(run_dir)
+    config = _exportable(run_dir).config
     name = paths.safe_name(config.get("name") or run_dir.name, default="run")
     entries = shipped_files(run_dir)
     target = Path(target) if target else run_dir / EXPORTS_DIR / f"{name}-adapter.zip"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with paths.staged(target) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for arcname, content in entries:
                 if isinstance(content, bytes):
                     archive.writestr(f"{name}/{arcname}", content)
                 else:
                     archive.write(content, f"{name}/{arcname}")
-        os.replace(tmp, target)
     except OSError as error:
-        Path(tmp).unlink(missing_ok=True)
         raise StudioError(f"Could not write {target}: {error.strerror or error}",
                           "Pick a writable folder with free space.") from error
     return target
@@ -174,9 +183,14 @@ def _gb(size: int) -> str:
 
 def merge(run_dir: Path, progress=None, target: Path | None = None) -> Path:
     """Base + adapter merged into plain full weights (PEFT merge_and_unload), with its model card, in
-    RUN_DIR/merged/ or `target` (which must not exist yet, or be empty: nothing of the user's is replaced)."""
+    RUN_DIR/merged/ or `target` (which must not exist yet, or be empty: nothing of the user's is replaced).
+
+    Hub downloads use the server's token only for an operator's Hub run (as for its worker), never for a
+    visitor's. A run that asks for remote code merges only as studio.access allows (public mode: operators,
+    with STUDIO_ALLOW_REMOTE_CODE=1)."""
     run_dir = Path(run_dir)
-    config = _config(run_dir)
+    record = _exportable(run_dir)
+    config = record.config
     source = adapter_source(run_dir)
     default_target = target is None
     target = run_dir / MERGED_DIR if default_target else Path(target).expanduser().resolve()
@@ -189,6 +203,13 @@ def merge(run_dir: Path, progress=None, target: Path | None = None) -> Path:
                           "Free some space (delete old runs or merged models) and try again.")
     ref = config.get("model") or ""
     trust = bool(config.get("trust_remote_code", False))
+    if trust:
+        from studio import access
+
+        access.require_remote_code_allowed(access.current())
+    from studio.train import supervisor
+
+    token = None if supervisor.needs_hub_token(record) else False  # None: the server's token, False: none
     if progress:
         progress(0.1, "Loading the base model…")
     from peft import PeftModel
@@ -198,7 +219,7 @@ def merge(run_dir: Path, progress=None, target: Path | None = None) -> Path:
 
     base_source = _base_source(config)
     try:
-        base = AutoModelForCausalLM.from_pretrained(base_source, dtype="auto", trust_remote_code=trust)
+        base = AutoModelForCausalLM.from_pretrained(base_source, dtype="auto", trust_remote_code=trust, token=token)
     except Exception as error:  # noqa: BLE001 - every failure becomes a plain message
         raise explain_load_error(ref, error) from error
     if progress:
@@ -208,30 +229,25 @@ def merge(run_dir: Path, progress=None, target: Path | None = None) -> Path:
     except Exception as error:  # noqa: BLE001
         raise StudioError(f"Could not apply the adapter to {ref}: {error}",
                           "The adapter must come from a run on this same base model.") from error
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     if progress:
         progress(0.8, "Saving the merged model…")
     try:
-        merged.save_pretrained(tmp, safe_serialization=True)
-        tokenizer_source = source.folder if (source.folder / "tokenizer_config.json").is_file() else base_source
-        AutoTokenizer.from_pretrained(str(tokenizer_source), trust_remote_code=trust).save_pretrained(tmp)
-        from studio.train import card
+        if not default_target and target.is_dir():
+            target.rmdir()  # empty, checked above; fails rather than delete anything put there since
+        # A folder of its own per merge, swapped in whole: two merges at once never mix their files.
+        with paths.staged(target, directory=True) as tmp:
+            merged.save_pretrained(tmp, safe_serialization=True)
+            tokenizer_source = source.folder if (source.folder / "tokenizer_config.json").is_file() else base_source
+            AutoTokenizer.from_pretrained(str(tokenizer_source), trust_remote_code=trust, token=token).save_pretrained(tmp)
+            from studio.train import card
 
-        for path in list(tmp.rglob("*")):
-            if path.is_file() and card.is_pickle(path):
-                path.unlink()
-        card.write_card(run_dir, tmp, merged=True)
+            for path in list(tmp.rglob("*")):
+                if path.is_file() and card.is_pickle(path):
+                    path.unlink()
+            card.write_card(run_dir, tmp, merged=True)
     except OSError as error:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise StudioError(f"Could not save the merged model: {error.strerror or error}",
                           "Check free disk space and that the data folder is writable.") from error
-    if default_target:
-        shutil.rmtree(target, ignore_errors=True)  # the run's own earlier merge
-    elif target.is_dir():
-        target.rmdir()  # empty, checked above
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, target)
     return target
 
 
@@ -278,6 +294,7 @@ def push_to_hub(run_dir: Path, repo_id: str, token: str, what: str = "adapter", 
             raise StudioError("There is no merged model for this run yet.", "Click 'Merge into full weights' first.")
     else:
         adapter_source(run_dir)
+    _exportable(run_dir)
     check_push(repo_id, token)
     import tempfile
 

@@ -7,6 +7,9 @@ redirected by the supervisor), checkpoints/checkpoint-N, and at the end adapter/
 
 Signals: SIGTERM/SIGINT while importing or loading -> exit at once with status "stopped";
 during training -> finish the current step, save a checkpoint and the adapter, status "stopped".
+A run time limit (status "time_limit_s", written by the supervisor from STUDIO_MAX_RUN_MINUTES; the
+training time of earlier attempts counts) ends the run the same graceful way: status "stopped" with
+stop_reason "time_limit" and a message saying so in status.error.
 Faults end with status "failed" and a one-line cause + hint in status.error; the traceback
 goes to log.txt only. A run folder with checkpoints resumes from its last complete one.
 The Hugging Face token is read from the environment (HF_TOKEN) by huggingface_hub; it is never
@@ -30,7 +33,7 @@ from studio.train import store
 from studio.train.config import RunConfig
 from studio.train.divergence import Divergence, DivergenceWatch
 
-_state = {"phase": "import", "stop": False}
+_state = {"phase": "import", "stop": False, "stop_reason": None}
 
 
 class StopBeforeTraining(BaseException):
@@ -163,6 +166,7 @@ def make_callback(run_dir: Path, config: RunConfig):
             self.last_tokens = None
             self.last_train_seconds = 0.0
             self.last_status_write = 0.0
+            self.time_limit_s = None  # from status.json (supervisor): training seconds this run may use in all
             self.watch = DivergenceWatch()  # every rank watches, so all stop at the same step
             self.final_loss = None
 
@@ -187,6 +191,8 @@ def make_callback(run_dir: Path, config: RunConfig):
             self.first_step = state.global_step
             status = store.read_status(run_dir)
             self.previous_seconds = float(status.get("elapsed") or 0.0) if state.global_step else 0.0
+            limit = status.get("time_limit_s")
+            self.time_limit_s = float(limit) if isinstance(limit, (int, float)) and limit > 0 else None
             if self.main:
                 store.update_status(run_dir, status="running", step=state.global_step, total_steps=state.max_steps)
                 event = self._base(state, "status")
@@ -203,6 +209,9 @@ def make_callback(run_dir: Path, config: RunConfig):
             if self.step_began is not None:
                 self.train_seconds += time.monotonic() - self.step_began
                 self.step_began = None
+            if self.time_limit_s is not None and self._elapsed() >= self.time_limit_s and not _state["stop"]:
+                _state["stop"], _state["stop_reason"] = True, "time_limit"  # every rank sees its own clock pass
+                print(f"[studio] run time limit of {self.time_limit_s / 60:.0f} min reached: stopping with a checkpoint", flush=True)
             if _stop_requested(args):
                 control.should_training_stop = True
                 control.should_save = True
@@ -336,6 +345,10 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
         raise StudioError(f"The dataset folder {dataset_dir} does not exist.", "Pick a saved dataset in the Data tab.")
     train_rows = read_messages(dataset_dir / "train.jsonl")
     eval_rows = read_messages(dataset_dir / "validation.jsonl", required=False)
+    # The supervisor sets this flag to 0 unless remote code was authorized for this run (studio.access).
+    if config.trust_remote_code and os.environ.get("STUDIO_WORKER_REMOTE_CODE", "1") != "1":
+        raise StudioError("This run asks to run the model's own Python code (trust_remote_code), which is not "
+                          "allowed for it here.", "Pick a model that works without remote code.")
     source = catalog.resolve(config.model)
 
     import torch
@@ -496,8 +509,14 @@ def train(run_dir: Path) -> str:
     if state.best_model_checkpoint and state.best_metric is not None:
         best = {"best_eval_loss": _finite(state.best_metric), "best_checkpoint": f"checkpoints/{Path(state.best_model_checkpoint).name}"}
     final = "stopped" if stopped else "completed"
+    reason = {}
+    if stopped and _state["stop_reason"] == "time_limit":
+        minutes = (callback.time_limit_s or 0) / 60
+        reason = {"stop_reason": "time_limit", "error": {
+            "message": f"It reached this studio's run time limit ({minutes:.0f} min of training, STUDIO_MAX_RUN_MINUTES).",
+            "hint": "The adapter and a checkpoint were saved: open it in Compare or export it. Fewer steps fit the limit."}}
     status = store.update_status(
-        run_dir, status=final, step=state.global_step, total_steps=state.max_steps, ended_at=store.now_iso(),
+        run_dir, status=final, step=state.global_step, total_steps=state.max_steps, ended_at=store.now_iso(), **reason,
         final_loss=callback.final_loss, train_tokens=tokens, train_runtime=_round(runtime),
         train_seconds=_round(callback.train_seconds),
         tokens_per_s=_round(tokens / callback.train_seconds) if tokens and callback.train_seconds else None,
