@@ -790,8 +790,11 @@ def chat_template_checks(report: Preflight, config, manifest: dict[str, Any] | N
     if choice is None:
         from studio.models import catalog
 
-        if catalog.classify(str(config.model)) == "bundled":
-            return  # converted on first use; its ChatML template is one the studio marks (tested)
+        try:
+            if catalog.classify(str(config.model)) == "bundled":
+                return  # converted on first use; its ChatML template is one the studio marks (tested)
+        except StudioError:
+            return  # not a model reference at all: the model check above already says so
         report.notes.append("The chat template is checked when the run starts (the model is not on disk yet): "
                             "if it cannot mark the answers, the run says so and trains on whole conversations.")
         return
