@@ -84,7 +84,10 @@ def test_the_tokenizer_cache_is_bounded():
 
 
 @LIMITS
-def test_admin_password_guessing_is_rate_limited(monkeypatch):
+def test_admin_password_guessing_is_rate_limited(monkeypatch, request):
+    from studio import limits
+
+    request.addfinalizer(limits.ADMIN_ATTEMPTS.reset)  # the pause is process-wide: later tests sign in again
     monkeypatch.setenv("SPACE_ID", "me/studio")
     monkeypatch.setenv("STUDIO_ADMIN_PASSWORD", "right")
     for _ in range(30):
