@@ -191,6 +191,11 @@ def merge(run_dir: Path, progress=None, target: Path | None = None) -> Path:
     run_dir = Path(run_dir)
     record = _exportable(run_dir)
     config = record.config
+    trust = bool(config.get("trust_remote_code", False))
+    if trust:
+        from studio import access
+
+        access.require_remote_code_allowed(access.current())
     source = adapter_source(run_dir)
     default_target = target is None
     target = run_dir / MERGED_DIR if default_target else Path(target).expanduser().resolve()
@@ -202,11 +207,6 @@ def merge(run_dir: Path, progress=None, target: Path | None = None) -> Path:
         raise StudioError(f"Not enough disk space to merge. {disk['text']}",
                           "Free some space (delete old runs or merged models) and try again.")
     ref = config.get("model") or ""
-    trust = bool(config.get("trust_remote_code", False))
-    if trust:
-        from studio import access
-
-        access.require_remote_code_allowed(access.current())
     from studio.train import supervisor
 
     token = None if supervisor.needs_hub_token(record) else False  # None: the server's token, False: none
