@@ -2,7 +2,9 @@
 
 Each capability adds its own commands from studio/<capability>/cli.py, which defines
 `register(subparsers)`; each registered parser sets `func(args) -> int` via set_defaults.
-Exit codes: 0 success, 1 the command ran and found a problem, 2 usage error.
+Conventions: `--json` prints one JSON document on stdout (progress goes to stderr); a failure prints
+"error:" and "hint:" lines on stderr (and, with --json, {"error", "hint"} on stdout); a closed output
+pipe (`| head`) ends quietly. Exit codes are listed in EXIT_CODES (shown by --help).
 """
 
 from __future__ import annotations
@@ -12,7 +14,17 @@ import importlib
 import importlib.util
 import sys
 
+from studio import __version__
 from studio.errors import StudioError
+
+EXIT_CODES = (
+    (0, "success"),
+    (1, "the command ran and found a problem (lint errors, a failed run, an export that could not be made, "
+        "a bad run id …); the reason and a hint are on stderr"),
+    (2, "usage error (unknown command or option, missing argument)"),
+    (130, "interrupted (Ctrl+C)"),
+    (141, "the output pipe closed early (e.g. `| head`); nothing is printed about it"),
+)
 
 COMMAND_MODULES = (
     "studio.models.cli",
@@ -40,7 +52,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m studio", description="Fine-Tune Studio, headless.")
+    epilog = "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES)
+    parser = argparse.ArgumentParser(prog="python -m studio", description="Fine-Tune Studio, headless.", epilog=epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = subparsers.add_parser("serve", help="start the web studio (same as python app.py)")
     serve.add_argument("--host", help="address to listen on (default GRADIO_SERVER_NAME or 127.0.0.1)")
@@ -52,11 +67,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_broken_pipe() -> int:
+    """stdout's reader went away (`| head`): point stdout at /dev/null so the exit flush cannot complain."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exit_:  # argparse exits 2 on usage errors, 0 on --help
+    except SystemExit as exit_:  # argparse exits 2 on usage errors, 0 on --help / --version
         return int(exit_.code or 0)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -68,11 +102,17 @@ def main(argv: list[str] | None = None) -> int:
             return int(args.func(args) or 0)
         # Whoever runs the command line runs the machine: the operator (paths, tokens and all runs are theirs).
         with access.acting(access.Identity(access.CLI_OWNER, access.OPERATOR)):
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler
+        return code
     except StudioError as error:
         print(f"error: {error.message}", file=sys.stderr)
         if error.hint:
             print(f"hint: {error.hint}", file=sys.stderr)
+        if getattr(args, "json", False):
+            import json
+
+            print(json.dumps({"error": error.message, "hint": error.hint or None}), flush=True)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -274,7 +274,7 @@ def test_compare_tab_summary_evaluation_votes_and_chat(tmp_path):
 def test_preflight_decide_and_model_card(tmp_path, tiny_model_dir):
     from studio.decide import plan as plan_mod
     from studio.decide import report as decide_report
-    from studio.train import preflight, worker
+    from studio.train import preflight
     from studio.train.config import RunConfig
     from studio.ui import decide_tab
 
@@ -288,10 +288,17 @@ def test_preflight_decide_and_model_card(tmp_path, tiny_model_dir):
     assert_literal_markdown(decide_tab._dataset_line(plan.dataset_label))
     assert_literal_markdown(decide_report.decision_record(plan))
 
+    from huggingface_hub import ModelCard
+
+    from studio.train import card, store
+
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    worker.write_model_card(run_dir, config, {"status": "completed", "notes": [TEXT]}, {})
-    assert_literal_markdown((run_dir / "README.md").read_text(), NAME, _squash(TEXT))
+    (run_dir / "config.json").write_text(json.dumps(config.to_dict()))
+    store.update_status(run_dir, status="completed", notes=[TEXT])
+    written = ModelCard.load(card.write_card(run_dir, run_dir))
+    assert written.data.model_name == NAME  # the YAML keeps the name as typed; the Hub renders only the body
+    assert_literal_markdown(written.text, NAME, _squash(TEXT))
 
 
 def test_components_that_show_user_text_render_it_as_text():
@@ -328,7 +335,7 @@ def test_every_renderer_uses_the_one_helper():
     renderer that forgets it)."""
     root = Path(__file__).resolve().parent.parent / "studio"
     builders = ["compare/report.py", "data/dismissals.py", "data/stats.py", "data/rowview.py", "decide/report.py", "train/charts.py",
-                "train/preflight.py", "train/worker.py", "ui/compare_tab.py", "ui/data_tab.py", "ui/decide_tab.py",
+                "train/preflight.py", "train/card.py", "ui/compare_tab.py", "ui/data_tab.py", "ui/decide_tab.py",
                 "ui/shared.py", "ui/train_tab.py"]
     for name in builders:
         text = (root / name).read_text(encoding="utf-8")

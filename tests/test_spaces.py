@@ -31,6 +31,8 @@ def test_front_matter_fields():
     assert fields["python_version"] == "3.11"
     assert fields["suggested_hardware"]
     assert fields["sdk_version"] == pinned("gradio")
+    assert fields["hf_oauth"] == "true"  # the README documents OAuth mode (STUDIO_AUTH=oauth)
+    assert "suggested_storage" not in fields  # the old persistent disk; live runs stay on local disk (see the guide)
 
 
 def test_no_python_module_named_spaces():

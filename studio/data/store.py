@@ -3,8 +3,9 @@
     <datasets_dir>/<id>/
         train.jsonl        one {"messages": [...]} per line (canonical roles, string content)
         validation.jsonl   same shape
-        manifest.json      {"id", "name", "owner", "source_name", "source_sha256", "format", "created_at",
-                            "counts": {"train", "validation", "rejected"}, "findings_summary": {rule: count},
+        manifest.json      {"id", "name", "owner", "source_name", "source_sha256", ["source_hub_id",]
+                            "format", "created_at", "counts": {"train", "validation", "rejected"},
+                            "findings_summary": {rule: count},
                             "stats": {"model", "max_length", "rows", "tokens": {...}, "suggested_max_length"},
                             "column_mapping": {"user", "assistant", "context": [...], "system"} | null
                                 (how the rows were built from the file's columns, studio.data.mapping),
@@ -96,6 +97,7 @@ def save_dataset(
     report_markdown: str | None = None,
     column_mapping: dict[str, Any] | None = None,
     dismissals: list[dict[str, Any]] | None = None,
+    source_hub_id: str | None = None,
     owner: str = "",
 ) -> Path:
     """Write a new dataset folder and return its path. Never overwrites anything.
@@ -117,6 +119,7 @@ def save_dataset(
         "owner": owner or _default_owner(),
         "source_name": str(source_name or ""),
         "source_sha256": source_sha256,
+        **({"source_hub_id": source_hub_id} if source_hub_id else {}),  # a Hub dataset: named in the model card
         "format": getattr(report, "format", None),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "counts": clean.counts,

@@ -12,6 +12,10 @@ API for the Train tab and the CLI:
     supervisor.is_authorized(record, requester, admin_password)
     store.list_runs() / store.get_run(run_id) -> RunRecord(.run_id .dir .config .status .state .adapter_dir)
     store.read_events(run_dir, since_offset) -> (events, next_offset)
+    export.zip_adapter / merge / push_to_hub (the browser's and `python -m studio export`'s; each checks that
+    the caller may export the run), with the model card from card.build_card; templates.choose_template
+    (assistant-only loss per model family); archive.archive_run / restore_runs (finished runs in a mounted
+    bucket, STUDIO_ARCHIVE_DIR)
 Owner ids come from studio.access (a visitor's server-signed browser id, "hf-<user>" when signed in with
 Hugging Face, "local" for the local user); the CLI uses "cli". A run's owner is never empty.
 """

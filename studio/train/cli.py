@@ -5,6 +5,7 @@
         [--resume RUN_ID] [--wait] [--json] [--dry-run [--cpu-gflops G]]
     python -m studio runs [--json]
     python -m studio stop RUN_ID [--force] [--timeout S]
+    python -m studio export RUN_ID [--zip [PATH]] [--merge DIR] [--push REPO_ID [--private|--no-private]] [--json]
 
 Settings are layered: RunConfig defaults < --config file < flags. Runs started here are owned by
 "cli"; acting on a browser's run needs the admin password in STUDIO_ADMIN_PASSWORD.
@@ -13,6 +14,8 @@ Every start runs the Train tab's preflight first: errors refuse the run; when it
 the preflight's smaller micro-batch (same effective batch) or gradient checkpointing is used, and said.
 --dry-run prints that preflight (time, memory, steps, warnings, the resolved config) and starts nothing;
 a .jsonl file is linted and counted in memory, not saved.
+`export` does what the Train tab's Export does (studio.train.export); a push reads the token from HF_TOKEN
+or the Hugging Face login (`hf auth login`) and never writes it anywhere.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def register(subparsers) -> None:
     train.set_defaults(func=run_train)
 
     runs = subparsers.add_parser("runs", help="list training runs")
-    runs.add_argument("--json", action="store_true", help="one JSON object per line")
+    runs.add_argument("--json", action="store_true", help="print one JSON array of the runs")
     runs.set_defaults(func=run_runs)
 
     stop = subparsers.add_parser("stop", help="stop a training run (graceful, then forced after --timeout)")
@@ -61,6 +64,23 @@ def register(subparsers) -> None:
     stop.add_argument("--timeout", type=float, default=supervisor.DEFAULT_STOP_TIMEOUT,
                       help="seconds to wait for a graceful stop before killing (default %(default)s)")
     stop.set_defaults(func=run_stop)
+
+    export = subparsers.add_parser(
+        "export", help="zip, merge or push a run's adapter (what the Train tab's Export does)",
+        description="Export a run's adapter: a zip, merged full weights, and/or a push to the Hugging Face Hub. "
+                    "Without --zip/--merge/--push it writes the zip. A run without a final adapter exports its last "
+                    "checkpoint. Pushing needs a token with write access in HF_TOKEN (or `hf auth login`).")
+    export.add_argument("run_id", metavar="RUN_ID")
+    export.add_argument("--zip", nargs="?", const="", default=None, metavar="PATH",
+                        help="write the adapter zip to PATH (default: the run's exports/ folder)")
+    export.add_argument("--merge", metavar="DIR", help="merge the adapter into full weights in DIR (a new or empty folder)")
+    export.add_argument("--push", metavar="REPO_ID",
+                        help="push to the Hub repo REPO_ID: the merged model when --merge is given, else the adapter")
+    export.add_argument("--private", action=argparse.BooleanOptionalAction, default=True,
+                        help="create the Hub repo as private (default, as in the browser); --no-private makes it public")
+    export.add_argument("--json", action="store_true",
+                        help='print one JSON object: run_id, source, zip, merged, pushed')
+    export.set_defaults(func=run_export)
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -294,13 +314,14 @@ def run_runs(args: argparse.Namespace) -> int:
     supervisor.reconcile()
     records = store.list_runs()
     if args.json:
+        rows = []
         for record in records:
             status, config = record.status, record.config
-            row = {**summary(record), "name": record.name, "model": config.get("model"), "dataset": config.get("dataset"),
-                   "total_steps": status.get("total_steps"), "best_eval_loss": status.get("best_eval_loss"),
-                   "created_at": status.get("created_at"), "started_at": status.get("started_at"),
-                   "ended_at": status.get("ended_at"), "error": status.get("error")}
-            print(json.dumps(row))
+            rows.append({**summary(record), "name": record.name, "model": config.get("model"), "dataset": config.get("dataset"),
+                         "total_steps": status.get("total_steps"), "best_eval_loss": status.get("best_eval_loss"),
+                         "created_at": status.get("created_at"), "started_at": status.get("started_at"),
+                         "ended_at": status.get("ended_at"), "error": status.get("error")})
+        print(json.dumps(rows, indent=1))
         return 0
     if not records:
         print("No runs yet. Start one with: python -m studio train --data DATASET")
@@ -318,4 +339,55 @@ def run_stop(args: argparse.Namespace) -> int:
     record = supervisor.stop(args.run_id, requester=CLI_OWNER, admin_password=_admin_password(),
                              force=args.force, timeout=args.timeout)
     print(f"{record.run_id}: {record.state} at step {record.status.get('step')}/{record.status.get('total_steps')}")
+    return 0
+
+
+def hub_token() -> str:
+    """The token for a push: HF_TOKEN, else the Hugging Face login's; held in memory only."""
+    token = os.environ.get("HF_TOKEN", "").strip()
+    if token:
+        return token
+    try:
+        from huggingface_hub import get_token
+
+        return (get_token() or "").strip()
+    except Exception:  # noqa: BLE001 - no login is the same as no token
+        return ""
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from studio.train import export
+
+    out = sys.stderr if args.json else sys.stdout
+    record = store.get_run(args.run_id)
+    source = export.adapter_source(record.dir)  # "no adapter yet" before anything else
+    token = ""
+    if args.push:  # every reason a push would fail is found before a long merge
+        token = hub_token()
+        export.check_push(args.push, token,
+                          token_hint="Set HF_TOKEN to a token with write access (huggingface.co/settings/tokens), "
+                                     "or log in once with `hf auth login`. The studio never saves it.")
+    result = {"run_id": record.run_id, "source": "adapter" if not source.from_checkpoint else source.folder.name,
+              "zip": None, "merged": None, "pushed": None}
+    if source.from_checkpoint:
+        print(f"note: exporting {source.note}", file=sys.stderr)
+    if args.zip is not None or not (args.merge or args.push):
+        target = export.zip_adapter(record.dir, Path(args.zip).expanduser().resolve() if args.zip else None)
+        result["zip"] = str(target)
+        print(f"zip: {target}", file=out, flush=True)
+    if args.merge:
+        def progress(fraction: float, text: str) -> None:
+            print(f"[{fraction:4.0%}] {text}", file=sys.stderr, flush=True)
+
+        merged = export.merge(record.dir, progress=progress, target=Path(args.merge))
+        result["merged"] = str(merged)
+        print(f"merged: {merged}", file=out, flush=True)
+    if args.push:
+        what = "merged" if args.merge else "adapter"
+        url = export.push_to_hub(record.dir, args.push, token, what=what, private=args.private,
+                                 merged_dir=Path(result["merged"]) if args.merge else None)
+        result["pushed"] = url
+        print(f"pushed the {what}: {url}", file=out, flush=True)
+    if args.json:
+        print(json.dumps(result), flush=True)
     return 0

@@ -437,8 +437,36 @@ def run_preflight(config: RunConfig, hardware=None, manifest: dict[str, Any] | N
     if not getattr(config, "assistant_only_loss", True):
         report.warn("The loss is computed on the whole conversation (prompts too), not only the answers.",
                     "Fine for plain-text data; for chat data 'assistant-only loss' usually learns the answers better.")
+    elif "model" not in report.field_errors:
+        chat_template_checks(report, config, manifest)
     return report
 
+
+
+def chat_template_checks(report: Preflight, config, manifest: dict[str, Any] | None) -> None:
+    """Say before the run what the worker will decide about the chat template (studio.train.templates)."""
+    from studio.train import templates
+
+    dataset = str(manifest.get("path") or config.dataset) if manifest else ""
+    choice = templates.preflight_choice(str(config.model), dataset, bool(getattr(config, "trust_remote_code", False)))
+    if choice is None:
+        from studio.models import catalog
+
+        try:
+            if catalog.classify(str(config.model)) == "bundled":
+                return  # converted on first use; its ChatML template is one the studio marks (tested)
+        except StudioError:
+            return  # not a model reference at all: the model check above already says so
+        report.notes.append("The chat template is checked when the run starts (the model is not on disk yet): "
+                            "if it cannot mark the answers, the run says so and trains on whole conversations.")
+        return
+    if not choice.enabled:
+        report.warn("Assistant-only loss is not possible with this model's chat template: the run will train on the "
+                    "whole conversation, prompts included.",
+                    choice.note[0].upper() + choice.note[1:] + ". Pick a model of a supported family, or turn "
+                    "'assistant-only loss' off to train on whole conversations knowingly.", "assistant_only_loss")
+    for note in choice.notes:
+        report.notes.append(note[0].upper() + note[1:] + ".")
 
 def _check_model(config: RunConfig, report: Preflight) -> cost.ModelShape:
     """The model's shape (from its config.json without loading it); errors for a model that cannot load."""

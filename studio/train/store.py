@@ -5,7 +5,7 @@
                             holds "owner" (never empty), "owner_role", "shared" and the queue fields
     <run_id>/events.jsonl   one JSON object per line, appended by the worker
     <run_id>/log.txt        the worker's stdout/stderr and tracebacks
-    <run_id>/checkpoints/checkpoint-N/, adapter/, README.md
+    <run_id>/checkpoints/checkpoint-N/, adapter/ (with its model card, README.md)
 
 events.jsonl is append-only. After a resume the worker appends {"type": "status", "status": "resumed",
 "step": N} where N is the checkpoint it continued from: log/eval events written before it with a

@@ -85,28 +85,23 @@ def reap() -> None:
 
 def pid_alive(pid: int | None, run_dir: Path | None = None) -> bool:
     """True when pid is a live (non-zombie) process; with run_dir, also that it runs this run's worker
-    (guards against the pid having been reused by another program after a reboot)."""
+    (guards against the pid having been reused by another program after a reboot). psutil, so the
+    zombie and command-line checks hold on macOS as on Linux."""
     if not pid:
         return False
     reap()
+    import psutil
+
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    proc = Path(f"/proc/{int(pid)}")
-    if proc.is_dir():
-        try:
-            stat = (proc / "stat").read_text()
-            if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-                return False
-            if run_dir is not None:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                if str(Path(run_dir).name) not in cmdline:
-                    return False
-        except (OSError, IndexError):
+        process = psutil.Process(int(pid))
+        if process.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
             return False
+        if run_dir is not None and Path(run_dir).name not in " ".join(process.cmdline()):
+            return False
+    except psutil.NoSuchProcess:  # gone, or a zombie (ZombieProcess is a NoSuchProcess)
+        return False
+    except (psutil.AccessDenied, ValueError, OSError):  # another user's process: alive, command line unreadable
+        return True
     return True
 
 
@@ -523,11 +518,18 @@ def reconcile_one(record: RunRecord) -> RunRecord:
                         error={"message": "The training process ended unexpectedly (killed, crashed or the app restarted).",
                                "hint": hint})
     store.append_event(record.dir, {"type": "status", "status": "interrupted", "step": fresh.get("step")})
+    from studio.train.archive import archive_quietly
+
+    archive_quietly(record.dir)
     return store.get_run(record.run_id)
 
 
 def reconcile() -> list[RunRecord]:
-    """Call on app start-up: fix the status of every run whose worker died. Returns the runs changed."""
+    """Call on app start-up: bring back archived runs after a Space restart (studio.train.archive), then fix
+    the status of every run whose worker died. Returns the runs changed."""
+    from studio.train.archive import restore_runs
+
+    restore_runs()
     changed = []
     for record in store.list_runs():
         if record.state in ACTIVE:

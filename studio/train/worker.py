@@ -2,7 +2,8 @@
 
 Reads RUN_DIR/config.json, trains with TRL SFTTrainer + PEFT LoRA, and reports only through
 files in RUN_DIR: status.json (atomic), events.jsonl (appended), log.txt (its stdout/stderr,
-redirected by the supervisor), checkpoints/checkpoint-N, and at the end adapter/ + README.md.
+redirected by the supervisor), checkpoints/checkpoint-N, and at the end adapter/ with its model card
+(studio.train.card).
 
 Signals: SIGTERM/SIGINT while importing or loading -> exit at once with status "stopped";
 during training -> finish the current step, save a checkpoint and the adapter, status "stopped".
@@ -116,15 +117,6 @@ def read_messages(path: Path, required: bool = True) -> list[dict]:
     if required and not rows:
         raise StudioError(f"{path.name} has no rows.", "Add examples to the dataset (a few dozen at least).")
     return rows
-
-
-def dataset_summary(folder: Path) -> dict:
-    manifest_path = folder / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        manifest = {}
-    return manifest if isinstance(manifest, dict) else {}
 
 
 # ---- events ------------------------------------------------------------------------------
@@ -377,13 +369,15 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
 
-    assistant_only = config.assistant_only_loss
-    if assistant_only:
-        choice = choose_template(tokenizer, [row["messages"] for row in train_rows])
+    _state["model_chat_template"] = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else None
+    choice = choose_template(tokenizer, [row["messages"] for row in train_rows])
+    notes.extend(choice.notes)  # e.g. system prompts merged into the first user turn
+    train_rows, eval_rows = choice.prepare(train_rows), choice.prepare(eval_rows)
+    assistant_only = config.assistant_only_loss and choice.enabled
+    if config.assistant_only_loss:
         notes.append(choice.note)
         if choice.template:
             tokenizer.chat_template = choice.template
-        assistant_only = choice.enabled
     elif not getattr(tokenizer, "chat_template", None):
         raise StudioError("The model has no chat template, so chat rows cannot be formatted.",
                           "Pick an instruct/chat model (e.g. one ending in -Instruct).")
@@ -489,59 +483,6 @@ def importlib_missing(name: str) -> bool:
     return importlib.util.find_spec(name) is None
 
 
-def write_model_card(run_dir: Path, config: RunConfig, status: dict, facts: dict) -> None:
-    from studio import escape, paths
-    from studio.models import catalog
-
-    md_inline = escape.md_inline  # names and files are the user's: shown as text on the Hub too
-    try:
-        base = catalog.label(config.model)
-    except StudioError:
-        base = config.model
-    manifest = dataset_summary(Path(config.dataset))
-    counts = manifest.get("counts") or {}
-    lines = [
-        f"# {md_inline(config.name or config.run_id)}",
-        "",
-        f"A LoRA adapter trained with Fine-Tune Studio (TRL SFTTrainer + PEFT) on top of **{md_inline(base)}**.",
-        "",
-        "## Base model",
-        f"- {escape.md_code(config.model)}" + (f" ({md_inline(base)})" if base != config.model else ""),
-        "",
-        "## Data",
-        f"- Dataset: {md_inline(manifest.get('name') or Path(config.dataset).name)} ({escape.md_code(config.dataset)})",
-        f"- Rows: {facts.get('train_rows', counts.get('train', '?'))} train, {facts.get('eval_rows', counts.get('validation', '?'))} validation",
-    ]
-    if manifest.get("source_name"):
-        lines.append(f"- Source file: {md_inline(manifest['source_name'])} (sha256 {str(manifest.get('source_sha256', ''))[:12]}…)")
-    lines += ["", "## Training", f"- Status: {status.get('status')} after {status.get('step')} of {status.get('total_steps')} steps",
-              f"- Assistant-only loss: {'on' if facts.get('assistant_only_loss') else 'off'}"]
-    lines += [f"- Note: {md_inline(note)}" for note in status.get("notes") or []]
-    lines += ["", "| setting | value |", "|---|---|"]
-    settings = {**config.to_dict(), "learning_rate": facts.get("learning_rate") or config.learning_rate}  # resolved "auto"
-    lines += [f"| {key} | {escape.md_cell(value)} |" for key, value in settings.items() if key != "run_id"]
-    lines += ["", "## Final metrics",
-              f"- Final train loss: {status.get('final_loss')}",
-              f"- Best eval loss: {status.get('best_eval_loss')} ({status.get('best_checkpoint') or 'no eval'})",
-              f"- Training tokens: {status.get('train_tokens')}, tokens/s: {status.get('tokens_per_s')}",
-              "", "## Use", "```python",
-              "from transformers import AutoModelForCausalLM, AutoTokenizer",
-              "from peft import PeftModel",
-              f"base = AutoModelForCausalLM.from_pretrained({catalog_source_hint(config.model)!r})",
-              "model = PeftModel.from_pretrained(base, 'adapter')",
-              "tokenizer = AutoTokenizer.from_pretrained('adapter')", "```", ""]
-    paths.atomic_write_text(run_dir / "README.md", "\n".join(lines))
-
-
-def catalog_source_hint(ref: str) -> str:
-    from studio.models import bundled, catalog
-
-    try:
-        return bundled.HUB_ID if catalog.classify(ref) == "bundled" else ref
-    except StudioError:
-        return ref
-
-
 def train(run_dir: Path) -> str:
     """Run the training described by run_dir/config.json; returns the final status."""
     main = is_main_process()
@@ -595,7 +536,9 @@ def train(run_dir: Path) -> str:
         train_seconds=_round(callback.train_seconds),
         tokens_per_s=_round(tokens / callback.train_seconds) if tokens and callback.train_seconds else None,
         adapter="adapter", elapsed=round(callback._elapsed(), 2), **best)
-    write_model_card(run_dir, config, status, facts)
+    from studio.train.card import finalize_adapter
+
+    finalize_adapter(run_dir, trainer.args, _state.get("model_chat_template"))  # card, Hub base id, no pickles
     event = callback._base(state, "status")
     event.update(status=final, loss=callback.final_loss, eta=0.0 if final == "completed" else None)
     store.append_event(run_dir, event)
@@ -678,6 +621,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[studio] failed: {message} Hint: {hint}", flush=True)
         return 1
     finally:
+        if main_process:
+            from studio.train.archive import archive_quietly
+
+            archive_quietly(run_dir)  # a finished run to the mounted bucket, when STUDIO_ARCHIVE_DIR is set
         sys.stdout.flush()
         sys.stderr.flush()
 

@@ -783,7 +783,7 @@ def save_from_state(state, validation_percent, seed, name, progress=None):
     folder = store.save_dataset(result, report, manifest_stats, source_name=source.get("name", ""),
                                 source_sha256=store.sha256_file(source["path"]), name=(name or "").strip() or None,
                                 report_json=report_json, report_markdown=report_md,
-                                column_mapping=source.get("mapping"), dismissals=source.get("dismissals") or [],
+                                column_mapping=source.get("mapping"), source_hub_id=source.get("hub_id"), dismissals=source.get("dismissals") or [],
                                 owner=identity.user_id or access.LOCAL_OWNER)
     manifest = json.loads((folder / store.MANIFEST).read_text(encoding="utf-8"))
     return folder, manifest

@@ -59,9 +59,9 @@ STORE_ID_JS = """
 HISTORY_HEADERS = ["Name", "Model", "Dataset", "Status", "Steps", "Best eval loss", "Duration", "Started"]
 ASSISTANT_ONLY_OFF = (
     "**Note: assistant-only loss is off.** the loss covers the whole conversation, prompts included, so the model "
-    "also learns to write the user's side. Keep it on for chat data. (The studio supplies an answer-marked "
-    "template for ChatML models; if a model's template cannot be marked, the run turns it off and says why "
-    "in its notes.)"
+    "also learns to write the user's side. Keep it on for chat data. (With it on, answer-marked templates "
+    "cover Llama 3.x, Qwen 2.5/3, Gemma, Phi-3/3.5/4, Mistral and ChatML models such as SmolLM2; for any other "
+    "template the preflight check warns before the run.)"
 )
 
 
@@ -913,17 +913,12 @@ def ask_merge(view: dict):
 def merge_run(view: dict, progress=gr.Progress()):
     from studio.train import export
 
-    from studio.train import store, supervisor
-
     try:
-        record = _run_for(_acting_on(view), action=access.EXPORT)
-        info = export.merge_disk_needed(record.dir)
+        run_dir = _run_dir(view)
+        info = export.merge_disk_needed(run_dir)
         access.check_quota(_me(), "bytes", extra_bytes=int(info.get("needed_bytes") or 0))
-        if record.config.get("trust_remote_code"):
-            access.require_remote_code_allowed(_me())
-        # The base model is downloaded with the server's token only for an operator's run (as for its worker).
-        token = None if supervisor.needs_hub_token(store.get_run(record.run_id)) else False
-        target = export.merge(record.dir, progress=lambda fraction, text: progress(fraction, desc=text), token=token)
+        # export.merge refuses remote code as studio.access says and picks the Hub token for this run.
+        target = export.merge(run_dir, progress=lambda fraction, text: progress(fraction, desc=text))
     except StudioError as error:
         return _error(error), gr.update(visible=False)
     return (f"✓ **Merged model saved** in {escape.md_code(_shown(str(target)))} (loads with plain `from_pretrained`, no "

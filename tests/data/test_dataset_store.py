@@ -60,6 +60,12 @@ def test_saved_folder_follows_the_contract():
     assert (folder / "report.md").read_text() == "# report\n" and json.loads((folder / "report.json").read_text()) == {"ok": True}
 
 
+def test_a_hub_dataset_is_named_by_its_id_for_the_model_card():
+    folder, _ = save(name="someone__pirate-chat-train.jsonl", source_hub_id="someone/pirate-chat")
+    assert json.loads((folder / "manifest.json").read_text())["source_hub_id"] == "someone/pirate-chat"
+    assert "source_hub_id" not in json.loads((save()[0] / "manifest.json").read_text())  # an upload has none
+
+
 def test_list_and_load_saved_datasets():
     first, _ = save("first.jsonl")
     second, _ = save("second.csv")

@@ -68,6 +68,50 @@ def test_train_tab_handlers_refuse_another_visitors_run(public, victim_world):
         assert record.run_id in train_tab.history_table()[1]
 
 
+def test_export_logic_checks_the_caller_on_every_path(public, victim_world, capsys, tmp_path):
+    """zip, merge and push refuse another visitor's run (and a caller with no identity) even when called past the
+    Train tab; the owner may, and so may the command line, which acts as the operator."""
+    from studio import cli
+    from studio.train import export
+
+    victim, _dataset, record = victim_world
+    attempts = {"zip": lambda: export.zip_adapter(record.dir), "merge": lambda: export.merge(record.dir),
+                "push": lambda: export.push_to_hub(record.dir, "me/stolen", "hf_attackerToken0123456789")}
+    for who in (_attacker(), access.Identity(None, access.ANONYMOUS)):
+        with access.acting(who):
+            for name, attempt in attempts.items():
+                with pytest.raises(access.AccessDenied):
+                    attempt()
+    assert not (record.dir / "exports").exists() and not (record.dir / "merged").exists()
+    with access.acting(victim):
+        assert export.zip_adapter(record.dir).is_file()
+    target = tmp_path / "operator.zip"
+    assert cli.main(["export", record.run_id, "--zip", str(target)]) == 0, capsys.readouterr().err
+    assert target.is_file()
+
+
+def test_merging_a_remote_code_run_is_refused_on_every_path(public, victim_world, capsys, monkeypatch):
+    """trust_remote_code runs the model author's Python: a merge is refused to its owner and to the command line
+    until the operator sets STUDIO_ALLOW_REMOTE_CODE=1 (and then to the visitor still)."""
+    from studio import cli
+    from studio.train import export
+
+    victim, dataset, _record = victim_world
+    record = store.create_run(RunConfig(dataset=str(dataset), name="remote code run", trust_remote_code=True),
+                              victim.user_id, owner_role=access.ANONYMOUS)
+    store.update_status(record.dir, status="completed")
+    (record.dir / "adapter").mkdir()
+    (record.dir / "adapter" / "adapter_config.json").write_text("{}")
+    with access.acting(victim), pytest.raises(access.AccessDenied, match="trust_remote_code"):
+        export.merge(record.dir)
+    assert cli.main(["export", record.run_id, "--merge", str(record.dir / "cli-merged")]) == 1
+    assert "trust_remote_code" in capsys.readouterr().err
+    monkeypatch.setenv("STUDIO_ALLOW_REMOTE_CODE", "1")
+    with access.acting(victim), pytest.raises(access.AccessDenied, match="trust_remote_code"):
+        export.merge(record.dir)
+    assert not (record.dir / "merged").exists() and not (record.dir / "cli-merged").exists()
+
+
 def test_compare_handlers_refuse_another_visitors_run(public, victim_world):
     from studio.ui import compare_tab
 

@@ -39,7 +39,7 @@ def test_train_a_jsonl_file_waiting_with_json_output_then_list_and_stop(tiny_mod
 
     listed = studio("runs", "--json")
     assert listed.returncode == 0
-    runs = [json.loads(line) for line in listed.stdout.splitlines()]
+    runs = json.loads(listed.stdout)  # one JSON array
     mine = [r for r in runs if r["run_id"] == final["run_id"]]
     assert mine and mine[0]["run_dir"] == final["run_dir"] and mine[0]["status"] == "completed"
 

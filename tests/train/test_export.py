@@ -30,25 +30,52 @@ def _lora_adapter(model_dir: Path, folder: Path) -> None:
     AutoTokenizer.from_pretrained(model_dir).save_pretrained(folder)
 
 
+def _pickle_file(path: Path) -> None:
+    import torch
+
+    torch.save({"args": [1, 2, 3]}, path)  # what the Trainer writes as training_args.bin
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tiny_model_dir) -> Path:
     run_dir = paths.runs_dir() / paths.new_id("export-")
     run_dir.mkdir()
     config = {"run_id": run_dir.name, "name": "pirate style", "model": str(tiny_model_dir), "dataset": "x"}
     (run_dir / "config.json").write_text(json.dumps(config))
-    (run_dir / "README.md").write_text("# pirate style\nA LoRA adapter.\n")
     _lora_adapter(tiny_model_dir, run_dir / "adapter")
+    _pickle_file(run_dir / "adapter" / "training_args.bin")
     return run_dir
 
 
-def test_zip_contains_adapter_tokenizer_and_card(tiny_run):
+def test_zip_contains_adapter_tokenizer_and_card(tiny_run, tiny_model_dir):
+    from huggingface_hub import ModelCard
+
     target = export.zip_adapter(tiny_run)
     assert target.name == "pirate-style-adapter.zip" and target.parent == tiny_run / "exports"
-    names = zipfile.ZipFile(target).namelist()
+    archive = zipfile.ZipFile(target)
+    names = archive.namelist()
     assert "pirate-style/adapter_config.json" in names
     assert "pirate-style/adapter_model.safetensors" in names
     assert "pirate-style/tokenizer.json" in names
-    assert any(name.endswith("README.md") for name in names)
+    card = archive.read("pirate-style/README.md").decode()
+    assert ModelCard(card).data.library_name == "peft" and "# pirate style" in card
+    # A local base model without a Hub id: named by its folder name only, never by a server path.
+    adapter_config = json.loads(archive.read("pirate-style/adapter_config.json"))
+    assert adapter_config["base_model_name_or_path"] == tiny_model_dir.name
+    for name in names:
+        if not name.endswith(".safetensors"):
+            text = archive.read(name).decode("utf-8", "replace")
+            assert str(tiny_model_dir) not in text and str(paths.studio_home()) not in text, name
+
+
+def test_nothing_exported_is_a_pickle(tiny_run, tmp_path):
+    from studio.train import card
+
+    assert card.is_pickle(tiny_run / "adapter" / "training_args.bin")
+    archive = zipfile.ZipFile(export.zip_adapter(tiny_run))
+    assert not any(name.endswith((".bin", ".pt", ".pth", ".pkl")) for name in archive.namelist())
+    archive.extractall(tmp_path)
+    assert not [path for path in tmp_path.rglob("*") if path.is_file() and card.is_pickle(path)]
 
 
 def test_checkpoint_stands_in_when_no_final_adapter(tiny_run, tmp_path):
@@ -87,9 +114,15 @@ def test_merge_gives_plain_model_equal_to_base_plus_adapter(tiny_run, tiny_model
     from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(1)
+    from huggingface_hub import ModelCard
+
+    from studio.train import card
+
     target = export.merge(tiny_run)
     assert (target / "config.json").is_file() and (target / "tokenizer.json").is_file()
     assert not (target / "adapter_config.json").exists()
+    assert ModelCard.load(target / "README.md").data.library_name == "transformers"
+    assert not [path for path in target.rglob("*") if path.is_file() and card.is_pickle(path)]
     merged = AutoModelForCausalLM.from_pretrained(target)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     with_adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(tiny_run / "adapter"))
@@ -137,3 +170,45 @@ def test_push_errors_never_contain_the_token(tiny_run, monkeypatch):
         export.push_to_hub(tiny_run, "someone/adapter", TOKEN)
     assert "refused" in caught.value.message
     assert TOKEN not in str(caught.value)
+
+
+def test_merge_into_a_folder_of_the_users_never_overwrites_files(tiny_run, tmp_path):
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "keep.txt").write_text("mine")
+    with pytest.raises(StudioError, match="not an empty folder"):
+        export.merge(tiny_run, target=occupied)
+    assert (occupied / "keep.txt").read_text() == "mine"
+
+
+def test_push_uploads_the_zips_files_with_a_card_naming_the_repo(tiny_run, monkeypatch):
+    from huggingface_hub import ModelCard
+
+    from studio.train import card
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    uploaded = {}
+
+    class RecordingApi:
+        def __init__(self, token):
+            assert token == TOKEN
+
+        def create_repo(self, repo_id, private, exist_ok):
+            uploaded["private"] = private
+            return f"https://huggingface.co/{repo_id}"
+
+        def upload_folder(self, repo_id, folder_path, commit_message, ignore_patterns):
+            folder = Path(folder_path)
+            uploaded["files"] = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    monkeypatch.setattr("huggingface_hub.HfApi", RecordingApi)
+    url = export.push_to_hub(tiny_run, "someone/pirate-adapter", TOKEN, private=True)
+    assert url == "https://huggingface.co/someone/pirate-adapter" and uploaded["private"] is True
+    files = uploaded["files"]
+    assert {"adapter_config.json", "adapter_model.safetensors", "README.md", "tokenizer.json"} <= set(files)
+    assert "training_args.bin" not in files
+    assert "'someone/pirate-adapter'" in files["README.md"].decode()  # the loading example names the repo
+    assert ModelCard(files["README.md"].decode()).data.library_name == "peft"
+    assert not any(TOKEN.encode() in content for content in files.values())
+    assert not list(tiny_run.glob(".push-*"))  # the staging folder is gone
+    assert card.is_pickle(tiny_run / "adapter" / "training_args.bin")  # the run folder itself is untouched

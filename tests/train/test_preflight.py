@@ -236,3 +236,37 @@ def test_cpu_speed_is_the_decide_tabs_torch_measurement(dataset):
     peak = estimate.measure_this_machine().peak_tflops
     assert peak == cost.measure_peak("fp32") > 0  # one measurement, cached per process, for both tabs
     assert f"{peak * 1000:.0f} GFLOP/s" in report.rate_source
+
+
+def _model_with_template(tiny_model_dir, tmp_path, template: str) -> Path:
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "chat_template.jinja").write_text(template)
+    return folder
+
+
+def test_a_chat_template_without_answer_markers_is_a_warning_before_the_run(tiny_model_dir, dataset, tmp_path):
+    model = _model_with_template(tiny_model_dir, tmp_path, "{% for m in messages %}### {{ m['role'] }}: {{ m['content'] }}\n{% endfor %}")
+    report = run(RunConfig(model=str(model), dataset=str(dataset)))
+    warning = next(w for w in report.warnings if "Assistant-only loss is not possible" in w.message)
+    assert "whole conversation" in warning.message and "supported family" in warning.hint
+    assert warning.field == "assistant_only_loss"
+    # The tiny model's ChatML template is supported: no such warning.
+    assert not any("Assistant-only" in w.message for w in run(RunConfig(model=str(tiny_model_dir), dataset=str(dataset))).warnings)
+
+
+def test_a_template_without_system_role_says_what_happens_to_system_prompts(tiny_model_dir, dataset, tmp_path):
+    import trl
+
+    gemma = (Path(trl.__file__).parent / "chat_templates" / "gemma.jinja").read_text()
+    report = run(RunConfig(model=str(_model_with_template(tiny_model_dir, tmp_path, gemma)), dataset=str(dataset)))
+    assert any("merged into the first user message" in note for note in report.notes)
+
+
+def test_a_hub_model_not_on_disk_is_checked_when_the_run_starts(dataset, monkeypatch):
+    monkeypatch.setattr("studio.models.cost.model_shape",
+                        lambda ref: cost.ModelShape(ref, None, known=False, source="unknown"))
+    report = run(RunConfig(model="someone/not-downloaded-model", dataset=str(dataset)))
+    assert any("checked when the run starts" in note for note in report.notes)

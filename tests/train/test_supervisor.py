@@ -157,6 +157,49 @@ def test_a_reused_pid_of_another_program_is_not_our_worker(dataset):
     assert not supervisor.pid_alive(os.getpid(), record.dir)  # ...but not this run's worker
 
 
+def test_an_unreaped_zombie_is_not_alive(dataset):
+    import psutil
+
+    record = store.create_run(RunConfig(dataset=str(dataset)), "alice")
+    child = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(60)  # {record.dir.name}"])
+    try:
+        deadline = time.monotonic() + 10
+        while not supervisor.pid_alive(child.pid, record.dir) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the child has exec'd Python
+        assert supervisor.pid_alive(child.pid, record.dir)  # our worker's command line names the run
+        child.kill()
+        deadline = time.monotonic() + 10
+        while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE  # not reaped: supervisor did not start it
+        assert not supervisor.pid_alive(child.pid) and not supervisor.pid_alive(child.pid, record.dir)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_pid_checks_go_through_psutil_so_they_hold_beyond_linux(monkeypatch, dataset):
+    import psutil
+
+    record = store.create_run(RunConfig(dataset=str(dataset)), "alice")
+
+    class Process:  # what psutil reports on macOS, where there is no /proc
+        def __init__(self, pid):
+            self.pid = pid
+
+        def status(self):
+            return statuses[self.pid]
+
+        def cmdline(self):
+            return ["python", "-m", "studio.train.worker", str(record.dir)]
+
+    statuses = {101: psutil.STATUS_RUNNING, 102: psutil.STATUS_ZOMBIE}
+    monkeypatch.setattr(psutil, "Process", Process)
+    assert supervisor.pid_alive(101, record.dir)
+    assert not supervisor.pid_alive(102, record.dir)
+    assert not supervisor.pid_alive(101, record.dir.with_name("run-someone-else"))
+
+
 def test_delete_refuses_while_the_worker_lives(fake_worker):
     record, _ = fake_worker()
     with pytest.raises(StudioError):

@@ -38,6 +38,7 @@ def test_run_completes_with_falling_loss_events_checkpoints_and_a_loadable_adapt
     assert status["step"] == status["total_steps"] == 24 and status["error"] is None
     assert status["best_eval_loss"] is not None and (record.dir / status["best_checkpoint"]).is_dir()
     assert "assistant-only loss on" in " ".join(status["notes"])
+    assert status["train_tokens"] > 0 and status["tokens_per_s"] > 0  # read from SFTTrainer._total_train_tokens
 
     events = events_of(record)
     logs = [e for e in events if e["type"] == "log"]
@@ -54,8 +55,15 @@ def test_run_completes_with_falling_loss_events_checkpoints_and_a_loadable_adapt
     assert any(e["type"] == "checkpoint" for e in events) and events[-1]["status"] == "completed"
     assert store.last_checkpoint(record.dir) is not None
 
-    readme = (record.dir / "README.md").read_text()
-    assert str(tiny_model_dir) in readme and "tiny sums" in readme and "Final train loss" in readme
+    from huggingface_hub import ModelCard
+
+    adapter = record.dir / "adapter"
+    card = ModelCard.load(adapter / "README.md")  # the studio's card replaced PEFT's blank template
+    assert card.data.library_name == "peft" and card.data.pipeline_tag == "text-generation"
+    assert "tiny sums" in card.text and "Final train loss" in card.text and "| step | train loss | eval loss |" in card.text
+    assert str(tiny_model_dir) not in card.content and str(record.dir) not in card.content
+    assert not (adapter / "training_args.bin").exists()  # no pickle: the settings are JSON
+    assert json.loads((adapter / "training_args.json").read_text())["max_steps"] == 24
     assert "Traceback" not in (record.dir / "log.txt").read_text()
 
     import torch
@@ -82,7 +90,7 @@ def test_graceful_stop_saves_a_checkpoint_and_the_adapter(tiny_config):
     step = record.status["step"]
     assert 3 <= step < 400
     assert store.last_checkpoint(record.dir).name == f"checkpoint-{step}"
-    assert record.adapter_dir is not None and (record.dir / "README.md").is_file()
+    assert record.adapter_dir is not None and (record.adapter_dir / "README.md").is_file()
     assert events_of(record)[-1]["status"] == "stopped"
     wait_for(lambda: not supervisor.pid_alive(record.status["pid"]), timeout=60)  # and the process exits
 
