@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "studio.decide.cli",
     "studio.train.cli",
     "studio.compare.cli",
+    "studio.jobs.cli",
 )
 
 

@@ -2,12 +2,15 @@
 
     python -m studio train --model M --data FILE_OR_DATASET [--epochs N] [--max-steps N] [--lr X]
         [--lora-r N] [--max-length N] [... every RunConfig field ...] [--config run.json]
-        [--resume RUN_ID] [--wait] [--json]
+        [--resume RUN_ID] [--executor local|hf-jobs [--flavor NAME] [--max-cost USD]] [--wait] [--json]
     python -m studio runs [--json]
     python -m studio stop RUN_ID [--force] [--timeout S]
 
 Settings are layered: RunConfig defaults < --config file < flags. Runs started here are owned by
 "cli"; acting on a browser's run needs the admin password in STUDIO_ADMIN_PASSWORD.
+`--executor hf-jobs` sends the run to Hugging Face Jobs (studio.jobs) with the operator's HF_TOKEN: the
+remote preflight (time, memory and cost of the flavour against the cap) is printed first and refuses a run
+above the cap; `python -m studio jobs flavors` lists the flavours and their prices.
 With --json, stdout carries only JSON lines (progress goes to stderr).
 """
 
@@ -22,7 +25,7 @@ from pathlib import Path
 
 from studio import paths
 from studio.errors import StudioError
-from studio.train import store, supervisor
+from studio.train import executors, store, supervisor
 from studio.train.config import NOT_FLAGS, RunConfig, field_kinds, flag_name
 
 CLI_OWNER = "cli"
@@ -35,6 +38,12 @@ def register(subparsers) -> None:
     add_config_flags(train)
     train.add_argument("--config", metavar="RUN_JSON", help="a run.json (RunConfig) to start from; flags override it")
     train.add_argument("--resume", metavar="RUN_ID", help="resume a stopped/failed/interrupted run from its last checkpoint")
+    train.add_argument("--executor", choices=executors.EXECUTORS, default=executors.LOCAL,
+                       help="where to train: this machine (default) or Hugging Face Jobs (uses HF_TOKEN, costs money)")
+    train.add_argument("--flavor", help="Hugging Face Jobs hardware, e.g. t4-small (see `python -m studio jobs flavors`)")
+    train.add_argument("--max-cost", type=float, metavar="USD",
+                       help="cost cap of a Jobs run in US dollars (default: STUDIO_JOBS_MAX_COST or 5); the job is "
+                            "stopped by Hugging Face when it reaches it")
     train.add_argument("--wait", action="store_true", help="follow the run to its end, printing progress")
     train.add_argument("--json", action="store_true", help="print a final JSON line (run_id, run_dir, status, steps, final_loss, adapter)")
     train.set_defaults(func=run_train)
@@ -172,14 +181,17 @@ def _admin_password() -> str | None:
 def run_train(args: argparse.Namespace) -> int:
     out = sys.stderr if args.json else sys.stdout
     if args.resume:
-        record = supervisor.resume(args.resume, requester=CLI_OWNER, admin_password=_admin_password())
+        record = supervisor.resume(args.resume, requester=CLI_OWNER, admin_password=_admin_password(), from_cli=True)
     else:
+        choice = choice_from_args(args)
         config = config_from_args(args)
         if not config.dataset:
             raise StudioError("No dataset given.", "Pass --data DATASET_FOLDER_OR_FILE.jsonl (or a --config with one).")
         config.check()  # settings first: a typo in --lr should not wait for the data to be read
         config = config.replace(dataset=prepare_dataset(config.dataset, config.seed, config.model, config.max_length))
-        record = supervisor.launch(config, owner=CLI_OWNER)
+        if choice.executor != executors.LOCAL:
+            print_remote_estimate(config, choice, out)
+        record = executors.launch(config, owner=CLI_OWNER, choice=choice, from_cli=True)
     if not args.json:
         print(record.run_id, flush=True)
     else:
@@ -203,6 +215,27 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def choice_from_args(args: argparse.Namespace) -> executors.Choice:
+    if args.executor == executors.LOCAL:
+        if args.flavor or args.max_cost is not None:
+            raise StudioError("--flavor and --max-cost only apply to --executor hf-jobs.", "Add --executor hf-jobs, or drop them.")
+        return executors.Choice()
+    from studio.jobs import estimate
+
+    return executors.Choice(args.executor, args.flavor, args.max_cost if args.max_cost is not None
+                            else estimate.default_max_cost()).check()
+
+
+def print_remote_estimate(config: RunConfig, choice: executors.Choice, out) -> None:
+    """The flavour's time, memory and cost against the cap, before anything is uploaded."""
+    from studio.jobs import executor
+
+    result, flavor_list = executor.remote_estimate(config, choice.flavor, choice.max_cost)
+    if flavor_list.stale_reason:
+        print(f"note: flavour list from {flavor_list.fetched_at} ({flavor_list.stale_reason})", file=out)
+    print(result.markdown().replace("**", ""), file=out, flush=True)
+
+
 def follow(run_id: str, out, poll: float = 1.0) -> store.RunRecord:
     """Print progress from the run's events until it ends."""
     record = store.get_run(run_id)
@@ -222,7 +255,9 @@ def follow(run_id: str, out, poll: float = 1.0) -> store.RunRecord:
                     print(line, file=out, flush=True)
             print(f"{record.state}: step {record.status.get('step')}/{record.status.get('total_steps')}", file=out, flush=True)
             return record
-        if record.status.get("pid") and not supervisor.pid_alive(record.status["pid"], record.dir):
+        if executors.remote_for(record):
+            record = supervisor.reconcile_one(record)  # a follower that died is started again
+        elif record.status.get("pid") and not supervisor.pid_alive(record.status["pid"], record.dir):
             time.sleep(0.5)
             record = supervisor.reconcile_one(store.get_run(run_id))
             if record.state not in store.ACTIVE:
@@ -262,7 +297,7 @@ def run_runs(args: argparse.Namespace) -> int:
     if args.json:
         for record in records:
             status, config = record.status, record.config
-            row = {**summary(record), "name": record.name, "model": config.get("model"), "dataset": config.get("dataset"),
+            row = {**summary(record), "executor": executors.kind(record), "name": record.name, "model": config.get("model"), "dataset": config.get("dataset"),
                    "total_steps": status.get("total_steps"), "best_eval_loss": status.get("best_eval_loss"),
                    "created_at": status.get("created_at"), "started_at": status.get("started_at"),
                    "ended_at": status.get("ended_at"), "error": status.get("error")}

@@ -9,6 +9,9 @@ Rules enforced here (so the UI and the CLI share them):
 - a run is stopped, resumed or deleted only by its owner (the id of the browser or "cli" that
   started it) or with the admin password (env STUDIO_ADMIN_PASSWORD, when set);
 - on start-up `reconcile()` turns runs whose worker died into "interrupted" (resumable).
+
+Runs on another executor (status.json "executor", see studio.train.executors) are handed to it at the
+start of stop / resume / reconcile / delete, after the same ownership check.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pathlib import Path
 
 from studio import paths
 from studio.errors import StudioError
-from studio.train import store
+from studio.train import executors, store
 from studio.train.config import RunConfig
 from studio.train.store import ACTIVE, RunRecord
 
@@ -238,10 +241,12 @@ def start(record: RunRecord, resume: bool = False) -> int:
     return process.pid
 
 
-def resume(run_id: str, requester: str | None = None, admin_password: str | None = None) -> RunRecord:
+def resume(run_id: str, requester: str | None = None, admin_password: str | None = None,
+           username: str | None = None, from_cli: bool = False) -> RunRecord:
     """Continue a stopped/failed/interrupted run from its last complete checkpoint (same config)."""
     record = store.get_run(run_id)
     authorize(record, requester, admin_password, "resume")
+    remote = executors.remote_for(record)
     if record.state in ACTIVE and pid_alive(record.status.get("pid"), record.dir):
         raise StudioError(f"The run '{record.name}' is still {record.state}.", "Wait for it, or stop it first.")
     if record.state not in RESUMABLE:
@@ -250,6 +255,8 @@ def resume(run_id: str, requester: str | None = None, admin_password: str | None
     if store.last_checkpoint(record.dir) is None:
         raise StudioError(f"The run '{record.name}' has no complete checkpoint to resume from.",
                           "Start it again with the same settings instead.")
+    if remote:
+        return remote.resume(record, username=username, from_cli=from_cli)
     with _launch_lock():
         _refuse_if_busy()
         start(record, resume=True)
@@ -276,6 +283,9 @@ def stop(run_id: str, requester: str | None = None, admin_password: str | None =
     for a graceful stop and then kills. Without one, returns right after signalling."""
     record = store.get_run(run_id)
     authorize(record, requester, admin_password, "stop")
+    remote = executors.remote_for(record)
+    if remote:
+        return remote.stop(record, force=force, timeout=timeout)
     pid = record.status.get("pid")
     if record.state not in ACTIVE and record.state != "queued":
         raise StudioError(f"The run '{record.name}' is not running (it is {record.state}).", "Nothing to stop.")
@@ -320,6 +330,9 @@ def wait(run_id: str, timeout: float | None = None, poll: float = 0.5) -> RunRec
 
 def reconcile_one(record: RunRecord) -> RunRecord:
     """A run marked active whose worker is gone becomes "interrupted" (its checkpoints stay usable)."""
+    remote = executors.remote_for(record)
+    if remote:
+        return remote.reconcile(record)
     if record.state not in ACTIVE:
         return record
     if pid_alive(record.status.get("pid"), record.dir):
@@ -352,6 +365,9 @@ def delete(run_id: str, requester: str | None = None, admin_password: str | None
     """Delete a run folder (owner or admin only; never while its worker is alive)."""
     record = store.get_run(run_id)
     authorize(record, requester, admin_password, "delete")
+    remote = executors.remote_for(record)
+    if remote:
+        remote.before_delete(record)  # cancels a job that may still run; raises when it cannot
     if record.state in ACTIVE and pid_alive(record.status.get("pid"), record.dir):
         raise StudioError(f"The run '{record.name}' is still {record.state}.", "Stop it first, then delete it.")
     store.delete_run(run_id)

@@ -276,6 +276,118 @@ def start_anyway(*args):
     return start_run(*args, anyway=True)
 
 
+# ---------------------------------------------------------------- where it runs (this machine or Hugging Face Jobs)
+
+
+def _flavor_update(current: str | None, refresh: bool = False):
+    """The flavour dropdown and a note (prices, or why the list is old or missing)."""
+    from studio.jobs import flavors
+
+    try:
+        listed = flavors.list_flavors(refresh=refresh)
+    except StudioError as error:
+        return gr.update(choices=[], value=None), _error(error)
+    choices = flavors.choices(listed)
+    names = [name for _, name in choices]
+    value = current if current in names else (names[0] if names else None)
+    note = ("Prices per hour as Hugging Face lists them; the job bills the account of the studio's HF_TOKEN. "
+            "Only the studio's operators can start remote runs.")
+    if listed.stale_reason:
+        note = f"⚠ List from {listed.fetched_at[:16].replace('T', ' ')} UTC ({listed.stale_reason}). " + note
+    return gr.update(choices=choices, value=value), note
+
+
+def choose_where(where: str | None, current_flavor: str | None):
+    """Show the Jobs settings (and load the flavours) when the run goes to Hugging Face Jobs."""
+    from studio.train import executors, preflight
+
+    remote = where == executors.HF_JOBS
+    if not remote:
+        return (gr.update(visible=False), gr.skip(), "",
+                gr.update(interactive=preflight.zero_gpu_message() is None))
+    flavor, note = _flavor_update(current_flavor)
+    return gr.update(visible=True), flavor, note, gr.update(interactive=True)  # ZeroGPU can still send jobs
+
+
+def refresh_flavors(current_flavor: str | None):
+    return _flavor_update(current_flavor, refresh=True)
+
+
+def _remote_check(values, hidden, flavor: str | None, max_cost):
+    """(config, RemoteEstimate, markdown, cli command, config json) for the form on a Jobs flavour."""
+    from studio.jobs import executor
+    from studio.train import executors
+
+    config = config_from_form(values, hidden)
+    cap = float(max_cost) if isinstance(max_cost, (int, float)) else None
+    result, flavor_list = executor.remote_estimate(config, flavor, cap)
+    markdown = result.markdown()
+    if flavor_list.stale_reason:
+        markdown = f"⚠ *Flavour list from {flavor_list.fetched_at[:16]} UTC: {flavor_list.stale_reason}*\n\n" + markdown
+    import shlex
+
+    command = result.report.cli_command
+    if command:
+        command += " " + shlex.join(executors.Choice(executors.HF_JOBS, flavor, cap).cli_args())
+    return config, result, markdown, command, result.report.config_json
+
+
+def check_where(*args):
+    """Preflight for where the run goes: this machine (check_settings) or a Jobs flavour (time, memory, cost)."""
+    *values, hidden, where, flavor, max_cost = args
+    from studio.train import executors
+
+    if where != executors.HF_JOBS:
+        return check_settings(*values, hidden)
+    try:
+        _config, result, markdown, command, config_json = _remote_check(values, hidden, flavor, max_cost)
+    except StudioError as error:
+        return _error(error), "", "", gr.update(visible=False)
+    report = result.report
+    return markdown, command, config_json, gr.update(visible=bool(report.warnings) and not report.blocking)
+
+
+def signed_in_user(request: gr.Request | None, profile: gr.OAuthProfile | None) -> str | None:
+    """Who is signed in: the Hugging Face account (OAuth mode) or the password login's user."""
+    if profile is not None:
+        return getattr(profile, "username", None)
+    return getattr(request, "username", None) if request is not None else None
+
+
+def start_where(request: gr.Request, profile: gr.OAuthProfile | None, *args, anyway: bool = False):
+    """Start on this machine (start_run) or send the run to Hugging Face Jobs (operators only)."""
+    *values, hidden, where, flavor, max_cost, browser_id, view = args
+    from studio.train import executors
+
+    if where != executors.HF_JOBS:
+        return start_run(*values, hidden, browser_id, view, anyway=anyway)
+    try:
+        from studio.jobs import executor
+
+        executor.require_operator(signed_in_user(request, profile))  # before anything is uploaded or estimated
+        config, result, markdown, command, config_json = _remote_check(values, hidden, flavor, max_cost)
+    except StudioError as error:
+        return _error(error), gr.skip(), gr.skip(), gr.skip(), gr.update(visible=False), view
+    report = result.report
+    if report.blocking:
+        return markdown, command, config_json, "**Not sent:** fix the points marked ✕ first.", gr.update(visible=False), view
+    if report.warnings and not anyway:
+        return (markdown, command, config_json, "**Check the warnings ⚠ above.** Change the settings, or press **Start anyway**.",
+                gr.update(visible=True), view)
+    try:
+        record = executors.launch(config, owner=browser_id or "", username=signed_in_user(request, profile),
+                                  choice=executors.Choice(executors.HF_JOBS, flavor, result.max_cost))
+    except StudioError as error:
+        return markdown, command, config_json, _error(error), gr.update(visible=False), view
+    return (markdown, command, config_json,
+            f"☁ **Sent '{record.name}' to Hugging Face Jobs** ({flavor}). Follow it below — you can close this page; "
+            "the job keeps going and this view reattaches.", gr.update(visible=False), open_view(record.run_id))
+
+
+def start_where_anyway(request: gr.Request, profile: gr.OAuthProfile | None, *args):
+    return start_where(request, profile, *args, anyway=True)
+
+
 # ---------------------------------------------------------------- the live view
 
 
@@ -361,9 +473,14 @@ def _run_header(record, browser_id: str | None) -> str:
 def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
     from studio.train import charts, supervisor
 
+    from studio.train import executors
+
     status = record.status
     state = record.state
+    remote = executors.remote_for(record)
     lines = []
+    if remote:
+        lines.append(remote.describe(status))
     error = status.get("error")
     if state == "failed" and isinstance(error, dict):
         lines.append(f"✕ **{error.get('message', 'The run failed.')}**" + (f"\n\n*Hint:* {error['hint']}" if error.get("hint") else ""))
@@ -386,14 +503,23 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
     elif state == "stopping":
         requested = charts._started_seconds(status.get("stop_requested_at"))
         waited = time.time() - requested if requested else 0
-        if waited > supervisor.DEFAULT_STOP_TIMEOUT:
+        if remote:
+            lines.append("… **Stopping:** the job finishes the current step, saves, and pushes the adapter; then the "
+                         "studio downloads it" + (f" (the job is cancelled after {remote.stop_timeout():.0f} s)."
+                                                  if not status.get("cancel_requested_at") else " (cancelling)."))
+        elif waited > supervisor.DEFAULT_STOP_TIMEOUT:
             lines.append(f"⚠ **Still stopping after {charts.format_duration(waited)}.** Use **Force stop** to end it now "
                          "(keeps the last checkpoint; this step's work is lost).")
         else:
             lines.append("… **Stopping:** finishing the current step, then saving a checkpoint and the adapter…")
+    elif state in ("queued", "starting") and remote:
+        lines.append("… **Starting on Hugging Face Jobs:** " + (status.get("job_phase") or "submitting…"))
     elif state in ("queued", "starting"):
         lines.append("… **Starting:** loading the model and preparing the data (imports take a few seconds)…")
-    if state in ("queued",) + ("starting", "running", "stopping") and record.owner and record.owner != browser_id:
+    if state in ("queued",) + ("starting", "running", "stopping") and record.owner and record.owner != browser_id and remote:
+        admin = " or enter the admin password below" if os.environ.get(supervisor.ADMIN_ENV) else ""
+        lines.append(f"Another session started this run: only that browser{admin} can stop or delete it.")
+    elif state in ("queued",) + ("starting", "running", "stopping") and record.owner and record.owner != browser_id:
         try:
             busy = supervisor.busy()
         except Exception:  # noqa: BLE001
@@ -546,6 +672,13 @@ def stop_run(view: dict, browser_id: str | None, admin_password: str | None, for
         record = supervisor.stop(_acting_on(view), requester=browser_id, admin_password=admin_password or None, force=force)
     except StudioError as error:
         return _error(error)
+    from studio.train import executors
+
+    if executors.remote_for(record):
+        if force:
+            return f"■ **Cancelling the job of '{record.name}'.** Resume continues from the last checkpoint it pushed."
+        return (f"… **Stopping '{record.name}':** the job finishes this step, saves and pushes the adapter, and the "
+                "studio downloads it (this takes a minute or more).")
     if force:
         return f"■ **Force-stopped '{record.name}'.** The process tree was killed; Resume continues from the last checkpoint."
     return f"… **Stopping '{record.name}':** it finishes this step, then saves a checkpoint and the adapter."
@@ -555,14 +688,21 @@ def force_stop_run(view: dict, browser_id: str | None, admin_password: str | Non
     return stop_run(view, browser_id, admin_password, force=True)
 
 
-def resume_run(view: dict, browser_id: str | None, admin_password: str | None):
+def resume_run(view: dict, browser_id: str | None, admin_password: str | None, username: str | None = None):
     from studio.train import supervisor
 
     try:
-        record = supervisor.resume(_acting_on(view), requester=browser_id, admin_password=admin_password or None)
+        record = supervisor.resume(_acting_on(view), requester=browser_id, admin_password=admin_password or None,
+                                   username=username)
     except StudioError as error:
         return _error(error), view
     return f"▶ **Resumed '{record.name}'** from its last checkpoint.", open_view(record.run_id)
+
+
+def resume_signed_in(request: gr.Request, profile: gr.OAuthProfile | None, view: dict, browser_id: str | None,
+                     admin_password: str | None):
+    """Resume, knowing who is signed in (a remote run resumes only for an operator)."""
+    return resume_run(view, browser_id, admin_password, username=signed_in_user(request, profile))
 
 
 def ask_delete(view: dict):
@@ -581,12 +721,15 @@ def delete_run(view: dict, browser_id: str | None, admin_password: str | None):
 
     try:
         run_id = _acting_on(view)
-        name = store.get_run(run_id).name
+        record = store.get_run(run_id)
         supervisor.delete(run_id, requester=browser_id, admin_password=admin_password or None)
     except StudioError as error:
         return _error(error), gr.update(visible=False), view
     runs = store.list_runs()
-    return f"✓ Deleted '{name}'.", gr.update(visible=False), open_view(runs[0].run_id if runs else None)
+    job = record.status.get("job") or {}
+    kept = (f" Its private repos on Hugging Face ({job.get('inputs_repo')}, {job.get('outputs_repo')}) were kept; "
+            "delete them there if you no longer need them." if job.get("outputs_repo") else "")
+    return f"✓ Deleted '{record.name}'.{kept}", gr.update(visible=False), open_view(runs[0].run_id if runs else None)
 
 
 def cancel_delete():
@@ -631,8 +774,9 @@ def history_table() -> tuple[list[list[Any]], list[str]]:
         best = status.get("best_eval_loss")
         steps = f"{status.get('step') or 0} / {status.get('total_steps') or '?'}"
         started = str(status.get("started_at") or status.get("created_at") or "")[:16].replace("T", " ")
+        where = f" · Jobs {(status.get('job') or {}).get('flavor', '')}".rstrip() if status.get("executor") == "hf-jobs" else ""
         rows.append([record.name, short_model_name(config.get("model", "")),
-                     _dataset_name(str(config.get("dataset", "")), names), record.state, steps,
+                     _dataset_name(str(config.get("dataset", "")), names), record.state + where, steps,
                      f"{best:.4f}" if isinstance(best, (int, float)) else "—", _duration(status), started])
         ids.append(record.run_id)
     return rows, ids
@@ -759,6 +903,7 @@ def push_run(view: dict, repo_id: str, token: str, what: str, private: bool):
 
 
 def build(shared: Shared) -> None:
+    from studio.jobs.estimate import default_max_cost
     from studio.train import preflight
     from studio.train.config import SCHEDULERS, RunConfig
 
@@ -844,6 +989,16 @@ def build(shared: Shared) -> None:
 
         with gr.Column(scale=2):
             gr.Markdown("#### 2 · Check and start")
+            where = gr.Radio([("This machine", "local"), ("Hugging Face Jobs", "hf-jobs")], value="local",
+                             label="Where to train", info=f"This machine: {hardware.summary}", elem_id="train-where")
+            with gr.Group(visible=False, elem_id="train-jobs") as jobs_box:
+                with gr.Row():
+                    flavor = gr.Dropdown([], label="Jobs hardware (flavour)", scale=5, elem_id="train-flavor",
+                                         info="GPU or CPU machine on Hugging Face, billed by the second")
+                    flavor_refresh = gr.Button("↻", scale=0, min_width=40, size="sm", elem_id="train-flavor-refresh")
+                max_cost = gr.Number(default_max_cost(), label="Cost cap (US$)", minimum=0, elem_id="train-max-cost",
+                                     info="Hugging Face stops the job when it has cost this much")
+                jobs_note = gr.Markdown(elem_id="train-jobs-note")
             check_button = gr.Button("Check settings", elem_id="train-check")
             preflight_md = gr.Markdown("*Press **Check settings** for steps, time and memory on this machine.*",
                                        elem_id="train-preflight")
@@ -919,14 +1074,17 @@ def build(shared: Shared) -> None:
     shared.train_prefill.change(apply_prefill, [shared.train_prefill, hidden], form + [hidden, prefill_note],
                                 api_visibility="private")
 
-    check_button.click(check_settings, form + [hidden], [preflight_md, cli_code, config_code, anyway_button],
+    where_inputs = [where, flavor, max_cost]
+    where.change(choose_where, [where, flavor], [jobs_box, flavor, jobs_note, start_button], api_visibility="private")
+    flavor_refresh.click(refresh_flavors, flavor, [flavor, jobs_note], api_visibility="private")
+    check_button.click(check_where, form + [hidden] + where_inputs, [preflight_md, cli_code, config_code, anyway_button],
                        validator=validate_form, api_visibility="private")
     start_outputs = [preflight_md, cli_code, config_code, start_message, anyway_button, view]
-    start_button.click(start_run, form + [hidden, browser_id, view], start_outputs, validator=validate_form,
-                       api_visibility="private").then(
+    start_button.click(start_where, form + [hidden] + where_inputs + [browser_id, view], start_outputs,
+                       validator=validate_form, api_visibility="private").then(
         render_forced, [view, browser_id], view_outputs, api_visibility="private")
-    anyway_button.click(start_anyway, form + [hidden, browser_id, view], start_outputs, validator=validate_form,
-                        api_visibility="private").then(
+    anyway_button.click(start_where_anyway, form + [hidden] + where_inputs + [browser_id, view], start_outputs,
+                        validator=validate_form, api_visibility="private").then(
         render_forced, [view, browser_id], view_outputs, api_visibility="private")
 
     timer = gr.Timer(POLL_SECONDS)
@@ -936,7 +1094,7 @@ def build(shared: Shared) -> None:
     stop_button.click(stop_run, [view, browser_id, admin_password], action_message, api_visibility="private")
     force_button.click(force_stop_run, [view, browser_id, admin_password], action_message, api_visibility="private").then(
         render_forced, [view, browser_id], view_outputs, api_visibility="private")
-    resume_button.click(resume_run, [view, browser_id, admin_password], [action_message, view],
+    resume_button.click(resume_signed_in, [view, browser_id, admin_password], [action_message, view],
                         api_visibility="private").then(
         render_forced, [view, browser_id], view_outputs, api_visibility="private")
     delete_button.click(ask_delete, view, [action_message, confirm_row], api_visibility="private")

@@ -1,0 +1,338 @@
+"""The `hf-jobs` executor: a run's life on Hugging Face Jobs, seen through its ordinary run folder.
+
+    submit(config, owner, flavor, max_cost, username, from_cli) -> RunRecord
+    stop(record, force=False)      graceful: `control/stop` in the inputs repo (the job's worker saves and
+                                   pushes); force, or a job still waiting for hardware: cancel_job
+    resume(record, ...)            a new job that continues from the run's last checkpoint
+    reconcile(record)              start a follower when an active run has none (after an app restart)
+    before_delete(record)          cancel the job if it may still run; refuse to delete while that fails
+
+Who may: only operators start or resume remote runs (`require_operator`), because they spend the money of
+the operator's token. Stopping and deleting follow the studio's usual ownership rules (supervisor.authorize).
+
+Submission order, so a failure never leaves a job running unseen: the run folder first (status "starting",
+executor "hf-jobs"), then the inputs upload, the outputs repo, the job, and the follower. A failure before the
+job exists marks the run failed with the reason; once the job exists it is recorded before anything else.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from studio.errors import StudioError
+from studio.jobs import estimate as estimate_module
+from studio.jobs import flavors, hub, package
+from studio.train import store
+
+EXECUTOR = "hf-jobs"
+FOLLOW_MODULE = "studio.jobs.follow"
+# Environment the studio passes on to the job when it is set here (tuning knobs, never secrets).
+PASSED_ENV = ("STUDIO_JOBS_CONTROL_POLL_SECONDS",)
+_followers: dict[int, subprocess.Popen] = {}
+
+
+# ---- who may ------------------------------------------------------------------------------
+def require_operator(username: str | None, from_cli: bool = False) -> None:
+    """Raise unless the caller is an operator of this studio.
+
+    The one place that decides it: the command line runs on the studio's host (an operator); in the browser,
+    the studio's sign-in mode decides (studio.access: open and password mode let the person at the studio
+    train, OAuth mode only its owners). `from_cli` is set by the CLI module itself, never from a request."""
+    if from_cli:
+        return
+    from studio import access
+
+    rules = access.from_env()
+    if not rules.may_train(username):
+        raise StudioError("Only the studio's operators can send runs to Hugging Face Jobs (they are paid with "
+                          "the operator's token).", rules.why_not(username) or "Sign in as an operator.")
+
+
+# ---- preflight ----------------------------------------------------------------------------
+def remote_estimate(config, flavor_name: str | None, max_cost: float | None, refresh: bool = False):
+    """(RemoteEstimate, FlavorList) for the form or the CLI."""
+    if not flavor_name:
+        raise StudioError("Pick a Hugging Face Jobs flavour (the hardware the job runs on).",
+                          "e.g. t4-small for models up to ~1B parameters, l4x1 or a10g-small for larger ones.")
+    flavor_list = flavors.list_flavors(refresh=refresh)
+    return estimate_module.estimate(config, flavor_list.get(flavor_name), max_cost), flavor_list
+
+
+# ---- submit -------------------------------------------------------------------------------
+def submit(config, owner: str, flavor: str | None, max_cost: float | None, username: str | None = None,
+           from_cli: bool = False):
+    """Create the run folder, ship code and data, start the job and its follower; returns the RunRecord.
+
+    Refuses on the remote preflight's errors (cost above the cap, not enough memory on the flavour, ...);
+    its warnings are the caller's to show (the Train tab asks for "Start anyway")."""
+    from studio.train import supervisor
+
+    require_operator(username, from_cli)
+    config.check()
+    supervisor._check_dataset(config.dataset)
+    config = config.replace(dataset=str(Path(config.dataset).expanduser().resolve()))
+    if Path(config.model).expanduser().is_dir():
+        config = config.replace(model=str(Path(config.model).expanduser().resolve()))
+    client = hub.api()
+    result, _ = remote_estimate(config, flavor, max_cost)
+    if result.blocking:
+        first = result.report.errors[0]
+        raise StudioError(f"Not sent to Hugging Face Jobs: {first.message}", first.hint or "Fix the settings first.")
+    namespace = hub.namespace(client)
+    record = store.create_run(config, owner)
+    inputs_repo, outputs_repo = package.repo_names(namespace, record.run_id)
+    job = {"executor": EXECUTOR, "flavor": result.flavor.name, "flavor_label": result.flavor.label,
+           "namespace": namespace, "inputs_repo": inputs_repo, "outputs_repo": outputs_repo,
+           "price_per_hour": result.flavor.price_per_hour, "max_cost_usd": max_cost,
+           "timeout_seconds": result.timeout_seconds, "estimated_cost_usd": result.cost, "id": None, "url": None}
+    store.update_status(record.dir, status="starting", executor=EXECUTOR, job=job, started_at=store.now_iso(),
+                        job_phase="Uploading the studio's code and the dataset to a private repo.")
+    _log(record.dir, f"=== submit {store.now_iso()}: Hugging Face Jobs, flavour {result.flavor.name}, cap ${max_cost}")
+    try:
+        _launch(client, store.get_run(record.run_id), job, resume_checkpoint=None)
+    except StudioError as error:
+        store.update_status(record.dir, status="failed", ended_at=store.now_iso(), job_phase=None,
+                            error={"message": error.message, "hint": error.hint})
+        store.append_event(record.dir, {"type": "status", "status": "failed", "message": error.message})
+        raise
+    return store.get_run(record.run_id)
+
+
+def _launch(client, record, job: dict, resume_checkpoint: Path | None) -> None:
+    """Upload the inputs, make the outputs repo, run the job, record it, start the follower."""
+    config = record.run_config()
+    events, _ = store.read_events(record.dir, 0)
+    first_seq = max([e.get("seq") for e in events if isinstance(e.get("seq"), int)] + [len(events)])
+    status = store.read_status(record.dir)
+    remote_job = {"run_id": record.run_id, "outputs_repo": job["outputs_repo"], "first_seq": first_seq,
+                  "status_seed": {"elapsed": status.get("elapsed")} if resume_checkpoint is not None else {}}
+    revision = package.upload_inputs(client, job["inputs_repo"], config, remote_job, resume_checkpoint)
+    try:
+        client.create_repo(job["outputs_repo"], repo_type="model", private=True, exist_ok=True)
+    except Exception as error:  # noqa: BLE001
+        raise hub.explain(error, f"create the private outputs repo {job['outputs_repo']}") from error
+    script, script_args = package.job_command(job["inputs_repo"], revision)
+    env = {"PYTHONUNBUFFERED": "1", **{name: os.environ[name] for name in PASSED_ENV if os.environ.get(name)}}
+    try:
+        info = client.run_uv_job(script, script_args=script_args, python=package.PYTHON_VERSION,
+                                 dependencies=package.pinned_requirements(qlora=bool(config.qlora_4bit)),
+                                 flavor=job["flavor"], timeout=job["timeout_seconds"], env=env,
+                                 secrets={hub.TOKEN_ENV: client.token}, namespace=job["namespace"],
+                                 name=f"{package.REPO_PREFIX}{record.run_id}",
+                                 labels={"fine-tune-studio-run": record.run_id})
+    except Exception as error:  # noqa: BLE001
+        raise hub.explain(error, f"start a job on '{job['flavor']}'") from error
+    previous = [j for j in [store.read_status(record.dir).get("job")] if j and j.get("id")]
+    job = {**job, "id": info.id, "url": info.url, "inputs_revision": revision, "submitted_at": store.now_iso()}
+    history = list(store.read_status(record.dir).get("job_history") or []) + [
+        {"id": p["id"], "url": p.get("url"), "flavor": p.get("flavor")} for p in previous]
+    store.update_status(record.dir, job=job, job_history=history, job_stage="SCHEDULING", job_log_lines=0,
+                        job_log_id=info.id, job_phase="Waiting for Hugging Face to assign the hardware.",
+                        job_contact=None, job_result=None, cancel_requested_at=None, cancel_reason=None,
+                        stop_requested_at=None)
+    _log(record.dir, f"=== job {info.id} submitted: {info.url} (inputs {job['inputs_repo']}@{revision[:12]}, "
+                     f"results to {job['outputs_repo']})")
+    start_follower(record.dir)
+
+
+def _log(run_dir: Path, text: str) -> None:
+    with open(Path(run_dir) / "log.txt", "a", encoding="utf-8") as handle:
+        handle.write(hub.scrub(text) + "\n")
+
+
+# ---- the follower -------------------------------------------------------------------------
+def start_follower(run_dir: Path) -> int:
+    """Start `python -m studio.jobs.follow RUN_DIR` detached (own session, output appended to log.txt)."""
+    from studio.jobs import follow
+    from studio.train import supervisor
+
+    reap_followers()
+    if follow.follower_running(run_dir):
+        return 0
+    record = store.load_record(Path(run_dir))
+    env = supervisor.worker_env(record.run_config())
+    with open(Path(run_dir) / "log.txt", "ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", FOLLOW_MODULE, str(run_dir)], stdin=subprocess.DEVNULL,
+                                   stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(run_dir),
+                                   start_new_session=True, close_fds=True)
+    _followers[process.pid] = process
+    return process.pid
+
+
+def reap_followers() -> None:
+    for pid, process in list(_followers.items()):
+        if process.poll() is not None:
+            _followers.pop(pid, None)
+
+
+def reconcile(record):
+    """An active remote run whose follower is gone gets a new one (it reattaches to the job)."""
+    from studio.jobs import follow
+
+    if record.state not in store.ACTIVE or not (record.status.get("job") or {}).get("id"):
+        if record.state in store.ACTIVE and not (record.status.get("job") or {}).get("id"):
+            _mark_lost_submission(record)
+        return store.get_run(record.run_id)
+    reap_followers()
+    if not follow.follower_running(record.dir):
+        try:
+            hub.token()
+            hub.api()
+        except StudioError as error:
+            store.update_status(record.dir, job_contact=f"Not following the job: {error.message} {error.hint}")
+            return store.get_run(record.run_id)
+        start_follower(record.dir)
+    return store.get_run(record.run_id)
+
+
+def _mark_lost_submission(record) -> None:
+    """A run left "starting" without a job id: the app stopped during the upload, before any job existed."""
+    import time
+
+    written = (record.dir / "status.json").stat().st_mtime
+    if time.time() - written < 600:  # a submission may still be uploading in this very process
+        return
+    store.update_status(record.dir, status="failed", ended_at=store.now_iso(), job_phase=None,
+                        error={"message": "The submission to Hugging Face Jobs did not finish (the app stopped "
+                                          "while uploading); no job was started.", "hint": "Start it again."})
+
+
+# ---- stop / resume / delete ---------------------------------------------------------------
+def stop(record, force: bool = False, timeout: float | None = None):
+    """Graceful: ask the job's runner (control/stop); the follower cancels after a timeout. Force: cancel now."""
+    job = record.status.get("job") or {}
+    if record.state not in store.ACTIVE:
+        raise StudioError(f"The run '{record.name}' is not running (it is {record.state}).", "Nothing to stop.")
+    if not job.get("id"):
+        raise StudioError("The run is still being submitted.", "Wait a few seconds, then stop it.")
+    client = hub.api()
+    waiting = record.status.get("job_stage") == "SCHEDULING" and not record.status.get("step")
+    if force or waiting:
+        reason = "force-stopped from the studio" if force else "stopped before the hardware was assigned"
+        _cancel(client, job, reason)
+        store.update_status(record.dir, status="stopping", stop_requested_at=store.now_iso(),
+                            cancel_requested_at=store.now_iso(), cancel_reason=reason, forced=bool(force))
+    else:
+        try:
+            client.upload_file(path_or_fileobj=b"stop\n", path_in_repo="control/stop", repo_id=job["inputs_repo"],
+                               repo_type="dataset", commit_message="Stop requested from Fine-Tune Studio")
+        except Exception as error:  # noqa: BLE001 - cannot ask nicely: cancel instead of leaving it running
+            _cancel(client, job, "the stop request could not be delivered")
+            store.update_status(record.dir, status="stopping", stop_requested_at=store.now_iso(),
+                                cancel_requested_at=store.now_iso(),
+                                cancel_reason=f"the stop request could not be delivered ({hub.explain(error, 'ask the job to stop').message})")
+            return store.get_run(record.run_id)
+        store.update_status(record.dir, status="stopping", stop_requested_at=store.now_iso())
+    reconcile(store.get_run(record.run_id))
+    return store.get_run(record.run_id)
+
+
+def _cancel(client, job: dict, reason: str) -> None:
+    try:
+        client.cancel_job(job_id=job["id"], namespace=job["namespace"])
+    except Exception as error:  # noqa: BLE001
+        raise hub.explain(error, f"cancel job {job['id']} ({reason})") from error
+
+
+def resume(record, username: str | None = None, from_cli: bool = False):
+    """A new job on the same flavour, continuing from the run's last checkpoint (downloaded with the results)."""
+    require_operator(username, from_cli)
+    last = store.last_checkpoint(record.dir)
+    if last is None:
+        raise StudioError(f"The run '{record.name}' has no checkpoint to resume from.", "Start it again instead.")
+    job = dict(record.status.get("job") or {})
+    client = hub.api()
+    store.update_status(record.dir, status="starting", error=None, ended_at=None, resumed_at=store.now_iso(),
+                        job_phase=f"Uploading {last.name} to continue from it.")
+    _log(record.dir, f"\n=== resume {store.now_iso()} from {last.name} on Hugging Face Jobs ({job.get('flavor')})")
+    try:
+        _launch(client, store.get_run(record.run_id), job, resume_checkpoint=last)
+    except StudioError as error:
+        store.update_status(record.dir, status="failed", ended_at=store.now_iso(), job_phase=None,
+                            error={"message": error.message, "hint": error.hint})
+        raise
+    return store.get_run(record.run_id)
+
+
+def job_may_run(record) -> bool:
+    stage = record.status.get("job_stage")
+    return bool((record.status.get("job") or {}).get("id")) and stage not in ("COMPLETED", "CANCELED", "ERROR", "DELETED")
+
+
+def before_delete(record) -> None:
+    """Cancel the job unless it has certainly ended; refuse (raise) when that cannot be confirmed."""
+    import signal
+
+    job = record.status.get("job") or {}
+    if job.get("id") and (record.state in store.ACTIVE or job_may_run(record)):
+        client = hub.api()
+        try:
+            info = client.inspect_job(job_id=job["id"], namespace=job["namespace"])
+            stage = str(getattr(info.status.stage, "value", info.status.stage))
+        except Exception as error:  # noqa: BLE001
+            raise StudioError(f"Not deleted: the studio could not check whether job {job['id']} still runs "
+                              f"({hub.explain(error, 'inspect the job').message}).",
+                              "Try again when Hugging Face is reachable, or cancel the job on its page first.") from error
+        if stage not in ("COMPLETED", "CANCELED", "ERROR", "DELETED"):
+            try:
+                _cancel(client, job, "its run was deleted")
+            except StudioError as error:
+                raise StudioError(f"Not deleted: {error.message}", "Cancel the job on its Hugging Face page, then delete the run.") from error
+    pid = record.status.get("follower_pid")
+    if pid:
+        from studio.train import supervisor
+
+        if supervisor.pid_alive(pid, record.dir):
+            try:
+                os.killpg(os.getpgid(int(pid)), signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+# ---- what the Train tab shows -------------------------------------------------------------
+def stop_timeout() -> float:
+    from studio.jobs import follow
+
+    return follow.stop_timeout()
+
+
+def describe(status: dict) -> str:
+    """One Markdown paragraph about the job: where, which, its stage, cost so far against the cap, metrics."""
+    from studio.train.charts import format_duration
+
+    job = status.get("job") or {}
+    parts = [f"☁ **Hugging Face Jobs** · {job.get('flavor_label') or job.get('flavor') or '?'}"]
+    if job.get("id"):
+        parts.append(f"job [{job['id']}]({job['url']})" if job.get("url") else f"job {job['id']}")
+    if status.get("job_stage"):
+        parts.append(f"stage {status['job_stage']}" + (f" ({status['job_message']})" if status.get("job_message") else ""))
+    cost, cap = status.get("job_cost_usd"), job.get("max_cost_usd")
+    if isinstance(cost, (int, float)):
+        running = format_duration(status.get("job_running_seconds"))
+        parts.append(f"cost so far ≈ ${cost:,.2f} ({running} at ${job.get('price_per_hour') or 0:,.2f}/h; the bill is Hugging Face's)"
+                     + (f" of a ${cap:,.2f} cap" if isinstance(cap, (int, float)) else ""))
+    elif isinstance(cap, (int, float)):
+        parts.append(f"cap ${cap:,.2f}" + (f", estimated ${job['estimated_cost_usd']:,.2f}"
+                                           if isinstance(job.get("estimated_cost_usd"), (int, float)) else ""))
+    lines = [" · ".join(parts)]
+    metrics = status.get("job_metrics") or {}
+    if status.get("status") in store.ACTIVE and metrics:
+        facts = []
+        if metrics.get("gpu_percent") is not None:
+            facts.append(f"GPU {metrics['gpu_percent']:.0f} %, {metrics.get('gpu_used_gb') or 0:.1f} of "
+                         f"{metrics.get('gpu_total_gb') or 0:.0f} GB")
+        if metrics.get("cpu_percent") is not None:
+            facts.append(f"CPU {metrics['cpu_percent']:.0f} %")
+        if metrics.get("ram_used_gb") is not None:
+            facts.append(f"RAM {metrics['ram_used_gb']:.1f} GB")
+        if facts:
+            lines.append("Job machine: " + " · ".join(facts))
+    if status.get("job_contact"):
+        lines.append(f"⚠ {status['job_contact']}")
+    if job.get("outputs_repo"):
+        lines.append(f"Checkpoints and the adapter are pushed to the private repo `{job['outputs_repo']}`"
+                     + (f" (last: {status['job_last_upload']})" if status.get("job_last_upload") else "") + ".")
+    return "\n\n".join(lines)
