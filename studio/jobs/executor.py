@@ -1,7 +1,7 @@
 """The `hf-jobs` executor: a run's life on Hugging Face Jobs, seen through its ordinary run folder.
 
     submit(config, owner, flavor, max_cost, username, from_cli) -> RunRecord
-    stop(record, force=False)      graceful: `control/stop` in the inputs repo (the job's worker saves and
+    stop(record, force=False)      graceful: a stop file in the inputs repo (the job's worker saves and
                                    pushes); force, or a job still waiting for hardware: cancel_job
     resume(record, ...)            a new job that continues from the run's last checkpoint
     reconcile(record)              start a follower when an active run has none (after an app restart)
@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from studio.errors import StudioError
@@ -31,6 +32,7 @@ EXECUTOR = "hf-jobs"
 FOLLOW_MODULE = "studio.jobs.follow"
 # Environment the studio passes on to the job when it is set here (tuning knobs, never secrets).
 PASSED_ENV = ("STUDIO_JOBS_CONTROL_POLL_SECONDS",)
+FOLLOWER_RESTART_SECONDS = 5.0
 _followers: dict[int, subprocess.Popen] = {}
 
 
@@ -129,8 +131,8 @@ def _launch(client, record, job: dict, resume_checkpoint: Path | None) -> None:
     job = {**job, "id": info.id, "url": info.url, "inputs_revision": revision, "submitted_at": store.now_iso()}
     history = list(store.read_status(record.dir).get("job_history") or []) + [
         {"id": p["id"], "url": p.get("url"), "flavor": p.get("flavor")} for p in previous]
-    store.update_status(record.dir, job=job, job_history=history, job_stage="SCHEDULING", job_log_lines=0,
-                        job_log_id=info.id, job_phase="Waiting for Hugging Face to assign the hardware.",
+    store.update_status(record.dir, job=job, job_history=history, job_stage="SCHEDULING",
+                        job_phase="Waiting for Hugging Face to assign the hardware.",
                         job_contact=None, job_result=None, cancel_requested_at=None, cancel_reason=None,
                         stop_requested_at=None)
     _log(record.dir, f"=== job {info.id} submitted: {info.url} (inputs {job['inputs_repo']}@{revision[:12]}, "
@@ -159,6 +161,7 @@ def start_follower(run_dir: Path) -> int:
                                    stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(run_dir),
                                    start_new_session=True, close_fds=True)
     _followers[process.pid] = process
+    store.update_status(run_dir, follower_started_at=time.time(), follower_pid=process.pid)
     return process.pid
 
 
@@ -177,6 +180,9 @@ def reconcile(record):
             _mark_lost_submission(record)
         return store.get_run(record.run_id)
     reap_followers()
+    started = record.status.get("follower_started_at")
+    if isinstance(started, (int, float)) and time.time() - started < FOLLOWER_RESTART_SECONDS:
+        return record  # just started (or failed at once): do not start one per poll
     if not follow.follower_running(record.dir):
         try:
             hub.token()
@@ -190,8 +196,6 @@ def reconcile(record):
 
 def _mark_lost_submission(record) -> None:
     """A run left "starting" without a job id: the app stopped during the upload, before any job existed."""
-    import time
-
     written = (record.dir / "status.json").stat().st_mtime
     if time.time() - written < 600:  # a submission may still be uploading in this very process
         return
@@ -202,7 +206,7 @@ def _mark_lost_submission(record) -> None:
 
 # ---- stop / resume / delete ---------------------------------------------------------------
 def stop(record, force: bool = False, timeout: float | None = None):
-    """Graceful: ask the job's runner (control/stop); the follower cancels after a timeout. Force: cancel now."""
+    """Graceful: ask the job's runner (remote.control_file); the follower cancels after a timeout. Force: cancel now."""
     job = record.status.get("job") or {}
     if record.state not in store.ACTIVE:
         raise StudioError(f"The run '{record.name}' is not running (it is {record.state}).", "Nothing to stop.")
@@ -217,7 +221,10 @@ def stop(record, force: bool = False, timeout: float | None = None):
                             cancel_requested_at=store.now_iso(), cancel_reason=reason, forced=bool(force))
     else:
         try:
-            client.upload_file(path_or_fileobj=b"stop\n", path_in_repo="control/stop", repo_id=job["inputs_repo"],
+            from studio.jobs.remote import control_file
+
+            client.upload_file(path_or_fileobj=b"stop\n", path_in_repo=control_file(job["inputs_revision"]),
+                               repo_id=job["inputs_repo"],
                                repo_type="dataset", commit_message="Stop requested from Fine-Tune Studio")
         except Exception as error:  # noqa: BLE001 - cannot ask nicely: cancel instead of leaving it running
             _cancel(client, job, "the stop request could not be delivered")

@@ -6,7 +6,7 @@ gone anyway (the machine restarted), `executor.reconcile` starts a new one, whic
 one stopped. Only one follows a run at a time: each holds an exclusive lock on RUN_DIR/.follower.lock.
 
 What it writes, so the Train tab, the CLI, history and Compare need nothing new:
-- the job's log lines → log.txt (lines already copied are counted in status "job_log_lines" and skipped
+- the job's log lines → log.txt (lines already copied are counted in RUN_DIR/.job-log-position and skipped
   when the log is replayed after a reconnect);
 - protocol "event" lines → events.jsonl (skipped when their number is not above the newest one there);
 - protocol "status" lines → status.json (a local "stopping" is never turned back into "running"; a terminal
@@ -36,6 +36,7 @@ from studio.jobs import hub, protocol
 from studio.train import store
 
 LOCK_FILE = ".follower.lock"
+POSITION_FILE = ".job-log-position"  # "<job id> <lines copied>": cheap to rewrite after every line
 STOP_TIMEOUT_ENV = "STUDIO_JOBS_STOP_TIMEOUT"
 DEFAULT_STOP_TIMEOUT = 600.0
 WATCH_SECONDS = 10.0
@@ -84,6 +85,20 @@ def epoch_seconds(iso: str | None) -> float | None:
         return None
 
 
+def read_position(run_dir: Path, job_id: str) -> int:
+    """How many lines of this job's log are already in log.txt."""
+    try:
+        owner, lines = (Path(run_dir) / POSITION_FILE).read_text().split()
+        return int(lines) if owner == job_id else 0
+    except (OSError, ValueError):
+        return 0
+
+
+def write_position(run_dir: Path, job_id: str, lines: int) -> None:
+    with open(Path(run_dir) / POSITION_FILE, "w") as handle:
+        handle.write(f"{job_id} {lines}\n")
+
+
 def _stage(info) -> str:
     stage = getattr(getattr(info, "status", None), "stage", None)
     return str(getattr(stage, "value", stage) or "")
@@ -98,9 +113,8 @@ class Follower:
         self.namespace = self.job["namespace"]
         self.client = hub.api()
         self.seen_seq = max_seq(run_dir)
-        self.lines_seen = int(status.get("job_log_lines") or 0) if status.get("job_log_id") == self.job_id else 0
+        self.lines_seen = read_position(run_dir, self.job_id)
         self.lines = 0
-        self.last_count_write = 0.0
         self.final: dict | None = None
         self.saw_output = False
         self.done = threading.Event()
@@ -120,10 +134,7 @@ class Follower:
             print(line, flush=True)
         else:
             self.apply(message)
-        now = time.monotonic()
-        if now - self.last_count_write > 2.0:
-            self.last_count_write = now
-            self.update(job_log_lines=self.lines, job_log_id=self.job_id)
+        write_position(self.run_dir, self.job_id, self.lines)
 
     def apply(self, message: dict) -> None:
         kind = message["kind"]
@@ -232,7 +243,6 @@ class Follower:
             except Exception as error:  # noqa: BLE001 - reconnect; the log replays and copied lines are skipped
                 self.update(job_contact=hub.explain(error, "read the job's log").message)
                 say(f"log stream interrupted ({type(error).__name__}); reconnecting")
-            self.update(job_log_lines=max(self.lines, self.lines_seen), job_log_id=self.job_id)
             self.lines_seen = max(self.lines, self.lines_seen)
             try:
                 info = self.inspect()
@@ -288,9 +298,10 @@ class Follower:
         home = self.fetch_results(commit) if (commit or stage != "DELETED") else False
         message = getattr(info.status, "message", None) or ""
         error = status.get("error") if isinstance(status.get("error"), dict) else None
+        expects_adapter = bool((final.get("status") or {}).get("adapter")) or result == "completed"
         if stage == "COMPLETED" and result in ("completed", "stopped"):
             state = result
-            if not home:
+            if expects_adapter and not home:
                 state, error = "failed", {"message": "The job finished, but its adapter could not be downloaded.",
                                           "hint": f"It is in the private repo {self.job.get('outputs_repo')}; "
                                                   "check the token and the network, then delete and re-run, or download it by hand."}

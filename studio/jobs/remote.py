@@ -11,8 +11,9 @@ file is part of it). It:
    changed, and the worker's log.txt as plain lines;
 4. pushes each complete checkpoint to the run's private outputs repo as it appears (background thread),
    and at the end the adapter, the model card, status.json, events.jsonl and log.txt, then prints "final";
-5. stops the worker gracefully (SIGTERM: it finishes the step and saves) when `control/stop` appears in the
-   inputs repo (the studio's Stop), and forwards a SIGTERM it receives itself.
+5. stops the worker gracefully (SIGTERM: it finishes the step and saves) when `control/stop-<its inputs
+   revision>` appears in the inputs repo (the studio's Stop; named per job, so a resumed run's new job does
+   not obey an old request), and does the same on a SIGTERM it receives itself.
 
 The token comes from the job's HF_TOKEN secret. Exit code 0 when the run completed or stopped, 1 otherwise
 (the job then ends in ERROR and the studio shows the run's own message).
@@ -34,7 +35,11 @@ from pathlib import Path
 
 from studio.jobs import protocol
 
-CONTROL_FILE = "control/stop"
+def control_file(revision: str) -> str:
+    """The file whose appearance in the inputs repo asks this job (started from `revision`) to stop."""
+    return f"control/stop-{revision}"
+
+
 CONTROL_POLL_ENV = "STUDIO_JOBS_CONTROL_POLL_SECONDS"
 STATUS_EVERY_SECONDS = 5.0
 JOB_OWNER = "job"
@@ -165,7 +170,18 @@ def push_results(client, repo_id: str, run_dir: Path) -> str | None:
 
 
 def main(argv: list[str]) -> int:
-    inputs_repo, _revision = argv[0], argv[1]
+    try:
+        return run(argv)
+    except BaseException as error:  # noqa: BLE001 - say why in the protocol, so the studio shows it
+        traceback.print_exc()
+        say("final", status={"status": "failed", "error": {
+            "message": f"The job could not run the studio's worker: {type(error).__name__}: {str(error)[:300]}",
+            "hint": "The job's log (in the run's log) has the traceback."}}, commit=None)
+        return 1
+
+
+def run(argv: list[str]) -> int:
+    inputs_repo, revision = argv[0], argv[1]
     root = Path(__file__).resolve().parents[2]
     job = json.loads((root / "run" / "job.json").read_text(encoding="utf-8"))
     os.environ["STUDIO_HOME"] = tempfile.mkdtemp(prefix="studio-home-")
@@ -192,7 +208,7 @@ def main(argv: list[str]) -> int:
         if not stop["requested"] and time.monotonic() >= next_control:
             next_control = time.monotonic() + poll
             try:
-                stop["requested"] = client.file_exists(inputs_repo, CONTROL_FILE, repo_type="dataset")
+                stop["requested"] = client.file_exists(inputs_repo, control_file(revision), repo_type="dataset")
             except Exception as error:  # noqa: BLE001 - keep training; try again next time
                 print(f"[studio job] could not check for a stop request: {type(error).__name__}", flush=True)
         if stop["requested"] and not stop["sent"]:

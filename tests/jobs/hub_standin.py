@@ -247,7 +247,9 @@ class StandIn:
                 if job.process.poll() is None and job.stage == "RUNNING":
                     job.end("ERROR", "Job timeout")
                     kill_tree(job.process.pid)
-            threading.Timer(float(timeout), expire).start()
+            timer = threading.Timer(float(timeout), expire)
+            timer.daemon = True
+            timer.start()
         for raw in job.process.stdout:
             job.add_log(raw.decode("utf-8", errors="replace").rstrip("\n"))
         code = job.process.wait()

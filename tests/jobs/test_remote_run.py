@@ -66,9 +66,9 @@ def test_a_run_trains_in_a_job_reattaches_after_losing_its_follower_and_opens_in
     assert not finished(running), "the run ended before the follower could be stopped: make it longer"
     follower = running.status["follower_pid"]
     os.kill(follower, signal.SIGKILL)
-    time.sleep(0.5)
-    after = supervisor.reconcile_one(store.get_run(record.run_id))
-    assert after.state in store.ACTIVE and after.status.get("follower_pid") != follower
+    after = wait_until(record.run_id, lambda r: r.status.get("follower_pid") not in (None, follower) or finished(r),
+                       what="a new follower")
+    assert after.state in store.ACTIVE, "the run ended before a new follower took over: make it longer"
 
     done = wait_until(record.run_id, finished, what="the end of the run")
     assert done.state == "completed", done.status.get("error")
@@ -114,19 +114,20 @@ def test_a_run_trains_in_a_job_reattaches_after_losing_its_follower_and_opens_in
 
 
 def test_stop_saves_in_the_job_and_resume_continues_in_a_new_job(remote_env, tiny_remote_config):
-    record = submit(tiny_remote_config(max_steps=300, name="remote stop"))
+    record = submit(tiny_remote_config(max_steps=150, name="remote stop"))
     wait_until(record.run_id, lambda r: len(log_events(r)) >= 3 or finished(r), what="3 logged steps")
     stopping = supervisor.stop(record.run_id, requester=CLI)
     assert stopping.state == "stopping"
     inputs_repo = record.status["job"]["inputs_repo"]
-    assert "control/stop" in remote_env.repos[("dataset", inputs_repo)].commits[-1][1]  # asked, not killed
+    revision = record.status["job"]["inputs_revision"]
+    assert f"control/stop-{revision}" in remote_env.repos[("dataset", inputs_repo)].commits[-1][1]  # asked, not killed
 
     stopped = wait_until(record.run_id, finished, what="the graceful stop")
     assert stopped.state == "stopped", stopped.status.get("error")
     assert stopped.status["job_stage"] == "COMPLETED"  # the job ended by itself after saving
     assert stopped.adapter_dir is not None
     checkpoint = store.last_checkpoint(stopped.dir)
-    assert checkpoint is not None and 3 <= stopped.status["step"] < 300
+    assert checkpoint is not None and 3 <= stopped.status["step"] < 150
     first_job = stopped.status["job"]["id"]
 
     resumed = supervisor.resume(record.run_id, requester=CLI, from_cli=True)
