@@ -925,7 +925,8 @@ def build(shared: Shared) -> None:
         elem_classes="tab-intro",
     )
     if zero_gpu:
-        gr.Markdown(f"⚠ **{zero_gpu}**", elem_id="train-zerogpu")
+        gr.Markdown(f"⚠ **{zero_gpu}** Or send the run to *Hugging Face Jobs* (Where to train, below).",
+                    elem_id="train-zerogpu")
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
