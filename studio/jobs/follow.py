@@ -173,6 +173,15 @@ class Follower:
         with self.lock:
             store.update_status(self.run_dir, **changes)
 
+    def read_rest(self) -> None:
+        """The job ended without its last lines reaching us (a broken stream): read the whole log once more."""
+        self.lines = 0
+        try:
+            for line in self.client.fetch_job_logs(job_id=self.job_id, namespace=self.namespace, follow=False):
+                self.handle(line)
+        except Exception as error:  # noqa: BLE001 - finish with what we have
+            say(f"could not read the end of the job's log ({type(error).__name__})")
+
     # ---- the job ------------------------------------------------------------------------
     def inspect(self):
         return self.client.inspect_job(job_id=self.job_id, namespace=self.namespace)
@@ -251,6 +260,8 @@ class Follower:
                 self.update(job_contact=hub.explain(error, "ask Hugging Face about the job").message)
                 stage = ""
             if stage in TERMINAL:
+                if self.final is None:
+                    self.read_rest()
                 self.done.set()
                 self.finish(info, stage)
                 return 0
