@@ -320,7 +320,9 @@ def wait(run_id: str, timeout: float | None = None, poll: float = 0.5) -> RunRec
         record = store.get_run(run_id)
         if record.state not in ACTIVE and record.state != "queued":
             return record
-        if record.status.get("pid") and not pid_alive(record.status["pid"], record.dir):
+        if executors.remote_for(record):
+            reconcile_one(record)  # restarts the job's follower if it died
+        elif record.status.get("pid") and not pid_alive(record.status["pid"], record.dir):
             time.sleep(0.3)  # let a worker that just exited finish its status write
             return reconcile_one(store.get_run(run_id))
         if deadline is not None and time.monotonic() > deadline:
