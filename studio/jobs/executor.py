@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from studio.errors import StudioError
@@ -119,12 +120,14 @@ def _launch(client, record, job: dict, resume_checkpoint: Path | None) -> None:
     script, script_args = package.job_command(job["inputs_repo"], revision)
     env = {"PYTHONUNBUFFERED": "1", **{name: os.environ[name] for name in PASSED_ENV if os.environ.get(name)}}
     try:
-        info = client.run_uv_job(script, script_args=script_args, python=package.PYTHON_VERSION,
-                                 dependencies=package.pinned_requirements(qlora=bool(config.qlora_4bit)),
-                                 flavor=job["flavor"], timeout=job["timeout_seconds"], env=env,
-                                 secrets={hub.TOKEN_ENV: client.token}, namespace=job["namespace"],
-                                 name=f"{package.REPO_PREFIX}{record.run_id}",
-                                 labels={"fine-tune-studio-run": record.run_id})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "run_uv_job is experimental": known, and pinned
+            info = client.run_uv_job(script, script_args=script_args, python=package.PYTHON_VERSION,
+                                     dependencies=package.pinned_requirements(qlora=bool(config.qlora_4bit)),
+                                     flavor=job["flavor"], timeout=job["timeout_seconds"], env=env,
+                                     secrets={hub.TOKEN_ENV: client.token}, namespace=job["namespace"],
+                                     name=f"{package.REPO_PREFIX}{record.run_id}",
+                                     labels={"fine-tune-studio-run": record.run_id})
     except Exception as error:  # noqa: BLE001
         raise hub.explain(error, f"start a job on '{job['flavor']}'") from error
     previous = [j for j in [store.read_status(record.dir).get("job")] if j and j.get("id")]
@@ -155,7 +158,7 @@ def start_follower(run_dir: Path) -> int:
     if follow.follower_running(run_dir):
         return 0
     record = store.load_record(Path(run_dir))
-    env = supervisor.worker_env(record.run_config())
+    env = {**supervisor.worker_env(record.run_config()), "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     with open(Path(run_dir) / "log.txt", "ab") as log:
         process = subprocess.Popen([sys.executable, "-m", FOLLOW_MODULE, str(run_dir)], stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(run_dir),
