@@ -140,7 +140,10 @@ def _launch(client, record, job: dict, resume_checkpoint: Path | None) -> None:
                         stop_requested_at=None)
     _log(record.dir, f"=== job {info.id} submitted: {info.url} (inputs {job['inputs_repo']}@{revision[:12]}, "
                      f"results to {job['outputs_repo']})")
-    start_follower(record.dir)
+    try:
+        start_follower(record.dir)
+    except OSError as error:  # the job runs regardless; reconcile tries again on the next look at the run
+        store.update_status(record.dir, job_contact=f"Could not start following the job here: {error}")
 
 
 def _log(run_dir: Path, text: str) -> None:
