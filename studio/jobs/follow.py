@@ -257,8 +257,11 @@ class Follower:
                 info = self.inspect()
                 stage = self.record_stage(info)
             except Exception as error:  # noqa: BLE001
-                self.update(job_contact=hub.explain(error, "ask Hugging Face about the job").message)
-                stage = ""
+                if getattr(getattr(error, "response", None), "status_code", None) == 404:
+                    info, stage = _gone(), "DELETED"  # the job no longer exists on Hugging Face
+                else:
+                    self.update(job_contact=hub.explain(error, "ask Hugging Face about the job").message)
+                    stage = ""
             if stage in TERMINAL:
                 if self.final is None:
                     self.read_rest()
@@ -324,8 +327,8 @@ class Follower:
             error = {"message": f"The job was cancelled ({reason})." if reason else
                      "The job was cancelled on Hugging Face (outside the studio).", "hint": resume}
         elif stage == "DELETED":
-            state, error = "failed", {"message": "The job was deleted on Hugging Face before it finished.",
-                                      "hint": "Start the run again."}
+            state, error = "failed", {"message": "The job no longer exists on Hugging Face (deleted before the studio "
+                                                  "saw it finish).", "hint": "Start the run again."}
         else:  # ERROR, or COMPLETED without a result
             state = "failed"
             if result == "failed" and error:
@@ -351,6 +354,13 @@ class Follower:
         timeout = self.job.get("timeout_seconds")
         running = getattr(getattr(info, "durations", None), "running_secs", None)
         return isinstance(timeout, (int, float)) and isinstance(running, (int, float)) and running >= timeout - 5
+
+
+def _gone():
+    """Stands in for the JobInfo of a job Hugging Face no longer knows (inspect answered 404)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(status=SimpleNamespace(stage="DELETED", message="not found on Hugging Face"), durations=None)
 
 
 def summarize_metrics(sample: dict) -> dict:

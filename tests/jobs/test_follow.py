@@ -56,3 +56,13 @@ def test_training_clears_the_setup_note(remote_env, tiny_remote_config):
     follower.handle(line("status", status={"status": "running", "step": 1, "total_steps": 20}))
     status = store.read_status(record.dir)
     assert status["status"] == "running" and status["job_phase"] is None
+
+
+def test_a_job_that_no_longer_exists_ends_the_run_with_a_reason(remote_env, tiny_remote_config):
+    record = make_run(tiny_remote_config)  # job "job123" was never submitted to the stand-in: 404
+    assert follow.Follower(record.dir).run() == 0
+    status = store.read_status(record.dir)
+    assert status["status"] == "failed" and status["job_stage"] == "DELETED"
+    assert "no longer exists on Hugging Face" in status["error"]["message"]
+    events, _ = store.read_events(record.dir, 0)
+    assert events[-1]["type"] == "status" and events[-1]["status"] == "failed"
