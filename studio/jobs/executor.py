@@ -96,11 +96,12 @@ def submit(config, owner: str, flavor: str | None, max_cost: float | None, usern
     _log(record.dir, f"=== submit {store.now_iso()}: Hugging Face Jobs, flavour {result.flavor.name}, cap ${max_cost}")
     try:
         _launch(client, store.get_run(record.run_id), job, resume_checkpoint=None)
-    except StudioError as error:
+    except Exception as error:  # noqa: BLE001 - the run records why it never started
+        problem = hub.explain(error, "send the run to Hugging Face Jobs")
         store.update_status(record.dir, status="failed", ended_at=store.now_iso(), job_phase=None,
-                            error={"message": error.message, "hint": error.hint})
-        store.append_event(record.dir, {"type": "status", "status": "failed", "message": error.message})
-        raise
+                            error={"message": problem.message, "hint": problem.hint})
+        store.append_event(record.dir, {"type": "status", "status": "failed", "message": problem.message})
+        raise problem from error
     return store.get_run(record.run_id)
 
 
@@ -263,10 +264,11 @@ def resume(record, username: str | None = None, from_cli: bool = False):
     _log(record.dir, f"\n=== resume {store.now_iso()} from {last.name} on Hugging Face Jobs ({job.get('flavor')})")
     try:
         _launch(client, store.get_run(record.run_id), job, resume_checkpoint=last)
-    except StudioError as error:
+    except Exception as error:  # noqa: BLE001
+        problem = hub.explain(error, "send the resumed run to Hugging Face Jobs")
         store.update_status(record.dir, status="failed", ended_at=store.now_iso(), job_phase=None,
-                            error={"message": error.message, "hint": error.hint})
-        raise
+                            error={"message": problem.message, "hint": problem.hint})
+        raise problem from error
     return store.get_run(record.run_id)
 
 
