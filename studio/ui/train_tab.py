@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -324,8 +325,6 @@ def _remote_check(values, hidden, flavor: str | None, max_cost):
     markdown = result.markdown()
     if flavor_list.stale_reason:
         markdown = f"⚠ *Flavour list from {flavor_list.fetched_at[:16]} UTC: {flavor_list.stale_reason}*\n\n" + markdown
-    import shlex
-
     command = result.report.cli_command
     if command:
         command += " " + shlex.join(executors.Choice(executors.HF_JOBS, flavor, cap).cli_args())
@@ -471,9 +470,7 @@ def _run_header(record, browser_id: str | None) -> str:
 
 
 def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
-    from studio.train import charts, supervisor
-
-    from studio.train import executors
+    from studio.train import charts, executors, supervisor
 
     status = record.status
     state = record.state
