@@ -72,6 +72,9 @@ def estimate(config, flavor: Flavor, max_cost: float | None, manifest: dict | No
     report.checks = [check for check in report.checks if not _local_only(check, hardware)]
     if hardware.kind != "cuda":
         _check_ram(report, flavor)
+        if report.tokens_per_s:
+            report.rate_source = (f"estimated for its {hardware.cpu_cores} vCPUs at the studio's reference "
+                                  f"{preflight.CPU_GFLOPS_PER_CORE_FALLBACK:g} GFLOP/s per core; not measured on Jobs")
     result = RemoteEstimate(flavor, report, max_cost)
     _describe_model(config, report)
 
@@ -88,6 +91,7 @@ def estimate(config, flavor: Flavor, max_cost: float | None, manifest: dict | No
             result.cost_high = price * high
             result.lines.append(f"Cost: about **${result.cost:,.2f}** (up to ${result.cost_high:,.2f}) at "
                                 f"${flavor.price_per_hour:,.2f}/h, billed by the second")
+        report.seconds = SETUP_SECONDS + train_seconds  # the report's "Estimated time" is the job's, setup included
     else:
         result.lines.append("Time and cost: unknown (no time estimate for this model or dataset)")
     if not price:

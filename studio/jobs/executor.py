@@ -327,7 +327,8 @@ def describe(status: dict) -> str:
     cost, cap = status.get("job_cost_usd"), job.get("max_cost_usd")
     if isinstance(cost, (int, float)):
         running = format_duration(status.get("job_running_seconds"))
-        parts.append(f"cost so far ≈ ${cost:,.2f} ({running} at ${job.get('price_per_hour') or 0:,.2f}/h; the bill is Hugging Face's)"
+        so_far = "cost so far" if status.get("status") in store.ACTIVE else "cost"
+        parts.append(f"{so_far} ≈ ${cost:,.2f} ({running} at ${job.get('price_per_hour') or 0:,.2f}/h; the bill is Hugging Face's)"
                      + (f" of a ${cap:,.2f} cap" if isinstance(cap, (int, float)) else ""))
     elif isinstance(cap, (int, float)):
         parts.append(f"cap ${cap:,.2f}" + (f", estimated ${job['estimated_cost_usd']:,.2f}"
