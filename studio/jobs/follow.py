@@ -22,8 +22,8 @@ the step, the checkpoint and the push must fit), it cancels the job.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -41,6 +41,7 @@ STOP_TIMEOUT_ENV = "STUDIO_JOBS_STOP_TIMEOUT"
 DEFAULT_STOP_TIMEOUT = 600.0
 WATCH_SECONDS = 10.0
 TERMINAL = ("COMPLETED", "CANCELED", "ERROR", "DELETED")
+CHECKPOINT_PATH = re.compile(r"checkpoints/checkpoint-\d{1,9}")
 HELD_UNTIL_HOME = ("completed", "stopped", "failed", "interrupted")
 
 
@@ -157,6 +158,9 @@ class Follower:
 
     def relay_status(self, changes: dict) -> None:
         changes = {key: value for key, value in changes.items() if key in protocol.RELAYED_STATUS_FIELDS}
+        for key in ("last_checkpoint", "best_checkpoint"):  # later joined to the run folder: only checkpoint names
+            if key in changes and changes[key] is not None and not CHECKPOINT_PATH.fullmatch(str(changes[key])):
+                changes.pop(key)
         with self.lock:
             local = store.read_status(self.run_dir).get("status")
             remote = changes.get("status")
@@ -280,7 +284,8 @@ class Follower:
         repo = self.job.get("outputs_repo")
         status = store.read_status(self.run_dir)
         checkpoint = str(status.get("last_checkpoint") or "")
-        patterns = ["adapter/*", "README.md"] + ([f"{checkpoint}/*"] if checkpoint.startswith("checkpoints/") else [])
+        checkpoint = checkpoint if CHECKPOINT_PATH.fullmatch(checkpoint) else ""
+        patterns = ["adapter/*", "README.md"] + ([f"{checkpoint}/*"] if checkpoint else [])
         from huggingface_hub import snapshot_download
 
         staging = Path(tempfile.mkdtemp(prefix=".results-", dir=self.run_dir))

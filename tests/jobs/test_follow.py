@@ -66,3 +66,12 @@ def test_a_job_that_no_longer_exists_ends_the_run_with_a_reason(remote_env, tiny
     assert "no longer exists on Hugging Face" in status["error"]["message"]
     events, _ = store.read_events(record.dir, 0)
     assert events[-1]["type"] == "status" and events[-1]["status"] == "failed"
+
+
+def test_checkpoint_names_from_the_job_never_become_other_paths(remote_env, tiny_remote_config):
+    record = make_run(tiny_remote_config)
+    follower = follow.Follower(record.dir)
+    follower.handle(line("status", status={"last_checkpoint": "../../../etc", "best_checkpoint": "checkpoints/checkpoint-4",
+                                           "step": 5}))
+    status = store.read_status(record.dir)
+    assert "last_checkpoint" not in status and status["best_checkpoint"] == "checkpoints/checkpoint-4"
