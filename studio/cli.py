@@ -32,9 +32,11 @@ def _serve(args: argparse.Namespace) -> int:
     if args.port:
         os.environ["GRADIO_SERVER_PORT"] = str(args.port)
     from studio.ui import build_app
-    from studio.ui.shell import launch_kwargs
+    from studio.ui.shell import launch_kwargs, start_background
 
-    build_app().queue().launch(**launch_kwargs())
+    demo = build_app()
+    start_background()
+    demo.queue().launch(**launch_kwargs())
     return 0
 
 
@@ -60,8 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from studio import access
+
     try:
-        return int(args.func(args) or 0)
+        if args.func is _serve:  # the web studio: each request says who is calling (studio/ui/guard.py)
+            return int(args.func(args) or 0)
+        # Whoever runs the command line runs the machine: the operator (paths, tokens and all runs are theirs).
+        with access.acting(access.Identity(access.CLI_OWNER, access.OPERATOR)):
+            return int(args.func(args) or 0)
     except StudioError as error:
         print(f"error: {error.message}", file=sys.stderr)
         if error.hint:

@@ -13,6 +13,9 @@ def test_app_module_exposes_demo():
     assert app.demo is not None
     labels = [block.label for block in app.demo.blocks.values() if type(block).__name__ == "Tab"]
     assert labels == ["Decide", "Data", "Train", "Compare"]
+    from studio import limits
+
+    assert app.demo.delete_cache == limits.delete_cache() is not None  # uploads do not pile up in Gradio's cache
 
 
 def test_app_serves_http_and_api(app_url):
@@ -118,8 +121,11 @@ def test_zero_gpu_space_generates_inside_spaces_gpu(monkeypatch):
     monkeypatch.setattr(gradio.block_function, "spaces", fake_spaces, raising=False)
     from studio.ui import build_app
 
-    handlers = {block_function.fn for block_function in build_app().fns.values()}
+    def inner(fn):  # the authorization guard (studio/ui/guard.py) wraps every handler, the GPU call included
+        return getattr(fn, "__wrapped__", fn)
+
+    handlers = {inner(block_function.fn) for block_function in build_app().fns.values()}
     assert not handlers & set(wrapped)  # off ZeroGPU nothing is wrapped
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    on_gpu = sorted(wrapped[f.fn][0] for f in build_app().fns.values() if f.fn in wrapped)
+    on_gpu = sorted(wrapped[inner(f.fn)][0] for f in build_app().fns.values() if inner(f.fn) in wrapped)
     assert on_gpu == ["chat", "chat", "run_evaluation"]  # send, Enter, Evaluate

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from studio import limits
 from studio.errors import StudioError
 from studio.compare import runs
 
@@ -35,6 +36,13 @@ class Settings:
     top_p: float = 1.0
     max_new_tokens: int = 200
     seed: int = 0
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse generation settings over this studio's limits (STUDIO_MAX_NEW_TOKENS); every generation path calls it."""
+    if not isinstance(settings.max_new_tokens, int) or settings.max_new_tokens < 1:
+        raise StudioError("Max new tokens must be a whole number of at least 1.", "Use something like 200.")
+    limits.check_at_most("new_tokens", settings.max_new_tokens, "Max new tokens", "Lower 'max new tokens'.")
 
 
 @dataclass
@@ -217,6 +225,7 @@ class Engine:
     def start_column(self, label: str, adapter: str | None, messages: list[dict], settings: Settings) -> ColumnState:
         import torch
 
+        check_settings(settings)
         ids = self.prompt_ids(messages, settings.system_prompt)
         if len(ids) + settings.max_new_tokens > self.max_positions:
             raise StudioError(
@@ -284,6 +293,7 @@ class Engine:
         """
         import torch
 
+        check_settings(settings)
         apply_thread_policy()
         prompts = [self.prompt_ids(messages, settings.system_prompt) for messages in conversations]
         if not prompts:

@@ -10,7 +10,7 @@ import math
 import time
 from pathlib import Path
 
-from studio import paths
+from studio import escape, limits, paths
 from studio.compare import metrics, runs
 from studio.compare.engine import BASE, Settings, perplexity
 from studio.errors import StudioError
@@ -35,6 +35,7 @@ def evaluate(session, prompts: list[dict], source: str = "", settings: Settings 
              should_stop=None) -> dict:
     """Generate base and tuned answers for each prompt and score them. `progress(done, total, text)` if given."""
     settings = settings or Settings(max_new_tokens=128)
+    limits.check_at_most("eval_prompts", len(prompts), "The number of prompts", "Evaluate fewer prompts.")
     engine, tuned = session.engine, session.tuned
     rows = []
     began = time.time()
@@ -161,7 +162,12 @@ def save(run: runs.RunInfo, result: dict) -> Path:
 
 
 def load(run: runs.RunInfo) -> dict | None:
-    return runs.read_json(eval_path(run), None)
+    """The viewer's saved evaluation; else (a visitor on someone else's run, e.g. a shared demo) the run
+    owner's, read-only — a new evaluation by the visitor is saved in their own namespace."""
+    own = runs.read_json(eval_path(run), None)
+    if own is None and run.viewer_dir is not None:
+        return runs.read_json(run.owner_compare_dir / EVAL_FILE, None)
+    return own
 
 
 def table_rows(result: dict, width: int = 400) -> list[list]:
@@ -187,7 +193,7 @@ def loss_figure(result: dict):
 
     rows = [r for r in result.get("rows", []) if r.get("base_loss") is not None]
     labels = [f"{i + 1}" for i in range(len(rows))]
-    hover = [r["prompt"][:80] for r in rows]
+    hover = [escape.html(r["prompt"][:80], quote=False) for r in rows]  # Plotly reads tags in hover text
     figure = go.Figure()
     for name, key, color in (("Base", "base_loss", "#94a3b8"), ("Tuned", "tuned_loss", "#2563eb")):
         values = [r[key] for r in rows]
@@ -206,4 +212,5 @@ def validate_n(n) -> int:
         raise StudioError("The number of prompts must be a whole number.", "Use something like 20.") from None
     if n < 1:
         raise StudioError("The number of prompts must be at least 1.", "Use something like 20.")
+    limits.check_at_most("eval_prompts", n, "The number of prompts", "Evaluate fewer prompts.")
     return n

@@ -4,13 +4,12 @@ no network) and the same content as Markdown. Saved to <run_dir>/compare/report.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from datetime import datetime, timezone
 from pathlib import Path
 
-from studio import paths
+from studio import escape, paths
 from studio.compare import evaluate, runs, votes
 
 CONFIG_KEYS = ("model", "dataset", "technique", "max_length", "epochs", "max_steps", "learning_rate", "lora_r",
@@ -114,7 +113,7 @@ def svg_line_chart(series: dict[str, list[tuple[float, float]]], width: int = 64
         return top + (1 - (y - y0) / (y1 - y0)) * (height - top - bottom)
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
-             f'aria-label="{html.escape(y_label)} by {html.escape(x_label)}" style="max-width:{width}px;font-family:sans-serif;font-size:11px">']
+             f'aria-label="{escape.html(y_label)} by {escape.html(x_label)}" style="max-width:{width}px;font-family:sans-serif;font-size:11px">']
     parts.append(f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" fill="#f8fafc" stroke="#cbd5e1"/>')
     for i in range(5):
         value = y0 + (y1 - y0) * i / 4
@@ -124,8 +123,8 @@ def svg_line_chart(series: dict[str, list[tuple[float, float]]], width: int = 64
     for i in range(5):
         value = x0 + (x1 - x0) * i / 4
         parts.append(f'<text x="{sx(value):.1f}" y="{height - bottom + 16}" text-anchor="middle" fill="#475569">{value:.0f}</text>')
-    parts.append(f'<text x="{(width + left) / 2:.0f}" y="{height - 4}" text-anchor="middle" fill="#334155">{html.escape(x_label)}</text>')
-    parts.append(f'<text x="12" y="{(height) / 2:.0f}" transform="rotate(-90 12 {height / 2:.0f})" text-anchor="middle" fill="#334155">{html.escape(y_label)}</text>')
+    parts.append(f'<text x="{(width + left) / 2:.0f}" y="{height - 4}" text-anchor="middle" fill="#334155">{escape.html(x_label)}</text>')
+    parts.append(f'<text x="12" y="{(height) / 2:.0f}" transform="rotate(-90 12 {height / 2:.0f})" text-anchor="middle" fill="#334155">{escape.html(y_label)}</text>')
     legend_x = left + 8
     for (name, values), color in zip(series.items(), colors):
         if not values:
@@ -136,7 +135,7 @@ def svg_line_chart(series: dict[str, list[tuple[float, float]]], width: int = 64
             x, y = values[0]
             parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{color}"/>')
         parts.append(f'<rect x="{legend_x}" y="8" width="12" height="4" fill="{color}"/>'
-                     f'<text x="{legend_x + 16}" y="14" fill="#334155">{html.escape(name)}</text>')
+                     f'<text x="{legend_x + 16}" y="14" fill="#334155">{escape.html(name)}</text>')
         legend_x += 24 + 7 * len(name)
     parts.append("</svg>")
     return "".join(parts)
@@ -180,31 +179,31 @@ def build(run: runs.RunInfo, eval_result: dict | None = None, ballot: dict | Non
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     items = summary_items(run)
     series = loss_series(read_events(run))
-    esc = html.escape
+    esc, md, md_inline = escape.html, escape.md, escape.md_inline  # every user-controlled value goes through these
 
     body = [f"<h1>Fine-tune report: {esc(run.name)}</h1>",
             f'<p class="muted">Fine-Tune Studio · generated {generated}</p>']
-    md = [f"# Fine-tune report: {run.name}", "", f"_Fine-Tune Studio · generated {generated}_", ""]
+    out = [f"# Fine-tune report: {md_inline(run.name)}", "", f"_Fine-Tune Studio · generated {generated}_", ""]
     if eval_result:
         lead = evaluate.headline(eval_result["summary"])
         body.append(f'<p class="lead">{esc(lead)}</p>')
-        md += [f"> {lead}", ""]
+        out += [f"> {md_inline(lead)}", ""]
 
     body.append("<h2>Run</h2><dl class=\"summary\">" + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items) + "</dl>")
-    md += ["## Run", ""] + [f"- **{k}:** {v}" for k, v in items] + [""]
+    out += ["## Run", ""] + [f"- **{md_inline(k)}:** {md_inline(v)}" for k, v in items] + [""]
 
     body.append("<h2>Training loss</h2>" + svg_line_chart(series))
-    md += ["## Training loss", ""]
+    out += ["## Training loss", ""]
     for name, values in series.items():
         if values:
-            md.append(f"- {name}: {_fmt(values[0][1])} at step {values[0][0]} → {_fmt(values[-1][1])} at step {values[-1][0]} "
+            out.append(f"- {name}: {_fmt(values[0][1])} at step {values[0][0]} → {_fmt(values[-1][1])} at step {values[-1][0]} "
                       f"(min {_fmt(min(v for _, v in values))})")
     if not any(series.values()):
-        md.append("No loss was logged for this run.")
-    md.append("")
+        out.append("No loss was logged for this run.")
+    out.append("")
 
     body.append("<h2>Held-out evaluation</h2>")
-    md += ["## Held-out evaluation", ""]
+    out += ["## Held-out evaluation", ""]
     if eval_result:
         summary = eval_result["summary"]
         settings = eval_result.get("settings", {})
@@ -215,15 +214,15 @@ def build(run: runs.RunInfo, eval_result: dict | None = None, ballot: dict | Non
         body.append(f'<p class="muted">{esc(how)}</p>')
         body.append('<div class="cards">' + "".join(f"<div class=\"card\"><span>{esc(k)}</span><b>{esc(v)}</b></div>"
                                                     for k, v in _eval_cards(summary)) + "</div>")
-        md += [how, ""] + [f"- **{k}:** {v}" for k, v in _eval_cards(summary)] + [""]
+        out += [md(how), ""] + [f"- **{md_inline(k)}:** {md_inline(v)}" for k, v in _eval_cards(summary)] + [""]
         if summary.get("style_marker"):
             marker = summary["style_marker"]
             text = f"Style marker detected in the references: prefix “{marker['prefix']}”, suffix “{marker['suffix']}”."
             body.append(f'<p class="muted">{esc(text)}</p>')
-            md += [text, ""]
+            out += [md(text), ""]
         header = ["#", "Prompt", "Reference", "Base answer", "Tuned answer", "Base loss", "Tuned loss"]
         rows_html = []
-        md += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for i, row in enumerate(eval_result["rows"], start=1):
             better = _num(row.get("tuned_loss")) and _num(row.get("base_loss")) and row["tuned_loss"] < row["base_loss"]
             rows_html.append(
@@ -232,34 +231,30 @@ def build(run: runs.RunInfo, eval_result: dict | None = None, ballot: dict | Non
                 f"<td class=\"num\">{_fmt(row.get('base_loss'))}</td><td class=\"num{' better' if better else ''}\">{_fmt(row.get('tuned_loss'))}</td></tr>")
             cells = [str(i), row["prompt"], row.get("reference") or "", row["base"], row["tuned"],
                      _fmt(row.get("base_loss")), _fmt(row.get("tuned_loss"))]
-            md.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+            out.append("| " + " | ".join(escape.md_cell(c) for c in cells) + " |")
         body.append("<table id=\"eval-table\"><thead><tr>" + "".join(f"<th>{h}</th>" for h in header) + "</tr></thead><tbody>"
                     + "".join(rows_html) + "</tbody></table>")
-        md.append("")
+        out.append("")
     else:
         body.append('<p class="muted">No evaluation yet: run it in the Compare tab or with <code>python -m studio compare</code>.</p>')
-        md += ["No evaluation yet.", ""]
+        out += ["No evaluation yet.", ""]
 
     body.append("<h2>Blind A/B votes</h2>")
-    md += ["## Blind A/B votes", ""]
+    out += ["## Blind A/B votes", ""]
     result = votes.tally(ballot) if ballot else None
     if result and result["total"]:
         text = votes.tally_text(result)
         body.append(f"<p>{esc(text)}</p>")
-        md += [text, ""]
+        out += [md(text), ""]
     else:
         body.append('<p class="muted">No blind votes yet.</p>')
-        md += ["No blind votes yet.", ""]
+        out += ["No blind votes yet.", ""]
 
     page = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>Fine-tune report: {esc(run.name)}</title><style>{CSS}</style></head><body>"
             + "\n".join(body) + "</body></html>")
-    return page, "\n".join(md)
-
-
-def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
+    return page, "\n".join(out)
 
 
 def write(run: runs.RunInfo, out: str | Path | None = None, eval_result: dict | None = None, ballot: dict | None = None) -> tuple[Path, Path]:

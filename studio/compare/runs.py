@@ -3,6 +3,13 @@
 A run folder is `paths.runs_dir()/<run_id>/` with config.json ("model", "dataset", ...),
 status.json, events.jsonl and, once the run completed or stopped gracefully, adapter/.
 Compare also accepts a bare PEFT adapter folder (adapter_config.json + weights).
+
+Who may open what is studio.access's decision: in public mode a run is named by its id (or its folder inside
+the runs folder, symlinks resolved), never another server path, and only the caller's own runs, the shared
+ones, or any for the operator. Compare's results (eval.json, votes.json, report.*) are written only inside
+the run folder, in the viewer's namespace: `compare/` for the run's owner (and everyone in private mode),
+`compare/visitors/<viewer>/` for anyone else, so each voter has their own ballot and nobody writes into
+another's results.
 """
 
 from __future__ import annotations
@@ -27,14 +34,24 @@ class RunInfo:
     config: dict = field(default_factory=dict)
     status: dict = field(default_factory=dict)
     is_bare_adapter: bool = False
+    viewer_dir: Path | None = None  # the viewer's namespace inside the run folder (None: the run's own)
 
     @property
     def name(self) -> str:
         return self.config.get("name") or self.run_id
 
     @property
+    def owner(self) -> str:
+        return str(self.status.get("owner") or "")
+
+    @property
     def compare_dir(self) -> Path:
-        """Where Compare keeps its results (eval.json, votes.json, report.*)."""
+        """Where Compare keeps this viewer's results (eval.json, votes.json, report.*)."""
+        return self.viewer_dir or self.dir / "compare"
+
+    @property
+    def owner_compare_dir(self) -> Path:
+        """The run's own results (its owner's): others may read them, e.g. a shared demo's evaluation."""
         return self.dir / "compare"
 
     @property
@@ -58,9 +75,24 @@ def is_adapter_dir(folder: Path) -> bool:
 
 
 def _locate(run_id_or_dir: str) -> Path:
+    from studio import access
+
     text = str(run_id_or_dir or "").strip()
     if not text:
         raise StudioError("No run was picked.", "Pick a finished run from the list, or paste an adapter folder path.")
+    if access.is_public():
+        # A run id, or a run's own folder inside the runs folder: never another server path (nor a hint of one).
+        root = paths.runs_dir().resolve()
+        if access.PATH_LIKE.search(text):
+            folder = access.inside(text, root)
+            if folder is None or folder.parent != root or not folder.is_dir():
+                raise access.not_found(Path(text).name or text)
+            return folder
+        name = paths.safe_name(text, default="")
+        folder = access.inside(root / name, root) if name and name == text else None
+        if folder is not None and folder.parent == root and folder.is_dir():
+            return folder
+        raise access.not_found(text)
     candidate = Path(text).expanduser()
     if candidate.is_dir():
         return candidate.resolve()
@@ -73,9 +105,34 @@ def _locate(run_id_or_dir: str) -> Path:
     )
 
 
-def load_run(run_id_or_dir: str | Path) -> RunInfo:
-    """A run id, a run folder or a PEFT adapter folder → RunInfo; plain errors when it cannot be compared."""
+def load_run(run_id_or_dir: str | Path, action: str = "view") -> RunInfo:
+    """A run id, a run folder or a PEFT adapter folder → RunInfo; plain errors when it cannot be compared.
+    The caller (studio.access.current) must be allowed `action` on it."""
+    from studio import access
+
     folder = _locate(str(run_id_or_dir))
+    if access.is_public():
+        status = read_json(folder / "status.json", {}) or {}
+        record = _Visible(folder.name, status)
+        identity = access.current()
+        try:
+            access.authorize(identity, action, record)
+        except access.AccessDenied:
+            raise access.not_found(folder.name) from None
+        info = _load_folder(folder)
+        if not access.owns(identity, record):
+            info.viewer_dir = folder / "compare" / "visitors" / identity.namespace
+        return info
+    return _load_folder(folder)
+
+
+@dataclass
+class _Visible:
+    run_id: str
+    status: dict
+
+
+def _load_folder(folder: Path) -> RunInfo:
     if is_adapter_dir(folder) and not is_adapter_dir(folder / "adapter"):
         adapter_config = read_json(folder / "adapter_config.json", {}) or {}
         base = adapter_config.get("base_model_name_or_path") or ""
@@ -108,18 +165,27 @@ def load_run(run_id_or_dir: str | Path) -> RunInfo:
 
 
 def list_comparable_runs() -> list[dict]:
-    """Runs that have an adapter, newest first: {"run_id", "label", "dir", "status"}."""
+    """Runs with an adapter that the caller may open (studio.access), newest first: {"run_id", "label", "dir",
+    "status"}."""
+    from studio import access
+
+    identity = access.current()
     found = []
     for folder in paths.runs_dir().iterdir():
         if not folder.is_dir() or not is_adapter_dir(folder / "adapter"):
             continue
         config = read_json(folder / "config.json", {}) or {}
         status = read_json(folder / "status.json", {}) or {}
+        if not access.can_see(identity, _Visible(folder.name, status)):
+            continue
         name = config.get("name") or folder.name
         state = status.get("status", "unknown")
         when = status.get("ended_at") or status.get("started_at") or ""
         model = str(config.get("model", "?")).replace("bundled:", "")
         label = f"{name} · {model} · {state}" + (f" · {str(when)[:16]}" if when else "")
+        if status.get("shared") and access.is_public():
+            label += " · shared demo"
+        label = access.redact(label)
         found.append({"run_id": folder.name, "label": label, "dir": str(folder), "status": state,
                       "mtime": (folder / "adapter").stat().st_mtime})
     found.sort(key=lambda item: item["mtime"], reverse=True)

@@ -1,11 +1,12 @@
 """Blind A/B: base and tuned answers in a random (seeded, stored) order; the viewer picks A, B or tie.
 
-Saved to <run_dir>/compare/votes.json atomically after every vote, so nothing is lost on reload.
+Saved to <run_dir>/compare/votes.json after every vote, as a read-modify-write under the file's lock
+(paths.locked_update): two people voting at once both count, a reload loses nothing, and a damaged
+votes.json is kept aside and reported (CorruptFile), never replaced by an empty ballot.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from pathlib import Path
@@ -34,18 +35,30 @@ def new_ballot(eval_result: dict, seed: int | None = None) -> dict:
             "created_at": time.time()}
 
 
+def _belongs_to(saved, eval_result: dict) -> bool:
+    return (isinstance(saved, dict) and saved.get("eval_created_at") == eval_result.get("created_at")
+            and len(saved.get("items", [])) == len(eval_result.get("rows", [])))
+
+
 def load_or_create(run: runs.RunInfo, eval_result: dict, seed: int | None = None) -> dict:
-    """The saved ballot for this evaluation, or a fresh one (a new evaluation starts a new ballot)."""
-    saved = runs.read_json(votes_path(run), None)
-    if saved and saved.get("eval_created_at") == eval_result.get("created_at") and len(saved.get("items", [])) == len(eval_result.get("rows", [])):
-        return saved
-    ballot = new_ballot(eval_result, seed)
-    save(run, ballot)
-    return ballot
+    """The saved ballot for this evaluation, or a fresh one (a new evaluation starts a new ballot).
+    Raises paths.CorruptFile (a StudioError) when votes.json is damaged: it is kept aside, not replaced."""
+    return paths.locked_update(votes_path(run), lambda saved: saved if _belongs_to(saved, eval_result)
+                               else new_ballot(eval_result, seed))
+
+
+def record_vote(run: runs.RunInfo, eval_result: dict, index: int, choice: str) -> dict:
+    """Add one vote to the saved ballot under its lock and return the ballot (concurrent votes all count)."""
+    def add(saved):
+        ballot = saved if _belongs_to(saved, eval_result) else new_ballot(eval_result)
+        return vote(ballot, index, choice)
+
+    return paths.locked_update(votes_path(run), add)
 
 
 def save(run: runs.RunInfo, ballot: dict) -> None:
-    paths.atomic_write_text(votes_path(run), json.dumps(ballot, indent=1))
+    """Replace the whole ballot (under the lock, so it never interleaves with record_vote)."""
+    paths.locked_update(votes_path(run), lambda _saved: ballot)
 
 
 def pair(ballot: dict, eval_result: dict, index: int) -> dict:

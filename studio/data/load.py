@@ -1,9 +1,13 @@
 """Bytes or a file -> rows, or load findings. Never raises on any input.
 
 Accepted: .jsonl (one JSON object per line), .json (an array of objects, or an object holding
-one array of objects), .csv, .parquet. Anything wrong with the file itself becomes a finding
-(section A of shared/LINT-RULES.md): FILE-UTF8, FILE-BOM, FILE-EMPTY, FILE-JSON, FILE-OBJ,
-FILE-SIZE. Row numbers are 1-based lines for JSONL and 1-based records otherwise.
+one array of objects), .csv, .parquet; any of them gzipped (.jsonl.gz …) or alone in a .zip.
+Anything wrong with the file itself becomes a finding: FILE-UTF8, FILE-BOM, FILE-EMPTY, FILE-JSON,
+FILE-OBJ, FILE-SIZE. Row numbers are 1-based lines for JSONL and 1-based records otherwise.
+
+Sizes (studio.limits): the file itself against STUDIO_MAX_UPLOAD_MB before it is read; what it
+decodes to (gzip, zip, Parquet pages) against STUDIO_MAX_DECODED_MB *before* decoding, by
+studio.data.budget; its rows against STUDIO_MAX_ROWS. Each refusal is a FILE-SIZE finding.
 
     result = load_path("data.jsonl")          # or load_bytes(data, "data.jsonl")
     result.rows       -> list[Row]  (Row.raw is the parsed record; format/messages filled later)
@@ -19,10 +23,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from studio import limits
+from studio.data import budget
 from studio.data.records import Finding, Row
 from studio.errors import StudioError
 
-DEFAULT_MAX_UPLOAD_MB = 200
 _BOM = b"\xef\xbb\xbf"
 _MAX_SHOWN = 20  # per-rule findings listed one by one before the rest is summarised
 
@@ -36,30 +41,35 @@ class LoadResult:
     size_bytes: int = 0
 
 
-def max_upload_bytes() -> int:
-    """The upload limit: STUDIO_MAX_UPLOAD_MB (default 200 MB)."""
-    try:
-        megabytes = float(os.environ.get("STUDIO_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB))
-    except ValueError:
-        megabytes = DEFAULT_MAX_UPLOAD_MB
-    return int(megabytes * 1024 * 1024)
+def max_upload_bytes() -> int | None:
+    """The upload limit in bytes: STUDIO_MAX_UPLOAD_MB (see studio.limits; None when turned off)."""
+    return limits.max_bytes("upload_mb")
+
+
+COMPRESSED_SUFFIXES = (".gz", ".zip")
+
+
+def inner_name(name: str) -> str:
+    """'train.jsonl.gz' -> 'train.jsonl' (what a .gz holds); other names unchanged."""
+    text = str(name)
+    return text[:-3] if text.lower().endswith(".gz") else text
 
 
 def kind_of(name: str) -> str:
-    suffix = Path(str(name)).suffix.lower()
+    suffix = Path(inner_name(name)).suffix.lower()
     return {".json": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(suffix, "jsonl")
 
 
 def _size_finding(size: int, limit: int) -> Finding:
     return Finding(
         "FILE-SIZE", "E", None,
-        f"The file is {size / 1e6:.1f} MB, over the upload limit of {limit / 1e6:.0f} MB.",
-        "Split the file, sample it down, or raise the limit with the STUDIO_MAX_UPLOAD_MB environment variable.",
+        f"The file is {size / limits.MIB:.1f} MB, over the upload limit of {limit / limits.MIB:.0f} MB.",
+        "Split the file or sample it down. " + limits.raise_hint("upload_mb"),
     )
 
 
-def load_path(path: str | os.PathLike, name: str | None = None) -> LoadResult:
-    """Load a file from disk; the size limit is checked before reading."""
+def load_path(path: str | os.PathLike, name: str | None = None, max_bytes: int | None | bool = True) -> LoadResult:
+    """Load a file from disk; its size is checked against `max_bytes` (default: the upload limit) before reading."""
     path = Path(path)
     name = name or path.name
     try:
@@ -67,25 +77,37 @@ def load_path(path: str | os.PathLike, name: str | None = None) -> LoadResult:
     except OSError as error:
         return LoadResult(findings=[Finding("FILE-EMPTY", "E", None, f"Could not read the file: {error.strerror or error}.",
                                             "Check that the file exists and can be read.")], kind=kind_of(name), name=name)
-    limit = max_upload_bytes()
-    if size > limit:
+    limit = max_upload_bytes() if max_bytes is True else max_bytes or None
+    if limit is not None and size > limit:
         return LoadResult(findings=[_size_finding(size, limit)], kind=kind_of(name), name=name, size_bytes=size)
     try:
         data = path.read_bytes()
     except OSError as error:
         return LoadResult(findings=[Finding("FILE-EMPTY", "E", None, f"Could not read the file: {error}.",
                                             "Check that the file exists and can be read.")], kind=kind_of(name), name=name)
-    return load_bytes(data, name)
+    return load_bytes(data, name, max_bytes=limit)
 
 
-def load_bytes(data: bytes, name: str = "upload.jsonl") -> LoadResult:
-    """Parse raw bytes by the file name's extension. Never raises."""
-    kind = kind_of(name)
-    result = LoadResult(kind=kind, name=name, size_bytes=len(data or b""))
+def load_bytes(data: bytes, name: str = "upload.jsonl", max_bytes: int | None | bool = True) -> LoadResult:
+    """Parse raw bytes by the file name's extension. Never raises. `max_bytes`: default the upload limit."""
+    data = data or b""
+    result = LoadResult(kind=kind_of(name), name=name, size_bytes=len(data))
+    limit = max_upload_bytes() if max_bytes is True else max_bytes or None
+    if limit is not None and len(data) > limit:
+        result.findings.append(_size_finding(len(data), limit))
+        return result
     try:
-        _load_into(result, data or b"")
+        data = _unpack(result, data)
+        if data is not None:
+            _load_into(result, data)
+            _check_row_count(result)
+    except StudioError as error:  # a size limit, or a compressed file that cannot be unpacked
+        result.rows = []
+        rule = "FILE-SIZE" if isinstance(error, budget.TooBig) else "FILE-JSON" if result.kind == "parquet" else "FILE-EMPTY"
+        result.findings.append(Finding(rule, "E", None, error.message, error.hint))
     except Exception as error:  # noqa: BLE001 - the loader must never raise on user input
         result.rows = []
+        kind = result.kind
         result.findings.append(Finding("FILE-JSON" if kind in ("json", "jsonl") else "FILE-EMPTY", "E", None,
                                        f"The file could not be read: {type(error).__name__}: {str(error)[:200]}",
                                        "Check that the file is a valid .jsonl, .json, .csv or .parquet dataset."))
@@ -95,11 +117,30 @@ def load_bytes(data: bytes, name: str = "upload.jsonl") -> LoadResult:
     return result
 
 
+def _unpack(result: LoadResult, data: bytes) -> bytes | None:
+    """A .gz or .zip upload -> the dataset bytes inside (within STUDIO_MAX_DECODED_MB); other files unchanged."""
+    lower = str(result.name).lower()
+    if lower.endswith(".gz"):
+        return budget.gunzip(data, budget.decoded_budget(), what=f"{Path(result.name).name}")
+    if lower.endswith(".zip"):
+        inner, unpacked = budget.unzip_dataset(data, budget.decoded_budget(), what=f"{Path(result.name).name}")
+        if inner.lower().endswith(COMPRESSED_SUFFIXES):
+            raise StudioError(f"{Path(result.name).name} holds another archive ({inner}).", "Upload the dataset file itself.")
+        result.kind = kind_of(inner)
+        return unpacked
+    return data
+
+
+def _check_row_count(result: LoadResult) -> None:
+    limit = limits.whole("rows")
+    if limit is not None and len(result.rows) > limit:
+        count = len(result.rows)
+        result.rows = []
+        result.findings.append(Finding("FILE-SIZE", "E", None, f"The file holds {count:,} rows, over this studio's limit of {limit:,} rows.",
+                                       "Sample it down or split it. " + limits.raise_hint("rows")))
+
+
 def _load_into(result: LoadResult, data: bytes) -> None:
-    limit = max_upload_bytes()
-    if len(data) > limit:
-        result.findings.append(_size_finding(len(data), limit))
-        return
     if not data.strip():
         result.findings.append(Finding("FILE-EMPTY", "E", None,
                                        "The file is empty." if not data else "The file holds only whitespace.",
@@ -306,10 +347,8 @@ def _load_csv(result: LoadResult, text: str) -> None:
 
 
 def _load_parquet(result: LoadResult, data: bytes) -> None:
+    table = budget.read_parquet(data)  # TooBig before anything grows past STUDIO_MAX_DECODED_MB
     try:
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(io.BytesIO(data))
         frame = table.to_pandas()
     except Exception as error:  # noqa: BLE001
         result.findings.append(Finding("FILE-JSON", "E", None, f"The Parquet file could not be read: {str(error)[:160]}.",
@@ -358,38 +397,135 @@ def _plain(value):
 
 # ---------------------------------------------------------------- Hugging Face Hub
 
-def load_hub(dataset_id: str, split: str = "train", limit: int | None = None) -> LoadResult:
-    """Load a Hub dataset id (when the network allows). Raises StudioError with a plain message
-    when offline or when the id does not exist."""
+HUB_DATA_SUFFIXES = (".parquet", ".jsonl", ".json", ".csv", ".tsv", ".jsonl.gz", ".json.gz", ".csv.gz", ".tsv.gz")
+HUB_SPLIT_WORDS = ("train", "training", "test", "testing", "validation", "valid", "val", "dev", "eval", "evaluation")
+PARQUET_REVISION = "refs/convert/parquet"  # the Hub's own Parquet copy of every dataset it can read
+
+
+def _offline() -> bool:
+    return any(os.environ.get(name, "").lower() in ("1", "true", "yes") for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def _hub_listing(dataset_id: str, revision: str | None, token) -> list[tuple[str, int]]:
+    """(path, size in bytes) of every file of the dataset repo, as the Hub measured them."""
+    from huggingface_hub import HfApi
+
+    info = HfApi().dataset_info(dataset_id, revision=revision, files_metadata=True, token=token)
+    return [(sibling.rfilename, int(sibling.size or 0)) for sibling in info.siblings or []]
+
+
+def _hub_download(dataset_id: str, filename: str, revision: str | None, folder: Path, token) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    return Path(hf_hub_download(dataset_id, filename, repo_type="dataset", revision=revision, local_dir=folder, token=token))
+
+
+def _mentions(path: str, word: str) -> bool:
     import re
 
+    return re.search(rf"(^|[/_.\-]){re.escape(word)}([/_.\-]|\d|$)", path.lower()) is not None
+
+
+def split_files(listing: list[tuple[str, int]], split: str) -> list[tuple[str, int]]:
+    """The data files of one split, by the Hub's naming conventions (train.jsonl, data/train-0000.parquet,
+    default/train/0000.parquet …); files that name no split at all count as "train"."""
+    data = [(path, size) for path, size in listing if path.lower().endswith(HUB_DATA_SUFFIXES)
+            and not path.split("/")[-1].startswith(".")]
+    chosen = [(path, size) for path, size in data if _mentions(path, split)]
+    if not chosen and split == "train":
+        chosen = [(path, size) for path, size in data if not any(_mentions(path, word) for word in HUB_SPLIT_WORDS)]
+    if len({path.split("/")[0] for path, _ in chosen if "/" in path}) > 1 and any(p.startswith("default/") for p, _ in chosen):
+        chosen = [(path, size) for path, size in chosen if path.startswith("default/")]  # the Parquet copy's first config
+    return sorted(chosen)
+
+
+def load_hub(dataset_id: str, split: str = "train", limit: int | None = None, token=None) -> LoadResult:
+    """Load one split of a Hub dataset (when the network allows), within the studio's limits.
+
+    The split's files and their sizes are listed first and refused over STUDIO_MAX_HUB_DATASET_MB before
+    anything is downloaded; they are downloaded into a temporary folder, read like uploads (so the same
+    decoded-size and row limits apply) and deleted afterwards. `token`: None lets studio.access decide
+    (the server's HF_TOKEN for an operator, none for a visitor), False sends none. Raises StudioError with a plain message when offline, when the id or
+    split does not exist, or when the split is too large."""
+    import re
+    import shutil
+    import tempfile
+
+    from studio import paths
+
     dataset_id = (dataset_id or "").strip()
+    split = (split or "train").strip()
     if not re.match(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$", dataset_id):
-        raise StudioError(f"'{dataset_id}' is not a Hugging Face dataset id.", "Use an id like 'HuggingFaceH4/no_robots'.")
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or os.environ.get("HF_DATASETS_OFFLINE", "").lower() in ("1", "true", "yes"):
+        raise StudioError(f"'{dataset_id[:80]}' is not a Hugging Face dataset id.", "Use an id like 'HuggingFaceH4/no_robots'.")
+    if not re.match(r"^[\w.-]{1,64}$", split):
+        raise StudioError(f"'{split[:80]}' is not a split name.", "Use a split such as 'train' or 'test'.")
+    if _offline():
         raise StudioError("The studio is offline, so Hub datasets cannot be downloaded.",
                           "Download the dataset elsewhere and upload it as .jsonl/.parquet, or use a bundled sample.")
+    from studio.models.loading import hub_token
+
+    # Unless the caller says: a visitor's id is listed and downloaded without the server's token
+    # (studio.access), so private or gated datasets stay out of reach.
+    token = hub_token(token)
     try:
-        from datasets import load_dataset
-
-        from studio import paths
-
-        paths.configure_caches()
-        dataset = load_dataset(dataset_id, split=split)
+        revision = None
+        files = split_files(_hub_listing(dataset_id, None, token), split)
+        if not files:
+            revision = PARQUET_REVISION
+            files = split_files(_hub_listing(dataset_id, PARQUET_REVISION, token), split)
     except Exception as error:  # noqa: BLE001
-        text = f"{type(error).__name__}: {error}".lower()
-        if any(marker in text for marker in ("connection", "offline", "resolve", "max retries", "timed out", "name or service")):
-            raise StudioError(f"Could not reach the Hugging Face Hub to download {dataset_id}.",
-                              "You seem to be offline: upload the file instead, or use a bundled sample.") from error
-        if "split" in text:
-            raise StudioError(f"{dataset_id} has no split '{split}'.", "Pick one of its splits, e.g. 'train'.") from error
-        raise StudioError(f"Could not load the Hub dataset {dataset_id}: {str(error)[:200]}",
-                          "Check the id (owner/name), and that it is public or your HF_TOKEN has access.") from error
-    result = LoadResult(kind="hub", name=f"{dataset_id}:{split}")
-    for index, record in enumerate(dataset):
-        if limit is not None and index >= limit:
-            break
-        result.rows.append(Row(number=index + 1, raw=_plain(dict(record))))
+        raise _hub_error(dataset_id, split, error) from error
+    if not files:
+        raise StudioError(f"{dataset_id} has no data files for the split '{split}' that the studio can read.",
+                          "Pick another split (e.g. 'train'), or download the data and upload it as .jsonl/.parquet.")
+    total = sum(size for _, size in files)
+    cap = limits.max_bytes("hub_dataset_mb")
+    if cap is not None and total > cap:
+        raise StudioError(f"{dataset_id} ({split}) is {total / limits.MIB:,.0f} MB to download, over this studio's limit of "
+                          f"{cap / limits.MIB:,.0f} MB for Hub datasets.",
+                          "Pick a smaller dataset or split, or upload a sample of it. " + limits.raise_hint("hub_dataset_mb"))
+    result = LoadResult(kind="hub", name=f"{dataset_id}:{split}", size_bytes=total)
+    folder = Path(tempfile.mkdtemp(prefix="hub-", dir=paths.home()))
+    try:
+        for path, _ in files:
+            try:
+                local = _hub_download(dataset_id, path, revision, folder, token)
+            except Exception as error:  # noqa: BLE001
+                raise _hub_error(dataset_id, split, error) from error
+            part = load_path(local, name=path.split("/")[-1], max_bytes=cap)
+            if not part.rows:
+                first = next((f for f in part.findings if f.severity == "E"), None)
+                if first is not None:
+                    raise StudioError(f"{path} in {dataset_id}: {first.message}", first.hint)
+            offset = len(result.rows)
+            for row in part.rows:
+                row.number += offset
+            for finding in part.findings:
+                finding.row = finding.row + offset if finding.row is not None else None
+            result.rows.extend(part.rows)
+            result.findings.extend(part.findings)
+            if limit is not None and len(result.rows) >= limit:
+                result.rows = result.rows[:limit]
+                break
+            rows_cap = limits.whole("rows")
+            if rows_cap is not None and len(result.rows) > rows_cap:
+                raise StudioError(f"{dataset_id} ({split}) holds more than {rows_cap:,} rows, this studio's limit.",
+                                  "Pick a smaller split, or upload a sample of it. " + limits.raise_hint("rows"))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing of the download stays on disk
     if not result.rows:
         result.findings.append(Finding("FILE-EMPTY", "E", None, f"{dataset_id} ({split}) has no rows.", "Pick another split or dataset."))
     return result
+
+
+def _hub_error(dataset_id: str, split: str, error: Exception) -> StudioError:
+    name = type(error).__name__
+    text = f"{name}: {error}".lower()
+    if any(marker in text for marker in ("connection", "offline", "resolve", "max retries", "timed out", "name or service")):
+        return StudioError(f"Could not reach the Hugging Face Hub to download {dataset_id}.",
+                           "You seem to be offline: upload the file instead, or use a bundled sample.")
+    if name in ("RepositoryNotFoundError", "GatedRepoError") or "401" in text or "404" in text:
+        return StudioError(f"The Hub dataset {dataset_id} was not found, or it is private or gated.",
+                           "Check the id (owner/name); only public datasets can be loaded here.")
+    return StudioError(f"Could not load the Hub dataset {dataset_id} ({split}): {name}.",
+                       "Check the id (owner/name) and the split, or download it and upload the file.")

@@ -5,9 +5,9 @@ max_length struck through). Pure functions returning HTML (escaped); no gradio h
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
+from studio import escape
 from studio.data.stats import PALETTE, ROLE_COLOURS
 
 MAX_TOKENS_SHOWN = 4000
@@ -102,26 +102,26 @@ def chat_html(messages: list[dict] | None, text: str | None = None) -> str:
     if messages is None:
         if text is not None:
             return f'<div class="rv-chat"><div class="rv-msg rv-text"><div class="rv-role">text</div>' \
-                   f'<div class="rv-body">{html.escape(text)}</div></div></div>'
+                   f'<div class="rv-body">{escape.html(text)}</div></div></div>'
         return '<div class="rv-empty">This row could not be read as a conversation (see its findings).</div>'
     parts = ['<div class="rv-chat">']
     for message in messages:
         if not isinstance(message, dict):
             parts.append(f'<div class="rv-msg rv-bad"><div class="rv-role">not a message</div>'
-                         f'<div class="rv-body">{html.escape(repr(message)[:500])}</div></div>')
+                         f'<div class="rv-body">{escape.html(repr(message)[:500])}</div></div>')
             continue
         role = str(message.get("role", "?"))
         colour = ROLE_COLOURS.get(role, PALETTE["purple"])
-        body = html.escape(_content(message.get("content")))
+        body = escape.html(_content(message.get("content")))
         if not body.strip():
             body = '<span class="rv-faint">(empty)</span>'
         extra = ""
         if message.get("tool_calls"):
-            extra = f'<pre class="rv-tool">{html.escape(str(message["tool_calls"])[:1500])}</pre>'
+            extra = f'<pre class="rv-tool">{escape.html(str(message["tool_calls"])[:1500])}</pre>'
         side = "rv-right" if role == "user" else "rv-left"
         parts.append(
             f'<div class="rv-msg {side}" style="border-left-color:{colour}">'
-            f'<div class="rv-role" style="color:{colour}">{html.escape(role)}</div>'
+            f'<div class="rv-role" style="color:{colour}">{escape.html(role)}</div>'
             f'<div class="rv-body">{body}</div>{extra}</div>'
         )
     parts.append("</div>")
@@ -140,7 +140,7 @@ def tokens_html(spans: list[dict[str, Any]], limit: int = MAX_TOKENS_SHOWN) -> s
     pieces = []
     for span in spans[:limit]:
         classes = "rv-tok" + (" rv-trained" if span["trained"] else "") + (" rv-cut" if span["cut"] else "")
-        text = html.escape(span["text"]).replace("\n", '↵<br>')
+        text = escape.html(span["text"]).replace("\n", '↵<br>')
         pieces.append(f'<span class="{classes}">{text}</span>')
     more = f'<div class="rv-faint">… {len(spans) - limit} more tokens not shown</div>' if len(spans) > limit else ""
     return f'{legend}<div class="rv-tokens">{"".join(pieces)}</div>{more}'

@@ -15,6 +15,8 @@ import math
 from collections import Counter
 from typing import Any, Iterable, Sequence
 
+from studio import escape
+
 PERCENTILES = (5, 25, 50, 75, 95, 99)
 
 # OpenAI's chat fine-tuning data-prep rule (LINT-RULES DS-EPOCHS).
@@ -373,7 +375,7 @@ def summary_markdown(stats: dict[str, Any]) -> str:
     ]
     if stats["have_tokens"]:
         per = stats["tokens"]["per_example"]
-        model = f" ({stats['model']})" if stats.get("model") else ""
+        model = f" ({escape.md_inline(stats['model'])})" if stats.get("model") else ""
         lines.append(f"\n**Tokens per example**{model}, after the chat template:\n")
         lines.append("| | p5 | p25 | p50 | p75 | p95 | p99 | max | sum |")
         lines.append("|---|---|---|---|---|---|---|---|---|")
@@ -474,7 +476,7 @@ def roles_chart(stats: dict[str, Any]):
     roles = stats.get("roles") or {}
     names = list(roles.keys())
     fig = go.Figure(go.Bar(
-        x=[roles[name] for name in names], y=names, orientation="h",
+        x=[roles[name] for name in names], y=[escape.html(name, quote=False) for name in names], orientation="h",  # roles come from the data
         marker_color=[ROLE_COLOURS.get(name, PALETTE["purple"]) for name in names],
         text=[roles[name] for name in names], textposition="auto",
         hovertemplate="%{y}: %{x} messages<extra></extra>",
@@ -487,7 +489,7 @@ def system_prompts_chart(stats: dict[str, Any]):
     import plotly.graph_objects as go
 
     system = stats.get("system_prompts") or {"top": [], "rows_without": 0}
-    labels = [_shorten(item["prompt"] or "(empty)", 42) for item in system["top"]]
+    labels = [escape.html(_shorten(item["prompt"] or "(empty)", 42), quote=False) for item in system["top"]]  # Plotly reads tags in labels
     values = [item["rows"] for item in system["top"]]
     if system.get("rows_without"):
         labels.append("(no system prompt)")
@@ -546,10 +548,10 @@ def report_markdown(report, stats: dict[str, Any], source_name: str = "", verdic
     severity_counts = Counter(f.severity for f in report.findings)
     title = {"blocked": "Blocked as it is", "warnings": "Ready, with warnings", "ready": "Ready to train"}.get(verdict, verdict)
     lines = [
-        f"# Dataset lint report{f': {source_name}' if source_name else ''}",
+        f"# Dataset lint report{f': {escape.md_inline(source_name)}' if source_name else ''}",
         "",
         f"**Verdict:** {title or '—'} · {severity_counts.get('E', 0)} errors · {severity_counts.get('W', 0)} warnings"
-        f" · {severity_counts.get('I', 0)} notes · format `{getattr(report, 'format', None) or 'unknown'}`",
+        f" · {severity_counts.get('I', 0)} notes · format {escape.md_code(getattr(report, 'format', None) or 'unknown')}",
         "",
         "## Statistics",
         "",
@@ -567,7 +569,7 @@ def report_markdown(report, stats: dict[str, Any], source_name: str = "", verdic
     ordered = sorted(report.findings, key=lambda f: (order.get(f.severity, 3), f.row or 0, f.rule))
     for finding in ordered[:max_findings]:
         row = "file" if finding.row is None else str(finding.row)
-        lines.append(f"| {SEVERITY_NAMES.get(finding.severity, finding.severity)} | {finding.rule} | {row} | "
+        lines.append(f"| {SEVERITY_NAMES.get(finding.severity, finding.severity)} | {_cell(finding.rule)} | {row} | "
                      f"{_cell(finding.message)} | {_cell(finding.hint)} |")
     if len(ordered) > max_findings:
         lines.append(f"\n… and {len(ordered) - max_findings} more findings: see report.json.")
@@ -575,4 +577,4 @@ def report_markdown(report, stats: dict[str, Any], source_name: str = "", verdic
 
 
 def _cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+    return escape.md_cell(" ".join(str(text).split()))

@@ -3,7 +3,7 @@
     <datasets_dir>/<id>/
         train.jsonl        one {"messages": [...]} per line (canonical roles, string content)
         validation.jsonl   same shape
-        manifest.json      {"id", "name", "source_name", "source_sha256", "format", "created_at",
+        manifest.json      {"id", "name", "owner", "source_name", "source_sha256", "format", "created_at",
                             "counts": {"train", "validation", "rejected"}, "findings_summary": {rule: count},
                             "stats": {"model", "max_length", "rows", "tokens": {...}, "suggested_max_length"}}
         rejected.jsonl     {"row", "raw", "reasons": [...]} for every row left out
@@ -13,6 +13,11 @@
 The folder is written under a temporary name and renamed into place at the end, so a reader
 never sees half a dataset, and a failed save leaves nothing behind. Ids are random (never the
 uploaded name unsanitised); saving never touches another dataset's folder.
+
+"owner" is the id of the visitor (or "local"/"cli") who saved it: in public mode a visitor lists and
+trains on their own datasets only (studio.access). `find()` turns what a form sends (an id, or a folder
+path in private mode) into a folder the caller may use; manifests without an owner (older versions)
+belong to the operator.
 """
 
 from __future__ import annotations
@@ -85,6 +90,7 @@ def save_dataset(
     name: str | None = None,
     report_json: str | None = None,
     report_markdown: str | None = None,
+    owner: str = "",
 ) -> Path:
     """Write a new dataset folder and return its path. Never overwrites anything.
 
@@ -101,6 +107,7 @@ def save_dataset(
     manifest = {
         "id": dataset_id,
         "name": display_name,
+        "owner": owner or _default_owner(),
         "source_name": str(source_name or ""),
         "source_sha256": source_sha256,
         "format": getattr(report, "format", None),
@@ -126,6 +133,61 @@ def save_dataset(
             f"Check that {root} is writable (set STUDIO_HOME to choose another folder)."
         raise StudioError(f"Could not save the dataset: {error.strerror or error}.", hint) from error
     return final
+
+
+def _default_owner() -> str:
+    from studio import access
+
+    return access.current().user_id or access.LOCAL_OWNER
+
+
+def dataset_value(manifest: dict[str, Any]) -> str:
+    """What a dataset dropdown holds for this dataset: its folder path in private mode (as the CLI and older
+    versions use), its id in public mode (no server path in the page)."""
+    from studio import access
+
+    return str(manifest.get("id") or Path(manifest["path"]).name) if access.is_public() else manifest["path"]
+
+
+def find(value: str | os.PathLike | None) -> Path:
+    """The folder of the dataset a form names (an id, or a path: any in private mode, only inside the datasets
+    folder in public mode), checked with the caller's rights. Raises StudioError / AccessDenied."""
+    from studio import access
+
+    text = str(value or "").strip()
+    if not text:
+        raise StudioError("No dataset chosen.", "Pick a saved dataset, or upload a file.")
+    identity = access.current()
+    root = paths.datasets_dir()
+    if access.PATH_LIKE.search(text):
+        if access.is_public():
+            folder = access.inside(text, root)
+            if folder is None or folder.parent != root.resolve():
+                raise access.not_found(Path(text).name or text, kind="dataset")
+        else:
+            folder = Path(text).expanduser()
+    else:
+        folder = root / paths.safe_name(text, default="missing")
+    manifest = read_manifest(folder)
+    if manifest is None:
+        if access.is_public():
+            raise access.not_found(Path(text).name, kind="dataset")
+        raise StudioError(f"'{text}' is not a saved dataset.", "Prepare and save it in the Data tab first.")
+    if access.is_public() and not (identity.operator or access.owns(identity, manifest)):
+        raise access.not_found(manifest.get("id") or folder.name, kind="dataset")
+    return folder
+
+
+def list_visible() -> list[dict[str, Any]]:
+    """The datasets the caller may pick: all of them in private mode; in public mode their own (all for the
+    operator)."""
+    from studio import access
+
+    identity = access.current()
+    items = list_datasets()
+    if not access.is_public() or identity.operator:
+        return items
+    return [manifest for manifest in items if access.owns(identity, manifest)]
 
 
 def _report_json(report) -> str:

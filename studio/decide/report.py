@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from studio import paths
+from studio import escape, paths
 from studio.decide import checklist
 from studio.decide import estimate as est
 from studio.decide.plan import Plan
@@ -136,7 +136,7 @@ def summary_markdown(plan: Plan) -> str:
         + f". Trainable parameters: {(plan.params if plan.technique == 'full' else e.adapter_params):,.0f}.",
     ]
     if plan.warnings:
-        lines += ["", *[f"**Warning:** {warning}" for warning in plan.warnings]]
+        lines += ["", *[f"**Warning:** {escape.md_inline(warning)}" for warning in plan.warnings]]  # may name the model
     return "\n".join(lines)
 
 
@@ -182,11 +182,11 @@ def decision_record(plan: Plan, now: dt.datetime | None = None) -> str:
              "| Section | Question | Answer |", "|---|---|---|"]
     sections = {key: title for key, title, _ in checklist.SECTIONS}
     for question in checklist.QUESTIONS:
-        answer = checklist.answer_label(question.key, rec.answers[question.key]).replace("|", "/")
+        answer = escape.md_cell(checklist.answer_label(question.key, rec.answers[question.key]))  # may echo typed text
         lines.append(f"| {sections[question.section]} | {question.label} | {answer} |")
     lines += ["", "## Technique", "", f"**{plan.advice.label}.** {plan.advice.reason}", ""]
     lines += [markdown_table(ADVICE_HEADERS, advice_rows(plan))]
-    lines += ["", "## Estimates", "", f"*Numbers from:* {plan.dataset_label}", "", summary_markdown(plan), "",
+    lines += ["", "## Estimates", "", f"*Numbers from:* {escape.md(plan.dataset_label)}", "", summary_markdown(plan), "",
               "### Memory by technique (GB)", "", markdown_table(memory_headers(plan), memory_rows(plan))]
     lines += ["", "### Time and money by hardware", "", markdown_table(COMPARISON_HEADERS, comparison_rows(plan))]
     b = plan.break_even
@@ -209,11 +209,12 @@ def decision_record(plan: Plan, now: dt.datetime | None = None) -> str:
     return "\n".join(lines)
 
 
-def save_record(text: str, now: dt.datetime | None = None) -> Path:
+def save_record(text: str, now: dt.datetime | None = None, folder: Path | None = None) -> Path:
+    """Save a decision record under a new name in `folder` (default: the studio's decisions/ folder; the page
+    gives each public-mode visitor their own). Two saves in the same second both keep theirs."""
     now = now or dt.datetime.now(dt.timezone.utc)
-    path = paths.home() / "decisions" / f"decision-record-{now:%Y%m%d-%H%M%S}.md"
-    paths.atomic_write_text(path, text)
-    return path
+    return paths.write_new_file(Path(folder or paths.home() / "decisions"), f"decision-record-{now:%Y%m%d-%H%M%S}",
+                                ".md", text)
 
 
 def advice_rows(plan: Plan) -> list[list]:

@@ -1,29 +1,38 @@
 """The `hf-jobs` executor: a run's life on Hugging Face Jobs, seen through its ordinary run folder.
 
-    submit(config, owner, flavor, max_cost, username, from_cli) -> RunRecord
+    submit(config, owner, flavor, max_cost, identity=None) -> RunRecord
     stop(record, force=False)      graceful: a stop file in the inputs repo (the job's worker saves and
                                    pushes); force, or a job still waiting for hardware: cancel_job
-    resume(record, ...)            a new job that continues from the run's last checkpoint
+    resume(record, identity=None)  a new job that continues from the run's last checkpoint
     reconcile(record)              start a follower when an active run has none (after an app restart)
     before_delete(record)          cancel the job if it may still run; refuse to delete while that fails
 
-Who may: only operators start or resume remote runs (`require_operator`), because they spend the money of
-the operator's token. Stopping and deleting follow the studio's usual ownership rules (supervisor.authorize).
+Who may: a remote run is paid for by the account of the server's HF_TOKEN, so only an operator of this
+studio (studio.access: everyone in private mode and at the command line; on a public studio the owners signed
+in with Hugging Face or whoever gave the admin password) starts or resumes one (`require_operator`). Visitors,
+signed in or not, never do: the studio would spend the operator's money and token, and a visitor's own
+Hugging Face token is not taken (it would have to be kept for the whole life of the job: follow, stop,
+resume and delete all need it, also after a restart). Stopping and deleting follow the studio's usual
+ownership rules (supervisor.authorize): they end spending, never start it.
 
 Submission order, so a failure never leaves a job running unseen: the run folder first (status "starting",
 executor "hf-jobs"), then the inputs upload, the outputs repo, the job, and the follower. A failure before the
 job exists marks the run failed with the reason; once the job exists it is recorded before anything else.
+A remote run is never in the local training queue (studio.train.queue) and never makes this machine's trainer
+busy (its "pid" stays empty): it goes to Hugging Face at once, whose own scheduling is its stage SCHEDULING.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
 import warnings
 from pathlib import Path
 
+from studio import access
 from studio.errors import StudioError
 from studio.jobs import estimate as estimate_module
 from studio.jobs import flavors, hub, package
@@ -38,54 +47,58 @@ _followers: dict[int, subprocess.Popen] = {}
 
 
 # ---- who may ------------------------------------------------------------------------------
-def require_operator(username: str | None, from_cli: bool = False) -> None:
-    """Raise unless the caller is an operator of this studio.
+def require_operator(identity: access.Identity | None = None) -> access.Identity:
+    """Raise access.AccessDenied unless the caller (default: studio.access.current()) is an operator.
 
-    The one place that decides it: the command line runs on the studio's host (an operator); in the browser,
-    the studio's sign-in mode decides (studio.access: open and password mode let the person at the studio
-    train, OAuth mode only its owners). `from_cli` is set by the CLI module itself, never from a request."""
-    if from_cli:
-        return
-    from studio import access
-
-    rules = access.from_env()
-    if not rules.may_train(username):
-        raise StudioError("Only the studio's operators can send runs to Hugging Face Jobs (they are paid with "
-                          "the operator's token).", rules.why_not(username) or "Sign in as an operator.")
+    The one check for everything that spends the operator's Hugging Face account: starting or resuming a
+    job, and asking the Hub for the flavour list with the server's token."""
+    identity = identity or access.current()
+    if not identity.operator:
+        raise access.AccessDenied(
+            "only the operator of this studio may send runs to Hugging Face Jobs: they are paid with the "
+            "operator's account and token.",
+            "Train on this machine instead (runs wait in the queue)." if access.is_public()
+            else "Sign in as the operator.")
+    return identity
 
 
 # ---- preflight ----------------------------------------------------------------------------
+def flavor_list(refresh: bool = False):
+    """The Jobs flavours (studio.jobs.flavors, cached), for an operator: asking the Hub uses the server's token."""
+    require_operator()
+    return flavors.list_flavors(refresh=refresh)
+
+
 def remote_estimate(config, flavor_name: str | None, max_cost: float | None, refresh: bool = False):
-    """(RemoteEstimate, FlavorList) for the form or the CLI."""
+    """(RemoteEstimate, FlavorList) for the form or the CLI (an operator's)."""
+    require_operator()
     if not flavor_name:
         raise StudioError("Pick a Hugging Face Jobs flavour (the hardware the job runs on).",
                           "e.g. t4-small for models up to ~1B parameters, l4x1 or a10g-small for larger ones.")
-    flavor_list = flavors.list_flavors(refresh=refresh)
-    return estimate_module.estimate(config, flavor_list.get(flavor_name), max_cost), flavor_list
+    listed = flavors.list_flavors(refresh=refresh)
+    return estimate_module.estimate(config, listed.get(flavor_name), max_cost), listed
 
 
 # ---- submit -------------------------------------------------------------------------------
-def submit(config, owner: str, flavor: str | None, max_cost: float | None, username: str | None = None,
-           from_cli: bool = False):
+def submit(config, owner: str, flavor: str | None, max_cost: float | None, identity: access.Identity | None = None):
     """Create the run folder, ship code and data, start the job and its follower; returns the RunRecord.
 
-    Refuses on the remote preflight's errors (cost above the cap, not enough memory on the flavour, ...);
-    its warnings are the caller's to show (the Train tab asks for "Start anyway")."""
+    Only for an operator (`require_operator`); remote code only as studio.access allows it. Refuses on the
+    remote preflight's errors (cost above the cap, not enough memory on the flavour, ...); its warnings are the
+    caller's to show (the Train tab asks for "Start anyway")."""
     from studio.train import supervisor
 
-    require_operator(username, from_cli)
-    config.check()
-    supervisor._check_dataset(config.dataset)
-    config = config.replace(dataset=str(Path(config.dataset).expanduser().resolve()))
-    if Path(config.model).expanduser().is_dir():
-        config = config.replace(model=str(Path(config.model).expanduser().resolve()))
+    identity = require_operator(identity)
+    if config.trust_remote_code:
+        access.require_remote_code_allowed(identity)
+    config = supervisor.prepared(config, local=False)
     client = hub.api()
     result, _ = remote_estimate(config, flavor, max_cost)
     if result.blocking:
         first = result.report.errors[0]
         raise StudioError(f"Not sent to Hugging Face Jobs: {first.message}", first.hint or "Fix the settings first.")
     namespace = hub.namespace(client)
-    record = store.create_run(config, owner)
+    record = store.create_run(config, owner, owner_role=access.OPERATOR)
     inputs_repo, outputs_repo = package.repo_names(namespace, record.run_id)
     job = {"executor": EXECUTOR, "flavor": result.flavor.name, "flavor_label": result.flavor.label,
            "namespace": namespace, "inputs_repo": inputs_repo, "outputs_repo": outputs_repo,
@@ -162,7 +175,9 @@ def start_follower(run_dir: Path) -> int:
     if follow.follower_running(run_dir):
         return 0
     record = store.load_record(Path(run_dir))
-    env = {**supervisor.worker_env(record.run_config()), "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    # The follower speaks to the job with the server's token (only operators start remote runs); it trains nothing.
+    env = {**supervisor.worker_env(record.run_config(), hub_token=True, remote_code=False),
+           "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     with open(Path(run_dir) / "log.txt", "ab") as log:
         process = subprocess.Popen([sys.executable, "-m", FOLLOW_MODULE, str(run_dir)], stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(run_dir),
@@ -251,9 +266,10 @@ def _cancel(client, job: dict, reason: str) -> None:
         raise hub.explain(error, f"cancel job {job['id']} ({reason})") from error
 
 
-def resume(record, username: str | None = None, from_cli: bool = False):
-    """A new job on the same flavour, continuing from the run's last checkpoint (downloaded with the results)."""
-    require_operator(username, from_cli)
+def resume(record, identity: access.Identity | None = None):
+    """A new job on the same flavour, continuing from the run's last checkpoint (downloaded with the results).
+    Only for an operator, like submit (the caller has already checked ownership)."""
+    require_operator(identity)
     last = store.last_checkpoint(record.dir)
     if last is None:
         raise StudioError(f"The run '{record.name}' has no checkpoint to resume from.", "Start it again instead.")
@@ -314,16 +330,23 @@ def stop_timeout() -> float:
     return follow.stop_timeout()
 
 
-def describe(status: dict) -> str:
-    """One Markdown paragraph about the job: where, which, its stage, cost so far against the cap, metrics."""
+def describe(status: dict, full: bool = True) -> str:
+    """One Markdown paragraph about the job: where, which, its stage, cost so far against the cap, metrics.
+    Without `full` (a public studio's visitor looking at a shared run) only the flavour and the stage: the
+    job, its cost and the operator's repos are the operator's business."""
+    from studio import escape
     from studio.train.charts import format_duration
 
     job = status.get("job") or {}
-    parts = [f"☁ **Hugging Face Jobs** · {job.get('flavor_label') or job.get('flavor') or '?'}"]
-    if job.get("id"):
-        parts.append(f"job [{job['id']}]({job['url']})" if job.get("url") else f"job {job['id']}")
+    parts = [f"☁ **Hugging Face Jobs** · {escape.md_inline(job.get('flavor_label') or job.get('flavor') or '?')}"]
+    if job.get("id") and full:
+        shown_id = escape.md_inline(job["id"])
+        parts.append(f"job [{shown_id}]({job['url']})" if _is_web_link(job.get("url")) else f"job {shown_id}")
     if status.get("job_stage"):
-        parts.append(f"stage {status['job_stage']}" + (f" ({status['job_message']})" if status.get("job_message") else ""))
+        parts.append(f"stage {escape.md_inline(status['job_stage'])}"
+                     + (f" ({escape.md_inline(status['job_message'])})" if status.get("job_message") else ""))
+    if not full:
+        return " · ".join(parts)
     cost, cap = status.get("job_cost_usd"), job.get("max_cost_usd")
     if isinstance(cost, (int, float)):
         running = format_duration(status.get("job_running_seconds"))
@@ -347,8 +370,14 @@ def describe(status: dict) -> str:
         if facts:
             lines.append("Job machine: " + " · ".join(facts))
     if status.get("job_contact"):
-        lines.append(f"⚠ {status['job_contact']}")
+        lines.append(f"⚠ {escape.md_inline(status['job_contact'])}")
     if job.get("outputs_repo"):
-        lines.append(f"Checkpoints and the adapter are pushed to the private repo `{job['outputs_repo']}`"
-                     + (f" (last: {status['job_last_upload']})" if status.get("job_last_upload") else "") + ".")
+        lines.append(f"Checkpoints and the adapter are pushed to the private repo {escape.md_code(job['outputs_repo'])}"
+                     + (f" (last: {escape.md_inline(status['job_last_upload'])})" if status.get("job_last_upload") else "")
+                     + ".")
     return "\n\n".join(lines)
+
+
+def _is_web_link(url) -> bool:
+    """A job page link as the Hub returns it (http or https, no spaces or brackets to break the Markdown)."""
+    return isinstance(url, str) and re.fullmatch(r"https?://[^\s<>()]+", url) is not None

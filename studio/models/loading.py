@@ -1,9 +1,16 @@
-"""Load tokenizers and causal LMs with plain-language errors instead of tracebacks."""
+"""Load tokenizers and causal LMs with plain-language errors instead of tracebacks.
+
+cached_tokenizer keeps the few most recently used tokenizers loaded (STUDIO_TOKENIZER_CACHE, see
+studio.limits): visitors picking one model after another cannot grow the app's memory without end.
+"""
 
 from __future__ import annotations
 
+from studio import limits
 from studio.errors import StudioError
 from studio.models import catalog
+
+_TOKENIZERS = limits.LRUCache("tokenizers")
 
 
 def explain_load_error(ref: str, error: Exception) -> StudioError:
@@ -46,19 +53,40 @@ def explain_load_error(ref: str, error: Exception) -> StudioError:
     return StudioError(f"Could not load {ref}: {error}", "Check the model id or folder; details are in the log.")
 
 
-def load_tokenizer(ref: str, trust_remote_code: bool = False, progress=None):
+def hub_token(token=None):
+    """The `token=` for a Hub download: as given, else decided by who is asking (studio.access): the server's
+    token for an operator, none at all for a visitor."""
+    if token is not None:
+        return token
+    from studio import access
+
+    return access.download_token()
+
+
+def load_tokenizer(ref: str, trust_remote_code: bool = False, progress=None, token=None):
     from transformers import AutoTokenizer
 
     source = catalog.resolve(ref, progress)
     try:
         return AutoTokenizer.from_pretrained(
-            source, trust_remote_code=trust_remote_code, local_files_only=catalog.local_files_only(ref)
+            source, trust_remote_code=trust_remote_code, local_files_only=catalog.local_files_only(ref),
+            token=hub_token(token),
         )
     except Exception as error:  # noqa: BLE001 - every failure becomes a plain message
         raise explain_load_error(ref, error) from error
 
 
-def load_causal_lm(ref: str, trust_remote_code: bool = False, dtype: str = "float32", device: str = "cpu", progress=None):
+def cached_tokenizer(ref: str, progress=None):
+    """load_tokenizer(ref) from a bounded least-recently-used cache (per process). Keyed by whose token the
+    download may use too: a tokenizer the operator loaded with the server's token is never handed to a visitor."""
+    ref = (ref or catalog.BUNDLED).strip()
+    token = hub_token()
+    key = (ref, "no token" if token is False else "server token")
+    return _TOKENIZERS.get_or_load(key, lambda: load_tokenizer(ref, progress=progress, token=token))
+
+
+def load_causal_lm(ref: str, trust_remote_code: bool = False, dtype: str = "float32", device: str = "cpu", progress=None,
+                   token=None):
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -66,7 +94,7 @@ def load_causal_lm(ref: str, trust_remote_code: bool = False, dtype: str = "floa
     try:
         model = AutoModelForCausalLM.from_pretrained(
             source, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code,
-            local_files_only=catalog.local_files_only(ref),
+            local_files_only=catalog.local_files_only(ref), token=hub_token(token),
         )
     except Exception as error:  # noqa: BLE001
         raise explain_load_error(ref, error) from error

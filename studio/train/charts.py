@@ -7,9 +7,10 @@ lines also differ by dash and marker, so nothing relies on colour alone.
 
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass
+
+from studio import escape
 
 # Okabe-Ito
 BLUE = "#0072B2"
@@ -284,8 +285,8 @@ def progress_html(status: dict, events: list[dict], now: float | None = None) ->
         ' style="padding:6px 2px">'
         '<div style="display:flex;gap:10px;align-items:center;margin-bottom:6px;flex-wrap:wrap">'
         f'<span class="run-status" style="background:{colour};color:white;border-radius:10px;padding:1px 10px;'
-        f'font-weight:600;font-size:0.9em">{html.escape(state)}</span>'
-        f'<span class="run-progress-text">{html.escape(text)}</span></div>'
+        f'font-weight:600;font-size:0.9em">{escape.html(state)}</span>'
+        f'<span class="run-progress-text">{escape.html(text)}</span></div>'
         '<div style="width:100%;height:14px;background:#e5e7eb;border-radius:7px;overflow:hidden">'
         f'<div class="run-progress-fill" style="width:{percent}%;height:100%;background:{colour};border-radius:7px"></div>'
         "</div></div>"

@@ -181,7 +181,7 @@ def _admin_password() -> str | None:
 def run_train(args: argparse.Namespace) -> int:
     out = sys.stderr if args.json else sys.stdout
     if args.resume:
-        record = supervisor.resume(args.resume, requester=CLI_OWNER, admin_password=_admin_password(), from_cli=True)
+        record = supervisor.resume(args.resume, requester=CLI_OWNER, admin_password=_admin_password())
     else:
         choice = choice_from_args(args)
         config = config_from_args(args)
@@ -191,7 +191,7 @@ def run_train(args: argparse.Namespace) -> int:
         config = config.replace(dataset=prepare_dataset(config.dataset, config.seed, config.model, config.max_length))
         if choice.executor != executors.LOCAL:
             print_remote_estimate(config, choice, out)
-        record = executors.launch(config, owner=CLI_OWNER, choice=choice, from_cli=True)
+        record = executors.launch(config, owner=CLI_OWNER, choice=choice)
     if not args.json:
         print(record.run_id, flush=True)
     else:

@@ -56,17 +56,21 @@ def remote_for(record):
     return None
 
 
-def launch(config, owner: str = "", choice: Choice | None = None, username: str | None = None,
-           from_cli: bool = False):
-    """Start a run with the chosen executor; returns its RunRecord.
+def launch(config, owner: str = "", choice: Choice | None = None, identity=None):
+    """Start a run now with the chosen executor; returns its RunRecord (the command line's way: a local run
+    is refused while the trainer is busy; the Train tab queues local runs with supervisor.submit).
 
-    `username` is who is signed in (for the operator check of remote runs); `from_cli` is set only by the
-    command line, which runs on the studio's host."""
+    `identity` is the caller (studio.access; default: the current one, the operator at the command line):
+    remote runs are for operators only."""
+    from studio import access
+
     choice = (choice or Choice()).check()
+    identity = identity or access.current()
     if choice.executor == LOCAL:
         from studio.train import supervisor
 
-        return supervisor.launch(config, owner=owner)
+        role = access.OPERATOR if identity.operator else identity.role
+        return supervisor.launch(config, owner=owner, owner_role=role)
     from studio.jobs import executor
 
-    return executor.submit(config, owner, choice.flavor, choice.max_cost, username=username, from_cli=from_cli)
+    return executor.submit(config, owner, choice.flavor, choice.max_cost, identity=identity)

@@ -76,10 +76,8 @@ def zip_adapter(run_dir: Path) -> Path:
     config = _config(run_dir)
     name = paths.safe_name(config.get("name") or run_dir.name, default="run")
     target = run_dir / EXPORTS_DIR / f"{name}-adapter.zip"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     files = sorted(path for path in source.folder.rglob("*") if path.is_file())
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with paths.staged(target) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for path in files:
             # Optimizer/scheduler/RNG state is only for resuming; it is not part of the adapter.
             if source.from_checkpoint and path.name in ("optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json", "training_args.bin"):
@@ -88,7 +86,6 @@ def zip_adapter(run_dir: Path) -> Path:
         card = run_dir / "README.md"
         if card.is_file() and not (source.folder / "README.md").is_file():
             archive.write(card, f"{name}/README.md")
-    os.replace(tmp, target)
     return target
 
 
@@ -139,8 +136,12 @@ def _gb(size: int) -> str:
     return f"{size / 1024**3:.2f} GB" if size >= 100 * 1024**2 else f"{size / 1024**2:.0f} MB"
 
 
-def merge(run_dir: Path, progress=None) -> Path:
-    """Base + adapter merged into plain full weights in RUN_DIR/merged/ (PEFT merge_and_unload)."""
+def merge(run_dir: Path, progress=None, token: bool | str | None = None) -> Path:
+    """Base + adapter merged into plain full weights in RUN_DIR/merged/ (PEFT merge_and_unload).
+
+    `token` is handed to the Hub downloads: False (no token) for a visitor's run, None (the server's) for an
+    operator's. A run that asks for remote code merges only as studio.access allows (public mode: operators,
+    with STUDIO_ALLOW_REMOTE_CODE=1)."""
     run_dir = Path(run_dir)
     config = _config(run_dir)
     source = adapter_source(run_dir)
@@ -150,6 +151,10 @@ def merge(run_dir: Path, progress=None) -> Path:
                           "Free some space (delete old runs or merged models) and try again.")
     ref = config.get("model") or ""
     trust = bool(config.get("trust_remote_code", False))
+    if trust:
+        from studio import access
+
+        access.require_remote_code_allowed(access.current())
     if progress:
         progress(0.1, "Loading the base model…")
     from peft import PeftModel
@@ -159,7 +164,7 @@ def merge(run_dir: Path, progress=None) -> Path:
 
     base_source = _base_source(config)
     try:
-        base = AutoModelForCausalLM.from_pretrained(base_source, dtype="auto", trust_remote_code=trust)
+        base = AutoModelForCausalLM.from_pretrained(base_source, dtype="auto", trust_remote_code=trust, token=token)
     except Exception as error:  # noqa: BLE001 - every failure becomes a plain message
         raise explain_load_error(ref, error) from error
     if progress:
@@ -170,23 +175,20 @@ def merge(run_dir: Path, progress=None) -> Path:
         raise StudioError(f"Could not apply the adapter to {ref}: {error}",
                           "The adapter must come from a run on this same base model.") from error
     target = run_dir / MERGED_DIR
-    tmp = run_dir / f".{MERGED_DIR}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
     if progress:
         progress(0.8, "Saving the merged model…")
     try:
-        merged.save_pretrained(tmp, safe_serialization=True)
-        tokenizer_source = source.folder if (source.folder / "tokenizer_config.json").is_file() else base_source
-        AutoTokenizer.from_pretrained(str(tokenizer_source), trust_remote_code=trust).save_pretrained(tmp)
-        card = run_dir / "README.md"
-        if card.is_file():
-            shutil.copyfile(card, tmp / "README.md")
+        # A folder of its own per merge, swapped in whole: two merges at once never mix their files.
+        with paths.staged(target, directory=True) as tmp:
+            merged.save_pretrained(tmp, safe_serialization=True)
+            tokenizer_source = source.folder if (source.folder / "tokenizer_config.json").is_file() else base_source
+            AutoTokenizer.from_pretrained(str(tokenizer_source), trust_remote_code=trust, token=token).save_pretrained(tmp)
+            card = run_dir / "README.md"
+            if card.is_file():
+                shutil.copyfile(card, tmp / "README.md")
     except OSError as error:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise StudioError(f"Could not save the merged model: {error.strerror or error}",
                           "Check free disk space and that the data folder is writable.") from error
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
     return target
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio import paths
+from studio import escape, paths
 from studio.errors import StudioError
 from studio.train.config import suggested_learning_rate
 
@@ -173,7 +173,8 @@ def lint_upload(file_path: str | os.PathLike) -> tuple[list[dict], list[tuple[in
     return records, sorted(problems)
 
 
-def dataset_from_upload(file_path: str | os.PathLike, validation_fraction: float = 0.1, seed: int = 42) -> tuple[Path, str]:
+def dataset_from_upload(file_path: str | os.PathLike, validation_fraction: float = 0.1, seed: int = 42,
+                        owner: str = "") -> tuple[Path, str]:
     """Lint an uploaded chat file; refuse it while it has errors; else save it as a dataset folder.
 
     Returns the folder and a Markdown summary. The uploaded name only ever appears sanitised.
@@ -207,6 +208,7 @@ def dataset_from_upload(file_path: str | os.PathLike, validation_fraction: float
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "counts": {"train": len(train), "validation": len(validation), "rejected": 0},
         "findings_summary": {}, "stats": {}, "origin": "train-tab upload",
+        "owner": owner or _current_owner(),
     }
     try:
         staging.mkdir(parents=True)
@@ -218,9 +220,15 @@ def dataset_from_upload(file_path: str | os.PathLike, validation_fraction: float
         shutil.rmtree(staging, ignore_errors=True)
         raise StudioError(f"Could not save the dataset: {error.strerror or error}.",
                           "Check free disk space and that the data folder is writable.") from error
-    summary = (f"✅ **{name}**: no errors in {len(records)} rows; saved as a dataset with {len(train)} training and "
+    summary = (f"✅ **{escape.md_inline(name)}**: no errors in {len(records)} rows; saved as a dataset with {len(train)} training and "
                f"{len(validation)} validation rows. For token statistics and fixes, use the Data tab.")
     return final, summary
+
+
+def _current_owner() -> str:
+    from studio import access
+
+    return access.current().user_id or access.LOCAL_OWNER
 
 
 # ---------------------------------------------------------------- model size
@@ -445,14 +453,15 @@ class Preflight:
         return rows
 
     def markdown(self) -> str:
-        lines = [f"- **{name}:** {value}" for name, value in self.summary_rows()]
-        lines += [f"\n*{note}*" for note in self.notes]
+        md = escape.md_inline  # values and messages name the user's model, dataset and rows
+        lines = [f"- **{md(name)}:** {md(value)}" for name, value in self.summary_rows()]
+        lines += [f"\n*{md(note)}*" for note in self.notes]
         if self.errors:
             lines.append("\n**Must fix before starting:**")
-            lines += [f"- ✕ **{c.message}**" + (f" — {c.hint}" if c.hint else "") for c in self.errors]
+            lines += [f"- ✕ **{md(c.message)}**" + (f" — {md(c.hint)}" if c.hint else "") for c in self.errors]
         if self.warnings:
             lines.append("\n**Worth a look (you can start anyway):**")
-            lines += [f"- ⚠ {c.message}" + (f" — *{c.hint}*" if c.hint else "") for c in self.warnings]
+            lines += [f"- ⚠ {md(c.message)}" + (f" — *{md(c.hint)}*" if c.hint else "") for c in self.warnings]
         if not self.checks:
             lines.append("\n✓ **Ready to start.**")
         return "\n".join(lines)

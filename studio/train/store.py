@@ -1,7 +1,8 @@
 """The run store: one folder per run under paths.runs_dir() (see the run-folder contract).
 
     <run_id>/config.json    RunConfig JSON, written once at creation
-    <run_id>/status.json    atomic; read-modify-write under a lock file (worker and app both update it)
+    <run_id>/status.json    atomic; read-modify-write under its lock (paths.locked_update; worker and app both update it);
+                            holds "owner" (never empty), "owner_role", "shared" and the queue fields
     <run_id>/events.jsonl   one JSON object per line, appended by the worker
     <run_id>/log.txt        the worker's stdout/stderr and tracebacks
     <run_id>/checkpoints/checkpoint-N/, adapter/, README.md
@@ -17,13 +18,11 @@ are ever joined to a path, so a run id from a URL or a form cannot point outside
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
 import shutil
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -60,6 +59,11 @@ class RunRecord:
         return self.status.get("owner") or ""
 
     @property
+    def shared(self) -> bool:
+        """An operator marked this run as a demo every visitor may see and chat with."""
+        return bool(self.status.get("shared"))
+
+    @property
     def adapter_dir(self) -> Path | None:
         adapter = self.dir / "adapter"
         return adapter if (adapter / "adapter_config.json").is_file() else None
@@ -83,8 +87,15 @@ def run_dir(run_id: str) -> Path:
     return paths.runs_dir() / check_run_id(run_id)
 
 
-def create_run(config: RunConfig, owner: str = "") -> RunRecord:
-    """Create the folder of a new run (status "queued"). Assigns config.run_id; the config must be valid."""
+def create_run(config: RunConfig, owner: str = "", owner_role: str = "operator") -> RunRecord:
+    """Create the folder of a new run (status "queued"). Assigns config.run_id; the config must be valid.
+
+    A run's owner is never empty: without one it belongs to the local user ("local"). owner_role is the role
+    of whoever started it ("operator" or a visitor's): it decides whether the worker may use the server's
+    Hugging Face token."""
+    from studio import access
+
+    owner = str(owner or "").strip() or access.LOCAL_OWNER
     config = config.replace(run_id=paths.new_id(RUN_PREFIX))
     if not config.name:
         config = config.replace(name=f"{_short_model(config.model)} {datetime.now().strftime('%Y-%m-%d %H:%M')}")
@@ -98,7 +109,7 @@ def create_run(config: RunConfig, owner: str = "") -> RunRecord:
     status = {
         "status": "queued", "pid": None, "step": 0, "total_steps": None, "created_at": now_iso(),
         "started_at": None, "ended_at": None, "error": None, "best_eval_loss": None,
-        "best_checkpoint": None, "owner": str(owner or ""), "notes": [],
+        "best_checkpoint": None, "owner": owner, "owner_role": owner_role, "notes": [],
     }
     paths.atomic_write_text(folder / "status.json", json.dumps(status, indent=2) + "\n")
     return RunRecord(config.run_id, folder, config.to_dict(), status)
@@ -121,25 +132,25 @@ def read_status(folder: Path) -> dict[str, Any]:
     return _read_json(Path(folder) / "status.json")
 
 
-@contextmanager
-def _status_lock(folder: Path):
-    # flock on a side file: status.json itself is replaced atomically, so it cannot carry the lock.
-    with open(Path(folder) / ".status.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def update_status(folder: Path, **changes: Any) -> dict[str, Any]:
-    """Merge changes into status.json atomically (readers never see half a file) and return it."""
-    folder = Path(folder)
-    with _status_lock(folder):
-        status = read_status(folder)
+    """Merge changes into status.json under its lock (worker and app both write it) and return it.
+
+    A status.json that does not parse is kept aside (status.json.corrupt-<time>), never silently replaced:
+    the new status starts from the changes and its notes say what happened."""
+    path = Path(folder) / "status.json"
+
+    def merge(status):
+        if not isinstance(status, dict):
+            status = {}
         status.update(changes)
-        paths.atomic_write_text(folder / "status.json", json.dumps(status, indent=2, default=str) + "\n")
-    return status
+        return status
+
+    try:
+        return paths.locked_update(path, merge, default=dict, indent=2)
+    except paths.CorruptFile as damaged:
+        note = f"{damaged.message} {damaged.hint}"
+        return paths.locked_update(path, lambda status: {**merge(status), "notes": [*(changes.get("notes") or []), note]},
+                                   default=dict, indent=2)
 
 
 def append_event(folder: Path, event: dict[str, Any]) -> None:

@@ -6,29 +6,36 @@ restarted app cannot stall it. Everything the app knows about a run comes from t
 
 Rules enforced here (so the UI and the CLI share them):
 - one training job at a time on this machine's device(s): `busy()` says which run and until when;
-- a run is stopped, resumed or deleted only by its owner (the id of the browser or "cli" that
-  started it) or with the admin password (env STUDIO_ADMIN_PASSWORD, when set);
+  `launch` (the CLI) refuses while busy, `submit` (the pages) queues the run (studio.train.queue) and
+  `dispatch` starts the next waiting run when the trainer is free — called on submit, on stop, and every
+  few seconds by the app's background thread (`start_dispatcher`), so queued runs start with no browser open;
+- a run is stopped, resumed or deleted only as studio.access allows: its owner (the id of the browser,
+  visitor or "cli" that started it), an operator in public mode, or the admin password;
+- the worker's environment holds the server's HF_TOKEN only for an operator's run on a Hub model, and
+  remote code only when it was authorized (`worker_env`);
 - on start-up `reconcile()` turns runs whose worker died into "interrupted" (resumable).
 
 Runs on another executor (status.json "executor", see studio.train.executors) are handed to it at the
-start of stop / resume / reconcile / delete, after the same ownership check.
+start of stop / resume / reconcile / delete, after the same ownership check. They have no local pid, so they
+never make `busy()` true and never wait in the queue; the dispatcher's `reconcile()` keeps them followed.
 """
 
 from __future__ import annotations
 
 import fcntl
-import hmac
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from studio import paths
+from studio import limits, paths
 from studio.errors import StudioError
 from studio.train import executors, store
 from studio.train.config import RunConfig
@@ -43,22 +50,31 @@ _children: dict[int, subprocess.Popen] = {}  # workers started by this process, 
 
 
 # ---- ownership ---------------------------------------------------------------------------
-def is_authorized(record: RunRecord, requester: str | None, admin_password: str | None = None) -> bool:
-    """The owner may act on a run; anyone else needs the admin password (when one is configured).
+def _identity(requester):
+    """A requester is an access.Identity (the UI) or an owner id string (the CLI, tests, older callers)."""
+    from studio import access
 
-    Runs with no recorded owner are open to everyone (e.g. runs made by older versions)."""
-    owner = record.owner
-    if not owner or (requester and hmac.compare_digest(str(requester).encode(), owner.encode())):
-        return True
-    expected = os.environ.get(ADMIN_ENV, "")
-    return bool(expected) and bool(admin_password) and hmac.compare_digest(str(admin_password).encode(), expected.encode())
+    if isinstance(requester, access.Identity):
+        return requester
+    role = access.OPERATOR if not access.is_public() or requester == access.CLI_OWNER else access.ANONYMOUS
+    return access.Identity(str(requester or ""), role)
 
 
-def authorize(record: RunRecord, requester: str | None, admin_password: str | None = None, action: str = "change") -> None:
-    if not is_authorized(record, requester, admin_password):
-        hint = ("Ask the person who started it, or enter the admin password."
-                if os.environ.get(ADMIN_ENV) else "Only the browser session that started it can do that.")
-        raise StudioError(f"You cannot {action} the run '{record.name}': another session started it.", hint)
+def is_authorized(record: RunRecord, requester, admin_password: str | None = None) -> bool:
+    """May `requester` stop, resume or delete this run? (studio.access decides; see authorize)."""
+    try:
+        authorize(record, requester, admin_password)
+    except StudioError:
+        return False
+    return True
+
+
+def authorize(record: RunRecord, requester, admin_password: str | None = None, action: str = "change"):
+    """The owner may act on a run; anyone else needs operator rights (public mode) or the admin password.
+    Returns the identity to act as (an operator when the admin password was right); raises access.AccessDenied."""
+    from studio import access
+
+    return access.authorize(_identity(requester), access.CONTROL, record, admin_password=admin_password, verb=action)
 
 
 # ---- processes ---------------------------------------------------------------------------
@@ -107,9 +123,22 @@ def worker_command(run_dir: Path, gpu_count: int = 0, python: str | None = None)
     return [python, "-m", WORKER_MODULE, str(run_dir)]
 
 
-def worker_env(config: RunConfig, base: dict | None = None) -> dict[str, str]:
-    """The worker's environment: the app's (HF_TOKEN passes through the environment only) plus thread limits."""
+TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_API_TOKEN", "HF_OIDC_RESOURCE")
+REMOTE_CODE_FLAG = "STUDIO_WORKER_REMOTE_CODE"  # set to 1 by the supervisor only when remote code was authorized
+
+
+def worker_env(config: RunConfig, base: dict | None = None, hub_token: bool = True,
+               remote_code: bool = True) -> dict[str, str]:
+    """The worker's environment: the app's plus thread limits. Without `hub_token` every Hugging Face token
+    is taken out and huggingface_hub is told to send none (not even a token file's), so a visitor's model id
+    never reaches a gated or private repository with the server's token."""
     env = dict(os.environ if base is None else base)
+    if not hub_token:
+        for name in TOKEN_VARIABLES:
+            env.pop(name, None)
+        env["HF_HUB_DISABLE_IMPLICIT_TOKEN"] = "1"
+        env["HF_TOKEN_PATH"] = os.devnull
+    env[REMOTE_CODE_FLAG] = "1" if remote_code and config.trust_remote_code else "0"
     threads = config.torch_threads if isinstance(config.torch_threads, int) and config.torch_threads > 0 else 0
     if threads:
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -181,19 +210,144 @@ def _refuse_if_busy() -> None:
 
 
 # ---- lifecycle ---------------------------------------------------------------------------
-def launch(config: RunConfig, owner: str = "") -> RunRecord:
-    """Validate, create the run folder and start its worker. Refuses while another run is training."""
+def prepared(config: RunConfig, local: bool = True) -> RunConfig:
+    """The config checked (settings, a saved dataset, and for this machine its caps on epochs and steps —
+    a remote run is capped by its cost instead) with its local paths made absolute."""
     config.check()
     _check_dataset(config.dataset)
+    if local:
+        check_limits(config)
     # The worker runs inside the run folder: make local paths absolute so they still point at the same place.
     config = config.replace(dataset=str(Path(config.dataset).expanduser().resolve()))
     if Path(config.model).expanduser().is_dir():
         config = config.replace(model=str(Path(config.model).expanduser().resolve()))
+    return config
+
+
+def launch(config: RunConfig, owner: str = "", owner_role: str = "operator") -> RunRecord:
+    """Validate, create the run folder and start its worker. Refuses while another run is training
+    (the CLI's behaviour; the studio's pages use `submit`, which queues instead)."""
+    config = prepared(config)
     with _launch_lock():  # two sessions pressing Start at once must not both pass the busy check
         _refuse_if_busy()
-        record = store.create_run(config, owner)
+        record = store.create_run(config, owner, owner_role=owner_role)
+        store.update_status(record.dir, time_limit_s=time_limit_s())
         start(record)
     return store.get_run(record.run_id)
+
+
+def submit(config: RunConfig, owner: str, owner_role: str = "operator",
+           estimated_seconds: float | None = None) -> RunRecord:
+    """Create the run and put it in the queue; it starts at once when the trainer is free and nobody waits
+    ahead of it. Returns the run (status "queued" while it waits)."""
+    from studio import access
+    from studio.train import queue
+
+    config = prepared(config)
+    with _launch_lock():
+        if owner_role != access.OPERATOR and access.is_public():
+            waiting_visitors = [r for r in queue.waiting() if r.status.get("owner_role") != access.OPERATOR]
+            if len(waiting_visitors) >= access.quota("STUDIO_QUEUE_MAX"):
+                raise access.AccessDenied(f"the training queue is full ({len(waiting_visitors)} runs wait).",
+                                          "Try again later.")
+        record = store.create_run(config, owner, owner_role=owner_role)
+        store.update_status(record.dir, time_limit_s=time_limit_s())
+        queue.enqueue(record, estimated_seconds)
+        _dispatch_locked()
+    return store.get_run(record.run_id)
+
+
+def dispatch() -> RunRecord | None:
+    """Start the first waiting run when the trainer is free. Safe to call from anywhere, any time."""
+    with _launch_lock():
+        return _dispatch_locked()
+
+
+def _dispatch_locked() -> RunRecord | None:
+    from studio.train import queue
+
+    if busy() is not None:
+        return None
+    for record in queue.waiting():
+        queue.leave(record)
+        try:
+            start(store.get_run(record.run_id))
+        except StudioError:
+            continue  # start() marked it failed with the reason; the next one may start
+        return store.get_run(record.run_id)
+    return None
+
+
+_dispatcher: threading.Thread | None = None
+_dispatcher_stop = threading.Event()
+
+
+def start_dispatcher(interval: float = 3.0) -> threading.Thread:
+    """The app's background thread: notices finished or dead workers and starts the next queued run, whether
+    or not any browser is watching. Idempotent; `stop_dispatcher()` ends it."""
+    global _dispatcher
+    if _dispatcher is not None and _dispatcher.is_alive():
+        return _dispatcher
+    _dispatcher_stop.clear()
+
+    def loop():
+        while not _dispatcher_stop.is_set():
+            try:
+                reconcile()
+                dispatch()
+            except Exception:  # noqa: BLE001 - a broken run folder must not stop the queue
+                import logging
+
+                logging.getLogger(__name__).exception("queue dispatcher")
+            _dispatcher_stop.wait(interval)
+
+    _dispatcher = threading.Thread(target=loop, name="studio-queue", daemon=True)
+    _dispatcher.start()
+    return _dispatcher
+
+
+def stop_dispatcher(timeout: float = 10.0) -> None:
+    _dispatcher_stop.set()
+    if _dispatcher is not None:
+        _dispatcher.join(timeout)
+
+
+def time_limit_s() -> float | None:
+    """Training seconds a run may use in all (STUDIO_MAX_RUN_MINUTES); the worker stops it gracefully there."""
+    minutes = limits.value("run_minutes")
+    return None if minutes is None else minutes * 60
+
+
+def check_limits(config: RunConfig) -> None:
+    """Refuse a run over this studio's caps on epochs and steps (studio.limits), before anything is created."""
+    from studio.train.worker import estimate_total_steps
+
+    limits.check_at_most("epochs", config.epochs, "The number of epochs", "Use fewer epochs, or set Max steps.")
+    if config.max_steps:
+        limits.check_at_most("steps", config.max_steps, "Max steps", "Set fewer steps.")
+        return
+    rows = _train_rows(Path(str(config.dataset)).expanduser())
+    if rows:
+        steps, cap = estimate_total_steps(config, rows), limits.whole("steps")
+        if cap is not None and steps > cap:
+            raise StudioError(f"This run would take about {steps:,} steps ({rows:,} rows × {config.epochs:g} epochs at batch "
+                              f"{config.batch_size}), over this studio's limit of {cap:,} steps.",
+                              f"Set Max steps to {cap:,} or fewer, or use fewer epochs. " + limits.raise_hint("steps"))
+
+
+def _train_rows(folder: Path) -> int | None:
+    """Rows of a saved dataset's training split: its manifest's count, else its lines."""
+    try:
+        counts = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("counts") or {}
+        if isinstance(counts.get("train"), int):
+            return counts["train"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        with open(folder / "train.jsonl", "rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    except OSError:
+        return None
 
 
 @contextmanager
@@ -213,6 +367,31 @@ def _check_dataset(dataset: str) -> None:
                           "Save the dataset in the Data tab first, or pass a .jsonl file to the CLI.")
 
 
+def needs_hub_token(record: RunRecord) -> bool:
+    """The worker gets the server's HF_TOKEN only for an operator's run on a Hub model (it may be gated);
+    visitors' runs, the bundled model and local folders never see it."""
+    from studio import access
+    from studio.models import catalog
+
+    if record.status.get("owner_role", access.OPERATOR) != access.OPERATOR:
+        return False
+    try:
+        return catalog.classify(str(record.config.get("model") or "")) == "hub"
+    except StudioError:
+        return False
+
+
+def remote_code_allowed(record: RunRecord) -> bool:
+    """trust_remote_code runs only when it was authorized for an operator (public mode) or locally."""
+    from studio import access
+
+    if not record.config.get("trust_remote_code"):
+        return False
+    if not access.is_public():
+        return True
+    return record.status.get("owner_role") == access.OPERATOR and access.settings().allow_remote_code
+
+
 def start(record: RunRecord, resume: bool = False) -> int:
     """Start the worker for an existing run folder; returns its pid. Never holds a pipe."""
     config = record.run_config()
@@ -226,7 +405,8 @@ def start(record: RunRecord, resume: bool = False) -> int:
         log.flush()
         try:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                       env=worker_env(config), cwd=str(record.dir), start_new_session=True, close_fds=True)
+                                       env=worker_env(config, hub_token=needs_hub_token(record),
+                                                      remote_code=remote_code_allowed(record)), cwd=str(record.dir), start_new_session=True, close_fds=True)
         except OSError as error:
             store.update_status(record.dir, status="failed", ended_at=store.now_iso(),
                                 error={"message": f"Could not start the training process: {error}",
@@ -241,12 +421,17 @@ def start(record: RunRecord, resume: bool = False) -> int:
     return process.pid
 
 
-def resume(run_id: str, requester: str | None = None, admin_password: str | None = None,
-           username: str | None = None, from_cli: bool = False) -> RunRecord:
-    """Continue a stopped/failed/interrupted run from its last complete checkpoint (same config)."""
+def resume(run_id: str, requester=None, admin_password: str | None = None) -> RunRecord:
+    """Continue a stopped/failed/interrupted run from its last complete checkpoint (same config).
+
+    A remote run resumes as a new job of its executor, which asks for an operator (it spends the operator's
+    money); this machine's run time limit is for this machine's trainer and does not apply to it."""
     record = store.get_run(run_id)
-    authorize(record, requester, admin_password, "resume")
-    remote = executors.remote_for(record)
+    acting = authorize(record, requester, admin_password, "resume")
+    if record.config.get("trust_remote_code"):
+        from studio import access
+
+        access.require_remote_code_allowed(acting)
     if record.state in ACTIVE and pid_alive(record.status.get("pid"), record.dir):
         raise StudioError(f"The run '{record.name}' is still {record.state}.", "Wait for it, or stop it first.")
     if record.state not in RESUMABLE:
@@ -255,10 +440,18 @@ def resume(run_id: str, requester: str | None = None, admin_password: str | None
     if store.last_checkpoint(record.dir) is None:
         raise StudioError(f"The run '{record.name}' has no complete checkpoint to resume from.",
                           "Start it again with the same settings instead.")
+    remote = executors.remote_for(record)
     if remote:
-        return remote.resume(record, username=username, from_cli=from_cli)
+        return remote.resume(record, acting)
+    limit = time_limit_s()
+    used = record.status.get("elapsed")
+    if limit is not None and isinstance(used, (int, float)) and used >= limit:
+        raise StudioError(f"The run '{record.name}' has used its {limit / 60:.0f} minutes of training, this studio's limit per run.",
+                          "Its adapter and checkpoints are kept: compare or export it, or start a shorter run. "
+                          + limits.raise_hint("run_minutes"))
     with _launch_lock():
         _refuse_if_busy()
+        store.update_status(record.dir, time_limit_s=limit)
         start(record, resume=True)
     return store.get_run(run_id)
 
@@ -281,8 +474,12 @@ def stop(run_id: str, requester: str | None = None, admin_password: str | None =
 
     force=True kills the worker's whole process group at once. With a timeout, waits that long
     for a graceful stop and then kills. Without one, returns right after signalling."""
+    from studio.train import queue
+
     record = store.get_run(run_id)
     authorize(record, requester, admin_password, "stop")
+    if queue.is_waiting(record):
+        return queue.cancel(run_id)
     remote = executors.remote_for(record)
     if remote:
         return remote.stop(record, force=force, timeout=timeout)

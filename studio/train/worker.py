@@ -6,6 +6,9 @@ redirected by the supervisor), checkpoints/checkpoint-N, and at the end adapter/
 
 Signals: SIGTERM/SIGINT while importing or loading -> exit at once with status "stopped";
 during training -> finish the current step, save a checkpoint and the adapter, status "stopped".
+A run time limit (status "time_limit_s", written by the supervisor from STUDIO_MAX_RUN_MINUTES; the
+training time of earlier attempts counts) ends the run the same graceful way: status "stopped" with
+stop_reason "time_limit" and a message saying so in status.error.
 Faults end with status "failed" and a one-line cause + hint in status.error; the traceback
 goes to log.txt only. A run folder with checkpoints resumes from its last complete one.
 The Hugging Face token is read from the environment (HF_TOKEN) by huggingface_hub; it is never
@@ -29,7 +32,7 @@ from studio.train import store
 from studio.train.config import RunConfig
 from studio.train.divergence import Divergence, DivergenceWatch
 
-_state = {"phase": "import", "stop": False}
+_state = {"phase": "import", "stop": False, "stop_reason": None}
 
 
 class StopBeforeTraining(BaseException):
@@ -171,6 +174,7 @@ def make_callback(run_dir: Path, config: RunConfig):
             self.last_tokens = None
             self.last_train_seconds = 0.0
             self.last_status_write = 0.0
+            self.time_limit_s = None  # from status.json (supervisor): training seconds this run may use in all
             self.watch = DivergenceWatch()  # every rank watches, so all stop at the same step
             self.final_loss = None
 
@@ -195,6 +199,8 @@ def make_callback(run_dir: Path, config: RunConfig):
             self.first_step = state.global_step
             status = store.read_status(run_dir)
             self.previous_seconds = float(status.get("elapsed") or 0.0) if state.global_step else 0.0
+            limit = status.get("time_limit_s")
+            self.time_limit_s = float(limit) if isinstance(limit, (int, float)) and limit > 0 else None
             if self.main:
                 store.update_status(run_dir, status="running", step=state.global_step, total_steps=state.max_steps)
                 event = self._base(state, "status")
@@ -211,6 +217,9 @@ def make_callback(run_dir: Path, config: RunConfig):
             if self.step_began is not None:
                 self.train_seconds += time.monotonic() - self.step_began
                 self.step_began = None
+            if self.time_limit_s is not None and self._elapsed() >= self.time_limit_s and not _state["stop"]:
+                _state["stop"], _state["stop_reason"] = True, "time_limit"  # every rank sees its own clock pass
+                print(f"[studio] run time limit of {self.time_limit_s / 60:.0f} min reached: stopping with a checkpoint", flush=True)
             if _stop_requested(args):
                 control.should_training_stop = True
                 control.should_save = True
@@ -344,6 +353,10 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
         raise StudioError(f"The dataset folder {dataset_dir} does not exist.", "Pick a saved dataset in the Data tab.")
     train_rows = read_messages(dataset_dir / "train.jsonl")
     eval_rows = read_messages(dataset_dir / "validation.jsonl", required=False)
+    # The supervisor sets this flag to 0 unless remote code was authorized for this run (studio.access).
+    if config.trust_remote_code and os.environ.get("STUDIO_WORKER_REMOTE_CODE", "1") != "1":
+        raise StudioError("This run asks to run the model's own Python code (trust_remote_code), which is not "
+                          "allowed for it here.", "Pick a model that works without remote code.")
     source = catalog.resolve(config.model)
 
     import torch
@@ -462,8 +475,10 @@ def importlib_missing(name: str) -> bool:
 
 
 def write_model_card(run_dir: Path, config: RunConfig, status: dict, facts: dict) -> None:
+    from studio import escape, paths
     from studio.models import catalog
 
+    md_inline = escape.md_inline  # names and files are the user's: shown as text on the Hub too
     try:
         base = catalog.label(config.model)
     except StudioError:
@@ -471,25 +486,25 @@ def write_model_card(run_dir: Path, config: RunConfig, status: dict, facts: dict
     manifest = dataset_summary(Path(config.dataset))
     counts = manifest.get("counts") or {}
     lines = [
-        f"# {config.name or config.run_id}",
+        f"# {md_inline(config.name or config.run_id)}",
         "",
-        f"A LoRA adapter trained with Fine-Tune Studio (TRL SFTTrainer + PEFT) on top of **{base}**.",
+        f"A LoRA adapter trained with Fine-Tune Studio (TRL SFTTrainer + PEFT) on top of **{md_inline(base)}**.",
         "",
         "## Base model",
-        f"- `{config.model}`" + (f" ({base})" if base != config.model else ""),
+        f"- {escape.md_code(config.model)}" + (f" ({md_inline(base)})" if base != config.model else ""),
         "",
         "## Data",
-        f"- Dataset: {manifest.get('name') or Path(config.dataset).name} (`{config.dataset}`)",
+        f"- Dataset: {md_inline(manifest.get('name') or Path(config.dataset).name)} ({escape.md_code(config.dataset)})",
         f"- Rows: {facts.get('train_rows', counts.get('train', '?'))} train, {facts.get('eval_rows', counts.get('validation', '?'))} validation",
     ]
     if manifest.get("source_name"):
-        lines.append(f"- Source file: {manifest['source_name']} (sha256 {str(manifest.get('source_sha256', ''))[:12]}…)")
+        lines.append(f"- Source file: {md_inline(manifest['source_name'])} (sha256 {str(manifest.get('source_sha256', ''))[:12]}…)")
     lines += ["", "## Training", f"- Status: {status.get('status')} after {status.get('step')} of {status.get('total_steps')} steps",
               f"- Assistant-only loss: {'on' if facts.get('assistant_only_loss') else 'off'}"]
-    lines += [f"- Note: {note}" for note in status.get("notes") or []]
+    lines += [f"- Note: {md_inline(note)}" for note in status.get("notes") or []]
     lines += ["", "| setting | value |", "|---|---|"]
     settings = {**config.to_dict(), "learning_rate": facts.get("learning_rate") or config.learning_rate}  # resolved "auto"
-    lines += [f"| {key} | {value} |" for key, value in settings.items() if key != "run_id"]
+    lines += [f"| {key} | {escape.md_cell(value)} |" for key, value in settings.items() if key != "run_id"]
     lines += ["", "## Final metrics",
               f"- Final train loss: {status.get('final_loss')}",
               f"- Best eval loss: {status.get('best_eval_loss')} ({status.get('best_checkpoint') or 'no eval'})",
@@ -500,7 +515,7 @@ def write_model_card(run_dir: Path, config: RunConfig, status: dict, facts: dict
               f"base = AutoModelForCausalLM.from_pretrained({catalog_source_hint(config.model)!r})",
               "model = PeftModel.from_pretrained(base, 'adapter')",
               "tokenizer = AutoTokenizer.from_pretrained('adapter')", "```", ""]
-    (run_dir / "README.md").write_text("\n".join(lines), encoding="utf-8")
+    paths.atomic_write_text(run_dir / "README.md", "\n".join(lines))
 
 
 def catalog_source_hint(ref: str) -> str:
@@ -553,8 +568,14 @@ def train(run_dir: Path) -> str:
     if state.best_model_checkpoint and state.best_metric is not None:
         best = {"best_eval_loss": _finite(state.best_metric), "best_checkpoint": f"checkpoints/{Path(state.best_model_checkpoint).name}"}
     final = "stopped" if stopped else "completed"
+    reason = {}
+    if stopped and _state["stop_reason"] == "time_limit":
+        minutes = (callback.time_limit_s or 0) / 60
+        reason = {"stop_reason": "time_limit", "error": {
+            "message": f"It reached this studio's run time limit ({minutes:.0f} min of training, STUDIO_MAX_RUN_MINUTES).",
+            "hint": "The adapter and a checkpoint were saved: open it in Compare or export it. Fewer steps fit the limit."}}
     status = store.update_status(
-        run_dir, status=final, step=state.global_step, total_steps=state.max_steps, ended_at=store.now_iso(),
+        run_dir, status=final, step=state.global_step, total_steps=state.max_steps, ended_at=store.now_iso(), **reason,
         final_loss=callback.final_loss, train_tokens=tokens, train_runtime=_round(runtime),
         train_seconds=_round(callback.train_seconds),
         tokens_per_s=_round(tokens / callback.train_seconds) if tokens and callback.train_seconds else None,

@@ -2,15 +2,18 @@
 
 Thin: every decision lives in studio.compare; the handlers here turn its results into components.
 Heavy imports (torch, peft) happen inside studio.compare.engine, only when a run is opened.
+Every handler is wired through ui/guard.py; runs are opened only through studio.compare.runs.load_run, which
+asks studio.access (public mode: the caller's own runs and the shared ones, by id, never a server path).
 """
 
 from __future__ import annotations
 
 import gradio as gr
 
-from studio import access
+from studio import access, escape, limits
 from studio.errors import StudioError
-from studio.ui.shared import Shared, message_markdown
+from studio.ui.guard import guarded
+from studio.ui.shared import Shared, download_copy, message_markdown
 
 INTRO = (
     "**What am I looking at?** The same question goes to two models at once: on the left the **base model** "
@@ -45,8 +48,14 @@ def _history_messages(history) -> list[dict]:
     """Chatbot history (Gradio 6: content as lists of text parts) → plain chat messages."""
     from studio.compare.runs import flatten_content
 
-    return [{"role": m["role"], "content": flatten_content(m.get("content"))} for m in history or []
+    # The chat columns show escaped Markdown (see _shown); the models get back exactly what was said.
+    return [{"role": m["role"], "content": escape.unmd(flatten_content(m.get("content")))} for m in history or []
             if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
+
+
+def _shown(text: str) -> str:
+    """A chat message as the Chatbot renders it: escaped, so a model's or a visitor's Markdown/HTML shows as text."""
+    return escape.md(text)
 
 
 def _run_summary(session) -> str:
@@ -54,10 +63,11 @@ def _run_summary(session) -> str:
 
     run = session.run
     items = dict(report.summary_items(run))
-    text = f"**Loaded:** {run.name} — base model {items.get('Base model')}, data {items.get('Data')}, training time {items.get('Training time')}."
+    text = (f"**Loaded:** {escape.md_inline(run.name)} — base model {escape.md_inline(items.get('Base model'))}, "
+            f"data {escape.md_inline(items.get('Data'))}, training time {escape.md_inline(items.get('Training time'))}.")
     if session.run_b is not None:
-        text += f" **Run B:** {session.run_b.name}."
-    return text
+        text += f" **Run B:** {escape.md_inline(session.run_b.name)}."
+    return access.redact(text)
 
 
 def _eval_outputs(result):
@@ -66,9 +76,10 @@ def _eval_outputs(result):
     if not result:
         return ("*No evaluation yet for this run. Pick how many prompts and press **Evaluate**.*",
                 gr.update(value=None, visible=False), gr.update(value=None))
-    when = f" *(saved evaluation, {len(result['rows'])} prompts from the {result.get('source') or 'prompt file'}, {result.get('seconds', '?')} s)*"
+    when = (f" *(saved evaluation, {len(result['rows'])} prompts from the {escape.md_inline(result.get('source') or 'prompt file')}, "
+            f"{escape.md_inline(result.get('seconds', '?'))} s)*")
     figure = evaluate.loss_figure(result) if result["summary"].get("with_reference") else None
-    return (evaluate.headline(result["summary"]) + when, gr.update(value=figure, visible=figure is not None),
+    return (escape.md(evaluate.headline(result["summary"])) + when, gr.update(value=figure, visible=figure is not None),
             gr.update(value=evaluate.table_rows(result)))
 
 
@@ -129,7 +140,7 @@ def chat(message, base_history, tuned_history, run_b_history, run, run_b, system
         for index, adapter in enumerate(adapters):
             messages = _history_messages(histories[index]) + [{"role": "user", "content": message}]
             jobs.append((("Base", "Tuned", "Run B")[index], adapter, messages))
-            histories[index] = histories[index] + [{"role": "user", "content": message},
+            histories[index] = histories[index] + [{"role": "user", "content": _shown(message)},
                                                    {"role": "assistant", "content": ""}]
         from studio.compare.runs import training_active
 
@@ -137,7 +148,7 @@ def chat(message, base_history, tuned_history, run_b_history, run, run_b, system
                 if training_active() else "")
         for columns in session.engine.stream(jobs, settings):
             for index, column in enumerate(columns):
-                histories[index][-1] = {"role": "assistant", "content": column.text or "…"}
+                histories[index][-1] = {"role": "assistant", "content": _shown(column.text) if column.text else "…"}
                 stats[index] = column.stats_line()
             yield "", *histories, *stats, note
     except StudioError as error:
@@ -162,6 +173,7 @@ def run_evaluation(run, n, prompt_file, system_prompt, max_new_tokens, progress=
 
     try:
         n = evaluate.validate_n(n)
+        prompt_file = access.check_upload_path(prompt_file)
         session = engine.open_session(run)
         prompts, source = evaluate.load_prompts(session.run, prompt_file, n)
         progress(0, desc="Loading…")
@@ -187,7 +199,7 @@ def _ab_view(ballot, result, index):
         return (f"**All {tally['of']} prompts voted.** Press *Reveal* to see which answer came from which model.",
                 "", "", votes.tally_text(tally), None)
     shown = votes.pair(ballot, result, index)
-    return (f"**Prompt {index + 1} of {tally['of']}:** {shown['prompt']}", shown["A"], shown["B"],
+    return (f"**Prompt {index + 1} of {tally['of']}:** {escape.md(shown['prompt'])}", shown["A"], shown["B"],
             votes.tally_text(tally), index)
 
 
@@ -218,12 +230,19 @@ def ab_vote(run, index, choice):
             if result and saved and votes.next_unvoted(saved) is None:
                 return _ab_view(saved, result, None)  # every prompt voted: keep showing the tally
             raise StudioError("There is nothing to vote on right now.", "Press Start blind test.")
-        ballot = votes.load_or_create(info, result)
-        votes.vote(ballot, int(index), choice)
-        votes.save(info, ballot)
+        ballot = votes.record_vote(info, result, int(index), choice)
         return _ab_view(ballot, result, votes.next_unvoted(ballot))
     except StudioError as error:
         return message_markdown(error), gr.update(), gr.update(), gr.update(), index
+
+
+def voter(choice: str):
+    """The handler of one vote button (named vote_A, vote_tie, vote_B)."""
+    def vote(run, index):
+        return ab_vote(run, index, choice)
+
+    vote.__name__ = vote.__qualname__ = f"vote_{choice}"
+    return vote
 
 
 def ab_reveal(run):
@@ -249,23 +268,23 @@ def build_report(run):
     try:
         info = runs.load_run(run)
         html_path, md_path = report.write(info)
-        # Gradio serves downloads only from its own folders: hand it copies with a telling name.
+        # Gradio serves downloads only from its own folders: hand it copies with a telling name (named inside
+        # the run folder: Compare writes nowhere else).
         import shutil
-        import tempfile
-        from pathlib import Path
 
         from studio import paths
 
-        folder = Path(tempfile.mkdtemp(prefix="studio-report-"))
         stem = f"report-{paths.safe_name(info.run_id, 'run')}"
-        html_copy = shutil.copy(html_path, folder / f"{stem}.html")
-        md_copy = shutil.copy(md_path, folder / f"{stem}.md")
-        return (f"Report saved in `{html_path.parent}` — one HTML file that opens offline (e-mail it as is).",
-                gr.update(value=str(html_copy), visible=True), gr.update(value=str(md_copy), visible=True))
+        html_named = shutil.copyfile(html_path, html_path.with_name(f"{stem}.html"))
+        md_named = shutil.copyfile(md_path, md_path.with_name(f"{stem}.md"))
+        return (f"Report saved in {escape.md_code(access.redact(str(html_path.parent)))} — one HTML file that opens "
+                "offline (e-mail it as is).",
+                gr.update(value=download_copy(html_named), visible=True),
+                gr.update(value=download_copy(md_named), visible=True))
     except StudioError as error:
         return message_markdown(error), gr.update(visible=False), gr.update(visible=False)
     except OSError as error:
-        return f"**Could not write the report: {error}**", gr.update(visible=False), gr.update(visible=False)
+        return f"**Could not write the report: {escape.md_inline(error)}**", gr.update(visible=False), gr.update(visible=False)
 
 
 def preselect(run_id):
@@ -297,7 +316,9 @@ def build(shared: Shared) -> None:
                                         elem_id="compare-temperature")
                 top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="Top-p")
             with gr.Column(scale=2):
-                max_new_tokens = gr.Slider(8, 1024, value=200, step=8, label="Max new tokens")
+                max_new_tokens = gr.Slider(8, min(1024, limits.whole("new_tokens") or 1024),
+                                           value=min(200, limits.whole("new_tokens") or 200), step=8,
+                                           label="Max new tokens")
                 seed = gr.Number(value=0, precision=0, label="Seed (for sampling)")
 
     with gr.Row(equal_height=True):
@@ -328,8 +349,11 @@ def build(shared: Shared) -> None:
                     "split, or your own JSONL file), and scores both against the reference answers: **loss** "
                     "(how surprised the model is by the reference; lower is better) and **ROUGE-L** word overlap.")
         with gr.Row():
-            eval_n = gr.Number(value=20, precision=0, minimum=1, label="Prompts", elem_id="compare-eval-n", scale=1)
-            eval_tokens = gr.Slider(16, 512, value=128, step=16, label="Max new tokens per answer", scale=2,
+            eval_n = gr.Number(value=min(20, limits.whole("eval_prompts") or 20), precision=0, minimum=1,
+                               maximum=limits.whole("eval_prompts"), label="Prompts", elem_id="compare-eval-n", scale=1)
+            eval_tokens = gr.Slider(16, max(16, min(512, limits.whole("new_tokens") or 512)),
+                                    value=max(16, min(128, limits.whole("new_tokens") or 128)), step=16,
+                                    label="Max new tokens per answer", scale=2,
                                     elem_id="compare-eval-tokens")
             prompt_file = gr.File(label="Optional prompt file (JSONL chat rows)", file_types=[".jsonl"], type="filepath",
                                   scale=2, height=120, elem_id="compare-eval-file")
@@ -370,37 +394,43 @@ def build(shared: Shared) -> None:
     chats = [base_chat, tuned_chat, run_b_chat]
     stats = [base_stats, tuned_stats, run_b_stats]
     open_outputs = [status, examples, run_b_column, *chats, eval_headline, eval_plot, eval_table]
-    refresh.click(refresh_runs, inputs=run, outputs=[run, run_b, status], api_visibility="private")
-    open_button.click(open_run, inputs=[run, run_b], outputs=open_outputs, api_visibility="private")
-    run.input(open_run, inputs=[run, run_b], outputs=open_outputs, api_visibility="private")
-    run_b.input(open_run, inputs=[run, run_b], outputs=open_outputs, api_visibility="private")
-    shared.run.change(preselect, inputs=shared.run, outputs=run, api_visibility="private").then(
-        open_run, inputs=[run, run_b], outputs=open_outputs, api_visibility="private")
+    g = guarded  # every handler goes through the guard (studio/ui/guard.py) with its rule
+    private = {"api_visibility": "private"}
+    refresh.click(g(access.LOOK, refresh_runs), inputs=run, outputs=[run, run_b, status], **private)
+    opener = g(access.CHAT, open_run)
+    open_button.click(opener, inputs=[run, run_b], outputs=open_outputs, **private)
+    run.input(opener, inputs=[run, run_b], outputs=open_outputs, **private)
+    run_b.input(opener, inputs=[run, run_b], outputs=open_outputs, **private)
+    shared.run.change(g(access.LOOK, preselect), inputs=shared.run, outputs=run, **private).then(
+        opener, inputs=[run, run_b], outputs=open_outputs, **private)
 
     # On ZeroGPU hardware a GPU is attached only inside @spaces.GPU calls: generation runs in them.
-    chat_on_gpu = access.gpu_call(chat, duration=120)
-    evaluation_on_gpu = access.gpu_call(run_evaluation, duration=300)
+    chat_on_gpu = g(access.CHAT, access.gpu_call(chat, duration=120))
+    evaluation_on_gpu = g(access.EVALUATE, access.gpu_call(run_evaluation, duration=300))
     chat_inputs = [message, *chats, run, run_b, system_prompt, temperature, top_p, max_new_tokens, seed]
     chat_outputs = [message, *chats, *stats, chat_error]
-    sent = send.click(chat_on_gpu, inputs=chat_inputs, outputs=chat_outputs, api_visibility="private")
-    submitted = message.submit(chat_on_gpu, inputs=chat_inputs, outputs=chat_outputs, api_visibility="private")
-    stop.click(mark_stopped, inputs=stats, outputs=stats, cancels=[sent, submitted], api_visibility="private")
-    clear.click(clear_chat, outputs=[*chats, *stats, chat_error], cancels=[sent, submitted], api_visibility="private")
-    examples.click(pick_example, inputs=examples, outputs=message, api_visibility="private")
+    sent = send.click(chat_on_gpu, inputs=chat_inputs, outputs=chat_outputs, **private)
+    submitted = message.submit(chat_on_gpu, inputs=chat_inputs, outputs=chat_outputs, **private)
+    stop.click(g(access.LOOK, mark_stopped), inputs=stats, outputs=stats, cancels=[sent, submitted], **private)
+    clear.click(g(access.LOOK, clear_chat), outputs=[*chats, *stats, chat_error], cancels=[sent, submitted], **private)
+    examples.click(g(access.LOOK, pick_example), inputs=examples, outputs=message, **private)
 
     eval_button.click(evaluation_on_gpu, inputs=[run, eval_n, prompt_file, system_prompt, eval_tokens],
-                      outputs=[eval_headline, eval_plot, eval_table], api_visibility="private")
+                      outputs=[eval_headline, eval_plot, eval_table], **private)
 
     ab_outputs = [ab_prompt, ab_a, ab_b, ab_tally, ab_index]
-    ab_start_button.click(ab_start, inputs=run, outputs=[*ab_outputs, ab_reveal_table], api_visibility="private")
+    ab_start_button.click(g(access.VOTE, ab_start), inputs=run, outputs=[*ab_outputs, ab_reveal_table], **private)
     for button, choice in ((vote_a, "A"), (vote_tie, "tie"), (vote_b, "B")):
-        button.click(lambda r, i, c=choice: ab_vote(r, i, c), inputs=[run, ab_index], outputs=ab_outputs,
-                     api_visibility="private")
-    ab_reveal_button.click(ab_reveal, inputs=run, outputs=[ab_tally, ab_reveal_table], api_visibility="private")
-    report_button.click(build_report, inputs=run, outputs=[report_status, report_html, report_md], api_visibility="private")
+        button.click(g(access.VOTE, voter(choice)), inputs=[run, ab_index], outputs=ab_outputs, **private)
+    ab_reveal_button.click(g(access.VOTE, ab_reveal), inputs=run, outputs=[ab_tally, ab_reveal_table], **private)
+    report_button.click(g(access.REPORT, build_report), inputs=run, outputs=[report_status, report_html, report_md],
+                        **private)
 
-    # Runs finish while the app is up: refresh the list whenever the page loads.
-    from gradio.context import Context
+    # Runs finish while the app is up: refresh the list whenever the page loads (once the visitor is known).
+    if shared.ready is not None:
+        shared.ready.then(g(access.LOOK, refresh_runs), inputs=run, outputs=[run, run_b, status], **private)
+    else:
+        from gradio.context import Context
 
-    if Context.root_block is not None:
-        Context.root_block.load(refresh_runs, inputs=run, outputs=[run, run_b, status], api_visibility="private")
+        if Context.root_block is not None:
+            Context.root_block.load(g(access.LOOK, refresh_runs), inputs=run, outputs=[run, run_b, status], **private)

@@ -1,25 +1,29 @@
 """The Data tab: choose data, lint it with the chosen model's tokenizer, read the report, fix and split.
 
 Thin UI: the logic lives in studio/data (load, formats, lint, stats, clean, store, rowview).
-Handlers are module-level functions so tests can call them directly.
+Handlers are module-level functions so tests can call them directly. Every one is wired through
+ui/guard.py (studio.access): in public mode files come only from the upload box, the bundled samples or a
+Hub download (made without the server's token), models only from the Hub or the studio's models folder, and
+a saved dataset belongs to the visitor who saved it (within their quota).
 """
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from studio.ui.shared import Shared, message_markdown
+from studio import access, escape
+from studio.ui.guard import guarded
+from studio.ui.shared import Shared, download_copy, message_markdown
 
 INTRO = (
     "**What am I looking at?** Your training data, checked row by row *before* you spend compute on it. "
     "Pick a file (or start with the sample), read the verdict and the flagged rows, then **Fix and split** "
     "to save a clean train/validation set for the Train tab."
 )
-UPLOAD_TYPES = [".jsonl", ".json", ".csv", ".parquet"]
+UPLOAD_TYPES = [".jsonl", ".json", ".csv", ".parquet", ".gz", ".zip"]
 SOURCE_KINDS = ["Sample", "Upload a file", "Hugging Face Hub"]
 FINDING_COLUMNS = ["Severity", "Rule", "Row", "Message", "Hint"]
 SEVERITY_LABELS = {"E": "error", "W": "warning", "I": "info"}
@@ -31,7 +35,6 @@ _FILTER_TO_SEVERITY = {"Errors": "E", "Warnings": "W", "Info": "I"}
 MAX_TABLE_ROWS = 2000
 DEFAULT_BATCH_SIZE = 8
 FALLBACK_CONTEXT = 2048
-_TOKENIZERS: dict[str, Any] = {}  # model ref -> tokenizer, loaded once per process
 
 VERDICT_CSS = """
 .dv-verdict { border-radius: 10px; padding: 14px 18px; border: 2px solid; }
@@ -70,13 +73,11 @@ def model_choices() -> list[tuple[str, str]]:
 
 
 def get_tokenizer(model_ref: str, progress=None):
-    """The model's tokenizer, cached per process (loading the bundled one may convert it once)."""
-    from studio.models import catalog, loading
+    """The model's tokenizer from a bounded cache (loading the bundled one may convert it once)."""
+    from studio.models import loading
 
-    ref = (model_ref or catalog.BUNDLED).strip()
-    if ref not in _TOKENIZERS:
-        _TOKENIZERS[ref] = loading.load_tokenizer(ref, progress=progress)
-    return _TOKENIZERS[ref]
+    access.check_model_ref((model_ref or "").strip())
+    return loading.cached_tokenizer(model_ref, progress=progress)
 
 
 def model_context(tokenizer) -> int | None:
@@ -97,20 +98,33 @@ def source_from_sample(name: str) -> dict:
 def source_from_upload(file_path: str | None) -> dict | None:
     if not file_path:
         return None
+    file_path = access.check_upload_path(file_path)
     return {"kind": "upload", "path": str(file_path), "name": Path(str(file_path)).name}
 
 
+def _check_source(source: dict) -> None:
+    """A source (from this session's state) must still name a file this caller may read: the bundled samples or
+    an upload / Hub download (public mode)."""
+    from studio.data.store import SAMPLES_DIR
+
+    if access.is_public() and access.inside(source.get("path") or "", SAMPLES_DIR) is None:
+        access.check_upload_path(source.get("path"))
+
+
 def source_from_hub(dataset_id: str, split: str = "train") -> dict:
-    """Download a Hub dataset (when online) into the uploads folder as JSONL, so it lints like a file."""
+    """Download a Hub dataset (when online) into the uploads folder as gzipped JSONL, so it lints like a file
+    (gzipped: the upload limit then applies to about the download's size, the decoded-size limit to the rows)."""
+    import gzip
     import json
 
     from studio import paths
     from studio.data.load import load_hub
 
     result = load_hub(dataset_id, split=(split or "train").strip())
-    name = paths.safe_name(f"{dataset_id.replace('/', '__')}-{split}", default="hub-dataset") + ".jsonl"
+    name = paths.safe_name(f"{dataset_id.replace('/', '__')}-{split}", default="hub-dataset") + ".jsonl.gz"
     target = paths.uploads_dir() / f"{paths.new_id()}-{name}"
-    paths.atomic_write_text(target, "".join(json.dumps(row.raw, ensure_ascii=False, default=str) + "\n" for row in result.rows))
+    text = "".join(json.dumps(row.raw, ensure_ascii=False, default=str) + "\n" for row in result.rows)
+    paths.atomic_write_bytes(target, gzip.compress(text.encode("utf-8"), compresslevel=1))
     return {"kind": "hub", "path": str(target), "name": name, "hub_id": dataset_id}
 
 
@@ -161,7 +175,7 @@ def verdict_html(report, stats: dict | None = None) -> str:
         elif total and not good:
             parts.append("No row can be used as it is: see the errors below.")
         for finding in file_errors[:2]:
-            parts.append(f"{html.escape(finding.message)} <i>{html.escape(finding.hint)}</i>")
+            parts.append(f"{escape.html(finding.message)} <i>{escape.html(finding.hint)}</i>")
         detail = "</p><p>".join(parts) or "See the errors below."
     elif verdict == "warnings":
         title, css, symbol, colour = "Ready, with warnings", "dv-warn", "!", "#E69F00"
@@ -180,7 +194,7 @@ def verdict_html(report, stats: dict | None = None) -> str:
 
 
 def idle_verdict_html(text: str = "No data checked yet: pick the sample or upload a file above.") -> str:
-    return f'<div class="dv-verdict dv-idle" data-verdict="none"><p>{html.escape(text)}</p></div>'
+    return f'<div class="dv-verdict dv-idle" data-verdict="none"><p>{escape.html(text)}</p></div>'
 
 
 def format_markdown(report, source: dict, model_label: str | None, max_length: int | None, stats: dict | None = None) -> str:
@@ -193,15 +207,15 @@ def format_markdown(report, source: dict, model_label: str | None, max_length: i
         if mapping:
             mappings[str(mapping)] = mappings.get(str(mapping), 0) + 1
     detected = getattr(report, "format", None) or (max(formats, key=formats.get) if formats else "unknown")
-    lines = [f"**Source:** `{html.escape(source.get('name', ''))}` · **Detected format:** `{detected}`"]
+    lines = [f"**Source:** {escape.md_code(source.get('name', ''))} · **Detected format:** {escape.md_code(detected)}"]
     if len(formats) > 1:
-        lines[0] += " (" + ", ".join(f"{name}: {count} rows" for name, count in sorted(formats.items())) + ")"
+        lines[0] += " (" + ", ".join(f"{escape.md_inline(name)}: {count} rows" for name, count in sorted(formats.items())) + ")"
     if model_label:
-        lines[0] += f" · **Model:** {html.escape(model_label)} · **Max length:** {max_length:,}" if max_length else \
-            f" · **Model:** {html.escape(model_label)}"
+        lines[0] += f" · **Model:** {escape.md_inline(model_label)} · **Max length:** {max_length:,}" if max_length else \
+            f" · **Model:** {escape.md_inline(model_label)}"
     if mappings:
         shown = "; ".join(f"{mapping} ({count} rows)" for mapping, count in list(mappings.items())[:4])
-        lines.append(f"**Converted to chat messages:** {html.escape(shown)}")
+        lines.append(f"**Converted to chat messages:** {escape.md_inline(shown)}")
     if stats and stats.get("have_tokens"):
         per = stats["tokens"]["per_example"]["total"]
         budget = stats["budget"]
@@ -243,7 +257,8 @@ def row_view(state: dict | None, row_number) -> tuple[str, str, str]:
     report = state["report"]
     row = next((r for r in report.rows if r.number == number), None)
     findings = [f for f in report.findings if f.row == number]
-    notes = "\n".join(f"- {severity_badge(f.severity)} **{f.rule}** — {f.message} *{f.hint}*" for f in findings)
+    notes = "\n".join(f"- {severity_badge(f.severity)} **{escape.md_inline(f.rule)}** — {escape.md_inline(f.message)} "
+                      f"*{escape.md_inline(f.hint)}*" for f in findings)
     header = f"**Row {number}** — " + (f"{len(findings)} finding{'s' if len(findings) != 1 else ''}:\n\n{notes}" if findings else "no findings.")
     if row is None:
         return rowview.chat_html(None), "", f"**Row {number}** could not be read as a record (see its findings).\n\n{notes}"
@@ -255,7 +270,7 @@ def row_view(state: dict | None, row_number) -> tuple[str, str, str]:
             spans = _row_spans(row, tokenizer, state.get("max_length"))
             tokens = rowview.tokens_html(spans)
         except Exception as error:  # noqa: BLE001 - the template may reject a broken row: say so
-            tokens = f'<div class="rv-empty">The chat template could not render this row: {html.escape(str(error)[:300])}</div>'
+            tokens = f'<div class="rv-empty">The chat template could not render this row: {escape.html(str(error)[:300])}</div>'
     elif tokenizer is not None and row.text is not None:
         try:
             ids = tokenizer(row.text, add_special_tokens=False)["input_ids"]
@@ -295,6 +310,7 @@ def lint_source(source: dict | None, model_ref: str, max_length, batch_size, pro
 
     if not source:
         raise StudioError("Nothing to check yet.", "Click “Use the sample”, upload a file, or load a Hub dataset first.")
+    _check_source(source)
     model_ref = (model_ref or catalog.BUNDLED).strip()
     model_note = None
     tokenizer = None
@@ -386,7 +402,10 @@ def lint_sample(sample_name, model_ref, max_length, batch_size, progress=gr.Prog
 
 
 def lint_upload(file_path, model_ref, max_length, batch_size, progress=gr.Progress()):
-    source = source_from_upload(file_path)
+    try:
+        source = source_from_upload(file_path)
+    except Exception as error:  # noqa: BLE001 - a refused path: say so where the verdict goes
+        return _lint_failed(None, error)
     if source is None:
         return _lint_failed(None, None)
     return run_lint(source, model_ref, max_length, batch_size, progress)
@@ -412,12 +431,12 @@ def error_html(error: Exception) -> str:
     from studio.errors import StudioError
 
     if isinstance(error, StudioError):
-        message, hint = error.message, error.hint
+        message, hint = access.redact(error.message), access.redact(error.hint)
     else:
-        message, hint = f"Something went wrong: {error}", "The details are in the server log."
-    hint_html = f"<p><b>Hint:</b> {html.escape(hint)}</p>" if hint else ""
+        message, hint = access.redact(f"Something went wrong: {error}"), "The details are in the server log."
+    hint_html = f"<p><b>Hint:</b> {escape.html(hint)}</p>" if hint else ""
     icon = f'<span class="dv-icon" style="background:{SEVERITY_COLOURS["E"]}">✕</span>'
-    return f'<div class="dv-verdict dv-blocked" data-verdict="error"><h3>{icon}{html.escape(message)}</h3>{hint_html}</div>'
+    return f'<div class="dv-verdict dv-blocked" data-verdict="error"><h3>{icon}{escape.html(message)}</h3>{hint_html}</div>'
 
 
 def _lint_failed(source, error: Exception | None):
@@ -487,14 +506,15 @@ def fix_and_split(state, validation_percent, seed, name, progress=gr.Progress())
     leak_note = "no near-duplicates shared between train and validation" if not manifest["split"]["leaks"] else \
         f"{manifest['split']['leaks']} possible leaks remain (check DS-LEAK)"
     result = (
-        f"### Saved “{html.escape(manifest['name'])}”\n"
+        f"### Saved “{escape.md_inline(manifest['name'])}”\n"
         f"**{counts['train']}** training rows · **{counts['validation']}** validation rows · "
         f"**{counts['rejected']}** rejected (download below with reasons).\n\n"
         + (f"Fixes: {'; '.join(fixed)}.\n\n" if fixed else "")
         + f"Split with seed {manifest['split']['seed']}: {leak_note}.\n\n"
-        f"Folder: `{folder}`"
+        f"Folder: {escape.md_code(access.redact(str(folder)))}"
     )
-    files = [str(folder / name) for name in ("train.jsonl", "validation.jsonl", "rejected.jsonl", "report.json", "report.md")]
+    files = [download_copy(folder / name) if access.is_public() else str(folder / name)
+             for name in ("train.jsonl", "validation.jsonl", "rejected.jsonl", "report.json", "report.md")]
     return result, gr.update(value=files, visible=True), str(folder), manifest["stats"], gr.update(visible=True)
 
 
@@ -507,6 +527,8 @@ def save_from_state(state, validation_percent, seed, name, progress=None):
 
     if not state:
         raise StudioError("Check some data first.", "Use the sample or upload a file, then Fix and split.")
+    identity = access.authorize(access.current(), access.SAVE_DATASET)
+    access.check_quota(identity, "datasets")
     try:
         fraction = float(validation_percent) / 100
     except (TypeError, ValueError):
@@ -533,7 +555,8 @@ def save_from_state(state, validation_percent, seed, name, progress=None):
         progress(0.85, desc="Saving")
     folder = store.save_dataset(result, report, manifest_stats, source_name=source.get("name", ""),
                                 source_sha256=store.sha256_file(source["path"]), name=(name or "").strip() or None,
-                                report_json=report_json, report_markdown=report_md)
+                                report_json=report_json, report_markdown=report_md,
+                                owner=identity.user_id or access.LOCAL_OWNER)
     manifest = json.loads((folder / store.MANIFEST).read_text(encoding="utf-8"))
     return folder, manifest
 
@@ -686,21 +709,22 @@ def build(shared: Shared) -> None:
                     plot_findings, max_length, report_box, downloads, next_btn, fix_result, shared.dataset_stats]
     settings = [model, max_length, batch_size]
 
-    source_kind.change(show_source, source_kind, [sample_box, upload_box, hub_box])
-    sample_pick.change(sample_description, sample_pick, sample_info)
-    sample_btn.click(lint_sample, [sample_pick] + settings, lint_outputs)
-    upload.upload(lint_upload, [upload] + settings, lint_outputs)
-    hub_btn.click(lint_hub, [hub_id, hub_split] + settings, lint_outputs)
-    lint_btn.click(run_lint, [source_state] + settings, lint_outputs)
-    model.change(lambda: None, None, max_length)  # a new model: its own context is the default again
-    model.change(lambda ref: ref, model, shared.model)  # the studio-wide model choice (Train/Decide read it)
+    g = guarded  # every handler goes through the guard (studio/ui/guard.py) with its rule
+    source_kind.change(g(access.LOOK, show_source), source_kind, [sample_box, upload_box, hub_box])
+    sample_pick.change(g(access.LOOK, sample_description), sample_pick, sample_info)
+    sample_btn.click(g(access.LINT, lint_sample), [sample_pick] + settings, lint_outputs)
+    upload.upload(g(access.LINT, lint_upload), [upload] + settings, lint_outputs)
+    hub_btn.click(g(access.LINT_HUB, lint_hub), [hub_id, hub_split] + settings, lint_outputs)
+    lint_btn.click(g(access.LINT, run_lint), [source_state] + settings, lint_outputs)
+    model.change(g(access.LOOK, lambda: None), None, max_length)  # a new model: its own context is the default again
+    model.change(g(access.LOOK, lambda ref: ref), model, shared.model)  # the studio-wide model choice (Train/Decide)
 
-    severity_filter.change(filter_findings, [lint_state, severity_filter, rule_filter], findings)
-    rule_filter.change(filter_findings, [lint_state, severity_filter, rule_filter], findings)
-    findings.select(select_finding, lint_state, [row_number, row_chat, row_tokens, row_notes])
-    row_btn.click(show_row, [lint_state, row_number], [row_chat, row_tokens, row_notes])
-    row_number.submit(show_row, [lint_state, row_number], [row_chat, row_tokens, row_notes])
+    severity_filter.change(g(access.LOOK, filter_findings), [lint_state, severity_filter, rule_filter], findings)
+    rule_filter.change(g(access.LOOK, filter_findings), [lint_state, severity_filter, rule_filter], findings)
+    findings.select(g(access.LOOK, select_finding), lint_state, [row_number, row_chat, row_tokens, row_notes])
+    row_btn.click(g(access.LOOK, show_row), [lint_state, row_number], [row_chat, row_tokens, row_notes])
+    row_number.submit(g(access.LOOK, show_row), [lint_state, row_number], [row_chat, row_tokens, row_notes])
 
-    fix_btn.click(fix_and_split, [lint_state, val_percent, seed, dataset_name],
+    fix_btn.click(g(access.SAVE_DATASET, fix_and_split), [lint_state, val_percent, seed, dataset_name],
                   [fix_result, downloads, shared.dataset, shared.dataset_stats, next_btn])
-    next_btn.click(go_to_train, None, shared.tabs)
+    next_btn.click(g(access.LOOK, go_to_train), None, shared.tabs)

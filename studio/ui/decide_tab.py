@@ -9,18 +9,19 @@ shared gr.State objects (dataset_stats in, train_prefill out).
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
 import gradio as gr
 
+from studio import access, escape
 from studio.decide import checklist
 from studio.decide import estimate as est
 from studio.decide import plan as plan_mod
 from studio.decide import technique as tech
 from studio.errors import StudioError
-from studio.ui.shared import Shared, message_markdown
+from studio.ui.guard import guarded
+from studio.ui.shared import Shared, download_copy, message_markdown
 
 INTRO = (
     "**What am I looking at?** A checklist that ends in a recommendation: *fine-tune*, *not yet*, or *don't*. "
@@ -60,8 +61,8 @@ def _reason_items(reasons) -> str:
     items = []
     for reason in reasons:
         source = ", ".join(checklist.QUESTION_BY_KEY[key].short for key in reason.questions)
-        tag = f' <span class="from">(from: {html.escape(source)})</span>' if source else ""
-        items.append(f"<li>{html.escape(reason.text)}{tag}</li>")
+        tag = f' <span class="from">(from: {escape.html(source)})</span>' if source else ""
+        items.append(f"<li>{escape.html(reason.text)}{tag}</li>")
     return "<ul>" + "".join(items) + "</ul>"
 
 
@@ -69,12 +70,12 @@ def card_html(rec: checklist.Recommendation) -> str:
     border, background, badge = VERDICT_COLOURS[rec.kind]
     parts = [f'<div class="card" style="border-left: 8px solid {border}; background: {background};">',
              f'<span class="badge" style="background: {border};">{badge}</span>',
-             f"<h3>{html.escape(rec.verdict)}</h3>", "<h4>Why</h4>", _reason_items(rec.reasons)]
+             f"<h3>{escape.html(rec.verdict)}</h3>", "<h4>Why</h4>", _reason_items(rec.reasons)]
     if rec.supporting:
         parts += ["<h4>Already speaks for fine-tuning</h4>", _reason_items(rec.supporting)]
     if rec.notes:
         parts += ["<h4>Keep in mind</h4>", _reason_items(rec.notes)]
-    steps = "".join(f"<li>{html.escape(step)}</li>" for step in rec.next_steps)
+    steps = "".join(f"<li>{escape.html(step)}</li>" for step in rec.next_steps)
     parts += ["<h4>Next steps</h4>", f"<ol>{steps}</ol>", "</div>"]
     return "".join(parts)
 
@@ -116,7 +117,7 @@ def compute_plan(*values) -> plan_mod.Plan:
 
 
 def _dataset_line(label: str) -> str:
-    return f"**Numbers from:** {label}"
+    return f"**Numbers from:** {escape.md(label)}"  # holds the dataset's name
 
 
 def _advice_markdown(plan: plan_mod.Plan) -> str:
@@ -165,13 +166,23 @@ def download_record(*values):
 
     try:
         plan = compute_plan(*values)
-        path = report.save_record(report.decision_record(plan))
+        path = report.save_record(report.decision_record(plan), folder=_records_folder())
     except StudioError as error:
         return gr.skip(), message_markdown(error)
     except OSError as error:
         return gr.skip(), message_markdown(StudioError(f"Could not write the decision record: {error.strerror}.",
                                                   "Check that the studio's data folder is writable and not full."))
-    return gr.File(str(path), visible=True), f"Decision record saved as `{path.name}`: download it above."
+    return gr.File(download_copy(path), visible=True), f"Decision record saved as {escape.md_code(path.name)}: download it above."
+
+
+def _records_folder():
+    """Decision records: the studio's decisions/ folder, per visitor in public mode."""
+    from studio import paths
+
+    identity = access.current()
+    if access.is_public():
+        return paths.home() / "visitors" / identity.namespace / "decisions"
+    return paths.home() / "decisions"
 
 
 def settings_then_data(*values):
@@ -342,18 +353,21 @@ def build(shared: Shared) -> None:
                dataset_source]
 
     # The card follows every answer at once (pure Python, instant); the estimates follow too.
+    g = guarded  # every handler goes through the guard (studio/ui/guard.py) with its rule
+    look = g(access.LOOK, refresh)
     for component in answer_inputs + form_inputs:
         event = component.input if isinstance(component, gr.Number) else component.change
-        event(refresh, all_inputs, outputs, api_visibility="private", show_progress="hidden")
-    recommend_btn.click(refresh, all_inputs, outputs, api_name="decide_recommend")
-    model.change(lambda name: gr.Textbox(visible=name == plan_mod.CUSTOM_MODEL), model, params,
+        event(look, all_inputs, outputs, api_visibility="private", show_progress="hidden")
+    recommend_btn.click(look, all_inputs, outputs, api_name="decide_recommend")
+    model.change(g(access.LOOK, lambda name: gr.Textbox(visible=name == plan_mod.CUSTOM_MODEL)), model, params,
                  api_visibility="private")
-    shared.dataset_stats.change(on_dataset, [shared.dataset_stats, model, answers["examples"]],
+    shared.dataset_stats.change(g(access.LOOK, on_dataset), [shared.dataset_stats, model, answers["examples"]],
                                 [model, answers["examples"], tokens, max_length], api_visibility="private").then(
-        refresh, all_inputs, outputs, api_visibility="private")
-    measure_btn.click(measure, None, measure_md, api_visibility="private").then(
-        refresh, all_inputs, outputs, api_visibility="private")
-    record_btn.click(download_record, all_inputs, [record_file, status], api_name="decide_record")
-    use_btn.click(use_settings, all_inputs, [shared.train_prefill, shared.tabs, status], api_name="decide_use_settings")
-    data_btn.click(settings_then_data, all_inputs, [shared.train_prefill, shared.tabs, status],
+        look, all_inputs, outputs, api_visibility="private")
+    measure_btn.click(g(access.LOOK, measure), None, measure_md, api_visibility="private").then(
+        look, all_inputs, outputs, api_visibility="private")
+    record_btn.click(g(access.LOOK, download_record), all_inputs, [record_file, status], api_name="decide_record")
+    use_btn.click(g(access.LOOK, use_settings), all_inputs, [shared.train_prefill, shared.tabs, status],
+                  api_name="decide_use_settings")
+    data_btn.click(g(access.LOOK, settings_then_data), all_inputs, [shared.train_prefill, shared.tabs, status],
                    api_visibility="private")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gradio as gr
 
+from studio import access
 from studio.errors import StudioError
+from studio.ui.guard import guarded
 from studio.ui.shared import message_markdown
 
 
@@ -43,6 +45,7 @@ def build(demo: gr.Blocks) -> None:
         status = gr.Markdown(status_text(), elem_id="model-status-text")
         button = gr.Button("Prepare the bundled model now", size="sm", scale=0, elem_id="model-prepare-btn",
                            visible=needs_preparing())
-    button.click(prepare, outputs=status, api_visibility="private").then(
-        refresh, outputs=[status, button], api_visibility="private")
-    demo.load(refresh, outputs=[status, button], api_visibility="private")
+    # Converting the bundled model is the same for everyone (and happens on first use anyway): anyone may ask.
+    button.click(guarded(access.LOOK, prepare), outputs=status, api_visibility="private").then(
+        guarded(access.LOOK, refresh), outputs=[status, button], api_visibility="private")
+    demo.load(guarded(access.LOOK, refresh), outputs=[status, button], api_visibility="private")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 
@@ -22,13 +23,32 @@ class Shared:
     run: gr.State
     # Model reference chosen anywhere in the studio (catalog ref string).
     model: gr.State
+    # The page-load event that establishes the visitor's identity (set by the Train tab); other load-time work
+    # chains after it with `.then`, so it sees this visitor, not a fresh page session.
+    ready: Any = None
 
 
 def message_markdown(error: Exception) -> str:
-    """A user-facing error as Markdown: message and hint, never a traceback."""
+    """A user-facing error as Markdown: message and hint (escaped: they often quote names and rows), never a traceback."""
+    from studio import access, escape
     from studio.errors import StudioError
 
     if isinstance(error, StudioError):
-        hint = f"\n\n*Hint:* {error.hint}" if error.hint else ""
-        return f"**{error.message}**{hint}"
-    return f"**Something went wrong: {error}**\n\n*Hint:* the details are in the server log."
+        hint = f"\n\n*Hint:* {escape.md_inline(access.redact(error.hint))}" if error.hint else ""
+        return f"**{escape.md_inline(access.redact(error.message))}**{hint}"
+    return f"**Something went wrong: {escape.md_inline(access.redact(str(error)))}**\n\n*Hint:* the details are in the server log."
+
+
+def download_copy(path) -> str:
+    """A copy of a file for the browser to download, in Gradio's own upload folder (a random subfolder):
+    Gradio serves only its folders, and STUDIO_HOME (e.g. a Space's storage bucket) is never one of them."""
+    import secrets
+    import shutil
+    from pathlib import Path
+
+    from gradio.utils import get_upload_folder
+
+    source = Path(path)
+    folder = Path(get_upload_folder()) / f"studio-{secrets.token_hex(12)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(shutil.copyfile(source, folder / source.name))

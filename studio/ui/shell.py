@@ -1,4 +1,8 @@
-"""The app shell: header, four tabs in order, footer with hardware and data folder."""
+"""The app shell: header (with what this visitor may do, in public mode), four tabs in order, footer with
+hardware, data folder and the operator's sign-in.
+
+`build_app()` refuses contradictory settings (studio.access.settings) before building anything.
+`start_background()` starts the queue's dispatcher thread (called by app.py and `studio serve`)."""
 
 from __future__ import annotations
 
@@ -6,10 +10,11 @@ import os
 
 import gradio as gr
 
-from studio import access, paths
+from studio import access, escape, limits, paths
 from studio.models import hardware
 from studio.ui import compare_tab, data_tab, decide_tab, model_status, train_tab
-from studio.ui.shared import Shared
+from studio.ui.guard import guarded, request_identity
+from studio.ui.shared import Shared, message_markdown
 from studio.ui.theme import CSS, theme
 
 TITLE = "Fine-Tune Studio"
@@ -25,20 +30,54 @@ TABS = (
 
 def footer_text() -> str:
     detected = hardware.detect_quick()
-    return f"Hardware: {detected.summary} · Data folder: `{paths.home()}`"
+    if access.is_public():  # no server path on a public page
+        return (f"Hardware: {escape.md_inline(detected.summary)} · Data folder: the studio's storage on the server · "
+                f"{access.settings().mode_name} mode")
+    return f"Hardware: {escape.md_inline(detected.summary)} · Data folder: {escape.md_code(paths.home())}"
+
+
+def oauth_available() -> bool:
+    """Hugging Face sign-in works on a Space with `hf_oauth: true`. STUDIO_OAUTH_LOCAL=1 uses Gradio's local
+    stand-in instead (it signs you in as the account this machine is logged in to): for trying oauth mode."""
+    return bool(os.environ.get("SYSTEM") == "spaces" and os.environ.get("SPACE_ID")) or \
+        os.environ.get("STUDIO_OAUTH_LOCAL", "").lower() in ("1", "true", "yes")
+
+
+def visitor_banner() -> str:
+    """What this visitor may do here (public mode); empty in private mode."""
+    return access.describe(access.current())
+
+
+def sign_in_operator(password: str | None):
+    """The admin password gives this page session operator rights (studio.access)."""
+    session_key, _username = request_identity()
+    try:
+        identity = access.become_operator(session_key, password)
+    except access.AccessDenied as error:
+        return message_markdown(error), "", gr.skip()
+    return "✓ Signed in as the operator for this page (until you reload it).", "", access.describe(identity)
 
 
 def build_app() -> gr.Blocks:
+    access.settings()  # contradictory settings stop here, with a message (ConfigurationError)
     paths.configure_caches()
-    with gr.Blocks(title=TITLE) as demo:
+    public = access.is_public()
+    # Uploaded files are deleted from Gradio's cache after STUDIO_UPLOAD_CACHE_HOURS (and on restart).
+    with gr.Blocks(title=TITLE, delete_cache=limits.delete_cache()) as demo:
         with gr.Row(elem_id="studio-header"):
             gr.Markdown(f"# {TITLE}\n{PURPOSE}")
             if access.from_env().mode == "oauth":
-                if os.environ.get("SYSTEM") == "spaces" and os.environ.get("SPACE_ID"):
-                    gr.LoginButton(scale=0)
+                if oauth_available():
+                    login = gr.LoginButton(scale=0)
+                    # Gradio's own load handler for the button (it reads the caller's own cookie): through the
+                    # guard too, so every handler of the app has a rule.
+                    check, *rest = login.load_event_to_attach
+                    login.load_event_to_attach = (guarded(access.LOOK, check), *rest)
                 else:
                     gr.Markdown("⚠️ STUDIO_AUTH=oauth works on a Hugging Face Space with `hf_oauth: true`; "
                                 "here nobody can sign in, so training is off.")
+        banner = gr.Markdown(access.describe(access.Identity("", access.ANONYMOUS)) if public else "",
+                             elem_id="studio-access", visible=public)
         states = dict(dataset=gr.State(None), dataset_stats=gr.State(None), train_prefill=gr.State(None),
                       run=gr.State(None), model=gr.State(None))
         with gr.Tabs(elem_id="studio-tabs") as tabs:
@@ -49,14 +88,58 @@ def build_app() -> gr.Blocks:
         with gr.Column(elem_id="studio-footer"):
             model_status.build(demo)
             gr.Markdown(footer_text())
+            with gr.Accordion("Operator sign-in", open=False, visible=public and access.settings().admin_password_set,
+                              elem_id="studio-operator"):
+                with gr.Row():
+                    admin_password = gr.Textbox(label="Admin password (STUDIO_ADMIN_PASSWORD)", type="password",
+                                                scale=3, elem_id="studio-operator-password")
+                    admin_button = gr.Button("Sign in as the operator", scale=1, elem_id="studio-operator-btn")
+                admin_message = gr.Markdown(elem_id="studio-operator-message")
+        admin_button.click(guarded(access.LOOK, sign_in_operator), admin_password, [admin_message, admin_password, banner],
+                           api_visibility="private")
+        if shared.ready is not None and public:
+            shared.ready.then(guarded(access.LOOK, visitor_banner), None, banner, api_visibility="private")
     return demo
 
 
+def start_background() -> None:
+    """Work the app does with no browser open: start queued runs when the trainer is free."""
+    from studio.train import supervisor
+
+    supervisor.start_dispatcher()
+
+
 def launch_kwargs() -> dict:
-    """theme/css belong to launch() in Gradio 6."""
+    """theme/css belong to launch() in Gradio 6; so does the upload limit, which Gradio enforces while the
+    upload streams in (STUDIO_MAX_UPLOAD_MB), before anything reaches a handler."""
     kwargs = {"theme": theme(), "css": CSS}
+    upload_limit = limits.max_bytes("upload_mb")
+    if upload_limit is not None:
+        kwargs["max_file_size"] = upload_limit
     auth = access.from_env().launch_auth()
     if auth:
-        kwargs["auth"] = auth
-        kwargs["auth_message"] = "Fine-Tune Studio is password-protected (STUDIO_PASSWORD)."
+        kwargs["auth"] = rate_limited(auth)
+        allowed = limits.whole("password_attempts")
+        kwargs["auth_message"] = ("Fine-Tune Studio is password-protected (STUDIO_PASSWORD)."
+                                  + (f" After {allowed} wrong passwords in 15 minutes, sign-in pauses for a while." if allowed else ""))
     return kwargs
+
+
+def rate_limited(check):
+    """Wrap a login check: after too many wrong passwords every attempt is refused for a while (HTTP 429 with the
+    reason; the login page itself can only say the credentials were not accepted)."""
+    from fastapi import HTTPException
+
+    from studio.errors import StudioError
+
+    def limited(username: str, password: str) -> bool:
+        try:
+            limits.PASSWORD_ATTEMPTS.check("login", "password")
+        except StudioError as error:
+            raise HTTPException(status_code=429, detail=f"{error.message} {error.hint}") from None
+        if check(username, password):
+            return True
+        limits.PASSWORD_ATTEMPTS.failed("login")
+        return False
+
+    return limited

@@ -3,7 +3,9 @@
 Thin on purpose: the logic lives in studio.train (config, store, supervisor, preflight, charts, export).
 The live view polls the run folder with a gr.Timer (never a pipe to the worker), reading only the bytes
 appended to events.jsonl since the last tick, so a reload or a second browser simply reattaches.
-Handlers are plain module functions so tests can call them directly.
+Handlers are plain module functions so tests can call them directly. Every one is wired through
+ui/guard.py; inside, runs and datasets are reached only through `_run_for`, `_dataset_folder` and the
+supervisor, which ask studio.access (a visitor in public mode sees their own runs and the shared ones).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from typing import Any
 
 import gradio as gr
 
+from studio import access, escape
 from studio.errors import StudioError
+from studio.ui.guard import guarded
 from studio.ui.shared import Shared, message_markdown
 
 # Form fields, in the order the form's components are passed to handlers (RunConfig field names).
@@ -34,23 +38,22 @@ HIDDEN_FIELDS = ("bf16", "gradient_checkpointing", "torch_threads")
 POLL_SECONDS = 2.0
 LOG_TAIL_BYTES = 6000
 BROWSER_ID_KEY = "fine-tune-studio-browser-id"
-BROWSER_ID_PATTERN = re.compile(r"^browser-[A-Za-z0-9]{12,64}$")
-# The id that makes this browser the owner of the runs it starts: made and kept in localStorage by this
-# script on page load (a gr.BrowserState inside a tab is only mounted when the tab is opened, after the
-# load event, and then forgets the value), then handed to the server, which keeps it in a gr.State.
+BROWSER_ID_PATTERN = access.BROWSER_ID_PATTERN
+# This browser's identity: a server-minted id with the server's signature (studio.access), kept in
+# localStorage. On page load this script hands the stored token (or nothing) to the server, which checks the
+# signature, binds the id to the page session and hands back the token to keep (STORE_ID_JS). A gr.BrowserState
+# inside a tab is only mounted when the tab is opened, after the load event, hence the hidden textbox.
 BROWSER_ID_JS = """
 (carrier, view) => {
-  const key = "%s";
-  let id = null;
-  try { id = window.localStorage.getItem(key); } catch (error) {}
-  if (!id || !/^browser-[A-Za-z0-9]{12,64}$/.test(id)) {
-    const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    const bytes = new Uint8Array(20);
-    window.crypto.getRandomValues(bytes);
-    id = "browser-" + Array.from(bytes, (b) => letters[b %% letters.length]).join("");
-    try { window.localStorage.setItem(key, id); } catch (error) {}
-  }
-  return [id, view];
+  let token = "";
+  try { token = window.localStorage.getItem("%s") || ""; } catch (error) {}
+  return [token, view];
+}
+""" % BROWSER_ID_KEY
+STORE_ID_JS = """
+(token) => {
+  try { if (token) { window.localStorage.setItem("%s", token); } } catch (error) {}
+  return [];
 }
 """ % BROWSER_ID_KEY
 HISTORY_HEADERS = ["Name", "Model", "Dataset", "Status", "Steps", "Best eval loss", "Duration", "Started"]
@@ -76,9 +79,52 @@ def _model_choices() -> list[tuple[str, str]]:
 
 
 def dataset_choices() -> list[tuple[str, str]]:
+    """The caller's datasets (all of them in private mode) as (label, value) for the dropdown."""
+    from studio.data import store as data_store
     from studio.train import preflight
 
-    return [(preflight.dataset_label(manifest), manifest["path"]) for manifest in preflight.list_datasets()]
+    return [(preflight.dataset_label(manifest), data_store.dataset_value(manifest))
+            for manifest in data_store.list_visible()]
+
+
+def _dataset_folder(value: str | None) -> Path:
+    """The dataset folder a form names, checked with the caller's rights (StudioError / AccessDenied)."""
+    from studio.data import store as data_store
+
+    return data_store.find(value)
+
+
+def _me(browser_id: str | None = None) -> access.Identity:
+    """The caller: set by the guard for a request; in a direct call, the browser id handed in."""
+    return access.current(browser_id)
+
+
+def _run_for(run_id: str | None, browser_id: str | None = None, action: str = access.VIEW):
+    """The run record if the caller may `action` it; one refusal for missing and invisible runs alike."""
+    from studio.train import store
+
+    if not run_id:
+        raise StudioError("No run is selected.", "Pick a run in the history table.")
+    try:
+        record = store.get_run(run_id)
+    except StudioError:
+        if access.is_public():
+            raise access.not_found(str(run_id)) from None
+        raise
+    access.authorize(_me(browser_id), action, record)
+    return record
+
+
+def _visible_runs(browser_id: str | None = None) -> list:
+    from studio.train import store
+
+    me = _me(browser_id)
+    return [record for record in store.list_runs() if access.can_see(me, record)]
+
+
+def _shown(text: str) -> str:
+    """Text for the page: in public mode without the server's folders."""
+    return access.redact(text)
 
 
 def _hardware():
@@ -133,13 +179,20 @@ def describe_dataset(path: str | None) -> tuple[str, Any]:
 
     if not path:
         return "*Pick a saved dataset (prepare one in the Data tab) or upload a file below.*", gr.skip()
-    manifest = preflight.read_manifest(path)
+    try:
+        folder = _dataset_folder(path)
+    except access.AccessDenied as error:
+        return _error(error), gr.skip()
+    except StudioError:
+        folder = Path(str(path))
+    manifest = preflight.read_manifest(folder)
     if manifest is None:
-        return f"**'{path}' is not a saved dataset.**\n\n*Hint:* prepare and save it in the Data tab.", gr.skip()
+        return (f"**{escape.md_code(_shown(str(path)))} is not a saved dataset.**\n\n*Hint:* prepare and save it in the "
+                "Data tab."), gr.skip()
     counts = manifest.get("counts") or {}
     stats = manifest.get("stats") or {}
     tokens = stats.get("tokens") or {}
-    parts = [f"**{manifest.get('name') or Path(path).name}**: {counts.get('train', '?')} training rows, "
+    parts = [f"**{escape.md_inline(manifest.get('name') or folder.name)}**: {counts.get('train', '?')} training rows, "
              f"{counts.get('validation', 0)} validation rows"]
     if tokens.get("p99"):
         parts.append(f"tokens per row: median {tokens.get('p50')}, p99 {tokens.get('p99')}, max {tokens.get('max')}")
@@ -159,18 +212,24 @@ def refresh_datasets(current: str | None):
 
 def pick_shared_dataset(path: str | None):
     """The Data tab saved or loaded a dataset: offer it here, selected."""
+    from studio.data import store as data_store
+    from studio.train import preflight
+
     if not path:
         return gr.skip(), gr.skip(), gr.skip()
+    try:
+        folder = _dataset_folder(path)
+    except StudioError:
+        return gr.skip(), gr.skip(), gr.skip()
+    manifest = preflight.read_manifest(folder)
+    if manifest is None:
+        return gr.skip(), gr.skip(), gr.skip()
+    value = data_store.dataset_value(manifest)
     choices = dataset_choices()
-    if path not in [value for _, value in choices]:
-        from studio.train import preflight
-
-        manifest = preflight.read_manifest(path)
-        if manifest is None:
-            return gr.skip(), gr.skip(), gr.skip()
-        choices.insert(0, (preflight.dataset_label(manifest), path))
-    summary, max_length = describe_dataset(path)
-    return gr.update(choices=choices, value=path), summary, max_length
+    if value not in [item for _, item in choices]:
+        choices.insert(0, (preflight.dataset_label(manifest), value))
+    summary, max_length = describe_dataset(value)
+    return gr.update(choices=choices, value=value), summary, max_length
 
 
 def apply_prefill(prefill: dict | None, hidden: dict | None):
@@ -190,7 +249,15 @@ def apply_prefill(prefill: dict | None, hidden: dict | None):
         if preflight.qlora_reason(_hardware()) is None:
             values["qlora_4bit"] = True
     if prefill.get("dataset"):
-        values["dataset"] = prefill["dataset"]
+        try:
+            from studio.data import store as data_store
+            from studio.train import preflight
+
+            manifest = preflight.read_manifest(_dataset_folder(prefill["dataset"]))
+            if manifest is not None:
+                values["dataset"] = data_store.dataset_value(manifest)
+        except StudioError:
+            pass
     for key, value in values.items():
         if key == "dataset":
             outputs[key] = gr.update(choices=dataset_choices(), value=value)
@@ -201,7 +268,8 @@ def apply_prefill(prefill: dict | None, hidden: dict | None):
     if prefill.get("gradient_checkpointing") is not None and _hardware().kind == "cuda":
         hidden["gradient_checkpointing"] = bool(prefill["gradient_checkpointing"])
     applied = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in values.items() if key != "dataset")
-    note = f"✓ Settings from **Decide** applied: {applied or 'none'}" + (f" (technique: {technique})" if technique else "") + "."
+    note = (f"✓ Settings from **Decide** applied: {escape.md_inline(applied or 'none')}"
+            + (f" (technique: {escape.md_inline(technique)})" if technique else "") + ".")
     return [outputs[name] for name in FORM_FIELDS] + [hidden, note]
 
 
@@ -213,13 +281,31 @@ def upload_dataset(file_path: str | None):
     """An uploaded file: lint it, refuse it while it has errors, else save it as a dataset and select it."""
     from studio.train import preflight
 
+    from studio.data import store as data_store
+
     if not file_path:
         return gr.skip(), ""
     try:
-        folder, report = preflight.dataset_from_upload(file_path)
+        me = _me()
+        access.authorize(me, access.SAVE_DATASET)
+        access.check_quota(me, "datasets")
+        folder, report = preflight.dataset_from_upload(access.check_upload_path(file_path), owner=me.user_id)
     except StudioError as error:
         return gr.skip(), _error(error)
-    return gr.update(choices=dataset_choices(), value=str(folder)), report
+    manifest = preflight.read_manifest(folder) or {"path": str(folder), "id": folder.name}
+    return gr.update(choices=dataset_choices(), value=data_store.dataset_value(manifest)), report
+
+
+def checked_config(values, hidden, browser_id: str | None = None):
+    """The form's RunConfig with its dataset resolved to a folder the caller may use and its model checked
+    (public mode: no server folders, no remote code unless allowed). Raises StudioError / AccessDenied."""
+    config = config_from_form(values, hidden)
+    if str(config.dataset or "").strip():
+        config = config.replace(dataset=str(_dataset_folder(config.dataset)))
+    access.check_model_ref(str(config.model or ""))
+    if config.trust_remote_code:
+        access.require_remote_code_allowed(_me(browser_id))
+    return config
 
 
 def check_settings(*args):
@@ -228,11 +314,28 @@ def check_settings(*args):
     from studio.train import preflight
 
     try:
-        config = config_from_form(values, hidden)
-        report = preflight.run_preflight(config)
+        config = checked_config(values, hidden)
+        report = preflight.run_preflight(config, check_busy=False)  # a busy trainer queues the run instead
     except StudioError as error:
         return _error(error), "", "", gr.update(visible=False)
-    return report.markdown(), report.cli_command, report.config_json, gr.update(visible=bool(report.warnings) and not report.blocking)
+    return (_shown(_queue_note() + report.markdown()), _shown(report.cli_command), _shown(report.config_json),
+            gr.update(visible=bool(report.warnings) and not report.blocking))
+
+
+def _queue_note() -> str:
+    """Says that a run started now would wait, and behind how many (no other visitor's run is named)."""
+    from studio.train import queue, supervisor
+
+    try:
+        current = supervisor.busy()
+        waiting = len(queue.waiting())
+    except Exception:  # noqa: BLE001
+        return ""
+    if current is None and not waiting:
+        return ""
+    ahead = f" behind {waiting} waiting run{'s' if waiting != 1 else ''}" if waiting else ""
+    return (f"⏳ **The trainer is busy now:** a run started now waits in the queue{ahead} and starts by itself "
+            "when its turn comes.\n\n")
 
 
 def validate_form(*args):
@@ -252,25 +355,32 @@ def start_run(*args, anyway: bool = False):
     from studio.train import preflight, supervisor
 
     try:
-        config = config_from_form(values, hidden)
-        report = preflight.run_preflight(config)
+        me = _me(browser_id)
+        access.authorize(me, access.TRAIN)
+        config = checked_config(values, hidden, browser_id)
+        report = preflight.run_preflight(config, check_busy=False)
     except StudioError as error:
         return _error(error), gr.skip(), gr.skip(), gr.skip(), gr.update(visible=False), view
+    shown = (_shown(report.markdown()), _shown(report.cli_command), _shown(report.config_json))
     if report.blocking:
-        return (report.markdown(), report.cli_command, report.config_json,
-                "**Not started:** fix the points marked ✕ first.", gr.update(visible=False), view)
+        return (*shown, "**Not started:** fix the points marked ✕ first.", gr.update(visible=False), view)
     if report.warnings and not anyway:
-        return (report.markdown(), report.cli_command, report.config_json,
-                "**Check the warnings ⚠ above.** Change the settings, or press **Start anyway**.",
+        return (*shown, "**Check the warnings ⚠ above.** Change the settings, or press **Start anyway**.",
                 gr.update(visible=True), view)
     try:
-        record = supervisor.launch(config, owner=browser_id or "")
+        access.check_quota(me, "runs")
+        record = supervisor.submit(config, owner=me.user_id, owner_role=access.OPERATOR if me.operator else me.role,
+                                   estimated_seconds=report.seconds)
     except StudioError as error:
-        return report.markdown(), report.cli_command, report.config_json, _error(error), gr.update(visible=False), view
+        return (*shown, _error(error), gr.update(visible=False), view)
     new_view = open_view(record.run_id)
-    return (report.markdown(), report.cli_command, report.config_json,
-            f"▶ **Started '{record.name}'.** Follow it below — you can close this page; the run keeps going.",
-            gr.update(visible=False), new_view)
+    if record.state == "queued":
+        message = (f"⏳ **'{escape.md_inline(record.name)}' is queued:** the trainer is busy; it starts by itself when "
+                   "its turn comes (its place and an estimated start are shown below). You can close this page.")
+    else:
+        message = (f"▶ **Started '{escape.md_inline(record.name)}'.** Follow it below — you can close this page; the "
+                   "run keeps going.")
+    return (*shown, message, gr.update(visible=False), new_view)
 
 
 def start_anyway(*args):
@@ -281,11 +391,12 @@ def start_anyway(*args):
 
 
 def _flavor_update(current: str | None, refresh: bool = False):
-    """The flavour dropdown and a note (prices, or why the list is old or missing)."""
-    from studio.jobs import flavors
+    """The flavour dropdown and a note (prices, or why the list is old or missing). Operators only: the list
+    comes from the Hub with the server's token (executor.flavor_list refuses anyone else)."""
+    from studio.jobs import executor, flavors
 
     try:
-        listed = flavors.list_flavors(refresh=refresh)
+        listed = executor.flavor_list(refresh=refresh)
     except StudioError as error:
         return gr.update(choices=[], value=None), _error(error)
     choices = flavors.choices(listed)
@@ -294,12 +405,12 @@ def _flavor_update(current: str | None, refresh: bool = False):
     note = ("Prices per hour as Hugging Face lists them; the job bills the account of the studio's HF_TOKEN. "
             "Only the studio's operators can start remote runs.")
     if listed.stale_reason:
-        note = f"⚠ List from {listed.fetched_at[:16].replace('T', ' ')} UTC ({listed.stale_reason}). " + note
-    return gr.update(choices=choices, value=value), note
+        note = f"⚠ List from {listed.fetched_at[:16].replace('T', ' ')} UTC ({escape.md_inline(listed.stale_reason)}). " + note
+    return gr.update(choices=choices, value=value), _shown(note)
 
 
 def choose_where(where: str | None, current_flavor: str | None):
-    """Show the Jobs settings (and load the flavours) when the run goes to Hugging Face Jobs."""
+    """Show the Jobs settings (and, for an operator, load the flavours) when the run goes to Hugging Face Jobs."""
     from studio.train import executors, preflight
 
     remote = where == executors.HF_JOBS
@@ -314,21 +425,23 @@ def refresh_flavors(current_flavor: str | None):
     return _flavor_update(current_flavor, refresh=True)
 
 
-def _remote_check(values, hidden, flavor: str | None, max_cost):
-    """(config, RemoteEstimate, markdown, cli command, config json) for the form on a Jobs flavour."""
+def _remote_check(values, hidden, flavor: str | None, max_cost, browser_id: str | None = None):
+    """(config, RemoteEstimate, markdown, cli command, config json) for the form on a Jobs flavour: the same
+    checked config as a local run (the caller's dataset, an allowed model), estimated by an operator only."""
     from studio.jobs import executor
     from studio.train import executors
 
-    config = config_from_form(values, hidden)
+    executor.require_operator(_me(browser_id))  # before anything is read, estimated or uploaded
+    config = checked_config(values, hidden, browser_id)
     cap = float(max_cost) if isinstance(max_cost, (int, float)) else None
-    result, flavor_list = executor.remote_estimate(config, flavor, cap)
+    result, listed = executor.remote_estimate(config, flavor, cap)
     markdown = result.markdown()
-    if flavor_list.stale_reason:
-        markdown = f"⚠ *Flavour list from {flavor_list.fetched_at[:16]} UTC: {flavor_list.stale_reason}*\n\n" + markdown
+    if listed.stale_reason:
+        markdown = f"⚠ *Flavour list from {listed.fetched_at[:16]} UTC: {escape.md_inline(listed.stale_reason)}*\n\n" + markdown
     command = result.report.cli_command
     if command:
         command += " " + shlex.join(executors.Choice(executors.HF_JOBS, flavor, cap).cli_args())
-    return config, result, markdown, command, result.report.config_json
+    return config, result, _shown(markdown), _shown(command), _shown(result.report.config_json)
 
 
 def check_where(*args):
@@ -346,25 +459,16 @@ def check_where(*args):
     return markdown, command, config_json, gr.update(visible=bool(report.warnings) and not report.blocking)
 
 
-def signed_in_user(request: gr.Request | None, profile: gr.OAuthProfile | None) -> str | None:
-    """Who is signed in: the Hugging Face account (OAuth mode) or the password login's user."""
-    if profile is not None:
-        return getattr(profile, "username", None)
-    return getattr(request, "username", None) if request is not None else None
-
-
-def start_where(request: gr.Request, profile: gr.OAuthProfile | None, *args, anyway: bool = False):
-    """Start on this machine (start_run) or send the run to Hugging Face Jobs (operators only)."""
+def start_where(*args, anyway: bool = False):
+    """Start on this machine (start_run: the queue) or send the run to Hugging Face Jobs (operators only;
+    executor.submit checks it again, whoever calls)."""
     *values, hidden, where, flavor, max_cost, browser_id, view = args
     from studio.train import executors
 
     if where != executors.HF_JOBS:
         return start_run(*values, hidden, browser_id, view, anyway=anyway)
     try:
-        from studio.jobs import executor
-
-        executor.require_operator(signed_in_user(request, profile))  # before anything is uploaded or estimated
-        config, result, markdown, command, config_json = _remote_check(values, hidden, flavor, max_cost)
+        config, result, markdown, command, config_json = _remote_check(values, hidden, flavor, max_cost, browser_id)
     except StudioError as error:
         return _error(error), gr.skip(), gr.skip(), gr.skip(), gr.update(visible=False), view
     report = result.report
@@ -373,18 +477,20 @@ def start_where(request: gr.Request, profile: gr.OAuthProfile | None, *args, any
     if report.warnings and not anyway:
         return (markdown, command, config_json, "**Check the warnings ⚠ above.** Change the settings, or press **Start anyway**.",
                 gr.update(visible=True), view)
+    me = _me(browser_id)
     try:
-        record = executors.launch(config, owner=browser_id or "", username=signed_in_user(request, profile),
+        record = executors.launch(config, owner=me.user_id, identity=me,
                                   choice=executors.Choice(executors.HF_JOBS, flavor, result.max_cost))
     except StudioError as error:
         return markdown, command, config_json, _error(error), gr.update(visible=False), view
     return (markdown, command, config_json,
-            f"☁ **Sent '{record.name}' to Hugging Face Jobs** ({flavor}). Follow it below — you can close this page; "
-            "the job keeps going and this view reattaches.", gr.update(visible=False), open_view(record.run_id))
+            f"☁ **Sent '{escape.md_inline(record.name)}' to Hugging Face Jobs** ({escape.md_inline(flavor)}). Follow it "
+            "below — you can close this page; the job keeps going and this view reattaches.",
+            gr.update(visible=False), open_view(record.run_id))
 
 
-def start_where_anyway(request: gr.Request, profile: gr.OAuthProfile | None, *args):
-    return start_where(request, profile, *args, anyway=True)
+def start_where_anyway(*args):
+    return start_where(*args, anyway=True)
 
 
 # ---------------------------------------------------------------- the live view
@@ -403,38 +509,41 @@ def _file_key(path: Path):
     return [stat.st_mtime_ns, stat.st_size]
 
 
-def active_run_id() -> str | None:
+def active_run_id(browser_id: str | None = None) -> str | None:
+    """The newest queued or active run the caller may see."""
     from studio.train import store
 
-    for record in store.list_runs():
+    for record in _visible_runs(browser_id):
         if record.state in ("queued",) + store.ACTIVE:
             return record.run_id
     return None
 
 
 def on_load(browser_id: str | None, view: dict | None):
-    """Take this browser's lasting id, reconcile dead workers, and reattach to the active (else newest) run."""
-    from studio import paths
-    from studio.train import store, supervisor
+    """Take this browser's lasting (signed) id, reconcile dead workers, and reattach to the caller's active
+    (else newest) run. Returns the token to keep and the view."""
+    from studio.train import supervisor
 
-    if not (isinstance(browser_id, str) and BROWSER_ID_PATTERN.match(browser_id)):
-        browser_id = paths.new_id("browser-")  # no script ran: an id for this page view only
+    from studio.ui.guard import request_identity
+
+    session_key, _username = request_identity()
+    token = access.establish(session_key, browser_id)
     try:
         supervisor.reconcile()
     except Exception:  # noqa: BLE001 - a broken run folder must not break the page
         pass
-    run_id = active_run_id()
+    run_id = active_run_id(token)
     if run_id is None:
-        runs = store.list_runs()
+        runs = _visible_runs(token)
         run_id = runs[0].run_id if runs else None
-    return browser_id, open_view(run_id)
+    return token, open_view(run_id)
 
 
-def _advance(view: dict) -> tuple[dict, Any, bool, bool, bool]:
+def _advance(view: dict, browser_id: str | None = None) -> tuple[dict, Any, bool, bool, bool]:
     """Read what changed in the viewed run's folder since the last tick."""
     from studio.train import store, supervisor
 
-    record = supervisor.reconcile_one(store.get_run(view["run_id"]))  # a worker that died shows as interrupted
+    record = supervisor.reconcile_one(_run_for(view["run_id"], browser_id))  # a dead worker: interrupted
     status_key = _file_key(record.dir / "status.json")
     events, offset = store.read_events(record.dir, view["offset"])
     if offset < view["offset"]:  # the events file was replaced: start over
@@ -457,16 +566,37 @@ def _run_header(record, browser_id: str | None) -> str:
         model = catalog.label(config.get("model", ""))
     except StudioError:
         model = config.get("model", "")
-    dataset = Path(str(config.get("dataset", ""))).name
+    dataset = _dataset_name(str(config.get("dataset", "")), {})
+    me = _me(browser_id)
     owner = record.owner
-    if not owner:
-        whose = ""
-    elif browser_id and owner == browser_id:
+    if access.owns(me, record):
         whose = " · started in this browser"
+    elif not owner:
+        whose = ""
+    elif access.is_public() and record.shared and not me.operator:
+        whose = " · a shared demo run"
     else:
         whose = " · started by another session"
+    if record.shared and (me.operator or access.owns(me, record)) and access.is_public():
+        whose += " · shared with every visitor"
     started = str(record.status.get("started_at") or record.status.get("created_at") or "")[:16].replace("T", " ")
-    return f"### {record.name}\n`{record.run_id}` · {model} · dataset `{dataset}` · started {started} UTC{whose}"
+    return _shown(f"### {escape.md_inline(record.name)}\n{escape.md_code(record.run_id)} · {escape.md_inline(_shown(model))} · "
+                  f"dataset {escape.md_code(_shown(dataset))} · started {escape.md_inline(started)} UTC{whose}")
+
+
+def _queue_line(record) -> str:
+    """Where a waiting run stands: its place in the queue and an estimated start."""
+    from studio.train import queue, supervisor
+
+    try:
+        current = supervisor.busy()
+    except Exception:  # noqa: BLE001
+        current = None
+    place = queue.places(current.eta_seconds if current else None, current is not None).get(record.run_id)
+    if place is None:
+        return ""
+    return (f"⏳ **Queued: position {place.position} of {place.of}** — {place.start_text}. It starts by itself; "
+            "you can close this page.")
 
 
 def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
@@ -475,19 +605,22 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
     status = record.status
     state = record.state
     remote = executors.remote_for(record)
+    me = _me(browser_id)
     lines = []
-    if remote:
-        lines.append(remote.describe(status))
+    if remote:  # job, cost and repos for its owner and the operator; the others see where it runs
+        lines.append(remote.describe(status, full=not access.is_public() or me.operator or access.owns(me, record)))
     error = status.get("error")
     if state == "failed" and isinstance(error, dict):
-        lines.append(f"✕ **{error.get('message', 'The run failed.')}**" + (f"\n\n*Hint:* {error['hint']}" if error.get("hint") else ""))
+        lines.append(f"✕ **{escape.md_inline(error.get('message', 'The run failed.'))}**"
+                     + (f"\n\n*Hint:* {escape.md_inline(error['hint'])}" if error.get("hint") else ""))
     elif state == "interrupted" and isinstance(error, dict):
-        lines.append(f"⏸ **{error.get('message', 'Interrupted.')}**" + (f"\n\n*Hint:* {error['hint']}" if error.get("hint") else ""))
+        lines.append(f"⏸ **{escape.md_inline(error.get('message', 'Interrupted.'))}**"
+                     + (f"\n\n*Hint:* {escape.md_inline(error['hint'])}" if error.get("hint") else ""))
     elif state == "stopped":
         from studio.train import store
 
         if isinstance(error, dict):
-            note = f" {error.get('message')} {error.get('hint', '')}"
+            note = f" {escape.md_inline(error.get('message'))} {escape.md_inline(error.get('hint', ''))}"
         elif record.adapter_dir is not None:
             note = " The adapter was saved; Resume continues from the last checkpoint."
         elif store.last_checkpoint(record.dir) is not None:
@@ -510,18 +643,30 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
         else:
             lines.append("… **Stopping:** finishing the current step, then saving a checkpoint and the adapter…")
     elif state in ("queued", "starting") and remote:
-        lines.append("… **Starting on Hugging Face Jobs:** " + (status.get("job_phase") or "submitting…"))
+        lines.append("… **Starting on Hugging Face Jobs:** " + escape.md_inline(status.get("job_phase") or "submitting…"))
     elif state in ("queued", "starting"):
-        lines.append("… **Starting:** loading the model and preparing the data (imports take a few seconds)…")
-    if state in ("queued",) + ("starting", "running", "stopping") and record.owner and record.owner != browser_id and remote:
+        from studio.train import queue
+
+        if queue.is_waiting(record):
+            lines.append(_queue_line(record))
+        else:
+            lines.append("… **Starting:** loading the model and preparing the data (imports take a few seconds)…")
+    another_session = state in ("queued",) + ("starting", "running", "stopping") and record.owner \
+        and not access.owns(me, record) and not (access.is_public() and me.operator)
+    if another_session and remote:  # a remote run does not use this machine's trainer
         admin = " or enter the admin password below" if os.environ.get(supervisor.ADMIN_ENV) else ""
         lines.append(f"Another session started this run: only that browser{admin} can stop or delete it.")
-    elif state in ("queued",) + ("starting", "running", "stopping") and record.owner and record.owner != browser_id:
+    elif another_session:
         try:
             busy = supervisor.busy()
         except Exception:  # noqa: BLE001
             busy = None
-        until = busy.message if busy else "The trainer is busy with this run."
+        if busy is None:
+            until = "The trainer is busy with this run."
+        elif access.is_public() and busy.run_id != record.run_id:
+            until = "The trainer is busy with another visitor's run."
+        else:
+            until = escape.md_inline(busy.message)
         admin = " or enter the admin password below" if os.environ.get(supervisor.ADMIN_ENV) else ""
         lines.append(f"**Busy:** {until} Another session started it: only that browser{admin} can stop or delete it.")
     last = next((event for event in reversed(events) if event.get("type") == "log"), None)
@@ -543,11 +688,16 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
         lines.append(" · ".join(facts))
     notes = status.get("notes") or []
     if notes:
-        lines.append("\n".join(f"- Note: {note}" for note in notes))
-    return "\n\n".join(lines)
+        lines.append("\n".join(f"- Note: {escape.md_inline(_shown(note))}" for note in notes))
+    return _shown("\n\n".join(lines))
 
 
-def _log_tail(record) -> str:
+def _log_tail(record, browser_id: str | None = None) -> str:
+    """The end of the run's log: for its owner and the operator only (a shared run shows its charts, not its
+    log); in public mode without the server's folders."""
+    me = _me(browser_id)
+    if access.is_public() and not (me.operator or access.owns(me, record)):
+        return "(The log of a shared run is visible to its owner only.)"
     path = record.dir / "log.txt"
     try:
         with open(path, "rb") as handle:
@@ -558,7 +708,7 @@ def _log_tail(record) -> str:
         return ""
     if size > LOG_TAIL_BYTES:
         text = text.split("\n", 1)[-1]
-    return text
+    return _shown(text)
 
 
 def _buttons(record, browser_id: str | None) -> tuple:
@@ -571,7 +721,12 @@ def _buttons(record, browser_id: str | None) -> tuple:
     state = record.state if record else None
     active = state in ("queued",) + store.ACTIVE
     stopping = state == "stopping"
-    may_act = not record.owner or record.owner == browser_id or bool(os.environ.get(supervisor.ADMIN_ENV))
+    me = _me(browser_id)
+    try:
+        access.authorize(me, access.CONTROL, record)
+        may_act = True
+    except StudioError:
+        may_act = bool(os.environ.get(supervisor.ADMIN_ENV)) and access.can_see(me, record)
     resumable = state in supervisor.RESUMABLE and store.last_checkpoint(record.dir) is not None
     return (gr.update(visible=may_act and active and not stopping),
             gr.update(visible=may_act and active, variant="stop" if stopping else "secondary"),
@@ -581,16 +736,16 @@ def _buttons(record, browser_id: str | None) -> tuple:
 EMPTY_OUTPUTS = 15  # outputs of poll() after the view state
 
 
-def _history_outputs() -> tuple:
-    rows, ids = history_table()
+def _history_outputs(browser_id: str | None = None) -> tuple:
+    rows, ids = history_table(browser_id)
     return gr.update(value=rows), ids
 
 
-def _empty_view_outputs(message: str) -> tuple:
+def _empty_view_outputs(message: str, browser_id: str | None = None) -> tuple:
     from studio.train import charts
 
     return (gr.update(visible=False), f"*{message}*", "", "", charts.loss_figure([]), charts.rate_figure([]), "", "",
-            *(gr.update(visible=False),) * 4, gr.skip(), *_history_outputs())
+            *(gr.update(visible=False),) * 4, gr.skip(), *_history_outputs(browser_id))
 
 
 def render(view: dict, browser_id: str | None, force: bool = False) -> tuple:
@@ -603,12 +758,13 @@ def render(view: dict, browser_id: str | None, force: bool = False) -> tuple:
     from studio.train import charts
 
     if not view or not view.get("run_id"):
-        return (view, *_empty_view_outputs("No run yet. Pick your settings above and press Start training."))
+        return (view, *_empty_view_outputs("No run yet. Pick your settings above and press Start training.", browser_id))
     try:
-        view, record, new_events, status_changed, log_changed = _advance(view)
+        view, record, new_events, status_changed, log_changed = _advance(view, browser_id)
     except StudioError as error:
         return (open_view(None), gr.update(visible=False), _error(error), "", "", charts.loss_figure([]),
-                charts.rate_figure([]), "", "", *(gr.update(visible=False),) * 4, gr.skip(), *_history_outputs())
+                charts.rate_figure([]), "", "", *(gr.update(visible=False),) * 4, gr.skip(),
+                *_history_outputs(browser_id))
     first = force or not view.get("rendered")
     view["rendered"] = True
     state_changed = view.get("state") not in (None, record.state)
@@ -621,12 +777,12 @@ def render(view: dict, browser_id: str | None, force: bool = False) -> tuple:
     loss = charts.loss_figure(events, title="Loss") if first or new_events else gr.skip()
     rates = charts.rate_figure(events) if first or new_events else gr.skip()
     warning = charts.overfitting(events)
-    overfit = (f"⚠ **{warning.message}**" if warning else "") if first or new_events else gr.skip()
-    log = _log_tail(record) if first or log_changed else gr.skip()
+    overfit = (f"⚠ **{escape.md_inline(warning.message)}**" if warning else "") if first or new_events else gr.skip()
+    log = _log_tail(record, browser_id) if first or log_changed else gr.skip()
     buttons = _buttons(record, browser_id) if first or status_changed else (gr.skip(),) * 4
     panel = gr.update(visible=True) if first else gr.skip()
     action = "" if state_changed else gr.skip()  # "Stopping…" and the like are stale once the state moved on
-    history = _history_outputs() if first or state_changed else (gr.skip(), gr.skip())
+    history = _history_outputs(browser_id) if first or state_changed else (gr.skip(), gr.skip())
     return (view, panel, header, status_md, progress, loss, rates, overfit, log, *buttons, action, *history)
 
 
@@ -638,7 +794,7 @@ def poll(view: dict, browser_id: str | None):
         runs_key = _file_key(paths.runs_dir())
         if view and runs_key == view.get("runs_key"):
             return (gr.skip(),) * (EMPTY_OUTPUTS + 1)
-        run_id = active_run_id()
+        run_id = active_run_id()  # (the caller's: the guard set who is asking)
         if run_id is None:
             fresh = open_view(None)
             fresh["runs_key"] = runs_key
@@ -666,50 +822,46 @@ def stop_run(view: dict, browser_id: str | None, admin_password: str | None, for
     from studio.train import supervisor
 
     try:
-        record = supervisor.stop(_acting_on(view), requester=browser_id, admin_password=admin_password or None, force=force)
+        run_id = _run_for(_acting_on(view), browser_id).run_id
+        record = supervisor.stop(run_id, requester=_me(browser_id), admin_password=admin_password or None, force=force)
     except StudioError as error:
         return _error(error)
+    if record.state == "stopped" and (record.status.get("error") or {}).get("message", "").startswith("Cancelled"):
+        return f"■ **Cancelled '{escape.md_inline(record.name)}'** before it started; it left the queue."
     from studio.train import executors
 
     if executors.remote_for(record):
         if force:
-            return f"■ **Cancelling the job of '{record.name}'.** Resume continues from the last checkpoint it pushed."
-        return (f"… **Stopping '{record.name}':** the job finishes this step, saves and pushes the adapter, and the "
-                "studio downloads it (this takes a minute or more).")
+            return f"■ **Cancelling the job of '{escape.md_inline(record.name)}'.** Resume continues from the last checkpoint it pushed."
+        return (f"… **Stopping '{escape.md_inline(record.name)}':** the job finishes this step, saves and pushes the "
+                "adapter, and the studio downloads it (this takes a minute or more).")
     if force:
-        return f"■ **Force-stopped '{record.name}'.** The process tree was killed; Resume continues from the last checkpoint."
-    return f"… **Stopping '{record.name}':** it finishes this step, then saves a checkpoint and the adapter."
+        return f"■ **Force-stopped '{escape.md_inline(record.name)}'.** The process tree was killed; Resume continues from the last checkpoint."
+    return f"… **Stopping '{escape.md_inline(record.name)}':** it finishes this step, then saves a checkpoint and the adapter."
 
 
 def force_stop_run(view: dict, browser_id: str | None, admin_password: str | None) -> str:
     return stop_run(view, browser_id, admin_password, force=True)
 
 
-def resume_run(view: dict, browser_id: str | None, admin_password: str | None, username: str | None = None):
+def resume_run(view: dict, browser_id: str | None, admin_password: str | None):
+    """Resume the viewed run (a remote run: a new job, for an operator only — the executor checks it)."""
     from studio.train import supervisor
 
     try:
-        record = supervisor.resume(_acting_on(view), requester=browser_id, admin_password=admin_password or None,
-                                   username=username)
+        run_id = _run_for(_acting_on(view), browser_id).run_id
+        record = supervisor.resume(run_id, requester=_me(browser_id), admin_password=admin_password or None)
     except StudioError as error:
         return _error(error), view
-    return f"▶ **Resumed '{record.name}'** from its last checkpoint.", open_view(record.run_id)
-
-
-def resume_signed_in(request: gr.Request, profile: gr.OAuthProfile | None, view: dict, browser_id: str | None,
-                     admin_password: str | None):
-    """Resume, knowing who is signed in (a remote run resumes only for an operator)."""
-    return resume_run(view, browser_id, admin_password, username=signed_in_user(request, profile))
+    return f"▶ **Resumed '{escape.md_inline(record.name)}'** from its last checkpoint.", open_view(record.run_id)
 
 
 def ask_delete(view: dict):
-    from studio.train import store
-
     try:
-        record = store.get_run(_acting_on(view))
+        record = _run_for(_acting_on(view))
     except StudioError as error:
         return _error(error), gr.update(visible=False)
-    return (f"**Delete '{record.name}' for good?** Its checkpoints, adapter and Compare results are removed.",
+    return (f"**Delete '{escape.md_inline(record.name)}' for good?** Its checkpoints, adapter and Compare results are removed.",
             gr.update(visible=True))
 
 
@@ -717,16 +869,17 @@ def delete_run(view: dict, browser_id: str | None, admin_password: str | None):
     from studio.train import store, supervisor
 
     try:
-        run_id = _acting_on(view)
-        record = store.get_run(run_id)
-        supervisor.delete(run_id, requester=browser_id, admin_password=admin_password or None)
+        record = _run_for(_acting_on(view), browser_id)
+        supervisor.delete(record.run_id, requester=_me(browser_id), admin_password=admin_password or None)
     except StudioError as error:
         return _error(error), gr.update(visible=False), view
-    runs = store.list_runs()
+    runs = _visible_runs(browser_id)
     job = record.status.get("job") or {}
-    kept = (f" Its private repos on Hugging Face ({job.get('inputs_repo')}, {job.get('outputs_repo')}) were kept; "
-            "delete them there if you no longer need them." if job.get("outputs_repo") else "")
-    return f"✓ Deleted '{record.name}'.{kept}", gr.update(visible=False), open_view(runs[0].run_id if runs else None)
+    kept = (f" Its private repos on Hugging Face ({escape.md_code(job.get('inputs_repo'))}, "
+            f"{escape.md_code(job.get('outputs_repo'))}) were kept; delete them there if you no longer need them."
+            if job.get("outputs_repo") else "")
+    return (f"✓ Deleted '{escape.md_inline(record.name)}'.{kept}", gr.update(visible=False),
+            open_view(runs[0].run_id if runs else None))
 
 
 def cancel_delete():
@@ -753,20 +906,28 @@ def short_model_name(ref: str) -> str:
 
 
 def _dataset_name(path: str, cache: dict) -> str:
+    """The name of a run's dataset — only when the caller may use that dataset (a shared run's data stays its
+    owner's: public mode shows no name for it)."""
     from studio.train import preflight
 
     if path not in cache:
-        manifest = preflight.read_manifest(path) if path else None
+        if access.is_public():
+            try:
+                folder = _dataset_folder(path)
+            except StudioError:
+                cache[path] = "—"
+                return cache[path]
+        else:
+            folder = path
+        manifest = preflight.read_manifest(folder) if path else None
         cache[path] = (manifest or {}).get("name") or Path(path).name
     return cache[path]
 
 
-def history_table() -> tuple[list[list[Any]], list[str]]:
-    """Rows for the history table and the run id of each row."""
-    from studio.train import store
-
+def history_table(browser_id: str | None = None) -> tuple[list[list[Any]], list[str]]:
+    """Rows for the history table and the run id of each row: the runs the caller may see."""
     rows, ids, names = [], [], {}
-    for record in store.list_runs():
+    for record in _visible_runs(browser_id):
         config, status = record.config, record.status
         best = status.get("best_eval_loss")
         steps = f"{status.get('step') or 0} / {status.get('total_steps') or '?'}"
@@ -779,8 +940,8 @@ def history_table() -> tuple[list[list[Any]], list[str]]:
     return rows, ids
 
 
-def refresh_history():
-    rows, ids = history_table()
+def refresh_history(browser_id: str | None = None):
+    rows, ids = history_table(browser_id)
     return gr.update(value=rows), ids
 
 
@@ -788,30 +949,34 @@ def pick_history_row(run_ids: list[str], browser_id: str | None, evt: gr.SelectD
     index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
     if not run_ids or index is None or index >= len(run_ids):
         return (gr.skip(),) * (EMPTY_OUTPUTS + 2)
-    return (*show_run(run_ids[index], browser_id), _config_json(run_ids[index]))
+    return (*show_run(run_ids[index], browser_id), _config_json(run_ids[index], browser_id))
 
 
-def _config_json(run_id: str | None) -> str:
-    from studio.train import store
-
+def _config_json(run_id: str | None, browser_id: str | None = None) -> str:
     if not run_id:
         return ""
     try:
-        return json.dumps(store.get_run(run_id).config, indent=2)
+        return _shown(json.dumps(_run_for(run_id, browser_id).config, indent=2))
     except StudioError:
         return ""
 
 
 def train_again(view: dict):
     """Fill the form with the viewed run's settings."""
-    from studio.train import store
-
     try:
-        record = store.get_run(_acting_on(view))
+        record = _run_for(_acting_on(view))
     except StudioError as error:
         return [gr.skip()] * len(FORM_FIELDS) + [gr.skip(), _error(error)]
     config = dict(record.config)
     config["name"] = ""
+    try:
+        from studio.data import store as data_store
+        from studio.train import preflight
+
+        manifest = preflight.read_manifest(_dataset_folder(config.get("dataset")))
+        config["dataset"] = data_store.dataset_value(manifest) if manifest else ""
+    except StudioError:
+        config["dataset"] = ""  # someone else's dataset (a shared run): pick one of your own
     values = form_values(config)
     updates = []
     for name, value in zip(FORM_FIELDS, values):
@@ -820,14 +985,12 @@ def train_again(view: dict):
         else:
             updates.append(gr.update(value=value))
     hidden = {key: config.get(key) for key in HIDDEN_FIELDS if key in config}
-    return updates + [hidden, f"↩ The form now holds the settings of **{record.name}**. Check them and start."]
+    return updates + [hidden, f"↩ The form now holds the settings of **{escape.md_inline(record.name)}**. Check them and start."]
 
 
 def open_in_compare(view: dict):
-    from studio.train import store
-
     try:
-        record = store.get_run(_acting_on(view))
+        record = _run_for(_acting_on(view), action=access.CHAT)
     except StudioError as error:
         return gr.skip(), gr.skip(), _error(error)
     if record.adapter_dir is None:
@@ -844,9 +1007,8 @@ def open_in_compare(view: dict):
 
 
 def _run_dir(view: dict) -> Path:
-    from studio.train import store
-
-    return store.get_run(_acting_on(view)).dir
+    """The folder of the viewed run when the caller may export it (its owner, or an operator)."""
+    return _run_for(_acting_on(view), action=access.EXPORT).dir
 
 
 def export_zip(view: dict):
@@ -858,14 +1020,18 @@ def export_zip(view: dict):
         target = export.zip_adapter(run_dir)
     except StudioError as error:
         return gr.update(visible=False), _error(error)
-    return gr.update(value=str(target), visible=True), f"✓ Zipped {source.note} — {target.stat().st_size / 1024**2:.1f} MB."
+    from studio.ui.shared import download_copy
+
+    return gr.update(value=download_copy(target), visible=True), f"✓ Zipped {source.note} — {target.stat().st_size / 1024**2:.1f} MB."
 
 
 def ask_merge(view: dict):
     from studio.train import export
 
     try:
-        info = export.merge_disk_needed(_run_dir(view))
+        run_dir = _run_dir(view)
+        info = export.merge_disk_needed(run_dir)
+        access.check_quota(_me(), "bytes", extra_bytes=int(info.get("needed_bytes") or 0))
     except StudioError as error:
         return _error(error), gr.update(visible=False)
     if not info["enough"]:
@@ -877,11 +1043,21 @@ def ask_merge(view: dict):
 def merge_run(view: dict, progress=gr.Progress()):
     from studio.train import export
 
+    from studio.train import store, supervisor
+
     try:
-        target = export.merge(_run_dir(view), progress=lambda fraction, text: progress(fraction, desc=text))
+        record = _run_for(_acting_on(view), action=access.EXPORT)
+        info = export.merge_disk_needed(record.dir)
+        access.check_quota(_me(), "bytes", extra_bytes=int(info.get("needed_bytes") or 0))
+        if record.config.get("trust_remote_code"):
+            access.require_remote_code_allowed(_me())
+        # The base model is downloaded with the server's token only for an operator's run (as for its worker).
+        token = None if supervisor.needs_hub_token(store.get_run(record.run_id)) else False
+        target = export.merge(record.dir, progress=lambda fraction, text: progress(fraction, desc=text), token=token)
     except StudioError as error:
         return _error(error), gr.update(visible=False)
-    return f"✓ **Merged model saved** in `{target}` (loads with plain `from_pretrained`, no PEFT needed).", gr.update(visible=False)
+    return (f"✓ **Merged model saved** in {escape.md_code(_shown(str(target)))} (loads with plain `from_pretrained`, no "
+            "PEFT needed)."), gr.update(visible=False)
 
 
 def push_run(view: dict, repo_id: str, token: str, what: str, private: bool):
@@ -932,8 +1108,10 @@ def build(shared: Shared) -> None:
                 model = gr.Dropdown(_model_choices(), value=defaults.model, label="Model", allow_custom_value=True,
                                     info="The bundled model works offline. Or type a Hub id (owner/name) or a local folder.",
                                     scale=4, elem_id="train-model")
-                trust = gr.Checkbox(value=False, label="Allow remote code", scale=1,
-                                    info="Only for models whose authors you trust.")
+                remote_code_offered = not access.is_public() or access.settings().allow_remote_code
+                trust = gr.Checkbox(value=False, label="Allow remote code", scale=1, visible=remote_code_offered,
+                                    info="Only for models whose authors you trust." if not access.is_public()
+                                    else "Operators only (STUDIO_ALLOW_REMOTE_CODE=1).")
             with gr.Row():
                 datasets = dataset_choices()
                 dataset = gr.Dropdown(datasets, value=datasets[0][1] if datasets else None, label="Dataset",
@@ -987,7 +1165,8 @@ def build(shared: Shared) -> None:
 
         with gr.Column(scale=2):
             gr.Markdown("#### 2 · Check and start")
-            where = gr.Radio([("This machine", "local"), ("Hugging Face Jobs", "hf-jobs")], value="local",
+            jobs_label = "Hugging Face Jobs (the operator only)" if access.is_public() else "Hugging Face Jobs"
+            where = gr.Radio([("This machine", "local"), (jobs_label, "hf-jobs")], value="local",
                              label="Where to train", info=f"This machine: {hardware.summary}", elem_id="train-where")
             with gr.Group(visible=False, elem_id="train-jobs") as jobs_box:
                 with gr.Row():
@@ -1045,11 +1224,21 @@ def build(shared: Shared) -> None:
                 token = gr.Textbox(label="Hugging Face token (write)", type="password", scale=2,
                                    info="Used for this upload only; never saved.")
                 what = gr.Radio(["Adapter", "Merged model"], value="Adapter", label="Push", scale=1)
-                private = gr.Checkbox(True, label="Private repo", scale=1)
+                private_repo = gr.Checkbox(True, label="Private repo", scale=1)
             push_button = gr.Button("Push to the Hub", elem_id="train-push")
             push_message = gr.Markdown()
         with gr.Accordion("Config of this run", open=False):
             run_config_code = gr.Code(language="json", interactive=False)
+        public = access.is_public()
+        with gr.Accordion("Operator tools (the operator only)", open=False, visible=public, elem_id="train-operator"):
+            gr.Markdown("Share the viewed run with every visitor (a demo they can open and chat with in Compare), "
+                        "or move a queued run to the front. Visitors who press these are refused.")
+            with gr.Row():
+                share_button = gr.Button("Share this run with every visitor", elem_id="train-share")
+                unshare_button = gr.Button("Stop sharing it", elem_id="train-unshare")
+                front_button = gr.Button("Move it to the front of the queue", elem_id="train-queue-front")
+                queue_button = gr.Button("Show the queue", elem_id="train-queue-show")
+            operator_message = gr.Markdown(elem_id="train-operator-message")
 
     gr.Markdown("#### 4 · History")
     history = gr.Dataframe(headers=HISTORY_HEADERS, value=[], interactive=False, wrap=True, elem_id="train-history",
@@ -1064,58 +1253,134 @@ def build(shared: Shared) -> None:
     view_outputs = [view, run_panel, header, status_md, progress, loss_plot, rate_plot, overfit_md, log_code,
                     stop_button, force_button, resume_button, delete_button, action_message, history, run_ids]
 
-    dataset.change(describe_dataset, dataset, [dataset_info, max_length], api_visibility="private")
-    refresh.click(refresh_datasets, dataset, dataset, api_visibility="private")
-    upload.upload(upload_dataset, upload, [dataset, upload_message], api_visibility="private")
-    assistant_only.change(toggle_assistant_note, assistant_only, assistant_note, api_visibility="private")
-    shared.dataset.change(pick_shared_dataset, shared.dataset, [dataset, dataset_info, max_length], api_visibility="private")
-    shared.train_prefill.change(apply_prefill, [shared.train_prefill, hidden], form + [hidden, prefill_note],
-                                api_visibility="private")
+    g = guarded  # every handler below goes through the guard (studio/ui/guard.py) with its rule
+    private = {"api_visibility": "private"}
+    dataset.change(g(access.LOOK, describe_dataset), dataset, [dataset_info, max_length], **private)
+    refresh.click(g(access.LOOK, refresh_datasets), dataset, dataset, **private)
+    upload.upload(g(access.SAVE_DATASET, upload_dataset), upload, [dataset, upload_message], **private)
+    assistant_only.change(g(access.LOOK, toggle_assistant_note), assistant_only, assistant_note, **private)
+    shared.dataset.change(g(access.LOOK, pick_shared_dataset), shared.dataset, [dataset, dataset_info, max_length],
+                          **private)
+    shared.train_prefill.change(g(access.LOOK, apply_prefill), [shared.train_prefill, hidden],
+                                form + [hidden, prefill_note], **private)
 
+    # Where to train: looking is free; the flavour list and a Jobs run use the server's token, so the logic
+    # (studio.jobs.executor.require_operator) refuses everyone but an operator, whichever handler asks.
     where_inputs = [where, flavor, max_cost]
-    where.change(choose_where, [where, flavor], [jobs_box, flavor, jobs_note, start_button], api_visibility="private")
-    flavor_refresh.click(refresh_flavors, flavor, [flavor, jobs_note], api_visibility="private")
-    check_button.click(check_where, form + [hidden] + where_inputs, [preflight_md, cli_code, config_code, anyway_button],
-                       validator=validate_form, api_visibility="private")
+    where.change(g(access.LOOK, choose_where), [where, flavor], [jobs_box, flavor, jobs_note, start_button], **private)
+    flavor_refresh.click(g(access.OPERATE, refresh_flavors), flavor, [flavor, jobs_note], **private)
+    check_button.click(g(access.LOOK, check_where), form + [hidden] + where_inputs,
+                       [preflight_md, cli_code, config_code, anyway_button], validator=validate_form, **private)
     start_outputs = [preflight_md, cli_code, config_code, start_message, anyway_button, view]
-    start_button.click(start_where, form + [hidden] + where_inputs + [browser_id, view], start_outputs,
-                       validator=validate_form, api_visibility="private").then(
-        render_forced, [view, browser_id], view_outputs, api_visibility="private")
-    anyway_button.click(start_where_anyway, form + [hidden] + where_inputs + [browser_id, view], start_outputs,
-                        validator=validate_form, api_visibility="private").then(
-        render_forced, [view, browser_id], view_outputs, api_visibility="private")
+    redraw = g(access.LOOK, render_forced)
+    start_button.click(g(access.TRAIN, start_where), form + [hidden] + where_inputs + [browser_id, view], start_outputs,
+                       validator=validate_form, **private).then(redraw, [view, browser_id], view_outputs, **private)
+    anyway_button.click(g(access.TRAIN, start_where_anyway), form + [hidden] + where_inputs + [browser_id, view],
+                        start_outputs, validator=validate_form, **private).then(
+        redraw, [view, browser_id], view_outputs, **private)
 
     timer = gr.Timer(POLL_SECONDS)
-    timer.tick(poll, [view, browser_id], view_outputs, show_progress="hidden", api_visibility="private",
-               concurrency_limit=None, trigger_mode="once")
+    timer.tick(g(access.LOOK, poll), [view, browser_id], view_outputs, show_progress="hidden", concurrency_limit=None,
+               trigger_mode="once", **private)
 
-    stop_button.click(stop_run, [view, browser_id, admin_password], action_message, api_visibility="private")
-    force_button.click(force_stop_run, [view, browser_id, admin_password], action_message, api_visibility="private").then(
-        render_forced, [view, browser_id], view_outputs, api_visibility="private")
-    resume_button.click(resume_signed_in, [view, browser_id, admin_password], [action_message, view],
-                        api_visibility="private").then(
-        render_forced, [view, browser_id], view_outputs, api_visibility="private")
-    delete_button.click(ask_delete, view, [action_message, confirm_row], api_visibility="private")
-    cancel_button.click(cancel_delete, None, [action_message, confirm_row], api_visibility="private")
-    confirm_button.click(delete_run, [view, browser_id, admin_password], [action_message, confirm_row, view],
-                         api_visibility="private").then(
-        render_forced, [view, browser_id], view_outputs, api_visibility="private")
+    stop_button.click(g(access.CONTROL, stop_run), [view, browser_id, admin_password], action_message, **private)
+    force_button.click(g(access.CONTROL, force_stop_run), [view, browser_id, admin_password], action_message,
+                       **private).then(redraw, [view, browser_id], view_outputs, **private)
+    resume_button.click(g(access.CONTROL, resume_run), [view, browser_id, admin_password], [action_message, view],
+                        **private).then(redraw, [view, browser_id], view_outputs, **private)
+    delete_button.click(g(access.LOOK, ask_delete), view, [action_message, confirm_row], **private)
+    cancel_button.click(g(access.LOOK, cancel_delete), None, [action_message, confirm_row], **private)
+    confirm_button.click(g(access.CONTROL, delete_run), [view, browser_id, admin_password],
+                         [action_message, confirm_row, view], **private).then(
+        redraw, [view, browser_id], view_outputs, **private)
 
-    history.select(pick_history_row, [run_ids, browser_id], view_outputs + [run_config_code], api_visibility="private")
-    again_button.click(train_again, view, form + [hidden, prefill_note], api_visibility="private")
-    compare_button.click(open_in_compare, view, [shared.run, shared.tabs, action_message], api_visibility="private")
+    history.select(g(access.LOOK, pick_history_row), [run_ids, browser_id], view_outputs + [run_config_code], **private)
+    again_button.click(g(access.LOOK, train_again), view, form + [hidden, prefill_note], **private)
+    compare_button.click(g(access.LOOK, open_in_compare), view, [shared.run, shared.tabs, action_message], **private)
 
-    zip_button.click(export_zip, view, [zip_file, export_message], api_visibility="private")
-    merge_button.click(ask_merge, view, [export_message, merge_confirm], api_visibility="private")
-    merge_confirm.click(merge_run, view, [export_message, merge_confirm], api_visibility="private")
-    push_button.click(push_run, [view, repo_id, token, what, private], [push_message, token], api_visibility="private")
+    zip_button.click(g(access.EXPORT, export_zip), view, [zip_file, export_message], **private)
+    merge_button.click(g(access.EXPORT, ask_merge), view, [export_message, merge_confirm], **private)
+    merge_confirm.click(g(access.EXPORT, merge_run), view, [export_message, merge_confirm], **private)
+    push_button.click(g(access.EXPORT, push_run), [view, repo_id, token, what, private_repo], [push_message, token],
+                      **private)
 
+    share_button.click(g(access.OPERATE, share_run), view, operator_message, **private)
+    unshare_button.click(g(access.OPERATE, unshare_run), view, operator_message, **private)
+    front_button.click(g(access.OPERATE, move_to_front), view, operator_message, **private)
+    queue_button.click(g(access.OPERATE, queue_overview), None, operator_message, **private)
+
+    # The identity comes first: the other load work (here and in Compare) follows it, so it lists this
+    # visitor's runs, not those of a fresh page session.
     root = gr.context.Context.root_block
-    root.load(on_load, [browser_id_carrier, view], [browser_id, view], js=BROWSER_ID_JS, api_visibility="private").then(
-        render_forced, [view, browser_id], view_outputs, api_visibility="private").then(
-        refresh_datasets, dataset, dataset, api_visibility="private").then(
-        describe_dataset, dataset, [dataset_info, max_length], api_visibility="private").then(
-        lambda v: _config_json((v or {}).get("run_id")), view, run_config_code, api_visibility="private")
+    ready = root.load(g(access.LOOK, on_load), [browser_id_carrier, view], [browser_id, view], js=BROWSER_ID_JS,
+                      **private)
+    ready.then(g(access.LOOK, hand_back_token), browser_id, browser_id_carrier, **private).then(
+        None, browser_id_carrier, None, js=STORE_ID_JS, **private)
+    ready.then(redraw, [view, browser_id], view_outputs, **private).then(
+        g(access.LOOK, refresh_datasets), dataset, dataset, **private).then(
+        g(access.LOOK, describe_dataset), dataset, [dataset_info, max_length], **private).then(
+        g(access.LOOK, lambda v, b: _config_json((v or {}).get("run_id"), b)), [view, browser_id], run_config_code,
+        **private)
+    shared.ready = ready
+
+
+def hand_back_token(token: str | None) -> str:
+    """The signed token, into the hidden textbox the browser copies to localStorage."""
+    return token or ""
+
+
+# ---------------------------------------------------------------- operator tools (public mode)
+
+
+def _set_shared(view: dict, shared_flag: bool) -> str:
+    from studio.train import store
+
+    try:
+        record = _run_for(_acting_on(view))
+        access.authorize(_me(), access.OPERATE, record)
+        store.update_status(record.dir, shared=bool(shared_flag))
+    except StudioError as error:
+        return _error(error)
+    if shared_flag:
+        return f"✓ **'{escape.md_inline(record.name)}' is shared:** every visitor sees it in their lists and can chat with it in Compare."
+    return f"✓ **'{escape.md_inline(record.name)}' is private again:** only its owner (and you) see it."
+
+
+def share_run(view: dict) -> str:
+    return _set_shared(view, True)
+
+
+def unshare_run(view: dict) -> str:
+    return _set_shared(view, False)
+
+
+def move_to_front(view: dict) -> str:
+    from studio.train import queue
+
+    try:
+        record = _run_for(_acting_on(view))
+        access.authorize(_me(), access.OPERATE, record)
+        queue.move_to_front(record.run_id)
+    except StudioError as error:
+        return _error(error)
+    return f"✓ **'{escape.md_inline(record.name)}' is next** in the queue."
+
+
+def queue_overview() -> str:
+    """The whole queue, for the operator: position, run, owner, estimated start."""
+    from studio.train import queue, supervisor
+
+    access.authorize(_me(), access.OPERATE)
+    current = supervisor.busy()
+    places = queue.places(current.eta_seconds if current else None, current is not None)
+    lines = [f"**Training now:** {current.message}" if current else "**The trainer is free.**"]
+    for record in queue.waiting():
+        place = places.get(record.run_id)
+        if place:
+            lines.append(f"{place.position}. **{escape.md_inline(record.name)}** (owner {escape.md_code(record.owner)}) — {place.start_text}")
+    if len(lines) == 1:
+        lines.append("Nobody is waiting.")
+    return "\n\n".join(lines)
 
 
 def render_forced(view: dict, browser_id: str | None):

@@ -25,7 +25,7 @@ CLI = "cli"
 
 
 def submit(config, flavor: str = "cpu-basic", cap: float = 1.0):
-    return executors.launch(config, owner=CLI, choice=executors.Choice(executors.HF_JOBS, flavor, cap), from_cli=True)
+    return executors.launch(config, owner=CLI, choice=executors.Choice(executors.HF_JOBS, flavor, cap))
 
 
 def wait_until(run_id: str, predicate, timeout: float = 240.0, what: str = "the condition"):
@@ -130,7 +130,7 @@ def test_stop_saves_in_the_job_and_resume_continues_in_a_new_job(remote_env, tin
     assert checkpoint is not None and 3 <= stopped.status["step"] < 150
     first_job = stopped.status["job"]["id"]
 
-    resumed = supervisor.resume(record.run_id, requester=CLI, from_cli=True)
+    resumed = supervisor.resume(record.run_id, requester=CLI)
     assert resumed.status["job"]["id"] != first_job
     assert [entry["id"] for entry in resumed.status["job_history"]] == [first_job]
     done = wait_until(record.run_id, finished, what="the resumed run")

@@ -1,9 +1,15 @@
-"""The Train tab's Hugging Face Jobs controls, called directly: flavours, the remote preflight, who may send."""
+"""The Train tab's Hugging Face Jobs controls, called directly: flavours, the remote preflight, who may send.
+
+Who may send: a job is paid with the server's HF_TOKEN, so only an operator (studio.access). On a public
+studio visitors — anonymous, or signed in with Hugging Face but not an owner — are refused by the logic
+itself (whichever handler or direct call asks) before the Hub is contacted at all.
+"""
 
 from __future__ import annotations
 
-import types
+import pytest
 
+from studio import access
 from studio.train import store
 from studio.ui import train_tab
 
@@ -33,25 +39,81 @@ def test_check_shows_time_cost_cap_and_the_equivalent_command(remote_env, tiny_r
     assert "above the cap" in markdown
 
 
-def test_only_operators_can_send_a_run(remote_env, tiny_remote_config, monkeypatch):
+VISITORS = {
+    "public, anonymous visitor": ({"STUDIO_MODE": "public"}, access.Identity("browser-visitor0123456789ab", access.ANONYMOUS)),
+    "oauth, signed-in visitor": ({"STUDIO_AUTH": "oauth", "STUDIO_OWNERS": "the-operator"},
+                                 access.Identity("hf-a-visitor", access.SIGNED_IN, "a-visitor")),
+    "oauth, not signed in": ({"STUDIO_AUTH": "oauth", "STUDIO_OWNERS": "the-operator"},
+                             access.Identity("browser-visitor0123456789ab", access.ANONYMOUS)),
+}
+
+
+@pytest.mark.parametrize("who", list(VISITORS))
+def test_a_visitor_never_sends_or_resumes_a_run_nor_uses_the_token(who, remote_env, tiny_remote_config, monkeypatch):
+    from studio.jobs import executor
+    from studio.train import executors, supervisor
+
+    env, visitor = VISITORS[who]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    runs_before = {record.run_id for record in store.list_runs()}
+    requests_before = len(remote_env.requests)
+    with access.acting(visitor):
+        refusals = [
+            train_tab.start_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 1.0, OWNER,
+                                  train_tab.open_view(None))[0],
+            train_tab.start_where_anyway(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 1.0, OWNER,
+                                         train_tab.open_view(None))[0],
+            train_tab.check_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 1.0)[0],
+            train_tab.choose_where("hf-jobs", None)[2],
+            train_tab.refresh_flavors(None)[1],
+        ]
+        with pytest.raises(access.AccessDenied):  # the logic refuses a direct call too, not only the tab
+            executors.launch(tiny_remote_config(), owner=visitor.user_id,
+                             choice=executors.Choice(executors.HF_JOBS, "cpu-basic", 1.0))
+    for message in refusals:
+        assert "Not allowed" in message and "operator" in message, message
+    assert {record.run_id for record in store.list_runs()} == runs_before  # nothing created
+    assert len(remote_env.requests) == requests_before  # the Hub was never asked: no token was used for them
+
+    # A remote run this visitor owns (sent while they had operator rights) may be stopped or deleted by them —
+    # that ends spending — but resuming it would start a new paid job: refused, still without a Hub request.
+    record = store.create_run(tiny_remote_config(name="owned remote run"), owner=visitor.user_id,
+                              owner_role=access.OPERATOR)
+    (record.dir / "checkpoints" / "checkpoint-5").mkdir(parents=True)
+    (record.dir / "checkpoints" / "checkpoint-5" / "trainer_state.json").write_text("{}")
+    store.update_status(record.dir, status="stopped", executor="hf-jobs",
+                        job={"id": "old-job", "namespace": "someone", "flavor": "cpu-basic"}, job_stage="COMPLETED")
+    try:
+        with access.acting(visitor), pytest.raises(access.AccessDenied, match="operator"):
+            supervisor.resume(record.run_id, requester=visitor)
+        with access.acting(visitor):
+            assert "operator" in train_tab.resume_run(train_tab.open_view(record.run_id), None, None)[0]
+        assert store.get_run(record.run_id).state == "stopped"
+        assert len(remote_env.requests) == requests_before
+        with pytest.raises(access.AccessDenied):
+            executor.require_operator(visitor)
+    finally:
+        store.delete_run(record.run_id)
+
+
+def test_an_operator_of_a_public_studio_may_send(remote_env, tiny_remote_config, monkeypatch):
+    """Positive control: the owner signed in with Hugging Face (or the admin password) is the operator."""
+    from studio.jobs import executor
+
     monkeypatch.setenv("STUDIO_AUTH", "oauth")
     monkeypatch.setenv("STUDIO_OWNERS", "the-operator")
-    runs_before = {record.run_id for record in store.list_runs()}
-    repos_before = set(remote_env.repos)
-    visitor = types.SimpleNamespace(username="a-visitor")
-    outputs = train_tab.start_where(None, visitor, *form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 1.0,
-                                    OWNER, train_tab.open_view(None))
-    assert "Only the studio's operators" in outputs[0]
-    assert {record.run_id for record in store.list_runs()} == runs_before  # nothing created
-    assert set(remote_env.repos) == repos_before  # nothing uploaded
-    anonymous = train_tab.start_where(None, None, *form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 1.0,
-                                      OWNER, train_tab.open_view(None))
-    assert "Only the studio's operators" in anonymous[0]
+    operator = access.identify(None, "the-operator")
+    assert operator.operator
+    with access.acting(operator):
+        assert executor.require_operator() == operator
+        _box, flavor, note, _start = train_tab.choose_where("hf-jobs", None)
+    assert "cpu-basic" in [name for _, name in flavor["choices"]] and "Not allowed" not in note
 
 
 def test_a_run_above_the_cap_is_not_sent(remote_env, tiny_remote_config):
     runs_before = {record.run_id for record in store.list_runs()}
-    outputs = train_tab.start_where(None, None, *form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 0.00001,
+    outputs = train_tab.start_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 0.00001,
                                     OWNER, train_tab.open_view(None))
     assert "Not sent" in outputs[3]
     assert {record.run_id for record in store.list_runs()} == runs_before

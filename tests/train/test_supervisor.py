@@ -195,3 +195,60 @@ def test_launch_makes_local_paths_absolute(monkeypatch, dataset, tmp_path):
     record = supervisor.launch(RunConfig(dataset=os.path.relpath(dataset, tmp_path), model="my-model"), "alice")
     assert record.config["model"] == str(model) and record.config["dataset"] == str(dataset.resolve())
     assert started and started[0].run_id == record.run_id
+
+
+# ---- limits (studio.limits) ----------------------------------------------------------------
+
+
+@pytest.fixture
+def public_mode(monkeypatch):
+    for name in ("STUDIO_MAX_EPOCHS", "STUDIO_MAX_STEPS", "STUDIO_MAX_RUN_MINUTES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("STUDIO_MODE", "public")
+
+
+def test_local_runs_have_no_caps(monkeypatch, dataset):
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.delenv("STUDIO_MODE", raising=False)
+    supervisor.check_limits(RunConfig(dataset=str(dataset), epochs=500))
+    supervisor.check_limits(RunConfig(dataset=str(dataset), max_steps=1_000_000))
+    assert supervisor.time_limit_s() is None
+
+
+def test_public_mode_caps_epochs_and_steps_with_the_variable_named(public_mode, monkeypatch, tmp_path):
+    from tests.train.conftest import write_dataset
+
+    folder = write_dataset(tmp_path / "d", train_rows=800)
+    with pytest.raises(StudioError) as caught:
+        supervisor.check_limits(RunConfig(dataset=str(folder), epochs=11))
+    assert "10 epochs" in caught.value.message and "STUDIO_MAX_EPOCHS" in caught.value.hint
+    with pytest.raises(StudioError, match="Max steps is 2,001 steps"):
+        supervisor.check_limits(RunConfig(dataset=str(folder), max_steps=2001))
+    supervisor.check_limits(RunConfig(dataset=str(folder), max_steps=2000, epochs=10))
+    monkeypatch.setenv("STUDIO_MAX_STEPS", "500")
+    with pytest.raises(StudioError) as caught:  # 800 rows × 10 epochs / batch 8 = 1,000 steps
+        supervisor.check_limits(RunConfig(dataset=str(folder), epochs=10, batch_size=8))
+    assert "about 1,000 steps" in caught.value.message and "Max steps to 500" in caught.value.hint
+
+
+def test_launch_refuses_over_a_cap_before_creating_anything(public_mode, monkeypatch, dataset):
+    before = len(store.list_runs())
+    monkeypatch.setattr(supervisor, "start", lambda record, resume=False: pytest.fail("must not start"))
+    with pytest.raises(StudioError):
+        supervisor.launch(RunConfig(dataset=str(dataset), epochs=50), "alice")
+    assert len(store.list_runs()) == before
+
+
+def test_launch_records_the_time_limit_and_resume_refuses_a_run_that_used_it(public_mode, monkeypatch, dataset):
+    monkeypatch.setenv("STUDIO_MAX_RUN_MINUTES", "30")
+    monkeypatch.setattr(supervisor, "start", lambda record, resume=False: 0)
+    record = supervisor.launch(RunConfig(dataset=str(dataset), max_steps=10), "alice")
+    assert record.status["time_limit_s"] == 1800
+    (record.dir / "checkpoints" / "checkpoint-5").mkdir()
+    (record.dir / "checkpoints" / "checkpoint-5" / "trainer_state.json").write_text("{}")
+    store.update_status(record.dir, status="stopped", elapsed=1800.5, stop_reason="time_limit")
+    with pytest.raises(StudioError) as caught:
+        supervisor.resume(record.run_id, "alice")
+    assert "used its 30 minutes" in caught.value.message and "STUDIO_MAX_RUN_MINUTES" in caught.value.hint
+    monkeypatch.setenv("STUDIO_MAX_RUN_MINUTES", "60")  # the operator raised it: the run may go on
+    assert supervisor.resume(record.run_id, "alice").status["time_limit_s"] == 3600

@@ -157,3 +157,15 @@ def test_auto_intervals_and_step_estimate():
     assert auto_intervals(config, 1000, True) == (10, 200, 200)
     assert auto_intervals(config, 8, True) == (1, 2, 2)
     assert auto_intervals(config.replace(eval_steps=3, save_steps=7, logging_steps=2), 1000, True) == (2, 3, 7)
+
+
+def test_the_run_time_limit_stops_gracefully_with_a_checkpoint_and_says_why(tiny_config, monkeypatch):
+    monkeypatch.setenv("STUDIO_MAX_RUN_MINUTES", "0.02")  # 1.2 s of training
+    record = supervisor.launch(tiny_config(max_steps=2000), owner="alice")
+    record = supervisor.wait(record.run_id, timeout=WAIT)
+    status = record.status
+    assert record.state == "stopped" and status["stop_reason"] == "time_limit", status
+    assert "run time limit" in status["error"]["message"] and "STUDIO_MAX_RUN_MINUTES" in status["error"]["message"]
+    assert 1 <= status["step"] < 2000 and status["elapsed"] >= 1.2
+    assert store.last_checkpoint(record.dir).name == f"checkpoint-{status['step']}"
+    assert record.adapter_dir is not None and events_of(record)[-1]["status"] == "stopped"
