@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "studio.decide.cli",
     "studio.train.cli",
     "studio.compare.cli",
+    "studio.jobs.cli",
 )
 
 

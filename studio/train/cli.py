@@ -2,13 +2,17 @@
 
     python -m studio train --model M --data FILE_OR_DATASET [--epochs N] [--max-steps N] [--lr X]
         [--lora-r N] [--max-length N] [... every RunConfig field ...] [--config run.json]
-        [--resume RUN_ID] [--wait] [--json] [--dry-run [--cpu-gflops G]]
+        [--resume RUN_ID] [--executor local|hf-jobs [--flavor NAME] [--max-cost USD]] [--wait] [--json]
+        [--dry-run [--cpu-gflops G]]
     python -m studio runs [--json]
     python -m studio stop RUN_ID [--force] [--timeout S]
     python -m studio export RUN_ID [--zip [PATH]] [--merge DIR] [--push REPO_ID [--private|--no-private]] [--json]
 
 Settings are layered: RunConfig defaults < --config file < flags. Runs started here are owned by
 "cli"; acting on a browser's run needs the admin password in STUDIO_ADMIN_PASSWORD.
+`--executor hf-jobs` sends the run to Hugging Face Jobs (studio.jobs) with the operator's HF_TOKEN: the
+remote preflight (time, memory and cost of the flavour against the cap) is printed first and refuses a run
+above the cap; `python -m studio jobs flavors` lists the flavours and their prices.
 With --json, stdout carries only JSON lines (progress goes to stderr).
 Every start runs the Train tab's preflight first: errors refuse the run; when it would not fit in memory
 the preflight's smaller micro-batch (same effective batch) or gradient checkpointing is used, and said.
@@ -33,7 +37,7 @@ from studio.data import stats as data_stats
 from studio.data import store as data_store
 from studio.errors import StudioError
 from studio.models import cost
-from studio.train import preflight, store, supervisor
+from studio.train import executors, preflight, store, supervisor
 from studio.train.config import NOT_FLAGS, RunConfig, field_kinds, flag_name
 
 CLI_OWNER = "cli"
@@ -46,6 +50,12 @@ def register(subparsers) -> None:
     add_config_flags(train)
     train.add_argument("--config", metavar="RUN_JSON", help="a run.json (RunConfig) to start from; flags override it")
     train.add_argument("--resume", metavar="RUN_ID", help="resume a stopped/failed/interrupted run from its last checkpoint")
+    train.add_argument("--executor", choices=executors.EXECUTORS, default=executors.LOCAL,
+                       help="where to train: this machine (default) or Hugging Face Jobs (uses HF_TOKEN, costs money)")
+    train.add_argument("--flavor", help="Hugging Face Jobs hardware, e.g. t4-small (see `python -m studio jobs flavors`)")
+    train.add_argument("--max-cost", type=float, metavar="USD",
+                       help="cost cap of a Jobs run in US dollars (default: STUDIO_JOBS_MAX_COST or 5); the job is "
+                            "stopped by Hugging Face when it reaches it")
     train.add_argument("--wait", action="store_true", help="follow the run to its end, printing progress")
     train.add_argument("--json", action="store_true", help="print a final JSON line (run_id, run_dir, status, steps, final_loss, adapter)")
     train.add_argument("--dry-run", action="store_true",
@@ -211,10 +221,14 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume:
         record = supervisor.resume(args.resume, requester=CLI_OWNER, admin_password=_admin_password())
     else:
+        choice = choice_from_args(args)
         config = config_from_args(args)
         if not config.dataset:
             raise StudioError("No dataset given.", "Pass --data DATASET_FOLDER_OR_FILE.jsonl (or a --config with one).")
         config.check()  # settings first: a typo in --lr should not wait for the data to be read
+        if args.dry_run and choice.executor != executors.LOCAL:
+            print_remote_estimate(config, choice, sys.stdout)
+            return 0
         if args.dry_run:
             manifest = dataset_manifest(config.dataset, config.seed, config.model, config.max_length)
             report = preflight.run_preflight(config, manifest=manifest, check_busy=False, cpu_gflops=args.cpu_gflops)
@@ -224,16 +238,20 @@ def run_train(args: argparse.Namespace) -> int:
                 print_preflight(report, sys.stdout)
             return 1 if report.blocking else 0
         config = config.replace(dataset=prepare_dataset(config.dataset, config.seed, config.model, config.max_length))
-        # Memory and the settings that fit need no time estimate: the calibration's reference peak, not a measurement.
-        reference = cost.calibration().reference_peak_gflops.get("fp32")
-        report = preflight.run_preflight(config, check_busy=False, cpu_gflops=reference)
-        for check in report.errors:
-            print(f"error: {check.message}" + (f"\nhint: {check.hint}" if check.hint else ""), file=sys.stderr)
-        if report.blocking:
-            return 1
-        for change in report.adjustments:
-            print(f"note: changed to fit in memory: {change}", file=sys.stderr)
-        record = supervisor.launch(report.config, owner=CLI_OWNER)
+        if choice.executor != executors.LOCAL:
+            print_remote_estimate(config, choice, out)  # the flavour's time, memory and cost; refuses above the cap
+        else:
+            # Memory and the settings that fit need no time estimate: the calibration's reference peak, not a measurement.
+            reference = cost.calibration().reference_peak_gflops.get("fp32")
+            report = preflight.run_preflight(config, check_busy=False, cpu_gflops=reference)
+            for check in report.errors:
+                print(f"error: {check.message}" + (f"\nhint: {check.hint}" if check.hint else ""), file=sys.stderr)
+            if report.blocking:
+                return 1
+            for change in report.adjustments:
+                print(f"note: changed to fit in memory: {change}", file=sys.stderr)
+            config = report.config
+        record = executors.launch(config, owner=CLI_OWNER, choice=choice)
     if not args.json:
         print(record.run_id, flush=True)
     else:
@@ -257,6 +275,27 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def choice_from_args(args: argparse.Namespace) -> executors.Choice:
+    if args.executor == executors.LOCAL:
+        if args.flavor or args.max_cost is not None:
+            raise StudioError("--flavor and --max-cost only apply to --executor hf-jobs.", "Add --executor hf-jobs, or drop them.")
+        return executors.Choice()
+    from studio.jobs import estimate
+
+    return executors.Choice(args.executor, args.flavor, args.max_cost if args.max_cost is not None
+                            else estimate.default_max_cost()).check()
+
+
+def print_remote_estimate(config: RunConfig, choice: executors.Choice, out) -> None:
+    """The flavour's time, memory and cost against the cap, before anything is uploaded."""
+    from studio.jobs import executor
+
+    result, flavor_list = executor.remote_estimate(config, choice.flavor, choice.max_cost)
+    if flavor_list.stale_reason:
+        print(f"note: flavour list from {flavor_list.fetched_at} ({flavor_list.stale_reason})", file=out)
+    print(result.markdown().replace("**", ""), file=out, flush=True)
+
+
 def follow(run_id: str, out, poll: float = 1.0) -> store.RunRecord:
     """Print progress from the run's events until it ends."""
     record = store.get_run(run_id)
@@ -276,7 +315,9 @@ def follow(run_id: str, out, poll: float = 1.0) -> store.RunRecord:
                     print(line, file=out, flush=True)
             print(f"{record.state}: step {record.status.get('step')}/{record.status.get('total_steps')}", file=out, flush=True)
             return record
-        if record.status.get("pid") and not supervisor.pid_alive(record.status["pid"], record.dir):
+        if executors.remote_for(record):
+            record = supervisor.reconcile_one(record)  # a follower that died is started again
+        elif record.status.get("pid") and not supervisor.pid_alive(record.status["pid"], record.dir):
             time.sleep(0.5)
             record = supervisor.reconcile_one(store.get_run(run_id))
             if record.state not in store.ACTIVE:
@@ -317,7 +358,7 @@ def run_runs(args: argparse.Namespace) -> int:
         rows = []
         for record in records:
             status, config = record.status, record.config
-            rows.append({**summary(record), "name": record.name, "model": config.get("model"), "dataset": config.get("dataset"),
+            rows.append({**summary(record), "executor": executors.kind(record), "name": record.name, "model": config.get("model"), "dataset": config.get("dataset"),
                          "total_steps": status.get("total_steps"), "best_eval_loss": status.get("best_eval_loss"),
                          "created_at": status.get("created_at"), "started_at": status.get("started_at"),
                          "ended_at": status.get("ended_at"), "error": status.get("error")})

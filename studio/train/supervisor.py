@@ -14,6 +14,10 @@ Rules enforced here (so the UI and the CLI share them):
 - the worker's environment holds the server's HF_TOKEN only for an operator's run on a Hub model, and
   remote code only when it was authorized (`worker_env`);
 - on start-up `reconcile()` turns runs whose worker died into "interrupted" (resumable).
+
+Runs on another executor (status.json "executor", see studio.train.executors) are handed to it at the
+start of stop / resume / reconcile / delete, after the same ownership check. They have no local pid, so they
+never make `busy()` true and never wait in the queue; the dispatcher's `reconcile()` keeps them followed.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from pathlib import Path
 
 from studio import limits, paths
 from studio.errors import StudioError
-from studio.train import store
+from studio.train import executors, store
 from studio.train.config import RunConfig
 from studio.train.store import ACTIVE, RunRecord
 
@@ -65,12 +69,12 @@ def is_authorized(record: RunRecord, requester, admin_password: str | None = Non
     return True
 
 
-def authorize(record: RunRecord, requester, admin_password: str | None = None, action: str = "change") -> None:
+def authorize(record: RunRecord, requester, admin_password: str | None = None, action: str = "change"):
     """The owner may act on a run; anyone else needs operator rights (public mode) or the admin password.
-    Raises access.AccessDenied."""
+    Returns the identity to act as (an operator when the admin password was right); raises access.AccessDenied."""
     from studio import access
 
-    access.authorize(_identity(requester), access.CONTROL, record, admin_password=admin_password, verb=action)
+    return access.authorize(_identity(requester), access.CONTROL, record, admin_password=admin_password, verb=action)
 
 
 # ---- processes ---------------------------------------------------------------------------
@@ -201,10 +205,13 @@ def _refuse_if_busy() -> None:
 
 
 # ---- lifecycle ---------------------------------------------------------------------------
-def _prepared(config: RunConfig) -> RunConfig:
+def prepared(config: RunConfig, local: bool = True) -> RunConfig:
+    """The config checked (settings, a saved dataset, and for this machine its caps on epochs and steps —
+    a remote run is capped by its cost instead) with its local paths made absolute."""
     config.check()
     _check_dataset(config.dataset)
-    check_limits(config)
+    if local:
+        check_limits(config)
     # The worker runs inside the run folder: make local paths absolute so they still point at the same place.
     config = config.replace(dataset=str(Path(config.dataset).expanduser().resolve()))
     if Path(config.model).expanduser().is_dir():
@@ -215,7 +222,7 @@ def _prepared(config: RunConfig) -> RunConfig:
 def launch(config: RunConfig, owner: str = "", owner_role: str = "operator") -> RunRecord:
     """Validate, create the run folder and start its worker. Refuses while another run is training
     (the CLI's behaviour; the studio's pages use `submit`, which queues instead)."""
-    config = _prepared(config)
+    config = prepared(config)
     with _launch_lock():  # two sessions pressing Start at once must not both pass the busy check
         _refuse_if_busy()
         record = store.create_run(config, owner, owner_role=owner_role)
@@ -231,7 +238,7 @@ def submit(config: RunConfig, owner: str, owner_role: str = "operator",
     from studio import access
     from studio.train import queue
 
-    config = _prepared(config)
+    config = prepared(config)
     with _launch_lock():
         if owner_role != access.OPERATOR and access.is_public():
             waiting_visitors = [r for r in queue.waiting() if r.status.get("owner_role") != access.OPERATOR]
@@ -407,14 +414,17 @@ def start(record: RunRecord, resume: bool = False) -> int:
     return process.pid
 
 
-def resume(run_id: str, requester: str | None = None, admin_password: str | None = None) -> RunRecord:
-    """Continue a stopped/failed/interrupted run from its last complete checkpoint (same config)."""
+def resume(run_id: str, requester=None, admin_password: str | None = None) -> RunRecord:
+    """Continue a stopped/failed/interrupted run from its last complete checkpoint (same config).
+
+    A remote run resumes as a new job of its executor, which asks for an operator (it spends the operator's
+    money); this machine's run time limit is for this machine's trainer and does not apply to it."""
     record = store.get_run(run_id)
-    authorize(record, requester, admin_password, "resume")
+    acting = authorize(record, requester, admin_password, "resume")
     if record.config.get("trust_remote_code"):
         from studio import access
 
-        access.require_remote_code_allowed(_identity(requester))
+        access.require_remote_code_allowed(acting)
     if record.state in ACTIVE and pid_alive(record.status.get("pid"), record.dir):
         raise StudioError(f"The run '{record.name}' is still {record.state}.", "Wait for it, or stop it first.")
     if record.state not in RESUMABLE:
@@ -423,6 +433,9 @@ def resume(run_id: str, requester: str | None = None, admin_password: str | None
     if store.last_checkpoint(record.dir) is None:
         raise StudioError(f"The run '{record.name}' has no complete checkpoint to resume from.",
                           "Start it again with the same settings instead.")
+    remote = executors.remote_for(record)
+    if remote:
+        return remote.resume(record, acting)
     limit = time_limit_s()
     used = record.status.get("elapsed")
     if limit is not None and isinstance(used, (int, float)) and used >= limit:
@@ -460,6 +473,9 @@ def stop(run_id: str, requester: str | None = None, admin_password: str | None =
     authorize(record, requester, admin_password, "stop")
     if queue.is_waiting(record):
         return queue.cancel(run_id)
+    remote = executors.remote_for(record)
+    if remote:
+        return remote.stop(record, force=force, timeout=timeout)
     pid = record.status.get("pid")
     if record.state not in ACTIVE and record.state != "queued":
         raise StudioError(f"The run '{record.name}' is not running (it is {record.state}).", "Nothing to stop.")
@@ -494,7 +510,9 @@ def wait(run_id: str, timeout: float | None = None, poll: float = 0.5) -> RunRec
         record = store.get_run(run_id)
         if record.state not in ACTIVE and record.state != "queued":
             return record
-        if record.status.get("pid") and not pid_alive(record.status["pid"], record.dir):
+        if executors.remote_for(record):
+            reconcile_one(record)  # restarts the job's follower if it died
+        elif record.status.get("pid") and not pid_alive(record.status["pid"], record.dir):
             time.sleep(0.3)  # let a worker that just exited finish its status write
             return reconcile_one(store.get_run(run_id))
         if deadline is not None and time.monotonic() > deadline:
@@ -504,6 +522,9 @@ def wait(run_id: str, timeout: float | None = None, poll: float = 0.5) -> RunRec
 
 def reconcile_one(record: RunRecord) -> RunRecord:
     """A run marked active whose worker is gone becomes "interrupted" (its checkpoints stay usable)."""
+    remote = executors.remote_for(record)
+    if remote:
+        return remote.reconcile(record)
     if record.state not in ACTIVE:
         return record
     if pid_alive(record.status.get("pid"), record.dir):
@@ -543,6 +564,9 @@ def delete(run_id: str, requester: str | None = None, admin_password: str | None
     """Delete a run folder (owner or admin only; never while its worker is alive)."""
     record = store.get_run(run_id)
     authorize(record, requester, admin_password, "delete")
+    remote = executors.remote_for(record)
+    if remote:
+        remote.before_delete(record)  # cancels a job that may still run; raises when it cannot
     if record.state in ACTIVE and pid_alive(record.status.get("pid"), record.dir):
         raise StudioError(f"The run '{record.name}' is still {record.state}.", "Stop it first, then delete it.")
     store.delete_run(run_id)

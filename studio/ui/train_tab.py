@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -389,6 +390,112 @@ def start_anyway(*args):
     return start_run(*args, anyway=True)
 
 
+# ---------------------------------------------------------------- where it runs (this machine or Hugging Face Jobs)
+
+
+def _flavor_update(current: str | None, refresh: bool = False):
+    """The flavour dropdown and a note (prices, or why the list is old or missing). Operators only: the list
+    comes from the Hub with the server's token (executor.flavor_list refuses anyone else)."""
+    from studio.jobs import executor, flavors
+
+    try:
+        listed = executor.flavor_list(refresh=refresh)
+    except StudioError as error:
+        return gr.update(choices=[], value=None), _error(error)
+    choices = flavors.choices(listed)
+    names = [name for _, name in choices]
+    value = current if current in names else (names[0] if names else None)
+    note = ("Prices per hour as Hugging Face lists them; the job bills the account of the studio's HF_TOKEN. "
+            "Only the studio's operators can start remote runs.")
+    if listed.stale_reason:
+        note = f"⚠ List from {listed.fetched_at[:16].replace('T', ' ')} UTC ({escape.md_inline(listed.stale_reason)}). " + note
+    return gr.update(choices=choices, value=value), _shown(note)
+
+
+def choose_where(where: str | None, current_flavor: str | None):
+    """Show the Jobs settings (and, for an operator, load the flavours) when the run goes to Hugging Face Jobs."""
+    from studio.train import executors, preflight
+
+    remote = where == executors.HF_JOBS
+    if not remote:
+        return (gr.update(visible=False), gr.skip(), "",
+                gr.update(interactive=preflight.zero_gpu_message() is None))
+    flavor, note = _flavor_update(current_flavor)
+    return gr.update(visible=True), flavor, note, gr.update(interactive=True)  # ZeroGPU can still send jobs
+
+
+def refresh_flavors(current_flavor: str | None):
+    return _flavor_update(current_flavor, refresh=True)
+
+
+def _remote_check(values, hidden, flavor: str | None, max_cost, browser_id: str | None = None):
+    """(config, RemoteEstimate, markdown, cli command, config json) for the form on a Jobs flavour: the same
+    checked config as a local run (the caller's dataset, an allowed model), estimated by an operator only."""
+    from studio.jobs import executor
+    from studio.train import executors
+
+    executor.require_operator(_me(browser_id))  # before anything is read, estimated or uploaded
+    config = checked_config(values, hidden, browser_id)
+    cap = float(max_cost) if isinstance(max_cost, (int, float)) else None
+    result, listed = executor.remote_estimate(config, flavor, cap)
+    markdown = result.markdown()
+    if listed.stale_reason:
+        markdown = f"⚠ *Flavour list from {listed.fetched_at[:16]} UTC: {escape.md_inline(listed.stale_reason)}*\n\n" + markdown
+    command = result.report.cli_command
+    if command:
+        command += " " + shlex.join(executors.Choice(executors.HF_JOBS, flavor, cap).cli_args())
+    return config, result, _shown(markdown), _shown(command), _shown(result.report.config_json)
+
+
+def check_where(*args):
+    """Preflight for where the run goes: this machine (check_settings) or a Jobs flavour (time, memory, cost)."""
+    *values, hidden, where, flavor, max_cost = args
+    from studio.train import executors
+
+    if where != executors.HF_JOBS:
+        return check_settings(*values, hidden)
+    try:
+        _config, result, markdown, command, config_json = _remote_check(values, hidden, flavor, max_cost)
+    except StudioError as error:
+        return _error(error), "", "", gr.update(visible=False)
+    report = result.report
+    return markdown, command, config_json, gr.update(visible=bool(report.warnings) and not report.blocking)
+
+
+def start_where(*args, anyway: bool = False):
+    """Start on this machine (start_run: the queue) or send the run to Hugging Face Jobs (operators only;
+    executor.submit checks it again, whoever calls)."""
+    *values, hidden, where, flavor, max_cost, browser_id, view = args
+    from studio.train import executors
+
+    if where != executors.HF_JOBS:
+        return start_run(*values, hidden, browser_id, view, anyway=anyway)
+    try:
+        config, result, markdown, command, config_json = _remote_check(values, hidden, flavor, max_cost, browser_id)
+    except StudioError as error:
+        return _error(error), gr.skip(), gr.skip(), gr.skip(), gr.update(visible=False), view
+    report = result.report
+    if report.blocking:
+        return markdown, command, config_json, "**Not sent:** fix the points marked ✕ first.", gr.update(visible=False), view
+    if report.warnings and not anyway:
+        return (markdown, command, config_json, "**Check the warnings ⚠ above.** Change the settings, or press **Start anyway**.",
+                gr.update(visible=True), view)
+    me = _me(browser_id)
+    try:
+        record = executors.launch(config, owner=me.user_id, identity=me,
+                                  choice=executors.Choice(executors.HF_JOBS, flavor, result.max_cost))
+    except StudioError as error:
+        return markdown, command, config_json, _error(error), gr.update(visible=False), view
+    return (markdown, command, config_json,
+            f"☁ **Sent '{escape.md_inline(record.name)}' to Hugging Face Jobs** ({escape.md_inline(flavor)}). Follow it "
+            "below — you can close this page; the job keeps going and this view reattaches.",
+            gr.update(visible=False), open_view(record.run_id))
+
+
+def start_where_anyway(*args):
+    return start_where(*args, anyway=True)
+
+
 # ---------------------------------------------------------------- the live view
 
 
@@ -496,11 +603,15 @@ def _queue_line(record) -> str:
 
 
 def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
-    from studio.train import charts, supervisor
+    from studio.train import charts, executors, supervisor
 
     status = record.status
     state = record.state
+    remote = executors.remote_for(record)
+    me = _me(browser_id)
     lines = []
+    if remote:  # job, cost and repos for its owner and the operator; the others see where it runs
+        lines.append(remote.describe(status, full=not access.is_public() or me.operator or access.owns(me, record)))
     error = status.get("error")
     if state == "failed" and isinstance(error, dict):
         lines.append(f"✕ **{escape.md_inline(error.get('message', 'The run failed.'))}**"
@@ -525,11 +636,17 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
     elif state == "stopping":
         requested = charts._started_seconds(status.get("stop_requested_at"))
         waited = time.time() - requested if requested else 0
-        if waited > supervisor.DEFAULT_STOP_TIMEOUT:
+        if remote:
+            lines.append("… **Stopping:** the job finishes the current step, saves, and pushes the adapter; then the "
+                         "studio downloads it" + (f" (the job is cancelled after {remote.stop_timeout():.0f} s)."
+                                                  if not status.get("cancel_requested_at") else " (cancelling)."))
+        elif waited > supervisor.DEFAULT_STOP_TIMEOUT:
             lines.append(f"⚠ **Still stopping after {charts.format_duration(waited)}.** Use **Force stop** to end it now "
                          "(keeps the last checkpoint; this step's work is lost).")
         else:
             lines.append("… **Stopping:** finishing the current step, then saving a checkpoint and the adapter…")
+    elif state in ("queued", "starting") and remote:
+        lines.append("… **Starting on Hugging Face Jobs:** " + escape.md_inline(status.get("job_phase") or "submitting…"))
     elif state in ("queued", "starting"):
         from studio.train import queue
 
@@ -537,9 +654,12 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
             lines.append(_queue_line(record))
         else:
             lines.append("… **Starting:** loading the model and preparing the data (imports take a few seconds)…")
-    me = _me(browser_id)
-    if state in ("queued",) + ("starting", "running", "stopping") and record.owner and not access.owns(me, record) \
-            and not (access.is_public() and me.operator):
+    another_session = state in ("queued",) + ("starting", "running", "stopping") and record.owner \
+        and not access.owns(me, record) and not (access.is_public() and me.operator)
+    if another_session and remote:  # a remote run does not use this machine's trainer
+        admin = " or enter the admin password below" if os.environ.get(supervisor.ADMIN_ENV) else ""
+        lines.append(f"Another session started this run: only that browser{admin} can stop or delete it.")
+    elif another_session:
         try:
             busy = supervisor.busy()
         except Exception:  # noqa: BLE001
@@ -711,6 +831,13 @@ def stop_run(view: dict, browser_id: str | None, admin_password: str | None, for
         return _error(error)
     if record.state == "stopped" and (record.status.get("error") or {}).get("message", "").startswith("Cancelled"):
         return f"■ **Cancelled '{escape.md_inline(record.name)}'** before it started; it left the queue."
+    from studio.train import executors
+
+    if executors.remote_for(record):
+        if force:
+            return f"■ **Cancelling the job of '{escape.md_inline(record.name)}'.** Resume continues from the last checkpoint it pushed."
+        return (f"… **Stopping '{escape.md_inline(record.name)}':** the job finishes this step, saves and pushes the "
+                "adapter, and the studio downloads it (this takes a minute or more).")
     if force:
         return f"■ **Force-stopped '{escape.md_inline(record.name)}'.** The process tree was killed; Resume continues from the last checkpoint."
     return f"… **Stopping '{escape.md_inline(record.name)}':** it finishes this step, then saves a checkpoint and the adapter."
@@ -721,6 +848,7 @@ def force_stop_run(view: dict, browser_id: str | None, admin_password: str | Non
 
 
 def resume_run(view: dict, browser_id: str | None, admin_password: str | None):
+    """Resume the viewed run (a remote run: a new job, for an operator only — the executor checks it)."""
     from studio.train import supervisor
 
     try:
@@ -745,12 +873,16 @@ def delete_run(view: dict, browser_id: str | None, admin_password: str | None):
 
     try:
         record = _run_for(_acting_on(view), browser_id)
-        run_id, name = record.run_id, record.name
-        supervisor.delete(run_id, requester=_me(browser_id), admin_password=admin_password or None)
+        supervisor.delete(record.run_id, requester=_me(browser_id), admin_password=admin_password or None)
     except StudioError as error:
         return _error(error), gr.update(visible=False), view
     runs = _visible_runs(browser_id)
-    return f"✓ Deleted '{name}'.", gr.update(visible=False), open_view(runs[0].run_id if runs else None)
+    job = record.status.get("job") or {}
+    kept = (f" Its private repos on Hugging Face ({escape.md_code(job.get('inputs_repo'))}, "
+            f"{escape.md_code(job.get('outputs_repo'))}) were kept; delete them there if you no longer need them."
+            if job.get("outputs_repo") else "")
+    return (f"✓ Deleted '{escape.md_inline(record.name)}'.{kept}", gr.update(visible=False),
+            open_view(runs[0].run_id if runs else None))
 
 
 def cancel_delete():
@@ -803,8 +935,9 @@ def history_table(browser_id: str | None = None) -> tuple[list[list[Any]], list[
         best = status.get("best_eval_loss")
         steps = f"{status.get('step') or 0} / {status.get('total_steps') or '?'}"
         started = str(status.get("started_at") or status.get("created_at") or "")[:16].replace("T", " ")
+        where = f" · Jobs {(status.get('job') or {}).get('flavor', '')}".rstrip() if status.get("executor") == "hf-jobs" else ""
         rows.append([record.name, short_model_name(config.get("model", "")),
-                     _dataset_name(str(config.get("dataset", "")), names), record.state, steps,
+                     _dataset_name(str(config.get("dataset", "")), names), record.state + where, steps,
                      f"{best:.4f}" if isinstance(best, (int, float)) else "—", _duration(status), started])
         ids.append(record.run_id)
     return rows, ids
@@ -941,6 +1074,7 @@ def push_run(view: dict, repo_id: str, token: str, what: str, private: bool):
 
 
 def build(shared: Shared) -> None:
+    from studio.jobs.estimate import default_max_cost
     from studio.train import preflight
     from studio.train.config import SCHEDULERS, RunConfig
 
@@ -962,7 +1096,8 @@ def build(shared: Shared) -> None:
         elem_classes="tab-intro",
     )
     if zero_gpu:
-        gr.Markdown(f"⚠ **{zero_gpu}**", elem_id="train-zerogpu")
+        gr.Markdown(f"⚠ **{zero_gpu}** Or send the run to *Hugging Face Jobs* (Where to train, below).",
+                    elem_id="train-zerogpu")
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
@@ -1028,6 +1163,17 @@ def build(shared: Shared) -> None:
 
         with gr.Column(scale=2):
             gr.Markdown("#### 2 · Check and start")
+            jobs_label = "Hugging Face Jobs (the operator only)" if access.is_public() else "Hugging Face Jobs"
+            where = gr.Radio([("This machine", "local"), (jobs_label, "hf-jobs")], value="local",
+                             label="Where to train", info=f"This machine: {hardware.summary}", elem_id="train-where")
+            with gr.Group(visible=False, elem_id="train-jobs") as jobs_box:
+                with gr.Row():
+                    flavor = gr.Dropdown([], label="Jobs hardware (flavour)", scale=5, elem_id="train-flavor",
+                                         info="GPU or CPU machine on Hugging Face, billed by the second")
+                    flavor_refresh = gr.Button("↻", scale=0, min_width=40, size="sm", elem_id="train-flavor-refresh")
+                max_cost = gr.Number(default_max_cost(), label="Cost cap (US$)", minimum=0, elem_id="train-max-cost",
+                                     info="Hugging Face stops the job when it has cost this much")
+                jobs_note = gr.Markdown(elem_id="train-jobs-note")
             check_button = gr.Button("Check settings", elem_id="train-check")
             preflight_md = gr.Markdown("*Press **Check settings** for steps, time and memory on this machine.*",
                                        elem_id="train-preflight")
@@ -1116,14 +1262,21 @@ def build(shared: Shared) -> None:
     shared.train_prefill.change(g(access.LOOK, apply_prefill), [shared.train_prefill, hidden],
                                 form + [hidden, prefill_note], **private)
 
-    check_button.click(g(access.LOOK, check_settings), form + [hidden], [preflight_md, cli_code, config_code, anyway_button],
-                       validator=validate_form, **private)
+    # Where to train: looking is free; the flavour list and a Jobs run use the server's token, so the logic
+    # (studio.jobs.executor.require_operator) refuses everyone but an operator, whichever handler asks.
+    where_inputs = [where, flavor, max_cost]
+    where.change(g(access.LOOK, choose_where), [where, flavor], [jobs_box, flavor, jobs_note, start_button], **private)
+    flavor_refresh.click(g(access.OPERATE, refresh_flavors), flavor, [flavor, jobs_note], **private)
+    check_button.click(g(access.LOOK, check_where), form + [hidden] + where_inputs,
+                       [preflight_md, cli_code, config_code, anyway_button], validator=validate_form, **private)
     start_outputs = [preflight_md, cli_code, config_code, start_message, anyway_button, view]
     redraw = g(access.LOOK, render_forced)
-    start_button.click(g(access.TRAIN, start_run), form + [hidden, browser_id, view], start_outputs,
-                       validator=guarded_validator(access.TRAIN, validate_form), **private).then(redraw, [view, browser_id], view_outputs, **private)
-    anyway_button.click(g(access.TRAIN, start_anyway), form + [hidden, browser_id, view], start_outputs,
-                        validator=guarded_validator(access.TRAIN, validate_form), **private).then(redraw, [view, browser_id], view_outputs, **private)
+    start_button.click(g(access.TRAIN, start_where), form + [hidden] + where_inputs + [browser_id, view], start_outputs,
+                       validator=guarded_validator(access.TRAIN, validate_form), **private).then(
+        redraw, [view, browser_id], view_outputs, **private)
+    anyway_button.click(g(access.TRAIN, start_where_anyway), form + [hidden] + where_inputs + [browser_id, view],
+                        start_outputs, validator=guarded_validator(access.TRAIN, validate_form), **private).then(
+        redraw, [view, browser_id], view_outputs, **private)
 
     timer = gr.Timer(POLL_SECONDS)
     timer.tick(g(access.LOOK, poll), [view, browser_id], view_outputs, show_progress="hidden", concurrency_limit=None,

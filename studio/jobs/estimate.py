@@ -1,0 +1,158 @@
+"""Preflight for a run on a Jobs flavour: time, memory and cost, checked against the operator's cost cap.
+
+The time and memory come from the studio's one preflight (studio.train.preflight.run_preflight), called here
+once with the flavour described as hardware (its GPUs and their memory, its vCPUs and RAM), without this
+machine's run history (those rates were measured on other hardware) and without the local busy check (a
+remote run does not use this machine's trainer). Checks that only concern this machine are replaced: a
+ZeroGPU Space can submit jobs; bitsandbytes is installed in the job for QLoRA; a CPU flavour's RAM is the
+flavour's, not this machine's.
+
+The cost is the flavour's price (from the API) × (setup + training). Setup — uv installing the pinned
+packages, CUDA torch included, and downloading the inputs and the model — is taken as 5 minutes (3–10): a
+guess, not measured on the service. A GPU time estimate is FLOPs at an assumed efficiency and can be off by
+about 2× either way, so the cap is compared with both the central estimate (blocking) and the high end
+(a warning). The cap is enforced by Jobs itself: the job's timeout is cap ÷ price, so a job can never cost
+more than the cap even if the studio is gone.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+from studio.errors import StudioError
+from studio.jobs.flavors import Flavor
+
+SETUP_SECONDS = 300
+SETUP_SECONDS_RANGE = (180, 600)
+TIME_SPREAD = 2.0  # the training-time estimate may be this much too low or too high
+MAX_COST_ENV = "STUDIO_JOBS_MAX_COST"
+DEFAULT_MAX_COST = 5.0  # USD per run unless the operator sets another cap
+NO_PRICE_TIMEOUT = 6 * 3600
+ZERO_GPU_ERROR = "ZeroGPU cannot train."  # preflight's local-only check (see studio.train.preflight)
+
+
+def default_max_cost() -> float:
+    try:
+        value = float(os.environ.get(MAX_COST_ENV) or DEFAULT_MAX_COST)
+    except ValueError:
+        return DEFAULT_MAX_COST
+    return value if value > 0 else DEFAULT_MAX_COST
+
+
+@dataclass
+class RemoteEstimate:
+    flavor: Flavor
+    report: object  # studio.train.preflight.Preflight for the flavour
+    max_cost: float | None
+    cost: float | None = None
+    cost_high: float | None = None
+    timeout_seconds: int | None = None
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def blocking(self) -> bool:
+        return self.report.blocking
+
+    def markdown(self) -> str:
+        head = [f"**Runs on Hugging Face Jobs:** {self.flavor.label}"] + [f"- {line}" for line in self.lines]
+        return "\n".join(head) + "\n\n" + self.report.markdown()
+
+
+def estimate(config, flavor: Flavor, max_cost: float | None, manifest: dict | None = None) -> RemoteEstimate:
+    """The remote preflight; `config` is a RunConfig, `max_cost` the cap in USD."""
+    from studio.train import preflight
+    from studio.train.charts import format_duration
+
+    hardware = flavor.hardware()
+    cpu_gflops = None if hardware.kind == "cuda" else preflight.CPU_GFLOPS_PER_CORE_FALLBACK * hardware.cpu_cores
+    report = preflight.run_preflight(config, hardware=hardware, manifest=manifest, runs=[], check_busy=False,
+                                     cpu_gflops=cpu_gflops)
+    report.checks = [check for check in report.checks if not _local_only(check, hardware)]
+    if hardware.kind != "cuda":
+        _check_ram(report, flavor)
+        if report.tokens_per_s:
+            report.rate_source = (f"estimated for its {hardware.cpu_cores} vCPUs at the studio's reference "
+                                  f"{preflight.CPU_GFLOPS_PER_CORE_FALLBACK:g} GFLOP/s per core; not measured on Jobs")
+    result = RemoteEstimate(flavor, report, max_cost)
+    _describe_model(config, report)
+
+    price = flavor.price_per_second
+    train_seconds = report.seconds
+    if train_seconds is not None:
+        setup_low, setup_high = SETUP_SECONDS_RANGE
+        low, high = setup_low + train_seconds / TIME_SPREAD, setup_high + train_seconds * TIME_SPREAD
+        result.lines.append(f"Time: about {format_duration(SETUP_SECONDS + train_seconds)} "
+                            f"({format_duration(low)}–{format_duration(high)}): ~{format_duration(SETUP_SECONDS)} "
+                            "to install the pinned packages and fetch the inputs, then training")
+        if price:
+            result.cost = price * (SETUP_SECONDS + train_seconds)
+            result.cost_high = price * high
+            result.lines.append(f"Cost: about **${result.cost:,.2f}** (up to ${result.cost_high:,.2f}) at "
+                                f"${flavor.price_per_hour:,.2f}/h, billed by the second")
+        report.seconds = SETUP_SECONDS + train_seconds  # the report's "Estimated time" is the job's, setup included
+    else:
+        result.lines.append("Time and cost: unknown (no time estimate for this model or dataset)")
+    if not price:
+        report.warn(f"Hugging Face gave no price for '{flavor.name}', so the cost cannot be estimated or capped.",
+                    f"The job is limited to {format_duration(NO_PRICE_TIMEOUT)} instead.")
+        result.timeout_seconds = NO_PRICE_TIMEOUT
+    elif not isinstance(max_cost, (int, float)) or not math.isfinite(max_cost) or max_cost <= 0:
+        report.error("Set a cost cap for the job (in US dollars).", "The job is stopped by Hugging Face when it reaches it.")
+    else:
+        result.timeout_seconds = max(60, int(max_cost / price))
+        result.lines.append(f"Cap: **${max_cost:,.2f}** — Hugging Face stops the job after "
+                            f"{format_duration(result.timeout_seconds)} on this flavour, whatever happens here")
+        if result.cost is not None and result.cost > max_cost:
+            report.error(f"The estimated cost ${result.cost:,.2f} is above the cap of ${max_cost:,.2f}.",
+                         "Raise the cap, pick a cheaper or faster flavour, or train fewer steps.")
+        elif result.cost_high is not None and result.cost_high > max_cost:
+            report.warn(f"The job may reach the cap (up to ${result.cost_high:,.2f} if training is twice as slow "
+                        "as estimated); it would then be stopped with its last pushed checkpoint kept.",
+                        "Raise the cap for headroom, or start anyway.")
+    report.notes.append("Remote runs bill the account of the operator's HF_TOKEN (Jobs need a PRO account or a "
+                        "Team/Enterprise organisation). The code, data and results go to private repos of that account.")
+    return result
+
+
+def _local_only(check, hardware) -> bool:
+    """Preflight checks about this machine that do not apply to a job."""
+    if check.message.startswith(ZERO_GPU_ERROR):
+        return True
+    if check.field == "qlora_4bit" and hardware.kind == "cuda":
+        return True  # bitsandbytes is installed in the job (package.BITSANDBYTES_PIN)
+    if hardware.kind != "cuda" and check.field == "batch_size" and "memory" in check.message.lower():
+        return True  # measured against this machine's RAM; _check_ram redoes it for the flavour
+    return False
+
+
+def _check_ram(report, flavor: Flavor) -> None:
+    report.memory_available_gb = flavor.ram_gb
+    report.memory_kind = "RAM"
+    needed, available = report.memory_needed_gb, flavor.ram_gb
+    if not needed or not available:
+        return
+    if needed > available:
+        report.error(f"Not enough memory on '{flavor.name}': about {needed:.1f} GB needed, {available:.0f} GB RAM.",
+                     "Pick a flavour with more memory (or a GPU), or lower the batch size or max length.", "batch_size")
+    elif needed > 0.8 * available:
+        report.warn(f"Memory is tight on '{flavor.name}': about {needed:.1f} GB of {available:.0f} GB.",
+                    "If it runs out of memory, lower the batch size or max length.", "batch_size")
+
+
+def _describe_model(config, report) -> None:
+    from studio.jobs import package
+    from studio.models import bundled, catalog
+
+    try:
+        kind = catalog.classify(str(config.model))
+    except StudioError:
+        return
+    if kind == "bundled":
+        report.notes.append(f"In the job the bundled model is loaded from the Hub as {bundled.HUB_ID} (the "
+                            "full-precision original of the bundled file); Compare here uses the bundled copy.")
+    elif kind == "local":
+        size = package.folder_bytes(package.local_model_folder(str(config.model)))
+        report.notes.append(f"The local model folder ({size / 1024**3:.2f} GB) is uploaded to the run's private "
+                            "inputs repo first.")

@@ -1,0 +1,77 @@
+"""The follower's bookkeeping, fed log lines directly: de-duplication, status rules, replay after a restart."""
+
+from __future__ import annotations
+
+from studio.jobs import follow, protocol
+from studio.train import store
+
+
+def make_run(tiny_remote_config, status: str = "running"):
+    record = store.create_run(tiny_remote_config(name="followed"), owner="cli")
+    store.update_status(record.dir, status=status, executor="hf-jobs", job={"id": "job123", "namespace": "someone"})
+    return record
+
+
+def line(kind: str, **payload) -> str:
+    return protocol.encode(kind, **payload)
+
+
+def test_events_are_appended_once_in_order_and_plain_lines_go_to_the_log(remote_env, tiny_remote_config, capsys):
+    record = make_run(tiny_remote_config)
+    follower = follow.Follower(record.dir)
+    follower.handle("[studio] training: step 0/20")
+    follower.handle(line("event", seq=1, event={"type": "log", "step": 1, "loss": 2.0}))
+    follower.handle(line("event", seq=2, event={"type": "log", "step": 2, "loss": 1.5}))
+    events, _ = store.read_events(record.dir, 0)
+    assert [(e["seq"], e["step"]) for e in events] == [(1, 1), (2, 2)]
+    assert capsys.readouterr().out == "[studio] training: step 0/20\n"
+
+    # A new follower (after a restart) replays the job's log from the start: nothing is copied twice.
+    again = follow.Follower(record.dir)
+    for text in ("[studio] training: step 0/20", line("event", seq=1, event={"type": "log", "step": 1}),
+                 line("event", seq=2, event={"type": "log", "step": 2}), "[studio] step 3/20 loss 1.2",
+                 line("event", seq=3, event={"type": "log", "step": 3, "loss": 1.2})):
+        again.handle(text)
+    events, _ = store.read_events(record.dir, 0)
+    assert [e["seq"] for e in events] == [1, 2, 3]
+    assert capsys.readouterr().out == "[studio] step 3/20 loss 1.2\n"
+
+
+def test_a_local_stop_is_not_undone_and_the_end_waits_for_the_results(remote_env, tiny_remote_config):
+    record = make_run(tiny_remote_config, status="stopping")
+    follower = follow.Follower(record.dir)
+    follower.handle(line("status", status={"status": "running", "step": 7, "pid": 999}))
+    status = store.read_status(record.dir)
+    assert status["status"] == "stopping" and status["step"] == 7 and status["pid"] is None  # pid stays local
+    follower.handle(line("final", status={"status": "stopped", "step": 8, "adapter": "adapter"}, commit="abc"))
+    status = store.read_status(record.dir)
+    assert status["status"] == "stopping" and status["job_result"] == "stopped"  # until the adapter is home
+    assert follower.final["commit"] == "abc"
+
+
+def test_training_clears_the_setup_note(remote_env, tiny_remote_config):
+    record = make_run(tiny_remote_config, status="starting")
+    store.update_status(record.dir, job_phase="Installing the pinned packages.")
+    follower = follow.Follower(record.dir)
+    follower.handle(line("status", status={"status": "running", "step": 1, "total_steps": 20}))
+    status = store.read_status(record.dir)
+    assert status["status"] == "running" and status["job_phase"] is None
+
+
+def test_a_job_that_no_longer_exists_ends_the_run_with_a_reason(remote_env, tiny_remote_config):
+    record = make_run(tiny_remote_config)  # job "job123" was never submitted to the stand-in: 404
+    assert follow.Follower(record.dir).run() == 0
+    status = store.read_status(record.dir)
+    assert status["status"] == "failed" and status["job_stage"] == "DELETED"
+    assert "no longer exists on Hugging Face" in status["error"]["message"]
+    events, _ = store.read_events(record.dir, 0)
+    assert events[-1]["type"] == "status" and events[-1]["status"] == "failed"
+
+
+def test_checkpoint_names_from_the_job_never_become_other_paths(remote_env, tiny_remote_config):
+    record = make_run(tiny_remote_config)
+    follower = follow.Follower(record.dir)
+    follower.handle(line("status", status={"last_checkpoint": "../../../etc", "best_checkpoint": "checkpoints/checkpoint-4",
+                                           "step": 5}))
+    status = store.read_status(record.dir)
+    assert "last_checkpoint" not in status and status["best_checkpoint"] == "checkpoints/checkpoint-4"

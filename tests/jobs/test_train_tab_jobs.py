@@ -1,0 +1,137 @@
+"""The Train tab's Hugging Face Jobs controls, called directly: flavours, the remote preflight, who may send.
+
+Who may send: a job is paid with the server's HF_TOKEN, so only an operator (studio.access). On a public
+studio visitors — anonymous, or signed in with Hugging Face but not an owner — are refused by the logic
+itself (whichever handler or direct call asks) before the Hub is contacted at all.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from studio import access
+from studio.train import store
+from studio.ui import train_tab
+
+OWNER = "browser-jobs-owner-1234"
+
+
+def form(config) -> list:
+    return train_tab.form_values(config.to_dict())
+
+
+def test_choosing_jobs_shows_the_flavours_with_prices(remote_env):
+    box, flavor, note, start = train_tab.choose_where("hf-jobs", None)
+    assert box["visible"] is True and start["interactive"] is True
+    names = [name for _, name in flavor["choices"]]
+    assert names[0] == "t4-small" and "cpu-basic" in names and flavor["value"] == "t4-small"
+    assert any("$0.40/h" in label for label, _ in flavor["choices"])
+    assert "operators" in note
+    box, *_ = train_tab.choose_where("local", "t4-small")
+    assert box["visible"] is False
+
+
+def test_check_shows_time_cost_cap_and_the_equivalent_command(remote_env, tiny_remote_config):
+    markdown, command, config_json, anyway = train_tab.check_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 2.0)
+    assert "Runs on Hugging Face Jobs" in markdown and "Cost: about" in markdown and "Cap: **$2.00**" in markdown
+    assert command.endswith("--executor hf-jobs --flavor cpu-basic --max-cost 2")
+    markdown, *_ = train_tab.check_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 0.00001)
+    assert "above the cap" in markdown
+
+
+VISITORS = {
+    "public, anonymous visitor": ({"STUDIO_MODE": "public"}, access.Identity("browser-visitor0123456789ab", access.ANONYMOUS)),
+    "oauth, signed-in visitor": ({"STUDIO_AUTH": "oauth", "STUDIO_OWNERS": "the-operator"},
+                                 access.Identity("hf-a-visitor", access.SIGNED_IN, "a-visitor")),
+    "oauth, not signed in": ({"STUDIO_AUTH": "oauth", "STUDIO_OWNERS": "the-operator"},
+                             access.Identity("browser-visitor0123456789ab", access.ANONYMOUS)),
+}
+
+
+@pytest.mark.parametrize("who", list(VISITORS))
+def test_a_visitor_never_sends_or_resumes_a_run_nor_uses_the_token(who, remote_env, tiny_remote_config, monkeypatch):
+    from studio.jobs import executor
+    from studio.train import executors, supervisor
+
+    env, visitor = VISITORS[who]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    runs_before = {record.run_id for record in store.list_runs()}
+    requests_before = len(remote_env.requests)
+    with access.acting(visitor):
+        refusals = [
+            train_tab.start_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 1.0, OWNER,
+                                  train_tab.open_view(None))[0],
+            train_tab.start_where_anyway(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 1.0, OWNER,
+                                         train_tab.open_view(None))[0],
+            train_tab.check_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 1.0)[0],
+            train_tab.choose_where("hf-jobs", None)[2],
+            train_tab.refresh_flavors(None)[1],
+        ]
+        with pytest.raises(access.AccessDenied):  # the logic refuses a direct call too, not only the tab
+            executors.launch(tiny_remote_config(), owner=visitor.user_id,
+                             choice=executors.Choice(executors.HF_JOBS, "cpu-basic", 1.0))
+    for message in refusals:
+        assert "Not allowed" in message and "operator" in message, message
+    assert {record.run_id for record in store.list_runs()} == runs_before  # nothing created
+    assert len(remote_env.requests) == requests_before  # the Hub was never asked: no token was used for them
+
+    # A remote run this visitor owns (sent while they had operator rights) may be stopped or deleted by them —
+    # that ends spending — but resuming it would start a new paid job: refused, still without a Hub request.
+    record = store.create_run(tiny_remote_config(name="owned remote run"), owner=visitor.user_id,
+                              owner_role=access.OPERATOR)
+    (record.dir / "checkpoints" / "checkpoint-5").mkdir(parents=True)
+    (record.dir / "checkpoints" / "checkpoint-5" / "trainer_state.json").write_text("{}")
+    store.update_status(record.dir, status="stopped", executor="hf-jobs",
+                        job={"id": "old-job", "namespace": "someone", "flavor": "cpu-basic"}, job_stage="COMPLETED")
+    try:
+        with access.acting(visitor), pytest.raises(access.AccessDenied, match="operator"):
+            supervisor.resume(record.run_id, requester=visitor)
+        with access.acting(visitor):
+            assert "operator" in train_tab.resume_run(train_tab.open_view(record.run_id), None, None)[0]
+        assert store.get_run(record.run_id).state == "stopped"
+        assert len(remote_env.requests) == requests_before
+        with pytest.raises(access.AccessDenied):
+            executor.require_operator(visitor)
+    finally:
+        store.delete_run(record.run_id)
+
+
+def test_an_operator_of_a_public_studio_may_send(remote_env, tiny_remote_config, monkeypatch):
+    """Positive control: the owner signed in with Hugging Face (or the admin password) is the operator."""
+    from studio.jobs import executor
+
+    monkeypatch.setenv("STUDIO_AUTH", "oauth")
+    monkeypatch.setenv("STUDIO_OWNERS", "the-operator")
+    operator = access.identify(None, "the-operator")
+    assert operator.operator
+    with access.acting(operator):
+        assert executor.require_operator() == operator
+        _box, flavor, note, _start = train_tab.choose_where("hf-jobs", None)
+    assert "cpu-basic" in [name for _, name in flavor["choices"]] and "Not allowed" not in note
+
+
+def test_a_run_above_the_cap_is_not_sent(remote_env, tiny_remote_config):
+    runs_before = {record.run_id for record in store.list_runs()}
+    outputs = train_tab.start_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 0.00001,
+                                    OWNER, train_tab.open_view(None))
+    assert "Not sent" in outputs[3]
+    assert {record.run_id for record in store.list_runs()} == runs_before
+
+
+def test_a_remote_run_shows_its_job_cost_and_repo(remote_env, tiny_remote_config):
+    record = store.create_run(tiny_remote_config(name="shown remotely"), owner=OWNER)
+    job = {"id": "abc123", "url": "https://huggingface.co/jobs/someone/abc123", "flavor": "t4-small",
+           "flavor_label": "Nvidia T4 - small (t4-small)", "price_per_hour": 0.4, "max_cost_usd": 3.0,
+           "outputs_repo": "someone/fine-tune-studio-x", "namespace": "someone"}
+    store.update_status(record.dir, status="running", executor="hf-jobs", job=job, job_stage="RUNNING",
+                        job_cost_usd=0.12, job_running_seconds=1080, started_at=store.now_iso(),
+                        job_metrics={"gpu_percent": 91, "gpu_used_gb": 9.5, "gpu_total_gb": 16})
+    # A live follower is not needed to show it: reconcile would start one, so look at the text directly.
+    text = train_tab._status_markdown(store.get_run(record.run_id), [], OWNER)
+    assert "[abc123](https://huggingface.co/jobs/someone/abc123)" in text
+    assert "≈ $0.12" in text and "$3.00 cap" in text and "GPU 91 %" in text and "someone/fine-tune-studio-x" in text
+    rows, ids = train_tab.history_table()
+    assert rows[ids.index(record.run_id)][3] == "running · Jobs t4-small"
+    store.update_status(record.dir, status="failed", job_stage="ERROR")
+    store.delete_run(record.run_id)
