@@ -3,9 +3,9 @@
 The time and memory come from the studio's one preflight (studio.train.preflight.run_preflight), called here
 once with the flavour described as hardware (its GPUs and their memory, its vCPUs and RAM), without this
 machine's run history (those rates were measured on other hardware) and without the local busy check (a
-remote run does not use this machine's trainer). Checks that only concern this machine are replaced: a
-ZeroGPU Space can submit jobs; bitsandbytes is installed in the job for QLoRA; a CPU flavour's RAM is the
-flavour's, not this machine's.
+remote run does not use this machine's trainer); a CPU flavour's memory is its RAM and its speed the cost
+model's reference per core. Checks that only concern this machine are dropped: a ZeroGPU Space can submit
+jobs; bitsandbytes is installed in the job for QLoRA.
 
 The cost is the flavour's price (from the API) × (setup + training). Setup — uv installing the pinned
 packages, CUDA torch included, and downloading the inputs and the model — is taken as 5 minutes (3–10): a
@@ -62,19 +62,21 @@ class RemoteEstimate:
 
 def estimate(config, flavor: Flavor, max_cost: float | None, manifest: dict | None = None) -> RemoteEstimate:
     """The remote preflight; `config` is a RunConfig, `max_cost` the cap in USD."""
+    from studio.models import cost
     from studio.train import preflight
     from studio.train.charts import format_duration
 
     hardware = flavor.hardware()
-    cpu_gflops = None if hardware.kind == "cuda" else preflight.CPU_GFLOPS_PER_CORE_FALLBACK * hardware.cpu_cores
-    report = preflight.run_preflight(config, hardware=hardware, manifest=manifest, runs=[], check_busy=False,
-                                     cpu_gflops=cpu_gflops)
-    report.checks = [check for check in report.checks if not _local_only(check, hardware)]
+    cpu_gflops = available_gib = None
     if hardware.kind != "cuda":
-        _check_ram(report, flavor)
-        if report.tokens_per_s:
-            report.rate_source = (f"estimated for its {hardware.cpu_cores} vCPUs at the studio's reference "
-                                  f"{preflight.CPU_GFLOPS_PER_CORE_FALLBACK:g} GFLOP/s per core; not measured on Jobs")
+        cpu_gflops = cost.reference_cpu_gflops(hardware.cpu_cores)
+        available_gib = flavor.ram_gb * 1e9 / cost.GIB if flavor.ram_gb else None  # the flavour's RAM, not ours
+    report = preflight.run_preflight(config, hardware=hardware, manifest=manifest, runs=[], check_busy=False,
+                                     cpu_gflops=cpu_gflops, available_gib=available_gib)
+    report.checks = [check for check in report.checks if not _local_only(check, hardware)]
+    if hardware.kind != "cuda" and report.tokens_per_s:
+        report.rate_source = (f"estimated for its {hardware.cpu_cores} vCPUs at the studio's reference "
+                              f"{cpu_gflops / hardware.cpu_cores:.0f} GFLOP/s per core; not measured on Jobs")
     result = RemoteEstimate(flavor, report, max_cost)
     _describe_model(config, report)
 
@@ -122,23 +124,7 @@ def _local_only(check, hardware) -> bool:
         return True
     if check.field == "qlora_4bit" and hardware.kind == "cuda":
         return True  # bitsandbytes is installed in the job (package.BITSANDBYTES_PIN)
-    if hardware.kind != "cuda" and check.field == "batch_size" and "memory" in check.message.lower():
-        return True  # measured against this machine's RAM; _check_ram redoes it for the flavour
     return False
-
-
-def _check_ram(report, flavor: Flavor) -> None:
-    report.memory_available_gb = flavor.ram_gb
-    report.memory_kind = "RAM"
-    needed, available = report.memory_needed_gb, flavor.ram_gb
-    if not needed or not available:
-        return
-    if needed > available:
-        report.error(f"Not enough memory on '{flavor.name}': about {needed:.1f} GB needed, {available:.0f} GB RAM.",
-                     "Pick a flavour with more memory (or a GPU), or lower the batch size or max length.", "batch_size")
-    elif needed > 0.8 * available:
-        report.warn(f"Memory is tight on '{flavor.name}': about {needed:.1f} GB of {available:.0f} GB.",
-                    "If it runs out of memory, lower the batch size or max length.", "batch_size")
 
 
 def _describe_model(config, report) -> None:

@@ -97,6 +97,7 @@ def submit(config, owner: str, flavor: str | None, max_cost: float | None, ident
     if result.blocking:
         first = result.report.errors[0]
         raise StudioError(f"Not sent to Hugging Face Jobs: {first.message}", first.hint or "Fix the settings first.")
+    config = result.report.config or config  # with the preflight's changes so it fits the flavour's memory
     namespace = hub.namespace(client)
     record = store.create_run(config, owner, owner_role=access.OPERATOR)
     inputs_repo, outputs_repo = package.repo_names(namespace, record.run_id)

@@ -280,12 +280,12 @@ class Follower:
 
     # ---- the end ------------------------------------------------------------------------
     def fetch_results(self, commit: str | None) -> bool:
-        """Download the adapter, the model card and the last checkpoint from the outputs repo; True when done."""
+        """Download the adapter (its model card inside) and the last checkpoint from the outputs repo; True when done."""
         repo = self.job.get("outputs_repo")
         status = store.read_status(self.run_dir)
         checkpoint = str(status.get("last_checkpoint") or "")
         checkpoint = checkpoint if CHECKPOINT_PATH.fullmatch(checkpoint) else ""
-        patterns = ["adapter/*", "README.md"] + ([f"{checkpoint}/*"] if checkpoint else [])
+        patterns = ["adapter/*"] + ([f"{checkpoint}/*"] if checkpoint else [])
         from huggingface_hub import snapshot_download
 
         staging = Path(tempfile.mkdtemp(prefix=".results-", dir=self.run_dir))
@@ -300,8 +300,6 @@ class Follower:
                     if target.exists():
                         shutil.rmtree(target)
                     os.replace(source, target)
-            if (staging / "README.md").is_file():
-                os.replace(staging / "README.md", self.run_dir / "README.md")
             return (self.run_dir / "adapter" / "adapter_config.json").is_file()
         except Exception as error:  # noqa: BLE001
             say(hub.explain(error, f"download the results from {repo}").message)

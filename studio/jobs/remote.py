@@ -162,7 +162,11 @@ def push_results(client, repo_id: str, run_dir: Path) -> str | None:
         for path in sorted(adapter.rglob("*")):
             if path.is_file():
                 operations.append(CommitOperationAdd(f"adapter/{path.relative_to(adapter).as_posix()}", str(path)))
-    for name in ("README.md", "status.json", "events.jsonl", "log.txt"):
+    from studio.train.card import CARD_NAME
+
+    if (adapter / CARD_NAME).is_file():  # the model card is also the repo's own page
+        operations.append(CommitOperationAdd(CARD_NAME, str(adapter / CARD_NAME)))
+    for name in ("status.json", "events.jsonl", "log.txt"):
         if (run_dir / name).is_file():
             operations.append(CommitOperationAdd(name, str(run_dir / name)))
     info = client.create_commit(repo_id, operations, commit_message="Run result (adapter, model card, record)")

@@ -470,6 +470,7 @@ class Calibration:
     # The matmul peak (GFLOP/s) measured on the calibration machine, per precision: a stand-in where only
     # memory matters and measuring would waste a second (starting a run from the CLI).
     reference_peak_gflops: dict = field(default_factory=lambda: {"fp32": 127.0})
+    reference_cores: int = 2  # the cores that peak was measured on (the build machine)
     start_seconds: float = 15.0  # launch to the first step: process start, imports, model load, tokenising the data
     warmup_seconds: float = 3.0  # the first step's extra time (allocations, kernel choice)
     save_seconds: float = 1.0  # one checkpoint: adapter + optimizer state + trainer state
@@ -542,6 +543,14 @@ def load_calibration() -> Calibration:
 
 
 @functools.lru_cache(maxsize=1)
+def reference_cpu_gflops(cores: int, dtype: str = "fp32") -> float:
+    """A CPU's matmul peak estimated from the calibration machine's, per core: for a machine we cannot measure
+    (a Jobs CPU flavour) or when measuring is not worth a second (memory-only checks)."""
+    found = calibration()
+    peak = found.reference_peak_gflops.get(dtype) or found.reference_peak_gflops["fp32"]
+    return peak / max(1, found.reference_cores) * max(1, cores)
+
+
 def calibration() -> Calibration:
     return load_calibration()
 

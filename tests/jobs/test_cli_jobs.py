@@ -11,7 +11,7 @@ from studio import cli
 
 def test_jobs_flavors_lists_prices(remote_env, capsys):
     assert cli.main(["jobs", "flavors", "--json"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    rows = json.loads(capsys.readouterr().out)  # one JSON array
     t4 = next(row for row in rows if row["name"] == "t4-small")
     assert t4["gpu"] == "T4" and t4["price_per_hour_usd"] == pytest.approx(0.40002)
 
@@ -44,5 +44,5 @@ def test_train_on_jobs_from_the_cli_and_wait(remote_env, tiny_remote_config, cap
     assert summary["status"] == "completed" and summary["steps"] == 10 and summary["adapter"]
     assert "step 10/10" in captured.err
     assert cli.main(["runs", "--json"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    rows = json.loads(capsys.readouterr().out)  # one JSON array
     assert next(row for row in rows if row["run_id"] == summary["run_id"])["executor"] == "hf-jobs"

@@ -73,7 +73,7 @@ def test_a_run_trains_in_a_job_reattaches_after_losing_its_follower_and_opens_in
     done = wait_until(record.run_id, finished, what="the end of the run")
     assert done.state == "completed", done.status.get("error")
     assert done.status["job_stage"] == "COMPLETED" and done.status["step"] == 120
-    assert done.adapter_dir is not None and (done.dir / "README.md").is_file()
+    assert done.adapter_dir is not None and (done.adapter_dir / "README.md").is_file()
     assert store.last_checkpoint(done.dir).name == "checkpoint-120"  # home too, so Resume and export work
 
     # The same events a local run writes, each once, in order, despite the replayed log.

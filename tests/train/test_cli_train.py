@@ -107,11 +107,11 @@ def test_a_blocking_preflight_refuses_to_start_and_an_adjusted_one_starts_what_f
     config = RunConfig(dataset=str(tiny_dataset_dir), batch_size=8)
     fitted = config.replace(batch_size=2, grad_accum=4)
     launched = []
-    monkeypatch.setattr(supervisor, "launch", lambda run_config, owner: launched.append(run_config) or
+    monkeypatch.setattr(supervisor, "launch", lambda run_config, owner, **kwargs: launched.append(run_config) or
                         store.RunRecord("run-x", Path("/nowhere"), {}, {"status": "queued"}))
     monkeypatch.setattr(store, "get_run", lambda run_id: store.RunRecord(run_id, Path("/nowhere"), {}, {"status": "queued"}))
     args = argparse.Namespace(resume=None, config=None, dataset=str(tiny_dataset_dir), batch_size=8, json=False,
-                              wait=False, dry_run=False, cpu_gflops=None)
+                              wait=False, dry_run=False, cpu_gflops=None, executor="local", flavor=None, max_cost=None)
 
     def refusing(run_config, **kwargs):
         report = preflight.Preflight(config=run_config)
