@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,9 +81,12 @@ class Visitor:
             return Result(False, None, f"HTTP {joined.status_code}: {text[:500]}", [{"http": text}])
         event_id = joined.json()["event_id"]
         raw: list[dict] = []
+        deadline = time.monotonic() + timeout  # Gradio's heartbeats keep the stream alive: bound the whole call
         with self.http.stream("GET", f"{self.base}{API}/queue/data", params={"session_hash": self.session_hash},
                               timeout=timeout) as stream:
             for line in stream.iter_lines():
+                if time.monotonic() > deadline:
+                    break
                 if not line.startswith("data:"):
                     continue
                 message = json.loads(line[5:].strip())
