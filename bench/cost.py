@@ -261,8 +261,11 @@ def predict(config, peak_tflops: float, cal: cost.Calibration | None = None):
     manifest = preflight.read_manifest(config.dataset)
     tokens = cost.TokenStats.from_stats(manifest.get("stats"))
     counts = manifest["counts"]
+    passes = report.pass_plan  # the worker's pass plan (micro-batches), as preflight computed it
     load = config.workload(cost.model_shape(config.model), tokens, counts["train"], counts["validation"],
-                           dtype=report.dtype, gradient_checkpointing=bool(config.gradient_checkpointing))
+                           dtype=report.dtype, gradient_checkpointing=bool(config.gradient_checkpointing
+                                                                           or (passes and passes.gradient_checkpointing)),
+                           max_tokens_per_pass=passes.max_tokens_per_pass if passes else None)
     return report, load
 
 
@@ -383,7 +386,8 @@ def fit(results: list[dict], floor: float, threads: int) -> dict:
         weights = shape.params * cost.DTYPE_BYTES[dtype] / cost.GIB
         adapter_gib = cost.ADAPTER_BYTES_PER_PARAM * cost.adapter_params(shape, load.technique, load.lora_r) / cost.GIB
         fixed.append((m["rss_at_start_gib"] or 0) - floor - weights - adapter_gib)
-        positions = load.micro_batch * load.longest
+        # The activations of one pass: the worker runs a batch above its plan's token limit as micro-batches.
+        positions = cost.rows_in_pass(load.micro_batch, load.longest, load.max_tokens_per_pass) * load.longest
         per_layer = 7 * shape.hidden + 2 * shape.kv + 4 * shape.intermediate
         width = cost.DTYPE_BYTES[dtype]
         # The s×s attention term is left out: torch's CPU attention kernel keeps no scores (counted with
