@@ -262,9 +262,9 @@ def predict(config, peak_tflops: float, cal: cost.Calibration | None = None):
     tokens = cost.TokenStats.from_stats(manifest.get("stats"))
     counts = manifest["counts"]
     passes = report.pass_plan  # the worker's pass plan (micro-batches), as preflight computed it
+    checkpointing = bool(config.gradient_checkpointing or (passes and passes.gradient_checkpointing))
     load = config.workload(cost.model_shape(config.model), tokens, counts["train"], counts["validation"],
-                           dtype=report.dtype, gradient_checkpointing=bool(config.gradient_checkpointing
-                                                                           or (passes and passes.gradient_checkpointing)),
+                           dtype=report.dtype, gradient_checkpointing=checkpointing,
                            max_tokens_per_pass=passes.max_tokens_per_pass if passes else None)
     return report, load
 

@@ -752,8 +752,8 @@ def estimate_memory(shape: ModelShape, technique: str = "lora", *, dtype: str = 
     if shape.complete:
         per_layer = 7 * shape.hidden + 2 * shape.kv + 4 * shape.intermediate  # values saved per token per layer
         if kind == "cpu":
-            activations = positions * activation_bytes_per_token(shape, dtype, gradient_checkpointing=gradient_checkpointing,
-                                                                  technique=technique, cal=cal)
+            activations = positions * activation_bytes_per_token(
+                shape, dtype, gradient_checkpointing=gradient_checkpointing, technique=technique, cal=cal)
             activations += (cal.per_dtype("attention_factor", dtype)[0] * rows_per_pass * (shape.heads or 1) * length**2
                             * act_bytes * shape.layers * (cal.per_dtype("checkpoint_ratio", dtype)[0]
                                                           if gradient_checkpointing else 1.0))
@@ -765,7 +765,8 @@ def estimate_memory(shape: ModelShape, technique: str = "lora", *, dtype: str = 
         head = cal.per_dtype("head_buffers", dtype)[0] * scored * min(HEAD_VOCAB_CHUNK, shape.vocab or 32000) * act_bytes
         split = f" (a pass of {rows_per_pass} of the batch's {micro_batch} rows)" if rows_per_pass < micro_batch else ""
         notes["activations"] = (f"{'checkpointed ' if gradient_checkpointing else ''}{shape.layers} layers × "
-                                f"{rows_per_pass} rows{split} × length {length:.0f} × {per_layer:,} values × {act_bytes} B")
+                                f"{rows_per_pass} rows{split} × length {length:.0f} × {per_layer:,} values × "
+                                f"{act_bytes} B")
     else:
         activations = n * act_bytes * positions / 2048  # no shape: a rough ratio
         head = 0.0
