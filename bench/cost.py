@@ -250,12 +250,10 @@ def run_config(name: str, spec: dict, datasets: dict, model_dir: str, threads: i
                      **values)
 
 
-def predict(config, peak_tflops: float, cal: cost.Calibration | None = None):
+def predict(config, peak_tflops: float):
     """(preflight report, workload) for a config, at a given matmul peak, with plenty of memory."""
     from studio.train import preflight
 
-    if cal is not None:
-        cost.calibration.cache_clear()
     report = preflight.run_preflight(config, runs=[], check_busy=False, cpu_gflops=peak_tflops * 1000,
                                      available_gib=1000.0)
     manifest = preflight.read_manifest(config.dataset)
@@ -466,8 +464,7 @@ def main() -> None:
         os.environ["STUDIO_HOME"] = str(scratch / "home")  # bench runs never land in the user's run history
         if opts.mode == "check" and (home / cost.CALIBRATION_FILE).is_file():
             shutil.copy(home / cost.CALIBRATION_FILE, scratch / "home" / cost.CALIBRATION_FILE)
-        cost.calibration.cache_clear()
-        cal = cost.calibration()
+        cal = cost.calibration()  # read from disk at every call: the scratch home's copy from here on
         print(f"calibration in use: {cal.source} ({cal.machine}, {cal.date})")
         datasets = make_datasets(model_dir, scratch)
         results = run_all(specs, datasets, model_dir, opts.threads, opts.bf16)
