@@ -250,19 +250,20 @@ def run_config(name: str, spec: dict, datasets: dict, model_dir: str, threads: i
                      **values)
 
 
-def predict(config, peak_tflops: float, cal: cost.Calibration | None = None):
+def predict(config, peak_tflops: float):
     """(preflight report, workload) for a config, at a given matmul peak, with plenty of memory."""
     from studio.train import preflight
 
-    if cal is not None:
-        cost.calibration.cache_clear()
     report = preflight.run_preflight(config, runs=[], check_busy=False, cpu_gflops=peak_tflops * 1000,
                                      available_gib=1000.0)
     manifest = preflight.read_manifest(config.dataset)
     tokens = cost.TokenStats.from_stats(manifest.get("stats"))
     counts = manifest["counts"]
+    passes = report.pass_plan  # the worker's pass plan (micro-batches), as preflight computed it
+    checkpointing = bool(config.gradient_checkpointing or (passes and passes.gradient_checkpointing))
     load = config.workload(cost.model_shape(config.model), tokens, counts["train"], counts["validation"],
-                           dtype=report.dtype, gradient_checkpointing=bool(config.gradient_checkpointing))
+                           dtype=report.dtype, gradient_checkpointing=checkpointing,
+                           max_tokens_per_pass=passes.max_tokens_per_pass if passes else None)
     return report, load
 
 
@@ -383,7 +384,8 @@ def fit(results: list[dict], floor: float, threads: int) -> dict:
         weights = shape.params * cost.DTYPE_BYTES[dtype] / cost.GIB
         adapter_gib = cost.ADAPTER_BYTES_PER_PARAM * cost.adapter_params(shape, load.technique, load.lora_r) / cost.GIB
         fixed.append((m["rss_at_start_gib"] or 0) - floor - weights - adapter_gib)
-        positions = load.micro_batch * load.longest
+        # The activations of one pass: the worker runs a batch above its plan's token limit as micro-batches.
+        positions = cost.rows_in_pass(load.micro_batch, load.longest, load.max_tokens_per_pass) * load.longest
         per_layer = 7 * shape.hidden + 2 * shape.kv + 4 * shape.intermediate
         width = cost.DTYPE_BYTES[dtype]
         # The s×s attention term is left out: torch's CPU attention kernel keeps no scores (counted with
@@ -462,8 +464,7 @@ def main() -> None:
         os.environ["STUDIO_HOME"] = str(scratch / "home")  # bench runs never land in the user's run history
         if opts.mode == "check" and (home / cost.CALIBRATION_FILE).is_file():
             shutil.copy(home / cost.CALIBRATION_FILE, scratch / "home" / cost.CALIBRATION_FILE)
-        cost.calibration.cache_clear()
-        cal = cost.calibration()
+        cal = cost.calibration()  # read from disk at every call: the scratch home's copy from here on
         print(f"calibration in use: {cal.source} ({cal.machine}, {cal.date})")
         datasets = make_datasets(model_dir, scratch)
         results = run_all(specs, datasets, model_dir, opts.threads, opts.bf16)

@@ -197,15 +197,20 @@ def estimate(params: float, tokens: float, epochs: float, technique: str, *, har
     if arch.params != params:
         arch = replace(arch, params=params)
     dtype = dtype or device.dtype
-    if gradient_checkpointing is None:
-        gradient_checkpointing = device.kind == "gpu"  # on a CPU it costs time and memory is rarely the limit
     if device.dtype != dtype:
         device = replace(device, dtype=dtype)
     numbers = dataset or DatasetNumbers.typed(tokens, int(max_length))
     config = RunConfig(epochs=float(epochs), batch_size=int(batch_size), max_length=int(max_length), lora_r=int(lora_r),
-                       use_dora=technique == "dora", qlora_4bit=technique == "qlora")
+                       use_dora=technique == "dora", qlora_4bit=technique == "qlora",
+                       gradient_checkpointing=gradient_checkpointing)
+    # Left automatic, a CPU worker plans its passes (micro-batches, checkpointing only when one row does not fit)
+    # and a GPU checkpoints: the same plan as the Train tab's preflight.
+    passes = config.pass_plan(arch, dtype, on_cpu=device.kind == "cpu")
+    if gradient_checkpointing is None:
+        gradient_checkpointing = passes.gradient_checkpointing if passes else device.kind == "gpu"
     load = config.workload(arch, numbers.tokens, numbers.train_rows, numbers.validation_rows, dtype=dtype,
-                           gradient_checkpointing=gradient_checkpointing, world_size=int(devices), technique=technique)
+                           gradient_checkpointing=gradient_checkpointing, world_size=int(devices), technique=technique,
+                           max_tokens_per_pass=passes.max_tokens_per_pass if passes else None)
     return Estimate(technique, params, arch, tokens, epochs, device, int(devices), int(batch_size), int(max_length),
                     gradient_checkpointing, int(lora_r), dtype, cost.estimate_run(load, device))
 

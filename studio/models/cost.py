@@ -29,7 +29,11 @@ everywhere and labelled so. Where each number comes from:
   layer, while a CPU process's RSS keeps a measured share of the full figure);
   the attention-score term when the kernel materialises the s×s scores; the LM head's chunked vocabulary
   buffers (TRL projects at most 4,096 positions × 32,768 vocabulary entries at a time). The per-token,
-  vocabulary and fixed constants (allocator overhead included) are fitted to measured peak RSS, per precision.
+  vocabulary and fixed constants (allocator overhead included) are measured on peak RSS, per precision.
+- **The worker's pass plan** (`plan_passes`): on a CPU the worker runs a batch above a token budget as
+  micro-batches (and checkpoints only when one row alone is over it). The plan comes from the same per-token
+  figure (`activation_bytes_per_token`), and the memory estimate peaks on one pass of it, so preflight, the
+  Decide tab and the worker agree on what runs (studio.train.kernels only does the splitting).
 """
 
 from __future__ import annotations
@@ -478,11 +482,14 @@ class Calibration:
     # Memory, GiB unless named otherwise.
     import_floor_gib: float = 0.37  # RSS of a process that imported torch, transformers, peft, trl and datasets
     fixed_gib: float = 0.3  # everything else that does not grow with the batch (tokenised data, buffers)
-    # Per precision, allocator overhead included: × (7h + 2kv + 4i) values saved per token per layer (1.15 is
-    # what autograd saves for the bundled model's layer with LoRA, counted with saved-tensor hooks); × heads·s²
+    # Per precision, allocator overhead included: × (7h + 2kv + 4i) values saved per token per layer; × heads·s²
     # values per row per layer (0: torch's CPU attention kernel keeps no scores); × the LM head's tile of
-    # positions × vocabulary.
-    activation_factor: dict = field(default_factory=lambda: {"fp32": 1.15})
+    # positions × vocabulary. activation_factor is the one per-token figure of a training pass: the memory
+    # estimate and the worker's pass plan (`plan_passes`) both use it. Measured on the worker with its lean
+    # kernels (bench/train.py memory, bundled model, 8 × 576): autograd saves 1.08 × those values, and a pass
+    # adds 1.1 B of RSS per saved byte in fp32 (1.9 in bf16: fp32 temporaries beside 16-bit saved tensors),
+    # 1.08 × 1.1 = 1.188; calibration.json says where its figures come from.
+    activation_factor: dict = field(default_factory=lambda: {"fp32": 1.188})
     # CPU with gradient checkpointing: the peak's activation part as a share of the same batch's without it
     # (glibc keeps much of what the recomputed layers free; measured, not derived: bench/cost.py).
     checkpoint_ratio: dict = field(default_factory=lambda: {"fp32": 0.45})
@@ -710,11 +717,13 @@ class Memory:
 def estimate_memory(shape: ModelShape, technique: str = "lora", *, dtype: str = "fp32", micro_batch: int = 1,
                     length: float = 1024, lora_r: int = DEFAULT_LORA_R, gradient_checkpointing: bool = False,
                     scored_fraction: float = 1.0, kind: str = "cpu", devices: int = 1,
-                    calibration_: Calibration | None = None) -> Memory:
+                    max_tokens_per_pass: int | None = None, calibration_: Calibration | None = None) -> Memory:
     """Peak memory of one process (RSS on a CPU, allocated memory on a GPU), in GiB.
 
     devices > 1 shards weights, gradients and optimizer state (DeepSpeed ZeRO-3); activations stay per device.
-    `scored_fraction`: share of positions the LM head projects (labelled ones on a CPU, see the module doc)."""
+    `scored_fraction`: share of positions the LM head projects (labelled ones on a CPU, see the module doc).
+    `max_tokens_per_pass`: the worker's pass plan (`plan_passes`): a batch above it runs as micro-batches of
+    whole rows, so the activations peak on one pass, not on the whole batch."""
     technique = check_technique(technique)
     if dtype not in DTYPE_BYTES:
         raise StudioError(f"Unknown dtype '{dtype}'.", "Use bf16, fp16 or fp32.")
@@ -738,23 +747,26 @@ def estimate_memory(shape: ModelShape, technique: str = "lora", *, dtype: str = 
     adapter = ADAPTER_BYTES_PER_PARAM * adapter_params(shape, technique, lora_r)
     shard = 1 / max(1, devices)
     act_bytes = width if technique != "qlora" else 2
-    positions = micro_batch * length
+    rows_per_pass = rows_in_pass(micro_batch, length, max_tokens_per_pass)
+    positions = rows_per_pass * length
     if shape.complete:
         per_layer = 7 * shape.hidden + 2 * shape.kv + 4 * shape.intermediate  # values saved per token per layer
-        full = positions * shape.layers * per_layer
         if kind == "cpu":
-            activations = full * act_bytes * cal.per_dtype("activation_factor", dtype)[0]
-            activations += (cal.per_dtype("attention_factor", dtype)[0] * micro_batch * (shape.heads or 1) * length**2
-                            * act_bytes * shape.layers)
-            if gradient_checkpointing:
-                activations *= cal.per_dtype("checkpoint_ratio", dtype)[0]
+            activations = positions * activation_bytes_per_token(
+                shape, dtype, gradient_checkpointing=gradient_checkpointing, technique=technique, cal=cal)
+            activations += (cal.per_dtype("attention_factor", dtype)[0] * rows_per_pass * (shape.heads or 1) * length**2
+                            * act_bytes * shape.layers * (cal.per_dtype("checkpoint_ratio", dtype)[0]
+                                                          if gradient_checkpointing else 1.0))
         else:  # fused attention kernels keep no s×s scores on a GPU; checkpointing keeps each layer's input + one layer
-            values = positions * (shape.layers * shape.hidden + per_layer) if gradient_checkpointing else full
+            values = positions * (shape.layers * shape.hidden + per_layer) if gradient_checkpointing else \
+                positions * shape.layers * per_layer
             activations = values * act_bytes * cal.gpu_activation_factor
         scored = min(HEAD_TOKEN_CHUNK, positions * scored_fraction)
         head = cal.per_dtype("head_buffers", dtype)[0] * scored * min(HEAD_VOCAB_CHUNK, shape.vocab or 32000) * act_bytes
-        notes["activations"] = (f"{'checkpointed ' if gradient_checkpointing else ''}{shape.layers} layers × batch "
-                                f"{micro_batch} × length {length:.0f} × {per_layer:,} values × {act_bytes} B")
+        split = f" (a pass of {rows_per_pass} of the batch's {micro_batch} rows)" if rows_per_pass < micro_batch else ""
+        notes["activations"] = (f"{'checkpointed ' if gradient_checkpointing else ''}{shape.layers} layers × "
+                                f"{rows_per_pass} rows{split} × length {length:.0f} × {per_layer:,} values × "
+                                f"{act_bytes} B")
     else:
         activations = n * act_bytes * positions / 2048  # no shape: a rough ratio
         head = 0.0
@@ -773,6 +785,74 @@ def estimate_memory(shape: ModelShape, technique: str = "lora", *, dtype: str = 
 
 def fits_in(needed_gib: float, available_gib: float) -> bool:
     return needed_gib <= available_gib * USABLE_FRACTION
+
+
+# --- The worker's pass plan (CPU) ---------------------------------------------------------------------------
+# What one training pass may add to a CPU worker's RSS (its saved activations and what the allocator keeps
+# beside them). With the rest of the worker (imports ~0.4 GiB, the model, optimizer state, the data: 0.6 GiB
+# in bf16, 1.1 GiB in fp32 for the bundled model) this keeps its run at batch 8 × 576 under 5 GiB.
+ACTIVATION_BUDGET_GIB = 3.3
+
+
+def activation_bytes_per_token(shape: ModelShape, dtype: str, *, gradient_checkpointing: bool = False,
+                               technique: str = "lora", cal: Calibration | None = None) -> float:
+    """What one token of a CPU training pass adds to the process's RSS, in bytes: the values autograd saves for
+    the backward pass (7h + 2kv + 4i per layer, see the module doc) × the activation's bytes × the calibrated
+    `activation_factor` (saved-tensor overhead and the allocator's kept memory, per precision); with gradient
+    checkpointing the calibrated share of that (`checkpoint_ratio`). The one figure both the memory estimate
+    and the worker's pass plan use."""
+    if not shape.complete:
+        return 0.0
+    cal = cal or calibration()
+    act_bytes = DTYPE_BYTES[dtype] if technique != "qlora" else 2
+    per_layer = 7 * shape.hidden + 2 * shape.kv + 4 * shape.intermediate
+    per_token = shape.layers * per_layer * act_bytes * cal.per_dtype("activation_factor", dtype)[0]
+    if gradient_checkpointing:
+        per_token *= cal.per_dtype("checkpoint_ratio", dtype)[0]
+    return per_token
+
+
+def rows_in_pass(batch_size: int, length: float, max_tokens_per_pass: int | None) -> int:
+    """Rows of a batch padded to `length` that one pass takes (the worker's split_batch: whole rows, at least one)."""
+    if not max_tokens_per_pass or batch_size * length <= max_tokens_per_pass:
+        return max(1, int(batch_size))
+    return max(1, min(int(batch_size), int(max_tokens_per_pass // max(1.0, length))))
+
+
+@dataclass(frozen=True)
+class PassPlan:
+    """How the worker runs each training batch on a CPU: passes of at most `max_tokens_per_pass` padded tokens
+    (None: every batch whole) and whether gradient checkpointing is on."""
+    max_tokens_per_pass: int | None
+    gradient_checkpointing: bool
+
+    @property
+    def note(self) -> str:
+        """What the run's log and the preflight say about it ("" when batches run whole)."""
+        if not self.max_tokens_per_pass:
+            return ""
+        return (f"batches above {self.max_tokens_per_pass:,} padded tokens run as micro-batches (the same update, "
+                "less memory)" + (" with gradient checkpointing" if self.gradient_checkpointing else ""))
+
+
+def plan_passes(shape: ModelShape, dtype: str, batch_size: int, max_length: int,
+                budget_gib: float = ACTIVATION_BUDGET_GIB, cal: Calibration | None = None) -> PassPlan:
+    """The worker's pass plan on a CPU (when the run leaves gradient checkpointing automatic); preflight and the
+    Decide tab call it with the same inputs, so the memory they predict is that of the passes the worker runs.
+
+    A batch within the budget runs whole. A longer one runs as micro-batches (same update, about the same speed
+    on a CPU, where a pass of a few thousand tokens already keeps the matmuls busy). Checkpointing, which costs a
+    third more compute, only when a single row at max length would not fit."""
+    per_token = activation_bytes_per_token(shape, dtype, cal=cal)
+    if per_token <= 0:
+        return PassPlan(None, False)
+    budget_tokens = int(budget_gib * GIB / per_token)
+    if batch_size * max_length <= budget_tokens:
+        return PassPlan(None, False)
+    if max_length <= budget_tokens:
+        return PassPlan(budget_tokens, False)
+    checkpointed = activation_bytes_per_token(shape, dtype, gradient_checkpointing=True, cal=cal)
+    return PassPlan(max(int(max_length), int(budget_gib * GIB / checkpointed)), True)
 
 
 # --- A whole run --------------------------------------------------------------------------------------------
@@ -800,13 +880,14 @@ class Workload:
     eval_positions: float = 0.0  # positions one evaluation computes
     eval_scored: float = 0.0  # positions one evaluation's LM head projects
     saves: int = 0  # checkpoints written during the run
+    max_tokens_per_pass: int | None = None  # the worker's pass plan on a CPU (plan_passes): None runs batches whole
 
 
 def workload(shape: ModelShape, tokens: TokenStats, *, train_rows: int, validation_rows: int, steps: int,
              rows_seen: int, evaluations: int, saves: int, micro_batch: int, grad_accum: int = 1, max_length: int,
              grouped: bool = True, packing: bool = False, labelled_only: bool = True, dtype: str = "fp32",
              technique: str = "lora", lora_r: int = 8, gradient_checkpointing: bool = False,
-             devices: int = 1) -> Workload:
+             devices: int = 1, max_tokens_per_pass: int | None = None) -> Workload:
     """A run over a dataset with these token statistics (steps, evaluations and saves from RunConfig.schedule)."""
     seen = batches(tokens, rows=train_rows, batch=micro_batch * devices, max_length=max_length, rows_seen=rows_seen,
                    grouped=grouped, packing=packing)
@@ -819,7 +900,8 @@ def workload(shape: ModelShape, tokens: TokenStats, *, train_rows: int, validati
         seen.real_per_row * rows_seen * labelled, seen.mean_padded_length, seen.longest, labelled,
         int(evaluations) if evaluation else 0,
         evaluation.padded_per_row * validation_rows if evaluation else 0.0,
-        evaluation.real_per_row * validation_rows * labelled if evaluation else 0.0, int(saves))
+        evaluation.real_per_row * validation_rows * labelled if evaluation else 0.0, int(saves),
+        int(max_tokens_per_pass) if max_tokens_per_pass else None)
 
 
 @dataclass
@@ -880,7 +962,7 @@ def estimate_run(load: Workload, device: Device, cal: Calibration | None = None)
     memory = estimate_memory(shape, load.technique, dtype=load.dtype, micro_batch=load.micro_batch, length=load.longest,
                              lora_r=load.lora_r, gradient_checkpointing=load.gradient_checkpointing,
                              scored_fraction=load.scored_fraction_peak, kind=device.kind, devices=load.devices,
-                             calibration_=cal)
+                             max_tokens_per_pass=load.max_tokens_per_pass, calibration_=cal)
     efficiency, note = efficiency_for(device, load.dtype, "train", cal)
     eval_efficiency, _ = efficiency_for(device, load.dtype, "eval", cal)
     scaling = 1.0 if load.devices == 1 else 0.9 * load.devices  # data parallel: ~90 % scaling
@@ -913,15 +995,21 @@ def settings_that_fit(load: Workload, available_gib: float, cal: Calibration | N
 
     The effective batch (micro-batch × accumulation) stays the same, so the optimizer sees the same batches'
     worth of examples per step and the same number of steps: the results are equivalent (the loss is
-    normalised over the whole accumulated batch). None when nothing fits."""
+    normalised over the whole accumulated batch). None when nothing fits.
+
+    The peak of each candidate is that of the passes the worker will run: the workload's pass plan holds for a
+    smaller batch too (its token limit does not depend on the batch size), so a batch the plan already splits
+    is only made smaller when one pass still does not fit; turning checkpointing on is an explicit setting, and
+    the worker plans no passes then (whole micro-batches)."""
     cal = cal or calibration()
     effective = load.micro_batch * load.grad_accum
 
     def peak(micro: int, checkpointing: bool) -> float:
+        planned = load.max_tokens_per_pass if checkpointing == load.gradient_checkpointing else None
         return estimate_memory(load.shape, load.technique, dtype=load.dtype, micro_batch=micro, length=load.longest,
                                lora_r=load.lora_r, gradient_checkpointing=checkpointing,
                                scored_fraction=load.scored_fraction_peak, kind=kind, devices=load.devices,
-                               calibration_=cal).total
+                               max_tokens_per_pass=planned, calibration_=cal).total
 
     divisors = [d for d in range(load.micro_batch, 0, -1) if load.micro_batch % d == 0]
     for checkpointing in ((load.gradient_checkpointing,) if load.gradient_checkpointing else (False, True)):

@@ -156,8 +156,9 @@ class RunConfig:
 
     def workload(self, shape: cost.ModelShape, tokens: cost.TokenStats, train_rows: int, validation_rows: int, *,
                  dtype: str, gradient_checkpointing: bool, world_size: int = 1,
-                 technique: str | None = None) -> cost.Workload:
-        """This run over a dataset with these token statistics, in the cost model's units."""
+                 technique: str | None = None, max_tokens_per_pass: int | None = None) -> cost.Workload:
+        """This run over a dataset with these token statistics, in the cost model's units (`max_tokens_per_pass`:
+        the worker's pass plan, `pass_plan`)."""
         plan = self.schedule(train_rows, validation_rows, world_size)
         return cost.workload(shape, tokens, train_rows=train_rows, validation_rows=validation_rows, steps=plan.steps,
                              rows_seen=plan.rows_seen, evaluations=plan.evaluations, saves=plan.saves,
@@ -165,7 +166,15 @@ class RunConfig:
                              grouped=self.group_by_length and not self.packing, packing=self.packing,
                              labelled_only=self.assistant_only_loss, dtype=dtype,
                              technique=technique or self.technique(), lora_r=self.lora_r,
-                             gradient_checkpointing=gradient_checkpointing, devices=world_size)
+                             gradient_checkpointing=gradient_checkpointing, devices=world_size,
+                             max_tokens_per_pass=max_tokens_per_pass)
+
+    def pass_plan(self, shape: cost.ModelShape, dtype: str, on_cpu: bool) -> cost.PassPlan | None:
+        """How the worker will run each batch (cost.plan_passes), or None when it plans nothing: on a GPU, or when
+        gradient checkpointing is set by hand. The worker, preflight and the Decide tab all ask here."""
+        if not on_cpu or self.gradient_checkpointing is not None:
+            return None
+        return cost.plan_passes(shape, dtype, self.batch_size, self.max_length)
 
     # ---- validation ---------------------------------------------------------------------
     def validate(self) -> dict[str, str]:

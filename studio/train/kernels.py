@@ -17,7 +17,9 @@ place, checks that the result is unchanged where that can be checked cheaply, an
   into the same gradient, every piece's loss divided by the whole batch's labelled-token count: the same update as
   the whole batch at once, with the activation memory of one piece; the heap is trimmed between pieces (glibc
   otherwise keeps a piece's freed memory and the next piece allocates beside it). Short batches (the usual case)
-  pass untouched, untrimmed: trimming costs page faults on the next step.
+  pass untouched, untrimmed: trimming costs page faults on the next step. How many tokens a pass may take (and
+  whether checkpointing is needed) is the cost model's plan (studio.models.cost.plan_passes), so preflight
+  predicts the memory of the passes that really run; this module only does the splitting.
 - `cpu_loss_chunks()`: TRL's fused LM head scores the vocabulary in tiles of 4,096 tokens × 32,768 vocabulary
   entries; on a CPU its torch fallback builds several fp32 temporaries of a whole tile (512 MB each), which made
   the loss the largest memory spike of a long-sequence step. Tiles of 4,096 vocabulary entries give the same
@@ -27,17 +29,8 @@ place, checks that the result is unchanged where that can be checked cheaply, an
 from __future__ import annotations
 
 CPU_VOCABULARY_CHUNK = 4096
-# Memory one training pass may add on a CPU. With the rest of the worker (imports ~0.4 GB, the model, optimizer state,
-# the data: 0.6 GB in bf16, 1.1 GB in fp32 for the bundled model) this keeps its run at batch 8 x 576 under 5 GB.
-ACTIVATION_BUDGET_GB = 3.3
-# Saved activations per token per decoder block, in elements: norms, q/k/v, attention output, residuals and the MLP's
-# four intermediate-size tensors (7h + 2kv + 4i), times 1.08 measured on SmolLM2-135M under LoRA (bench/train.py
-# memory: 686 KB per token in bf16, 1.37 MB in fp32, 30 blocks).
-ACTIVATION_MEASURED_FACTOR = 1.08
-# What a pass adds to the process's RSS per byte of saved activations (measured, same model and batch): the pass's
-# temporaries and the allocator's free-but-kept memory come on top. A 16-bit pass keeps fp32 temporaries (norm
-# statistics, the loss's tiles) beside small saved tensors, hence the larger factor.
-RSS_PER_SAVED_BYTE = {2: 1.9, 4: 1.1}
+
+
 def apply(model, autocast: bool, on_cpu: bool) -> list[str]:
     """Swap in the pieces that apply to a run (autocast: it trains under bf16/fp16 autocast); returns what changed."""
     done = []
@@ -140,41 +133,6 @@ def cpu_loss_chunks(vocabulary_chunk: int = CPU_VOCABULARY_CHUNK) -> bool:
         return False
     trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE = min(trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE, vocabulary_chunk)
     return True
-
-
-def activation_bytes_per_token(model_config, bytes_per_activation: int, checkpointing: bool = False) -> float:
-    """What one token of a training pass keeps for the backward pass, from the model's config."""
-    config = getattr(model_config, "text_config", None) or model_config
-    hidden = int(getattr(config, "hidden_size", 0) or 0)
-    layers = int(getattr(config, "num_hidden_layers", 0) or 0)
-    intermediate = int(getattr(config, "intermediate_size", 0) or 4 * hidden)
-    heads = int(getattr(config, "num_attention_heads", 0) or 1)
-    head_dim = int(getattr(config, "head_dim", 0) or hidden // heads)
-    kv = int(getattr(config, "num_key_value_heads", 0) or heads) * head_dim
-    per_block = (7 * hidden + 2 * kv + 4 * intermediate) * ACTIVATION_MEASURED_FACTOR
-    if checkpointing:  # each block keeps its input; one block at a time is recomputed in full
-        return (layers * hidden + per_block) * bytes_per_activation
-    return layers * per_block * bytes_per_activation
-
-
-def plan_passes(model_config, bytes_per_activation: int, batch_size: int, max_length: int,
-                budget_gb: float = ACTIVATION_BUDGET_GB) -> tuple[int | None, bool]:
-    """(most padded tokens per pass or None for no limit, whether gradient checkpointing is needed).
-
-    A batch that fits the budget runs whole. A longer one runs as micro-batches (same update, about the same
-    speed on a CPU, where a pass of a few thousand tokens already keeps the matmuls busy). Checkpointing, which
-    costs a third more compute, only when a single row at max length would not fit."""
-    overhead = RSS_PER_SAVED_BYTE.get(bytes_per_activation, 1.5)
-    per_token = activation_bytes_per_token(model_config, bytes_per_activation) * overhead
-    if per_token <= 0:
-        return None, False
-    budget_tokens = int(budget_gb * 1024**3 / per_token)
-    if batch_size * max_length <= budget_tokens:
-        return None, False
-    if max_length <= budget_tokens:
-        return budget_tokens, False
-    checkpointed = activation_bytes_per_token(model_config, bytes_per_activation, checkpointing=True) * overhead
-    return max(max_length, int(budget_gb * 1024**3 / checkpointed)), True
 
 
 def split_batch(inputs: dict, max_tokens: int) -> list[dict]:

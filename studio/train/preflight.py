@@ -17,6 +17,7 @@ Also home of the small dataset adapter used by the Train tab (`list_datasets`, `
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -208,6 +209,7 @@ class Preflight:
     checks: list[Check] = field(default_factory=list)
     field_errors: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # facts about the estimate itself; never block or warn
+    pass_plan: cost.PassPlan | None = None  # how the worker will run each batch (CPU, checkpointing automatic)
     adjustments: list[str] = field(default_factory=list)  # settings preflight changed so the run fits in memory
     config: RunConfig | None = None  # what will run: the form's settings with the adjustments applied
     cli_command: str = ""
@@ -304,6 +306,7 @@ class Preflight:
             "learning_rate": self.learning_rate, "learning_rate_auto": self.learning_rate_auto,
             "errors": [asdict_check(c) for c in self.errors], "warnings": [asdict_check(c) for c in self.warnings],
             "notes": self.notes, "adjustments": self.adjustments,
+            "pass_plan": dataclasses.asdict(self.pass_plan) if self.pass_plan else None,
             "config": self.config.to_dict() if self.config is not None else None, "cli_command": self.cli_command,
         }
 
@@ -563,11 +566,18 @@ def _estimate(config: RunConfig, report: Preflight, hardware, gpu, shape: cost.M
         return
     report.dtype = report.precision.name
     checkpointing = config.gradient_checkpointing if config.gradient_checkpointing is not None else bool(gpu)
+    # The passes the worker will run (same function, same inputs): the peak is that of one pass, not the batch.
+    passes = report.pass_plan = config.pass_plan(shape, report.dtype, on_cpu=not gpu)
+    if passes:
+        checkpointing = passes.gradient_checkpointing
+        if passes.note:
+            report.notes.append(passes.note[0].upper() + passes.note[1:] + ".")
     device = this_device(hardware, gpu, report.dtype, cpu_gflops, available_gib)
     report.memory_kind = "GPU memory" if gpu else "RAM"
     report.memory_available_gib = device.memory_gib
     load = config.workload(shape, tokens, train_rows, validation_rows, dtype=report.dtype,
-                           gradient_checkpointing=checkpointing, world_size=world)
+                           gradient_checkpointing=checkpointing, world_size=world,
+                           max_tokens_per_pass=passes.max_tokens_per_pass if passes else None)
     estimate = cost.estimate_run(load, device)
     if not estimate.fits:
         fit = cost.settings_that_fit(load, device.memory_gib, kind=device.kind)
@@ -578,12 +588,17 @@ def _estimate(config: RunConfig, report: Preflight, hardware, gpu, shape: cost.M
                          "Lower max length, or use a smaller model" + (" or QLoRA 4-bit." if gpu else " or a GPU."),
                          "max_length")
         else:
+            # Checkpointing the fit turns on is set explicitly (the worker then plans no passes); the pass plan of
+            # a smaller batch keeps the same token limit, so the worker's plan and this estimate stay the same.
+            turned_on = fit.gradient_checkpointing and not checkpointing
             report.config = config.replace(batch_size=fit.micro_batch, grad_accum=fit.grad_accum,
-                                           gradient_checkpointing=True if fit.gradient_checkpointing else config.gradient_checkpointing)
+                                           gradient_checkpointing=True if turned_on else config.gradient_checkpointing)
             report.adjustments = [*fit.changes, f"needs about {estimate.memory.total:.1f} GiB as set, "
                                   f"{fit.memory_gib:.1f} GiB now, of {device.memory_gib:.1f} GiB {report.memory_kind} available"]
+            passes = report.pass_plan = report.config.pass_plan(shape, report.dtype, on_cpu=not gpu)
             load = report.config.workload(shape, tokens, train_rows, validation_rows, dtype=report.dtype,
-                                          gradient_checkpointing=fit.gradient_checkpointing, world_size=world)
+                                          gradient_checkpointing=fit.gradient_checkpointing, world_size=world,
+                                          max_tokens_per_pass=passes.max_tokens_per_pass if passes else None)
             estimate = cost.estimate_run(load, device)
     report.tokens, report.processed_tokens = int(load.train_tokens), int(load.train_positions)
     report.memory_needed_gib = estimate.memory.total

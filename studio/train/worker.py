@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from studio.errors import StudioError
+from studio.models import cost
 from studio.train import store
 from studio.train.config import RunConfig
 from studio.train.divergence import Divergence, DivergenceWatch
@@ -331,6 +332,12 @@ def score_only_labelled_positions_on_cpu() -> bool:
     return True
 
 
+def pass_plan(config: RunConfig, model_config, dtype: str, on_cpu: bool) -> cost.PassPlan | None:
+    """How this worker runs each batch: the cost model's plan for the loaded model's shape (preflight predicts the
+    memory of the same plan, from the same function with the model's config.json); None when it plans nothing."""
+    return config.pass_plan(cost.shape_from_config(model_config.to_dict()), dtype, on_cpu)
+
+
 def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     """Load the model, tokenizer and data and return (trainer, callback, facts)."""
     from studio.models import catalog
@@ -397,16 +404,14 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     except Exception as error:  # noqa: BLE001
         raise explain_load_error(config.model, error) from error
 
-    if hw["use_cpu"] and config.gradient_checkpointing is None:
-        # Long batches run as micro-batches; checkpointing only when one row at max length would not fit.
-        hw["max_tokens_per_pass"], checkpointing = kernels.plan_passes(
-            model.config, precision.bytes_per_activation, config.batch_size, config.max_length)
-        hw["gradient_checkpointing"] = checkpointing
-        if hw["max_tokens_per_pass"]:
-            notes.append(f"batches above {hw['max_tokens_per_pass']:,} padded tokens run as micro-batches "
-                         "(the same update, less memory)" + (" with gradient checkpointing" if checkpointing else ""))
-    else:
-        hw["max_tokens_per_pass"] = None
+    # Long batches run as micro-batches; checkpointing only when one row at max length would not fit. The cost
+    # model's plan, from the model's shape: preflight predicts the memory of the same plan.
+    plan = pass_plan(config, model.config, precision.name, on_cpu=hw["use_cpu"])
+    hw["max_tokens_per_pass"] = plan.max_tokens_per_pass if plan else None
+    if plan:
+        hw["gradient_checkpointing"] = plan.gradient_checkpointing
+        if plan.note:
+            notes.append(plan.note)
 
     learning_rate = config.learning_rate_for(model.num_parameters())
     if config.learning_rate is None:

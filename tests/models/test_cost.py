@@ -184,6 +184,38 @@ def test_settings_that_fit_keep_the_effective_batch():
     assert cost.settings_that_fit(load, available_gib=base, cal=CAL) is None
 
 
+def test_the_pass_plan_splits_only_what_would_not_fit_and_checkpoints_only_when_one_row_would_not():
+    shape = cost.BUNDLED_SHAPE
+    # 30 layers × (7·576 + 2·192 + 4·1536) values × 4 B × factor 1.0: 1,267,200 B per token in fp32.
+    assert cost.activation_bytes_per_token(shape, "fp32", cal=CAL) == 30 * 10560 * 4
+    assert cost.activation_bytes_per_token(shape, "fp32", gradient_checkpointing=True, cal=CAL) == 30 * 10560 * 4 * 0.3
+    budget_tokens = int(3.3 * 1024**3 / (30 * 10560 * 4))  # 2,796
+    assert cost.plan_passes(shape, "fp32", 8, 128, cal=CAL) == cost.PassPlan(None, False)  # short rows: whole
+    assert cost.plan_passes(shape, "fp32", 8, 576, cal=CAL) == cost.PassPlan(budget_tokens, False)
+    assert cost.plan_passes(shape, "bf16", 8, 576, cal=CAL) == cost.PassPlan(None, False)  # half the bytes: fits
+    long_rows = cost.plan_passes(shape, "fp32", 8, 8192, cal=CAL)  # one row alone is over the budget
+    assert long_rows == cost.PassPlan(int(3.3 * 1024**3 / (30 * 10560 * 4 * 0.3)), True)
+    assert "above 2,796 padded tokens run as micro-batches" in cost.plan_passes(shape, "fp32", 8, 576, cal=CAL).note
+    assert cost.PassPlan(None, False).note == ""
+
+
+def test_memory_peaks_on_the_pass_the_worker_runs_and_fit_does_not_shrink_twice():
+    one_pass = cost.rows_in_pass(8, 576, 2796)
+    assert one_pass == 4 and cost.rows_in_pass(8, 576, None) == 8 and cost.rows_in_pass(8, 128, 2796) == 8
+    assert cost.rows_in_pass(8, 4000, 2796) == 1  # a row above the limit still runs (alone)
+    common = dict(length=576, lora_r=8, scored_fraction=0.5, calibration_=CAL)
+    split = cost.estimate_memory(cost.BUNDLED_SHAPE, micro_batch=8, max_tokens_per_pass=2796, **common)
+    four_rows = cost.estimate_memory(cost.BUNDLED_SHAPE, micro_batch=4, **common)
+    assert split.activations == pytest.approx(four_rows.activations) and split.total == pytest.approx(four_rows.total)
+    assert split.total < cost.estimate_memory(cost.BUNDLED_SHAPE, micro_batch=8, **common).total
+    load = workload(micro_batch=8, longest=576, max_tokens_per_pass=2796)
+    # Room for the planned pass: the batch stays 8 (the worker already splits it), no second shrinking.
+    assert cost.settings_that_fit(load, split.total / cost.USABLE_FRACTION + 0.01, cal=CAL).micro_batch == 8
+    # Room for less than the pass: batch 4 would peak the same as 8, so the fit goes to 2 (× accumulation 4).
+    two = cost.settings_that_fit(load, split.total / cost.USABLE_FRACTION - 0.01, cal=CAL)
+    assert (two.micro_batch, two.grad_accum, two.gradient_checkpointing) == (2, 4, False)
+
+
 def test_the_calibration_of_this_machine_wins_over_the_committed_one(monkeypatch, tmp_path):
     monkeypatch.setenv("STUDIO_HOME", str(tmp_path))
     committed = cost.load_calibration()

@@ -217,22 +217,3 @@ def test_micro_batches_give_the_same_update_as_the_whole_batch(tiny_model_dir):
     assert split.item() == pytest.approx(whole.item(), rel=1e-5)
     for a, p in zip(whole_grads, model.parameters()):
         assert torch.allclose(a, p.grad, rtol=1e-4, atol=1e-6)
-
-
-def test_the_pass_plan_splits_only_what_would_not_fit_and_checkpoints_only_when_one_row_would_not():
-    from types import SimpleNamespace
-
-    from studio.train import kernels
-
-    smollm2 = SimpleNamespace(hidden_size=576, num_hidden_layers=30, intermediate_size=1536, num_attention_heads=9,
-                              num_key_value_heads=3, head_dim=64)
-    bf16_token, fp32_token = (kernels.activation_bytes_per_token(smollm2, size) for size in (2, 4))
-    assert 650e3 < bf16_token < 720e3 and fp32_token == 2 * bf16_token  # measured: 686 KB per token in bf16
-    assert kernels.plan_passes(smollm2, 2, batch_size=8, max_length=128) == (None, False)  # short rows: never split
-    for size, token in ((2, bf16_token), (4, fp32_token)):  # bf16 and fp32 at 8 x 576: split, no checkpointing
-        tokens, checkpointing = kernels.plan_passes(smollm2, size, batch_size=8, max_length=576)
-        assert 2 * 576 <= tokens < 8 * 576 and not checkpointing
-        assert tokens * token * kernels.RSS_PER_SAVED_BYTE[size] <= kernels.ACTIVATION_BUDGET_GB * 1024**3
-        assert 8 * 128 < tokens  # the sample's batches (8 rows of ~70-130 tokens) still run whole
-    tokens, checkpointing = kernels.plan_passes(smollm2, 4, batch_size=8, max_length=8192)  # one row alone is too big
-    assert checkpointing and tokens >= 8192

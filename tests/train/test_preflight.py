@@ -57,7 +57,8 @@ def test_steps_tokens_and_time_for_the_bundled_model(dataset):
     # The same figures as the cost model for the same run on a 127 GFLOP/s CPU: one model, no copy of it here.
     load = RunConfig(dataset=str(dataset), epochs=3).workload(
         cost.BUNDLED_SHAPE, cost.TokenStats.from_stats(json.loads((dataset / "manifest.json").read_text())["stats"]),
-        100, 10, dtype="fp32", gradient_checkpointing=False)
+        100, 10, dtype="fp32", gradient_checkpointing=False,
+        max_tokens_per_pass=cost.plan_passes(cost.BUNDLED_SHAPE, "fp32", 8, 512).max_tokens_per_pass)
     expected = cost.estimate_run(load, cost.Device("cpu", "CPU", "cpu", 16.0, 0.127, "fp32"))
     assert report.time_parts == pytest.approx(expected.seconds) and report.seconds == pytest.approx(expected.total_seconds)
     assert report.tokens_per_s == pytest.approx(expected.tokens_per_s)
@@ -173,7 +174,8 @@ def test_not_enough_memory_even_at_batch_1_with_checkpointing_blocks(tmp_path):
 
 def test_a_run_too_big_for_memory_gets_smaller_micro_batches_with_the_same_effective_batch(tmp_path):
     long_rows = write_dataset(tmp_path / "long", mean_tokens=1500, p99=1900, maximum=2000)
-    config = RunConfig(dataset=str(long_rows), batch_size=16, max_length=2048)
+    # Checkpointing set by hand: the worker plans no passes, so only preflight's fit makes the batch smaller.
+    config = RunConfig(dataset=str(long_rows), batch_size=16, max_length=2048, gradient_checkpointing=False)
     roomy = run(config, available_gib=200.0)
     assert not roomy.adjustments and roomy.config is config
     report = run(config, available_gib=roomy.memory_needed_gib / 2)
@@ -270,3 +272,40 @@ def test_a_hub_model_not_on_disk_is_checked_when_the_run_starts(dataset, monkeyp
                         lambda ref: cost.ModelShape(ref, None, known=False, source="unknown"))
     report = run(RunConfig(model="someone/not-downloaded-model", dataset=str(dataset)))
     assert any("checked when the run starts" in note for note in report.notes)
+
+
+@pytest.mark.parametrize("batch_size, max_length, bf16", [(8, 576, False), (8, 576, True), (1, 128, False),
+                                                          (8, 8192, False)])
+def test_preflight_predicts_the_memory_of_the_passes_the_worker_will_run(tmp_path, batch_size, max_length, bf16):
+    from transformers import LlamaConfig
+
+    from studio.train import worker
+
+    folder = write_dataset(tmp_path / "ds", mean_tokens=max_length - 10, p99=max_length, maximum=max_length)
+    config = RunConfig(dataset=str(folder), batch_size=batch_size, max_length=max_length, bf16=bf16)
+    report = run(config, available_gib=1000.0)
+    dtype = "bf16" if bf16 else "fp32"
+    assert report.dtype == dtype
+    # The worker's plan from the loaded model's config (the bundled SmolLM2's config.json values) is preflight's.
+    loaded = LlamaConfig(hidden_size=576, intermediate_size=1536, num_attention_heads=9, num_hidden_layers=30,
+                         num_key_value_heads=3, head_dim=64, vocab_size=49152, tie_word_embeddings=True)
+    plan = worker.pass_plan(config, loaded, dtype, on_cpu=True)
+    assert report.pass_plan == plan == cost.plan_passes(cost.BUNDLED_SHAPE, dtype, batch_size, max_length)
+    if batch_size * max_length <= 1024:
+        assert plan.max_tokens_per_pass is None
+    else:  # the bundled model's batch 8 × 576 (fp32 and bf16) and 8 × 8192 are over the pass budget: split
+        assert 576 <= plan.max_tokens_per_pass < batch_size * max_length
+        assert plan.note and plan.note[1:] in report.markdown()
+    assert plan.gradient_checkpointing == (max_length == 8192)  # only when one row is over the budget
+    # The memory shown is that of one pass of the plan, not of the whole batch.
+    rows = cost.rows_in_pass(batch_size, max_length, plan.max_tokens_per_pass)
+    parts = report.memory_parts_gib
+    whole = cost.estimate_memory(cost.BUNDLED_SHAPE, dtype=dtype, micro_batch=batch_size, length=max_length, lora_r=8,
+                                 gradient_checkpointing=plan.gradient_checkpointing)
+    one_pass = cost.estimate_memory(cost.BUNDLED_SHAPE, dtype=dtype, micro_batch=rows, length=max_length, lora_r=8,
+                                    gradient_checkpointing=plan.gradient_checkpointing)
+    assert parts["activations"] == pytest.approx(one_pass.activations, abs=1e-3)
+    assert (rows < batch_size) == (one_pass.activations < whole.activations)
+    assert not report.adjustments and report.config is config  # no second shrinking on top of the plan
+    assert worker.pass_plan(config.replace(gradient_checkpointing=False), loaded, dtype, on_cpu=True) is None
+    assert worker.pass_plan(config, loaded, dtype, on_cpu=False) is None
