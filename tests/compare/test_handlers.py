@@ -150,3 +150,49 @@ def test_blind_test_needs_an_evaluation_and_a_valid_voter(tiny_run_b_dir, tiny_r
 def test_stop_marks_running_columns_as_stopped():
     assert compare_tab.mark_stopped("3 tokens · 2.0 tokens/s · generating…", "5 tokens · done", "") == [
         "3 tokens · 2.0 tokens/s · stopped", "5 tokens · done", ""]
+
+
+def _shared_demo_run(owner: str):
+    """A shared run of another owner with a saved 3-prompt evaluation (no model needed to vote)."""
+    import secrets
+
+    from studio import paths
+    from studio.compare.evaluate import summarize
+
+    folder = paths.runs_dir() / f"run-shared{secrets.token_hex(4)}"
+    (folder / "adapter").mkdir(parents=True)
+    (folder / "adapter" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "x"}))
+    (folder / "adapter" / "adapter_model.safetensors").write_bytes(b"not weights")
+    (folder / "config.json").write_text(json.dumps({"name": "shared demo", "model": "x"}))
+    (folder / "status.json").write_text(json.dumps({"status": "completed", "owner": owner, "shared": True}))
+    rows = [{"prompt": f"Q{i}?", "messages": [{"role": "user", "content": f"Q{i}?"}], "reference": f"A{i}",
+             "base": f"base {i}", "tuned": f"tuned {i}", "base_loss": 3.0, "tuned_loss": 1.0} for i in range(3)]
+    (folder / "compare").mkdir()
+    (folder / "compare" / "eval.json").write_text(json.dumps({"created_at": 1.0, "source": "validation split",
+                                                              "settings": {}, "rows": rows, "summary": summarize(rows)}))
+    return folder
+
+
+def test_public_mode_blind_ballots_go_to_each_visitors_folder_and_only_their_verdict(monkeypatch):
+    from studio import access
+
+    monkeypatch.setenv("SPACE_ID", "tests/studio")
+    monkeypatch.delenv("STUDIO_ADMIN_PASSWORD", raising=False)
+    folder = _shared_demo_run("hf-operator")
+    alice, bob = (access.Identity(access.new_browser_id(), access.ANONYMOUS) for _ in range(2))
+    with access.acting(alice):
+        out = compare_tab.ab_start(folder.name, "")
+        voter = out[0]
+        while out[5] is not None:  # the next prompt's index until every prompt is voted
+            out = compare_tab.vote_button("A")(folder.name, voter, out[5])
+        out = compare_tab.ab_reveal(folder.name, voter)
+        assert "Ballot closed" in out[2] and out[7]["visible"] and len(out[7]["value"]) == 3
+        assert "3 blind vote(s) from 1 voter(s)" in compare_tab.refresh_verdict(folder.name)
+    box = json.loads((folder / "compare" / "visitors" / alice.namespace / "votes.json").read_text())
+    assert list(box["ballots"]) == [voter] and box["ballots"][voter]["revealed_at"]
+    assert not (folder / "compare" / "votes.json").exists()  # the owner's box is not touched
+    with access.acting(bob):
+        assert "no finished blind votes" in compare_tab.refresh_verdict(folder.name)  # Alice's votes are hers
+        refused = compare_tab.ab_vote(folder.name, voter, 0, "B")  # her voter id means nothing in Bob's folder
+        assert "no ballot" in refused[2]
+    assert json.loads((folder / "compare" / "visitors" / alice.namespace / "votes.json").read_text()) == box
