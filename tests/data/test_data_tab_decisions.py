@@ -132,3 +132,27 @@ def test_structural_errors_cannot_be_dismissed_in_the_tab(tiny_model_dir):
     every = data_tab.dismiss_finding(out[OUT["source"]], out[OUT["state"]], "PII-SECRET", None,
                                      data_tab.DISMISS_SCOPES[1], "sample data")
     assert "every row" in every[-2] and every[OUT["source"]]["dismissals"][0]["row"] is None
+
+
+def test_public_mode_carries_over_only_the_callers_own_mapping_and_reasons(monkeypatch):
+    """Another visitor checking the same file bytes gets none of the owner's column mapping or dismissal reasons."""
+    import secrets
+
+    from studio import access, paths
+    from studio.data import store
+
+    monkeypatch.setenv("SPACE_ID", "tests/studio")
+    alice, bob = (access.Identity(access.new_browser_id(), access.ANONYMOUS) for _ in range(2))
+    sha = secrets.token_hex(32)
+    folder = paths.datasets_dir() / f"alice-{secrets.token_hex(4)}"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text("{}\n")
+    (folder / store.MANIFEST).write_text(json.dumps({
+        "id": folder.name, "name": "alice's data", "owner": alice.user_id, "source_sha256": sha,
+        "column_mapping": {"user": "question", "assistant": "answer", "context": [], "system": None},
+        "dismissals": [{"rule": "PII-EMAIL", "row": None, "reason": "alice's private reason", "created_at": ""}]}))
+    with access.acting(bob):
+        assert store.carried_over(sha) == {}
+    with access.acting(alice):  # positive control: the owner gets them back
+        back = store.carried_over(sha)
+    assert back["dataset"] == "alice's data" and back["dismissals"][0]["reason"] == "alice's private reason"
