@@ -72,6 +72,10 @@ def flavor_list(refresh: bool = False):
 def remote_estimate(config, flavor_name: str | None, max_cost: float | None, refresh: bool = False):
     """(RemoteEstimate, FlavorList) for the form or the CLI (an operator's)."""
     require_operator()
+    return _estimate(config, flavor_name, max_cost, refresh)
+
+
+def _estimate(config, flavor_name: str | None, max_cost: float | None, refresh: bool = False):
     if not flavor_name:
         raise StudioError("Pick a Hugging Face Jobs flavour (the hardware the job runs on).",
                           "e.g. t4-small for models up to ~1B parameters, l4x1 or a10g-small for larger ones.")
@@ -93,7 +97,7 @@ def submit(config, owner: str, flavor: str | None, max_cost: float | None, ident
         access.require_remote_code_allowed(identity)
     config = supervisor.prepared(config, local=False)
     client = hub.api()
-    result, _ = remote_estimate(config, flavor, max_cost)
+    result, _ = _estimate(config, flavor, max_cost)
     if result.blocking:
         first = result.report.errors[0]
         raise StudioError(f"Not sent to Hugging Face Jobs: {first.message}", first.hint or "Fix the settings first.")

@@ -69,8 +69,7 @@ def launch(config, owner: str = "", choice: Choice | None = None, identity=None)
     if choice.executor == LOCAL:
         from studio.train import supervisor
 
-        role = access.OPERATOR if identity.operator else identity.role
-        return supervisor.launch(config, owner=owner, owner_role=role)
+        return supervisor.launch(config, owner=owner, owner_role=identity.role)
     from studio.jobs import executor
 
     return executor.submit(config, owner, choice.flavor, choice.max_cost, identity=identity)

@@ -109,6 +109,16 @@ def test_an_operator_of_a_public_studio_may_send(remote_env, tiny_remote_config,
         assert executor.require_operator() == operator
         _box, flavor, note, _start = train_tab.choose_where("hf-jobs", None)
     assert "cpu-basic" in [name for _, name in flavor["choices"]] and "Not allowed" not in note
+    # Handed in explicitly (no request around it), the operator gets past every check to the cost cap.
+    from studio.errors import StudioError
+    from studio.train import executors
+
+    runs_before = {record.run_id for record in store.list_runs()}
+    with pytest.raises(StudioError, match="Not sent to Hugging Face Jobs") as refused:
+        executors.launch(tiny_remote_config(), owner=operator.user_id, identity=operator,
+                         choice=executors.Choice(executors.HF_JOBS, "cpu-basic", 0.00001))
+    assert not isinstance(refused.value, access.AccessDenied)
+    assert {record.run_id for record in store.list_runs()} == runs_before
 
 
 def test_a_run_above_the_cap_is_not_sent(remote_env, tiny_remote_config):
