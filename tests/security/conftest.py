@@ -269,8 +269,10 @@ def demo_adapter(tiny_model_dir, tmp_path_factory) -> Path:
     return adapter
 
 
+# The sweep sends every handler wrong values, the admin sign-in too: room for those attempts so the operator test
+# after it can still sign in (the limiter itself is tested in test_limits_and_writes).
 PUBLIC_ENV = {"SPACE_ID": "attack-suite/studio", "SPACE_AUTHOR_NAME": OWNER, "STUDIO_QUOTA_DATASETS": "2",
-              "STUDIO_QUOTA_ACTIVE_RUNS": "1"}
+              "STUDIO_QUOTA_ACTIVE_RUNS": "1", "STUDIO_MAX_PASSWORD_ATTEMPTS": "100"}
 OAUTH_ENV = {"SPACE_ID": "attack-suite/studio", "SPACE_AUTHOR_NAME": OWNER, "STUDIO_AUTH": "oauth",
              "STUDIO_OWNERS": OWNER, "STUDIO_OAUTH_LOCAL": "1", "OAUTH_CLIENT_SECRET": OAUTH_SECRET,
              "STUDIO_TEST_OAUTH_USER": OWNER}
