@@ -180,8 +180,9 @@ def _training_settings(config: dict, status: dict, base_label: str, dataset_labe
     return [("base model", base_label), ("dataset", dataset_label)] + sorted(settings.items())
 
 
-def build_card(run_dir: Path, repo_id: str | None = None, merged: bool = False):
-    """The run's model card (huggingface_hub.ModelCard). `repo_id` fills the loading example when known."""
+def build_card(run_dir: Path, repo_id: str | None = None, merged: bool = False, status: dict | None = None):
+    """The run's model card (huggingface_hub.ModelCard). `repo_id` fills the loading example when known;
+    `status` stands in for status.json (the worker's final status, before it writes it)."""
     from huggingface_hub import ModelCard, ModelCardData
 
     from studio import escape
@@ -192,7 +193,7 @@ def build_card(run_dir: Path, repo_id: str | None = None, merged: bool = False):
         config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         config = {}
-    status = store.read_status(run_dir)
+    status = status if status is not None else store.read_status(run_dir)
     hub_id = base_hub_id(config.get("model", ""))
     license_ = base_license(config.get("model", ""), hub_id)
     manifest = _manifest(config)
@@ -257,9 +258,10 @@ def _mentions_a_path(text: str) -> bool:
     return bool(re.search(r"(^|\s)(/|~/|[A-Za-z]:\\)\S", text)) or str(paths.studio_home()) in text
 
 
-def write_card(run_dir: Path, folder: Path, repo_id: str | None = None, merged: bool = False) -> Path:
+def write_card(run_dir: Path, folder: Path, repo_id: str | None = None, merged: bool = False,
+               status: dict | None = None) -> Path:
     target = Path(folder) / CARD_NAME
-    paths.atomic_write_text(target, str(build_card(run_dir, repo_id, merged)))
+    paths.atomic_write_text(target, str(build_card(run_dir, repo_id, merged, status)))
     return target
 
 
@@ -314,8 +316,9 @@ def is_pickle(path: Path) -> bool:
     return path.suffix in (".pkl", ".pickle")
 
 
-def finalize_adapter(run_dir: Path, args=None, chat_template: str | None = None) -> Path:
-    """Make RUN_DIR/adapter/ what the Hub expects (see the module docstring). Returns the adapter folder."""
+def finalize_adapter(run_dir: Path, args=None, chat_template: str | None = None, status: dict | None = None) -> Path:
+    """Make RUN_DIR/adapter/ what the Hub expects (see the module docstring). Returns the adapter folder.
+    `status`: the run's final status when status.json does not hold it yet (the worker writes it last)."""
     run_dir = Path(run_dir)
     adapter = run_dir / "adapter"
     config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
@@ -327,5 +330,5 @@ def finalize_adapter(run_dir: Path, args=None, chat_template: str | None = None)
     if chat_template and (adapter / "chat_template.jinja").is_file():
         # The model's own template, not the answer-marked one used for training (they render the same text).
         paths.atomic_write_text(adapter / "chat_template.jinja", chat_template)
-    write_card(run_dir, adapter)
+    write_card(run_dir, adapter, status=status)
     return adapter

@@ -535,18 +535,21 @@ def train(run_dir: Path) -> str:
         reason = {"stop_reason": "time_limit", "error": {
             "message": f"It reached this studio's run time limit ({minutes:.0f} min of training, STUDIO_MAX_RUN_MINUTES).",
             "hint": "The adapter and a checkpoint were saved: open it in Compare or export it. Fewer steps fit the limit."}}
-    status = store.update_status(
-        run_dir, status=final, step=state.global_step, total_steps=state.max_steps, ended_at=store.now_iso(), **reason,
+    ending = dict(
+        status=final, step=state.global_step, total_steps=state.max_steps, ended_at=store.now_iso(), **reason,
         final_loss=callback.final_loss, train_tokens=tokens, train_runtime=_round(runtime),
         train_seconds=_round(callback.train_seconds),
         tokens_per_s=_round(tokens / callback.train_seconds) if tokens and callback.train_seconds else None,
         adapter="adapter", elapsed=round(callback._elapsed(), 2), **best)
     from studio.train.card import finalize_adapter
 
-    finalize_adapter(run_dir, trainer.args, _state.get("model_chat_template"))  # card, Hub base id, no pickles
+    # status.json says the run ended only once the adapter is final (card, Hub base id, no pickles) and the
+    # last event is written: whoever waits for that status (supervisor.wait, Compare, export) finds both.
+    finalize_adapter(run_dir, trainer.args, _state.get("model_chat_template"), status={**store.read_status(run_dir), **ending})
     event = callback._base(state, "status")
     event.update(status=final, loss=callback.final_loss, eta=0.0 if final == "completed" else None)
     store.append_event(run_dir, event)
+    store.update_status(run_dir, **ending)
     print(f"[studio] {final} at step {state.global_step}/{state.max_steps}; adapter saved to {adapter_dir}", flush=True)
     return final
 
