@@ -34,10 +34,14 @@ def test_a_parquet_bomb_is_refused_before_decoding(public_app):
 
     bomb = _bomb_parquet(150)
     assert len(bomb) < 2_000_000
-    app = psutil.Process(public_app.process.pid)
-    before = app.memory_info().rss
     visitor = Visitor(public_app.url)
     visitor.load_page()
+    # A small valid file first: the first lint loads the model's tokenizer (hundreds of MB), not the bomb's doing.
+    rows = "".join(json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}) + "\n"
+                   for _ in range(3))
+    assert visitor.call_named("lint_upload", [visitor.upload("small.jsonl", rows.encode()), None, 0, 8]).success
+    app = psutil.Process(public_app.process.pid)
+    before = app.memory_info().rss
     result = visitor.call_named("lint_upload", [visitor.upload("bomb.parquet", bomb), None, 0, 8])
     grown = app.memory_info().rss - before
     assert grown < 200 * 1024**2
@@ -131,42 +135,6 @@ def test_four_threads_writing_one_file_never_tear_it(tmp_path):
     for thread in threads:
         thread.join()
     assert errors == []
-
-
-@pytest.mark.slow
-def test_votes_cast_at_once_lose_nothing(public_app):
-    """One voter's three votes sent at the same moment from three tabs of one browser (each tab its own page
-    session, the same stored identity and voter id) all land in the ballot; four voters at once each keep theirs."""
-    run = public_app.world.demo_run
-    voters = []
-    for _ in range(4):
-        first = Visitor(public_app.url)
-        token = first.load_page()
-        started = first.call_named("ab_start", [run.name, ""])
-        assert started.success, started.text[:300]
-        voters.append((token, started.data[0]))
-        first.close()
-    failures = []
-
-    def vote(token, voter_id, index):
-        tab = Visitor(public_app.url)
-        tab.load_page(token)
-        result = tab.call(tab.fn_index("vote_A"), [run.name, voter_id, index], timeout=120)
-        if not result.success:
-            failures.append(result.error or result.text[:300])
-        tab.close()
-
-    threads = [threading.Thread(target=vote, args=(token, voter_id, index)) for token, voter_id in voters
-               for index in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
-    ballots = {}
-    for path in (run / "compare" / "visitors").glob("*/votes.json"):
-        ballots.update(json.loads(path.read_text())["ballots"])
-    assert [len(ballots[voter_id]["votes"]) for _, voter_id in voters] == [3, 3, 3, 3]
 
 
 @pytest.mark.slow

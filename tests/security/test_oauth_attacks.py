@@ -88,7 +88,7 @@ def test_visitors_see_and_chat_with_the_shared_demo_only(oauth_app):
     assert "@mallory" in banner.text and "Only the Space's owners train" in banner.text
     listed = json.dumps(stranger.call_named("refresh_runs", [None]).data)
     assert world.demo_run.name in listed and world.victim_run.name not in listed
-    chat = stranger.call_named("chat", ["Hello?", [], [], [], world.demo_run.name, "", "", 0, 1, 8, 0])
+    chat = stranger.call_named("chat", ["Hello?", [], [], [], world.demo_run.name, "", "", 0, 1, 8, 0, 1.0, False])
     assert chat.success, chat.text[:500]
     answers = chat.data[1:3]
     assert answers[0] and answers[1]  # base and tuned columns answered

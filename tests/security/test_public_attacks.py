@@ -168,9 +168,10 @@ def test_compare_on_another_visitors_run_is_refused_by_id_and_by_path(public_app
         assert opened.refused, (target, opened.text[:300])
         for handler, data in (("ab_start", [target, ""]), ("ab_new_voter", [target]),
                               ("ab_reveal", [target, "voter-attacker"]), ("build_report", [target]),
-                              ("run_evaluation", [target, 2, None, "", 16])):
+                              ("run_evaluation", [target, 2, None, "", 16, 0.7, 0.9, 1.0, False, 0])):
             result = attacker.call_named(handler, data)
-            assert result.refused, (handler, target, result.text[:300])
+            # Refused by the handler, or by Gradio itself: a value its dropdown never offered this session.
+            assert result.refused or "not in the list of choices" in result.text, (handler, target, result.text[:300])
         vote = attacker.call(attacker.fn_index("vote_A"), [target, "voter-attacker", 0])
         assert vote.refused, (target, vote.text[:300])
     # The same words for a run that exists and one that does not: ids cannot be probed.
@@ -186,8 +187,9 @@ def test_train_form_refuses_other_datasets_server_models_and_remote_code(public_
 
     world = public_app.world
     attacker.load_page()
-    check = attacker.fn_index("check_settings")
-    start = attacker.fn_index("start_run")
+    check = attacker.fn_index("check_where")
+    start = attacker.fn_index("start_where")
+    here = ["local", None, None]  # Where to train: this machine (flavour and cost cap unused)
     rows = "".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
                                             {"role": "assistant", "content": f"a{i}"}]}) + "\n" for i in range(12))
     own = attacker.call_named("upload_dataset", [attacker.upload("own.jsonl", rows.encode())]).data[0]["value"]
@@ -200,18 +202,18 @@ def test_train_form_refuses_other_datasets_server_models_and_remote_code(public_
     # Another visitor's dataset, by id or path: Gradio refuses a value its dropdown never offered this session,
     # and the handler refuses it too (tests/security/test_handler_checks.py calls it directly).
     for dataset in (world.victim_dataset.name, str(world.victim_dataset), "/etc"):
-        for fn, extra in ((check, [{}]), (start, [{}, None, None])):
+        for fn, extra in ((check, [{}, *here]), (start, [{}, *here, None, None])):
             result = attacker.call(fn, form(dataset=dataset) + extra)
             assert result.refused or "not in the list of choices" in result.text, result.text[:300]
     # Server folders as the model, and remote code, with the attacker's own dataset: the handler refuses.
     for values in (form(model="/etc"), form(model=str(world.victim_run / "adapter")), form(model="/definitely/not/here"),
                    form(model="studio/data"), form(model=str(world.model_dir), trust_remote_code=True)):
-        for fn, extra in ((check, [{}]), (start, [{}, None, None])):
+        for fn, extra in ((check, [{}, *here]), (start, [{}, *here, None, None])):
             result = attacker.call(fn, values + extra)
             assert result.refused, (values[:3], result.text[:400])
     # A folder that exists and one that does not get the same answer.
-    exists = attacker.call(check, form(model="/etc") + [{}])
-    missing = attacker.call(check, form(model="/nowhere-at-all") + [{}])
+    exists = attacker.call(check, form(model="/etc") + [{}, *here])
+    missing = attacker.call(check, form(model="/nowhere-at-all") + [{}, *here])
     assert exists.data == missing.data
     assert world.checksum() == before
     _no_leaks(public_app, attacker, home_path_check=False)
@@ -301,7 +303,7 @@ def test_visitor_runs_queue_get_no_token_and_cancel(public_app):
             values.update(model=str(world.model_dir), dataset=dataset_value, max_steps=400, max_length=32,
                           batch_size=2, learning_rate=0.001, save_steps=0, eval_steps=0)
             form = [values[name] for name in train_tab.FORM_FIELDS]
-            started = visitor.call_named("start_anyway", form + [{}, None, None])
+            started = visitor.call_named("start_where_anyway", form + [{}, "local", None, None, None, None])
             assert started.success and ("Started" in started.text or "queued" in started.text), started.text[:500]
             me = visitor.call_named("hand_back_token", [None]).data[0].split(".")[0]
             (mine,) = [folder.name for folder in (world.home / "runs").glob("run-*")
