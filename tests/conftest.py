@@ -54,6 +54,15 @@ def bundled_model_dir() -> Path:
     return bundled.ensure_converted()
 
 
+@pytest.fixture
+def cpu_not_measured(tmp_path, monkeypatch):
+    """This CPU's fp32-vs-bf16 measurement not made yet (an empty cache), whatever earlier tests' runs measured:
+    for figures that depend on the precision a run will choose."""
+    from studio.models import precision_probe
+
+    monkeypatch.setattr(precision_probe, "cache_path", lambda: tmp_path / "precision-cache" / "precision.json")
+
+
 @pytest.fixture(scope="session")
 def output_dir() -> Path:
     OUTPUT_DIR.mkdir(exist_ok=True)

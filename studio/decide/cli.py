@@ -98,9 +98,10 @@ def run(args: argparse.Namespace) -> int:
     tokens = args.tokens or (dataset.tokens_per_epoch if dataset else None)
     if not tokens:
         return _usage("give --tokens (training tokens per epoch) or --data")
-    hardware = est.find_hardware(args.gpu)
-    if args.cpu_gflops and hardware.kind == "cpu" and hardware.key == est.THIS_MACHINE:
-        hardware = cost.this_machine(peak_tflops=args.cpu_gflops / 1000)
+    if args.cpu_gflops and args.gpu.strip().lower() in (est.THIS_MACHINE, "this", "local"):
+        hardware = cost.this_machine(est.local_training_dtype(arch), peak_tflops=args.cpu_gflops / 1000)
+    else:
+        hardware = est.find_hardware(args.gpu, arch)
     result = est.estimate(params, tokens, args.epochs, args.technique, hardware=hardware,
                           batch_size=args.batch_size, max_length=args.max_length, lora_r=args.lora_r, arch=arch,
                           devices=args.gpus, gradient_checkpointing=args.checkpointing, dataset=dataset)

@@ -46,23 +46,42 @@ TYPED_ROW_SHARE_OF_MAX_LENGTH = 0.5
 TYPED_LABELLED_FRACTION = 0.5
 
 
-@functools.lru_cache(maxsize=1)
-def measure_this_machine() -> cost.Device:
-    """This machine, its matmul peak measured once per process (fp32 on a CPU, the GPU's precision on CUDA)."""
-    return cost.this_machine()
+@functools.lru_cache(maxsize=4)
+def measure_this_machine(dtype: str | None = None) -> cost.Device:
+    """This machine, its matmul peak measured once per process and precision (by default fp32 on a CPU, the
+    GPU's precision on CUDA)."""
+    return cost.this_machine(dtype)
 
 
-def hardware_list(include_this_machine: bool = False) -> list[cost.Device]:
+def local_training_dtype(arch: cost.ModelShape | None) -> str | None:
+    """The precision a run of `arch` will train in on this machine: the worker's decision, which on a CPU rests on
+    its measurement of the model (cached once a run has made it; only the bundled model's shape is known here
+    without a download). The Train tab's preflight asks the same function, so the two estimates agree."""
+    from studio.models import hardware, precision_probe
+
+    model = "bundled" if arch is not None and arch.name == cost.BUNDLED_SHAPE.name else None
+    return precision_probe.expected_for_model(None, model, hardware.cpu_cores()).name
+
+
+def this_machine_for(arch: cost.ModelShape | None) -> cost.Device:
+    """This machine at the precision a run of `arch` trains in here."""
+    device = measure_this_machine()
+    if device.kind != "cpu":
+        return device
+    return measure_this_machine(local_training_dtype(arch))
+
+
+def hardware_list(include_this_machine: bool = False, arch: cost.ModelShape | None = None) -> list[cost.Device]:
     items = list(HARDWARE)
     if include_this_machine:
-        items.insert(0, measure_this_machine())
+        items.insert(0, this_machine_for(arch))
     return items
 
 
-def find_hardware(key: str) -> cost.Device:
+def find_hardware(key: str, arch: cost.ModelShape | None = None) -> cost.Device:
     text = (key or "").strip().lower()
     if text in (THIS_MACHINE, "this", "local"):
-        return measure_this_machine()
+        return this_machine_for(arch)
     return cost.find_device(text)
 
 

@@ -125,7 +125,7 @@ def compute(inputs: PlanInputs, answers: dict | None, stats: dict | None = None,
     else:
         tokens, max_length = float(inputs.tokens or 0), int(inputs.max_length or 0)
         label = dataset_label(None)
-    hardware = est.find_hardware(inputs.hardware)
+    hardware = est.find_hardware(inputs.hardware, arch)
     gpus = max(1, int(inputs.gpus or 1))
     if hardware.kind == "cpu":
         gpus = 1
@@ -157,7 +157,7 @@ def compute(inputs: PlanInputs, answers: dict | None, stats: dict | None = None,
                         f"{hardware.label} has {hardware.memory_gib:.0f} GiB (plan for at most "
                         f"{est.USABLE_FRACTION:.0%} of it).")
     comparison = est.hardware_rows(params, tokens, inputs.epochs, technique, devices=devices,
-                                   hardware=est.hardware_list(inputs.include_this_machine), **common)
+                                   hardware=est.hardware_list(inputs.include_this_machine, arch), **common)
     a = recommendation.answers
     one_time = chosen.cost_usd + float(inputs.other_one_time or 0)
     breakeven = est.break_even(a["tokens_saved"], a["requests_per_month"], float(inputs.price_per_1k or 0),

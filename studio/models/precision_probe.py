@@ -5,7 +5,8 @@
     cached_cpu_measurement(m)   the measurement for model folder m on this machine, or None (no torch)
     measure_cpu(m, threads)     time fp32 vs bf16 LoRA training steps on m's own shapes; cached under STUDIO_HOME
     choose(forced, m, threads)  the worker's whole decision: probe, measure once if needed, decide
-    expected(forced, m, threads) the same decision without torch and without measuring (preflight, Decide)
+    expected(forced, m, threads) the same decision without torch and without measuring
+    expected_for_model(forced, ref, threads)  the same for a model as the Train form names it (preflight, Decide)
 
 The CPU measurement trains the real model with a rank-8 LoRA on all linear layers for a few steps on a fixed
 English text, in fp32 and with the frozen weights in bf16 (LoRA weights in fp32, autocast to bf16 — and the same
@@ -308,3 +309,26 @@ def expected(forced: bool | None, model_dir: str | os.PathLike | None, threads: 
     device = quick_device()
     measured = cached_cpu_measurement(model_dir, threads) if device.kind == "cpu" and model_dir else None
     return decide(device, forced, measured)
+
+
+def model_dir_for(model_ref: str | None) -> str | None:
+    """The folder (or Hub id) whose shape keys the CPU measurement, for a model as the Train form names it:
+    the converted bundled model, a local folder, a Hub id; None when nothing can have been measured."""
+    from studio.errors import StudioError
+    from studio.models import bundled, catalog
+
+    if model_ref is None:
+        return None
+    try:
+        kind = catalog.classify(str(model_ref))
+    except StudioError:
+        return None
+    if kind == "bundled":
+        return str(bundled.converted_dir()) if bundled.is_converted() else None
+    return str(model_ref)
+
+
+def expected_for_model(forced: bool | None, model_ref: str | None, threads: int) -> Precision:
+    """What the worker will choose for this model here: the one answer the Train tab's preflight and the Decide
+    tab's "this machine" both use, so their estimates agree."""
+    return expected(forced, model_dir_for(model_ref), threads)

@@ -632,7 +632,7 @@ def _estimate(config: RunConfig, report: Preflight, hardware, gpu, shape: cost.M
 def expected_precision(config: RunConfig, hardware) -> Any:
     """The precision the worker will choose (studio.models.precision), from what is known without torch: the
     GPU of `hardware` (its compute capability from the cost model's table), else this CPU's cached measurement."""
-    from studio.models import bundled, precision, precision_probe
+    from studio.models import precision, precision_probe
 
     forced = config.bf16 if isinstance(config.bf16, bool) else None
     gpu = hardware.gpus[0] if hardware.kind == "cuda" and hardware.gpus else None
@@ -640,14 +640,5 @@ def expected_precision(config: RunConfig, hardware) -> Any:
         spec = cost.gpu_spec(gpu.name)
         device = precision.Device("cuda", gpu.name, spec.capability if spec else None, gpu.memory_gb)
         return precision.decide(device, forced)
-    try:
-        kind = catalog.classify(str(config.model))
-    except StudioError:
-        kind = None
-    model_dir = None
-    if kind == "bundled":
-        model_dir = bundled.converted_dir() if bundled.is_converted() else None
-    elif kind in ("local", "hub"):
-        model_dir = str(config.model)
     threads = config.torch_threads if isinstance(config.torch_threads, int) and config.torch_threads > 0 else hardware.cpu_cores
-    return precision_probe.expected(forced, model_dir, threads)
+    return precision_probe.expected_for_model(forced, str(config.model), threads)
