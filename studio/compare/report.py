@@ -9,32 +9,22 @@ evidence there is, the training loss, the evaluation table and the finished blin
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime, timezone
 from pathlib import Path
 
 from studio import escape, paths
 from studio.compare import evaluate, metrics, runs, verdict as verdicts, votes
+from studio.data import store as data_store
+from studio.train import store
 
 CONFIG_KEYS = ("model", "dataset", "technique", "max_length", "epochs", "max_steps", "learning_rate", "lora_r",
                "lora_alpha", "lora_dropout", "target_modules", "batch_size", "gradient_accumulation_steps", "seed")
 
 
 def read_events(run: runs.RunInfo) -> list[dict]:
-    events = []
-    try:
-        lines = (run.dir / "events.jsonl").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return events
-    for line in lines:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue  # a half-written last line while a run is being written
-        if isinstance(event, dict):
-            events.append(event)
-    return events
+    """The run's events as its charts draw them: a resumed run's abandoned stretch is left out (train.store)."""
+    return [] if run.is_bare_adapter else store.chart_events(run.dir)
 
 
 def loss_series(events: list[dict]) -> dict[str, list[tuple[float, float]]]:
@@ -70,7 +60,7 @@ def dataset_label(run: runs.RunInfo) -> str:
     folder = run.dataset_dir
     if folder is None:
         return "unknown"
-    manifest = runs.read_json(folder / "manifest.json", {}) or {}
+    manifest = data_store.read_manifest(folder) or {}
     counts = manifest.get("counts") or {}
     name = manifest.get("name") or folder.name
     if counts:
@@ -106,7 +96,7 @@ def training_facts(run: runs.RunInfo, events: list[dict] | None = None) -> str:
         parts.append(f"{epochs_done:.2g} epoch(s) done" + (f" (planned {planned:g})" if _num(planned) else ""))
     elif _num(planned):
         parts.append(f"{planned:g} epoch(s) planned")
-    manifest = runs.read_json(run.dataset_dir / "manifest.json", {}) if run.dataset_dir else {}
+    manifest = data_store.read_manifest(run.dataset_dir) if run.dataset_dir else None
     counts = (manifest or {}).get("counts") or {}
     train_rows = facts.get("train_rows", counts.get("train"))
     eval_rows = facts.get("eval_rows", counts.get("validation"))
@@ -119,7 +109,7 @@ def training_facts(run: runs.RunInfo, events: list[dict] | None = None) -> str:
 
 def data_dismissals(run: runs.RunInfo) -> list[dict]:
     """Lint findings the dataset's owner dismissed (with their reasons), from the dataset manifest."""
-    manifest = runs.read_json(run.dataset_dir / "manifest.json", {}) if run.dataset_dir else {}
+    manifest = data_store.read_manifest(run.dataset_dir) if run.dataset_dir else None
     items = (manifest or {}).get("dismissals") or []
     return [item for item in items if isinstance(item, dict)]
 

@@ -15,14 +15,12 @@ another's results.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio import paths
 from studio.errors import StudioError
-
-ACTIVE_STATUSES = ("starting", "running")
+from studio.train import store
 
 
 @dataclass
@@ -112,8 +110,7 @@ def load_run(run_id_or_dir: str | Path, action: str = "view") -> RunInfo:
 
     folder = _locate(str(run_id_or_dir))
     if access.is_public():
-        status = read_json(folder / "status.json", {}) or {}
-        record = _Visible(folder.name, status)
+        record = _Visible(folder.name, store.read_status(folder))
         identity = access.current()
         try:
             access.authorize(identity, action, record)
@@ -133,7 +130,7 @@ class _Visible:
 
 
 def _load_folder(folder: Path) -> RunInfo:
-    if is_adapter_dir(folder) and not is_adapter_dir(folder / "adapter"):
+    if is_adapter_dir(folder) and not is_adapter_dir(folder / store.ADAPTER_DIR):
         adapter_config = read_json(folder / "adapter_config.json", {}) or {}
         base = adapter_config.get("base_model_name_or_path") or ""
         if not base:
@@ -143,14 +140,14 @@ def _load_folder(folder: Path) -> RunInfo:
             )
         return RunInfo(run_id=folder.name, dir=folder, adapter_dir=folder, base_ref=base,
                        config={"model": base}, status={}, is_bare_adapter=True)
-    config = read_json(folder / "config.json", None)
+    config = store.read_config(folder)
     if config is None:
         raise StudioError(
             f"{folder} is neither a training run folder nor a PEFT adapter folder.",
             "A run folder has config.json and adapter/; an adapter folder has adapter_config.json.",
         )
-    status = read_json(folder / "status.json", {}) or {}
-    adapter_dir = folder / "adapter"
+    status = store.read_status(folder)
+    adapter_dir = folder / store.ADAPTER_DIR
     if not is_adapter_dir(adapter_dir):
         state = status.get("status", "unknown")
         raise StudioError(
@@ -172,10 +169,9 @@ def list_comparable_runs() -> list[dict]:
     identity = access.current()
     found = []
     for folder in paths.runs_dir().iterdir():
-        if not folder.is_dir() or not is_adapter_dir(folder / "adapter"):
+        if not folder.is_dir() or not is_adapter_dir(folder / store.ADAPTER_DIR):
             continue
-        config = read_json(folder / "config.json", {}) or {}
-        status = read_json(folder / "status.json", {}) or {}
+        config, status = store.read_config(folder) or {}, store.read_status(folder)
         if not access.can_see(identity, _Visible(folder.name, status)):
             continue
         name = config.get("name") or folder.name
@@ -187,34 +183,14 @@ def list_comparable_runs() -> list[dict]:
             label += " · shared demo"
         label = access.redact(label)
         found.append({"run_id": folder.name, "label": label, "dir": str(folder), "status": state,
-                      "mtime": (folder / "adapter").stat().st_mtime})
+                      "mtime": (folder / store.ADAPTER_DIR).stat().st_mtime})
     found.sort(key=lambda item: item["mtime"], reverse=True)
     return found
 
 
-def _pid_alive(pid) -> bool:
-    try:
-        pid = int(pid)
-    except (TypeError, ValueError):
-        return False
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def training_active() -> bool:
-    """True while any run in the studio is starting or running with a live process."""
-    for status_file in paths.runs_dir().glob("*/status.json"):
-        status = read_json(status_file, {}) or {}
-        if status.get("status") in ACTIVE_STATUSES and _pid_alive(status.get("pid")):
-            return True
-    return False
+    """True while a training run's worker is alive (starting, running or still saving): the trainer's threads."""
+    return store.training_active()
 
 
 # ---- prompts: the run's validation split or an uploaded JSONL of chat rows ----

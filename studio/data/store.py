@@ -223,6 +223,22 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any] | None:
     return manifest
 
 
+def has_train_split(folder: str | os.PathLike) -> bool:
+    return (Path(folder) / "train.jsonl").is_file()
+
+
+def train_rows(folder: str | os.PathLike) -> int | None:
+    """Rows of a saved dataset's training split: its manifest's count, else the lines of train.jsonl."""
+    counts = (read_manifest(folder) or {}).get("counts") or {}
+    if isinstance(counts.get("train"), int):
+        return counts["train"]
+    try:
+        with open(Path(folder) / "train.jsonl", "rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    except OSError:
+        return None
+
+
 def list_datasets() -> list[dict[str, Any]]:
     """Every saved dataset's manifest (with "path"), newest first. Broken folders are skipped."""
     root = paths.datasets_dir()

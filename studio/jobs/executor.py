@@ -223,7 +223,7 @@ def reconcile(record):
 
 def _mark_lost_submission(record) -> None:
     """A run left "starting" without a job id: the app stopped during the upload, before any job existed."""
-    written = (record.dir / "status.json").stat().st_mtime
+    written = (record.dir / store.STATUS_FILE).stat().st_mtime
     if time.time() - written < 600:  # a submission may still be uploading in this very process
         return
     store.update_status(record.dir, status="failed", ended_at=store.now_iso(), job_phase=None,

@@ -387,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m studio.jobs.follow RUN_DIR", file=sys.stderr)
         return 2
     run_dir = Path(argv[0]).resolve()
-    if not (run_dir / "status.json").is_file():
+    if not (run_dir / store.STATUS_FILE).is_file():
         print(f"{run_dir} is not a run folder", file=sys.stderr)
         return 2
     with open(run_dir / LOCK_FILE, "a") as lock:

@@ -34,6 +34,7 @@ import traceback
 from pathlib import Path
 
 from studio.jobs import protocol
+from studio.train import store
 
 def control_file(revision: str) -> str:
     """The file whose appearance in the inputs repo asks this job (started from `revision`) to stop."""
@@ -67,8 +68,6 @@ class Relay:
         self.last_status_time = 0.0
 
     def pump(self, force_status: bool = False) -> None:
-        from studio.train import store
-
         self._log_lines()
         events, self.events_offset = store.read_events(self.run_dir, self.events_offset)
         for event in events:
@@ -135,10 +134,7 @@ class Uploader:
 
 def prepare_run(root: Path, job: dict):
     """The run folder inside the job (store.create_run in a scratch STUDIO_HOME)."""
-    from studio.train import store
-    from studio.train.config import RunConfig
-
-    config = RunConfig.from_json((root / "run" / "config.json").read_text(encoding="utf-8"))
+    config = store.read_run_config(root / "run")
     changes = {"dataset": str(root / "data")}
     if job.get("model_source") == "uploaded":
         changes["model"] = str(root / "model")
@@ -166,7 +162,7 @@ def push_results(client, repo_id: str, run_dir: Path) -> str | None:
 
     if (adapter / CARD_NAME).is_file():  # the model card is also the repo's own page
         operations.append(CommitOperationAdd(CARD_NAME, str(adapter / CARD_NAME)))
-    for name in ("status.json", "events.jsonl", "log.txt"):
+    for name in (store.STATUS_FILE, store.EVENTS_FILE, store.LOG_FILE):
         if (run_dir / name).is_file():
             operations.append(CommitOperationAdd(name, str(run_dir / name)))
     info = client.create_commit(repo_id, operations, commit_message="Run result (adapter, model card, record)")
@@ -189,7 +185,7 @@ def run(argv: list[str]) -> int:
     root = Path(__file__).resolve().parents[2]
     job = json.loads((root / "run" / "job.json").read_text(encoding="utf-8"))
     os.environ["STUDIO_HOME"] = tempfile.mkdtemp(prefix="studio-home-")
-    from studio.train import store, supervisor
+    from studio.train import supervisor
 
     say("phase", phase="preparing", message="Inputs downloaded; starting the studio's worker.")
     record = prepare_run(root, job)

@@ -20,6 +20,7 @@ from typing import Any
 
 from studio import paths
 from studio.errors import StudioError
+from studio.train import store
 
 CARD_NAME = "README.md"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
@@ -95,11 +96,10 @@ def base_license(model_ref: str, hub_id: str | None) -> str | None:
 
 
 def _manifest(config: dict) -> dict:
-    try:
-        data = json.loads((Path(str(config.get("dataset") or "")) / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    from studio.data import store as data_store
+
+    dataset = config.get("dataset")
+    return (data_store.read_manifest(dataset) if dataset else None) or {}
 
 
 def dataset_hub_ids(manifest: dict) -> list[str]:
@@ -119,8 +119,6 @@ def _cell(value: Any) -> str:
 
 def loss_table(run_dir: Path, rows: int = 12) -> list[str]:
     """A markdown table of train and eval loss, at most `rows` lines (evenly spread, last one kept)."""
-    from studio.train import store
-
     events, _ = store.read_events(run_dir)
     points: dict[int, dict] = {}
     for event in store.events_for_charts(events):
@@ -186,13 +184,8 @@ def build_card(run_dir: Path, repo_id: str | None = None, merged: bool = False, 
     from huggingface_hub import ModelCard, ModelCardData
 
     from studio import escape
-    from studio.train import store
-
     run_dir = Path(run_dir)
-    try:
-        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        config = {}
+    config = store.read_config(run_dir) or {}
     status = status if status is not None else store.read_status(run_dir)
     hub_id = base_hub_id(config.get("model", ""))
     license_ = base_license(config.get("model", ""), hub_id)
@@ -320,8 +313,8 @@ def finalize_adapter(run_dir: Path, args=None, chat_template: str | None = None,
     """Make RUN_DIR/adapter/ what the Hub expects (see the module docstring). Returns the adapter folder.
     `status`: the run's final status when status.json does not hold it yet (the worker writes it last)."""
     run_dir = Path(run_dir)
-    adapter = run_dir / "adapter"
-    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    adapter = run_dir / store.ADAPTER_DIR
+    config = store.read_config(run_dir) or {}
     set_adapter_base(adapter, config.get("model", ""))
     pickled = adapter / "training_args.bin"
     if args is not None:

@@ -32,8 +32,7 @@ import time
 from pathlib import Path
 
 from studio import paths
-from studio.data import clean, lint
-from studio.data import stats as data_stats
+from studio.data import pipeline
 from studio.data import store as data_store
 from studio.errors import StudioError
 from studio.models import cost
@@ -151,30 +150,9 @@ def prepare_dataset(path_text: str, seed: int = 42, model: str | None = None, ma
     return str(save_with_data_pipeline(path, seed, model, max_length))
 
 
-def _lint_clean_and_count(path: Path, seed: int, model: str | None, max_length: int | None):
-    """The Data pipeline on a file, in memory: lint (refused while it has errors), clean, split, token statistics."""
-    report = lint.lint_file(path, tokenizer=model, max_length=max_length, model=model)  # tokens counted with the run's model
-    errors = [f for f in report.findings if f.severity == "E"]
-    if errors:
-        first = errors[0]
-        where = f" (row {first.row})" if first.row is not None else ""
-        raise StudioError(f"{path.name} has {len(errors)} error finding(s); first{where}: {first.message}",
-                          f"Run `python -m studio lint {path}` and fix them, or clean the file in the Data tab.")
-    result = clean.clean_and_split(report, seed=seed)
-    try:  # the manifest's token statistics, as the Data tab writes them
-        manifest_stats = data_stats.manifest_stats(data_stats.compute_stats(report, max_length=max_length, model=model,
-                                                                               row_numbers=result.train_rows))
-    except Exception as error:  # noqa: BLE001 - statistics are informative; the dataset is still valid without them
-        print(f"note: no token statistics for the manifest ({type(error).__name__}: {error})", file=sys.stderr)
-        manifest_stats = {}
-    return report, result, manifest_stats
-
-
 def save_with_data_pipeline(path: Path, seed: int = 42, model: str | None = None, max_length: int | None = None) -> Path:
     """Lint the file with the Data capability (refused while it has errors), clean, split and save it."""
-    report, result, manifest_stats = _lint_clean_and_count(path, seed, model, max_length)
-    return data_store.save_dataset(result, report, manifest_stats, source_name=path.name,
-                                   source_sha256=data_store.sha256_file(path))
+    return pipeline.save_file(path, seed, model, max_length)
 
 
 def dataset_manifest(path_text: str, seed: int = 42, model: str | None = None, max_length: int | None = None) -> dict:
@@ -186,7 +164,7 @@ def dataset_manifest(path_text: str, seed: int = 42, model: str | None = None, m
         if manifest is None:
             raise StudioError(f"{path} has no readable manifest.json.", "Save the dataset again in the Data tab.")
         return manifest
-    _, result, manifest_stats = _lint_clean_and_count(path, seed, model, max_length)
+    _, result, manifest_stats = pipeline.lint_clean_and_count(path, seed, model, max_length)
     return {"name": path.stem, "path": str(path.parent), "counts": result.counts, "stats": manifest_stats}
 
 

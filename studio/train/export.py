@@ -25,6 +25,7 @@ from pathlib import Path
 
 from studio import paths
 from studio.errors import StudioError
+from studio.train import store
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 RESUME_ONLY = ("optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json", "training_args.bin")
@@ -46,11 +47,11 @@ class AdapterSource:
 
 
 def _config(run_dir: Path) -> dict:
-    try:
-        return json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
+    config = store.read_config(Path(run_dir))
+    if config is None:
         raise StudioError(f"The run folder {run_dir} has no readable config.json.",
-                          "Pick another run; this one may have been deleted.") from error
+                          "Pick another run; this one may have been deleted.")
+    return config
 
 
 def _checkpoint_number(folder: Path) -> int:
@@ -65,7 +66,6 @@ def _exportable(run_dir: Path):
     is access.current(): the visitor the guard set for a browser request, the operator on the command line.
     Every way out (zip, merge, push) asks here, whoever calls it."""
     from studio import access
-    from studio.train import store
 
     run_dir = Path(run_dir)
     record = store.RunRecord(run_dir.name, run_dir, _config(run_dir), store.read_status(run_dir))

@@ -29,7 +29,7 @@ from typing import Any
 
 from studio import access, escape, paths
 from studio.data import store as data_store
-from studio.data.lint import lint_file
+from studio.data import pipeline
 from studio.data.stats import suggested_max_length
 from studio.errors import StudioError
 from studio.models import catalog, cost
@@ -59,68 +59,17 @@ def dataset_label(manifest: dict[str, Any]) -> str:
     return f"{name} — {counts.get('train', '?')} train / {counts.get('validation', '?')} validation rows · {created}"
 
 
-def lint_upload(file_path: str | os.PathLike) -> tuple[list[dict], list[tuple[int, str]]]:
-    """Usable chat records and the blocking problems (line, message) of an uploaded file (the Data tab's linter:
-    every format, every rule)."""
-    path = Path(file_path)
-    report = lint_file(str(path), paths.safe_name(path.name, default="upload"), tokenizer=None)
-    problems = [(finding.row or 0, f"{finding.message} [{finding.rule}]") for finding in report.findings
-                if finding.severity == "E"]
-    records = [{"messages": [{"role": m["role"], "content": m["content"]} for m in row.messages]}
-               for row in report.valid_rows() if row.messages]
-    return records, sorted(problems)
+def dataset_from_upload(file_path: str | os.PathLike, seed: int = 42, owner: str = "") -> tuple[Path, str]:
+    """Save an uploaded chat file as a dataset through the Data pipeline (refused while it has errors).
 
-
-def dataset_from_upload(file_path: str | os.PathLike, validation_fraction: float = 0.1, seed: int = 42,
-                        owner: str = "") -> tuple[Path, str]:
-    """Lint an uploaded chat file; refuse it while it has errors; else save it as a dataset folder.
-
-    Returns the folder and a Markdown summary. The uploaded name only ever appears sanitised.
-    """
-    import hashlib
-    import random
-    from datetime import datetime, timezone
-
-    path = Path(file_path)
-    records, problems = lint_upload(path)
-    if problems:
-        shown = "; ".join(f"row {number}: {text}" if number else f"file: {text}" for number, text in problems[:5])
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise StudioError(f"Not used: {len(problems)} row(s) have errors — {shown}{more}.",
-                          "Open the file in the Data tab: it lists every problem, fixes many automatically and "
-                          "saves a clean dataset for training.")
-    if not records:
-        raise StudioError(f"'{path.name}' has no rows.", "Upload a file with one {\"messages\": [...]} object per line.")
-    order = list(range(len(records)))
-    random.Random(seed).shuffle(order)
-    n_validation = max(1, round(len(records) * validation_fraction)) if len(records) >= 10 else 0
-    validation = [records[i] for i in sorted(order[:n_validation])]
-    train = [records[i] for i in sorted(order[n_validation:])]
-    name = paths.safe_name(path.stem, default="upload", max_length=40)
-    folder_id = f"{name}-{paths.new_id()}"
-    root = paths.datasets_dir()
-    staging, final = root / f".staging-{folder_id}", root / folder_id
-    manifest = {
-        "id": folder_id, "name": name, "source_name": paths.safe_name(path.name, default="upload"),
-        "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "format": "messages",
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "counts": {"train": len(train), "validation": len(validation), "rejected": 0},
-        "findings_summary": {}, "stats": {}, "origin": "train-tab upload",
-        "owner": owner or _current_owner(),
-    }
-    try:
-        staging.mkdir(parents=True)
-        for split, rows in (("train", train), ("validation", validation)):
-            paths.atomic_write_text(staging / f"{split}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-        paths.atomic_write_text(staging / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-        os.rename(staging, final)
-    except OSError as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise StudioError(f"Could not save the dataset: {error.strerror or error}.",
-                          "Check free disk space and that the data folder is writable.") from error
-    summary = (f"✅ **{escape.md_inline(name)}**: no errors in {len(records)} rows; saved as a dataset with {len(train)} training and "
-               f"{len(validation)} validation rows. For token statistics and fixes, use the Data tab.")
-    return final, summary
+    Returns the folder and a Markdown summary. The uploaded name only ever appears sanitised."""
+    folder = pipeline.save_file(Path(file_path), seed=seed, owner=owner or _current_owner())
+    manifest = data_store.read_manifest(folder) or {}
+    counts = manifest.get("counts") or {}
+    name = manifest.get("name") or folder.name
+    summary = (f"✅ **{escape.md_inline(name)}**: no errors; saved as a dataset with {counts.get('train', 0)} training "
+               f"and {counts.get('validation', 0)} validation rows. For token statistics and fixes, use the Data tab.")
+    return folder, summary
 
 
 def _current_owner() -> str:
@@ -151,18 +100,9 @@ def measured_rate(config: RunConfig, runs=None) -> tuple[float, str] | None:
         rate = record.status.get("tokens_per_s")
         if isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0:
             return float(rate), label
-        rates = []
-        try:
-            with open(Path(record.dir) / "events.jsonl", encoding="utf-8") as handle:
-                for line in handle:
-                    try:
-                        value = json.loads(line).get("tokens_per_s")
-                    except ValueError:
-                        continue
-                    if isinstance(value, (int, float)) and value > 0 and math.isfinite(value):
-                        rates.append(float(value))
-        except OSError:
-            continue
+        rates = [float(event["tokens_per_s"]) for event in store.read_events(record.dir)[0]
+                 if isinstance(event.get("tokens_per_s"), (int, float)) and event["tokens_per_s"] > 0
+                 and math.isfinite(event["tokens_per_s"])]
         if len(rates) >= 2:
             return statistics.median(rates[1:]), label  # the first step warms up
     return None

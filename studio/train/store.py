@@ -1,4 +1,5 @@
-"""The run store: one folder per run under paths.runs_dir() (see the run-folder contract).
+"""The run store: one folder per run under paths.runs_dir(), and the only code that knows its files
+(docs/formats.md describes them for readers outside the studio). Everything else goes through here.
 
     <run_id>/config.json    RunConfig JSON, written once at creation
     <run_id>/status.json    atomic; read-modify-write under its lock (paths.locked_update; worker and app both update it);
@@ -37,6 +38,12 @@ ACTIVE = ("starting", "running", "stopping")  # a worker process should be alive
 FINISHED = ("completed", "stopped", "failed", "interrupted")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{3,80}$")
 RUN_PREFIX = "run-"
+CONFIG_FILE = "config.json"
+STATUS_FILE = "status.json"
+EVENTS_FILE = "events.jsonl"
+LOG_FILE = "log.txt"
+ADAPTER_DIR = "adapter"
+CHECKPOINTS_DIR = "checkpoints"
 
 
 @dataclass
@@ -65,7 +72,7 @@ class RunRecord:
 
     @property
     def adapter_dir(self) -> Path | None:
-        adapter = self.dir / "adapter"
+        adapter = self.dir / ADAPTER_DIR
         return adapter if (adapter / "adapter_config.json").is_file() else None
 
     def run_config(self) -> RunConfig:
@@ -102,16 +109,16 @@ def create_run(config: RunConfig, owner: str = "", owner_role: str = "operator")
     config.check()
     folder = paths.runs_dir() / config.run_id
     folder.mkdir(parents=False, exist_ok=False)
-    (folder / "checkpoints").mkdir()
-    paths.atomic_write_text(folder / "config.json", config.to_json() + "\n")
-    (folder / "events.jsonl").touch()
-    (folder / "log.txt").touch()
+    (folder / CHECKPOINTS_DIR).mkdir()
+    paths.atomic_write_text(folder / CONFIG_FILE, config.to_json() + "\n")
+    (folder / EVENTS_FILE).touch()
+    (folder / LOG_FILE).touch()
     status = {
         "status": "queued", "pid": None, "step": 0, "total_steps": None, "created_at": now_iso(),
         "started_at": None, "ended_at": None, "error": None, "best_eval_loss": None,
         "best_checkpoint": None, "owner": owner, "owner_role": owner_role, "notes": [],
     }
-    paths.atomic_write_text(folder / "status.json", json.dumps(status, indent=2) + "\n")
+    paths.atomic_write_text(folder / STATUS_FILE, json.dumps(status, indent=2) + "\n")
     return RunRecord(config.run_id, folder, config.to_dict(), status)
 
 
@@ -129,7 +136,21 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def read_status(folder: Path) -> dict[str, Any]:
-    return _read_json(Path(folder) / "status.json")
+    return _read_json(Path(folder) / STATUS_FILE)
+
+
+def read_config(folder: Path) -> dict[str, Any] | None:
+    """The run's config.json as a dict; None when it is missing or not a JSON object (not a run folder)."""
+    try:
+        data = json.loads((Path(folder) / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_run_config(folder: Path) -> RunConfig:
+    """The run's config.json as a RunConfig (raises when it is missing or invalid)."""
+    return RunConfig.from_json((Path(folder) / CONFIG_FILE).read_text(encoding="utf-8"))
 
 
 def update_status(folder: Path, **changes: Any) -> dict[str, Any]:
@@ -137,7 +158,7 @@ def update_status(folder: Path, **changes: Any) -> dict[str, Any]:
 
     A status.json that does not parse is kept aside (status.json.corrupt-<time>), never silently replaced:
     the new status starts from the changes and its notes say what happened."""
-    path = Path(folder) / "status.json"
+    path = Path(folder) / STATUS_FILE
 
     def merge(status):
         if not isinstance(status, dict):
@@ -157,7 +178,7 @@ def append_event(folder: Path, event: dict[str, Any]) -> None:
     """Append one event line; a single write so a reader sees whole lines or nothing new."""
     event = {"time": time.time(), **event}
     line = json.dumps(event, default=_json_default, allow_nan=False) + "\n"
-    with open(Path(folder) / "events.jsonl", "a", encoding="utf-8") as handle:
+    with open(Path(folder) / EVENTS_FILE, "a", encoding="utf-8") as handle:
         handle.write(line)
         handle.flush()
 
@@ -172,7 +193,7 @@ def read_events(folder: Path, since_offset: int = 0) -> tuple[list[dict[str, Any
     Only complete lines are returned: a half-written last line is left for the next call.
     Lines that are not JSON objects are skipped.
     """
-    path = Path(folder) / "events.jsonl"
+    path = Path(folder) / EVENTS_FILE
     try:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
@@ -198,7 +219,7 @@ def read_events(folder: Path, since_offset: int = 0) -> tuple[list[dict[str, Any
 
 def load_record(folder: Path) -> RunRecord | None:
     folder = Path(folder)
-    config = _read_json(folder / "config.json")
+    config = read_config(folder)
     if not config:
         return None
     return RunRecord(folder.name, folder, config, read_status(folder))
@@ -227,7 +248,7 @@ def list_runs() -> list[RunRecord]:
 def _creation_order(record: RunRecord) -> tuple[str, int]:
     """created_at has whole seconds; the config file's write time orders runs created within one second."""
     try:
-        written = (record.dir / "config.json").stat().st_mtime_ns
+        written = (record.dir / CONFIG_FILE).stat().st_mtime_ns
     except OSError:
         written = 0
     return record.status.get("created_at") or "", written
@@ -246,7 +267,7 @@ def delete_run(run_id: str) -> None:
 
 def checkpoints(folder: Path) -> list[Path]:
     """Complete checkpoints (trainer_state.json is written last), oldest first."""
-    root = Path(folder) / "checkpoints"
+    root = Path(folder) / CHECKPOINTS_DIR
     found = []
     if root.is_dir():
         for child in root.iterdir():
@@ -263,7 +284,7 @@ def last_checkpoint(folder: Path) -> Path | None:
 
 def last_event(folder: Path, types: tuple[str, ...] = ("log", "eval", "checkpoint", "status")) -> dict[str, Any] | None:
     """The newest event of the given types (reads the file tail only)."""
-    path = Path(folder) / "events.jsonl"
+    path = Path(folder) / EVENTS_FILE
     try:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
@@ -291,3 +312,36 @@ def events_for_charts(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                             and isinstance(e.get("step"), int) and e["step"] > resumed_at)]
         kept.append(event)
     return kept
+
+
+def chart_events(folder: Path) -> list[dict[str, Any]]:
+    """All complete events of a run, without the stretches a resume abandoned (what charts and reports draw)."""
+    return events_for_charts(read_events(folder)[0])
+
+
+# ---- liveness: is a run's worker still there? ----------------------------------------------------------------------
+def worker_alive(pid: int | None, folder: Path | None = None) -> bool:
+    """True when pid is a live (non-zombie) process; with `folder`, also that it runs this run's worker (guards
+    against the pid having been reused by another program after a reboot). psutil, so the zombie and
+    command-line checks hold on macOS as on Linux."""
+    if not pid:
+        return False
+    import psutil
+
+    try:
+        process = psutil.Process(int(pid))
+        if process.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+            return False
+        if folder is not None and Path(folder).name not in " ".join(process.cmdline()):
+            return False
+    except psutil.NoSuchProcess:  # gone, or a zombie (ZombieProcess is a NoSuchProcess)
+        return False
+    except (psutil.AccessDenied, ValueError, OSError):  # another user's process: alive, command line unreadable
+        return True
+    return True
+
+
+def training_active() -> bool:
+    """True while any run's worker is alive and starting, running or still saving (stopping)."""
+    return any(record.state in ACTIVE and worker_alive(record.status.get("pid"), record.dir)
+               for record in list_runs())

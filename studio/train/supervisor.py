@@ -23,7 +23,6 @@ never make `busy()` true and never wait in the queue; the dispatcher's `reconcil
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import signal
 import subprocess
@@ -36,6 +35,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from studio import limits, paths
+from studio.data import store as data_store
 from studio.errors import StudioError
 from studio.train import executors, store
 from studio.train.config import RunConfig
@@ -88,25 +88,9 @@ def reap() -> None:
 
 
 def pid_alive(pid: int | None, run_dir: Path | None = None) -> bool:
-    """True when pid is a live (non-zombie) process; with run_dir, also that it runs this run's worker
-    (guards against the pid having been reused by another program after a reboot). psutil, so the
-    zombie and command-line checks hold on macOS as on Linux."""
-    if not pid:
-        return False
+    """store.worker_alive, after collecting our own exited workers."""
     reap()
-    import psutil
-
-    try:
-        process = psutil.Process(int(pid))
-        if process.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
-            return False
-        if run_dir is not None and Path(run_dir).name not in " ".join(process.cmdline()):
-            return False
-    except psutil.NoSuchProcess:  # gone, or a zombie (ZombieProcess is a NoSuchProcess)
-        return False
-    except (psutil.AccessDenied, ValueError, OSError):  # another user's process: alive, command line unreadable
-        return True
-    return True
+    return store.worker_alive(pid, run_dir)
 
 
 def worker_command(run_dir: Path, gpu_count: int = 0, python: str | None = None) -> list[str]:
@@ -329,18 +313,8 @@ def check_limits(config: RunConfig) -> None:
 
 
 def _train_rows(folder: Path) -> int | None:
-    """Rows of a saved dataset's training split: its manifest's count, else its lines."""
-    try:
-        counts = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("counts") or {}
-        if isinstance(counts.get("train"), int):
-            return counts["train"]
-    except (OSError, ValueError, AttributeError):
-        pass
-    try:
-        with open(folder / "train.jsonl", "rb") as handle:
-            return sum(1 for line in handle if line.strip())
-    except OSError:
-        return None
+    """Rows of a saved dataset's training split (data.store)."""
+    return data_store.train_rows(folder)
 
 
 @contextmanager
@@ -355,7 +329,7 @@ def _launch_lock():
 
 def _check_dataset(dataset: str) -> None:
     folder = Path(str(dataset)).expanduser()
-    if not (folder / "train.jsonl").is_file():
+    if not data_store.has_train_split(folder):
         raise StudioError(f"The dataset '{dataset}' is not a saved dataset folder (no train.jsonl).",
                           "Save the dataset in the Data tab first, or pass a .jsonl file to the CLI.")
 

@@ -491,7 +491,7 @@ def importlib_missing(name: str) -> bool:
 def train(run_dir: Path) -> str:
     """Run the training described by run_dir/config.json; returns the final status."""
     main = is_main_process()
-    config = RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8")).check()
+    config = store.read_run_config(run_dir).check()
     notes: list[str] = []
     from studio import paths
 
@@ -588,8 +588,8 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m studio.train.worker RUN_DIR", file=sys.stderr)
         return 2
     run_dir = Path(argv[0]).resolve()
-    if not (run_dir / "config.json").is_file():
-        print(f"{run_dir} is not a run folder (no config.json)", file=sys.stderr)
+    if not (run_dir / store.CONFIG_FILE).is_file():
+        print(f"{run_dir} is not a run folder (no {store.CONFIG_FILE})", file=sys.stderr)
         return 2
     main_process = is_main_process()
     config = None
@@ -599,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
             if not under_launcher():
                 changes["pid"] = os.getpid()
             store.update_status(run_dir, **changes)
-        config = RunConfig.from_json((run_dir / "config.json").read_text(encoding="utf-8"))
+        config = store.read_run_config(run_dir)
         train(run_dir)
         return 0
     except StopBeforeTraining:

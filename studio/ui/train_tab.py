@@ -547,7 +547,7 @@ def _advance(view: dict, browser_id: str | None = None) -> tuple[dict, Any, bool
     from studio.train import store, supervisor
 
     record = supervisor.reconcile_one(_run_for(view["run_id"], browser_id))  # a dead worker: interrupted
-    status_key = _file_key(record.dir / "status.json")
+    status_key = _file_key(record.dir / store.STATUS_FILE)
     events, offset = store.read_events(record.dir, view["offset"])
     if offset < view["offset"]:  # the events file was replaced: start over
         view["events"] = []

@@ -206,18 +206,32 @@ def test_adapter_for_another_base_is_a_plain_message(tmp_path, tiny_run_dir):
 
 
 def test_one_thread_while_a_training_run_is_active(tiny_run_dir):
-    import torch
-    from studio import paths
+    """A live worker that is starting, running or still saving (stopping) takes the trainer's threads; a dead
+    pid, or a live process that is not this run's worker (a reused pid), does not."""
+    import subprocess
+    import sys
 
-    active = paths.runs_dir() / "active-run"
-    active.mkdir(exist_ok=True)
-    (active / "status.json").write_text(json.dumps({"status": "running", "pid": os.getpid()}))
+    import torch
+
+    from studio.train import store
+    from studio.train.config import RunConfig
+
+    record = store.create_run(RunConfig(dataset="unused"))
+    # A stand-in worker: a live process whose command line names the run, as the real worker's does.
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", str(record.dir)])
     try:
-        assert runs.training_active()
+        for state in ("starting", "running", "stopping"):
+            store.update_status(record.dir, status=state, pid=worker.pid)
+            assert runs.training_active(), state
         assert engine.apply_thread_policy() == 1 and torch.get_num_threads() == 1
-        (active / "status.json").write_text(json.dumps({"status": "running", "pid": 2**22 + 12345}))  # dead pid
+        store.update_status(record.dir, status="running", pid=os.getpid())  # alive, but not this run's worker
+        assert not runs.training_active()
+        store.update_status(record.dir, status="running", pid=2**22 + 12345)  # dead pid
+        assert not runs.training_active()
+        store.update_status(record.dir, status="completed", pid=worker.pid)
         assert not runs.training_active()
     finally:
-        (active / "status.json").unlink()
-        active.rmdir()
+        worker.kill()
+        worker.wait()
+        store.delete_run(record.run_id)
         torch.set_num_threads(1)

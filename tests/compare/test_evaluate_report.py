@@ -104,6 +104,7 @@ def test_report_without_evaluation(tiny_run_b_dir):
 def test_report_states_the_automatic_learning_rate_and_dismissed_findings(tmp_path):
     dataset = tmp_path / "dataset"
     dataset.mkdir()
+    (dataset / "train.jsonl").write_text("")  # a saved dataset folder (data.store) has its training split
     (dataset / "manifest.json").write_text(json.dumps({
         "name": "alpaca", "counts": {"train": 270, "validation": 30, "rejected": 0},
         "dismissals": [{"rule": "PII-SECRET", "row": 12, "reason": "a Wikimedia image path, not a secret"}]}))

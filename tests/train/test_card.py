@@ -21,6 +21,7 @@ def run_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("HF_TOKEN", SECRET)
     dataset = tmp_path / "dataset"
     dataset.mkdir()
+    (dataset / "train.jsonl").write_text("")  # a saved dataset folder (data.store) has its training split
     (dataset / "manifest.json").write_text(json.dumps({"name": "pirate chat", "source_hub_id": "someone/pirate-chat",
                                                        "counts": {"train": 117, "validation": 13}}))
     record = store.create_run(RunConfig(model=catalog.BUNDLED, dataset=str(dataset), name="captain byte", max_steps=30), "alice")
