@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from studio import escape, paths
+from studio.units import format_duration
 from studio.compare import evaluate, metrics, runs, verdict as verdicts, votes
 from studio.data import store as data_store
 from studio.train import store
@@ -49,11 +50,18 @@ def _timestamp(value) -> float | None:
 
 
 def training_time(run: runs.RunInfo) -> str:
+    """The training time as the Train tab shows it (the trainer's own clock, summed over resumes), and the whole
+    run's wall-clock time when that is longer (model load, the CPU precision check, saving)."""
+    training = run.status.get("elapsed") if _num(run.status.get("elapsed")) else None
     start, end = _timestamp(run.status.get("started_at")), _timestamp(run.status.get("ended_at"))
-    if start is None or end is None or end < start:
+    wall = end - start if start is not None and end is not None and end >= start else None
+    if training is None and wall is None:
         return "unknown"
-    seconds = int(end - start)
-    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m {seconds % 60:02d}s"
+    if training is None:
+        return f"{format_duration(wall)} from start to end"
+    if wall is not None and wall - training >= 1:
+        return f"{format_duration(training)} ({format_duration(wall)} from start to end, with model loading and checks)"
+    return format_duration(training)
 
 
 def dataset_label(run: runs.RunInfo) -> str:

@@ -64,7 +64,7 @@ def estimate(config, flavor: Flavor, max_cost: float | None, manifest: dict | No
     """The remote preflight; `config` is a RunConfig, `max_cost` the cap in USD."""
     from studio.models import cost
     from studio.train import preflight
-    from studio.train.charts import format_duration
+    from studio.units import format_duration
 
     hardware = flavor.hardware()
     cpu_gflops = available_gib = None

@@ -340,7 +340,7 @@ def describe(status: dict, full: bool = True) -> str:
     Without `full` (a public studio's visitor looking at a shared run) only the flavour and the stage: the
     job, its cost and the operator's repos are the operator's business."""
     from studio import escape
-    from studio.train.charts import format_duration
+    from studio.units import format_duration
 
     job = status.get("job") or {}
     parts = [f"☁ **Hugging Face Jobs** · {escape.md_inline(job.get('flavor_label') or job.get('flavor') or '?')}"]

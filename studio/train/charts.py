@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from studio import escape
+from studio.units import format_duration
 
 # Okabe-Ito
 BLUE = "#0072B2"
@@ -191,19 +192,6 @@ def rate_figure(events: list[dict]):
     figure.update_yaxes(exponentformat="e", row=1, col=1)
     figure.update_xaxes(title_text="step")
     return figure
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "—"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    if minutes:
-        return f"{minutes} min {secs:02d} s"
-    return f"{secs} s"
 
 
 _STATUS_COLOURS = {

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from studio import paths
+from studio.units import format_duration
 from studio.data import pipeline
 from studio.data import store as data_store
 from studio.errors import StudioError
@@ -311,7 +312,7 @@ def progress_line(event: dict) -> str | None:
         if event.get("tokens_per_s"):
             parts.append(f"{event['tokens_per_s']:.0f} tok/s")
         if event.get("eta") is not None:
-            parts.append(f"eta {supervisor.format_duration(event['eta'])}")
+            parts.append(f"eta {format_duration(event['eta'])}")
         return "  ".join(parts)
     if kind == "eval":
         return f"{where}  eval_loss {event.get('eval_loss')}"

@@ -32,10 +32,10 @@ from studio.data import store as data_store
 from studio.data import pipeline
 from studio.data.stats import suggested_max_length
 from studio.errors import StudioError
+from studio.units import format_duration
 from studio.models import catalog, cost
 from studio.models import hardware as hardware_module
 from studio.train import store, supervisor
-from studio.train.charts import format_duration
 from studio.train.config import RunConfig, suggested_learning_rate
 
 

@@ -35,6 +35,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from studio import limits, paths
+from studio.units import format_duration
 from studio.data import store as data_store
 from studio.errors import StudioError
 from studio.train import executors, store
@@ -158,15 +159,6 @@ class Busy:
         until = self.until
         when = f"until about {until.astimezone().strftime('%H:%M')} (ETA {format_duration(self.eta_seconds)})" if until else "(ETA not known yet)"
         return f"The trainer is busy with run '{self.name}' ({self.status}, step {self.step}/{self.total_steps or '?'}) {when}."
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def busy() -> Busy | None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import gradio as gr
 
-from studio import access, escape
+from studio import access, escape, units
 from studio.data.stats import suggested_max_length
 from studio.errors import StudioError
 from studio.ui.guard import guarded, guarded_validator
@@ -641,7 +641,7 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
                          "studio downloads it" + (f" (the job is cancelled after {remote.stop_timeout():.0f} s)."
                                                   if not status.get("cancel_requested_at") else " (cancelling)."))
         elif waited > supervisor.DEFAULT_STOP_TIMEOUT:
-            lines.append(f"⚠ **Still stopping after {charts.format_duration(waited)}.** Use **Force stop** to end it now "
+            lines.append(f"⚠ **Still stopping after {units.format_duration(waited)}.** Use **Force stop** to end it now "
                          "(keeps the last checkpoint; this step's work is lost).")
         else:
             lines.append("… **Stopping:** finishing the current step, then saving a checkpoint and the adapter…")
@@ -895,7 +895,7 @@ def cancel_delete():
 def _duration(status: dict) -> str:
     from studio.train import charts
 
-    return charts.format_duration(charts.progress(status, []).get("elapsed"))
+    return units.format_duration(charts.progress(status, []).get("elapsed"))
 
 
 def short_model_name(ref: str) -> str:

@@ -122,3 +122,16 @@ def test_report_states_the_automatic_learning_rate_and_dismissed_findings(tmp_pa
     assert items["Data findings dismissed"] == "PII-SECRET (row 12) dismissed: a Wikimedia image path, not a secret"
     page, markdown = report.build(run, {}, [])
     assert "learning_rate=None" not in page and "a Wikimedia image path" in markdown
+
+
+def test_training_time_is_the_train_tabs_clock_with_the_wall_clock_beside_it(tmp_path):
+    def run_with(status):
+        return runs.RunInfo(run_id="t", dir=tmp_path, adapter_dir=tmp_path / "adapter", base_ref="m", config={},
+                            status=status)
+
+    both = {"elapsed": 608.4, "started_at": "2026-12-01T10:00:00+00:00", "ended_at": "2026-12-01T10:13:15+00:00"}
+    assert report.training_time(run_with(both)) == ("10 min 08 s (13 min 15 s from start to end, with model loading "
+                                                    "and checks)")
+    assert report.training_time(run_with({"elapsed": 75})) == "1 min 15 s"
+    assert report.training_time(run_with({k: v for k, v in both.items() if k != "elapsed"})) == "13 min 15 s from start to end"
+    assert report.training_time(run_with({})) == "unknown"

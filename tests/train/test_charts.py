@@ -117,13 +117,6 @@ def test_progress_finished_runs_have_no_eta_and_iso_times_work():
     assert "completed" in charts.progress_html(status, [])
 
 
-def test_format_duration():
-    assert charts.format_duration(None) == "—"
-    assert charts.format_duration(59) == "59 s"
-    assert charts.format_duration(61) == "1 min 01 s"
-    assert charts.format_duration(3700) == "1 h 01 min"
-
-
 def test_progress_counts_on_from_the_last_event_time():
     status = {"status": "running", "step": 10, "total_steps": 40, "started_at": 0.0}  # started long ago (a resumed run)
     event = {"type": "log", "step": 10, "total": 40, "elapsed": 50.0, "eta": 150.0, "time": 1000.0}
