@@ -149,7 +149,7 @@ def child(path: str, workers: int | None, naive_sample: int) -> None:
     by_rule = report.counts_by_rule()
     naive = None
     if naive_sample:
-        from studio.data import templates
+        from studio.models import templates
 
         template = templates.training_template(tokenizer)
         sample = [row for _, row in zip(range(naive_sample), synthetic_rows(naive_sample))]

@@ -116,7 +116,7 @@ def trained_fraction(model_dir: str, rows: list[dict]) -> float:
     """Share of tokens that carry a label (assistant tokens): TRL's fused LM head runs only on those."""
     from transformers import AutoTokenizer
 
-    from studio.train.templates import choose_template
+    from studio.models.templates import choose_template
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     choice = choose_template(tokenizer, [r["messages"] for r in rows])
@@ -159,7 +159,7 @@ def plain_trl(config, measure_from_step: int = 0) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from studio.train.templates import choose_template
+    from studio.models.templates import choose_template
     from studio.train.worker import read_messages
 
     torch.set_num_threads(config.torch_threads)

@@ -50,15 +50,25 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from studio import limits, paths
 from studio.errors import StudioError
+from studio.mode import (  # noqa: F401 - the mode is part of access's API: access.is_public(), access.settings()
+    ADMIN_ENV,
+    AUTH_ENV,
+    MODE_ENV,
+    REMOTE_CODE_ENV,
+    SECRET_ENV,
+    Access,
+    ConfigurationError,
+    Settings,
+    _truthy,
+    from_env,
+    is_public,
+    on_zero_gpu,
+    settings,
+)
 
-# ---------------------------------------------------------------- environment
-
-ADMIN_ENV = "STUDIO_ADMIN_PASSWORD"
-MODE_ENV = "STUDIO_MODE"
-AUTH_ENV = "STUDIO_AUTH"
-REMOTE_CODE_ENV = "STUDIO_ALLOW_REMOTE_CODE"
-SECRET_ENV = "STUDIO_SECRET"
+# ---------------------------------------------------------------- environment (studio.mode)
 
 OPERATOR = "operator"
 SIGNED_IN = "signed-in visitor"
@@ -69,132 +79,11 @@ CLI_OWNER = "cli"
 LOCAL_OWNER = "local"
 
 
-class ConfigurationError(StudioError):
-    """The environment asks for two things that cannot both hold: the studio refuses to start."""
-
-
 class AccessDenied(StudioError):
     """The caller may not do this. The message always starts with "Not allowed"."""
 
     def __init__(self, message: str, hint: str = ""):
         super().__init__(message if message.startswith("Not allowed") else f"Not allowed: {message}", hint)
-
-
-@dataclass(frozen=True)
-class Access:
-    """The authentication part of the settings (kept for launch(auth=...) and older callers)."""
-
-    mode: str  # "open" | "password" | "oauth"
-    owners: tuple[str, ...] = ()
-
-    def launch_auth(self, env: dict | None = None):
-        """The auth= argument for demo.launch(): a checker function, or None."""
-        env = os.environ if env is None else env
-        if self.mode != "password":
-            return None
-        expected_user = env.get("STUDIO_USER", "studio")
-        expected_password = env["STUDIO_PASSWORD"]
-
-        def check(username: str, password: str) -> bool:
-            return hmac.compare_digest(username.encode(), expected_user.encode()) and hmac.compare_digest(
-                password.encode(), expected_password.encode()
-            )
-
-        return check
-
-    def may_train(self, username: str | None) -> bool:
-        if self.mode != "oauth":
-            return True
-        return bool(username) and username.lower() in {owner.lower() for owner in self.owners}
-
-    def why_not(self, username: str | None) -> str:
-        if self.may_train(username):
-            return ""
-        if not username:
-            return "This Space is read-only for visitors: sign in with Hugging Face as its owner to train."
-        return f"@{username} may look around, but only the Space's owners ({', '.join(self.owners)}) may train here."
-
-
-def _truthy(value: str | None) -> bool:
-    return str(value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def from_env(env: dict | None = None) -> Access:
-    env = os.environ if env is None else env
-    auth = env.get(AUTH_ENV, "").strip().lower()
-    if auth == "oauth":
-        if env.get("STUDIO_PASSWORD"):
-            raise ConfigurationError(
-                "STUDIO_AUTH=oauth and STUDIO_PASSWORD are both set: the studio would either ignore the password or "
-                "lock out the Hugging Face sign-in.",
-                "Keep one: unset STUDIO_PASSWORD to let visitors sign in with Hugging Face, or unset STUDIO_AUTH to "
-                "put the whole studio behind the password.")
-        owners = [name.strip() for name in env.get("STUDIO_OWNERS", "").split(",") if name.strip()]
-        if not owners and env.get("SPACE_AUTHOR_NAME"):
-            owners = [env["SPACE_AUTHOR_NAME"]]
-        return Access("oauth", tuple(owners))
-    if auth not in ("", "none", "password"):
-        raise ConfigurationError(f"STUDIO_AUTH={env.get(AUTH_ENV)} is not a known sign-in method.",
-                                 "Use STUDIO_AUTH=oauth (sign in with Hugging Face) or leave it unset.")
-    if env.get("STUDIO_PASSWORD"):
-        return Access("password")
-    return Access("open")
-
-
-@dataclass(frozen=True)
-class Settings:
-    public: bool
-    auth: Access
-    admin_password_set: bool
-    allow_remote_code: bool
-
-    @property
-    def oauth(self) -> bool:
-        return self.auth.mode == "oauth"
-
-    @property
-    def mode_name(self) -> str:
-        return "public" if self.public else "private"
-
-
-def settings(env: dict | None = None) -> Settings:
-    """The studio's mode from the environment; raises ConfigurationError on contradictory settings."""
-    env = os.environ if env is None else env
-    auth = from_env(env)
-    mode = env.get(MODE_ENV, "").strip().lower()
-    if mode not in ("", "public", "private"):
-        raise ConfigurationError(f"STUDIO_MODE={env.get(MODE_ENV)} is not a mode.",
-                                 "Use STUDIO_MODE=public (visitors isolated) or STUDIO_MODE=private (one trusted user).")
-    if auth.mode == "oauth" and mode == "private":
-        raise ConfigurationError(
-            "STUDIO_AUTH=oauth (visitors sign in) and STUDIO_MODE=private (one trusted user) contradict each other.",
-            "Unset STUDIO_MODE to run a public Space with Hugging Face sign-in, or unset STUDIO_AUTH.")
-    if auth.mode == "oauth" and _truthy(env.get("STUDIO_OAUTH_LOCAL")) and not env.get("OAUTH_CLIENT_SECRET"):
-        raise ConfigurationError(
-            "STUDIO_OAUTH_LOCAL=1 without OAUTH_CLIENT_SECRET: Gradio would sign the sign-in cookie with a key "
-            "anyone can compute, so anyone could pose as an owner.",
-            "Set OAUTH_CLIENT_SECRET to a long random string (on a Space with `hf_oauth: true` it is set for you).")
-    if mode:
-        public = mode == "public"
-    else:
-        public = bool(env.get("SPACE_ID")) or auth.mode == "oauth"
-    return Settings(public=public, auth=auth, admin_password_set=bool(env.get(ADMIN_ENV)),
-                    allow_remote_code=_truthy(env.get(REMOTE_CODE_ENV)))
-
-
-def is_public(env: dict | None = None) -> bool:
-    """The one answer to "is this studio public?" (access decisions, limits, what pages show). Contradictory
-    settings make the app refuse to start; anywhere else they count as public, the stricter mode."""
-    try:
-        return settings(env).public
-    except ConfigurationError:
-        return True
-
-
-def on_zero_gpu(env: dict | None = None) -> bool:
-    """True on Hugging Face ZeroGPU hardware: short GPU calls only, no training jobs."""
-    env = os.environ if env is None else env
-    return env.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
 
 
 def gpu_call(function, duration: int = 120, env: dict | None = None):
@@ -236,8 +125,6 @@ def _secret() -> bytes:
     """The key that signs visitor tokens: STUDIO_SECRET, else a random key kept (0600) in STUDIO_HOME."""
     if os.environ.get(SECRET_ENV):
         return hashlib.sha256(os.environ[SECRET_ENV].encode()).digest()
-    from studio import paths
-
     path = paths.home() / ".studio-secret"
     key = str(path)
     with _secret_lock:
@@ -333,8 +220,6 @@ def check_admin_password(given: str | None) -> bool:
     password is checked: wrong ones are counted (studio.limits.ADMIN_ATTEMPTS), and past
     STUDIO_MAX_PASSWORD_ATTEMPTS in 15 minutes every attempt, right or wrong, is refused with AccessDenied
     saying when to try again — so the password cannot be guessed fast. No password given counts nothing."""
-    from studio import limits
-
     expected = os.environ.get(ADMIN_ENV, "")
     if not expected or not given:
         return False
@@ -601,8 +486,6 @@ def check_upload_path(path: str | os.PathLike | None) -> Path | None:
         return None
     if not settings().public:
         return Path(path)
-    from studio import paths
-
     for root in upload_roots():
         found = inside(path, root)
         if found is not None:
@@ -612,8 +495,6 @@ def check_upload_path(path: str | os.PathLike | None) -> Path | None:
 
 def upload_roots() -> list[Path]:
     import tempfile
-
-    from studio import paths
 
     gradio_dir = os.environ.get("GRADIO_TEMP_DIR") or str(Path(tempfile.gettempdir()) / "gradio")
     return [Path(gradio_dir), paths.home() / "uploads"]
@@ -626,7 +507,6 @@ def check_model_ref(ref: str) -> None:
     where the operator's gated models may sit."""
     if not settings().public:
         return
-    from studio import paths
     from studio.models import catalog
 
     ref = str(ref or "").strip()
@@ -651,8 +531,6 @@ def redact(text: Any) -> Any:
         return text
     import sys
     import tempfile
-
-    from studio import paths
 
     roots = {}
     for name, folder in (("$STUDIO_HOME", paths.studio_home()), ("$HF_HOME", os.environ.get("HF_HOME")),
@@ -684,52 +562,6 @@ def quota(name: str) -> int:
         return max(0, value)
     except ValueError:
         return QUOTA_DEFAULTS[name]
-
-
-def folder_bytes(folder: Path) -> int:
-    total = 0
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                pass
-    return total
-
-
-def usage(identity: Identity) -> dict[str, int]:
-    """What this visitor keeps: datasets, runs, runs queued or active, bytes on disk."""
-    from studio.data import store as data_store
-    from studio.train import store as run_store
-
-    datasets = [m for m in data_store.list_datasets() if owns(identity, m)]
-    runs = [r for r in run_store.list_runs() if owns(identity, r)]
-    active = [r for r in runs if r.state in ("queued",) + run_store.ACTIVE]
-    used = sum(folder_bytes(Path(m["path"])) for m in datasets) + sum(folder_bytes(r.dir) for r in runs)
-    return {"datasets": len(datasets), "runs": len(runs), "active_runs": len(active), "bytes": used}
-
-
-def check_quota(identity: Identity, kind: str, extra_bytes: int = 0) -> None:
-    """Refuse a new dataset ("datasets"), run ("runs") or big write ("bytes") past the visitor's quota.
-    Operators and private mode have none."""
-    if not settings().public or identity.operator:
-        return
-    used = usage(identity)
-    limit_mb = quota("STUDIO_QUOTA_MB")
-    if kind == "datasets" and used["datasets"] >= quota("STUDIO_QUOTA_DATASETS"):
-        raise AccessDenied(f"you already keep {used['datasets']} datasets, the most a visitor may keep here.",
-                           "Train on one you have, or ask the operator for more room (STUDIO_QUOTA_DATASETS).")
-    if kind == "runs":
-        if used["active_runs"] >= quota("STUDIO_QUOTA_ACTIVE_RUNS"):
-            raise AccessDenied(f"you already have {used['active_runs']} runs queued or training, the most a visitor "
-                               "may have at once.", "Wait for one to finish, or cancel one.")
-        if used["runs"] >= quota("STUDIO_QUOTA_RUNS"):
-            raise AccessDenied(f"you already keep {used['runs']} runs, the most a visitor may keep here.",
-                               "Delete a run you no longer need, then start again.")
-    if used["bytes"] + extra_bytes > limit_mb * 1024**2:
-        raise AccessDenied(f"this would take your disk use past {limit_mb:,} MB, a visitor's share here "
-                           f"(you use {used['bytes'] / 1024**2:,.0f} MB).",
-                           "Delete runs or datasets you no longer need (merged models are the largest).")
 
 
 # ---------------------------------------------------------------- what the page says

@@ -29,7 +29,7 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
-from studio import access
+from studio import mode
 from studio.errors import StudioError
 
 MIB = 1024 * 1024
@@ -72,7 +72,7 @@ _warned: set[str] = set()
 
 def default(name: str, env: dict | None = None) -> float | None:
     spec = LIMITS[name]
-    return spec.public if access.is_public(env) else spec.private
+    return spec.public if mode.is_public(env) else spec.private
 
 
 def value(name: str, env: dict | None = None) -> float | None:
@@ -115,7 +115,7 @@ def _shown(number: float) -> str:
 def raise_hint(name: str, env: dict | None = None) -> str:
     """Who can raise a limit, and how."""
     spec = LIMITS[name]
-    if access.is_public(env):
+    if mode.is_public(env):
         return f"The operator of this studio can raise it with the {spec.env} environment variable."
     return f"Raise it with the {spec.env} environment variable (or set it to 'off')."
 

@@ -1,7 +1,7 @@
 import sys
 import types
 
-from studio import access
+from studio import access, quotas
 
 
 def test_open_by_default():
@@ -222,16 +222,16 @@ def test_quotas_count_a_visitors_datasets(monkeypatch):
     monkeypatch.setenv("SPACE_ID", "me/studio")
     monkeypatch.setenv("STUDIO_QUOTA_DATASETS", "1")
     me = access.Identity(access.new_browser_id(), access.ANONYMOUS)
-    access.check_quota(me, "datasets")
+    quotas.check_quota(me, "datasets")
     folder = paths.datasets_dir() / f"quota-{me.user_id}"
     folder.mkdir()
     (folder / "train.jsonl").write_text("{}\n")
     (folder / "manifest.json").write_text(json.dumps({"id": folder.name, "owner": me.user_id}))
     with pytest.raises(access.AccessDenied) as refused:
-        access.check_quota(me, "datasets")
+        quotas.check_quota(me, "datasets")
     assert "1 datasets" in refused.value.message
-    access.check_quota(access.Identity("o", access.OPERATOR), "datasets")  # operators have no quota
-    assert access.usage(me)["bytes"] > 0
+    quotas.check_quota(access.Identity("o", access.OPERATOR), "datasets")  # operators have no quota
+    assert quotas.usage(me)["bytes"] > 0
 
 
 def test_the_local_sign_in_stand_in_needs_a_cookie_secret():

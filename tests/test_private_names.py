@@ -7,8 +7,8 @@ feature off (the studio reads them with getattr defaults or catches their absenc
 |---|---|---|
 | trl.trainer.utils._use_triton | studio/train/worker.py score_only_labelled_positions_on_cpu | the CPU speed-up (fused LM head on labelled positions only) |
 | SFTTrainer._total_train_tokens | studio/train/worker.py train(), bench/train.py | training tokens and tokens/s in status.json and the model card |
-| transformers.utils.chat_template_utils._compile_jinja_template | studio/train/templates.py render, studio/data/rules/tokens.py | every template check and lint token count |
-| transformers.utils.chat_template_utils._render_with_assistant_indices | studio/train/templates.py trains_the_prompt, studio/data/rules/tokens.py | answer spans for lint counts; exact-mask preference |
+| transformers.utils.chat_template_utils._compile_jinja_template | studio/models/templates.py render, studio/data/rules/tokens.py | every template check and lint token count |
+| transformers.utils.chat_template_utils._render_with_assistant_indices | studio/models/templates.py trains_the_prompt, studio/data/rules/tokens.py | answer spans for lint counts; exact-mask preference |
 | PreTrainedTokenizerFast._tokenizer (else .backend_tokenizer) | studio/data/rules/tokens.py | the fast token counter |
 """
 

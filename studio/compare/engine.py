@@ -279,7 +279,7 @@ class Engine:
         if system_prompt.strip() and not (messages and messages[0]["role"] == "system"):
             messages = [{"role": "system", "content": system_prompt.strip()}] + messages
         try:
-            from studio.train.templates import prepare_messages
+            from studio.models.templates import prepare_messages
 
             messages = prepare_messages(self.tokenizer, messages)  # a template without a system role: folded, as in training
             text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)

@@ -26,7 +26,7 @@ def _content(content: Any) -> str:
 def _training_template(tokenizer) -> str | None:
     """The model's chat template with {% generation %} markers, from the linter's templates module."""
     try:
-        from studio.data import templates
+        from studio.models import templates
     except ImportError:
         return None
     try:

@@ -36,7 +36,7 @@ from studio import access
 from studio.errors import StudioError
 from studio.jobs import estimate as estimate_module
 from studio.jobs import flavors, hub, package
-from studio.train import store
+from studio.train import executors, store
 
 EXECUTOR = "hf-jobs"
 FOLLOW_MODULE = "studio.jobs.follow"
@@ -386,3 +386,6 @@ def describe(status: dict, full: bool = True) -> str:
 def _is_web_link(url) -> bool:
     """A job page link as the Hub returns it (http or https, no spaces or brackets to break the Markdown)."""
     return isinstance(url, str) and re.fullmatch(r"https?://[^\s<>()]+", url) is not None
+
+
+executors.register(executors.HF_JOBS, sys.modules[__name__])  # supervisor and Train tab find remote runs' manager

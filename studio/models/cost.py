@@ -33,7 +33,7 @@ everywhere and labelled so. Where each number comes from:
 - **The worker's pass plan** (`plan_passes`): on a CPU the worker runs a batch above a token budget as
   micro-batches (and checkpoints only when one row alone is over it). The plan comes from the same per-token
   figure (`activation_bytes_per_token`), and the memory estimate peaks on one pass of it, so preflight, the
-  Decide tab and the worker agree on what runs (studio.train.kernels only does the splitting).
+  Decide tab and the worker agree on what runs (studio.models.kernels only does the splitting).
 """
 
 from __future__ import annotations

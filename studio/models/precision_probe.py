@@ -10,7 +10,7 @@
 
 The CPU measurement trains the real model with a rank-8 LoRA on all linear layers for a few steps on a fixed
 English text, in fp32 and with the frozen weights in bf16 (LoRA weights in fp32, autocast to bf16 — and the same
-leaner step pieces (studio.train.kernels) — exactly what a bf16 run does), taking turns step by step, on the same batch from the same starting adapter. It times the steps
+leaner step pieces (studio.models.kernels) — exactly what a bf16 run does), taking turns step by step, on the same batch from the same starting adapter. It times the steps
 after the first (warm-up), and compares the two precisions' first loss and gradient (same weights, same batch), so
 the decision gets both the speed-up and the quality gap. It costs a few seconds, once per machine, model shape and
 thread count: the result is cached in
@@ -242,7 +242,7 @@ class _Steps:
         import torch
         from peft import LoraConfig, get_peft_model
 
-        from studio.train import kernels
+        from studio.models import kernels
 
         torch.manual_seed(0)
         self.model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear",

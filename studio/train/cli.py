@@ -230,7 +230,7 @@ def run_train(args: argparse.Namespace) -> int:
             for change in report.adjustments:
                 print(f"note: changed to fit in memory: {change}", file=sys.stderr)
             config = report.config
-        record = executors.launch(config, owner=CLI_OWNER, choice=choice)
+        record = supervisor.launch_with(config, owner=CLI_OWNER, choice=choice)
     if not args.json:
         print(record.run_id, flush=True)
     else:

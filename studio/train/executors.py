@@ -7,6 +7,10 @@
 Every executor writes the same run folder, so the Train tab, the CLI, history, stop, restart and Compare do
 not care where a run ran. A run's executor is status.json "executor" (absent = local). The supervisor asks
 `remote_for(record)` at the start of stop / resume / reconcile / delete and hands remote runs to it.
+
+A remote executor registers itself here when its module is imported (`register`), so training never imports
+the packages built on top of it (studio.jobs imports studio.train, not the other way round). The app and the
+command line import studio.jobs.executor at start-up, which registers "hf-jobs".
 """
 
 from __future__ import annotations
@@ -47,29 +51,26 @@ def kind(record) -> str:
     return (record.status or {}).get("executor") or LOCAL
 
 
+_remote: dict[str, object] = {}
+
+
+def register(name: str, manager) -> None:
+    """A remote executor: an object (or module) with submit, reconcile, stop, resume, before_delete, describe
+    and stop_timeout."""
+    if name not in EXECUTORS or name == LOCAL:
+        raise ValueError(f"unknown remote executor {name!r}")
+    _remote[name] = manager
+
+
+def manager(name: str):
+    manager = _remote.get(name)
+    if manager is None:
+        raise StudioError(f"Runs on '{name}' are managed by a part of the studio that is not loaded here.",
+                          "Use the studio's app or `python -m studio`, which load every executor.")
+    return manager
+
+
 def remote_for(record):
-    """The executor module that manages a remote run, or None for a local one."""
-    if kind(record) == HF_JOBS:
-        from studio.jobs import executor
-
-        return executor
-    return None
-
-
-def launch(config, owner: str = "", choice: Choice | None = None, identity=None):
-    """Start a run now with the chosen executor; returns its RunRecord (the command line's way: a local run
-    is refused while the trainer is busy; the Train tab queues local runs with supervisor.submit).
-
-    `identity` is the caller (studio.access; default: the current one, the operator at the command line):
-    remote runs are for operators only."""
-    from studio import access
-
-    choice = (choice or Choice()).check()
-    identity = identity or access.current()
-    if choice.executor == LOCAL:
-        from studio.train import supervisor
-
-        return supervisor.launch(config, owner=owner, owner_role=identity.role)
-    from studio.jobs import executor
-
-    return executor.submit(config, owner, choice.flavor, choice.max_cost, identity=identity)
+    """The executor that manages a remote run, or None for a local one."""
+    name = kind(record)
+    return None if name == LOCAL else manager(name)

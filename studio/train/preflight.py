@@ -387,8 +387,8 @@ def run_preflight(config: RunConfig, hardware=None, manifest: dict[str, Any] | N
 
 
 def chat_template_checks(report: Preflight, config, manifest: dict[str, Any] | None) -> None:
-    """Say before the run what the worker will decide about the chat template (studio.train.templates)."""
-    from studio.train import templates
+    """Say before the run what the worker will decide about the chat template (studio.models.templates)."""
+    from studio.models import templates
 
     dataset = str(manifest.get("path") or config.dataset) if manifest else ""
     choice = templates.preflight_choice(str(config.model), dataset, bool(getattr(config, "trust_remote_code", False)))

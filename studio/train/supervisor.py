@@ -94,6 +94,19 @@ def pid_alive(pid: int | None, run_dir: Path | None = None) -> bool:
     return store.worker_alive(pid, run_dir)
 
 
+def launch_with(config: RunConfig, owner: str = "", choice: executors.Choice | None = None, identity=None) -> RunRecord:
+    """Start a run now with the chosen executor; returns its RunRecord (the command line's way: a local run
+    is refused while the trainer is busy; the Train tab queues local runs with `submit`).
+
+    `identity` is the caller (studio.access; default: the current one, the operator at the command line):
+    remote runs are for operators only."""
+    choice = (choice or executors.Choice()).check()
+    identity = identity or access.current()
+    if choice.executor == executors.LOCAL:
+        return launch(config, owner=owner, owner_role=identity.role)
+    return executors.manager(choice.executor).submit(config, owner, choice.flavor, choice.max_cost, identity=identity)
+
+
 def worker_command(run_dir: Path, gpu_count: int = 0, python: str | None = None) -> list[str]:
     """The command that runs the worker: plain Python, or `accelerate launch` (DDP) with >1 CUDA device."""
     python = python or sys.executable

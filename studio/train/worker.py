@@ -360,8 +360,8 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     from trl import SFTConfig, SFTTrainer
 
     from studio.models.loading import explain_load_error
-    from studio.train import kernels
-    from studio.train.templates import choose_template
+    from studio.models import kernels
+    from studio.models.templates import choose_template
 
     torch.set_num_threads(_threads(config))
     hw, precision = hardware_choices(config, source)

@@ -21,7 +21,7 @@ from typing import Any
 
 import gradio as gr
 
-from studio import access, escape
+from studio import access, escape, quotas
 from studio.ui.guard import guarded
 from studio.ui.shared import Shared, download_copy, message_markdown
 
@@ -749,7 +749,7 @@ def save_from_state(state, validation_percent, seed, name, progress=None):
     if not state:
         raise StudioError("Check some data first.", "Use the sample or upload a file, then Fix and split.")
     identity = access.authorize(access.current(), access.SAVE_DATASET)
-    access.check_quota(identity, "datasets")
+    quotas.check_quota(identity, "datasets")
     try:
         fraction = float(validation_percent) / 100
     except (TypeError, ValueError):

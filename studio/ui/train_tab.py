@@ -20,7 +20,7 @@ from typing import Any
 
 import gradio as gr
 
-from studio import access, escape, units
+from studio import access, escape, quotas, units
 from studio.data.stats import suggested_max_length
 from studio.errors import StudioError
 from studio.ui.guard import guarded, guarded_validator
@@ -289,7 +289,7 @@ def upload_dataset(file_path: str | None):
     try:
         me = _me()
         access.authorize(me, access.SAVE_DATASET)
-        access.check_quota(me, "datasets")
+        quotas.check_quota(me, "datasets")
         folder, report = preflight.dataset_from_upload(access.check_upload_path(file_path), owner=me.user_id)
     except StudioError as error:
         return gr.skip(), _error(error)
@@ -369,7 +369,7 @@ def start_run(*args, anyway: bool = False):
         return (*shown, "**Check the warnings ⚠ above.** Change the settings, or press **Start anyway**.",
                 gr.update(visible=True), view)
     try:
-        access.check_quota(me, "runs")
+        quotas.check_quota(me, "runs")
         # report.config carries any memory adjustments preflight made (micro-batch, checkpointing)
         record = supervisor.submit(report.config, owner=me.user_id,
                                    owner_role=access.OPERATOR if me.operator else me.role,
@@ -482,7 +482,7 @@ def start_where(*args, anyway: bool = False):
                 gr.update(visible=True), view)
     me = _me(browser_id)
     try:
-        record = executors.launch(config, owner=me.user_id, identity=me,
+        record = supervisor.launch_with(config, owner=me.user_id, identity=me,
                                   choice=executors.Choice(executors.HF_JOBS, flavor, result.max_cost))
     except StudioError as error:
         return markdown, command, config_json, _error(error), gr.update(visible=False), view
@@ -1034,7 +1034,7 @@ def ask_merge(view: dict):
     try:
         run_dir = _run_dir(view)
         info = export.merge_disk_needed(run_dir)
-        access.check_quota(_me(), "bytes", extra_bytes=int(info.get("needed_bytes") or 0))
+        quotas.check_quota(_me(), "bytes", extra_bytes=int(info.get("needed_bytes") or 0))
     except StudioError as error:
         return _error(error), gr.update(visible=False)
     if not info["enough"]:
@@ -1049,7 +1049,7 @@ def merge_run(view: dict, progress=gr.Progress()):
     try:
         run_dir = _run_dir(view)
         info = export.merge_disk_needed(run_dir)
-        access.check_quota(_me(), "bytes", extra_bytes=int(info.get("needed_bytes") or 0))
+        quotas.check_quota(_me(), "bytes", extra_bytes=int(info.get("needed_bytes") or 0))
         # export.merge refuses remote code as studio.access says and picks the Hub token for this run.
         target = export.merge(run_dir, progress=lambda fraction, text: progress(fraction, desc=text))
     except StudioError as error:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.data import templates
+from studio.models import templates
 from studio.data.lint import lint_rows
 from studio.data.records import Row
 from studio.data.rules.tokens import Renderer, WordCounter, _render_chatml, row_tokens

@@ -1,6 +1,6 @@
 """Remote runs end to end through the real huggingface_hub client against the local stand-in.
 
-Each test submits a tiny-model run exactly as the Train tab and the CLI do (executors.launch): the studio
+Each test submits a tiny-model run exactly as the Train tab and the CLI do (supervisor.launch_with): the studio
 uploads its own code, the dataset and the model to a private inputs repo, starts a `uv run` job, and a
 detached follower copies the job's log into the run folder. The stand-in runs the job's command as a local
 process, so the studio's worker really trains inside it and really pushes to the outputs repo.
@@ -25,7 +25,7 @@ CLI = "cli"
 
 
 def submit(config, flavor: str = "cpu-basic", cap: float = 1.0):
-    return executors.launch(config, owner=CLI, choice=executors.Choice(executors.HF_JOBS, flavor, cap))
+    return supervisor.launch_with(config, owner=CLI, choice=executors.Choice(executors.HF_JOBS, flavor, cap))
 
 
 def wait_until(run_id: str, predicate, timeout: float = 240.0, what: str = "the condition"):

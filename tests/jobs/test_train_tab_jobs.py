@@ -69,7 +69,7 @@ def test_a_visitor_never_sends_or_resumes_a_run_nor_uses_the_token(who, remote_e
             train_tab.refresh_flavors(None)[1],
         ]
         with pytest.raises(access.AccessDenied):  # the logic refuses a direct call too, not only the tab
-            executors.launch(tiny_remote_config(), owner=visitor.user_id,
+            supervisor.launch_with(tiny_remote_config(), owner=visitor.user_id,
                              choice=executors.Choice(executors.HF_JOBS, "cpu-basic", 1.0))
     for message in refusals:
         assert "Not allowed" in message and "operator" in message, message
@@ -115,7 +115,7 @@ def test_an_operator_of_a_public_studio_may_send(remote_env, tiny_remote_config,
 
     runs_before = {record.run_id for record in store.list_runs()}
     with pytest.raises(StudioError, match="Not sent to Hugging Face Jobs") as refused:
-        executors.launch(tiny_remote_config(), owner=operator.user_id, identity=operator,
+        supervisor.launch_with(tiny_remote_config(), owner=operator.user_id, identity=operator,
                          choice=executors.Choice(executors.HF_JOBS, "cpu-basic", 0.00001))
     assert not isinstance(refused.value, access.AccessDenied)
     assert {record.run_id for record in store.list_runs()} == runs_before

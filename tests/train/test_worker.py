@@ -131,7 +131,7 @@ def tokenizer(tiny_model_dir):
 
 @pytest.mark.parametrize("template", ["tiny", SMOLLM_TEMPLATE])
 def test_chatml_models_get_a_marked_template_that_renders_identically(tokenizer, template):
-    from studio.train.templates import choose_template, has_generation_markers
+    from studio.models.templates import choose_template, has_generation_markers
 
     if template != "tiny":
         tokenizer.chat_template = template
@@ -146,7 +146,7 @@ def test_chatml_models_get_a_marked_template_that_renders_identically(tokenizer,
 
 
 def test_unknown_templates_turn_assistant_only_loss_off_with_a_reason(tokenizer):
-    from studio.train.templates import choose_template
+    from studio.models.templates import choose_template
 
     tokenizer.chat_template = "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
     choice = choose_template(tokenizer, [CONVERSATION])

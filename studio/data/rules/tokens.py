@@ -1,7 +1,7 @@
 """Chat template (G) and length (H) rules, and the token counts they rest on.
 
 Each row is rendered once as text with the training template (the model's chat template with
-`{% generation %}` markers, see studio.data.templates; plain Python for the studio's ChatML
+`{% generation %}` markers, see studio.models.templates; plain Python for the studio's ChatML
 template), recording the character spans of the assistant answers. Trainable tokens are those
 inside an answer span: what apply_chat_template(..., return_assistant_tokens_mask=True) computes
 one row at a time. Counting: for byte-level BPE tokenizers (GPT-2 style: SmolLM2, Qwen, Llama 3)
@@ -66,7 +66,7 @@ class Renderer:
     """Renders rows as text with answer spans, using the training template when there is one."""
 
     def __init__(self, tokenizer):
-        from studio.data.templates import has_generation_markers, training_template
+        from studio.models.templates import has_generation_markers, training_template
 
         self.tokenizer = tokenizer
         own = getattr(tokenizer, "chat_template", None)
@@ -79,7 +79,7 @@ class Renderer:
         self._compiled = None
         # Fast path: the studio's own ChatML training template is rendered in plain Python (same text,
         # same spans; checked by the tests), about 10x faster than Jinja with the span tracker.
-        from studio.data.templates import chatml_template, default_system_prompt
+        from studio.models.templates import chatml_template, default_system_prompt
 
         self.chatml_default: str | None = None
         self.fast_chatml = False
@@ -288,7 +288,7 @@ class WordCounter:
 
 
 def _render_chatml(messages: list[dict], default_system: str | None) -> tuple[str, list[tuple[int, int]]]:
-    """studio.data.templates.chatml_template(default_system), rendered without Jinja."""
+    """studio.models.templates.chatml_template(default_system), rendered without Jinja."""
     parts: list[str] = []
     spans: list[tuple[int, int]] = []
     position = 0
@@ -433,7 +433,7 @@ def template_findings(renderer: Renderer, needs_template: bool, chat_rows: int, 
                                 "Pick an instruct/chat model (e.g. an '-Instruct' variant), or use plain 'text' rows."))
     bos = getattr(tokenizer, "bos_token", None)
     if chat_rows and renderer.template:
-        from studio.data.templates import default_system_prompt
+        from studio.models.templates import default_system_prompt
 
         default = default_system_prompt(tokenizer, renderer.own_template)
         if default:

@@ -38,7 +38,7 @@ def _loss_and_grads(model, ids, autocast=False):
 def test_lean_rms_norm_matches_the_stock_norm_in_value_and_gradient(tiny_model_dir, dtype_name):
     import torch
 
-    from studio.train import kernels
+    from studio.models import kernels
 
     model = _model(tiny_model_dir, dtype_name)
     for parameter in model.parameters():  # train the norms too, so their weight gradient is checked
@@ -61,7 +61,7 @@ def test_lean_rms_norm_matches_the_stock_norm_in_value_and_gradient(tiny_model_d
 def test_a_norm_with_other_semantics_is_left_alone(tiny_model_dir):
     import torch
 
-    from studio.train import kernels
+    from studio.models import kernels
 
     class OffsetRMSNorm(torch.nn.Module):  # Gemma style: scales by (1 + weight)
         def __init__(self, size):
@@ -83,7 +83,7 @@ def test_lora_under_autocast_gives_the_same_loss_without_the_fp32_input_copies(t
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from studio.train import kernels
+    from studio.models import kernels
 
     model = _model(tiny_model_dir, "bfloat16")
     torch.manual_seed(0)
@@ -120,7 +120,7 @@ def test_narrower_vocabulary_tiles_give_the_same_loss(tiny_model_dir, monkeypatc
     import torch
     import trl.trainer.utils as trl_utils
 
-    from studio.train import kernels, worker
+    from studio.models import kernels, worker
 
     monkeypatch.setattr(trl_utils, "_use_triton", trl_utils._use_triton)  # both restored after the test
     monkeypatch.setattr(trl_utils, "_CHUNKED_LOGPROB_CHUNK_SIZE", trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE)
@@ -162,7 +162,7 @@ def _padded_batch(lengths, length=None):
 
 
 def test_a_batch_within_the_budget_is_not_split():
-    from studio.train import kernels
+    from studio.models import kernels
 
     batch = _padded_batch([30, 28, 25, 20])
     assert kernels.split_batch(batch, max_tokens=4 * 30)[0] is batch
@@ -171,7 +171,7 @@ def test_a_batch_within_the_budget_is_not_split():
 def test_a_long_batch_is_cut_into_pieces_within_the_budget_each_trimmed_to_its_longest_row():
     import torch
 
-    from studio.train import kernels
+    from studio.models import kernels
 
     batch = _padded_batch([576, 570, 500, 430, 300, 200, 120, 90])
     pieces = kernels.split_batch(batch, max_tokens=1200)
@@ -190,7 +190,7 @@ def test_micro_batches_give_the_same_update_as_the_whole_batch(tiny_model_dir):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from studio.train import kernels
+    from studio.models import kernels
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     batch = _padded_batch([60, 52, 40, 33, 20, 9])

@@ -1,6 +1,6 @@
 """Assistant-only loss for every model family the studio supports, on each family's real chat template.
 
-The originals come from the pinned TRL package (trl/chat_templates/) or from tests/train/chat_templates/
+The originals come from the pinned TRL package (trl/chat_templates/) or from tests/models/chat_templates/
 (see its README). Each runs on the tiny model's tokenizer with the family's special tokens added, and
 must (1) get a template with answer markers, (2) render every conversation exactly like the original,
 (3) mask exactly the answer and its end-of-turn token in every assistant turn, nothing of the prompt.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.train import templates
+from studio.models import templates
 
 FIXTURES = Path(__file__).resolve().parent / "chat_templates"
 
@@ -179,7 +179,7 @@ def test_a_patch_is_used_only_when_every_edit_matches_once():
 
 
 def test_the_data_lint_uses_the_same_template(base_tokenizer):
-    from studio.data import templates as data_templates
+    from studio.models import templates as data_templates
 
     tokenizer = family_tokenizer(base_tokenizer, "Llama 3.1")
     assert data_templates.training_template(tokenizer) == templates.choose_template(tokenizer, []).template
