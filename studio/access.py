@@ -52,6 +52,7 @@ from typing import Any
 
 from studio import limits, paths
 from studio.errors import StudioError
+from studio.models import catalog
 from studio.mode import (  # noqa: F401 - the mode is part of access's API: access.is_public(), access.settings()
     ADMIN_ENV,
     AUTH_ENV,
@@ -507,7 +508,6 @@ def check_model_ref(ref: str) -> None:
     where the operator's gated models may sit."""
     if not settings().public:
         return
-    from studio.models import catalog
 
     ref = str(ref or "").strip()
     if ref in ("", catalog.BUNDLED, catalog.BUNDLED_LABEL, "bundled"):

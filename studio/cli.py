@@ -14,8 +14,10 @@ import importlib
 import importlib.util
 import sys
 
-from studio import __version__
+from studio import __version__, access
 from studio.errors import StudioError
+from studio.ui import build_app
+from studio.ui.shell import launch_kwargs, start_background
 
 EXIT_CODES = (
     (0, "success"),
@@ -43,8 +45,6 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["GRADIO_SERVER_NAME"] = args.host
     if args.port:
         os.environ["GRADIO_SERVER_PORT"] = str(args.port)
-    from studio.ui import build_app
-    from studio.ui.shell import launch_kwargs, start_background
 
     demo = build_app()
     start_background()
@@ -96,7 +96,6 @@ def _main(argv: list[str] | None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from studio import access
 
     try:
         if args.func is _serve:  # the web studio: each request says who is calling (studio/ui/guard.py)

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 
+from studio.compare import engine, evaluate, report, runs, verdict, votes
 from studio.errors import StudioError
 
 
@@ -36,8 +37,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.compare import engine, evaluate, report, runs, verdict, votes
-
     if args.n < 1:
         print("error: --n must be at least 1", file=sys.stderr)
         return 2

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio import limits
-from studio.errors import StudioError
 from studio.compare import runs
+from studio.errors import StudioError
+from studio.models import catalog, loading
+from studio.models.templates import prepare_messages
 
 BASE = None  # the adapter name of the base column: adapters off
 MAX_ADAPTERS = 4  # adapters kept loaded on one base (each is a few MB for small models)
@@ -171,8 +173,6 @@ class Engine:
     """The base model (once) plus the adapters loaded on it."""
 
     def __init__(self, base_ref: str, progress=None):
-        from studio.models import catalog, loading
-
         self.base_ref = base_ref
         self.source = catalog.resolve(base_ref, progress)
         self.tokenizer = loading.load_tokenizer(base_ref)
@@ -279,8 +279,6 @@ class Engine:
         if system_prompt.strip() and not (messages and messages[0]["role"] == "system"):
             messages = [{"role": "system", "content": system_prompt.strip()}] + messages
         try:
-            from studio.models.templates import prepare_messages
-
             messages = prepare_messages(self.tokenizer, messages)  # a template without a system role: folded, as in training
             text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         except Exception as error:  # noqa: BLE001 - tokenizers without a chat template
@@ -490,8 +488,6 @@ def guard_repetition(logits, settings: Settings, context: list[int]):
 
 def get_engine(base_ref: str, progress=None) -> Engine:
     """The engine for a base model, loaded once. Only one base is kept in memory at a time."""
-    from studio.models import catalog
-
     key = catalog.resolve(base_ref, progress)
     key = str(Path(key).resolve()) if Path(key).exists() else key
     with _ENGINES_LOCK:
@@ -534,8 +530,6 @@ def open_session(run_id_or_dir, run_b_id_or_dir=None, progress=None) -> Session:
 
 
 def _same_base(a: str, b: str) -> bool:
-    from studio.models import catalog
-
     if a == b:
         return True
     try:

@@ -14,10 +14,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from studio import escape, paths
-from studio.units import format_duration
 from studio.compare import evaluate, metrics, runs, verdict as verdicts, votes
 from studio.data import store as data_store
+from studio.models import catalog
 from studio.train import store
+from studio.units import format_duration
 
 CONFIG_KEYS = ("model", "dataset", "technique", "max_length", "epochs", "max_steps", "learning_rate", "lora_r",
                "lora_alpha", "lora_dropout", "target_modules", "batch_size", "gradient_accumulation_steps", "seed")
@@ -128,8 +129,6 @@ def dismissal_text(item: dict) -> str:
 
 
 def summary_items(run: runs.RunInfo) -> list[tuple[str, str]]:
-    from studio.models import catalog
-
     try:
         model = catalog.label(run.base_ref)
     except Exception:  # noqa: BLE001 - a model folder that no longer exists still gets a label

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio import paths
+from studio import access, paths
 from studio.errors import StudioError
 from studio.train import store
 
@@ -73,8 +73,6 @@ def is_adapter_dir(folder: Path) -> bool:
 
 
 def _locate(run_id_or_dir: str) -> Path:
-    from studio import access
-
     text = str(run_id_or_dir or "").strip()
     if not text:
         raise StudioError("No run was picked.", "Pick a finished run from the list, or paste an adapter folder path.")
@@ -106,8 +104,6 @@ def _locate(run_id_or_dir: str) -> Path:
 def load_run(run_id_or_dir: str | Path, action: str = "view") -> RunInfo:
     """A run id, a run folder or a PEFT adapter folder → RunInfo; plain errors when it cannot be compared.
     The caller (studio.access.current) must be allowed `action` on it."""
-    from studio import access
-
     folder = _locate(str(run_id_or_dir))
     if access.is_public():
         record = _Visible(folder.name, store.read_status(folder))
@@ -164,8 +160,6 @@ def _load_folder(folder: Path) -> RunInfo:
 def list_comparable_runs() -> list[dict]:
     """Runs with an adapter that the caller may open (studio.access), newest first: {"run_id", "label", "dir",
     "status"}."""
-    from studio import access
-
     identity = access.current()
     found = []
     for folder in paths.runs_dir().iterdir():

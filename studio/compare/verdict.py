@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 
-from studio.compare import metrics, uncertainty
+from studio.compare import metrics, uncertainty, votes
 
 MIN_PROMPTS = 10  # fewer scored prompts cannot carry a conclusion (a sign test needs 6 just to reach p < 0.05)
 MIN_VOTES = 10  # decisive blind votes
@@ -84,8 +84,6 @@ def metric_signal(rows: list[dict], key: str, label: str, better: str, digits: i
 
 def vote_signal(ballots: list[dict]) -> dict | None:
     """The blind votes of finished ballots, pooled: tuned wins over decisive votes with a Wilson interval."""
-    from studio.compare import votes
-
     result = votes.tally(ballots)
     if not result["total"]:
         return None

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from studio import paths
 from studio.compare import runs
+from studio.compare.uncertainty import wilson_interval
 from studio.errors import StudioError
 
 VOTES_FILE = "votes.json"
@@ -160,8 +161,6 @@ def tally(ballots) -> dict:
 
 def tally_text(result: dict) -> str:
     """The tally in words, with the win rate's 95 % Wilson interval."""
-    from studio.compare.uncertainty import wilson_interval
-
     if not result["total"]:
         return "No votes yet."
     decisive = result["tuned"] + result["base"]

@@ -19,6 +19,10 @@ import json
 import sys
 from pathlib import Path
 
+from studio.data import mapping as column_mapping
+from studio.models import catalog
+from studio.models.loading import load_tokenizer
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -41,8 +45,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.data import mapping as column_mapping
-
     mapping = column_mapping.parse_cli(args.mapping)  # StudioError -> message + hint, exit 1
     if args.max_length is not None and args.max_length < 1:
         print("error: --max-length must be a positive number of tokens", file=sys.stderr)
@@ -57,9 +59,6 @@ def run(args: argparse.Namespace) -> int:
     tokenizer = None
     model = None
     if not args.no_tokens:
-        from studio.models import catalog
-        from studio.models.loading import load_tokenizer
-
         model = args.model or catalog.DEFAULT_MODEL
         tokenizer = load_tokenizer(model)  # StudioError -> message + hint, exit 1 (studio.cli)
     worst = 0
@@ -91,8 +90,6 @@ def run(args: argparse.Namespace) -> int:
 def _rows_of(name: str, report) -> list:
     """The report's rows, or (a streamed report keeps none) the file read again: only for a file of unknown
     layout, to propose a column mapping."""
-    from studio.data import mapping as column_mapping
-
     return report.rows or column_mapping.load_mapped(name, Path(name).name, None, max_bytes=None).rows
 
 

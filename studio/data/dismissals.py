@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from studio import escape
+from studio.data.stats import compute_stats
 from studio.errors import StudioError
 
 MAX_REASON = 500
@@ -119,7 +120,6 @@ def apply_to_report(report, dismissals: list[dict] | None, all_findings: list | 
     kept, dismissed = split(all_findings, dismissals)
     report.findings = kept
     if dismissed:  # the statistics count the rows with errors: computed again from the open findings
-        from studio.data.stats import compute_stats
 
         report.stats = compute_stats(report)
     return dismissed

@@ -31,7 +31,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -44,7 +44,8 @@ from studio.data.report import LintReport
 from studio.data.rules import content, dataset, schema, tokens
 from studio.data.rules.dataset import find_leaks
 from studio.data.stats import suggested_epochs, suggested_max_length
-from studio.data.table import RowFacts, RowTable, row_facts
+from studio.data.table import row_facts, RowFacts, RowTable
+from studio.models.loading import load_tokenizer
 
 __all__ = ["LintReport", "TokenCount", "context_length", "find_leaks", "lint_file", "lint_rows", "report_from_load",
            "resolve_tokenizer", "suggested_epochs", "suggested_max_length"]
@@ -77,7 +78,6 @@ def resolve_tokenizer(tokenizer: Any) -> tuple[Any, str | None]:
     """A tokenizer object, a model ref (loaded here), or None."""
     if tokenizer is None or not isinstance(tokenizer, str):
         return tokenizer, getattr(tokenizer, "name_or_path", None) if tokenizer is not None else None
-    from studio.models.loading import load_tokenizer
 
     return load_tokenizer(tokenizer), tokenizer
 

@@ -24,10 +24,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio import limits
+from studio import limits, paths
 from studio.data import budget
 from studio.data.records import Finding, Row
 from studio.errors import StudioError
+from studio.models.loading import hub_token
 
 _BOM = b"\xef\xbb\xbf"
 _MAX_SHOWN = 20  # per-rule findings listed one by one before the rest is summarised
@@ -529,7 +530,6 @@ def load_hub(dataset_id: str, split: str = "train", limit: int | None = None, to
     import shutil
     import tempfile
 
-    from studio import paths
 
     dataset_id = (dataset_id or "").strip()
     split = (split or "train").strip()
@@ -540,7 +540,6 @@ def load_hub(dataset_id: str, split: str = "train", limit: int | None = None, to
     if _offline():
         raise StudioError("The studio is offline, so Hub datasets cannot be downloaded.",
                           "Download the dataset elsewhere and upload it as .jsonl/.parquet, or use a bundled sample.")
-    from studio.models.loading import hub_token
 
     # Unless the caller says: a visitor's id is listed and downloaded without the server's token
     # (studio.access), so private or gated datasets stay out of reach.

@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from studio.data import lint, load
 from studio.data.records import Row
 from studio.errors import StudioError
 
@@ -229,8 +230,6 @@ def preview(rows: list[Row], mapping: ColumnMapping, n: int = 3) -> list[dict]:
 
 def load_mapped(path, name: str | None, mapping: ColumnMapping | None, max_bytes: int | None | bool = True):
     """Load a file like the linter does and apply the mapping (if any): hand the result to lint.report_from_load."""
-    from studio.data import load
-
     loaded = load.load_path(path, name, max_bytes=max_bytes)
     if mapping is not None and loaded.rows:
         apply(loaded.rows, mapping)
@@ -241,8 +240,6 @@ def lint_mapped(path, name: str | None, mapping: ColumnMapping | None, *, tokeni
                 max_length: int | None = None, progress=None, batch_size: int = 8, model: str | None = None,
                 keep_rows: bool = True, workers: int | None = 1, max_bytes: int | None | bool = True):
     """Lint a file read through a column mapping; without one, the linter's own path (a .jsonl is streamed)."""
-    from studio.data import lint
-
     if mapping is None:
         return lint.lint_file(path, name, tokenizer=tokenizer, max_length=max_length, progress=progress,
                               batch_size=batch_size, model=model, keep_rows=keep_rows, workers=workers,

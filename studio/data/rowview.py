@@ -9,6 +9,7 @@ from typing import Any
 
 from studio import escape
 from studio.data.stats import PALETTE, ROLE_COLOURS
+from studio.models import templates
 
 MAX_TOKENS_SHOWN = 4000
 
@@ -24,11 +25,7 @@ def _content(content: Any) -> str:
 
 
 def _training_template(tokenizer) -> str | None:
-    """The model's chat template with {% generation %} markers, from the linter's templates module."""
-    try:
-        from studio.models import templates
-    except ImportError:
-        return None
+    """The model's chat template with {% generation %} markers (the one the linter and training use)."""
     try:
         return templates.training_template(tokenizer)
     except Exception:  # noqa: BLE001 - fall back to our own span search

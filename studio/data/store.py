@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from studio import paths
+from studio import access, paths
 from studio.errors import StudioError
 
 MANIFEST = "manifest.json"
@@ -148,24 +148,18 @@ def save_dataset(
 
 
 def _default_owner() -> str:
-    from studio import access
-
     return access.current().user_id or access.LOCAL_OWNER
 
 
 def dataset_value(manifest: dict[str, Any]) -> str:
     """What a dataset dropdown holds for this dataset: its folder path in private mode (as the CLI and older
     versions use), its id in public mode (no server path in the page)."""
-    from studio import access
-
     return str(manifest.get("id") or Path(manifest["path"]).name) if access.is_public() else manifest["path"]
 
 
 def find(value: str | os.PathLike | None) -> Path:
     """The folder of the dataset a form names (an id, or a path: any in private mode, only inside the datasets
     folder in public mode), checked with the caller's rights. Raises StudioError / AccessDenied."""
-    from studio import access
-
     text = str(value or "").strip()
     if not text:
         raise StudioError("No dataset chosen.", "Pick a saved dataset, or upload a file.")
@@ -193,8 +187,6 @@ def find(value: str | os.PathLike | None) -> Path:
 def list_visible() -> list[dict[str, Any]]:
     """The datasets the caller may pick: all of them in private mode; in public mode their own (all for the
     operator)."""
-    from studio import access
-
     identity = access.current()
     items = list_datasets()
     if not access.is_public() or identity.operator:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 
 from studio.data.clean import DEFAULT_VALIDATION_FRACTION
 from studio.errors import StudioError
-from studio.models import cost
+from studio.models import cost, hardware, precision_probe
 from studio.train.config import RunConfig
 
 # The cost model's tables and helpers under the Decide tab's names.
@@ -57,8 +57,6 @@ def local_training_dtype(arch: cost.ModelShape | None) -> str | None:
     """The precision a run of `arch` will train in on this machine: the worker's decision, which on a CPU rests on
     its measurement of the model (cached once a run has made it; only the bundled model's shape is known here
     without a download). The Train tab's preflight asks the same function, so the two estimates agree."""
-    from studio.models import hardware, precision_probe
-
     model = "bundled" if arch is not None and arch.name == cost.BUNDLED_SHAPE.name else None
     return precision_probe.expected_for_model(None, model, hardware.cpu_cores()).name
 

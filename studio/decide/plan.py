@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from studio.decide import checklist
-from studio.decide import estimate as est
-from studio.decide import technique as tech
+from studio.decide import checklist, estimate as est, technique as tech
 from studio.errors import StudioError
+from studio.models import catalog
 from studio.train.config import RunConfig
 
 CUSTOM_MODEL = "Custom size"
@@ -62,8 +61,6 @@ class Plan:
 
     def train_prefill(self, dataset_folder: str | None = None) -> dict:
         """Settings for the Train tab (Shared.train_prefill)."""
-        from studio.models import catalog
-
         if self.arch.name == est.ARCHITECTURES[0].name:
             model = catalog.BUNDLED
         elif self.arch.known:

@@ -6,6 +6,7 @@ import functools
 from dataclasses import dataclass, field
 
 from studio.decide import estimate as est
+from studio.models import hardware
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,6 @@ def detect_capabilities() -> dict:
     """CUDA, GPU count and memory, bitsandbytes and deepspeed on this machine (imports torch)."""
     import importlib.util
 
-    from studio.models import hardware
 
     found = hardware.detect()
     return {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from studio.jobs import flavors
+
 
 def register(subparsers) -> None:
     jobs = subparsers.add_parser("jobs", help="Hugging Face Jobs: list the hardware flavours and prices",
@@ -17,8 +19,6 @@ def register(subparsers) -> None:
 
 
 def run_flavors(args: argparse.Namespace) -> int:
-    from studio.jobs import flavors
-
     listed = flavors.list_flavors(refresh=args.refresh)
     by_name = {flavor.name: flavor for flavor in listed.flavors}
     rows = []

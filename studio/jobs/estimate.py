@@ -22,7 +22,11 @@ import os
 from dataclasses import dataclass, field
 
 from studio.errors import StudioError
+from studio.jobs import package
 from studio.jobs.flavors import Flavor
+from studio.models import bundled, catalog, cost
+from studio.train import preflight
+from studio.units import format_duration
 
 SETUP_SECONDS = 300
 SETUP_SECONDS_RANGE = (180, 600)
@@ -62,10 +66,6 @@ class RemoteEstimate:
 
 def estimate(config, flavor: Flavor, max_cost: float | None, manifest: dict | None = None) -> RemoteEstimate:
     """The remote preflight; `config` is a RunConfig, `max_cost` the cap in USD."""
-    from studio.models import cost
-    from studio.train import preflight
-    from studio.units import format_duration
-
     hardware = flavor.hardware()
     cpu_gflops = available_gib = None
     if hardware.kind != "cuda":
@@ -128,9 +128,6 @@ def _local_only(check, hardware) -> bool:
 
 
 def _describe_model(config, report) -> None:
-    from studio.jobs import package
-    from studio.models import bundled, catalog
-
     try:
         kind = catalog.classify(str(config.model))
     except StudioError:

@@ -32,11 +32,12 @@ import time
 import warnings
 from pathlib import Path
 
-from studio import access
+from studio import access, escape
 from studio.errors import StudioError
-from studio.jobs import estimate as estimate_module
-from studio.jobs import flavors, hub, package
-from studio.train import executors, store
+from studio.jobs import estimate as estimate_module, flavors, follow, hub, package
+from studio.jobs.remote import control_file
+from studio.train import executors, store, supervisor
+from studio.units import format_duration
 
 EXECUTOR = "hf-jobs"
 FOLLOW_MODULE = "studio.jobs.follow"
@@ -90,8 +91,6 @@ def submit(config, owner: str, flavor: str | None, max_cost: float | None, ident
     Only for an operator (`require_operator`); remote code only as studio.access allows it. Refuses on the
     remote preflight's errors (cost above the cap, not enough memory on the flavour, ...); its warnings are the
     caller's to show (the Train tab asks for "Start anyway")."""
-    from studio.train import supervisor
-
     identity = require_operator(identity)
     if config.trust_remote_code:
         access.require_remote_code_allowed(identity)
@@ -173,9 +172,6 @@ def _log(run_dir: Path, text: str) -> None:
 # ---- the follower -------------------------------------------------------------------------
 def start_follower(run_dir: Path) -> int:
     """Start `python -m studio.jobs.follow RUN_DIR` detached (own session, output appended to log.txt)."""
-    from studio.jobs import follow
-    from studio.train import supervisor
-
     reap_followers()
     if follow.follower_running(run_dir):
         return 0
@@ -200,8 +196,6 @@ def reap_followers() -> None:
 
 def reconcile(record):
     """An active remote run whose follower is gone gets a new one (it reattaches to the job)."""
-    from studio.jobs import follow
-
     if record.state not in store.ACTIVE or not (record.status.get("job") or {}).get("id"):
         if record.state in store.ACTIVE and not (record.status.get("job") or {}).get("id"):
             _mark_lost_submission(record)
@@ -248,8 +242,6 @@ def stop(record, force: bool = False, timeout: float | None = None):
                             cancel_requested_at=store.now_iso(), cancel_reason=reason, forced=bool(force))
     else:
         try:
-            from studio.jobs.remote import control_file
-
             client.upload_file(path_or_fileobj=b"stop\n", path_in_repo=control_file(job["inputs_revision"]),
                                repo_id=job["inputs_repo"],
                                repo_type="dataset", commit_message="Stop requested from Fine-Tune Studio")
@@ -319,8 +311,6 @@ def before_delete(record) -> None:
                 raise StudioError(f"Not deleted: {error.message}", "Cancel the job on its Hugging Face page, then delete the run.") from error
     pid = record.status.get("follower_pid")
     if pid:
-        from studio.train import supervisor
-
         if supervisor.pid_alive(pid, record.dir):
             try:
                 os.killpg(os.getpgid(int(pid)), signal.SIGTERM)
@@ -330,8 +320,6 @@ def before_delete(record) -> None:
 
 # ---- what the Train tab shows -------------------------------------------------------------
 def stop_timeout() -> float:
-    from studio.jobs import follow
-
     return follow.stop_timeout()
 
 
@@ -339,9 +327,6 @@ def describe(status: dict, full: bool = True) -> str:
     """One Markdown paragraph about the job: where, which, its stage, cost so far against the cap, metrics.
     Without `full` (a public studio's visitor looking at a shared run) only the flavour and the stage: the
     job, its cost and the operator's repos are the operator's business."""
-    from studio import escape
-    from studio.units import format_duration
-
     job = status.get("job") or {}
     parts = [f"☁ **Hugging Face Jobs** · {escape.md_inline(job.get('flavor_label') or job.get('flavor') or '?')}"]
     if job.get("id") and full:

@@ -19,6 +19,9 @@ from pathlib import Path
 
 from studio import paths
 from studio.errors import StudioError
+from studio.jobs import hub
+from studio.models.hardware import Gpu, Hardware
+from studio.train.store import now_iso
 
 CACHE_SECONDS = 3600
 _UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600}
@@ -74,8 +77,6 @@ class Flavor:
 
     def hardware(self):
         """This flavour as a studio.models.hardware.Hardware, for the preflight estimates."""
-        from studio.models.hardware import Gpu, Hardware
-
         if self.gpu_model and self.gpu_count:
             gpus = [Gpu(self.gpu_model, self.gpu_memory_gb or 0.0) for _ in range(self.gpu_count)]
             return Hardware(kind="cuda", cpu_cores=self.cpu_cores, ram_gb=self.ram_gb or 0.0, gpus=gpus)
@@ -137,9 +138,6 @@ class FlavorList:
 
 def list_flavors(refresh: bool = False) -> FlavorList:
     """Every flavour Jobs offers (cached); raises a StudioError only when there is no list at all."""
-    from studio.jobs import hub
-    from studio.train.store import now_iso
-
     endpoint = hub.endpoint()
     cached = _memory.get(endpoint)
     if cached and not refresh and time.monotonic() - cached[0] < CACHE_SECONDS:

@@ -31,7 +31,10 @@ import json
 import subprocess
 from pathlib import Path
 
+import studio
 from studio.errors import StudioError
+from studio.jobs import hub
+from studio.models import catalog
 
 PYTHON_VERSION = "3.11"
 BITSANDBYTES_PIN = "bitsandbytes==0.50.2"
@@ -49,8 +52,6 @@ REPO_PREFIX = "fine-tune-studio-"
 
 
 def project_root() -> Path:
-    import studio
-
     return Path(studio.__file__).resolve().parent.parent
 
 
@@ -133,8 +134,6 @@ def folder_bytes(folder: Path) -> int:
 
 def local_model_folder(model: str) -> Path | None:
     """The model as a local folder (to upload), or None for the bundled model and Hub ids."""
-    from studio.models import catalog
-
     return Path(model).expanduser().resolve() if catalog.classify(model) == "local" else None
 
 
@@ -142,7 +141,6 @@ def upload_inputs(client, inputs_repo: str, config, job: dict, resume_checkpoint
     """Create the private inputs repo (if needed) and commit everything the job needs; returns the commit sha."""
     from huggingface_hub import CommitOperationAdd
 
-    from studio.jobs import hub
 
     files = code_files()
     version = code_version(files)

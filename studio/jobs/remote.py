@@ -34,7 +34,8 @@ import traceback
 from pathlib import Path
 
 from studio.jobs import protocol
-from studio.train import store
+from studio.train import store, supervisor
+from studio.train.card import CARD_NAME
 
 def control_file(revision: str) -> str:
     """The file whose appearance in the inputs repo asks this job (started from `revision`) to stop."""
@@ -158,7 +159,6 @@ def push_results(client, repo_id: str, run_dir: Path) -> str | None:
         for path in sorted(adapter.rglob("*")):
             if path.is_file():
                 operations.append(CommitOperationAdd(f"adapter/{path.relative_to(adapter).as_posix()}", str(path)))
-    from studio.train.card import CARD_NAME
 
     if (adapter / CARD_NAME).is_file():  # the model card is also the repo's own page
         operations.append(CommitOperationAdd(CARD_NAME, str(adapter / CARD_NAME)))
@@ -185,7 +185,6 @@ def run(argv: list[str]) -> int:
     root = Path(__file__).resolve().parents[2]
     job = json.loads((root / "run" / "job.json").read_text(encoding="utf-8"))
     os.environ["STUDIO_HOME"] = tempfile.mkdtemp(prefix="studio-home-")
-    from studio.train import supervisor
 
     say("phase", phase="preparing", message="Inputs downloaded; starting the studio's worker.")
     record = prepare_run(root, job)

@@ -7,6 +7,8 @@ import json
 import sys
 import time
 
+from studio.models import bundled, catalog
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("models", help="list the model catalog; --prepare converts the bundled model")
@@ -16,8 +18,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.models import bundled, catalog
-
     if args.prepare:
         started = time.time()
 

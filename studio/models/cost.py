@@ -45,7 +45,9 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from studio import paths
 from studio.errors import StudioError
+from studio.models import bundled, catalog, hardware, precision
 
 GIB = 1024**3
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
@@ -194,8 +196,6 @@ def params_from_name(name: str) -> float | None:
 
 def model_shape(ref: str) -> ModelShape:
     """A model's shape without loading it: its config.json (local, bundled, or the Hub cache), else its name."""
-    from studio.models import bundled, catalog
-
     kind = catalog.classify(ref)
     config_path = None
     if kind == "bundled":
@@ -334,8 +334,6 @@ class GpuSpec:
     @property
     def dtype(self) -> str:
         """The precision a run trains in on this GPU (the one decision: studio.models.precision)."""
-        from studio.models import precision
-
         return precision.decide(precision.Device("cuda", self.match, self.capability)).name
 
     @property
@@ -435,8 +433,6 @@ def measure_peak(dtype: str = "fp32", seconds: float = 0.6) -> float:
 
 def this_machine(dtype: str | None = None, peak_tflops: float | None = None) -> Device:
     """This machine as a Device: its GPU (table efficiency) or its CPU (calibrated), peak measured unless given."""
-    from studio.models import hardware
-
     found = hardware.detect(probe_torch=peak_tflops is None)
     if found.kind == "cuda" and found.gpus:
         gpu = found.gpus[0]
@@ -532,8 +528,6 @@ def packaged_calibration_path() -> Path:
 
 
 def machine_calibration_path() -> Path:
-    from studio import paths
-
     return paths.studio_home() / CALIBRATION_FILE
 
 

@@ -28,6 +28,8 @@ place, checks that the result is unchanged where that can be checked cheaply, an
 
 from __future__ import annotations
 
+from studio.models.loading import release_freed_memory as release
+
 CPU_VOCABULARY_CHUNK = 4096
 
 
@@ -178,8 +180,6 @@ def _rows(inputs: dict, start: int, end: int, keep: int, rows: int, length: int)
 
 
 def release_freed_memory() -> bool:
-    from studio.models.loading import release_freed_memory as release
-
     return release()
 
 

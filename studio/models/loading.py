@@ -6,7 +6,7 @@ studio.limits): visitors picking one model after another cannot grow the app's m
 
 from __future__ import annotations
 
-from studio import limits
+from studio import access, limits
 from studio.errors import StudioError
 from studio.models import catalog
 
@@ -58,7 +58,6 @@ def hub_token(token=None):
     token for an operator, none at all for a visitor."""
     if token is not None:
         return token
-    from studio import access
 
     return access.download_token()
 

@@ -30,7 +30,9 @@ import time
 from pathlib import Path
 
 from studio import paths
-from studio.models.precision import CpuMeasurement, Device, Precision, decide
+from studio.errors import StudioError
+from studio.models import bundled, catalog, kernels
+from studio.models.precision import CpuMeasurement, decide, Device, Precision
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile")
 SHAPE_KEYS = ("model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -242,7 +244,6 @@ class _Steps:
         import torch
         from peft import LoraConfig, get_peft_model
 
-        from studio.models import kernels
 
         torch.manual_seed(0)
         self.model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear",
@@ -314,9 +315,6 @@ def expected(forced: bool | None, model_dir: str | os.PathLike | None, threads: 
 def model_dir_for(model_ref: str | None) -> str | None:
     """The folder (or Hub id) whose shape keys the CPU measurement, for a model as the Train form names it:
     the converted bundled model, a local folder, a Hub id; None when nothing can have been measured."""
-    from studio.errors import StudioError
-    from studio.models import bundled, catalog
-
     if model_ref is None:
         return None
     try:

@@ -31,6 +31,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from studio.errors import StudioError
+from studio.models import bundled, catalog
+
 _GENERATION = re.compile(r"\{%-?\s*generation\s*-?%\}")
 _PROBE = [{"role": "user", "content": "PROBE-USER"}, {"role": "assistant", "content": "PROBE-ANSWER"}]
 # Conversations every candidate must render exactly like the model's own template (besides the data's rows).
@@ -349,9 +352,6 @@ def training_template(tokenizer, samples: list[list[dict]] | None = None) -> str
 
 def _cached_tokenizer_source(model_ref: str) -> str | None:
     """A folder holding the model's tokenizer that loads without a download or a conversion, or None."""
-    from studio.errors import StudioError
-    from studio.models import bundled, catalog
-
     try:
         kind = catalog.classify(model_ref)
     except StudioError:

@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 
 from studio import paths
+from studio.train import store
 
 ARCHIVE_ENV = "STUDIO_ARCHIVE_DIR"
 MARKER = "ARCHIVED.json"
@@ -37,8 +38,6 @@ def _files(folder: Path) -> list[Path]:
 
 def archive_run(run_dir: Path) -> Path | None:
     """Copy a finished run to the archive (None when no archive is configured or the run is still live)."""
-    from studio.train import store
-
     target_root = archive_dir()
     run_dir = Path(run_dir)
     if target_root is None or store.read_status(run_dir).get("status") not in store.FINISHED:
@@ -67,8 +66,6 @@ def is_complete(folder: Path) -> bool:
 
 def restore_runs() -> list[str]:
     """Copy complete archived runs missing from the local disk back; returns their run ids."""
-    from studio.train import store
-
     source_root = archive_dir()
     if source_root is None or not source_root.is_dir():
         return []

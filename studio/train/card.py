@@ -18,8 +18,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from studio import paths
+from studio import escape, paths
+from studio.data import store as data_store
 from studio.errors import StudioError
+from studio.models import bundled, catalog
 from studio.train import store
 
 CARD_NAME = "README.md"
@@ -45,8 +47,6 @@ _PATH_ARGS = ("output_dir", "logging_dir", "resume_from_checkpoint", "deepspeed"
 def base_hub_id(model_ref: str) -> str | None:
     """The Hub id of a catalog reference: the bundled model's, a Hub id itself, a local folder that is the
     converted bundled model or a Hugging Face cache snapshot; None for other local folders."""
-    from studio.models import bundled, catalog
-
     ref = str(model_ref or "").strip()
     try:
         kind = catalog.classify(ref)
@@ -96,8 +96,6 @@ def base_license(model_ref: str, hub_id: str | None) -> str | None:
 
 
 def _manifest(config: dict) -> dict:
-    from studio.data import store as data_store
-
     dataset = config.get("dataset")
     return (data_store.read_manifest(dataset) if dataset else None) or {}
 
@@ -112,8 +110,6 @@ def dataset_hub_ids(manifest: dict) -> list[str]:
 
 def _cell(value: Any) -> str:
     """A table cell; the user's text in it (names, paths typed as settings) shows as text, not Markdown."""
-    from studio import escape
-
     return escape.md_cell("" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value)))
 
 
@@ -183,7 +179,6 @@ def build_card(run_dir: Path, repo_id: str | None = None, merged: bool = False, 
     `status` stands in for status.json (the worker's final status, before it writes it)."""
     from huggingface_hub import ModelCard, ModelCardData
 
-    from studio import escape
     run_dir = Path(run_dir)
     config = store.read_config(run_dir) or {}
     status = status if status is not None else store.read_status(run_dir)

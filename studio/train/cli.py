@@ -32,13 +32,13 @@ import time
 from pathlib import Path
 
 from studio import paths
-from studio.units import format_duration
-from studio.data import pipeline
-from studio.data import store as data_store
+from studio.data import pipeline, store as data_store
 from studio.errors import StudioError
+from studio.jobs import estimate, executor
 from studio.models import cost
-from studio.train import executors, preflight, store, supervisor
-from studio.train.config import NOT_FLAGS, RunConfig, field_kinds, flag_name
+from studio.train import executors, export, preflight, store, supervisor
+from studio.train.config import field_kinds, flag_name, NOT_FLAGS, RunConfig
+from studio.units import format_duration
 
 CLI_OWNER = "cli"
 _TYPES = {"str": str, "int": int, "float": float, "int?": int, "float?": float}
@@ -259,7 +259,6 @@ def choice_from_args(args: argparse.Namespace) -> executors.Choice:
         if args.flavor or args.max_cost is not None:
             raise StudioError("--flavor and --max-cost only apply to --executor hf-jobs.", "Add --executor hf-jobs, or drop them.")
         return executors.Choice()
-    from studio.jobs import estimate
 
     return executors.Choice(args.executor, args.flavor, args.max_cost if args.max_cost is not None
                             else estimate.default_max_cost()).check()
@@ -267,8 +266,6 @@ def choice_from_args(args: argparse.Namespace) -> executors.Choice:
 
 def print_remote_estimate(config: RunConfig, choice: executors.Choice, out) -> None:
     """The flavour's time, memory and cost against the cap, before anything is uploaded."""
-    from studio.jobs import executor
-
     result, flavor_list = executor.remote_estimate(config, choice.flavor, choice.max_cost)
     if flavor_list.stale_reason:
         print(f"note: flavour list from {flavor_list.fetched_at} ({flavor_list.stale_reason})", file=out)
@@ -376,8 +373,6 @@ def hub_token() -> str:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from studio.train import export
-
     out = sys.stderr if args.json else sys.stdout
     record = store.get_run(args.run_id)
     source = export.adapter_source(record.dir)  # "no adapter yet" before anything else

@@ -18,7 +18,7 @@ import dataclasses
 import json
 import math
 import shlex
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from studio.errors import StudioError

@@ -28,15 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from studio import access, escape, paths
-from studio.data import store as data_store
-from studio.data import pipeline
+from studio.data import pipeline, store as data_store
 from studio.data.stats import suggested_max_length
 from studio.errors import StudioError
-from studio.units import format_duration
-from studio.models import catalog, cost
-from studio.models import hardware as hardware_module
+from studio.models import catalog, cost, hardware as hardware_module, precision, precision_probe, templates
 from studio.train import store, supervisor
 from studio.train.config import RunConfig, suggested_learning_rate
+from studio.units import format_duration
 
 
 # ---------------------------------------------------------------- datasets (adapter over studio.data.store)
@@ -388,13 +386,9 @@ def run_preflight(config: RunConfig, hardware=None, manifest: dict[str, Any] | N
 
 def chat_template_checks(report: Preflight, config, manifest: dict[str, Any] | None) -> None:
     """Say before the run what the worker will decide about the chat template (studio.models.templates)."""
-    from studio.models import templates
-
     dataset = str(manifest.get("path") or config.dataset) if manifest else ""
     choice = templates.preflight_choice(str(config.model), dataset, bool(getattr(config, "trust_remote_code", False)))
     if choice is None:
-        from studio.models import catalog
-
         try:
             if catalog.classify(str(config.model)) == "bundled":
                 return  # converted on first use; its ChatML template is one the studio marks (tested)
@@ -572,8 +566,6 @@ def _estimate(config: RunConfig, report: Preflight, hardware, gpu, shape: cost.M
 def expected_precision(config: RunConfig, hardware) -> Any:
     """The precision the worker will choose (studio.models.precision), from what is known without torch: the
     GPU of `hardware` (its compute capability from the cost model's table), else this CPU's cached measurement."""
-    from studio.models import precision, precision_probe
-
     forced = config.bf16 if isinstance(config.bf16, bool) else None
     gpu = hardware.gpus[0] if hardware.kind == "cuda" and hardware.gpus else None
     if gpu:

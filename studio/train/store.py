@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from studio import paths
+from studio import access, paths
 from studio.errors import StudioError
 from studio.train.config import RunConfig
 
@@ -100,8 +100,6 @@ def create_run(config: RunConfig, owner: str = "", owner_role: str = "operator")
     A run's owner is never empty: without one it belongs to the local user ("local"). owner_role is the role
     of whoever started it ("operator" or a visitor's): it decides whether the worker may use the server's
     Hugging Face token."""
-    from studio import access
-
     owner = str(owner or "").strip() or access.LOCAL_OWNER
     config = config.replace(run_id=paths.new_id(RUN_PREFIX))
     if not config.name:

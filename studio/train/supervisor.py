@@ -34,13 +34,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from studio import limits, paths
-from studio.units import format_duration
+from studio import access, limits, paths
 from studio.data import store as data_store
 from studio.errors import StudioError
-from studio.train import executors, store
+from studio.models import catalog, hardware
+from studio.train import executors, queue, store
+from studio.train.archive import archive_quietly, restore_runs
 from studio.train.config import RunConfig
 from studio.train.store import ACTIVE, RunRecord
+from studio.units import format_duration
 
 ADMIN_ENV = "STUDIO_ADMIN_PASSWORD"
 DEFAULT_STOP_TIMEOUT = 60.0
@@ -53,8 +55,6 @@ _children: dict[int, subprocess.Popen] = {}  # workers started by this process, 
 # ---- ownership ---------------------------------------------------------------------------
 def _identity(requester):
     """A requester is an access.Identity (the UI) or an owner id string (the CLI, tests, older callers)."""
-    from studio import access
-
     if isinstance(requester, access.Identity):
         return requester
     role = access.OPERATOR if not access.is_public() or requester == access.CLI_OWNER else access.ANONYMOUS
@@ -73,8 +73,6 @@ def is_authorized(record: RunRecord, requester, admin_password: str | None = Non
 def authorize(record: RunRecord, requester, admin_password: str | None = None, action: str = "change"):
     """The owner may act on a run; anyone else needs operator rights (public mode) or the admin password.
     Returns the identity to act as (an operator when the admin password was right); raises access.AccessDenied."""
-    from studio import access
-
     return access.authorize(_identity(requester), access.CONTROL, record, admin_password=admin_password, verb=action)
 
 
@@ -145,8 +143,6 @@ def worker_env(config: RunConfig, base: dict | None = None, hub_token: bool = Tr
 
 
 def _gpu_count() -> int:
-    from studio.models import hardware
-
     return len(hardware.detect_quick().gpus)
 
 
@@ -224,9 +220,6 @@ def submit(config: RunConfig, owner: str, owner_role: str = "operator",
            estimated_seconds: float | None = None) -> RunRecord:
     """Create the run and put it in the queue; it starts at once when the trainer is free and nobody waits
     ahead of it. Returns the run (status "queued" while it waits)."""
-    from studio import access
-    from studio.train import queue
-
     config = prepared(config)
     with _launch_lock():
         if owner_role != access.OPERATOR and access.is_public():
@@ -248,8 +241,6 @@ def dispatch() -> RunRecord | None:
 
 
 def _dispatch_locked() -> RunRecord | None:
-    from studio.train import queue
-
     if busy() is not None:
         return None
     for record in queue.waiting():
@@ -342,9 +333,6 @@ def _check_dataset(dataset: str) -> None:
 def needs_hub_token(record: RunRecord) -> bool:
     """The worker gets the server's HF_TOKEN only for an operator's run on a Hub model (it may be gated);
     visitors' runs, the bundled model and local folders never see it."""
-    from studio import access
-    from studio.models import catalog
-
     if record.status.get("owner_role", access.OPERATOR) != access.OPERATOR:
         return False
     try:
@@ -355,8 +343,6 @@ def needs_hub_token(record: RunRecord) -> bool:
 
 def remote_code_allowed(record: RunRecord) -> bool:
     """trust_remote_code runs only when it was authorized for an operator (public mode) or locally."""
-    from studio import access
-
     if not record.config.get("trust_remote_code"):
         return False
     if not access.is_public():
@@ -401,8 +387,6 @@ def resume(run_id: str, requester=None, admin_password: str | None = None) -> Ru
     record = store.get_run(run_id)
     acting = authorize(record, requester, admin_password, "resume")
     if record.config.get("trust_remote_code"):
-        from studio import access
-
         access.require_remote_code_allowed(acting)
     if record.state in ACTIVE and pid_alive(record.status.get("pid"), record.dir):
         raise StudioError(f"The run '{record.name}' is still {record.state}.", "Wait for it, or stop it first.")
@@ -446,8 +430,6 @@ def stop(run_id: str, requester: str | None = None, admin_password: str | None =
 
     force=True kills the worker's whole process group at once. With a timeout, waits that long
     for a graceful stop and then kills. Without one, returns right after signalling."""
-    from studio.train import queue
-
     record = store.get_run(run_id)
     authorize(record, requester, admin_password, "stop")
     if queue.is_waiting(record):
@@ -518,7 +500,6 @@ def reconcile_one(record: RunRecord) -> RunRecord:
                         error={"message": "The training process ended unexpectedly (killed, crashed or the app restarted).",
                                "hint": hint})
     store.append_event(record.dir, {"type": "status", "status": "interrupted", "step": fresh.get("step")})
-    from studio.train.archive import archive_quietly
 
     archive_quietly(record.dir)
     return store.get_run(record.run_id)
@@ -527,8 +508,6 @@ def reconcile_one(record: RunRecord) -> RunRecord:
 def reconcile() -> list[RunRecord]:
     """Call on app start-up: bring back archived runs after a Space restart (studio.train.archive), then fix
     the status of every run whose worker died. Returns the runs changed."""
-    from studio.train.archive import restore_runs
-
     restore_runs()
     changed = []
     for record in store.list_runs():

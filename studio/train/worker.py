@@ -27,16 +27,18 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from studio import paths
 from studio.errors import StudioError
-from studio.models import cost
+from studio.models import catalog, cost, kernels, precision_probe
+from studio.models.loading import explain_load_error
+from studio.models.precision import Precision
+from studio.models.templates import choose_template
 from studio.train import store
+from studio.train.archive import archive_quietly
+from studio.train.card import finalize_adapter
 from studio.train.config import RunConfig
 from studio.train.divergence import Divergence, DivergenceWatch
-
-if TYPE_CHECKING:
-    from studio.models.precision import Precision
 
 _state = {"phase": "import", "stop": False, "stop_reason": None}
 
@@ -292,8 +294,6 @@ def hardware_choices(config: RunConfig, model_dir: str | None = None, log=None) 
     The precision comes from the one decision for every device (studio.models.precision); on a CPU that means a
     measured fp32-vs-bf16 comparison on this model's shapes, made once per machine and cached. Returns the facts
     (JSON-friendly, for status.json) and the Precision itself."""
-    from studio.models import precision_probe
-
     precision = precision_probe.choose(config.bf16, model_dir, _threads(config),
                                        log=log or (lambda text: print(f"[studio] {text}", flush=True)))
     cuda = precision.device == "cuda"
@@ -340,8 +340,6 @@ def pass_plan(config: RunConfig, model_config, dtype: str, on_cpu: bool) -> cost
 
 def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     """Load the model, tokenizer and data and return (trainer, callback, facts)."""
-    from studio.models import catalog
-
     # Cheap checks first, so a wrong dataset or model fails in a second, not after the heavy imports.
     dataset_dir = Path(config.dataset).expanduser()
     if not dataset_dir.is_dir():
@@ -358,10 +356,6 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, set_seed
     from trl import SFTConfig, SFTTrainer
-
-    from studio.models.loading import explain_load_error
-    from studio.models import kernels
-    from studio.models.templates import choose_template
 
     torch.set_num_threads(_threads(config))
     hw, precision = hardware_choices(config, source)
@@ -493,7 +487,6 @@ def train(run_dir: Path) -> str:
     main = is_main_process()
     config = store.read_run_config(run_dir).check()
     notes: list[str] = []
-    from studio import paths
 
     paths.configure_caches()
     trainer, callback, facts = build_trainer(run_dir, config, notes)
@@ -541,7 +534,6 @@ def train(run_dir: Path) -> str:
         train_seconds=_round(callback.train_seconds),
         tokens_per_s=_round(tokens / callback.train_seconds) if tokens and callback.train_seconds else None,
         adapter="adapter", elapsed=round(callback._elapsed(), 2), **best)
-    from studio.train.card import finalize_adapter
 
     # status.json says the run ended only once the adapter is final (card, Hub base id, no pickles) and the
     # last event is written: whoever waits for that status (supervisor.wait, Compare, export) finds both.
@@ -630,8 +622,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         if main_process:
-            from studio.train.archive import archive_quietly
-
             archive_quietly(run_dir)  # a finished run to the mounted bucket, when STUDIO_ARCHIVE_DIR is set
         sys.stdout.flush()
         sys.stderr.flush()

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import gradio as gr
 
-from studio import access, escape, limits
+from studio import access, escape, limits, paths
+from studio.compare import engine, evaluate, report, runs, verdict, votes
+from studio.compare.engine import DEFAULT_REPETITION_PENALTY, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, Settings
+from studio.compare.report import decoding_text
+from studio.compare.runs import flatten_content, training_active
 from studio.errors import StudioError
 from studio.ui.guard import guarded
-from studio.ui.shared import Shared, download_copy, message_markdown
+from studio.ui.shared import download_copy, message_markdown, Shared
 
 INTRO = (
     "**What am I looking at?** The same question goes to two models at once: on the left the **base model** "
@@ -45,15 +49,11 @@ BLIND_INTRO = (
 
 
 def run_choices() -> list[tuple[str, str]]:
-    from studio.compare import runs
-
     return [(item["label"], item["run_id"]) for item in runs.list_comparable_runs()]
 
 
 def _settings(system_prompt, temperature, top_p, max_new_tokens, seed, repetition_penalty=None, greedy=False):
     """The decoding settings from the form: the same for every column and for the evaluation."""
-    from studio.compare.engine import DEFAULT_REPETITION_PENALTY, Settings
-
     def number(value, default, kind=float):
         try:
             return kind(value) if value not in (None, "") else default
@@ -74,8 +74,6 @@ def settings_note(settings) -> str:
 
 def _history_messages(history) -> list[dict]:
     """Chatbot history (Gradio 6: content as lists of text parts) → plain chat messages."""
-    from studio.compare.runs import flatten_content
-
     # The chat columns show escaped Markdown (see _shown); the models get back exactly what was said.
     return [{"role": m["role"], "content": escape.unmd(flatten_content(m.get("content")))} for m in history or []
             if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
@@ -87,8 +85,6 @@ def _shown(text: str) -> str:
 
 
 def _run_summary(session) -> str:
-    from studio.compare import report
-
     run = session.run
     items = dict(report.summary_items(run))
     text = (f"**Loaded:** {escape.md_inline(run.name)} — base model {escape.md_inline(items.get('Base model'))}, "
@@ -101,8 +97,6 @@ def _run_summary(session) -> str:
 
 def verdict_markdown(info, result) -> str:
     """The verdict (loss, overlap and the finished blind ballots) for the evaluation shown."""
-    from studio.compare import verdict, votes
-
     if not result:
         return ""
     return verdict.markdown(verdict.verdict(result, votes.finished_ballots(info, result)))
@@ -110,13 +104,10 @@ def verdict_markdown(info, result) -> str:
 
 def _eval_outputs(info, result):
     """(verdict, facts under it, loss plot, table) for a saved evaluation or none."""
-    from studio.compare import evaluate
-
     if not result:
         return ("", "*No evaluation yet for this run. Pick how many prompts and press **Evaluate**.*",
                 gr.update(value=None, visible=False), gr.update(value=None))
     settings = result.get("settings") or {}
-    from studio.compare.report import decoding_text
 
     when = (f"*(saved evaluation: {len(result['rows'])} prompts from the "
             f"{escape.md_inline(result.get('source') or 'prompt file')}, {escape.md_inline(result.get('seconds', '?'))} s; "
@@ -142,8 +133,6 @@ def refresh_runs(current=None):
 
 def open_run(run, run_b, progress=gr.Progress()):
     """Load the base once, attach the adapter(s); fill examples, the model's decoding defaults and any saved evaluation."""
-    from studio.compare import engine, evaluate, runs
-
     cleared = ([], [], [])
     unchanged_settings = (gr.update(),) * 5
     try:
@@ -171,8 +160,6 @@ def open_run(run, run_b, progress=gr.Progress()):
 def chat(message, base_history, tuned_history, run_b_history, run, run_b, system_prompt, temperature, top_p,
          max_new_tokens, seed, repetition_penalty=None, greedy=False):
     """Stream base, tuned (and run B) answers together, token by token, each into its own column."""
-    from studio.compare import engine
-
     message = (message or "").strip()
     histories = [list(base_history or []), list(tuned_history or []), list(run_b_history or [])]
     stats = ["", "", ""]
@@ -191,7 +178,6 @@ def chat(message, base_history, tuned_history, run_b_history, run, run_b, system
             jobs.append((("Base", "Tuned", "Run B")[index], adapter, messages))
             histories[index] = histories[index] + [{"role": "user", "content": _shown(message)},
                                                    {"role": "assistant", "content": ""}]
-        from studio.compare.runs import training_active
 
         note = ("*A training run is active: answers use 1 CPU thread so the training keeps its speed.*"
                 if training_active() else "")
@@ -224,8 +210,6 @@ def describe_settings(system_prompt, temperature, top_p, max_new_tokens, seed, r
 def run_evaluation(run, n, prompt_file, system_prompt, max_new_tokens, temperature=None, top_p=None,
                    repetition_penalty=None, greedy=False, seed=0, progress=gr.Progress()):
     """Evaluate with the same decoding settings as the columns; the settings are saved with the results."""
-    from studio.compare import engine, evaluate
-
     try:
         n = evaluate.validate_n(n)
         prompt_file = access.check_upload_path(prompt_file)
@@ -250,8 +234,6 @@ def run_evaluation(run, n, prompt_file, system_prompt, max_new_tokens, temperatu
 
 def refresh_verdict(run):
     """The verdict again (e.g. after blind ballots were finished)."""
-    from studio.compare import evaluate, runs
-
     try:
         info = runs.load_run(run)
     except StudioError:
@@ -271,8 +253,6 @@ AB_OUTPUTS = ("voter", "who", "prompt", "a", "b", "index", "tally", "reveal", "v
 
 def _ab_render(voter, info, result, ballot):
     """Everything the blind view shows for this ballot: the next pair while open, the reveal once closed."""
-    from studio.compare import votes
-
     tally = votes.tally(ballot)
     total = len(ballot["items"])
     who = f"**{ballot.get('label', 'Voter')}** · {tally['total']} of {total} prompts voted"
@@ -309,8 +289,6 @@ def _ab_failed(voter, error):
 
 
 def _ab_context(run):
-    from studio.compare import evaluate, runs
-
     info = runs.load_run(run)
     result = evaluate.load(info)
     if not result:
@@ -321,8 +299,6 @@ def _ab_context(run):
 
 def ab_start(run, voter):
     """Start or continue this browser's ballot (a voter id is made on first use and kept in the browser)."""
-    from studio.compare import votes
-
     try:
         info, result = _ab_context(run)
         voter = voter or votes.new_voter_id()
@@ -333,14 +309,10 @@ def ab_start(run, voter):
 
 def ab_new_voter(run):
     """A fresh ballot for the next person at this screen (the previous ballot stays saved)."""
-    from studio.compare import votes
-
     return ab_start(run, votes.new_voter_id())
 
 
 def ab_vote(run, voter, index, choice):
-    from studio.compare import votes
-
     try:
         info, result = _ab_context(run)
         if index is None:
@@ -361,8 +333,6 @@ def vote_button(choice: str):
 
 def ab_reveal(run, voter):
     """Finish (or stop) this voter's ballot: it closes, and which was which shows for the voted prompts."""
-    from studio.compare import votes
-
     try:
         info, result = _ab_context(run)
         return _ab_render(voter, info, result, votes.finish(info, result, voter))
@@ -377,8 +347,6 @@ def ab_clear():
 
 
 def build_report(run):
-    from studio.compare import report, runs
-
     try:
         info = runs.load_run(run)
         html_path, md_path = report.write(info)
@@ -386,7 +354,6 @@ def build_report(run):
         # the run folder: Compare writes nowhere else).
         import shutil
 
-        from studio import paths
 
         stem = f"report-{paths.safe_name(info.run_id, 'run')}"
         html_named = shutil.copyfile(html_path, html_path.with_name(f"{stem}.html"))
@@ -411,8 +378,6 @@ def preselect(run_id):
 
 
 def build(shared: Shared) -> None:
-    from studio.compare.engine import DEFAULT_REPETITION_PENALTY, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, Settings
-
     gr.Markdown(INTRO, elem_classes="tab-intro", elem_id="compare-intro")
     with gr.Row(equal_height=True):
         run = gr.Dropdown(label="Training run (or paste a run / adapter folder path)", choices=run_choices(),

@@ -17,13 +17,23 @@ reasons are user text: they go through studio.escape wherever they are shown.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
 
-from studio import access, escape, quotas
+from studio import access, escape, paths, quotas
+from studio.data import clean, dismissals, mapping as mapping_module, rowview, stats as stats_module, store
+from studio.data.lint import context_length
+from studio.data.load import load_hub
+from studio.data.mapping import ColumnMapping
+from studio.data.rowview import ROW_VIEW_CSS
+from studio.data.rules.secrets import mask_record
+from studio.data.rules.tokens import row_tokens
+from studio.data.stats import compute_stats, error_rows
+from studio.data.store import bundled_samples, SAMPLES_DIR
+from studio.errors import StudioError
+from studio.models import catalog, loading
 from studio.ui.guard import guarded
-from studio.ui.shared import Shared, download_copy, message_markdown
+from studio.ui.shared import download_copy, message_markdown, Shared
 
 INTRO = (
     "**What am I looking at?** Your training data, checked row by row *before* you spend compute on it. "
@@ -70,34 +80,24 @@ def severity_badge(severity: str) -> str:
 
 
 def _samples() -> list[dict]:
-    from studio.data.store import bundled_samples
-
     return bundled_samples()
 
 
 def model_choices() -> list[tuple[str, str]]:
-    from studio.models import catalog
-
     return [(entry.label, entry.ref) for entry in catalog.entries()]
 
 
 def get_tokenizer(model_ref: str, progress=None):
     """The model's tokenizer from a bounded cache (loading the bundled one may convert it once)."""
-    from studio.models import loading
-
     access.check_model_ref((model_ref or "").strip())
     return loading.cached_tokenizer(model_ref, progress=progress)
 
 
 def model_context(tokenizer) -> int | None:
-    from studio.data.lint import context_length
-
     return context_length(tokenizer)
 
 
 def source_from_sample(name: str) -> dict:
-    from studio.errors import StudioError
-
     for sample in _samples():
         if sample["name"] == name or sample["path"] == name:
             return {"kind": "sample", "path": sample["path"], "name": Path(sample["path"]).name}
@@ -114,8 +114,6 @@ def source_from_upload(file_path: str | None) -> dict | None:
 def _check_source(source: dict) -> None:
     """A source (from this session's state) must still name a file this caller may read: the bundled samples or
     an upload / Hub download (public mode)."""
-    from studio.data.store import SAMPLES_DIR
-
     if access.is_public() and access.inside(source.get("path") or "", SAMPLES_DIR) is None:
         access.check_upload_path(source.get("path"))
 
@@ -126,8 +124,6 @@ def source_from_hub(dataset_id: str, split: str = "train") -> dict:
     import gzip
     import json
 
-    from studio import paths
-    from studio.data.load import load_hub
 
     result = load_hub(dataset_id, split=(split or "train").strip())
     name = paths.safe_name(f"{dataset_id.replace('/', '__')}-{split}", default="hub-dataset") + ".jsonl.gz"
@@ -138,8 +134,6 @@ def source_from_hub(dataset_id: str, split: str = "train") -> dict:
 
 
 def _error_rows(report) -> dict[int, list]:
-    from studio.data.stats import error_rows
-
     return error_rows(report.findings)
 
 
@@ -238,8 +232,6 @@ def rule_choices(report) -> list[str]:
 
 def row_view(state: dict | None, row_number) -> tuple[str, str, str]:
     """(chat HTML, tokens HTML, findings Markdown) of one row of the linted file."""
-    from studio.data import rowview
-
     if not state:
         return "", "", "Check some data first."
     try:
@@ -282,7 +274,6 @@ def _secrets_masked(row):
     """A copy of the row with every secret in its messages (or text) replaced by the mask."""
     import dataclasses
 
-    from studio.data.rules.secrets import mask_record
 
     return dataclasses.replace(row, messages=mask_record(row.messages) if row.messages is not None else None,
                                text=mask_record(row.text) if row.text is not None else None)
@@ -290,11 +281,7 @@ def _secrets_masked(row):
 
 def _row_spans(row, tokenizer, max_length) -> list[dict]:
     """Token spans from the linter's own renderer (so the view matches the counts), else our own."""
-    from studio.data import rowview
-
     try:
-        from studio.data.rules.tokens import row_tokens
-
         pairs = row_tokens(row, tokenizer)
         return [{"text": text, "trained": bool(trained), "cut": bool(max_length) and index >= max_length}
                 for index, (text, trained) in enumerate(pairs)]
@@ -308,10 +295,6 @@ def _row_spans(row, tokenizer, max_length) -> list[dict]:
 def lint_source(source: dict | None, model_ref: str, max_length, batch_size, progress=None):
     """Lint the chosen source (with its column mapping and dismissals). Returns (state dict, stats dict, model
     message or None); state["source"] is the source as used (carried-over decisions included). Raises StudioError."""
-    from studio.data import dismissals, mapping as mapping_module
-    from studio.errors import StudioError
-    from studio.models import catalog
-
     if not source:
         raise StudioError("Nothing to check yet.", "Click “Use the sample”, upload a file, or load a Hub dataset first.")
     _check_source(source)
@@ -361,8 +344,6 @@ def lint_source(source: dict | None, model_ref: str, max_length, batch_size, pro
 
 def carry_over(source: dict) -> dict:
     """A file checked before and saved as a dataset keeps that dataset's column mapping and dismissals."""
-    from studio.data import dismissals, store
-
     if source.get("carry_checked") or not source.get("path"):
         return source
     source = {**source, "carry_checked": True}
@@ -390,10 +371,6 @@ def run_lint(source, model_ref, max_length, batch_size, progress=gr.Progress()):
 
 def _render(source, state, stats, model_note=None):
     """The lint outputs for a checked source (LINT_OUTPUTS in build())."""
-    from studio.data import stats as stats_module
-    from studio.errors import StudioError
-    from studio.models import catalog
-
     report = state["report"]
     figures = stats_module.figures(stats)
     try:
@@ -469,8 +446,6 @@ def _first_flagged_row(report) -> int | None:
 
 
 def error_html(error: Exception) -> str:
-    from studio.errors import StudioError
-
     if isinstance(error, StudioError):
         message, hint = access.redact(error.message), access.redact(error.hint)
     else:
@@ -501,8 +476,6 @@ def _lint_failed(source, error: Exception | None):
 
 def dismissed_markdown(source, state) -> str:
     """The dismissed findings with their reasons (and where carried-over decisions came from)."""
-    from studio.data import dismissals
-
     items = (source or {}).get("dismissals") or []
     if not items:
         return "*No dismissed findings.*"
@@ -521,9 +494,6 @@ def dismissed_markdown(source, state) -> str:
 
 def _reapply(source, state):
     """Apply the source's dismissals to the checked report again (no new lint) and render."""
-    from studio.data import dismissals
-    from studio.data.stats import compute_stats
-
     report = state["report"]
     dismissed = dismissals.apply_to_report(report, source.get("dismissals"), state["all_findings"])
     stats = compute_stats(report, max_length=state["max_length"], batch_size=state["batch_size"],
@@ -534,9 +504,6 @@ def _reapply(source, state):
 
 def dismiss_finding(source, state, rule, row, scope, reason):
     """Dismiss one finding (rule + row) or every finding of a rule, with a reason. Outputs: lint outputs + status + reason."""
-    from studio.data import dismissals
-    from studio.errors import StudioError
-
     try:
         if not state or not source:
             raise StudioError("Check some data first.", "Use the sample or upload a file.")
@@ -576,8 +543,6 @@ def pick_for_dismissal(state, evt: gr.SelectData):
 
 def mapping_updates(source, state) -> tuple:
     """The mapping panel: shown for unknown layouts (open, with a proposal) or when a mapping is in use."""
-    from studio.data import mapping as mapping_module
-
     report = state["report"]
     available = mapping_module.columns(report.rows)
     current = mapping_module.ColumnMapping.from_dict((source or {}).get("mapping"))
@@ -602,16 +567,12 @@ def mapping_updates(source, state) -> tuple:
 
 
 def _mapping_from_form(user, assistant, context, system):
-    from studio.data import mapping as mapping_module
-
     return mapping_module.ColumnMapping(user=user or "", assistant=assistant or "",
                                         context=[c for c in (context or []) if c and c != NO_COLUMN],
                                         system=None if system in (None, "", NO_COLUMN) else system)
 
 
 def preview_html(rows, column_mapping, n: int = 3) -> str:
-    from studio.data import mapping as mapping_module, rowview
-
     converted = mapping_module.preview(rows, column_mapping, n)
     parts = [f'<div class="rv-empty">Preview of the first {len(converted)} rows as chat '
              f'({escape.html(column_mapping.describe())}):</div>']
@@ -621,9 +582,6 @@ def preview_html(rows, column_mapping, n: int = 3) -> str:
 
 
 def preview_mapping(state, user, assistant, context, system):
-    from studio.data import mapping as mapping_module
-    from studio.errors import StudioError
-
     if not state:
         return ""
     rows = state["report"].rows
@@ -636,9 +594,6 @@ def preview_mapping(state, user, assistant, context, system):
 
 def apply_mapping(source, user, assistant, context, system, model_ref, max_length, batch_size, progress=gr.Progress()):
     """Check the file again with this column mapping. Outputs: lint outputs + mapping status."""
-    from studio.data import mapping as mapping_module
-    from studio.errors import StudioError
-
     try:
         if not source:
             raise StudioError("Check some data first.", "Upload the file, then map its columns.")
@@ -696,8 +651,6 @@ def show_row(state, number):
 
 def fix_and_split(state, validation_percent, seed, name, progress=gr.Progress()):
     """Apply the safe fixes, split, save the dataset folder. Outputs: result, downloads, dataset, stats, next button."""
-    from studio.errors import StudioError
-
     try:
         folder, manifest = save_from_state(state, validation_percent, seed, name, progress)
     except StudioError as error:
@@ -718,8 +671,6 @@ def fix_and_split(state, validation_percent, seed, name, progress=gr.Progress())
     if fixes.get("converted"):
         fixed.append(f"converted {fixes['converted']} rows to chat messages")
     if manifest.get("column_mapping"):
-        from studio.data.mapping import ColumnMapping
-
         fixed.append("built every row from the columns "
                      f"({escape.md_inline(ColumnMapping.from_dict(manifest['column_mapping']).describe())})")
     if manifest.get("dismissals"):
@@ -743,8 +694,6 @@ def save_from_state(state, validation_percent, seed, name, progress=None):
     """Fix, split and save; returns (folder, manifest). Raises StudioError."""
     import json
 
-    from studio.data import clean, dismissals, stats as stats_module, store
-    from studio.errors import StudioError
 
     if not state:
         raise StudioError("Check some data first.", "Use the sample or upload a file, then Fix and split.")
@@ -774,8 +723,6 @@ def save_from_state(state, validation_percent, seed, name, progress=None):
     report_md = stats_module.report_markdown(report, state["stats"], source.get("name", ""), verdict_of(report))
     report_md += "\n" + dismissals.markdown(source.get("dismissals") or [], state.get("dismissed"))
     if source.get("mapping"):
-        from studio.data import mapping as mapping_module
-
         report_md += ("\n## Column mapping\n\nRows were built from the file's columns: "
                       f"{escape.md_inline(mapping_module.ColumnMapping.from_dict(source['mapping']).describe())}.\n")
     if progress:
@@ -820,9 +767,6 @@ def sample_description(name) -> str:
 
 
 def build(shared: Shared) -> None:
-    from studio.data.rowview import ROW_VIEW_CSS
-    from studio.models import catalog
-
     samples = _samples()
     sample_names = [s["name"] for s in samples]
     default_sample = sample_names[0] if sample_names else None

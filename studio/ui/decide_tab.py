@@ -13,15 +13,12 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio import access, escape
+from studio import access, escape, paths
 from studio.data import store as data_store
-from studio.decide import checklist
-from studio.decide import estimate as est
-from studio.decide import plan as plan_mod
-from studio.decide import technique as tech
+from studio.decide import checklist, estimate as est, plan as plan_mod, report, technique as tech
 from studio.errors import StudioError
 from studio.ui.guard import guarded
-from studio.ui.shared import Shared, download_copy, message_markdown
+from studio.ui.shared import download_copy, message_markdown, Shared
 
 INTRO = (
     "**What am I looking at?** A checklist that ends in a recommendation: *fine-tune*, *not yet*, or *don't*. "
@@ -134,8 +131,6 @@ def _advice_markdown(plan: plan_mod.Plan) -> str:
 
 def render(plan: plan_mod.Plan) -> tuple:
     """The outputs of `refresh`, in order, for one Plan (the chart as a figure, or None without savings)."""
-    from studio.decide import report
-
     has_savings = plan.break_even.monthly_saving > 0
     return (
         card_html(plan.recommendation),
@@ -169,8 +164,6 @@ def recommendation_card(*answer_values) -> str:
 
 
 def download_record(*values):
-    from studio.decide import report
-
     try:
         plan = compute_plan(*values)
         path = report.save_record(report.decision_record(plan), folder=_records_folder())
@@ -184,8 +177,6 @@ def download_record(*values):
 
 def _records_folder():
     """Decision records: the studio's decisions/ folder, per visitor in public mode."""
-    from studio import paths
-
     identity = access.current()
     if access.is_public():
         return paths.home() / "visitors" / identity.namespace / "decisions"

@@ -6,13 +6,12 @@ import gradio as gr
 
 from studio import access
 from studio.errors import StudioError
+from studio.models import bundled, catalog
 from studio.ui.guard import guarded
 from studio.ui.shared import message_markdown
 
 
 def status_text() -> str:
-    from studio.models import bundled, catalog
-
     if bundled.is_converted():
         return f"Bundled model: **ready** ({catalog.BUNDLED_LABEL})."
     if bundled.gguf_path() is None:
@@ -21,8 +20,6 @@ def status_text() -> str:
 
 
 def needs_preparing() -> bool:
-    from studio.models import bundled
-
     return bundled.gguf_path() is not None and not bundled.is_converted()
 
 
@@ -31,8 +28,6 @@ def refresh():
 
 
 def prepare(progress=gr.Progress()) -> str:
-    from studio.models import bundled
-
     try:
         bundled.ensure_converted(lambda fraction, message: progress(fraction, desc=message))
     except StudioError as error:

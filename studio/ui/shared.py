@@ -7,6 +7,9 @@ from typing import Any
 
 import gradio as gr
 
+from studio import access, escape
+from studio.errors import StudioError
+
 TAB_IDS = ("decide", "data", "train", "compare")
 
 
@@ -30,9 +33,6 @@ class Shared:
 
 def message_markdown(error: Exception) -> str:
     """A user-facing error as Markdown: message and hint (escaped: they often quote names and rows), never a traceback."""
-    from studio import access, escape
-    from studio.errors import StudioError
-
     if isinstance(error, StudioError):
         hint = f"\n\n*Hint:* {escape.md_inline(access.redact(error.hint))}" if error.hint else ""
         return f"**{escape.md_inline(access.redact(error.message))}**{hint}"

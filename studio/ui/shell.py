@@ -11,10 +11,12 @@ import os
 import gradio as gr
 
 from studio import access, escape, limits, paths
+from studio.errors import StudioError
 from studio.models import hardware
+from studio.train import supervisor
 from studio.ui import compare_tab, data_tab, decide_tab, model_status, train_tab
 from studio.ui.guard import guarded, request_identity
-from studio.ui.shared import Shared, message_markdown
+from studio.ui.shared import message_markdown, Shared
 from studio.ui.theme import CSS, theme
 
 TITLE = "Fine-Tune Studio"
@@ -104,8 +106,6 @@ def build_app() -> gr.Blocks:
 
 def start_background() -> None:
     """Work the app does with no browser open: start queued runs when the trainer is free."""
-    from studio.train import supervisor
-
     supervisor.start_dispatcher()
 
 
@@ -130,7 +130,6 @@ def rate_limited(check):
     reason; the login page itself can only say the credentials were not accepted)."""
     from fastapi import HTTPException
 
-    from studio.errors import StudioError
 
     def limited(username: str, password: str) -> bool:
         try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import time
 from pathlib import Path
@@ -20,11 +19,17 @@ from typing import Any
 
 import gradio as gr
 
-from studio import access, escape, quotas, units
+from studio import access, escape, paths, quotas, units
+from studio.data import store as data_store
 from studio.data.stats import suggested_max_length
 from studio.errors import StudioError
-from studio.ui.guard import guarded, guarded_validator
-from studio.ui.shared import Shared, message_markdown
+from studio.jobs import executor, flavors
+from studio.jobs.estimate import default_max_cost
+from studio.models import catalog, hardware
+from studio.train import charts, executors, export, preflight, queue, store, supervisor
+from studio.train.config import RunConfig, SCHEDULERS
+from studio.ui.guard import guarded, guarded_validator, request_identity
+from studio.ui.shared import download_copy, message_markdown, Shared
 
 # Form fields, in the order the form's components are passed to handlers (RunConfig field names).
 FORM_FIELDS = (
@@ -74,24 +79,17 @@ def _error(error: Exception) -> str:
 
 
 def _model_choices() -> list[tuple[str, str]]:
-    from studio.models import catalog
-
     return [(entry.label, entry.ref) for entry in catalog.entries()]
 
 
 def dataset_choices() -> list[tuple[str, str]]:
     """The caller's datasets (all of them in private mode) as (label, value) for the dropdown."""
-    from studio.data import store as data_store
-    from studio.train import preflight
-
     return [(preflight.dataset_label(manifest), data_store.dataset_value(manifest))
             for manifest in data_store.list_visible()]
 
 
 def _dataset_folder(value: str | None) -> Path:
     """The dataset folder a form names, checked with the caller's rights (StudioError / AccessDenied)."""
-    from studio.data import store as data_store
-
     return data_store.find(value)
 
 
@@ -102,8 +100,6 @@ def _me(browser_id: str | None = None) -> access.Identity:
 
 def _run_for(run_id: str | None, browser_id: str | None = None, action: str = access.VIEW):
     """The run record if the caller may `action` it; one refusal for missing and invisible runs alike."""
-    from studio.train import store
-
     if not run_id:
         raise StudioError("No run is selected.", "Pick a run in the history table.")
     try:
@@ -117,8 +113,6 @@ def _run_for(run_id: str | None, browser_id: str | None = None, action: str = ac
 
 
 def _visible_runs(browser_id: str | None = None) -> list:
-    from studio.train import store
-
     me = _me(browser_id)
     return [record for record in store.list_runs() if access.can_see(me, record)]
 
@@ -129,8 +123,6 @@ def _shown(text: str) -> str:
 
 
 def _hardware():
-    from studio.models import hardware
-
     return hardware.detect_quick()
 
 
@@ -140,8 +132,6 @@ ZERO_MEANS_AUTO = ("max_steps", "learning_rate")
 
 def form_values(config: dict[str, Any]) -> list[Any]:
     """Form component values for a RunConfig dict (train again, defaults)."""
-    from studio.train.config import RunConfig
-
     merged = {**RunConfig().to_dict(), **{k: v for k, v in (config or {}).items()
                                          if v is not None or k in ZERO_MEANS_AUTO}}
     values = []
@@ -155,8 +145,6 @@ def form_values(config: dict[str, Any]) -> list[Any]:
 
 def config_from_form(values: list[Any] | tuple, hidden: dict | None = None):
     """The RunConfig the form describes (not yet validated)."""
-    from studio.train.config import RunConfig
-
     data = dict(zip(FORM_FIELDS, values))
     for key in ZERO_MEANS_AUTO:
         if data.get(key) in (0, 0.0, "", None):
@@ -176,8 +164,6 @@ def config_from_form(values: list[Any] | tuple, hidden: dict | None = None):
 
 def describe_dataset(path: str | None) -> tuple[str, Any]:
     """A one-line summary of the picked dataset and the max_length it suggests (p99 → manifest)."""
-    from studio.train import preflight
-
     if not path:
         return "*Pick a saved dataset (prepare one in the Data tab) or upload a file below.*", gr.skip()
     try:
@@ -213,9 +199,6 @@ def refresh_datasets(current: str | None):
 
 def pick_shared_dataset(path: str | None):
     """The Data tab saved or loaded a dataset: offer it here, selected."""
-    from studio.data import store as data_store
-    from studio.train import preflight
-
     if not path:
         return gr.skip(), gr.skip(), gr.skip()
     try:
@@ -245,15 +228,10 @@ def apply_prefill(prefill: dict | None, hidden: dict | None):
     if technique == "dora" or prefill.get("use_dora"):
         values["use_dora"] = True
     if technique == "qlora" or prefill.get("load_in_4bit"):
-        from studio.train import preflight
-
         if preflight.qlora_reason(_hardware()) is None:
             values["qlora_4bit"] = True
     if prefill.get("dataset"):
         try:
-            from studio.data import store as data_store
-            from studio.train import preflight
-
             manifest = preflight.read_manifest(_dataset_folder(prefill["dataset"]))
             if manifest is not None:
                 values["dataset"] = data_store.dataset_value(manifest)
@@ -280,10 +258,6 @@ def toggle_assistant_note(enabled: bool):
 
 def upload_dataset(file_path: str | None):
     """An uploaded file: lint it, refuse it while it has errors, else save it as a dataset and select it."""
-    from studio.train import preflight
-
-    from studio.data import store as data_store
-
     if not file_path:
         return gr.skip(), ""
     try:
@@ -312,7 +286,6 @@ def checked_config(values, hidden, browser_id: str | None = None):
 def check_settings(*args):
     """Preflight for the form; returns markdown, the CLI command, the config JSON, Start-anyway visibility."""
     *values, hidden = args
-    from studio.train import preflight
 
     try:
         config = checked_config(values, hidden)
@@ -325,8 +298,6 @@ def check_settings(*args):
 
 def _queue_note() -> str:
     """Says that a run started now would wait, and behind how many (no other visitor's run is named)."""
-    from studio.train import queue, supervisor
-
     try:
         current = supervisor.busy()
         waiting = len(queue.waiting())
@@ -353,7 +324,6 @@ def validate_form(*args):
 def start_run(*args, anyway: bool = False):
     """Start a run when preflight has no errors (and no warnings, unless 'Start anyway')."""
     *values, hidden, browser_id, view = args
-    from studio.train import preflight, supervisor
 
     try:
         me = _me(browser_id)
@@ -396,8 +366,6 @@ def start_anyway(*args):
 def _flavor_update(current: str | None, refresh: bool = False):
     """The flavour dropdown and a note (prices, or why the list is old or missing). Operators only: the list
     comes from the Hub with the server's token (executor.flavor_list refuses anyone else)."""
-    from studio.jobs import executor, flavors
-
     try:
         listed = executor.flavor_list(refresh=refresh)
     except StudioError as error:
@@ -414,8 +382,6 @@ def _flavor_update(current: str | None, refresh: bool = False):
 
 def choose_where(where: str | None, current_flavor: str | None):
     """Show the Jobs settings (and, for an operator, load the flavours) when the run goes to Hugging Face Jobs."""
-    from studio.train import executors, preflight
-
     remote = where == executors.HF_JOBS
     if not remote:
         return (gr.update(visible=False), gr.skip(), "",
@@ -431,9 +397,6 @@ def refresh_flavors(current_flavor: str | None):
 def _remote_check(values, hidden, flavor: str | None, max_cost, browser_id: str | None = None):
     """(config, RemoteEstimate, markdown, cli command, config json) for the form on a Jobs flavour: the same
     checked config as a local run (the caller's dataset, an allowed model), estimated by an operator only."""
-    from studio.jobs import executor
-    from studio.train import executors
-
     executor.require_operator(_me(browser_id))  # before anything is read, estimated or uploaded
     config = checked_config(values, hidden, browser_id)
     cap = float(max_cost) if isinstance(max_cost, (int, float)) else None
@@ -450,7 +413,6 @@ def _remote_check(values, hidden, flavor: str | None, max_cost, browser_id: str 
 def check_where(*args):
     """Preflight for where the run goes: this machine (check_settings) or a Jobs flavour (time, memory, cost)."""
     *values, hidden, where, flavor, max_cost = args
-    from studio.train import executors
 
     if where != executors.HF_JOBS:
         return check_settings(*values, hidden)
@@ -466,7 +428,6 @@ def start_where(*args, anyway: bool = False):
     """Start on this machine (start_run: the queue) or send the run to Hugging Face Jobs (operators only;
     executor.submit checks it again, whoever calls)."""
     *values, hidden, where, flavor, max_cost, browser_id, view = args
-    from studio.train import executors
 
     if where != executors.HF_JOBS:
         return start_run(*values, hidden, browser_id, view, anyway=anyway)
@@ -514,8 +475,6 @@ def _file_key(path: Path):
 
 def active_run_id(browser_id: str | None = None) -> str | None:
     """The newest queued or active run the caller may see."""
-    from studio.train import store
-
     for record in _visible_runs(browser_id):
         if record.state in ("queued",) + store.ACTIVE:
             return record.run_id
@@ -525,10 +484,6 @@ def active_run_id(browser_id: str | None = None) -> str | None:
 def on_load(browser_id: str | None, view: dict | None):
     """Take this browser's lasting (signed) id, reconcile dead workers, and reattach to the caller's active
     (else newest) run. Returns the token to keep and the view."""
-    from studio.train import supervisor
-
-    from studio.ui.guard import request_identity
-
     session_key, _username = request_identity()
     token = access.establish(session_key, browser_id)
     try:
@@ -544,8 +499,6 @@ def on_load(browser_id: str | None, view: dict | None):
 
 def _advance(view: dict, browser_id: str | None = None) -> tuple[dict, Any, bool, bool, bool]:
     """Read what changed in the viewed run's folder since the last tick."""
-    from studio.train import store, supervisor
-
     record = supervisor.reconcile_one(_run_for(view["run_id"], browser_id))  # a dead worker: interrupted
     status_key = _file_key(record.dir / store.STATUS_FILE)
     events, offset = store.read_events(record.dir, view["offset"])
@@ -562,8 +515,6 @@ def _advance(view: dict, browser_id: str | None = None) -> tuple[dict, Any, bool
 
 
 def _run_header(record, browser_id: str | None) -> str:
-    from studio.models import catalog
-
     config = record.config
     try:
         model = catalog.label(config.get("model", ""))
@@ -589,8 +540,6 @@ def _run_header(record, browser_id: str | None) -> str:
 
 def _queue_line(record) -> str:
     """Where a waiting run stands: its place in the queue and an estimated start."""
-    from studio.train import queue, supervisor
-
     try:
         current = supervisor.busy()
     except Exception:  # noqa: BLE001
@@ -603,8 +552,6 @@ def _queue_line(record) -> str:
 
 
 def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
-    from studio.train import charts, executors, supervisor
-
     status = record.status
     state = record.state
     remote = executors.remote_for(record)
@@ -620,8 +567,6 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
         lines.append(f"⏸ **{escape.md_inline(error.get('message', 'Interrupted.'))}**"
                      + (f"\n\n*Hint:* {escape.md_inline(error['hint'])}" if error.get("hint") else ""))
     elif state == "stopped":
-        from studio.train import store
-
         if isinstance(error, dict):
             note = f" {escape.md_inline(error.get('message'))} {escape.md_inline(error.get('hint', ''))}"
         elif record.adapter_dir is not None:
@@ -648,8 +593,6 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
     elif state in ("queued", "starting") and remote:
         lines.append("… **Starting on Hugging Face Jobs:** " + escape.md_inline(status.get("job_phase") or "submitting…"))
     elif state in ("queued", "starting"):
-        from studio.train import queue
-
         if queue.is_waiting(record):
             lines.append(_queue_line(record))
         else:
@@ -719,8 +662,6 @@ def _buttons(record, browser_id: str | None) -> tuple:
 
     Another browser's run shows no controls unless an admin password is configured (then they ask for it).
     """
-    from studio.train import store, supervisor
-
     state = record.state if record else None
     active = state in ("queued",) + store.ACTIVE
     stopping = state == "stopping"
@@ -745,8 +686,6 @@ def _history_outputs(browser_id: str | None = None) -> tuple:
 
 
 def _empty_view_outputs(message: str, browser_id: str | None = None) -> tuple:
-    from studio.train import charts
-
     return (gr.update(visible=False), f"*{message}*", "", "", charts.loss_figure([]), charts.rate_figure([]), "", "",
             *(gr.update(visible=False),) * 4, gr.skip(), *_history_outputs(browser_id))
 
@@ -758,8 +697,6 @@ def render(view: dict, browser_id: str | None, force: bool = False) -> tuple:
     Unchanged parts come back as gr.skip() so a tick costs almost nothing while a run is idle; the history
     is re-read only when the viewed run changes state.
     """
-    from studio.train import charts
-
     if not view or not view.get("run_id"):
         return (view, *_empty_view_outputs("No run yet. Pick your settings above and press Start training.", browser_id))
     try:
@@ -791,8 +728,6 @@ def render(view: dict, browser_id: str | None, force: bool = False) -> tuple:
 
 def poll(view: dict, browser_id: str | None):
     """Timer tick. With no run in view, look (cheaply) for one that another browser started."""
-    from studio import paths
-
     if not view or not view.get("run_id"):
         runs_key = _file_key(paths.runs_dir())
         if view and runs_key == view.get("runs_key"):
@@ -822,8 +757,6 @@ def _acting_on(view: dict) -> str:
 
 
 def stop_run(view: dict, browser_id: str | None, admin_password: str | None, force: bool = False) -> str:
-    from studio.train import supervisor
-
     try:
         run_id = _run_for(_acting_on(view), browser_id).run_id
         record = supervisor.stop(run_id, requester=_me(browser_id), admin_password=admin_password or None, force=force)
@@ -831,7 +764,6 @@ def stop_run(view: dict, browser_id: str | None, admin_password: str | None, for
         return _error(error)
     if record.state == "stopped" and (record.status.get("error") or {}).get("message", "").startswith("Cancelled"):
         return f"■ **Cancelled '{escape.md_inline(record.name)}'** before it started; it left the queue."
-    from studio.train import executors
 
     if executors.remote_for(record):
         if force:
@@ -849,8 +781,6 @@ def force_stop_run(view: dict, browser_id: str | None, admin_password: str | Non
 
 def resume_run(view: dict, browser_id: str | None, admin_password: str | None):
     """Resume the viewed run (a remote run: a new job, for an operator only — the executor checks it)."""
-    from studio.train import supervisor
-
     try:
         run_id = _run_for(_acting_on(view), browser_id).run_id
         record = supervisor.resume(run_id, requester=_me(browser_id), admin_password=admin_password or None)
@@ -869,8 +799,6 @@ def ask_delete(view: dict):
 
 
 def delete_run(view: dict, browser_id: str | None, admin_password: str | None):
-    from studio.train import store, supervisor
-
     try:
         record = _run_for(_acting_on(view), browser_id)
         supervisor.delete(record.run_id, requester=_me(browser_id), admin_password=admin_password or None)
@@ -893,8 +821,6 @@ def cancel_delete():
 
 
 def _duration(status: dict) -> str:
-    from studio.train import charts
-
     return units.format_duration(charts.progress(status, []).get("elapsed"))
 
 
@@ -911,8 +837,6 @@ def short_model_name(ref: str) -> str:
 def _dataset_name(path: str, cache: dict) -> str:
     """The name of a run's dataset — only when the caller may use that dataset (a shared run's data stays its
     owner's: public mode shows no name for it)."""
-    from studio.train import preflight
-
     if path not in cache:
         if access.is_public():
             try:
@@ -973,9 +897,6 @@ def train_again(view: dict):
     config = dict(record.config)
     config["name"] = ""
     try:
-        from studio.data import store as data_store
-        from studio.train import preflight
-
         manifest = preflight.read_manifest(_dataset_folder(config.get("dataset")))
         config["dataset"] = data_store.dataset_value(manifest) if manifest else ""
     except StudioError:
@@ -997,8 +918,6 @@ def open_in_compare(view: dict):
     except StudioError as error:
         return gr.skip(), gr.skip(), _error(error)
     if record.adapter_dir is None:
-        from studio.train import export
-
         try:
             export.adapter_source(record.dir)
         except StudioError as error:
@@ -1015,22 +934,17 @@ def _run_dir(view: dict) -> Path:
 
 
 def export_zip(view: dict):
-    from studio.train import export
-
     try:
         run_dir = _run_dir(view)
         source = export.adapter_source(run_dir)
         target = export.zip_adapter(run_dir)
     except StudioError as error:
         return gr.update(visible=False), _error(error)
-    from studio.ui.shared import download_copy
 
     return gr.update(value=download_copy(target), visible=True), f"✓ Zipped {source.note} — {target.stat().st_size / 1024**2:.1f} MB."
 
 
 def ask_merge(view: dict):
-    from studio.train import export
-
     try:
         run_dir = _run_dir(view)
         info = export.merge_disk_needed(run_dir)
@@ -1044,8 +958,6 @@ def ask_merge(view: dict):
 
 
 def merge_run(view: dict, progress=gr.Progress()):
-    from studio.train import export
-
     try:
         run_dir = _run_dir(view)
         info = export.merge_disk_needed(run_dir)
@@ -1060,8 +972,6 @@ def merge_run(view: dict, progress=gr.Progress()):
 
 def push_run(view: dict, repo_id: str, token: str, what: str, private: bool):
     """Push to the Hub. The token is used for this call only and the textbox is cleared afterwards."""
-    from studio.train import export
-
     kind = "merged" if str(what).lower().startswith("merged") else "adapter"
     try:
         url = export.push_to_hub(_run_dir(view), repo_id, token, what=kind, private=bool(private))
@@ -1074,10 +984,6 @@ def push_run(view: dict, repo_id: str, token: str, what: str, private: bool):
 
 
 def build(shared: Shared) -> None:
-    from studio.jobs.estimate import default_max_cost
-    from studio.train import preflight
-    from studio.train.config import SCHEDULERS, RunConfig
-
     defaults = RunConfig()
     hardware = _hardware()
     qlora_reason = preflight.qlora_reason(hardware)
@@ -1332,8 +1238,6 @@ def hand_back_token(token: str | None) -> str:
 
 
 def _set_shared(view: dict, shared_flag: bool) -> str:
-    from studio.train import store
-
     try:
         record = _run_for(_acting_on(view))
         access.authorize(_me(), access.OPERATE, record)
@@ -1354,8 +1258,6 @@ def unshare_run(view: dict) -> str:
 
 
 def move_to_front(view: dict) -> str:
-    from studio.train import queue
-
     try:
         record = _run_for(_acting_on(view))
         access.authorize(_me(), access.OPERATE, record)
@@ -1367,8 +1269,6 @@ def move_to_front(view: dict) -> str:
 
 def queue_overview() -> str:
     """The whole queue, for the operator: position, run, owner, estimated start."""
-    from studio.train import queue, supervisor
-
     access.authorize(_me(), access.OPERATE)
     current = supervisor.busy()
     places = queue.places(current.eta_seconds if current else None, current is not None)

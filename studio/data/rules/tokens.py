@@ -12,7 +12,6 @@ other tokenizers the fast tokenizer's encode_batch with char_to_token at the spa
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
 from itertools import islice
 from typing import Any
 
@@ -22,6 +21,7 @@ from studio.data.records import Finding, Row, TokenCount
 from studio.data.rules.content import GENERIC_SPECIALS
 from studio.data.rules.secrets import quote
 from studio.data.stats import percentiles
+from studio.models.templates import chatml_template, default_system_prompt, has_generation_markers, training_template
 
 TOKENIZE_BATCH = 2000
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -66,8 +66,6 @@ class Renderer:
     """Renders rows as text with answer spans, using the training template when there is one."""
 
     def __init__(self, tokenizer):
-        from studio.models.templates import has_generation_markers, training_template
-
         self.tokenizer = tokenizer
         own = getattr(tokenizer, "chat_template", None)
         if isinstance(own, dict):
@@ -79,7 +77,6 @@ class Renderer:
         self._compiled = None
         # Fast path: the studio's own ChatML training template is rendered in plain Python (same text,
         # same spans; checked by the tests), about 10x faster than Jinja with the span tracker.
-        from studio.models.templates import chatml_template, default_system_prompt
 
         self.chatml_default: str | None = None
         self.fast_chatml = False
@@ -433,8 +430,6 @@ def template_findings(renderer: Renderer, needs_template: bool, chat_rows: int, 
                                 "Pick an instruct/chat model (e.g. an '-Instruct' variant), or use plain 'text' rows."))
     bos = getattr(tokenizer, "bos_token", None)
     if chat_rows and renderer.template:
-        from studio.models.templates import default_system_prompt
-
         default = default_system_prompt(tokenizer, renderer.own_template)
         if default:
             findings.append(Finding("TPL-DEFAULT-SYS", "I", None,
