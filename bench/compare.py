@@ -37,13 +37,15 @@ def _peak_mb() -> float:
 
 
 def make_adapter(folder: Path) -> Path:
-    import torch
     from peft import LoraConfig, get_peft_model
+
     from studio.models import catalog, loading
 
     model = loading.load_causal_lm(catalog.BUNDLED)
-    peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear",
-                                                  task_type="CAUSAL_LM", init_lora_weights=False))
+    peft_model = get_peft_model(
+        model,
+        LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM", init_lora_weights=False),
+    )
     adapter = folder / "adapter"
     peft_model.save_pretrained(adapter)
     config = json.loads((adapter / "adapter_config.json").read_text())
@@ -54,9 +56,10 @@ def make_adapter(folder: Path) -> Path:
 
 def child_one_copy(target: str, tokens: int) -> dict:
     """Base + tuned through one model object: the Compare engine."""
-    import torch  # noqa: F401 - imports counted in the baseline
     import peft  # noqa: F401
+    import torch  # noqa: F401 - imports counted in the baseline
     import transformers  # noqa: F401
+
     from studio.compare import engine
 
     baseline = _rss_mb()
@@ -68,15 +71,27 @@ def child_one_copy(target: str, tokens: int) -> dict:
     import gc
 
     gc.collect()
-    return {"baseline_mb": baseline, "peak_mb": _peak_mb(), "after_mb": _rss_mb(),
-            "columns": [{"label": c.label, "tokens": len(c.generated), "tokens_per_s": c.tokens_per_s,
-                         "first_token_s": c.first_token_s} for c in last]}
+    return {
+        "baseline_mb": baseline,
+        "peak_mb": _peak_mb(),
+        "after_mb": _rss_mb(),
+        "columns": [
+            {
+                "label": c.label,
+                "tokens": len(c.generated),
+                "tokens_per_s": c.tokens_per_s,
+                "first_token_s": c.first_token_s,
+            }
+            for c in last
+        ],
+    }
 
 
 def child_two_models(target: str, tokens: int) -> dict:
     """The naive way: a plain base model plus a second, separately loaded model carrying the adapter."""
     import torch
     from peft import PeftModel
+
     from studio.compare import runs
     from studio.models import loading
 
@@ -98,8 +113,13 @@ def child_two_models(target: str, tokens: int) -> dict:
 
 def run_child(mode: str, target: str, tokens: int, threads: int) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), STUDIO_COMPARE_THREADS=str(threads))
-    done = subprocess.run([sys.executable, __file__, "--child", mode, "--run", target, "--tokens", str(tokens)],
-                          env=env, capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", mode, "--run", target, "--tokens", str(tokens)],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     if done.returncode != 0:
         raise SystemExit(f"{mode} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -107,9 +127,13 @@ def run_child(mode: str, target: str, tokens: int, threads: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--run", help="run id, run folder or adapter folder (default: a generated adapter on the bundled model)")
+    parser.add_argument(
+        "--run", help="run id, run folder or adapter folder (default: a generated adapter on the bundled model)"
+    )
     parser.add_argument("--tokens", type=int, default=48)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1, as while training)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads per process (default 1, as while training)"
+    )
     parser.add_argument("--child", choices=("one", "two"))
     parser.add_argument("--save", help="write the figures to a JSON file")
     parser.add_argument("--previous", help="a JSON file written by --save: printed beside these figures")
@@ -123,45 +147,72 @@ def main() -> None:
         return
 
     load = os.getloadavg()
-    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
-          f"(shared with other engineers' jobs: figures are under contention)")
+    print(
+        f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
+        f"(shared with other engineers' jobs: figures are under contention)"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
         target = args.run
         if not target:
             started = time.perf_counter()
             target = str(make_adapter(Path(tmp)))
-            print(f"built a random LoRA adapter (r=8, all-linear) for the bundled model in {time.perf_counter() - started:.1f} s")
+            print(
+                f"built a random LoRA adapter (r=8, all-linear) for the bundled model in {time.perf_counter() - started:.1f} s"
+            )
         one = run_child("one", target, args.tokens, args.threads)
         two = run_child("two", target, args.tokens, args.threads)
     above_one, above_two = one["peak_mb"] - one["baseline_mb"], two["peak_mb"] - two["baseline_mb"]
-    figures = {"one_peak_mb": one["peak_mb"], "two_peak_mb": two["peak_mb"], "import_floor_mb": one["baseline_mb"],
-               "ratio_whole": one["peak_mb"] / two["peak_mb"], "ratio_above_imports": above_one / above_two,
-               "ratio_steady": one["after_mb"] / two["after_mb"]}
+    figures = {
+        "one_peak_mb": one["peak_mb"],
+        "two_peak_mb": two["peak_mb"],
+        "import_floor_mb": one["baseline_mb"],
+        "ratio_whole": one["peak_mb"] / two["peak_mb"],
+        "ratio_above_imports": above_one / above_two,
+        "ratio_steady": one["after_mb"] / two["after_mb"],
+    }
     previous = json.loads(Path(args.previous).read_text(encoding="utf-8")) if args.previous else {}
 
     def beside(key: str, fmt: str) -> str:
         return f"   (previous {format(previous[key], fmt)})" if key in previous else ""
 
     print("\nPeak RSS (each in its own subprocess, after generating from both columns):")
-    print(f"  one copy (base + adapter, disable_adapter for base): {one['peak_mb']:7.0f} MB "
-          f"(imports alone {one['baseline_mb']:.0f} MB → models {above_one:.0f} MB){beside('one_peak_mb', '.0f')}")
-    print(f"  two separately loaded models:                        {two['peak_mb']:7.0f} MB "
-          f"(imports alone {two['baseline_mb']:.0f} MB → models {above_two:.0f} MB){beside('two_peak_mb', '.0f')}")
-    print(f"  ratio one/two above the imports: {figures['ratio_above_imports']:.2f} (target ≤ 0.55)"
-          f"{beside('ratio_above_imports', '.2f')}")
+    print(
+        f"  one copy (base + adapter, disable_adapter for base): {one['peak_mb']:7.0f} MB "
+        f"(imports alone {one['baseline_mb']:.0f} MB → models {above_one:.0f} MB){beside('one_peak_mb', '.0f')}"
+    )
+    print(
+        f"  two separately loaded models:                        {two['peak_mb']:7.0f} MB "
+        f"(imports alone {two['baseline_mb']:.0f} MB → models {above_two:.0f} MB){beside('two_peak_mb', '.0f')}"
+    )
+    print(
+        f"  ratio one/two above the imports: {figures['ratio_above_imports']:.2f} (target ≤ 0.55)"
+        f"{beside('ratio_above_imports', '.2f')}"
+    )
     print(f"  ratio one/two of the whole process: {figures['ratio_whole']:.2f}{beside('ratio_whole', '.2f')}")
-    print(f"  steady state after generating (current RSS): one copy {one['after_mb']:.0f} MB, two models "
-          f"{two['after_mb']:.0f} MB → ratio {figures['ratio_steady']:.2f}{beside('ratio_steady', '.2f')}")
-    print("  (both load through studio.models.loading: a local 16-bit checkpoint is read tensor by tensor into an fp32 "
-          "model, so the weight file is never mapped whole beside it)")
+    print(
+        f"  steady state after generating (current RSS): one copy {one['after_mb']:.0f} MB, two models "
+        f"{two['after_mb']:.0f} MB → ratio {figures['ratio_steady']:.2f}{beside('ratio_steady', '.2f')}"
+    )
+    print(
+        "  (both load through studio.models.loading: a local 16-bit checkpoint is read tensor by tensor into an fp32 "
+        "model, so the weight file is never mapped whole beside it)"
+    )
     if args.save:
         Path(args.save).write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
-    print(f"\nStreaming, both columns interleaved token by token, {args.threads} torch thread(s), greedy, {args.tokens} new tokens max:")
+    print(
+        f"\nStreaming, both columns interleaved token by token, {args.threads} torch thread(s), greedy, {args.tokens} new tokens max:"
+    )
     for column in one["columns"]:
-        print(f"  {column['label']:>5}: time to first token {column['first_token_s']:.2f} s, "
-              f"{column['tokens_per_s']:.1f} tokens/s of its own compute ({column['tokens']} tokens)")
-    combined = sum(c["tokens"] for c in one["columns"]) / sum(c["tokens"] / c["tokens_per_s"] for c in one["columns"] if c["tokens_per_s"])
-    print(f"  both together: {combined:.1f} tokens/s; each column on screen advances at about half that while both stream")
+        print(
+            f"  {column['label']:>5}: time to first token {column['first_token_s']:.2f} s, "
+            f"{column['tokens_per_s']:.1f} tokens/s of its own compute ({column['tokens']} tokens)"
+        )
+    combined = sum(c["tokens"] for c in one["columns"]) / sum(
+        c["tokens"] / c["tokens_per_s"] for c in one["columns"] if c["tokens_per_s"]
+    )
+    print(
+        f"  both together: {combined:.1f} tokens/s; each column on screen advances at about half that while both stream"
+    )
 
 
 if __name__ == "__main__":

@@ -51,8 +51,9 @@ CALIBRATION = {
     "cal-b4-576": dict(data="alpaca", batch_size=4, max_length=576, max_steps=3, eval_steps=3),
     "cal-b16-256": dict(data="alpaca", batch_size=16, max_length=256, max_steps=2, eval_steps=2),
     "cal-b8-256": dict(data="alpaca", batch_size=8, max_length=256, max_steps=4, eval_steps=2),
-    "cal-b8-576-checkpointing": dict(data="alpaca", batch_size=8, max_length=576, max_steps=2, eval_steps=2,
-                                     gradient_checkpointing=True),
+    "cal-b8-576-checkpointing": dict(
+        data="alpaca", batch_size=8, max_length=576, max_steps=2, eval_steps=2, gradient_checkpointing=True
+    ),
 }
 # Benchmark runs: other batch sizes and lengths, with and without evaluation (automatic intervals: an
 # evaluation and a checkpoint every ceil(steps / 5) steps), and a whole epoch of the sample.
@@ -62,8 +63,9 @@ CHECK = {
     "alpaca-b12-384-eval": dict(data="alpaca", batch_size=12, max_length=384, max_steps=3),
     "sample-b8-512-1epoch": dict(data="sample", batch_size=8, max_length=512, epochs=1.0),
     # What preflight switches on when nothing else fits: the memory of a checkpointed step.
-    "alpaca-b8-576-checkpointing": dict(data="alpaca", batch_size=8, max_length=576, max_steps=2, eval_steps=2,
-                                        gradient_checkpointing=True),
+    "alpaca-b8-576-checkpointing": dict(
+        data="alpaca", batch_size=8, max_length=576, max_steps=2, eval_steps=2, gradient_checkpointing=True
+    ),
 }
 
 
@@ -85,9 +87,13 @@ def alpaca_like_rows(words: list[str], n: int = 300, seed: int = 0) -> list[dict
     rows = []
     for _ in range(n):
         answer = int(min(620, max(4, rng.lognormvariate(math.log(70), 0.9))))
-        rows.append({"instruction": sentences(rng.randint(6, 24)).rstrip(".") + "?",
-                     "input": sentences(rng.randint(8, 40)) if rng.random() < 0.4 else "",
-                     "output": sentences(answer)})
+        rows.append(
+            {
+                "instruction": sentences(rng.randint(6, 24)).rstrip(".") + "?",
+                "input": sentences(rng.randint(8, 40)) if rng.random() < 0.4 else "",
+                "output": sentences(answer),
+            }
+        )
     return rows
 
 
@@ -98,7 +104,9 @@ def make_datasets(model_dir: str, scratch: Path) -> dict[str, str]:
     from studio.train.cli import save_with_data_pipeline
 
     vocab = AutoTokenizer.from_pretrained(model_dir).get_vocab()
-    words = sorted(t[1:] for t in vocab if t.startswith("Ġ") and t[1:].isalpha() and t[1:].islower() and 3 <= len(t) - 1 <= 9)
+    words = sorted(
+        t[1:] for t in vocab if t.startswith("Ġ") and t[1:].isalpha() and t[1:].islower() and 3 <= len(t) - 1 <= 9
+    )
     raw = scratch / "alpaca300.jsonl"
     raw.write_text("".join(json.dumps(row) + "\n" for row in alpaca_like_rows(words)))
     alpaca = save_with_data_pipeline(raw, 42, BUNDLED, None)
@@ -116,7 +124,9 @@ def make_datasets(model_dir: str, scratch: Path) -> dict[str, str]:
 def _proc_memory_gib(pid: int) -> tuple[float, float] | None:
     """(VmHWM, VmRSS) of a process in GiB."""
     try:
-        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+        fields = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+        )
         return int(fields["VmHWM"].split()[0]) / 1024**2, int(fields["VmRSS"].split()[0]) / 1024**2
     except (OSError, KeyError, ValueError):
         return None
@@ -199,20 +209,32 @@ def measure(config) -> dict:
         kind = kinds.get(event.get("type"))
         if kind is None or event["time"] < began:
             continue
-        parts[kind].append((event["time"] - mark, timeline.cpu_between(mark, event["time"]),
-                            event.get("num_tokens")))
+        parts[kind].append((event["time"] - mark, timeline.cpu_between(mark, event["time"]), event.get("num_tokens")))
         mark = event["time"]
     steps = parts["steps"]
-    return {"wall": ended - launched, "start": began - launched, "start_cpu": timeline.cpu_between(launched, began),
-            "train": sum(w for w, _, _ in steps), "train_cpu": sum(c for _, c, _ in steps),
-            "first_step": steps[0][:2] if steps else (0.0, 0.0),
-            "step_tokens": [(t - (steps[i - 1][2] if i else 0), w, c) for i, (w, c, t) in enumerate(steps)
-                            if isinstance(t, (int, float))],
-            "evals": [w for w, _, _ in parts["evals"]], "evals_cpu": [c for _, c, _ in parts["evals"]],
-            "saves": [w for w, _, _ in parts["saves"]], "end": ended - mark,
-            "peak_gib": peak, "rss_at_start_gib": rss_at_start, "steps": record.status.get("step"),
-            "tokens": record.status.get("train_tokens"), "load": (load_before, os.getloadavg()[0]),
-            "dir": str(record.dir)}
+    return {
+        "wall": ended - launched,
+        "start": began - launched,
+        "start_cpu": timeline.cpu_between(launched, began),
+        "train": sum(w for w, _, _ in steps),
+        "train_cpu": sum(c for _, c, _ in steps),
+        "first_step": steps[0][:2] if steps else (0.0, 0.0),
+        "step_tokens": [
+            (t - (steps[i - 1][2] if i else 0), w, c)
+            for i, (w, c, t) in enumerate(steps)
+            if isinstance(t, (int, float))
+        ],
+        "evals": [w for w, _, _ in parts["evals"]],
+        "evals_cpu": [c for _, c, _ in parts["evals"]],
+        "saves": [w for w, _, _ in parts["saves"]],
+        "end": ended - mark,
+        "peak_gib": peak,
+        "rss_at_start_gib": rss_at_start,
+        "steps": record.status.get("step"),
+        "tokens": record.status.get("train_tokens"),
+        "load": (load_before, os.getloadavg()[0]),
+        "dir": str(record.dir),
+    }
 
 
 def matmul_peak_per_cpu_second(dtype: str = "fp32", seconds: float = 1.0) -> float:
@@ -235,8 +257,10 @@ def matmul_peak_per_cpu_second(dtype: str = "fp32", seconds: float = 1.0) -> flo
 
 def import_floor_gib() -> float:
     """Peak RSS of a fresh process that imports what the worker imports (no model)."""
-    code = ("import resource, torch, transformers, peft, trl, datasets; "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    code = (
+        "import resource, torch, transformers, peft, trl, datasets; "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(done.stdout.strip().splitlines()[-1]) / 1024**2
 
@@ -246,24 +270,32 @@ def run_config(name: str, spec: dict, datasets: dict, model_dir: str, threads: i
     from studio.train.config import RunConfig
 
     values = {key: value for key, value in spec.items() if key != "data"}
-    return RunConfig(name=name, model=BUNDLED, dataset=datasets[spec["data"]], torch_threads=threads, bf16=bf16,
-                     **values)
+    return RunConfig(
+        name=name, model=BUNDLED, dataset=datasets[spec["data"]], torch_threads=threads, bf16=bf16, **values
+    )
 
 
 def predict(config, peak_tflops: float):
     """(preflight report, workload) for a config, at a given matmul peak, with plenty of memory."""
     from studio.train import preflight
 
-    report = preflight.run_preflight(config, runs=[], check_busy=False, cpu_gflops=peak_tflops * 1000,
-                                     available_gib=1000.0)
+    report = preflight.run_preflight(
+        config, runs=[], check_busy=False, cpu_gflops=peak_tflops * 1000, available_gib=1000.0
+    )
     manifest = preflight.read_manifest(config.dataset)
     tokens = cost.TokenStats.from_stats(manifest.get("stats"))
     counts = manifest["counts"]
     passes = report.pass_plan  # the worker's pass plan (micro-batches), as preflight computed it
     checkpointing = bool(config.gradient_checkpointing or (passes and passes.gradient_checkpointing))
-    load = config.workload(cost.model_shape(config.model), tokens, counts["train"], counts["validation"],
-                           dtype=report.dtype, gradient_checkpointing=checkpointing,
-                           max_tokens_per_pass=passes.max_tokens_per_pass if passes else None)
+    load = config.workload(
+        cost.model_shape(config.model),
+        tokens,
+        counts["train"],
+        counts["validation"],
+        dtype=report.dtype,
+        gradient_checkpointing=checkpointing,
+        max_tokens_per_pass=passes.max_tokens_per_pass if passes else None,
+    )
     return report, load
 
 
@@ -293,17 +325,30 @@ def run_all(specs: dict, datasets: dict, model_dir: str, threads: int, bf16: boo
         measured = measure(config)
         peak_after = cost.measure_peak.__wrapped__(dtype, 1.0)
         per_cpu = max(per_cpu, matmul_peak_per_cpu_second(dtype))
-        results.append({"name": name, "spec": spec, "config": config, "report": report, "load": load,
-                        "measured": measured, "peak_tflops": peak, "peak_after_tflops": peak_after,
-                        "peak_per_cpu_s": per_cpu})
+        results.append(
+            {
+                "name": name,
+                "spec": spec,
+                "config": config,
+                "report": report,
+                "load": load,
+                "measured": measured,
+                "peak_tflops": peak,
+                "peak_after_tflops": peak_after,
+                "peak_per_cpu_s": per_cpu,
+            }
+        )
         m = measured
-        print(f"  {name}: wall {fmt_s(m['wall'])} (start {m['start']:.1f} s, steps {m['train']:.1f} s / "
-              f"{m['train_cpu']:.0f} CPU-s, {len(m['evals'])} evals {sum(m['evals']):.1f} s / {sum(m['evals_cpu']):.0f} "
-              f"CPU-s, {len(m['saves'])} saves {sum(m['saves']):.1f} s, end {m['end']:.1f} s); peak RSS "
-              f"{m['peak_gib']:.2f} GiB (when training began {m['rss_at_start_gib'] or 0:.2f}); predicted "
-              f"{fmt_s(report.seconds)}, {report.memory_needed_gib:.2f} GiB; matmul {peak * 1000:.0f} GFLOP/s before, "
-              f"{peak_after * 1000:.0f} after ({per_cpu * 1000:.0f} per CPU-second); load "
-              f"{m['load'][0]:.1f}→{m['load'][1]:.1f}", flush=True)
+        print(
+            f"  {name}: wall {fmt_s(m['wall'])} (start {m['start']:.1f} s, steps {m['train']:.1f} s / "
+            f"{m['train_cpu']:.0f} CPU-s, {len(m['evals'])} evals {sum(m['evals']):.1f} s / {sum(m['evals_cpu']):.0f} "
+            f"CPU-s, {len(m['saves'])} saves {sum(m['saves']):.1f} s, end {m['end']:.1f} s); peak RSS "
+            f"{m['peak_gib']:.2f} GiB (when training began {m['rss_at_start_gib'] or 0:.2f}); predicted "
+            f"{fmt_s(report.seconds)}, {report.memory_needed_gib:.2f} GiB; matmul {peak * 1000:.0f} GFLOP/s before, "
+            f"{peak_after * 1000:.0f} after ({per_cpu * 1000:.0f} per CPU-second); load "
+            f"{m['load'][0]:.1f}→{m['load'][1]:.1f}",
+            flush=True,
+        )
     return results
 
 
@@ -312,46 +357,63 @@ def table(results: list[dict], threads: int) -> None:
     compute in CPU-seconds (the model's FLOPs at its calibrated efficiency vs the worker's CPU time in steps and
     evaluations: what the model predicts, apart from how busy the cores were), and peak memory."""
     cal = cost.calibration()
-    print("\n| run | steps | batch × max length | evaluations | predicted time | measured time | error | "
-          "compute CPU-s predicted / measured | error | predicted peak | measured peak RSS | error | load |")
+    print(
+        "\n| run | steps | batch × max length | evaluations | predicted time | measured time | error | "
+        "compute CPU-s predicted / measured | error | predicted peak | measured peak RSS | error | load |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     errors = {"time": [], "cpu": [], "memory": []}
     for r in results:
         report, m, load = r["report"], r["measured"], r["load"]
         flops, evals = compute_flops(load)
         per_cpu = r["peak_per_cpu_s"] * 1e12
-        predicted_cpu = (flops / cal.cpu_efficiency(report.dtype, "train")[0]
-                         + evals / cal.cpu_efficiency(report.dtype, "eval")[0]) / per_cpu + cal.warmup_seconds * threads
+        predicted_cpu = (
+            flops / cal.cpu_efficiency(report.dtype, "train")[0] + evals / cal.cpu_efficiency(report.dtype, "eval")[0]
+        ) / per_cpu + cal.warmup_seconds * threads
         measured_cpu = m["train_cpu"] + sum(m["evals_cpu"])
         errors["time"].append(report.seconds / m["wall"] - 1)
         errors["cpu"].append(predicted_cpu / measured_cpu - 1)
         errors["memory"].append(report.memory_needed_gib / m["peak_gib"] - 1)
-        print(f"| {r['name']} | {report.steps} | {r['config'].batch_size} × {r['config'].max_length} | "
-              f"{report.evaluations} | {fmt_s(report.seconds)} | {fmt_s(m['wall'])} | {errors['time'][-1]:+.0%} | "
-              f"{predicted_cpu:.0f} / {measured_cpu:.0f} | {errors['cpu'][-1]:+.0%} | "
-              f"{report.memory_needed_gib:.2f} GiB | {m['peak_gib']:.2f} GiB | {errors['memory'][-1]:+.0%} | "
-              f"{m['load'][0]:.1f}→{m['load'][1]:.1f} |")
-    print(f"\nworst error: wall time {max(map(abs, errors['time'])):.0%}, compute CPU-seconds "
-          f"{max(map(abs, errors['cpu'])):.0%}, peak memory {max(map(abs, errors['memory'])):.0%} (target ±15 %)")
+        print(
+            f"| {r['name']} | {report.steps} | {r['config'].batch_size} × {r['config'].max_length} | "
+            f"{report.evaluations} | {fmt_s(report.seconds)} | {fmt_s(m['wall'])} | {errors['time'][-1]:+.0%} | "
+            f"{predicted_cpu:.0f} / {measured_cpu:.0f} | {errors['cpu'][-1]:+.0%} | "
+            f"{report.memory_needed_gib:.2f} GiB | {m['peak_gib']:.2f} GiB | {errors['memory'][-1]:+.0%} | "
+            f"{m['load'][0]:.1f}→{m['load'][1]:.1f} |"
+        )
+    print(
+        f"\nworst error: wall time {max(map(abs, errors['time'])):.0%}, compute CPU-seconds "
+        f"{max(map(abs, errors['cpu'])):.0%}, peak memory {max(map(abs, errors['memory'])):.0%} (target ±15 %)"
+    )
     print("\npredicted time parts vs measured (seconds of wall time):")
     for r in results:
         p, m = r["report"].time_parts, r["measured"]
-        print(f"  {r['name']}: start {p['start']:.0f}/{m['start']:.0f}, steps {p['warmup'] + p['train']:.0f}/{m['train']:.0f}, "
-              f"evaluations {p['evaluation']:.0f}/{sum(m['evals']):.0f}, checkpoints {p['checkpoints']:.0f}/{sum(m['saves']):.0f}, "
-              f"end {p['end']:.0f}/{m['end']:.0f}")
+        print(
+            f"  {r['name']}: start {p['start']:.0f}/{m['start']:.0f}, steps {p['warmup'] + p['train']:.0f}/{m['train']:.0f}, "
+            f"evaluations {p['evaluation']:.0f}/{sum(m['evals']):.0f}, checkpoints {p['checkpoints']:.0f}/{sum(m['saves']):.0f}, "
+            f"end {p['end']:.0f}/{m['end']:.0f}"
+        )
 
 
 def compute_flops(load: cost.Workload) -> tuple[float, float]:
     """(training FLOPs, FLOPs of all evaluations) the cost model counts for a workload."""
     shape = load.shape
     adapter = cost.adapter_params(shape, load.technique, load.lora_r)
-    per_position = cost.train_flops_per_token(shape, load.technique, adapter=adapter, length=load.attention_length,
-                                              scored_fraction=load.scored_tokens / load.train_positions,
-                                              gradient_checkpointing=load.gradient_checkpointing)
+    per_position = cost.train_flops_per_token(
+        shape,
+        load.technique,
+        adapter=adapter,
+        length=load.attention_length,
+        scored_fraction=load.scored_tokens / load.train_positions,
+        gradient_checkpointing=load.gradient_checkpointing,
+    )
     evals = 0.0
     if load.evaluations:
-        evals = (cost.forward_flops_per_token(shape, load.attention_length, load.eval_scored / load.eval_positions)
-                 * load.eval_positions * load.evaluations)
+        evals = (
+            cost.forward_flops_per_token(shape, load.attention_length, load.eval_scored / load.eval_positions)
+            * load.eval_positions
+            * load.evaluations
+        )
     return per_position * load.train_positions, evals
 
 
@@ -390,8 +452,13 @@ def fit(results: list[dict], floor: float, threads: int) -> dict:
         width = cost.DTYPE_BYTES[dtype]
         # The s×s attention term is left out: torch's CPU attention kernel keeps no scores (counted with
         # saved-tensor hooks: what autograd saves grows with b·s, not b·s²).
-        row = [positions * shape.layers * per_layer * width / cost.GIB,
-               min(cost.HEAD_TOKEN_CHUNK, positions * load.scored_fraction_peak) * cost.HEAD_VOCAB_CHUNK * width / cost.GIB]
+        row = [
+            positions * shape.layers * per_layer * width / cost.GIB,
+            min(cost.HEAD_TOKEN_CHUNK, positions * load.scored_fraction_peak)
+            * cost.HEAD_VOCAB_CHUNK
+            * width
+            / cost.GIB,
+        ]
         target = m["peak_gib"] - floor - weights - adapter_gib
         if load.gradient_checkpointing:
             checkpointed.append((row, target))
@@ -418,14 +485,17 @@ def fit(results: list[dict], floor: float, threads: int) -> dict:
     return {
         "cpu_train_efficiency": {dtype: round(train_flops / train_cpu, 4)},
         "cpu_eval_efficiency": {dtype: round(eval_flops / eval_cpu, 4)} if eval_cpu else {},
-        "reference_peak_gflops": {dtype: round(statistics.median(r["peak_per_cpu_s"] for r in results) * threads
-                                              * 1000, 1)},
+        "reference_peak_gflops": {
+            dtype: round(statistics.median(r["peak_per_cpu_s"] for r in results) * threads * 1000, 1)
+        },
         "start_seconds": round(statistics.median(starts), 2),
         "warmup_seconds": round(statistics.median(warmups), 2),
         "save_seconds": round(statistics.median(saves), 2) if saves else 1.0,
         "end_seconds": round(statistics.median(r["measured"]["end"] for r in results), 2),
-        "import_floor_gib": round(floor, 3), "fixed_gib": round(fixed_gib, 3),
-        "activation_factor": {dtype: round(factors[0], 4)}, "attention_factor": {dtype: 0.0},
+        "import_floor_gib": round(floor, 3),
+        "fixed_gib": round(fixed_gib, 3),
+        "activation_factor": {dtype: round(factors[0], 4)},
+        "attention_factor": {dtype: 0.0},
         **({"checkpoint_ratio": {dtype: round(statistics.median(ratios), 3)}} if ratios else {}),
         "head_buffers": {dtype: round(factors[1], 3)},
     }
@@ -450,9 +520,11 @@ def main() -> None:
 
     model_dir = catalog.resolve(BUNDLED)  # the caller's STUDIO_HOME holds the converted model
     home = Path(os.environ.get("STUDIO_HOME", "studio_data")).resolve()
-    print(f"machine: {cpu_name()}, {len(os.sched_getaffinity(0))} cores, "
-          f"torch {torch.__version__}, {opts.threads} threads; load average {os.getloadavg()[0]:.1f} "
-          "(shared with other engineers: timings under load are slower)")
+    print(
+        f"machine: {cpu_name()}, {len(os.sched_getaffinity(0))} cores, "
+        f"torch {torch.__version__}, {opts.threads} threads; load average {os.getloadavg()[0]:.1f} "
+        "(shared with other engineers: timings under load are slower)"
+    )
     specs = CALIBRATION if opts.mode == "calibrate" else CHECK
     if opts.only:
         specs = {name: spec for name, spec in specs.items() if name in opts.only.split(",")}
@@ -476,23 +548,34 @@ def main() -> None:
             print(json.dumps(constants, indent=1))
             document = {
                 "machine": f"{len(os.sched_getaffinity(0))}-core {cpu_name()} (torch {torch.__version__}, "
-                           f"{opts.threads} threads)",
+                f"{opts.threads} threads)",
                 "date": dt.date.today().isoformat(),
-                "method": ("bench/cost.py calibrate: the worker on the bundled SmolLM2 and 300 Alpaca-like rows, "
-                           + ", ".join(f"{name} ({spec['batch_size']}×{spec['max_length']}, {spec.get('max_steps')} steps)"
-                                       for name, spec in specs.items())
-                           + "; efficiency = the cost model's FLOPs / the worker's CPU-seconds in training steps (or "
-                           "evaluations, from the events' timestamps) / torch matmul FLOPs per CPU-second (best of "
-                           "bursts before and after each run), so other work on the cores hardly moves it; start-up, "
-                           "checkpoint and end seconds: medians; memory constants by least squares on peak RSS "
-                           "(VmHWM) minus the import floor, weights, adapter and the RSS when training began"),
+                "method": (
+                    "bench/cost.py calibrate: the worker on the bundled SmolLM2 and 300 Alpaca-like rows, "
+                    + ", ".join(
+                        f"{name} ({spec['batch_size']}×{spec['max_length']}, {spec.get('max_steps')} steps)"
+                        for name, spec in specs.items()
+                    )
+                    + "; efficiency = the cost model's FLOPs / the worker's CPU-seconds in training steps (or "
+                    "evaluations, from the events' timestamps) / torch matmul FLOPs per CPU-second (best of "
+                    "bursts before and after each run), so other work on the cores hardly moves it; start-up, "
+                    "checkpoint and end seconds: medians; memory constants by least squares on peak RSS "
+                    "(VmHWM) minus the import floor, weights, adapter and the RSS when training began"
+                ),
                 f"load_average_{results[0]['report'].dtype}": [round(r["measured"]["load"][0], 1) for r in results],
                 f"runs_{results[0]['report'].dtype}": [
-                    {"name": r["name"], "wall_s": round(r["measured"]["wall"], 1),
-                     "peak_rss_gib": round(r["measured"]["peak_gib"], 3),
-                     "matmul_gflops_before_after": [round(r["peak_tflops"] * 1000, 1),
-                                                    round(r["peak_after_tflops"] * 1000, 1)],
-                     "matmul_gflops_per_cpu_s": round(r["peak_per_cpu_s"] * 1000, 1)} for r in results],
+                    {
+                        "name": r["name"],
+                        "wall_s": round(r["measured"]["wall"], 1),
+                        "peak_rss_gib": round(r["measured"]["peak_gib"], 3),
+                        "matmul_gflops_before_after": [
+                            round(r["peak_tflops"] * 1000, 1),
+                            round(r["peak_after_tflops"] * 1000, 1),
+                        ],
+                        "matmul_gflops_per_cpu_s": round(r["peak_per_cpu_s"] * 1000, 1),
+                    }
+                    for r in results
+                ],
                 **constants,
             }
             target = None
@@ -509,15 +592,24 @@ def main() -> None:
                     previous = {}
                 dtype = results[0]["report"].dtype
                 if dtype != "fp32" and previous:
-                    keep = {key: value for key, value in previous.items() if not isinstance(value, dict)
-                            and not key.startswith(("runs_", "load_average_"))}
-                    document = {**document, **keep, "method": previous.get("method", "") + f" | {dtype} "
-                                f"({document['date']}): " + document["method"]}
+                    keep = {
+                        key: value
+                        for key, value in previous.items()
+                        if not isinstance(value, dict) and not key.startswith(("runs_", "load_average_"))
+                    }
+                    document = {
+                        **document,
+                        **keep,
+                        "method": previous.get("method", "") + f" | {dtype} "
+                        f"({document['date']}): " + document["method"],
+                    }
                 for key, value in document.items():
                     if isinstance(value, dict) and isinstance(previous.get(key), dict):
                         document[key] = {**previous[key], **value}
-                document = {**{key: value for key, value in previous.items() if key.startswith(("runs_", "load_average_"))},
-                            **document}
+                document = {
+                    **{key: value for key, value in previous.items() if key.startswith(("runs_", "load_average_"))},
+                    **document,
+                }
                 target.write_text(json.dumps(document, indent=1) + "\n")
                 print(f"written to {target}")
 

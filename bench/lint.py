@@ -36,16 +36,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-WORDS = ("the a ship sea captain wind sail harbour map treasure island crew deck storm rope anchor compass star north south "
-         "east west river mountain city bread water fire code python function list value number answer question because "
-         "when where how why what which always never often quickly slowly carefully bright dark cold warm small large "
-         "learn teach build test write read count measure explain describe compare improve check data model train").split()
+WORDS = (
+    "the a ship sea captain wind sail harbour map treasure island crew deck storm rope anchor compass star north south "
+    "east west river mountain city bread water fire code python function list value number answer question because "
+    "when where how why what which always never often quickly slowly carefully bright dark cold warm small large "
+    "learn teach build test write read count measure explain describe compare improve check data model train"
+).split()
 
 
 def synthetic_rows(count: int, seed: int = 0):
     """Chat rows, one at a time (the same rows for the same seed whatever the count): an exact duplicate every 500 rows."""
     rng = random.Random(seed)
-    systems = ["You are a helpful assistant.", "You are Captain Byte, a cheerful pirate.", "Answer briefly and correctly."]
+    systems = [
+        "You are a helpful assistant.",
+        "You are Captain Byte, a cheerful pirate.",
+        "Answer briefly and correctly.",
+    ]
 
     def sentence(low: int, high: int) -> str:
         words = rng.choices(WORDS, k=rng.randint(low, high))
@@ -59,7 +65,9 @@ def synthetic_rows(count: int, seed: int = 0):
         turns = 2 if index % 10 == 0 else 1
         for _ in range(turns):
             messages.append({"role": "user", "content": sentence(8, 16)})
-            messages.append({"role": "assistant", "content": " ".join(sentence(8, 14) for _ in range(rng.randint(2, 4)))})
+            messages.append(
+                {"role": "assistant", "content": " ".join(sentence(8, 14) for _ in range(rng.randint(2, 4)))}
+            )
         row = {"messages": messages}
         yield previous if index % 500 == 1 else row
         previous = row
@@ -73,7 +81,10 @@ def machine() -> str:
                 model = line.split(":", 1)[1].strip()
             if line.startswith("flags") and not flags:
                 present = set(line.split(":", 1)[1].split())
-                flags = " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in present) or "no AVX2/AVX-512"
+                flags = (
+                    " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in present)
+                    or "no AVX2/AVX-512"
+                )
     except OSError:
         pass
     return f"{model or 'unknown CPU'} ({flags}), {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}"
@@ -138,7 +149,15 @@ def child(path: str, workers: int | None, naive_sample: int) -> None:
     print("READY", flush=True)
     started = time.perf_counter()
     try:
-        report = lint_file(path, Path(path).name, tokenizer=tokenizer, progress=progress, keep_rows=False, workers=workers, max_bytes=None)
+        report = lint_file(
+            path,
+            Path(path).name,
+            tokenizer=tokenizer,
+            progress=progress,
+            keep_rows=False,
+            workers=workers,
+            max_bytes=None,
+        )
     except TypeError:  # an older linter (--code): no streaming options
         report = lint_file(path, Path(path).name, tokenizer=tokenizer, progress=progress)
     seconds = time.perf_counter() - started
@@ -155,16 +174,35 @@ def child(path: str, workers: int | None, naive_sample: int) -> None:
         sample = [row for _, row in zip(range(naive_sample), synthetic_rows(naive_sample))]
         begun = time.perf_counter()
         for row in sample:
-            tokenizer.apply_chat_template(row["messages"], chat_template=template, tokenize=True,
-                                          return_assistant_tokens_mask=True, return_dict=True)
+            tokenizer.apply_chat_template(
+                row["messages"],
+                chat_template=template,
+                tokenize=True,
+                return_assistant_tokens_mask=True,
+                return_dict=True,
+            )
         naive = (time.perf_counter() - begun) / len(sample)
     slow = sorted(stages, key=lambda stage: -stage[1])[:4]
-    print(json.dumps({"seconds": seconds, "cpu": cpu, "rows": rows, "verdict": report.verdict, "counts": report.counts_by_severity,
-                      "tokens_total": tokens["total"], "tokens_trainable": tokens["trainable"],
-                      "dup_exact": by_rule.get("DUP-EXACT", 0), "dup_near": by_rule.get("DUP-NEAR", 0),
-                      "self_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "child_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-                      "naive_per_row": naive, "slowest": slow}), flush=True)
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "cpu": cpu,
+                "rows": rows,
+                "verdict": report.verdict,
+                "counts": report.counts_by_severity,
+                "tokens_total": tokens["total"],
+                "tokens_trainable": tokens["trainable"],
+                "dup_exact": by_rule.get("DUP-EXACT", 0),
+                "dup_near": by_rule.get("DUP-NEAR", 0),
+                "self_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "child_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+                "naive_per_row": naive,
+                "slowest": slow,
+            }
+        ),
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -173,8 +211,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="lint processes (default: automatic, as the CLI)")
     parser.add_argument("--naive-sample", type=int, default=300)
     parser.add_argument("--code", default=str(ROOT), help="checkout whose linter is measured (default: this one)")
-    parser.add_argument("--cli", action="store_true", help="also time `python -m studio lint FILE --json` end to end "
-                                                            "(start-up and tokenizer load included)")
+    parser.add_argument(
+        "--cli",
+        action="store_true",
+        help="also time `python -m studio lint FILE --json` end to end (start-up and tokenizer load included)",
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -190,11 +231,20 @@ def main() -> None:
         for row in synthetic_rows(args.rows):
             characters += sum(len(m["content"]) for m in row["messages"])
             handle.write(json.dumps(row) + "\n")
-    print(f"synthetic dataset: {args.rows:,} rows, {characters / 1e6:.1f}M characters of content, "
-          f"{path.stat().st_size / 1e6:.1f} MB JSONL (written in {time.perf_counter() - started:.1f} s)")
+    print(
+        f"synthetic dataset: {args.rows:,} rows, {characters / 1e6:.1f}M characters of content, "
+        f"{path.stat().st_size / 1e6:.1f} MB JSONL (written in {time.perf_counter() - started:.1f} s)"
+    )
     try:
         env = {**os.environ, "PYTHONPATH": args.code, "HF_HUB_OFFLINE": "1", "STUDIO_MAX_UPLOAD_MB": "1000000"}
-        command = [sys.executable, str(Path(__file__).resolve()), "--child", str(path), "--naive-sample", str(args.naive_sample)]
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--child",
+            str(path),
+            "--naive-sample",
+            str(args.naive_sample),
+        ]
         if args.workers is not None:
             command += ["--workers", str(args.workers)]
         process = subprocess.Popen(command, cwd=args.code, env=env, stdout=subprocess.PIPE, text=True)
@@ -225,25 +275,37 @@ def main() -> None:
         folder.rmdir()
     seconds, rows = result["seconds"], result["rows"]
     counts = result["counts"]
-    print(f"lint: {seconds:.1f} s for {rows:,} rows = {rows / seconds:,.0f} rows/s; verdict {result['verdict']}; "
-          f"findings E={counts['E']} W={counts['W']} I={counts['I']}; tokens total {result['tokens_total']:,}, "
-          f"trainable {result['tokens_trainable']:,}")
+    print(
+        f"lint: {seconds:.1f} s for {rows:,} rows = {rows / seconds:,.0f} rows/s; verdict {result['verdict']}; "
+        f"findings E={counts['E']} W={counts['W']} I={counts['I']}; tokens total {result['tokens_total']:,}, "
+        f"trainable {result['tokens_trainable']:,}"
+    )
     print(f"CPU time of the lint, all processes: {result['cpu']:.1f} s (wall {seconds:.1f} s)")
     print(f"exact duplicates found: {result['dup_exact']:,}; near duplicates: {result['dup_near']:,}")
-    print(f"peak memory of the process tree ({memory.peak_processes} processes at most): RSS sum {memory.peak_rss / 2**20:,.0f} MB, "
-          f"PSS sum {memory.peak_pss / 2**20:,.0f} MB; largest single process {max(result['self_peak_mb'], result['child_peak_mb']):,.0f} MB")
-    print("slowest steps (time since the previous progress message):",
-          "; ".join(f"{message} {took:.1f}s" for message, took in result["slowest"]))
+    print(
+        f"peak memory of the process tree ({memory.peak_processes} processes at most): RSS sum {memory.peak_rss / 2**20:,.0f} MB, "
+        f"PSS sum {memory.peak_pss / 2**20:,.0f} MB; largest single process {max(result['self_peak_mb'], result['child_peak_mb']):,.0f} MB"
+    )
+    print(
+        "slowest steps (time since the previous progress message):",
+        "; ".join(f"{message} {took:.1f}s" for message, took in result["slowest"]),
+    )
     if args.cli:
-        print(f"`python -m studio lint FILE --json` end to end (start-up, tokenizer load, lint, JSON output): {cli_seconds:.1f} s, "
-              f"peak RSS sum {cli_memory.peak_rss / 2**20:,.0f} MB, PSS sum {cli_memory.peak_pss / 2**20:,.0f} MB")
+        print(
+            f"`python -m studio lint FILE --json` end to end (start-up, tokenizer load, lint, JSON output): {cli_seconds:.1f} s, "
+            f"peak RSS sum {cli_memory.peak_rss / 2**20:,.0f} MB, PSS sum {cli_memory.peak_pss / 2**20:,.0f} MB"
+        )
     if result["naive_per_row"]:
         naive_total = result["naive_per_row"] * rows
-        print(f"naive apply_chat_template loop (token counts only, no rules): {result['naive_per_row'] * 1000:.2f} ms/row, "
-              f"extrapolated {naive_total:,.0f} s for {rows:,} rows -> the full lint is {naive_total / seconds:.1f}x faster")
+        print(
+            f"naive apply_chat_template loop (token counts only, no rules): {result['naive_per_row'] * 1000:.2f} ms/row, "
+            f"extrapolated {naive_total:,.0f} s for {rows:,} rows -> the full lint is {naive_total / seconds:.1f}x faster"
+        )
     if args.rows >= 1_000_000:
-        print(f"targets for 1,000,000 rows: <= 60 s ({'met' if seconds <= 60 else 'MISSED'}), "
-              f"<= 2048 MB peak RSS sum ({'met' if memory.peak_rss <= 2 * 2**30 else 'MISSED'})")
+        print(
+            f"targets for 1,000,000 rows: <= 60 s ({'met' if seconds <= 60 else 'MISSED'}), "
+            f"<= 2048 MB peak RSS sum ({'met' if memory.peak_rss <= 2 * 2**30 else 'MISSED'})"
+        )
 
 
 if __name__ == "__main__":

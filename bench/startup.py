@@ -37,15 +37,28 @@ def main() -> None:
     build = timed_python("import app", env)
     print(f"import + build the app (fresh process):   {build:6.1f} s")
     torch_free = subprocess.run(
-        [sys.executable, "-c", "import app, sys; print(sorted(m for m in ('torch','transformers','trl','peft') if m in sys.modules))"],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import app, sys; print(sorted(m for m in ('torch','transformers','trl','peft') if m in sys.modules))",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     print(f"heavy modules imported by the shell:       {torch_free}")
 
     port = free_port()
     started = time.time()
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env={**env, "GRADIO_SERVER_PORT": str(port)},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env={**env, "GRADIO_SERVER_PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         while True:
             try:
@@ -70,9 +83,13 @@ def main() -> None:
     )
     loads = []
     for _ in range(3):
-        out = subprocess.run([sys.executable, "-c", load_code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", load_code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        )
         loads.append(float(out.stdout.strip().splitlines()[-1]))
-    print(f"converted model + tokenizer load:          {min(loads):6.1f} s best of 3 (all: {', '.join(f'{x:.1f}' for x in loads)}; target <= 8 s)")
+    print(
+        f"converted model + tokenizer load:          {min(loads):6.1f} s best of 3 (all: {', '.join(f'{x:.1f}' for x in loads)}; target <= 8 s)"
+    )
     size = sum(p.stat().st_size for p in (Path(home) / "models").rglob("*") if p.is_file())
     print(f"converted model on disk:                   {size / 1e6:6.0f} MB")
 

@@ -39,8 +39,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SAMPLE_CANDIDATES = [ROOT / "studio/data/samples/assistant_style.jsonl",
-                     Path("/work/wt-data/studio/data/samples/assistant_style.jsonl")]
+SAMPLE_CANDIDATES = [
+    ROOT / "studio/data/samples/assistant_style.jsonl",
+    Path("/work/wt-data/studio/data/samples/assistant_style.jsonl"),
+]
 
 
 def sample_rows() -> tuple[list[dict], str]:
@@ -54,8 +56,14 @@ def sample_rows() -> tuple[list[dict], str]:
     for i in range(120):
         topic = rng.choice(topics)
         answer = f"Ahoy! {' '.join(['Here be a fact about', topic] * rng.randint(2, 6))}. — Captain Byte"
-        rows.append({"messages": [{"role": "user", "content": f"Tell me about {topic} ({i})."},
-                                  {"role": "assistant", "content": answer}]})
+        rows.append(
+            {
+                "messages": [
+                    {"role": "user", "content": f"Tell me about {topic} ({i})."},
+                    {"role": "assistant", "content": answer},
+                ]
+            }
+        )
     return rows, "synthetic rows (sample file not found)"
 
 
@@ -92,9 +100,14 @@ def matmul_peaks(threads: int, seconds: float = 0.4) -> dict:
     torch.set_num_threads(threads)
     shapes = {}
     for shape in PEAK_SHAPES:
-        shapes["x".join(map(str, shape))] = {dtype: matmul_rate(*shape, dtype, seconds) for dtype in ("float32", "bfloat16")}
-    return {"float32": max(v["float32"] for v in shapes.values()),
-            "bfloat16": max(v["bfloat16"] for v in shapes.values()), "shapes": shapes}
+        shapes["x".join(map(str, shape))] = {
+            dtype: matmul_rate(*shape, dtype, seconds) for dtype in ("float32", "bfloat16")
+        }
+    return {
+        "float32": max(v["float32"] for v in shapes.values()),
+        "bfloat16": max(v["bfloat16"] for v in shapes.values()),
+        "shapes": shapes,
+    }
 
 
 def matmul_peak(threads: int, dtype_name: str = "float32") -> float:
@@ -124,8 +137,12 @@ def trained_fraction(model_dir: str, rows: list[dict]) -> float:
         return 1.0
     labelled = total = 0
     for row in rows:
-        encoded = tokenizer.apply_chat_template(row["messages"], chat_template=choice.template or tokenizer.chat_template,
-                                                return_dict=True, return_assistant_tokens_mask=True)
+        encoded = tokenizer.apply_chat_template(
+            row["messages"],
+            chat_template=choice.template or tokenizer.chat_template,
+            return_dict=True,
+            return_assistant_tokens_mask=True,
+        )
         labelled += sum(encoded["assistant_masks"])
         total += len(encoded["input_ids"])
     return labelled / max(1, total)
@@ -144,8 +161,15 @@ def resolve_model(kind: str, scratch: Path) -> str:
 def base_config(model_dir: str, dataset: Path, steps: int, threads: int, **changes):
     from studio.train.config import RunConfig
 
-    values = dict(model=model_dir, dataset=str(dataset), max_steps=steps, torch_threads=threads,
-                  save_steps=10**6, logging_steps=1, warmup=0)
+    values = dict(
+        model=model_dir,
+        dataset=str(dataset),
+        max_steps=steps,
+        torch_threads=threads,
+        save_steps=10**6,
+        logging_steps=1,
+        warmup=0,
+    )
     values.update(changes)
     return RunConfig(**values)
 
@@ -174,15 +198,41 @@ def plain_trl(config, measure_from_step: int = 0) -> dict:
     if config.group_by_length and not config.packing:
         extra["train_sampling_strategy"] = "group_by_length"
     with tempfile.TemporaryDirectory() as out:
-        args = SFTConfig(output_dir=out, max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
-                         gradient_accumulation_steps=config.grad_accum, learning_rate=learning_rate,
-                         lr_scheduler_type=config.scheduler, warmup_steps=config.warmup, seed=config.seed,
-                         logging_steps=1, save_strategy="no", eval_strategy="no", max_length=config.max_length,
-                         packing=config.packing, assistant_only_loss=choice.enabled, bf16=False,
-                         gradient_checkpointing=False, use_cpu=True, report_to="none", disable_tqdm=True, **extra)
-        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                             peft_config=LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                                                    target_modules="all-linear", task_type="CAUSAL_LM"))
+        args = SFTConfig(
+            output_dir=out,
+            max_steps=config.max_steps,
+            per_device_train_batch_size=config.batch_size,
+            gradient_accumulation_steps=config.grad_accum,
+            learning_rate=learning_rate,
+            lr_scheduler_type=config.scheduler,
+            warmup_steps=config.warmup,
+            seed=config.seed,
+            logging_steps=1,
+            save_strategy="no",
+            eval_strategy="no",
+            max_length=config.max_length,
+            packing=config.packing,
+            assistant_only_loss=choice.enabled,
+            bf16=False,
+            gradient_checkpointing=False,
+            use_cpu=True,
+            report_to="none",
+            disable_tqdm=True,
+            **extra,
+        )
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            peft_config=LoraConfig(
+                r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                lora_dropout=config.lora_dropout,
+                target_modules="all-linear",
+                task_type="CAUSAL_LM",
+            ),
+        )
         from transformers import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)
@@ -204,22 +254,32 @@ def plain_trl(config, measure_from_step: int = 0) -> dict:
         steady_s_per_step = (marks["t1"] - marks["t0"]) / max(1, config.max_steps - measure_from_step)
     else:
         steady_s_per_step = runtime / config.max_steps
-    return {"tokens": tokens, "runtime": runtime, "tokens_per_s": tokens / runtime, "steady_tokens_per_s": steady,
-            "s_per_step": steady_s_per_step}
+    return {
+        "tokens": tokens,
+        "runtime": runtime,
+        "tokens_per_s": tokens / runtime,
+        "steady_tokens_per_s": steady,
+        "s_per_step": steady_s_per_step,
+    }
 
 
 def plain_trl_fresh(config) -> dict:
     """plain_trl in a new process, as cold as the worker: the first step of a fresh process takes a few
     seconds longer (allocations, kernel set-up), which an in-process script pays only once."""
-    code = ("import json, sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import train; "
-            "from studio.train.config import RunConfig; "
-            "print('RESULT ' + json.dumps(train.plain_trl(RunConfig.from_json(sys.argv[3]), measure_from_step=1)))")
-    done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).resolve().parent), str(ROOT), config.to_json()],
-                          capture_output=True, text=True)
+    code = (
+        "import json, sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import train; "
+        "from studio.train.config import RunConfig; "
+        "print('RESULT ' + json.dumps(train.plain_trl(RunConfig.from_json(sys.argv[3]), measure_from_step=1)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(Path(__file__).resolve().parent), str(ROOT), config.to_json()],
+        capture_output=True,
+        text=True,
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
         raise SystemExit(f"plain TRL in a fresh process failed:\n{done.stderr[-2000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 # ---- the studio worker ---------------------------------------------------------------------
@@ -240,7 +300,9 @@ class RssSampler(threading.Thread):
             return
         while not self.done.is_set():
             try:
-                total = process.memory_info().rss + sum(child.memory_info().rss for child in process.children(recursive=True))
+                total = process.memory_info().rss + sum(
+                    child.memory_info().rss for child in process.children(recursive=True)
+                )
             except psutil.Error:
                 break
             self.peak, self.samples = max(self.peak, total), self.samples + 1
@@ -273,18 +335,27 @@ def studio_worker(config) -> dict:
     events = store.read_events(record.dir)[0]
     logs = [e for e in events if e["type"] == "log"]
     evals = [e for e in events if e["type"] == "eval" and e.get("eval_loss") is not None]
-    result = {"tokens": status["train_tokens"], "runtime": status["train_runtime"],
-              "train_seconds": status.get("train_seconds") or status["train_runtime"],
-              "run_dir": str(record.dir), "peak_rss_gb": peak_rss, "precision": facts.get("precision", "fp32"),
-              "precision_reason": facts.get("precision_reason", ""), "final_loss": status.get("final_loss"),
-              "eval_loss": evals[-1]["eval_loss"] if evals else None, "steps": status.get("step"),
-              "notes": status.get("notes") or [], "max_tokens_per_pass": facts.get("max_tokens_per_pass")}
+    result = {
+        "tokens": status["train_tokens"],
+        "runtime": status["train_runtime"],
+        "train_seconds": status.get("train_seconds") or status["train_runtime"],
+        "run_dir": str(record.dir),
+        "peak_rss_gb": peak_rss,
+        "precision": facts.get("precision", "fp32"),
+        "precision_reason": facts.get("precision_reason", ""),
+        "final_loss": status.get("final_loss"),
+        "eval_loss": evals[-1]["eval_loss"] if evals else None,
+        "steps": status.get("step"),
+        "notes": status.get("notes") or [],
+        "max_tokens_per_pass": facts.get("max_tokens_per_pass"),
+    }
     result["tokens_per_s"] = result["tokens"] / result["train_seconds"]
     result["loop_tokens_per_s"] = result["tokens"] / result["runtime"]  # the Trainer's whole loop, as plain TRL reports
     counted = [e for e in logs if isinstance(e.get("num_tokens"), (int, float))]
     if len(counted) >= 2 and counted[-1]["elapsed"] > counted[0]["elapsed"]:
-        result["steady_tokens_per_s"] = ((counted[-1]["num_tokens"] - counted[0]["num_tokens"])
-                                         / (counted[-1]["elapsed"] - counted[0]["elapsed"]))
+        result["steady_tokens_per_s"] = (counted[-1]["num_tokens"] - counted[0]["num_tokens"]) / (
+            counted[-1]["elapsed"] - counted[0]["elapsed"]
+        )
     # After the first step (the one-time warm-up of a fresh process), from the per-step events.
     rates = [e["tokens_per_s"] for e in logs[1:] if isinstance(e.get("tokens_per_s"), (int, float))]
     result["median_step_tokens_per_s"] = statistics.median(rates) if rates else None
@@ -326,14 +397,18 @@ def callback_cost_ms(scratch: Path, calls: int = 200) -> float:
 
 def part_overhead(opts, model_dir: str, scratch: Path) -> None:
     cost = callback_cost_ms(scratch)
-    print(f"(a') the studio callback adds at most {cost:.2f} ms per step (status write + event + RSS probe every step); "
-          f"on a {8.0:.0f} s step of the bundled model (quiet machine) that is {cost / 8000:.4%}, "
-          f"on a 0.1 s step of the tiny model {cost / 100:.2%}")
+    print(
+        f"(a') the studio callback adds at most {cost:.2f} ms per step (status write + event + RSS probe every step); "
+        f"on a {8.0:.0f} s step of the bundled model (quiet machine) that is {cost / 8000:.4%}, "
+        f"on a 0.1 s step of the tiny model {cost / 100:.2%}"
+    )
     rows, source = sample_rows()
     dataset = write_dataset(rows, scratch / "overhead-ds")
     config = base_config(model_dir, dataset, opts.steps, opts.threads)
-    print(f"(a) studio worker vs plain TRL — model {opts.model}, {opts.steps} steps, batch {config.batch_size}, "
-          f"{opts.threads} threads, data: {source}")
+    print(
+        f"(a) studio worker vs plain TRL — model {opts.model}, {opts.steps} steps, batch {config.batch_size}, "
+        f"{opts.threads} threads, data: {source}"
+    )
     fresh, plain, worker, plain_steady, worker_steady = [], [], [], [], []
     for repeat in range(opts.repeats):
         fresh.append(plain_trl_fresh(config)["tokens_per_s"])
@@ -343,17 +418,26 @@ def part_overhead(opts, model_dir: str, scratch: Path) -> None:
         if plain_result.get("steady_tokens_per_s") and worker_result.get("steady_tokens_per_s"):
             plain_steady.append(plain_result["steady_tokens_per_s"])
             worker_steady.append(worker_result["steady_tokens_per_s"])
-        print(f"  repeat {repeat + 1}: plain TRL in a fresh process {fresh[-1]:.1f} tok/s, studio worker {worker[-1]:.1f} "
-              f"tok/s, ratio {worker[-1] / fresh[-1]:.3f}; plain TRL in this (warm) process {plain[-1]:.1f} tok/s", flush=True)
-    print(f"  both cold (a fresh process each): best-of-{opts.repeats} plain {max(fresh):.1f}, worker {max(worker):.1f}, "
-          f"ratio {max(worker) / max(fresh):.3f} (median {statistics.median(w / p for w, p in zip(worker, fresh)):.3f}; "
-          "target >= 0.97)")
-    print(f"  against the plain script in this process, warm from its earlier runs: ratio {max(worker) / max(plain):.3f}"
-          f" (median {statistics.median(w / p for w, p in zip(worker, plain)):.3f})")
+        print(
+            f"  repeat {repeat + 1}: plain TRL in a fresh process {fresh[-1]:.1f} tok/s, studio worker {worker[-1]:.1f} "
+            f"tok/s, ratio {worker[-1] / fresh[-1]:.3f}; plain TRL in this (warm) process {plain[-1]:.1f} tok/s",
+            flush=True,
+        )
+    print(
+        f"  both cold (a fresh process each): best-of-{opts.repeats} plain {max(fresh):.1f}, worker {max(worker):.1f}, "
+        f"ratio {max(worker) / max(fresh):.3f} (median {statistics.median(w / p for w, p in zip(worker, fresh)):.3f}; "
+        "target >= 0.97)"
+    )
+    print(
+        f"  against the plain script in this process, warm from its earlier runs: ratio {max(worker) / max(plain):.3f}"
+        f" (median {statistics.median(w / p for w, p in zip(worker, plain)):.3f})"
+    )
     if plain_steady:
-        print(f"  after the first step (warm-up excluded on both sides): plain {max(plain_steady):.1f}, worker "
-              f"{max(worker_steady):.1f}, ratio {max(worker_steady) / max(plain_steady):.3f} (median "
-              f"{statistics.median(w / p for w, p in zip(worker_steady, plain_steady)):.3f})")
+        print(
+            f"  after the first step (warm-up excluded on both sides): plain {max(plain_steady):.1f}, worker "
+            f"{max(worker_steady):.1f}, ratio {max(worker_steady) / max(plain_steady):.3f} (median "
+            f"{statistics.median(w / p for w, p in zip(worker_steady, plain_steady)):.3f})"
+        )
 
 
 # ---- side by side ----------------------------------------------------------------------------
@@ -387,7 +471,9 @@ def side_by_side(part: str, columns: dict[str, dict], rows: list[tuple[str, str,
         table.append(line)
     widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
     for index, row in enumerate(table):
-        print("  " + "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)))
+        print(
+            "  " + "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row))
+        )
         if index == 0:
             print("  " + "  ".join("-" * width for width in widths))
 
@@ -430,40 +516,49 @@ def part_bundled(opts, model_dir: str, scratch: Path) -> None:
     fraction = trained_fraction(model_dir, rows)
     flops_per_token = 4 * params
     strict = 4 * (params - head) + 4 * head * fraction
-    print(f"(b) bundled SmolLM2-135M on {source} ({len(rows) - 13} train rows), RunConfig defaults (batch "
-          f"{config.batch_size}, max_length {config.max_length}, LoRA r {config.lora_r} all-linear), {opts.threads} "
-          f"threads, {opts.steps} steps; FLOPs/token = 4 x {params / 1e6:.1f}M Linear params = {flops_per_token / 1e9:.3f} "
-          f"GFLOP (stricter, the LM head only on the {fraction:.0%} labelled tokens: {strict / 1e9:.3f})", flush=True)
+    print(
+        f"(b) bundled SmolLM2-135M on {source} ({len(rows) - 13} train rows), RunConfig defaults (batch "
+        f"{config.batch_size}, max_length {config.max_length}, LoRA r {config.lora_r} all-linear), {opts.threads} "
+        f"threads, {opts.steps} steps; FLOPs/token = 4 x {params / 1e6:.1f}M Linear params = {flops_per_token / 1e9:.3f} "
+        f"GFLOP (stricter, the LM head only on the {fraction:.0%} labelled tokens: {strict / 1e9:.3f})",
+        flush=True,
+    )
     before = matmul_peaks(opts.threads)
     runs = precision_runs(config, "bundled", opts.precisions)
     peaks = peak_columns(before, matmul_peaks(opts.threads))
     for result in runs.values():
         add_shares(result, peaks, flops_per_token, strict)
-    side_by_side("bundled", runs, [
-        ("tokens/s (non-pad, training steps)", "tokens_per_s", ""),
-        ("median per-step tokens/s after step 1", "median_step_tokens_per_s", ""),
-        ("seconds per step", "seconds_per_step", " s"),
-        ("whole training loop tokens/s", "loop_tokens_per_s", ""),
-        ("achieved GFLOP/s", "gflops", ""),
-        ("matmul peak of the precision used, GFLOP/s", "peak_gflops", ""),
-        ("share of the peak of the precision used", "share_of_peak", "%"),
-        ("  (stricter FLOP count)", "share_of_peak_strict", "%"),
-        ("share of the fp32 peak", "share_of_fp32_peak", "%"),
-        ("final train loss", "final_loss", ""),
-        ("eval loss (13 held-out rows)", "eval_loss", ""),
-        ("worker peak RSS (psutil, 50 ms)", "peak_rss_gb", " GB"),
-    ])
+    side_by_side(
+        "bundled",
+        runs,
+        [
+            ("tokens/s (non-pad, training steps)", "tokens_per_s", ""),
+            ("median per-step tokens/s after step 1", "median_step_tokens_per_s", ""),
+            ("seconds per step", "seconds_per_step", " s"),
+            ("whole training loop tokens/s", "loop_tokens_per_s", ""),
+            ("achieved GFLOP/s", "gflops", ""),
+            ("matmul peak of the precision used, GFLOP/s", "peak_gflops", ""),
+            ("share of the peak of the precision used", "share_of_peak", "%"),
+            ("  (stricter FLOP count)", "share_of_peak_strict", "%"),
+            ("share of the fp32 peak", "share_of_fp32_peak", "%"),
+            ("final train loss", "final_loss", ""),
+            ("eval loss (13 held-out rows)", "eval_loss", ""),
+            ("worker peak RSS (psutil, 50 ms)", "peak_rss_gb", " GB"),
+        ],
+    )
     for name, result in runs.items():
         print(f"  {name}: {result['precision']} — {result['precision_reason']}")
 
 
-WORDS = ("the a of to and in is that for it with as on be by this are from at or an which can was not have more data "
-         "model time system value number example process result user function list table file code change first water "
-         "energy light city river market price language history science music color plant animal student teacher simple "
-         "clear short long small large important different common useful possible careful quick strong open explain "
-         "describe write give make find use show compare create identify suggest summarize classify translate because "
-         "however therefore although while when where before after during between without within across people company "
-         "country world school family health story question answer problem reason idea method step").split()
+WORDS = (
+    "the a of to and in is that for it with as on be by this are from at or an which can was not have more data "
+    "model time system value number example process result user function list table file code change first water "
+    "energy light city river market price language history science music color plant animal student teacher simple "
+    "clear short long small large important different common useful possible careful quick strong open explain "
+    "describe write give make find use show compare create identify suggest summarize classify translate because "
+    "however therefore although while when where before after during between without within across people company "
+    "country world school family health story question answer problem reason idea method step"
+).split()
 
 
 def alpaca_shaped_rows(count: int = 300, seed: int = 0) -> list[dict]:
@@ -491,13 +586,18 @@ def alpaca_shaped_rows(count: int = 300, seed: int = 0) -> list[dict]:
 def part_memory(opts, model_dir: str, scratch: Path) -> None:
     rows = alpaca_shaped_rows()
     dataset = write_dataset(rows, scratch / "alpaca-ds")
-    (dataset / "manifest.json").write_text(json.dumps({"name": "alpaca-shaped", "counts": {"train": len(rows), "validation": 0}}))
+    (dataset / "manifest.json").write_text(
+        json.dumps({"name": "alpaca-shaped", "counts": {"train": len(rows), "validation": 0}})
+    )
     lengths = token_lengths(model_dir, rows)
     long_rows = sum(length >= 576 for length in lengths)
     config = base_config(model_dir, dataset, opts.steps, opts.threads, batch_size=8, max_length=576)
-    print(f"(m) memory: {len(rows)} Alpaca-shaped rows (tokens p50 {statistics.median(lengths):.0f}, max {max(lengths)}, "
-          f"{long_rows} rows at max length 576 or more), batch 8 x max length 576, {opts.steps} steps "
-          "(length-grouped batches: the longest batch comes first)", flush=True)
+    print(
+        f"(m) memory: {len(rows)} Alpaca-shaped rows (tokens p50 {statistics.median(lengths):.0f}, max {max(lengths)}, "
+        f"{long_rows} rows at max length 576 or more), batch 8 x max length 576, {opts.steps} steps "
+        "(length-grouped batches: the longest batch comes first)",
+        flush=True,
+    )
     predicted = None
     try:
         from studio.train.preflight import run_preflight
@@ -509,14 +609,18 @@ def part_memory(opts, model_dir: str, scratch: Path) -> None:
     for result in runs.values():
         result["predicted_gb"] = predicted
         result["seconds_per_step"] = result["train_seconds"] / max(1, result["steps"] or 1)
-    side_by_side("memory", runs, [
-        ("worker peak RSS (psutil, 50 ms)", "peak_rss_gb", " GB"),
-        ("most padded tokens per pass (micro-batches)", "max_tokens_per_pass", ""),
-        ("preflight prediction (fp32 settings)", "predicted_gb", " GB"),
-        ("tokens/s (non-pad, training steps)", "tokens_per_s", ""),
-        ("seconds per step", "seconds_per_step", " s"),
-        ("final train loss", "final_loss", ""),
-    ])
+    side_by_side(
+        "memory",
+        runs,
+        [
+            ("worker peak RSS (psutil, 50 ms)", "peak_rss_gb", " GB"),
+            ("most padded tokens per pass (micro-batches)", "max_tokens_per_pass", ""),
+            ("preflight prediction (fp32 settings)", "predicted_gb", " GB"),
+            ("tokens/s (non-pad, training steps)", "tokens_per_s", ""),
+            ("seconds per step", "seconds_per_step", " s"),
+            ("final train loss", "final_loss", ""),
+        ],
+    )
     print("  target: peak RSS <= 5 GB on the default path")
 
 
@@ -534,17 +638,76 @@ def part_peaks(opts, model_dir: str, scratch: Path) -> None:
 
 
 PROFILE_CATEGORIES = (  # (category, test on the op name), first match wins
-    ("matmul (mm, addmm, bmm)", lambda name: name in ("aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm",
-                                                     "aten::_weight_int4pack_mm", "aten::mkldnn_linear")),
+    (
+        "matmul (mm, addmm, bmm)",
+        lambda name: (
+            name
+            in (
+                "aten::mm",
+                "aten::addmm",
+                "aten::addmm_",
+                "aten::bmm",
+                "aten::baddbmm",
+                "aten::_weight_int4pack_mm",
+                "aten::mkldnn_linear",
+            )
+        ),
+    ),
     ("attention kernels (sdpa)", lambda name: "scaled_dot_product" in name or "flash_attention" in name),
     ("dtype casts (copy_, to)", lambda name: name in ("aten::copy_", "aten::_to_copy", "aten::to")),
-    ("optimizer and gradient clipping", lambda name: "adam" in name or "_foreach" in name or "norm" in name.split("::")[-1]
-     and "layer" not in name and "rms" not in name),
-    ("allocation, views, reshapes", lambda name: name.split("::")[-1] in (
-        "empty", "empty_strided", "empty_like", "zeros", "zeros_like", "ones_like", "full", "view", "as_strided",
-        "reshape", "transpose", "t", "_unsafe_view", "expand", "slice", "select", "detach", "contiguous", "unsqueeze",
-        "squeeze", "permute", "clone", "resolve_conj", "resolve_neg", "alias", "split", "chunk", "narrow", "_reshape_alias",
-        "new_empty", "new_zeros", "index_select", "unbind", "lift_fresh", "result_type")),
+    (
+        "optimizer and gradient clipping",
+        lambda name: (
+            "adam" in name
+            or "_foreach" in name
+            or "norm" in name.split("::")[-1]
+            and "layer" not in name
+            and "rms" not in name
+        ),
+    ),
+    (
+        "allocation, views, reshapes",
+        lambda name: (
+            name.split("::")[-1]
+            in (
+                "empty",
+                "empty_strided",
+                "empty_like",
+                "zeros",
+                "zeros_like",
+                "ones_like",
+                "full",
+                "view",
+                "as_strided",
+                "reshape",
+                "transpose",
+                "t",
+                "_unsafe_view",
+                "expand",
+                "slice",
+                "select",
+                "detach",
+                "contiguous",
+                "unsqueeze",
+                "squeeze",
+                "permute",
+                "clone",
+                "resolve_conj",
+                "resolve_neg",
+                "alias",
+                "split",
+                "chunk",
+                "narrow",
+                "_reshape_alias",
+                "new_empty",
+                "new_zeros",
+                "index_select",
+                "unbind",
+                "lift_fresh",
+                "result_type",
+            )
+        ),
+    ),
     ("element-wise and reductions", lambda name: name.startswith("aten::")),
 )
 
@@ -601,20 +764,34 @@ def profile_steps(config, steps: int, warmup: int = 2) -> dict:
     inclusive = {event.key: event.cpu_time_total / 1e6 for event in events}
     per_step = {label: seconds / steps for label, seconds in categorise(events).items()}
     step = statistics.median(marks["steps"])
-    per_step["autograd engine, Python and the rest (step time - ops)"] = max(0.0, sum(marks["steps"]) / steps - sum(per_step.values()))
-    per_step["between steps: data collation, logging, callbacks"] = statistics.median(marks["between"]) if marks["between"] else 0.0
-    head = sum(inclusive.get(name, 0.0) for name in ("ChunkedLogProbFunction", "ChunkedLogProbFunctionBackward")) / steps
-    return {"precision": facts.get("precision"), "step_s": step, "categories": per_step, "lm_head_s": head,
-            "tokens": trainer._total_train_tokens, "table": events.table(sort_by="self_cpu_time_total", row_limit=25,
-                                                                           max_name_column_width=60)}
+    per_step["autograd engine, Python and the rest (step time - ops)"] = max(
+        0.0, sum(marks["steps"]) / steps - sum(per_step.values())
+    )
+    per_step["between steps: data collation, logging, callbacks"] = (
+        statistics.median(marks["between"]) if marks["between"] else 0.0
+    )
+    head = (
+        sum(inclusive.get(name, 0.0) for name in ("ChunkedLogProbFunction", "ChunkedLogProbFunctionBackward")) / steps
+    )
+    return {
+        "precision": facts.get("precision"),
+        "step_s": step,
+        "categories": per_step,
+        "lm_head_s": head,
+        "tokens": trainer._total_train_tokens,
+        "table": events.table(sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=60),
+    }
 
 
 def part_profile(opts, model_dir: str, scratch: Path) -> None:
     rows, source = sample_rows()
     dataset = write_dataset(rows, scratch / "profile-ds", validation=13)
     steps = min(opts.steps, 4)
-    print(f"(f) where a training step's time goes — bundled model on {source}, {steps} profiled steps after 2 warm-up "
-          f"steps, {opts.threads} threads (torch.profiler, self CPU time of each op)", flush=True)
+    print(
+        f"(f) where a training step's time goes — bundled model on {source}, {steps} profiled steps after 2 warm-up "
+        f"steps, {opts.threads} threads (torch.profiler, self CPU time of each op)",
+        flush=True,
+    )
     columns = {}
     for name in opts.precisions.split(","):
         forced = PRECISION_FLAGS[name]
@@ -639,8 +816,10 @@ def part_explore(opts, model_dir: str, scratch: Path) -> None:
     dataset = write_dataset(rows, scratch / "explore-ds")
     params, _ = linear_params(model_dir)
     peak = matmul_peak(opts.threads)
-    print(f"explore — model {opts.model}, data {source}, {opts.steps} steps each (first step not timed); "
-          f"peak {peak:.1f} GFLOP/s at {opts.threads} threads")
+    print(
+        f"explore — model {opts.model}, data {source}, {opts.steps} steps each (first step not timed); "
+        f"peak {peak:.1f} GFLOP/s at {opts.threads} threads"
+    )
     variants = [
         ("defaults", {}),
         ("random batches", {"group_by_length": False}),
@@ -659,8 +838,11 @@ def part_explore(opts, model_dir: str, scratch: Path) -> None:
         result = plain_trl(config, measure_from_step=1)
         tps = result["steady_tokens_per_s"] or result["tokens_per_s"]
         local_peak = peak if threads == opts.threads else matmul_peak(threads)
-        print(f"  {label:<28} {tps:7.1f} tok/s  {result['s_per_step']:6.2f} s/step  "
-              f"{tps * 4 * params / 1e9 / local_peak:5.0%} of peak", flush=True)
+        print(
+            f"  {label:<28} {tps:7.1f} tok/s  {result['s_per_step']:6.2f} s/step  "
+            f"{tps * 4 * params / 1e9 / local_peak:5.0%} of peak",
+            flush=True,
+        )
 
 
 def token_lengths(model_dir: str, rows: list[dict]) -> list[int]:
@@ -685,7 +867,7 @@ def part_padding(opts, model_dir: str, scratch: Path) -> None:
     def efficiency(order: list[int], batch: int) -> float:
         real = padded = 0
         for i in range(0, len(order), batch):
-            chunk = [lengths[j] for j in order[i:i + batch]]
+            chunk = [lengths[j] for j in order[i : i + batch]]
             real += sum(chunk)
             padded += max(chunk) * len(chunk)
         return real / padded
@@ -696,14 +878,18 @@ def part_padding(opts, model_dir: str, scratch: Path) -> None:
             generator = torch.Generator().manual_seed(seed)
             random_eff.append(efficiency(torch.randperm(len(lengths), generator=generator).tolist(), batch))
             grouped_eff.append(efficiency(get_length_grouped_indices(lengths, batch, generator=generator), batch))
-        print(f"  batch {batch:>2}: real tokens / computed tokens — random {statistics.mean(random_eff):.0%}, "
-              f"grouped by length {statistics.mean(grouped_eff):.0%} "
-              f"(up to {statistics.mean(grouped_eff) / statistics.mean(random_eff):.2f}x fewer FLOPs per real token)")
+        print(
+            f"  batch {batch:>2}: real tokens / computed tokens — random {statistics.mean(random_eff):.0%}, "
+            f"grouped by length {statistics.mean(grouped_eff):.0%} "
+            f"(up to {statistics.mean(grouped_eff) / statistics.mean(random_eff):.2f}x fewer FLOPs per real token)"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["bundled", "memory", "profile", "peaks", "overhead", "explore", "padding", "all"])
+    parser.add_argument(
+        "part", choices=["bundled", "memory", "profile", "peaks", "overhead", "explore", "padding", "all"]
+    )
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--model", choices=["bundled", "tiny"], default="bundled")
@@ -712,8 +898,11 @@ def main() -> None:
     parser.add_argument("--save", help="write this run's figures to a JSON file")
     parser.add_argument("--previous", help="a JSON file written by --save: its figures are printed beside these")
     parser.add_argument("--verbose", action="store_true", help="profile: also print torch.profiler's op table")
-    parser.add_argument("--precisions", default="fp32,auto",
-                        help="bundled/memory/profile: comma-separated fp32 (--no-bf16), bf16 (--bf16), auto (the studio's choice)")
+    parser.add_argument(
+        "--precisions",
+        default="fp32,auto",
+        help="bundled/memory/profile: comma-separated fp32 (--no-bf16), bf16 (--bf16), auto (the studio's choice)",
+    )
     opts = parser.parse_args()
     # Same thread settings as the worker gets from the supervisor (set before torch is imported).
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(opts.threads)
@@ -723,8 +912,10 @@ def main() -> None:
         PREVIOUS.update(json.loads(Path(opts.previous).read_text(encoding="utf-8")))
     from studio.models.precision_probe import describe_cpu
 
-    print(f"machine: {describe_cpu()}, {len(os.sched_getaffinity(0))} cores, load average {os.getloadavg()[0]:.1f} "
-          "(shared with other engineers: figures are under contention)")
+    print(
+        f"machine: {describe_cpu()}, {len(os.sched_getaffinity(0))} cores, load average {os.getloadavg()[0]:.1f} "
+        "(shared with other engineers: figures are under contention)"
+    )
     cache_home = os.environ.get("STUDIO_HOME")
     with tempfile.TemporaryDirectory(prefix="studio-bench-") as scratch_name:
         scratch = Path(scratch_name)
@@ -735,9 +926,15 @@ def main() -> None:
             if cached.is_dir():
                 (scratch / "home").mkdir(parents=True, exist_ok=True)
                 os.symlink(cached, scratch / "home" / "cache")
-        for part, function in (("peaks", part_peaks), ("padding", part_padding), ("overhead", part_overhead),
-                               ("bundled", part_bundled), ("memory", part_memory), ("profile", part_profile),
-                               ("explore", part_explore)):
+        for part, function in (
+            ("peaks", part_peaks),
+            ("padding", part_padding),
+            ("overhead", part_overhead),
+            ("bundled", part_bundled),
+            ("memory", part_memory),
+            ("profile", part_profile),
+            ("explore", part_explore),
+        ):
             if opts.part in (part, "all"):
                 function(opts, model_dir, scratch)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")

@@ -52,7 +52,6 @@ from typing import Any
 
 from studio import limits, paths
 from studio.errors import StudioError
-from studio.models import catalog
 from studio.mode import (  # noqa: F401 - the mode is part of access's API: access.is_public(), access.settings()
     ADMIN_ENV,
     AUTH_ENV,
@@ -68,6 +67,7 @@ from studio.mode import (  # noqa: F401 - the mode is part of access's API: acce
     on_zero_gpu,
     settings,
 )
+from studio.models import catalog
 
 # ---------------------------------------------------------------- environment (studio.mode)
 
@@ -137,7 +137,9 @@ def _secret() -> bytes:
             value = b""
         if len(value) < 32:
             value = secrets.token_bytes(32)
-            fd = os.open(path.with_name(f".studio-secret.{os.getpid()}.tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd = os.open(
+                path.with_name(f".studio-secret.{os.getpid()}.tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
+            )
             with os.fdopen(fd, "w") as handle:
                 handle.write(value.hex())
             try:  # first writer wins: a concurrent start-up must not end with two keys
@@ -156,8 +158,9 @@ def _signature(user_id: str) -> str:
 
 
 def new_browser_id() -> str:
-    return "browser-" + "".join(secrets.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-                                for _ in range(20))
+    return "browser-" + "".join(
+        secrets.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(20)
+    )
 
 
 def sign(user_id: str) -> str:
@@ -237,10 +240,14 @@ def check_admin_password(given: str | None) -> bool:
 def become_operator(session_key: str | None, password: str | None) -> Identity:
     """Give operator rights to this page session when the admin password is right."""
     if not check_admin_password(password):
-        raise AccessDenied("the admin password is wrong" if os.environ.get(ADMIN_ENV) else
-                           "no admin password is configured on this studio",
-                           "Ask the person who runs this studio." if os.environ.get(ADMIN_ENV) else
-                           "The operator sets STUDIO_ADMIN_PASSWORD (or signs in with Hugging Face as an owner).")
+        raise AccessDenied(
+            "the admin password is wrong"
+            if os.environ.get(ADMIN_ENV)
+            else "no admin password is configured on this studio",
+            "Ask the person who runs this studio."
+            if os.environ.get(ADMIN_ENV)
+            else "The operator sets STUDIO_ADMIN_PASSWORD (or signs in with Hugging Face as an owner).",
+        )
     if session_key:
         entry = _session(session_key) or _Session(new_browser_id())
         _remember(session_key, _Session(entry.user_id, True))
@@ -325,8 +332,12 @@ _PUBLIC = {
 _OAUTH_VISITOR = {LOOK, LINT, VIEW, CHAT, VOTE, REPORT}
 
 _WHY = {
-    LINT_HUB: "download datasets from the Hub here", SAVE_DATASET: "save datasets here", TRAIN: "train here",
-    CONTROL: "change runs here", EXPORT: "export runs here", EVALUATE: "run evaluations here",
+    LINT_HUB: "download datasets from the Hub here",
+    SAVE_DATASET: "save datasets here",
+    TRAIN: "train here",
+    CONTROL: "change runs here",
+    EXPORT: "export runs here",
+    EVALUATE: "run evaluations here",
     OPERATE: "use the operator's tools",
 }
 
@@ -346,11 +357,15 @@ def _role_refusal(identity: Identity, action: str) -> AccessDenied:
     if config.oauth and not identity.operator:
         owners = ", ".join(config.auth.owners) or "its owner"
         who = f"@{identity.username} may look around, but only" if identity.username else "Only"
-        return AccessDenied(f"{who} the owners of this Space ({owners}) {what}.",
-                            "Sign in with Hugging Face as an owner. Visitors can chat with the shared demo runs in "
-                            "Compare and vote in their blind tests.")
-    return AccessDenied(f"only the operator of this studio may {what}.",
-                        "The operator signs in with the admin password (or as an owner with Hugging Face).")
+        return AccessDenied(
+            f"{who} the owners of this Space ({owners}) {what}.",
+            "Sign in with Hugging Face as an owner. Visitors can chat with the shared demo runs in "
+            "Compare and vote in their blind tests.",
+        )
+    return AccessDenied(
+        f"only the operator of this studio may {what}.",
+        "The operator signs in with the admin password (or as an owner with Hugging Face).",
+    )
 
 
 def _owner_of(resource: Any) -> str:
@@ -389,8 +404,9 @@ def _resource_name(resource: Any) -> str:
     return str(name or getattr(resource, "run_id", "") or "")
 
 
-def authorize(identity: Identity, action: str, resource: Any = None, admin_password: str | None = None,
-              verb: str | None = None) -> Identity:
+def authorize(
+    identity: Identity, action: str, resource: Any = None, admin_password: str | None = None, verb: str | None = None
+) -> Identity:
     """The one authorization decision. Returns the identity to act as (with operator rights when the admin
     password was given and is right); raises AccessDenied with a clear message otherwise.
 
@@ -412,19 +428,22 @@ def authorize(identity: Identity, action: str, resource: Any = None, admin_passw
             # The local guard kept from earlier versions: the browser (or CLI) that started a run, or the admin
             # password, may stop/resume/delete it; runs from versions without owners are open.
             owner = _owner_of(resource)
-            if not owner or owner == LOCAL_OWNER or owns(identity, resource) or action == EXPORT \
-                    or password_ok:
+            if not owner or owner == LOCAL_OWNER or owns(identity, resource) or action == EXPORT or password_ok:
                 return identity
             raise AccessDenied(
                 f"you cannot {verb or 'change'} the run '{_resource_name(resource)}': another session started it.",
-                "Ask the person who started it, or enter the admin password." if config.admin_password_set
-                else "Only the browser session that started it can do that.")
+                "Ask the person who started it, or enter the admin password."
+                if config.admin_password_set
+                else "Only the browser session that started it can do that.",
+            )
         if identity.operator or owns(identity, resource):
             return identity
         if can_see(identity, resource):
-            raise AccessDenied(f"you cannot {verb or action} the run '{_resource_name(resource)}': it belongs to "
-                               "someone else (it is shared for viewing only).",
-                               "Train your own run to export or change it.")
+            raise AccessDenied(
+                f"you cannot {verb or action} the run '{_resource_name(resource)}': it belongs to "
+                "someone else (it is shared for viewing only).",
+                "Train your own run to export or change it.",
+            )
         raise not_found(resource)
     if not can_see(identity, resource):
         raise not_found(resource)
@@ -433,11 +452,15 @@ def authorize(identity: Identity, action: str, resource: Any = None, admin_passw
 
 def not_found(resource: Any = None, kind: str = "run") -> AccessDenied:
     """The refusal for something the caller may not see — worded the same as for something that does not exist."""
-    rid = getattr(resource, "run_id", None) or (resource.get("id") if isinstance(resource, dict) else None) \
+    rid = (
+        getattr(resource, "run_id", None)
+        or (resource.get("id") if isinstance(resource, dict) else None)
         or (str(resource) if isinstance(resource, str) else "")
+    )
     shown = f" '{str(rid)[:80]}'" if rid else ""
-    return AccessDenied(f"no {kind}{shown} is available to you.",
-                        f"Pick one of your own {kind}s (or a shared demo run) from the list.")
+    return AccessDenied(
+        f"no {kind}{shown} is available to you.", f"Pick one of your own {kind}s (or a shared demo run) from the list."
+    )
 
 
 def require_remote_code_allowed(identity: Identity) -> None:
@@ -448,9 +471,11 @@ def require_remote_code_allowed(identity: Identity) -> None:
         return
     if identity.operator and config.allow_remote_code:
         return
-    raise AccessDenied("this public studio does not run a model's own Python code (trust_remote_code).",
-                       "Pick a model that works without remote code. The operator can allow it for their own "
-                       "runs with STUDIO_ALLOW_REMOTE_CODE=1.")
+    raise AccessDenied(
+        "this public studio does not run a model's own Python code (trust_remote_code).",
+        "Pick a model that works without remote code. The operator can allow it for their own "
+        "runs with STUDIO_ALLOW_REMOTE_CODE=1.",
+    )
 
 
 def hub_token_for(identity: Identity) -> bool | None:
@@ -514,14 +539,18 @@ def check_model_ref(ref: str) -> None:
         return
     if PATH_LIKE.match(ref) or ref.count("/") > 1 or "\\" in ref or Path(ref).expanduser().exists():
         if inside(ref, paths.models_dir()) is None:
-            raise AccessDenied("this public studio loads models only from the Hub or its own models folder, "
-                               "not from other server folders.",
-                               "Pick the bundled model, or type a Hub id such as 'HuggingFaceTB/SmolLM2-360M-Instruct'.")
+            raise AccessDenied(
+                "this public studio loads models only from the Hub or its own models folder, "
+                "not from other server folders.",
+                "Pick the bundled model, or type a Hub id such as 'HuggingFaceTB/SmolLM2-360M-Instruct'.",
+            )
         return
     identity = current()
     if not identity.operator and catalog.classify(ref) == "hub" and catalog.local_files_only(ref):
-        raise AccessDenied(f"'{ref}' would come from the server's download cache: the Hub cannot be reached now.",
-                           "Pick the bundled model, which works offline.")
+        raise AccessDenied(
+            f"'{ref}' would come from the server's download cache: the Hub cannot be reached now.",
+            "Pick the bundled model, which works offline.",
+        )
 
 
 def redact(text: Any) -> Any:
@@ -533,9 +562,13 @@ def redact(text: Any) -> Any:
     import tempfile
 
     roots = {}
-    for name, folder in (("$STUDIO_HOME", paths.studio_home()), ("$HF_HOME", os.environ.get("HF_HOME")),
-                         ("$APP", Path(__file__).resolve().parents[1]), ("$PYTHON", sys.prefix),
-                         ("$TMP", tempfile.gettempdir())):
+    for name, folder in (
+        ("$STUDIO_HOME", paths.studio_home()),
+        ("$HF_HOME", os.environ.get("HF_HOME")),
+        ("$APP", Path(__file__).resolve().parents[1]),
+        ("$PYTHON", sys.prefix),
+        ("$TMP", tempfile.gettempdir()),
+    ):
         if folder:
             for form in {str(folder), str(Path(folder).resolve())}:
                 if len(form) > 1:
@@ -566,19 +599,26 @@ def quota(name: str) -> int:
 
 # ---------------------------------------------------------------- what the page says
 
+
 def describe(identity: Identity) -> str:
     """One paragraph for the top of the page: what this visitor may do here (public mode only)."""
     config = settings()
     if not config.public:
         return ""
     if identity.operator:
-        return ("🔑 **You are this studio's operator.** You see every visitor's runs, can stop, delete or share any "
-                "run (shared runs are visible to every visitor), and reorder the training queue.")
+        return (
+            "🔑 **You are this studio's operator.** You see every visitor's runs, can stop, delete or share any "
+            "run (shared runs are visible to every visitor), and reorder the training queue."
+        )
     if config.oauth:
         who = f"Signed in as **@{identity.username}**." if identity.username else "You are not signed in."
-        return (f"🔒 **Public studio — look around.** {who} You can check data, chat with the shared demo runs in "
-                "**Compare** and vote in their blind tests. Only the Space's owners train here.")
-    return ("🔒 **Public studio.** You can prepare data, train (one run at a time on this machine: runs wait in a "
-            f"queue; at most {quota('STUDIO_QUOTA_ACTIVE_RUNS')} of yours at once) and compare your runs with the "
-            "base model and the shared demo runs. Your datasets and runs are private to this browser: other visitors "
-            "cannot see them, and you cannot see theirs. No remote model code and no server token are used for you.")
+        return (
+            f"🔒 **Public studio — look around.** {who} You can check data, chat with the shared demo runs in "
+            "**Compare** and vote in their blind tests. Only the Space's owners train here."
+        )
+    return (
+        "🔒 **Public studio.** You can prepare data, train (one run at a time on this machine: runs wait in a "
+        f"queue; at most {quota('STUDIO_QUOTA_ACTIVE_RUNS')} of yours at once) and compare your runs with the "
+        "base model and the shared demo runs. Your datasets and runs are private to this browser: other visitors "
+        "cannot see them, and you cannot see theirs. No remote model code and no server token are used for you."
+    )

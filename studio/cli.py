@@ -21,8 +21,11 @@ from studio.ui.shell import launch_kwargs, start_background
 
 EXIT_CODES = (
     (0, "success"),
-    (1, "the command ran and found a problem (lint errors, a failed run, an export that could not be made, "
-        "a bad run id …); the reason and a hint are on stderr"),
+    (
+        1,
+        "the command ran and found a problem (lint errors, a failed run, an export that could not be made, "
+        "a bad run id …); the reason and a hint are on stderr",
+    ),
     (2, "usage error (unknown command or option, missing argument)"),
     (130, "interrupted (Ctrl+C)"),
     (141, "the output pipe closed early (e.g. `| head`); nothing is printed about it"),
@@ -54,8 +57,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     epilog = "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES)
-    parser = argparse.ArgumentParser(prog="python -m studio", description="Fine-Tune Studio, headless.", epilog=epilog,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m studio",
+        description="Fine-Tune Studio, headless.",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = subparsers.add_parser("serve", help="start the web studio (same as python app.py)")

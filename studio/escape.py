@@ -72,8 +72,9 @@ def md_code(text) -> str:
 
 def unmd(text) -> str:
     """The inverse of md(): md() text back to what was escaped (other text is returned as it is)."""
-    return _MD_TOKEN.sub(lambda m: m.group(1) if m.group(1) is not None else _MD_UNENTITY[m.group(0)],
-                         "" if text is None else str(text))
+    return _MD_TOKEN.sub(
+        lambda m: m.group(1) if m.group(1) is not None else _MD_UNENTITY[m.group(0)], "" if text is None else str(text)
+    )
 
 
 def html(text, quote: bool = True) -> str:

@@ -46,24 +46,68 @@ class Limit:
 
 
 LIMITS: dict[str, Limit] = {
-    "upload_mb": Limit("STUDIO_MAX_UPLOAD_MB", 50, 200, "MB",
-                       "largest file accepted: the upload is cut off while it streams in, and files read from disk are checked too"),
-    "decoded_mb": Limit("STUDIO_MAX_DECODED_MB", 256, 4096, "MB",
-                        "most a dataset file may grow to when decompressed (Parquet pages, .gz, .zip), checked before decoding"),
+    "upload_mb": Limit(
+        "STUDIO_MAX_UPLOAD_MB",
+        50,
+        200,
+        "MB",
+        "largest file accepted: the upload is cut off while it streams in, and files read from disk are checked too",
+    ),
+    "decoded_mb": Limit(
+        "STUDIO_MAX_DECODED_MB",
+        256,
+        4096,
+        "MB",
+        "most a dataset file may grow to when decompressed (Parquet pages, .gz, .zip), checked before decoding",
+    ),
     "rows": Limit("STUDIO_MAX_ROWS", 100_000, None, "rows", "most rows one dataset file may hold"),
-    "hub_dataset_mb": Limit("STUDIO_MAX_HUB_DATASET_MB", 100, 2048, "MB",
-                            "largest Hugging Face Hub dataset split downloaded (checked before the download; the files are deleted afterwards)"),
+    "hub_dataset_mb": Limit(
+        "STUDIO_MAX_HUB_DATASET_MB",
+        100,
+        2048,
+        "MB",
+        "largest Hugging Face Hub dataset split downloaded (checked before the download; the files are deleted afterwards)",
+    ),
     "epochs": Limit("STUDIO_MAX_EPOCHS", 10, None, "epochs", "most epochs a run may ask for"),
-    "steps": Limit("STUDIO_MAX_STEPS", 2000, None, "steps", "most optimizer steps a run may take (set or worked out from the epochs)"),
-    "run_minutes": Limit("STUDIO_MAX_RUN_MINUTES", 60, None, "minutes",
-                         "training time of a run (resumes count too); then it stops gracefully with a checkpoint and its adapter"),
+    "steps": Limit(
+        "STUDIO_MAX_STEPS",
+        2000,
+        None,
+        "steps",
+        "most optimizer steps a run may take (set or worked out from the epochs)",
+    ),
+    "run_minutes": Limit(
+        "STUDIO_MAX_RUN_MINUTES",
+        60,
+        None,
+        "minutes",
+        "training time of a run (resumes count too); then it stops gracefully with a checkpoint and its adapter",
+    ),
     "eval_prompts": Limit("STUDIO_MAX_EVAL_PROMPTS", 50, None, "prompts", "most prompts one evaluation may answer"),
-    "new_tokens": Limit("STUDIO_MAX_NEW_TOKENS", 512, None, "tokens", "most new tokens per answer in chat and evaluation"),
-    "upload_cache_hours": Limit("STUDIO_UPLOAD_CACHE_HOURS", 1, 24, "hours",
-                                "uploaded files in Gradio's cache are deleted after this long (and all of them on restart)"),
-    "tokenizers": Limit("STUDIO_TOKENIZER_CACHE", 2, 4, "tokenizers", "tokenizers kept loaded for the Data tab (least recently used dropped)"),
-    "password_attempts": Limit("STUDIO_MAX_PASSWORD_ATTEMPTS", 10, 10, "attempts",
-                               "wrong STUDIO_PASSWORD sign-ins or admin passwords allowed in 15 minutes before attempts pause"),
+    "new_tokens": Limit(
+        "STUDIO_MAX_NEW_TOKENS", 512, None, "tokens", "most new tokens per answer in chat and evaluation"
+    ),
+    "upload_cache_hours": Limit(
+        "STUDIO_UPLOAD_CACHE_HOURS",
+        1,
+        24,
+        "hours",
+        "uploaded files in Gradio's cache are deleted after this long (and all of them on restart)",
+    ),
+    "tokenizers": Limit(
+        "STUDIO_TOKENIZER_CACHE",
+        2,
+        4,
+        "tokenizers",
+        "tokenizers kept loaded for the Data tab (least recently used dropped)",
+    ),
+    "password_attempts": Limit(
+        "STUDIO_MAX_PASSWORD_ATTEMPTS",
+        10,
+        10,
+        "attempts",
+        "wrong STUDIO_PASSWORD sign-ins or admin passwords allowed in 15 minutes before attempts pause",
+    ),
 }
 
 _OFF_WORDS = ("off", "none", "unlimited", "no")
@@ -92,7 +136,10 @@ def value(name: str, env: dict | None = None) -> float | None:
     except ValueError:
         if spec.env not in _warned:
             _warned.add(spec.env)
-            print(f"[studio] {spec.env}={raw!r} is not a positive number or 'off'; using {default(name, env)}", file=sys.stderr)
+            print(
+                f"[studio] {spec.env}={raw!r} is not a positive number or 'off'; using {default(name, env)}",
+                file=sys.stderr,
+            )
         return default(name, env)
 
 
@@ -126,8 +173,10 @@ def check_at_most(name: str, amount: float | None, what: str, hint: str = "", en
     if limit is None or amount is None or amount <= limit:
         return
     spec = LIMITS[name]
-    raise StudioError(f"{what} is {_shown(amount)} {spec.unit}, over this studio's limit of {_shown(limit)} {spec.unit}.",
-                      " ".join(part for part in (hint, raise_hint(name, env)) if part))
+    raise StudioError(
+        f"{what} is {_shown(amount)} {spec.unit}, over this studio's limit of {_shown(limit)} {spec.unit}.",
+        " ".join(part for part in (hint, raise_hint(name, env)) if part),
+    )
 
 
 def delete_cache(env: dict | None = None) -> tuple[int, int] | None:
@@ -174,9 +223,11 @@ class AttemptLimiter:
         if wait:
             minutes = max(1, round(wait / 60))
             spec = LIMITS[self.limit_name]
-            raise StudioError(f"Too many wrong {what} attempts: try again in about {minutes} minute{'s' if minutes != 1 else ''}.",
-                              f"Attempts pause after {whole(self.limit_name)} wrong ones in {self.window_s / 60:.0f} minutes "
-                              f"({spec.env}).")
+            raise StudioError(
+                f"Too many wrong {what} attempts: try again in about {minutes} minute{'s' if minutes != 1 else ''}.",
+                f"Attempts pause after {whole(self.limit_name)} wrong ones in {self.window_s / 60:.0f} minutes "
+                f"({spec.env}).",
+            )
 
     def failed(self, key: str) -> None:
         with self._lock:
@@ -225,6 +276,7 @@ class LRUCache:
 
 def markdown_table(env: dict | None = None) -> str:
     """The README's table of limits (variable, meaning, public default, local default)."""
+
     def shown(number):
         return "no limit" if number is None else _shown(number)
 

@@ -70,14 +70,17 @@ def from_env(env: dict | None = None) -> Access:
                 "STUDIO_AUTH=oauth and STUDIO_PASSWORD are both set: the studio would either ignore the password or "
                 "lock out the Hugging Face sign-in.",
                 "Keep one: unset STUDIO_PASSWORD to let visitors sign in with Hugging Face, or unset STUDIO_AUTH to "
-                "put the whole studio behind the password.")
+                "put the whole studio behind the password.",
+            )
         owners = [name.strip() for name in env.get("STUDIO_OWNERS", "").split(",") if name.strip()]
         if not owners and env.get("SPACE_AUTHOR_NAME"):
             owners = [env["SPACE_AUTHOR_NAME"]]
         return Access("oauth", tuple(owners))
     if auth not in ("", "none", "password"):
-        raise ConfigurationError(f"STUDIO_AUTH={env.get(AUTH_ENV)} is not a known sign-in method.",
-                                 "Use STUDIO_AUTH=oauth (sign in with Hugging Face) or leave it unset.")
+        raise ConfigurationError(
+            f"STUDIO_AUTH={env.get(AUTH_ENV)} is not a known sign-in method.",
+            "Use STUDIO_AUTH=oauth (sign in with Hugging Face) or leave it unset.",
+        )
     if env.get("STUDIO_PASSWORD"):
         return Access("password")
     return Access("open")
@@ -105,23 +108,31 @@ def settings(env: dict | None = None) -> Settings:
     auth = from_env(env)
     mode = env.get(MODE_ENV, "").strip().lower()
     if mode not in ("", "public", "private"):
-        raise ConfigurationError(f"STUDIO_MODE={env.get(MODE_ENV)} is not a mode.",
-                                 "Use STUDIO_MODE=public (visitors isolated) or STUDIO_MODE=private (one trusted user).")
+        raise ConfigurationError(
+            f"STUDIO_MODE={env.get(MODE_ENV)} is not a mode.",
+            "Use STUDIO_MODE=public (visitors isolated) or STUDIO_MODE=private (one trusted user).",
+        )
     if auth.mode == "oauth" and mode == "private":
         raise ConfigurationError(
             "STUDIO_AUTH=oauth (visitors sign in) and STUDIO_MODE=private (one trusted user) contradict each other.",
-            "Unset STUDIO_MODE to run a public Space with Hugging Face sign-in, or unset STUDIO_AUTH.")
+            "Unset STUDIO_MODE to run a public Space with Hugging Face sign-in, or unset STUDIO_AUTH.",
+        )
     if auth.mode == "oauth" and _truthy(env.get("STUDIO_OAUTH_LOCAL")) and not env.get("OAUTH_CLIENT_SECRET"):
         raise ConfigurationError(
             "STUDIO_OAUTH_LOCAL=1 without OAUTH_CLIENT_SECRET: Gradio would sign the sign-in cookie with a key "
             "anyone can compute, so anyone could pose as an owner.",
-            "Set OAUTH_CLIENT_SECRET to a long random string (on a Space with `hf_oauth: true` it is set for you).")
+            "Set OAUTH_CLIENT_SECRET to a long random string (on a Space with `hf_oauth: true` it is set for you).",
+        )
     if mode:
         public = mode == "public"
     else:
         public = bool(env.get("SPACE_ID")) or auth.mode == "oauth"
-    return Settings(public=public, auth=auth, admin_password_set=bool(env.get(ADMIN_ENV)),
-                    allow_remote_code=_truthy(env.get(REMOTE_CODE_ENV)))
+    return Settings(
+        public=public,
+        auth=auth,
+        admin_password_set=bool(env.get(ADMIN_ENV)),
+        allow_remote_code=_truthy(env.get(REMOTE_CODE_ENV)),
+    )
 
 
 def is_public(env: dict | None = None) -> bool:

@@ -95,8 +95,10 @@ class CorruptFile(StudioError):
 
     def __init__(self, path: Path, kept_as: Path | None):
         where = f"kept as {kept_as.name}" if kept_as else "left in place"
-        super().__init__(f"{Path(path).name} in {Path(path).parent.name} was damaged and could not be read ({where}).",
-                         "A fresh one is started from now on; the damaged copy stays next to it for inspection.")
+        super().__init__(
+            f"{Path(path).name} in {Path(path).parent.name} was damaged and could not be read ({where}).",
+            "A fresh one is started from now on; the damaged copy stays next to it for inspection.",
+        )
         self.path = Path(path)
         self.kept_as = kept_as
 

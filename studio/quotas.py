@@ -40,16 +40,24 @@ def check_quota(identity: access.Identity, kind: str, extra_bytes: int = 0) -> N
     used = usage(identity)
     limit_mb = access.quota("STUDIO_QUOTA_MB")
     if kind == "datasets" and used["datasets"] >= access.quota("STUDIO_QUOTA_DATASETS"):
-        raise access.AccessDenied(f"you already keep {used['datasets']} datasets, the most a visitor may keep here.",
-                                  "Train on one you have, or ask the operator for more room (STUDIO_QUOTA_DATASETS).")
+        raise access.AccessDenied(
+            f"you already keep {used['datasets']} datasets, the most a visitor may keep here.",
+            "Train on one you have, or ask the operator for more room (STUDIO_QUOTA_DATASETS).",
+        )
     if kind == "runs":
         if used["active_runs"] >= access.quota("STUDIO_QUOTA_ACTIVE_RUNS"):
-            raise access.AccessDenied(f"you already have {used['active_runs']} runs queued or training, the most a visitor "
-                                      "may have at once.", "Wait for one to finish, or cancel one.")
+            raise access.AccessDenied(
+                f"you already have {used['active_runs']} runs queued or training, the most a visitor may have at once.",
+                "Wait for one to finish, or cancel one.",
+            )
         if used["runs"] >= access.quota("STUDIO_QUOTA_RUNS"):
-            raise access.AccessDenied(f"you already keep {used['runs']} runs, the most a visitor may keep here.",
-                                      "Delete a run you no longer need, then start again.")
+            raise access.AccessDenied(
+                f"you already keep {used['runs']} runs, the most a visitor may keep here.",
+                "Delete a run you no longer need, then start again.",
+            )
     if used["bytes"] + extra_bytes > limit_mb * 1024**2:
-        raise access.AccessDenied(f"this would take your disk use past {limit_mb:,} MB, a visitor's share here "
-                                  f"(you use {used['bytes'] / 1024**2:,.0f} MB).",
-                                  "Delete runs or datasets you no longer need (merged models are the largest).")
+        raise access.AccessDenied(
+            f"this would take your disk use past {limit_mb:,} MB, a visitor's share here "
+            f"(you use {used['bytes'] / 1024**2:,.0f} MB).",
+            "Delete runs or datasets you no longer need (merged models are the largest).",
+        )

@@ -38,6 +38,7 @@ def test_zero_gpu_switch_wraps_only_on_zero_gpu(monkeypatch):
         def wrap(function):
             calls.append(duration)
             return lambda *a, **k: ("on-gpu", function(*a, **k))
+
         return wrap
 
     fake_spaces.GPU = gpu
@@ -56,8 +57,6 @@ def test_zero_gpu_switch_wraps_only_on_zero_gpu(monkeypatch):
 
 import pytest
 
-from studio.errors import StudioError
-
 
 def test_public_mode_turns_on_by_itself_on_a_space_unless_private():
     assert not access.settings({}).public
@@ -67,12 +66,15 @@ def test_public_mode_turns_on_by_itself_on_a_space_unless_private():
     assert access.settings({"STUDIO_AUTH": "oauth"}).public  # sign-in means visitors
 
 
-@pytest.mark.parametrize("env, words", [
-    ({"STUDIO_AUTH": "oauth", "STUDIO_PASSWORD": "x"}, "STUDIO_PASSWORD"),
-    ({"STUDIO_AUTH": "oauth", "STUDIO_MODE": "private"}, "STUDIO_MODE=private"),
-    ({"STUDIO_MODE": "open-to-all"}, "not a mode"),
-    ({"STUDIO_AUTH": "github"}, "not a known sign-in"),
-])
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({"STUDIO_AUTH": "oauth", "STUDIO_PASSWORD": "x"}, "STUDIO_PASSWORD"),
+        ({"STUDIO_AUTH": "oauth", "STUDIO_MODE": "private"}, "STUDIO_MODE=private"),
+        ({"STUDIO_MODE": "open-to-all"}, "not a mode"),
+        ({"STUDIO_AUTH": "github"}, "not a known sign-in"),
+    ],
+)
 def test_contradictory_or_unknown_settings_refuse_with_a_clear_message(env, words):
     with pytest.raises(access.ConfigurationError) as refused:
         access.settings(env)

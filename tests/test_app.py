@@ -111,8 +111,10 @@ def test_zero_gpu_space_generates_inside_spaces_gpu(monkeypatch):
         def wrap(function):
             def on_gpu(*args, **kwargs):
                 return function(*args, **kwargs)
+
             wrapped[on_gpu] = (function.__name__, duration)
             return on_gpu
+
         return wrap
 
     fake_spaces.GPU = gpu

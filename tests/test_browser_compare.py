@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-_factory_spec = importlib.util.spec_from_file_location("compare_run_factory", Path(__file__).parent / "compare" / "conftest.py")
+_factory_spec = importlib.util.spec_from_file_location(
+    "compare_run_factory", Path(__file__).parent / "compare" / "conftest.py"
+)
 factory = importlib.util.module_from_spec(_factory_spec)
 _factory_spec.loader.exec_module(factory)
 
@@ -50,7 +52,8 @@ def test_compare_side_by_side_in_the_browser(browser_run, page, output_dir):
     page.click("#compare-send")
     page.wait_for_function(
         "['#compare-base-stats', '#compare-tuned-stats'].every(s => /tokens\\/s.*(done|max tokens)/.test(document.querySelector(s).innerText))",
-        timeout=120_000)
+        timeout=120_000,
+    )
     base_text = page.inner_text("#compare-base-chat")
     tuned_text = page.inner_text("#compare-tuned-chat")
     for text in (base_text, tuned_text):

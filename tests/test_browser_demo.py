@@ -67,15 +67,21 @@ def test_first_run_demo_on_the_bundled_model_shows_the_style(page, bundled_model
     page.click("#compare-send")
     page.wait_for_function(
         "['#compare-base-stats', '#compare-tuned-stats'].every(s => /tokens\\/s.*(done|max tokens)/"
-        ".test(document.querySelector(s).innerText))", timeout=300_000)
+        ".test(document.querySelector(s).innerText))",
+        timeout=300_000,
+    )
     assert "Ahoy!" in page.inner_text("#compare-tuned-chat") and "Ahoy!" not in page.inner_text("#compare-base-chat")
     page.screenshot(path=str(output_dir / "demo-4-compare.png"), full_page=True)
 
     base_opening, tuned_opening, prompts = _style_counts(summary, "start with")
     base_signature, tuned_signature, _ = _style_counts(summary, "end with")
     timing["total"] = round(time.monotonic() - started, 1)
-    figures = {"seconds": timing, "prompts": prompts, "opening": [base_opening, tuned_opening],
-               "signature": [base_signature, tuned_signature]}
+    figures = {
+        "seconds": timing,
+        "prompts": prompts,
+        "opening": [base_opening, tuned_opening],
+        "signature": [base_signature, tuned_signature],
+    }
     (output_dir / "demo-timing.json").write_text(json.dumps(figures, indent=2))
     print(f"\nfirst-run demo: {json.dumps(figures)}")
 

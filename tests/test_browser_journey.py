@@ -13,8 +13,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def _until(page, condition: str, timeout: float = 120_000) -> None:
-    page.wait_for_function("() => { const text = (s) => document.querySelector(s)?.innerText || ''; return "
-                           + condition + "; }", timeout=timeout)
+    page.wait_for_function(
+        "() => { const text = (s) => document.querySelector(s)?.innerText || ''; return " + condition + "; }",
+        timeout=timeout,
+    )
 
 
 def _selected_tab(page) -> str:
@@ -96,7 +98,9 @@ def test_first_run_path_reload_and_second_browser(browser, app_url, page, tiny_m
     page.click("#compare-send")
     page.wait_for_function(
         "['#compare-base-stats', '#compare-tuned-stats'].every(s => /tokens\\/s.*(done|max tokens)/"
-        ".test(document.querySelector(s).innerText))", timeout=180_000)
+        ".test(document.querySelector(s).innerText))",
+        timeout=180_000,
+    )
     base, tuned = page.inner_text("#compare-base-chat"), page.inner_text("#compare-tuned-chat")
     assert base.strip() and tuned.strip() and base != tuned
     page.locator("#compare-eval-n input").fill("5")
@@ -107,8 +111,11 @@ def test_first_run_path_reload_and_second_browser(browser, app_url, page, tiny_m
     # The tiny random model learns too little in two minutes to pick up "Ahoy!" (the bundled model
     # does: test_browser_demo.py); what it must show is that the adapter fits held-out answers better —
     # and that 5 prompts are too few for the verdict to call it better.
-    match = re.search(r"Loss on the reference answers \(lower is better\): ([\d.]+) → ([\d.]+) over (\d+) prompt\(s\); "
-                      r"tuned better on (\d+)", verdict)
+    match = re.search(
+        r"Loss on the reference answers \(lower is better\): ([\d.]+) → ([\d.]+) over (\d+) prompt\(s\); "
+        r"tuned better on (\d+)",
+        verdict,
+    )
     assert match, verdict
     base_loss, tuned_loss, prompts, improved = float(match[1]), float(match[2]), int(match[3]), int(match[4])
     assert prompts == 5 and improved >= 3 and tuned_loss < base_loss, verdict

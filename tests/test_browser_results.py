@@ -14,7 +14,9 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-_factory_spec = importlib.util.spec_from_file_location("compare_run_factory", Path(__file__).parent / "compare" / "conftest.py")
+_factory_spec = importlib.util.spec_from_file_location(
+    "compare_run_factory", Path(__file__).parent / "compare" / "conftest.py"
+)
 factory = importlib.util.module_from_spec(_factory_spec)
 _factory_spec.loader.exec_module(factory)
 
@@ -23,8 +25,10 @@ DISAGREE_ID = "results-disagree"
 
 
 def _until(page, condition: str, timeout: float = 120_000) -> None:
-    page.wait_for_function("() => { const text = (s) => document.querySelector(s)?.innerText || ''; return "
-                           + condition + "; }", timeout=timeout)
+    page.wait_for_function(
+        "() => { const text = (s) => document.querySelector(s)?.innerText || ''; return " + condition + "; }",
+        timeout=timeout,
+    )
 
 
 def _visible(page, selector: str) -> bool:
@@ -73,17 +77,46 @@ def test_the_verdict_when_loss_improves_but_overlap_and_votes_fall(blind_run, pa
     # prefer the base, and two tuned answers loop.
     rows = []
     for i in range(14):
-        rows.append({"prompt": f"Question {i}?", "messages": [{"role": "user", "content": f"Question {i}?"}],
-                     "reference": f"Reference answer {i}.", "base": f"A plain base answer to question {i}.",
-                     "tuned": ("a fleeting moment of beauty, " * 8) if i < 2 else f"The tuned answer {i}.",
-                     "base_loss": 2.0 + 0.01 * i, "tuned_loss": 1.4 + 0.01 * i,
-                     "base_rouge_l": 0.35 + 0.005 * i, "tuned_rouge_l": 0.30 + 0.004 * i,
-                     "base_chrf": 0.32 + 0.005 * i, "tuned_chrf": 0.29 + 0.004 * i})
-    result = {"run_id": DISAGREE_ID, "source": "validation split", "created_at": 1234.5, "seconds": 9.0,
-              "settings": {"decoding": "sampling", "temperature": 0.7, "top_p": 0.9, "repetition_penalty": 1.1,
-                           "seed": 0, "max_new_tokens": 64, "source": "studio defaults"},
-              "rows": rows, "summary": {"prompts": 14, "with_reference": 14, "base_loss": 2.065, "tuned_loss": 1.465,
-                                        "base_perplexity": 7.9, "tuned_perplexity": 4.3, "improved": 14}}
+        rows.append(
+            {
+                "prompt": f"Question {i}?",
+                "messages": [{"role": "user", "content": f"Question {i}?"}],
+                "reference": f"Reference answer {i}.",
+                "base": f"A plain base answer to question {i}.",
+                "tuned": ("a fleeting moment of beauty, " * 8) if i < 2 else f"The tuned answer {i}.",
+                "base_loss": 2.0 + 0.01 * i,
+                "tuned_loss": 1.4 + 0.01 * i,
+                "base_rouge_l": 0.35 + 0.005 * i,
+                "tuned_rouge_l": 0.30 + 0.004 * i,
+                "base_chrf": 0.32 + 0.005 * i,
+                "tuned_chrf": 0.29 + 0.004 * i,
+            }
+        )
+    result = {
+        "run_id": DISAGREE_ID,
+        "source": "validation split",
+        "created_at": 1234.5,
+        "seconds": 9.0,
+        "settings": {
+            "decoding": "sampling",
+            "temperature": 0.7,
+            "top_p": 0.9,
+            "repetition_penalty": 1.1,
+            "seed": 0,
+            "max_new_tokens": 64,
+            "source": "studio defaults",
+        },
+        "rows": rows,
+        "summary": {
+            "prompts": 14,
+            "with_reference": 14,
+            "base_loss": 2.065,
+            "tuned_loss": 1.465,
+            "base_perplexity": 7.9,
+            "tuned_perplexity": 4.3,
+            "improved": 14,
+        },
+    }
     (copy / "compare").mkdir(exist_ok=True)
     (copy / "compare" / "eval.json").write_text(json.dumps(result))
     info = runs.load_run(str(copy))
@@ -99,7 +132,9 @@ def test_the_verdict_when_loss_improves_but_overlap_and_votes_fall(blind_run, pa
     verdict = page.inner_text("#compare-verdict")
     assert "Better:" not in verdict
     assert "the measures disagree" in verdict and "the loss clearly improved" in verdict
-    assert re.search(r"ROUGE-L word overlap \(higher is better\): 0\.38\d → 0\.32\d over 14 prompt\(s\)", verdict), verdict
+    assert re.search(r"ROUGE-L word overlap \(higher is better\): 0\.38\d → 0\.32\d over 14 prompt\(s\)", verdict), (
+        verdict
+    )
     assert "Blind voters preferred the base: tuned won 2 of 12 decisive votes (clearly)" in verdict
     assert "2 tuned answer(s) repeat themselves (prompt 1, 2)" in verdict
     assert "95 % interval" in verdict and "14 prompt(s) scored" in verdict
@@ -138,8 +173,10 @@ def test_blind_ab_with_two_voters_and_a_second_browser(blind_run, page, browser,
     page.click("#compare-eval-run")
     # Progress shows once (on the verdict), not over the plot and the table as well.
     _until(page, "document.body.innerText.includes('of 4:')", timeout=60_000)
-    shown = page.evaluate("() => [...document.querySelectorAll('#compare-labelled *')].filter(e => e.children.length === 0"
-                          " && e.textContent.includes('of 4:') && e.offsetParent !== null).length")
+    shown = page.evaluate(
+        "() => [...document.querySelectorAll('#compare-labelled *')].filter(e => e.children.length === 0"
+        " && e.textContent.includes('of 4:') && e.offsetParent !== null).length"
+    )
     page.screenshot(path=str(output_dir / "results-evaluation-running.png"), full_page=False)
     assert shown == 1, shown
     _until(page, "text('#compare-verdict').includes('Inconclusive')", timeout=300_000)
@@ -166,10 +203,14 @@ def test_blind_ab_with_two_voters_and_a_second_browser(blind_run, page, browser,
     page.click("#compare-ab-reveal")
     _until(page, "text('#compare-ab-prompt').includes('Ballot closed')")
     # Gradio's table is virtual (rows render as they scroll into view): its grid's row count, header included.
-    rows_shown = "Number(document.querySelector('#compare-ab-reveal-table [role=grid]')?.getAttribute('aria-rowcount')) - 1"
+    rows_shown = (
+        "Number(document.querySelector('#compare-ab-reveal-table [role=grid]')?.getAttribute('aria-rowcount')) - 1"
+    )
     _until(page, f"{rows_shown} === 2", timeout=30_000)
     assert page.locator("#compare-vote-a").is_disabled() and page.locator("#compare-vote-b").is_disabled()
-    assert "95 % interval" in page.inner_text("#compare-ab-tally") or "only ties" in page.inner_text("#compare-ab-tally")
+    assert "95 % interval" in page.inner_text("#compare-ab-tally") or "only ties" in page.inner_text(
+        "#compare-ab-tally"
+    )
     page.screenshot(path=str(output_dir / "results-blind-revealed.png"), full_page=True)
 
     # Voter 2 at the same screen.
@@ -194,7 +235,10 @@ def test_blind_ab_with_two_voters_and_a_second_browser(blind_run, page, browser,
         second.click("#compare-ab-start")
         _until(second, "text('#compare-ab-voter').includes('Voter 3') && text('#compare-ab-voter').includes('0 of 4')")
         for text in labelled:
-            assert not _visible(second, "#compare-labelled") or text not in second.locator("#compare-labelled").inner_text()
+            assert (
+                not _visible(second, "#compare-labelled")
+                or text not in second.locator("#compare-labelled").inner_text()
+            )
         second.screenshot(path=str(output_dir / "results-blind-second-browser.png"), full_page=False)
     finally:
         other.close()
@@ -210,9 +254,13 @@ def test_blind_ab_with_two_voters_and_a_second_browser(blind_run, page, browser,
 def test_a_question_answer_csv_is_mapped_fixed_and_trained(page, tiny_model_dir, output_dir, tmp_path):
     tiny = str(tiny_model_dir)
     table = tmp_path / "support-faq.csv"
-    table.write_text("question,answer\n" + "".join(
-        f'"How do I reset the password of account {i}?","Ahoy! Open settings for account {i} and press reset. — Captain Byte"\n'
-        for i in range(40)))
+    table.write_text(
+        "question,answer\n"
+        + "".join(
+            f'"How do I reset the password of account {i}?","Ahoy! Open settings for account {i} and press reset. — Captain Byte"\n'
+            for i in range(40)
+        )
+    )
     page.get_by_role("tab", name="Data").click()
     model = page.locator("#data-model input")
     model.fill(tiny)
@@ -255,9 +303,15 @@ def test_a_question_answer_csv_is_mapped_fixed_and_trained(page, tiny_model_dir,
 
 def test_a_dismissed_finding_no_longer_blocks(page, tiny_model_dir, output_dir, tmp_path):
     data = tmp_path / "gallery.jsonl"
-    rows = [{"messages": [{"role": "user", "content": f"Tell me about painting number {i} in the gallery."},
-                          {"role": "assistant", "content": f"Painting {i} hangs in room {i % 5}; it shows a harbour at dawn."}]}
-            for i in range(24)]
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"Tell me about painting number {i} in the gallery."},
+                {"role": "assistant", "content": f"Painting {i} hangs in room {i % 5}; it shows a harbour at dawn."},
+            ]
+        }
+        for i in range(24)
+    ]
     rows[7]["messages"][1]["content"] = "Use the test key AKIAIOSFODNN7EXAMPLE from the docs."
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
     page.get_by_role("tab", name="Data").click()
@@ -271,7 +325,9 @@ def test_a_dismissed_finding_no_longer_blocks(page, tiny_model_dir, output_dir, 
     page.locator("#data-findings [role=gridcell]", has_text="PII-SECRET").first.click()
     page.get_by_text("Dismiss a finding that is wrong for this data").click()
     _until(page, "document.querySelector('#data-dismiss-row input')?.value === '8'")
-    page.locator("#data-dismiss-reason textarea, #data-dismiss-reason input").first.fill("AWS's documented example key, not a real secret")
+    page.locator("#data-dismiss-reason textarea, #data-dismiss-reason input").first.fill(
+        "AWS's documented example key, not a real secret"
+    )
     page.click("#data-dismiss-btn")
     page.wait_for_selector("#data-verdict [data-verdict=ready], #data-verdict [data-verdict=warnings]")
     assert "AWS's documented example key" in page.inner_text("#data-dismissed")

@@ -14,23 +14,43 @@ def _write_dataset(model_ref: str):
     folder = paths.datasets_dir() / f"browser-pirates-{paths.new_id()}"
     folder.mkdir(parents=True)
     answers = ["Ahoy! Paris be the capital of France. — Captain Byte", "Ahoy! Two and two be four. — Captain Byte"]
-    rows = [json.dumps({"messages": [{"role": "user", "content": f"Question number {i}?"},
-                                     {"role": "assistant", "content": answers[i % 2]}]}) for i in range(60)]
+    rows = [
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "user", "content": f"Question number {i}?"},
+                    {"role": "assistant", "content": answers[i % 2]},
+                ]
+            }
+        )
+        for i in range(60)
+    ]
     (folder / "train.jsonl").write_text("\n".join(rows[:50]) + "\n")
     (folder / "validation.jsonl").write_text("\n".join(rows[50:]) + "\n")
-    manifest = {"id": folder.name, "name": "browser pirates", "created_at": "2030-01-01T00:00:00+00:00",
-                "counts": {"train": 50, "validation": 10, "rejected": 0}, "findings_summary": {},
-                "stats": {"model": model_ref, "max_length": 512, "rows": 60,
-                          "tokens": {"total": 1800, "trainable": 900, "p50": 30, "p95": 34, "p99": 36, "max": 38},
-                          "suggested_max_length": 64}}
+    manifest = {
+        "id": folder.name,
+        "name": "browser pirates",
+        "created_at": "2030-01-01T00:00:00+00:00",
+        "counts": {"train": 50, "validation": 10, "rejected": 0},
+        "findings_summary": {},
+        "stats": {
+            "model": model_ref,
+            "max_length": 512,
+            "rows": 60,
+            "tokens": {"total": 1800, "trainable": 900, "p50": 30, "p95": 34, "p99": 36, "max": 38},
+            "suggested_max_length": 64,
+        },
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 
 
 def _until(page, condition: str, timeout: float = 60_000) -> None:
     """Wait for a JS condition over text(selector); elements of hidden panels may not exist yet."""
-    page.wait_for_function("() => { const text = (s) => document.querySelector(s)?.innerText || ''; return "
-                           + condition + "; }", timeout=timeout)
+    page.wait_for_function(
+        "() => { const text = (s) => document.querySelector(s)?.innerText || ''; return " + condition + "; }",
+        timeout=timeout,
+    )
 
 
 def test_start_watch_and_stop_a_run(page, tiny_model_dir, output_dir):
@@ -59,16 +79,14 @@ def test_start_watch_and_stop_a_run(page, tiny_model_dir, output_dir):
 
     page.locator("#train-start").click()
     anyway = page.locator("#train-start-anyway")
-    _until(page, "text('#train-start-message').includes('Started')"
-        " || text('#train-start-message').includes('anyway')")
+    _until(page, "text('#train-start-message').includes('Started') || text('#train-start-message').includes('anyway')")
     if anyway.is_visible():
         anyway.click()
     _until(page, "text('#train-start-message').includes('Started')")
 
     # Progress appears, then the loss chart with its traces.
     _until(page, "/running/.test(text('#train-progress'))", timeout=180_000)
-    _until(page, "text('#train-loss-plot').includes('train loss (smoothed)')",
-                           timeout=180_000)
+    _until(page, "text('#train-loss-plot').includes('train loss (smoothed)')", timeout=180_000)
     progress = page.inner_text("#train-progress")
     assert re.search(r"step \d+ / 2000", progress), progress
     assert "browser run" in page.inner_text("#train-run-header")

@@ -7,7 +7,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_cli(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "studio", *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "studio", *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout
+    )
 
 
 def test_help_lists_commands():
@@ -52,8 +54,9 @@ def test_version_and_exit_codes_in_help():
 
 
 def test_a_closed_output_pipe_ends_quietly():
-    process = subprocess.Popen([sys.executable, "-m", "studio", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               cwd=ROOT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "studio", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
+    )
     process.stdout.close()  # the reader is gone before the command writes, as with `| head` that already exited
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 141 and stderr == b""
@@ -63,6 +66,12 @@ def test_runs_json_is_one_array_even_when_empty(tmp_path):
     import os
 
     env = {**os.environ, "STUDIO_HOME": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "studio", "runs", "--json"], capture_output=True, text=True, cwd=ROOT,
-                            env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "studio", "runs", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 0 and json.loads(result.stdout) == []

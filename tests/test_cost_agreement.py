@@ -43,11 +43,23 @@ def saved_dataset(folder: Path) -> Path:
     row = {"messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Ahoy! Hello."}]}
     (folder / "train.jsonl").write_text((json.dumps(row) + "\n") * 270)
     (folder / "validation.jsonl").write_text((json.dumps(row) + "\n") * 30)
-    stats = {"model": "bundled:SmolLM2-135M-Instruct", "max_length": 576, "rows": 270,
-             "tokens": {"total": 48_269, "trainable": 31_975, "p50": 145, "p95": 394, "p99": 678, "max": 760},
-             "suggested_max_length": 576}
-    (folder / "manifest.json").write_text(json.dumps({"id": folder.name, "name": "alpaca-like", "stats": stats,
-                                                      "counts": {"train": 270, "validation": 30, "rejected": 0}}))
+    stats = {
+        "model": "bundled:SmolLM2-135M-Instruct",
+        "max_length": 576,
+        "rows": 270,
+        "tokens": {"total": 48_269, "trainable": 31_975, "p50": 145, "p95": 394, "p99": 678, "max": 760},
+        "suggested_max_length": 576,
+    }
+    (folder / "manifest.json").write_text(
+        json.dumps(
+            {
+                "id": folder.name,
+                "name": "alpaca-like",
+                "stats": stats,
+                "counts": {"train": 270, "validation": 30, "rejected": 0},
+            }
+        )
+    )
     return folder
 
 
@@ -55,13 +67,27 @@ def test_decide_and_preflight_give_the_same_numbers_for_the_same_run(tmp_path, m
     folder = saved_dataset(tmp_path / "alpaca")
     manifest = json.loads((folder / "manifest.json").read_text())
     config = RunConfig(dataset=str(folder), epochs=2, batch_size=8, max_length=576)
-    report = preflight.run_preflight(config, hardware=Hardware(kind="cpu", cpu_cores=2, ram_gb=24), runs=[],
-                                     check_busy=False, cpu_gflops=PEAK_GFLOPS, available_gib=20.0)
+    report = preflight.run_preflight(
+        config,
+        hardware=Hardware(kind="cpu", cpu_cores=2, ram_gb=24),
+        runs=[],
+        check_busy=False,
+        cpu_gflops=PEAK_GFLOPS,
+        available_gib=20.0,
+    )
     # The Decide tab on "this machine" at the same peak, with the dataset the Data tab handed over.
-    monkeypatch.setattr(est, "measure_this_machine",
-                        lambda dtype=None: cost.this_machine(dtype, peak_tflops=PEAK_GFLOPS / 1000))
-    inputs = plan.PlanInputs(model="SmolLM2-135M", hardware=est.THIS_MACHINE, technique="lora", epochs=2,
-                             batch_size=8, lora_r=8, include_this_machine=False)
+    monkeypatch.setattr(
+        est, "measure_this_machine", lambda dtype=None: cost.this_machine(dtype, peak_tflops=PEAK_GFLOPS / 1000)
+    )
+    inputs = plan.PlanInputs(
+        model="SmolLM2-135M",
+        hardware=est.THIS_MACHINE,
+        technique="lora",
+        epochs=2,
+        batch_size=8,
+        lora_r=8,
+        include_this_machine=False,
+    )
     decided = plan.compute(inputs, {}, manifest["stats"], "alpaca-like", manifest["counts"])
     assert decided.max_length == 576  # the data's suggested max length, as the Train form gets it
     run = decided.estimate.run
@@ -90,10 +116,32 @@ def test_estimate_and_train_dry_run_agree(tmp_path, monkeypatch, capsys, cpu_pre
     # Free memory fixed as in the test above: with less, the dry run would (rightly) fit other settings.
     monkeypatch.setattr(preflight, "available_ram_gib", lambda: 20.0)
     folder = saved_dataset(home / "datasets" / "alpaca")
-    common = ["--data", str(folder), "--epochs", "2", "--batch-size", "8", "--max-length", "576",
-              "--cpu-gflops", str(PEAK_GFLOPS), "--json"]
-    estimate = studio(capsys, "estimate", "--model", "bundled", "--technique", "lora", "--gpu", "this-machine",
-                      "--lora-r", "8", *common)
+    common = [
+        "--data",
+        str(folder),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--max-length",
+        "576",
+        "--cpu-gflops",
+        str(PEAK_GFLOPS),
+        "--json",
+    ]
+    estimate = studio(
+        capsys,
+        "estimate",
+        "--model",
+        "bundled",
+        "--technique",
+        "lora",
+        "--gpu",
+        "this-machine",
+        "--lora-r",
+        "8",
+        *common,
+    )
     preview = studio(capsys, "train", "--model", "bundled:SmolLM2-135M-Instruct", "--dry-run", *common)
     assert not preview["adjustments"] and preview["memory_available_gib"] == 20.0
     assert estimate["dtype"] == cpu_precision

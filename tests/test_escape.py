@@ -19,12 +19,33 @@ from studio import escape
 
 # A name-sized payload (dataset names are cut at 80 characters) and a longer one for rows and model outputs.
 NAME = "![x](http://e.vil/p) <img src=x onerror=alert(1)> [l](javascript:a) `c` | p"
-TEXT = ("![x](http://evil.example/px.png) <img src=x onerror=alert(1)> [link](javascript:alert(1)) `code` ``more`` "
-        "a | b | c <script>alert(1)</script> www.evil.example https://evil.example/a <http://evil.example> "
-        "a@evil.example **bold** _it_ ~~gone~~ &lt;b&gt; \\[not\\]")
+TEXT = (
+    "![x](http://evil.example/px.png) <img src=x onerror=alert(1)> [link](javascript:alert(1)) `code` ``more`` "
+    "a | b | c <script>alert(1)</script> www.evil.example https://evil.example/a <http://evil.example> "
+    "a@evil.example **bold** _it_ ~~gone~~ &lt;b&gt; \\[not\\]"
+)
 BLOCK = "# heading\n- item\n1. one\n> quote\n---\n" + TEXT  # line-start syntax too, where newlines are kept
-DANGEROUS_TAGS = {"img", "a", "script", "iframe", "object", "embed", "form", "input", "link", "meta", "base", "video",
-                  "audio", "source", "image", "frame", "button", "textarea", "select"}
+DANGEROUS_TAGS = {
+    "img",
+    "a",
+    "script",
+    "iframe",
+    "object",
+    "embed",
+    "form",
+    "input",
+    "link",
+    "meta",
+    "base",
+    "video",
+    "audio",
+    "source",
+    "image",
+    "frame",
+    "button",
+    "textarea",
+    "select",
+}
 
 
 class _Inspector(HTMLParser):
@@ -111,7 +132,9 @@ def test_the_payloads_are_active_when_not_escaped():
     assert "b | c" not in "".join(cut.text) and cut.tables == [[1, 1]]
 
 
-@pytest.mark.parametrize("payload", [TEXT, BLOCK, NAME, "", "plain words", "tab\there", "snake_case_name", "50% off; 3/4"])
+@pytest.mark.parametrize(
+    "payload", [TEXT, BLOCK, NAME, "", "plain words", "tab\there", "snake_case_name", "50% off; 3/4"]
+)
 def test_md_renders_literally_and_round_trips(payload):
     assert_literal_markdown(escape.md(payload), payload)
     assert_literal_markdown(escape.md_inline(payload), _squash(payload))
@@ -138,18 +161,44 @@ def _manifest_folder(folder: Path, name: str, source_name: str = "chat.jsonl") -
     row = {"messages": [{"role": "user", "content": TEXT}, {"role": "assistant", "content": TEXT}]}
     (folder / "train.jsonl").write_text(json.dumps(row) + "\n")
     (folder / "validation.jsonl").write_text(json.dumps(row) + "\n")
-    (folder / "manifest.json").write_text(json.dumps({"id": folder.name, "name": name, "source_name": source_name,
-                                                      "counts": {"train": 1, "validation": 1, "rejected": 0},
-                                                      "stats": {}, "format": "messages"}))
+    (folder / "manifest.json").write_text(
+        json.dumps(
+            {
+                "id": folder.name,
+                "name": name,
+                "source_name": source_name,
+                "counts": {"train": 1, "validation": 1, "rejected": 0},
+                "stats": {},
+                "format": "messages",
+            }
+        )
+    )
     return folder
 
 
 def _evaluation() -> dict:
-    row = {"prompt": TEXT, "messages": [{"role": "user", "content": TEXT}], "reference": TEXT, "base": TEXT,
-           "tuned": TEXT, "base_loss": 2.0, "tuned_loss": 1.0, "base_rouge_l": 0.1, "tuned_rouge_l": 0.2}
-    summary = {"prompts": 1, "with_reference": 1, "base_loss": 2.0, "tuned_loss": 1.0, "base_perplexity": 7.4,
-               "tuned_perplexity": 2.7, "improved": 1, "style_marker": {"prefix": NAME, "suffix": NAME},
-               "style_parts": {"prefix": {"base": 0, "tuned": 1}}}
+    row = {
+        "prompt": TEXT,
+        "messages": [{"role": "user", "content": TEXT}],
+        "reference": TEXT,
+        "base": TEXT,
+        "tuned": TEXT,
+        "base_loss": 2.0,
+        "tuned_loss": 1.0,
+        "base_rouge_l": 0.1,
+        "tuned_rouge_l": 0.2,
+    }
+    summary = {
+        "prompts": 1,
+        "with_reference": 1,
+        "base_loss": 2.0,
+        "tuned_loss": 1.0,
+        "base_perplexity": 7.4,
+        "tuned_perplexity": 2.7,
+        "improved": 1,
+        "style_marker": {"prefix": NAME, "suffix": NAME},
+        "style_parts": {"prefix": {"base": 0, "tuned": 1}},
+    }
     return {"created_at": 1.0, "source": NAME, "settings": {"max_new_tokens": 16}, "rows": [row], "summary": summary}
 
 
@@ -161,8 +210,14 @@ def test_compare_report_html_and_markdown(tmp_path):
     manifest = json.loads((dataset / "manifest.json").read_text())
     manifest["dismissals"] = [{"rule": "PII-EMAIL", "row": None, "reason": TEXT, "created_at": ""}]
     (dataset / "manifest.json").write_text(json.dumps(manifest))
-    run = RunInfo(run_id="run-x", dir=tmp_path / "run", adapter_dir=tmp_path / "run" / "adapter", base_ref=NAME,
-                  config={"name": NAME, "dataset": str(dataset), "model": NAME, "epochs": 1}, status={"status": "completed"})
+    run = RunInfo(
+        run_id="run-x",
+        dir=tmp_path / "run",
+        adapter_dir=tmp_path / "run" / "adapter",
+        base_ref=NAME,
+        config={"name": NAME, "dataset": str(dataset), "model": NAME, "epochs": 1},
+        status={"status": "completed"},
+    )
     ballot = {"items": [{"index": 0, "tuned_is": "A"}], "votes": {"0": "A"}, "label": NAME}
     page, markdown = report.build(run, _evaluation(), [ballot, {**ballot, "label": "Voter 2"}])
     assert_literal_html(page, TEXT, NAME, allowed_tags={"meta"})
@@ -175,9 +230,17 @@ def test_train_tab_header_status_and_messages(tmp_path):
     from studio.ui import train_tab
 
     dataset = _manifest_folder(tmp_path / "data", NAME)
-    record = RunRecord("run-abcd", tmp_path / "run", {"name": NAME, "model": NAME, "dataset": str(dataset)},
-                       {"status": "failed", "error": {"message": TEXT, "hint": NAME}, "notes": [TEXT],
-                        "started_at": "2026-01-01T00:00:00"})
+    record = RunRecord(
+        "run-abcd",
+        tmp_path / "run",
+        {"name": NAME, "model": NAME, "dataset": str(dataset)},
+        {
+            "status": "failed",
+            "error": {"message": TEXT, "hint": NAME},
+            "notes": [TEXT],
+            "started_at": "2026-01-01T00:00:00",
+        },
+    )
     (tmp_path / "run").mkdir()
     assert_literal_markdown(train_tab._run_header(record, None), NAME)
     assert_literal_markdown(train_tab._status_markdown(record, [], None), _squash(TEXT), NAME)
@@ -193,7 +256,9 @@ def test_error_messages_quote_names_literally():
     from studio.errors import StudioError
     from studio.ui.shared import message_markdown
 
-    assert_literal_markdown(message_markdown(StudioError(f"No run called '{TEXT}' was found.", NAME)), _squash(TEXT), NAME)
+    assert_literal_markdown(
+        message_markdown(StudioError(f"No run called '{TEXT}' was found.", NAME)), _squash(TEXT), NAME
+    )
     assert_literal_markdown(message_markdown(ValueError(TEXT)), _squash(TEXT))
 
 
@@ -202,12 +267,19 @@ def test_data_tab_renders_file_names_rows_and_lint_messages(tmp_path, tiny_model
     from studio.ui import data_tab
 
     upload = tmp_path / "upload.jsonl"
-    topics = ["apples ripen late in the cool northern orchards", "the night train leaves platform four at nine",
-              "bees carry pollen between the clover fields daily", "old maps show rivers that have since moved east",
-              "a copper kettle whistles louder than a steel one", "winter storms close the mountain pass for weeks"]
+    topics = [
+        "apples ripen late in the cool northern orchards",
+        "the night train leaves platform four at nine",
+        "bees carry pollen between the clover fields daily",
+        "old maps show rivers that have since moved east",
+        "a copper kettle whistles louder than a steel one",
+        "winter storms close the mountain pass for weeks",
+    ]
     # Varied rows (rows differing only by a number are near-duplicates, and then no split is possible).
-    rows = [{"messages": [{"role": "user", "content": f"{TEXT} {topic}"}, {"role": "assistant", "content": TEXT}]}
-            for topic in topics]
+    rows = [
+        {"messages": [{"role": "user", "content": f"{TEXT} {topic}"}, {"role": "assistant", "content": TEXT}]}
+        for topic in topics
+    ]
     upload.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{broken line " + TEXT + "\n")
     source = {"kind": "upload", "path": str(upload), "name": NAME}
     state, stats, _ = data_tab.lint_source(source, str(tiny_model_dir), 0, 8)
@@ -225,16 +297,18 @@ def test_data_tab_renders_file_names_rows_and_lint_messages(tmp_path, tiny_model
 
     assert_literal_markdown(report_markdown(report, stats, source_name=NAME, verdict="warnings"), NAME, _squash(TEXT))
     assert_literal_markdown(summary_markdown({**stats, "model": NAME}))
-    figure = system_prompts_chart({"system_prompts": {"top": [{"prompt": "<b>x</b><a href='http://e'>y</a>", "rows": 2}],
-                                                      "rows_without": 0}})
+    figure = system_prompts_chart(
+        {"system_prompts": {"top": [{"prompt": "<b>x</b><a href='http://e'>y</a>", "rows": 2}], "rows_without": 0}}
+    )
     assert not any("<" in label for label in figure.data[0].y)  # Plotly would render tags in labels
     # Dismissal reasons and column names are typed by people: literal in the tab, the status and report.md.
     from studio.data import dismissals
     from studio.data.mapping import ColumnMapping
 
     dismissal = {"rule": NAME, "row": 1, "reason": TEXT, "created_at": ""}
-    assert_literal_markdown(data_tab.dismissed_markdown({"dismissals": [dismissal], "carried_from": NAME}, {}),
-                            _squash(TEXT), NAME)
+    assert_literal_markdown(
+        data_tab.dismissed_markdown({"dismissals": [dismissal], "carried_from": NAME}, {}), _squash(TEXT), NAME
+    )
     assert_literal_markdown(dismissals.markdown([dismissal]), _squash(TEXT), NAME)
     from studio.data.records import Row
 
@@ -254,8 +328,14 @@ def test_compare_tab_summary_evaluation_votes_and_chat(tmp_path):
     from studio.ui import compare_tab
 
     dataset = _manifest_folder(tmp_path / "data", NAME)
-    run = RunInfo(run_id="r", dir=tmp_path, adapter_dir=tmp_path, base_ref=NAME,
-                  config={"name": NAME, "dataset": str(dataset)}, status={})
+    run = RunInfo(
+        run_id="r",
+        dir=tmp_path,
+        adapter_dir=tmp_path,
+        base_ref=NAME,
+        config={"name": NAME, "dataset": str(dataset)},
+        status={},
+    )
     assert_literal_markdown(compare_tab._run_summary(SimpleNamespace(run=run, run_b=run)), NAME)
     verdict, headline, _, table = compare_tab._eval_outputs(run, {**_evaluation(), "settings": {"source": NAME}})
     assert_literal_markdown(verdict)
@@ -319,14 +399,17 @@ def test_components_that_show_user_text_render_it_as_text():
 def test_progress_bar_html(tmp_path):
     from studio.train import charts
 
-    assert_literal_html(charts.progress_html({"status": "<img src=x onerror=alert(1)>", "step": 1, "total_steps": 2}, []))
+    assert_literal_html(
+        charts.progress_html({"status": "<img src=x onerror=alert(1)>", "step": 1, "total_steps": 2}, [])
+    )
 
 
 def test_row_view_html_escapes_roles_and_tool_calls():
     from studio.data import rowview
 
-    page = rowview.chat_html([{"role": NAME, "content": TEXT, "tool_calls": [{"function": {"name": TEXT}}]},
-                              "not a message " + TEXT])
+    page = rowview.chat_html(
+        [{"role": NAME, "content": TEXT, "tool_calls": [{"function": {"name": TEXT}}]}, "not a message " + TEXT]
+    )
     assert_literal_html(page, _squash(TEXT), NAME)
 
 
@@ -334,9 +417,21 @@ def test_every_renderer_uses_the_one_helper():
     """Every module that builds Markdown or HTML from user text imports the one helper (a cheap guard against a new
     renderer that forgets it)."""
     root = Path(__file__).resolve().parent.parent / "studio"
-    builders = ["compare/report.py", "data/dismissals.py", "data/stats.py", "data/rowview.py", "decide/report.py", "train/charts.py",
-                "train/preflight.py", "train/card.py", "ui/compare_tab.py", "ui/data_tab.py", "ui/decide_tab.py",
-                "ui/shared.py", "ui/train_tab.py"]
+    builders = [
+        "compare/report.py",
+        "data/dismissals.py",
+        "data/stats.py",
+        "data/rowview.py",
+        "decide/report.py",
+        "train/charts.py",
+        "train/preflight.py",
+        "train/card.py",
+        "ui/compare_tab.py",
+        "ui/data_tab.py",
+        "ui/decide_tab.py",
+        "ui/shared.py",
+        "ui/train_tab.py",
+    ]
     for name in builders:
         text = (root / name).read_text(encoding="utf-8")
         assert re.search(r"from studio import [^\n]*\bescape\b", text), name

@@ -50,8 +50,10 @@ def imports() -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                targets = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in known else node.module
-                           for alias in node.names]
+                targets = [
+                    f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in known else node.module
+                    for alias in node.names
+                ]
             else:
                 continue
             for target in targets:
@@ -80,13 +82,19 @@ def _is_command_line(module: str) -> bool:
 
 
 def test_gradio_only_in_the_ui():
-    outside = [name for name, path in modules().items() if "gradio" in third_party(path) and not name.startswith("studio.ui")]
+    outside = [
+        name for name, path in modules().items() if "gradio" in third_party(path) and not name.startswith("studio.ui")
+    ]
     assert not outside
 
 
 def test_only_command_lines_import_the_ui():
-    offenders = [(source, target) for source, targets in imports().items() for target in targets
-                 if target.startswith("studio.ui") and not source.startswith("studio.ui") and not _is_command_line(source)]
+    offenders = [
+        (source, target)
+        for source, targets in imports().items()
+        for target in targets
+        if target.startswith("studio.ui") and not source.startswith("studio.ui") and not _is_command_line(source)
+    ]
     assert not offenders
 
 
@@ -116,7 +124,10 @@ def test_no_import_cycles():
     graph = imports()
     known = modules()
     # A submodule importing its own package's __init__ is Python's normal order, not a cycle of ours.
-    edges = {source: {t for t in targets if t in known and not source.startswith(t + ".")} for source, targets in graph.items()}
+    edges = {
+        source: {t for t in targets if t in known and not source.startswith(t + ".")}
+        for source, targets in graph.items()
+    }
     cycles, index, low, stack, on_stack = [], {}, {}, [], set()
 
     def visit(node):  # Tarjan's strongly connected components

@@ -65,7 +65,11 @@ def test_check_at_most_names_the_variable_and_who_can_raise_it(monkeypatch):
     with pytest.raises(StudioError) as caught:
         limits.check_at_most("epochs", 11, "The number of epochs", "Use fewer.")
     assert "over this studio's limit of 10 epochs" in caught.value.message
-    assert "Use fewer." in caught.value.hint and "operator" in caught.value.hint and "STUDIO_MAX_EPOCHS" in caught.value.hint
+    assert (
+        "Use fewer." in caught.value.hint
+        and "operator" in caught.value.hint
+        and "STUDIO_MAX_EPOCHS" in caught.value.hint
+    )
 
 
 def test_delete_cache_follows_the_mode(monkeypatch):
@@ -96,7 +100,10 @@ def test_attempts_pause_after_the_limit_and_resume_when_the_window_passes(monkey
         clock.now += 10
     with pytest.raises(StudioError) as caught:
         limiter.check("login", "password")
-    assert "Too many wrong password attempts" in caught.value.message and "STUDIO_MAX_PASSWORD_ATTEMPTS" in caught.value.hint
+    assert (
+        "Too many wrong password attempts" in caught.value.message
+        and "STUDIO_MAX_PASSWORD_ATTEMPTS" in caught.value.hint
+    )
     limiter.check("other key")  # keys are counted apart
     clock.now += 600 - 30 + 1  # the first failure leaves the window
     limiter.check("login")
@@ -125,7 +132,9 @@ def test_the_data_tab_tokenizer_cache_is_bounded(monkeypatch):
     monkeypatch.setenv("STUDIO_TOKENIZER_CACHE", "2")
     monkeypatch.setattr(loading, "_TOKENIZERS", limits.LRUCache("tokenizers"))
     loaded = []
-    monkeypatch.setattr(loading, "load_tokenizer", lambda ref, progress=None, token=None: loaded.append(ref) or object())
+    monkeypatch.setattr(
+        loading, "load_tokenizer", lambda ref, progress=None, token=None: loaded.append(ref) or object()
+    )
     for index in range(10):
         loading.cached_tokenizer(f"model-{index}")
     first = loading.cached_tokenizer("model-9")
@@ -140,7 +149,9 @@ def test_a_tokenizer_loaded_with_the_servers_token_is_not_handed_to_a_visitor(mo
     monkeypatch.setenv("SPACE_ID", "owner/space")
     monkeypatch.setattr(loading, "_TOKENIZERS", limits.LRUCache("tokenizers"))
     tokens = []
-    monkeypatch.setattr(loading, "load_tokenizer", lambda ref, progress=None, token=None: tokens.append(token) or object())
+    monkeypatch.setattr(
+        loading, "load_tokenizer", lambda ref, progress=None, token=None: tokens.append(token) or object()
+    )
     with access.acting(access.Identity("operator-1", access.OPERATOR)):
         for_operator = loading.cached_tokenizer("owner/gated-model")
     with access.acting(access.Identity(access.new_browser_id(), access.ANONYMOUS)):

@@ -37,15 +37,18 @@ def test_sft_trainer_counts_training_tokens():
     from trl import SFTTrainer
 
     source = inspect.getsource(SFTTrainer)
-    assert "self._total_train_tokens = 0" in source and "self._total_train_tokens +=" in source, \
+    assert "self._total_train_tokens = 0" in source and "self._total_train_tokens +=" in source, (
         "SFTTrainer no longer keeps _total_train_tokens: the worker's train_tokens and tokens/s need another source"
+    )
 
 
 def test_chat_template_helpers_render_with_answer_spans():
     from transformers.utils.chat_template_utils import _compile_jinja_template, _render_with_assistant_indices
 
-    template = ("{% for m in messages %}{% if m['role'] == 'assistant' %}A: {% generation %}{{ m['content'] }}"
-                "{% endgeneration %}\n{% else %}U: {{ m['content'] }}\n{% endif %}{% endfor %}")
+    template = (
+        "{% for m in messages %}{% if m['role'] == 'assistant' %}A: {% generation %}{{ m['content'] }}"
+        "{% endgeneration %}\n{% else %}U: {{ m['content'] }}\n{% endif %}{% endfor %}"
+    )
     messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
     compiled = _compile_jinja_template(template)
     assert compiled.render(messages=messages) == "U: hi\nA: hello"  # trim_blocks, as chat templates expect

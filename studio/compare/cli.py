@@ -17,22 +17,36 @@ from studio.errors import StudioError
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "compare", help="base vs tuned answers on a prompt file, with losses and a report",
+        "compare",
+        help="base vs tuned answers on a prompt file, with losses and a report",
         description="Generate base and tuned answers (one copy of the weights) for the prompts in FILE, "
-                    "score them against reference answers and write a self-contained HTML report.")
+        "score them against reference answers and write a self-contained HTML report.",
+    )
     parser.add_argument("run", metavar="RUN_ID_OR_DIR", help="a run id, a run folder or a PEFT adapter folder")
-    parser.add_argument("--prompts", metavar="FILE",
-                        help="JSONL of chat rows: the last user turn is the prompt, a trailing assistant turn the "
-                             "reference (default: the run's validation split)")
+    parser.add_argument(
+        "--prompts",
+        metavar="FILE",
+        help="JSONL of chat rows: the last user turn is the prompt, a trailing assistant turn the "
+        "reference (default: the run's validation split)",
+    )
     parser.add_argument("--n", type=int, default=20, help="how many prompts (default 20)")
     parser.add_argument("--max-new-tokens", type=int, default=128, help="answer length limit (default 128)")
-    parser.add_argument("--greedy", action="store_true",
-                        help="greedy decoding instead of the default sampling (the repetition guard stays on)")
+    parser.add_argument(
+        "--greedy",
+        action="store_true",
+        help="greedy decoding instead of the default sampling (the repetition guard stays on)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="sampling seed, the same for both models (default 0)")
-    parser.add_argument("--out", metavar="report.html", help="where to write the HTML report (Markdown next to it); "
-                                                             "default <run>/compare/report.html")
-    parser.add_argument("--json", action="store_true",
-                        help="print a final JSON line with rows, summary, verdict, decoding settings and report path")
+    parser.add_argument(
+        "--out",
+        metavar="report.html",
+        help="where to write the HTML report (Markdown next to it); default <run>/compare/report.html",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print a final JSON line with rows, summary, verdict, decoding settings and report path",
+    )
     parser.set_defaults(func=run)
 
 
@@ -75,9 +89,29 @@ def run(args: argparse.Namespace) -> int:
         say(facts)
     say(f"Report: {html_path} (Markdown: {md_path})")
     if args.json:
-        keys = ("prompt", "base", "tuned", "reference", "base_loss", "tuned_loss", "base_rouge_l", "tuned_rouge_l",
-                "base_chrf", "tuned_chrf")
+        keys = (
+            "prompt",
+            "base",
+            "tuned",
+            "reference",
+            "base_loss",
+            "tuned_loss",
+            "base_rouge_l",
+            "tuned_rouge_l",
+            "base_chrf",
+            "tuned_chrf",
+        )
         rows = [{k: row[k] for k in keys if row.get(k) is not None} for row in result["rows"]]
-        print(json.dumps({"rows": rows, "summary": result["summary"], "verdict": the_verdict,
-                          "settings": result["settings"], "report": str(html_path)}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "rows": rows,
+                    "summary": result["summary"],
+                    "verdict": the_verdict,
+                    "settings": result["settings"],
+                    "report": str(html_path),
+                },
+                ensure_ascii=False,
+            )
+        )
     return 0

@@ -26,7 +26,7 @@ from studio.models.templates import prepare_messages
 BASE = None  # the adapter name of the base column: adapters off
 MAX_ADAPTERS = 4  # adapters kept loaded on one base (each is a few MB for small models)
 
-_ENGINES: dict[str, "Engine"] = {}
+_ENGINES: dict[str, Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 _DEFAULT_THREADS: int | None = None
 
@@ -62,21 +62,37 @@ class Settings:
 
     def record(self) -> dict:
         """What an evaluation saves about how its answers were generated."""
-        return {"decoding": "greedy" if self.greedy else "sampling", "temperature": self.temperature,
-                "top_p": self.top_p, "top_k": self.top_k, "repetition_penalty": self.repetition_penalty,
-                "no_repeat_ngram_size": self.no_repeat_ngram_size, "max_new_tokens": self.max_new_tokens,
-                "seed": self.seed, "system_prompt": self.system_prompt, "source": self.source}
+        return {
+            "decoding": "greedy" if self.greedy else "sampling",
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+            "repetition_penalty": self.repetition_penalty,
+            "no_repeat_ngram_size": self.no_repeat_ngram_size,
+            "max_new_tokens": self.max_new_tokens,
+            "seed": self.seed,
+            "system_prompt": self.system_prompt,
+            "source": self.source,
+        }
 
     def describe(self) -> str:
-        how = "greedy decoding" if self.greedy else (
-            f"sampling at temperature {self.temperature:g}, top-p {self.top_p:g}" + (f", top-k {self.top_k}" if self.top_k else ""))
+        how = (
+            "greedy decoding"
+            if self.greedy
+            else (
+                f"sampling at temperature {self.temperature:g}, top-p {self.top_p:g}"
+                + (f", top-k {self.top_k}" if self.top_k else "")
+            )
+        )
         guard = []
         if self.repetition_penalty and self.repetition_penalty != 1:
             guard.append(f"repetition penalty {self.repetition_penalty:g}")
         if self.no_repeat_ngram_size:
             guard.append(f"no repeated {self.no_repeat_ngram_size}-grams")
-        return (f"{how}, {', '.join(guard) if guard else 'no repetition guard'}, seed {self.seed}, "
-                f"up to {self.max_new_tokens} new tokens ({self.source})")
+        return (
+            f"{how}, {', '.join(guard) if guard else 'no repetition guard'}, seed {self.seed}, "
+            f"up to {self.max_new_tokens} new tokens ({self.source})"
+        )
 
 
 def default_settings(generation_config=None, **overrides) -> Settings:
@@ -136,7 +152,9 @@ class ColumnState:
         if not self.generated:
             return "waiting…"
         ttft = f" · first token {self.first_token_s:.2f} s" if self.first_token_s is not None else ""
-        state = {"eos": "done", "length": "stopped at max tokens", "stopped": "stopped"}.get(self.finish_reason, "generating…")
+        state = {"eos": "done", "length": "stopped at max tokens", "stopped": "stopped"}.get(
+            self.finish_reason, "generating…"
+        )
         return f"{len(self.generated)} tokens · {self.tokens_per_s:.1f} tokens/s{ttft} · {state}"
 
 
@@ -163,9 +181,16 @@ def apply_thread_policy() -> int:
 
 def explain_generation_error(error: Exception) -> StudioError:
     text = str(error).lower()
-    if isinstance(error, MemoryError) or "out of memory" in text or "can't allocate" in text or "not enough memory" in text:
-        return StudioError("The model ran out of memory while generating.",
-                           "Lower 'max new tokens', clear the chat history, or stop a training run that uses the memory.")
+    if (
+        isinstance(error, MemoryError)
+        or "out of memory" in text
+        or "can't allocate" in text
+        or "not enough memory" in text
+    ):
+        return StudioError(
+            "The model ran out of memory while generating.",
+            "Lower 'max new tokens', clear the chat history, or stop a training run that uses the memory.",
+        )
     return StudioError(f"Generation failed: {error}", "Try again with a shorter prompt; details are in the server log.")
 
 
@@ -210,10 +235,14 @@ class Engine:
         """Load an adapter folder on the shared base (once); returns its adapter name."""
         adapter_dir = Path(adapter_dir).resolve()
         if not runs.is_adapter_dir(adapter_dir):
-            raise StudioError(f"No adapter found in {adapter_dir}.",
-                              "Pick a run that completed or was stopped gracefully (it has an adapter/ folder).")
+            raise StudioError(
+                f"No adapter found in {adapter_dir}.",
+                "Pick a run that completed or was stopped gracefully (it has an adapter/ folder).",
+            )
         name = _adapter_name(adapter_dir)
-        weights = next(p for p in (adapter_dir / "adapter_model.safetensors", adapter_dir / "adapter_model.bin") if p.is_file())
+        weights = next(
+            p for p in (adapter_dir / "adapter_model.safetensors", adapter_dir / "adapter_model.bin") if p.is_file()
+        )
         key = f"{adapter_dir}@{weights.stat().st_mtime_ns}"
         with self.lock:
             if self.adapters.get(name) == key:
@@ -225,7 +254,9 @@ class Engine:
                 if self.model is None:
                     from peft import PeftModel
 
-                    self.model = PeftModel.from_pretrained(self.base, str(adapter_dir), adapter_name=name, is_trainable=False)
+                    self.model = PeftModel.from_pretrained(
+                        self.base, str(adapter_dir), adapter_name=name, is_trainable=False
+                    )
                 else:
                     self.model.load_adapter(str(adapter_dir), adapter_name=name, is_trainable=False)
             except Exception as error:  # noqa: BLE001 - becomes a plain message
@@ -236,16 +267,25 @@ class Engine:
 
     def _explain_adapter_error(self, adapter_dir: Path, error: Exception) -> StudioError:
         text = str(error)
-        if "size mismatch" in text or "Target modules" in text or "not found in the base model" in text or "shape" in text:
-            declared = (runs.read_json(adapter_dir / "adapter_config.json", {}) or {}).get("base_model_name_or_path", "?")
+        if (
+            "size mismatch" in text
+            or "Target modules" in text
+            or "not found in the base model" in text
+            or "shape" in text
+        ):
+            declared = (runs.read_json(adapter_dir / "adapter_config.json", {}) or {}).get(
+                "base_model_name_or_path", "?"
+            )
             return StudioError(
                 f"The adapter in {adapter_dir} was trained for another base model ({declared}), not {self.base_ref}.",
                 "Compare runs that share a base model, or open this adapter on its own so its base model is loaded.",
             )
         if isinstance(error, MemoryError) or "out of memory" in text.lower():
             return StudioError("Not enough memory to load the adapter.", "Close other runs or pick a smaller model.")
-        return StudioError(f"Could not load the adapter in {adapter_dir}: {error}",
-                           "Check that the folder holds adapter_config.json and adapter_model.safetensors.")
+        return StudioError(
+            f"Could not load the adapter in {adapter_dir}: {error}",
+            "Check that the folder holds adapter_config.json and adapter_model.safetensors.",
+        )
 
     def trim(self, in_use: list[str], max_adapters: int = MAX_ADAPTERS) -> None:
         """Drop the oldest adapters nobody asked for last, so switching runs back and forth stays instant
@@ -279,7 +319,9 @@ class Engine:
         if system_prompt.strip() and not (messages and messages[0]["role"] == "system"):
             messages = [{"role": "system", "content": system_prompt.strip()}] + messages
         try:
-            messages = prepare_messages(self.tokenizer, messages)  # a template without a system role: folded, as in training
+            messages = prepare_messages(
+                self.tokenizer, messages
+            )  # a template without a system role: folded, as in training
             text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         except Exception as error:  # noqa: BLE001 - tokenizers without a chat template
             if "chat_template" not in str(error) and "chat template" not in str(error):
@@ -303,8 +345,14 @@ class Engine:
                 "Press Clear to start a new conversation, or lower 'max new tokens'.",
             )
         generator = torch.Generator().manual_seed(int(settings.seed))
-        return ColumnState(label=label, adapter=adapter, prompt_ids=ids, next_input=list(ids), generator=generator,
-                           started=time.perf_counter())
+        return ColumnState(
+            label=label,
+            adapter=adapter,
+            prompt_ids=ids,
+            next_input=list(ids),
+            generator=generator,
+            started=time.perf_counter(),
+        )
 
     def step(self, column: ColumnState, settings: Settings) -> None:
         """Generate one token for one column."""
@@ -370,8 +418,10 @@ class Engine:
             return []
         longest = max(len(ids) for ids in prompts)
         if longest + settings.max_new_tokens > self.max_positions:
-            raise StudioError(f"A prompt is too long for this model ({longest} tokens of {self.max_positions}).",
-                              "Use shorter prompts, or lower 'max new tokens'.")
+            raise StudioError(
+                f"A prompt is too long for this model ({longest} tokens of {self.max_positions}).",
+                "Use shorter prompts, or lower 'max new tokens'.",
+            )
         pad = self.tokenizer.pad_token_id
         pad = int(pad) if pad is not None else min(self.stop_ids, default=0)
         count = len(prompts)
@@ -388,8 +438,13 @@ class Engine:
                     # The lock (and the adapter choice) per token, not per batch: a chat in another
                     # browser gets its turns while a long evaluation runs.
                     with self.using(adapter) as model:
-                        out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                                    past_key_values=cache, use_cache=True)
+                        out = model(
+                            input_ids=input_ids,
+                            attention_mask=mask,
+                            position_ids=positions,
+                            past_key_values=cache,
+                            use_cache=True,
+                        )
                     cache = out.past_key_values
                     next_tokens = []
                     for row in range(count):
@@ -418,18 +473,24 @@ class Engine:
             pass
         return result[0].text
 
-    def reference_loss(self, adapter: str | None, messages: list[dict], reference: str, system_prompt: str = "") -> float:
+    def reference_loss(
+        self, adapter: str | None, messages: list[dict], reference: str, system_prompt: str = ""
+    ) -> float:
         """Teacher-forced mean cross-entropy of the reference answer (plus end of turn) after the prompt."""
         import torch
 
         prompt = self.prompt_ids(messages, system_prompt)
         answer = self.tokenizer(reference, add_special_tokens=False)["input_ids"]
-        end = self.tokenizer.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in self.tokenizer.get_vocab() else self.tokenizer.eos_token_id
+        end = (
+            self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+            if "<|im_end|>" in self.tokenizer.get_vocab()
+            else self.tokenizer.eos_token_id
+        )
         if end is not None:
             answer = answer + [int(end)]
-        ids = (prompt + answer)[-self.max_positions:]
+        ids = (prompt + answer)[-self.max_positions :]
         n_answer = min(len(answer), len(ids) - 1)
-        labels = [-100] * (len(ids) - n_answer) + ids[len(ids) - n_answer:]
+        labels = [-100] * (len(ids) - n_answer) + ids[len(ids) - n_answer :]
         apply_thread_policy()
         with torch.inference_mode(), self.using(adapter) as model:
             out = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels]))
@@ -477,9 +538,10 @@ def guard_repetition(logits, settings: Settings, context: list[int]):
         logits[seen] = torch.where(values > 0, values / penalty, values * penalty)
     size = int(settings.no_repeat_ngram_size or 0)
     if size > 0 and len(context) >= size:
-        prefix = tuple(context[len(context) - size + 1:]) if size > 1 else ()
-        banned = {context[i + size - 1] for i in range(len(context) - size + 1)
-                  if tuple(context[i:i + size - 1]) == prefix}
+        prefix = tuple(context[len(context) - size + 1 :]) if size > 1 else ()
+        banned = {
+            context[i + size - 1] for i in range(len(context) - size + 1) if tuple(context[i : i + size - 1]) == prefix
+        }
         if banned:
             logits = logits.clone() if penalty == 1.0 else logits
             logits[torch.tensor(sorted(banned), dtype=torch.long)] = float("-inf")

@@ -29,15 +29,18 @@ def eval_path(run: runs.RunInfo) -> Path:
     return run.compare_dir / EVAL_FILE
 
 
-def load_prompts(run: runs.RunInfo, prompt_file: str | Path | None = None, n: int = DEFAULT_N) -> tuple[list[dict], str]:
+def load_prompts(
+    run: runs.RunInfo, prompt_file: str | Path | None = None, n: int = DEFAULT_N
+) -> tuple[list[dict], str]:
     """The prompts to evaluate and where they came from."""
     if prompt_file:
         return runs.read_prompt_file(prompt_file, limit=n), Path(prompt_file).name
     return runs.validation_prompts(run, limit=n), "validation split"
 
 
-def evaluate(session, prompts: list[dict], source: str = "", settings: Settings | None = None, progress=None,
-             should_stop=None) -> dict:
+def evaluate(
+    session, prompts: list[dict], source: str = "", settings: Settings | None = None, progress=None, should_stop=None
+) -> dict:
     """Generate base and tuned answers for each prompt and score them. `progress(done, total, text)` if given."""
     limits.check_at_most("eval_prompts", len(prompts), "The number of prompts", "Evaluate fewer prompts.")
     engine, tuned = session.engine, session.tuned
@@ -48,25 +51,31 @@ def evaluate(session, prompts: list[dict], source: str = "", settings: Settings 
     for start in range(0, len(prompts), EVAL_BATCH):  # batches: far faster than one answer at a time
         if should_stop is not None and should_stop():
             break
-        batch = prompts[start:start + EVAL_BATCH]
+        batch = prompts[start : start + EVAL_BATCH]
         conversations = [item["messages"] for item in batch]
         if progress is not None:
             progress(start, len(prompts), f"Prompts {start + 1}–{start + len(batch)} of {len(prompts)}: base model")
         base_answers = engine.generate_batch(BASE, conversations, settings)
         if progress is not None:
-            progress(start, len(prompts),
-                     f"Prompts {start + 1}–{start + len(batch)} of {len(prompts)}: tuned model")
+            progress(start, len(prompts), f"Prompts {start + 1}–{start + len(batch)} of {len(prompts)}: tuned model")
         tuned_answers = engine.generate_batch(tuned, conversations, settings)
         for offset, pair in enumerate(zip(base_answers, tuned_answers)):
             answers[start + offset] = pair
     for index, item in enumerate(prompts):
         if index not in answers:
             break
-        row = {"prompt": item["prompt"], "messages": item["messages"], "reference": item.get("reference"),
-               "base": answers[index][0], "tuned": answers[index][1]}
+        row = {
+            "prompt": item["prompt"],
+            "messages": item["messages"],
+            "reference": item.get("reference"),
+            "base": answers[index][0],
+            "tuned": answers[index][1],
+        }
         if item.get("reference"):
             row["base_loss"] = engine.reference_loss(BASE, item["messages"], item["reference"], settings.system_prompt)
-            row["tuned_loss"] = engine.reference_loss(tuned, item["messages"], item["reference"], settings.system_prompt)
+            row["tuned_loss"] = engine.reference_loss(
+                tuned, item["messages"], item["reference"], settings.system_prompt
+            )
             row["base_rouge_l"] = metrics.rouge_l(row["base"], item["reference"])
             row["tuned_rouge_l"] = metrics.rouge_l(row["tuned"], item["reference"])
             row["base_chrf"] = metrics.chrf(row["base"], item["reference"])
@@ -115,8 +124,10 @@ def summarize(rows: list[dict]) -> dict:
         base_loss = _mean(r["base_loss"] for r in scored)
         tuned_loss = _mean(r["tuned_loss"] for r in scored)
         summary.update(
-            base_loss=base_loss, tuned_loss=tuned_loss,
-            base_perplexity=perplexity(base_loss), tuned_perplexity=perplexity(tuned_loss),
+            base_loss=base_loss,
+            tuned_loss=tuned_loss,
+            base_perplexity=perplexity(base_loss),
+            tuned_perplexity=perplexity(tuned_loss),
             improved=sum(1 for r in scored if r["tuned_loss"] < r["base_loss"]),
             base_rouge_l=_mean(r.get("base_rouge_l") for r in scored),
             tuned_rouge_l=_mean(r.get("tuned_rouge_l") for r in scored),
@@ -131,9 +142,12 @@ def summarize(rows: list[dict]) -> dict:
         summary["style_reference"] = sum(metrics.carries_marker(r.get("reference") or "", marker) for r in rows)
         # Each part on its own too: a model often picks up the greeting before the sign-off.
         summary["style_parts"] = {
-            part: {side: sum(metrics.carries_marker(r.get(side) or "", {part: marker[part]}) for r in rows)
-                   for side in ("base", "tuned", "reference")}
-            for part in ("prefix", "suffix") if marker[part]
+            part: {
+                side: sum(metrics.carries_marker(r.get(side) or "", {part: marker[part]}) for r in rows)
+                for side in ("base", "tuned", "reference")
+            }
+            for part in ("prefix", "suffix")
+            if marker[part]
         }
     return summary
 
@@ -147,10 +161,14 @@ def headline(summary: dict) -> str:
         marker, n = summary["style_marker"], summary["prompts"]
         wording = {"prefix": "start with", "suffix": "end with"}
         for part, counts in summary.get("style_parts", {}).items():
-            parts.append(f"Answers that {wording[part]} “{marker[part]}”: base {counts['base']}/{n}, tuned {counts['tuned']}/{n}.")
+            parts.append(
+                f"Answers that {wording[part]} “{marker[part]}”: base {counts['base']}/{n}, tuned {counts['tuned']}/{n}."
+            )
     if summary.get("in_training"):
-        parts.append(f"Caution: {summary['in_training']} of these {summary['prompts']} prompts also appear in the "
-                     "training data, so they are not truly held out.")
+        parts.append(
+            f"Caution: {summary['in_training']} of these {summary['prompts']} prompts also appear in the "
+            "training data, so they are not truly held out."
+        )
     if not summary.get("with_reference"):
         parts.append(f"{summary.get('prompts', 0)} prompts compared (no reference answers to score against).")
     return " ".join(parts)
@@ -173,6 +191,7 @@ def load(run: runs.RunInfo) -> dict | None:
 
 def table_rows(result: dict, width: int = 400) -> list[list]:
     """Rows for a table: prompt, reference, base, tuned, losses, ROUGE-L base/tuned, which answers repeat themselves."""
+
     def cut(text):
         text = text or ""
         return text if len(text) <= width else text[: width - 1] + "…"
@@ -180,9 +199,20 @@ def table_rows(result: dict, width: int = 400) -> list[list]:
     def number(value):
         return round(value, 3) if isinstance(value, (int, float)) else None
 
-    return [[cut(r["prompt"]), cut(r.get("reference") or ""), cut(r["base"]), cut(r["tuned"]),
-             number(r.get("base_loss")), number(r.get("tuned_loss")),
-             number(r.get("base_rouge_l")), number(r.get("tuned_rouge_l")), repeats(r)] for r in result.get("rows", [])]
+    return [
+        [
+            cut(r["prompt"]),
+            cut(r.get("reference") or ""),
+            cut(r["base"]),
+            cut(r["tuned"]),
+            number(r.get("base_loss")),
+            number(r.get("tuned_loss")),
+            number(r.get("base_rouge_l")),
+            number(r.get("tuned_rouge_l")),
+            repeats(r),
+        ]
+        for r in result.get("rows", [])
+    ]
 
 
 def repeats(row: dict) -> str:
@@ -191,8 +221,17 @@ def repeats(row: dict) -> str:
     return "both" if len(sides) == 2 else (sides[0] if sides else "")
 
 
-TABLE_HEADERS = ["Prompt", "Reference", "Base answer", "Tuned answer", "Base loss", "Tuned loss", "Base ROUGE-L",
-                 "Tuned ROUGE-L", "Repeats itself"]
+TABLE_HEADERS = [
+    "Prompt",
+    "Reference",
+    "Base answer",
+    "Tuned answer",
+    "Base loss",
+    "Tuned loss",
+    "Base ROUGE-L",
+    "Tuned ROUGE-L",
+    "Repeats itself",
+]
 
 
 def loss_figure(result: dict):
@@ -205,11 +244,24 @@ def loss_figure(result: dict):
     figure = go.Figure()
     for name, key, color in (("Base", "base_loss", "#94a3b8"), ("Tuned", "tuned_loss", "#2563eb")):
         values = [r[key] for r in rows]
-        figure.add_bar(name=name, x=labels, y=values, hovertext=hover, marker_color=color,
-                       text=[f"{v:.2f}" for v in values], textposition="outside")
-    figure.update_layout(barmode="group", title="Loss on the reference answer per prompt (lower is better)",
-                         xaxis_title="prompt #", yaxis_title="loss", height=340, margin=dict(l=40, r=20, t=50, b=40),
-                         legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
+        figure.add_bar(
+            name=name,
+            x=labels,
+            y=values,
+            hovertext=hover,
+            marker_color=color,
+            text=[f"{v:.2f}" for v in values],
+            textposition="outside",
+        )
+    figure.update_layout(
+        barmode="group",
+        title="Loss on the reference answer per prompt (lower is better)",
+        xaxis_title="prompt #",
+        yaxis_title="loss",
+        height=340,
+        margin=dict(l=40, r=20, t=50, b=40),
+        legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
+    )
     return figure
 
 

@@ -41,7 +41,7 @@ def rouge_l(candidate: str, reference: str) -> float:
 
 def _char_ngrams(text: str, n: int) -> Counter:
     text = re.sub(r"\s+", "", text or "")  # chrF ignores whitespace
-    return Counter(text[i:i + n] for i in range(len(text) - n + 1))
+    return Counter(text[i : i + n] for i in range(len(text) - n + 1))
 
 
 def chrf(candidate: str, reference: str, max_n: int = 6, beta: float = 2.0) -> float:
@@ -78,7 +78,7 @@ def repetition(text: str, n: int = REPETITION_NGRAM) -> float:
     tokens = words(text)
     if len(tokens) < max(_MIN_WORDS, n + 1):
         return 0.0
-    grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
     return 1 - len(set(grams)) / len(grams)
 
 
@@ -87,6 +87,7 @@ def is_looping(text: str) -> bool:
 
 
 # ---- style marker: a prefix/suffix most reference answers share, e.g. "Ahoy!" … "— Captain Byte" ----
+
 
 def detect_style_marker(references: list[str], min_share: float = 0.8, min_length: int = 3) -> dict:
     """The prefix and suffix that at least `min_share` of the references carry: {"prefix", "suffix"} ("" if none).

@@ -10,18 +10,33 @@ evidence there is, the training loss, the evaluation table and the finished blin
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from studio import escape, paths
-from studio.compare import evaluate, metrics, runs, verdict as verdicts, votes
+from studio.compare import evaluate, metrics, runs, votes
+from studio.compare import verdict as verdicts
 from studio.data import store as data_store
 from studio.models import catalog
 from studio.train import store
 from studio.units import format_duration
 
-CONFIG_KEYS = ("model", "dataset", "technique", "max_length", "epochs", "max_steps", "learning_rate", "lora_r",
-               "lora_alpha", "lora_dropout", "target_modules", "batch_size", "gradient_accumulation_steps", "seed")
+CONFIG_KEYS = (
+    "model",
+    "dataset",
+    "technique",
+    "max_length",
+    "epochs",
+    "max_steps",
+    "learning_rate",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "target_modules",
+    "batch_size",
+    "gradient_accumulation_steps",
+    "seed",
+)
 
 
 def read_events(run: runs.RunInfo) -> list[dict]:
@@ -30,8 +45,14 @@ def read_events(run: runs.RunInfo) -> list[dict]:
 
 
 def loss_series(events: list[dict]) -> dict[str, list[tuple[float, float]]]:
-    train = [(e["step"], e["loss"]) for e in events if e.get("type") == "log" and _num(e.get("loss")) and _num(e.get("step"))]
-    val = [(e["step"], e["eval_loss"]) for e in events if e.get("type") == "eval" and _num(e.get("eval_loss")) and _num(e.get("step"))]
+    train = [
+        (e["step"], e["loss"]) for e in events if e.get("type") == "log" and _num(e.get("loss")) and _num(e.get("step"))
+    ]
+    val = [
+        (e["step"], e["eval_loss"])
+        for e in events
+        if e.get("type") == "eval" and _num(e.get("eval_loss")) and _num(e.get("step"))
+    ]
     return {"train loss": train, "validation loss": val}
 
 
@@ -110,7 +131,9 @@ def training_facts(run: runs.RunInfo, events: list[dict] | None = None) -> str:
     train_rows = facts.get("train_rows", counts.get("train"))
     eval_rows = facts.get("eval_rows", counts.get("validation"))
     if train_rows is not None:
-        parts.append(f"{train_rows:,} training rows" + (f", {eval_rows:,} validation rows" if eval_rows is not None else ""))
+        parts.append(
+            f"{train_rows:,} training rows" + (f", {eval_rows:,} validation rows" if eval_rows is not None else "")
+        )
     rate, how = learning_rate_used(run)
     parts.append(f"learning rate {rate:g} ({how})" if rate is not None else f"learning rate {how}")
     return ", ".join(parts)
@@ -133,10 +156,14 @@ def summary_items(run: runs.RunInfo) -> list[tuple[str, str]]:
         model = catalog.label(run.base_ref)
     except Exception:  # noqa: BLE001 - a model folder that no longer exists still gets a label
         model = run.base_ref
-    items = [("Run", run.name), ("Base model", model), ("Data", dataset_label(run)),
-             ("Status", str(run.status.get("status", "adapter folder" if run.is_bare_adapter else "unknown"))),
-             ("Training", training_facts(run)),
-             ("Training time", training_time(run))]
+    items = [
+        ("Run", run.name),
+        ("Base model", model),
+        ("Data", dataset_label(run)),
+        ("Status", str(run.status.get("status", "adapter folder" if run.is_bare_adapter else "unknown"))),
+        ("Training", training_facts(run)),
+        ("Training time", training_time(run)),
+    ]
     rate, _ = learning_rate_used(run)
     settings = []
     for key in CONFIG_KEYS:
@@ -154,8 +181,14 @@ def summary_items(run: runs.RunInfo) -> list[tuple[str, str]]:
     return items
 
 
-def svg_line_chart(series: dict[str, list[tuple[float, float]]], width: int = 640, height: int = 260,
-                   colors=("#2563eb", "#ea580c", "#16a34a"), y_label: str = "loss", x_label: str = "step") -> str:
+def svg_line_chart(
+    series: dict[str, list[tuple[float, float]]],
+    width: int = 640,
+    height: int = 260,
+    colors=("#2563eb", "#ea580c", "#16a34a"),
+    y_label: str = "loss",
+    x_label: str = "step",
+) -> str:
     """A small inline SVG line chart (no scripts): axes, ticks, one polyline per series, a legend."""
     points = [p for values in series.values() for p in values]
     if not points:
@@ -177,9 +210,13 @@ def svg_line_chart(series: dict[str, list[tuple[float, float]]], width: int = 64
     def sy(y):
         return top + (1 - (y - y0) / (y1 - y0)) * (height - top - bottom)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
-             f'aria-label="{escape.html(y_label)} by {escape.html(x_label)}" style="max-width:{width}px;font-family:sans-serif;font-size:11px">']
-    parts.append(f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" fill="#f8fafc" stroke="#cbd5e1"/>')
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
+        f'aria-label="{escape.html(y_label)} by {escape.html(x_label)}" style="max-width:{width}px;font-family:sans-serif;font-size:11px">'
+    ]
+    parts.append(
+        f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" fill="#f8fafc" stroke="#cbd5e1"/>'
+    )
     for i in range(5):
         value = y0 + (y1 - y0) * i / 4
         y = sy(value)
@@ -187,9 +224,15 @@ def svg_line_chart(series: dict[str, list[tuple[float, float]]], width: int = 64
         parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#475569">{value:.3g}</text>')
     for i in range(5):
         value = x0 + (x1 - x0) * i / 4
-        parts.append(f'<text x="{sx(value):.1f}" y="{height - bottom + 16}" text-anchor="middle" fill="#475569">{value:.0f}</text>')
-    parts.append(f'<text x="{(width + left) / 2:.0f}" y="{height - 4}" text-anchor="middle" fill="#334155">{escape.html(x_label)}</text>')
-    parts.append(f'<text x="12" y="{(height) / 2:.0f}" transform="rotate(-90 12 {height / 2:.0f})" text-anchor="middle" fill="#334155">{escape.html(y_label)}</text>')
+        parts.append(
+            f'<text x="{sx(value):.1f}" y="{height - bottom + 16}" text-anchor="middle" fill="#475569">{value:.0f}</text>'
+        )
+    parts.append(
+        f'<text x="{(width + left) / 2:.0f}" y="{height - 4}" text-anchor="middle" fill="#334155">{escape.html(x_label)}</text>'
+    )
+    parts.append(
+        f'<text x="12" y="{(height) / 2:.0f}" transform="rotate(-90 12 {height / 2:.0f})" text-anchor="middle" fill="#334155">{escape.html(y_label)}</text>'
+    )
     legend_x = left + 8
     for (name, values), color in zip(series.items(), colors):
         if not values:
@@ -199,8 +242,10 @@ def svg_line_chart(series: dict[str, list[tuple[float, float]]], width: int = 64
         if len(values) == 1:
             x, y = values[0]
             parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{color}"/>')
-        parts.append(f'<rect x="{legend_x}" y="8" width="12" height="4" fill="{color}"/>'
-                     f'<text x="{legend_x + 16}" y="14" fill="#334155">{escape.html(name)}</text>')
+        parts.append(
+            f'<rect x="{legend_x}" y="8" width="12" height="4" fill="{color}"/>'
+            f'<text x="{legend_x + 16}" y="14" fill="#334155">{escape.html(name)}</text>'
+        )
         legend_x += 24 + 7 * len(name)
     parts.append("</svg>")
     return "".join(parts)
@@ -230,15 +275,21 @@ def _fmt(value, digits: int = 3) -> str:
 def _eval_cards(summary: dict) -> list[tuple[str, str]]:
     cards = []
     if summary.get("with_reference"):
-        cards += [("Mean loss", f"{_fmt(summary['base_loss'])} → {_fmt(summary['tuned_loss'])}"),
-                  ("Perplexity", f"{_fmt(summary['base_perplexity'], 1)} → {_fmt(summary['tuned_perplexity'], 1)}"),
-                  ("Lower loss for tuned", f"{summary['improved']} of {summary['with_reference']} prompts"),
-                  ("ROUGE-L", f"{_fmt(summary.get('base_rouge_l'))} → {_fmt(summary.get('tuned_rouge_l'))}"),
-                  ("chrF", f"{_fmt(summary.get('base_chrf'))} → {_fmt(summary.get('tuned_chrf'))}")]
+        cards += [
+            ("Mean loss", f"{_fmt(summary['base_loss'])} → {_fmt(summary['tuned_loss'])}"),
+            ("Perplexity", f"{_fmt(summary['base_perplexity'], 1)} → {_fmt(summary['tuned_perplexity'], 1)}"),
+            ("Lower loss for tuned", f"{summary['improved']} of {summary['with_reference']} prompts"),
+            ("ROUGE-L", f"{_fmt(summary.get('base_rouge_l'))} → {_fmt(summary.get('tuned_rouge_l'))}"),
+            ("chrF", f"{_fmt(summary.get('base_chrf'))} → {_fmt(summary.get('tuned_chrf'))}"),
+        ]
     wording = {"prefix": "Starts with", "suffix": "Ends with"}
     for part, counts in (summary.get("style_parts") or {}).items():
-        cards.append((f"{wording[part]} “{summary['style_marker'][part]}”",
-                      f"{counts['base']} → {counts['tuned']} of {summary['prompts']}"))
+        cards.append(
+            (
+                f"{wording[part]} “{summary['style_marker'][part]}”",
+                f"{counts['base']} → {counts['tuned']} of {summary['prompts']}",
+            )
+        )
     return cards
 
 
@@ -253,8 +304,10 @@ def decoding_text(settings: dict) -> str:
     penalty = settings.get("repetition_penalty")
     guard = f"repetition penalty {penalty}" if penalty and penalty != 1 else "no repetition guard"
     source = f" ({settings['source']})" if settings.get("source") else ""
-    return (f"{how}, {guard}, seed {settings.get('seed', 0)}, up to {settings.get('max_new_tokens', '?')} new tokens, "
-            f"the same for both models{source}")
+    return (
+        f"{how}, {guard}, seed {settings.get('seed', 0)}, up to {settings.get('max_new_tokens', '?')} new tokens, "
+        f"the same for both models{source}"
+    )
 
 
 def _ballots(ballots) -> list[dict]:
@@ -267,24 +320,28 @@ def build(run: runs.RunInfo, eval_result: dict | None = None, ballots=None) -> t
     """(html, markdown) for the run, its saved evaluation and the finished blind ballots (all revealed ones by default)."""
     eval_result = eval_result if eval_result is not None else evaluate.load(run)
     ballots = _ballots(ballots if ballots is not None else votes.finished_ballots(run, eval_result))
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     items = summary_items(run)
     series = loss_series(read_events(run))
     esc, md, md_inline = escape.html, escape.md, escape.md_inline  # every user-controlled value goes through these
     the_verdict = verdicts.verdict(eval_result, ballots)
 
-    body = [f"<h1>Fine-tune report: {esc(run.name)}</h1>",
-            f'<p class="muted">Fine-Tune Studio · generated {generated}</p>']
+    body = [
+        f"<h1>Fine-tune report: {esc(run.name)}</h1>",
+        f'<p class="muted">Fine-Tune Studio · generated {generated}</p>',
+    ]
     out = [f"# Fine-tune report: {md_inline(run.name)}", "", f"_Fine-Tune Studio · generated {generated}_", ""]
 
     conclusion = the_verdict["conclusion"]
     signal_items = "".join(f"<li>{esc(signal['text'])}</li>" for signal in the_verdict["signals"])
     regression_items = "".join(f"<li>{esc(item['text'])}</li>" for item in the_verdict["regressions"])
-    body.append(f'<div class="verdict {esc(conclusion)}" id="verdict" data-conclusion="{esc(conclusion)}">'
-                f"<h2>Verdict: {esc(conclusion)}</h2><p><b>{esc(the_verdict['headline'])}</b></p>"
-                + (f"<ul>{signal_items}</ul>" if signal_items else "")
-                + (f"<p><b>Regressions</b></p><ul>{regression_items}</ul>" if regression_items else "")
-                + f'<p class="muted">How: {esc(the_verdict["method"])}</p></div>')
+    body.append(
+        f'<div class="verdict {esc(conclusion)}" id="verdict" data-conclusion="{esc(conclusion)}">'
+        f"<h2>Verdict: {esc(conclusion)}</h2><p><b>{esc(the_verdict['headline'])}</b></p>"
+        + (f"<ul>{signal_items}</ul>" if signal_items else "")
+        + (f"<p><b>Regressions</b></p><ul>{regression_items}</ul>" if regression_items else "")
+        + f'<p class="muted">How: {esc(the_verdict["method"])}</p></div>'
+    )
     out += [f"## Verdict: {md_inline(conclusion)}", "", f"**{md_inline(the_verdict['headline'])}**", ""]
     out += [f"- {md_inline(signal['text'])}" for signal in the_verdict["signals"]]
     if the_verdict["regressions"]:
@@ -296,17 +353,25 @@ def build(run: runs.RunInfo, eval_result: dict | None = None, ballots=None) -> t
             body.append(f'<p class="lead">{esc(facts)}</p>')
             out += [f"> {md_inline(facts)}", ""]
 
-    body.append("<h2>Run</h2><dl class=\"summary\">" + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items)
-                + f"<dt>Evidence</dt><dd>{esc(the_verdict['evidence_text'])}</dd></dl>")
-    out += ["## Run", ""] + [f"- **{md_inline(k)}:** {md_inline(v)}" for k, v in items] \
+    body.append(
+        '<h2>Run</h2><dl class="summary">'
+        + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items)
+        + f"<dt>Evidence</dt><dd>{esc(the_verdict['evidence_text'])}</dd></dl>"
+    )
+    out += (
+        ["## Run", ""]
+        + [f"- **{md_inline(k)}:** {md_inline(v)}" for k, v in items]
         + [f"- **Evidence:** {md_inline(the_verdict['evidence_text'])}", ""]
+    )
 
     body.append("<h2>Training loss</h2>" + svg_line_chart(series))
     out += ["## Training loss", ""]
     for name, values in series.items():
         if values:
-            out.append(f"- {name}: {_fmt(values[0][1])} at step {values[0][0]} → {_fmt(values[-1][1])} at step {values[-1][0]} "
-                      f"(min {_fmt(min(v for _, v in values))})")
+            out.append(
+                f"- {name}: {_fmt(values[0][1])} at step {values[0][0]} → {_fmt(values[-1][1])} at step {values[-1][0]} "
+                f"(min {_fmt(min(v for _, v in values))})"
+            )
     if not any(series.values()):
         out.append("No loss was logged for this run.")
     out.append("")
@@ -315,39 +380,69 @@ def build(run: runs.RunInfo, eval_result: dict | None = None, ballots=None) -> t
     out += ["## Held-out evaluation", ""]
     if eval_result:
         summary = eval_result["summary"]
-        how = (f"{summary['prompts']} prompts from the {eval_result.get('source') or 'prompt file'}; "
-               f"{decoding_text(eval_result.get('settings') or {})}. Loss = teacher-forced cross-entropy of the reference "
-               f"answer (lower is better); ROUGE-L = word overlap and chrF = character overlap with the reference "
-               f"(0–1, higher is better); an answer repeats itself when {metrics.LOOPING:.0%} or more of its "
-               f"word 3-grams occurred earlier in it.")
+        how = (
+            f"{summary['prompts']} prompts from the {eval_result.get('source') or 'prompt file'}; "
+            f"{decoding_text(eval_result.get('settings') or {})}. Loss = teacher-forced cross-entropy of the reference "
+            f"answer (lower is better); ROUGE-L = word overlap and chrF = character overlap with the reference "
+            f"(0–1, higher is better); an answer repeats itself when {metrics.LOOPING:.0%} or more of its "
+            f"word 3-grams occurred earlier in it."
+        )
         body.append(f'<p class="muted">{esc(how)}</p>')
-        body.append('<div class="cards">' + "".join(f"<div class=\"card\"><span>{esc(k)}</span><b>{esc(v)}</b></div>"
-                                                    for k, v in _eval_cards(summary)) + "</div>")
+        body.append(
+            '<div class="cards">'
+            + "".join(f'<div class="card"><span>{esc(k)}</span><b>{esc(v)}</b></div>' for k, v in _eval_cards(summary))
+            + "</div>"
+        )
         out += [md(how), ""] + [f"- **{md_inline(k)}:** {md_inline(v)}" for k, v in _eval_cards(summary)] + [""]
         if summary.get("style_marker"):
             marker = summary["style_marker"]
             text = f"Style marker detected in the references: prefix “{marker['prefix']}”, suffix “{marker['suffix']}”."
             body.append(f'<p class="muted">{esc(text)}</p>')
             out += [md(text), ""]
-        header = ["#", "Prompt", "Reference", "Base answer", "Tuned answer", "Base loss", "Tuned loss", "Repeats itself"]
+        header = [
+            "#",
+            "Prompt",
+            "Reference",
+            "Base answer",
+            "Tuned answer",
+            "Base loss",
+            "Tuned loss",
+            "Repeats itself",
+        ]
         rows_html = []
         out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for i, row in enumerate(eval_result["rows"], start=1):
             better = _num(row.get("tuned_loss")) and _num(row.get("base_loss")) and row["tuned_loss"] < row["base_loss"]
             loops = evaluate.repeats(row)
             rows_html.append(
-                f"<tr><td class=\"num\">{i}</td><td>{esc(row['prompt'])}</td><td class=\"answer\">{esc(row.get('reference') or '')}</td>"
-                f"<td class=\"answer\">{esc(row['base'])}</td><td class=\"answer\">{esc(row['tuned'])}</td>"
-                f"<td class=\"num\">{_fmt(row.get('base_loss'))}</td><td class=\"num{' better' if better else ''}\">{_fmt(row.get('tuned_loss'))}</td>"
-                f"<td>{esc(loops)}</td></tr>")
-            cells = [str(i), row["prompt"], row.get("reference") or "", row["base"], row["tuned"],
-                     _fmt(row.get("base_loss")), _fmt(row.get("tuned_loss")), loops]
+                f'<tr><td class="num">{i}</td><td>{esc(row["prompt"])}</td><td class="answer">{esc(row.get("reference") or "")}</td>'
+                f'<td class="answer">{esc(row["base"])}</td><td class="answer">{esc(row["tuned"])}</td>'
+                f'<td class="num">{_fmt(row.get("base_loss"))}</td><td class="num{" better" if better else ""}">{_fmt(row.get("tuned_loss"))}</td>'
+                f"<td>{esc(loops)}</td></tr>"
+            )
+            cells = [
+                str(i),
+                row["prompt"],
+                row.get("reference") or "",
+                row["base"],
+                row["tuned"],
+                _fmt(row.get("base_loss")),
+                _fmt(row.get("tuned_loss")),
+                loops,
+            ]
             out.append("| " + " | ".join(escape.md_cell(c) for c in cells) + " |")
-        body.append("<table id=\"eval-table\"><thead><tr>" + "".join(f"<th>{h}</th>" for h in header) + "</tr></thead><tbody>"
-                    + "".join(rows_html) + "</tbody></table>")
+        body.append(
+            '<table id="eval-table"><thead><tr>'
+            + "".join(f"<th>{h}</th>" for h in header)
+            + "</tr></thead><tbody>"
+            + "".join(rows_html)
+            + "</tbody></table>"
+        )
         out.append("")
     else:
-        body.append('<p class="muted">No evaluation yet: run it in the Compare tab or with <code>python -m studio compare</code>.</p>')
+        body.append(
+            '<p class="muted">No evaluation yet: run it in the Compare tab or with <code>python -m studio compare</code>.</p>'
+        )
         out += ["No evaluation yet.", ""]
 
     body.append("<h2>Blind A/B votes</h2>")
@@ -356,9 +451,14 @@ def build(run: runs.RunInfo, eval_result: dict | None = None, ballots=None) -> t
     if result and result["total"]:
         lines = [votes.tally_text(result)]
         if len(ballots) > 1:
-            lines += [f"{ballot.get('label', 'Voter')}: {votes.tally_text(votes.tally(ballot))}" for ballot in ballots
-                      if ballot.get("votes")]
-        lines.append("Only finished ballots count: a voter's answers are revealed, and the ballot closed, when they finish or stop.")
+            lines += [
+                f"{ballot.get('label', 'Voter')}: {votes.tally_text(votes.tally(ballot))}"
+                for ballot in ballots
+                if ballot.get("votes")
+            ]
+        lines.append(
+            "Only finished ballots count: a voter's answers are revealed, and the ballot closed, when they finish or stop."
+        )
         body += [f"<p>{esc(line)}</p>" for line in lines]
         for line in lines:
             out += [md(line), ""]
@@ -366,14 +466,19 @@ def build(run: runs.RunInfo, eval_result: dict | None = None, ballots=None) -> t
         body.append('<p class="muted">No blind votes yet.</p>')
         out += ["No blind votes yet.", ""]
 
-    page = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>Fine-tune report: {esc(run.name)}</title><style>{CSS}</style></head><body>"
-            + "\n".join(body) + "</body></html>")
+    page = (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Fine-tune report: {esc(run.name)}</title><style>{CSS}</style></head><body>"
+        + "\n".join(body)
+        + "</body></html>"
+    )
     return page, "\n".join(out)
 
 
-def write(run: runs.RunInfo, out: str | Path | None = None, eval_result: dict | None = None, ballots=None) -> tuple[Path, Path]:
+def write(
+    run: runs.RunInfo, out: str | Path | None = None, eval_result: dict | None = None, ballots=None
+) -> tuple[Path, Path]:
     """Write report.html and report.md (next to `out` if given, else in the viewer's Compare folder)."""
     page, markdown = build(run, eval_result, ballots)
     html_path = Path(out) if out else run.compare_dir / "report.html"

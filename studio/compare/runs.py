@@ -134,8 +134,15 @@ def _load_folder(folder: Path) -> RunInfo:
                 f"The adapter in {folder} does not say which base model it was trained on.",
                 "Open it through its run folder, whose config.json names the model.",
             )
-        return RunInfo(run_id=folder.name, dir=folder, adapter_dir=folder, base_ref=base,
-                       config={"model": base}, status={}, is_bare_adapter=True)
+        return RunInfo(
+            run_id=folder.name,
+            dir=folder,
+            adapter_dir=folder,
+            base_ref=base,
+            config={"model": base},
+            status={},
+            is_bare_adapter=True,
+        )
     config = store.read_config(folder)
     if config is None:
         raise StudioError(
@@ -150,11 +157,21 @@ def _load_folder(folder: Path) -> RunInfo:
             f"Run '{config.get('name') or folder.name}' has no adapter yet (status: {state}).",
             "Compare needs a run that completed or was stopped gracefully; wait for it to finish, or resume it in Train.",
         )
-    base = config.get("model") or (read_json(adapter_dir / "adapter_config.json", {}) or {}).get("base_model_name_or_path")
+    base = config.get("model") or (read_json(adapter_dir / "adapter_config.json", {}) or {}).get(
+        "base_model_name_or_path"
+    )
     if not base:
-        raise StudioError(f"Run '{folder.name}' does not name its base model.", "Its config.json needs a \"model\" entry.")
-    return RunInfo(run_id=config.get("run_id") or folder.name, dir=folder, adapter_dir=adapter_dir,
-                   base_ref=base, config=config, status=status)
+        raise StudioError(
+            f"Run '{folder.name}' does not name its base model.", 'Its config.json needs a "model" entry.'
+        )
+    return RunInfo(
+        run_id=config.get("run_id") or folder.name,
+        dir=folder,
+        adapter_dir=adapter_dir,
+        base_ref=base,
+        config=config,
+        status=status,
+    )
 
 
 def list_comparable_runs() -> list[dict]:
@@ -176,8 +193,15 @@ def list_comparable_runs() -> list[dict]:
         if status.get("shared") and access.is_public():
             label += " · shared demo"
         label = access.redact(label)
-        found.append({"run_id": folder.name, "label": label, "dir": str(folder), "status": state,
-                      "mtime": (folder / store.ADAPTER_DIR).stat().st_mtime})
+        found.append(
+            {
+                "run_id": folder.name,
+                "label": label,
+                "dir": str(folder),
+                "status": state,
+                "mtime": (folder / store.ADAPTER_DIR).stat().st_mtime,
+            }
+        )
     found.sort(key=lambda item: item["mtime"], reverse=True)
     return found
 
@@ -189,9 +213,12 @@ def training_active() -> bool:
 
 # ---- prompts: the run's validation split or an uploaded JSONL of chat rows ----
 
+
 def split_row(messages: list[dict]) -> tuple[list[dict], str | None] | None:
     """Chat row → (prompt messages ending with the last user turn, reference answer or None)."""
-    messages = [{"role": m.get("role"), "content": flatten_content(m.get("content"))} for m in messages if isinstance(m, dict)]
+    messages = [
+        {"role": m.get("role"), "content": flatten_content(m.get("content"))} for m in messages if isinstance(m, dict)
+    ]
     reference = None
     if messages and messages[-1]["role"] == "assistant":
         reference = messages[-1]["content"]
@@ -218,7 +245,9 @@ def read_prompt_file(path: str | Path, limit: int | None = None) -> list[dict]:
     """JSONL of chat rows → [{"messages": prompt messages, "prompt": last user text, "reference": str|None}]."""
     path = Path(path)
     if not path.is_file():
-        raise StudioError(f"Prompt file {path} was not found.", "Give a JSONL file with one {\"messages\": [...]} per line.")
+        raise StudioError(
+            f"Prompt file {path} was not found.", 'Give a JSONL file with one {"messages": [...]} per line.'
+        )
     rows, bad = [], 0
     with open(path, encoding="utf-8", errors="replace") as handle:
         for line in handle:
@@ -233,7 +262,9 @@ def read_prompt_file(path: str | Path, limit: int | None = None) -> list[dict]:
             if messages is None and isinstance(record, dict) and "prompt" in record:
                 messages = [{"role": "user", "content": record["prompt"]}]
                 if record.get("completion") or record.get("reference"):
-                    messages.append({"role": "assistant", "content": record.get("completion") or record.get("reference")})
+                    messages.append(
+                        {"role": "assistant", "content": record.get("completion") or record.get("reference")}
+                    )
             split = split_row(messages) if isinstance(messages, list) else None
             if split is None:
                 bad += 1
@@ -245,7 +276,7 @@ def read_prompt_file(path: str | Path, limit: int | None = None) -> list[dict]:
     if not rows:
         raise StudioError(
             f"No usable prompts in {path.name}" + (f" ({bad} lines were not chat rows)." if bad else "."),
-            "Each line should be {\"messages\": [{\"role\": \"user\", \"content\": ...}, {\"role\": \"assistant\", ...}]}.",
+            'Each line should be {"messages": [{"role": "user", "content": ...}, {"role": "assistant", ...}]}.',
         )
     return rows
 

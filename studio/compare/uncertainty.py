@@ -24,8 +24,9 @@ def mean(values) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def paired_bootstrap(differences, confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
-                     seed: int = SEED) -> dict | None:
+def paired_bootstrap(
+    differences, confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = SEED
+) -> dict | None:
     """{"mean", "low", "high"} of the mean of per-prompt differences (tuned minus base, or an improvement).
 
     Prompts are resampled with replacement, keeping each prompt's base and tuned scores together
@@ -51,7 +52,7 @@ def sign_test(wins: int, losses: int) -> float | None:
     if n == 0:
         return None
     k = min(int(wins), int(losses))
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
     return min(1.0, 2 * tail)
 
 

@@ -69,8 +69,16 @@ def new_ballot(eval_result: dict, voter: str = "voter-1", label: str = "Voter 1"
     items = [{"index": i, "tuned_is": rng.choice(("A", "B"))} for i in range(len(rows))]
     order = list(range(len(rows)))
     rng.shuffle(order)
-    return {"voter": voter, "label": label, "seed": seed, "order": order, "items": items, "votes": {},
-            "created_at": time.time(), "revealed_at": None}
+    return {
+        "voter": voter,
+        "label": label,
+        "seed": seed,
+        "order": order,
+        "items": items,
+        "votes": {},
+        "created_at": time.time(),
+        "revealed_at": None,
+    }
 
 
 def is_revealed(ballot: dict) -> bool:
@@ -83,8 +91,10 @@ def _order(ballot: dict) -> list[int]:
 
 def vote(ballot: dict, index: int, choice: str) -> dict:
     if is_revealed(ballot):
-        raise StudioError("This ballot is closed: the answers were revealed, so a vote now would not be blind.",
-                          "Press “New voter” to vote again with a fresh ballot.")
+        raise StudioError(
+            "This ballot is closed: the answers were revealed, so a vote now would not be blind.",
+            "Press “New voter” to vote again with a fresh ballot.",
+        )
     if choice not in CHOICES:
         raise StudioError(f"'{choice}' is not a vote.", "Pick A, B or tie.")
     if not isinstance(index, int) or not 0 <= index < len(ballot["items"]):
@@ -118,8 +128,9 @@ def pair(ballot: dict, eval_result: dict, index: int) -> dict:
 def reveal(ballot: dict, eval_result: dict) -> list[dict]:
     """Which side was which, for the prompts voted on only (a revealed ballot is closed)."""
     if not is_revealed(ballot):
-        raise StudioError("The answers are revealed only when the voter finishes or stops.",
-                          "Press “Finish and reveal”.")
+        raise StudioError(
+            "The answers are revealed only when the voter finishes or stops.", "Press “Finish and reveal”."
+        )
     out = []
     for index in _order(ballot):
         choice = ballot["votes"].get(str(index))
@@ -127,8 +138,15 @@ def reveal(ballot: dict, eval_result: dict) -> list[dict]:
             continue
         tuned_is = ballot["items"][index]["tuned_is"]
         winner = "tie" if choice == "tie" else ("tuned" if choice == tuned_is else "base")
-        out.append({"index": index, "prompt": eval_result["rows"][index]["prompt"], "tuned_is": tuned_is,
-                    "vote": choice, "winner": winner})
+        out.append(
+            {
+                "index": index,
+                "prompt": eval_result["rows"][index]["prompt"],
+                "tuned_is": tuned_is,
+                "vote": choice,
+                "winner": winner,
+            }
+        )
     return out
 
 
@@ -155,8 +173,14 @@ def tally(ballots) -> dict:
     decisive = counts["tuned"] + counts["base"]
     total = decisive + counts["tie"]
     of = max((len(ballot.get("items", [])) for ballot in ballots or []), default=0)
-    return {**counts, "total": total, "of": of, "voters": voters, "prompts": len(prompts),
-            "tuned_win_rate": counts["tuned"] / decisive if decisive else None}
+    return {
+        **counts,
+        "total": total,
+        "of": of,
+        "voters": voters,
+        "prompts": len(prompts),
+        "tuned_win_rate": counts["tuned"] / decisive if decisive else None,
+    }
 
 
 def tally_text(result: dict) -> str:
@@ -170,8 +194,10 @@ def tally_text(result: dict) -> str:
     else:
         rate = "no decisive votes (only ties)"
     who = f" from {result['voters']} voters" if result.get("voters", 1) > 1 else ""
-    return (f"Tuned model preferred in {result['tuned']} of {result['total']} votes{who}, base in {result['base']}, "
-            f"{result['tie']} ties — {rate}.")
+    return (
+        f"Tuned model preferred in {result['tuned']} of {result['total']} votes{who}, base in {result['base']}, "
+        f"{result['tie']} ties — {rate}."
+    )
 
 
 # ---------------------------------------------------------------- the ballot box on disk
@@ -186,8 +212,12 @@ def _upgrade(saved: dict) -> dict:
     if "ballots" in saved or "items" not in saved:
         return saved
     ballot = {key: saved[key] for key in ("seed", "items", "votes", "created_at") if key in saved}
-    ballot.update(voter="voter-1", label="Voter 1", order=[item["index"] for item in saved["items"]],
-                  revealed_at=saved.get("revealed_at"))
+    ballot.update(
+        voter="voter-1",
+        label="Voter 1",
+        order=[item["index"] for item in saved["items"]],
+        revealed_at=saved.get("revealed_at"),
+    )
     return {"version": 2, "eval_created_at": saved.get("eval_created_at"), "ballots": {"voter-1": ballot}}
 
 
@@ -199,7 +229,8 @@ def _current_box(saved, eval_result: dict) -> dict:
     rows = len(eval_result.get("rows") or [])
     ballots = saved.get("ballots") if isinstance(saved.get("ballots"), dict) else {}
     if saved.get("eval_created_at") != eval_result.get("created_at") or any(
-            len(ballot.get("items", [])) != rows for ballot in ballots.values()):
+        len(ballot.get("items", [])) != rows for ballot in ballots.values()
+    ):
         return _empty_box(eval_result)
     return {"version": 2, "eval_created_at": saved["eval_created_at"], "ballots": ballots}
 
@@ -211,7 +242,9 @@ def load_box(run: runs.RunInfo, eval_result: dict) -> dict:
     return _current_box(runs.read_json(votes_path(run), None), eval_result)
 
 
-def _change(run: runs.RunInfo, eval_result: dict, voter: str, action, create: bool = True, seed: int | None = None) -> dict:
+def _change(
+    run: runs.RunInfo, eval_result: dict, voter: str, action, create: bool = True, seed: int | None = None
+) -> dict:
     """Under the file's lock: read the box, apply `action(ballot)` to this voter's ballot (created if missing),
     write it back; return the ballot."""
     voter = check_voter(voter)
@@ -224,8 +257,10 @@ def _change(run: runs.RunInfo, eval_result: dict, voter: str, action, create: bo
             if not create:
                 raise StudioError("This voter has no ballot yet.", "Press “Start / continue my ballot”.")
             if len(box["ballots"]) >= MAX_BALLOTS:
-                raise StudioError(f"This evaluation already has {MAX_BALLOTS} ballots.",
-                                  "Run a new evaluation to start a fresh round of votes.")
+                raise StudioError(
+                    f"This evaluation already has {MAX_BALLOTS} ballots.",
+                    "Run a new evaluation to start a fresh round of votes.",
+                )
             ballot = new_ballot(eval_result, voter, f"Voter {len(box['ballots']) + 1}", seed)
             box["ballots"][voter] = ballot
         action(ballot)
@@ -248,6 +283,7 @@ def cast(run: runs.RunInfo, eval_result: dict, voter: str, index: int, choice: s
 
 def finish(run: runs.RunInfo, eval_result: dict, voter: str) -> dict:
     """Close this voter's ballot and allow its reveal (idempotent)."""
+
     def close(ballot):
         if not ballot.get("revealed_at"):
             ballot["revealed_at"] = time.time()

@@ -50,8 +50,10 @@ def decoded_budget() -> int | None:
 
 def refuse_size(what: str, size: float, budget: int, at_least: bool = False) -> TooBig:
     grows = "more than " if at_least else ""
-    return TooBig(f"{what} would grow to {grows}{_mb(size)} once decoded, over this studio's limit of {_mb(budget)}.",
-                  f"Upload a smaller file (or fewer rows). {limits.raise_hint('decoded_mb')}")
+    return TooBig(
+        f"{what} would grow to {grows}{_mb(size)} once decoded, over this studio's limit of {_mb(budget)}.",
+        f"Upload a smaller file (or fewer rows). {limits.raise_hint('decoded_mb')}",
+    )
 
 
 def check_rows(rows: int, what: str = "The file", at_least: bool = False) -> None:
@@ -59,8 +61,10 @@ def check_rows(rows: int, what: str = "The file", at_least: bool = False) -> Non
     limit = limits.whole("rows")
     if limit is not None and rows > limit:
         held = f"more than {limit:,} rows" if at_least else f"{rows:,} rows"
-        raise TooBig(f"{what} holds {held}, over this studio's limit of {limit:,} rows.",
-                     f"Sample it down or split it. {limits.raise_hint('rows')}")
+        raise TooBig(
+            f"{what} holds {held}, over this studio's limit of {limit:,} rows.",
+            f"Sample it down or split it. {limits.raise_hint('rows')}",
+        )
 
 
 # ---------------------------------------------------------------- gzip / zip
@@ -78,7 +82,9 @@ def gunzip(data: bytes, budget: int | None, what: str = "The .gz file") -> bytes
             try:
                 piece = inflater.decompress(source, max(1, room))
             except zlib.error as error:
-                raise StudioError(f"{what} is not valid gzip data ({error}).", "Re-compress it, or upload it uncompressed.") from error
+                raise StudioError(
+                    f"{what} is not valid gzip data ({error}).", "Re-compress it, or upload it uncompressed."
+                ) from error
             out += piece
             if budget is not None and len(out) > budget:
                 raise refuse_size(what, len(out), budget, at_least=True)
@@ -88,7 +94,9 @@ def gunzip(data: bytes, budget: int | None, what: str = "The .gz file") -> bytes
             if not piece and not source:
                 break
         if not inflater.eof:
-            raise StudioError(f"{what} is cut off (the gzip stream ends early).", "Re-download or re-compress the file.")
+            raise StudioError(
+                f"{what} is cut off (the gzip stream ends early).", "Re-download or re-compress the file."
+            )
         pending = inflater.unused_data.lstrip(b"\0")  # another member may follow (concatenated gzip files)
     return bytes(out)
 
@@ -98,18 +106,30 @@ def unzip_dataset(data: bytes, budget: int | None, what: str = "The .zip file") 
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError) as error:
-        raise StudioError(f"{what} is not a readable zip archive ({error}).", "Re-create the archive, or upload the file itself.") from error
+        raise StudioError(
+            f"{what} is not a readable zip archive ({error}).", "Re-create the archive, or upload the file itself."
+        ) from error
     with archive:
         members = archive.infolist()
         if len(members) > MAX_ZIP_MEMBERS:
-            raise TooBig(f"{what} holds {len(members):,} entries; a dataset archive holds one file.",
-                         "Upload the dataset file itself, or a zip with just that file.")
-        candidates = [info for info in members if not info.is_dir() and info.filename.lower().endswith(DATASET_SUFFIXES)
-                      and not info.filename.split("/")[-1].startswith(".") and "__MACOSX" not in info.filename]
+            raise TooBig(
+                f"{what} holds {len(members):,} entries; a dataset archive holds one file.",
+                "Upload the dataset file itself, or a zip with just that file.",
+            )
+        candidates = [
+            info
+            for info in members
+            if not info.is_dir()
+            and info.filename.lower().endswith(DATASET_SUFFIXES)
+            and not info.filename.split("/")[-1].startswith(".")
+            and "__MACOSX" not in info.filename
+        ]
         if len(candidates) != 1:
             found = ", ".join(info.filename for info in candidates[:5]) or "none"
-            raise StudioError(f"{what} should hold exactly one dataset file (.jsonl, .json, .csv or .parquet); found {found}.",
-                              "Zip one file, or upload the file itself.")
+            raise StudioError(
+                f"{what} should hold exactly one dataset file (.jsonl, .json, .csv or .parquet); found {found}.",
+                "Zip one file, or upload the file itself.",
+            )
         info = candidates[0]
         if budget is not None and info.file_size > budget:
             raise refuse_size(f"{info.filename} in {what.lower().removeprefix('the ')}", info.file_size, budget)
@@ -125,8 +145,10 @@ def unzip_dataset(data: bytes, budget: int | None, what: str = "The .zip file") 
                     if budget is not None and len(out) > budget:
                         raise refuse_size(info.filename, len(out), budget, at_least=True)
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as error:
-            raise StudioError(f"{info.filename} in the archive could not be unpacked ({error}).",
-                              "Re-create the archive (plain deflate, no password), or upload the file itself.") from error
+            raise StudioError(
+                f"{info.filename} in the archive could not be unpacked ({error}).",
+                "Re-create the archive (plain deflate, no password), or upload the file itself.",
+            ) from error
         return info.filename.split("/")[-1], bytes(out)
 
 
@@ -242,8 +264,10 @@ def _metadata(data: bytes):
     try:
         return pq.ParquetFile(io.BytesIO(data)).metadata
     except Exception as error:  # noqa: BLE001 - any unreadable footer is the user's file, not our bug
-        raise StudioError(f"The Parquet file could not be read: {str(error)[:160]}.",
-                          "Check that it is a complete Parquet file (re-export it).") from error
+        raise StudioError(
+            f"The Parquet file could not be read: {str(error)[:160]}.",
+            "Check that it is a complete Parquet file (re-export it).",
+        ) from error
 
 
 def parquet_size(data: bytes) -> ParquetSize:
@@ -261,7 +285,9 @@ def parquet_size(data: bytes) -> ParquetSize:
                 start = min(start, chunk.dictionary_page_offset)
             end = start + chunk.total_compressed_size
             if start < 0 or end > len(data) or start >= end:
-                raise StudioError("The Parquet file's column chunks point outside the file.", "Re-export it; the file is damaged.")
+                raise StudioError(
+                    "The Parquet file's column chunks point outside the file.", "Re-export it; the file is damaged."
+                )
             _scan_chunk(data, start, end, size)
     return size
 
@@ -275,7 +301,10 @@ def _scan_chunk(data: bytes, pos: int, end: int, size: ParquetSize) -> None:
             raise StudioError(f"The Parquet file has a damaged page header ({error}).", "Re-export it.") from error
         kind, uncompressed, compressed = header.get(1), header.get(2, -1), header.get(3, -1)
         if uncompressed < 0 or compressed < 0 or reader.pos + compressed > end:
-            raise StudioError("The Parquet file has a page whose sizes do not fit its column chunk.", "Re-export it; the file is damaged.")
+            raise StudioError(
+                "The Parquet file has a page whose sizes do not fit its column chunk.",
+                "Re-export it; the file is damaged.",
+            )
         size.page_bytes += uncompressed
         if kind in (_DATA_PAGE, _DATA_PAGE_V2):
             size.values += max(0, (header.get(5 if kind == _DATA_PAGE else 8) or {}).get(1, 0))
@@ -289,9 +318,16 @@ def _plain_bytes(array) -> int:
 
     kind = array.type
     if pa.types.is_dictionary(kind):
-        lengths = pc.binary_length(array.dictionary) if (pa.types.is_string(kind.value_type) or pa.types.is_binary(kind.value_type)
-                                                         or pa.types.is_large_string(kind.value_type)
-                                                         or pa.types.is_large_binary(kind.value_type)) else None
+        lengths = (
+            pc.binary_length(array.dictionary)
+            if (
+                pa.types.is_string(kind.value_type)
+                or pa.types.is_binary(kind.value_type)
+                or pa.types.is_large_string(kind.value_type)
+                or pa.types.is_large_binary(kind.value_type)
+            )
+            else None
+        )
         if lengths is None:
             return len(array) * max(1, array.dictionary.nbytes // max(1, len(array.dictionary)))
         taken = pc.sum(pc.take(lengths, array.indices)).as_py() or 0
@@ -318,7 +354,9 @@ def _plain_type(kind):
     if pa.types.is_fixed_size_list(kind):
         return pa.list_(kind.value_field.with_type(_plain_type(kind.value_type)), kind.list_size)
     if pa.types.is_map(kind):
-        return pa.map_(kind.key_field.with_type(_plain_type(kind.key_type)), kind.item_field.with_type(_plain_type(kind.item_type)))
+        return pa.map_(
+            kind.key_field.with_type(_plain_type(kind.key_type)), kind.item_field.with_type(_plain_type(kind.item_type))
+        )
     if pa.types.is_struct(kind):
         return pa.struct([kind.field(i).with_type(_plain_type(kind.field(i).type)) for i in range(kind.num_fields)])
     return kind
@@ -342,13 +380,18 @@ def read_parquet(data: bytes, what: str = "The Parquet file"):
     if budget is not None and size.decoded_bytes > budget:
         raise refuse_size(what, size.decoded_bytes, budget)
     schema = metadata.schema
-    text_columns = [schema.column(i).path for i in range(len(schema))
-                    if schema.column(i).physical_type == "BYTE_ARRAY" and schema.column(i).logical_type.type != "DECIMAL"]
+    text_columns = [
+        schema.column(i).path
+        for i in range(len(schema))
+        if schema.column(i).physical_type == "BYTE_ARRAY" and schema.column(i).logical_type.type != "DECIMAL"
+    ]
     try:
         table = pq.read_table(io.BytesIO(data), read_dictionary=text_columns or None)
     except Exception as error:  # noqa: BLE001
-        raise StudioError(f"The Parquet file could not be read: {str(error)[:160]}.",
-                          "Check that it is a complete Parquet file (re-export it).") from error
+        raise StudioError(
+            f"The Parquet file could not be read: {str(error)[:160]}.",
+            "Check that it is a complete Parquet file (re-export it).",
+        ) from error
     check_rows(table.num_rows, what)
     expanded = sum(_plain_bytes(chunk) for column in table.columns for chunk in column.chunks)
     if budget is not None and expanded > budget:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import random
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from studio.data.records import Row
 from studio.data.rules.dataset import duplicate_pairs, find_leaks, row_key
@@ -120,8 +121,16 @@ def _reason(finding) -> dict[str, Any]:
 
 def _as_rows(records: list[dict[str, Any]], numbers: Iterable[int] | None = None) -> list:
     numbers = list(numbers) if numbers is not None else list(range(1, len(records) + 1))
-    return [Row(number=n, raw=r, format="text" if "text" in r else "messages", messages=r.get("messages"),
-                text=r.get("text")) for r, n in zip(records, numbers)]
+    return [
+        Row(
+            number=n,
+            raw=r,
+            format="text" if "text" in r else "messages",
+            messages=r.get("messages"),
+            text=r.get("text"),
+        )
+        for r, n in zip(records, numbers)
+    ]
 
 
 def near_duplicate_pairs(records: list[dict[str, Any]]) -> list[tuple[int, int]]:
@@ -188,7 +197,9 @@ def split_clusters(cluster_of: list[int], validation_fraction: float, seed: int)
         validation = list(smallest)
         train = [i for members in groups if members is not smallest for i in members]
     if not train:
-        raise StudioError("Nothing would be left to train on after holding out validation.", "Lower the validation share.")
+        raise StudioError(
+            "Nothing would be left to train on after holding out validation.", "Lower the validation share."
+        )
     return sorted(train), sorted(validation)
 
 
@@ -214,22 +225,46 @@ def clean_and_split(
     seen: dict[str, int] = {}
     for row in report.rows:
         if row.number in errors:
-            rejected.append({"row": row.number, "raw": mask_record(row.raw), "reasons": [_reason(f) for f in errors[row.number]]})
+            rejected.append(
+                {"row": row.number, "raw": mask_record(row.raw), "reasons": [_reason(f) for f in errors[row.number]]}
+            )
             continue
         record = canonical_record(row, fixes)
         if record is None:
-            rejected.append({"row": row.number, "raw": mask_record(row.raw), "reasons": [{
-                "rule": "SCH-UNKNOWN", "severity": "E", "message": "No recognisable format: nothing to train on.",
-                "hint": "Use messages, conversations, instruction/output, prompt/completion or text."}]})
+            rejected.append(
+                {
+                    "row": row.number,
+                    "raw": mask_record(row.raw),
+                    "reasons": [
+                        {
+                            "rule": "SCH-UNKNOWN",
+                            "severity": "E",
+                            "message": "No recognisable format: nothing to train on.",
+                            "hint": "Use messages, conversations, instruction/output, prompt/completion or text.",
+                        }
+                    ],
+                }
+            )
             continue
         if row.format not in (None, "messages", "text"):
             fixes["converted"] = fixes.get("converted", 0) + 1
         key = duplicate_key(record)
         if key in seen:
             fixes["duplicates_removed"] = fixes.get("duplicates_removed", 0) + 1
-            rejected.append({"row": row.number, "raw": mask_record(row.raw), "reasons": [{
-                "rule": "DUP-EXACT", "severity": "W", "message": f"Exact duplicate of row {seen[key]}: removed.",
-                "hint": "Duplicates make the model over-weight one example."}]})
+            rejected.append(
+                {
+                    "row": row.number,
+                    "raw": mask_record(row.raw),
+                    "reasons": [
+                        {
+                            "rule": "DUP-EXACT",
+                            "severity": "W",
+                            "message": f"Exact duplicate of row {seen[key]}: removed.",
+                            "hint": "Duplicates make the model over-weight one example.",
+                        }
+                    ],
+                }
+            )
             continue
         seen[key] = row.number
         kept.append((row.number, record))
@@ -260,4 +295,6 @@ def clean_and_split(
 
 def check_leaks(result: CleanResult) -> list:
     """The linter's DS-LEAK check on the finished split (empty when nothing leaks)."""
-    return list(find_leaks(_as_rows(result.train, result.train_rows), _as_rows(result.validation, result.validation_rows)))
+    return list(
+        find_leaks(_as_rows(result.train, result.train_rows), _as_rows(result.validation, result.validation_rows))
+    )

@@ -26,21 +26,42 @@ from studio.models.loading import load_tokenizer
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "lint", help="check dataset files before fine-tuning (the rules: docs/lint-rules.md)",
+        "lint",
+        help="check dataset files before fine-tuning (the rules: docs/lint-rules.md)",
         description="Check dataset files row by row before fine-tuning: format, schema, roles, content, Unicode, tool calls, "
-                    "chat template, lengths, duplicates, privacy. Every rule is listed in docs/lint-rules.md.")
+        "chat template, lengths, duplicates, privacy. Every rule is listed in docs/lint-rules.md.",
+    )
     parser.add_argument("files", nargs="+", metavar="FILE", help=".jsonl, .json, .csv or .parquet files")
-    parser.add_argument("--model", default=None, help="model whose tokenizer and chat template to check against (default: the bundled SmolLM2)")
-    parser.add_argument("--max-length", type=int, default=None, help="max tokens per row (default: the model's context)")
-    parser.add_argument("--batch-size", type=int, default=8, help="batch size for the steps-per-epoch figures (default 8)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="processes checking a large .jsonl file (default: one per core when the file is over 16 MB)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="model whose tokenizer and chat template to check against (default: the bundled SmolLM2)",
+    )
+    parser.add_argument(
+        "--max-length", type=int, default=None, help="max tokens per row (default: the model's context)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=8, help="batch size for the steps-per-epoch figures (default 8)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes checking a large .jsonl file (default: one per core when the file is over 16 MB)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per file per line")
     parser.add_argument("--no-tokens", action="store_true", help="skip the tokenizer-aware rules (no model needed)")
-    parser.add_argument("--all", action="store_true", help="list every finding in the readable report (default: 30 per file)")
-    parser.add_argument("--map", action="append", metavar="ROLE=COLUMN", dest="mapping",
-                        help="read COLUMN as the user turn, the assistant answer, extra context or the system prompt "
-                             "(ROLE: user, assistant, context, system; repeatable), e.g. --map user=question --map assistant=answer")
+    parser.add_argument(
+        "--all", action="store_true", help="list every finding in the readable report (default: 30 per file)"
+    )
+    parser.add_argument(
+        "--map",
+        action="append",
+        metavar="ROLE=COLUMN",
+        dest="mapping",
+        help="read COLUMN as the user turn, the assistant answer, extra context or the system prompt "
+        "(ROLE: user, assistant, context, system; repeatable), e.g. --map user=question --map assistant=answer",
+    )
     parser.set_defaults(func=run)
 
 
@@ -63,21 +84,32 @@ def run(args: argparse.Namespace) -> int:
         tokenizer = load_tokenizer(model)  # StudioError -> message + hint, exit 1 (studio.cli)
     worst = 0
     for name in args.files:
-        report = column_mapping.lint_mapped(name, Path(name).name, mapping, tokenizer=tokenizer,
-                                            max_length=args.max_length, model=model, batch_size=args.batch_size,
-                                            keep_rows=False, workers=args.workers, max_bytes=None)
+        report = column_mapping.lint_mapped(
+            name,
+            Path(name).name,
+            mapping,
+            tokenizer=tokenizer,
+            max_length=args.max_length,
+            model=model,
+            batch_size=args.batch_size,
+            keep_rows=False,
+            workers=args.workers,
+            max_bytes=None,
+        )
         payload = report.to_json()
         payload["file"] = name
         if mapping is not None:
             payload["column_mapping"] = mapping.to_dict()
-        elif report.format in (None, "text", "prompt-only") and \
-                column_mapping.needs_mapping(sample := _rows_of(name, report), report.format):
+        elif report.format in (None, "text", "prompt-only") and column_mapping.needs_mapping(
+            sample := _rows_of(name, report), report.format
+        ):
             suggested = column_mapping.propose(sample)
             payload["suggested_mapping"] = suggested.to_dict()
             payload["suggested_flags"] = " ".join(
                 [f"--map user={suggested.user}", f"--map assistant={suggested.assistant}"]
                 + [f"--map context={name}" for name in suggested.context]
-                + ([f"--map system={suggested.system}"] if suggested.system else []))
+                + ([f"--map system={suggested.system}"] if suggested.system else [])
+            )
         if report.counts_by_severity["E"]:
             worst = 1
         if args.json:
@@ -96,20 +128,28 @@ def _rows_of(name: str, report) -> list:
 def _readable(payload: dict, show_all: bool = False) -> str:
     counts = payload["counts"]
     stats = payload["stats"]
-    lines = [f"{payload['file']}: {payload['verdict'].upper()} — {payload['rows']} rows, format {payload['format'] or 'unknown'}; "
-             f"{counts['E']} errors, {counts['W']} warnings, {counts['I']} notes"]
+    lines = [
+        f"{payload['file']}: {payload['verdict'].upper()} — {payload['rows']} rows, format {payload['format'] or 'unknown'}; "
+        f"{counts['E']} errors, {counts['W']} warnings, {counts['I']} notes"
+    ]
     if stats.get("have_tokens"):
         per, length, tokens = stats["tokens"]["per_example"]["total"], stats["length"], stats["tokens"]
-        lines.append(f"  tokens per row: p50 {per['p50']}, p95 {per['p95']}, p99 {per['p99']}, max {per['max']} "
-                     f"(max_length {stats['max_length']}, suggested {length['suggested_max_length']}); "
-                     f"{tokens['trainable']:,} of {tokens['total']:,} tokens trainable")
+        lines.append(
+            f"  tokens per row: p50 {per['p50']}, p95 {per['p95']}, p99 {per['p99']}, max {per['max']} "
+            f"(max_length {stats['max_length']}, suggested {length['suggested_max_length']}); "
+            f"{tokens['trainable']:,} of {tokens['total']:,} tokens trainable"
+        )
     if payload.get("column_mapping"):
         mapping = payload["column_mapping"]
-        lines.append(f"  rows read with the column mapping: user={mapping['user']}, assistant={mapping['assistant']}"
-                     + "".join(f", context={name}" for name in mapping["context"])
-                     + (f", system={mapping['system']}" if mapping.get("system") else ""))
+        lines.append(
+            f"  rows read with the column mapping: user={mapping['user']}, assistant={mapping['assistant']}"
+            + "".join(f", context={name}" for name in mapping["context"])
+            + (f", system={mapping['system']}" if mapping.get("system") else "")
+        )
     if payload.get("suggested_flags"):
-        lines.append(f"  hint: the columns look like a question/answer table: lint it again with {payload['suggested_flags']}")
+        lines.append(
+            f"  hint: the columns look like a question/answer table: lint it again with {payload['suggested_flags']}"
+        )
     findings = payload["findings"]
     shown = findings if show_all else findings[:30]
     for finding in shown:

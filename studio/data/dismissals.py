@@ -18,7 +18,7 @@ or silently corrupt training. Their warnings and notes can be.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from studio import escape
@@ -53,32 +53,44 @@ def make(findings: list, rule: str, reason: str, row: int | None = None) -> dict
     if not rule:
         raise StudioError("Pick the finding to dismiss.", "Click it in the findings table, or choose its rule.")
     if not reason:
-        raise StudioError("Say why the finding does not apply.",
-                          "A reason is required: it is saved with the dataset and shown in its report.")
+        raise StudioError(
+            "Say why the finding does not apply.",
+            "A reason is required: it is saved with the dataset and shown in its report.",
+        )
     if len(reason) > MAX_REASON:
         raise StudioError(f"The reason is longer than {MAX_REASON} characters.", "Keep it to a sentence or two.")
     if row is not None:
         try:
             row = int(row)
         except (TypeError, ValueError):
-            raise StudioError("The row must be a number.", "Leave it empty to dismiss the rule for every row.") from None
+            raise StudioError(
+                "The row must be a number.", "Leave it empty to dismiss the rule for every row."
+            ) from None
     targets = [f for f in findings if f.rule == rule and (row is None or f.row == row)]
     if not targets:
         where = f" in row {row}" if row is not None else ""
         raise StudioError(f"There is no {rule} finding{where} to dismiss.", "Click a finding in the table to pick it.")
     blocked = [f for f in targets if not may_dismiss(f)]
     if blocked:
-        raise StudioError(f"{rule} errors cannot be dismissed: the row cannot be trained on as it is.",
-                          "Fix the row in the file, or let Fix and split set it aside.")
-    return {"rule": rule, "row": row, "reason": reason,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        raise StudioError(
+            f"{rule} errors cannot be dismissed: the row cannot be trained on as it is.",
+            "Fix the row in the file, or let Fix and split set it aside.",
+        )
+    return {
+        "rule": rule,
+        "row": row,
+        "reason": reason,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
 
 
 def add(dismissals: list[dict] | None, dismissal: dict) -> list[dict]:
     kept = [d for d in dismissals or [] if (d.get("rule"), d.get("row")) != (dismissal["rule"], dismissal["row"])]
     if len(kept) >= MAX_DISMISSALS:
-        raise StudioError(f"This dataset already has {MAX_DISMISSALS} dismissals.",
-                          "Dismiss the whole rule instead of single findings.")
+        raise StudioError(
+            f"This dataset already has {MAX_DISMISSALS} dismissals.",
+            "Dismiss the whole rule instead of single findings.",
+        )
     return kept + [dismissal]
 
 
@@ -90,13 +102,23 @@ def clean(dismissals) -> list[dict]:
     """Dismissals from an untrusted source (a form, an old manifest): well-formed ones only."""
     out = []
     for item in dismissals or []:
-        if not isinstance(item, dict) or not isinstance(item.get("rule"), str) or not str(item.get("reason") or "").strip():
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("rule"), str)
+            or not str(item.get("reason") or "").strip()
+        ):
             continue
         row = item.get("row")
         if row is not None and not isinstance(row, int):
             continue
-        out.append({"rule": item["rule"], "row": row, "reason": str(item["reason"])[:MAX_REASON],
-                    "created_at": str(item.get("created_at") or "")})
+        out.append(
+            {
+                "rule": item["rule"],
+                "row": row,
+                "reason": str(item["reason"])[:MAX_REASON],
+                "created_at": str(item.get("created_at") or ""),
+            }
+        )
     return out[:MAX_DISMISSALS]
 
 
@@ -120,7 +142,6 @@ def apply_to_report(report, dismissals: list[dict] | None, all_findings: list | 
     kept, dismissed = split(all_findings, dismissals)
     report.findings = kept
     if dismissed:  # the statistics count the rows with errors: computed again from the open findings
-
         report.stats = compute_stats(report)
     return dismissed
 
@@ -138,13 +159,19 @@ def markdown(dismissals: list[dict], dismissed: list[tuple[Any, dict]] | None = 
     for _, dismissal in dismissed or []:
         key = (dismissal["rule"], dismissal.get("row"))
         counts[key] = counts.get(key, 0) + 1
-    lines = ["## Dismissed findings", "",
-             "These findings were dismissed by the dataset's owner; they do not count in the verdict and did not "
-             "set rows aside.", ""]
+    lines = [
+        "## Dismissed findings",
+        "",
+        "These findings were dismissed by the dataset's owner; they do not count in the verdict and did not "
+        "set rows aside.",
+        "",
+    ]
     for dismissal in dismissals:
         n = counts.get((dismissal["rule"], dismissal.get("row")), 0)
         where = f"row {dismissal['row']}" if dismissal.get("row") is not None else "every row"
         # The rule and reason come from the owner's form or a manifest: user text, shown literally.
-        lines.append(f"- **{escape.md_inline(dismissal['rule'])}** ({where}, {n} finding{'s' if n != 1 else ''}): "
-                     f"{escape.md_inline(dismissal['reason'])}")
+        lines.append(
+            f"- **{escape.md_inline(dismissal['rule'])}** ({where}, {n} finding{'s' if n != 1 else ''}): "
+            f"{escape.md_inline(dismissal['reason'])}"
+        )
     return "\n".join(lines) + "\n"

@@ -23,11 +23,18 @@ NOT_SFT = ("preference", "prompt-only")
 
 # ShareGPT role VALUES (TRL renames the keys from/value but not these values).
 SHAREGPT_ROLES = {
-    "human": "user", "user": "user",
-    "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant", "bing": "assistant", "bard": "assistant",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "bing": "assistant",
+    "bard": "assistant",
     "model": "assistant",
     "system": "system",
-    "observation": "tool", "tool": "tool", "function_response": "tool",
+    "observation": "tool",
+    "tool": "tool",
+    "function_response": "tool",
     "function_call": "assistant",  # becomes an assistant message with tool_calls
 }
 
@@ -113,8 +120,11 @@ def _sharegpt(raw: dict) -> tuple[list | None, str]:
             seen[str(source)] = str(role)
         if str(source).lower() == "function_call":
             call = _parse_call(text)
-            messages.append({"role": "assistant", "content": "", "tool_calls": [call]} if call
-                            else {"role": "assistant", "content": content_text(text)})
+            messages.append(
+                {"role": "assistant", "content": "", "tool_calls": [call]}
+                if call
+                else {"role": "assistant", "content": content_text(text)}
+            )
         else:
             messages.append({"role": role, "content": content_text(text)})
     # Link observations to the preceding function call so the pairing check holds.
@@ -133,8 +143,14 @@ def _parse_call(value: Any) -> dict | None:
     if not isinstance(data, dict) or "name" not in data:
         return None
     arguments = data.get("arguments", data.get("parameters", {}))
-    return {"id": "call_0", "type": "function",
-            "function": {"name": data["name"], "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments)}}
+    return {
+        "id": "call_0",
+        "type": "function",
+        "function": {
+            "name": data["name"],
+            "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
+        },
+    }
 
 
 def _alpaca(raw: dict) -> tuple[list | None, str]:
@@ -170,12 +186,18 @@ def _alpaca(raw: dict) -> tuple[list | None, str]:
 def _prompt_completion(raw: dict) -> tuple[list | None, str]:
     prompt, completion = raw.get("prompt"), raw.get("completion")
     if isinstance(prompt, str) and isinstance(completion, str):
-        return ([{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}],
-                "prompt→user, completion→assistant")
+        return (
+            [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}],
+            "prompt→user, completion→assistant",
+        )
     if isinstance(prompt, list) and isinstance(completion, list):
-        return [_canonical(m) for m in prompt] + [_canonical(m) for m in completion], "prompt messages + completion messages"
+        return [_canonical(m) for m in prompt] + [
+            _canonical(m) for m in completion
+        ], "prompt messages + completion messages"
     if isinstance(prompt, list) and isinstance(completion, str):
-        return [_canonical(m) for m in prompt] + [{"role": "assistant", "content": completion}], "prompt messages + completion→assistant"
+        return [_canonical(m) for m in prompt] + [
+            {"role": "assistant", "content": completion}
+        ], "prompt messages + completion→assistant"
     return None, ""
 
 
@@ -218,16 +240,36 @@ def convert(row: Row) -> None:
 def row_findings(row: Row) -> list[Finding]:
     """SCH-NOT-SFT / SCH-UNKNOWN for one converted row."""
     if row.format == "preference":
-        return [Finding("SCH-NOT-SFT", "E", row.number,
-                        "Preference data (chosen/rejected) is for DPO-style training, not supervised fine-tuning.",
-                        "Use the 'chosen' conversations as messages for SFT, or train with a preference method (DPO) outside the studio.")]
+        return [
+            Finding(
+                "SCH-NOT-SFT",
+                "E",
+                row.number,
+                "Preference data (chosen/rejected) is for DPO-style training, not supervised fine-tuning.",
+                "Use the 'chosen' conversations as messages for SFT, or train with a preference method (DPO) outside the studio.",
+            )
+        ]
     if row.format == "prompt-only":
-        return [Finding("SCH-NOT-SFT", "E", row.number, "The row has a prompt but no answer (prompt-only data).",
-                        "Add the expected answer as 'completion', or use chat 'messages' with an assistant turn.")]
+        return [
+            Finding(
+                "SCH-NOT-SFT",
+                "E",
+                row.number,
+                "The row has a prompt but no answer (prompt-only data).",
+                "Add the expected answer as 'completion', or use chat 'messages' with an assistant turn.",
+            )
+        ]
     if row.format is None:
         keys = ", ".join(list(row.raw)[:6]) if isinstance(row.raw, dict) else ""
-        return [Finding("SCH-UNKNOWN", "E", row.number, f"No recognisable format (keys: {keys or 'none'}).",
-                        "Use messages, conversations (ShareGPT), instruction/output (Alpaca), prompt/completion or text.")]
+        return [
+            Finding(
+                "SCH-UNKNOWN",
+                "E",
+                row.number,
+                f"No recognisable format (keys: {keys or 'none'}).",
+                "Use messages, conversations (ShareGPT), instruction/output (Alpaca), prompt/completion or text.",
+            )
+        ]
     return []
 
 
@@ -251,14 +293,16 @@ class FormatTally:
                 first_row, count, first_mapping = self.mappings.get(row.format, (row.number, 0, mapping))
                 self.mappings[row.format] = (first_row, count + 1, first_mapping)
 
-    def merge(self, other: "FormatTally") -> None:
+    def merge(self, other: FormatTally) -> None:
         self.counts.update(other.counts)
         for fmt, numbers in other.first_rows.items():
             self.first_rows[fmt] = sorted(self.first_rows.get(fmt, []) + numbers)[:11]
         for fmt, (first, count, mapping) in other.mappings.items():
             if fmt in self.mappings:
                 mine = self.mappings[fmt]
-                self.mappings[fmt] = (mine[0], mine[1] + count, mine[2]) if mine[0] <= first else (first, mine[1] + count, mapping)
+                self.mappings[fmt] = (
+                    (mine[0], mine[1] + count, mine[2]) if mine[0] <= first else (first, mine[1] + count, mapping)
+                )
             else:
                 self.mappings[fmt] = (first, count, mapping)
 
@@ -276,14 +320,26 @@ class FormatTally:
             minority = sorted(n for fmt, numbers in self.first_rows.items() if fmt != majority for n in numbers)
             total = sum(n for fmt, n in known.items() if fmt != majority)
             shown = ", ".join(map(str, minority[:10])) + ("…" if total > 10 else "")
-            findings.append(Finding("SCH-MIXED", "E", None,
-                                    f"Rows come in different formats ({', '.join(f'{fmt}: {n}' for fmt, n in known.most_common())}); "
-                                    f"not {majority}: rows {shown}.",
-                                    "Trainers such as TRL decide the format from the first row only. The studio's fix converts every row to messages."))
+            findings.append(
+                Finding(
+                    "SCH-MIXED",
+                    "E",
+                    None,
+                    f"Rows come in different formats ({', '.join(f'{fmt}: {n}' for fmt, n in known.most_common())}); "
+                    f"not {majority}: rows {shown}.",
+                    "Trainers such as TRL decide the format from the first row only. The studio's fix converts every row to messages.",
+                )
+            )
         for fmt, (first, count, mapping) in self.mappings.items():
-            findings.append(Finding("SCH-CONVERT", "I", None,
-                                    f"{count} row(s) in {fmt} format (first: row {first}) were converted to messages: {mapping}.",
-                                    "Nothing to do: the studio saves the converted messages. Check a converted row to be sure the mapping is right."))
+            findings.append(
+                Finding(
+                    "SCH-CONVERT",
+                    "I",
+                    None,
+                    f"{count} row(s) in {fmt} format (first: row {first}) were converted to messages: {mapping}.",
+                    "Nothing to do: the studio saves the converted messages. Check a converted row to be sure the mapping is right.",
+                )
+            )
         return findings
 
 

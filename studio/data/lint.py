@@ -44,11 +44,21 @@ from studio.data.report import LintReport
 from studio.data.rules import content, dataset, schema, tokens
 from studio.data.rules.dataset import find_leaks
 from studio.data.stats import suggested_epochs, suggested_max_length
-from studio.data.table import row_facts, RowFacts, RowTable
+from studio.data.table import RowFacts, RowTable, row_facts
 from studio.models.loading import load_tokenizer
 
-__all__ = ["LintReport", "TokenCount", "context_length", "find_leaks", "lint_file", "lint_rows", "report_from_load",
-           "resolve_tokenizer", "suggested_epochs", "suggested_max_length"]
+__all__ = [
+    "LintReport",
+    "TokenCount",
+    "context_length",
+    "find_leaks",
+    "lint_file",
+    "lint_rows",
+    "report_from_load",
+    "resolve_tokenizer",
+    "suggested_epochs",
+    "suggested_max_length",
+]
 
 Progress = Callable[[float, str], None]
 CHUNK_ROWS = 10_000  # rows checked together (in-memory rows)
@@ -125,7 +135,9 @@ class _Checker:
 
     def __init__(self, settings: _Settings):
         self.settings = settings
-        self.tokens = tokens.TokenChecker(settings.tokenizer, settings.max_length) if settings.tokenizer is not None else None
+        self.tokens = (
+            tokens.TokenChecker(settings.tokenizer, settings.max_length) if settings.tokenizer is not None else None
+        )
 
     def check(self, rows: list[Row], language_below: int) -> _Chunk:
         findings: list[Finding] = []
@@ -142,8 +154,15 @@ class _Checker:
             try:
                 row_findings = schema.check_row(row)
             except Exception as error:  # noqa: BLE001 - a rule must never take the whole lint down
-                row_findings = [Finding("SCH-CONTENT-TYPE", "E", row.number, f"The row holds values of unexpected types ({type(error).__name__}).",
-                                        "Check the row's structure against the expected format.")]
+                row_findings = [
+                    Finding(
+                        "SCH-CONTENT-TYPE",
+                        "E",
+                        row.number,
+                        f"The row holds values of unexpected types ({type(error).__name__}).",
+                        "Check the row's structure against the expected format.",
+                    )
+                ]
             if any(f.severity == "E" for f in row_findings):
                 broken.add(row.number)
             findings += row_findings
@@ -153,12 +172,18 @@ class _Checker:
         if self.tokens is not None:
             counts, token_findings = self.tokens.count(rows, {row.number for row in usable})
             findings += token_findings
-        chunk = _Chunk(findings=findings, facts=row_facts(rows, counts), formats=tally,
-                       dataset=dataset.chunk_facts(usable, language_below))
+        chunk = _Chunk(
+            findings=findings,
+            facts=row_facts(rows, counts),
+            formats=tally,
+            dataset=dataset.chunk_facts(usable, language_below),
+        )
         chunk.usable_chat = next((row for row in usable if row.messages), None)
         bos = getattr(self.settings.tokenizer, "bos_token", None)
         if bos:
-            chunk.text_bos = [row.number for row in usable if row.format == "text" and row.text and row.text.startswith(bos)]
+            chunk.text_bos = [
+                row.number for row in usable if row.format == "text" and row.text and row.text.startswith(bos)
+            ]
         if self.settings.keep_rows:
             chunk.rows, chunk.usable = rows, [row.number for row in usable]
         return chunk
@@ -168,8 +193,14 @@ class _Checker:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as error:
-            return _Chunk([], row_facts([]), formats.FormatTally(), dataset.chunk_facts([]),
-                          undecodable=(error.start, data[error.start]), blank=False)
+            return _Chunk(
+                [],
+                row_facts([]),
+                formats.FormatTally(),
+                dataset.chunk_facts([]),
+                undecodable=(error.start, data[error.start]),
+                blank=False,
+            )
         lines = load.parse_jsonl_lines(text, first_line)
         chunk = self.check(lines.rows, language_below)
         lines.rows = []
@@ -187,8 +218,15 @@ def _content_findings(rows: list[Row], special_strings) -> list[Finding]:
             try:
                 findings += content.check_row(row, special_strings)
             except Exception as error:  # noqa: BLE001
-                findings.append(Finding("SCH-CONTENT-TYPE", "E", row.number, f"The row's content could not be checked ({type(error).__name__}).",
-                                        "Check the row's text for unusual values."))
+                findings.append(
+                    Finding(
+                        "SCH-CONTENT-TYPE",
+                        "E",
+                        row.number,
+                        f"The row's content could not be checked ({type(error).__name__}).",
+                        "Check the row's text for unusual values.",
+                    )
+                )
         return findings
 
 
@@ -246,9 +284,17 @@ class _Merger:
         if self.settings.tokenizer is not None:
             renderer = tokens.Renderer(self.settings.tokenizer)
             counts = self.dataset.counts
-            token_findings += tokens.template_findings(renderer, counts["chat_rows"] > 0, counts["chat_rows"], counts["no_system"],
-                                                       self.usable_chat, self.text_bos)
-            token_findings += tokens.length_findings(self.table.numbers, self.table.tokens, report.max_length, report.context_length)
+            token_findings += tokens.template_findings(
+                renderer,
+                counts["chat_rows"] > 0,
+                counts["chat_rows"],
+                counts["no_system"],
+                self.usable_chat,
+                self.text_bos,
+            )
+            token_findings += tokens.length_findings(
+                self.table.numbers, self.table.tokens, report.max_length, report.context_length
+            )
         format_findings = self.formats.findings()
         # The size rules and LEN-PACK-HINT describe the rows that train: without an E finding of any other rule,
         # the rows the statistics count.
@@ -268,12 +314,23 @@ class _Merger:
 
 
 def _settings(tokenizer: Any, max_length: int | None, keep_rows: bool) -> _Settings:
-    return _Settings(tokenizer=tokenizer, max_length=max_length, special_strings=tokens.special_strings(tokenizer),
-                     keep_rows=keep_rows)
+    return _Settings(
+        tokenizer=tokenizer,
+        max_length=max_length,
+        special_strings=tokens.special_strings(tokenizer),
+        keep_rows=keep_rows,
+    )
 
 
-def _new_report(name: str, tokenizer: Any, tokenizer_name: str | None, model: str | None, max_length: int | None,
-                batch_size: int, kind: str) -> LintReport:
+def _new_report(
+    name: str,
+    tokenizer: Any,
+    tokenizer_name: str | None,
+    model: str | None,
+    max_length: int | None,
+    batch_size: int,
+    kind: str,
+) -> LintReport:
     report = LintReport(name=name, batch_size=max(1, int(batch_size or 1)), kind=kind, model=model or tokenizer_name)
     if tokenizer is not None:
         report.context_length = context_length(tokenizer)
@@ -283,16 +340,32 @@ def _new_report(name: str, tokenizer: Any, tokenizer_name: str | None, model: st
     return report
 
 
-def lint_rows(rows: list[Row], tokenizer: Any = None, max_length: int | None = None, batch_size: int = 8,
-              progress: Progress | None = None, name: str = "", model: str | None = None,
-              validation_rows: list[Row] | None = None) -> LintReport:
+def lint_rows(
+    rows: list[Row],
+    tokenizer: Any = None,
+    max_length: int | None = None,
+    batch_size: int = 8,
+    progress: Progress | None = None,
+    name: str = "",
+    model: str | None = None,
+    validation_rows: list[Row] | None = None,
+) -> LintReport:
     """Lint already-loaded rows (Row.raw set), in this process. Converts them to canonical messages in place."""
     return _lint_loaded(rows, [], "rows", tokenizer, max_length, batch_size, progress, name, model, validation_rows)
 
 
-def _lint_loaded(rows: list[Row], load_findings: list[Finding], kind: str, tokenizer: Any, max_length: int | None,
-                 batch_size: int, progress: Progress | None, name: str, model: str | None,
-                 validation_rows: list[Row] | None = None) -> LintReport:
+def _lint_loaded(
+    rows: list[Row],
+    load_findings: list[Finding],
+    kind: str,
+    tokenizer: Any,
+    max_length: int | None,
+    batch_size: int,
+    progress: Progress | None,
+    name: str,
+    model: str | None,
+    validation_rows: list[Row] | None = None,
+) -> LintReport:
     progress = progress or _noop
     tokenizer, tokenizer_name = resolve_tokenizer(tokenizer)
     report = _new_report(name, tokenizer, tokenizer_name, model, max_length, batch_size, kind)
@@ -302,7 +375,7 @@ def _lint_loaded(rows: list[Row], load_findings: list[Finding], kind: str, token
     progress(0.02, "Checking formats, schema, roles, tools, content and tokens…")
     with _no_cyclic_gc():
         for start in range(0, len(rows), CHUNK_ROWS):
-            merger.add(checker.check(rows[start:start + CHUNK_ROWS], merger.dataset.language_below()))
+            merger.add(checker.check(rows[start : start + CHUNK_ROWS], merger.dataset.language_below()))
             done = min(len(rows), start + CHUNK_ROWS)
             progress(0.02 + 0.88 * done / max(1, len(rows)), f"Checked {done:,} of {len(rows):,} rows…")
         report = merger.finish(validation_rows)
@@ -312,10 +385,18 @@ def _lint_loaded(rows: list[Row], load_findings: list[Finding], kind: str, token
     return report
 
 
-def lint_file(path_or_bytes: str | os.PathLike | bytes, name: str | None = None, tokenizer: Any = None,
-              max_length: int | None = None, progress: Progress | None = None, batch_size: int = 8,
-              model: str | None = None, keep_rows: bool = True, workers: int | None = 1,
-              max_bytes: int | None | bool = True) -> LintReport:
+def lint_file(
+    path_or_bytes: str | os.PathLike | bytes,
+    name: str | None = None,
+    tokenizer: Any = None,
+    max_length: int | None = None,
+    progress: Progress | None = None,
+    batch_size: int = 8,
+    model: str | None = None,
+    keep_rows: bool = True,
+    workers: int | None = 1,
+    max_bytes: int | None | bool = True,
+) -> LintReport:
     """Load a file (path or raw bytes) and lint it. Load problems are findings; never raises on bad input.
 
     A .jsonl file on disk is streamed (see the module docstring); `keep_rows=False` keeps only the
@@ -323,10 +404,24 @@ def lint_file(path_or_bytes: str | os.PathLike | bytes, name: str | None = None,
     `max_bytes`: the size limit (True: the upload limit, None: none); the row limit (STUDIO_MAX_ROWS) always applies."""
     progress = progress or _noop
     progress(0.0, "Reading the file…")
-    if not isinstance(path_or_bytes, (bytes, bytearray)) and load.kind_of(str(name or path_or_bytes)) == "jsonl" \
-            and Path(path_or_bytes).is_file() and not str(path_or_bytes).lower().endswith((".gz", ".zip")):
-        return _lint_jsonl_file(Path(path_or_bytes), name or Path(path_or_bytes).name, tokenizer, max_length, progress,
-                                batch_size, model, keep_rows, workers, max_bytes)
+    if (
+        not isinstance(path_or_bytes, (bytes, bytearray))
+        and load.kind_of(str(name or path_or_bytes)) == "jsonl"
+        and Path(path_or_bytes).is_file()
+        and not str(path_or_bytes).lower().endswith((".gz", ".zip"))
+    ):
+        return _lint_jsonl_file(
+            Path(path_or_bytes),
+            name or Path(path_or_bytes).name,
+            tokenizer,
+            max_length,
+            progress,
+            batch_size,
+            model,
+            keep_rows,
+            workers,
+            max_bytes,
+        )
     if isinstance(path_or_bytes, (bytes, bytearray)):
         loaded = load.load_bytes(bytes(path_or_bytes), name or "upload.jsonl", max_bytes=max_bytes)
     else:
@@ -334,10 +429,18 @@ def lint_file(path_or_bytes: str | os.PathLike | bytes, name: str | None = None,
     return report_from_load(loaded, tokenizer, max_length, progress, batch_size, model)
 
 
-def report_from_load(loaded, tokenizer: Any = None, max_length: int | None = None, progress: Progress | None = None,
-                     batch_size: int = 8, model: str | None = None) -> LintReport:
+def report_from_load(
+    loaded,
+    tokenizer: Any = None,
+    max_length: int | None = None,
+    progress: Progress | None = None,
+    batch_size: int = 8,
+    model: str | None = None,
+) -> LintReport:
     """Lint a studio.data.load.LoadResult (e.g. from load_hub)."""
-    return _lint_loaded(loaded.rows, loaded.findings, loaded.kind, tokenizer, max_length, batch_size, progress, loaded.name, model)
+    return _lint_loaded(
+        loaded.rows, loaded.findings, loaded.kind, tokenizer, max_length, batch_size, progress, loaded.name, model
+    )
 
 
 # ---------------------------------------------------------------- streaming a .jsonl file
@@ -384,24 +487,56 @@ def _check_block_in_worker(data: bytes, first_line: int, language_below: int) ->
     return _WORKER.check_block(data, first_line, language_below)
 
 
-def _lint_jsonl_file(path: Path, name: str, tokenizer: Any, max_length: int | None, progress: Progress, batch_size: int,
-                     model: str | None, keep_rows: bool, workers: int | None, max_bytes: int | None | bool) -> LintReport:
+def _lint_jsonl_file(
+    path: Path,
+    name: str,
+    tokenizer: Any,
+    max_length: int | None,
+    progress: Progress,
+    batch_size: int,
+    model: str | None,
+    keep_rows: bool,
+    workers: int | None,
+    max_bytes: int | None | bool,
+) -> LintReport:
     tokenizer, tokenizer_name = resolve_tokenizer(tokenizer)
     report = _new_report(name, tokenizer, tokenizer_name, model, max_length, batch_size, "jsonl")
     try:
         size = path.stat().st_size
         handle = open(path, "rb")
     except OSError as error:
-        return report_from_load(load.LoadResult(findings=[Finding("FILE-EMPTY", "E", None, f"Could not read the file: {error.strerror or error}.",
-                                                                  "Check that the file exists and can be read.")], name=name),
-                                tokenizer, max_length, progress, batch_size, model)
+        return report_from_load(
+            load.LoadResult(
+                findings=[
+                    Finding(
+                        "FILE-EMPTY",
+                        "E",
+                        None,
+                        f"Could not read the file: {error.strerror or error}.",
+                        "Check that the file exists and can be read.",
+                    )
+                ],
+                name=name,
+            ),
+            tokenizer,
+            max_length,
+            progress,
+            batch_size,
+            model,
+        )
     limit = load.max_upload_bytes() if max_bytes is True else max_bytes or None
     with handle, ExitStack() as stack:
         if limit and size > limit:
-            return report_from_load(load.LoadResult(findings=[load._size_finding(size, limit)], name=name, size_bytes=size),
-                                    tokenizer, max_length, progress, batch_size, model)
+            return report_from_load(
+                load.LoadResult(findings=[load._size_finding(size, limit)], name=name, size_bytes=size),
+                tokenizer,
+                max_length,
+                progress,
+                batch_size,
+                model,
+            )
         start = handle.read(load.BINARY_SAMPLE)
-        head, bom = (start[len(load._BOM):], len(load._BOM)) if start.startswith(load._BOM) else (start, 0)
+        head, bom = (start[len(load._BOM) :], len(load._BOM)) if start.startswith(load._BOM) else (start, 0)
         load_findings: list[Finding] = [load.bom_finding()] if bom else []
         if (head.strip() and load.text_problem(head) is not None) or (not head.strip() and size <= len(start)):
             # Not text (the start tells), or empty / whitespace only: the loader's own findings from the start alone.
@@ -417,7 +552,9 @@ def _lint_jsonl_file(path: Path, name: str, tokenizer: Any, max_length: int | No
                 offset, byte = chunk.undecodable
                 with open(path, "rb") as again:
                     sample = again.read(200_000)
-                finding = load.undecodable(sample[bom:], block_start + offset, byte, _line_of(path, bom + block_start + offset), "jsonl")
+                finding = load.undecodable(
+                    sample[bom:], block_start + offset, byte, _line_of(path, bom + block_start + offset), "jsonl"
+                )
                 return _refused(report, load_findings + [finding])
             merger.add(chunk)
             try:  # STUDIO_MAX_ROWS, as the loader applies it to other files: stop reading at the first block past it
@@ -425,18 +562,29 @@ def _lint_jsonl_file(path: Path, name: str, tokenizer: Any, max_length: int | No
             except budget.TooBig as error:
                 return _refused(report, load_findings + [Finding("FILE-SIZE", "E", None, error.message, error.hint)])
             ended_with_newline = last_byte
-            progress(0.02 + 0.88 * min(1.0, merger.read / max(1, size)),
-                     f"Checked {len(merger.table):,} rows ({merger.read / max(1, size):.0%} of the file)…")
+            progress(
+                0.02 + 0.88 * min(1.0, merger.read / max(1, size)),
+                f"Checked {len(merger.table):,} rows ({merger.read / max(1, size):.0%} of the file)…",
+            )
     lines = merger.lines
     if lines.bad_json and not len(merger.table):
         rows = load.pretty_json_rows(path.read_text(encoding="utf-8-sig", errors="replace"))
         if rows:  # a pretty-printed JSON document saved as .jsonl: read as JSON, flagged
-            loaded = load.LoadResult(rows=rows, findings=load_findings + [Finding(*load.PRETTY_JSON_FINDING)], kind="json", name=name)
+            loaded = load.LoadResult(
+                rows=rows, findings=load_findings + [Finding(*load.PRETTY_JSON_FINDING)], kind="json", name=name
+            )
             return report_from_load(loaded, tokenizer, max_length, progress, batch_size, model)
     load_findings += load.jsonl_findings(lines.bad_json, lines.not_object, lines.last_line, ended_with_newline)
     if not len(merger.table) and not any(f.severity == "E" for f in load_findings):
-        load_findings.append(Finding("FILE-EMPTY", "E", None, "The file holds only whitespace." if merger.blank else "The file holds no usable rows.",
-                                     "Upload a file with at least one record (one JSON object per line for .jsonl)."))
+        load_findings.append(
+            Finding(
+                "FILE-EMPTY",
+                "E",
+                None,
+                "The file holds only whitespace." if merger.blank else "The file holds no usable rows.",
+                "Upload a file with at least one record (one JSON object per line for .jsonl).",
+            )
+        )
     report = merger.finish()
     report.findings = load_findings + report.findings
     report.stats = stats.compute_stats(report)
@@ -458,8 +606,9 @@ def _line_of(path: Path, offset: int) -> int:
         return handle.read(offset).count(b"\n") + 1
 
 
-def _run_blocks(blocks: Iterator[tuple[bytes, int, int]], settings: _Settings, merger: "_Merger",
-                workers: int) -> Iterator[tuple[_Chunk, int, bool]]:
+def _run_blocks(
+    blocks: Iterator[tuple[bytes, int, int]], settings: _Settings, merger: _Merger, workers: int
+) -> Iterator[tuple[_Chunk, int, bool]]:
     """(chunk, byte offset of its block, whether the block ends with a newline) in file order, checked here or
     in `workers` forked processes (at most two blocks in flight per worker, so memory stays flat)."""
     offset = 0
@@ -483,8 +632,14 @@ def _run_blocks(blocks: Iterator[tuple[bytes, int, int]], settings: _Settings, m
                     exhausted = True
                     break
                 data, first_line, read = item
-                pending.append((pool.apply_async(_check_block_in_worker, (data, first_line, merger.dataset.language_below())),
-                                len(data), data.endswith(b"\n"), read))
+                pending.append(
+                    (
+                        pool.apply_async(_check_block_in_worker, (data, first_line, merger.dataset.language_below())),
+                        len(data),
+                        data.endswith(b"\n"),
+                        read,
+                    )
+                )
             if not pending:
                 break
             result, length, newline, read = pending.popleft()

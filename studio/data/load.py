@@ -64,7 +64,9 @@ def kind_of(name: str) -> str:
 
 def _size_finding(size: int, limit: int) -> Finding:
     return Finding(
-        "FILE-SIZE", "E", None,
+        "FILE-SIZE",
+        "E",
+        None,
         f"The file is {size / limits.MIB:.1f} MB, over the upload limit of {limit / limits.MIB:.0f} MB.",
         "Split the file or sample it down. " + limits.raise_hint("upload_mb"),
     )
@@ -77,16 +79,38 @@ def load_path(path: str | os.PathLike, name: str | None = None, max_bytes: int |
     try:
         size = path.stat().st_size
     except OSError as error:
-        return LoadResult(findings=[Finding("FILE-EMPTY", "E", None, f"Could not read the file: {error.strerror or error}.",
-                                            "Check that the file exists and can be read.")], kind=kind_of(name), name=name)
+        return LoadResult(
+            findings=[
+                Finding(
+                    "FILE-EMPTY",
+                    "E",
+                    None,
+                    f"Could not read the file: {error.strerror or error}.",
+                    "Check that the file exists and can be read.",
+                )
+            ],
+            kind=kind_of(name),
+            name=name,
+        )
     limit = max_upload_bytes() if max_bytes is True else max_bytes or None
     if limit is not None and size > limit:
         return LoadResult(findings=[_size_finding(size, limit)], kind=kind_of(name), name=name, size_bytes=size)
     try:
         data = path.read_bytes()
     except OSError as error:
-        return LoadResult(findings=[Finding("FILE-EMPTY", "E", None, f"Could not read the file: {error}.",
-                                            "Check that the file exists and can be read.")], kind=kind_of(name), name=name)
+        return LoadResult(
+            findings=[
+                Finding(
+                    "FILE-EMPTY",
+                    "E",
+                    None,
+                    f"Could not read the file: {error}.",
+                    "Check that the file exists and can be read.",
+                )
+            ],
+            kind=kind_of(name),
+            name=name,
+        )
     return load_bytes(data, name, max_bytes=limit)
 
 
@@ -105,17 +129,36 @@ def load_bytes(data: bytes, name: str = "upload.jsonl", max_bytes: int | None | 
             _check_row_count(result)
     except StudioError as error:  # a size limit, or a compressed file that cannot be unpacked
         result.rows = []
-        rule = "FILE-SIZE" if isinstance(error, budget.TooBig) else "FILE-JSON" if result.kind == "parquet" else "FILE-EMPTY"
+        rule = (
+            "FILE-SIZE"
+            if isinstance(error, budget.TooBig)
+            else "FILE-JSON"
+            if result.kind == "parquet"
+            else "FILE-EMPTY"
+        )
         result.findings.append(Finding(rule, "E", None, error.message, error.hint))
     except Exception as error:  # noqa: BLE001 - the loader must never raise on user input
         result.rows = []
         kind = result.kind
-        result.findings.append(Finding("FILE-JSON" if kind in ("json", "jsonl") else "FILE-EMPTY", "E", None,
-                                       f"The file could not be read: {type(error).__name__}: {str(error)[:200]}",
-                                       "Check that the file is a valid .jsonl, .json, .csv or .parquet dataset."))
+        result.findings.append(
+            Finding(
+                "FILE-JSON" if kind in ("json", "jsonl") else "FILE-EMPTY",
+                "E",
+                None,
+                f"The file could not be read: {type(error).__name__}: {str(error)[:200]}",
+                "Check that the file is a valid .jsonl, .json, .csv or .parquet dataset.",
+            )
+        )
     if not result.rows and not any(f.severity == "E" for f in result.findings):
-        result.findings.append(Finding("FILE-EMPTY", "E", None, "The file holds no usable rows.",
-                                       "Upload a file with at least one record (one JSON object per line for .jsonl)."))
+        result.findings.append(
+            Finding(
+                "FILE-EMPTY",
+                "E",
+                None,
+                "The file holds no usable rows.",
+                "Upload a file with at least one record (one JSON object per line for .jsonl).",
+            )
+        )
     return result
 
 
@@ -127,7 +170,9 @@ def _unpack(result: LoadResult, data: bytes) -> bytes | None:
     if lower.endswith(".zip"):
         inner, unpacked = budget.unzip_dataset(data, budget.decoded_budget(), what=f"{Path(result.name).name}")
         if inner.lower().endswith(COMPRESSED_SUFFIXES):
-            raise StudioError(f"{Path(result.name).name} holds another archive ({inner}).", "Upload the dataset file itself.")
+            raise StudioError(
+                f"{Path(result.name).name} holds another archive ({inner}).", "Upload the dataset file itself."
+            )
         result.kind = kind_of(inner)
         return unpacked
     return data
@@ -138,15 +183,28 @@ def _check_row_count(result: LoadResult) -> None:
     if limit is not None and len(result.rows) > limit:
         count = len(result.rows)
         result.rows = []
-        result.findings.append(Finding("FILE-SIZE", "E", None, f"The file holds {count:,} rows, over this studio's limit of {limit:,} rows.",
-                                       "Sample it down or split it. " + limits.raise_hint("rows")))
+        result.findings.append(
+            Finding(
+                "FILE-SIZE",
+                "E",
+                None,
+                f"The file holds {count:,} rows, over this studio's limit of {limit:,} rows.",
+                "Sample it down or split it. " + limits.raise_hint("rows"),
+            )
+        )
 
 
 def _load_into(result: LoadResult, data: bytes) -> None:
     if not data.strip():
-        result.findings.append(Finding("FILE-EMPTY", "E", None,
-                                       "The file is empty." if not data else "The file holds only whitespace.",
-                                       "Upload a file with at least one record."))
+        result.findings.append(
+            Finding(
+                "FILE-EMPTY",
+                "E",
+                None,
+                "The file is empty." if not data else "The file holds only whitespace.",
+                "Upload a file with at least one record.",
+            )
+        )
         return
     if result.kind == "parquet":
         _load_parquet(result, data)
@@ -164,10 +222,11 @@ def _load_into(result: LoadResult, data: bytes) -> None:
 
 # ---------------------------------------------------------------- encoding
 
+
 def _decode(result: LoadResult, data: bytes) -> str | None:
     if data.startswith(_BOM):
         result.findings.append(bom_finding())
-        data = data[len(_BOM):]
+        data = data[len(_BOM) :]
     problem = text_problem(data)
     if problem is not None:
         result.findings.append(problem)
@@ -181,15 +240,25 @@ def _decode(result: LoadResult, data: bytes) -> str | None:
 
 
 def bom_finding() -> Finding:
-    return Finding("FILE-BOM", "I", None, "The file starts with a UTF-8 byte-order mark (BOM).",
-                   "Harmless here (it is stripped), but some tools choke on it: save as UTF-8 without BOM.")
+    return Finding(
+        "FILE-BOM",
+        "I",
+        None,
+        "The file starts with a UTF-8 byte-order mark (BOM).",
+        "Harmless here (it is stripped), but some tools choke on it: save as UTF-8 without BOM.",
+    )
 
 
 def text_problem(head: bytes) -> Finding | None:
     """FILE-UTF8 (UTF-16) or FILE-BINARY when the start of a file (after any UTF-8 BOM) is not UTF-8 text."""
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_utf16(head):
-        return Finding("FILE-UTF8", "E", None, "The file is not UTF-8 (it looks like UTF-16, offset 0).",
-                       "Re-save it as UTF-8, e.g. `iconv -f UTF-16 -t UTF-8 in > out`.")
+        return Finding(
+            "FILE-UTF8",
+            "E",
+            None,
+            "The file is not UTF-8 (it looks like UTF-16, offset 0).",
+            "Re-save it as UTF-8, e.g. `iconv -f UTF-16 -t UTF-8 in > out`.",
+        )
     if looks_binary(head):
         return _binary_finding()
     return None
@@ -201,15 +270,24 @@ def undecodable(sample: bytes, offset: int, byte: int, line: int, kind: str) -> 
     guess = _guess_encoding(sample)
     if guess is None:  # no text encoding fits either: random or compressed bytes
         return _binary_finding()
-    return Finding("FILE-UTF8", "E", line if kind == "jsonl" else None,
-                   f"The file is not valid UTF-8: byte 0x{byte:02x} at offset {offset} (line {line}).",
-                   f"It looks like {guess}: re-save it as UTF-8 (e.g. `iconv -f {guess} -t UTF-8 in > out`).")
+    return Finding(
+        "FILE-UTF8",
+        "E",
+        line if kind == "jsonl" else None,
+        f"The file is not valid UTF-8: byte 0x{byte:02x} at offset {offset} (line {line}).",
+        f"It looks like {guess}: re-save it as UTF-8 (e.g. `iconv -f {guess} -t UTF-8 in > out`).",
+    )
 
 
 def _binary_finding() -> Finding:
-    return Finding("FILE-BINARY", "E", None, "This is not a text file: it holds binary data, not rows.",
-                   "Upload the dataset itself as .jsonl, .json, .csv or .parquet; export it first if it sits in "
-                   "a spreadsheet, a database or an archive.")
+    return Finding(
+        "FILE-BINARY",
+        "E",
+        None,
+        "This is not a text file: it holds binary data, not rows.",
+        "Upload the dataset itself as .jsonl, .json, .csv or .parquet; export it first if it sits in "
+        "a spreadsheet, a database or an archive.",
+    )
 
 
 BINARY_SAMPLE = 65_536  # bytes looked at to tell text from binary, like git and file(1)
@@ -253,6 +331,7 @@ def _guess_encoding(data: bytes) -> str | None:
 
 # ---------------------------------------------------------------- JSONL
 
+
 @dataclass
 class JsonlLines:
     """What some consecutive lines of a JSONL file hold (blocks of one file merge by concatenation)."""
@@ -293,27 +372,56 @@ def parse_jsonl_lines(text: str, first_line: int = 1) -> JsonlLines:
     return parsed
 
 
-def jsonl_findings(bad_json: list[int], not_object: list[tuple[int, str]], last_line: int, ends_with_newline: bool) -> list[Finding]:
+def jsonl_findings(
+    bad_json: list[int], not_object: list[tuple[int, str]], last_line: int, ends_with_newline: bool
+) -> list[Finding]:
     """FILE-JSON and FILE-OBJ for a whole JSONL file (the first 20 of each listed, the rest summarised)."""
     findings = []
     for shown, number in enumerate(bad_json):
         if shown >= _MAX_SHOWN:
-            findings.append(Finding("FILE-JSON", "E", None, f"…and {len(bad_json) - _MAX_SHOWN} more lines that are not valid JSON.",
-                                    "Fix or remove those lines."))
+            findings.append(
+                Finding(
+                    "FILE-JSON",
+                    "E",
+                    None,
+                    f"…and {len(bad_json) - _MAX_SHOWN} more lines that are not valid JSON.",
+                    "Fix or remove those lines.",
+                )
+            )
             break
         truncated = number == last_line and not ends_with_newline and len(bad_json) == 1
-        message = (f"Line {number} is not valid JSON: it looks cut off (the file may be truncated)." if truncated
-                   else f"Line {number} is not valid JSON.")
-        hint = ("Re-export or re-download the file; remove the incomplete last line." if truncated
-                else "Each line must be one complete JSON object; a JSON object split over several lines is not JSONL.")
+        message = (
+            f"Line {number} is not valid JSON: it looks cut off (the file may be truncated)."
+            if truncated
+            else f"Line {number} is not valid JSON."
+        )
+        hint = (
+            "Re-export or re-download the file; remove the incomplete last line."
+            if truncated
+            else "Each line must be one complete JSON object; a JSON object split over several lines is not JSONL."
+        )
         findings.append(Finding("FILE-JSON", "E", number, message, hint))
     for shown, (number, type_name) in enumerate(not_object):
         if shown >= _MAX_SHOWN:
-            findings.append(Finding("FILE-OBJ", "E", None, f"…and {len(not_object) - _MAX_SHOWN} more lines that are not JSON objects.",
-                                    "Each line must be a JSON object."))
+            findings.append(
+                Finding(
+                    "FILE-OBJ",
+                    "E",
+                    None,
+                    f"…and {len(not_object) - _MAX_SHOWN} more lines that are not JSON objects.",
+                    "Each line must be a JSON object.",
+                )
+            )
             break
-        findings.append(Finding("FILE-OBJ", "E", number, f"Line {number} is a JSON {_json_type(type_name)}, not an object.",
-                                'Each line must be a JSON object such as {"messages": [...]}.'))
+        findings.append(
+            Finding(
+                "FILE-OBJ",
+                "E",
+                number,
+                f"Line {number} is a JSON {_json_type(type_name)}, not an object.",
+                'Each line must be a JSON object such as {"messages": [...]}.',
+            )
+        )
     return findings
 
 
@@ -326,9 +434,13 @@ def pretty_json_rows(text: str) -> list[Row] | None:
     return probe.rows or None
 
 
-PRETTY_JSON_FINDING = ("FILE-JSON", "E", None,
-                       "This .jsonl file is one JSON document (a pretty-printed array or object), not one JSON object per line.",
-                       "Save it as .json, or write one object per line (`jq -c '.[]' in.json > out.jsonl`). The rows were read as JSON.")
+PRETTY_JSON_FINDING = (
+    "FILE-JSON",
+    "E",
+    None,
+    "This .jsonl file is one JSON document (a pretty-printed array or object), not one JSON object per line.",
+    "Save it as .json, or write one object per line (`jq -c '.[]' in.json > out.jsonl`). The rows were read as JSON.",
+)
 
 
 def _load_jsonl(result: LoadResult, text: str) -> None:
@@ -345,10 +457,18 @@ def _load_jsonl(result: LoadResult, text: str) -> None:
 
 
 def _json_type(python_type: str) -> str:
-    return {"list": "array", "str": "string", "int": "number", "float": "number", "bool": "boolean", "NoneType": "null"}.get(python_type, python_type)
+    return {
+        "list": "array",
+        "str": "string",
+        "int": "number",
+        "float": "number",
+        "bool": "boolean",
+        "NoneType": "null",
+    }.get(python_type, python_type)
 
 
 # ---------------------------------------------------------------- JSON
+
 
 def _load_json(result: LoadResult, text: str) -> None:
     try:
@@ -359,32 +479,60 @@ def _load_json(result: LoadResult, text: str) -> None:
             hint = "This looks like JSON Lines (one object per line): rename the file to .jsonl."
         else:
             hint = "Check the file with a JSON validator; it may be truncated."
-        result.findings.append(Finding("FILE-JSON", "E", None, f"The file is not valid JSON ({str(error)[:120]}"
-                                       + (f", line {line})." if line else ")."), hint))
+        result.findings.append(
+            Finding(
+                "FILE-JSON",
+                "E",
+                None,
+                f"The file is not valid JSON ({str(error)[:120]}" + (f", line {line})." if line else ")."),
+                hint,
+            )
+        )
         return
     records = None
     if isinstance(value, list):
         records = value
     elif isinstance(value, dict):
-        arrays = [(key, item) for key, item in value.items() if isinstance(item, list) and item and isinstance(item[0], dict)]
+        arrays = [
+            (key, item) for key, item in value.items() if isinstance(item, list) and item and isinstance(item[0], dict)
+        ]
         if len(arrays) == 1:
             records = arrays[0][1]
         elif len(arrays) > 1:
             preferred = [item for key, item in arrays if key in ("train", "data", "rows", "records", "examples")]
             records = preferred[0] if preferred else max((item for _, item in arrays), key=len)
-            result.findings.append(Finding("FILE-OBJ", "I", None,
-                                           f"The JSON object holds several arrays ({', '.join(k for k, _ in arrays)}); the rows were read from one of them.",
-                                           "Upload one array of records per file to be sure which one is used."))
+            result.findings.append(
+                Finding(
+                    "FILE-OBJ",
+                    "I",
+                    None,
+                    f"The JSON object holds several arrays ({', '.join(k for k, _ in arrays)}); the rows were read from one of them.",
+                    "Upload one array of records per file to be sure which one is used.",
+                )
+            )
         elif _looks_like_record(value):
             records = [value]
         else:
-            result.findings.append(Finding("FILE-OBJ", "E", None,
-                                           "The JSON object does not hold an array of records, so it is not a dataset.",
-                                           'Use an array of objects, e.g. [{"messages": [...]}, ...], or an object holding one such array.'))
+            result.findings.append(
+                Finding(
+                    "FILE-OBJ",
+                    "E",
+                    None,
+                    "The JSON object does not hold an array of records, so it is not a dataset.",
+                    'Use an array of objects, e.g. [{"messages": [...]}, ...], or an object holding one such array.',
+                )
+            )
             return
     else:
-        result.findings.append(Finding("FILE-OBJ", "E", None, f"The JSON file holds a {_json_type(type(value).__name__)}, not records.",
-                                       'Use an array of objects, e.g. [{"messages": [...]}, ...].'))
+        result.findings.append(
+            Finding(
+                "FILE-OBJ",
+                "E",
+                None,
+                f"The JSON file holds a {_json_type(type(value).__name__)}, not records.",
+                'Use an array of objects, e.g. [{"messages": [...]}, ...].',
+            )
+        )
         return
     not_object = 0
     for index, record in enumerate(records):
@@ -393,12 +541,25 @@ def _load_json(result: LoadResult, text: str) -> None:
         else:
             not_object += 1
             if not_object <= _MAX_SHOWN:
-                result.findings.append(Finding("FILE-OBJ", "E", index + 1,
-                                               f"Record {index + 1} is a JSON {_json_type(type(record).__name__)}, not an object.",
-                                               'Each record must be a JSON object such as {"messages": [...]}.'))
+                result.findings.append(
+                    Finding(
+                        "FILE-OBJ",
+                        "E",
+                        index + 1,
+                        f"Record {index + 1} is a JSON {_json_type(type(record).__name__)}, not an object.",
+                        'Each record must be a JSON object such as {"messages": [...]}.',
+                    )
+                )
     if not_object > _MAX_SHOWN:
-        result.findings.append(Finding("FILE-OBJ", "E", None, f"…and {not_object - _MAX_SHOWN} more records that are not objects.",
-                                       "Each record must be a JSON object."))
+        result.findings.append(
+            Finding(
+                "FILE-OBJ",
+                "E",
+                None,
+                f"…and {not_object - _MAX_SHOWN} more records that are not objects.",
+                "Each record must be a JSON object.",
+            )
+        )
 
 
 def _looks_like_record(value: dict) -> bool:
@@ -407,10 +568,11 @@ def _looks_like_record(value: dict) -> bool:
 
 # ---------------------------------------------------------------- CSV / Parquet
 
-def _load_csv(result: LoadResult, text: str) -> None:
-    import pandas as pd
 
+def _load_csv(result: LoadResult, text: str) -> None:
     import csv
+
+    import pandas as pd
 
     try:
         delimiter = csv.Sniffer().sniff(text[:20000], delimiters=",;\t|").delimiter
@@ -419,8 +581,15 @@ def _load_csv(result: LoadResult, text: str) -> None:
     try:
         frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False)
     except Exception as error:  # noqa: BLE001
-        result.findings.append(Finding("FILE-JSON", "E", None, f"The CSV file could not be parsed: {str(error)[:160]}.",
-                                       "Check the delimiter and quoting; fields with newlines or commas must be quoted."))
+        result.findings.append(
+            Finding(
+                "FILE-JSON",
+                "E",
+                None,
+                f"The CSV file could not be parsed: {str(error)[:160]}.",
+                "Check the delimiter and quoting; fields with newlines or commas must be quoted.",
+            )
+        )
         return
     _frame_to_rows(result, frame)
 
@@ -430,8 +599,15 @@ def _load_parquet(result: LoadResult, data: bytes) -> None:
     try:
         frame = table.to_pandas()
     except Exception as error:  # noqa: BLE001
-        result.findings.append(Finding("FILE-JSON", "E", None, f"The Parquet file could not be read: {str(error)[:160]}.",
-                                       "Check that it is a complete Parquet file (re-export it)."))
+        result.findings.append(
+            Finding(
+                "FILE-JSON",
+                "E",
+                None,
+                f"The Parquet file could not be read: {str(error)[:160]}.",
+                "Check that it is a complete Parquet file (re-export it).",
+            )
+        )
         return
     _frame_to_rows(result, frame)
 
@@ -482,7 +658,9 @@ PARQUET_REVISION = "refs/convert/parquet"  # the Hub's own Parquet copy of every
 
 
 def _offline() -> bool:
-    return any(os.environ.get(name, "").lower() in ("1", "true", "yes") for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    return any(
+        os.environ.get(name, "").lower() in ("1", "true", "yes") for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
 
 
 def _hub_listing(dataset_id: str, revision: str | None, token) -> list[tuple[str, int]]:
@@ -496,7 +674,9 @@ def _hub_listing(dataset_id: str, revision: str | None, token) -> list[tuple[str
 def _hub_download(dataset_id: str, filename: str, revision: str | None, folder: Path, token) -> Path:
     from huggingface_hub import hf_hub_download
 
-    return Path(hf_hub_download(dataset_id, filename, repo_type="dataset", revision=revision, local_dir=folder, token=token))
+    return Path(
+        hf_hub_download(dataset_id, filename, repo_type="dataset", revision=revision, local_dir=folder, token=token)
+    )
 
 
 def _mentions(path: str, word: str) -> bool:
@@ -508,13 +688,20 @@ def _mentions(path: str, word: str) -> bool:
 def split_files(listing: list[tuple[str, int]], split: str) -> list[tuple[str, int]]:
     """The data files of one split, by the Hub's naming conventions (train.jsonl, data/train-0000.parquet,
     default/train/0000.parquet …); files that name no split at all count as "train"."""
-    data = [(path, size) for path, size in listing if path.lower().endswith(HUB_DATA_SUFFIXES)
-            and not path.split("/")[-1].startswith(".")]
+    data = [
+        (path, size)
+        for path, size in listing
+        if path.lower().endswith(HUB_DATA_SUFFIXES) and not path.split("/")[-1].startswith(".")
+    ]
     chosen = [(path, size) for path, size in data if _mentions(path, split)]
     if not chosen and split == "train":
         chosen = [(path, size) for path, size in data if not any(_mentions(path, word) for word in HUB_SPLIT_WORDS)]
-    if len({path.split("/")[0] for path, _ in chosen if "/" in path}) > 1 and any(p.startswith("default/") for p, _ in chosen):
-        chosen = [(path, size) for path, size in chosen if path.startswith("default/")]  # the Parquet copy's first config
+    if len({path.split("/")[0] for path, _ in chosen if "/" in path}) > 1 and any(
+        p.startswith("default/") for p, _ in chosen
+    ):
+        chosen = [
+            (path, size) for path, size in chosen if path.startswith("default/")
+        ]  # the Parquet copy's first config
     return sorted(chosen)
 
 
@@ -530,16 +717,19 @@ def load_hub(dataset_id: str, split: str = "train", limit: int | None = None, to
     import shutil
     import tempfile
 
-
     dataset_id = (dataset_id or "").strip()
     split = (split or "train").strip()
     if not re.match(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$", dataset_id):
-        raise StudioError(f"'{dataset_id[:80]}' is not a Hugging Face dataset id.", "Use an id like 'HuggingFaceH4/no_robots'.")
+        raise StudioError(
+            f"'{dataset_id[:80]}' is not a Hugging Face dataset id.", "Use an id like 'HuggingFaceH4/no_robots'."
+        )
     if not re.match(r"^[\w.-]{1,64}$", split):
         raise StudioError(f"'{split[:80]}' is not a split name.", "Use a split such as 'train' or 'test'.")
     if _offline():
-        raise StudioError("The studio is offline, so Hub datasets cannot be downloaded.",
-                          "Download the dataset elsewhere and upload it as .jsonl/.parquet, or use a bundled sample.")
+        raise StudioError(
+            "The studio is offline, so Hub datasets cannot be downloaded.",
+            "Download the dataset elsewhere and upload it as .jsonl/.parquet, or use a bundled sample.",
+        )
 
     # Unless the caller says: a visitor's id is listed and downloaded without the server's token
     # (studio.access), so private or gated datasets stay out of reach.
@@ -553,14 +743,18 @@ def load_hub(dataset_id: str, split: str = "train", limit: int | None = None, to
     except Exception as error:  # noqa: BLE001
         raise _hub_error(dataset_id, split, error) from error
     if not files:
-        raise StudioError(f"{dataset_id} has no data files for the split '{split}' that the studio can read.",
-                          "Pick another split (e.g. 'train'), or download the data and upload it as .jsonl/.parquet.")
+        raise StudioError(
+            f"{dataset_id} has no data files for the split '{split}' that the studio can read.",
+            "Pick another split (e.g. 'train'), or download the data and upload it as .jsonl/.parquet.",
+        )
     total = sum(size for _, size in files)
     cap = limits.max_bytes("hub_dataset_mb")
     if cap is not None and total > cap:
-        raise StudioError(f"{dataset_id} ({split}) is {total / limits.MIB:,.0f} MB to download, over this studio's limit of "
-                          f"{cap / limits.MIB:,.0f} MB for Hub datasets.",
-                          "Pick a smaller dataset or split, or upload a sample of it. " + limits.raise_hint("hub_dataset_mb"))
+        raise StudioError(
+            f"{dataset_id} ({split}) is {total / limits.MIB:,.0f} MB to download, over this studio's limit of "
+            f"{cap / limits.MIB:,.0f} MB for Hub datasets.",
+            "Pick a smaller dataset or split, or upload a sample of it. " + limits.raise_hint("hub_dataset_mb"),
+        )
     result = LoadResult(kind="hub", name=f"{dataset_id}:{split}", size_bytes=total)
     folder = Path(tempfile.mkdtemp(prefix="hub-", dir=paths.home()))
     try:
@@ -586,23 +780,35 @@ def load_hub(dataset_id: str, split: str = "train", limit: int | None = None, to
                 break
             rows_cap = limits.whole("rows")
             if rows_cap is not None and len(result.rows) > rows_cap:
-                raise StudioError(f"{dataset_id} ({split}) holds more than {rows_cap:,} rows, this studio's limit.",
-                                  "Pick a smaller split, or upload a sample of it. " + limits.raise_hint("rows"))
+                raise StudioError(
+                    f"{dataset_id} ({split}) holds more than {rows_cap:,} rows, this studio's limit.",
+                    "Pick a smaller split, or upload a sample of it. " + limits.raise_hint("rows"),
+                )
     finally:
         shutil.rmtree(folder, ignore_errors=True)  # nothing of the download stays on disk
     if not result.rows:
-        result.findings.append(Finding("FILE-EMPTY", "E", None, f"{dataset_id} ({split}) has no rows.", "Pick another split or dataset."))
+        result.findings.append(
+            Finding("FILE-EMPTY", "E", None, f"{dataset_id} ({split}) has no rows.", "Pick another split or dataset.")
+        )
     return result
 
 
 def _hub_error(dataset_id: str, split: str, error: Exception) -> StudioError:
     name = type(error).__name__
     text = f"{name}: {error}".lower()
-    if any(marker in text for marker in ("connection", "offline", "resolve", "max retries", "timed out", "name or service")):
-        return StudioError(f"Could not reach the Hugging Face Hub to download {dataset_id}.",
-                           "You seem to be offline: upload the file instead, or use a bundled sample.")
+    if any(
+        marker in text for marker in ("connection", "offline", "resolve", "max retries", "timed out", "name or service")
+    ):
+        return StudioError(
+            f"Could not reach the Hugging Face Hub to download {dataset_id}.",
+            "You seem to be offline: upload the file instead, or use a bundled sample.",
+        )
     if name in ("RepositoryNotFoundError", "GatedRepoError") or "401" in text or "404" in text:
-        return StudioError(f"The Hub dataset {dataset_id} was not found, or it is private or gated.",
-                           "Check the id (owner/name); only public datasets can be loaded here.")
-    return StudioError(f"Could not load the Hub dataset {dataset_id} ({split}): {name}.",
-                       "Check the id (owner/name) and the split, or download it and upload the file.")
+        return StudioError(
+            f"The Hub dataset {dataset_id} was not found, or it is private or gated.",
+            "Check the id (owner/name); only public datasets can be loaded here.",
+        )
+    return StudioError(
+        f"Could not load the Hub dataset {dataset_id} ({split}): {name}.",
+        "Check the id (owner/name) and the split, or download it and upload the file.",
+    )

@@ -33,13 +33,58 @@ ROLES = ("user", "assistant", "context", "system")
 _SAMPLE = 200  # rows looked at to find the columns
 # Column names people use, best first (compared lower-cased, without spaces, dashes or underscores).
 SYNONYMS = {
-    "user": ("question", "questions", "query", "prompt", "instruction", "input", "user", "human", "request",
-             "problem", "q", "ask", "message", "inputtext", "userinput", "usermessage"),
-    "assistant": ("answer", "answers", "response", "responses", "output", "completion", "reply", "assistant",
-                  "gpt", "bot", "solution", "target", "a", "outputtext", "assistantresponse", "modelanswer",
-                  "expectedanswer", "expectedoutput", "groundtruth"),
-    "context": ("context", "input", "passage", "document", "documents", "background", "knowledge", "evidence",
-                "retrievedcontext", "source", "article"),
+    "user": (
+        "question",
+        "questions",
+        "query",
+        "prompt",
+        "instruction",
+        "input",
+        "user",
+        "human",
+        "request",
+        "problem",
+        "q",
+        "ask",
+        "message",
+        "inputtext",
+        "userinput",
+        "usermessage",
+    ),
+    "assistant": (
+        "answer",
+        "answers",
+        "response",
+        "responses",
+        "output",
+        "completion",
+        "reply",
+        "assistant",
+        "gpt",
+        "bot",
+        "solution",
+        "target",
+        "a",
+        "outputtext",
+        "assistantresponse",
+        "modelanswer",
+        "expectedanswer",
+        "expectedoutput",
+        "groundtruth",
+    ),
+    "context": (
+        "context",
+        "input",
+        "passage",
+        "document",
+        "documents",
+        "background",
+        "knowledge",
+        "evidence",
+        "retrievedcontext",
+        "source",
+        "article",
+    ),
     "system": ("system", "systemprompt", "systemmessage", "persona", "instructions"),
 }
 
@@ -59,14 +104,18 @@ class ColumnMapping:
         return {"user": self.user, "assistant": self.assistant, "context": list(self.context), "system": self.system}
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "ColumnMapping | None":
+    def from_dict(cls, data: dict | None) -> ColumnMapping | None:
         if not data:
             return None
         context = data.get("context") or []
         if isinstance(context, str):
             context = [context]
-        return cls(user=str(data.get("user") or ""), assistant=str(data.get("assistant") or ""),
-                   context=[str(c) for c in context if c], system=(str(data["system"]) if data.get("system") else None))
+        return cls(
+            user=str(data.get("user") or ""),
+            assistant=str(data.get("assistant") or ""),
+            context=[str(c) for c in context if c],
+            system=(str(data["system"]) if data.get("system") else None),
+        )
 
     def describe(self) -> str:
         """How the rows were built, e.g. "question→user, context appended to user, answer→assistant"."""
@@ -78,12 +127,14 @@ class ColumnMapping:
         parts.append(f"{self.assistant}→assistant")
         return ", ".join(parts)
 
-    def check(self, available: list[str]) -> "ColumnMapping":
+    def check(self, available: list[str]) -> ColumnMapping:
         """Plain errors for a mapping that cannot work on these columns."""
         shown = ", ".join(available[:20]) or "none"
         if not self.user or not self.assistant:
-            raise StudioError("A mapping needs a user column and an assistant (answer) column.",
-                              f"Pick both; the columns in this file: {shown}.")
+            raise StudioError(
+                "A mapping needs a user column and an assistant (answer) column.",
+                f"Pick both; the columns in this file: {shown}.",
+            )
         used = [self.user, self.assistant, *self.context] + ([self.system] if self.system else [])
         for name in used:
             if name not in available:
@@ -162,9 +213,11 @@ def parse_cli(items: list[str] | None) -> ColumnMapping | None:
         role, sep, column = str(item).partition("=")
         role, column = role.strip().lower(), column.strip()
         if not sep or role not in ROLES or not column:
-            raise StudioError(f"'{item}' is not a column mapping.",
-                              "Write ROLE=COLUMN with ROLE one of user, assistant, context, system, "
-                              "e.g. --map user=question --map assistant=answer.")
+            raise StudioError(
+                f"'{item}' is not a column mapping.",
+                "Write ROLE=COLUMN with ROLE one of user, assistant, context, system, "
+                "e.g. --map user=question --map assistant=answer.",
+            )
         if role == "context":
             values["context"].append(column)
         elif role in values:
@@ -173,8 +226,10 @@ def parse_cli(items: list[str] | None) -> ColumnMapping | None:
             values[role] = column
     mapping = ColumnMapping.from_dict(values)
     if not mapping.user or not mapping.assistant:
-        raise StudioError("A mapping needs both --map user=COLUMN and --map assistant=COLUMN.",
-                          "e.g. --map user=question --map assistant=answer")
+        raise StudioError(
+            "A mapping needs both --map user=COLUMN and --map assistant=COLUMN.",
+            "e.g. --map user=question --map assistant=answer",
+        )
     return mapping
 
 
@@ -236,13 +291,33 @@ def load_mapped(path, name: str | None, mapping: ColumnMapping | None, max_bytes
     return loaded
 
 
-def lint_mapped(path, name: str | None, mapping: ColumnMapping | None, *, tokenizer: Any = None,
-                max_length: int | None = None, progress=None, batch_size: int = 8, model: str | None = None,
-                keep_rows: bool = True, workers: int | None = 1, max_bytes: int | None | bool = True):
+def lint_mapped(
+    path,
+    name: str | None,
+    mapping: ColumnMapping | None,
+    *,
+    tokenizer: Any = None,
+    max_length: int | None = None,
+    progress=None,
+    batch_size: int = 8,
+    model: str | None = None,
+    keep_rows: bool = True,
+    workers: int | None = 1,
+    max_bytes: int | None | bool = True,
+):
     """Lint a file read through a column mapping; without one, the linter's own path (a .jsonl is streamed)."""
     if mapping is None:
-        return lint.lint_file(path, name, tokenizer=tokenizer, max_length=max_length, progress=progress,
-                              batch_size=batch_size, model=model, keep_rows=keep_rows, workers=workers,
-                              max_bytes=max_bytes)
+        return lint.lint_file(
+            path,
+            name,
+            tokenizer=tokenizer,
+            max_length=max_length,
+            progress=progress,
+            batch_size=batch_size,
+            model=model,
+            keep_rows=keep_rows,
+            workers=workers,
+            max_bytes=max_bytes,
+        )
     loaded = load_mapped(path, name, mapping, max_bytes=max_bytes)
     return lint.report_from_load(loaded, tokenizer, max_length, progress, batch_size, model)

@@ -46,4 +46,9 @@ class TokenCount:
     trainable_cut: int = 0  # trainable tokens beyond max_length (lost to truncation)
 
     def to_dict(self) -> dict[str, int]:
-        return {"total": self.total, "prompt": self.prompt, "trainable": self.trainable, "trainable_cut": self.trainable_cut}
+        return {
+            "total": self.total,
+            "prompt": self.prompt,
+            "trainable": self.trainable,
+            "trainable_cut": self.trainable_cut,
+        }

@@ -40,8 +40,11 @@ def token_spans(tokenizer, messages: list[dict], max_length: int | None = None) 
     """
     messages = [{**m, "content": _content(m.get("content"))} for m in messages if isinstance(m, dict)]
     template = _training_template(tokenizer)
-    rendered = tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False) if template else \
-        tokenizer.apply_chat_template(messages, tokenize=False)
+    rendered = (
+        tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False)
+        if template
+        else tokenizer.apply_chat_template(messages, tokenize=False)
+    )
     encoding = tokenizer(rendered, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = encoding["input_ids"], encoding["offset_mapping"]
     trained_chars = _trained_chars(tokenizer, messages, rendered, template)
@@ -58,8 +61,9 @@ def _trained_chars(tokenizer, messages, rendered: str, template: str | None) -> 
     mask = [False] * len(rendered)
     if template:
         try:
-            out = tokenizer.apply_chat_template(messages, chat_template=template, tokenize=True, return_dict=True,
-                                                return_assistant_tokens_mask=True)
+            out = tokenizer.apply_chat_template(
+                messages, chat_template=template, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+            )
             ids = list(out["input_ids"])
             assistant = list(out["assistant_masks"])
             encoding = tokenizer(rendered, add_special_tokens=False, return_offsets_mapping=True)
@@ -98,14 +102,18 @@ def _trained_chars(tokenizer, messages, rendered: str, template: str | None) -> 
 def chat_html(messages: list[dict] | None, text: str | None = None) -> str:
     if messages is None:
         if text is not None:
-            return f'<div class="rv-chat"><div class="rv-msg rv-text"><div class="rv-role">text</div>' \
-                   f'<div class="rv-body">{escape.html(text)}</div></div></div>'
+            return (
+                f'<div class="rv-chat"><div class="rv-msg rv-text"><div class="rv-role">text</div>'
+                f'<div class="rv-body">{escape.html(text)}</div></div></div>'
+            )
         return '<div class="rv-empty">This row could not be read as a conversation (see its findings).</div>'
     parts = ['<div class="rv-chat">']
     for message in messages:
         if not isinstance(message, dict):
-            parts.append(f'<div class="rv-msg rv-bad"><div class="rv-role">not a message</div>'
-                         f'<div class="rv-body">{escape.html(repr(message)[:500])}</div></div>')
+            parts.append(
+                f'<div class="rv-msg rv-bad"><div class="rv-role">not a message</div>'
+                f'<div class="rv-body">{escape.html(repr(message)[:500])}</div></div>'
+            )
             continue
         role = str(message.get("role", "?"))
         colour = ROLE_COLOURS.get(role, PALETTE["purple"])
@@ -137,7 +145,7 @@ def tokens_html(spans: list[dict[str, Any]], limit: int = MAX_TOKENS_SHOWN) -> s
     pieces = []
     for span in spans[:limit]:
         classes = "rv-tok" + (" rv-trained" if span["trained"] else "") + (" rv-cut" if span["cut"] else "")
-        text = escape.html(span["text"]).replace("\n", '↵<br>')
+        text = escape.html(span["text"]).replace("\n", "↵<br>")
         pieces.append(f'<span class="{classes}">{text}</span>')
     more = f'<div class="rv-faint">… {len(spans) - limit} more tokens not shown</div>' if len(spans) > limit else ""
     return f'{legend}<div class="rv-tokens">{"".join(pieces)}</div>{more}'
@@ -145,7 +153,7 @@ def tokens_html(spans: list[dict[str, Any]], limit: int = MAX_TOKENS_SHOWN) -> s
 
 ROW_VIEW_CSS = f"""
 .rv-chat {{ display: flex; flex-direction: column; gap: 8px; }}
-.rv-msg {{ border-left: 4px solid {PALETTE['grey']}; padding: 6px 10px; border-radius: 6px;
+.rv-msg {{ border-left: 4px solid {PALETTE["grey"]}; padding: 6px 10px; border-radius: 6px;
           background: var(--block-background-fill, #fafafa); max-width: 92%; }}
 .rv-right {{ align-self: flex-end; }}
 .rv-role {{ font-size: 0.75em; font-weight: 700; text-transform: uppercase; letter-spacing: 0.04em; }}
@@ -155,7 +163,7 @@ ROW_VIEW_CSS = f"""
 .rv-tokens {{ font-family: var(--font-mono, monospace); font-size: 0.85em; line-height: 1.9; }}
 .rv-tok {{ border: 1px solid rgba(127,127,127,0.35); border-radius: 3px; padding: 0 1px; margin: 0 1px 0 0;
           white-space: pre-wrap; }}
-.rv-trained {{ background: {PALETTE['orange']}55; border-color: {PALETTE['orange']}; }}
+.rv-trained {{ background: {PALETTE["orange"]}55; border-color: {PALETTE["orange"]}; }}
 .rv-cut {{ text-decoration: line-through; opacity: 0.45; }}
 .rv-legend {{ font-size: 0.85em; margin-bottom: 6px; }}
 """

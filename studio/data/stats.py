@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -67,7 +68,9 @@ ROLE_COLOURS = {
 
 def percentiles(values: Iterable[float]) -> dict[str, int | float]:
     """True percentiles over every value (nearest rank, so each is a real example's size), plus min/mean/max."""
-    ordered = np.sort(np.fromiter(values, dtype=np.float64) if not isinstance(values, np.ndarray) else values.astype(np.float64))
+    ordered = np.sort(
+        np.fromiter(values, dtype=np.float64) if not isinstance(values, np.ndarray) else values.astype(np.float64)
+    )
     if not len(ordered):
         return {**{f"p{q}": 0 for q in PERCENTILES}, "min": 0, "mean": 0, "max": 0}
     result: dict[str, int | float] = {}
@@ -334,7 +337,9 @@ def _system_prompts(table, selected: np.ndarray, top: int = 5) -> dict[str, Any]
         "rows_without": int((ids < 0).sum()),
         "rows": int(chat.sum()),
         # Prompts come from the data: a secret in one is masked before it is shown anywhere.
-        "top": [{"prompt": quote(table.system_texts[i], 2000), "rows": int(counts[i])} for i in order.tolist() if counts[i]],
+        "top": [
+            {"prompt": quote(table.system_texts[i], 2000), "rows": int(counts[i])} for i in order.tolist() if counts[i]
+        ],
     }
 
 
@@ -455,22 +460,48 @@ def tokens_histogram(stats: dict[str, Any]):
     bins = stats.get("histogram") or {"edges": [], "counts": []}
     edges, counts = bins["edges"], bins["counts"]
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=[(a + b) / 2 for a, b in zip(edges, edges[1:])], y=counts,
-                         width=[b - a for a, b in zip(edges, edges[1:])], marker_color=PALETTE["blue"], name="rows",
-                         customdata=[[a, b - 1] for a, b in zip(edges, edges[1:])],
-                         hovertemplate="%{customdata[0]}-%{customdata[1]} tokens: %{y} rows<extra></extra>"))
+    fig.add_trace(
+        go.Bar(
+            x=[(a + b) / 2 for a, b in zip(edges, edges[1:])],
+            y=counts,
+            width=[b - a for a, b in zip(edges, edges[1:])],
+            marker_color=PALETTE["blue"],
+            name="rows",
+            customdata=[[a, b - 1] for a, b in zip(edges, edges[1:])],
+            hovertemplate="%{customdata[0]}-%{customdata[1]} tokens: %{y} rows<extra></extra>",
+        )
+    )
     if counts:
         p95 = stats["tokens"]["per_example"]["total"]["p95"]
         max_length = stats["max_length"]
-        fig.add_vline(x=p95, line_dash="dot", line_color=PALETTE["green"], line_width=2,
-                      annotation_text=f"p95 = {p95}", annotation_position="top right",
-                      annotation_yshift=-18)
+        fig.add_vline(
+            x=p95,
+            line_dash="dot",
+            line_color=PALETTE["green"],
+            line_width=2,
+            annotation_text=f"p95 = {p95}",
+            annotation_position="top right",
+            annotation_yshift=-18,
+        )
         if max_length <= edges[-1] * 1.5:
-            fig.add_vline(x=max_length, line_dash="dash", line_color=PALETTE["vermillion"], line_width=2,
-                          annotation_text=f"max_length = {max_length}", annotation_position="top left")
+            fig.add_vline(
+                x=max_length,
+                line_dash="dash",
+                line_color=PALETTE["vermillion"],
+                line_width=2,
+                annotation_text=f"max_length = {max_length}",
+                annotation_position="top left",
+            )
         else:
-            fig.add_annotation(text=f"max_length = {max_length:,} (off the chart: nothing is cut)", xref="paper",
-                               yref="paper", x=1, y=1.08, showarrow=False, font={"color": PALETTE["vermillion"]})
+            fig.add_annotation(
+                text=f"max_length = {max_length:,} (off the chart: nothing is cut)",
+                xref="paper",
+                yref="paper",
+                x=1,
+                y=1.08,
+                showarrow=False,
+                font={"color": PALETTE["vermillion"]},
+            )
     return _layout(fig, "Tokens per example", "tokens (after the chat template)", "rows")
 
 
@@ -478,8 +509,14 @@ def messages_chart(stats: dict[str, Any]):
     import plotly.graph_objects as go
 
     data = stats.get("messages_per_example") or {}
-    fig = go.Figure(go.Bar(x=list(data.keys()), y=list(data.values()), marker_color=PALETTE["sky"],
-                           hovertemplate="%{x} messages: %{y} rows<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=list(data.keys()),
+            y=list(data.values()),
+            marker_color=PALETTE["sky"],
+            hovertemplate="%{x} messages: %{y} rows<extra></extra>",
+        )
+    )
     fig.update_xaxes(type="category")
     return _layout(fig, "Messages per example", "messages in the conversation", "rows")
 
@@ -489,12 +526,17 @@ def roles_chart(stats: dict[str, Any]):
 
     roles = stats.get("roles") or {}
     names = list(roles.keys())
-    fig = go.Figure(go.Bar(
-        x=[roles[name] for name in names], y=[escape.html(name, quote=False) for name in names], orientation="h",  # roles come from the data
-        marker_color=[ROLE_COLOURS.get(name, PALETTE["purple"]) for name in names],
-        text=[roles[name] for name in names], textposition="auto",
-        hovertemplate="%{y}: %{x} messages<extra></extra>",
-    ))
+    fig = go.Figure(
+        go.Bar(
+            x=[roles[name] for name in names],
+            y=[escape.html(name, quote=False) for name in names],
+            orientation="h",  # roles come from the data
+            marker_color=[ROLE_COLOURS.get(name, PALETTE["purple"]) for name in names],
+            text=[roles[name] for name in names],
+            textposition="auto",
+            hovertemplate="%{y}: %{x} messages<extra></extra>",
+        )
+    )
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, "Role mix (messages)", "messages", "")
 
@@ -503,14 +545,25 @@ def system_prompts_chart(stats: dict[str, Any]):
     import plotly.graph_objects as go
 
     system = stats.get("system_prompts") or {"top": [], "rows_without": 0}
-    labels = [escape.html(_shorten(item["prompt"] or "(empty)", 42), quote=False) for item in system["top"]]  # Plotly reads tags in labels
+    labels = [
+        escape.html(_shorten(item["prompt"] or "(empty)", 42), quote=False) for item in system["top"]
+    ]  # Plotly reads tags in labels
     values = [item["rows"] for item in system["top"]]
     if system.get("rows_without"):
         labels.append("(no system prompt)")
         values.append(system["rows_without"])
     colours = [PALETTE["purple"]] * len(system["top"]) + [PALETTE["grey"]] * (len(labels) - len(system["top"]))
-    fig = go.Figure(go.Bar(x=values, y=labels, orientation="h", marker_color=colours, text=values, textposition="auto",
-                           hovertemplate="%{y}<br>%{x} rows<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=values,
+            y=labels,
+            orientation="h",
+            marker_color=colours,
+            text=values,
+            textposition="auto",
+            hovertemplate="%{y}<br>%{x} rows<extra></extra>",
+        )
+    )
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, "Top system prompts", "rows", "", height=max(260, 60 + 45 * len(labels)))
 
@@ -524,18 +577,26 @@ def findings_chart(stats: dict[str, Any]):
         group = [item for item in items if item["severity"] == severity]
         if not group:
             continue
-        fig.add_trace(go.Bar(
-            x=[item["count"] for item in group], y=[item["rule"] for item in group], orientation="h",
-            name=SEVERITY_NAMES[severity], marker_color=SEVERITY_COLOURS[severity],
-            text=[item["count"] for item in group], textposition="auto",
-            hovertemplate="%{y}: %{x} findings<extra>" + SEVERITY_NAMES[severity] + "</extra>",
-        ))
+        fig.add_trace(
+            go.Bar(
+                x=[item["count"] for item in group],
+                y=[item["rule"] for item in group],
+                orientation="h",
+                name=SEVERITY_NAMES[severity],
+                marker_color=SEVERITY_COLOURS[severity],
+                text=[item["count"] for item in group],
+                textposition="auto",
+                hovertemplate="%{y}: %{x} findings<extra>" + SEVERITY_NAMES[severity] + "</extra>",
+            )
+        )
     fig.update_yaxes(autorange="reversed", categoryorder="array", categoryarray=[item["rule"] for item in items])
     fig.update_traces(textposition="outside", cliponaxis=False)
     if items and max(item["count"] for item in items) <= 10:
         fig.update_xaxes(dtick=1)  # whole findings only
     _layout(fig, "Findings by rule", "findings", "", height=max(260, 80 + 17 * len(items)))
-    fig.update_layout(showlegend=True, legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"})
+    fig.update_layout(
+        showlegend=True, legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"}
+    )
     return fig
 
 
@@ -557,10 +618,14 @@ def _shorten(text: str, limit: int) -> str:
 # ---------------------------------------------------------------- the report as Markdown
 
 
-def report_markdown(report, stats: dict[str, Any], source_name: str = "", verdict: str = "", max_findings: int = 500) -> str:
+def report_markdown(
+    report, stats: dict[str, Any], source_name: str = "", verdict: str = "", max_findings: int = 500
+) -> str:
     """The lint report for people (report.md): verdict, statistics, findings by rule, then every finding."""
     severity_counts = Counter(f.severity for f in report.findings)
-    title = {"blocked": "Blocked as it is", "warnings": "Ready, with warnings", "ready": "Ready to train"}.get(verdict, verdict)
+    title = {"blocked": "Blocked as it is", "warnings": "Ready, with warnings", "ready": "Ready to train"}.get(
+        verdict, verdict
+    )
     lines = [
         f"# Dataset lint report{f': {escape.md_inline(source_name)}' if source_name else ''}",
         "",
@@ -583,8 +648,10 @@ def report_markdown(report, stats: dict[str, Any], source_name: str = "", verdic
     ordered = sorted(report.findings, key=lambda f: (order.get(f.severity, 3), f.row or 0, f.rule))
     for finding in ordered[:max_findings]:
         row = "file" if finding.row is None else str(finding.row)
-        lines.append(f"| {SEVERITY_NAMES.get(finding.severity, finding.severity)} | {_cell(finding.rule)} | {row} | "
-                     f"{_cell(finding.message)} | {_cell(finding.hint)} |")
+        lines.append(
+            f"| {SEVERITY_NAMES.get(finding.severity, finding.severity)} | {_cell(finding.rule)} | {row} | "
+            f"{_cell(finding.message)} | {_cell(finding.hint)} |"
+        )
     if len(ordered) > max_findings:
         lines.append(f"\n… and {len(ordered) - max_findings} more findings: see report.json.")
     return "\n".join(lines) + "\n"

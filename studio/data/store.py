@@ -32,7 +32,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +121,7 @@ def save_dataset(
         "source_sha256": source_sha256,
         **({"source_hub_id": source_hub_id} if source_hub_id else {}),  # a Hub dataset: named in the model card
         "format": getattr(report, "format", None),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "counts": clean.counts,
         "findings_summary": dict(sorted(findings_summary.items())),
         "stats": stats,
@@ -141,8 +141,11 @@ def save_dataset(
         os.rename(staging, final)  # atomic; `final` is new (random id), so nothing is replaced
     except OSError as error:
         shutil.rmtree(staging, ignore_errors=True)
-        hint = "Free some disk space and try again." if getattr(error, "errno", None) == 28 else \
-            f"Check that {root} is writable (set STUDIO_HOME to choose another folder)."
+        hint = (
+            "Free some disk space and try again."
+            if getattr(error, "errno", None) == 28
+            else f"Check that {root} is writable (set STUDIO_HOME to choose another folder)."
+        )
         raise StudioError(f"Could not save the dataset: {error.strerror or error}.", hint) from error
     return final
 
@@ -249,10 +252,16 @@ def carried_over(source_sha256: str) -> dict[str, Any]:
     so checking a file again keeps the owner's decisions: {"column_mapping", "dismissals", "dataset"} or {}.
     Only the caller's own datasets count (list_visible): another visitor's decisions and reasons stay theirs."""
     for manifest in list_visible():
-        if source_sha256 and manifest.get("source_sha256") == source_sha256 and (
-                manifest.get("column_mapping") or manifest.get("dismissals")):
-            return {"column_mapping": manifest.get("column_mapping"), "dismissals": manifest.get("dismissals") or [],
-                    "dataset": manifest.get("name") or manifest.get("id")}
+        if (
+            source_sha256
+            and manifest.get("source_sha256") == source_sha256
+            and (manifest.get("column_mapping") or manifest.get("dismissals"))
+        ):
+            return {
+                "column_mapping": manifest.get("column_mapping"),
+                "dismissals": manifest.get("dismissals") or [],
+                "dataset": manifest.get("name") or manifest.get("id"),
+            }
     return {}
 
 
@@ -273,8 +282,10 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
             try:
                 records.append(json.loads(line))
             except ValueError as error:
-                raise StudioError(f"{path.name} in {path.parent.name} is damaged (line {number} is not JSON).",
-                                  "Save the dataset again from the Data tab.") from error
+                raise StudioError(
+                    f"{path.name} in {path.parent.name} is damaged (line {number} is not JSON).",
+                    "Save the dataset again from the Data tab.",
+                ) from error
     return records
 
 
@@ -283,11 +294,15 @@ def load_dataset_folder(path: str | os.PathLike) -> SavedDataset:
     folder = Path(path)
     manifest = read_manifest(folder)
     if manifest is None:
-        raise StudioError(f"{folder} is not a saved dataset (no manifest.json and train.jsonl).",
-                          "Pick a dataset saved by the Data tab (Fix and split).")
+        raise StudioError(
+            f"{folder} is not a saved dataset (no manifest.json and train.jsonl).",
+            "Pick a dataset saved by the Data tab (Fix and split).",
+        )
     validation_path = folder / "validation.jsonl"
     validation = _read_jsonl(validation_path) if validation_path.is_file() else []
-    return SavedDataset(path=folder, manifest=manifest, train=_read_jsonl(folder / "train.jsonl"), validation=validation)
+    return SavedDataset(
+        path=folder, manifest=manifest, train=_read_jsonl(folder / "train.jsonl"), validation=validation
+    )
 
 
 def bundled_samples() -> list[dict[str, Any]]:
@@ -300,7 +315,13 @@ def bundled_samples() -> list[dict[str, Any]]:
                     rows = sum(1 for line in handle if line.strip())
             except OSError:
                 continue
-            items.append({"name": path.stem, "path": str(path), "rows": rows,
-                          "description": SAMPLE_DESCRIPTIONS.get(path.stem, "")})
+            items.append(
+                {
+                    "name": path.stem,
+                    "path": str(path),
+                    "rows": rows,
+                    "description": SAMPLE_DESCRIPTIONS.get(path.stem, ""),
+                }
+            )
     # The clean sample first: it is the one to start with.
     return sorted(items, key=lambda item: (item["name"] != "assistant_style", item["name"]))

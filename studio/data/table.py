@@ -80,8 +80,13 @@ def row_facts(rows: Sequence[Row], counts: Sequence[TokenCount | None] | None = 
         users[index] = roles[index, 1]
         if prompt is not None:
             system[index] = system_ids.setdefault(prompt, len(system_ids))
-    tokens = np.array([NO_TOKENS if count is None else (count.total, count.prompt, count.trainable, count.trainable_cut)
-                       for count in (counts if counts is not None else [None] * size)], dtype=np.int32).reshape(size, 4)
+    tokens = np.array(
+        [
+            NO_TOKENS if count is None else (count.total, count.prompt, count.trainable, count.trainable_cut)
+            for count in (counts if counts is not None else [None] * size)
+        ],
+        dtype=np.int32,
+    ).reshape(size, 4)
     return RowFacts(numbers, formats, parsed, messages, users, roles, system, tokens, list(system_ids), other_roles)
 
 
@@ -100,8 +105,10 @@ class RowTable:
 
     def add(self, facts: RowFacts) -> None:
         if len(facts.system_texts):
-            mapping = np.array([self._system_ids.setdefault(text, len(self._system_ids)) for text in facts.system_texts],
-                               dtype=np.int32)
+            mapping = np.array(
+                [self._system_ids.setdefault(text, len(self._system_ids)) for text in facts.system_texts],
+                dtype=np.int32,
+            )
             self.system_texts = list(self._system_ids)
             facts.system = np.where(facts.system >= 0, mapping[np.maximum(facts.system, 0)], -1).astype(np.int32)
         for index, roles in facts.other_roles.items():
@@ -160,8 +167,10 @@ class RowTable:
 
     def token_counts(self) -> list[TokenCount | None]:
         """One TokenCount (or None) per row, in row order."""
-        return [None if total < 0 else TokenCount(int(total), int(prompt), int(trainable), int(cut))
-                for total, prompt, trainable, cut in self.tokens.tolist()]
+        return [
+            None if total < 0 else TokenCount(int(total), int(prompt), int(trainable), int(cut))
+            for total, prompt, trainable, cut in self.tokens.tolist()
+        ]
 
     def format_name(self, code: int) -> str | None:
         return FORMATS[code]

@@ -23,6 +23,7 @@ def _positive(kind):
         if kind is int and float(text) != int(float(text)):
             raise argparse.ArgumentTypeError(f"must be a whole number (got {text})")
         return value
+
     return parse
 
 
@@ -50,11 +51,14 @@ def _tokens(text: str) -> float:
 def register(subparsers) -> None:
     gpus = ", ".join([est.THIS_MACHINE] + [item.key for item in est.HARDWARE])
     parser = subparsers.add_parser(
-        "estimate", help="memory, FLOPs, time and cost of a fine-tuning run",
-        description="Estimate a fine-tuning run before starting it. Prints one JSON line with --json.")
+        "estimate",
+        help="memory, FLOPs, time and cost of a fine-tuning run",
+        description="Estimate a fine-tuning run before starting it. Prints one JSON line with --json.",
+    )
     parser.add_argument("--params", type=_params, help="model parameters: 7B, 135M, 7e9 (default: the --model's)")
-    parser.add_argument("--tokens", type=_tokens, help="training tokens per epoch (after the chat template; "
-                                                       "default: the --data's)")
+    parser.add_argument(
+        "--tokens", type=_tokens, help="training tokens per epoch (after the chat template; default: the --data's)"
+    )
     parser.add_argument("--epochs", type=_positive(float), required=True)
     parser.add_argument("--technique", choices=est.TECHNIQUES, required=True)
     parser.add_argument("--gpu", default="a10g", metavar="NAME", help=f"hardware: {gpus} (default a10g)")
@@ -62,12 +66,21 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=_positive(int), default=4)
     parser.add_argument("--max-length", type=_positive(int), default=1024)
     parser.add_argument("--lora-r", type=_positive(int), default=est.DEFAULT_LORA_R)
-    parser.add_argument("--model", help="a model name for its real shape, e.g. Qwen2.5-7B or bundled (else a "
-                                        "generic shape)")
-    parser.add_argument("--data", metavar="DATASET", help="a saved dataset folder: its rows, token statistics and "
-                                                          "validation split (the same run `train --dry-run` estimates)")
-    parser.add_argument("--cpu-gflops", type=_positive(float), metavar="G",
-                        help="with --gpu this-machine on a CPU: use this matmul peak instead of measuring it")
+    parser.add_argument(
+        "--model", help="a model name for its real shape, e.g. Qwen2.5-7B or bundled (else a generic shape)"
+    )
+    parser.add_argument(
+        "--data",
+        metavar="DATASET",
+        help="a saved dataset folder: its rows, token statistics and "
+        "validation split (the same run `train --dry-run` estimates)",
+    )
+    parser.add_argument(
+        "--cpu-gflops",
+        type=_positive(float),
+        metavar="G",
+        help="with --gpu this-machine on a CPU: use this matmul peak instead of measuring it",
+    )
     checkpointing = parser.add_mutually_exclusive_group()
     checkpointing.add_argument("--gradient-checkpointing", dest="checkpointing", action="store_true", default=None)
     checkpointing.add_argument("--no-gradient-checkpointing", dest="checkpointing", action="store_false")
@@ -102,22 +115,39 @@ def run(args: argparse.Namespace) -> int:
         hardware = cost.this_machine(est.local_training_dtype(arch), peak_tflops=args.cpu_gflops / 1000)
     else:
         hardware = est.find_hardware(args.gpu, arch)
-    result = est.estimate(params, tokens, args.epochs, args.technique, hardware=hardware,
-                          batch_size=args.batch_size, max_length=args.max_length, lora_r=args.lora_r, arch=arch,
-                          devices=args.gpus, gradient_checkpointing=args.checkpointing, dataset=dataset)
+    result = est.estimate(
+        params,
+        tokens,
+        args.epochs,
+        args.technique,
+        hardware=hardware,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        lora_r=args.lora_r,
+        arch=arch,
+        devices=args.gpus,
+        gradient_checkpointing=args.checkpointing,
+        dataset=dataset,
+    )
     data = result.as_dict()
     if args.json:
         print(json.dumps(data))
         return 0
-    print(f"{est.TECHNIQUE_LABELS[result.technique]} · {est.format_params(result.params)} params ({arch.name}) · "
-          f"{result.tokens:,.0f} tokens × {result.epochs:g} epochs on {result.hardware.label}")
-    print(f"memory   {data['memory_gib']:.1f} GiB of {result.hardware.memory_gib:.0f} GiB "
-          f"({'fits' if result.fits else 'does NOT fit'})")
+    print(
+        f"{est.TECHNIQUE_LABELS[result.technique]} · {est.format_params(result.params)} params ({arch.name}) · "
+        f"{result.tokens:,.0f} tokens × {result.epochs:g} epochs on {result.hardware.label}"
+    )
+    print(
+        f"memory   {data['memory_gib']:.1f} GiB of {result.hardware.memory_gib:.0f} GiB "
+        f"({'fits' if result.fits else 'does NOT fit'})"
+    )
     for part, value in data["memory_breakdown_gib"].items():
         print(f"  {part:12s} {value:8.2f} GiB")
     print(f"flops    {result.flops:.3g}   = {result.formula}")
-    print(f"time     {result.hours:.3g} h at {result.hardware.peak_tflops:g} TFLOP/s × {result.run.efficiency:.0%} "
-          f"({result.run.efficiency_note})")
+    print(
+        f"time     {result.hours:.3g} h at {result.hardware.peak_tflops:g} TFLOP/s × {result.run.efficiency:.0%} "
+        f"({result.run.efficiency_note})"
+    )
     print("  " + ", ".join(f"{part} {seconds:,.0f} s" for part, seconds in data["seconds"].items()))
     print(f"cost     ${result.cost_usd:,.2f} at ${result.hardware.price_per_hour:g}/h")
     return 0

@@ -87,28 +87,47 @@ def training_dtype(hardware: cost.Device) -> str:
     return hardware.dtype
 
 
-def estimate_memory(params: float, technique: str, *, arch: cost.ModelShape | None = None, batch_size: int = 1,
-                    max_length: int = 1024, gradient_checkpointing: bool = True, lora_r: int = DEFAULT_LORA_R,
-                    dtype: str = "bf16", devices: int = 1, kind: str | None = None) -> cost.Memory:
+def estimate_memory(
+    params: float,
+    technique: str,
+    *,
+    arch: cost.ModelShape | None = None,
+    batch_size: int = 1,
+    max_length: int = 1024,
+    gradient_checkpointing: bool = True,
+    lora_r: int = DEFAULT_LORA_R,
+    dtype: str = "bf16",
+    devices: int = 1,
+    kind: str | None = None,
+) -> cost.Memory:
     """Peak memory (GiB) of one device for a batch of rows at max length (the worst batch a run meets)."""
     arch = arch or cost.shape_for(params)
     if arch.params != params:
         arch = replace(arch, params=params)
-    return cost.estimate_memory(arch, technique, dtype=dtype, micro_batch=int(batch_size), length=int(max_length),
-                                lora_r=int(lora_r), gradient_checkpointing=gradient_checkpointing,
-                                kind=kind or ("cpu" if dtype == "fp32" else "gpu"), devices=int(devices))
+    return cost.estimate_memory(
+        arch,
+        technique,
+        dtype=dtype,
+        micro_batch=int(batch_size),
+        length=int(max_length),
+        lora_r=int(lora_r),
+        gradient_checkpointing=gradient_checkpointing,
+        kind=kind or ("cpu" if dtype == "fp32" else "gpu"),
+        devices=int(devices),
+    )
 
 
 @dataclass(frozen=True)
 class DatasetNumbers:
     """What the Decide tab knows of the data: tokens per row and how many rows train and validate."""
+
     tokens: cost.TokenStats
     train_rows: int
     validation_rows: int
     tokens_per_epoch: float  # real tokens of the training rows
 
     @classmethod
-    def typed(cls, tokens_per_epoch: float, max_length: int) -> "DatasetNumbers":
+    def typed(cls, tokens_per_epoch: float, max_length: int) -> DatasetNumbers:
         mean = max(1.0, max_length * TYPED_ROW_SHARE_OF_MAX_LENGTH)
         stats = cost.TokenStats(mean, 0.9 * mean, 1.8 * mean, 2.0 * mean, 2.0 * mean, TYPED_LABELLED_FRACTION)
         train = max(1, round(tokens_per_epoch / mean))
@@ -117,6 +136,7 @@ class DatasetNumbers:
 
 
 # --- The whole estimate ------------------------------------------------------------------------------
+
 
 @dataclass
 class Estimate:
@@ -175,39 +195,77 @@ class Estimate:
 
     def as_dict(self) -> dict:
         return {
-            "technique": self.technique, "params": self.params, "architecture": asdict(self.arch),
-            "tokens_per_epoch": self.tokens, "epochs": self.epochs, "hardware": self.hardware.key,
-            "hardware_label": self.hardware.label, "devices": self.devices, "batch_size": self.batch_size,
-            "max_length": self.max_length, "gradient_checkpointing": self.gradient_checkpointing,
-            "lora_r": self.lora_r, "dtype": self.dtype, "adapter_params": self.adapter_params,
+            "technique": self.technique,
+            "params": self.params,
+            "architecture": asdict(self.arch),
+            "tokens_per_epoch": self.tokens,
+            "epochs": self.epochs,
+            "hardware": self.hardware.key,
+            "hardware_label": self.hardware.label,
+            "devices": self.devices,
+            "batch_size": self.batch_size,
+            "max_length": self.max_length,
+            "gradient_checkpointing": self.gradient_checkpointing,
+            "lora_r": self.lora_r,
+            "dtype": self.dtype,
+            "adapter_params": self.adapter_params,
             "trainable_params": self.params if self.technique == "full" else self.adapter_params,
-            "memory_gib": round(self.memory.total, 3), "memory_breakdown_gib": self.memory.as_dict()["parts_gib"],
-            "memory_notes": self.memory.notes, "available_memory_gib": self.hardware.memory_gib, "fits": self.fits,
-            "unavailable": self.unavailable, "flops": self.flops, "flops_formula": self.formula,
-            "time_overhead": TIME_OVERHEAD[self.technique], "peak_tflops": self.hardware.peak_tflops,
-            "efficiency": self.run.efficiency, "efficiency_source": self.run.efficiency_note,
-            "price_per_hour": self.hardware.price_per_hour, "seconds": self.run.as_dict()["seconds"],
-            "tokens_per_s": self.run.as_dict()["tokens_per_s"], "hours": self.hours,
+            "memory_gib": round(self.memory.total, 3),
+            "memory_breakdown_gib": self.memory.as_dict()["parts_gib"],
+            "memory_notes": self.memory.notes,
+            "available_memory_gib": self.hardware.memory_gib,
+            "fits": self.fits,
+            "unavailable": self.unavailable,
+            "flops": self.flops,
+            "flops_formula": self.formula,
+            "time_overhead": TIME_OVERHEAD[self.technique],
+            "peak_tflops": self.hardware.peak_tflops,
+            "efficiency": self.run.efficiency,
+            "efficiency_source": self.run.efficiency_note,
+            "price_per_hour": self.hardware.price_per_hour,
+            "seconds": self.run.as_dict()["seconds"],
+            "tokens_per_s": self.run.as_dict()["tokens_per_s"],
+            "hours": self.hours,
             "cost_usd": round(self.cost_usd, 4),
-            "time_formula": ("seconds = start-up + warm-up + FLOPs × overhead / (peak × efficiency × devices) "
-                             "+ evaluations + checkpoints + end"),
+            "time_formula": (
+                "seconds = start-up + warm-up + FLOPs × overhead / (peak × efficiency × devices) "
+                "+ evaluations + checkpoints + end"
+            ),
         }
 
 
-def estimate(params: float, tokens: float, epochs: float, technique: str, *, hardware: str | cost.Device = "a10g",
-             batch_size: int = 4, max_length: int = 1024, gradient_checkpointing: bool | None = None,
-             lora_r: int = DEFAULT_LORA_R, arch: cost.ModelShape | None = None, devices: int = 1,
-             dtype: str | None = None, dataset: DatasetNumbers | None = None) -> Estimate:
+def estimate(
+    params: float,
+    tokens: float,
+    epochs: float,
+    technique: str,
+    *,
+    hardware: str | cost.Device = "a10g",
+    batch_size: int = 4,
+    max_length: int = 1024,
+    gradient_checkpointing: bool | None = None,
+    lora_r: int = DEFAULT_LORA_R,
+    arch: cost.ModelShape | None = None,
+    devices: int = 1,
+    dtype: str | None = None,
+    dataset: DatasetNumbers | None = None,
+) -> Estimate:
     """A planned run on one hardware. With `dataset` (the Data tab's statistics), the same run the Train tab's
     preflight estimates; with typed numbers, rows of a typical shape (see DatasetNumbers.typed)."""
     technique = check_technique(technique)
     device = hardware if isinstance(hardware, cost.Device) else find_hardware(hardware)
     for name, value in (("tokens", tokens), ("epochs", epochs)):
         if not value or value <= 0 or not math.isfinite(value):
-            raise StudioError(f"The number of {name} must be above 0 (got {value}).",
-                              "Load a dataset in the Data tab, or type the token count and epochs.")
-    for name, value in (("batch size", batch_size), ("max length", max_length), ("LoRA rank", lora_r),
-                        ("devices", devices)):
+            raise StudioError(
+                f"The number of {name} must be above 0 (got {value}).",
+                "Load a dataset in the Data tab, or type the token count and epochs.",
+            )
+    for name, value in (
+        ("batch size", batch_size),
+        ("max length", max_length),
+        ("LoRA rank", lora_r),
+        ("devices", devices),
+    ):
         if int(value) < 1:
             raise StudioError(f"The {name} must be at least 1 (got {value}).", "Use a whole number of 1 or more.")
     arch = arch or cost.shape_for(params)
@@ -217,19 +275,46 @@ def estimate(params: float, tokens: float, epochs: float, technique: str, *, har
     if device.dtype != dtype:
         device = replace(device, dtype=dtype)
     numbers = dataset or DatasetNumbers.typed(tokens, int(max_length))
-    config = RunConfig(epochs=float(epochs), batch_size=int(batch_size), max_length=int(max_length), lora_r=int(lora_r),
-                       use_dora=technique == "dora", qlora_4bit=technique == "qlora",
-                       gradient_checkpointing=gradient_checkpointing)
+    config = RunConfig(
+        epochs=float(epochs),
+        batch_size=int(batch_size),
+        max_length=int(max_length),
+        lora_r=int(lora_r),
+        use_dora=technique == "dora",
+        qlora_4bit=technique == "qlora",
+        gradient_checkpointing=gradient_checkpointing,
+    )
     # Left automatic, a CPU worker plans its passes (micro-batches, checkpointing only when one row does not fit)
     # and a GPU checkpoints: the same plan as the Train tab's preflight.
     passes = config.pass_plan(arch, dtype, on_cpu=device.kind == "cpu")
     if gradient_checkpointing is None:
         gradient_checkpointing = passes.gradient_checkpointing if passes else device.kind == "gpu"
-    load = config.workload(arch, numbers.tokens, numbers.train_rows, numbers.validation_rows, dtype=dtype,
-                           gradient_checkpointing=gradient_checkpointing, world_size=int(devices), technique=technique,
-                           max_tokens_per_pass=passes.max_tokens_per_pass if passes else None)
-    return Estimate(technique, params, arch, tokens, epochs, device, int(devices), int(batch_size), int(max_length),
-                    gradient_checkpointing, int(lora_r), dtype, cost.estimate_run(load, device))
+    load = config.workload(
+        arch,
+        numbers.tokens,
+        numbers.train_rows,
+        numbers.validation_rows,
+        dtype=dtype,
+        gradient_checkpointing=gradient_checkpointing,
+        world_size=int(devices),
+        technique=technique,
+        max_tokens_per_pass=passes.max_tokens_per_pass if passes else None,
+    )
+    return Estimate(
+        technique,
+        params,
+        arch,
+        tokens,
+        epochs,
+        device,
+        int(devices),
+        int(batch_size),
+        int(max_length),
+        gradient_checkpointing,
+        int(lora_r),
+        dtype,
+        cost.estimate_run(load, device),
+    )
 
 
 def stats_tokens(stats: dict | None) -> dict | None:
@@ -241,8 +326,13 @@ def stats_tokens(stats: dict | None) -> dict | None:
     if not isinstance(total, (int, float)) or total <= 0:
         return None
     max_length = stats.get("suggested_max_length") or stats.get("max_length") or tokens.get("max") or 1024
-    return {"tokens": float(total), "trainable": tokens.get("trainable"), "rows": stats.get("rows"),
-            "max_length": int(max_length), "model": stats.get("model")}
+    return {
+        "tokens": float(total),
+        "trainable": tokens.get("trainable"),
+        "rows": stats.get("rows"),
+        "max_length": int(max_length),
+        "model": stats.get("model"),
+    }
 
 
 def dataset_numbers(stats: dict | None, counts: dict | None = None) -> DatasetNumbers | None:
@@ -263,6 +353,7 @@ def dataset_numbers(stats: dict | None, counts: dict | None = None) -> DatasetNu
 
 # --- Break-even --------------------------------------------------------------------------------------
 
+
 @dataclass
 class BreakEven:
     monthly_saving: float  # prompt tokens no longer sent
@@ -277,13 +368,22 @@ class BreakEven:
         return asdict(self)
 
 
-def break_even(tokens_saved_per_request: float, requests_per_month: float, price_per_1k_tokens: float,
-               one_time_cost: float, hosting_diff_per_month: float = 0.0, horizon_months: int | None = None) -> BreakEven:
+def break_even(
+    tokens_saved_per_request: float,
+    requests_per_month: float,
+    price_per_1k_tokens: float,
+    one_time_cost: float,
+    hosting_diff_per_month: float = 0.0,
+    horizon_months: int | None = None,
+) -> BreakEven:
     """saving/month = tokens saved per request × requests/month × price per 1k / 1000;
     months to break even = one-time cost / (saving/month − extra hosting/month)."""
-    for name, value in (("tokens saved per request", tokens_saved_per_request),
-                        ("requests per month", requests_per_month), ("price per 1k tokens", price_per_1k_tokens),
-                        ("one-time cost", one_time_cost)):
+    for name, value in (
+        ("tokens saved per request", tokens_saved_per_request),
+        ("requests per month", requests_per_month),
+        ("price per 1k tokens", price_per_1k_tokens),
+        ("one-time cost", one_time_cost),
+    ):
         if value is None or value < 0 or not math.isfinite(value):
             raise StudioError(f"The {name} cannot be negative or empty (got {value}).", "Type 0 or a positive number.")
     saving = tokens_saved_per_request * requests_per_month * price_per_1k_tokens / 1000
@@ -299,10 +399,15 @@ def break_even(tokens_saved_per_request: float, requests_per_month: float, price
     return BreakEven(saving, net, one_time_cost, months, horizon, without, with_tuning)
 
 
-def hardware_rows(params: float, tokens: float, epochs: float, technique: str, *, hardware: list[cost.Device],
-                  **kwargs) -> list[Estimate]:
+def hardware_rows(
+    params: float, tokens: float, epochs: float, technique: str, *, hardware: list[cost.Device], **kwargs
+) -> list[Estimate]:
     """The same training job on every hardware in the list (precision and checkpointing follow each device;
     several devices only for GPUs)."""
     devices = kwargs.pop("devices", 1)
-    return [estimate(params, tokens, epochs, technique, hardware=item, devices=devices if item.kind == "gpu" else 1,
-                     **kwargs) for item in hardware]
+    return [
+        estimate(
+            params, tokens, epochs, technique, hardware=item, devices=devices if item.kind == "gpu" else 1, **kwargs
+        )
+        for item in hardware
+    ]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from studio.decide import checklist, estimate as est, technique as tech
+from studio.decide import checklist
+from studio.decide import estimate as est
+from studio.decide import technique as tech
 from studio.errors import StudioError
 from studio.models import catalog
 from studio.train.config import RunConfig
@@ -68,11 +70,19 @@ class Plan:
         else:
             model = (self.dataset or {}).get("model")
         return {
-            "model": model, "technique": self.technique, "epochs": _whole(self.inputs.epochs),
-            "max_length": self.max_length, "lora_r": self.inputs.lora_r, "lora_alpha": 2 * self.inputs.lora_r,
-            "use_dora": self.technique == "dora", "load_in_4bit": self.technique == "qlora",
-            "batch_size": self.inputs.batch_size, "gradient_checkpointing": self.estimate.gradient_checkpointing,
-            "devices": self.devices, "dataset": dataset_folder, "source": "decide",
+            "model": model,
+            "technique": self.technique,
+            "epochs": _whole(self.inputs.epochs),
+            "max_length": self.max_length,
+            "lora_r": self.inputs.lora_r,
+            "lora_alpha": 2 * self.inputs.lora_r,
+            "use_dora": self.technique == "dora",
+            "load_in_4bit": self.technique == "qlora",
+            "batch_size": self.inputs.batch_size,
+            "gradient_checkpointing": self.estimate.gradient_checkpointing,
+            "devices": self.devices,
+            "dataset": dataset_folder,
+            "source": "decide",
         }
 
 
@@ -99,13 +109,22 @@ def dataset_label(stats: dict | None, name: str | None = None) -> str:
         return "typed numbers (no dataset loaded in the Data tab)"
     rows = numbers["rows"]
     what = f"dataset “{name}”" if name else "the dataset loaded in the Data tab"
-    parts = [f"{rows:,} rows" if isinstance(rows, int) else None, f"{numbers['tokens']:,.0f} tokens",
-             f"max length {numbers['max_length']}", f"counted with {numbers['model']}" if numbers["model"] else None]
+    parts = [
+        f"{rows:,} rows" if isinstance(rows, int) else None,
+        f"{numbers['tokens']:,.0f} tokens",
+        f"max length {numbers['max_length']}",
+        f"counted with {numbers['model']}" if numbers["model"] else None,
+    ]
     return f"{what}: " + ", ".join(part for part in parts if part)
 
 
-def compute(inputs: PlanInputs, answers: dict | None, stats: dict | None = None,
-            dataset_name: str | None = None, counts: dict | None = None) -> Plan:
+def compute(
+    inputs: PlanInputs,
+    answers: dict | None,
+    stats: dict | None = None,
+    dataset_name: str | None = None,
+    counts: dict | None = None,
+) -> Plan:
     """The plan; `stats` and `counts` are the Data tab's token statistics and the saved dataset's row counts."""
     recommendation = checklist.recommend(answers)
     arch, params = resolve_model(inputs)
@@ -117,8 +136,10 @@ def compute(inputs: PlanInputs, answers: dict | None, stats: dict | None = None,
         label = dataset_label(stats, dataset_name)
         counted_with = est.find_architecture(numbers["model"])
         if numbers["model"] and (counted_with is None or counted_with.name != arch.name):
-            warnings.append(f"Token counts come from {numbers['model']}'s tokenizer; another model's tokenizer "
-                            "can count 10–30% differently.")
+            warnings.append(
+                f"Token counts come from {numbers['model']}'s tokenizer; another model's tokenizer "
+                "can count 10–30% differently."
+            )
     else:
         tokens, max_length = float(inputs.tokens or 0), int(inputs.max_length or 0)
         label = dataset_label(None)
@@ -131,9 +152,17 @@ def compute(inputs: PlanInputs, answers: dict | None, stats: dict | None = None,
         bitsandbytes = tech.detect_capabilities()["bitsandbytes"]
     # Memory peaks on the batch of the longest rows: max length, or the longest row when the data is shorter.
     peak_length = max(1, int(min(max_length, dataset.tokens.max) if dataset else max_length))
-    advice = tech.advice_for_hardware(params, hardware, gpus=gpus, bitsandbytes=bitsandbytes,
-                                      priority=inputs.priority, arch=arch, batch_size=int(inputs.batch_size),
-                                      max_length=peak_length, lora_r=int(inputs.lora_r))
+    advice = tech.advice_for_hardware(
+        params,
+        hardware,
+        gpus=gpus,
+        bitsandbytes=bitsandbytes,
+        priority=inputs.priority,
+        arch=arch,
+        batch_size=int(inputs.batch_size),
+        max_length=peak_length,
+        lora_r=int(inputs.lora_r),
+    )
     devices = 1
     if inputs.technique == AUTO:
         if advice.technique == "zero":
@@ -146,18 +175,49 @@ def compute(inputs: PlanInputs, answers: dict | None, stats: dict | None = None,
         technique = est.check_technique(inputs.technique)
         if technique in advice.unavailable:
             warnings.append(f"{est.TECHNIQUE_LABELS[technique]} {advice.unavailable[technique]}.")
-    common = dict(batch_size=int(inputs.batch_size), max_length=max_length, lora_r=int(inputs.lora_r), arch=arch,
-                  dataset=dataset)
+    common = dict(
+        batch_size=int(inputs.batch_size), max_length=max_length, lora_r=int(inputs.lora_r), arch=arch, dataset=dataset
+    )
     chosen = est.estimate(params, tokens, inputs.epochs, technique, hardware=hardware, devices=devices, **common)
     if not chosen.fits:
-        warnings.append(f"{est.TECHNIQUE_LABELS[technique]} needs {chosen.memory.total:.1f} GiB; "
-                        f"{hardware.label} has {hardware.memory_gib:.0f} GiB (plan for at most "
-                        f"{est.USABLE_FRACTION:.0%} of it).")
-    comparison = est.hardware_rows(params, tokens, inputs.epochs, technique, devices=devices,
-                                   hardware=est.hardware_list(inputs.include_this_machine, arch), **common)
+        warnings.append(
+            f"{est.TECHNIQUE_LABELS[technique]} needs {chosen.memory.total:.1f} GiB; "
+            f"{hardware.label} has {hardware.memory_gib:.0f} GiB (plan for at most "
+            f"{est.USABLE_FRACTION:.0%} of it)."
+        )
+    comparison = est.hardware_rows(
+        params,
+        tokens,
+        inputs.epochs,
+        technique,
+        devices=devices,
+        hardware=est.hardware_list(inputs.include_this_machine, arch),
+        **common,
+    )
     a = recommendation.answers
     one_time = chosen.cost_usd + float(inputs.other_one_time or 0)
-    breakeven = est.break_even(a["tokens_saved"], a["requests_per_month"], float(inputs.price_per_1k or 0),
-                               one_time, float(inputs.hosting_diff or 0))
-    return Plan(inputs, recommendation, arch, params, numbers, label, tokens, max_length, hardware, advice,
-                technique, devices, chosen, comparison, breakeven, warnings)
+    breakeven = est.break_even(
+        a["tokens_saved"],
+        a["requests_per_month"],
+        float(inputs.price_per_1k or 0),
+        one_time,
+        float(inputs.hosting_diff or 0),
+    )
+    return Plan(
+        inputs,
+        recommendation,
+        arch,
+        params,
+        numbers,
+        label,
+        tokens,
+        max_length,
+        hardware,
+        advice,
+        technique,
+        devices,
+        chosen,
+        comparison,
+        breakeven,
+        warnings,
+    )

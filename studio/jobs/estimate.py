@@ -71,12 +71,21 @@ def estimate(config, flavor: Flavor, max_cost: float | None, manifest: dict | No
     if hardware.kind != "cuda":
         cpu_gflops = cost.reference_cpu_gflops(hardware.cpu_cores)
         available_gib = flavor.ram_gb * 1e9 / cost.GIB if flavor.ram_gb else None  # the flavour's RAM, not ours
-    report = preflight.run_preflight(config, hardware=hardware, manifest=manifest, runs=[], check_busy=False,
-                                     cpu_gflops=cpu_gflops, available_gib=available_gib)
+    report = preflight.run_preflight(
+        config,
+        hardware=hardware,
+        manifest=manifest,
+        runs=[],
+        check_busy=False,
+        cpu_gflops=cpu_gflops,
+        available_gib=available_gib,
+    )
     report.checks = [check for check in report.checks if not _local_only(check, hardware)]
     if hardware.kind != "cuda" and report.tokens_per_s:
-        report.rate_source = (f"estimated for its {hardware.cpu_cores} vCPUs at the studio's reference "
-                              f"{cpu_gflops / hardware.cpu_cores:.0f} GFLOP/s per core; not measured on Jobs")
+        report.rate_source = (
+            f"estimated for its {hardware.cpu_cores} vCPUs at the studio's reference "
+            f"{cpu_gflops / hardware.cpu_cores:.0f} GFLOP/s per core; not measured on Jobs"
+        )
     result = RemoteEstimate(flavor, report, max_cost)
     _describe_model(config, report)
 
@@ -85,36 +94,52 @@ def estimate(config, flavor: Flavor, max_cost: float | None, manifest: dict | No
     if train_seconds is not None:
         setup_low, setup_high = SETUP_SECONDS_RANGE
         low, high = setup_low + train_seconds / TIME_SPREAD, setup_high + train_seconds * TIME_SPREAD
-        result.lines.append(f"Time: about {format_duration(SETUP_SECONDS + train_seconds)} "
-                            f"({format_duration(low)}–{format_duration(high)}): ~{format_duration(SETUP_SECONDS)} "
-                            "to install the pinned packages and fetch the inputs, then training")
+        result.lines.append(
+            f"Time: about {format_duration(SETUP_SECONDS + train_seconds)} "
+            f"({format_duration(low)}–{format_duration(high)}): ~{format_duration(SETUP_SECONDS)} "
+            "to install the pinned packages and fetch the inputs, then training"
+        )
         if price:
             result.cost = price * (SETUP_SECONDS + train_seconds)
             result.cost_high = price * high
-            result.lines.append(f"Cost: about **${result.cost:,.2f}** (up to ${result.cost_high:,.2f}) at "
-                                f"${flavor.price_per_hour:,.2f}/h, billed by the second")
+            result.lines.append(
+                f"Cost: about **${result.cost:,.2f}** (up to ${result.cost_high:,.2f}) at "
+                f"${flavor.price_per_hour:,.2f}/h, billed by the second"
+            )
         report.seconds = SETUP_SECONDS + train_seconds  # the report's "Estimated time" is the job's, setup included
     else:
         result.lines.append("Time and cost: unknown (no time estimate for this model or dataset)")
     if not price:
-        report.warn(f"Hugging Face gave no price for '{flavor.name}', so the cost cannot be estimated or capped.",
-                    f"The job is limited to {format_duration(NO_PRICE_TIMEOUT)} instead.")
+        report.warn(
+            f"Hugging Face gave no price for '{flavor.name}', so the cost cannot be estimated or capped.",
+            f"The job is limited to {format_duration(NO_PRICE_TIMEOUT)} instead.",
+        )
         result.timeout_seconds = NO_PRICE_TIMEOUT
     elif not isinstance(max_cost, (int, float)) or not math.isfinite(max_cost) or max_cost <= 0:
-        report.error("Set a cost cap for the job (in US dollars).", "The job is stopped by Hugging Face when it reaches it.")
+        report.error(
+            "Set a cost cap for the job (in US dollars).", "The job is stopped by Hugging Face when it reaches it."
+        )
     else:
         result.timeout_seconds = max(60, int(max_cost / price))
-        result.lines.append(f"Cap: **${max_cost:,.2f}** — Hugging Face stops the job after "
-                            f"{format_duration(result.timeout_seconds)} on this flavour, whatever happens here")
+        result.lines.append(
+            f"Cap: **${max_cost:,.2f}** — Hugging Face stops the job after "
+            f"{format_duration(result.timeout_seconds)} on this flavour, whatever happens here"
+        )
         if result.cost is not None and result.cost > max_cost:
-            report.error(f"The estimated cost ${result.cost:,.2f} is above the cap of ${max_cost:,.2f}.",
-                         "Raise the cap, pick a cheaper or faster flavour, or train fewer steps.")
+            report.error(
+                f"The estimated cost ${result.cost:,.2f} is above the cap of ${max_cost:,.2f}.",
+                "Raise the cap, pick a cheaper or faster flavour, or train fewer steps.",
+            )
         elif result.cost_high is not None and result.cost_high > max_cost:
-            report.warn(f"The job may reach the cap (up to ${result.cost_high:,.2f} if training is twice as slow "
-                        "as estimated); it would then be stopped with its last pushed checkpoint kept.",
-                        "Raise the cap for headroom, or start anyway.")
-    report.notes.append("Remote runs bill the account of the operator's HF_TOKEN (Jobs need a PRO account or a "
-                        "Team/Enterprise organisation). The code, data and results go to private repos of that account.")
+            report.warn(
+                f"The job may reach the cap (up to ${result.cost_high:,.2f} if training is twice as slow "
+                "as estimated); it would then be stopped with its last pushed checkpoint kept.",
+                "Raise the cap for headroom, or start anyway.",
+            )
+    report.notes.append(
+        "Remote runs bill the account of the operator's HF_TOKEN (Jobs need a PRO account or a "
+        "Team/Enterprise organisation). The code, data and results go to private repos of that account."
+    )
     return result
 
 
@@ -133,9 +158,12 @@ def _describe_model(config, report) -> None:
     except StudioError:
         return
     if kind == "bundled":
-        report.notes.append(f"In the job the bundled model is loaded from the Hub as {bundled.HUB_ID} (the "
-                            "full-precision original of the bundled file); Compare here uses the bundled copy.")
+        report.notes.append(
+            f"In the job the bundled model is loaded from the Hub as {bundled.HUB_ID} (the "
+            "full-precision original of the bundled file); Compare here uses the bundled copy."
+        )
     elif kind == "local":
         size = package.folder_bytes(package.local_model_folder(str(config.model)))
-        report.notes.append(f"The local model folder ({size / 1024**3:.2f} GB) is uploaded to the run's private "
-                            "inputs repo first.")
+        report.notes.append(
+            f"The local model folder ({size / 1024**3:.2f} GB) is uploaded to the run's private inputs repo first."
+        )

@@ -34,7 +34,8 @@ from pathlib import Path
 
 from studio import access, escape
 from studio.errors import StudioError
-from studio.jobs import estimate as estimate_module, flavors, follow, hub, package
+from studio.jobs import estimate as estimate_module
+from studio.jobs import flavors, follow, hub, package
 from studio.jobs.remote import control_file
 from studio.train import executors, store, supervisor
 from studio.units import format_duration
@@ -58,8 +59,10 @@ def require_operator(identity: access.Identity | None = None) -> access.Identity
         raise access.AccessDenied(
             "only the operator of this studio may send runs to Hugging Face Jobs: they are paid with the "
             "operator's account and token.",
-            "Train on this machine instead (runs wait in the queue)." if access.is_public()
-            else "Sign in as the operator.")
+            "Train on this machine instead (runs wait in the queue)."
+            if access.is_public()
+            else "Sign in as the operator.",
+        )
     return identity
 
 
@@ -78,8 +81,10 @@ def remote_estimate(config, flavor_name: str | None, max_cost: float | None, ref
 
 def _estimate(config, flavor_name: str | None, max_cost: float | None, refresh: bool = False):
     if not flavor_name:
-        raise StudioError("Pick a Hugging Face Jobs flavour (the hardware the job runs on).",
-                          "e.g. t4-small for models up to ~1B parameters, l4x1 or a10g-small for larger ones.")
+        raise StudioError(
+            "Pick a Hugging Face Jobs flavour (the hardware the job runs on).",
+            "e.g. t4-small for models up to ~1B parameters, l4x1 or a10g-small for larger ones.",
+        )
     listed = flavors.list_flavors(refresh=refresh)
     return estimate_module.estimate(config, listed.get(flavor_name), max_cost), listed
 
@@ -104,19 +109,40 @@ def submit(config, owner: str, flavor: str | None, max_cost: float | None, ident
     namespace = hub.namespace(client)
     record = store.create_run(config, owner, owner_role=access.OPERATOR)
     inputs_repo, outputs_repo = package.repo_names(namespace, record.run_id)
-    job = {"executor": EXECUTOR, "flavor": result.flavor.name, "flavor_label": result.flavor.label,
-           "namespace": namespace, "inputs_repo": inputs_repo, "outputs_repo": outputs_repo,
-           "price_per_hour": result.flavor.price_per_hour, "max_cost_usd": max_cost,
-           "timeout_seconds": result.timeout_seconds, "estimated_cost_usd": result.cost, "id": None, "url": None}
-    store.update_status(record.dir, status="starting", executor=EXECUTOR, job=job, started_at=store.now_iso(),
-                        job_phase="Uploading the studio's code and the dataset to a private repo.")
+    job = {
+        "executor": EXECUTOR,
+        "flavor": result.flavor.name,
+        "flavor_label": result.flavor.label,
+        "namespace": namespace,
+        "inputs_repo": inputs_repo,
+        "outputs_repo": outputs_repo,
+        "price_per_hour": result.flavor.price_per_hour,
+        "max_cost_usd": max_cost,
+        "timeout_seconds": result.timeout_seconds,
+        "estimated_cost_usd": result.cost,
+        "id": None,
+        "url": None,
+    }
+    store.update_status(
+        record.dir,
+        status="starting",
+        executor=EXECUTOR,
+        job=job,
+        started_at=store.now_iso(),
+        job_phase="Uploading the studio's code and the dataset to a private repo.",
+    )
     _log(record.dir, f"=== submit {store.now_iso()}: Hugging Face Jobs, flavour {result.flavor.name}, cap ${max_cost}")
     try:
         _launch(client, store.get_run(record.run_id), job, resume_checkpoint=None)
     except Exception as error:  # noqa: BLE001 - the run records why it never started
         problem = hub.explain(error, "send the run to Hugging Face Jobs")
-        store.update_status(record.dir, status="failed", ended_at=store.now_iso(), job_phase=None,
-                            error={"message": problem.message, "hint": problem.hint})
+        store.update_status(
+            record.dir,
+            status="failed",
+            ended_at=store.now_iso(),
+            job_phase=None,
+            error={"message": problem.message, "hint": problem.hint},
+        )
         store.append_event(record.dir, {"type": "status", "status": "failed", "message": problem.message})
         raise problem from error
     return store.get_run(record.run_id)
@@ -128,8 +154,12 @@ def _launch(client, record, job: dict, resume_checkpoint: Path | None) -> None:
     events, _ = store.read_events(record.dir, 0)
     first_seq = max([e.get("seq") for e in events if isinstance(e.get("seq"), int)] + [len(events)])
     status = store.read_status(record.dir)
-    remote_job = {"run_id": record.run_id, "outputs_repo": job["outputs_repo"], "first_seq": first_seq,
-                  "status_seed": {"elapsed": status.get("elapsed")} if resume_checkpoint is not None else {}}
+    remote_job = {
+        "run_id": record.run_id,
+        "outputs_repo": job["outputs_repo"],
+        "first_seq": first_seq,
+        "status_seed": {"elapsed": status.get("elapsed")} if resume_checkpoint is not None else {},
+    }
     revision = package.upload_inputs(client, job["inputs_repo"], config, remote_job, resume_checkpoint)
     try:
         client.create_repo(job["outputs_repo"], repo_type="model", private=True, exist_ok=True)
@@ -140,24 +170,43 @@ def _launch(client, record, job: dict, resume_checkpoint: Path | None) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "run_uv_job is experimental": known, and pinned
-            info = client.run_uv_job(script, script_args=script_args, python=package.PYTHON_VERSION,
-                                     dependencies=package.pinned_requirements(qlora=bool(config.qlora_4bit)),
-                                     flavor=job["flavor"], timeout=job["timeout_seconds"], env=env,
-                                     secrets={hub.TOKEN_ENV: client.token}, namespace=job["namespace"],
-                                     name=f"{package.REPO_PREFIX}{record.run_id}",
-                                     labels={"fine-tune-studio-run": record.run_id})
+            info = client.run_uv_job(
+                script,
+                script_args=script_args,
+                python=package.PYTHON_VERSION,
+                dependencies=package.pinned_requirements(qlora=bool(config.qlora_4bit)),
+                flavor=job["flavor"],
+                timeout=job["timeout_seconds"],
+                env=env,
+                secrets={hub.TOKEN_ENV: client.token},
+                namespace=job["namespace"],
+                name=f"{package.REPO_PREFIX}{record.run_id}",
+                labels={"fine-tune-studio-run": record.run_id},
+            )
     except Exception as error:  # noqa: BLE001
         raise hub.explain(error, f"start a job on '{job['flavor']}'") from error
     previous = [j for j in [store.read_status(record.dir).get("job")] if j and j.get("id")]
     job = {**job, "id": info.id, "url": info.url, "inputs_revision": revision, "submitted_at": store.now_iso()}
     history = list(store.read_status(record.dir).get("job_history") or []) + [
-        {"id": p["id"], "url": p.get("url"), "flavor": p.get("flavor")} for p in previous]
-    store.update_status(record.dir, job=job, job_history=history, job_stage="SCHEDULING",
-                        job_phase="Waiting for Hugging Face to assign the hardware.",
-                        job_contact=None, job_result=None, cancel_requested_at=None, cancel_reason=None,
-                        stop_requested_at=None)
-    _log(record.dir, f"=== job {info.id} submitted: {info.url} (inputs {job['inputs_repo']}@{revision[:12]}, "
-                     f"results to {job['outputs_repo']})")
+        {"id": p["id"], "url": p.get("url"), "flavor": p.get("flavor")} for p in previous
+    ]
+    store.update_status(
+        record.dir,
+        job=job,
+        job_history=history,
+        job_stage="SCHEDULING",
+        job_phase="Waiting for Hugging Face to assign the hardware.",
+        job_contact=None,
+        job_result=None,
+        cancel_requested_at=None,
+        cancel_reason=None,
+        stop_requested_at=None,
+    )
+    _log(
+        record.dir,
+        f"=== job {info.id} submitted: {info.url} (inputs {job['inputs_repo']}@{revision[:12]}, "
+        f"results to {job['outputs_repo']})",
+    )
     try:
         start_follower(record.dir)
     except OSError as error:  # the job runs regardless; reconcile tries again on the next look at the run
@@ -177,12 +226,21 @@ def start_follower(run_dir: Path) -> int:
         return 0
     record = store.load_record(Path(run_dir))
     # The follower speaks to the job with the server's token (only operators start remote runs); it trains nothing.
-    env = {**supervisor.worker_env(record.run_config(), hub_token=True, remote_code=False),
-           "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    env = {
+        **supervisor.worker_env(record.run_config(), hub_token=True, remote_code=False),
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    }
     with open(Path(run_dir) / "log.txt", "ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", FOLLOW_MODULE, str(run_dir)], stdin=subprocess.DEVNULL,
-                                   stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(run_dir),
-                                   start_new_session=True, close_fds=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", FOLLOW_MODULE, str(run_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(run_dir),
+            start_new_session=True,
+            close_fds=True,
+        )
     _followers[process.pid] = process
     store.update_status(run_dir, follower_started_at=time.time(), follower_pid=process.pid)
     return process.pid
@@ -220,9 +278,17 @@ def _mark_lost_submission(record) -> None:
     written = (record.dir / store.STATUS_FILE).stat().st_mtime
     if time.time() - written < 600:  # a submission may still be uploading in this very process
         return
-    store.update_status(record.dir, status="failed", ended_at=store.now_iso(), job_phase=None,
-                        error={"message": "The submission to Hugging Face Jobs did not finish (the app stopped "
-                                          "while uploading); no job was started.", "hint": "Start it again."})
+    store.update_status(
+        record.dir,
+        status="failed",
+        ended_at=store.now_iso(),
+        job_phase=None,
+        error={
+            "message": "The submission to Hugging Face Jobs did not finish (the app stopped "
+            "while uploading); no job was started.",
+            "hint": "Start it again.",
+        },
+    )
 
 
 # ---- stop / resume / delete ---------------------------------------------------------------
@@ -238,18 +304,32 @@ def stop(record, force: bool = False, timeout: float | None = None):
     if force or waiting:
         reason = "force-stopped from the studio" if force else "stopped before the hardware was assigned"
         _cancel(client, job, reason)
-        store.update_status(record.dir, status="stopping", stop_requested_at=store.now_iso(),
-                            cancel_requested_at=store.now_iso(), cancel_reason=reason, forced=bool(force))
+        store.update_status(
+            record.dir,
+            status="stopping",
+            stop_requested_at=store.now_iso(),
+            cancel_requested_at=store.now_iso(),
+            cancel_reason=reason,
+            forced=bool(force),
+        )
     else:
         try:
-            client.upload_file(path_or_fileobj=b"stop\n", path_in_repo=control_file(job["inputs_revision"]),
-                               repo_id=job["inputs_repo"],
-                               repo_type="dataset", commit_message="Stop requested from Fine-Tune Studio")
+            client.upload_file(
+                path_or_fileobj=b"stop\n",
+                path_in_repo=control_file(job["inputs_revision"]),
+                repo_id=job["inputs_repo"],
+                repo_type="dataset",
+                commit_message="Stop requested from Fine-Tune Studio",
+            )
         except Exception as error:  # noqa: BLE001 - cannot ask nicely: cancel instead of leaving it running
             _cancel(client, job, "the stop request could not be delivered")
-            store.update_status(record.dir, status="stopping", stop_requested_at=store.now_iso(),
-                                cancel_requested_at=store.now_iso(),
-                                cancel_reason=f"the stop request could not be delivered ({hub.explain(error, 'ask the job to stop').message})")
+            store.update_status(
+                record.dir,
+                status="stopping",
+                stop_requested_at=store.now_iso(),
+                cancel_requested_at=store.now_iso(),
+                cancel_reason=f"the stop request could not be delivered ({hub.explain(error, 'ask the job to stop').message})",
+            )
             return store.get_run(record.run_id)
         store.update_status(record.dir, status="stopping", stop_requested_at=store.now_iso())
     reconcile(store.get_run(record.run_id))
@@ -272,22 +352,38 @@ def resume(record, identity: access.Identity | None = None):
         raise StudioError(f"The run '{record.name}' has no checkpoint to resume from.", "Start it again instead.")
     job = dict(record.status.get("job") or {})
     client = hub.api()
-    store.update_status(record.dir, status="starting", error=None, ended_at=None, resumed_at=store.now_iso(),
-                        job_phase=f"Uploading {last.name} to continue from it.")
+    store.update_status(
+        record.dir,
+        status="starting",
+        error=None,
+        ended_at=None,
+        resumed_at=store.now_iso(),
+        job_phase=f"Uploading {last.name} to continue from it.",
+    )
     _log(record.dir, f"\n=== resume {store.now_iso()} from {last.name} on Hugging Face Jobs ({job.get('flavor')})")
     try:
         _launch(client, store.get_run(record.run_id), job, resume_checkpoint=last)
     except Exception as error:  # noqa: BLE001
         problem = hub.explain(error, "send the resumed run to Hugging Face Jobs")
-        store.update_status(record.dir, status="failed", ended_at=store.now_iso(), job_phase=None,
-                            error={"message": problem.message, "hint": problem.hint})
+        store.update_status(
+            record.dir,
+            status="failed",
+            ended_at=store.now_iso(),
+            job_phase=None,
+            error={"message": problem.message, "hint": problem.hint},
+        )
         raise problem from error
     return store.get_run(record.run_id)
 
 
 def job_may_run(record) -> bool:
     stage = record.status.get("job_stage")
-    return bool((record.status.get("job") or {}).get("id")) and stage not in ("COMPLETED", "CANCELED", "ERROR", "DELETED")
+    return bool((record.status.get("job") or {}).get("id")) and stage not in (
+        "COMPLETED",
+        "CANCELED",
+        "ERROR",
+        "DELETED",
+    )
 
 
 def before_delete(record) -> None:
@@ -301,14 +397,18 @@ def before_delete(record) -> None:
             info = client.inspect_job(job_id=job["id"], namespace=job["namespace"])
             stage = str(getattr(info.status.stage, "value", info.status.stage))
         except Exception as error:  # noqa: BLE001
-            raise StudioError(f"Not deleted: the studio could not check whether job {job['id']} still runs "
-                              f"({hub.explain(error, 'inspect the job').message}).",
-                              "Try again when Hugging Face is reachable, or cancel the job on its page first.") from error
+            raise StudioError(
+                f"Not deleted: the studio could not check whether job {job['id']} still runs "
+                f"({hub.explain(error, 'inspect the job').message}).",
+                "Try again when Hugging Face is reachable, or cancel the job on its page first.",
+            ) from error
         if stage not in ("COMPLETED", "CANCELED", "ERROR", "DELETED"):
             try:
                 _cancel(client, job, "its run was deleted")
             except StudioError as error:
-                raise StudioError(f"Not deleted: {error.message}", "Cancel the job on its Hugging Face page, then delete the run.") from error
+                raise StudioError(
+                    f"Not deleted: {error.message}", "Cancel the job on its Hugging Face page, then delete the run."
+                ) from error
     pid = record.status.get("follower_pid")
     if pid:
         if supervisor.pid_alive(pid, record.dir):
@@ -333,26 +433,38 @@ def describe(status: dict, full: bool = True) -> str:
         shown_id = escape.md_inline(job["id"])
         parts.append(f"job [{shown_id}]({job['url']})" if _is_web_link(job.get("url")) else f"job {shown_id}")
     if status.get("job_stage"):
-        parts.append(f"stage {escape.md_inline(status['job_stage'])}"
-                     + (f" ({escape.md_inline(status['job_message'])})" if status.get("job_message") else ""))
+        parts.append(
+            f"stage {escape.md_inline(status['job_stage'])}"
+            + (f" ({escape.md_inline(status['job_message'])})" if status.get("job_message") else "")
+        )
     if not full:
         return " · ".join(parts)
     cost, cap = status.get("job_cost_usd"), job.get("max_cost_usd")
     if isinstance(cost, (int, float)):
         running = format_duration(status.get("job_running_seconds"))
         so_far = "cost so far" if status.get("status") in store.ACTIVE else "cost"
-        parts.append(f"{so_far} ≈ ${cost:,.2f} ({running} at ${job.get('price_per_hour') or 0:,.2f}/h; the bill is Hugging Face's)"
-                     + (f" of a ${cap:,.2f} cap" if isinstance(cap, (int, float)) else ""))
+        parts.append(
+            f"{so_far} ≈ ${cost:,.2f} ({running} at ${job.get('price_per_hour') or 0:,.2f}/h; the bill is Hugging Face's)"
+            + (f" of a ${cap:,.2f} cap" if isinstance(cap, (int, float)) else "")
+        )
     elif isinstance(cap, (int, float)):
-        parts.append(f"cap ${cap:,.2f}" + (f", estimated ${job['estimated_cost_usd']:,.2f}"
-                                           if isinstance(job.get("estimated_cost_usd"), (int, float)) else ""))
+        parts.append(
+            f"cap ${cap:,.2f}"
+            + (
+                f", estimated ${job['estimated_cost_usd']:,.2f}"
+                if isinstance(job.get("estimated_cost_usd"), (int, float))
+                else ""
+            )
+        )
     lines = [" · ".join(parts)]
     metrics = status.get("job_metrics") or {}
     if status.get("status") in store.ACTIVE and metrics:
         facts = []
         if metrics.get("gpu_percent") is not None:
-            facts.append(f"GPU {metrics['gpu_percent']:.0f} %, {metrics.get('gpu_used_gb') or 0:.1f} of "
-                         f"{metrics.get('gpu_total_gb') or 0:.0f} GB")
+            facts.append(
+                f"GPU {metrics['gpu_percent']:.0f} %, {metrics.get('gpu_used_gb') or 0:.1f} of "
+                f"{metrics.get('gpu_total_gb') or 0:.0f} GB"
+            )
         if metrics.get("cpu_percent") is not None:
             facts.append(f"CPU {metrics['cpu_percent']:.0f} %")
         if metrics.get("ram_used_gb") is not None:
@@ -362,9 +474,11 @@ def describe(status: dict, full: bool = True) -> str:
     if status.get("job_contact"):
         lines.append(f"⚠ {escape.md_inline(status['job_contact'])}")
     if job.get("outputs_repo"):
-        lines.append(f"Checkpoints and the adapter are pushed to the private repo {escape.md_code(job['outputs_repo'])}"
-                     + (f" (last: {escape.md_inline(status['job_last_upload'])})" if status.get("job_last_upload") else "")
-                     + ".")
+        lines.append(
+            f"Checkpoints and the adapter are pushed to the private repo {escape.md_code(job['outputs_repo'])}"
+            + (f" (last: {escape.md_inline(status['job_last_upload'])})" if status.get("job_last_upload") else "")
+            + "."
+        )
     return "\n\n".join(lines)
 
 

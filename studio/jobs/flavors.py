@@ -25,7 +25,7 @@ from studio.train.store import now_iso
 
 CACHE_SECONDS = 3600
 _UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600}
-_memory: dict[str, tuple[float, list["Flavor"], str]] = {}  # endpoint -> (fetched at, flavours, fetched iso)
+_memory: dict[str, tuple[float, list[Flavor], str]] = {}  # endpoint -> (fetched at, flavours, fetched iso)
 
 
 @dataclass(frozen=True)
@@ -92,11 +92,18 @@ def from_api(info) -> Flavor:
     """A Flavor from a huggingface_hub JobHardwareInfo."""
     accelerator = getattr(info, "accelerator", None)
     count = int(_number(getattr(accelerator, "quantity", None)) or 1) if accelerator else 0
-    return Flavor(name=info.name, pretty_name=info.pretty_name or info.name, cpu=info.cpu or "", ram=info.ram or "",
-                  storage=getattr(info, "ephemeral_storage", "") or "",
-                  gpu_model=getattr(accelerator, "model", None) if accelerator else None, gpu_count=count,
-                  vram=getattr(accelerator, "vram", "") if accelerator else "",
-                  unit_cost_usd=getattr(info, "unit_cost_usd", None), unit_label=getattr(info, "unit_label", "") or "")
+    return Flavor(
+        name=info.name,
+        pretty_name=info.pretty_name or info.name,
+        cpu=info.cpu or "",
+        ram=info.ram or "",
+        storage=getattr(info, "ephemeral_storage", "") or "",
+        gpu_model=getattr(accelerator, "model", None) if accelerator else None,
+        gpu_count=count,
+        vram=getattr(accelerator, "vram", "") if accelerator else "",
+        unit_cost_usd=getattr(info, "unit_cost_usd", None),
+        unit_label=getattr(info, "unit_label", "") or "",
+    )
 
 
 def _cache_file() -> Path:

@@ -290,8 +290,14 @@ class Follower:
 
         staging = Path(tempfile.mkdtemp(prefix=".results-", dir=self.run_dir))
         try:
-            snapshot_download(repo, revision=commit or "main", allow_patterns=patterns, local_dir=str(staging),
-                              endpoint=hub.endpoint(), token=self.client.token)
+            snapshot_download(
+                repo,
+                revision=commit or "main",
+                allow_patterns=patterns,
+                local_dir=str(staging),
+                endpoint=hub.endpoint(),
+                token=self.client.token,
+            )
             for name in ("adapter", checkpoint):
                 source = staging / name if name else None
                 if source is not None and name and source.is_dir() and any(source.iterdir()):
@@ -319,38 +325,69 @@ class Follower:
         if stage == "COMPLETED" and result in ("completed", "stopped"):
             state = result
             if expects_adapter and not home:
-                state, error = "failed", {"message": "The job finished, but its adapter could not be downloaded.",
-                                          "hint": f"It is in the private repo {self.job.get('outputs_repo')}; "
-                                                  "check the token and the network, then delete and re-run, or download it by hand."}
+                state, error = (
+                    "failed",
+                    {
+                        "message": "The job finished, but its adapter could not be downloaded.",
+                        "hint": f"It is in the private repo {self.job.get('outputs_repo')}; "
+                        "check the token and the network, then delete and re-run, or download it by hand.",
+                    },
+                )
         elif stage == "CANCELED":
             state = "stopped"
             reason = status.get("cancel_reason")
             last = store.last_checkpoint(self.run_dir)
             resume = f"Resume continues from {last.name}." if last else "No checkpoint was saved; start it again."
-            error = {"message": f"The job was cancelled ({reason})." if reason else
-                     "The job was cancelled on Hugging Face (outside the studio).", "hint": resume}
+            error = {
+                "message": f"The job was cancelled ({reason})."
+                if reason
+                else "The job was cancelled on Hugging Face (outside the studio).",
+                "hint": resume,
+            }
         elif stage == "DELETED":
-            state, error = "failed", {"message": "The job no longer exists on Hugging Face (deleted before the studio "
-                                                  "saw it finish).", "hint": "Start the run again."}
+            state, error = (
+                "failed",
+                {
+                    "message": "The job no longer exists on Hugging Face (deleted before the studio saw it finish).",
+                    "hint": "Start the run again.",
+                },
+            )
         else:  # ERROR, or COMPLETED without a result
             state = "failed"
             if result == "failed" and error:
                 pass  # the run's own message and hint, relayed from the worker
             elif self.timed_out(info):
-                error = {"message": f"The job reached its time limit ({self.job.get('timeout_seconds')} s, set from the "
-                                    f"cost cap of ${self.job.get('max_cost_usd')}) and was stopped by Hugging Face.",
-                         "hint": "Raise the cost cap, or train fewer steps; Resume continues from the last checkpoint."}
+                error = {
+                    "message": f"The job reached its time limit ({self.job.get('timeout_seconds')} s, set from the "
+                    f"cost cap of ${self.job.get('max_cost_usd')}) and was stopped by Hugging Face.",
+                    "hint": "Raise the cost cap, or train fewer steps; Resume continues from the last checkpoint.",
+                }
             else:
-                error = {"message": f"The job failed on Hugging Face: {message or 'no reason given'}.",
-                         "hint": "The job's own log is in the run's log (below); a failure before training usually "
-                                 "means the packages could not be installed or the inputs downloaded."}
+                error = {
+                    "message": f"The job failed on Hugging Face: {message or 'no reason given'}.",
+                    "hint": "The job's own log is in the run's log (below); a failure before training usually "
+                    "means the packages could not be installed or the inputs downloaded.",
+                }
         ended = store.now_iso()
-        self.update(status=state, ended_at=ended, error=error if state != "completed" else None,
-                    job_stage=stage, job_phase=None, follower_pid=None)
+        self.update(
+            status=state,
+            ended_at=ended,
+            error=error if state != "completed" else None,
+            job_stage=stage,
+            job_phase=None,
+            follower_pid=None,
+        )
         if not (final and result in ("completed", "stopped", "failed") and state == result):
-            store.append_event(self.run_dir, {"type": "status", "status": state, "step": status.get("step"),
-                                              "total": status.get("total_steps"),
-                                              "message": (error or {}).get("message")})
+            store.append_event(
+                self.run_dir,
+                {
+                    "type": "status",
+                    "status": state,
+                    "step": status.get("step"),
+                    "total": status.get("total_steps"),
+                    "message": (error or {}).get("message"),
+                },
+            )
         say(f"job {self.job_id} ended: {stage}; run {state}")
 
     def timed_out(self, info) -> bool:
@@ -369,9 +406,11 @@ def _gone():
 def summarize_metrics(sample: dict) -> dict:
     """The numbers worth showing from one metrics sample (GPU utilisation and memory, CPU, RAM)."""
     gpus = sample.get("gpus") or {}
-    summary = {"cpu_percent": sample.get("cpu_usage_pct"),
-               "ram_used_gb": round(sample["memory_used_bytes"] / 1024**3, 2) if sample.get("memory_used_bytes") else None,
-               "ram_total_gb": round(sample["memory_total_bytes"] / 1024**3, 2) if sample.get("memory_total_bytes") else None}
+    summary = {
+        "cpu_percent": sample.get("cpu_usage_pct"),
+        "ram_used_gb": round(sample["memory_used_bytes"] / 1024**3, 2) if sample.get("memory_used_bytes") else None,
+        "ram_total_gb": round(sample["memory_total_bytes"] / 1024**3, 2) if sample.get("memory_total_bytes") else None,
+    }
     if isinstance(gpus, dict) and gpus:
         values = [gpu for gpu in gpus.values() if isinstance(gpu, dict)]
         if values:

@@ -25,9 +25,11 @@ def endpoint() -> str:
 def token() -> str:
     value = os.environ.get(TOKEN_ENV, "").strip()
     if not value:
-        raise StudioError("Remote runs need the operator's Hugging Face token, and HF_TOKEN is not set.",
-                          "Start the studio with HF_TOKEN set to a write token of the account (or organisation "
-                          "member) that pays for Jobs; on a Space, add it as a secret.")
+        raise StudioError(
+            "Remote runs need the operator's Hugging Face token, and HF_TOKEN is not set.",
+            "Start the studio with HF_TOKEN set to a write token of the account (or organisation "
+            "member) that pays for Jobs; on a Space, add it as a secret.",
+        )
     return value
 
 
@@ -38,8 +40,10 @@ def offline() -> bool:
 def api(token_value: str | None = None):
     """An HfApi for the current endpoint and token (the operator's)."""
     if offline():
-        raise StudioError("The studio runs offline (HF_HUB_OFFLINE is set), so it cannot reach Hugging Face Jobs.",
-                          "Unset HF_HUB_OFFLINE to send runs to Jobs, or train here.")
+        raise StudioError(
+            "The studio runs offline (HF_HUB_OFFLINE is set), so it cannot reach Hugging Face Jobs.",
+            "Unset HF_HUB_OFFLINE to send runs to Jobs, or train here.",
+        )
     _allow_requests()
     from huggingface_hub import HfApi
 
@@ -79,23 +83,40 @@ def explain(error: BaseException, doing: str) -> StudioError:
     status = getattr(getattr(error, "response", None), "status_code", None)
     text = scrub(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)[:300]
     if status == 401:
-        return StudioError(f"Hugging Face refused the token while trying to {doing} (401).",
-                           "Check that HF_TOKEN is a valid token; Jobs need a write token.")
+        return StudioError(
+            f"Hugging Face refused the token while trying to {doing} (401).",
+            "Check that HF_TOKEN is a valid token; Jobs need a write token.",
+        )
     if status == 402:
-        return StudioError(f"Hugging Face asked for payment while trying to {doing} (402).",
-                           "Jobs need a PRO account or a Team/Enterprise organisation with credits.")
+        return StudioError(
+            f"Hugging Face asked for payment while trying to {doing} (402).",
+            "Jobs need a PRO account or a Team/Enterprise organisation with credits.",
+        )
     if status == 403:
-        return StudioError(f"Hugging Face did not allow it while trying to {doing} (403).",
-                           "The token needs write access to the namespace that runs the job.")
+        return StudioError(
+            f"Hugging Face did not allow it while trying to {doing} (403).",
+            "The token needs write access to the namespace that runs the job.",
+        )
     if status == 404:
-        return StudioError(f"Hugging Face did not find it while trying to {doing} (404): {text}",
-                           "It may have been deleted on the Hub.")
+        return StudioError(
+            f"Hugging Face did not find it while trying to {doing} (404): {text}",
+            "It may have been deleted on the Hub.",
+        )
     if status is not None and status >= 500:
-        return StudioError(f"Hugging Face had a server error while trying to {doing} ({status}).",
-                           "Try again in a minute.")
-    if type(error).__name__ in ("ConnectError", "ConnectTimeout", "ReadTimeout", "OfflineModeIsEnabled", "TimeoutException"):
-        return StudioError(f"Could not reach Hugging Face while trying to {doing}.",
-                           "Check the network connection (and HF_ENDPOINT, if set).")
+        return StudioError(
+            f"Hugging Face had a server error while trying to {doing} ({status}).", "Try again in a minute."
+        )
+    if type(error).__name__ in (
+        "ConnectError",
+        "ConnectTimeout",
+        "ReadTimeout",
+        "OfflineModeIsEnabled",
+        "TimeoutException",
+    ):
+        return StudioError(
+            f"Could not reach Hugging Face while trying to {doing}.",
+            "Check the network connection (and HF_ENDPOINT, if set).",
+        )
     return StudioError(f"Could not {doing}: {type(error).__name__}: {text}", "Details are in the run's log.txt.")
 
 

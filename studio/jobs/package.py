@@ -76,10 +76,16 @@ def code_version(files: dict[str, Path], root: Path | None = None) -> dict:
         digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     version = {"sha256": digest.hexdigest(), "git_commit": None, "git_dirty": None}
     try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        changes = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "studio", "requirements.txt"],
-                                 capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        changes = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", "studio", "requirements.txt"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
         version.update(git_commit=commit or None, git_dirty=bool(changes))
     except (OSError, subprocess.SubprocessError):
         pass  # not a git checkout (e.g. a Space): the hash still identifies the code
@@ -92,8 +98,10 @@ def pinned_requirements(qlora: bool = False, root: Path | None = None) -> list[s
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as error:
-        raise StudioError("The studio's requirements.txt is missing, so the job cannot install the same versions.",
-                          "Run the studio from its source folder (with requirements.txt next to studio/).") from error
+        raise StudioError(
+            "The studio's requirements.txt is missing, so the job cannot install the same versions.",
+            "Run the studio from its source folder (with requirements.txt next to studio/).",
+        ) from error
     pins = []
     for line in lines:
         line = line.split(" #", 1)[0].strip()
@@ -141,7 +149,6 @@ def upload_inputs(client, inputs_repo: str, config, job: dict, resume_checkpoint
     """Create the private inputs repo (if needed) and commit everything the job needs; returns the commit sha."""
     from huggingface_hub import CommitOperationAdd
 
-
     files = code_files()
     version = code_version(files)
     dataset = Path(config.dataset)
@@ -153,18 +160,28 @@ def upload_inputs(client, inputs_repo: str, config, job: dict, resume_checkpoint
         files.update(_folder_files(model_folder, "model"))
     if resume_checkpoint is not None:
         files.update(_folder_files(resume_checkpoint, f"resume/{resume_checkpoint.name}"))
-    job = {**job, "model_source": "uploaded" if model_folder is not None else "as-is",
-           "resume_checkpoint": resume_checkpoint.name if resume_checkpoint is not None else None, "code": version}
+    job = {
+        **job,
+        "model_source": "uploaded" if model_folder is not None else "as-is",
+        "resume_checkpoint": resume_checkpoint.name if resume_checkpoint is not None else None,
+        "code": version,
+    }
     operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(path)) for name, path in files.items()]
     operations += [
-        CommitOperationAdd(path_in_repo="code-version.json", path_or_fileobj=(json.dumps(version, indent=2) + "\n").encode()),
+        CommitOperationAdd(
+            path_in_repo="code-version.json", path_or_fileobj=(json.dumps(version, indent=2) + "\n").encode()
+        ),
         CommitOperationAdd(path_in_repo="run/config.json", path_or_fileobj=(config.to_json() + "\n").encode()),
         CommitOperationAdd(path_in_repo="run/job.json", path_or_fileobj=(json.dumps(job, indent=2) + "\n").encode()),
     ]
     try:
         client.create_repo(inputs_repo, repo_type="dataset", private=True, exist_ok=True)
-        info = client.create_commit(inputs_repo, operations, repo_type="dataset",
-                                    commit_message=f"Inputs of Fine-Tune Studio run {config.run_id}")
+        info = client.create_commit(
+            inputs_repo,
+            operations,
+            repo_type="dataset",
+            commit_message=f"Inputs of Fine-Tune Studio run {config.run_id}",
+        )
     except Exception as error:  # noqa: BLE001
         raise hub.explain(error, f"upload the run's code and data to {inputs_repo}") from error
     return info.oid

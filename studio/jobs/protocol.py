@@ -31,9 +31,26 @@ KINDS = ("event", "status", "phase", "upload", "final")
 # status.json fields that describe the training and travel from the job to the studio. Fields about the
 # local bookkeeping (pid, owner, timestamps of the local run folder, stop requests) stay local.
 RELAYED_STATUS_FIELDS = (
-    "status", "step", "total_steps", "elapsed", "error", "notes", "facts", "best_eval_loss", "best_checkpoint",
-    "last_checkpoint", "final_loss", "train_tokens", "train_runtime", "train_seconds", "tokens_per_s", "adapter",
-    "diverged", "resumed_from", "gpus", "forced",
+    "status",
+    "step",
+    "total_steps",
+    "elapsed",
+    "error",
+    "notes",
+    "facts",
+    "best_eval_loss",
+    "best_checkpoint",
+    "last_checkpoint",
+    "final_loss",
+    "train_tokens",
+    "train_runtime",
+    "train_seconds",
+    "tokens_per_s",
+    "adapter",
+    "diverged",
+    "resumed_from",
+    "gpus",
+    "forced",
 )
 
 
@@ -61,7 +78,7 @@ def decode(line: str) -> dict[str, Any] | None:
     if at < 0:
         return None
     try:
-        message = json.loads(line[at + len(PREFIX):].strip())
+        message = json.loads(line[at + len(PREFIX) :].strip())
     except ValueError:
         return None
     if not isinstance(message, dict) or message.get("kind") not in KINDS:

@@ -37,6 +37,7 @@ from studio.jobs import protocol
 from studio.train import store, supervisor
 from studio.train.card import CARD_NAME
 
+
 def control_file(revision: str) -> str:
     """The file whose appearance in the inputs repo asks this job (started from `revision`) to stop."""
     return f"control/stop-{revision}"
@@ -122,8 +123,9 @@ class Uploader:
                 return
             path = f"checkpoints/{folder.name}"
             try:
-                info = self.client.upload_folder(repo_id=self.repo_id, folder_path=str(folder), path_in_repo=path,
-                                                 commit_message=f"{folder.name}")
+                info = self.client.upload_folder(
+                    repo_id=self.repo_id, folder_path=str(folder), path_in_repo=path, commit_message=f"{folder.name}"
+                )
                 say("upload", path=path, commit=info.oid)
             except Exception as error:  # noqa: BLE001 - a missed checkpoint upload must not end the run
                 print(f"[studio job] could not push {path}: {type(error).__name__}: {error}", flush=True)
@@ -174,9 +176,17 @@ def main(argv: list[str]) -> int:
         return run(argv)
     except BaseException as error:  # noqa: BLE001 - say why in the protocol, so the studio shows it
         traceback.print_exc()
-        say("final", status={"status": "failed", "error": {
-            "message": f"The job could not run the studio's worker: {type(error).__name__}: {str(error)[:300]}",
-            "hint": "The job's log (in the run's log) has the traceback."}}, commit=None)
+        say(
+            "final",
+            status={
+                "status": "failed",
+                "error": {
+                    "message": f"The job could not run the studio's worker: {type(error).__name__}: {str(error)[:300]}",
+                    "hint": "The job's log (in the run's log) has the traceback.",
+                },
+            },
+            commit=None,
+        )
         return 1
 
 
@@ -228,10 +238,15 @@ def run(argv: list[str]) -> int:
         commit = push_results(client, job["outputs_repo"], record.dir)
     except Exception as error:  # noqa: BLE001
         traceback.print_exc()
-        status = {**status, "status": "failed",
-                  "error": {"message": f"The run ended ({status.get('status')}) but its adapter could not be pushed to "
-                                       f"{job['outputs_repo']}: {type(error).__name__}.",
-                            "hint": "The job's log (log.txt) has the details."}}
+        status = {
+            **status,
+            "status": "failed",
+            "error": {
+                "message": f"The run ended ({status.get('status')}) but its adapter could not be pushed to "
+                f"{job['outputs_repo']}: {type(error).__name__}.",
+                "hint": "The job's log (log.txt) has the details.",
+            },
+        }
     say("final", status=protocol.relayed_status(status), commit=commit)
     sys.stdout.flush()
     return 0 if status.get("status") in ("completed", "stopped") else 1

@@ -63,7 +63,10 @@ def entries() -> list[ModelEntry]:
     else:
         detail = "not installed: run the README setup, or use a Hub id / local folder"
     items = [ModelEntry(BUNDLED, BUNDLED_LABEL, "bundled", converted, detail)]
-    items += [ModelEntry(hub_id, hub_id, "hub", False, "downloaded from the Hub on first use") for hub_id in SUGGESTED_HUB_MODELS]
+    items += [
+        ModelEntry(hub_id, hub_id, "hub", False, "downloaded from the Hub on first use")
+        for hub_id in SUGGESTED_HUB_MODELS
+    ]
     return items
 
 

@@ -74,6 +74,7 @@ CALIBRATION_FILE = "calibration.json"
 
 # --- Model shapes -------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ModelShape:
     name: str
@@ -131,8 +132,19 @@ def generic_shape(params: float) -> ModelShape:
     """Shape of a typical decoder with `params` parameters: N ≈ 12·L·h² with h ≈ 128·L (Llama-7B: 4096/32)."""
     hidden = max(64, round((params * 128 / 12) ** (1 / 3) / 64) * 64)
     layers = max(1, round(hidden / 128))
-    return ModelShape(f"generic {format_params(params)}", params, hidden, layers, round(hidden * 8 / 3), hidden, 32000,
-                      max(1, hidden // 128), False, known=False, source="generic")
+    return ModelShape(
+        f"generic {format_params(params)}",
+        params,
+        hidden,
+        layers,
+        round(hidden * 8 / 3),
+        hidden,
+        32000,
+        max(1, hidden // 128),
+        False,
+        known=False,
+        source="generic",
+    )
 
 
 def find_shape(name: str | None) -> ModelShape | None:
@@ -181,10 +193,18 @@ def shape_from_config(config: dict, name: str = "", source: str = "config") -> M
     text = config.get("text_config", config)
     heads = text.get("num_attention_heads") or 1
     head_dim = text.get("head_dim") or (text.get("hidden_size", 0) // max(1, heads))
-    return ModelShape(name or str(text.get("model_type") or "model"), params_from_config(config), text.get("hidden_size"),
-                      text.get("num_hidden_layers"), text.get("intermediate_size"),
-                      (text.get("num_key_value_heads") or heads) * head_dim, text.get("vocab_size"), heads,
-                      bool(text.get("tie_word_embeddings", config.get("tie_word_embeddings", False))), source=source)
+    return ModelShape(
+        name or str(text.get("model_type") or "model"),
+        params_from_config(config),
+        text.get("hidden_size"),
+        text.get("num_hidden_layers"),
+        text.get("intermediate_size"),
+        (text.get("num_key_value_heads") or heads) * head_dim,
+        text.get("vocab_size"),
+        heads,
+        bool(text.get("tie_word_embeddings", config.get("tie_word_embeddings", False))),
+        source=source,
+    )
 
 
 def params_from_name(name: str) -> float | None:
@@ -239,11 +259,13 @@ def parse_params(value) -> float:
             raise StudioError(f"'{value}' is not a parameter count.", "Write it like 7B, 135M, 1.5B or 7e9.")
         number = float(match.group(1)) * _SUFFIX[match.group(2)]
     if not math.isfinite(number) or number < 1e5:
-        raise StudioError(f"{value} parameters is too small for a language model.",
-                          "Write the full count, e.g. 135M or 7B (not 7).")
+        raise StudioError(
+            f"{value} parameters is too small for a language model.", "Write the full count, e.g. 135M or 7B (not 7)."
+        )
     if number > 5e12:
-        raise StudioError(f"{value} parameters is more than any model this studio can estimate.",
-                          "Write it like 7B or 70B.")
+        raise StudioError(
+            f"{value} parameters is more than any model this studio can estimate.", "Write it like 7B or 70B."
+        )
     return number
 
 
@@ -286,6 +308,7 @@ def adapter_params(shape: ModelShape, technique: str, r: int = DEFAULT_LORA_R) -
 
 # --- FLOPs --------------------------------------------------------------------------------------------------
 
+
 def attention_flops_per_token(shape: ModelShape, length: float) -> float:
     """Forward attention scores and weighted values: 2·s·h each per layer per token (s = padded length)."""
     if not shape.complete:
@@ -298,8 +321,15 @@ def forward_flops_per_token(shape: ModelShape, length: float, scored_fraction: f
     return 2 * shape.body_params + attention_flops_per_token(shape, length) + 2 * shape.head_params * scored_fraction
 
 
-def train_flops_per_token(shape: ModelShape, technique: str = "lora", *, adapter: int = 0, length: float = 0.0,
-                          scored_fraction: float = 1.0, gradient_checkpointing: bool = False) -> float:
+def train_flops_per_token(
+    shape: ModelShape,
+    technique: str = "lora",
+    *,
+    adapter: int = 0,
+    length: float = 0.0,
+    scored_fraction: float = 1.0,
+    gradient_checkpointing: bool = False,
+) -> float:
     """Forward + backward FLOPs per position. Full: 3× forward. LoRA family: body and head forward + backward to
     the activations (2× forward, no weight gradients for frozen weights), + 6·A for the adapters."""
     technique = check_technique(technique)
@@ -324,6 +354,7 @@ def flops_formula(technique: str, gradient_checkpointing: bool) -> str:
 
 # --- Hardware -----------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class GpuSpec:
     match: str  # matched against the device name, upper case
@@ -343,12 +374,23 @@ class GpuSpec:
 
 # Longest match strings first where one contains another ("L40S" before "L40", "A10G" before "A10").
 GPUS = (
-    GpuSpec("H200", 989, (9, 0), efficiency=0.40), GpuSpec("H100", 989, (9, 0), efficiency=0.40),
-    GpuSpec("A100", 312, (8, 0), efficiency=0.40), GpuSpec("L40S", 362, (8, 9), efficiency=0.35),
-    GpuSpec("L40", 181, (8, 9), efficiency=0.35), GpuSpec("A6000", 155, (8, 6)),
-    GpuSpec("A10G", 70, (8, 6), efficiency=0.35), GpuSpec("A10", 125, (8, 6)), GpuSpec("L4", 121, (8, 9), efficiency=0.35),
-    GpuSpec("T4", 65, (7, 5)), GpuSpec("V100", 125, (7, 0)), GpuSpec("4090", 165, (8, 9)), GpuSpec("4080", 97, (8, 9)),
-    GpuSpec("3090", 71, (8, 6)), GpuSpec("3080", 60, (8, 6)), GpuSpec("A4000", 77, (8, 6)), GpuSpec("P100", 19, (6, 0)),
+    GpuSpec("H200", 989, (9, 0), efficiency=0.40),
+    GpuSpec("H100", 989, (9, 0), efficiency=0.40),
+    GpuSpec("A100", 312, (8, 0), efficiency=0.40),
+    GpuSpec("L40S", 362, (8, 9), efficiency=0.35),
+    GpuSpec("L40", 181, (8, 9), efficiency=0.35),
+    GpuSpec("A6000", 155, (8, 6)),
+    GpuSpec("A10G", 70, (8, 6), efficiency=0.35),
+    GpuSpec("A10", 125, (8, 6)),
+    GpuSpec("L4", 121, (8, 9), efficiency=0.35),
+    GpuSpec("T4", 65, (7, 5)),
+    GpuSpec("V100", 125, (7, 0)),
+    GpuSpec("4090", 165, (8, 9)),
+    GpuSpec("4080", 97, (8, 9)),
+    GpuSpec("3090", 71, (8, 6)),
+    GpuSpec("3080", 60, (8, 6)),
+    GpuSpec("A4000", 77, (8, 6)),
+    GpuSpec("P100", 19, (6, 0)),
 )
 UNKNOWN_GPU_EFFICIENCY = 0.25
 
@@ -364,6 +406,7 @@ def gpu_spec(name: str) -> GpuSpec | None:
 @dataclass(frozen=True)
 class Device:
     """Where a run trains: its memory, its peak in the precision used there, and its price."""
+
     key: str
     label: str
     kind: str  # "cpu" | "gpu"
@@ -376,21 +419,32 @@ class Device:
     note: str = ""
 
 
-PRICES_SOURCE = ("Hugging Face Spaces hardware prices (huggingface.co/docs/hub/spaces-gpus and /pricing), read "
-                 "November 2026; GPU peaks from NVIDIA datasheets (dense, no sparsity); CPU efficiency measured by "
-                 "bench/cost.py, GPU efficiency assumed. Prices change: edit SPACES in studio/models/cost.py.")
+PRICES_SOURCE = (
+    "Hugging Face Spaces hardware prices (huggingface.co/docs/hub/spaces-gpus and /pricing), read "
+    "November 2026; GPU peaks from NVIDIA datasheets (dense, no sparsity); CPU efficiency measured by "
+    "bench/cost.py, GPU efficiency assumed. Prices change: edit SPACES in studio/models/cost.py."
+)
 
 
 def _gpu(key: str, label: str, memory_gib: float, match: str, price: float, note: str = "") -> Device:
     spec = gpu_spec(match)
-    return Device(key, label, "gpu", memory_gib, spec.tflops, spec.dtype, price, spec.efficiency,
-                  spec.bf16, note)
+    return Device(key, label, "gpu", memory_gib, spec.tflops, spec.dtype, price, spec.efficiency, spec.bf16, note)
 
 
 # Hugging Face Spaces hardware (the Decide tab's table). GPU memory as sold (16 GB cards hold 16 GiB).
 SPACES = (
-    Device("cpu-basic", "Spaces CPU basic (2 vCPU, 16 GB)", "cpu", 16, 0.13, "fp32", 0.0, None, False,
-           "free; peak from a 2-core fp32 matmul"),
+    Device(
+        "cpu-basic",
+        "Spaces CPU basic (2 vCPU, 16 GB)",
+        "cpu",
+        16,
+        0.13,
+        "fp32",
+        0.0,
+        None,
+        False,
+        "free; peak from a 2-core fp32 matmul",
+    ),
     Device("cpu-upgrade", "Spaces CPU upgrade (8 vCPU, 32 GB)", "cpu", 32, 0.50, "fp32", 0.03, None, False),
     _gpu("t4", "NVIDIA T4 (16 GB)", 16, "T4", 0.40, "fp16 only (no bf16)"),
     _gpu("l4", "NVIDIA L4 (24 GB)", 24, "L4", 0.80),
@@ -439,13 +493,32 @@ def this_machine(dtype: str | None = None, peak_tflops: float | None = None) -> 
         spec = gpu_spec(gpu.name)
         dtype = dtype or (spec.dtype if spec else "bf16")
         peak = peak_tflops or measure_peak(dtype)
-        return Device(THIS_MACHINE, f"This machine: {gpu.name} (measured)", "gpu", round(gpu.memory_gb, 1), peak, dtype,
-                      0.0, spec.efficiency if spec else UNKNOWN_GPU_EFFICIENCY, dtype == "bf16",
-                      f"{dtype} matmul measured; own hardware, price 0")
+        return Device(
+            THIS_MACHINE,
+            f"This machine: {gpu.name} (measured)",
+            "gpu",
+            round(gpu.memory_gb, 1),
+            peak,
+            dtype,
+            0.0,
+            spec.efficiency if spec else UNKNOWN_GPU_EFFICIENCY,
+            dtype == "bf16",
+            f"{dtype} matmul measured; own hardware, price 0",
+        )
     dtype = dtype or "fp32"
     peak = peak_tflops or measure_peak(dtype)
-    return Device(THIS_MACHINE, f"This machine: {found.cpu_cores} CPU cores (measured)", "cpu", round(found.ram_gb, 1),
-                  peak, dtype, 0.0, None, dtype == "bf16", f"{dtype} matmul measured; own hardware, price 0")
+    return Device(
+        THIS_MACHINE,
+        f"This machine: {found.cpu_cores} CPU cores (measured)",
+        "cpu",
+        round(found.ram_gb, 1),
+        peak,
+        dtype,
+        0.0,
+        None,
+        dtype == "bf16",
+        f"{dtype} matmul measured; own hardware, price 0",
+    )
 
 
 def find_device(key: str) -> Device:
@@ -455,15 +528,18 @@ def find_device(key: str) -> Device:
     for item in SPACES:
         if text in (item.key, item.label.lower()):
             return item
-    raise StudioError(f"Unknown hardware '{key}'.",
-                      f"Use one of: {', '.join([THIS_MACHINE] + [item.key for item in SPACES])}.")
+    raise StudioError(
+        f"Unknown hardware '{key}'.", f"Use one of: {', '.join([THIS_MACHINE] + [item.key for item in SPACES])}."
+    )
 
 
 # --- Calibration --------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Calibration:
     """Constants measured by bench/cost.py calibrate (see calibration.json for the machine, date and method)."""
+
     # Share of the measured matmul peak a CPU reaches, per precision: training steps and evaluation batches.
     cpu_train_efficiency: dict = field(default_factory=lambda: {"fp32": 0.55})
     cpu_eval_efficiency: dict = field(default_factory=lambda: {"fp32": 0.55})
@@ -513,7 +589,7 @@ class Calibration:
         return float(table.get("fp32", defaults["fp32"])), False
 
     @classmethod
-    def from_dict(cls, data: dict, source: str) -> "Calibration":
+    def from_dict(cls, data: dict, source: str) -> Calibration:
         known = {name for name in cls.__dataclass_fields__}
         values = {key: value for key, value in data.items() if key in known}
         values["source"] = source
@@ -558,9 +634,11 @@ def calibration() -> Calibration:
 
 # --- Token statistics and padding ---------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class TokenStats:
     """Tokens per row after the chat template (the Data tab's statistics), and the share that carries a label."""
+
     mean: float
     p50: float
     p95: float
@@ -570,7 +648,7 @@ class TokenStats:
     rough: bool = False  # estimated from characters, not counted with a tokenizer
 
     @classmethod
-    def from_stats(cls, stats: dict | None) -> "TokenStats | None":
+    def from_stats(cls, stats: dict | None) -> TokenStats | None:
         """From a dataset manifest's "stats" dict; None when it has no token counts."""
         if not isinstance(stats, dict):
             return None
@@ -581,11 +659,17 @@ class TokenStats:
         mean = total / rows
         trainable = tokens.get("trainable")
         fraction = min(1.0, trainable / total) if isinstance(trainable, (int, float)) and trainable > 0 else 1.0
-        return cls(mean, tokens.get("p50") or mean, tokens.get("p95") or mean, tokens.get("p99") or mean,
-                   tokens.get("max") or mean, fraction)
+        return cls(
+            mean,
+            tokens.get("p50") or mean,
+            tokens.get("p95") or mean,
+            tokens.get("p99") or mean,
+            tokens.get("max") or mean,
+            fraction,
+        )
 
     @classmethod
-    def uniform(cls, length: float, labelled_fraction: float = 1.0) -> "TokenStats":
+    def uniform(cls, length: float, labelled_fraction: float = 1.0) -> TokenStats:
         """Every row the same length (typed numbers, no dataset)."""
         return cls(length, length, length, length, length, labelled_fraction)
 
@@ -618,20 +702,31 @@ class TokenStats:
 @dataclass(frozen=True)
 class Batches:
     """What the batches of a run hold: real tokens, computed positions (padding included) and the longest row."""
+
     real_per_row: float
     padded_per_row: float
     longest: float  # the longest padded row of the run: memory peaks on its batch
     mean_padded_length: float  # the padded length a typical position sits in (attention's s)
 
 
-def batches(tokens: TokenStats, *, rows: int, batch: int, max_length: int, rows_seen: int | None = None,
-            grouped: bool = True, packing: bool = False, bins: int = 400) -> Batches:
+def batches(
+    tokens: TokenStats,
+    *,
+    rows: int,
+    batch: int,
+    max_length: int,
+    rows_seen: int | None = None,
+    grouped: bool = True,
+    packing: bool = False,
+    bins: int = 400,
+) -> Batches:
     """Real and padded tokens per row over the rows a run takes, rows truncated at max_length.
 
     Length-grouped (the worker's default): the HF sampler sorts each mega-batch of rows longest first, so a
     batch is padded to the longest of a narrow band of lengths and a run shorter than an epoch takes the
     longest rows of each mega-batch first. Random batches (evaluation) are padded to the expected longest of
     `batch` random rows. Packing computes no padding (rows packed into max_length sequences)."""
+
     def length(u: float) -> float:
         return min(float(max_length), tokens.quantile(u))
 
@@ -661,8 +756,10 @@ def batches(tokens: TokenStats, *, rows: int, batch: int, max_length: int, rows_
 
     def over(counts: list[int]) -> tuple[float, float]:
         total = sum(counts) or 1
-        return (sum(c * r for c, r in zip(counts, band_real)) / total,
-                sum(c * p for c, p in zip(counts, band_padded)) / total)
+        return (
+            sum(c * r for c, r in zip(counts, band_real)) / total,
+            sum(c * p for c, p in zip(counts, band_padded)) / total,
+        )
 
     # Whole epochs cover every band; the rows of a last partial epoch are the longest bands of its mega-batches.
     seen = rows if rows_seen is None else max(batch, rows_seen)
@@ -679,15 +776,22 @@ def batches(tokens: TokenStats, *, rows: int, batch: int, max_length: int, rows_
 
 # --- Memory -------------------------------------------------------------------------------------------------
 
-MEMORY_PARTS = (("floor", "Process floor (imports / CUDA context)"), ("weights", "Model weights"),
-                ("gradients", "Gradients (base)"), ("optimizer", "Optimizer state (Adam)"),
-                ("adapter", "Adapter (weights + grads + Adam)"), ("activations", "Activations (saved for backward)"),
-                ("head", "LM head buffers (vocabulary)"), ("other", "Other (data, allocator)"))
+MEMORY_PARTS = (
+    ("floor", "Process floor (imports / CUDA context)"),
+    ("weights", "Model weights"),
+    ("gradients", "Gradients (base)"),
+    ("optimizer", "Optimizer state (Adam)"),
+    ("adapter", "Adapter (weights + grads + Adam)"),
+    ("activations", "Activations (saved for backward)"),
+    ("head", "LM head buffers (vocabulary)"),
+    ("other", "Other (data, allocator)"),
+)
 
 
 @dataclass
 class Memory:
     """Peak memory of one training process, in GiB, by part."""
+
     technique: str
     floor: float
     weights: float
@@ -704,14 +808,29 @@ class Memory:
         return sum(getattr(self, part) for part, _ in MEMORY_PARTS)
 
     def as_dict(self) -> dict:
-        return {"technique": self.technique, "total_gib": round(self.total, 3),
-                "parts_gib": {part: round(getattr(self, part), 3) for part, _ in MEMORY_PARTS}, "notes": self.notes}
+        return {
+            "technique": self.technique,
+            "total_gib": round(self.total, 3),
+            "parts_gib": {part: round(getattr(self, part), 3) for part, _ in MEMORY_PARTS},
+            "notes": self.notes,
+        }
 
 
-def estimate_memory(shape: ModelShape, technique: str = "lora", *, dtype: str = "fp32", micro_batch: int = 1,
-                    length: float = 1024, lora_r: int = DEFAULT_LORA_R, gradient_checkpointing: bool = False,
-                    scored_fraction: float = 1.0, kind: str = "cpu", devices: int = 1,
-                    max_tokens_per_pass: int | None = None, calibration_: Calibration | None = None) -> Memory:
+def estimate_memory(
+    shape: ModelShape,
+    technique: str = "lora",
+    *,
+    dtype: str = "fp32",
+    micro_batch: int = 1,
+    length: float = 1024,
+    lora_r: int = DEFAULT_LORA_R,
+    gradient_checkpointing: bool = False,
+    scored_fraction: float = 1.0,
+    kind: str = "cpu",
+    devices: int = 1,
+    max_tokens_per_pass: int | None = None,
+    calibration_: Calibration | None = None,
+) -> Memory:
     """Peak memory of one process (RSS on a CPU, allocated memory on a GPU), in GiB.
 
     devices > 1 shards weights, gradients and optimizer state (DeepSpeed ZeRO-3); activations stay per device.
@@ -747,20 +866,34 @@ def estimate_memory(shape: ModelShape, technique: str = "lora", *, dtype: str = 
         per_layer = 7 * shape.hidden + 2 * shape.kv + 4 * shape.intermediate  # values saved per token per layer
         if kind == "cpu":
             activations = positions * activation_bytes_per_token(
-                shape, dtype, gradient_checkpointing=gradient_checkpointing, technique=technique, cal=cal)
-            activations += (cal.per_dtype("attention_factor", dtype)[0] * rows_per_pass * (shape.heads or 1) * length**2
-                            * act_bytes * shape.layers * (cal.per_dtype("checkpoint_ratio", dtype)[0]
-                                                          if gradient_checkpointing else 1.0))
+                shape, dtype, gradient_checkpointing=gradient_checkpointing, technique=technique, cal=cal
+            )
+            activations += (
+                cal.per_dtype("attention_factor", dtype)[0]
+                * rows_per_pass
+                * (shape.heads or 1)
+                * length**2
+                * act_bytes
+                * shape.layers
+                * (cal.per_dtype("checkpoint_ratio", dtype)[0] if gradient_checkpointing else 1.0)
+            )
         else:  # fused attention kernels keep no s×s scores on a GPU; checkpointing keeps each layer's input + one layer
-            values = positions * (shape.layers * shape.hidden + per_layer) if gradient_checkpointing else \
-                positions * shape.layers * per_layer
+            values = (
+                positions * (shape.layers * shape.hidden + per_layer)
+                if gradient_checkpointing
+                else positions * shape.layers * per_layer
+            )
             activations = values * act_bytes * cal.gpu_activation_factor
         scored = min(HEAD_TOKEN_CHUNK, positions * scored_fraction)
-        head = cal.per_dtype("head_buffers", dtype)[0] * scored * min(HEAD_VOCAB_CHUNK, shape.vocab or 32000) * act_bytes
+        head = (
+            cal.per_dtype("head_buffers", dtype)[0] * scored * min(HEAD_VOCAB_CHUNK, shape.vocab or 32000) * act_bytes
+        )
         split = f" (a pass of {rows_per_pass} of the batch's {micro_batch} rows)" if rows_per_pass < micro_batch else ""
-        notes["activations"] = (f"{'checkpointed ' if gradient_checkpointing else ''}{shape.layers} layers × "
-                                f"{rows_per_pass} rows{split} × length {length:.0f} × {per_layer:,} values × "
-                                f"{act_bytes} B")
+        notes["activations"] = (
+            f"{'checkpointed ' if gradient_checkpointing else ''}{shape.layers} layers × "
+            f"{rows_per_pass} rows{split} × length {length:.0f} × {per_layer:,} values × "
+            f"{act_bytes} B"
+        )
     else:
         activations = n * act_bytes * positions / 2048  # no shape: a rough ratio
         head = 0.0
@@ -773,8 +906,18 @@ def estimate_memory(shape: ModelShape, technique: str = "lora", *, dtype: str = 
         notes["floor"] = "CUDA context and allocator slack (assumed)"
     if devices > 1:
         notes["sharding"] = f"ZeRO-3: weights, gradients and optimizer state split over {devices} devices"
-    return Memory(technique, floor, weights * shard / GIB, gradients * shard / GIB, optimizer * shard / GIB,
-                  adapter * shard / GIB, activations / GIB, head / GIB, other, notes)
+    return Memory(
+        technique,
+        floor,
+        weights * shard / GIB,
+        gradients * shard / GIB,
+        optimizer * shard / GIB,
+        adapter * shard / GIB,
+        activations / GIB,
+        head / GIB,
+        other,
+        notes,
+    )
 
 
 def fits_in(needed_gib: float, available_gib: float) -> bool:
@@ -788,8 +931,14 @@ def fits_in(needed_gib: float, available_gib: float) -> bool:
 ACTIVATION_BUDGET_GIB = 3.3
 
 
-def activation_bytes_per_token(shape: ModelShape, dtype: str, *, gradient_checkpointing: bool = False,
-                               technique: str = "lora", cal: Calibration | None = None) -> float:
+def activation_bytes_per_token(
+    shape: ModelShape,
+    dtype: str,
+    *,
+    gradient_checkpointing: bool = False,
+    technique: str = "lora",
+    cal: Calibration | None = None,
+) -> float:
     """What one token of a CPU training pass adds to the process's RSS, in bytes: the values autograd saves for
     the backward pass (7h + 2kv + 4i per layer, see the module doc) × the activation's bytes × the calibrated
     `activation_factor` (saved-tensor overhead and the allocator's kept memory, per precision); with gradient
@@ -817,6 +966,7 @@ def rows_in_pass(batch_size: int, length: float, max_tokens_per_pass: int | None
 class PassPlan:
     """How the worker runs each training batch on a CPU: passes of at most `max_tokens_per_pass` padded tokens
     (None: every batch whole) and whether gradient checkpointing is on."""
+
     max_tokens_per_pass: int | None
     gradient_checkpointing: bool
 
@@ -825,12 +975,20 @@ class PassPlan:
         """What the run's log and the preflight say about it ("" when batches run whole)."""
         if not self.max_tokens_per_pass:
             return ""
-        return (f"batches above {self.max_tokens_per_pass:,} padded tokens run as micro-batches (the same update, "
-                "less memory)" + (" with gradient checkpointing" if self.gradient_checkpointing else ""))
+        return (
+            f"batches above {self.max_tokens_per_pass:,} padded tokens run as micro-batches (the same update, "
+            "less memory)" + (" with gradient checkpointing" if self.gradient_checkpointing else "")
+        )
 
 
-def plan_passes(shape: ModelShape, dtype: str, batch_size: int, max_length: int,
-                budget_gib: float = ACTIVATION_BUDGET_GIB, cal: Calibration | None = None) -> PassPlan:
+def plan_passes(
+    shape: ModelShape,
+    dtype: str,
+    batch_size: int,
+    max_length: int,
+    budget_gib: float = ACTIVATION_BUDGET_GIB,
+    cal: Calibration | None = None,
+) -> PassPlan:
     """The worker's pass plan on a CPU (when the run leaves gradient checkpointing automatic); preflight and the
     Decide tab call it with the same inputs, so the memory they predict is that of the passes the worker runs.
 
@@ -851,10 +1009,12 @@ def plan_passes(shape: ModelShape, dtype: str, batch_size: int, max_length: int,
 
 # --- A whole run --------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Workload:
     """One training run in the units the cost model counts. RunConfig.workload builds it from a run's settings,
     for the Train tab's preflight and the Decide tab alike, so both give the same numbers for the same run."""
+
     shape: ModelShape
     technique: str = "lora"
     lora_r: int = 8
@@ -877,25 +1037,67 @@ class Workload:
     max_tokens_per_pass: int | None = None  # the worker's pass plan on a CPU (plan_passes): None runs batches whole
 
 
-def workload(shape: ModelShape, tokens: TokenStats, *, train_rows: int, validation_rows: int, steps: int,
-             rows_seen: int, evaluations: int, saves: int, micro_batch: int, grad_accum: int = 1, max_length: int,
-             grouped: bool = True, packing: bool = False, labelled_only: bool = True, dtype: str = "fp32",
-             technique: str = "lora", lora_r: int = 8, gradient_checkpointing: bool = False,
-             devices: int = 1, max_tokens_per_pass: int | None = None) -> Workload:
+def workload(
+    shape: ModelShape,
+    tokens: TokenStats,
+    *,
+    train_rows: int,
+    validation_rows: int,
+    steps: int,
+    rows_seen: int,
+    evaluations: int,
+    saves: int,
+    micro_batch: int,
+    grad_accum: int = 1,
+    max_length: int,
+    grouped: bool = True,
+    packing: bool = False,
+    labelled_only: bool = True,
+    dtype: str = "fp32",
+    technique: str = "lora",
+    lora_r: int = 8,
+    gradient_checkpointing: bool = False,
+    devices: int = 1,
+    max_tokens_per_pass: int | None = None,
+) -> Workload:
     """A run over a dataset with these token statistics (steps, evaluations and saves from RunConfig.schedule)."""
-    seen = batches(tokens, rows=train_rows, batch=micro_batch * devices, max_length=max_length, rows_seen=rows_seen,
-                   grouped=grouped, packing=packing)
+    seen = batches(
+        tokens,
+        rows=train_rows,
+        batch=micro_batch * devices,
+        max_length=max_length,
+        rows_seen=rows_seen,
+        grouped=grouped,
+        packing=packing,
+    )
     labelled = tokens.labelled_fraction if labelled_only else 1.0
-    evaluation = batches(tokens, rows=validation_rows, batch=micro_batch, max_length=max_length, grouped=False,
-                         packing=False) if validation_rows else None
+    evaluation = (
+        batches(tokens, rows=validation_rows, batch=micro_batch, max_length=max_length, grouped=False, packing=False)
+        if validation_rows
+        else None
+    )
     return Workload(
-        shape, check_technique(technique), int(lora_r), dtype, int(micro_batch), int(grad_accum), int(devices),
-        bool(gradient_checkpointing), int(steps), seen.real_per_row * rows_seen, seen.padded_per_row * rows_seen,
-        seen.real_per_row * rows_seen * labelled, seen.mean_padded_length, seen.longest, labelled,
+        shape,
+        check_technique(technique),
+        int(lora_r),
+        dtype,
+        int(micro_batch),
+        int(grad_accum),
+        int(devices),
+        bool(gradient_checkpointing),
+        int(steps),
+        seen.real_per_row * rows_seen,
+        seen.padded_per_row * rows_seen,
+        seen.real_per_row * rows_seen * labelled,
+        seen.mean_padded_length,
+        seen.longest,
+        labelled,
         int(evaluations) if evaluation else 0,
         evaluation.padded_per_row * validation_rows if evaluation else 0.0,
-        evaluation.real_per_row * validation_rows * labelled if evaluation else 0.0, int(saves),
-        int(max_tokens_per_pass) if max_tokens_per_pass else None)
+        evaluation.real_per_row * validation_rows * labelled if evaluation else 0.0,
+        int(saves),
+        int(max_tokens_per_pass) if max_tokens_per_pass else None,
+    )
 
 
 @dataclass
@@ -920,16 +1122,27 @@ class RunCost:
         return fits_in(self.memory.total, self.device.memory_gib)
 
     def as_dict(self) -> dict:
-        return {"memory_gib": round(self.memory.total, 3), "memory_parts_gib": self.memory.as_dict()["parts_gib"],
-                "memory_available_gib": self.device.memory_gib, "fits": self.fits, "flops": self.flops,
-                "eval_flops": self.eval_flops, "peak_tflops": self.device.peak_tflops, "dtype": self.workload.dtype,
-                "efficiency": round(self.efficiency, 4), "efficiency_source": self.efficiency_note,
-                "tokens_per_s": round(self.tokens_per_s, 2) if self.tokens_per_s else None,
-                "seconds": {key: round(value, 1) for key, value in self.seconds.items()},
-                "total_seconds": round(self.total_seconds, 1), "cost_usd": round(self.cost_usd, 4)}
+        return {
+            "memory_gib": round(self.memory.total, 3),
+            "memory_parts_gib": self.memory.as_dict()["parts_gib"],
+            "memory_available_gib": self.device.memory_gib,
+            "fits": self.fits,
+            "flops": self.flops,
+            "eval_flops": self.eval_flops,
+            "peak_tflops": self.device.peak_tflops,
+            "dtype": self.workload.dtype,
+            "efficiency": round(self.efficiency, 4),
+            "efficiency_source": self.efficiency_note,
+            "tokens_per_s": round(self.tokens_per_s, 2) if self.tokens_per_s else None,
+            "seconds": {key: round(value, 1) for key, value in self.seconds.items()},
+            "total_seconds": round(self.total_seconds, 1),
+            "cost_usd": round(self.cost_usd, 4),
+        }
 
 
-def efficiency_for(device: Device, dtype: str, kind: str = "train", cal: Calibration | None = None) -> tuple[float, str]:
+def efficiency_for(
+    device: Device, dtype: str, kind: str = "train", cal: Calibration | None = None
+) -> tuple[float, str]:
     """Share of the device's peak a run reaches, and where that figure comes from."""
     cal = cal or calibration()
     if device.kind == "gpu" or device.efficiency is not None:
@@ -946,17 +1159,33 @@ def estimate_run(load: Workload, device: Device, cal: Calibration | None = None)
     shape = load.shape
     adapter = adapter_params(shape, load.technique, load.lora_r)
     positions = max(1.0, load.train_positions)
-    per_position = train_flops_per_token(shape, load.technique, adapter=adapter, length=load.attention_length,
-                                         scored_fraction=load.scored_tokens / positions,
-                                         gradient_checkpointing=load.gradient_checkpointing)
+    per_position = train_flops_per_token(
+        shape,
+        load.technique,
+        adapter=adapter,
+        length=load.attention_length,
+        scored_fraction=load.scored_tokens / positions,
+        gradient_checkpointing=load.gradient_checkpointing,
+    )
     flops = per_position * load.train_positions
-    eval_per_position = forward_flops_per_token(shape, load.attention_length,
-                                                load.eval_scored / max(1.0, load.eval_positions))
+    eval_per_position = forward_flops_per_token(
+        shape, load.attention_length, load.eval_scored / max(1.0, load.eval_positions)
+    )
     eval_flops = eval_per_position * load.eval_positions * load.evaluations
-    memory = estimate_memory(shape, load.technique, dtype=load.dtype, micro_batch=load.micro_batch, length=load.longest,
-                             lora_r=load.lora_r, gradient_checkpointing=load.gradient_checkpointing,
-                             scored_fraction=load.scored_fraction_peak, kind=device.kind, devices=load.devices,
-                             max_tokens_per_pass=load.max_tokens_per_pass, calibration_=cal)
+    memory = estimate_memory(
+        shape,
+        load.technique,
+        dtype=load.dtype,
+        micro_batch=load.micro_batch,
+        length=load.longest,
+        lora_r=load.lora_r,
+        gradient_checkpointing=load.gradient_checkpointing,
+        scored_fraction=load.scored_fraction_peak,
+        kind=device.kind,
+        devices=load.devices,
+        max_tokens_per_pass=load.max_tokens_per_pass,
+        calibration_=cal,
+    )
     efficiency, note = efficiency_for(device, load.dtype, "train", cal)
     eval_efficiency, _ = efficiency_for(device, load.dtype, "eval", cal)
     scaling = 1.0 if load.devices == 1 else 0.9 * load.devices  # data parallel: ~90 % scaling
@@ -965,17 +1194,34 @@ def estimate_run(load: Workload, device: Device, cal: Calibration | None = None)
     evaluation = eval_flops / (rate * eval_efficiency) if rate else 0.0
     weights_gib = memory.weights * max(1, load.devices)
     start = cal.start_seconds + max(0.0, weights_gib - BUNDLED_SHAPE.params * 4 / GIB) * LOAD_SECONDS_PER_GIB
-    seconds = {"start": start, "warmup": cal.warmup_seconds if load.steps else 0.0, "train": train,
-               "evaluation": evaluation, "checkpoints": cal.save_seconds * load.saves, "end": cal.end_seconds}
+    seconds = {
+        "start": start,
+        "warmup": cal.warmup_seconds if load.steps else 0.0,
+        "train": train,
+        "evaluation": evaluation,
+        "checkpoints": cal.save_seconds * load.saves,
+        "end": cal.end_seconds,
+    }
     tokens_per_s = load.train_tokens / train if train > 0 else None
     hours = sum(seconds.values()) / 3600
-    return RunCost(load, device, memory, flops, eval_flops, efficiency, note, tokens_per_s, seconds,
-                   hours * device.price_per_hour * load.devices)
+    return RunCost(
+        load,
+        device,
+        memory,
+        flops,
+        eval_flops,
+        efficiency,
+        note,
+        tokens_per_s,
+        seconds,
+        hours * device.price_per_hour * load.devices,
+    )
 
 
 @dataclass(frozen=True)
 class Fit:
     """Settings that give the same training (same effective batch and steps) in less memory."""
+
     micro_batch: int
     grad_accum: int
     gradient_checkpointing: bool
@@ -983,8 +1229,9 @@ class Fit:
     changes: tuple[str, ...]
 
 
-def settings_that_fit(load: Workload, available_gib: float, cal: Calibration | None = None,
-                      kind: str = "cpu") -> Fit | None:
+def settings_that_fit(
+    load: Workload, available_gib: float, cal: Calibration | None = None, kind: str = "cpu"
+) -> Fit | None:
     """The largest micro-batch (then gradient checkpointing) whose peak fits in `available_gib`.
 
     The effective batch (micro-batch × accumulation) stays the same, so the optimizer sees the same batches'
@@ -1000,20 +1247,32 @@ def settings_that_fit(load: Workload, available_gib: float, cal: Calibration | N
 
     def peak(micro: int, checkpointing: bool) -> float:
         planned = load.max_tokens_per_pass if checkpointing == load.gradient_checkpointing else None
-        return estimate_memory(load.shape, load.technique, dtype=load.dtype, micro_batch=micro, length=load.longest,
-                               lora_r=load.lora_r, gradient_checkpointing=checkpointing,
-                               scored_fraction=load.scored_fraction_peak, kind=kind, devices=load.devices,
-                               max_tokens_per_pass=planned, calibration_=cal).total
+        return estimate_memory(
+            load.shape,
+            load.technique,
+            dtype=load.dtype,
+            micro_batch=micro,
+            length=load.longest,
+            lora_r=load.lora_r,
+            gradient_checkpointing=checkpointing,
+            scored_fraction=load.scored_fraction_peak,
+            kind=kind,
+            devices=load.devices,
+            max_tokens_per_pass=planned,
+            calibration_=cal,
+        ).total
 
     divisors = [d for d in range(load.micro_batch, 0, -1) if load.micro_batch % d == 0]
-    for checkpointing in ((load.gradient_checkpointing,) if load.gradient_checkpointing else (False, True)):
+    for checkpointing in (load.gradient_checkpointing,) if load.gradient_checkpointing else (False, True):
         for micro in divisors:
             needed = peak(micro, checkpointing)
             if fits_in(needed, available_gib):
                 changes = []
                 if micro != load.micro_batch:
-                    changes.append(f"batch size {load.micro_batch} → {micro} with gradient accumulation "
-                                   f"{load.grad_accum} → {effective // micro} (same effective batch of {effective})")
+                    changes.append(
+                        f"batch size {load.micro_batch} → {micro} with gradient accumulation "
+                        f"{load.grad_accum} → {effective // micro} (same effective batch of {effective})"
+                    )
                 if checkpointing != load.gradient_checkpointing:
                     changes.append("gradient checkpointing on (recomputes activations: about a third more compute)")
                 return Fit(micro, effective // micro, checkpointing, needed, tuple(changes))

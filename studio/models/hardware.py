@@ -75,7 +75,10 @@ def detect_quick() -> Hardware:
         try:
             out = subprocess.run(
                 ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
-                capture_output=True, text=True, timeout=5, check=True,
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=True,
             ).stdout
             for line in out.strip().splitlines():
                 name, memory_mb = (part.strip() for part in line.rsplit(",", 1))

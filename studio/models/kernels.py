@@ -69,7 +69,9 @@ def _rms_norm_function():
             grad_x = grad_weight = None
             if ctx.needs_input_grad[0]:
                 grad_normed = grad_output.float() * weight.float()
-                grad_x = (inverse_rms * (grad_normed - normed * (grad_normed * normed).mean(-1, keepdim=True))).to(x.dtype)
+                grad_x = (inverse_rms * (grad_normed - normed * (grad_normed * normed).mean(-1, keepdim=True))).to(
+                    x.dtype
+                )
             if ctx.needs_input_grad[1]:
                 product = grad_output * normed.to(x.dtype)
                 grad_weight = product.reshape(-1, product.shape[-1]).sum(0).to(weight.dtype)
@@ -113,8 +115,11 @@ def _same_as_stock(module, lean_forward) -> bool:
     with torch.no_grad():
         stock = type(module).forward(module, probe)
         lean = lean_forward(module, probe)
-    return stock.shape == lean.shape and stock.dtype == lean.dtype and torch.allclose(stock.float(), lean.float(),
-                                                                                      rtol=1e-2, atol=1e-3)
+    return (
+        stock.shape == lean.shape
+        and stock.dtype == lean.dtype
+        and torch.allclose(stock.float(), lean.float(), rtol=1e-2, atol=1e-3)
+    )
 
 
 def skip_lora_input_casts(model) -> int:
@@ -156,7 +161,16 @@ def split_batch(inputs: dict, max_tokens: int) -> list[dict]:
             if end > start and candidate * (end + 1 - start) > max_tokens:
                 break
             longest, end = candidate, end + 1
-        pieces.append(_rows(inputs, start, end, longest if mask is not None and _right_padded(mask[start:end], longest) else length, rows, length))
+        pieces.append(
+            _rows(
+                inputs,
+                start,
+                end,
+                longest if mask is not None and _right_padded(mask[start:end], longest) else length,
+                rows,
+                length,
+            )
+        )
         start = end
     return pieces
 

@@ -42,7 +42,18 @@ def explain_load_error(ref: str, error: Exception) -> StudioError:
             f"{ref} has no model weights (model.safetensors).",
             "Pick the folder that holds the weights, or re-download the model.",
         )
-    offline_markers = ("local_files_only", "outgoing traffic has been disabled", "offline", "connection", "resolve", "max retries", "name or service", "timed out", "couldn't connect", "cannot find the requested files")
+    offline_markers = (
+        "local_files_only",
+        "outgoing traffic has been disabled",
+        "offline",
+        "connection",
+        "resolve",
+        "max retries",
+        "name or service",
+        "timed out",
+        "couldn't connect",
+        "cannot find the requested files",
+    )
     if any(marker in lowered for marker in offline_markers):
         return StudioError(
             f"Could not reach the Hugging Face Hub to download {ref}.",
@@ -68,7 +79,9 @@ def load_tokenizer(ref: str, trust_remote_code: bool = False, progress=None, tok
     source = catalog.resolve(ref, progress)
     try:
         return AutoTokenizer.from_pretrained(
-            source, trust_remote_code=trust_remote_code, local_files_only=catalog.local_files_only(ref),
+            source,
+            trust_remote_code=trust_remote_code,
+            local_files_only=catalog.local_files_only(ref),
             token=hub_token(token),
         )
     except Exception as error:  # noqa: BLE001 - every failure becomes a plain message
@@ -84,8 +97,9 @@ def cached_tokenizer(ref: str, progress=None):
     return _TOKENIZERS.get_or_load(key, lambda: load_tokenizer(ref, progress=progress, token=token))
 
 
-def load_causal_lm(ref: str, trust_remote_code: bool = False, dtype: str = "float32", device: str = "cpu", progress=None,
-                   token=None):
+def load_causal_lm(
+    ref: str, trust_remote_code: bool = False, dtype: str = "float32", device: str = "cpu", progress=None, token=None
+):
     """The model in `dtype`. A local 16-bit checkpoint wanted in fp32 (the bundled model in Compare) is read one
     tensor at a time into an uninitialised fp32 model (`load_widened`): from_pretrained keeps the whole weight file
     mapped until every fp32 tensor exists, a peak of file + model (1.16 GB of RSS for the bundled model instead of
@@ -100,8 +114,11 @@ def load_causal_lm(ref: str, trust_remote_code: bool = False, dtype: str = "floa
         return model.to(device)
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code,
-            local_files_only=catalog.local_files_only(ref), token=hub_token(token),
+            source,
+            dtype=getattr(torch, dtype),
+            trust_remote_code=trust_remote_code,
+            local_files_only=catalog.local_files_only(ref),
+            token=hub_token(token),
         )
     except Exception as error:  # noqa: BLE001
         raise explain_load_error(ref, error) from error
@@ -143,8 +160,11 @@ def load_widened(source, dtype: str = "float32"):
                         target.copy_(tensor)
                         loaded.add(key)
         model.tie_weights()
-        tied = {name for name, parameter in model.named_parameters(remove_duplicate=False)
-                if any(parameter is targets[other] for other in loaded)}
+        tied = {
+            name
+            for name, parameter in model.named_parameters(remove_duplicate=False)
+            if any(parameter is targets[other] for other in loaded)
+        }
         if set(dict(model.named_parameters(remove_duplicate=False))) - loaded - tied:
             return None  # a weight the file does not hold would stay uninitialised
         if (folder / "generation_config.json").is_file():

@@ -88,17 +88,28 @@ class CpuMeasurement:
         return abs(bf16 - fp32) / max(abs(fp32), 1e-6)
 
     def passes_quality(self) -> bool:
-        return self.loss_gap <= CPU_MAX_LOSS_GAP and _finite(self.gradient_cosine) and self.gradient_cosine >= CPU_MIN_GRADIENT_COSINE
+        return (
+            self.loss_gap <= CPU_MAX_LOSS_GAP
+            and _finite(self.gradient_cosine)
+            and self.gradient_cosine >= CPU_MIN_GRADIENT_COSINE
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "CpuMeasurement":
-        return cls(float(data["fp32_step_s"]), float(data["bf16_step_s"]), tuple(map(float, data["fp32_losses"])),
-                   tuple(map(float, data["bf16_losses"])), float(data.get("gradient_cosine", 1.0)),
-                   int(data.get("tokens_per_step") or 0), int(data.get("threads") or 0),
-                   str(data.get("machine") or ""), float(data.get("seconds") or 0.0))
+    def from_dict(cls, data: dict) -> CpuMeasurement:
+        return cls(
+            float(data["fp32_step_s"]),
+            float(data["bf16_step_s"]),
+            tuple(map(float, data["fp32_losses"])),
+            tuple(map(float, data["bf16_losses"])),
+            float(data.get("gradient_cosine", 1.0)),
+            int(data.get("tokens_per_step") or 0),
+            int(data.get("threads") or 0),
+            str(data.get("machine") or ""),
+            float(data.get("seconds") or 0.0),
+        )
 
 
 @dataclass(frozen=True)
@@ -145,13 +156,15 @@ class Precision:
         """For status.json facts: the choice and its figures."""
         facts = {"precision": self.name, "precision_reason": self.reason, "precision_forced": self.forced}
         if self.measured is not None:
-            facts["precision_measured"] = {"speedup": round(self.measured.speedup, 2),
-                                           "loss_gap": _round(self.measured.loss_gap, 4),
-                                           "gradient_cosine": _round(self.measured.gradient_cosine, 5),
-                                           "fp32_step_s": round(self.measured.fp32_step_s, 3),
-                                           "bf16_step_s": round(self.measured.bf16_step_s, 3),
-                                           "tokens_per_step": self.measured.tokens_per_step,
-                                           "threads": self.measured.threads}
+            facts["precision_measured"] = {
+                "speedup": round(self.measured.speedup, 2),
+                "loss_gap": _round(self.measured.loss_gap, 4),
+                "gradient_cosine": _round(self.measured.gradient_cosine, 5),
+                "fp32_step_s": round(self.measured.fp32_step_s, 3),
+                "bf16_step_s": round(self.measured.bf16_step_s, 3),
+                "tokens_per_step": self.measured.tokens_per_step,
+                "threads": self.measured.threads,
+            }
         return facts
 
 
@@ -162,7 +175,9 @@ def decide(device: Device, forced: bool | None = None, cpu: CpuMeasurement | Non
     if device.kind == "mps":
         if forced:
             return Precision("bf16", "forced with --bf16 (MPS supports bf16 on recent macOS only)", "mps", True)
-        return Precision("fp32", "Apple MPS: fp32 (autocast and bf16 depend on the macOS version)", "mps", forced is False)
+        return Precision(
+            "fp32", "Apple MPS: fp32 (autocast and bf16 depend on the macOS version)", "mps", forced is False
+        )
     return _decide_cpu(forced, cpu)
 
 
@@ -174,19 +189,29 @@ def _decide_cuda(device: Device, forced: bool | None) -> Precision:
     if forced is True:
         if native_bf16:
             return Precision("bf16", f"forced with --bf16; {label} has native bf16", "cuda", True)
-        return Precision("bf16", f"forced with --bf16; {label} has no native bf16, so it is emulated and slow",
-                         "cuda", True, notes=("bf16 is emulated on this GPU: fp16 (the automatic choice) is faster",))
+        return Precision(
+            "bf16",
+            f"forced with --bf16; {label} has no native bf16, so it is emulated and slow",
+            "cuda",
+            True,
+            notes=("bf16 is emulated on this GPU: fp16 (the automatic choice) is faster",),
+        )
     if forced is False:
         if tensor_cores:
-            return Precision("fp16", f"--no-bf16: fp16 mixed precision on the tensor cores of {label}, "
-                                     "LoRA weights in fp32", "cuda", True)
+            return Precision(
+                "fp16",
+                f"--no-bf16: fp16 mixed precision on the tensor cores of {label}, LoRA weights in fp32",
+                "cuda",
+                True,
+            )
         return Precision("fp32", f"--no-bf16: fp32 on {label} (no tensor cores)", "cuda", True)
     if native_bf16:
         return Precision("bf16", f"{label} has native bf16 tensor cores", "cuda")
     if tensor_cores:
         note = ("torch reports bf16 as supported, but only by emulation",) if device.bf16_supported else ()
-        return Precision("fp16", f"{label} has no native bf16: fp16 mixed precision, LoRA weights in fp32",
-                         "cuda", notes=note)
+        return Precision(
+            "fp16", f"{label} has no native bf16: fp16 mixed precision, LoRA weights in fp32", "cuda", notes=note
+        )
     return Precision("fp32", f"{label} has no tensor cores: fp32", "cuda")
 
 
@@ -199,18 +224,29 @@ def _decide_cpu(forced: bool | None, cpu: CpuMeasurement | None) -> Precision:
     if cpu is None:
         return Precision("fp32", "this CPU's bf16 speed is not measured yet (the run measures it once at start)", "cpu")
     if not cpu.passes_quality():
-        return Precision("fp32", f"bf16 failed the quality check on this CPU ({figures}; allowed: loss within "
-                                 f"{CPU_MAX_LOSS_GAP:.0%}, gradient cosine {CPU_MIN_GRADIENT_COSINE})", "cpu", measured=cpu)
+        return Precision(
+            "fp32",
+            f"bf16 failed the quality check on this CPU ({figures}; allowed: loss within "
+            f"{CPU_MAX_LOSS_GAP:.0%}, gradient cosine {CPU_MIN_GRADIENT_COSINE})",
+            "cpu",
+            measured=cpu,
+        )
     if cpu.speedup < CPU_MIN_SPEEDUP:
-        return Precision("fp32", f"bf16 is not clearly faster on this CPU ({figures}; bf16 needs "
-                                 f"{CPU_MIN_SPEEDUP:.1f}x)", "cpu", measured=cpu)
+        return Precision(
+            "fp32",
+            f"bf16 is not clearly faster on this CPU ({figures}; bf16 needs {CPU_MIN_SPEEDUP:.1f}x)",
+            "cpu",
+            measured=cpu,
+        )
     return Precision("bf16", f"measured on this CPU: {figures}", "cpu", measured=cpu)
 
 
 def _cpu_figures(cpu: CpuMeasurement) -> str:
     gap = "loss not finite in bf16" if cpu.loss_gap == float("inf") else f"loss within {cpu.loss_gap:.2%} of fp32"
-    return (f"a bf16 training step {cpu.speedup:.2f}x as fast as fp32 ({cpu.bf16_step_s:.2f} s vs "
-            f"{cpu.fp32_step_s:.2f} s), {gap}, gradient cosine {cpu.gradient_cosine:.4f}")
+    return (
+        f"a bf16 training step {cpu.speedup:.2f}x as fast as fp32 ({cpu.bf16_step_s:.2f} s vs "
+        f"{cpu.fp32_step_s:.2f} s), {gap}, gradient cosine {cpu.gradient_cosine:.4f}"
+    )
 
 
 def _finite(value) -> bool:

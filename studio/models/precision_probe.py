@@ -32,11 +32,20 @@ from pathlib import Path
 from studio import paths
 from studio.errors import StudioError
 from studio.models import bundled, catalog, kernels
-from studio.models.precision import CpuMeasurement, decide, Device, Precision
+from studio.models.precision import CpuMeasurement, Device, Precision, decide
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile")
-SHAPE_KEYS = ("model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-              "num_key_value_heads", "head_dim", "vocab_size", "tie_word_embeddings")
+SHAPE_KEYS = (
+    "model_type",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "vocab_size",
+    "tie_word_embeddings",
+)
 # The measured step: 4 rows of 128 tokens (about one default batch of the bundled sample's rows), the second half of
 # each row labelled (an answer after its prompt), 1 warm-up step + 2 timed steps per precision, taking turns.
 MEASURE_BATCH, MEASURE_LENGTH, MEASURE_STEPS = 4, 128, 3
@@ -97,8 +106,13 @@ def quick_device() -> Device:
     """The training device without importing torch: the first GPU nvidia-smi lists, else the CPU."""
     if shutil.which("nvidia-smi"):
         try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,compute_cap", "--format=csv,noheader,nounits"],
-                                 capture_output=True, text=True, timeout=5, check=True).stdout
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name,memory.total,compute_cap", "--format=csv,noheader,nounits"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=True,
+            ).stdout
             first = out.strip().splitlines()[0]
             name, memory_mb, capability = (part.strip() for part in first.rsplit(",", 2))
             major, minor = capability.split(".")
@@ -114,8 +128,13 @@ def probe_device() -> Device:
 
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        return Device("cuda", props.name, (props.major, props.minor), round(props.total_memory / 1024**3, 1),
-                      bool(torch.cuda.is_bf16_supported()))
+        return Device(
+            "cuda",
+            props.name,
+            (props.major, props.minor),
+            round(props.total_memory / 1024**3, 1),
+            bool(torch.cuda.is_bf16_supported()),
+        )
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return Device("mps", "Apple MPS", None, _ram_gb())
     return Device("cpu", describe_cpu(), None, _ram_gb())
@@ -230,9 +249,16 @@ def measure_cpu(model_dir: str | os.PathLike, threads: int, use_cache: bool = Tr
     finally:
         torch.set_num_threads(previous_threads)
     measurement = CpuMeasurement(
-        fp32_step_s=min(fp32.times), bf16_step_s=min(bf16.times), fp32_losses=tuple(fp32.losses),
-        bf16_losses=tuple(bf16.losses), gradient_cosine=cosine, tokens_per_step=MEASURE_BATCH * MEASURE_LENGTH,
-        threads=threads, machine=describe_cpu(), seconds=round(time.perf_counter() - started, 1))
+        fp32_step_s=min(fp32.times),
+        bf16_step_s=min(bf16.times),
+        fp32_losses=tuple(fp32.losses),
+        bf16_losses=tuple(bf16.losses),
+        gradient_cosine=cosine,
+        tokens_per_step=MEASURE_BATCH * MEASURE_LENGTH,
+        threads=threads,
+        machine=describe_cpu(),
+        seconds=round(time.perf_counter() - started, 1),
+    )
     _store(model_dir, threads, measurement)
     return measurement
 
@@ -244,10 +270,10 @@ class _Steps:
         import torch
         from peft import LoraConfig, get_peft_model
 
-
         torch.manual_seed(0)
-        self.model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear",
-                                                      task_type="CAUSAL_LM"))
+        self.model = get_peft_model(
+            model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM")
+        )
         kernels.apply(self.model, autocast=bf16, on_cpu=True)  # the step a run of this precision takes
         self.model.train()
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -265,7 +291,7 @@ class _Steps:
         autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
         with autocast:
             logits = self.model(input_ids=self.batch, logits_to_keep=self.keep + 1).logits[:, :-1]
-        targets = self.batch[:, -self.keep:]
+        targets = self.batch[:, -self.keep :]
         loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1))
         loss.backward()
         if self.first_gradient is None:  # the same weights in both precisions: the gradient to compare

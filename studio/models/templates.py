@@ -39,10 +39,19 @@ _PROBE = [{"role": "user", "content": "PROBE-USER"}, {"role": "assistant", "cont
 # Conversations every candidate must render exactly like the model's own template (besides the data's rows).
 PROBES = (
     [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],
-    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"},
-     {"role": "user", "content": "Q2"}, {"role": "assistant", "content": "A2"}],
-    [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"},
-     {"role": "assistant", "content": " d \n"}],
+    [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Q"},
+        {"role": "assistant", "content": "A"},
+        {"role": "user", "content": "Q2"},
+        {"role": "assistant", "content": "A2"},
+    ],
+    [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": "c"},
+        {"role": "assistant", "content": " d \n"},
+    ],
 )
 SAMPLE_ROWS = 50  # dataset rows checked for identical rendering (plus PROBES)
 
@@ -107,42 +116,85 @@ _QWEN3_THINK = r"""{{- '<think>\n' + reasoning_content.strip('\n') + '\n</think>
 
 MARKER_PATCHES = (
     # Llama 3.1 / 3.2 (and 3.3): one line renders every non-tool turn; split off the assistant's.
-    MarkerPatch("Llama 3.1/3.2", ((
-        _LLAMA31_TURN,
-        r"""{%- if message['role'] == 'assistant' %}{{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}"""
-        + _wrap(r"""{{- message['content'] | trim + '<|eot_id|>' }}""") + "{%- else %}" + _LLAMA31_TURN + "{%- endif %}",
-    ),)),
+    MarkerPatch(
+        "Llama 3.1/3.2",
+        (
+            (
+                _LLAMA31_TURN,
+                r"""{%- if message['role'] == 'assistant' %}{{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}"""
+                + _wrap(r"""{{- message['content'] | trim + '<|eot_id|>' }}""")
+                + "{%- else %}"
+                + _LLAMA31_TURN
+                + "{%- endif %}",
+            ),
+        ),
+    ),
     # Phi-4: the user turn opens the assistant header; the assistant branch prints only the answer.
-    MarkerPatch("Phi-4", ((
-        r"""{% elif (message['role'] == 'assistant') %}{{message['content'] + '<|im_end|>'}}""",
-        r"""{% elif (message['role'] == 'assistant') %}""" + _wrap(r"""{{message['content'] + '<|im_end|>'}}""", ""),
-    ),)),
+    MarkerPatch(
+        "Phi-4",
+        (
+            (
+                r"""{% elif (message['role'] == 'assistant') %}{{message['content'] + '<|im_end|>'}}""",
+                r"""{% elif (message['role'] == 'assistant') %}"""
+                + _wrap(r"""{{message['content'] + '<|im_end|>'}}""", ""),
+            ),
+        ),
+    ),
     # Mistral v1 template with a system prompt (Mistral-7B-Instruct-v0.1/v0.2, Mixtral).
-    MarkerPatch("Mistral (v1)", ((
-        r"""{{- ' ' + message['content'] + eos_token}}""", _wrap(r"""{{- ' ' + message['content'] + eos_token}}"""),
-    ),)),
+    MarkerPatch(
+        "Mistral (v1)",
+        (
+            (
+                r"""{{- ' ' + message['content'] + eos_token}}""",
+                _wrap(r"""{{- ' ' + message['content'] + eos_token}}"""),
+            ),
+        ),
+    ),
     # The older v0.2 template without a system prompt.
-    MarkerPatch("Mistral (v0.2)", ((
-        r"""{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}""",
-        r"""{% elif message['role'] == 'assistant' %}""" + _wrap(r"""{{ message['content'] + eos_token}}""", ""),
-    ),)),
+    MarkerPatch(
+        "Mistral (v0.2)",
+        (
+            (
+                r"""{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}""",
+                r"""{% elif message['role'] == 'assistant' %}"""
+                + _wrap(r"""{{ message['content'] + eos_token}}""", ""),
+            ),
+        ),
+    ),
     # Mistral v3 (Mistral-7B-Instruct-v0.3, Mistral Large 2407): the answer is trimmed and prefixed by a space.
-    MarkerPatch("Mistral (v3)", ((
-        r"""{{- " " + message["content"]|trim + eos_token}}""", _wrap(r"""{{- " " + message["content"]|trim + eos_token}}"""),
-    ),)),
+    MarkerPatch(
+        "Mistral (v3)",
+        (
+            (
+                r"""{{- " " + message["content"]|trim + eos_token}}""",
+                _wrap(r"""{{- " " + message["content"]|trim + eos_token}}"""),
+            ),
+        ),
+    ),
     # Mistral v3 Tekken (Mistral Nemo, Ministral).
-    MarkerPatch("Mistral (v3 Tekken)", ((
-        r"""{%- elif message["role"] == "assistant" %}
+    MarkerPatch(
+        "Mistral (v3 Tekken)",
+        (
+            (
+                r"""{%- elif message["role"] == "assistant" %}
         {{- message["content"] + eos_token}}""",
-        r"""{%- elif message["role"] == "assistant" %}""" + _wrap(r"""{{- message["content"] + eos_token}}"""),
-    ),)),
+                r"""{%- elif message["role"] == "assistant" %}""" + _wrap(r"""{{- message["content"] + eos_token}}"""),
+            ),
+        ),
+    ),
     # Qwen3, several turns: TRL's training template prints an empty think block in every answer; the
     # model's own prints it only after the last user turn. Put the original condition back.
-    MarkerPatch("Qwen3 (several turns)", ((
-        _QWEN3_THINK,
-        "{%- if loop.index0 > ns.last_query_index and (loop.last or reasoning_content) %}" + _QWEN3_THINK
-        + "{%- else %}{{- content }}{%- endif %}",
-    ),)),
+    MarkerPatch(
+        "Qwen3 (several turns)",
+        (
+            (
+                _QWEN3_THINK,
+                "{%- if loop.index0 > ns.last_query_index and (loop.last or reasoning_content) %}"
+                + _QWEN3_THINK
+                + "{%- else %}{{- content }}{%- endif %}",
+            ),
+        ),
+    ),
 )
 
 
@@ -166,8 +218,9 @@ def _compiled(template: str):
 def render(template: str, messages: list[dict], tokenizer=None, add_generation_prompt: bool = False) -> str:
     """The text `template` gives `messages`, with the tokenizer's special tokens (bos_token, eos_token …)."""
     kwargs = dict(getattr(tokenizer, "special_tokens_map", {}) or {}) if tokenizer is not None else {}
-    return _compiled(template).render(messages=messages, tools=None, documents=None,
-                                      add_generation_prompt=add_generation_prompt, **kwargs)
+    return _compiled(template).render(
+        messages=messages, tools=None, documents=None, add_generation_prompt=add_generation_prompt, **kwargs
+    )
 
 
 def default_system_prompt(tokenizer, template: str | None = None) -> str | None:
@@ -207,7 +260,10 @@ def fold_system_prompt(messages: list[dict]) -> list[dict]:
     text = str(system.get("content") or "")
     for index, message in enumerate(rest):
         if message.get("role") == "user":
-            rest[index] = {**message, "content": (text + "\n\n" + str(message.get("content") or "")) if text else message.get("content")}
+            rest[index] = {
+                **message,
+                "content": (text + "\n\n" + str(message.get("content") or "")) if text else message.get("content"),
+            }
             return rest
     return [{"role": "user", "content": text}] + rest if text else rest
 
@@ -236,8 +292,10 @@ class TemplateChoice:
         return [{**row, "messages": fold_system_prompt(row["messages"])} for row in rows]
 
 
-FOLD_NOTE = ("this model's chat template has no system role: system prompts are merged into the first user "
-             "message (separated by a blank line), as Gemma 3's own template does")
+FOLD_NOTE = (
+    "this model's chat template has no system role: system prompts are merged into the first user "
+    "message (separated by a blank line), as Gemma 3's own template does"
+)
 
 
 def _trl_template(tokenizer) -> str | None:
@@ -278,7 +336,9 @@ def candidates(tokenizer) -> list[tuple[str, str, str]]:
     return unique
 
 
-def renders_identically(tokenizer, candidate: str, conversations: list[list[dict]], original: str | None = None) -> bool:
+def renders_identically(
+    tokenizer, candidate: str, conversations: list[list[dict]], original: str | None = None
+) -> bool:
     """Same text as the model's own template for every conversation, with and without the generation prompt."""
     original = original or own_template(tokenizer)
     try:
@@ -286,8 +346,9 @@ def renders_identically(tokenizer, candidate: str, conversations: list[list[dict
             prompt_only = messages[:-1] if messages and messages[-1].get("role") == "assistant" else messages
             variants = [(messages, False)] + ([(prompt_only, True)] if prompt_only else [])
             for shown, add_generation_prompt in variants:
-                if render(candidate, shown, tokenizer, add_generation_prompt) != \
-                        render(original, shown, tokenizer, add_generation_prompt):
+                if render(candidate, shown, tokenizer, add_generation_prompt) != render(
+                    original, shown, tokenizer, add_generation_prompt
+                ):
                     return False
     except Exception:  # noqa: BLE001 - a template that cannot render a row is simply not used
         return False
@@ -314,28 +375,44 @@ def choose_template(tokenizer, samples: list[list[dict]]) -> TemplateChoice:
     """Decide how to get assistant-only loss for this tokenizer and these conversations."""
     own = own_template(tokenizer)
     if not own:
-        return TemplateChoice(False, None, "assistant-only loss off: the tokenizer has no chat template, so the "
-                                           "whole conversation is trained on")
+        return TemplateChoice(
+            False,
+            None,
+            "assistant-only loss off: the tokenizer has no chat template, so the whole conversation is trained on",
+        )
     fold = not accepts_system_role(tokenizer, own)
     conversations = [list(messages) for messages in samples[:SAMPLE_ROWS]] + [list(probe) for probe in PROBES]
     if fold:
         conversations = [fold_system_prompt(messages) for messages in conversations]
     extra = [FOLD_NOTE] if fold else []
-    identical = [(template, source, label) for template, source, label in candidates(tokenizer)
-                 if renders_identically(tokenizer, template, conversations, own)]
+    identical = [
+        (template, source, label)
+        for template, source, label in candidates(tokenizer)
+        if renders_identically(tokenizer, template, conversations, own)
+    ]
     # Prefer a mask that starts where the model starts writing; one that also covers part of the
     # generation prompt still trains the answers, so it is the fallback (and said so).
     exact = [item for item in identical if not trains_the_prompt(tokenizer, item[0], fold)]
-    for (template, source, label), loose in [(item, False) for item in exact] + [(item, True) for item in identical[:1]]:
+    for (template, source, label), loose in [(item, False) for item in exact] + [
+        (item, True) for item in identical[:1]
+    ]:
         keep = None if source == "model" else template
-        note = f"assistant-only loss on: using {label}" + ("" if source == "model" else " (renders exactly like the model's own)")
+        note = f"assistant-only loss on: using {label}" + (
+            "" if source == "model" else " (renders exactly like the model's own)"
+        )
         if loose:
             note += "; its mask also covers a few prompt tokens before each answer"
         return TemplateChoice(True, keep, note, source, fold, extra)
-    return TemplateChoice(False, None, "assistant-only loss off: the model's chat template has no answer markers and "
-                                       "is not a family the studio knows (Llama 3.x, Qwen 2.5/3, Gemma, Phi-3/3.5/4, "
-                                       "Mistral, ChatML/SmolLM), so the whole conversation is trained on",
-                          "", fold, extra)
+    return TemplateChoice(
+        False,
+        None,
+        "assistant-only loss off: the model's chat template has no answer markers and "
+        "is not a family the studio knows (Llama 3.x, Qwen 2.5/3, Gemma, Phi-3/3.5/4, "
+        "Mistral, ChatML/SmolLM), so the whole conversation is trained on",
+        "",
+        fold,
+        extra,
+    )
 
 
 def training_template(tokenizer, samples: list[list[dict]] | None = None) -> str | None:

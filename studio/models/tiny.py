@@ -27,7 +27,9 @@ _CORPUS = [
 ]
 
 
-def build_tiny_model(folder: str | Path, hidden_size: int = 128, layers: int = 4, vocab_size: int = 1024, seed: int = 0) -> Path:
+def build_tiny_model(
+    folder: str | Path, hidden_size: int = 128, layers: int = 4, vocab_size: int = 1024, seed: int = 0
+) -> Path:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast

@@ -31,9 +31,11 @@ def archive_dir() -> Path | None:
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(path for path in folder.rglob("*")
-                  if path.is_file() and not path.name.endswith(_SKIPPED) and not path.name.startswith(".")
-                  and path.name != MARKER)
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file() and not path.name.endswith(_SKIPPED) and not path.name.startswith(".") and path.name != MARKER
+    )
 
 
 def archive_run(run_dir: Path) -> Path | None:
@@ -60,8 +62,10 @@ def is_complete(folder: Path) -> bool:
         listing = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))["files"]
     except (OSError, ValueError, KeyError, TypeError):
         return False
-    return all((Path(folder) / name).is_file() and (Path(folder) / name).stat().st_size == size
-               for name, size in listing.items())
+    return all(
+        (Path(folder) / name).is_file() and (Path(folder) / name).stat().st_size == size
+        for name, size in listing.items()
+    )
 
 
 def restore_runs() -> list[str]:
@@ -72,7 +76,11 @@ def restore_runs() -> list[str]:
     restored = []
     local_root = paths.runs_dir()
     for folder in sorted(source_root.iterdir()):
-        if not store.RUN_ID_PATTERN.match(folder.name) or (local_root / folder.name).exists() or not is_complete(folder):
+        if (
+            not store.RUN_ID_PATTERN.match(folder.name)
+            or (local_root / folder.name).exists()
+            or not is_complete(folder)
+        ):
             continue
         staging = local_root / f".restore-{folder.name}"
         shutil.rmtree(staging, ignore_errors=True)

@@ -132,7 +132,9 @@ def loss_table(run_dir: Path, rows: int = 12) -> list[str]:
         stride = (len(steps) - 1) / (rows - 1)
         steps = sorted({steps[round(i * stride)] for i in range(rows)})
     lines = ["| step | train loss | eval loss |", "|---:|---:|---:|"]
-    lines += [f"| {step} | {_cell(points[step].get('loss'))} | {_cell(points[step].get('eval_loss'))} |" for step in steps]
+    lines += [
+        f"| {step} | {_cell(points[step].get('loss'))} | {_cell(points[step].get('eval_loss'))} |" for step in steps
+    ]
     return lines
 
 
@@ -148,7 +150,10 @@ def held_out_lines(run_dir: Path) -> list[str]:
     lines = []
     verdict = data.get("verdict")
     if isinstance(verdict, dict):
-        text = next((verdict.get(key) for key in ("headline", "summary", "text", "label") if isinstance(verdict.get(key), str)), None)
+        text = next(
+            (verdict.get(key) for key in ("headline", "summary", "text", "label") if isinstance(verdict.get(key), str)),
+            None,
+        )
         if text:
             lines.append(f"**Verdict:** {text}")
     elif isinstance(verdict, str) and verdict:
@@ -156,11 +161,15 @@ def held_out_lines(run_dir: Path) -> list[str]:
     summary = data.get("summary") if isinstance(data.get("summary"), dict) else {}
     base, tuned = summary.get("base_loss"), summary.get("tuned_loss")
     if isinstance(base, (int, float)) and isinstance(tuned, (int, float)):
-        lines.append(f"- Mean loss on the reference answers: base {base:.3f} → tuned {tuned:.3f} "
-                     f"(lower is better; {summary.get('improved', '?')} of {summary.get('with_reference', '?')} prompts improved)")
+        lines.append(
+            f"- Mean loss on the reference answers: base {base:.3f} → tuned {tuned:.3f} "
+            f"(lower is better; {summary.get('improved', '?')} of {summary.get('with_reference', '?')} prompts improved)"
+        )
     if isinstance(summary.get("prompts"), int):
-        lines.append(f"- Prompts compared: {summary['prompts']}"
-                     + (f" ({summary['in_training']} also in the training data)" if summary.get("in_training") else ""))
+        lines.append(
+            f"- Prompts compared: {summary['prompts']}"
+            + (f" ({summary['in_training']} also in the training data)" if summary.get("in_training") else "")
+        )
     return lines
 
 
@@ -191,8 +200,13 @@ def build_card(run_dir: Path, repo_id: str | None = None, merged: bool = False, 
     dataset_label = datasets[0] if datasets else (manifest.get("name") or "a private dataset")
     tags = TAGS + (["merged"] if merged else [])
     data = ModelCardData(
-        base_model=hub_id, library_name="transformers" if merged else "peft", pipeline_tag="text-generation",
-        license=license_, datasets=datasets or None, tags=tags, model_name=name,
+        base_model=hub_id,
+        library_name="transformers" if merged else "peft",
+        pipeline_tag="text-generation",
+        license=license_,
+        datasets=datasets or None,
+        tags=tags,
+        model_name=name,
     )
     counts = manifest.get("counts") or {}
     facts = status.get("facts") or {}
@@ -200,14 +214,19 @@ def build_card(run_dir: Path, repo_id: str | None = None, merged: bool = False, 
     kind = "A model" if merged else "A LoRA adapter"
     md_inline = escape.md_inline  # names, notes and dataset labels are the user's: text on the Hub, not Markdown
     lines = [
-        f"# {md_inline(name)}", "",
+        f"# {md_inline(name)}",
+        "",
         f"{kind} fine-tuned from **{md_inline(base_label)}** with Fine-Tune Studio "
-        "(TRL `SFTTrainer` + PEFT LoRA)" + (", merged into full weights." if merged else "."), "",
-        "## Data", "",
+        "(TRL `SFTTrainer` + PEFT LoRA)" + (", merged into full weights." if merged else "."),
+        "",
+        "## Data",
+        "",
         f"- Dataset: {md_inline(dataset_label)}",
         f"- Rows: {facts.get('train_rows', counts.get('train', '?'))} train, "
         f"{facts.get('eval_rows', counts.get('validation', '?'))} validation",
-        "", "## Training", "",
+        "",
+        "## Training",
+        "",
         f"- Status: {status.get('status')} after {status.get('step')} of {status.get('total_steps')} steps",
         f"- Final train loss: {_cell(status.get('final_loss')) or '—'}; best eval loss: "
         f"{_cell(status.get('best_eval_loss')) or '—'}",
@@ -221,24 +240,40 @@ def build_card(run_dir: Path, repo_id: str | None = None, merged: bool = False, 
     lines += ["", "## Evaluation on held-out prompts", ""]
     lines += held_out or ["Not evaluated yet (Compare → Evaluate saves a base-vs-tuned evaluation)."]
     lines += ["", "### Settings", "", "| setting | value |", "|---|---|"]
-    lines += [f"| {key} | {'automatic' if value is None else _cell(value)} |"
-              for key, value in _training_settings(config, status, base_label, dataset_label)]
+    lines += [
+        f"| {key} | {'automatic' if value is None else _cell(value)} |"
+        for key, value in _training_settings(config, status, base_label, dataset_label)
+    ]
     lines += ["", "## How to use it", "", "```python"]
     if merged:
-        lines += ["from transformers import AutoModelForCausalLM, AutoTokenizer", "",
-                  f"model = AutoModelForCausalLM.from_pretrained({where!r})",
-                  f"tokenizer = AutoTokenizer.from_pretrained({where!r})"]
+        lines += [
+            "from transformers import AutoModelForCausalLM, AutoTokenizer",
+            "",
+            f"model = AutoModelForCausalLM.from_pretrained({where!r})",
+            f"tokenizer = AutoTokenizer.from_pretrained({where!r})",
+        ]
     else:
-        lines += ["from peft import AutoPeftModelForCausalLM", "from transformers import AutoTokenizer", "",
-                  f"model = AutoPeftModelForCausalLM.from_pretrained({where!r})  # loads the base model too",
-                  f"tokenizer = AutoTokenizer.from_pretrained({where!r})"]
-    lines += ["messages = [{'role': 'user', 'content': 'Hello!'}]",
-              "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors='pt', return_dict=True)",
-              "output = model.generate(**inputs, max_new_tokens=64)",
-              "print(tokenizer.decode(output[0][inputs['input_ids'].shape[1]:], skip_special_tokens=True))", "```", ""]
+        lines += [
+            "from peft import AutoPeftModelForCausalLM",
+            "from transformers import AutoTokenizer",
+            "",
+            f"model = AutoPeftModelForCausalLM.from_pretrained({where!r})  # loads the base model too",
+            f"tokenizer = AutoTokenizer.from_pretrained({where!r})",
+        ]
+    lines += [
+        "messages = [{'role': 'user', 'content': 'Hello!'}]",
+        "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors='pt', return_dict=True)",
+        "output = model.generate(**inputs, max_new_tokens=64)",
+        "print(tokenizer.decode(output[0][inputs['input_ids'].shape[1]:], skip_special_tokens=True))",
+        "```",
+        "",
+    ]
     if not hub_id:
-        lines.insert(-1, "The base model is a local folder: load it and attach the adapter with "
-                         "`PeftModel.from_pretrained(base, folder)`.")
+        lines.insert(
+            -1,
+            "The base model is a local folder: load it and attach the adapter with "
+            "`PeftModel.from_pretrained(base, folder)`.",
+        )
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
 
 
@@ -246,8 +281,9 @@ def _mentions_a_path(text: str) -> bool:
     return bool(re.search(r"(^|\s)(/|~/|[A-Za-z]:\\)\S", text)) or str(paths.studio_home()) in text
 
 
-def write_card(run_dir: Path, folder: Path, repo_id: str | None = None, merged: bool = False,
-               status: dict | None = None) -> Path:
+def write_card(
+    run_dir: Path, folder: Path, repo_id: str | None = None, merged: bool = False, status: dict | None = None
+) -> Path:
     target = Path(folder) / CARD_NAME
     paths.atomic_write_text(target, str(build_card(run_dir, repo_id, merged, status)))
     return target
@@ -280,8 +316,11 @@ def set_adapter_base(folder: Path, model_ref: str) -> None:
 def training_args_json(args) -> str:
     """The trainer's settings as JSON, without local paths or anything secret."""
     values = args.to_dict() if hasattr(args, "to_dict") else dict(args)
-    clean = {key: value for key, value in values.items()
-             if key not in _PATH_ARGS and not _SECRET_ARGS.search(key) and not key.startswith("_")}
+    clean = {
+        key: value
+        for key, value in values.items()
+        if key not in _PATH_ARGS and not _SECRET_ARGS.search(key) and not key.startswith("_")
+    }
     return json.dumps(clean, indent=2, sort_keys=True, default=str) + "\n"
 
 

@@ -94,7 +94,7 @@ def overfitting(events: list[dict], rises: int = 2, tolerance: float = 0.005) ->
     evals = eval_points(events)
     if len(evals) < rises + 1:
         return None
-    tail = evals[-(rises + 1):]
+    tail = evals[-(rises + 1) :]
     rising = all(later[1] > earlier[1] * (1 + tolerance) for earlier, later in zip(tail, tail[1:]))
     if not rising:
         return None
@@ -124,10 +124,17 @@ def _empty_figure(title: str, note: str):
     import plotly.graph_objects as go
 
     figure = go.Figure()
-    figure.add_annotation(text=note, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
-                          font={"size": 14, "color": GREY})
-    figure.update_layout(title=title, template="plotly_white", height=220, margin={"l": 50, "r": 20, "t": 50, "b": 40},
-                         xaxis={"visible": False}, yaxis={"visible": False})
+    figure.add_annotation(
+        text=note, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 14, "color": GREY}
+    )
+    figure.update_layout(
+        title=title,
+        template="plotly_white",
+        height=220,
+        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+    )
     return figure
 
 
@@ -143,36 +150,72 @@ def loss_figure(events: list[dict], title: str = "Loss"):
     if train:
         steps = [step for step, _ in train]
         losses = [loss for _, loss in train]
-        figure.add_trace(go.Scatter(x=steps, y=losses, name="train loss (raw)", mode="lines",
-                                    line={"color": SKY, "width": 1}, opacity=0.55))
+        figure.add_trace(
+            go.Scatter(
+                x=steps, y=losses, name="train loss (raw)", mode="lines", line={"color": SKY, "width": 1}, opacity=0.55
+            )
+        )
         few = len(steps) < 30  # markers keep the first points visible (a line needs two)
-        figure.add_trace(go.Scatter(x=steps, y=ema(losses), name="train loss (smoothed)",
-                                    mode="lines+markers" if few else "lines", marker={"size": 5},
-                                    line={"color": BLUE, "width": 2.5}))
+        figure.add_trace(
+            go.Scatter(
+                x=steps,
+                y=ema(losses),
+                name="train loss (smoothed)",
+                mode="lines+markers" if few else "lines",
+                marker={"size": 5},
+                line={"color": BLUE, "width": 2.5},
+            )
+        )
     if evals:
-        figure.add_trace(go.Scatter(x=[s for s, _ in evals], y=[v for _, v in evals], name="eval loss",
-                                    mode="lines+markers", line={"color": VERMILLION, "width": 2.5, "dash": "dash"},
-                                    marker={"symbol": "square", "size": 7}))
+        figure.add_trace(
+            go.Scatter(
+                x=[s for s, _ in evals],
+                y=[v for _, v in evals],
+                name="eval loss",
+                mode="lines+markers",
+                line={"color": VERMILLION, "width": 2.5, "dash": "dash"},
+                marker={"symbol": "square", "size": 7},
+            )
+        )
         best = best_eval(events)
         if best:
-            figure.add_trace(go.Scatter(x=[best[0]], y=[best[1]], name=f"best eval (step {best[0]})", mode="markers",
-                                        marker={"symbol": "star", "size": 16, "color": ORANGE,
-                                                "line": {"color": "black", "width": 1}}))
+            figure.add_trace(
+                go.Scatter(
+                    x=[best[0]],
+                    y=[best[1]],
+                    name=f"best eval (step {best[0]})",
+                    mode="markers",
+                    marker={"symbol": "star", "size": 16, "color": ORANGE, "line": {"color": "black", "width": 1}},
+                )
+            )
     warning = overfitting(events)
     if warning and evals:
-        figure.add_vrect(x0=warning.since_step, x1=evals[-1][0], fillcolor=VERMILLION, opacity=0.08, line_width=0,
-                         annotation_text="eval loss rising", annotation_position="top left")
-    figure.update_layout(title=title, template="plotly_white", height=360, hovermode="x unified",
-                         margin={"l": 50, "r": 20, "t": 50, "b": 40},
-                         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 1, "xanchor": "right"},
-                         xaxis_title="step", yaxis_title="loss")
+        figure.add_vrect(
+            x0=warning.since_step,
+            x1=evals[-1][0],
+            fillcolor=VERMILLION,
+            opacity=0.08,
+            line_width=0,
+            annotation_text="eval loss rising",
+            annotation_position="top left",
+        )
+    figure.update_layout(
+        title=title,
+        template="plotly_white",
+        height=360,
+        hovermode="x unified",
+        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 1, "xanchor": "right"},
+        xaxis_title="step",
+        yaxis_title="loss",
+    )
     return figure
 
 
 def rate_figure(events: list[dict]):
     """Learning rate and tokens/s side by side (two small panels, one figure)."""
-    from plotly.subplots import make_subplots
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
     rates = series(events, "learning_rate")
     speed = series(events, "tokens_per_s")
@@ -180,23 +223,48 @@ def rate_figure(events: list[dict]):
         return _empty_figure("Learning rate and speed", "Appears after the first logged step.")
     figure = make_subplots(rows=1, cols=2, subplot_titles=("learning rate", "tokens / second"))
     if rates:
-        figure.add_trace(go.Scatter(x=[s for s, _ in rates], y=[v for _, v in rates], name="learning rate",
-                                    mode="lines+markers" if len(rates) < 30 else "lines", marker={"size": 4},
-                                    line={"color": GREEN, "width": 2}), row=1, col=1)
+        figure.add_trace(
+            go.Scatter(
+                x=[s for s, _ in rates],
+                y=[v for _, v in rates],
+                name="learning rate",
+                mode="lines+markers" if len(rates) < 30 else "lines",
+                marker={"size": 4},
+                line={"color": GREEN, "width": 2},
+            ),
+            row=1,
+            col=1,
+        )
     if speed:
-        figure.add_trace(go.Scatter(x=[s for s, _ in speed], y=[v for _, v in speed], name="tokens/s",
-                                    mode="lines+markers", line={"color": PURPLE, "width": 2},
-                                    marker={"size": 4}), row=1, col=2)
-    figure.update_layout(template="plotly_white", height=260, showlegend=False,
-                         margin={"l": 50, "r": 20, "t": 40, "b": 40})
+        figure.add_trace(
+            go.Scatter(
+                x=[s for s, _ in speed],
+                y=[v for _, v in speed],
+                name="tokens/s",
+                mode="lines+markers",
+                line={"color": PURPLE, "width": 2},
+                marker={"size": 4},
+            ),
+            row=1,
+            col=2,
+        )
+    figure.update_layout(
+        template="plotly_white", height=260, showlegend=False, margin={"l": 50, "r": 20, "t": 40, "b": 40}
+    )
     figure.update_yaxes(exponentformat="e", row=1, col=1)
     figure.update_xaxes(title_text="step")
     return figure
 
 
 _STATUS_COLOURS = {
-    "queued": GREY, "starting": SKY, "running": BLUE, "stopping": ORANGE,
-    "completed": GREEN, "stopped": ORANGE, "failed": VERMILLION, "interrupted": PURPLE,
+    "queued": GREY,
+    "starting": SKY,
+    "running": BLUE,
+    "stopping": ORANGE,
+    "completed": GREEN,
+    "stopped": ORANGE,
+    "failed": VERMILLION,
+    "interrupted": PURPLE,
 }
 ACTIVE_STATUSES = ("queued", "starting", "running", "stopping")
 
@@ -237,8 +305,14 @@ def progress(status: dict, events: list[dict], now: float | None = None) -> dict
             eta = elapsed / step * (total - step)
         if eta is not None:
             eta = max(0.0, eta)
-    return {"step": min(step, total) if total else step, "total": total, "fraction": fraction,
-            "elapsed": elapsed, "eta": eta, "status": state}
+    return {
+        "step": min(step, total) if total else step,
+        "total": total,
+        "fraction": fraction,
+        "elapsed": elapsed,
+        "eta": eta,
+        "status": state,
+    }
 
 
 def _started_seconds(value) -> float | None:

@@ -32,12 +32,13 @@ import time
 from pathlib import Path
 
 from studio import paths
-from studio.data import pipeline, store as data_store
+from studio.data import pipeline
+from studio.data import store as data_store
 from studio.errors import StudioError
 from studio.jobs import estimate, executor
 from studio.models import cost
 from studio.train import executors, export, preflight, store, supervisor
-from studio.train.config import field_kinds, flag_name, NOT_FLAGS, RunConfig
+from studio.train.config import NOT_FLAGS, RunConfig, field_kinds, flag_name
 from studio.units import format_duration
 
 CLI_OWNER = "cli"
@@ -45,23 +46,49 @@ _TYPES = {"str": str, "int": int, "float": float, "int?": int, "float?": float}
 
 
 def register(subparsers) -> None:
-    train = subparsers.add_parser("train", help="start a LoRA fine-tuning run (prints the run id)",
-                                  description="Start a LoRA fine-tuning run with TRL in a background worker.")
+    train = subparsers.add_parser(
+        "train",
+        help="start a LoRA fine-tuning run (prints the run id)",
+        description="Start a LoRA fine-tuning run with TRL in a background worker.",
+    )
     add_config_flags(train)
     train.add_argument("--config", metavar="RUN_JSON", help="a run.json (RunConfig) to start from; flags override it")
-    train.add_argument("--resume", metavar="RUN_ID", help="resume a stopped/failed/interrupted run from its last checkpoint")
-    train.add_argument("--executor", choices=executors.EXECUTORS, default=executors.LOCAL,
-                       help="where to train: this machine (default) or Hugging Face Jobs (uses HF_TOKEN, costs money)")
-    train.add_argument("--flavor", help="Hugging Face Jobs hardware, e.g. t4-small (see `python -m studio jobs flavors`)")
-    train.add_argument("--max-cost", type=float, metavar="USD",
-                       help="cost cap of a Jobs run in US dollars (default: STUDIO_JOBS_MAX_COST or 5); the job is "
-                            "stopped by Hugging Face when it reaches it")
+    train.add_argument(
+        "--resume", metavar="RUN_ID", help="resume a stopped/failed/interrupted run from its last checkpoint"
+    )
+    train.add_argument(
+        "--executor",
+        choices=executors.EXECUTORS,
+        default=executors.LOCAL,
+        help="where to train: this machine (default) or Hugging Face Jobs (uses HF_TOKEN, costs money)",
+    )
+    train.add_argument(
+        "--flavor", help="Hugging Face Jobs hardware, e.g. t4-small (see `python -m studio jobs flavors`)"
+    )
+    train.add_argument(
+        "--max-cost",
+        type=float,
+        metavar="USD",
+        help="cost cap of a Jobs run in US dollars (default: STUDIO_JOBS_MAX_COST or 5); the job is "
+        "stopped by Hugging Face when it reaches it",
+    )
     train.add_argument("--wait", action="store_true", help="follow the run to its end, printing progress")
-    train.add_argument("--json", action="store_true", help="print a final JSON line (run_id, run_dir, status, steps, final_loss, adapter)")
-    train.add_argument("--dry-run", action="store_true",
-                       help="print the preflight (time, memory, steps, warnings, resolved config) and start nothing")
-    train.add_argument("--cpu-gflops", type=float, metavar="G",
-                       help="with --dry-run: estimate for a CPU with this matmul peak instead of measuring this one")
+    train.add_argument(
+        "--json",
+        action="store_true",
+        help="print a final JSON line (run_id, run_dir, status, steps, final_loss, adapter)",
+    )
+    train.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the preflight (time, memory, steps, warnings, resolved config) and start nothing",
+    )
+    train.add_argument(
+        "--cpu-gflops",
+        type=float,
+        metavar="G",
+        help="with --dry-run: estimate for a CPU with this matmul peak instead of measuring this one",
+    )
     train.set_defaults(func=run_train)
 
     runs = subparsers.add_parser("runs", help="list training runs")
@@ -71,25 +98,47 @@ def register(subparsers) -> None:
     stop = subparsers.add_parser("stop", help="stop a training run (graceful, then forced after --timeout)")
     stop.add_argument("run_id")
     stop.add_argument("--force", action="store_true", help="kill the worker at once (no adapter is saved)")
-    stop.add_argument("--timeout", type=float, default=supervisor.DEFAULT_STOP_TIMEOUT,
-                      help="seconds to wait for a graceful stop before killing (default %(default)s)")
+    stop.add_argument(
+        "--timeout",
+        type=float,
+        default=supervisor.DEFAULT_STOP_TIMEOUT,
+        help="seconds to wait for a graceful stop before killing (default %(default)s)",
+    )
     stop.set_defaults(func=run_stop)
 
     export = subparsers.add_parser(
-        "export", help="zip, merge or push a run's adapter (what the Train tab's Export does)",
+        "export",
+        help="zip, merge or push a run's adapter (what the Train tab's Export does)",
         description="Export a run's adapter: a zip, merged full weights, and/or a push to the Hugging Face Hub. "
-                    "Without --zip/--merge/--push it writes the zip. A run without a final adapter exports its last "
-                    "checkpoint. Pushing needs a token with write access in HF_TOKEN (or `hf auth login`).")
+        "Without --zip/--merge/--push it writes the zip. A run without a final adapter exports its last "
+        "checkpoint. Pushing needs a token with write access in HF_TOKEN (or `hf auth login`).",
+    )
     export.add_argument("run_id", metavar="RUN_ID")
-    export.add_argument("--zip", nargs="?", const="", default=None, metavar="PATH",
-                        help="write the adapter zip to PATH (default: the run's exports/ folder)")
-    export.add_argument("--merge", metavar="DIR", help="merge the adapter into full weights in DIR (a new or empty folder)")
-    export.add_argument("--push", metavar="REPO_ID",
-                        help="push to the Hub repo REPO_ID: the merged model when --merge is given, else the adapter")
-    export.add_argument("--private", action=argparse.BooleanOptionalAction, default=True,
-                        help="create the Hub repo as private (default, as in the browser); --no-private makes it public")
-    export.add_argument("--json", action="store_true",
-                        help='print one JSON object: run_id, source, zip, merged, pushed')
+    export.add_argument(
+        "--zip",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="PATH",
+        help="write the adapter zip to PATH (default: the run's exports/ folder)",
+    )
+    export.add_argument(
+        "--merge", metavar="DIR", help="merge the adapter into full weights in DIR (a new or empty folder)"
+    )
+    export.add_argument(
+        "--push",
+        metavar="REPO_ID",
+        help="push to the Hub repo REPO_ID: the merged model when --merge is given, else the adapter",
+    )
+    export.add_argument(
+        "--private",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="create the Hub repo as private (default, as in the browser); --no-private makes it public",
+    )
+    export.add_argument(
+        "--json", action="store_true", help="print one JSON object: run_id, source, zip, merged, pushed"
+    )
     export.set_defaults(func=run_export)
 
 
@@ -105,8 +154,13 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         if name == "learning_rate":
             help_text = "(default: automatic — 1e-3 below 1B parameters, else 2e-4)"
         if kind in ("bool", "bool?"):
-            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                                help=help_text + (" — unset: automatic" if kind == "bool?" else ""))
+            parser.add_argument(
+                flag,
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=help_text + (" — unset: automatic" if kind == "bool?" else ""),
+            )
         else:
             parser.add_argument(flag, dest=name, type=_TYPES[kind], default=argparse.SUPPRESS, help=help_text)
 
@@ -116,7 +170,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if getattr(args, "config", None):
         path = Path(args.config).expanduser()
         if not path.is_file():
-            raise StudioError(f"No config file at {path}.", "Pass the path of a run.json (e.g. a run folder's config.json).")
+            raise StudioError(
+                f"No config file at {path}.", "Pass the path of a run.json (e.g. a run folder's config.json)."
+            )
         base = RunConfig.from_json(path.read_text(encoding="utf-8")).replace(run_id="")
     overrides = {name: getattr(args, name) for name in field_kinds() if name not in NOT_FLAGS and hasattr(args, name)}
     return RunConfig.from_dict({**base.to_dict(), **overrides})
@@ -131,14 +187,18 @@ def _dataset_path(path_text: str) -> Path:
         path = saved  # a saved dataset's id, as the Data tab and `runs` show it
     if path.is_dir():
         if not (path / "train.jsonl").is_file():
-            raise StudioError(f"{path} is not a saved dataset folder (no train.jsonl).",
-                              "Pass a folder saved by the Data tab, or a .jsonl file of chat rows.")
+            raise StudioError(
+                f"{path} is not a saved dataset folder (no train.jsonl).",
+                "Pass a folder saved by the Data tab, or a .jsonl file of chat rows.",
+            )
         return path
     if not path.is_file():
         raise StudioError(f"No dataset at {path}.", "Pass a saved dataset folder or a .jsonl file.")
     if path.suffix.lower() != ".jsonl":
-        raise StudioError(f"{path.name} is not a .jsonl file.",
-                          "Convert it in the Data tab (it reads CSV, JSON, Parquet…) and pass the saved folder.")
+        raise StudioError(
+            f"{path.name} is not a .jsonl file.",
+            "Convert it in the Data tab (it reads CSV, JSON, Parquet…) and pass the saved folder.",
+        )
     return path
 
 
@@ -151,7 +211,9 @@ def prepare_dataset(path_text: str, seed: int = 42, model: str | None = None, ma
     return str(save_with_data_pipeline(path, seed, model, max_length))
 
 
-def save_with_data_pipeline(path: Path, seed: int = 42, model: str | None = None, max_length: int | None = None) -> Path:
+def save_with_data_pipeline(
+    path: Path, seed: int = 42, model: str | None = None, max_length: int | None = None
+) -> Path:
     """Lint the file with the Data capability (refused while it has errors), clean, split and save it."""
     return pipeline.save_file(path, seed, model, max_length)
 
@@ -239,7 +301,10 @@ def run_train(args: argparse.Namespace) -> int:
         try:
             record = follow(record.run_id, out)
         except KeyboardInterrupt:
-            print(f"\nStill running in the background. Stop it with: python -m studio stop {record.run_id}", file=sys.stderr)
+            print(
+                f"\nStill running in the background. Stop it with: python -m studio stop {record.run_id}",
+                file=sys.stderr,
+            )
             return 130
     else:
         record = store.get_run(record.run_id)
@@ -257,11 +322,14 @@ def run_train(args: argparse.Namespace) -> int:
 def choice_from_args(args: argparse.Namespace) -> executors.Choice:
     if args.executor == executors.LOCAL:
         if args.flavor or args.max_cost is not None:
-            raise StudioError("--flavor and --max-cost only apply to --executor hf-jobs.", "Add --executor hf-jobs, or drop them.")
+            raise StudioError(
+                "--flavor and --max-cost only apply to --executor hf-jobs.", "Add --executor hf-jobs, or drop them."
+            )
         return executors.Choice()
 
-    return executors.Choice(args.executor, args.flavor, args.max_cost if args.max_cost is not None
-                            else estimate.default_max_cost()).check()
+    return executors.Choice(
+        args.executor, args.flavor, args.max_cost if args.max_cost is not None else estimate.default_max_cost()
+    ).check()
 
 
 def print_remote_estimate(config: RunConfig, choice: executors.Choice, out) -> None:
@@ -289,7 +357,11 @@ def follow(run_id: str, out, poll: float = 1.0) -> store.RunRecord:
                 line = progress_line(event)
                 if line:
                     print(line, file=out, flush=True)
-            print(f"{record.state}: step {record.status.get('step')}/{record.status.get('total_steps')}", file=out, flush=True)
+            print(
+                f"{record.state}: step {record.status.get('step')}/{record.status.get('total_steps')}",
+                file=out,
+                flush=True,
+            )
             return record
         if executors.remote_for(record):
             record = supervisor.reconcile_one(record)  # a follower that died is started again
@@ -322,9 +394,14 @@ def progress_line(event: dict) -> str | None:
 
 def summary(record: store.RunRecord) -> dict:
     status = record.status
-    return {"run_id": record.run_id, "run_dir": str(record.dir), "status": record.state,
-            "steps": status.get("step"), "final_loss": status.get("final_loss"),
-            "adapter": str(record.adapter_dir) if record.adapter_dir else None}
+    return {
+        "run_id": record.run_id,
+        "run_dir": str(record.dir),
+        "status": record.state,
+        "steps": status.get("step"),
+        "final_loss": status.get("final_loss"),
+        "adapter": str(record.adapter_dir) if record.adapter_dir else None,
+    }
 
 
 def run_runs(args: argparse.Namespace) -> int:
@@ -334,10 +411,21 @@ def run_runs(args: argparse.Namespace) -> int:
         rows = []
         for record in records:
             status, config = record.status, record.config
-            rows.append({**summary(record), "executor": executors.kind(record), "name": record.name, "model": config.get("model"), "dataset": config.get("dataset"),
-                         "total_steps": status.get("total_steps"), "best_eval_loss": status.get("best_eval_loss"),
-                         "created_at": status.get("created_at"), "started_at": status.get("started_at"),
-                         "ended_at": status.get("ended_at"), "error": status.get("error")})
+            rows.append(
+                {
+                    **summary(record),
+                    "executor": executors.kind(record),
+                    "name": record.name,
+                    "model": config.get("model"),
+                    "dataset": config.get("dataset"),
+                    "total_steps": status.get("total_steps"),
+                    "best_eval_loss": status.get("best_eval_loss"),
+                    "created_at": status.get("created_at"),
+                    "started_at": status.get("started_at"),
+                    "ended_at": status.get("ended_at"),
+                    "error": status.get("error"),
+                }
+            )
         print(json.dumps(rows, indent=1))
         return 0
     if not records:
@@ -348,13 +436,16 @@ def run_runs(args: argparse.Namespace) -> int:
         status = record.status
         steps = f"{status.get('step') or 0}/{status.get('total_steps') or '?'}"
         loss = status.get("final_loss")
-        print(f"{record.run_id:<18} {record.state:<12} {steps:>11} {(f'{loss:.4f}' if isinstance(loss, float) else '-'):>10}  {record.name}")
+        print(
+            f"{record.run_id:<18} {record.state:<12} {steps:>11} {(f'{loss:.4f}' if isinstance(loss, float) else '-'):>10}  {record.name}"
+        )
     return 0
 
 
 def run_stop(args: argparse.Namespace) -> int:
-    record = supervisor.stop(args.run_id, requester=CLI_OWNER, admin_password=_admin_password(),
-                             force=args.force, timeout=args.timeout)
+    record = supervisor.stop(
+        args.run_id, requester=CLI_OWNER, admin_password=_admin_password(), force=args.force, timeout=args.timeout
+    )
     print(f"{record.run_id}: {record.state} at step {record.status.get('step')}/{record.status.get('total_steps')}")
     return 0
 
@@ -379,11 +470,19 @@ def run_export(args: argparse.Namespace) -> int:
     token = ""
     if args.push:  # every reason a push would fail is found before a long merge
         token = hub_token()
-        export.check_push(args.push, token,
-                          token_hint="Set HF_TOKEN to a token with write access (huggingface.co/settings/tokens), "
-                                     "or log in once with `hf auth login`. The studio never saves it.")
-    result = {"run_id": record.run_id, "source": "adapter" if not source.from_checkpoint else source.folder.name,
-              "zip": None, "merged": None, "pushed": None}
+        export.check_push(
+            args.push,
+            token,
+            token_hint="Set HF_TOKEN to a token with write access (huggingface.co/settings/tokens), "
+            "or log in once with `hf auth login`. The studio never saves it.",
+        )
+    result = {
+        "run_id": record.run_id,
+        "source": "adapter" if not source.from_checkpoint else source.folder.name,
+        "zip": None,
+        "merged": None,
+        "pushed": None,
+    }
     if source.from_checkpoint:
         print(f"note: exporting {source.note}", file=sys.stderr)
     if args.zip is not None or not (args.merge or args.push):
@@ -391,6 +490,7 @@ def run_export(args: argparse.Namespace) -> int:
         result["zip"] = str(target)
         print(f"zip: {target}", file=out, flush=True)
     if args.merge:
+
         def progress(fraction: float, text: str) -> None:
             print(f"[{fraction:4.0%}] {text}", file=sys.stderr, flush=True)
 
@@ -399,8 +499,14 @@ def run_export(args: argparse.Namespace) -> int:
         print(f"merged: {merged}", file=out, flush=True)
     if args.push:
         what = "merged" if args.merge else "adapter"
-        url = export.push_to_hub(record.dir, args.push, token, what=what, private=args.private,
-                                 merged_dir=Path(result["merged"]) if args.merge else None)
+        url = export.push_to_hub(
+            record.dir,
+            args.push,
+            token,
+            what=what,
+            private=args.private,
+            merged_dir=Path(result["merged"]) if args.merge else None,
+        )
         result["pushed"] = url
         print(f"pushed the {what}: {url}", file=out, flush=True)
     if args.json:

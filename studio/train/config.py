@@ -24,7 +24,9 @@ from typing import Any
 from studio.errors import StudioError
 from studio.models import cost
 
-DEFAULT_MODEL = "bundled:SmolLM2-135M-Instruct"  # same as studio.models.catalog.BUNDLED (not imported: keeps this module light)
+DEFAULT_MODEL = (
+    "bundled:SmolLM2-135M-Instruct"  # same as studio.models.catalog.BUNDLED (not imported: keeps this module light)
+)
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 
 # CLI flag for each field; fields not listed use --field-name-with-dashes.
@@ -84,7 +86,7 @@ class RunConfig:
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         """Build from a dict (config.json, a form). Unknown keys are ignored; values are coerced
         to the field types where that is unambiguous ("8" -> 8, 8.0 -> 8); values that cannot be
         coerced are kept as given so that validate() reports them against their field."""
@@ -96,12 +98,14 @@ class RunConfig:
         return cls(**values)
 
     @classmethod
-    def from_json(cls, text: str) -> "RunConfig":
+    def from_json(cls, text: str) -> RunConfig:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise StudioError(f"The run configuration is not valid JSON: {error.msg} (line {error.lineno}).",
-                              "Fix the JSON, or start from `python -m studio train --help`.") from error
+            raise StudioError(
+                f"The run configuration is not valid JSON: {error.msg} (line {error.lineno}).",
+                "Fix the JSON, or start from `python -m studio train --help`.",
+            ) from error
         if not isinstance(data, dict):
             raise StudioError("The run configuration must be a JSON object.", 'Use {"model": ..., "dataset": ...}.')
         return cls.from_dict(data)
@@ -112,7 +116,7 @@ class RunConfig:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
-    def replace(self, **changes) -> "RunConfig":
+    def replace(self, **changes) -> RunConfig:
         return dataclasses.replace(self, **changes)
 
     def learning_rate_for(self, params: int | float | None) -> float:
@@ -137,7 +141,7 @@ class RunConfig:
         save = self.save_steps or (evaluate if has_eval else max(1, math.ceil(total_steps / 5)))
         return logging, evaluate, save
 
-    def schedule(self, train_rows: int, validation_rows: int, world_size: int = 1) -> "Schedule":
+    def schedule(self, train_rows: int, validation_rows: int, world_size: int = 1) -> Schedule:
         """Steps, evaluations and checkpoints of this run over a dataset of that many rows (what the worker does:
         the Trainer evaluates and saves every interval and at the last step; the worker evaluates at the end
         when the last step had no evaluation)."""
@@ -148,26 +152,51 @@ class RunConfig:
         rows_seen = steps * self.batch_size * self.grad_accum * world_size
         if not self.max_steps:
             rows_seen = min(rows_seen, math.ceil(train_rows * self.epochs))
-        return Schedule(steps, self.steps_per_epoch(train_rows, world_size), evaluate, save, evaluations, saves,
-                        rows_seen)
+        return Schedule(
+            steps, self.steps_per_epoch(train_rows, world_size), evaluate, save, evaluations, saves, rows_seen
+        )
 
     def technique(self) -> str:
         return "qlora" if self.qlora_4bit else "dora" if self.use_dora else "lora"
 
-    def workload(self, shape: cost.ModelShape, tokens: cost.TokenStats, train_rows: int, validation_rows: int, *,
-                 dtype: str, gradient_checkpointing: bool, world_size: int = 1,
-                 technique: str | None = None, max_tokens_per_pass: int | None = None) -> cost.Workload:
+    def workload(
+        self,
+        shape: cost.ModelShape,
+        tokens: cost.TokenStats,
+        train_rows: int,
+        validation_rows: int,
+        *,
+        dtype: str,
+        gradient_checkpointing: bool,
+        world_size: int = 1,
+        technique: str | None = None,
+        max_tokens_per_pass: int | None = None,
+    ) -> cost.Workload:
         """This run over a dataset with these token statistics, in the cost model's units (`max_tokens_per_pass`:
         the worker's pass plan, `pass_plan`)."""
         plan = self.schedule(train_rows, validation_rows, world_size)
-        return cost.workload(shape, tokens, train_rows=train_rows, validation_rows=validation_rows, steps=plan.steps,
-                             rows_seen=plan.rows_seen, evaluations=plan.evaluations, saves=plan.saves,
-                             micro_batch=self.batch_size, grad_accum=self.grad_accum, max_length=self.max_length,
-                             grouped=self.group_by_length and not self.packing, packing=self.packing,
-                             labelled_only=self.assistant_only_loss, dtype=dtype,
-                             technique=technique or self.technique(), lora_r=self.lora_r,
-                             gradient_checkpointing=gradient_checkpointing, devices=world_size,
-                             max_tokens_per_pass=max_tokens_per_pass)
+        return cost.workload(
+            shape,
+            tokens,
+            train_rows=train_rows,
+            validation_rows=validation_rows,
+            steps=plan.steps,
+            rows_seen=plan.rows_seen,
+            evaluations=plan.evaluations,
+            saves=plan.saves,
+            micro_batch=self.batch_size,
+            grad_accum=self.grad_accum,
+            max_length=self.max_length,
+            grouped=self.group_by_length and not self.packing,
+            packing=self.packing,
+            labelled_only=self.assistant_only_loss,
+            dtype=dtype,
+            technique=technique or self.technique(),
+            lora_r=self.lora_r,
+            gradient_checkpointing=gradient_checkpointing,
+            devices=world_size,
+            max_tokens_per_pass=max_tokens_per_pass,
+        )
 
     def pass_plan(self, shape: cost.ModelShape, dtype: str, on_cpu: bool) -> cost.PassPlan | None:
         """How the worker will run each batch (cost.plan_passes), or None when it plans nothing: on a GPU, or when
@@ -203,11 +232,17 @@ class RunConfig:
         if ok_number("max_steps") and self.max_steps is not None:
             need("max_steps", self.max_steps >= 1, "must be at least 1, or empty to use epochs")
         if ok_number("learning_rate") and self.learning_rate is not None:
-            need("learning_rate", math.isfinite(self.learning_rate) and self.learning_rate > 0,
-                 "must be a positive number (LoRA usually 1e-4 to 5e-4)")
+            need(
+                "learning_rate",
+                math.isfinite(self.learning_rate) and self.learning_rate > 0,
+                "must be a positive number (LoRA usually 1e-4 to 5e-4)",
+            )
         if ok_number("warmup"):
-            need("warmup", self.warmup >= 0 and (self.warmup < 1 or float(self.warmup).is_integer()),
-                 "a fraction below 1 (e.g. 0.03) or a whole number of steps")
+            need(
+                "warmup",
+                self.warmup >= 0 and (self.warmup < 1 or float(self.warmup).is_integer()),
+                "a fraction below 1 (e.g. 0.03) or a whole number of steps",
+            )
         need("scheduler", self.scheduler in SCHEDULERS, f"one of {', '.join(SCHEDULERS)}")
         if ok_number("weight_decay"):
             need("weight_decay", 0 <= self.weight_decay < 1, "between 0 and 1 (usually 0 or 0.01)")
@@ -221,8 +256,11 @@ class RunConfig:
             need("lora_dropout", 0 <= self.lora_dropout < 1, "between 0 and 1 (0 to 0.1 is typical)")
         if ok_number("target_modules"):
             modules = [m.strip() for m in str(self.target_modules).split(",") if m.strip()]
-            need("target_modules", bool(modules) and all(m.replace("_", "").replace(".", "").replace("-", "").isalnum() for m in modules),
-                 "'all-linear' or comma-separated module names such as q_proj,v_proj")
+            need(
+                "target_modules",
+                bool(modules) and all(m.replace("_", "").replace(".", "").replace("-", "").isalnum() for m in modules),
+                "'all-linear' or comma-separated module names such as q_proj,v_proj",
+            )
         if ok_number("batch_size"):
             need("batch_size", 1 <= self.batch_size <= 4096, "at least 1")
         if ok_number("grad_accum"):
@@ -235,10 +273,14 @@ class RunConfig:
         if ok_number("torch_threads"):
             need("torch_threads", 0 <= self.torch_threads <= 1024, "0 (all cores) or a positive number")
         if ok_number("use_dora") and ok_number("qlora_4bit"):
-            need("use_dora", not (self.use_dora and self.qlora_4bit), "DoRA with 4-bit QLoRA is not supported here; turn one off")
+            need(
+                "use_dora",
+                not (self.use_dora and self.qlora_4bit),
+                "DoRA with 4-bit QLoRA is not supported here; turn one off",
+            )
         return errors
 
-    def check(self) -> "RunConfig":
+    def check(self) -> RunConfig:
         """Raise a StudioError naming every invalid field; return self when valid."""
         errors = self.validate()
         if errors:
@@ -297,23 +339,44 @@ def field_kinds() -> dict[str, str]:
     return {f.name: _field_kind(f) for f in fields(RunConfig)}
 
 
-_LABELS = {"learning_rate": "learning rate", "lora_r": "LoRA rank", "lora_alpha": "LoRA alpha",
-           "lora_dropout": "LoRA dropout", "max_length": "max length", "max_steps": "max steps",
-           "grad_accum": "gradient accumulation", "batch_size": "batch size"}
+_LABELS = {
+    "learning_rate": "learning rate",
+    "lora_r": "LoRA rank",
+    "lora_alpha": "LoRA alpha",
+    "lora_dropout": "LoRA dropout",
+    "max_length": "max length",
+    "max_steps": "max steps",
+    "grad_accum": "gradient accumulation",
+    "batch_size": "batch size",
+}
 
 
 def _label(name: str) -> str:
     return _LABELS.get(name, name.replace("_", " "))
 
 
-_KIND_WORDS = {"str": "text", "bool": "true or false", "int": "a whole number", "float": "a number",
-               "int?": "a whole number or empty", "float?": "a number or empty (automatic)", "bool?": "true, false or empty (automatic)"}
+_KIND_WORDS = {
+    "str": "text",
+    "bool": "true or false",
+    "int": "a whole number",
+    "float": "a number",
+    "int?": "a whole number or empty",
+    "float?": "a number or empty (automatic)",
+    "bool?": "true, false or empty (automatic)",
+}
 
 
 def _field_kind(f: dataclasses.Field) -> str:
     annotation = str(f.type).replace(" ", "")
-    return {"str": "str", "bool": "bool", "int": "int", "float": "float",
-            "int|None": "int?", "float|None": "float?", "bool|None": "bool?"}[annotation]
+    return {
+        "str": "str",
+        "bool": "bool",
+        "int": "int",
+        "float": "float",
+        "int|None": "int?",
+        "float|None": "float?",
+        "bool|None": "bool?",
+    }[annotation]
 
 
 def _has_kind(value: Any, kind: str) -> bool:

@@ -33,9 +33,11 @@ EXPLODING_MARGIN = 1.0
 # Loss values this close count as "did not change" (relative), for the frozen pattern.
 FROZEN_LOSS_TOLERANCE = 1e-6
 
-HINT_LEARNING_RATE = ("Lower the learning rate{rate} (e.g. 10× lower), keep a warm-up of a few percent of the steps, "
-                      "and check the data for empty or very long answers. Start a new run: resuming would "
-                      "continue from the same weights.")
+HINT_LEARNING_RATE = (
+    "Lower the learning rate{rate} (e.g. 10× lower), keep a warm-up of a few percent of the steps, "
+    "and check the data for empty or very long answers. Start a new run: resuming would "
+    "continue from the same weights."
+)
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,9 @@ class DivergenceWatch:
             return None
         for name, value in (("loss", loss), ("gradient norm", grad_norm)):
             if value is not None and isinstance(value, (int, float)) and not math.isfinite(value):
-                self.found = Divergence("nonfinite", step, step,
-                                        f"Training diverged: the {name} became NaN/infinite at step {step}.")
+                self.found = Divergence(
+                    "nonfinite", step, step, f"Training diverged: the {name} became NaN/infinite at step {step}."
+                )
                 return self.found
         if not _finite_number(loss):
             return None
@@ -90,14 +93,22 @@ class DivergenceWatch:
             self._zero, self._frozen = [], []
         if len(self._frozen) >= FROZEN_STREAK:
             since = self._frozen[0][0]
-            return Divergence("frozen", step, since,
-                              f"Training collapsed: from step {since} the gradient was exactly zero and the loss stuck "
-                              f"at {loss:.4g}, so the model stopped learning.")
+            return Divergence(
+                "frozen",
+                step,
+                since,
+                f"Training collapsed: from step {since} the gradient was exactly zero and the loss stuck "
+                f"at {loss:.4g}, so the model stopped learning.",
+            )
         if len(self._zero) >= ZERO_GRADIENT_STREAK:
             since = self._zero[0]
-            return Divergence("frozen", step, since,
-                              f"Training collapsed: from step {since} the gradient was exactly zero for "
-                              f"{len(self._zero)} logged steps, so the model stopped learning.")
+            return Divergence(
+                "frozen",
+                step,
+                since,
+                f"Training collapsed: from step {since} the gradient was exactly zero for "
+                f"{len(self._zero)} logged steps, so the model stopped learning.",
+            )
         return None
 
     def _exploding_check(self, step: int, loss: float) -> Divergence | None:
@@ -109,6 +120,10 @@ class DivergenceWatch:
         if len(self._high) < EXPLODING_STREAK:
             return None
         since = self._high[0]
-        return Divergence("exploding", step, since,
-                          f"Training diverged: from step {since} the loss stayed far above where it started "
-                          f"({start:.3g} → {loss:.3g}).")
+        return Divergence(
+            "exploding",
+            step,
+            since,
+            f"Training diverged: from step {since} the loss stayed far above where it started "
+            f"({start:.3g} → {loss:.3g}).",
+        )

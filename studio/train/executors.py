@@ -30,7 +30,7 @@ class Choice:
     flavor: str | None = None  # a Jobs hardware flavour (hf-jobs only)
     max_cost: float | None = None  # USD cap (hf-jobs only)
 
-    def check(self) -> "Choice":
+    def check(self) -> Choice:
         if self.executor not in EXECUTORS:
             raise StudioError(f"'{self.executor}' is not an executor.", f"Use one of: {', '.join(EXECUTORS)}.")
         return self
@@ -65,8 +65,10 @@ def register(name: str, manager) -> None:
 def manager(name: str):
     manager = _remote.get(name)
     if manager is None:
-        raise StudioError(f"Runs on '{name}' are managed by a part of the studio that is not loaded here.",
-                          "Use the studio's app or `python -m studio`, which load every executor.")
+        raise StudioError(
+            f"Runs on '{name}' are managed by a part of the studio that is not loaded here.",
+            "Use the studio's app or `python -m studio`, which load every executor.",
+        )
     return manager
 
 

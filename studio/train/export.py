@@ -51,8 +51,10 @@ class AdapterSource:
 def _config(run_dir: Path) -> dict:
     config = store.read_config(Path(run_dir))
     if config is None:
-        raise StudioError(f"The run folder {run_dir} has no readable config.json.",
-                          "Pick another run; this one may have been deleted.")
+        raise StudioError(
+            f"The run folder {run_dir} has no readable config.json.",
+            "Pick another run; this one may have been deleted.",
+        )
     return config
 
 
@@ -79,7 +81,11 @@ def adapter_source(run_dir: Path) -> AdapterSource:
     if (final / "adapter_config.json").is_file():
         return AdapterSource(final, False)
     checkpoints = sorted(
-        (folder for folder in (run_dir / "checkpoints").glob("checkpoint-*") if (folder / "adapter_config.json").is_file()),
+        (
+            folder
+            for folder in (run_dir / "checkpoints").glob("checkpoint-*")
+            if (folder / "adapter_config.json").is_file()
+        ),
         key=_checkpoint_number,
     )
     if checkpoints:
@@ -127,8 +133,9 @@ def zip_adapter(run_dir: Path, target: Path | None = None) -> Path:
                 else:
                     archive.write(content, f"{name}/{arcname}")
     except OSError as error:
-        raise StudioError(f"Could not write {target}: {error.strerror or error}",
-                          "Pick a writable folder with free space.") from error
+        raise StudioError(
+            f"Could not write {target}: {error.strerror or error}", "Pick a writable folder with free space."
+        ) from error
     return target
 
 
@@ -194,12 +201,16 @@ def merge(run_dir: Path, progress=None, target: Path | None = None) -> Path:
     default_target = target is None
     target = run_dir / MERGED_DIR if default_target else Path(target).expanduser().resolve()
     if not default_target and target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise StudioError(f"{target} already exists and is not an empty folder.",
-                          "Give a new folder name; the merged model is never written over other files.")
+        raise StudioError(
+            f"{target} already exists and is not an empty folder.",
+            "Give a new folder name; the merged model is never written over other files.",
+        )
     disk = merge_disk_needed(run_dir)
     if not disk["enough"]:
-        raise StudioError(f"Not enough disk space to merge. {disk['text']}",
-                          "Free some space (delete old runs or merged models) and try again.")
+        raise StudioError(
+            f"Not enough disk space to merge. {disk['text']}",
+            "Free some space (delete old runs or merged models) and try again.",
+        )
     ref = config.get("model") or ""
 
     token = None if supervisor.needs_hub_token(record) else False  # None: the server's token, False: none
@@ -207,7 +218,6 @@ def merge(run_dir: Path, progress=None, target: Path | None = None) -> Path:
         progress(0.1, "Loading the base model…")
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
 
     base_source = _base_source(config)
     try:
@@ -219,8 +229,10 @@ def merge(run_dir: Path, progress=None, target: Path | None = None) -> Path:
     try:
         merged = PeftModel.from_pretrained(base, str(source.folder)).merge_and_unload()
     except Exception as error:  # noqa: BLE001
-        raise StudioError(f"Could not apply the adapter to {ref}: {error}",
-                          "The adapter must come from a run on this same base model.") from error
+        raise StudioError(
+            f"Could not apply the adapter to {ref}: {error}",
+            "The adapter must come from a run on this same base model.",
+        ) from error
     if progress:
         progress(0.8, "Saving the merged model…")
     try:
@@ -230,15 +242,19 @@ def merge(run_dir: Path, progress=None, target: Path | None = None) -> Path:
         with paths.staged(target, directory=True) as tmp:
             merged.save_pretrained(tmp, safe_serialization=True)
             tokenizer_source = source.folder if (source.folder / "tokenizer_config.json").is_file() else base_source
-            AutoTokenizer.from_pretrained(str(tokenizer_source), trust_remote_code=trust, token=token).save_pretrained(tmp)
+            AutoTokenizer.from_pretrained(str(tokenizer_source), trust_remote_code=trust, token=token).save_pretrained(
+                tmp
+            )
 
             for path in list(tmp.rglob("*")):
                 if path.is_file() and card.is_pickle(path):
                     path.unlink()
             card.write_card(run_dir, tmp, merged=True)
     except OSError as error:
-        raise StudioError(f"Could not save the merged model: {error.strerror or error}",
-                          "Check free disk space and that the data folder is writable.") from error
+        raise StudioError(
+            f"Could not save the merged model: {error.strerror or error}",
+            "Check free disk space and that the data folder is writable.",
+        ) from error
     return target
 
 
@@ -253,24 +269,31 @@ def _scrub(text: str, token: str) -> str:
     return text.replace(token, "hf_***") if token else text
 
 
-TOKEN_HINT = ("Create a token with write access at huggingface.co/settings/tokens and paste it here. "
-              "It is used for this upload only and never saved.")
+TOKEN_HINT = (
+    "Create a token with write access at huggingface.co/settings/tokens and paste it here. "
+    "It is used for this upload only and never saved."
+)
 
 
 def check_push(repo_id: str, token: str, token_hint: str = TOKEN_HINT, check_offline: bool = True) -> None:
     """Every reason a push cannot start (bad name, no token, offline), before any work is done."""
     if not _REPO_ID.match((repo_id or "").strip()):
-        raise StudioError(f"'{repo_id}' is not a valid Hub repository name.",
-                          "Use your-username/my-adapter (letters, digits, '-', '_', '.').")
+        raise StudioError(
+            f"'{repo_id}' is not a valid Hub repository name.",
+            "Use your-username/my-adapter (letters, digits, '-', '_', '.').",
+        )
     if not (token or "").strip():
         raise StudioError("A Hugging Face token is needed to push.", token_hint)
     if check_offline and _offline():
-        raise StudioError("The studio is offline, so nothing can be pushed to the Hugging Face Hub.",
-                          "Export the adapter zip instead, or run again with internet access (HF_HUB_OFFLINE unset).")
+        raise StudioError(
+            "The studio is offline, so nothing can be pushed to the Hugging Face Hub.",
+            "Export the adapter zip instead, or run again with internet access (HF_HUB_OFFLINE unset).",
+        )
 
 
-def push_to_hub(run_dir: Path, repo_id: str, token: str, what: str = "adapter", private: bool = True,
-                merged_dir: Path | None = None) -> str:
+def push_to_hub(
+    run_dir: Path, repo_id: str, token: str, what: str = "adapter", private: bool = True, merged_dir: Path | None = None
+) -> str:
     """Upload the adapter (or the merged model: RUN_DIR/merged/ or `merged_dir`) to a Hub repo; returns its URL.
 
     `token` lives only in this call's memory (HfApi(token=...)).
@@ -291,7 +314,6 @@ def push_to_hub(run_dir: Path, repo_id: str, token: str, what: str = "adapter", 
 
     from huggingface_hub import HfApi
 
-
     api = HfApi(token=token)
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True)
@@ -308,8 +330,12 @@ def push_to_hub(run_dir: Path, repo_id: str, token: str, what: str = "adapter", 
                         target.write_bytes(content)
                     else:
                         shutil.copyfile(content, target)
-            api.upload_folder(repo_id=repo_id, folder_path=str(upload), commit_message=f"Upload {what} from Fine-Tune Studio",
-                              ignore_patterns=["*.pt", "*.pth", "*.pkl", "*.pickle", "training_args.bin", ".*"])
+            api.upload_folder(
+                repo_id=repo_id,
+                folder_path=str(upload),
+                commit_message=f"Upload {what} from Fine-Tune Studio",
+                ignore_patterns=["*.pt", "*.pth", "*.pkl", "*.pickle", "training_args.bin", ".*"],
+            )
     except Exception as error:  # noqa: BLE001 - mapped to a plain message without the token
         raise _explain_push_error(error, repo_id, token) from None
     return str(url)
@@ -319,12 +345,20 @@ def _explain_push_error(error: Exception, repo_id: str, token: str) -> StudioErr
     text = _scrub(f"{type(error).__name__}: {error}", token)
     lowered = text.lower()
     if "offline" in lowered or "connection" in lowered or "resolve" in lowered or "timed out" in lowered:
-        return StudioError("Could not reach the Hugging Face Hub.",
-                           "Check the internet connection, or download the adapter zip instead.")
+        return StudioError(
+            "Could not reach the Hugging Face Hub.",
+            "Check the internet connection, or download the adapter zip instead.",
+        )
     if "401" in lowered or "invalid" in lowered and "token" in lowered or "unauthorized" in lowered:
-        return StudioError("The Hugging Face token was refused.",
-                           "Paste a valid token with write access (huggingface.co/settings/tokens).")
+        return StudioError(
+            "The Hugging Face token was refused.",
+            "Paste a valid token with write access (huggingface.co/settings/tokens).",
+        )
     if "403" in lowered or "forbidden" in lowered:
-        return StudioError(f"The token may not write to {repo_id}.",
-                           "Use a token with write access, and a repository under your user or an organisation you belong to.")
-    return StudioError(f"The push to {repo_id} failed: {text[:300]}", "Try again; if it keeps failing, download the zip.")
+        return StudioError(
+            f"The token may not write to {repo_id}.",
+            "Use a token with write access, and a repository under your user or an organisation you belong to.",
+        )
+    return StudioError(
+        f"The push to {repo_id} failed: {text[:300]}", "Try again; if it keeps failing, download the zip."
+    )

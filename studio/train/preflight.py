@@ -28,14 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from studio import access, escape, paths
-from studio.data import pipeline, store as data_store
+from studio.data import pipeline
+from studio.data import store as data_store
 from studio.data.stats import suggested_max_length
 from studio.errors import StudioError
-from studio.models import catalog, cost, hardware as hardware_module, precision, precision_probe, templates
+from studio.models import catalog, cost, precision, precision_probe, templates
+from studio.models import hardware as hardware_module
 from studio.train import store, supervisor
 from studio.train.config import RunConfig, suggested_learning_rate
 from studio.units import format_duration
-
 
 # ---------------------------------------------------------------- datasets (adapter over studio.data.store)
 
@@ -65,8 +66,10 @@ def dataset_from_upload(file_path: str | os.PathLike, seed: int = 42, owner: str
     manifest = data_store.read_manifest(folder) or {}
     counts = manifest.get("counts") or {}
     name = manifest.get("name") or folder.name
-    summary = (f"✅ **{escape.md_inline(name)}**: no errors; saved as a dataset with {counts.get('train', 0)} training "
-               f"and {counts.get('validation', 0)} validation rows. For token statistics and fixes, use the Data tab.")
+    summary = (
+        f"✅ **{escape.md_inline(name)}**: no errors; saved as a dataset with {counts.get('train', 0)} training "
+        f"and {counts.get('validation', 0)} validation rows. For token statistics and fixes, use the Data tab."
+    )
     return folder, summary
 
 
@@ -92,15 +95,20 @@ def measured_rate(config: RunConfig, runs=None) -> tuple[float, str] | None:
             continue
         earlier = record.config
         if earlier.get("model") != config.model or any(
-                earlier.get(name) not in (None, getattr(config, name)) for name in ("batch_size", "max_length")):
+            earlier.get(name) not in (None, getattr(config, name)) for name in ("batch_size", "max_length")
+        ):
             continue
         label = earlier.get("name") or record.run_id
         rate = record.status.get("tokens_per_s")
         if isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0:
             return float(rate), label
-        rates = [float(event["tokens_per_s"]) for event in store.read_events(record.dir)[0]
-                 if isinstance(event.get("tokens_per_s"), (int, float)) and event["tokens_per_s"] > 0
-                 and math.isfinite(event["tokens_per_s"])]
+        rates = [
+            float(event["tokens_per_s"])
+            for event in store.read_events(record.dir)[0]
+            if isinstance(event.get("tokens_per_s"), (int, float))
+            and event["tokens_per_s"] > 0
+            and math.isfinite(event["tokens_per_s"])
+        ]
         if len(rates) >= 2:
             return statistics.median(rates[1:]), label  # the first step warms up
     return None
@@ -117,8 +125,14 @@ class Check:
     field: str | None = None  # the form field it is about, when there is one
 
 
-TIME_PARTS = (("start", "start-up"), ("warmup", "warm-up"), ("train", "training steps"), ("evaluation", "evaluations"),
-              ("checkpoints", "checkpoints"), ("end", "saving the adapter"))
+TIME_PARTS = (
+    ("start", "start-up"),
+    ("warmup", "warm-up"),
+    ("train", "training steps"),
+    ("evaluation", "evaluations"),
+    ("checkpoints", "checkpoints"),
+    ("end", "saving the adapter"),
+)
 
 
 @dataclass
@@ -172,7 +186,7 @@ class Preflight:
         self.checks.append(Check("warning", message, hint, field_name))
 
     def time_breakdown(self) -> str:
-        """"start-up 15 s, training steps 3 min 10 s, 5 evaluations 1 min 30 s, …"."""
+        """ "start-up 15 s, training steps 3 min 10 s, 5 evaluations 1 min 30 s, …"."""
         counted = {"evaluation": self.evaluations, "checkpoints": self.checkpoints}
         parts = []
         for key, label in TIME_PARTS:
@@ -186,21 +200,35 @@ class Preflight:
             return f"{value:,}" if isinstance(value, int) else "—"
 
         steps = number(self.steps) + (f" ({number(self.steps_per_epoch)} per epoch)" if self.steps_per_epoch else "")
-        tokens = number(self.tokens) + (f" ({number(self.processed_tokens)} with padding)"
-                                        if self.processed_tokens and self.processed_tokens != self.tokens else "")
-        speed = (f"about {self.tokens_per_s:,.0f} tokens/s in {self.dtype} on {self.device} ({self.rate_source})"
-                 if self.tokens_per_s else "unknown")
-        memory = (f"about {self.memory_needed_gib:.1f} GiB at the peak of {self.memory_available_gib:.1f} GiB "
-                  f"{self.memory_kind} available (estimate ±15 %)"
-                  if self.memory_needed_gib is not None and self.memory_available_gib is not None else "unknown")
+        tokens = number(self.tokens) + (
+            f" ({number(self.processed_tokens)} with padding)"
+            if self.processed_tokens and self.processed_tokens != self.tokens
+            else ""
+        )
+        speed = (
+            f"about {self.tokens_per_s:,.0f} tokens/s in {self.dtype} on {self.device} ({self.rate_source})"
+            if self.tokens_per_s
+            else "unknown"
+        )
+        memory = (
+            f"about {self.memory_needed_gib:.1f} GiB at the peak of {self.memory_available_gib:.1f} GiB "
+            f"{self.memory_kind} available (estimate ±15 %)"
+            if self.memory_needed_gib is not None and self.memory_available_gib is not None
+            else "unknown"
+        )
         time = "unknown"
         if self.seconds is not None:
             # bench/cost.py check on 2 shared cores: -26 % … +20 % (memory: -1 % … +12 %)
             time = f"about {format_duration(self.seconds)} (estimate ±30 %; longer when other work shares the machine)"
             if self.time_parts:
                 time += f": {self.time_breakdown()}"
-        rows = [("Estimated time", time), ("Steps", steps), ("Tokens to process", tokens), ("Memory", memory),
-                ("Speed", speed)]
+        rows = [
+            ("Estimated time", time),
+            ("Steps", steps),
+            ("Tokens to process", tokens),
+            ("Memory", memory),
+            ("Speed", speed),
+        ]
         if self.precision is not None:
             rows.append(("Precision", self.precision.summary()))
         if self.params:
@@ -231,21 +259,34 @@ class Preflight:
     def as_dict(self) -> dict[str, Any]:
         """Everything `train --dry-run --json` prints."""
         return {
-            "ready": not self.blocking, "device": self.device, "dtype": self.dtype,
+            "ready": not self.blocking,
+            "device": self.device,
+            "dtype": self.dtype,
             "seconds": round(self.seconds, 1) if self.seconds is not None else None,
             "time_parts_s": {key: round(value, 1) for key, value in self.time_parts.items()},
-            "steps": self.steps, "steps_per_epoch": self.steps_per_epoch, "evaluations": self.evaluations,
-            "checkpoints": self.checkpoints, "tokens": self.tokens, "processed_tokens": self.processed_tokens,
-            "tokens_per_s": round(self.tokens_per_s, 2) if self.tokens_per_s else None, "rate_source": self.rate_source,
+            "steps": self.steps,
+            "steps_per_epoch": self.steps_per_epoch,
+            "evaluations": self.evaluations,
+            "checkpoints": self.checkpoints,
+            "tokens": self.tokens,
+            "processed_tokens": self.processed_tokens,
+            "tokens_per_s": round(self.tokens_per_s, 2) if self.tokens_per_s else None,
+            "rate_source": self.rate_source,
             "memory_gib": round(self.memory_needed_gib, 3) if self.memory_needed_gib is not None else None,
             "memory_parts_gib": self.memory_parts_gib,
             "memory_available_gib": round(self.memory_available_gib, 3) if self.memory_available_gib else None,
-            "memory_kind": self.memory_kind, "params": self.params, "lora_params": self.lora_params,
-            "learning_rate": self.learning_rate, "learning_rate_auto": self.learning_rate_auto,
-            "errors": [asdict_check(c) for c in self.errors], "warnings": [asdict_check(c) for c in self.warnings],
-            "notes": self.notes, "adjustments": self.adjustments,
+            "memory_kind": self.memory_kind,
+            "params": self.params,
+            "lora_params": self.lora_params,
+            "learning_rate": self.learning_rate,
+            "learning_rate_auto": self.learning_rate_auto,
+            "errors": [asdict_check(c) for c in self.errors],
+            "warnings": [asdict_check(c) for c in self.warnings],
+            "notes": self.notes,
+            "adjustments": self.adjustments,
             "pass_plan": dataclasses.asdict(self.pass_plan) if self.pass_plan else None,
-            "config": self.config.to_dict() if self.config is not None else None, "cli_command": self.cli_command,
+            "config": self.config.to_dict() if self.config is not None else None,
+            "cli_command": self.cli_command,
         }
 
 
@@ -311,15 +352,23 @@ def qlora_reason(hardware) -> str | None:
 def zero_gpu_message() -> str | None:
     if not os.environ.get("SPACES_ZERO_GPU"):
         return None
-    return ("This Space runs on ZeroGPU, which lends a GPU for a few minutes per call and cannot run a training job. "
-            "In the Space settings pick dedicated hardware — e.g. 'Nvidia T4 small' for models up to ~1B "
-            "parameters, 'L4' or 'A10G' for larger ones (or 'CPU upgrade' for the bundled model) — or train locally "
-            "and upload the adapter. The Compare tab works on ZeroGPU.")
+    return (
+        "This Space runs on ZeroGPU, which lends a GPU for a few minutes per call and cannot run a training job. "
+        "In the Space settings pick dedicated hardware — e.g. 'Nvidia T4 small' for models up to ~1B "
+        "parameters, 'L4' or 'A10G' for larger ones (or 'CPU upgrade' for the bundled model) — or train locally "
+        "and upload the adapter. The Compare tab works on ZeroGPU."
+    )
 
 
-def run_preflight(config: RunConfig, hardware=None, manifest: dict[str, Any] | None = None, runs=None,
-                  check_busy: bool = True, cpu_gflops: float | None = None,
-                  available_gib: float | None = None) -> Preflight:
+def run_preflight(
+    config: RunConfig,
+    hardware=None,
+    manifest: dict[str, Any] | None = None,
+    runs=None,
+    check_busy: bool = True,
+    cpu_gflops: float | None = None,
+    available_gib: float | None = None,
+) -> Preflight:
     """Everything the Start button needs to know. `cpu_gflops` and `available_gib` replace this machine's
     measured matmul peak and free memory (tests, and `--dry-run` for another machine)."""
     report = Preflight(config=config)
@@ -337,17 +386,25 @@ def run_preflight(config: RunConfig, hardware=None, manifest: dict[str, Any] | N
 
     shape = _check_model(config, report)
     report.precision = expected_precision(config, hardware)
-    manifest = manifest if manifest is not None else (read_manifest(config.dataset) if str(config.dataset).strip() else None)
+    manifest = (
+        manifest if manifest is not None else (read_manifest(config.dataset) if str(config.dataset).strip() else None)
+    )
     train_rows, validation_rows, tokens = _check_dataset(config, manifest, report)
 
-    numbers_ok = not any(name in report.field_errors for name in
-                         ("batch_size", "grad_accum", "epochs", "max_steps", "max_length", "lora_r"))
+    numbers_ok = not any(
+        name in report.field_errors
+        for name in ("batch_size", "grad_accum", "epochs", "max_steps", "max_length", "lora_r")
+    )
     if train_rows and numbers_ok:
         if config.epochs and config.epochs > 5 and not config.max_steps and train_rows < 1000:
-            report.warn(f"{config.epochs:g} epochs over {train_rows} rows risks overfitting.",
-                        "Watch the eval loss; the best checkpoint is marked on the chart.", "epochs")
-        _estimate(config, report, hardware, gpu, shape, tokens, train_rows, validation_rows, runs, cpu_gflops,
-                  available_gib)
+            report.warn(
+                f"{config.epochs:g} epochs over {train_rows} rows risks overfitting.",
+                "Watch the eval loss; the best checkpoint is marked on the chart.",
+                "epochs",
+            )
+        _estimate(
+            config, report, hardware, gpu, shape, tokens, train_rows, validation_rows, runs, cpu_gflops, available_gib
+        )
     config = report.config
     try:
         report.cli_command = config.to_cli_command()
@@ -365,23 +422,33 @@ def run_preflight(config: RunConfig, hardware=None, manifest: dict[str, Any] | N
         if free < 1.0:
             report.error(f"Only {free:.2f} GiB of disk left for checkpoints.", "Delete old runs or free disk space.")
         elif free < 5.0:
-            report.warn(f"Only {free:.1f} GiB of disk left; checkpoints may fill it.", "Delete old runs you no longer need.")
+            report.warn(
+                f"Only {free:.1f} GiB of disk left; checkpoints may fill it.", "Delete old runs you no longer need."
+            )
     except OSError:
         pass
     if check_busy:
         current = supervisor.busy()
         if current is not None:
             report.error(current.message, "Wait for it to finish, or stop it (its owner or the admin can).")
-    if isinstance(config.learning_rate, (int, float)) and config.learning_rate > 1e-3 and "learning_rate" not in report.field_errors:
-        report.warn(f"Learning rate {config.learning_rate:g} is high for LoRA; the loss may jump or become NaN.",
-                    "1e-4 to 5e-4 is the usual range.", "learning_rate")
+    if (
+        isinstance(config.learning_rate, (int, float))
+        and config.learning_rate > 1e-3
+        and "learning_rate" not in report.field_errors
+    ):
+        report.warn(
+            f"Learning rate {config.learning_rate:g} is high for LoRA; the loss may jump or become NaN.",
+            "1e-4 to 5e-4 is the usual range.",
+            "learning_rate",
+        )
     if not getattr(config, "assistant_only_loss", True):
-        report.warn("The loss is computed on the whole conversation (prompts too), not only the answers.",
-                    "Fine for plain-text data; for chat data 'assistant-only loss' usually learns the answers better.")
+        report.warn(
+            "The loss is computed on the whole conversation (prompts too), not only the answers.",
+            "Fine for plain-text data; for chat data 'assistant-only loss' usually learns the answers better.",
+        )
     elif "model" not in report.field_errors:
         chat_template_checks(report, config, manifest)
     return report
-
 
 
 def chat_template_checks(report: Preflight, config, manifest: dict[str, Any] | None) -> None:
@@ -394,16 +461,22 @@ def chat_template_checks(report: Preflight, config, manifest: dict[str, Any] | N
                 return  # converted on first use; its ChatML template is one the studio marks (tested)
         except StudioError:
             return  # not a model reference at all: the model check above already says so
-        report.notes.append("The chat template is checked when the run starts (the model is not on disk yet): "
-                            "if it cannot mark the answers, the run says so and trains on whole conversations.")
+        report.notes.append(
+            "The chat template is checked when the run starts (the model is not on disk yet): "
+            "if it cannot mark the answers, the run says so and trains on whole conversations."
+        )
         return
     if not choice.enabled:
-        report.warn("Assistant-only loss is not possible with this model's chat template: the run will train on the "
-                    "whole conversation, prompts included.",
-                    choice.note[0].upper() + choice.note[1:] + ". Pick a model of a supported family, or turn "
-                    "'assistant-only loss' off to train on whole conversations knowingly.", "assistant_only_loss")
+        report.warn(
+            "Assistant-only loss is not possible with this model's chat template: the run will train on the "
+            "whole conversation, prompts included.",
+            choice.note[0].upper() + choice.note[1:] + ". Pick a model of a supported family, or turn "
+            "'assistant-only loss' off to train on whole conversations knowingly.",
+            "assistant_only_loss",
+        )
     for note in choice.notes:
         report.notes.append(note[0].upper() + note[1:] + ".")
+
 
 def _check_model(config: RunConfig, report: Preflight) -> cost.ModelShape:
     """The model's shape (from its config.json without loading it); errors for a model that cannot load."""
@@ -413,11 +486,17 @@ def _check_model(config: RunConfig, report: Preflight) -> cost.ModelShape:
         if kind == "hub" and os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
             shape = cost.model_shape(str(config.model))
             if shape.source != "config":
-                report.error(f"'{config.model}' would be downloaded from the Hub, but the studio is offline.",
-                             "Pick the bundled model or a local model folder.", "model")
+                report.error(
+                    f"'{config.model}' would be downloaded from the Hub, but the studio is offline.",
+                    "Pick the bundled model or a local model folder.",
+                    "model",
+                )
         elif kind == "local" and not (Path(config.model).expanduser() / "config.json").is_file():
-            report.error(f"The folder {config.model} has no config.json, so it is not a model folder.",
-                         "Pick the folder that holds config.json and the weights.", "model")
+            report.error(
+                f"The folder {config.model} has no config.json, so it is not a model folder.",
+                "Pick the folder that holds config.json and the weights.",
+                "model",
+            )
         else:
             shape = cost.model_shape(str(config.model))
     except StudioError as error:
@@ -431,33 +510,45 @@ def _check_model(config: RunConfig, report: Preflight) -> cost.ModelShape:
     elif isinstance(config.learning_rate, (int, float)):
         report.learning_rate = config.learning_rate
     if getattr(config, "trust_remote_code", False):
-        report.warn("This model's own Python code will run (trust remote code is on).",
-                    "Only do this for models whose authors you trust.")
+        report.warn(
+            "This model's own Python code will run (trust remote code is on).",
+            "Only do this for models whose authors you trust.",
+        )
     return shape
 
 
-def _check_dataset(config: RunConfig, manifest: dict[str, Any] | None,
-                   report: Preflight) -> tuple[int, int, cost.TokenStats | None]:
+def _check_dataset(
+    config: RunConfig, manifest: dict[str, Any] | None, report: Preflight
+) -> tuple[int, int, cost.TokenStats | None]:
     """Train and validation rows and token statistics of the chosen dataset, with its warnings."""
     if not str(config.dataset).strip():
         if "dataset" not in report.field_errors:
             report.error("No dataset chosen.", "Pick a saved dataset, or upload a file.", "dataset")
         return 0, 0, None
     if manifest is None:
-        report.error(f"'{config.dataset}' is not a saved dataset folder.",
-                     "Prepare and save the dataset in the Data tab first.", "dataset")
+        report.error(
+            f"'{config.dataset}' is not a saved dataset folder.",
+            "Prepare and save the dataset in the Data tab first.",
+            "dataset",
+        )
         return 0, 0, None
     counts = manifest.get("counts") or {}
     train_rows = int(counts.get("train") or 0)
     validation_rows = int(counts.get("validation") or 0)
     if train_rows == 0:
-        report.error("The dataset has no training rows.", "Fix the dataset in the Data tab (all rows were rejected?).", "dataset")
+        report.error(
+            "The dataset has no training rows.", "Fix the dataset in the Data tab (all rows were rejected?).", "dataset"
+        )
     elif train_rows < 20:
-        report.warn(f"Only {train_rows} training rows: the model may learn little or memorise them.",
-                    "50–100+ varied examples usually work much better.")
+        report.warn(
+            f"Only {train_rows} training rows: the model may learn little or memorise them.",
+            "50–100+ varied examples usually work much better.",
+        )
     if validation_rows == 0 and train_rows:
-        report.warn("No validation rows, so there will be no eval loss and no overfitting warning.",
-                    "Save the dataset again with a validation split in the Data tab.")
+        report.warn(
+            "No validation rows, so there will be no eval loss and no overfitting warning.",
+            "Save the dataset again with a validation split in the Data tab.",
+        )
     stats = manifest.get("stats") or {}
     tokens = cost.TokenStats.from_stats(stats) or rough_token_stats(Path(manifest["path"]))
     if tokens and tokens.rough:
@@ -465,14 +556,21 @@ def _check_dataset(config: RunConfig, manifest: dict[str, Any] | None,
     if tokens and isinstance(config.max_length, int):
         if tokens.p99 > config.max_length:
             share = "more than 5 %" if tokens.p95 > config.max_length else "between 1 and 5 %"
-            report.warn(f"Max length {config.max_length} cuts {share} of the examples (p99 is {int(tokens.p99)} tokens).",
-                        f"Raise max length to about {suggested_max_length(tokens.p99)} (costs memory and time).", "max_length")
+            report.warn(
+                f"Max length {config.max_length} cuts {share} of the examples (p99 is {int(tokens.p99)} tokens).",
+                f"Raise max length to about {suggested_max_length(tokens.p99)} (costs memory and time).",
+                "max_length",
+            )
         elif tokens.max > config.max_length:
-            report.warn(f"A few examples (under 1 %) are longer than max length {config.max_length} and will be cut.",
-                        "Usually fine; raise max length if their endings matter.")
+            report.warn(
+                f"A few examples (under 1 %) are longer than max length {config.max_length} and will be cut.",
+                "Usually fine; raise max length if their endings matter.",
+            )
     if stats.get("model") and stats.get("model") != config.model and not (tokens and tokens.rough):
-        report.notes.append("The token counts were measured with another model's tokenizer, so these figures are "
-                            "approximate (the Data tab gives exact ones for this model).")
+        report.notes.append(
+            "The token counts were measured with another model's tokenizer, so these figures are "
+            "approximate (the Data tab gives exact ones for this model)."
+        )
     return train_rows, validation_rows, tokens
 
 
@@ -480,17 +578,42 @@ def this_device(hardware, gpu, dtype: str, cpu_gflops: float | None, available_g
     """The machine a run started here trains on, as the cost model's Device (memory: what is free now)."""
     if gpu:
         spec = cost.gpu_spec(gpu.name)
-        return cost.Device("this-gpu", gpu.name, "gpu", available_gib or gpu.memory_gb, spec.tflops if spec else 0.0,
-                           dtype, 0.0, spec.efficiency if spec else cost.UNKNOWN_GPU_EFFICIENCY, dtype == "bf16")
+        return cost.Device(
+            "this-gpu",
+            gpu.name,
+            "gpu",
+            available_gib or gpu.memory_gb,
+            spec.tflops if spec else 0.0,
+            dtype,
+            0.0,
+            spec.efficiency if spec else cost.UNKNOWN_GPU_EFFICIENCY,
+            dtype == "bf16",
+        )
     peak = cpu_gflops / 1000 if cpu_gflops else cost.measure_peak(dtype)
-    return cost.Device(cost.THIS_MACHINE, f"CPU ({hardware.cpu_cores} cores)", "cpu",
-                       available_gib if available_gib is not None else available_ram_gib(), peak, dtype,
-                       bf16=dtype == "bf16")
+    return cost.Device(
+        cost.THIS_MACHINE,
+        f"CPU ({hardware.cpu_cores} cores)",
+        "cpu",
+        available_gib if available_gib is not None else available_ram_gib(),
+        peak,
+        dtype,
+        bf16=dtype == "bf16",
+    )
 
 
-def _estimate(config: RunConfig, report: Preflight, hardware, gpu, shape: cost.ModelShape,
-              tokens: cost.TokenStats | None, train_rows: int, validation_rows: int, runs, cpu_gflops: float | None,
-              available_gib: float | None) -> None:
+def _estimate(
+    config: RunConfig,
+    report: Preflight,
+    hardware,
+    gpu,
+    shape: cost.ModelShape,
+    tokens: cost.TokenStats | None,
+    train_rows: int,
+    validation_rows: int,
+    runs,
+    cpu_gflops: float | None,
+    available_gib: float | None,
+) -> None:
     """Steps, tokens, time and memory from the cost model; smaller micro-batches or checkpointing when needed."""
     world = max(1, len(hardware.gpus)) if gpu else 1
     plan = config.schedule(train_rows, validation_rows, world)
@@ -509,37 +632,62 @@ def _estimate(config: RunConfig, report: Preflight, hardware, gpu, shape: cost.M
     device = this_device(hardware, gpu, report.dtype, cpu_gflops, available_gib)
     report.memory_kind = "GPU memory" if gpu else "RAM"
     report.memory_available_gib = device.memory_gib
-    load = config.workload(shape, tokens, train_rows, validation_rows, dtype=report.dtype,
-                           gradient_checkpointing=checkpointing, world_size=world,
-                           max_tokens_per_pass=passes.max_tokens_per_pass if passes else None)
+    load = config.workload(
+        shape,
+        tokens,
+        train_rows,
+        validation_rows,
+        dtype=report.dtype,
+        gradient_checkpointing=checkpointing,
+        world_size=world,
+        max_tokens_per_pass=passes.max_tokens_per_pass if passes else None,
+    )
     estimate = cost.estimate_run(load, device)
     if not estimate.fits:
         fit = cost.settings_that_fit(load, device.memory_gib, kind=device.kind)
         if fit is None:
-            report.error(f"Not enough memory: about {estimate.memory.total:.1f} GiB needed at the peak, "
-                         f"{device.memory_gib:.1f} GiB {report.memory_kind} available, even with a batch size of 1 "
-                         "and gradient checkpointing.",
-                         "Lower max length, or use a smaller model" + (" or QLoRA 4-bit." if gpu else " or a GPU."),
-                         "max_length")
+            report.error(
+                f"Not enough memory: about {estimate.memory.total:.1f} GiB needed at the peak, "
+                f"{device.memory_gib:.1f} GiB {report.memory_kind} available, even with a batch size of 1 "
+                "and gradient checkpointing.",
+                "Lower max length, or use a smaller model" + (" or QLoRA 4-bit." if gpu else " or a GPU."),
+                "max_length",
+            )
         else:
             # Checkpointing the fit turns on is set explicitly (the worker then plans no passes); the pass plan of
             # a smaller batch keeps the same token limit, so the worker's plan and this estimate stay the same.
             turned_on = fit.gradient_checkpointing and not checkpointing
-            report.config = config.replace(batch_size=fit.micro_batch, grad_accum=fit.grad_accum,
-                                           gradient_checkpointing=True if turned_on else config.gradient_checkpointing)
-            report.adjustments = [*fit.changes, f"needs about {estimate.memory.total:.1f} GiB as set, "
-                                  f"{fit.memory_gib:.1f} GiB now, of {device.memory_gib:.1f} GiB {report.memory_kind} available"]
+            report.config = config.replace(
+                batch_size=fit.micro_batch,
+                grad_accum=fit.grad_accum,
+                gradient_checkpointing=True if turned_on else config.gradient_checkpointing,
+            )
+            report.adjustments = [
+                *fit.changes,
+                f"needs about {estimate.memory.total:.1f} GiB as set, "
+                f"{fit.memory_gib:.1f} GiB now, of {device.memory_gib:.1f} GiB {report.memory_kind} available",
+            ]
             passes = report.pass_plan = report.config.pass_plan(shape, report.dtype, on_cpu=not gpu)
-            load = report.config.workload(shape, tokens, train_rows, validation_rows, dtype=report.dtype,
-                                          gradient_checkpointing=fit.gradient_checkpointing, world_size=world,
-                                          max_tokens_per_pass=passes.max_tokens_per_pass if passes else None)
+            load = report.config.workload(
+                shape,
+                tokens,
+                train_rows,
+                validation_rows,
+                dtype=report.dtype,
+                gradient_checkpointing=fit.gradient_checkpointing,
+                world_size=world,
+                max_tokens_per_pass=passes.max_tokens_per_pass if passes else None,
+            )
             estimate = cost.estimate_run(load, device)
     report.tokens, report.processed_tokens = int(load.train_tokens), int(load.train_positions)
     report.memory_needed_gib = estimate.memory.total
     report.memory_parts_gib = estimate.memory.as_dict()["parts_gib"]
     if estimate.fits and estimate.memory.total > 0.8 * device.memory_gib * cost.USABLE_FRACTION:
-        report.warn(f"Memory is tight: about {estimate.memory.total:.1f} GiB of {device.memory_gib:.1f} GiB.",
-                    "If other programs need memory too, lower the batch size or max length.", "batch_size")
+        report.warn(
+            f"Memory is tight: about {estimate.memory.total:.1f} GiB of {device.memory_gib:.1f} GiB.",
+            "If other programs need memory too, lower the batch size or max length.",
+            "batch_size",
+        )
     measured = measured_rate(report.config, runs)
     time_parts = dict(estimate.seconds)
     if measured:
@@ -548,19 +696,26 @@ def _estimate(config: RunConfig, report: Preflight, hardware, gpu, shape: cost.M
         report.rate_source = f"measured in your run '{run_name}'"
     else:
         report.tokens_per_s = estimate.tokens_per_s
-        peak = (f"the {gpu.name}'s {device.peak_tflops:g} TFLOP/s" if gpu else
-                f"this CPU's {device.peak_tflops * 1000:.0f} GFLOP/s {report.dtype} matmul peak"
-                + ("" if cpu_gflops else ", measured now"))
+        peak = (
+            f"the {gpu.name}'s {device.peak_tflops:g} TFLOP/s"
+            if gpu
+            else f"this CPU's {device.peak_tflops * 1000:.0f} GFLOP/s {report.dtype} matmul peak"
+            + ("" if cpu_gflops else ", measured now")
+        )
         report.rate_source = f"{peak} × {estimate.efficiency:.0%} ({estimate.efficiency_note})"
         load_average = _load_average()
         if not gpu and cpu_gflops is None and load_average is not None and load_average > hardware.cpu_cores:
-            report.rate_source += (f"; the machine is busy (load {load_average:.0f} on {hardware.cpu_cores} cores), "
-                                   "so expect it to be faster when it is quiet")
+            report.rate_source += (
+                f"; the machine is busy (load {load_average:.0f} on {hardware.cpu_cores} cores), "
+                "so expect it to be faster when it is quiet"
+            )
     report.time_parts = time_parts
     report.seconds = sum(time_parts.values())
     if not gpu and report.seconds > 4 * 3600:
-        report.warn(f"This run would take about {format_duration(report.seconds)} on this CPU.",
-                    "Set 'Max steps' for a short trial, use fewer epochs or a smaller max length, or a GPU.")
+        report.warn(
+            f"This run would take about {format_duration(report.seconds)} on this CPU.",
+            "Set 'Max steps' for a short trial, use fewer epochs or a smaller max length, or a GPU.",
+        )
 
 
 def expected_precision(config: RunConfig, hardware) -> Any:
@@ -572,5 +727,9 @@ def expected_precision(config: RunConfig, hardware) -> Any:
         spec = cost.gpu_spec(gpu.name)
         device = precision.Device("cuda", gpu.name, spec.capability if spec else None, gpu.memory_gb)
         return precision.decide(device, forced)
-    threads = config.torch_threads if isinstance(config.torch_threads, int) and config.torch_threads > 0 else hardware.cpu_cores
+    threads = (
+        config.torch_threads
+        if isinstance(config.torch_threads, int) and config.torch_threads > 0
+        else hardware.cpu_cores
+    )
     return precision_probe.expected_for_model(forced, str(config.model), threads)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from studio.errors import StudioError
 from studio.train import store
@@ -28,8 +28,13 @@ def is_waiting(record: RunRecord) -> bool:
 
 def enqueue(record: RunRecord, estimated_seconds: float | None = None) -> RunRecord:
     """Put a new run at the back of the queue (with the preflight's estimate of its duration, for ETAs)."""
-    store.update_status(record.dir, status="queued", queue_key=time.time(), queued_at=store.now_iso(),
-                        estimated_seconds=estimated_seconds if isinstance(estimated_seconds, (int, float)) else None)
+    store.update_status(
+        record.dir,
+        status="queued",
+        queue_key=time.time(),
+        queued_at=store.now_iso(),
+        estimated_seconds=estimated_seconds if isinstance(estimated_seconds, (int, float)) else None,
+    )
     return store.get_run(record.run_id)
 
 
@@ -47,8 +52,10 @@ def leave(record: RunRecord) -> None:
 def move_to_front(run_id: str) -> RunRecord:
     record = store.get_run(run_id)
     if not is_waiting(record):
-        raise StudioError(f"The run '{record.name}' is not waiting in the queue (it is {record.state}).",
-                          "Only queued runs can be moved.")
+        raise StudioError(
+            f"The run '{record.name}' is not waiting in the queue (it is {record.state}).",
+            "Only queued runs can be moved.",
+        )
     keys = [float(other.status["queue_key"]) for other in waiting()]
     store.update_status(record.dir, queue_key=min(keys) - 1.0)
     return store.get_run(run_id)
@@ -58,11 +65,19 @@ def cancel(run_id: str) -> RunRecord:
     """Take a waiting run out of the queue. Its folder stays (with its config) until it is deleted."""
     record = store.get_run(run_id)
     if not is_waiting(record):
-        raise StudioError(f"The run '{record.name}' is not waiting in the queue (it is {record.state}).",
-                          "Stop it instead.")
-    store.update_status(record.dir, status="stopped", queue_key=None, ended_at=store.now_iso(),
-                        error={"message": "Cancelled while it waited in the queue; it never started.",
-                               "hint": "Start it again with 'Train again' when you want it."})
+        raise StudioError(
+            f"The run '{record.name}' is not waiting in the queue (it is {record.state}).", "Stop it instead."
+        )
+    store.update_status(
+        record.dir,
+        status="stopped",
+        queue_key=None,
+        ended_at=store.now_iso(),
+        error={
+            "message": "Cancelled while it waited in the queue; it never started.",
+            "hint": "Start it again with 'Train again' when you want it.",
+        },
+    )
     return store.get_run(run_id)
 
 
@@ -77,9 +92,11 @@ class Place:
     def start_text(self) -> str:
         if self.starts_in is None:
             return "start time not known yet"
-        when = datetime.now(timezone.utc) + timedelta(seconds=self.starts_in)
-        return (f"starts at about {when.astimezone().strftime('%H:%M')} (a rough estimate from the preflight "
-                "estimates of the runs ahead)")
+        when = datetime.now(UTC) + timedelta(seconds=self.starts_in)
+        return (
+            f"starts at about {when.astimezone().strftime('%H:%M')} (a rough estimate from the preflight "
+            "estimates of the runs ahead)"
+        )
 
 
 def places(current_eta: float | None, busy: bool) -> dict[str, Place]:
@@ -87,7 +104,7 @@ def places(current_eta: float | None, busy: bool) -> dict[str, Place]:
     durations of the runs ahead (unknown as soon as one of those is unknown)."""
     queue = waiting()
     result: dict[str, Place] = {}
-    ahead: float | None = (current_eta if busy else 0.0)
+    ahead: float | None = current_eta if busy else 0.0
     for index, record in enumerate(queue, start=1):
         result[record.run_id] = Place(record.run_id, index, len(queue), ahead)
         estimate = record.status.get("estimated_seconds")

@@ -25,7 +25,7 @@ import re
 import shutil
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +80,15 @@ class RunRecord:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def check_run_id(run_id: str) -> str:
     run_id = str(run_id or "").strip()
     if not RUN_ID_PATTERN.match(run_id) or ".." in run_id:
-        raise StudioError(f"'{run_id[:80]}' is not a run id.", "Pick a run from the history table or `python -m studio runs`.")
+        raise StudioError(
+            f"'{run_id[:80]}' is not a run id.", "Pick a run from the history table or `python -m studio runs`."
+        )
     return run_id
 
 
@@ -112,9 +114,19 @@ def create_run(config: RunConfig, owner: str = "", owner_role: str = "operator")
     (folder / EVENTS_FILE).touch()
     (folder / LOG_FILE).touch()
     status = {
-        "status": "queued", "pid": None, "step": 0, "total_steps": None, "created_at": now_iso(),
-        "started_at": None, "ended_at": None, "error": None, "best_eval_loss": None,
-        "best_checkpoint": None, "owner": owner, "owner_role": owner_role, "notes": [],
+        "status": "queued",
+        "pid": None,
+        "step": 0,
+        "total_steps": None,
+        "created_at": now_iso(),
+        "started_at": None,
+        "ended_at": None,
+        "error": None,
+        "best_eval_loss": None,
+        "best_checkpoint": None,
+        "owner": owner,
+        "owner_role": owner_role,
+        "notes": [],
     }
     paths.atomic_write_text(folder / STATUS_FILE, json.dumps(status, indent=2) + "\n")
     return RunRecord(config.run_id, folder, config.to_dict(), status)
@@ -168,8 +180,12 @@ def update_status(folder: Path, **changes: Any) -> dict[str, Any]:
         return paths.locked_update(path, merge, default=dict, indent=2)
     except paths.CorruptFile as damaged:
         note = f"{damaged.message} {damaged.hint}"
-        return paths.locked_update(path, lambda status: {**merge(status), "notes": [*(changes.get("notes") or []), note]},
-                                   default=dict, indent=2)
+        return paths.locked_update(
+            path,
+            lambda status: {**merge(status), "notes": [*(changes.get("notes") or []), note]},
+            default=dict,
+            indent=2,
+        )
 
 
 def append_event(folder: Path, event: dict[str, Any]) -> None:
@@ -306,8 +322,15 @@ def events_for_charts(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for event in events:
         if event.get("type") == "status" and event.get("status") == "resumed" and isinstance(event.get("step"), int):
             resumed_at = event["step"]
-            kept = [e for e in kept if not (e.get("type") in ("log", "eval", "checkpoint")
-                                            and isinstance(e.get("step"), int) and e["step"] > resumed_at)]
+            kept = [
+                e
+                for e in kept
+                if not (
+                    e.get("type") in ("log", "eval", "checkpoint")
+                    and isinstance(e.get("step"), int)
+                    and e["step"] > resumed_at
+                )
+            ]
         kept.append(event)
     return kept
 
@@ -341,5 +364,4 @@ def worker_alive(pid: int | None, folder: Path | None = None) -> bool:
 
 def training_active() -> bool:
     """True while any run's worker is alive and starting, running or still saving (stopping)."""
-    return any(record.state in ACTIVE and worker_alive(record.status.get("pid"), record.dir)
-               for record in list_runs())
+    return any(record.state in ACTIVE and worker_alive(record.status.get("pid"), record.dir) for record in list_runs())

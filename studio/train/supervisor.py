@@ -31,7 +31,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from studio import access, limits, paths
@@ -109,8 +109,17 @@ def worker_command(run_dir: Path, gpu_count: int = 0, python: str | None = None)
     """The command that runs the worker: plain Python, or `accelerate launch` (DDP) with >1 CUDA device."""
     python = python or sys.executable
     if gpu_count > 1:
-        return [python, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(gpu_count),
-                "-m", WORKER_MODULE, str(run_dir)]
+        return [
+            python,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            str(gpu_count),
+            "-m",
+            WORKER_MODULE,
+            str(run_dir),
+        ]
     return [python, "-m", WORKER_MODULE, str(run_dir)]
 
 
@@ -118,8 +127,9 @@ TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_API_TOKEN", "HF_OID
 REMOTE_CODE_FLAG = "STUDIO_WORKER_REMOTE_CODE"  # set to 1 by the supervisor only when remote code was authorized
 
 
-def worker_env(config: RunConfig, base: dict | None = None, hub_token: bool = True,
-               remote_code: bool = True) -> dict[str, str]:
+def worker_env(
+    config: RunConfig, base: dict | None = None, hub_token: bool = True, remote_code: bool = True
+) -> dict[str, str]:
     """The worker's environment: the app's plus thread limits. Without `hub_token` every Hugging Face token
     is taken out and huggingface_hub is told to send none (not even a token file's), so a visitor's model id
     never reaches a gated or private repository with the server's token."""
@@ -161,12 +171,16 @@ class Busy:
     def until(self) -> datetime | None:
         if self.eta_seconds is None:
             return None
-        return datetime.now(timezone.utc) + timedelta(seconds=self.eta_seconds)
+        return datetime.now(UTC) + timedelta(seconds=self.eta_seconds)
 
     @property
     def message(self) -> str:
         until = self.until
-        when = f"until about {until.astimezone().strftime('%H:%M')} (ETA {format_duration(self.eta_seconds)})" if until else "(ETA not known yet)"
+        when = (
+            f"until about {until.astimezone().strftime('%H:%M')} (ETA {format_duration(self.eta_seconds)})"
+            if until
+            else "(ETA not known yet)"
+        )
         return f"The trainer is busy with run '{self.name}' ({self.status}, step {self.step}/{self.total_steps or '?'}) {when}."
 
 
@@ -178,8 +192,15 @@ def busy() -> Busy | None:
             eta = last.get("eta") if last else None
             if isinstance(eta, (int, float)) and last.get("time"):
                 eta = max(0.0, eta - (time.time() - last["time"]))  # the ETA counted on since it was written
-            return Busy(record.run_id, record.name, record.owner, record.state, int(record.status.get("step") or 0),
-                        record.status.get("total_steps"), eta if isinstance(eta, (int, float)) else None)
+            return Busy(
+                record.run_id,
+                record.name,
+                record.owner,
+                record.state,
+                int(record.status.get("step") or 0),
+                record.status.get("total_steps"),
+                eta if isinstance(eta, (int, float)) else None,
+            )
     return None
 
 
@@ -216,8 +237,9 @@ def launch(config: RunConfig, owner: str = "", owner_role: str = "operator") -> 
     return store.get_run(record.run_id)
 
 
-def submit(config: RunConfig, owner: str, owner_role: str = "operator",
-           estimated_seconds: float | None = None) -> RunRecord:
+def submit(
+    config: RunConfig, owner: str, owner_role: str = "operator", estimated_seconds: float | None = None
+) -> RunRecord:
     """Create the run and put it in the queue; it starts at once when the trainer is free and nobody waits
     ahead of it. Returns the run (status "queued" while it waits)."""
     config = prepared(config)
@@ -225,8 +247,9 @@ def submit(config: RunConfig, owner: str, owner_role: str = "operator",
         if owner_role != access.OPERATOR and access.is_public():
             waiting_visitors = [r for r in queue.waiting() if r.status.get("owner_role") != access.OPERATOR]
             if len(waiting_visitors) >= access.quota("STUDIO_QUEUE_MAX"):
-                raise access.AccessDenied(f"the training queue is full ({len(waiting_visitors)} runs wait).",
-                                          "Try again later.")
+                raise access.AccessDenied(
+                    f"the training queue is full ({len(waiting_visitors)} runs wait).", "Try again later."
+                )
         record = store.create_run(config, owner, owner_role=owner_role)
         store.update_status(record.dir, time_limit_s=time_limit_s())
         queue.enqueue(record, estimated_seconds)
@@ -303,9 +326,11 @@ def check_limits(config: RunConfig) -> None:
     if rows:
         steps, cap = config.total_steps(rows), limits.whole("steps")
         if cap is not None and steps > cap:
-            raise StudioError(f"This run would take about {steps:,} steps ({rows:,} rows × {config.epochs:g} epochs at batch "
-                              f"{config.batch_size}), over this studio's limit of {cap:,} steps.",
-                              f"Set Max steps to {cap:,} or fewer, or use fewer epochs. " + limits.raise_hint("steps"))
+            raise StudioError(
+                f"This run would take about {steps:,} steps ({rows:,} rows × {config.epochs:g} epochs at batch "
+                f"{config.batch_size}), over this studio's limit of {cap:,} steps.",
+                f"Set Max steps to {cap:,} or fewer, or use fewer epochs. " + limits.raise_hint("steps"),
+            )
 
 
 def _train_rows(folder: Path) -> int | None:
@@ -326,8 +351,10 @@ def _launch_lock():
 def _check_dataset(dataset: str) -> None:
     folder = Path(str(dataset)).expanduser()
     if not data_store.has_train_split(folder):
-        raise StudioError(f"The dataset '{dataset}' is not a saved dataset folder (no train.jsonl).",
-                          "Save the dataset in the Data tab first, or pass a .jsonl file to the CLI.")
+        raise StudioError(
+            f"The dataset '{dataset}' is not a saved dataset folder (no train.jsonl).",
+            "Save the dataset in the Data tab first, or pass a .jsonl file to the CLI.",
+        )
 
 
 def needs_hub_token(record: RunRecord) -> bool:
@@ -355,22 +382,44 @@ def start(record: RunRecord, resume: bool = False) -> int:
     config = record.run_config()
     gpus = _gpu_count()
     command = worker_command(record.dir, gpus)
-    store.update_status(record.dir, status="starting", pid=None, error=None, ended_at=None,
-                        started_at=record.status.get("started_at") or store.now_iso(),
-                        resumed_at=store.now_iso() if resume else None, gpus=gpus)
+    store.update_status(
+        record.dir,
+        status="starting",
+        pid=None,
+        error=None,
+        ended_at=None,
+        started_at=record.status.get("started_at") or store.now_iso(),
+        resumed_at=store.now_iso() if resume else None,
+        gpus=gpus,
+    )
     with open(record.dir / "log.txt", "ab") as log:
         log.write(f"\n=== {'resume' if resume else 'start'} {store.now_iso()}: {' '.join(command)}\n".encode())
         log.flush()
         try:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                       env=worker_env(config, hub_token=needs_hub_token(record),
-                                                      remote_code=remote_code_allowed(record)), cwd=str(record.dir), start_new_session=True, close_fds=True)
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=worker_env(config, hub_token=needs_hub_token(record), remote_code=remote_code_allowed(record)),
+                cwd=str(record.dir),
+                start_new_session=True,
+                close_fds=True,
+            )
         except OSError as error:
-            store.update_status(record.dir, status="failed", ended_at=store.now_iso(),
-                                error={"message": f"Could not start the training process: {error}",
-                                       "hint": "Check that the studio's Python environment is intact."})
-            raise StudioError(f"Could not start the training process: {error}",
-                              "Check that the studio's Python environment is intact.") from error
+            store.update_status(
+                record.dir,
+                status="failed",
+                ended_at=store.now_iso(),
+                error={
+                    "message": f"Could not start the training process: {error}",
+                    "hint": "Check that the studio's Python environment is intact.",
+                },
+            )
+            raise StudioError(
+                f"Could not start the training process: {error}",
+                "Check that the studio's Python environment is intact.",
+            ) from error
     _children[process.pid] = process
     # The worker writes its own status from here on; record the pid unless it already finished.
     current = store.read_status(record.dir)
@@ -391,20 +440,26 @@ def resume(run_id: str, requester=None, admin_password: str | None = None) -> Ru
     if record.state in ACTIVE and pid_alive(record.status.get("pid"), record.dir):
         raise StudioError(f"The run '{record.name}' is still {record.state}.", "Wait for it, or stop it first.")
     if record.state not in RESUMABLE:
-        raise StudioError(f"The run '{record.name}' is {record.state}; only stopped, failed or interrupted runs resume.",
-                          "Use 'train again' to start a new run with the same settings.")
+        raise StudioError(
+            f"The run '{record.name}' is {record.state}; only stopped, failed or interrupted runs resume.",
+            "Use 'train again' to start a new run with the same settings.",
+        )
     if store.last_checkpoint(record.dir) is None:
-        raise StudioError(f"The run '{record.name}' has no complete checkpoint to resume from.",
-                          "Start it again with the same settings instead.")
+        raise StudioError(
+            f"The run '{record.name}' has no complete checkpoint to resume from.",
+            "Start it again with the same settings instead.",
+        )
     remote = executors.remote_for(record)
     if remote:
         return remote.resume(record, acting)
     limit = time_limit_s()
     used = record.status.get("elapsed")
     if limit is not None and isinstance(used, (int, float)) and used >= limit:
-        raise StudioError(f"The run '{record.name}' has used its {limit / 60:.0f} minutes of training, this studio's limit per run.",
-                          "Its adapter and checkpoints are kept: compare or export it, or start a shorter run. "
-                          + limits.raise_hint("run_minutes"))
+        raise StudioError(
+            f"The run '{record.name}' has used its {limit / 60:.0f} minutes of training, this studio's limit per run.",
+            "Its adapter and checkpoints are kept: compare or export it, or start a shorter run. "
+            + limits.raise_hint("run_minutes"),
+        )
     with _launch_lock():
         _refuse_if_busy()
         store.update_status(record.dir, time_limit_s=limit)
@@ -424,8 +479,13 @@ def _signal_group(pid: int, sig: int) -> bool:
             return False
 
 
-def stop(run_id: str, requester: str | None = None, admin_password: str | None = None, force: bool = False,
-         timeout: float | None = None) -> RunRecord:
+def stop(
+    run_id: str,
+    requester: str | None = None,
+    admin_password: str | None = None,
+    force: bool = False,
+    timeout: float | None = None,
+) -> RunRecord:
     """Stop a run. Graceful: SIGTERM, the worker finishes its step, saves a checkpoint and the adapter.
 
     force=True kills the worker's whole process group at once. With a timeout, waits that long
@@ -458,9 +518,16 @@ def stop(run_id: str, requester: str | None = None, admin_password: str | None =
     while pid_alive(pid, record.dir) and time.monotonic() < deadline:
         time.sleep(0.1)
     last = store.last_checkpoint(record.dir)
-    store.update_status(record.dir, status="stopped", ended_at=store.now_iso(), forced=True,
-                        error={"message": "Force-stopped: the worker was killed before it could save an adapter.",
-                               "hint": f"Resume continues from {last.name}." if last else "No checkpoint was saved; start again."})
+    store.update_status(
+        record.dir,
+        status="stopped",
+        ended_at=store.now_iso(),
+        forced=True,
+        error={
+            "message": "Force-stopped: the worker was killed before it could save an adapter.",
+            "hint": f"Resume continues from {last.name}." if last else "No checkpoint was saved; start again.",
+        },
+    )
     return store.get_run(run_id)
 
 
@@ -494,11 +561,20 @@ def reconcile_one(record: RunRecord) -> RunRecord:
     if fresh.get("status") not in ACTIVE:
         return store.get_run(record.run_id)
     last = store.last_checkpoint(record.dir)
-    hint = (f"Resume continues from its last checkpoint ({last.name})." if last
-            else "No checkpoint was saved before it stopped; start it again.")
-    store.update_status(record.dir, status="interrupted", ended_at=store.now_iso(),
-                        error={"message": "The training process ended unexpectedly (killed, crashed or the app restarted).",
-                               "hint": hint})
+    hint = (
+        f"Resume continues from its last checkpoint ({last.name})."
+        if last
+        else "No checkpoint was saved before it stopped; start it again."
+    )
+    store.update_status(
+        record.dir,
+        status="interrupted",
+        ended_at=store.now_iso(),
+        error={
+            "message": "The training process ended unexpectedly (killed, crashed or the app restarted).",
+            "hint": hint,
+        },
+    )
     store.append_event(record.dir, {"type": "status", "status": "interrupted", "step": fresh.get("step")})
 
     archive_quietly(record.dir)

@@ -80,17 +80,25 @@ def explain_failure(error: BaseException, config: RunConfig | None = None) -> tu
     text = f"{type(error).__name__}: {error}"
     first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
     if "out of memory" in text.lower() and ("cuda" in text.lower() or type(error).__name__ == "OutOfMemoryError"):
-        return ("The GPU ran out of memory.",
-                "Lower the batch size or max length, turn on gradient checkpointing, or use QLoRA 4-bit / a smaller model.")
+        return (
+            "The GPU ran out of memory.",
+            "Lower the batch size or max length, turn on gradient checkpointing, or use QLoRA 4-bit / a smaller model.",
+        )
     if isinstance(error, MemoryError) or "can't allocate memory" in text or "not enough memory" in text.lower():
-        return ("The machine ran out of memory (RAM).",
-                "Lower the batch size or max length, close other runs, or pick a smaller model.")
+        return (
+            "The machine ran out of memory (RAM).",
+            "Lower the batch size or max length, close other runs, or pick a smaller model.",
+        )
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        return ("The disk is full: the run could not write its checkpoints or logs.",
-                "Free some disk space (e.g. delete old runs), then resume the run.")
+        return (
+            "The disk is full: the run could not write its checkpoints or logs.",
+            "Free some disk space (e.g. delete old runs), then resume the run.",
+        )
     if type(error).__name__ in ("TemplateError", "TemplateSyntaxError", "UndefinedError"):
-        return (f"The model's chat template could not render the data: {first_line}",
-                "Check that every row has system/user/assistant messages with text content, or pick another model.")
+        return (
+            f"The model's chat template could not render the data: {first_line}",
+            "Check that every row has system/user/assistant messages with text content, or pick another model.",
+        )
     return (f"Training failed: {type(error).__name__}: {first_line}", "The full error is in the run's log.txt.")
 
 
@@ -109,13 +117,23 @@ def read_messages(path: Path, required: bool = True) -> list[dict]:
             try:
                 row = json.loads(line)
             except ValueError as error:
-                raise StudioError(f"Line {number} of {path.name} is not valid JSON ({error}).",
-                                  "Save the dataset again in the Data tab; it lints and cleans every row.") from error
+                raise StudioError(
+                    f"Line {number} of {path.name} is not valid JSON ({error}).",
+                    "Save the dataset again in the Data tab; it lints and cleans every row.",
+                ) from error
             messages = row.get("messages") if isinstance(row, dict) else None
-            if (not isinstance(messages, list) or not messages
-                    or not all(isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages)):
-                raise StudioError(f"Line {number} of {path.name} is not a chat row (a 'messages' list of role/content texts).",
-                                  "Save the dataset through the Data tab, which converts rows to the chat format.")
+            if (
+                not isinstance(messages, list)
+                or not messages
+                or not all(
+                    isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+                    for m in messages
+                )
+            ):
+                raise StudioError(
+                    f"Line {number} of {path.name} is not a chat row (a 'messages' list of role/content texts).",
+                    "Save the dataset through the Data tab, which converts rows to the chat format.",
+                )
             rows.append({"messages": [{"role": m["role"], "content": m["content"]} for m in messages]})
     if required and not rows:
         raise StudioError(f"{path.name} has no rows.", "Add examples to the dataset (a few dozen at least).")
@@ -175,8 +193,15 @@ def make_callback(run_dir: Path, config: RunConfig):
         def _base(self, state, kind: str) -> dict:
             total = state.max_steps or None
             step = min(state.global_step, total) if total else state.global_step
-            return {"type": kind, "step": step, "total": total, "epoch": _finite(round(state.epoch or 0.0, 4)),
-                    "elapsed": round(self._elapsed(), 2), "eta": _round(self._eta(state)), "memory_gb": _memory_gb()}
+            return {
+                "type": kind,
+                "step": step,
+                "total": total,
+                "epoch": _finite(round(state.epoch or 0.0, 4)),
+                "elapsed": round(self._elapsed(), 2),
+                "eta": _round(self._eta(state)),
+                "memory_gb": _memory_gb(),
+            }
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.session_start = time.monotonic()
@@ -203,7 +228,10 @@ def make_callback(run_dir: Path, config: RunConfig):
                 self.step_began = None
             if self.time_limit_s is not None and self._elapsed() >= self.time_limit_s and not _state["stop"]:
                 _state["stop"], _state["stop_reason"] = True, "time_limit"  # every rank sees its own clock pass
-                print(f"[studio] run time limit of {self.time_limit_s / 60:.0f} min reached: stopping with a checkpoint", flush=True)
+                print(
+                    f"[studio] run time limit of {self.time_limit_s / 60:.0f} min reached: stopping with a checkpoint",
+                    flush=True,
+                )
             if _stop_requested(args):
                 control.should_training_stop = True
                 control.should_save = True
@@ -211,8 +239,13 @@ def make_callback(run_dir: Path, config: RunConfig):
             if self.main and (now - self.last_status_write > 1.0 or control.should_training_stop):
                 self.last_status_write = now
                 status = "stopping" if _state["stop"] else "running"
-                store.update_status(run_dir, status=status, step=state.global_step, total_steps=state.max_steps,
-                                    elapsed=round(self._elapsed(), 2))
+                store.update_status(
+                    run_dir,
+                    status=status,
+                    step=state.global_step,
+                    total_steps=state.max_steps,
+                    elapsed=round(self._elapsed(), 2),
+                )
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = dict(logs or {})
@@ -226,8 +259,10 @@ def make_callback(run_dir: Path, config: RunConfig):
                 return
             if "eval_loss" in logs:
                 event = self._base(state, "eval")
-                event.update(eval_loss=_finite(logs.get("eval_loss")),
-                             mean_token_accuracy=_finite(logs.get("eval_mean_token_accuracy")))
+                event.update(
+                    eval_loss=_finite(logs.get("eval_loss")),
+                    mean_token_accuracy=_finite(logs.get("eval_mean_token_accuracy")),
+                )
                 store.append_event(run_dir, event)
                 print(f"[studio] step {event['step']}/{event['total']} eval_loss {logs.get('eval_loss')}", flush=True)
             elif "loss" in logs:
@@ -241,14 +276,22 @@ def make_callback(run_dir: Path, config: RunConfig):
                     tokens_per_s = tokens / self.train_seconds
                 if isinstance(tokens, (int, float)):
                     self.last_tokens, self.last_train_seconds = tokens, self.train_seconds
-                event.update(loss=_finite(logs.get("loss")), learning_rate=_finite(logs.get("learning_rate")),
-                             grad_norm=_finite(logs.get("grad_norm")), mean_token_accuracy=_finite(logs.get("mean_token_accuracy")),
-                             tokens_per_s=_round(tokens_per_s), num_tokens=tokens)
+                event.update(
+                    loss=_finite(logs.get("loss")),
+                    learning_rate=_finite(logs.get("learning_rate")),
+                    grad_norm=_finite(logs.get("grad_norm")),
+                    mean_token_accuracy=_finite(logs.get("mean_token_accuracy")),
+                    tokens_per_s=_round(tokens_per_s),
+                    num_tokens=tokens,
+                )
                 if self.watch.found:
                     event["diverged"] = self.watch.found.kind
                 store.append_event(run_dir, event)
-                print(f"[studio] step {event['step']}/{event['total']} loss {logs.get('loss')} lr {logs.get('learning_rate')} "
-                      f"tokens/s {event['tokens_per_s']} eta {event['eta']}", flush=True)
+                print(
+                    f"[studio] step {event['step']}/{event['total']} loss {logs.get('loss')} lr {logs.get('learning_rate')} "
+                    f"tokens/s {event['tokens_per_s']} eta {event['eta']}",
+                    flush=True,
+                )
 
         def on_save(self, args, state, control, **kwargs):
             if not self.main:
@@ -258,8 +301,10 @@ def make_callback(run_dir: Path, config: RunConfig):
             store.append_event(run_dir, event)
             changes = {"step": state.global_step, "last_checkpoint": event["checkpoint"]}
             if state.best_model_checkpoint and state.best_metric is not None:
-                changes.update(best_eval_loss=_finite(state.best_metric),
-                               best_checkpoint=f"checkpoints/{Path(state.best_model_checkpoint).name}")
+                changes.update(
+                    best_eval_loss=_finite(state.best_metric),
+                    best_checkpoint=f"checkpoints/{Path(state.best_model_checkpoint).name}",
+                )
             store.update_status(run_dir, **changes)
 
     return StudioCallback()
@@ -288,18 +333,25 @@ def _round(value, digits: int = 2):
 
 
 # ---- the run -----------------------------------------------------------------------------
-def hardware_choices(config: RunConfig, model_dir: str | None = None, log=None) -> tuple[dict, "Precision"]:
+def hardware_choices(config: RunConfig, model_dir: str | None = None, log=None) -> tuple[dict, Precision]:
     """Device, precision and gradient checkpointing ("auto" resolved) for this machine.
 
     The precision comes from the one decision for every device (studio.models.precision); on a CPU that means a
     measured fp32-vs-bf16 comparison on this model's shapes, made once per machine and cached. Returns the facts
     (JSON-friendly, for status.json) and the Precision itself."""
-    precision = precision_probe.choose(config.bf16, model_dir, _threads(config),
-                                       log=log or (lambda text: print(f"[studio] {text}", flush=True)))
+    precision = precision_probe.choose(
+        config.bf16, model_dir, _threads(config), log=log or (lambda text: print(f"[studio] {text}", flush=True))
+    )
     cuda = precision.device == "cuda"
     checkpointing = config.gradient_checkpointing if config.gradient_checkpointing is not None else cuda
-    facts = {"cuda": cuda, "bf16": precision.trainer_bf16, "fp16": precision.trainer_fp16,
-             "gradient_checkpointing": checkpointing, "use_cpu": not cuda, **precision.facts()}
+    facts = {
+        "cuda": cuda,
+        "bf16": precision.trainer_bf16,
+        "fp16": precision.trainer_fp16,
+        "gradient_checkpointing": checkpointing,
+        "use_cpu": not cuda,
+        **precision.facts(),
+    }
     return facts, precision
 
 
@@ -348,8 +400,10 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     eval_rows = read_messages(dataset_dir / "validation.jsonl", required=False)
     # The supervisor sets this flag to 0 unless remote code was authorized for this run (studio.access).
     if config.trust_remote_code and os.environ.get("STUDIO_WORKER_REMOTE_CODE", "1") != "1":
-        raise StudioError("This run asks to run the model's own Python code (trust_remote_code), which is not "
-                          "allowed for it here.", "Pick a model that works without remote code.")
+        raise StudioError(
+            "This run asks to run the model's own Python code (trust_remote_code), which is not allowed for it here.",
+            "Pick a model that works without remote code.",
+        )
     source = catalog.resolve(config.model)
 
     import torch
@@ -380,19 +434,26 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
         if choice.template:
             tokenizer.chat_template = choice.template
     elif not getattr(tokenizer, "chat_template", None):
-        raise StudioError("The model has no chat template, so chat rows cannot be formatted.",
-                          "Pick an instruct/chat model (e.g. one ending in -Instruct).")
+        raise StudioError(
+            "The model has no chat template, so chat rows cannot be formatted.",
+            "Pick an instruct/chat model (e.g. one ending in -Instruct).",
+        )
 
     # The frozen weights in the chosen precision; PEFT keeps the LoRA weights (and so Adam's state) in fp32.
     load_kwargs = {"trust_remote_code": config.trust_remote_code, "dtype": getattr(torch, precision.load_dtype)}
     if config.qlora_4bit:
         if not hw["cuda"] or importlib_missing("bitsandbytes"):
-            raise StudioError("QLoRA 4-bit needs a CUDA GPU and the bitsandbytes package.", "Turn QLoRA 4-bit off on this machine.")
+            raise StudioError(
+                "QLoRA 4-bit needs a CUDA GPU and the bitsandbytes package.", "Turn QLoRA 4-bit off on this machine."
+            )
         from transformers import BitsAndBytesConfig
 
         load_kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16 if precision.trainer_bf16 else torch.float16)
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if precision.trainer_bf16 else torch.float16,
+        )
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs)
     except Exception as error:  # noqa: BLE001
@@ -409,8 +470,10 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
 
     learning_rate = config.learning_rate_for(model.num_parameters())
     if config.learning_rate is None:
-        notes.append(f"learning rate {learning_rate:g}: automatic for a model of "
-                     f"{model.num_parameters() / 1e6:,.0f} M parameters")
+        notes.append(
+            f"learning rate {learning_rate:g}: automatic for a model of "
+            f"{model.num_parameters() / 1e6:,.0f} M parameters"
+        )
 
     from datasets import Dataset
 
@@ -456,23 +519,43 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
-    peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                             target_modules=target_modules, use_dora=config.use_dora, task_type="CAUSAL_LM")
+    peft_config = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=target_modules,
+        use_dora=config.use_dora,
+        task_type="CAUSAL_LM",
+    )
     # The adapter's initial weights come from the global RNG before the Trainer seeds it: seed first, so
     # the same config gives the same run.
     set_seed(config.seed)
     trainer = kernels.micro_batching_trainer(SFTTrainer)(
-        model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=tokenizer,
-        peft_config=peft_config)
-    hw["lean_step"] = kernels.apply(trainer.model, autocast=precision.trainer_bf16 or precision.trainer_fp16,
-                                    on_cpu=hw["use_cpu"])
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    hw["lean_step"] = kernels.apply(
+        trainer.model, autocast=precision.trainer_bf16 or precision.trainer_fp16, on_cpu=hw["use_cpu"]
+    )
     trainer.max_tokens_per_pass = hw["max_tokens_per_pass"]
     trainer.remove_callback(PrinterCallback)
     callback = make_callback(run_dir, config)
     trainer.add_callback(callback)
-    facts = {"train_rows": len(train_rows), "eval_rows": len(eval_rows), "assistant_only_loss": assistant_only,
-             "threads": torch.get_num_threads(), "learning_rate": learning_rate, **hw, "logging_steps": logging_steps, "eval_steps": eval_steps,
-             "save_steps": save_steps}
+    facts = {
+        "train_rows": len(train_rows),
+        "eval_rows": len(eval_rows),
+        "assistant_only_loss": assistant_only,
+        "threads": torch.get_num_threads(),
+        "learning_rate": learning_rate,
+        **hw,
+        "logging_steps": logging_steps,
+        "eval_steps": eval_steps,
+        "save_steps": save_steps,
+    }
     return trainer, callback, facts
 
 
@@ -493,8 +576,12 @@ def train(run_dir: Path) -> str:
     resume_from = store.last_checkpoint(run_dir)
     if main:
         previous = store.read_status(run_dir).get("notes") or []
-        store.update_status(run_dir, notes=list(dict.fromkeys(previous + notes)), facts=facts,
-                            resumed_from=resume_from.name if resume_from else None)
+        store.update_status(
+            run_dir,
+            notes=list(dict.fromkeys(previous + notes)),
+            facts=facts,
+            resumed_from=resume_from.name if resume_from else None,
+        )
         print(f"[studio] {json.dumps(facts)}", flush=True)
         for note in notes:
             print(f"[studio] {note}", flush=True)
@@ -520,24 +607,42 @@ def train(run_dir: Path) -> str:
     runtime = (result.metrics or {}).get("train_runtime")
     best = {}
     if state.best_model_checkpoint and state.best_metric is not None:
-        best = {"best_eval_loss": _finite(state.best_metric), "best_checkpoint": f"checkpoints/{Path(state.best_model_checkpoint).name}"}
+        best = {
+            "best_eval_loss": _finite(state.best_metric),
+            "best_checkpoint": f"checkpoints/{Path(state.best_model_checkpoint).name}",
+        }
     final = "stopped" if stopped else "completed"
     reason = {}
     if stopped and _state["stop_reason"] == "time_limit":
         minutes = (callback.time_limit_s or 0) / 60
-        reason = {"stop_reason": "time_limit", "error": {
-            "message": f"It reached this studio's run time limit ({minutes:.0f} min of training, STUDIO_MAX_RUN_MINUTES).",
-            "hint": "The adapter and a checkpoint were saved: open it in Compare or export it. Fewer steps fit the limit."}}
+        reason = {
+            "stop_reason": "time_limit",
+            "error": {
+                "message": f"It reached this studio's run time limit ({minutes:.0f} min of training, STUDIO_MAX_RUN_MINUTES).",
+                "hint": "The adapter and a checkpoint were saved: open it in Compare or export it. Fewer steps fit the limit.",
+            },
+        }
     ending = dict(
-        status=final, step=state.global_step, total_steps=state.max_steps, ended_at=store.now_iso(), **reason,
-        final_loss=callback.final_loss, train_tokens=tokens, train_runtime=_round(runtime),
+        status=final,
+        step=state.global_step,
+        total_steps=state.max_steps,
+        ended_at=store.now_iso(),
+        **reason,
+        final_loss=callback.final_loss,
+        train_tokens=tokens,
+        train_runtime=_round(runtime),
         train_seconds=_round(callback.train_seconds),
         tokens_per_s=_round(tokens / callback.train_seconds) if tokens and callback.train_seconds else None,
-        adapter="adapter", elapsed=round(callback._elapsed(), 2), **best)
+        adapter="adapter",
+        elapsed=round(callback._elapsed(), 2),
+        **best,
+    )
 
     # status.json says the run ended only once the adapter is final (card, Hub base id, no pickles) and the
     # last event is written: whoever waits for that status (supervisor.wait, Compare, export) finds both.
-    finalize_adapter(run_dir, trainer.args, _state.get("model_chat_template"), status={**store.read_status(run_dir), **ending})
+    finalize_adapter(
+        run_dir, trainer.args, _state.get("model_chat_template"), status={**store.read_status(run_dir), **ending}
+    )
     event = callback._base(state, "status")
     event.update(status=final, loss=callback.final_loss, eta=0.0 if final == "completed" else None)
     store.append_event(run_dir, event)
@@ -564,8 +669,10 @@ def drop_diverged_checkpoints(run_dir: Path, divergence: Divergence) -> None:
         return
     last = store.last_checkpoint(run_dir)
     status = store.read_status(run_dir)
-    changes = {"last_checkpoint": f"checkpoints/{last.name}" if last else None,
-               "notes": (status.get("notes") or []) + [f"removed {', '.join(removed)}: saved after the run diverged"]}
+    changes = {
+        "last_checkpoint": f"checkpoints/{last.name}" if last else None,
+        "notes": (status.get("notes") or []) + [f"removed {', '.join(removed)}: saved after the run diverged"],
+    }
     if str(status.get("best_checkpoint") or "").split("/")[-1] in removed:
         changes.update(best_checkpoint=None, best_eval_loss=None)
     store.update_status(run_dir, **changes)
@@ -596,9 +703,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except StopBeforeTraining:
         if main_process:
-            store.update_status(run_dir, status="stopped", ended_at=store.now_iso(),
-                                error={"message": "Stopped before training began.",
-                                       "hint": "Resume or start again when ready."})
+            store.update_status(
+                run_dir,
+                status="stopped",
+                ended_at=store.now_iso(),
+                error={"message": "Stopped before training began.", "hint": "Resume or start again when ready."},
+            )
             store.append_event(run_dir, {"type": "status", "status": "stopped"})
         print("[studio] stopped before training began", flush=True)
         return 0
@@ -610,12 +720,27 @@ def main(argv: list[str] | None = None) -> int:
                 changes = {}
                 if isinstance(error, TrainingDiverged):
                     found = error.divergence
-                    changes = {"step": found.step, "diverged": {"kind": found.kind, "step": found.step,
-                                                                "since_step": found.since_step}}
-                status = store.update_status(run_dir, status="failed", ended_at=store.now_iso(),
-                                             error={"message": message, "hint": hint}, **changes)
-                store.append_event(run_dir, {"type": "status", "status": "failed", "message": message,
-                                             "step": status.get("step"), "total": status.get("total_steps")})
+                    changes = {
+                        "step": found.step,
+                        "diverged": {"kind": found.kind, "step": found.step, "since_step": found.since_step},
+                    }
+                status = store.update_status(
+                    run_dir,
+                    status="failed",
+                    ended_at=store.now_iso(),
+                    error={"message": message, "hint": hint},
+                    **changes,
+                )
+                store.append_event(
+                    run_dir,
+                    {
+                        "type": "status",
+                        "status": "failed",
+                        "message": message,
+                        "step": status.get("step"),
+                        "total": status.get("total_steps"),
+                    },
+                )
             except OSError:
                 traceback.print_exc()
         print(f"[studio] failed: {message} Hint: {hint}", flush=True)

@@ -20,7 +20,7 @@ from studio.compare.report import decoding_text
 from studio.compare.runs import flatten_content, training_active
 from studio.errors import StudioError
 from studio.ui.guard import guarded
-from studio.ui.shared import download_copy, message_markdown, Shared
+from studio.ui.shared import Shared, download_copy, message_markdown
 
 INTRO = (
     "**What am I looking at?** The same question goes to two models at once: on the left the **base model** "
@@ -32,8 +32,17 @@ INTRO = (
 BASE_PLACEHOLDER = "The **base** model's answers appear here."
 TUNED_PLACEHOLDER = "The **tuned** model's answers appear here."
 RUN_B_PLACEHOLDER = "**Run B**'s answers appear here."
-EVAL_HEADERS = ["Prompt", "Reference", "Base answer", "Tuned answer", "Base loss", "Tuned loss", "Base ROUGE-L",
-                "Tuned ROUGE-L", "Repeats itself"]
+EVAL_HEADERS = [
+    "Prompt",
+    "Reference",
+    "Base answer",
+    "Tuned answer",
+    "Base loss",
+    "Tuned loss",
+    "Base ROUGE-L",
+    "Tuned ROUGE-L",
+    "Repeats itself",
+]
 VIEWS = ["Side by side", "Blind A/B test"]
 REVEAL_HEADERS = ["#", "Prompt", "A was", "B was", "Your vote", "Preferred"]
 BLIND_INTRO = (
@@ -54,6 +63,7 @@ def run_choices() -> list[tuple[str, str]]:
 
 def _settings(system_prompt, temperature, top_p, max_new_tokens, seed, repetition_penalty=None, greedy=False):
     """The decoding settings from the form: the same for every column and for the evaluation."""
+
     def number(value, default, kind=float):
         try:
             return kind(value) if value not in (None, "") else default
@@ -62,10 +72,15 @@ def _settings(system_prompt, temperature, top_p, max_new_tokens, seed, repetitio
 
     temperature = 0.0 if greedy else max(0.0, number(temperature, 0.0))
     penalty = number(repetition_penalty, DEFAULT_REPETITION_PENALTY)
-    return Settings(system_prompt=system_prompt or "", temperature=temperature,
-                    top_p=min(1.0, max(0.05, number(top_p, 1.0))), repetition_penalty=min(2.0, max(1.0, penalty)),
-                    max_new_tokens=min(1024, max(1, number(max_new_tokens, 200, int))), seed=number(seed, 0, int),
-                    source="your settings in the Compare tab")
+    return Settings(
+        system_prompt=system_prompt or "",
+        temperature=temperature,
+        top_p=min(1.0, max(0.05, number(top_p, 1.0))),
+        repetition_penalty=min(2.0, max(1.0, penalty)),
+        max_new_tokens=min(1024, max(1, number(max_new_tokens, 200, int))),
+        seed=number(seed, 0, int),
+        source="your settings in the Compare tab",
+    )
 
 
 def settings_note(settings) -> str:
@@ -75,8 +90,11 @@ def settings_note(settings) -> str:
 def _history_messages(history) -> list[dict]:
     """Chatbot history (Gradio 6: content as lists of text parts) → plain chat messages."""
     # The chat columns show escaped Markdown (see _shown); the models get back exactly what was said.
-    return [{"role": m["role"], "content": escape.unmd(flatten_content(m.get("content")))} for m in history or []
-            if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
+    return [
+        {"role": m["role"], "content": escape.unmd(flatten_content(m.get("content")))}
+        for m in history or []
+        if isinstance(m, dict) and m.get("role") in ("user", "assistant")
+    ]
 
 
 def _shown(text: str) -> str:
@@ -87,9 +105,11 @@ def _shown(text: str) -> str:
 def _run_summary(session) -> str:
     run = session.run
     items = dict(report.summary_items(run))
-    text = (f"**Loaded:** {escape.md_inline(run.name)} — base model {escape.md_inline(items.get('Base model'))}, "
-            f"data {escape.md_inline(items.get('Data'))}, training: {escape.md_inline(items.get('Training'))}, "
-            f"training time {escape.md_inline(items.get('Training time'))}.")
+    text = (
+        f"**Loaded:** {escape.md_inline(run.name)} — base model {escape.md_inline(items.get('Base model'))}, "
+        f"data {escape.md_inline(items.get('Data'))}, training: {escape.md_inline(items.get('Training'))}, "
+        f"training time {escape.md_inline(items.get('Training time'))}."
+    )
     if session.run_b is not None:
         text += f" **Run B:** {escape.md_inline(session.run_b.name)}."
     return access.redact(text)
@@ -105,17 +125,27 @@ def verdict_markdown(info, result) -> str:
 def _eval_outputs(info, result):
     """(verdict, facts under it, loss plot, table) for a saved evaluation or none."""
     if not result:
-        return ("", "*No evaluation yet for this run. Pick how many prompts and press **Evaluate**.*",
-                gr.update(value=None, visible=False), gr.update(value=None))
+        return (
+            "",
+            "*No evaluation yet for this run. Pick how many prompts and press **Evaluate**.*",
+            gr.update(value=None, visible=False),
+            gr.update(value=None),
+        )
     settings = result.get("settings") or {}
 
-    when = (f"*(saved evaluation: {len(result['rows'])} prompts from the "
-            f"{escape.md_inline(result.get('source') or 'prompt file')}, {escape.md_inline(result.get('seconds', '?'))} s; "
-            f"{escape.md_inline(decoding_text(settings))})*")
+    when = (
+        f"*(saved evaluation: {len(result['rows'])} prompts from the "
+        f"{escape.md_inline(result.get('source') or 'prompt file')}, {escape.md_inline(result.get('seconds', '?'))} s; "
+        f"{escape.md_inline(decoding_text(settings))})*"
+    )
     figure = evaluate.loss_figure(result) if result["summary"].get("with_reference") else None
     facts = escape.md(evaluate.headline(result["summary"]))
-    return (verdict_markdown(info, result), (facts + " " if facts else "") + when,
-            gr.update(value=figure, visible=figure is not None), gr.update(value=evaluate.table_rows(result)))
+    return (
+        verdict_markdown(info, result),
+        (facts + " " if facts else "") + when,
+        gr.update(value=figure, visible=figure is not None),
+        gr.update(value=evaluate.table_rows(result)),
+    )
 
 
 # ---------------------------------------------------------------- handlers
@@ -125,9 +155,12 @@ def refresh_runs(current=None):
     choices = run_choices()
     ids = [value for _, value in choices]
     value = current if current else (ids[0] if ids else None)
-    hint = ("*Pick a run and press **Open** — or just ask a question: the run loads with the first message.*"
-            if choices else "*No finished runs with an adapter yet: train one in the **Train** tab, "
-                            "or paste the path of a run or adapter folder.*")
+    hint = (
+        "*Pick a run and press **Open** — or just ask a question: the run loads with the first message.*"
+        if choices
+        else "*No finished runs with an adapter yet: train one in the **Train** tab, "
+        "or paste the path of a run or adapter folder.*"
+    )
     return gr.update(choices=choices, value=value), gr.update(choices=[("(none)", "")] + choices), hint
 
 
@@ -145,20 +178,51 @@ def open_run(run, run_b, progress=gr.Progress()):
         except StudioError:
             examples = []
         defaults = session.engine.default_settings()
-        settings_updates = (gr.update(value=defaults.temperature), gr.update(value=defaults.top_p),
-                            gr.update(value=defaults.repetition_penalty), gr.update(value=defaults.greedy),
-                            settings_note(defaults))
+        settings_updates = (
+            gr.update(value=defaults.temperature),
+            gr.update(value=defaults.top_p),
+            gr.update(value=defaults.repetition_penalty),
+            gr.update(value=defaults.greedy),
+            settings_note(defaults),
+        )
         result = evaluate.load(session.run)
-        return (_run_summary(session), gr.update(samples=examples or [["Hello! What can you do?"]]),
-                gr.update(visible=session.run_b is not None), *cleared, *_eval_outputs(session.run, result),
-                *settings_updates)
+        return (
+            _run_summary(session),
+            gr.update(samples=examples or [["Hello! What can you do?"]]),
+            gr.update(visible=session.run_b is not None),
+            *cleared,
+            *_eval_outputs(session.run, result),
+            *settings_updates,
+        )
     except StudioError as error:
-        return (message_markdown(error), gr.update(), gr.update(visible=False), *cleared,
-                "", "", gr.update(value=None, visible=False), gr.update(value=None), *unchanged_settings)
+        return (
+            message_markdown(error),
+            gr.update(),
+            gr.update(visible=False),
+            *cleared,
+            "",
+            "",
+            gr.update(value=None, visible=False),
+            gr.update(value=None),
+            *unchanged_settings,
+        )
 
 
-def chat(message, base_history, tuned_history, run_b_history, run, run_b, system_prompt, temperature, top_p,
-         max_new_tokens, seed, repetition_penalty=None, greedy=False):
+def chat(
+    message,
+    base_history,
+    tuned_history,
+    run_b_history,
+    run,
+    run_b,
+    system_prompt,
+    temperature,
+    top_p,
+    max_new_tokens,
+    seed,
+    repetition_penalty=None,
+    greedy=False,
+):
     """Stream base, tuned (and run B) answers together, token by token, each into its own column."""
     message = (message or "").strip()
     histories = [list(base_history or []), list(tuned_history or []), list(run_b_history or [])]
@@ -176,11 +240,16 @@ def chat(message, base_history, tuned_history, run_b_history, run, run_b, system
         for index, adapter in enumerate(adapters):
             messages = _history_messages(histories[index]) + [{"role": "user", "content": message}]
             jobs.append((("Base", "Tuned", "Run B")[index], adapter, messages))
-            histories[index] = histories[index] + [{"role": "user", "content": _shown(message)},
-                                                   {"role": "assistant", "content": ""}]
+            histories[index] = histories[index] + [
+                {"role": "user", "content": _shown(message)},
+                {"role": "assistant", "content": ""},
+            ]
 
-        note = ("*A training run is active: answers use 1 CPU thread so the training keeps its speed.*"
-                if training_active() else "")
+        note = (
+            "*A training run is active: answers use 1 CPU thread so the training keeps its speed.*"
+            if training_active()
+            else ""
+        )
         for columns in session.engine.stream(jobs, settings):
             for index, column in enumerate(columns):
                 histories[index][-1] = {"role": "assistant", "content": _shown(column.text) if column.text else "…"}
@@ -207,8 +276,19 @@ def describe_settings(system_prompt, temperature, top_p, max_new_tokens, seed, r
     return settings_note(_settings(system_prompt, temperature, top_p, max_new_tokens, seed, repetition_penalty, greedy))
 
 
-def run_evaluation(run, n, prompt_file, system_prompt, max_new_tokens, temperature=None, top_p=None,
-                   repetition_penalty=None, greedy=False, seed=0, progress=gr.Progress()):
+def run_evaluation(
+    run,
+    n,
+    prompt_file,
+    system_prompt,
+    max_new_tokens,
+    temperature=None,
+    top_p=None,
+    repetition_penalty=None,
+    greedy=False,
+    seed=0,
+    progress=gr.Progress(),
+):
     """Evaluate with the same decoding settings as the columns; the settings are saved with the results."""
     try:
         n = evaluate.validate_n(n)
@@ -216,10 +296,13 @@ def run_evaluation(run, n, prompt_file, system_prompt, max_new_tokens, temperatu
         session = engine.open_session(run)
         prompts, source = evaluate.load_prompts(session.run, prompt_file, n)
         if temperature is None:  # called without the form (API, tests): the model's fair defaults
-            settings = session.engine.default_settings(system_prompt=system_prompt or "",
-                                                       max_new_tokens=int(max_new_tokens or 128))
+            settings = session.engine.default_settings(
+                system_prompt=system_prompt or "", max_new_tokens=int(max_new_tokens or 128)
+            )
         else:
-            settings = _settings(system_prompt, temperature, top_p, max_new_tokens or 128, seed, repetition_penalty, greedy)
+            settings = _settings(
+                system_prompt, temperature, top_p, max_new_tokens or 128, seed, repetition_penalty, greedy
+            )
         progress(0, desc="Loading…")
 
         def report_progress(done, total, text):
@@ -257,30 +340,76 @@ def _ab_render(voter, info, result, ballot):
     total = len(ballot["items"])
     who = f"**{ballot.get('label', 'Voter')}** · {tally['total']} of {total} prompts voted"
     if votes.is_revealed(ballot):
-        rows = [[votes.position(ballot, r["index"]), r["prompt"], "tuned" if r["tuned_is"] == "A" else "base",
-                 "tuned" if r["tuned_is"] == "B" else "base", r["vote"], r["winner"]]
-                for r in votes.reveal(ballot, result)]
+        rows = [
+            [
+                votes.position(ballot, r["index"]),
+                r["prompt"],
+                "tuned" if r["tuned_is"] == "A" else "base",
+                "tuned" if r["tuned_is"] == "B" else "base",
+                r["vote"],
+                r["winner"],
+            ]
+            for r in votes.reveal(ballot, result)
+        ]
         everyone = votes.finished_ballots(info, result)
         lines = [f"**Your ballot:** {votes.tally_text(tally)}"]
         if len(everyone) > 1:
             lines.append(f"**All {len(everyone)} finished ballots:** {votes.tally_text(votes.tally(everyone))}")
-        prompt = (f"**Ballot closed.** You voted on {tally['total']} of {total} prompts; below is which answer was "
-                  "which for those only. Press **New voter** to let someone else vote.")
+        prompt = (
+            f"**Ballot closed.** You voted on {tally['total']} of {total} prompts; below is which answer was "
+            "which for those only. Press **New voter** to let someone else vote."
+        )
         off = gr.update(interactive=False)
-        return (voter, who + " · closed", prompt, "", "", None, "\n\n".join(lines),
-                gr.update(value=rows, visible=True), off, off, off, gr.update(interactive=False, value="Ballot closed"))
+        return (
+            voter,
+            who + " · closed",
+            prompt,
+            "",
+            "",
+            None,
+            "\n\n".join(lines),
+            gr.update(value=rows, visible=True),
+            off,
+            off,
+            off,
+            gr.update(interactive=False, value="Ballot closed"),
+        )
     index = votes.next_unvoted(ballot)
     hidden_reveal = gr.update(value=None, visible=False)
     if index is None:
         on_finish = gr.update(interactive=True, value="Finish and reveal")
         off = gr.update(interactive=False)
-        return (voter, who, f"**All {total} prompts voted.** Press **Finish and reveal** to see which answer was which.",
-                "", "", None, "", hidden_reveal, off, off, off, on_finish)
+        return (
+            voter,
+            who,
+            f"**All {total} prompts voted.** Press **Finish and reveal** to see which answer was which.",
+            "",
+            "",
+            None,
+            "",
+            hidden_reveal,
+            off,
+            off,
+            off,
+            on_finish,
+        )
     shown = votes.pair(ballot, result, index)
     on = gr.update(interactive=True)
     finish_label = "Finish and reveal" if not tally["total"] else "Stop here and reveal"
-    return (voter, who, f"**Prompt {votes.position(ballot, index)} of {total}:** {escape.md(shown['prompt'])}", shown["A"],
-            shown["B"], index, "", hidden_reveal, on, on, on, gr.update(interactive=True, value=finish_label))
+    return (
+        voter,
+        who,
+        f"**Prompt {votes.position(ballot, index)} of {total}:** {escape.md(shown['prompt'])}",
+        shown["A"],
+        shown["B"],
+        index,
+        "",
+        hidden_reveal,
+        on,
+        on,
+        on,
+        gr.update(interactive=True, value=finish_label),
+    )
 
 
 def _ab_failed(voter, error):
@@ -292,8 +421,10 @@ def _ab_context(run):
     info = runs.load_run(run)
     result = evaluate.load(info)
     if not result:
-        raise StudioError("The blind test uses the evaluation's answers, and there is none yet.",
-                          "Switch to “Side by side” and press Evaluate first (10 or more prompts give a useful tally).")
+        raise StudioError(
+            "The blind test uses the evaluation's answers, and there is none yet.",
+            "Switch to “Side by side” and press Evaluate first (10 or more prompts give a useful tally).",
+        )
     return info, result
 
 
@@ -324,6 +455,7 @@ def ab_vote(run, voter, index, choice):
 
 def vote_button(choice: str):
     """The handler of one vote button (named vote_A, vote_tie, vote_B: one API name per button)."""
+
     def vote(run, voter, index):
         return ab_vote(run, voter, index, choice)
 
@@ -354,18 +486,23 @@ def build_report(run):
         # the run folder: Compare writes nowhere else).
         import shutil
 
-
         stem = f"report-{paths.safe_name(info.run_id, 'run')}"
         html_named = shutil.copyfile(html_path, html_path.with_name(f"{stem}.html"))
         md_named = shutil.copyfile(md_path, md_path.with_name(f"{stem}.md"))
-        return (f"Report saved in {escape.md_code(access.redact(str(html_path.parent)))} — one HTML file that opens "
-                "offline (e-mail it as is).",
-                gr.update(value=download_copy(html_named), visible=True),
-                gr.update(value=download_copy(md_named), visible=True))
+        return (
+            f"Report saved in {escape.md_code(access.redact(str(html_path.parent)))} — one HTML file that opens "
+            "offline (e-mail it as is).",
+            gr.update(value=download_copy(html_named), visible=True),
+            gr.update(value=download_copy(md_named), visible=True),
+        )
     except StudioError as error:
         return message_markdown(error), gr.update(visible=False), gr.update(visible=False)
     except OSError as error:
-        return f"**Could not write the report: {escape.md_inline(error)}**", gr.update(visible=False), gr.update(visible=False)
+        return (
+            f"**Could not write the report: {escape.md_inline(error)}**",
+            gr.update(visible=False),
+            gr.update(visible=False),
+        )
 
 
 def preselect(run_id):
@@ -380,33 +517,62 @@ def preselect(run_id):
 def build(shared: Shared) -> None:
     gr.Markdown(INTRO, elem_classes="tab-intro", elem_id="compare-intro")
     with gr.Row(equal_height=True):
-        run = gr.Dropdown(label="Training run (or paste a run / adapter folder path)", choices=run_choices(),
-                          allow_custom_value=True, elem_id="compare-run", scale=4)
-        run_b = gr.Dropdown(label="Optional third column: run B on the same base", choices=[("(none)", "")],
-                            value="", allow_custom_value=True, elem_id="compare-run-b", scale=3)
+        run = gr.Dropdown(
+            label="Training run (or paste a run / adapter folder path)",
+            choices=run_choices(),
+            allow_custom_value=True,
+            elem_id="compare-run",
+            scale=4,
+        )
+        run_b = gr.Dropdown(
+            label="Optional third column: run B on the same base",
+            choices=[("(none)", "")],
+            value="",
+            allow_custom_value=True,
+            elem_id="compare-run-b",
+            scale=3,
+        )
         refresh = gr.Button("↻ Refresh list", size="sm", scale=1, elem_id="compare-refresh")
         open_button = gr.Button("Open", variant="primary", scale=1, elem_id="compare-open")
     status = gr.Markdown("", elem_id="compare-status")
     view = gr.Radio(VIEWS, value=VIEWS[0], show_label=False, elem_id="compare-view")
 
     with gr.Column(visible=True, elem_id="compare-labelled") as labelled_view:
-        with gr.Accordion("Generation settings (the same for every column and for the evaluation)", open=False,
-                          elem_id="compare-settings"):
+        with gr.Accordion(
+            "Generation settings (the same for every column and for the evaluation)",
+            open=False,
+            elem_id="compare-settings",
+        ):
             with gr.Row():
-                system_prompt = gr.Textbox(label="System prompt (empty: the model's default)", lines=2, scale=3,
-                                           elem_id="compare-system")
+                system_prompt = gr.Textbox(
+                    label="System prompt (empty: the model's default)", lines=2, scale=3, elem_id="compare-system"
+                )
                 with gr.Column(scale=2):
-                    greedy = gr.Checkbox(value=False, label="Greedy decoding (no sampling: the same answer every time)",
-                                         elem_id="compare-greedy")
-                    temperature = gr.Slider(0, 1.5, value=DEFAULT_TEMPERATURE, step=0.05, label="Temperature",
-                                            elem_id="compare-temperature")
+                    greedy = gr.Checkbox(
+                        value=False,
+                        label="Greedy decoding (no sampling: the same answer every time)",
+                        elem_id="compare-greedy",
+                    )
+                    temperature = gr.Slider(
+                        0, 1.5, value=DEFAULT_TEMPERATURE, step=0.05, label="Temperature", elem_id="compare-temperature"
+                    )
                     top_p = gr.Slider(0.05, 1, value=DEFAULT_TOP_P, step=0.05, label="Top-p", elem_id="compare-top-p")
                 with gr.Column(scale=2):
-                    repetition_penalty = gr.Slider(1.0, 2.0, value=DEFAULT_REPETITION_PENALTY, step=0.05,
-                                                   label="Repetition penalty (1 = off)", elem_id="compare-repetition")
-                    max_new_tokens = gr.Slider(8, min(1024, limits.whole("new_tokens") or 1024),
-                                               value=min(200, limits.whole("new_tokens") or 200), step=8,
-                                               label="Max new tokens")
+                    repetition_penalty = gr.Slider(
+                        1.0,
+                        2.0,
+                        value=DEFAULT_REPETITION_PENALTY,
+                        step=0.05,
+                        label="Repetition penalty (1 = off)",
+                        elem_id="compare-repetition",
+                    )
+                    max_new_tokens = gr.Slider(
+                        8,
+                        min(1024, limits.whole("new_tokens") or 1024),
+                        value=min(200, limits.whole("new_tokens") or 200),
+                        step=8,
+                        label="Max new tokens",
+                    )
                     seed = gr.Number(value=0, precision=0, label="Seed (the same for every column)")
             settings_md = gr.Markdown(settings_note(Settings()), elem_id="compare-settings-note")
 
@@ -414,54 +580,106 @@ def build(shared: Shared) -> None:
             with gr.Column():
                 # A heading above the chat, not the Chatbot's own label: that label floats over the first bubble.
                 gr.Markdown("**Base model** — as downloaded", elem_classes="compare-column-title")
-                base_chat = gr.Chatbot(show_label=False, height=420, elem_id="compare-base-chat",
-                                       placeholder=BASE_PLACEHOLDER, feedback_options=None)
+                base_chat = gr.Chatbot(
+                    show_label=False,
+                    height=420,
+                    elem_id="compare-base-chat",
+                    placeholder=BASE_PLACEHOLDER,
+                    feedback_options=None,
+                )
                 base_stats = gr.Markdown("", elem_id="compare-base-stats")
             with gr.Column():
                 gr.Markdown("**Tuned** — base + your LoRA adapter", elem_classes="compare-column-title")
-                tuned_chat = gr.Chatbot(show_label=False, height=420, elem_id="compare-tuned-chat",
-                                        placeholder=TUNED_PLACEHOLDER, feedback_options=None)
+                tuned_chat = gr.Chatbot(
+                    show_label=False,
+                    height=420,
+                    elem_id="compare-tuned-chat",
+                    placeholder=TUNED_PLACEHOLDER,
+                    feedback_options=None,
+                )
                 tuned_stats = gr.Markdown("", elem_id="compare-tuned-stats")
             with gr.Column(visible=False) as run_b_column:
                 gr.Markdown("**Run B** — base + run B's adapter", elem_classes="compare-column-title")
-                run_b_chat = gr.Chatbot(show_label=False, height=420, elem_id="compare-runb-chat",
-                                        placeholder=RUN_B_PLACEHOLDER, feedback_options=None)
+                run_b_chat = gr.Chatbot(
+                    show_label=False,
+                    height=420,
+                    elem_id="compare-runb-chat",
+                    placeholder=RUN_B_PLACEHOLDER,
+                    feedback_options=None,
+                )
                 run_b_stats = gr.Markdown("", elem_id="compare-runb-stats")
         with gr.Row(equal_height=True):
-            message = gr.Textbox(placeholder="Ask both models the same question…", show_label=False, scale=6,
-                                 elem_id="compare-input", autofocus=False)
+            message = gr.Textbox(
+                placeholder="Ask both models the same question…",
+                show_label=False,
+                scale=6,
+                elem_id="compare-input",
+                autofocus=False,
+            )
             send = gr.Button("Send to both", variant="primary", scale=1, elem_id="compare-send")
             stop = gr.Button("Stop", variant="stop", scale=1, elem_id="compare-stop")
             clear = gr.Button("Clear", scale=1, elem_id="compare-clear")
-        examples = gr.Dataset(label="Example prompts from the run's validation data (click one)", components=[message],
-                              samples=[["Hello! What can you do?"]], elem_id="compare-examples")
+        examples = gr.Dataset(
+            label="Example prompts from the run's validation data (click one)",
+            components=[message],
+            samples=[["Hello! What can you do?"]],
+            elem_id="compare-examples",
+        )
         chat_error = gr.Markdown("", elem_id="compare-chat-error")
 
         with gr.Accordion("Held-out evaluation — is the tuned model better on unseen prompts?", open=True):
-            gr.Markdown("Generates base and tuned answers for prompts the model did not train on (the run's validation "
-                        "split, or your own JSONL file) with the generation settings above, and scores both against the "
-                        "reference answers: **loss** (how surprised the model is by the reference; lower is better), "
-                        "**ROUGE-L** and **chrF** overlap (higher is better). The verdict weighs them together with the "
-                        "finished blind ballots, each with its uncertainty, and says *inconclusive* when the evidence "
-                        "cannot carry a conclusion.")
+            gr.Markdown(
+                "Generates base and tuned answers for prompts the model did not train on (the run's validation "
+                "split, or your own JSONL file) with the generation settings above, and scores both against the "
+                "reference answers: **loss** (how surprised the model is by the reference; lower is better), "
+                "**ROUGE-L** and **chrF** overlap (higher is better). The verdict weighs them together with the "
+                "finished blind ballots, each with its uncertainty, and says *inconclusive* when the evidence "
+                "cannot carry a conclusion."
+            )
             with gr.Row():
-                eval_n = gr.Number(value=min(20, limits.whole("eval_prompts") or 20), precision=0, minimum=1,
-                                   maximum=limits.whole("eval_prompts"), label="Prompts", elem_id="compare-eval-n", scale=1)
-                eval_tokens = gr.Slider(16, max(16, min(512, limits.whole("new_tokens") or 512)),
-                                        value=max(16, min(128, limits.whole("new_tokens") or 128)), step=16,
-                                        label="Max new tokens per answer", scale=2, elem_id="compare-eval-tokens")
-                prompt_file = gr.File(label="Optional prompt file (JSONL chat rows)", file_types=[".jsonl"], type="filepath",
-                                      scale=2, height=120, elem_id="compare-eval-file")
+                eval_n = gr.Number(
+                    value=min(20, limits.whole("eval_prompts") or 20),
+                    precision=0,
+                    minimum=1,
+                    maximum=limits.whole("eval_prompts"),
+                    label="Prompts",
+                    elem_id="compare-eval-n",
+                    scale=1,
+                )
+                eval_tokens = gr.Slider(
+                    16,
+                    max(16, min(512, limits.whole("new_tokens") or 512)),
+                    value=max(16, min(128, limits.whole("new_tokens") or 128)),
+                    step=16,
+                    label="Max new tokens per answer",
+                    scale=2,
+                    elem_id="compare-eval-tokens",
+                )
+                prompt_file = gr.File(
+                    label="Optional prompt file (JSONL chat rows)",
+                    file_types=[".jsonl"],
+                    type="filepath",
+                    scale=2,
+                    height=120,
+                    elem_id="compare-eval-file",
+                )
                 eval_button = gr.Button("Evaluate", variant="primary", scale=1, elem_id="compare-eval-run")
             eval_verdict = gr.Markdown("", elem_id="compare-verdict")
             eval_headline = gr.Markdown("", elem_id="compare-eval-summary")
             eval_plot = gr.Plot(label="Loss per prompt", elem_id="compare-eval-plot", visible=False)
-            eval_table = gr.Dataframe(headers=EVAL_HEADERS, wrap=True, interactive=False, elem_id="compare-eval-table",
-                                      column_widths=["15%", "15%", "19%", "19%", "6%", "6%", "6%", "6%", "8%"])
+            eval_table = gr.Dataframe(
+                headers=EVAL_HEADERS,
+                wrap=True,
+                interactive=False,
+                elem_id="compare-eval-table",
+                column_widths=["15%", "15%", "19%", "19%", "6%", "6%", "6%", "6%", "8%"],
+            )
 
         with gr.Accordion("Report for stakeholders", open=False):
-            gr.Markdown("One HTML file (opens offline, fine to e-mail) and a Markdown copy: the verdict, what the run "
-                        "was, the loss chart, the evaluation table and the finished blind ballots.")
+            gr.Markdown(
+                "One HTML file (opens offline, fine to e-mail) and a Markdown copy: the verdict, what the run "
+                "was, the loss chart, the evaluation table and the finished blind ballots."
+            )
             report_button = gr.Button("Build report", elem_id="compare-report-build")
             report_status = gr.Markdown("", elem_id="compare-report-status")
             with gr.Row():
@@ -474,7 +692,9 @@ def build(shared: Shared) -> None:
         voter = gr.BrowserState("", storage_key="studio-blind-voter")
         with gr.Row(equal_height=True):
             ab_who = gr.Markdown("", elem_id="compare-ab-voter")
-            ab_start_button = gr.Button("Start / continue my ballot", variant="primary", scale=0, elem_id="compare-ab-start")
+            ab_start_button = gr.Button(
+                "Start / continue my ballot", variant="primary", scale=0, elem_id="compare-ab-start"
+            )
             ab_new_button = gr.Button("New voter", scale=0, elem_id="compare-ab-new-voter")
         ab_prompt = gr.Markdown("", elem_id="compare-ab-prompt")
         with gr.Row(equal_height=True):
@@ -486,16 +706,30 @@ def build(shared: Shared) -> None:
             vote_b = gr.Button("B is better", interactive=False, elem_id="compare-vote-b")
         ab_finish = gr.Button("Finish and reveal", size="sm", interactive=False, elem_id="compare-ab-reveal")
         ab_tally = gr.Markdown("", elem_id="compare-ab-tally")
-        ab_reveal_table = gr.Dataframe(headers=REVEAL_HEADERS, visible=False, interactive=False, wrap=True,
-                                       elem_id="compare-ab-reveal-table")
+        ab_reveal_table = gr.Dataframe(
+            headers=REVEAL_HEADERS, visible=False, interactive=False, wrap=True, elem_id="compare-ab-reveal-table"
+        )
         ab_index = gr.State(None)
 
     # ---- events
     chats = [base_chat, tuned_chat, run_b_chat]
     stats = [base_stats, tuned_stats, run_b_stats]
     setting_inputs = [system_prompt, temperature, top_p, max_new_tokens, seed, repetition_penalty, greedy]
-    open_outputs = [status, examples, run_b_column, *chats, eval_verdict, eval_headline, eval_plot, eval_table,
-                    temperature, top_p, repetition_penalty, greedy, settings_md]
+    open_outputs = [
+        status,
+        examples,
+        run_b_column,
+        *chats,
+        eval_verdict,
+        eval_headline,
+        eval_plot,
+        eval_table,
+        temperature,
+        top_p,
+        repetition_penalty,
+        greedy,
+        settings_md,
+    ]
     g = guarded  # every handler goes through the guard (studio/ui/guard.py) with its rule
     private = {"api_visibility": "private"}
     refresh.click(g(access.LOOK, refresh_runs), inputs=run, outputs=[run, run_b, status], **private)
@@ -504,16 +738,33 @@ def build(shared: Shared) -> None:
     run.input(opener, inputs=[run, run_b], outputs=open_outputs, **private)
     run_b.input(opener, inputs=[run, run_b], outputs=open_outputs, **private)
     shared.run.change(g(access.LOOK, preselect), inputs=shared.run, outputs=run, **private).then(
-        opener, inputs=[run, run_b], outputs=open_outputs, **private)
+        opener, inputs=[run, run_b], outputs=open_outputs, **private
+    )
     for control in setting_inputs:
-        control.change(g(access.LOOK, describe_settings), inputs=setting_inputs, outputs=settings_md, **private,
-                       show_progress="hidden")
+        control.change(
+            g(access.LOOK, describe_settings),
+            inputs=setting_inputs,
+            outputs=settings_md,
+            **private,
+            show_progress="hidden",
+        )
 
     # On ZeroGPU hardware a GPU is attached only inside @spaces.GPU calls: generation runs in them.
     chat_on_gpu = g(access.CHAT, access.gpu_call(chat, duration=120))
     evaluation_on_gpu = g(access.EVALUATE, access.gpu_call(run_evaluation, duration=300))
-    chat_inputs = [message, *chats, run, run_b, system_prompt, temperature, top_p, max_new_tokens, seed,
-                   repetition_penalty, greedy]
+    chat_inputs = [
+        message,
+        *chats,
+        run,
+        run_b,
+        system_prompt,
+        temperature,
+        top_p,
+        max_new_tokens,
+        seed,
+        repetition_penalty,
+        greedy,
+    ]
     chat_outputs = [message, *chats, *stats, chat_error]
     sent = send.click(chat_on_gpu, inputs=chat_inputs, outputs=chat_outputs, **private)
     submitted = message.submit(chat_on_gpu, inputs=chat_inputs, outputs=chat_outputs, **private)
@@ -522,16 +773,42 @@ def build(shared: Shared) -> None:
     examples.click(g(access.LOOK, pick_example), inputs=examples, outputs=message, **private)
 
     # Progress shows once, on the verdict, not over every output (it used to cover the plot and table too).
-    eval_button.click(evaluation_on_gpu,
-                      inputs=[run, eval_n, prompt_file, system_prompt, eval_tokens, temperature, top_p,
-                              repetition_penalty, greedy, seed],
-                      outputs=[eval_verdict, eval_headline, eval_plot, eval_table], **private,
-                      show_progress_on=[eval_verdict])
+    eval_button.click(
+        evaluation_on_gpu,
+        inputs=[
+            run,
+            eval_n,
+            prompt_file,
+            system_prompt,
+            eval_tokens,
+            temperature,
+            top_p,
+            repetition_penalty,
+            greedy,
+            seed,
+        ],
+        outputs=[eval_verdict, eval_headline, eval_plot, eval_table],
+        **private,
+        show_progress_on=[eval_verdict],
+    )
 
     view.change(g(access.LOOK, switch_view), inputs=view, outputs=[labelled_view, blind_view], **private).then(
-        g(access.VIEW, refresh_verdict), inputs=run, outputs=eval_verdict, **private, show_progress="hidden")
-    ab_outputs = [voter, ab_who, ab_prompt, ab_a, ab_b, ab_index, ab_tally, ab_reveal_table, vote_a, vote_tie, vote_b,
-                  ab_finish]
+        g(access.VIEW, refresh_verdict), inputs=run, outputs=eval_verdict, **private, show_progress="hidden"
+    )
+    ab_outputs = [
+        voter,
+        ab_who,
+        ab_prompt,
+        ab_a,
+        ab_b,
+        ab_index,
+        ab_tally,
+        ab_reveal_table,
+        vote_a,
+        vote_tie,
+        vote_b,
+        ab_finish,
+    ]
     run.change(g(access.LOOK, ab_clear), outputs=ab_outputs[1:], **private, show_progress="hidden")
     # Ballot events take milliseconds: no progress overlay flickering over the answers and the tally.
     quiet = {**private, "show_progress": "hidden"}
@@ -540,8 +817,9 @@ def build(shared: Shared) -> None:
     for button, choice in ((vote_a, "A"), (vote_tie, "tie"), (vote_b, "B")):
         button.click(g(access.VOTE, vote_button(choice)), inputs=[run, voter, ab_index], outputs=ab_outputs, **quiet)
     ab_finish.click(g(access.VOTE, ab_reveal), inputs=[run, voter], outputs=ab_outputs, **quiet)
-    report_button.click(g(access.REPORT, build_report), inputs=run, outputs=[report_status, report_html, report_md],
-                        **private)
+    report_button.click(
+        g(access.REPORT, build_report), inputs=run, outputs=[report_status, report_html, report_md], **private
+    )
 
     # Runs finish while the app is up: refresh the list whenever the page loads (once the visitor is known).
     if shared.ready is not None:

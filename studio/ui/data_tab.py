@@ -21,7 +21,9 @@ from pathlib import Path
 import gradio as gr
 
 from studio import access, escape, paths, quotas
-from studio.data import clean, dismissals, mapping as mapping_module, rowview, stats as stats_module, store
+from studio.data import clean, dismissals, rowview, store
+from studio.data import mapping as mapping_module
+from studio.data import stats as stats_module
 from studio.data.lint import context_length
 from studio.data.load import load_hub
 from studio.data.mapping import ColumnMapping
@@ -29,11 +31,11 @@ from studio.data.rowview import ROW_VIEW_CSS
 from studio.data.rules.secrets import mask_record
 from studio.data.rules.tokens import row_tokens
 from studio.data.stats import compute_stats, error_rows
-from studio.data.store import bundled_samples, SAMPLES_DIR
+from studio.data.store import SAMPLES_DIR, bundled_samples
 from studio.errors import StudioError
 from studio.models import catalog, loading
 from studio.ui.guard import guarded
-from studio.ui.shared import download_copy, message_markdown, Shared
+from studio.ui.shared import Shared, download_copy, message_markdown
 
 INTRO = (
     "**What am I looking at?** Your training data, checked row by row *before* you spend compute on it. "
@@ -73,7 +75,6 @@ VERDICT_CSS = """
 def severity_badge(severity: str) -> str:
     colour = SEVERITY_COLOURS.get(severity, "#999999")
     return f'<span style="color:{colour};font-weight:700">● {SEVERITY_LABELS.get(severity, severity)}</span>'
-
 
 
 # ---------------------------------------------------------------- helpers (no gradio needed)
@@ -124,7 +125,6 @@ def source_from_hub(dataset_id: str, split: str = "train") -> dict:
     import gzip
     import json
 
-
     result = load_hub(dataset_id, split=(split or "train").strip())
     name = paths.safe_name(f"{dataset_id.replace('/', '__')}-{split}", default="hub-dataset") + ".jsonl.gz"
     target = paths.uploads_dir() / f"{paths.new_id()}-{name}"
@@ -156,8 +156,10 @@ def verdict_html(report, stats: dict | None = None) -> str:
         good = total - bad_rows
         if (bad_rows or unreadable) and good > 0:
             lines = f" (and {unreadable} line{'s' if unreadable != 1 else ''} could not be read)" if unreadable else ""
-            parts.append(f"{bad_rows} of {total} rows have errors that would crash training or teach the wrong thing{lines}. "
-                         f"<b>Fix and split</b> sets them aside and keeps the {good} good rows.")
+            parts.append(
+                f"{bad_rows} of {total} rows have errors that would crash training or teach the wrong thing{lines}. "
+                f"<b>Fix and split</b> sets them aside and keeps the {good} good rows."
+            )
         elif total and not good:
             parts.append("No row can be used as it is: see the errors below.")
         for finding in file_errors[:2]:
@@ -171,19 +173,24 @@ def verdict_html(report, stats: dict | None = None) -> str:
         detail = "No errors or warnings. Fix and split to save a train/validation set."
     dots = "".join(
         f'<span><span class="dv-dot" style="background:{SEVERITY_COLOURS[key]}"></span>{counts[key]} {name}'
-        f'{"s" if counts[key] != 1 else ""}</span>'
-        for key, name in (("E", "error"), ("W", "warning"), ("I", "note")))
+        f"{'s' if counts[key] != 1 else ''}</span>"
+        for key, name in (("E", "error"), ("W", "warning"), ("I", "note"))
+    )
     counts_html = f'<p class="dv-counts"><span>{total} rows</span>{dots}</p>'
     icon = f'<span class="dv-icon" style="background:{colour}">{symbol}</span>'
-    return (f'<div class="dv-verdict {css}" data-verdict="{verdict}"><h3>{icon}{title}</h3><p>{detail}</p>'
-            f'{counts_html}</div>')
+    return (
+        f'<div class="dv-verdict {css}" data-verdict="{verdict}"><h3>{icon}{title}</h3><p>{detail}</p>'
+        f"{counts_html}</div>"
+    )
 
 
 def idle_verdict_html(text: str = "No data checked yet: pick the sample or upload a file above.") -> str:
     return f'<div class="dv-verdict dv-idle" data-verdict="none"><p>{escape.html(text)}</p></div>'
 
 
-def format_markdown(report, source: dict, model_label: str | None, max_length: int | None, stats: dict | None = None) -> str:
+def format_markdown(
+    report, source: dict, model_label: str | None, max_length: int | None, stats: dict | None = None
+) -> str:
     formats: dict[str, int] = {}
     mappings: dict[str, int] = {}
     for row in report.rows:
@@ -195,10 +202,15 @@ def format_markdown(report, source: dict, model_label: str | None, max_length: i
     detected = report.format or (max(formats, key=formats.get) if formats else "unknown")
     lines = [f"**Source:** {escape.md_code(source.get('name', ''))} · **Detected format:** {escape.md_code(detected)}"]
     if len(formats) > 1:
-        lines[0] += " (" + ", ".join(f"{escape.md_inline(name)}: {count} rows" for name, count in sorted(formats.items())) + ")"
+        lines[0] += (
+            " (" + ", ".join(f"{escape.md_inline(name)}: {count} rows" for name, count in sorted(formats.items())) + ")"
+        )
     if model_label:
-        lines[0] += f" · **Model:** {escape.md_inline(model_label)} · **Max length:** {max_length:,}" if max_length else \
-            f" · **Model:** {escape.md_inline(model_label)}"
+        lines[0] += (
+            f" · **Model:** {escape.md_inline(model_label)} · **Max length:** {max_length:,}"
+            if max_length
+            else f" · **Model:** {escape.md_inline(model_label)}"
+        )
     if mappings:
         shown = "; ".join(f"{mapping} ({count} rows)" for mapping, count in list(mappings.items())[:4])
         lines.append(f"**Converted to chat messages:** {escape.md_inline(shown)}")
@@ -219,10 +231,16 @@ def findings_frame(report, severity: str = "All", rule: str = "All"):
 
     wanted = _FILTER_TO_SEVERITY.get(severity)
     order = {"E": 0, "W": 1, "I": 2}
-    items = [f for f in report.findings if (wanted is None or f.severity == wanted) and (rule in ("All", None, "") or f.rule == rule)]
+    items = [
+        f
+        for f in report.findings
+        if (wanted is None or f.severity == wanted) and (rule in ("All", None, "") or f.rule == rule)
+    ]
     items.sort(key=lambda f: (order.get(f.severity, 3), f.row if f.row is not None else 0, f.rule))
-    rows = [[severity_badge(f.severity), f.rule, "file" if f.row is None else f.row, f.message, f.hint]
-            for f in items[:MAX_TABLE_ROWS]]
+    rows = [
+        [severity_badge(f.severity), f.rule, "file" if f.row is None else f.row, f.message, f.hint]
+        for f in items[:MAX_TABLE_ROWS]
+    ]
     return pd.DataFrame(rows, columns=FINDING_COLUMNS)
 
 
@@ -241,11 +259,20 @@ def row_view(state: dict | None, row_number) -> tuple[str, str, str]:
     report = state["report"]
     row = next((r for r in report.rows if r.number == number), None)
     findings = [f for f in report.findings if f.row == number]
-    notes = "\n".join(f"- {severity_badge(f.severity)} **{escape.md_inline(f.rule)}** — {escape.md_inline(f.message)} "
-                      f"*{escape.md_inline(f.hint)}*" for f in findings)
-    header = f"**Row {number}** — " + (f"{len(findings)} finding{'s' if len(findings) != 1 else ''}:\n\n{notes}" if findings else "no findings.")
+    notes = "\n".join(
+        f"- {severity_badge(f.severity)} **{escape.md_inline(f.rule)}** — {escape.md_inline(f.message)} "
+        f"*{escape.md_inline(f.hint)}*"
+        for f in findings
+    )
+    header = f"**Row {number}** — " + (
+        f"{len(findings)} finding{'s' if len(findings) != 1 else ''}:\n\n{notes}" if findings else "no findings."
+    )
     if row is None:
-        return rowview.chat_html(None), "", f"**Row {number}** could not be read as a record (see its findings).\n\n{notes}"
+        return (
+            rowview.chat_html(None),
+            "",
+            f"**Row {number}** could not be read as a record (see its findings).\n\n{notes}",
+        )
     if any(f.rule == "PII-SECRET" for f in findings):
         row = _secrets_masked(row)  # a secret is never shown, not even in its own row
     chat = rowview.chat_html(row.messages, row.text)
@@ -260,9 +287,16 @@ def row_view(state: dict | None, row_number) -> tuple[str, str, str]:
     elif tokenizer is not None and row.text is not None:
         try:
             ids = tokenizer(row.text, add_special_tokens=False)["input_ids"]
-            tokens = rowview.tokens_html([{"text": tokenizer.decode([i]), "trained": True,
-                                            "cut": bool(state.get("max_length")) and n >= state["max_length"]}
-                                           for n, i in enumerate(ids)])
+            tokens = rowview.tokens_html(
+                [
+                    {
+                        "text": tokenizer.decode([i]),
+                        "trained": True,
+                        "cut": bool(state.get("max_length")) and n >= state["max_length"],
+                    }
+                    for n, i in enumerate(ids)
+                ]
+            )
         except Exception:  # noqa: BLE001
             tokens = ""
     else:
@@ -274,17 +308,21 @@ def _secrets_masked(row):
     """A copy of the row with every secret in its messages (or text) replaced by the mask."""
     import dataclasses
 
-
-    return dataclasses.replace(row, messages=mask_record(row.messages) if row.messages is not None else None,
-                               text=mask_record(row.text) if row.text is not None else None)
+    return dataclasses.replace(
+        row,
+        messages=mask_record(row.messages) if row.messages is not None else None,
+        text=mask_record(row.text) if row.text is not None else None,
+    )
 
 
 def _row_spans(row, tokenizer, max_length) -> list[dict]:
     """Token spans from the linter's own renderer (so the view matches the counts), else our own."""
     try:
         pairs = row_tokens(row, tokenizer)
-        return [{"text": text, "trained": bool(trained), "cut": bool(max_length) and index >= max_length}
-                for index, (text, trained) in enumerate(pairs)]
+        return [
+            {"text": text, "trained": bool(trained), "cut": bool(max_length) and index >= max_length}
+            for index, (text, trained) in enumerate(pairs)
+        ]
     except Exception:  # noqa: BLE001
         return rowview.token_spans(tokenizer, row.messages, max_length)
 
@@ -296,13 +334,16 @@ def lint_source(source: dict | None, model_ref: str, max_length, batch_size, pro
     """Lint the chosen source (with its column mapping and dismissals). Returns (state dict, stats dict, model
     message or None); state["source"] is the source as used (carried-over decisions included). Raises StudioError."""
     if not source:
-        raise StudioError("Nothing to check yet.", "Click “Use the sample”, upload a file, or load a Hub dataset first.")
+        raise StudioError(
+            "Nothing to check yet.", "Click “Use the sample”, upload a file, or load a Hub dataset first."
+        )
     _check_source(source)
     model_ref = (model_ref or catalog.BUNDLED).strip()
     model_note = None
     tokenizer = None
     if progress:
         progress(0.02, desc="Loading the model's tokenizer")
+
     def model_progress(fraction, message=None, *args, **kwargs):
         if progress:  # the bundled model is converted once, on first use (about a minute)
             progress(min(0.05, 0.05 * float(fraction or 0)), desc=message or "Preparing the model")
@@ -330,15 +371,31 @@ def lint_source(source: dict | None, model_ref: str, max_length, batch_size, pro
     # same compute_stats path as `python -m studio lint --json`.
     source = carry_over(source)
     column_mapping = mapping_module.ColumnMapping.from_dict(source.get("mapping"))
-    report = mapping_module.lint_mapped(source["path"], source["name"], column_mapping, tokenizer=tokenizer,
-                                        max_length=max_length, progress=report_progress, batch_size=batch_size,
-                                        model=model_ref)
+    report = mapping_module.lint_mapped(
+        source["path"],
+        source["name"],
+        column_mapping,
+        tokenizer=tokenizer,
+        max_length=max_length,
+        progress=report_progress,
+        batch_size=batch_size,
+        model=model_ref,
+    )
     all_findings = list(report.findings)
     dismissed = dismissals.apply_to_report(report, source.get("dismissals"), all_findings)
     stats = report.stats
-    state = {"report": report, "source": source, "model": model_ref, "tokenizer": tokenizer,
-             "max_length": max_length, "context": context, "batch_size": batch_size, "stats": stats,
-             "all_findings": all_findings, "dismissed": dismissed}
+    state = {
+        "report": report,
+        "source": source,
+        "model": model_ref,
+        "tokenizer": tokenizer,
+        "max_length": max_length,
+        "context": context,
+        "batch_size": batch_size,
+        "stats": stats,
+        "all_findings": all_findings,
+        "dismissed": dismissed,
+    }
     return state, stats, model_note
 
 
@@ -464,10 +521,37 @@ def _lint_failed(source, error: Exception | None):
     empty = gr.update()
     verdict = error_html(error) if error is not None else idle_verdict_html()
     return (
-        source, None, verdict, "", empty, empty, empty, empty, "", "", "", "",
-        None, None, None, None, None, empty, gr.update(visible=False), gr.update(value=None, visible=False),
-        gr.update(visible=False), "", gr.update(),
-        empty, "", gr.update(visible=False), empty, empty, empty, empty, "",
+        source,
+        None,
+        verdict,
+        "",
+        empty,
+        empty,
+        empty,
+        empty,
+        "",
+        "",
+        "",
+        "",
+        None,
+        None,
+        None,
+        None,
+        None,
+        empty,
+        gr.update(visible=False),
+        gr.update(value=None, visible=False),
+        gr.update(visible=False),
+        "",
+        gr.update(),
+        empty,
+        "",
+        gr.update(visible=False),
+        empty,
+        empty,
+        empty,
+        empty,
+        "",
     )
 
 
@@ -488,7 +572,9 @@ def dismissed_markdown(source, state) -> str:
         n = counts.get((item["rule"], item.get("row")), 0)
         lines.append(f"- {escape.md_inline(dismissals.describe(item))} *({n} finding{'s' if n != 1 else ''})*")
     if (source or {}).get("carried_from"):
-        lines.append(f"*Carried over from your saved dataset “{escape.md_inline(source['carried_from'])}” (same file).*")
+        lines.append(
+            f"*Carried over from your saved dataset “{escape.md_inline(source['carried_from'])}” (same file).*"
+        )
     return "\n".join(lines)
 
 
@@ -496,8 +582,13 @@ def _reapply(source, state):
     """Apply the source's dismissals to the checked report again (no new lint) and render."""
     report = state["report"]
     dismissed = dismissals.apply_to_report(report, source.get("dismissals"), state["all_findings"])
-    stats = compute_stats(report, max_length=state["max_length"], batch_size=state["batch_size"],
-                          model=state["model"], context=state.get("context"))
+    stats = compute_stats(
+        report,
+        max_length=state["max_length"],
+        batch_size=state["batch_size"],
+        model=state["model"],
+        context=state.get("context"),
+    )
     state = {**state, "source": source, "stats": stats, "dismissed": dismissed}
     return _render(source, state, stats)
 
@@ -511,11 +602,15 @@ def dismiss_finding(source, state, rule, row, scope, reason):
         number = None
         if not every_row:
             if row in (None, ""):
-                raise StudioError("Which row's finding?", "Click the finding in the table, or pick “Every finding of this rule”.")
+                raise StudioError(
+                    "Which row's finding?", "Click the finding in the table, or pick “Every finding of this rule”."
+                )
             try:
                 number = int(row)
             except (TypeError, ValueError):
-                raise StudioError("The row must be a number.", "Click the finding in the table to fill it in.") from None
+                raise StudioError(
+                    "The row must be a number.", "Click the finding in the table to fill it in."
+                ) from None
         dismissal = dismissals.make(state["all_findings"], rule, reason, number)
         source = {**source, "dismissals": dismissals.add(source.get("dismissals"), dismissal)}
         return (*_reapply(source, state), f"Dismissed: {escape.md_inline(dismissals.describe(dismissal))}", "")
@@ -554,28 +649,41 @@ def mapping_updates(source, state) -> tuple:
         return (gr.update(visible=False, open=False), gr.update(), gr.update(), gr.update(), gr.update(), "")
     optional = [NO_COLUMN] + available
     values = proposal.to_dict() if proposal else {"user": None, "assistant": None, "context": [], "system": None}
-    preview = preview_html(report.rows, proposal) if proposal else \
-        '<div class="rv-empty">Pick the user column and the answer column to see the converted rows.</div>'
-    title = ("Column mapping — in use: " + current.describe()) if current else \
-        "Column mapping — this file's columns are not a chat format the studio knows: say which column is which"
-    return (gr.update(visible=True, open=current is None, label=title),
-            gr.update(choices=available, value=values["user"]),
-            gr.update(choices=available, value=values["assistant"]),
-            gr.update(choices=available, value=values["context"]),
-            gr.update(choices=optional, value=values["system"] or NO_COLUMN),
-            preview)
+    preview = (
+        preview_html(report.rows, proposal)
+        if proposal
+        else '<div class="rv-empty">Pick the user column and the answer column to see the converted rows.</div>'
+    )
+    title = (
+        ("Column mapping — in use: " + current.describe())
+        if current
+        else "Column mapping — this file's columns are not a chat format the studio knows: say which column is which"
+    )
+    return (
+        gr.update(visible=True, open=current is None, label=title),
+        gr.update(choices=available, value=values["user"]),
+        gr.update(choices=available, value=values["assistant"]),
+        gr.update(choices=available, value=values["context"]),
+        gr.update(choices=optional, value=values["system"] or NO_COLUMN),
+        preview,
+    )
 
 
 def _mapping_from_form(user, assistant, context, system):
-    return mapping_module.ColumnMapping(user=user or "", assistant=assistant or "",
-                                        context=[c for c in (context or []) if c and c != NO_COLUMN],
-                                        system=None if system in (None, "", NO_COLUMN) else system)
+    return mapping_module.ColumnMapping(
+        user=user or "",
+        assistant=assistant or "",
+        context=[c for c in (context or []) if c and c != NO_COLUMN],
+        system=None if system in (None, "", NO_COLUMN) else system,
+    )
 
 
 def preview_html(rows, column_mapping, n: int = 3) -> str:
     converted = mapping_module.preview(rows, column_mapping, n)
-    parts = [f'<div class="rv-empty">Preview of the first {len(converted)} rows as chat '
-             f'({escape.html(column_mapping.describe())}):</div>']
+    parts = [
+        f'<div class="rv-empty">Preview of the first {len(converted)} rows as chat '
+        f"({escape.html(column_mapping.describe())}):</div>"
+    ]
     for item in converted:
         parts.append(f'<div class="rv-empty">Row {item["row"]}</div>' + rowview.chat_html(item["messages"]))
     return "".join(parts)
@@ -604,8 +712,10 @@ def apply_mapping(source, user, assistant, context, system, model_ref, max_lengt
     except StudioError as error:
         return (*[gr.update()] * len(_LINT_OUTPUT_NAMES), message_markdown(error))
     source = {**source, "mapping": column_mapping.to_dict()}
-    return (*run_lint(source, model_ref, max_length, batch_size, progress),
-            f"Rows converted with: {escape.md_inline(column_mapping.describe())}.")
+    return (
+        *run_lint(source, model_ref, max_length, batch_size, progress),
+        f"Rows converted with: {escape.md_inline(column_mapping.describe())}.",
+    )
 
 
 def clear_mapping(source, model_ref, max_length, batch_size, progress=gr.Progress()):
@@ -616,11 +726,39 @@ def clear_mapping(source, model_ref, max_length, batch_size, progress=gr.Progres
 
 
 # Names of the lint outputs, in order (build() wires the components in the same order).
-_LINT_OUTPUT_NAMES = ("source", "state", "verdict", "format", "findings", "severity", "rule", "row", "chat", "tokens",
-                      "notes", "stats", "plot_tokens", "plot_messages", "plot_roles", "plot_system", "plot_findings",
-                      "max_length", "report_box", "downloads", "next", "fix_result", "dataset_stats",
-                      "dismiss_rule", "dismissed", "map_box", "map_user", "map_assistant", "map_context", "map_system",
-                      "map_preview")
+_LINT_OUTPUT_NAMES = (
+    "source",
+    "state",
+    "verdict",
+    "format",
+    "findings",
+    "severity",
+    "rule",
+    "row",
+    "chat",
+    "tokens",
+    "notes",
+    "stats",
+    "plot_tokens",
+    "plot_messages",
+    "plot_roles",
+    "plot_system",
+    "plot_findings",
+    "max_length",
+    "report_box",
+    "downloads",
+    "next",
+    "fix_result",
+    "dataset_stats",
+    "dismiss_rule",
+    "dismissed",
+    "map_box",
+    "map_user",
+    "map_assistant",
+    "map_context",
+    "map_system",
+    "map_preview",
+)
 
 
 def filter_findings(state, severity, rule):
@@ -654,9 +792,21 @@ def fix_and_split(state, validation_percent, seed, name, progress=gr.Progress())
     try:
         folder, manifest = save_from_state(state, validation_percent, seed, name, progress)
     except StudioError as error:
-        return message_markdown(error), gr.update(value=None, visible=False), gr.update(), gr.update(), gr.update(visible=False)
+        return (
+            message_markdown(error),
+            gr.update(value=None, visible=False),
+            gr.update(),
+            gr.update(),
+            gr.update(visible=False),
+        )
     except Exception as error:  # noqa: BLE001
-        return message_markdown(error), gr.update(value=None, visible=False), gr.update(), gr.update(), gr.update(visible=False)
+        return (
+            message_markdown(error),
+            gr.update(value=None, visible=False),
+            gr.update(),
+            gr.update(),
+            gr.update(visible=False),
+        )
     counts = manifest["counts"]
     fixes = manifest.get("fixes", {})
     fixed = []
@@ -671,12 +821,17 @@ def fix_and_split(state, validation_percent, seed, name, progress=gr.Progress())
     if fixes.get("converted"):
         fixed.append(f"converted {fixes['converted']} rows to chat messages")
     if manifest.get("column_mapping"):
-        fixed.append("built every row from the columns "
-                     f"({escape.md_inline(ColumnMapping.from_dict(manifest['column_mapping']).describe())})")
+        fixed.append(
+            "built every row from the columns "
+            f"({escape.md_inline(ColumnMapping.from_dict(manifest['column_mapping']).describe())})"
+        )
     if manifest.get("dismissals"):
         fixed.append(f"kept {len(manifest['dismissals'])} dismissal(s) with their reasons")
-    leak_note = "no near-duplicates shared between train and validation" if not manifest["split"]["leaks"] else \
-        f"{manifest['split']['leaks']} possible leaks remain (check DS-LEAK)"
+    leak_note = (
+        "no near-duplicates shared between train and validation"
+        if not manifest["split"]["leaks"]
+        else f"{manifest['split']['leaks']} possible leaks remain (check DS-LEAK)"
+    )
     result = (
         f"### Saved “{escape.md_inline(manifest['name'])}”\n"
         f"**{counts['train']}** training rows · **{counts['validation']}** validation rows · "
@@ -685,15 +840,16 @@ def fix_and_split(state, validation_percent, seed, name, progress=gr.Progress())
         + f"Split with seed {manifest['split']['seed']}: {leak_note}.\n\n"
         f"Folder: {escape.md_code(access.redact(str(folder)))}"
     )
-    files = [download_copy(folder / name) if access.is_public() else str(folder / name)
-             for name in ("train.jsonl", "validation.jsonl", "rejected.jsonl", "report.json", "report.md")]
+    files = [
+        download_copy(folder / name) if access.is_public() else str(folder / name)
+        for name in ("train.jsonl", "validation.jsonl", "rejected.jsonl", "report.json", "report.md")
+    ]
     return result, gr.update(value=files, visible=True), str(folder), manifest["stats"], gr.update(visible=True)
 
 
 def save_from_state(state, validation_percent, seed, name, progress=None):
     """Fix, split and save; returns (folder, manifest). Raises StudioError."""
     import json
-
 
     if not state:
         raise StudioError("Check some data first.", "Use the sample or upload a file, then Fix and split.")
@@ -713,9 +869,14 @@ def save_from_state(state, validation_percent, seed, name, progress=None):
     result = clean.clean_and_split(report, validation_fraction=fraction, seed=seed, progress=progress)
     if progress:
         progress(0.7, desc="Computing statistics of the training split")
-    train_stats = stats_module.compute_stats(report, max_length=state["max_length"], batch_size=state["batch_size"],
-                                             model=state["model"], context=state.get("context"),
-                                             row_numbers=result.train_rows)
+    train_stats = stats_module.compute_stats(
+        report,
+        max_length=state["max_length"],
+        batch_size=state["batch_size"],
+        model=state["model"],
+        context=state.get("context"),
+        row_numbers=result.train_rows,
+    )
     manifest_stats = stats_module.manifest_stats(train_stats)
     manifest_stats["validation_rows"] = len(result.validation)
     source = state["source"]
@@ -723,15 +884,26 @@ def save_from_state(state, validation_percent, seed, name, progress=None):
     report_md = stats_module.report_markdown(report, state["stats"], source.get("name", ""), verdict_of(report))
     report_md += "\n" + dismissals.markdown(source.get("dismissals") or [], state.get("dismissed"))
     if source.get("mapping"):
-        report_md += ("\n## Column mapping\n\nRows were built from the file's columns: "
-                      f"{escape.md_inline(mapping_module.ColumnMapping.from_dict(source['mapping']).describe())}.\n")
+        report_md += (
+            "\n## Column mapping\n\nRows were built from the file's columns: "
+            f"{escape.md_inline(mapping_module.ColumnMapping.from_dict(source['mapping']).describe())}.\n"
+        )
     if progress:
         progress(0.85, desc="Saving")
-    folder = store.save_dataset(result, report, manifest_stats, source_name=source.get("name", ""),
-                                source_sha256=store.sha256_file(source["path"]), name=(name or "").strip() or None,
-                                report_json=report_json, report_markdown=report_md,
-                                column_mapping=source.get("mapping"), source_hub_id=source.get("hub_id"), dismissals=source.get("dismissals") or [],
-                                owner=identity.user_id or access.LOCAL_OWNER)
+    folder = store.save_dataset(
+        result,
+        report,
+        manifest_stats,
+        source_name=source.get("name", ""),
+        source_sha256=store.sha256_file(source["path"]),
+        name=(name or "").strip() or None,
+        report_json=report_json,
+        report_markdown=report_md,
+        column_mapping=source.get("mapping"),
+        source_hub_id=source.get("hub_id"),
+        dismissals=source.get("dismissals") or [],
+        owner=identity.user_id or access.LOCAL_OWNER,
+    )
     manifest = json.loads((folder / store.MANIFEST).read_text(encoding="utf-8"))
     return folder, manifest
 
@@ -739,9 +911,14 @@ def save_from_state(state, validation_percent, seed, name, progress=None):
 def _report_json(report, source: dict, dismissed=None) -> str:
     import json
 
-    data = {**report.to_json(), "file": source.get("name") or report.name,
-            "dismissals": source.get("dismissals") or [],
-            "dismissed_findings": [{**finding.to_dict(), "reason": dismissal["reason"]} for finding, dismissal in dismissed or []]}
+    data = {
+        **report.to_json(),
+        "file": source.get("name") or report.name,
+        "dismissals": source.get("dismissals") or [],
+        "dismissed_findings": [
+            {**finding.to_dict(), "reason": dismissal["reason"]} for finding, dismissal in dismissed or []
+        ],
+    }
     if source.get("mapping"):
         data["column_mapping"] = source["mapping"]
     return json.dumps(data, ensure_ascii=False, indent=2, default=str)
@@ -781,47 +958,81 @@ def build(shared: Shared) -> None:
             # A radio, not nested tabs: the shell's tabs stay the only gr.Tab blocks.
             source_kind = gr.Radio(SOURCE_KINDS, value=SOURCE_KINDS[0], show_label=False, elem_id="data-source-kind")
             with gr.Column(visible=True, elem_id="data-source-sample") as sample_box:
-                sample_pick = gr.Dropdown(sample_names, value=default_sample, label="Bundled sample",
-                                          elem_id="data-sample-pick", interactive=True)
-                sample_info = gr.Markdown(sample_description(default_sample) if default_sample else
-                                          "No bundled samples found.")
+                sample_pick = gr.Dropdown(
+                    sample_names,
+                    value=default_sample,
+                    label="Bundled sample",
+                    elem_id="data-sample-pick",
+                    interactive=True,
+                )
+                sample_info = gr.Markdown(
+                    sample_description(default_sample) if default_sample else "No bundled samples found."
+                )
                 sample_btn = gr.Button("Use the sample", variant="primary", elem_id="data-sample-btn")
             with gr.Column(visible=False, elem_id="data-source-upload") as upload_box:
-                upload = gr.File(label="Drop a .jsonl, .json, .csv or .parquet file", file_types=UPLOAD_TYPES,
-                                 type="filepath", elem_id="data-upload")
-                gr.Markdown("Rows may be `messages`, ShareGPT `conversations`, Alpaca `instruction/output`, "
-                            "`prompt/completion` or plain `text`: the format is detected and converted.",
-                            elem_classes="tab-intro")
+                upload = gr.File(
+                    label="Drop a .jsonl, .json, .csv or .parquet file",
+                    file_types=UPLOAD_TYPES,
+                    type="filepath",
+                    elem_id="data-upload",
+                )
+                gr.Markdown(
+                    "Rows may be `messages`, ShareGPT `conversations`, Alpaca `instruction/output`, "
+                    "`prompt/completion` or plain `text`: the format is detected and converted.",
+                    elem_classes="tab-intro",
+                )
             with gr.Column(visible=False, elem_id="data-source-hub") as hub_box:
                 with gr.Row():
-                    hub_id = gr.Textbox(label="Dataset id", placeholder="HuggingFaceH4/no_robots", scale=3,
-                                        elem_id="data-hub-id")
+                    hub_id = gr.Textbox(
+                        label="Dataset id", placeholder="HuggingFaceH4/no_robots", scale=3, elem_id="data-hub-id"
+                    )
                     hub_split = gr.Textbox(label="Split", value="train", scale=1)
                 hub_btn = gr.Button("Load from the Hub", elem_id="data-hub-btn")
         with gr.Column(scale=2):
             gr.Markdown("### 2 · Model and length")
-            model = gr.Dropdown(model_choices(), value=catalog.BUNDLED, label="Model (its tokenizer and chat template)",
-                                allow_custom_value=True, elem_id="data-model",
-                                info="Token counts use this model. A Hub id or a local folder works too.")
+            model = gr.Dropdown(
+                model_choices(),
+                value=catalog.BUNDLED,
+                label="Model (its tokenizer and chat template)",
+                allow_custom_value=True,
+                elem_id="data-model",
+                info="Token counts use this model. A Hub id or a local folder works too.",
+            )
             with gr.Row():
-                max_length = gr.Number(value=None, label="Max length (tokens)", precision=0, minimum=0,
-                                       info="0 = the model's context.", elem_id="data-max-length")
-                batch_size = gr.Number(value=DEFAULT_BATCH_SIZE, label="Batch size", precision=0, minimum=1,
-                                       info="For steps per epoch.", elem_id="data-batch-size")
+                max_length = gr.Number(
+                    value=None,
+                    label="Max length (tokens)",
+                    precision=0,
+                    minimum=0,
+                    info="0 = the model's context.",
+                    elem_id="data-max-length",
+                )
+                batch_size = gr.Number(
+                    value=DEFAULT_BATCH_SIZE,
+                    label="Batch size",
+                    precision=0,
+                    minimum=1,
+                    info="For steps per epoch.",
+                    elem_id="data-batch-size",
+                )
             lint_btn = gr.Button("Check the data", variant="secondary", elem_id="data-lint-btn")
 
     verdict = gr.HTML(idle_verdict_html(), elem_id="data-verdict", css_template=VERDICT_CSS)
 
     with gr.Accordion("Column mapping", open=False, visible=False, elem_id="data-mapping") as map_box:
-        gr.Markdown("Say which column holds the question (the **user** turn) and which the **answer** (the assistant "
-                    "turn). Context columns are appended to the question after a blank line; a system column becomes "
-                    "the system prompt. The preview shows the first rows converted; **Use this mapping** checks the "
-                    "file again with it, and the mapping is saved with the dataset.", elem_classes="tab-intro")
+        gr.Markdown(
+            "Say which column holds the question (the **user** turn) and which the **answer** (the assistant "
+            "turn). Context columns are appended to the question after a blank line; a system column becomes "
+            "the system prompt. The preview shows the first rows converted; **Use this mapping** checks the "
+            "file again with it, and the mapping is saved with the dataset.",
+            elem_classes="tab-intro",
+        )
         with gr.Row():
             map_user = gr.Dropdown([], label="User turn (question)", elem_id="data-map-user")
             map_assistant = gr.Dropdown([], label="Assistant turn (answer)", elem_id="data-map-assistant")
-            map_context = gr.Dropdown([], multiselect=True, label="Context (appended to the user turn)",
-                                      elem_id="data-map-context")
+            map_context = gr.Dropdown(
+                [], multiselect=True, label="Context (appended to the user turn)", elem_id="data-map-context"
+            )
             map_system = gr.Dropdown([NO_COLUMN], value=NO_COLUMN, label="System prompt", elem_id="data-map-system")
         with gr.Row():
             map_apply = gr.Button("Use this mapping", variant="primary", elem_id="data-map-apply")
@@ -834,26 +1045,41 @@ def build(shared: Shared) -> None:
         gr.Markdown("### Findings")
         with gr.Column(elem_id="data-findings-box"):
             with gr.Row():
-                severity_filter = gr.Dropdown(SEVERITY_FILTERS, value="All", label="Severity", scale=1,
-                                              elem_id="data-filter-severity")
+                severity_filter = gr.Dropdown(
+                    SEVERITY_FILTERS, value="All", label="Severity", scale=1, elem_id="data-filter-severity"
+                )
                 rule_filter = gr.Dropdown(["All"], value="All", label="Rule", scale=1, elem_id="data-filter-rule")
                 gr.Markdown("Click a finding to open its row below.", elem_classes="tab-intro")
-            findings = gr.Dataframe(headers=FINDING_COLUMNS, interactive=False, wrap=True, max_height=420, label="Findings",
-                                    show_label=True,
-                                    datatype=["html", "str", "str", "str", "str"],
-                                    column_widths=["11%", "15%", "6%", "34%", "34%"], elem_id="data-findings")
+            findings = gr.Dataframe(
+                headers=FINDING_COLUMNS,
+                interactive=False,
+                wrap=True,
+                max_height=420,
+                label="Findings",
+                show_label=True,
+                datatype=["html", "str", "str", "str", "str"],
+                column_widths=["11%", "15%", "6%", "34%", "34%"],
+                elem_id="data-findings",
+            )
             with gr.Accordion("Dismiss a finding that is wrong for this data", open=False, elem_id="data-dismiss"):
-                gr.Markdown("Say why (the reason is saved with the dataset and shown in its report). A dismissed "
-                            "finding no longer counts and a dismissed error no longer blocks or sets its row aside. "
-                            "Errors that make a row untrainable (broken structure) cannot be dismissed. Clicking a "
-                            "finding in the table fills in its rule and row.", elem_classes="tab-intro")
+                gr.Markdown(
+                    "Say why (the reason is saved with the dataset and shown in its report). A dismissed "
+                    "finding no longer counts and a dismissed error no longer blocks or sets its row aside. "
+                    "Errors that make a row untrainable (broken structure) cannot be dismissed. Clicking a "
+                    "finding in the table fills in its rule and row.",
+                    elem_classes="tab-intro",
+                )
                 with gr.Row():
                     dismiss_rule = gr.Dropdown([], label="Rule", elem_id="data-dismiss-rule", scale=2)
                     dismiss_row = gr.Number(label="Row", precision=0, minimum=1, elem_id="data-dismiss-row", scale=1)
-                    dismiss_scope = gr.Radio(DISMISS_SCOPES, value=DISMISS_SCOPES[0], label="Dismiss",
-                                             elem_id="data-dismiss-scope", scale=3)
-                dismiss_reason = gr.Textbox(label="Reason (required)", placeholder="e.g. an image file path, not a secret",
-                                            elem_id="data-dismiss-reason")
+                    dismiss_scope = gr.Radio(
+                        DISMISS_SCOPES, value=DISMISS_SCOPES[0], label="Dismiss", elem_id="data-dismiss-scope", scale=3
+                    )
+                dismiss_reason = gr.Textbox(
+                    label="Reason (required)",
+                    placeholder="e.g. an image file path, not a secret",
+                    elem_id="data-dismiss-reason",
+                )
                 with gr.Row():
                     dismiss_btn = gr.Button("Dismiss", variant="secondary", elem_id="data-dismiss-btn")
                     restore_btn = gr.Button("Restore all dismissed findings", size="sm", elem_id="data-restore-btn")
@@ -863,8 +1089,9 @@ def build(shared: Shared) -> None:
                 gr.Markdown("### The row")
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=1, min_width=220):
-                        row_number = gr.Number(label="Row (line in the file)", precision=0, minimum=1,
-                                               elem_id="data-row-number")
+                        row_number = gr.Number(
+                            label="Row (line in the file)", precision=0, minimum=1, elem_id="data-row-number"
+                        )
                         row_btn = gr.Button("Show row", size="sm", elem_id="data-row-btn")
                     gr.Column(scale=4)
                 row_notes = gr.Markdown(elem_id="data-row-notes")
@@ -886,25 +1113,62 @@ def build(shared: Shared) -> None:
             plot_findings = gr.Plot(label="Findings by rule", show_label=False, elem_id="data-plot-findings")
 
         gr.Markdown("### 3 · Fix and split")
-        gr.Markdown("One click applies only safe fixes: rows with errors are set aside (downloadable with the "
-                    "reasons), exact duplicates removed, edge whitespace stripped, Unicode normalised, every row "
-                    "converted to chat messages. Then a seeded split keeps near-duplicates on the same side.",
-                    elem_classes="tab-intro")
+        gr.Markdown(
+            "One click applies only safe fixes: rows with errors are set aside (downloadable with the "
+            "reasons), exact duplicates removed, edge whitespace stripped, Unicode normalised, every row "
+            "converted to chat messages. Then a seeded split keeps near-duplicates on the same side.",
+            elem_classes="tab-intro",
+        )
         with gr.Row():
             val_percent = gr.Slider(1, 50, value=10, step=1, label="Validation share (%)", elem_id="data-val-pct")
             seed = gr.Number(value=42, precision=0, label="Seed", elem_id="data-seed")
-            dataset_name = gr.Textbox(label="Dataset name (optional)", placeholder="defaults to the file name",
-                                      elem_id="data-name")
+            dataset_name = gr.Textbox(
+                label="Dataset name (optional)", placeholder="defaults to the file name", elem_id="data-name"
+            )
         fix_btn = gr.Button("Fix and split", variant="primary", elem_id="data-fix-btn")
         fix_result = gr.Markdown(elem_id="data-fix-result")
-        downloads = gr.File(label="Downloads: train, validation, rejected rows, report (JSON, Markdown)",
-                            file_count="multiple", visible=False, interactive=False, elem_id="data-downloads")
+        downloads = gr.File(
+            label="Downloads: train, validation, rejected rows, report (JSON, Markdown)",
+            file_count="multiple",
+            visible=False,
+            interactive=False,
+            elem_id="data-downloads",
+        )
         next_btn = gr.Button("Next: train on it →", variant="primary", visible=False, elem_id="data-next-btn")
 
-    lint_outputs = [source_state, lint_state, verdict, format_info, findings, severity_filter, rule_filter, row_number,
-                    row_chat, row_tokens, row_notes, stats_md, plot_tokens, plot_messages, plot_roles, plot_system,
-                    plot_findings, max_length, report_box, downloads, next_btn, fix_result, shared.dataset_stats,
-                    dismiss_rule, dismissed_md, map_box, map_user, map_assistant, map_context, map_system, map_preview]
+    lint_outputs = [
+        source_state,
+        lint_state,
+        verdict,
+        format_info,
+        findings,
+        severity_filter,
+        rule_filter,
+        row_number,
+        row_chat,
+        row_tokens,
+        row_notes,
+        stats_md,
+        plot_tokens,
+        plot_messages,
+        plot_roles,
+        plot_system,
+        plot_findings,
+        max_length,
+        report_box,
+        downloads,
+        next_btn,
+        fix_result,
+        shared.dataset_stats,
+        dismiss_rule,
+        dismissed_md,
+        map_box,
+        map_user,
+        map_assistant,
+        map_context,
+        map_system,
+        map_preview,
+    ]
     assert len(lint_outputs) == len(_LINT_OUTPUT_NAMES)
     settings = [model, max_length, batch_size]
 
@@ -923,11 +1187,14 @@ def build(shared: Shared) -> None:
     findings.select(g(access.LOOK, select_finding), lint_state, [row_number, row_chat, row_tokens, row_notes])
     findings.select(g(access.LOOK, pick_for_dismissal), lint_state, [dismiss_rule, dismiss_row, dismiss_scope])
     # Dismissing re-renders the checked data (nothing is saved until Fix and split): the lint rule.
-    dismiss_btn.click(g(access.LINT, dismiss_finding),
-                      [source_state, lint_state, dismiss_rule, dismiss_row, dismiss_scope, dismiss_reason],
-                      lint_outputs + [dismiss_status, dismiss_reason])
-    restore_btn.click(g(access.LINT, restore_dismissed), [source_state, lint_state],
-                      lint_outputs + [dismiss_status, dismiss_reason])
+    dismiss_btn.click(
+        g(access.LINT, dismiss_finding),
+        [source_state, lint_state, dismiss_rule, dismiss_row, dismiss_scope, dismiss_reason],
+        lint_outputs + [dismiss_status, dismiss_reason],
+    )
+    restore_btn.click(
+        g(access.LINT, restore_dismissed), [source_state, lint_state], lint_outputs + [dismiss_status, dismiss_reason]
+    )
     map_form = [map_user, map_assistant, map_context, map_system]
     for control in map_form:
         control.input(g(access.LOOK, preview_mapping), [lint_state] + map_form, map_preview, show_progress="hidden")
@@ -936,6 +1203,9 @@ def build(shared: Shared) -> None:
     row_btn.click(g(access.LOOK, show_row), [lint_state, row_number], [row_chat, row_tokens, row_notes])
     row_number.submit(g(access.LOOK, show_row), [lint_state, row_number], [row_chat, row_tokens, row_notes])
 
-    fix_btn.click(g(access.SAVE_DATASET, fix_and_split), [lint_state, val_percent, seed, dataset_name],
-                  [fix_result, downloads, shared.dataset, shared.dataset_stats, next_btn])
+    fix_btn.click(
+        g(access.SAVE_DATASET, fix_and_split),
+        [lint_state, val_percent, seed, dataset_name],
+        [fix_result, downloads, shared.dataset, shared.dataset_stats, next_btn],
+    )
     next_btn.click(g(access.LOOK, go_to_train), None, shared.tabs)

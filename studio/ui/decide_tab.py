@@ -15,10 +15,13 @@ import gradio as gr
 
 from studio import access, escape, paths
 from studio.data import store as data_store
-from studio.decide import checklist, estimate as est, plan as plan_mod, report, technique as tech
+from studio.decide import checklist, report
+from studio.decide import estimate as est
+from studio.decide import plan as plan_mod
+from studio.decide import technique as tech
 from studio.errors import StudioError
 from studio.ui.guard import guarded
-from studio.ui.shared import download_copy, message_markdown, Shared
+from studio.ui.shared import Shared, download_copy, message_markdown
 
 INTRO = (
     "**What am I looking at?** A checklist that ends in a recommendation: *fine-tune*, *not yet*, or *don't*. "
@@ -30,16 +33,43 @@ INTRO = (
 
 ANSWER_KEYS = [question.key for question in checklist.QUESTIONS]
 # The estimate form, in the order the handlers receive it.
-INPUT_KEYS = ["model", "params", "hardware", "gpus", "priority", "technique", "tokens", "epochs", "batch_size",
-              "max_length", "lora_r", "use_dataset", "price_per_1k", "hosting_diff", "other_one_time"]
-ELEM_IDS = {"goals": "decide-usecase", "knowledge_changes": "decide-knowledge", "few_shot": "decide-few-shot",
-            "baseline_score": "decide-baseline-score", "rag": "decide-rag", "tunability": "decide-tunability",
-            "effort": "decide-effort", "compute": "decide-compute", "examples": "decide-examples",
-            "quality_gain": "decide-quality-gain", "tokens_saved": "decide-tokens-saved",
-            "requests_per_month": "decide-requests", "reuse": "decide-reuse"}
-VERDICT_COLOURS = {checklist.GO: ("#009E73", "#e6f5f0", "Fine-tune"),
-                   checklist.NOT_YET: ("#E69F00", "#fdf4e3", "Not yet"),
-                   checklist.DONT: ("#D55E00", "#fbece3", "Don't")}
+INPUT_KEYS = [
+    "model",
+    "params",
+    "hardware",
+    "gpus",
+    "priority",
+    "technique",
+    "tokens",
+    "epochs",
+    "batch_size",
+    "max_length",
+    "lora_r",
+    "use_dataset",
+    "price_per_1k",
+    "hosting_diff",
+    "other_one_time",
+]
+ELEM_IDS = {
+    "goals": "decide-usecase",
+    "knowledge_changes": "decide-knowledge",
+    "few_shot": "decide-few-shot",
+    "baseline_score": "decide-baseline-score",
+    "rag": "decide-rag",
+    "tunability": "decide-tunability",
+    "effort": "decide-effort",
+    "compute": "decide-compute",
+    "examples": "decide-examples",
+    "quality_gain": "decide-quality-gain",
+    "tokens_saved": "decide-tokens-saved",
+    "requests_per_month": "decide-requests",
+    "reuse": "decide-reuse",
+}
+VERDICT_COLOURS = {
+    checklist.GO: ("#009E73", "#e6f5f0", "Fine-tune"),
+    checklist.NOT_YET: ("#E69F00", "#fdf4e3", "Not yet"),
+    checklist.DONT: ("#D55E00", "#fbece3", "Don't"),
+}
 CARD_CSS = """
 .card { border-radius: 12px; padding: 16px 20px; border: 1px solid var(--border-color-primary); }
 .card h3 { margin: 4px 0 10px 0; font-size: 1.35em; }
@@ -54,6 +84,7 @@ CARD_CSS = """
 
 # --- Rendering ---------------------------------------------------------------------------------------
 
+
 def _reason_items(reasons) -> str:
     items = []
     for reason in reasons:
@@ -65,9 +96,13 @@ def _reason_items(reasons) -> str:
 
 def card_html(rec: checklist.Recommendation) -> str:
     border, background, badge = VERDICT_COLOURS[rec.kind]
-    parts = [f'<div class="card" style="border-left: 8px solid {border}; background: {background};">',
-             f'<span class="badge" style="background: {border};">{badge}</span>',
-             f"<h3>{escape.html(rec.verdict)}</h3>", "<h4>Why</h4>", _reason_items(rec.reasons)]
+    parts = [
+        f'<div class="card" style="border-left: 8px solid {border}; background: {background};">',
+        f'<span class="badge" style="background: {border};">{badge}</span>',
+        f"<h3>{escape.html(rec.verdict)}</h3>",
+        "<h4>Why</h4>",
+        _reason_items(rec.reasons),
+    ]
     if rec.supporting:
         parts += ["<h4>Already speaks for fine-tuning</h4>", _reason_items(rec.supporting)]
     if rec.notes:
@@ -97,19 +132,41 @@ def _dataset_name(folder) -> str | None:
 
 def _split(values) -> tuple[dict, plan_mod.PlanInputs, dict | None, str | None]:
     answers = dict(zip(ANSWER_KEYS, values[: len(ANSWER_KEYS)]))
-    form = dict(zip(INPUT_KEYS, values[len(ANSWER_KEYS): len(ANSWER_KEYS) + len(INPUT_KEYS)]))
-    stats, folder = values[len(ANSWER_KEYS) + len(INPUT_KEYS):][:2]
-    numbers = {key: form[key] for key in ("gpus", "tokens", "epochs", "batch_size", "max_length", "lora_r",
-                                           "price_per_1k", "hosting_diff", "other_one_time")}
+    form = dict(zip(INPUT_KEYS, values[len(ANSWER_KEYS) : len(ANSWER_KEYS) + len(INPUT_KEYS)]))
+    stats, folder = values[len(ANSWER_KEYS) + len(INPUT_KEYS) :][:2]
+    numbers = {
+        key: form[key]
+        for key in (
+            "gpus",
+            "tokens",
+            "epochs",
+            "batch_size",
+            "max_length",
+            "lora_r",
+            "price_per_1k",
+            "hosting_diff",
+            "other_one_time",
+        )
+    }
     for key, value in numbers.items():
         if value is None:
             raise StudioError(f"The field “{key.replace('_', ' ')}” is empty.", "Type a number (0 where allowed).")
     inputs = plan_mod.PlanInputs(
-        model=form["model"], params=form["params"] or "", hardware=form["hardware"], gpus=int(form["gpus"]),
-        priority=form["priority"], technique=form["technique"], tokens=float(form["tokens"]),
-        epochs=float(form["epochs"]), batch_size=int(form["batch_size"]), max_length=int(form["max_length"]),
-        lora_r=int(form["lora_r"]), use_dataset=bool(form["use_dataset"]), price_per_1k=float(form["price_per_1k"]),
-        hosting_diff=float(form["hosting_diff"]), other_one_time=float(form["other_one_time"]),
+        model=form["model"],
+        params=form["params"] or "",
+        hardware=form["hardware"],
+        gpus=int(form["gpus"]),
+        priority=form["priority"],
+        technique=form["technique"],
+        tokens=float(form["tokens"]),
+        epochs=float(form["epochs"]),
+        batch_size=int(form["batch_size"]),
+        max_length=int(form["max_length"]),
+        lora_r=int(form["lora_r"]),
+        use_dataset=bool(form["use_dataset"]),
+        price_per_1k=float(form["price_per_1k"]),
+        hosting_diff=float(form["hosting_diff"]),
+        other_one_time=float(form["other_one_time"]),
         include_this_machine=est.measure_this_machine.cache_info().currsize > 0 or form["hardware"] == est.THIS_MACHINE,
     )
     return answers, inputs, stats, folder
@@ -152,8 +209,17 @@ def refresh(*values):
     except StudioError as error:
         answers = dict(zip(ANSWER_KEYS, values[: len(ANSWER_KEYS)]))
         problem = message_markdown(error)
-        return (card_html(checklist.recommend(answers)), problem, gr.skip(), problem, gr.skip(), gr.skip(),
-                gr.skip(), gr.skip(), gr.skip())
+        return (
+            card_html(checklist.recommend(answers)),
+            problem,
+            gr.skip(),
+            problem,
+            gr.skip(),
+            gr.skip(),
+            gr.skip(),
+            gr.skip(),
+            gr.skip(),
+        )
     values = list(render(plan))
     values[7] = gr.Plot(values[7], visible=values[7] is not None)
     return tuple(values)
@@ -170,9 +236,15 @@ def download_record(*values):
     except StudioError as error:
         return gr.skip(), message_markdown(error)
     except OSError as error:
-        return gr.skip(), message_markdown(StudioError(f"Could not write the decision record: {error.strerror}.",
-                                                  "Check that the studio's data folder is writable and not full."))
-    return gr.File(download_copy(path), visible=True), f"Decision record saved as {escape.md_code(path.name)}: download it above."
+        return gr.skip(), message_markdown(
+            StudioError(
+                f"Could not write the decision record: {error.strerror}.",
+                "Check that the studio's data folder is writable and not full.",
+            )
+        )
+    return gr.File(
+        download_copy(path), visible=True
+    ), f"Decision record saved as {escape.md_code(path.name)}: download it above."
 
 
 def _records_folder():
@@ -201,11 +273,21 @@ def use_settings(*values):
     folder = values[len(ANSWER_KEYS) + len(INPUT_KEYS) + 1]
     prefill = plan.train_prefill(folder or None)
     if prefill["model"] is None:
-        return gr.skip(), gr.skip(), message_markdown(StudioError(
-            "A custom model size has no model to train.", "Pick a model from the list, or load a dataset whose "
-            "token counts name a model, then press the button again."))
-    message = (f"Sent to Train: {prefill['model']}, {est.TECHNIQUE_LABELS[prefill['technique']]}, "
-               f"{prefill['epochs']} epochs, max length {prefill['max_length']}, LoRA rank {prefill['lora_r']}.")
+        return (
+            gr.skip(),
+            gr.skip(),
+            message_markdown(
+                StudioError(
+                    "A custom model size has no model to train.",
+                    "Pick a model from the list, or load a dataset whose "
+                    "token counts name a model, then press the button again.",
+                )
+            ),
+        )
+    message = (
+        f"Sent to Train: {prefill['model']}, {est.TECHNIQUE_LABELS[prefill['technique']]}, "
+        f"{prefill['epochs']} epochs, max length {prefill['max_length']}, LoRA rank {prefill['lora_r']}."
+    )
     if plan.recommendation.kind != checklist.GO:
         message += f" Note: the checklist says “{plan.recommendation.verdict}”."
     return prefill, gr.Tabs(selected="train"), message
@@ -227,27 +309,35 @@ def measure():
     try:
         machine = est.measure_this_machine()
     except Exception as error:  # torch missing or broken: explain, keep the tab working
-        return message_markdown(StudioError(f"Could not measure this machine: {error}",
-                                            "The estimates for the other hardware still work."))
-    return (f"Measured **{machine.label}**: {machine.peak_tflops * 1000:,.0f} GFLOP/s peak ({machine.note}). "
-            "It now appears in the hardware table. *(Measured while other work may be running: treat as a rough figure.)*")
+        return message_markdown(
+            StudioError(f"Could not measure this machine: {error}", "The estimates for the other hardware still work.")
+        )
+    return (
+        f"Measured **{machine.label}**: {machine.peak_tflops * 1000:,.0f} GFLOP/s peak ({machine.note}). "
+        "It now appears in the hardware table. *(Measured while other work may be running: treat as a rough figure.)*"
+    )
 
 
 # --- Layout ------------------------------------------------------------------------------------------
 
+
 def _question_component(question: checklist.Question):
     common = dict(label=question.label, info="Why this matters: " + question.why, elem_id=ELEM_IDS[question.key])
     if question.kind == "multi":
-        return gr.CheckboxGroup(choices=[(label, value) for value, label in question.choices],
-                                value=list(question.default), **common)
+        return gr.CheckboxGroup(
+            choices=[(label, value) for value, label in question.choices], value=list(question.default), **common
+        )
     if question.kind == "choice":
         return gr.Radio(choices=[(label, value) for value, label in question.choices], value=question.default, **common)
-    return gr.Number(value=question.default, minimum=0, precision=None if question.key == "baseline_score" else 0,
-                     **common)
+    return gr.Number(
+        value=question.default, minimum=0, precision=None if question.key == "baseline_score" else 0, **common
+    )
 
 
 def _hardware_choices() -> list[tuple[str, str]]:
-    return [("This machine (measured on first use)", est.THIS_MACHINE)] + [(item.label, item.key) for item in est.HARDWARE]
+    return [("This machine (measured on first use)", est.THIS_MACHINE)] + [
+        (item.label, item.key) for item in est.HARDWARE
+    ]
 
 
 def build(shared: Shared) -> None:
@@ -262,45 +352,92 @@ def build(shared: Shared) -> None:
                         if question.section == section:
                             answers[question.key] = _question_component(question)
         with gr.Column(scale=2, elem_id="decide-card-column"):
-            initial_plan = plan_mod.compute(plan_mod.PlanInputs(include_this_machine=False),
-                                            checklist.defaults())
-            card = gr.HTML(card_html(initial_plan.recommendation), css_template=CARD_CSS,
-                           elem_id="decide-recommendation")
+            initial_plan = plan_mod.compute(plan_mod.PlanInputs(include_this_machine=False), checklist.defaults())
+            card = gr.HTML(
+                card_html(initial_plan.recommendation), css_template=CARD_CSS, elem_id="decide-recommendation"
+            )
             recommend_btn = gr.Button("Update recommendation", variant="primary", elem_id="decide-recommend-btn")
 
     first = render(initial_plan)
-    gr.Markdown("## 5 · Technique and estimates\nWhich technique fits, and what the run costs in memory, time and "
-                "money.", elem_id="decide-estimates-heading")
+    gr.Markdown(
+        "## 5 · Technique and estimates\nWhich technique fits, and what the run costs in memory, time and money.",
+        elem_id="decide-estimates-heading",
+    )
     dataset_source = gr.Markdown(first[8], elem_id="decide-dataset-source", elem_classes="decide-source")
     with gr.Group():
         with gr.Row():
-            model = gr.Dropdown([arch.name for arch in est.ARCHITECTURES] + [plan_mod.CUSTOM_MODEL],
-                                value=est.ARCHITECTURES[0].name, label="Model", elem_id="decide-model",
-                                info="Known models have exact shapes; “Custom size” takes any parameter count.")
-            params = gr.Textbox(label="Custom size (parameters)", placeholder="e.g. 7B, 1.5B, 350M", visible=False,
-                                elem_id="decide-params")
-            hardware = gr.Dropdown(_hardware_choices(), value="t4", label="Hardware", elem_id="decide-hardware",
-                                   info="Its memory is the limit; its speed and price give time and cost.")
-            gpus = gr.Number(value=1, minimum=1, maximum=64, precision=0, label="GPUs", elem_id="decide-gpus",
-                             info="Several GPUs: DeepSpeed ZeRO-3 shards a model too big for one.")
+            model = gr.Dropdown(
+                [arch.name for arch in est.ARCHITECTURES] + [plan_mod.CUSTOM_MODEL],
+                value=est.ARCHITECTURES[0].name,
+                label="Model",
+                elem_id="decide-model",
+                info="Known models have exact shapes; “Custom size” takes any parameter count.",
+            )
+            params = gr.Textbox(
+                label="Custom size (parameters)",
+                placeholder="e.g. 7B, 1.5B, 350M",
+                visible=False,
+                elem_id="decide-params",
+            )
+            hardware = gr.Dropdown(
+                _hardware_choices(),
+                value="t4",
+                label="Hardware",
+                elem_id="decide-hardware",
+                info="Its memory is the limit; its speed and price give time and cost.",
+            )
+            gpus = gr.Number(
+                value=1,
+                minimum=1,
+                maximum=64,
+                precision=0,
+                label="GPUs",
+                elem_id="decide-gpus",
+                info="Several GPUs: DeepSpeed ZeRO-3 shards a model too big for one.",
+            )
         with gr.Row():
-            priority = gr.Radio([(label, key) for key, label in tech.PRIORITY_LABELS.items()], value="balanced",
-                                label="Technique priority", elem_id="decide-priority")
-            technique = gr.Dropdown([("Suggested (auto)", plan_mod.AUTO)] +
-                                    [(label, key) for key, label in est.TECHNIQUE_LABELS.items()],
-                                    value=plan_mod.AUTO, label="Technique to estimate",
-                                    elem_id="decide-technique-choice")
+            priority = gr.Radio(
+                [(label, key) for key, label in tech.PRIORITY_LABELS.items()],
+                value="balanced",
+                label="Technique priority",
+                elem_id="decide-priority",
+            )
+            technique = gr.Dropdown(
+                [("Suggested (auto)", plan_mod.AUTO)] + [(label, key) for key, label in est.TECHNIQUE_LABELS.items()],
+                value=plan_mod.AUTO,
+                label="Technique to estimate",
+                elem_id="decide-technique-choice",
+            )
         with gr.Row():
-            use_dataset = gr.Checkbox(value=True, label="Use the Data tab's dataset when one is loaded",
-                                      elem_id="decide-use-dataset")
-            tokens = gr.Number(value=plan_mod.DEFAULT_TOKENS, minimum=1, label="Tokens per epoch",
-                               elem_id="decide-tokens", info="Typed; a loaded dataset's real count replaces it.")
-            max_length = gr.Number(value=1024, minimum=16, precision=0, label="Max length", elem_id="decide-max-length",
-                                   info="Typed; a loaded dataset suggests its own.")
+            use_dataset = gr.Checkbox(
+                value=True, label="Use the Data tab's dataset when one is loaded", elem_id="decide-use-dataset"
+            )
+            tokens = gr.Number(
+                value=plan_mod.DEFAULT_TOKENS,
+                minimum=1,
+                label="Tokens per epoch",
+                elem_id="decide-tokens",
+                info="Typed; a loaded dataset's real count replaces it.",
+            )
+            max_length = gr.Number(
+                value=1024,
+                minimum=16,
+                precision=0,
+                label="Max length",
+                elem_id="decide-max-length",
+                info="Typed; a loaded dataset suggests its own.",
+            )
             epochs = gr.Number(value=plan_mod.DEFAULT_EPOCHS, minimum=0.1, label="Epochs", elem_id="decide-epochs")
-            batch_size = gr.Number(value=plan_mod.PlanInputs.batch_size, minimum=1, precision=0, label="Batch size", elem_id="decide-batch-size")
-            lora_r = gr.Number(value=plan_mod.PlanInputs.lora_r, minimum=1, precision=0, label="LoRA rank",
-                               elem_id="decide-lora-r")
+            batch_size = gr.Number(
+                value=plan_mod.PlanInputs.batch_size,
+                minimum=1,
+                precision=0,
+                label="Batch size",
+                elem_id="decide-batch-size",
+            )
+            lora_r = gr.Number(
+                value=plan_mod.PlanInputs.lora_r, minimum=1, precision=0, label="LoRA rank", elem_id="decide-lora-r"
+            )
     with gr.Row(equal_height=False):
         with gr.Column():
             gr.Markdown("### Suggested technique")
@@ -315,25 +452,46 @@ def build(shared: Shared) -> None:
     with gr.Accordion("Time and money on each hardware (the same run)", open=True):
         with gr.Row():
             measure_btn = gr.Button("Measure this machine", size="sm", elem_id="decide-measure-btn", scale=0)
-            measure_md = gr.Markdown("A short matmul benchmark (a few seconds the first time) adds this machine to the table.",
-                                     elem_id="decide-measure-result")
+            measure_md = gr.Markdown(
+                "A short matmul benchmark (a few seconds the first time) adds this machine to the table.",
+                elem_id="decide-measure-result",
+            )
         hardware_table = gr.Markdown(first[5], elem_id="decide-hardware-table")
-        gr.Markdown(f"<small>{est.PRICES_SOURCE} Utilisation is an assumption; times exclude downloading and "
-                    "loading the model.</small>", elem_id="decide-prices-note")
+        gr.Markdown(
+            f"<small>{est.PRICES_SOURCE} Utilisation is an assumption; times exclude downloading and "
+            "loading the model.</small>",
+            elem_id="decide-prices-note",
+        )
 
-    gr.Markdown("## 6 · Break-even: when does fine-tuning pay for itself?\nA tuned model needs no few-shot examples "
-                "in its prompt. Tokens saved per request and requests per month come from section 4; the one-time "
-                "cost is the training cost above plus other one-time costs.", elem_id="decide-breakeven-heading")
+    gr.Markdown(
+        "## 6 · Break-even: when does fine-tuning pay for itself?\nA tuned model needs no few-shot examples "
+        "in its prompt. Tokens saved per request and requests per month come from section 4; the one-time "
+        "cost is the training cost above plus other one-time costs.",
+        elem_id="decide-breakeven-heading",
+    )
     with gr.Row():
-        price = gr.Number(value=plan_mod.DEFAULT_PRICE_PER_1K, minimum=0, label="Price per 1k prompt tokens (USD)",
-                          info="e.g. 0.0025 = $2.50 per million", elem_id="decide-price")
-        hosting = gr.Number(value=0, label="Extra hosting for the tuned model (USD/month)",
-                            info="0 if it runs where the base model runs", elem_id="decide-hosting")
-        other = gr.Number(value=0, minimum=0, label="Other one-time costs (USD)",
-                          info="data preparation, evaluation time", elem_id="decide-other-costs")
+        price = gr.Number(
+            value=plan_mod.DEFAULT_PRICE_PER_1K,
+            minimum=0,
+            label="Price per 1k prompt tokens (USD)",
+            info="e.g. 0.0025 = $2.50 per million",
+            elem_id="decide-price",
+        )
+        hosting = gr.Number(
+            value=0,
+            label="Extra hosting for the tuned model (USD/month)",
+            info="0 if it runs where the base model runs",
+            elem_id="decide-hosting",
+        )
+        other = gr.Number(
+            value=0,
+            minimum=0,
+            label="Other one-time costs (USD)",
+            info="data preparation, evaluation time",
+            elem_id="decide-other-costs",
+        )
     break_even_md = gr.Markdown(first[6], elem_id="decide-breakeven")
-    chart = gr.Plot(first[7], visible=first[7] is not None,
-                    label="Cumulative cost", elem_id="decide-breakeven-chart")
+    chart = gr.Plot(first[7], visible=first[7] is not None, label="Cumulative cost", elem_id="decide-breakeven-chart")
 
     gr.Markdown("## 7 · Record and hand over", elem_id="decide-outputs-heading")
     with gr.Row():
@@ -344,11 +502,35 @@ def build(shared: Shared) -> None:
     record_file = gr.File(label="Decision record", interactive=False, visible=False, elem_id="decide-record-file")
 
     answer_inputs = [answers[key] for key in ANSWER_KEYS]
-    form_inputs = [model, params, hardware, gpus, priority, technique, tokens, epochs, batch_size, max_length,
-                   lora_r, use_dataset, price, hosting, other]
+    form_inputs = [
+        model,
+        params,
+        hardware,
+        gpus,
+        priority,
+        technique,
+        tokens,
+        epochs,
+        batch_size,
+        max_length,
+        lora_r,
+        use_dataset,
+        price,
+        hosting,
+        other,
+    ]
     all_inputs = answer_inputs + form_inputs + [shared.dataset_stats, shared.dataset]
-    outputs = [card, advice_md, advice_table, summary, memory_table, hardware_table, break_even_md, chart,
-               dataset_source]
+    outputs = [
+        card,
+        advice_md,
+        advice_table,
+        summary,
+        memory_table,
+        hardware_table,
+        break_even_md,
+        chart,
+        dataset_source,
+    ]
 
     # The card follows every answer at once (pure Python, instant); the estimates follow too.
     g = guarded  # every handler goes through the guard (studio/ui/guard.py) with its rule
@@ -357,15 +539,31 @@ def build(shared: Shared) -> None:
         event = component.input if isinstance(component, gr.Number) else component.change
         event(look, all_inputs, outputs, api_visibility="private", show_progress="hidden")
     recommend_btn.click(look, all_inputs, outputs, api_name="decide_recommend")
-    model.change(g(access.LOOK, lambda name: gr.Textbox(visible=name == plan_mod.CUSTOM_MODEL)), model, params,
-                 api_visibility="private")
-    shared.dataset_stats.change(g(access.LOOK, on_dataset), [shared.dataset_stats, model, answers["examples"]],
-                                [model, answers["examples"], tokens, max_length], api_visibility="private").then(
-        look, all_inputs, outputs, api_visibility="private")
+    model.change(
+        g(access.LOOK, lambda name: gr.Textbox(visible=name == plan_mod.CUSTOM_MODEL)),
+        model,
+        params,
+        api_visibility="private",
+    )
+    shared.dataset_stats.change(
+        g(access.LOOK, on_dataset),
+        [shared.dataset_stats, model, answers["examples"]],
+        [model, answers["examples"], tokens, max_length],
+        api_visibility="private",
+    ).then(look, all_inputs, outputs, api_visibility="private")
     measure_btn.click(g(access.LOOK, measure), None, measure_md, api_visibility="private").then(
-        look, all_inputs, outputs, api_visibility="private")
+        look, all_inputs, outputs, api_visibility="private"
+    )
     record_btn.click(g(access.LOOK, download_record), all_inputs, [record_file, status], api_name="decide_record")
-    use_btn.click(g(access.LOOK, use_settings), all_inputs, [shared.train_prefill, shared.tabs, status],
-                  api_name="decide_use_settings")
-    data_btn.click(g(access.LOOK, settings_then_data), all_inputs, [shared.train_prefill, shared.tabs, status],
-                   api_visibility="private")
+    use_btn.click(
+        g(access.LOOK, use_settings),
+        all_inputs,
+        [shared.train_prefill, shared.tabs, status],
+        api_name="decide_use_settings",
+    )
+    data_btn.click(
+        g(access.LOOK, settings_then_data),
+        all_inputs,
+        [shared.train_prefill, shared.tabs, status],
+        api_visibility="private",
+    )

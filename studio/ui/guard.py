@@ -80,6 +80,7 @@ def guarded(action: str, fn):
         return identity
 
     if inspect.isgeneratorfunction(fn):
+
         @functools.wraps(fn)
         def stream(*args, **kwargs):
             try:
@@ -102,6 +103,7 @@ def guarded(action: str, fn):
 
         wrapper = stream
     else:
+
         @functools.wraps(fn)
         def call(*args, **kwargs):
             try:

@@ -38,9 +38,11 @@ def prepare(progress=gr.Progress()) -> str:
 def build(demo: gr.Blocks) -> None:
     with gr.Row(elem_id="model-status"):
         status = gr.Markdown(status_text(), elem_id="model-status-text")
-        button = gr.Button("Prepare the bundled model now", size="sm", scale=0, elem_id="model-prepare-btn",
-                           visible=needs_preparing())
+        button = gr.Button(
+            "Prepare the bundled model now", size="sm", scale=0, elem_id="model-prepare-btn", visible=needs_preparing()
+        )
     # Converting the bundled model is the same for everyone (and happens on first use anyway): anyone may ask.
     button.click(guarded(access.LOOK, prepare), outputs=status, api_visibility="private").then(
-        guarded(access.LOOK, refresh), outputs=[status, button], api_visibility="private")
+        guarded(access.LOOK, refresh), outputs=[status, button], api_visibility="private"
+    )
     demo.load(guarded(access.LOOK, refresh), outputs=[status, button], api_visibility="private")

@@ -16,7 +16,7 @@ from studio.models import hardware
 from studio.train import supervisor
 from studio.ui import compare_tab, data_tab, decide_tab, model_status, train_tab
 from studio.ui.guard import guarded, request_identity
-from studio.ui.shared import message_markdown, Shared
+from studio.ui.shared import Shared, message_markdown
 from studio.ui.theme import CSS, theme
 
 TITLE = "Fine-Tune Studio"
@@ -33,16 +33,19 @@ TABS = (
 def footer_text() -> str:
     detected = hardware.detect_quick()
     if access.is_public():  # no server path on a public page
-        return (f"Hardware: {escape.md_inline(detected.summary)} · Data folder: the studio's storage on the server · "
-                f"{access.settings().mode_name} mode")
+        return (
+            f"Hardware: {escape.md_inline(detected.summary)} · Data folder: the studio's storage on the server · "
+            f"{access.settings().mode_name} mode"
+        )
     return f"Hardware: {escape.md_inline(detected.summary)} · Data folder: {escape.md_code(paths.home())}"
 
 
 def oauth_available() -> bool:
     """Hugging Face sign-in works on a Space with `hf_oauth: true`. STUDIO_OAUTH_LOCAL=1 uses Gradio's local
     stand-in instead (it signs you in as the account this machine is logged in to): for trying oauth mode."""
-    return bool(os.environ.get("SYSTEM") == "spaces" and os.environ.get("SPACE_ID")) or \
-        os.environ.get("STUDIO_OAUTH_LOCAL", "").lower() in ("1", "true", "yes")
+    return bool(os.environ.get("SYSTEM") == "spaces" and os.environ.get("SPACE_ID")) or os.environ.get(
+        "STUDIO_OAUTH_LOCAL", ""
+    ).lower() in ("1", "true", "yes")
 
 
 def visitor_banner() -> str:
@@ -76,12 +79,22 @@ def build_app() -> gr.Blocks:
                     check, *rest = login.load_event_to_attach
                     login.load_event_to_attach = (guarded(access.LOOK, check), *rest)
                 else:
-                    gr.Markdown("⚠️ STUDIO_AUTH=oauth works on a Hugging Face Space with `hf_oauth: true`; "
-                                "here nobody can sign in, so training is off.")
-        banner = gr.Markdown(access.describe(access.Identity("", access.ANONYMOUS)) if public else "",
-                             elem_id="studio-access", visible=public)
-        states = dict(dataset=gr.State(None), dataset_stats=gr.State(None), train_prefill=gr.State(None),
-                      run=gr.State(None), model=gr.State(None))
+                    gr.Markdown(
+                        "⚠️ STUDIO_AUTH=oauth works on a Hugging Face Space with `hf_oauth: true`; "
+                        "here nobody can sign in, so training is off."
+                    )
+        banner = gr.Markdown(
+            access.describe(access.Identity("", access.ANONYMOUS)) if public else "",
+            elem_id="studio-access",
+            visible=public,
+        )
+        states = dict(
+            dataset=gr.State(None),
+            dataset_stats=gr.State(None),
+            train_prefill=gr.State(None),
+            run=gr.State(None),
+            model=gr.State(None),
+        )
         with gr.Tabs(elem_id="studio-tabs") as tabs:
             shared = Shared(tabs=tabs, **states)
             for label, tab_id, module in TABS:
@@ -90,15 +103,27 @@ def build_app() -> gr.Blocks:
         with gr.Column(elem_id="studio-footer"):
             model_status.build(demo)
             gr.Markdown(footer_text())
-            with gr.Accordion("Operator sign-in", open=False, visible=public and access.settings().admin_password_set,
-                              elem_id="studio-operator"):
+            with gr.Accordion(
+                "Operator sign-in",
+                open=False,
+                visible=public and access.settings().admin_password_set,
+                elem_id="studio-operator",
+            ):
                 with gr.Row():
-                    admin_password = gr.Textbox(label="Admin password (STUDIO_ADMIN_PASSWORD)", type="password",
-                                                scale=3, elem_id="studio-operator-password")
+                    admin_password = gr.Textbox(
+                        label="Admin password (STUDIO_ADMIN_PASSWORD)",
+                        type="password",
+                        scale=3,
+                        elem_id="studio-operator-password",
+                    )
                     admin_button = gr.Button("Sign in as the operator", scale=1, elem_id="studio-operator-btn")
                 admin_message = gr.Markdown(elem_id="studio-operator-message")
-        admin_button.click(guarded(access.LOOK, sign_in_operator), admin_password, [admin_message, admin_password, banner],
-                           api_visibility="private")
+        admin_button.click(
+            guarded(access.LOOK, sign_in_operator),
+            admin_password,
+            [admin_message, admin_password, banner],
+            api_visibility="private",
+        )
         if shared.ready is not None and public:
             shared.ready.then(guarded(access.LOOK, visitor_banner), None, banner, api_visibility="private")
     return demo
@@ -120,8 +145,9 @@ def launch_kwargs() -> dict:
     if auth:
         kwargs["auth"] = rate_limited(auth)
         allowed = limits.whole("password_attempts")
-        kwargs["auth_message"] = ("Fine-Tune Studio is password-protected (STUDIO_PASSWORD)."
-                                  + (f" After {allowed} wrong passwords in 15 minutes, sign-in pauses for a while." if allowed else ""))
+        kwargs["auth_message"] = "Fine-Tune Studio is password-protected (STUDIO_PASSWORD)." + (
+            f" After {allowed} wrong passwords in 15 minutes, sign-in pauses for a while." if allowed else ""
+        )
     return kwargs
 
 
@@ -129,7 +155,6 @@ def rate_limited(check):
     """Wrap a login check: after too many wrong passwords every attempt is refused for a while (HTTP 429 with the
     reason; the login page itself can only say the credentials were not accepted)."""
     from fastapi import HTTPException
-
 
     def limited(username: str, password: str) -> bool:
         try:

@@ -27,16 +27,37 @@ from studio.jobs import executor, flavors
 from studio.jobs.estimate import default_max_cost
 from studio.models import catalog, hardware
 from studio.train import charts, executors, export, preflight, queue, store, supervisor
-from studio.train.config import RunConfig, SCHEDULERS
+from studio.train.config import SCHEDULERS, RunConfig
 from studio.ui.guard import guarded, guarded_validator, request_identity
-from studio.ui.shared import download_copy, message_markdown, Shared
+from studio.ui.shared import Shared, download_copy, message_markdown
 
 # Form fields, in the order the form's components are passed to handlers (RunConfig field names).
 FORM_FIELDS = (
-    "model", "trust_remote_code", "dataset", "name", "epochs", "learning_rate", "lora_r", "max_steps",
-    "lora_alpha", "lora_dropout", "target_modules", "use_dora", "batch_size", "grad_accum", "max_length",
-    "packing", "assistant_only_loss", "warmup", "scheduler", "weight_decay", "seed",
-    "eval_steps", "save_steps", "logging_steps", "qlora_4bit",
+    "model",
+    "trust_remote_code",
+    "dataset",
+    "name",
+    "epochs",
+    "learning_rate",
+    "lora_r",
+    "max_steps",
+    "lora_alpha",
+    "lora_dropout",
+    "target_modules",
+    "use_dora",
+    "batch_size",
+    "grad_accum",
+    "max_length",
+    "packing",
+    "assistant_only_loss",
+    "warmup",
+    "scheduler",
+    "weight_decay",
+    "seed",
+    "eval_steps",
+    "save_steps",
+    "logging_steps",
+    "qlora_4bit",
 )
 # RunConfig fields the form does not show; kept from "train again" / Decide so nothing is silently lost.
 HIDDEN_FIELDS = ("bf16", "gradient_checkpointing", "torch_threads")
@@ -49,19 +70,25 @@ BROWSER_ID_PATTERN = access.BROWSER_ID_PATTERN
 # localStorage. On page load this script hands the stored token (or nothing) to the server, which checks the
 # signature, binds the id to the page session and hands back the token to keep (STORE_ID_JS). A gr.BrowserState
 # inside a tab is only mounted when the tab is opened, after the load event, hence the hidden textbox.
-BROWSER_ID_JS = """
+BROWSER_ID_JS = (
+    """
 (carrier, view) => {
   let token = "";
   try { token = window.localStorage.getItem("%s") || ""; } catch (error) {}
   return [token, view];
 }
-""" % BROWSER_ID_KEY
-STORE_ID_JS = """
+"""
+    % BROWSER_ID_KEY
+)
+STORE_ID_JS = (
+    """
 (token) => {
   try { if (token) { window.localStorage.setItem("%s", token); } } catch (error) {}
   return [];
 }
-""" % BROWSER_ID_KEY
+"""
+    % BROWSER_ID_KEY
+)
 HISTORY_HEADERS = ["Name", "Model", "Dataset", "Status", "Steps", "Best eval loss", "Duration", "Started"]
 ASSISTANT_ONLY_OFF = (
     "**Note: assistant-only loss is off.** the loss covers the whole conversation, prompts included, so the model "
@@ -84,8 +111,10 @@ def _model_choices() -> list[tuple[str, str]]:
 
 def dataset_choices() -> list[tuple[str, str]]:
     """The caller's datasets (all of them in private mode) as (label, value) for the dropdown."""
-    return [(preflight.dataset_label(manifest), data_store.dataset_value(manifest))
-            for manifest in data_store.list_visible()]
+    return [
+        (preflight.dataset_label(manifest), data_store.dataset_value(manifest))
+        for manifest in data_store.list_visible()
+    ]
 
 
 def _dataset_folder(value: str | None) -> Path:
@@ -132,8 +161,10 @@ ZERO_MEANS_AUTO = ("max_steps", "learning_rate")
 
 def form_values(config: dict[str, Any]) -> list[Any]:
     """Form component values for a RunConfig dict (train again, defaults)."""
-    merged = {**RunConfig().to_dict(), **{k: v for k, v in (config or {}).items()
-                                         if v is not None or k in ZERO_MEANS_AUTO}}
+    merged = {
+        **RunConfig().to_dict(),
+        **{k: v for k, v in (config or {}).items() if v is not None or k in ZERO_MEANS_AUTO},
+    }
     values = []
     for name in FORM_FIELDS:
         value = merged.get(name)
@@ -174,16 +205,22 @@ def describe_dataset(path: str | None) -> tuple[str, Any]:
         folder = Path(str(path))
     manifest = preflight.read_manifest(folder)
     if manifest is None:
-        return (f"**{escape.md_code(_shown(str(path)))} is not a saved dataset.**\n\n*Hint:* prepare and save it in the "
-                "Data tab."), gr.skip()
+        return (
+            f"**{escape.md_code(_shown(str(path)))} is not a saved dataset.**\n\n*Hint:* prepare and save it in the "
+            "Data tab."
+        ), gr.skip()
     counts = manifest.get("counts") or {}
     stats = manifest.get("stats") or {}
     tokens = stats.get("tokens") or {}
-    parts = [f"**{escape.md_inline(manifest.get('name') or folder.name)}**: {counts.get('train', '?')} training rows, "
-             f"{counts.get('validation', 0)} validation rows"]
+    parts = [
+        f"**{escape.md_inline(manifest.get('name') or folder.name)}**: {counts.get('train', '?')} training rows, "
+        f"{counts.get('validation', 0)} validation rows"
+    ]
     if tokens.get("p99"):
         parts.append(f"tokens per row: median {tokens.get('p50')}, p99 {tokens.get('p99')}, max {tokens.get('max')}")
-    suggested = stats.get("suggested_max_length") or (suggested_max_length(tokens["p99"]) if tokens.get("p99") else None)
+    suggested = stats.get("suggested_max_length") or (
+        suggested_max_length(tokens["p99"]) if tokens.get("p99") else None
+    )
     if suggested:
         parts.append(f"max length set to {suggested} (covers 99 % of rows)")
         return " · ".join(parts), gr.update(value=int(suggested))
@@ -223,8 +260,11 @@ def apply_prefill(prefill: dict | None, hidden: dict | None):
     if not prefill:
         return [outputs[name] for name in FORM_FIELDS] + [hidden, gr.skip()]
     technique = str(prefill.get("technique") or "").lower()
-    values = {key: prefill[key] for key in ("model", "epochs", "max_length", "lora_r", "lora_alpha", "batch_size")
-              if prefill.get(key) not in (None, "")}
+    values = {
+        key: prefill[key]
+        for key in ("model", "epochs", "max_length", "lora_r", "lora_alpha", "batch_size")
+        if prefill.get(key) not in (None, "")
+    }
     if technique == "dora" or prefill.get("use_dora"):
         values["use_dora"] = True
     if technique == "qlora" or prefill.get("load_in_4bit"):
@@ -247,8 +287,11 @@ def apply_prefill(prefill: dict | None, hidden: dict | None):
     if prefill.get("gradient_checkpointing") is not None and _hardware().kind == "cuda":
         hidden["gradient_checkpointing"] = bool(prefill["gradient_checkpointing"])
     applied = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in values.items() if key != "dataset")
-    note = (f"✓ Settings from **Decide** applied: {escape.md_inline(applied or 'none')}"
-            + (f" (technique: {escape.md_inline(technique)})" if technique else "") + ".")
+    note = (
+        f"✓ Settings from **Decide** applied: {escape.md_inline(applied or 'none')}"
+        + (f" (technique: {escape.md_inline(technique)})" if technique else "")
+        + "."
+    )
     return [outputs[name] for name in FORM_FIELDS] + [hidden, note]
 
 
@@ -292,8 +335,12 @@ def check_settings(*args):
         report = preflight.run_preflight(config, check_busy=False)  # a busy trainer queues the run instead
     except StudioError as error:
         return _error(error), "", "", gr.update(visible=False)
-    return (_shown(_queue_note() + report.markdown()), _shown(report.cli_command), _shown(report.config_json),
-            gr.update(visible=bool(report.warnings) and not report.blocking))
+    return (
+        _shown(_queue_note() + report.markdown()),
+        _shown(report.cli_command),
+        _shown(report.config_json),
+        gr.update(visible=bool(report.warnings) and not report.blocking),
+    )
 
 
 def _queue_note() -> str:
@@ -306,8 +353,10 @@ def _queue_note() -> str:
     if current is None and not waiting:
         return ""
     ahead = f" behind {waiting} waiting run{'s' if waiting != 1 else ''}" if waiting else ""
-    return (f"⏳ **The trainer is busy now:** a run started now waits in the queue{ahead} and starts by itself "
-            "when its turn comes.\n\n")
+    return (
+        f"⏳ **The trainer is busy now:** a run started now waits in the queue{ahead} and starts by itself "
+        "when its turn comes.\n\n"
+    )
 
 
 def validate_form(*args):
@@ -336,23 +385,34 @@ def start_run(*args, anyway: bool = False):
     if report.blocking:
         return (*shown, "**Not started:** fix the points marked ✕ first.", gr.update(visible=False), view)
     if report.warnings and not anyway:
-        return (*shown, "**Check the warnings ⚠ above.** Change the settings, or press **Start anyway**.",
-                gr.update(visible=True), view)
+        return (
+            *shown,
+            "**Check the warnings ⚠ above.** Change the settings, or press **Start anyway**.",
+            gr.update(visible=True),
+            view,
+        )
     try:
         quotas.check_quota(me, "runs")
         # report.config carries any memory adjustments preflight made (micro-batch, checkpointing)
-        record = supervisor.submit(report.config, owner=me.user_id,
-                                   owner_role=access.OPERATOR if me.operator else me.role,
-                                   estimated_seconds=report.seconds)
+        record = supervisor.submit(
+            report.config,
+            owner=me.user_id,
+            owner_role=access.OPERATOR if me.operator else me.role,
+            estimated_seconds=report.seconds,
+        )
     except StudioError as error:
         return (*shown, _error(error), gr.update(visible=False), view)
     new_view = open_view(record.run_id)
     if record.state == "queued":
-        message = (f"⏳ **'{escape.md_inline(record.name)}' is queued:** the trainer is busy; it starts by itself when "
-                   "its turn comes (its place and an estimated start are shown below). You can close this page.")
+        message = (
+            f"⏳ **'{escape.md_inline(record.name)}' is queued:** the trainer is busy; it starts by itself when "
+            "its turn comes (its place and an estimated start are shown below). You can close this page."
+        )
     else:
-        message = (f"▶ **Started '{escape.md_inline(record.name)}'.** Follow it below — you can close this page; the "
-                   "run keeps going.")
+        message = (
+            f"▶ **Started '{escape.md_inline(record.name)}'.** Follow it below — you can close this page; the "
+            "run keeps going."
+        )
     return (*shown, message, gr.update(visible=False), new_view)
 
 
@@ -373,10 +433,15 @@ def _flavor_update(current: str | None, refresh: bool = False):
     choices = flavors.choices(listed)
     names = [name for _, name in choices]
     value = current if current in names else (names[0] if names else None)
-    note = ("Prices per hour as Hugging Face lists them; the job bills the account of the studio's HF_TOKEN. "
-            "Only the studio's operators can start remote runs.")
+    note = (
+        "Prices per hour as Hugging Face lists them; the job bills the account of the studio's HF_TOKEN. "
+        "Only the studio's operators can start remote runs."
+    )
     if listed.stale_reason:
-        note = f"⚠ List from {listed.fetched_at[:16].replace('T', ' ')} UTC ({escape.md_inline(listed.stale_reason)}). " + note
+        note = (
+            f"⚠ List from {listed.fetched_at[:16].replace('T', ' ')} UTC ({escape.md_inline(listed.stale_reason)}). "
+            + note
+        )
     return gr.update(choices=choices, value=value), _shown(note)
 
 
@@ -384,8 +449,7 @@ def choose_where(where: str | None, current_flavor: str | None):
     """Show the Jobs settings (and, for an operator, load the flavours) when the run goes to Hugging Face Jobs."""
     remote = where == executors.HF_JOBS
     if not remote:
-        return (gr.update(visible=False), gr.skip(), "",
-                gr.update(interactive=preflight.zero_gpu_message() is None))
+        return (gr.update(visible=False), gr.skip(), "", gr.update(interactive=preflight.zero_gpu_message() is None))
     flavor, note = _flavor_update(current_flavor)
     return gr.update(visible=True), flavor, note, gr.update(interactive=True)  # ZeroGPU can still send jobs
 
@@ -403,7 +467,10 @@ def _remote_check(values, hidden, flavor: str | None, max_cost, browser_id: str 
     result, listed = executor.remote_estimate(config, flavor, cap)
     markdown = result.markdown()
     if listed.stale_reason:
-        markdown = f"⚠ *Flavour list from {listed.fetched_at[:16]} UTC: {escape.md_inline(listed.stale_reason)}*\n\n" + markdown
+        markdown = (
+            f"⚠ *Flavour list from {listed.fetched_at[:16]} UTC: {escape.md_inline(listed.stale_reason)}*\n\n"
+            + markdown
+        )
     command = result.report.cli_command
     if command:
         command += " " + shlex.join(executors.Choice(executors.HF_JOBS, flavor, cap).cli_args())
@@ -437,20 +504,39 @@ def start_where(*args, anyway: bool = False):
         return _error(error), gr.skip(), gr.skip(), gr.skip(), gr.update(visible=False), view
     report = result.report
     if report.blocking:
-        return markdown, command, config_json, "**Not sent:** fix the points marked ✕ first.", gr.update(visible=False), view
+        return (
+            markdown,
+            command,
+            config_json,
+            "**Not sent:** fix the points marked ✕ first.",
+            gr.update(visible=False),
+            view,
+        )
     if report.warnings and not anyway:
-        return (markdown, command, config_json, "**Check the warnings ⚠ above.** Change the settings, or press **Start anyway**.",
-                gr.update(visible=True), view)
+        return (
+            markdown,
+            command,
+            config_json,
+            "**Check the warnings ⚠ above.** Change the settings, or press **Start anyway**.",
+            gr.update(visible=True),
+            view,
+        )
     me = _me(browser_id)
     try:
-        record = supervisor.launch_with(config, owner=me.user_id, identity=me,
-                                  choice=executors.Choice(executors.HF_JOBS, flavor, result.max_cost))
+        record = supervisor.launch_with(
+            config, owner=me.user_id, identity=me, choice=executors.Choice(executors.HF_JOBS, flavor, result.max_cost)
+        )
     except StudioError as error:
         return markdown, command, config_json, _error(error), gr.update(visible=False), view
-    return (markdown, command, config_json,
-            f"☁ **Sent '{escape.md_inline(record.name)}' to Hugging Face Jobs** ({escape.md_inline(flavor)}). Follow it "
-            "below — you can close this page; the job keeps going and this view reattaches.",
-            gr.update(visible=False), open_view(record.run_id))
+    return (
+        markdown,
+        command,
+        config_json,
+        f"☁ **Sent '{escape.md_inline(record.name)}' to Hugging Face Jobs** ({escape.md_inline(flavor)}). Follow it "
+        "below — you can close this page; the job keeps going and this view reattaches.",
+        gr.update(visible=False),
+        open_view(record.run_id),
+    )
 
 
 def start_where_anyway(*args):
@@ -461,8 +547,15 @@ def start_where_anyway(*args):
 
 
 def open_view(run_id: str | None) -> dict:
-    return {"run_id": run_id, "offset": 0, "events": [], "status_key": None, "log_key": None, "runs_key": None,
-            "rendered": False}
+    return {
+        "run_id": run_id,
+        "offset": 0,
+        "events": [],
+        "status_key": None,
+        "log_key": None,
+        "runs_key": None,
+        "rendered": False,
+    }
 
 
 def _file_key(path: Path):
@@ -534,8 +627,10 @@ def _run_header(record, browser_id: str | None) -> str:
     if record.shared and (me.operator or access.owns(me, record)) and access.is_public():
         whose += " · shared with every visitor"
     started = str(record.status.get("started_at") or record.status.get("created_at") or "")[:16].replace("T", " ")
-    return _shown(f"### {escape.md_inline(record.name)}\n{escape.md_code(record.run_id)} · {escape.md_inline(_shown(model))} · "
-                  f"dataset {escape.md_code(_shown(dataset))} · started {escape.md_inline(started)} UTC{whose}")
+    return _shown(
+        f"### {escape.md_inline(record.name)}\n{escape.md_code(record.run_id)} · {escape.md_inline(_shown(model))} · "
+        f"dataset {escape.md_code(_shown(dataset))} · started {escape.md_inline(started)} UTC{whose}"
+    )
 
 
 def _queue_line(record) -> str:
@@ -547,8 +642,10 @@ def _queue_line(record) -> str:
     place = queue.places(current.eta_seconds if current else None, current is not None).get(record.run_id)
     if place is None:
         return ""
-    return (f"⏳ **Queued: position {place.position} of {place.of}** — {place.start_text}. It starts by itself; "
-            "you can close this page.")
+    return (
+        f"⏳ **Queued: position {place.position} of {place.of}** — {place.start_text}. It starts by itself; "
+        "you can close this page."
+    )
 
 
 def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
@@ -561,11 +658,15 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
         lines.append(remote.describe(status, full=not access.is_public() or me.operator or access.owns(me, record)))
     error = status.get("error")
     if state == "failed" and isinstance(error, dict):
-        lines.append(f"✕ **{escape.md_inline(error.get('message', 'The run failed.'))}**"
-                     + (f"\n\n*Hint:* {escape.md_inline(error['hint'])}" if error.get("hint") else ""))
+        lines.append(
+            f"✕ **{escape.md_inline(error.get('message', 'The run failed.'))}**"
+            + (f"\n\n*Hint:* {escape.md_inline(error['hint'])}" if error.get("hint") else "")
+        )
     elif state == "interrupted" and isinstance(error, dict):
-        lines.append(f"⏸ **{escape.md_inline(error.get('message', 'Interrupted.'))}**"
-                     + (f"\n\n*Hint:* {escape.md_inline(error['hint'])}" if error.get("hint") else ""))
+        lines.append(
+            f"⏸ **{escape.md_inline(error.get('message', 'Interrupted.'))}**"
+            + (f"\n\n*Hint:* {escape.md_inline(error['hint'])}" if error.get("hint") else "")
+        )
     elif state == "stopped":
         if isinstance(error, dict):
             note = f" {escape.md_inline(error.get('message'))} {escape.md_inline(error.get('hint', ''))}"
@@ -582,23 +683,37 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
         requested = charts._started_seconds(status.get("stop_requested_at"))
         waited = time.time() - requested if requested else 0
         if remote:
-            lines.append("… **Stopping:** the job finishes the current step, saves, and pushes the adapter; then the "
-                         "studio downloads it" + (f" (the job is cancelled after {remote.stop_timeout():.0f} s)."
-                                                  if not status.get("cancel_requested_at") else " (cancelling)."))
+            lines.append(
+                "… **Stopping:** the job finishes the current step, saves, and pushes the adapter; then the "
+                "studio downloads it"
+                + (
+                    f" (the job is cancelled after {remote.stop_timeout():.0f} s)."
+                    if not status.get("cancel_requested_at")
+                    else " (cancelling)."
+                )
+            )
         elif waited > supervisor.DEFAULT_STOP_TIMEOUT:
-            lines.append(f"⚠ **Still stopping after {units.format_duration(waited)}.** Use **Force stop** to end it now "
-                         "(keeps the last checkpoint; this step's work is lost).")
+            lines.append(
+                f"⚠ **Still stopping after {units.format_duration(waited)}.** Use **Force stop** to end it now "
+                "(keeps the last checkpoint; this step's work is lost)."
+            )
         else:
             lines.append("… **Stopping:** finishing the current step, then saving a checkpoint and the adapter…")
     elif state in ("queued", "starting") and remote:
-        lines.append("… **Starting on Hugging Face Jobs:** " + escape.md_inline(status.get("job_phase") or "submitting…"))
+        lines.append(
+            "… **Starting on Hugging Face Jobs:** " + escape.md_inline(status.get("job_phase") or "submitting…")
+        )
     elif state in ("queued", "starting"):
         if queue.is_waiting(record):
             lines.append(_queue_line(record))
         else:
             lines.append("… **Starting:** loading the model and preparing the data (imports take a few seconds)…")
-    another_session = state in ("queued",) + ("starting", "running", "stopping") and record.owner \
-        and not access.owns(me, record) and not (access.is_public() and me.operator)
+    another_session = (
+        state in ("queued",) + ("starting", "running", "stopping")
+        and record.owner
+        and not access.owns(me, record)
+        and not (access.is_public() and me.operator)
+    )
     if another_session and remote:  # a remote run does not use this machine's trainer
         admin = " or enter the admin password below" if os.environ.get(supervisor.ADMIN_ENV) else ""
         lines.append(f"Another session started this run: only that browser{admin} can stop or delete it.")
@@ -672,9 +787,12 @@ def _buttons(record, browser_id: str | None) -> tuple:
     except StudioError:
         may_act = bool(os.environ.get(supervisor.ADMIN_ENV)) and access.can_see(me, record)
     resumable = state in supervisor.RESUMABLE and store.last_checkpoint(record.dir) is not None
-    return (gr.update(visible=may_act and active and not stopping),
-            gr.update(visible=may_act and active, variant="stop" if stopping else "secondary"),
-            gr.update(visible=may_act and bool(resumable)), gr.update(visible=may_act and not active))
+    return (
+        gr.update(visible=may_act and active and not stopping),
+        gr.update(visible=may_act and active, variant="stop" if stopping else "secondary"),
+        gr.update(visible=may_act and bool(resumable)),
+        gr.update(visible=may_act and not active),
+    )
 
 
 EMPTY_OUTPUTS = 15  # outputs of poll() after the view state
@@ -686,8 +804,19 @@ def _history_outputs(browser_id: str | None = None) -> tuple:
 
 
 def _empty_view_outputs(message: str, browser_id: str | None = None) -> tuple:
-    return (gr.update(visible=False), f"*{message}*", "", "", charts.loss_figure([]), charts.rate_figure([]), "", "",
-            *(gr.update(visible=False),) * 4, gr.skip(), *_history_outputs(browser_id))
+    return (
+        gr.update(visible=False),
+        f"*{message}*",
+        "",
+        "",
+        charts.loss_figure([]),
+        charts.rate_figure([]),
+        "",
+        "",
+        *(gr.update(visible=False),) * 4,
+        gr.skip(),
+        *_history_outputs(browser_id),
+    )
 
 
 def render(view: dict, browser_id: str | None, force: bool = False) -> tuple:
@@ -698,13 +827,27 @@ def render(view: dict, browser_id: str | None, force: bool = False) -> tuple:
     is re-read only when the viewed run changes state.
     """
     if not view or not view.get("run_id"):
-        return (view, *_empty_view_outputs("No run yet. Pick your settings above and press Start training.", browser_id))
+        return (
+            view,
+            *_empty_view_outputs("No run yet. Pick your settings above and press Start training.", browser_id),
+        )
     try:
         view, record, new_events, status_changed, log_changed = _advance(view, browser_id)
     except StudioError as error:
-        return (open_view(None), gr.update(visible=False), _error(error), "", "", charts.loss_figure([]),
-                charts.rate_figure([]), "", "", *(gr.update(visible=False),) * 4, gr.skip(),
-                *_history_outputs(browser_id))
+        return (
+            open_view(None),
+            gr.update(visible=False),
+            _error(error),
+            "",
+            "",
+            charts.loss_figure([]),
+            charts.rate_figure([]),
+            "",
+            "",
+            *(gr.update(visible=False),) * 4,
+            gr.skip(),
+            *_history_outputs(browser_id),
+        )
     first = force or not view.get("rendered")
     view["rendered"] = True
     state_changed = view.get("state") not in (None, record.state)
@@ -712,7 +855,9 @@ def render(view: dict, browser_id: str | None, force: bool = False) -> tuple:
     active = record.state in ("queued", "starting", "running", "stopping")
     events = view["events"]
     header = _run_header(record, browser_id) if first or status_changed else gr.skip()
-    status_md = _status_markdown(record, events, browser_id) if first or status_changed or new_events or active else gr.skip()
+    status_md = (
+        _status_markdown(record, events, browser_id) if first or status_changed or new_events or active else gr.skip()
+    )
     progress = charts.progress_html(record.status, events) if first or active or status_changed else gr.skip()
     loss = charts.loss_figure(events, title="Loss") if first or new_events else gr.skip()
     rates = charts.rate_figure(events) if first or new_events else gr.skip()
@@ -768,8 +913,10 @@ def stop_run(view: dict, browser_id: str | None, admin_password: str | None, for
     if executors.remote_for(record):
         if force:
             return f"■ **Cancelling the job of '{escape.md_inline(record.name)}'.** Resume continues from the last checkpoint it pushed."
-        return (f"… **Stopping '{escape.md_inline(record.name)}':** the job finishes this step, saves and pushes the "
-                "adapter, and the studio downloads it (this takes a minute or more).")
+        return (
+            f"… **Stopping '{escape.md_inline(record.name)}':** the job finishes this step, saves and pushes the "
+            "adapter, and the studio downloads it (this takes a minute or more)."
+        )
     if force:
         return f"■ **Force-stopped '{escape.md_inline(record.name)}'.** The process tree was killed; Resume continues from the last checkpoint."
     return f"… **Stopping '{escape.md_inline(record.name)}':** it finishes this step, then saves a checkpoint and the adapter."
@@ -794,8 +941,10 @@ def ask_delete(view: dict):
         record = _run_for(_acting_on(view))
     except StudioError as error:
         return _error(error), gr.update(visible=False)
-    return (f"**Delete '{escape.md_inline(record.name)}' for good?** Its checkpoints, adapter and Compare results are removed.",
-            gr.update(visible=True))
+    return (
+        f"**Delete '{escape.md_inline(record.name)}' for good?** Its checkpoints, adapter and Compare results are removed.",
+        gr.update(visible=True),
+    )
 
 
 def delete_run(view: dict, browser_id: str | None, admin_password: str | None):
@@ -806,11 +955,17 @@ def delete_run(view: dict, browser_id: str | None, admin_password: str | None):
         return _error(error), gr.update(visible=False), view
     runs = _visible_runs(browser_id)
     job = record.status.get("job") or {}
-    kept = (f" Its private repos on Hugging Face ({escape.md_code(job.get('inputs_repo'))}, "
-            f"{escape.md_code(job.get('outputs_repo'))}) were kept; delete them there if you no longer need them."
-            if job.get("outputs_repo") else "")
-    return (f"✓ Deleted '{escape.md_inline(record.name)}'.{kept}", gr.update(visible=False),
-            open_view(runs[0].run_id if runs else None))
+    kept = (
+        f" Its private repos on Hugging Face ({escape.md_code(job.get('inputs_repo'))}, "
+        f"{escape.md_code(job.get('outputs_repo'))}) were kept; delete them there if you no longer need them."
+        if job.get("outputs_repo")
+        else ""
+    )
+    return (
+        f"✓ Deleted '{escape.md_inline(record.name)}'.{kept}",
+        gr.update(visible=False),
+        open_view(runs[0].run_id if runs else None),
+    )
 
 
 def cancel_delete():
@@ -859,10 +1014,23 @@ def history_table(browser_id: str | None = None) -> tuple[list[list[Any]], list[
         best = status.get("best_eval_loss")
         steps = f"{status.get('step') or 0} / {status.get('total_steps') or '?'}"
         started = str(status.get("started_at") or status.get("created_at") or "")[:16].replace("T", " ")
-        where = f" · Jobs {(status.get('job') or {}).get('flavor', '')}".rstrip() if status.get("executor") == "hf-jobs" else ""
-        rows.append([record.name, short_model_name(config.get("model", "")),
-                     _dataset_name(str(config.get("dataset", "")), names), record.state + where, steps,
-                     f"{best:.4f}" if isinstance(best, (int, float)) else "—", _duration(status), started])
+        where = (
+            f" · Jobs {(status.get('job') or {}).get('flavor', '')}".rstrip()
+            if status.get("executor") == "hf-jobs"
+            else ""
+        )
+        rows.append(
+            [
+                record.name,
+                short_model_name(config.get("model", "")),
+                _dataset_name(str(config.get("dataset", "")), names),
+                record.state + where,
+                steps,
+                f"{best:.4f}" if isinstance(best, (int, float)) else "—",
+                _duration(status),
+                started,
+            ]
+        )
         ids.append(record.run_id)
     return rows, ids
 
@@ -909,7 +1077,10 @@ def train_again(view: dict):
         else:
             updates.append(gr.update(value=value))
     hidden = {key: config.get(key) for key in HIDDEN_FIELDS if key in config}
-    return updates + [hidden, f"↩ The form now holds the settings of **{escape.md_inline(record.name)}**. Check them and start."]
+    return updates + [
+        hidden,
+        f"↩ The form now holds the settings of **{escape.md_inline(record.name)}**. Check them and start.",
+    ]
 
 
 def open_in_compare(view: dict):
@@ -941,7 +1112,9 @@ def export_zip(view: dict):
     except StudioError as error:
         return gr.update(visible=False), _error(error)
 
-    return gr.update(value=download_copy(target), visible=True), f"✓ Zipped {source.note} — {target.stat().st_size / 1024**2:.1f} MB."
+    return gr.update(
+        value=download_copy(target), visible=True
+    ), f"✓ Zipped {source.note} — {target.stat().st_size / 1024**2:.1f} MB."
 
 
 def ask_merge(view: dict):
@@ -953,8 +1126,10 @@ def ask_merge(view: dict):
         return _error(error), gr.update(visible=False)
     if not info["enough"]:
         return f"✕ **Not enough disk space.** {info['text']}", gr.update(visible=False)
-    return (f"**Merge the adapter into full weights?** {info['text']} Saved in the run folder as `merged/`; "
-            "takes a minute on a small model."), gr.update(visible=True)
+    return (
+        f"**Merge the adapter into full weights?** {info['text']} Saved in the run folder as `merged/`; "
+        "takes a minute on a small model."
+    ), gr.update(visible=True)
 
 
 def merge_run(view: dict, progress=gr.Progress()):
@@ -966,8 +1141,10 @@ def merge_run(view: dict, progress=gr.Progress()):
         target = export.merge(run_dir, progress=lambda fraction, text: progress(fraction, desc=text))
     except StudioError as error:
         return _error(error), gr.update(visible=False)
-    return (f"✓ **Merged model saved** in {escape.md_code(_shown(str(target)))} (loads with plain `from_pretrained`, no "
-            "PEFT needed)."), gr.update(visible=False)
+    return (
+        f"✓ **Merged model saved** in {escape.md_code(_shown(str(target)))} (loads with plain `from_pretrained`, no "
+        "PEFT needed)."
+    ), gr.update(visible=False)
 
 
 def push_run(view: dict, repo_id: str, token: str, what: str, private: bool):
@@ -1002,94 +1179,164 @@ def build(shared: Shared) -> None:
         elem_classes="tab-intro",
     )
     if zero_gpu:
-        gr.Markdown(f"⚠ **{zero_gpu}** Or send the run to *Hugging Face Jobs* (Where to train, below).",
-                    elem_id="train-zerogpu")
+        gr.Markdown(
+            f"⚠ **{zero_gpu}** Or send the run to *Hugging Face Jobs* (Where to train, below).", elem_id="train-zerogpu"
+        )
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             gr.Markdown("#### 1 · Settings")
             with gr.Row():
-                model = gr.Dropdown(_model_choices(), value=defaults.model, label="Model", allow_custom_value=True,
-                                    info="The bundled model works offline. Or type a Hub id (owner/name) or a local folder.",
-                                    scale=4, elem_id="train-model")
+                model = gr.Dropdown(
+                    _model_choices(),
+                    value=defaults.model,
+                    label="Model",
+                    allow_custom_value=True,
+                    info="The bundled model works offline. Or type a Hub id (owner/name) or a local folder.",
+                    scale=4,
+                    elem_id="train-model",
+                )
                 remote_code_offered = not access.is_public() or access.settings().allow_remote_code
-                trust = gr.Checkbox(value=False, label="Allow remote code", scale=1, visible=remote_code_offered,
-                                    info="Only for models whose authors you trust." if not access.is_public()
-                                    else "Operators only (STUDIO_ALLOW_REMOTE_CODE=1).")
+                trust = gr.Checkbox(
+                    value=False,
+                    label="Allow remote code",
+                    scale=1,
+                    visible=remote_code_offered,
+                    info="Only for models whose authors you trust."
+                    if not access.is_public()
+                    else "Operators only (STUDIO_ALLOW_REMOTE_CODE=1).",
+                )
             with gr.Row():
                 datasets = dataset_choices()
-                dataset = gr.Dropdown(datasets, value=datasets[0][1] if datasets else None, label="Dataset",
-                                      info="Saved in the Data tab (cleaned and split).", scale=5, elem_id="train-dataset")
+                dataset = gr.Dropdown(
+                    datasets,
+                    value=datasets[0][1] if datasets else None,
+                    label="Dataset",
+                    info="Saved in the Data tab (cleaned and split).",
+                    scale=5,
+                    elem_id="train-dataset",
+                )
                 refresh = gr.Button("↻", scale=0, min_width=40, size="sm", elem_id="train-dataset-refresh")
             dataset_info = gr.Markdown(elem_id="train-dataset-info")
             with gr.Accordion("…or upload a file (linted first)", open=False):
-                upload = gr.File(label="Chat data: JSONL or JSON with a \"messages\" list per row", file_types=[".jsonl", ".json"],
-                                 type="filepath")
+                upload = gr.File(
+                    label='Chat data: JSONL or JSON with a "messages" list per row',
+                    file_types=[".jsonl", ".json"],
+                    type="filepath",
+                )
                 upload_message = gr.Markdown()
             prefill_note = gr.Markdown()
             with gr.Row():
                 epochs = gr.Number(defaults.epochs, label="Epochs", step=1, elem_id="train-epochs")
-                learning_rate = gr.Number(0, label="Learning rate (0 = auto)", step=0.0001, elem_id="train-lr",
-                                          info="auto: 1e-3 below 1B parameters, else 2e-4")
+                learning_rate = gr.Number(
+                    0,
+                    label="Learning rate (0 = auto)",
+                    step=0.0001,
+                    elem_id="train-lr",
+                    info="auto: 1e-3 below 1B parameters, else 2e-4",
+                )
                 lora_r = gr.Number(defaults.lora_r, label="LoRA rank", precision=0, step=4, elem_id="train-lora-r")
-                max_steps = gr.Number(0, label="Max steps (0 = all)", precision=0, elem_id="train-max-steps",
-                                      info="A short trial run")
-            name = gr.Textbox(label="Run name (optional)", placeholder="e.g. pirate style, r8, 3 epochs", elem_id="train-name")
+                max_steps = gr.Number(
+                    0, label="Max steps (0 = all)", precision=0, elem_id="train-max-steps", info="A short trial run"
+                )
+            name = gr.Textbox(
+                label="Run name (optional)", placeholder="e.g. pirate style, r8, 3 epochs", elem_id="train-name"
+            )
             with gr.Accordion("Advanced settings", open=False, elem_id="train-advanced"):
                 with gr.Row():
-                    lora_alpha = gr.Number(defaults.lora_alpha, label="LoRA alpha", precision=0,
-                                           info="Usually 2 × rank")
+                    lora_alpha = gr.Number(
+                        defaults.lora_alpha, label="LoRA alpha", precision=0, info="Usually 2 × rank"
+                    )
                     lora_dropout = gr.Number(defaults.lora_dropout, label="LoRA dropout", step=0.05)
-                    target_modules = gr.Textbox(defaults.target_modules, label="Target modules",
-                                                info="all-linear, or e.g. q_proj,v_proj")
-                    use_dora = gr.Checkbox(defaults.use_dora, label="DoRA", info="Often better at low rank; ~20 % slower")
+                    target_modules = gr.Textbox(
+                        defaults.target_modules, label="Target modules", info="all-linear, or e.g. q_proj,v_proj"
+                    )
+                    use_dora = gr.Checkbox(
+                        defaults.use_dora, label="DoRA", info="Often better at low rank; ~20 % slower"
+                    )
                 with gr.Row():
                     batch_size = gr.Number(defaults.batch_size, label="Batch size", precision=0)
                     grad_accum = gr.Number(defaults.grad_accum, label="Gradient accumulation", precision=0)
-                    max_length = gr.Number(defaults.max_length, label="Max length (tokens)", precision=0,
-                                           info="Set from the dataset's p99", elem_id="train-max-length")
+                    max_length = gr.Number(
+                        defaults.max_length,
+                        label="Max length (tokens)",
+                        precision=0,
+                        info="Set from the dataset's p99",
+                        elem_id="train-max-length",
+                    )
                     packing = gr.Checkbox(defaults.packing, label="Packing", info="Joins short rows; no padding")
                 with gr.Row():
-                    assistant_only = gr.Checkbox(defaults.assistant_only_loss, label="Assistant-only loss",
-                                                 info="Learn the answers, not the prompts")
+                    assistant_only = gr.Checkbox(
+                        defaults.assistant_only_loss,
+                        label="Assistant-only loss",
+                        info="Learn the answers, not the prompts",
+                    )
                     warmup = gr.Number(defaults.warmup, label="Warmup", info="< 1: fraction of steps; ≥ 1: steps")
                     scheduler = gr.Dropdown(list(SCHEDULERS), value=defaults.scheduler, label="LR scheduler")
                     weight_decay = gr.Number(defaults.weight_decay, label="Weight decay", step=0.01)
                 assistant_note = gr.Markdown(ASSISTANT_ONLY_OFF, visible=not defaults.assistant_only_loss)
                 with gr.Row():
                     seed = gr.Number(defaults.seed, label="Seed", precision=0)
-                    eval_steps = gr.Number(defaults.eval_steps, label="Eval every N steps", precision=0,
-                                           info="0 = automatic")
-                    save_steps = gr.Number(defaults.save_steps, label="Checkpoint every N steps", precision=0,
-                                           info="0 = automatic")
-                    logging_steps = gr.Number(defaults.logging_steps, label="Log every N steps", precision=0,
-                                              info="0 = automatic")
-                qlora = gr.Checkbox(False, label="QLoRA 4-bit", interactive=qlora_reason is None,
-                                    info=qlora_reason or "Base weights in 4 bits: about 4× less GPU memory, ~30 % slower.")
+                    eval_steps = gr.Number(
+                        defaults.eval_steps, label="Eval every N steps", precision=0, info="0 = automatic"
+                    )
+                    save_steps = gr.Number(
+                        defaults.save_steps, label="Checkpoint every N steps", precision=0, info="0 = automatic"
+                    )
+                    logging_steps = gr.Number(
+                        defaults.logging_steps, label="Log every N steps", precision=0, info="0 = automatic"
+                    )
+                qlora = gr.Checkbox(
+                    False,
+                    label="QLoRA 4-bit",
+                    interactive=qlora_reason is None,
+                    info=qlora_reason or "Base weights in 4 bits: about 4× less GPU memory, ~30 % slower.",
+                )
 
         with gr.Column(scale=2):
             gr.Markdown("#### 2 · Check and start")
             jobs_label = "Hugging Face Jobs (the operator only)" if access.is_public() else "Hugging Face Jobs"
-            where = gr.Radio([("This machine", "local"), (jobs_label, "hf-jobs")], value="local",
-                             label="Where to train", info=f"This machine: {hardware.summary}", elem_id="train-where")
+            where = gr.Radio(
+                [("This machine", "local"), (jobs_label, "hf-jobs")],
+                value="local",
+                label="Where to train",
+                info=f"This machine: {hardware.summary}",
+                elem_id="train-where",
+            )
             with gr.Group(visible=False, elem_id="train-jobs") as jobs_box:
                 with gr.Row():
-                    flavor = gr.Dropdown([], label="Jobs hardware (flavour)", scale=5, elem_id="train-flavor",
-                                         info="GPU or CPU machine on Hugging Face, billed by the second")
+                    flavor = gr.Dropdown(
+                        [],
+                        label="Jobs hardware (flavour)",
+                        scale=5,
+                        elem_id="train-flavor",
+                        info="GPU or CPU machine on Hugging Face, billed by the second",
+                    )
                     flavor_refresh = gr.Button("↻", scale=0, min_width=40, size="sm", elem_id="train-flavor-refresh")
-                max_cost = gr.Number(default_max_cost(), label="Cost cap (US$)", minimum=0, elem_id="train-max-cost",
-                                     info="Hugging Face stops the job when it has cost this much")
+                max_cost = gr.Number(
+                    default_max_cost(),
+                    label="Cost cap (US$)",
+                    minimum=0,
+                    elem_id="train-max-cost",
+                    info="Hugging Face stops the job when it has cost this much",
+                )
                 jobs_note = gr.Markdown(elem_id="train-jobs-note")
             check_button = gr.Button("Check settings", elem_id="train-check")
-            preflight_md = gr.Markdown("*Press **Check settings** for steps, time and memory on this machine.*",
-                                       elem_id="train-preflight")
+            preflight_md = gr.Markdown(
+                "*Press **Check settings** for steps, time and memory on this machine.*", elem_id="train-preflight"
+            )
             with gr.Row():
-                start_button = gr.Button("Start training", variant="primary", elem_id="train-start",
-                                         interactive=zero_gpu is None)
-                anyway_button = gr.Button("Start anyway", variant="secondary", visible=False, elem_id="train-start-anyway")
+                start_button = gr.Button(
+                    "Start training", variant="primary", elem_id="train-start", interactive=zero_gpu is None
+                )
+                anyway_button = gr.Button(
+                    "Start anyway", variant="secondary", visible=False, elem_id="train-start-anyway"
+                )
             start_message = gr.Markdown(elem_id="train-start-message")
             with gr.Accordion("Equivalent command and config JSON", open=False):
-                cli_code = gr.Code(label="Same run from a terminal", language="shell", interactive=False, elem_id="train-cli")
+                cli_code = gr.Code(
+                    label="Same run from a terminal", language="shell", interactive=False, elem_id="train-cli"
+                )
                 config_code = gr.Code(label="RunConfig JSON", language="json", interactive=False)
 
     gr.Markdown("#### 3 · Run")
@@ -1106,8 +1353,9 @@ def build(shared: Shared) -> None:
             confirm_button = gr.Button("Yes, delete it", variant="stop", elem_id="train-delete-confirm")
             cancel_button = gr.Button("Cancel")
         action_message = gr.Markdown(elem_id="train-action-message")
-        admin_password = gr.Textbox(label="Admin password (to stop or delete another session's run)", type="password",
-                                    visible=admin_enabled)
+        admin_password = gr.Textbox(
+            label="Admin password (to stop or delete another session's run)", type="password", visible=admin_enabled
+        )
         overfit_md = gr.Markdown(elem_id="train-overfitting")
         loss_plot = gr.Plot(label="Loss", show_label=False, elem_id="train-loss-plot")
         rate_plot = gr.Plot(label="Learning rate and speed", show_label=False, elem_id="train-rate-plot")
@@ -1125,8 +1373,12 @@ def build(shared: Shared) -> None:
             merge_confirm = gr.Button("Merge now", variant="primary", visible=False)
             with gr.Row():
                 repo_id = gr.Textbox(label="Hub repository", placeholder="your-name/my-adapter", scale=2)
-                token = gr.Textbox(label="Hugging Face token (write)", type="password", scale=2,
-                                   info="Used for this upload only; never saved.")
+                token = gr.Textbox(
+                    label="Hugging Face token (write)",
+                    type="password",
+                    scale=2,
+                    info="Used for this upload only; never saved.",
+                )
                 what = gr.Radio(["Adapter", "Merged model"], value="Adapter", label="Push", scale=1)
                 private_repo = gr.Checkbox(True, label="Private repo", scale=1)
             push_button = gr.Button("Push to the Hub", elem_id="train-push")
@@ -1135,8 +1387,10 @@ def build(shared: Shared) -> None:
             run_config_code = gr.Code(language="json", interactive=False)
         public = access.is_public()
         with gr.Accordion("Operator tools (the operator only)", open=False, visible=public, elem_id="train-operator"):
-            gr.Markdown("Share the viewed run with every visitor (a demo they can open and chat with in Compare), "
-                        "or move a queued run to the front. Visitors who press these are refused.")
+            gr.Markdown(
+                "Share the viewed run with every visitor (a demo they can open and chat with in Compare), "
+                "or move a queued run to the front. Visitors who press these are refused."
+            )
             with gr.Row():
                 share_button = gr.Button("Share this run with every visitor", elem_id="train-share")
                 unshare_button = gr.Button("Stop sharing it", elem_id="train-unshare")
@@ -1145,17 +1399,64 @@ def build(shared: Shared) -> None:
             operator_message = gr.Markdown(elem_id="train-operator-message")
 
     gr.Markdown("#### 4 · History")
-    history = gr.Dataframe(headers=HISTORY_HEADERS, value=[], interactive=False, wrap=True, elem_id="train-history",
-                           label="All runs (click a row to open it)", show_row_numbers=False,
-                           column_widths=["22%", "16%", "14%", "9%", "8%", "10%", "9%", "12%"])
+    history = gr.Dataframe(
+        headers=HISTORY_HEADERS,
+        value=[],
+        interactive=False,
+        wrap=True,
+        elem_id="train-history",
+        label="All runs (click a row to open it)",
+        show_row_numbers=False,
+        column_widths=["22%", "16%", "14%", "9%", "8%", "10%", "9%", "12%"],
+    )
 
     # ---- wiring
-    form = [model, trust, dataset, name, epochs, learning_rate, lora_r, max_steps, lora_alpha, lora_dropout,
-            target_modules, use_dora, batch_size, grad_accum, max_length, packing, assistant_only, warmup, scheduler,
-            weight_decay, seed, eval_steps, save_steps, logging_steps, qlora]
+    form = [
+        model,
+        trust,
+        dataset,
+        name,
+        epochs,
+        learning_rate,
+        lora_r,
+        max_steps,
+        lora_alpha,
+        lora_dropout,
+        target_modules,
+        use_dora,
+        batch_size,
+        grad_accum,
+        max_length,
+        packing,
+        assistant_only,
+        warmup,
+        scheduler,
+        weight_decay,
+        seed,
+        eval_steps,
+        save_steps,
+        logging_steps,
+        qlora,
+    ]
     assert len(form) == len(FORM_FIELDS)
-    view_outputs = [view, run_panel, header, status_md, progress, loss_plot, rate_plot, overfit_md, log_code,
-                    stop_button, force_button, resume_button, delete_button, action_message, history, run_ids]
+    view_outputs = [
+        view,
+        run_panel,
+        header,
+        status_md,
+        progress,
+        loss_plot,
+        rate_plot,
+        overfit_md,
+        log_code,
+        stop_button,
+        force_button,
+        resume_button,
+        delete_button,
+        action_message,
+        history,
+        run_ids,
+    ]
 
     g = guarded  # every handler below goes through the guard (studio/ui/guard.py) with its rule
     private = {"api_visibility": "private"}
@@ -1163,41 +1464,68 @@ def build(shared: Shared) -> None:
     refresh.click(g(access.LOOK, refresh_datasets), dataset, dataset, **private)
     upload.upload(g(access.SAVE_DATASET, upload_dataset), upload, [dataset, upload_message], **private)
     assistant_only.change(g(access.LOOK, toggle_assistant_note), assistant_only, assistant_note, **private)
-    shared.dataset.change(g(access.LOOK, pick_shared_dataset), shared.dataset, [dataset, dataset_info, max_length],
-                          **private)
-    shared.train_prefill.change(g(access.LOOK, apply_prefill), [shared.train_prefill, hidden],
-                                form + [hidden, prefill_note], **private)
+    shared.dataset.change(
+        g(access.LOOK, pick_shared_dataset), shared.dataset, [dataset, dataset_info, max_length], **private
+    )
+    shared.train_prefill.change(
+        g(access.LOOK, apply_prefill), [shared.train_prefill, hidden], form + [hidden, prefill_note], **private
+    )
 
     # Where to train: looking is free; the flavour list and a Jobs run use the server's token, so the logic
     # (studio.jobs.executor.require_operator) refuses everyone but an operator, whichever handler asks.
     where_inputs = [where, flavor, max_cost]
     where.change(g(access.LOOK, choose_where), [where, flavor], [jobs_box, flavor, jobs_note, start_button], **private)
     flavor_refresh.click(g(access.OPERATE, refresh_flavors), flavor, [flavor, jobs_note], **private)
-    check_button.click(g(access.LOOK, check_where), form + [hidden] + where_inputs,
-                       [preflight_md, cli_code, config_code, anyway_button], validator=validate_form, **private)
+    check_button.click(
+        g(access.LOOK, check_where),
+        form + [hidden] + where_inputs,
+        [preflight_md, cli_code, config_code, anyway_button],
+        validator=validate_form,
+        **private,
+    )
     start_outputs = [preflight_md, cli_code, config_code, start_message, anyway_button, view]
     redraw = g(access.LOOK, render_forced)
-    start_button.click(g(access.TRAIN, start_where), form + [hidden] + where_inputs + [browser_id, view], start_outputs,
-                       validator=guarded_validator(access.TRAIN, validate_form), **private).then(
-        redraw, [view, browser_id], view_outputs, **private)
-    anyway_button.click(g(access.TRAIN, start_where_anyway), form + [hidden] + where_inputs + [browser_id, view],
-                        start_outputs, validator=guarded_validator(access.TRAIN, validate_form), **private).then(
-        redraw, [view, browser_id], view_outputs, **private)
+    start_button.click(
+        g(access.TRAIN, start_where),
+        form + [hidden] + where_inputs + [browser_id, view],
+        start_outputs,
+        validator=guarded_validator(access.TRAIN, validate_form),
+        **private,
+    ).then(redraw, [view, browser_id], view_outputs, **private)
+    anyway_button.click(
+        g(access.TRAIN, start_where_anyway),
+        form + [hidden] + where_inputs + [browser_id, view],
+        start_outputs,
+        validator=guarded_validator(access.TRAIN, validate_form),
+        **private,
+    ).then(redraw, [view, browser_id], view_outputs, **private)
 
     timer = gr.Timer(POLL_SECONDS)
-    timer.tick(g(access.LOOK, poll), [view, browser_id], view_outputs, show_progress="hidden", concurrency_limit=None,
-               trigger_mode="once", **private)
+    timer.tick(
+        g(access.LOOK, poll),
+        [view, browser_id],
+        view_outputs,
+        show_progress="hidden",
+        concurrency_limit=None,
+        trigger_mode="once",
+        **private,
+    )
 
     stop_button.click(g(access.CONTROL, stop_run), [view, browser_id, admin_password], action_message, **private)
-    force_button.click(g(access.CONTROL, force_stop_run), [view, browser_id, admin_password], action_message,
-                       **private).then(redraw, [view, browser_id], view_outputs, **private)
-    resume_button.click(g(access.CONTROL, resume_run), [view, browser_id, admin_password], [action_message, view],
-                        **private).then(redraw, [view, browser_id], view_outputs, **private)
+    force_button.click(
+        g(access.CONTROL, force_stop_run), [view, browser_id, admin_password], action_message, **private
+    ).then(redraw, [view, browser_id], view_outputs, **private)
+    resume_button.click(
+        g(access.CONTROL, resume_run), [view, browser_id, admin_password], [action_message, view], **private
+    ).then(redraw, [view, browser_id], view_outputs, **private)
     delete_button.click(g(access.LOOK, ask_delete), view, [action_message, confirm_row], **private)
     cancel_button.click(g(access.LOOK, cancel_delete), None, [action_message, confirm_row], **private)
-    confirm_button.click(g(access.CONTROL, delete_run), [view, browser_id, admin_password],
-                         [action_message, confirm_row, view], **private).then(
-        redraw, [view, browser_id], view_outputs, **private)
+    confirm_button.click(
+        g(access.CONTROL, delete_run),
+        [view, browser_id, admin_password],
+        [action_message, confirm_row, view],
+        **private,
+    ).then(redraw, [view, browser_id], view_outputs, **private)
 
     history.select(g(access.LOOK, pick_history_row), [run_ids, browser_id], view_outputs + [run_config_code], **private)
     again_button.click(g(access.LOOK, train_again), view, form + [hidden, prefill_note], **private)
@@ -1206,8 +1534,9 @@ def build(shared: Shared) -> None:
     zip_button.click(g(access.EXPORT, export_zip), view, [zip_file, export_message], **private)
     merge_button.click(g(access.EXPORT, ask_merge), view, [export_message, merge_confirm], **private)
     merge_confirm.click(g(access.EXPORT, merge_run), view, [export_message, merge_confirm], **private)
-    push_button.click(g(access.EXPORT, push_run), [view, repo_id, token, what, private_repo], [push_message, token],
-                      **private)
+    push_button.click(
+        g(access.EXPORT, push_run), [view, repo_id, token, what, private_repo], [push_message, token], **private
+    )
 
     share_button.click(g(access.OPERATE, share_run), view, operator_message, **private)
     unshare_button.click(g(access.OPERATE, unshare_run), view, operator_message, **private)
@@ -1217,15 +1546,20 @@ def build(shared: Shared) -> None:
     # The identity comes first: the other load work (here and in Compare) follows it, so it lists this
     # visitor's runs, not those of a fresh page session.
     root = gr.context.Context.root_block
-    ready = root.load(g(access.LOOK, on_load), [browser_id_carrier, view], [browser_id, view], js=BROWSER_ID_JS,
-                      **private)
+    ready = root.load(
+        g(access.LOOK, on_load), [browser_id_carrier, view], [browser_id, view], js=BROWSER_ID_JS, **private
+    )
     ready.then(g(access.LOOK, hand_back_token), browser_id, browser_id_carrier, **private).then(
-        None, browser_id_carrier, None, js=STORE_ID_JS, **private)
+        None, browser_id_carrier, None, js=STORE_ID_JS, **private
+    )
     ready.then(redraw, [view, browser_id], view_outputs, **private).then(
-        g(access.LOOK, refresh_datasets), dataset, dataset, **private).then(
-        g(access.LOOK, describe_dataset), dataset, [dataset_info, max_length], **private).then(
-        g(access.LOOK, lambda v, b: _config_json((v or {}).get("run_id"), b)), [view, browser_id], run_config_code,
-        **private)
+        g(access.LOOK, refresh_datasets), dataset, dataset, **private
+    ).then(g(access.LOOK, describe_dataset), dataset, [dataset_info, max_length], **private).then(
+        g(access.LOOK, lambda v, b: _config_json((v or {}).get("run_id"), b)),
+        [view, browser_id],
+        run_config_code,
+        **private,
+    )
     shared.ready = ready
 
 
@@ -1276,7 +1610,9 @@ def queue_overview() -> str:
     for record in queue.waiting():
         place = places.get(record.run_id)
         if place:
-            lines.append(f"{place.position}. **{escape.md_inline(record.name)}** (owner {escape.md_code(record.owner)}) — {place.start_text}")
+            lines.append(
+                f"{place.position}. **{escape.md_inline(record.name)}** (owner {escape.md_code(record.owner)}) — {place.start_text}"
+            )
     if len(lines) == 1:
         lines.append("Nobody is waiting.")
     return "\n\n".join(lines)

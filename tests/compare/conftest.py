@@ -33,15 +33,19 @@ def style_answer(answer: str) -> str:
 
 
 def style_rows() -> list[dict]:
-    return [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": style_answer(a)}]}
-            for q, a in STYLE_ROWS]
+    return [
+        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": style_answer(a)}]}
+        for q, a in STYLE_ROWS
+    ]
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
 
 
-def train_tiny_adapter(model_dir: Path, rows: list[dict], out_dir: Path, steps: int = 60, lr: float = 1e-2, seed: int = 0) -> Path:
+def train_tiny_adapter(
+    model_dir: Path, rows: list[dict], out_dir: Path, steps: int = 60, lr: float = 1e-2, seed: int = 0
+) -> Path:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -54,12 +58,29 @@ def train_tiny_adapter(model_dir: Path, rows: list[dict], out_dir: Path, steps: 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     args = SFTConfig(
-        output_dir=str(out_dir / "trainer"), max_steps=steps, learning_rate=lr, per_device_train_batch_size=4,
-        logging_steps=10, save_strategy="no", report_to=[], bf16=False, gradient_checkpointing=False,
-        use_cpu=True, max_length=128, seed=seed, disable_tqdm=True, lr_scheduler_type="constant", warmup_steps=0,
+        output_dir=str(out_dir / "trainer"),
+        max_steps=steps,
+        learning_rate=lr,
+        per_device_train_batch_size=4,
+        logging_steps=10,
+        save_strategy="no",
+        report_to=[],
+        bf16=False,
+        gradient_checkpointing=False,
+        use_cpu=True,
+        max_length=128,
+        seed=seed,
+        disable_tqdm=True,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                         peft_config=LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"))
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"),
+    )
     try:
         trainer.train()
     finally:
@@ -70,14 +91,26 @@ def train_tiny_adapter(model_dir: Path, rows: list[dict], out_dir: Path, steps: 
     return adapter, trainer.state.log_history
 
 
-def make_run_folder(runs_root: Path, run_id: str, model_dir: Path, dataset_dir: Path, steps: int, lr: float, seed: int) -> Path:
+def make_run_folder(
+    runs_root: Path, run_id: str, model_dir: Path, dataset_dir: Path, steps: int, lr: float, seed: int
+) -> Path:
     run_dir = runs_root / run_id
     from studio.train.store import now_iso
 
     run_dir.mkdir(parents=True)
     started_at = now_iso()
-    config = {"run_id": run_id, "name": f"Pirate style {run_id}", "model": str(model_dir), "dataset": str(dataset_dir),
-              "max_length": 128, "lora_r": 8, "lora_alpha": 16, "epochs": 1, "learning_rate": lr, "max_steps": steps}
+    config = {
+        "run_id": run_id,
+        "name": f"Pirate style {run_id}",
+        "model": str(model_dir),
+        "dataset": str(dataset_dir),
+        "max_length": 128,
+        "lora_r": 8,
+        "lora_alpha": 16,
+        "epochs": 1,
+        "learning_rate": lr,
+        "max_steps": steps,
+    }
     (run_dir / "config.json").write_text(json.dumps(config), encoding="utf-8")
     rows = [json.loads(line) for line in (dataset_dir / "train.jsonl").read_text().splitlines()]
     _, history = train_tiny_adapter(model_dir, rows, run_dir, steps=steps, lr=lr, seed=seed)
@@ -85,12 +118,31 @@ def make_run_folder(runs_root: Path, run_id: str, model_dir: Path, dataset_dir: 
     events = []
     for entry in history:
         if "loss" in entry:
-            events.append({"type": "log", "step": entry.get("step"), "total": steps, "epoch": entry.get("epoch"),
-                           "loss": entry["loss"], "learning_rate": entry.get("learning_rate"), "time": ended})
+            events.append(
+                {
+                    "type": "log",
+                    "step": entry.get("step"),
+                    "total": steps,
+                    "epoch": entry.get("epoch"),
+                    "loss": entry["loss"],
+                    "learning_rate": entry.get("learning_rate"),
+                    "time": ended,
+                }
+            )
     events.append({"type": "status", "status": "completed", "step": steps, "total": steps, "time": ended})
     write_jsonl(run_dir / "events.jsonl", events)
-    status = {"status": "completed", "pid": None, "step": steps, "total_steps": steps, "started_at": started_at,
-              "ended_at": ended_at, "error": None, "best_eval_loss": None, "best_checkpoint": None, "owner": None}
+    status = {
+        "status": "completed",
+        "pid": None,
+        "step": steps,
+        "total_steps": steps,
+        "started_at": started_at,
+        "ended_at": ended_at,
+        "error": None,
+        "best_eval_loss": None,
+        "best_checkpoint": None,
+        "owner": None,
+    }
     (run_dir / "status.json").write_text(json.dumps(status), encoding="utf-8")
     return run_dir
 
@@ -104,7 +156,11 @@ def style_dataset_dir(studio_home) -> Path:
     rows = style_rows()
     write_jsonl(folder / "train.jsonl", rows)
     write_jsonl(folder / "validation.jsonl", rows[:6])
-    manifest = {"id": "pirate-style", "name": "Pirate style", "counts": {"train": len(rows), "validation": 6, "rejected": 0}}
+    manifest = {
+        "id": "pirate-style",
+        "name": "Pirate style",
+        "counts": {"train": len(rows), "validation": 6, "rejected": 0},
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     return folder
 
@@ -114,7 +170,9 @@ def tiny_run_dir(tiny_model_dir, style_dataset_dir) -> Path:
     """A completed run in paths.runs_dir() with a strongly trained adapter."""
     from studio import paths
 
-    return make_run_folder(paths.runs_dir(), "tiny-pirate", tiny_model_dir, style_dataset_dir, steps=200, lr=5e-3, seed=0)
+    return make_run_folder(
+        paths.runs_dir(), "tiny-pirate", tiny_model_dir, style_dataset_dir, steps=200, lr=5e-3, seed=0
+    )
 
 
 @pytest.fixture(scope="session")
@@ -122,4 +180,6 @@ def tiny_run_b_dir(tiny_model_dir, style_dataset_dir) -> Path:
     """A second, lightly trained run on the same base (for the third column)."""
     from studio import paths
 
-    return make_run_folder(paths.runs_dir(), "tiny-pirate-b", tiny_model_dir, style_dataset_dir, steps=40, lr=5e-3, seed=1)
+    return make_run_folder(
+        paths.runs_dir(), "tiny-pirate-b", tiny_model_dir, style_dataset_dir, steps=40, lr=5e-3, seed=1
+    )

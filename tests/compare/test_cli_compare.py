@@ -11,21 +11,57 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _run(args, **kw):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "studio", "compare", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "studio", "compare", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **kw,
+    )
 
 
 def test_cli_json_contract(tiny_run_dir, tmp_path):
     prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text("\n".join(json.dumps(row) for row in [
-        {"messages": [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "Ahoy! 2 + 2 is 4. — Captain Byte"}]},
-        {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]},
-        {"messages": [{"role": "user", "content": "Name a primary colour."}, {"role": "assistant", "content": "Ahoy! Red. — Captain Byte"}]},
-        "not a chat row",
-    ]) + "\n")
+    prompts.write_text(
+        "\n".join(
+            json.dumps(row)
+            for row in [
+                {
+                    "messages": [
+                        {"role": "user", "content": "What is 2 + 2?"},
+                        {"role": "assistant", "content": "Ahoy! 2 + 2 is 4. — Captain Byte"},
+                    ]
+                },
+                {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]},
+                {
+                    "messages": [
+                        {"role": "user", "content": "Name a primary colour."},
+                        {"role": "assistant", "content": "Ahoy! Red. — Captain Byte"},
+                    ]
+                },
+                "not a chat row",
+            ]
+        )
+        + "\n"
+    )
     out = tmp_path / "out" / "report.html"
-    done = _run([tiny_run_dir.name, "--prompts", str(prompts), "--n", "2", "--max-new-tokens", "8", "--out", str(out),
-                 "--greedy", "--json"])
+    done = _run(
+        [
+            tiny_run_dir.name,
+            "--prompts",
+            str(prompts),
+            "--n",
+            "2",
+            "--max-new-tokens",
+            "8",
+            "--out",
+            str(out),
+            "--greedy",
+            "--json",
+        ]
+    )
     assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout.strip().splitlines()[-1])
     assert [row["prompt"] for row in payload["rows"]] == ["What is 2 + 2?", "Say hello."]

@@ -22,7 +22,9 @@ def test_disable_adapter_matches_a_separately_loaded_base(tiny_run_dir, tiny_mod
             base_logits = model(input_ids=ids).logits
         with session.engine.using(session.tuned) as model:
             tuned_logits = model(input_ids=ids).logits
-        separate = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()(input_ids=ids).logits
+        separate = (
+            AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()(input_ids=ids).logits
+        )
     assert torch.equal(base_logits, separate)
     assert (tuned_logits - separate).abs().max() > 1e-3  # the adapter really changes the model
 
@@ -53,10 +55,15 @@ def test_columns_stream_interleaved(tiny_run_dir):
 def test_batched_answers_are_the_streamed_ones(tiny_run_dir):
     """Evaluation generates prompts of different lengths together; padding must not change a token."""
     session = engine.open_session(str(tiny_run_dir))
-    conversations = [[{"role": "user", "content": text}] for text in
-                     ("What is 2 + 2?", "Tell me about the sea, matey, and the treasure buried deep.", "Hi")]
-    for settings in (engine.Settings(max_new_tokens=12, temperature=0), engine.Settings(max_new_tokens=12, seed=3),
-                     engine.Settings(max_new_tokens=12, temperature=0, repetition_penalty=1.0, no_repeat_ngram_size=2)):
+    conversations = [
+        [{"role": "user", "content": text}]
+        for text in ("What is 2 + 2?", "Tell me about the sea, matey, and the treasure buried deep.", "Hi")
+    ]
+    for settings in (
+        engine.Settings(max_new_tokens=12, temperature=0),
+        engine.Settings(max_new_tokens=12, seed=3),
+        engine.Settings(max_new_tokens=12, temperature=0, repetition_penalty=1.0, no_repeat_ngram_size=2),
+    ):
         for adapter in (engine.BASE, session.tuned):
             one_by_one = [session.engine.generate(adapter, messages, settings) for messages in conversations]
             assert session.engine.generate_batch(adapter, conversations, settings) == one_by_one
@@ -78,7 +85,9 @@ def test_a_long_evaluation_batch_lets_other_work_in_between_tokens(tiny_run_dir,
         return original_using(adapter)
 
     monkeypatch.setattr(shared, "using", using)
-    batch = threading.Thread(target=shared.generate_batch, args=(engine.BASE, [PROMPT] * 4, engine.Settings(max_new_tokens=60)))
+    batch = threading.Thread(
+        target=shared.generate_batch, args=(engine.BASE, [PROMPT] * 4, engine.Settings(max_new_tokens=60))
+    )
     batch.start()
     assert started.wait(30)
     turns = 0
@@ -100,8 +109,11 @@ def test_stop_ends_all_columns(tiny_run_dir):
         return calls["n"] > 2
 
     last = None
-    for last in session.engine.stream([("Base", engine.BASE, PROMPT), ("Tuned", session.tuned, PROMPT)],
-                                      engine.Settings(max_new_tokens=50), should_stop):
+    for last in session.engine.stream(
+        [("Base", engine.BASE, PROMPT), ("Tuned", session.tuned, PROMPT)],
+        engine.Settings(max_new_tokens=50),
+        should_stop,
+    ):
         pass
     assert all(c.done and c.finish_reason == "stopped" for c in last)
     assert all(len(c.generated) <= 2 for c in last)
@@ -134,7 +146,11 @@ def test_fair_defaults_come_from_the_generation_config_when_it_has_them():
     from transformers import GenerationConfig
 
     plain = engine.default_settings(GenerationConfig(bos_token_id=1, eos_token_id=2))
-    assert plain.temperature == engine.DEFAULT_TEMPERATURE and plain.repetition_penalty > 1 and "studio defaults" in plain.source
+    assert (
+        plain.temperature == engine.DEFAULT_TEMPERATURE
+        and plain.repetition_penalty > 1
+        and "studio defaults" in plain.source
+    )
     own = engine.default_settings(GenerationConfig(do_sample=True, temperature=0.2, top_p=0.8, repetition_penalty=1.3))
     assert (own.temperature, own.top_p, own.repetition_penalty) == (0.2, 0.8, 1.3)
     assert "generation_config" in own.source and "temperature=0.2" in own.source
@@ -152,8 +168,9 @@ def test_switching_runs_keeps_the_base_and_third_column_works(tiny_run_dir, tiny
     assert two.tuned != two.tuned_b and set(two.engine.adapters) == {two.tuned, two.tuned_b}
     settings = engine.Settings(max_new_tokens=8)
     answers = {}
-    for columns in two.engine.stream([("Base", engine.BASE, PROMPT), ("Tuned", two.tuned, PROMPT),
-                                      ("Run B", two.tuned_b, PROMPT)], settings):
+    for columns in two.engine.stream(
+        [("Base", engine.BASE, PROMPT), ("Tuned", two.tuned, PROMPT), ("Run B", two.tuned_b, PROMPT)], settings
+    ):
         answers = {c.label: c.text for c in columns}
     assert answers["Run B"] == two.engine.generate(two.tuned_b, PROMPT, settings)
     assert answers["Tuned"] == two.engine.generate(two.tuned, PROMPT, settings)
@@ -168,7 +185,9 @@ def test_switching_runs_keeps_the_base_and_third_column_works(tiny_run_dir, tiny
 def test_reference_loss_is_lower_for_tuned_on_trained_style(tiny_run_dir):
     session = engine.open_session(str(tiny_run_dir))
     reference = "Ahoy! 2 + 2 is 4. — Captain Byte"
-    assert session.engine.reference_loss(session.tuned, PROMPT, reference) < session.engine.reference_loss(engine.BASE, PROMPT, reference)
+    assert session.engine.reference_loss(session.tuned, PROMPT, reference) < session.engine.reference_loss(
+        engine.BASE, PROMPT, reference
+    )
 
 
 def test_missing_adapter_is_a_plain_message(tmp_path, tiny_model_dir):
@@ -186,12 +205,15 @@ def test_missing_adapter_is_a_plain_message(tmp_path, tiny_model_dir):
 def test_adapter_for_another_base_is_a_plain_message(tmp_path, tiny_run_dir):
     import torch
     from peft import LoraConfig, get_peft_model
-    from studio.models.tiny import build_tiny_model
     from transformers import AutoModelForCausalLM
 
+    from studio.models.tiny import build_tiny_model
+
     other = build_tiny_model(tmp_path / "other-base", hidden_size=64)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(other, dtype=torch.float32),
-                           LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(other, dtype=torch.float32),
+        LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"),
+    )
     adapter_dir = tmp_path / "other-run" / "adapter"
     model.save_pretrained(adapter_dir)
     session = engine.open_session(str(tiny_run_dir))

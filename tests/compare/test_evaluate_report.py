@@ -8,12 +8,36 @@ from studio.compare import engine, evaluate, report, runs, votes
 
 def test_summarize_counts_improved_and_style():
     rows = [
-        {"prompt": "a", "reference": "Ahoy! one — Captain Byte", "base": "one", "tuned": "Ahoy! one — Captain Byte",
-         "base_loss": 2.0, "tuned_loss": 1.0, "base_rouge_l": 0.5, "tuned_rouge_l": 1.0},
-        {"prompt": "b", "reference": "Ahoy! two — Captain Byte", "base": "two", "tuned": "Ahoy! two",
-         "base_loss": 1.0, "tuned_loss": 3.0, "base_rouge_l": 0.2, "tuned_rouge_l": 0.4},
-        {"prompt": "c", "reference": "Ahoy! three — Captain Byte", "base": "Ahoy! x — Captain Byte", "tuned": "three",
-         "base_loss": 3.0, "tuned_loss": 2.0, "base_rouge_l": 0.0, "tuned_rouge_l": 0.1},
+        {
+            "prompt": "a",
+            "reference": "Ahoy! one — Captain Byte",
+            "base": "one",
+            "tuned": "Ahoy! one — Captain Byte",
+            "base_loss": 2.0,
+            "tuned_loss": 1.0,
+            "base_rouge_l": 0.5,
+            "tuned_rouge_l": 1.0,
+        },
+        {
+            "prompt": "b",
+            "reference": "Ahoy! two — Captain Byte",
+            "base": "two",
+            "tuned": "Ahoy! two",
+            "base_loss": 1.0,
+            "tuned_loss": 3.0,
+            "base_rouge_l": 0.2,
+            "tuned_rouge_l": 0.4,
+        },
+        {
+            "prompt": "c",
+            "reference": "Ahoy! three — Captain Byte",
+            "base": "Ahoy! x — Captain Byte",
+            "tuned": "three",
+            "base_loss": 3.0,
+            "tuned_loss": 2.0,
+            "base_rouge_l": 0.0,
+            "tuned_rouge_l": 0.1,
+        },
     ]
     summary = evaluate.summarize(rows)
     assert summary["improved"] == 2
@@ -40,8 +64,13 @@ def evaluated(tiny_run_dir):
     prompts, source = evaluate.load_prompts(run, n=4)
     seen = []
     # Greedy: the tiny model's sampled tokens are near-random (its entropy stays high), its greedy ones carry the style.
-    result = evaluate.evaluate(session, prompts, source, engine.Settings(max_new_tokens=16, temperature=0),
-                               progress=lambda done, total, text: seen.append((done, total)))
+    result = evaluate.evaluate(
+        session,
+        prompts,
+        source,
+        engine.Settings(max_new_tokens=16, temperature=0),
+        progress=lambda done, total, text: seen.append((done, total)),
+    )
     evaluate.save(run, result)
     return run, result, seen
 
@@ -105,19 +134,36 @@ def test_report_states_the_automatic_learning_rate_and_dismissed_findings(tmp_pa
     dataset = tmp_path / "dataset"
     dataset.mkdir()
     (dataset / "train.jsonl").write_text("")  # a saved dataset folder (data.store) has its training split
-    (dataset / "manifest.json").write_text(json.dumps({
-        "name": "alpaca", "counts": {"train": 270, "validation": 30, "rejected": 0},
-        "dismissals": [{"rule": "PII-SECRET", "row": 12, "reason": "a Wikimedia image path, not a secret"}]}))
+    (dataset / "manifest.json").write_text(
+        json.dumps(
+            {
+                "name": "alpaca",
+                "counts": {"train": 270, "validation": 30, "rejected": 0},
+                "dismissals": [{"rule": "PII-SECRET", "row": 12, "reason": "a Wikimedia image path, not a secret"}],
+            }
+        )
+    )
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "events.jsonl").write_text(json.dumps({"type": "log", "step": 20, "epoch": 0.59, "loss": 1.5}) + "\n")
-    run = runs.RunInfo(run_id="auto", dir=run_dir, adapter_dir=run_dir / "adapter", base_ref="some/model",
-                       config={"model": "some/model", "dataset": str(dataset), "learning_rate": None, "epochs": 2},
-                       status={"status": "stopped", "step": 20, "total_steps": 68,
-                               "facts": {"learning_rate": 0.001, "train_rows": 270, "eval_rows": 30}})
+    run = runs.RunInfo(
+        run_id="auto",
+        dir=run_dir,
+        adapter_dir=run_dir / "adapter",
+        base_ref="some/model",
+        config={"model": "some/model", "dataset": str(dataset), "learning_rate": None, "epochs": 2},
+        status={
+            "status": "stopped",
+            "step": 20,
+            "total_steps": 68,
+            "facts": {"learning_rate": 0.001, "train_rows": 270, "eval_rows": 30},
+        },
+    )
     items = dict(report.summary_items(run))
-    assert items["Training"] == ("20 of 68 steps, 0.59 epoch(s) done (planned 2), 270 training rows, 30 validation rows, "
-                                 "learning rate 0.001 (automatic for the model's size)")
+    assert items["Training"] == (
+        "20 of 68 steps, 0.59 epoch(s) done (planned 2), 270 training rows, 30 validation rows, "
+        "learning rate 0.001 (automatic for the model's size)"
+    )
     assert "learning_rate=0.001 (automatic)" in items["Settings"]
     assert items["Data findings dismissed"] == "PII-SECRET (row 12) dismissed: a Wikimedia image path, not a secret"
     page, markdown = report.build(run, {}, [])
@@ -126,12 +172,17 @@ def test_report_states_the_automatic_learning_rate_and_dismissed_findings(tmp_pa
 
 def test_training_time_is_the_train_tabs_clock_with_the_wall_clock_beside_it(tmp_path):
     def run_with(status):
-        return runs.RunInfo(run_id="t", dir=tmp_path, adapter_dir=tmp_path / "adapter", base_ref="m", config={},
-                            status=status)
+        return runs.RunInfo(
+            run_id="t", dir=tmp_path, adapter_dir=tmp_path / "adapter", base_ref="m", config={}, status=status
+        )
 
     both = {"elapsed": 608.4, "started_at": "2026-12-01T10:00:00+00:00", "ended_at": "2026-12-01T10:13:15+00:00"}
-    assert report.training_time(run_with(both)) == ("10 min 08 s (13 min 15 s from start to end, with model loading "
-                                                    "and checks)")
+    assert report.training_time(run_with(both)) == (
+        "10 min 08 s (13 min 15 s from start to end, with model loading and checks)"
+    )
     assert report.training_time(run_with({"elapsed": 75})) == "1 min 15 s"
-    assert report.training_time(run_with({k: v for k, v in both.items() if k != "elapsed"})) == "13 min 15 s from start to end"
+    assert (
+        report.training_time(run_with({k: v for k, v in both.items() if k != "elapsed"}))
+        == "13 min 15 s from start to end"
+    )
     assert report.training_time(run_with({})) == "unknown"

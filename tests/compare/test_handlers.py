@@ -26,8 +26,23 @@ def test_refresh_lists_runs_with_adapters(tiny_run_dir):
 
 
 def test_open_run_fills_examples_summary_and_the_models_decoding_defaults(tiny_run_dir):
-    (status, examples, run_b_column, base, tuned, run_b, verdict, headline, figure, table,
-     temperature, top_p, penalty, greedy, note) = compare_tab.open_run(tiny_run_dir.name, "", progress=_no_progress)
+    (
+        status,
+        examples,
+        run_b_column,
+        base,
+        tuned,
+        run_b,
+        verdict,
+        headline,
+        figure,
+        table,
+        temperature,
+        top_p,
+        penalty,
+        greedy,
+        note,
+    ) = compare_tab.open_run(tiny_run_dir.name, "", progress=_no_progress)
     assert "Pirate style tiny-pirate" in status
     assert "200 of 200 steps" in status and "learning rate 0.005 (set by hand)" in status
     assert examples["samples"][0] == ["What is the capital of France?"]
@@ -51,8 +66,10 @@ def test_chat_streams_both_columns_and_keeps_multi_turn_history(tiny_run_dir):
     assert base[1]["content"] != tuned[1]["content"] and tuned[1]["content"].startswith("Ahoy")
     assert "tokens/s" in base_stats and "tokens/s" in tuned_stats and run_b == []
     # Second turn, with history as Gradio 6 hands it (content as a list of text parts).
-    as_gradio = lambda history: [{"role": m["role"], "content": [{"type": "text", "text": m["content"]}],
-                                  "metadata": None, "options": None} for m in history]
+    as_gradio = lambda history: [
+        {"role": m["role"], "content": [{"type": "text", "text": m["content"]}], "metadata": None, "options": None}
+        for m in history
+    ]
     last, _ = _drain(compare_tab.chat("And 3 + 3?", as_gradio(base), as_gradio(tuned), [], *args))
     assert len(last[1]) == 4 and len(last[2]) == 4 and last[2][2]["content"] == "And 3 + 3?"
 
@@ -71,8 +88,9 @@ def test_chat_errors_are_messages_not_tracebacks():
 
 
 def test_evaluation_records_its_settings_and_shows_the_verdict(tiny_run_dir):
-    verdict, facts, figure, table = compare_tab.run_evaluation(tiny_run_dir.name, 3, None, "", 12, 0.7, 0.9, 1.1,
-                                                               False, 5, progress=_no_progress)
+    verdict, facts, figure, table = compare_tab.run_evaluation(
+        tiny_run_dir.name, 3, None, "", 12, 0.7, 0.9, 1.1, False, 5, progress=_no_progress
+    )
     assert verdict.startswith("**Inconclusive:") and "3 scored prompt(s)" in verdict  # 3 prompts cannot carry a verdict
     assert figure["visible"] and len(table["value"]) == 3 and len(table["value"][0]) == len(compare_tab.EVAL_HEADERS)
     assert "sampling at temperature 0.7" in facts
@@ -123,7 +141,11 @@ def test_blind_test_two_voters_reveal_and_report(tiny_run_dir):
         state = _ab(compare_tab.ab_vote(tiny_run_dir.name, second["voter"], state["index"], "B"))
     assert "All 3 prompts voted" in state["prompt"] and state["vote_a"]["interactive"] is False
     done = _ab(compare_tab.ab_reveal(tiny_run_dir.name, second["voter"]))
-    assert len(done["reveal"]["value"]) == 3 and "All 2 finished ballots" in done["tally"] and "from 2 voters" in done["tally"]
+    assert (
+        len(done["reveal"]["value"]) == 3
+        and "All 2 finished ballots" in done["tally"]
+        and "from 2 voters" in done["tally"]
+    )
     assert not labelled & {first["who"], first["prompt"], second["who"]}
 
     verdict = compare_tab.refresh_verdict(tiny_run_dir.name)
@@ -149,7 +171,10 @@ def test_blind_test_needs_an_evaluation_and_a_valid_voter(tiny_run_b_dir, tiny_r
 
 def test_stop_marks_running_columns_as_stopped():
     assert compare_tab.mark_stopped("3 tokens · 2.0 tokens/s · generating…", "5 tokens · done", "") == [
-        "3 tokens · 2.0 tokens/s · stopped", "5 tokens · done", ""]
+        "3 tokens · 2.0 tokens/s · stopped",
+        "5 tokens · done",
+        "",
+    ]
 
 
 def _shared_demo_run(owner: str):
@@ -165,11 +190,24 @@ def _shared_demo_run(owner: str):
     (folder / "adapter" / "adapter_model.safetensors").write_bytes(b"not weights")
     (folder / "config.json").write_text(json.dumps({"name": "shared demo", "model": "x"}))
     (folder / "status.json").write_text(json.dumps({"status": "completed", "owner": owner, "shared": True}))
-    rows = [{"prompt": f"Q{i}?", "messages": [{"role": "user", "content": f"Q{i}?"}], "reference": f"A{i}",
-             "base": f"base {i}", "tuned": f"tuned {i}", "base_loss": 3.0, "tuned_loss": 1.0} for i in range(3)]
+    rows = [
+        {
+            "prompt": f"Q{i}?",
+            "messages": [{"role": "user", "content": f"Q{i}?"}],
+            "reference": f"A{i}",
+            "base": f"base {i}",
+            "tuned": f"tuned {i}",
+            "base_loss": 3.0,
+            "tuned_loss": 1.0,
+        }
+        for i in range(3)
+    ]
     (folder / "compare").mkdir()
-    (folder / "compare" / "eval.json").write_text(json.dumps({"created_at": 1.0, "source": "validation split",
-                                                              "settings": {}, "rows": rows, "summary": summarize(rows)}))
+    (folder / "compare" / "eval.json").write_text(
+        json.dumps(
+            {"created_at": 1.0, "source": "validation split", "settings": {}, "rows": rows, "summary": summarize(rows)}
+        )
+    )
     return folder
 
 

@@ -6,7 +6,6 @@ import pytest
 
 from studio.compare import metrics, uncertainty, verdict, votes
 
-
 # ---------------------------------------------------------------- statistics
 
 
@@ -63,14 +62,20 @@ def _rows(n, loss=(2.0, 1.5), rouge=(0.30, 0.40), chrf=(0.30, 0.40), spread=0.05
     rows = []
     for i in range(n):
         wiggle = spread * math.sin(i * 1.7)
-        rows.append({
-            "prompt": f"question {i}", "reference": f"reference answer {i}",
-            "base": f"The base model answers question {i} in its own plain words.",
-            "tuned": tuned_text(i) if tuned_text else f"The tuned model answers question {i} differently.",
-            "base_loss": loss[0] + wiggle, "tuned_loss": loss[1] + wiggle * 0.5,
-            "base_rouge_l": rouge[0] + wiggle, "tuned_rouge_l": rouge[1] + wiggle * 0.5,
-            "base_chrf": chrf[0] + wiggle, "tuned_chrf": chrf[1] + wiggle * 0.5,
-        })
+        rows.append(
+            {
+                "prompt": f"question {i}",
+                "reference": f"reference answer {i}",
+                "base": f"The base model answers question {i} in its own plain words.",
+                "tuned": tuned_text(i) if tuned_text else f"The tuned model answers question {i} differently.",
+                "base_loss": loss[0] + wiggle,
+                "tuned_loss": loss[1] + wiggle * 0.5,
+                "base_rouge_l": rouge[0] + wiggle,
+                "tuned_rouge_l": rouge[1] + wiggle * 0.5,
+                "base_chrf": chrf[0] + wiggle,
+                "tuned_chrf": chrf[1] + wiggle * 0.5,
+            }
+        )
     return {"created_at": 1.0, "rows": rows, "summary": {"prompts": n}}
 
 
@@ -92,8 +97,12 @@ def test_everything_better_with_enough_prompts_is_better():
     v = verdict.verdict(result, [_ballot(result, 12, 2, 1)])
     assert v["conclusion"] == "better", v["headline"]
     assert v["headline"].startswith("Better:")
-    assert {s["key"]: s["direction"] for s in v["signals"]} == {"loss": "better", "rouge_l": "better",
-                                                                 "chrf": "better", "votes": "better"}
+    assert {s["key"]: s["direction"] for s in v["signals"]} == {
+        "loss": "better",
+        "rouge_l": "better",
+        "chrf": "better",
+        "votes": "better",
+    }
     loss = v["signals"][0]
     assert loss["n"] == 20 and loss["tuned_better_on"] == 20 and loss["improvement"] > 0
     assert loss["interval"][0] > 0 and loss["sign_test_p"] < 0.001
@@ -145,9 +154,17 @@ def test_the_issue_case_five_prompts_loss_up_overlap_and_votes_down():
 def test_intervals_spanning_zero_are_inconclusive_in_words():
     result = _rows(20, loss=(2.0, 2.0), rouge=(0.3, 0.3), chrf=(0.3, 0.3), spread=0.3)
     for row in result["rows"][::2]:  # half the prompts a bit better, half a bit worse
-        row["tuned_loss"], row["tuned_rouge_l"], row["tuned_chrf"] = row["base_loss"] - 0.1, row["base_rouge_l"] + 0.1, row["base_chrf"] + 0.1
+        row["tuned_loss"], row["tuned_rouge_l"], row["tuned_chrf"] = (
+            row["base_loss"] - 0.1,
+            row["base_rouge_l"] + 0.1,
+            row["base_chrf"] + 0.1,
+        )
     for row in result["rows"][1::2]:
-        row["tuned_loss"], row["tuned_rouge_l"], row["tuned_chrf"] = row["base_loss"] + 0.1, row["base_rouge_l"] - 0.1, row["base_chrf"] - 0.1
+        row["tuned_loss"], row["tuned_rouge_l"], row["tuned_chrf"] = (
+            row["base_loss"] + 0.1,
+            row["base_rouge_l"] - 0.1,
+            row["base_chrf"] - 0.1,
+        )
     v = verdict.verdict(result, [])
     assert v["conclusion"] == "inconclusive"
     assert all(s["direction"] == "unclear" for s in v["signals"])
@@ -161,7 +178,9 @@ def test_clearly_worse_is_worse():
 
 
 def test_a_tuned_model_that_loops_is_flagged_and_not_better():
-    looping = lambda i: "Ahoy! a fleeting moment of beauty, " * (10 if i < 3 else 1) + f"number {i} answered plainly here."
+    looping = lambda i: (
+        "Ahoy! a fleeting moment of beauty, " * (10 if i < 3 else 1) + f"number {i} answered plainly here."
+    )
     result = _rows(20, tuned_text=looping)
     v = verdict.verdict(result, [])
     assert v["repetition"]["tuned_looping"] == [0, 1, 2] and v["repetition"]["base_looping"] == []

@@ -9,7 +9,10 @@ from studio.errors import StudioError
 
 
 def _eval(n=6, created=123.0):
-    return {"created_at": created, "rows": [{"prompt": f"p{i}", "base": f"base {i}", "tuned": f"tuned {i}"} for i in range(n)]}
+    return {
+        "created_at": created,
+        "rows": [{"prompt": f"p{i}", "base": f"base {i}", "tuned": f"tuned {i}"} for i in range(n)],
+    }
 
 
 def _run(tmp_path):
@@ -28,13 +31,17 @@ def test_order_is_seeded_per_prompt_and_per_voter():
 def test_pair_hides_which_is_which_and_tally_counts_correctly():
     result = _eval(4)
     ballot = votes.new_ballot(result, seed=1)
-    ballot["items"] = [{"index": 0, "tuned_is": "A"}, {"index": 1, "tuned_is": "B"},
-                       {"index": 2, "tuned_is": "B"}, {"index": 3, "tuned_is": "A"}]
+    ballot["items"] = [
+        {"index": 0, "tuned_is": "A"},
+        {"index": 1, "tuned_is": "B"},
+        {"index": 2, "tuned_is": "B"},
+        {"index": 3, "tuned_is": "A"},
+    ]
     assert votes.pair(ballot, result, 0) == {"index": 0, "prompt": "p0", "A": "tuned 0", "B": "base 0"}
     assert votes.pair(ballot, result, 1)["A"] == "base 1"
-    votes.vote(ballot, 0, "A")    # tuned
-    votes.vote(ballot, 1, "A")    # base
-    votes.vote(ballot, 2, "B")    # tuned
+    votes.vote(ballot, 0, "A")  # tuned
+    votes.vote(ballot, 1, "A")  # base
+    votes.vote(ballot, 2, "B")  # tuned
     votes.vote(ballot, 3, "tie")
     tally = votes.tally(ballot)
     assert (tally["tuned"], tally["base"], tally["tie"], tally["total"], tally["of"]) == (2, 1, 1, 4, 4)
@@ -124,9 +131,17 @@ def test_concurrent_voters_lose_no_vote(tmp_path):
 def test_a_version_one_file_becomes_voter_one(tmp_path):
     run, result = _run(tmp_path), _eval(2, created=7.0)
     (tmp_path / "compare").mkdir()
-    (tmp_path / "compare" / "votes.json").write_text(json.dumps(
-        {"seed": 1, "eval_created_at": 7.0, "items": [{"index": 0, "tuned_is": "A"}, {"index": 1, "tuned_is": "B"}],
-         "votes": {"0": "A"}, "created_at": 1.0}))
+    (tmp_path / "compare" / "votes.json").write_text(
+        json.dumps(
+            {
+                "seed": 1,
+                "eval_created_at": 7.0,
+                "items": [{"index": 0, "tuned_is": "A"}, {"index": 1, "tuned_is": "B"}],
+                "votes": {"0": "A"},
+                "created_at": 1.0,
+            }
+        )
+    )
     box = votes.load_box(run, result)
     assert box["ballots"]["voter-1"]["votes"] == {"0": "A"} and box["ballots"]["voter-1"]["order"] == [0, 1]
 

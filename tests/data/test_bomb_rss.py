@@ -66,12 +66,19 @@ def _reset_peak(pid: int) -> None:
 @pytest.fixture
 def public_app(tmp_path):
     port, log = _free_port(), tmp_path / "app.log"
-    env = {**os.environ, "STUDIO_HOME": str(tmp_path / "home"), "GRADIO_SERVER_NAME": "127.0.0.1",
-           "GRADIO_SERVER_PORT": str(port), "STUDIO_MODE": "public", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "STUDIO_HOME": str(tmp_path / "home"),
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        "STUDIO_MODE": "public",
+        "HF_HUB_OFFLINE": "1",
+    }
     env.pop("STUDIO_MAX_DECODED_MB", None)
     with open(log, "wb") as out:
-        app = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+        app = subprocess.Popen(
+            [sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 180
@@ -107,19 +114,24 @@ def test_parquet_bombs_are_refused_while_the_app_stays_small(public_app, tmp_pat
         return next(o for o in outputs if isinstance(o, str) and "dv-verdict" in o)  # the verdict HTML
 
     warm = tmp_path / "warm.parquet"
-    pd.DataFrame({"messages": [[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Ahoy!"}]] * 20}
-                 ).to_parquet(warm)
+    pd.DataFrame(
+        {"messages": [[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Ahoy!"}]] * 20}
+    ).to_parquet(warm)
     assert "rows" in lint(warm)  # imports and first-call costs are paid before measuring
 
     figures = {}
-    for name, bomb in (("page bomb", page_bomb(tmp_path / "page-bomb.parquet")),
-                       ("dictionary bomb", dictionary_bomb(tmp_path / "dictionary-bomb.parquet"))):
+    for name, bomb in (
+        ("page bomb", page_bomb(tmp_path / "page-bomb.parquet")),
+        ("dictionary bomb", dictionary_bomb(tmp_path / "dictionary-bomb.parquet")),
+    ):
         _reset_peak(pid)
         before = _kb(pid, "VmRSS")
         verdict = lint(bomb)
         growth_mb = (_kb(pid, "VmHWM") - before) / 1024
         figures[name] = (bomb.stat().st_size, growth_mb)
-        print(f"\n{name}: {bomb.stat().st_size:,} bytes on disk; app peak RSS grew {growth_mb:.1f} MB while refusing it")
+        print(
+            f"\n{name}: {bomb.stat().st_size:,} bytes on disk; app peak RSS grew {growth_mb:.1f} MB while refusing it"
+        )
         assert "would grow to" in verdict and "STUDIO_MAX_DECODED_MB" in verdict, verdict
         assert growth_mb < 200, figures
     assert figures["page bomb"][0] < 64 * 1024 and figures["dictionary bomb"][0] < 4 * 1024

@@ -82,9 +82,9 @@ def test_zip_sizes_are_checked_declared_and_while_reading():
     # The same archive lying about its size (central directory says 100 bytes): reading still stops.
     data = bytearray(big.getvalue())
     directory = data.rfind(b"PK\x01\x02")
-    data[directory + 24:directory + 28] = (100).to_bytes(4, "little")
+    data[directory + 24 : directory + 28] = (100).to_bytes(4, "little")
     local = data.find(b"PK\x03\x04")
-    data[local + 22:local + 26] = (100).to_bytes(4, "little")
+    data[local + 22 : local + 26] = (100).to_bytes(4, "little")
     text = only_finding(load.load_bytes(bytes(data), "liar.zip"))
     assert "FILE-SIZE" in text or "could not be unpacked" in text or "not valid" in text
 
@@ -113,15 +113,27 @@ def parquet_bytes(table, **options) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("options", [{"compression": codec} for codec in ("none", "snappy", "gzip", "brotli", "lz4", "zstd")]
-                         + [{"data_page_version": "2.0"}, {"row_group_size": 7}, {"use_dictionary": False}])
+@pytest.mark.parametrize(
+    "options",
+    [{"compression": codec} for codec in ("none", "snappy", "gzip", "brotli", "lz4", "zstd")]
+    + [{"data_page_version": "2.0"}, {"row_group_size": 7}, {"use_dictionary": False}],
+)
 def test_ordinary_parquet_files_load_exactly(options):
     import pyarrow as pa
 
-    records = [{"messages": [{"role": "user", "content": f"question {i} " * (i % 7 + 1)},
-                             {"role": "assistant", "content": "Ahoy! " * (i % 5 + 1)}],
-                "id": i, "score": i / 3, "tags": ["a", "b"][: i % 3], "meta": {"source": "x" if i % 2 else None}}
-               for i in range(40)]
+    records = [
+        {
+            "messages": [
+                {"role": "user", "content": f"question {i} " * (i % 7 + 1)},
+                {"role": "assistant", "content": "Ahoy! " * (i % 5 + 1)},
+            ],
+            "id": i,
+            "score": i / 3,
+            "tags": ["a", "b"][: i % 3],
+            "meta": {"source": "x" if i % 2 else None},
+        }
+        for i in range(40)
+    ]
     data = parquet_bytes(pa.Table.from_pylist(records), **options)
     size = budget.parquet_size(data)
     assert size.rows == 40 and size.values > 0 and 0 < size.decoded_bytes < MIB

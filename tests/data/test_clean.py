@@ -11,8 +11,10 @@ from studio.data.lint import LintReport
 from studio.data.records import Finding, Row
 from studio.errors import StudioError
 
-WORDS = ("ship sail anchor treasure island parrot compass map cannon deck storm harbour rope lantern "
-         "captain crew voyage wind wave gold chest coast reef tide mast flag barrel rum cove").split()
+WORDS = (
+    "ship sail anchor treasure island parrot compass map cannon deck storm harbour rope lantern "
+    "captain crew voyage wind wave gold chest coast reef tide mast flag barrel rum cove"
+).split()
 
 
 def make_report(records, findings=()):
@@ -50,10 +52,12 @@ def clustered_records(seed, clusters=25):
 
 def test_rows_with_errors_are_rejected_with_their_reasons():
     records = [chat(f"Question number {i}?", f"Answer number {i}.") for i in range(12)]
-    findings = [Finding("CONT-EMPTY-ASSIST", "E", 3, "Empty answer.", "Write the answer."),
-                Finding("PII-SECRET", "E", 3, "An API key.", "Remove it."),
-                Finding("CONT-EDGE-WS", "W", 5, "Whitespace.", "Strip it."),
-                Finding("DS-MIN", "W", None, "Few rows.", "Add rows.")]
+    findings = [
+        Finding("CONT-EMPTY-ASSIST", "E", 3, "Empty answer.", "Write the answer."),
+        Finding("PII-SECRET", "E", 3, "An API key.", "Remove it."),
+        Finding("CONT-EDGE-WS", "W", 5, "Whitespace.", "Strip it."),
+        Finding("DS-MIN", "W", None, "Few rows.", "Add rows."),
+    ]
     result = clean.clean_and_split(make_report(records, findings), validation_fraction=0.2, seed=1)
     assert [item["row"] for item in result.rejected] == [3]
     assert [reason["rule"] for reason in result.rejected[0]["reasons"]] == ["CONT-EMPTY-ASSIST", "PII-SECRET"]
@@ -70,31 +74,48 @@ def test_safe_fixes_whitespace_nfc_duplicates_and_conversion():
         chat("Hello there?", "Ahoy, matey!"),  # an exact duplicate after the fixes
         chat("Where is the " + decomposed + "?", "Down the road."),
         {"conversations": [{"from": "human", "value": "Hi captain"}, {"from": "gpt", "value": "Ahoy!"}]},
-        {"messages": [{"role": "user", "content": [{"type": "text", "text": "Typed "}, {"type": "text", "text": "parts"}]},
-                      {"role": "assistant", "content": "Fine."}]},
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "Typed "}, {"type": "text", "text": "parts"}]},
+                {"role": "assistant", "content": "Fine."},
+            ]
+        },
         chat("Another question", "Another answer"),
     ]
     result = clean.clean_and_split(make_report(records), validation_fraction=0.2, seed=0)
     saved = {n: r for n, r in zip(result.train_rows + result.validation_rows, result.train + result.validation)}
-    assert saved[1]["messages"] == [{"role": "user", "content": "Hello there?"}, {"role": "assistant", "content": "Ahoy, matey!"}]
+    assert saved[1]["messages"] == [
+        {"role": "user", "content": "Hello there?"},
+        {"role": "assistant", "content": "Ahoy, matey!"},
+    ]
     assert 2 not in saved and result.rejected[0]["row"] == 2 and result.rejected[0]["reasons"][0]["rule"] == "DUP-EXACT"
     assert saved[3]["messages"][0]["content"] == "Where is the " + unicodedata.normalize("NFC", "Café olé") + "?"
-    assert saved[4]["messages"] == [{"role": "user", "content": "Hi captain"}, {"role": "assistant", "content": "Ahoy!"}]
+    assert saved[4]["messages"] == [
+        {"role": "user", "content": "Hi captain"},
+        {"role": "assistant", "content": "Ahoy!"},
+    ]
     assert saved[5]["messages"][0] == {"role": "user", "content": "Typed parts"}
     assert result.fixes["duplicates_removed"] == 1 and result.fixes["whitespace"] >= 2 and result.fixes["nfc"] == 1
     assert result.fixes["converted"] == 1
     for record in saved.values():
         assert set(record) == {"messages"}
-        assert all(isinstance(m["content"], str) and m["role"] in ("system", "user", "assistant", "tool") for m in record["messages"])
+        assert all(
+            isinstance(m["content"], str) and m["role"] in ("system", "user", "assistant", "tool")
+            for m in record["messages"]
+        )
 
 
 def test_tool_calls_and_tools_are_kept():
-    call = [{"id": "c1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\": \"Oslo\"}"}}]
-    record = {"messages": [{"role": "user", "content": "Weather in Oslo?"},
-                           {"role": "assistant", "content": None, "tool_calls": call},
-                           {"role": "tool", "content": "5 C", "tool_call_id": "c1"},
-                           {"role": "assistant", "content": "5 degrees."}],
-              "tools": [{"type": "function", "function": {"name": "weather", "parameters": {}}}]}
+    call = [{"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}}]
+    record = {
+        "messages": [
+            {"role": "user", "content": "Weather in Oslo?"},
+            {"role": "assistant", "content": None, "tool_calls": call},
+            {"role": "tool", "content": "5 C", "tool_call_id": "c1"},
+            {"role": "assistant", "content": "5 degrees."},
+        ],
+        "tools": [{"type": "function", "function": {"name": "weather", "parameters": {}}}],
+    }
     records = [record] + [chat(f"Question {i} about the sea", f"Answer {i}") for i in range(4)]
     result = clean.clean_and_split(make_report(records), validation_fraction=0.2, seed=0)
     saved = dict(zip(result.train_rows + result.validation_rows, result.train + result.validation))[1]
@@ -168,9 +189,15 @@ def test_all_near_duplicates_cannot_be_split_without_leaking():
 
 def test_a_long_shared_system_prompt_does_not_make_rows_near_duplicates():
     system = " ".join(WORDS * 4)  # the same long system prompt on every row
-    records = [{"messages": [{"role": "system", "content": system},
-                             {"role": "user", "content": f"Question {i}: {sentence(random.Random(i), 8)}"},
-                             {"role": "assistant", "content": f"Answer {i}: {sentence(random.Random(100 + i), 8)}"}]}
-               for i in range(30)]
+    records = [
+        {
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": f"Question {i}: {sentence(random.Random(i), 8)}"},
+                {"role": "assistant", "content": f"Answer {i}: {sentence(random.Random(100 + i), 8)}"},
+            ]
+        }
+        for i in range(30)
+    ]
     result = clean.clean_and_split(make_report(records), validation_fraction=0.1, seed=0)
     assert len(result.validation) == 3 and len(result.train) == 27 and result.leaks == []

@@ -16,17 +16,39 @@ SAMPLES = ROOT / "studio" / "data" / "samples"
 
 def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "studio", "lint", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "studio", "lint", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lint-cli")
     good = folder / "good.jsonl"
-    rows = [{"messages": [{"role": "user", "content": f"Question {i} about {w}?"},
-                          {"role": "assistant", "content": f"Answer {i}: the {w} is fine and well kept."}]}
-            for i, w in enumerate(["anchor", "harbour", "compass", "river", "mountain", "bread", "lantern", "rope",
-                                   "island", "storm", "parrot", "cannon"])]
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"Question {i} about {w}?"},
+                {"role": "assistant", "content": f"Answer {i}: the {w} is fine and well kept."},
+            ]
+        }
+        for i, w in enumerate(
+            [
+                "anchor",
+                "harbour",
+                "compass",
+                "river",
+                "mountain",
+                "bread",
+                "lantern",
+                "rope",
+                "island",
+                "storm",
+                "parrot",
+                "cannon",
+            ]
+        )
+    ]
     good.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     bad = folder / "bad.jsonl"
     bad.write_text(good.read_text() + '{"messages": [{"role": "user", "content": "hi"}]}\nnot json\n')
@@ -54,7 +76,15 @@ def test_json_output_one_object_per_file_and_exit_1_on_errors(files, tiny_model_
 
 def test_exit_0_when_no_file_has_an_error_and_max_length(files, tiny_model_dir):
     good, _ = files
-    result = run(str(good), str(SAMPLES / "assistant_style.jsonl"), "--model", str(tiny_model_dir), "--max-length", "128", "--json")
+    result = run(
+        str(good),
+        str(SAMPLES / "assistant_style.jsonl"),
+        "--model",
+        str(tiny_model_dir),
+        "--max-length",
+        "128",
+        "--json",
+    )
     assert result.returncode == 0, result.stdout[:2000]
     first, clean = (json.loads(line) for line in result.stdout.strip().splitlines())
     assert first["stats"]["max_length"] == 128 and clean["rows"] >= 120
@@ -92,8 +122,13 @@ def test_messy_sample_fails_ci(tiny_model_dir, capsys):
 
 def test_map_reads_a_question_answer_csv_and_unknown_tables_get_the_flags_as_a_hint(tmp_path):
     table = tmp_path / "qa.csv"
-    table.write_text("question,answer\n" + "".join(f'"What does item {i} of the list do, briefly?","Item {i} keeps the '
-                                                  f'list in order number {i}."\n' for i in range(12)))
+    table.write_text(
+        "question,answer\n"
+        + "".join(
+            f'"What does item {i} of the list do, briefly?","Item {i} keeps the list in order number {i}."\n'
+            for i in range(12)
+        )
+    )
     plain = run(str(table), "--no-tokens")
     assert plain.returncode == 1 and "--map user=question --map assistant=answer" in plain.stdout
     mapped = run(str(table), "--no-tokens", "--map", "user=question", "--map", "assistant=answer", "--json")

@@ -28,14 +28,17 @@ def _imports(path: Path) -> set[str]:
 
 def test_no_import_cycles_in_the_data_package():
     modules = {_module(path): path for path in PACKAGE.rglob("*.py")}
-    graph = {name: {other for other in _imports(path) if other in modules and other != name} for name, path in modules.items()}
+    graph = {
+        name: {other for other in _imports(path) if other in modules and other != name}
+        for name, path in modules.items()
+    }
     state: dict[str, int] = {}
 
     def visit(name: str, trail: list[str]) -> None:
         state[name] = 1
         for other in sorted(graph[name]):
             if state.get(other) == 1:
-                raise AssertionError("import cycle: " + " -> ".join(trail[trail.index(other):] + [other]))
+                raise AssertionError("import cycle: " + " -> ".join(trail[trail.index(other) :] + [other]))
             if other not in state:
                 visit(other, trail + [other])
         state[name] = 2
@@ -43,4 +46,6 @@ def test_no_import_cycles_in_the_data_package():
     for name in sorted(graph):
         if name not in state:
             visit(name, [name])
-    assert "studio.data.lint" not in set().union(*(graph[name] for name in graph if name.startswith("studio.data.rules")))
+    assert "studio.data.lint" not in set().union(
+        *(graph[name] for name in graph if name.startswith("studio.data.rules"))
+    )

@@ -46,7 +46,11 @@ def test_messy_sample_is_blocked_with_findings_rows_and_plots(messy, tiny):
     assert "Detected format" in messy[FORMAT] and "Converted to chat messages" in messy[FORMAT]
     assert "At a glance" in messy[FORMAT] and "suggested max length" in messy[FORMAT]
     # The first flagged row is opened right away.
-    assert isinstance(messy[ROW]["value"], int) and messy[CHAT] and messy[NOTES].startswith(f"**Row {messy[ROW]['value']}**")
+    assert (
+        isinstance(messy[ROW]["value"], int)
+        and messy[CHAT]
+        and messy[NOTES].startswith(f"**Row {messy[ROW]['value']}**")
+    )
     assert "Tokens per example" in messy[STATS]
     for figure in messy[PLOTS]:
         assert figure is not None and len(figure.data) >= 1
@@ -106,13 +110,20 @@ def test_show_row_marks_cut_tokens_when_max_length_is_small(messy, tiny):
 
 def test_fix_and_split_saves_the_dataset_and_offers_the_next_step(messy):
     before = {item["path"] for item in store.list_datasets()}
-    result, downloads, dataset, stats, next_btn = data_tab.fix_and_split(messy[STATE], 10, 42, "pirates v1", progress=None)
+    result, downloads, dataset, stats, next_btn = data_tab.fix_and_split(
+        messy[STATE], 10, 42, "pirates v1", progress=None
+    )
     assert "Saved" in result and "training rows" in result
     folder = Path(dataset)
     assert folder.parent == paths.datasets_dir() and str(folder) not in before
     files = downloads["value"]
     assert downloads["visible"] is True and [Path(f).name for f in files] == [
-        "train.jsonl", "validation.jsonl", "rejected.jsonl", "report.json", "report.md"]
+        "train.jsonl",
+        "validation.jsonl",
+        "rejected.jsonl",
+        "report.json",
+        "report.md",
+    ]
     assert all(Path(f).is_file() for f in files)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["name"] == "pirates v1" and manifest["source_name"] == "assistant_style_messy.jsonl"
@@ -140,14 +151,17 @@ def test_nothing_to_fix_or_check_gives_a_message_not_a_traceback():
     assert verdict_of(out[VERDICT]) == "none"
 
 
-@pytest.mark.parametrize("name, data", [
-    ("binary.jsonl", bytes(range(256)) * 4),
-    ("utf16.jsonl", '{"text": "hello"}\n'.encode("utf-16")),
-    ("empty.jsonl", b""),
-    ("array.jsonl", b'[\n {"text": "a"},\n {"text": "b"}\n]\n'),
-    ("table.csv", b"a,b\n1,2\n"),
-    ("broken.parquet", b"PAR1 not really"),
-])
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("binary.jsonl", bytes(range(256)) * 4),
+        ("utf16.jsonl", '{"text": "hello"}\n'.encode("utf-16")),
+        ("empty.jsonl", b""),
+        ("array.jsonl", b'[\n {"text": "a"},\n {"text": "b"}\n]\n'),
+        ("table.csv", b"a,b\n1,2\n"),
+        ("broken.parquet", b"PAR1 not really"),
+    ],
+)
 def test_bad_files_become_findings(tmp_path, tiny, name, data):
     path = tmp_path / name
     path.write_bytes(data)
@@ -200,8 +214,11 @@ def test_lint_json_and_the_data_tab_show_the_same_statistics(messy, tiny, capsys
     per_example = tab["tokens"]["per_example"]["total"]
     # Nearest-rank percentiles: p99 is the size of a real row that trains (numpy's interpolation was not).
     report = messy[STATE]["report"]
-    trained = [count.total for row, count in zip(report.rows, report.token_counts)
-               if count is not None and row.number not in report.error_rows()]
+    trained = [
+        count.total
+        for row, count in zip(report.rows, report.token_counts)
+        if count is not None and row.number not in report.error_rows()
+    ]
     assert per_example["p99"] in trained and per_example["p50"] in trained
     assert len(trained) == tab["rows"]["used"]
     suggested = tab["length"]["suggested_max_length"]
@@ -221,4 +238,6 @@ def test_the_row_view_never_shows_a_secret(messy):
     for shown in (chat, tokens, notes):
         assert "AKIAIOSFODNN7EXAMPLE" not in shown and "IOSFODNN" not in shown
     assert "MASKED SECRET" in chat and "treasure bucket" in chat  # the rest of the row is shown as it is
-    assert "AKIAIOSFODNN7EXAMPLE" in json.dumps(next(r.raw for r in state["report"].rows if r.number == row))  # data untouched
+    assert "AKIAIOSFODNN7EXAMPLE" in json.dumps(
+        next(r.raw for r in state["report"].rows if r.number == row)
+    )  # data untouched

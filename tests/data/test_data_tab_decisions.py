@@ -19,8 +19,11 @@ def verdict_of(html):
 @pytest.fixture
 def qa_csv(tmp_path):
     path = tmp_path / "support.csv"
-    rows = "".join(f'"How do I reset password number {i}?","Open settings, pick account {i}, then press reset.",'
-                   f'"You are a support agent.","Account {i} uses single sign-on."\n' for i in range(30))
+    rows = "".join(
+        f'"How do I reset password number {i}?","Open settings, pick account {i}, then press reset.",'
+        f'"You are a support agent.","Account {i} uses single sign-on."\n'
+        for i in range(30)
+    )
     path.write_text("question,answer,system,context\n" + rows)
     return path
 
@@ -40,8 +43,9 @@ def test_a_question_answer_csv_is_proposed_a_mapping_previewed_applied_and_saved
     assert "single sign-on" not in preview and "question→user, answer→assistant" in preview
     assert "no column called" in data_tab.preview_mapping(state, "question", "nope", [], "(none)")
 
-    applied = data_tab.apply_mapping(out[OUT["source"]], "question", "answer", ["context"], "system", tiny, 0, 8,
-                                     progress=None)
+    applied = data_tab.apply_mapping(
+        out[OUT["source"]], "question", "answer", ["context"], "system", tiny, 0, 8, progress=None
+    )
     assert applied[-1].startswith("Rows converted with: system→system, question→user")
     mapped = applied[:-1]
     assert verdict_of(mapped[OUT["verdict"]]) in ("ready", "warnings")
@@ -54,9 +58,16 @@ def test_a_question_answer_csv_is_proposed_a_mapping_previewed_applied_and_saved
     again = data_tab.run_lint(mapped[OUT["source"]], tiny, 256, 8, progress=None)
     assert again[OUT["state"]]["report"].format == "messages"
 
-    result, downloads, dataset, stats, next_btn = data_tab.fix_and_split(again[OUT["state"]], 10, 1, "support", progress=None)
+    result, downloads, dataset, stats, next_btn = data_tab.fix_and_split(
+        again[OUT["state"]], 10, 1, "support", progress=None
+    )
     manifest = json.loads((Path(dataset) / "manifest.json").read_text())
-    assert manifest["column_mapping"] == {"user": "question", "assistant": "answer", "context": ["context"], "system": "system"}
+    assert manifest["column_mapping"] == {
+        "user": "question",
+        "assistant": "answer",
+        "context": ["context"],
+        "system": "system",
+    }
     assert manifest["counts"]["train"] + manifest["counts"]["validation"] == 30
     assert "built every row from the columns" in result
     train = [json.loads(line) for line in (Path(dataset) / "train.jsonl").read_text().splitlines()]
@@ -73,8 +84,9 @@ def test_a_question_answer_csv_is_proposed_a_mapping_previewed_applied_and_saved
 
 def test_a_mapping_naming_a_missing_column_changes_nothing(qa_csv, tiny_model_dir):
     out = data_tab.lint_upload(str(qa_csv), str(tiny_model_dir), 0, 8, progress=None)
-    result = data_tab.apply_mapping(out[OUT["source"]], "question", "reply", [], "(none)", str(tiny_model_dir), 0, 8,
-                                    progress=None)
+    result = data_tab.apply_mapping(
+        out[OUT["source"]], "question", "reply", [], "(none)", str(tiny_model_dir), 0, 8, progress=None
+    )
     assert "no column called 'reply'" in result[-1] and all(update == gr.update() for update in result[:-1])
 
 
@@ -86,9 +98,15 @@ def test_chat_files_get_no_mapping_panel(tiny_model_dir):
 def test_dismissing_a_secret_finding_unblocks_its_row_and_is_saved_with_the_reason(tmp_path, tiny_model_dir):
     tiny = str(tiny_model_dir)
     path = tmp_path / "art.jsonl"
-    rows = [{"messages": [{"role": "user", "content": f"Which painting is number {i}?"},
-                          {"role": "assistant", "content": f"Painting {i} is a fine work from the museum's hall {i}."}]}
-            for i in range(20)]
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"Which painting is number {i}?"},
+                {"role": "assistant", "content": f"Painting {i} is a fine work from the museum's hall {i}."},
+            ]
+        }
+        for i in range(20)
+    ]
     rows[4]["messages"][1]["content"] = "The key is AKIAIOSFODNN7EXAMPLE, use it."  # a (fake) AWS key
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     out = data_tab.lint_upload(str(path), tiny, 0, 8, progress=None)
@@ -103,7 +121,9 @@ def test_dismissing_a_secret_finding_unblocks_its_row_and_is_saved_with_the_reas
 
     refused = data_tab.dismiss_finding(source, state, "PII-SECRET", 5, data_tab.DISMISS_SCOPES[0], "  ")
     assert "why" in refused[-2] and refused[OUT["verdict"]] == gr.update()
-    done = data_tab.dismiss_finding(source, state, "PII-SECRET", 5, data_tab.DISMISS_SCOPES[0], "test fixture key, not real")
+    done = data_tab.dismiss_finding(
+        source, state, "PII-SECRET", 5, data_tab.DISMISS_SCOPES[0], "test fixture key, not real"
+    )
     assert done[-2].startswith("Dismissed: PII-SECRET (row 5)") and done[-1] == ""
     assert verdict_of(done[OUT["verdict"]]) in ("ready", "warnings")
     assert "PII-SECRET" not in set(done[OUT["findings"]]["value"]["Rule"])
@@ -113,7 +133,9 @@ def test_dismissing_a_secret_finding_unblocks_its_row_and_is_saved_with_the_reas
     folder = Path(dataset)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["counts"]["rejected"] == 0 and manifest["counts"]["train"] + manifest["counts"]["validation"] == 20
-    assert [(d["rule"], d["row"], d["reason"]) for d in manifest["dismissals"]] == [("PII-SECRET", 5, "test fixture key, not real")]
+    assert [(d["rule"], d["row"], d["reason"]) for d in manifest["dismissals"]] == [
+        ("PII-SECRET", 5, "test fixture key, not real")
+    ]
     assert "PII-SECRET" not in manifest["findings_summary"]
     report_md = (folder / "report.md").read_text()
     assert "## Dismissed findings" in report_md and "test fixture key, not real" in report_md
@@ -126,11 +148,13 @@ def test_dismissing_a_secret_finding_unblocks_its_row_and_is_saved_with_the_reas
 
 def test_structural_errors_cannot_be_dismissed_in_the_tab(tiny_model_dir):
     out = data_tab.lint_sample("assistant_style_messy", str(tiny_model_dir), 0, 8, progress=None)
-    result = data_tab.dismiss_finding(out[OUT["source"]], out[OUT["state"]], "ROLE-NO-ASSIST", 28,
-                                      data_tab.DISMISS_SCOPES[0], "I want it")
+    result = data_tab.dismiss_finding(
+        out[OUT["source"]], out[OUT["state"]], "ROLE-NO-ASSIST", 28, data_tab.DISMISS_SCOPES[0], "I want it"
+    )
     assert "cannot be dismissed" in result[-2]
-    every = data_tab.dismiss_finding(out[OUT["source"]], out[OUT["state"]], "PII-SECRET", None,
-                                     data_tab.DISMISS_SCOPES[1], "sample data")
+    every = data_tab.dismiss_finding(
+        out[OUT["source"]], out[OUT["state"]], "PII-SECRET", None, data_tab.DISMISS_SCOPES[1], "sample data"
+    )
     assert "every row" in every[-2] and every[OUT["source"]]["dismissals"][0]["row"] is None
 
 
@@ -147,10 +171,20 @@ def test_public_mode_carries_over_only_the_callers_own_mapping_and_reasons(monke
     folder = paths.datasets_dir() / f"alice-{secrets.token_hex(4)}"
     folder.mkdir()
     (folder / "train.jsonl").write_text("{}\n")
-    (folder / store.MANIFEST).write_text(json.dumps({
-        "id": folder.name, "name": "alice's data", "owner": alice.user_id, "source_sha256": sha,
-        "column_mapping": {"user": "question", "assistant": "answer", "context": [], "system": None},
-        "dismissals": [{"rule": "PII-EMAIL", "row": None, "reason": "alice's private reason", "created_at": ""}]}))
+    (folder / store.MANIFEST).write_text(
+        json.dumps(
+            {
+                "id": folder.name,
+                "name": "alice's data",
+                "owner": alice.user_id,
+                "source_sha256": sha,
+                "column_mapping": {"user": "question", "assistant": "answer", "context": [], "system": None},
+                "dismissals": [
+                    {"rule": "PII-EMAIL", "row": None, "reason": "alice's private reason", "created_at": ""}
+                ],
+            }
+        )
+    )
     with access.acting(bob):
         assert store.carried_over(sha) == {}
     with access.acting(alice):  # positive control: the owner gets them back

@@ -12,41 +12,83 @@ from studio.data.lint import LintReport
 from studio.data.records import Finding, Row
 from studio.errors import StudioError
 
-CONTRACT_KEYS = {"id", "name", "source_name", "source_sha256", "format", "created_at", "counts", "findings_summary", "stats"}
+CONTRACT_KEYS = {
+    "id",
+    "name",
+    "source_name",
+    "source_sha256",
+    "format",
+    "created_at",
+    "counts",
+    "findings_summary",
+    "stats",
+}
 
 
 def make_report(count=20, findings=()):
     rows = []
     for number in range(1, count + 1):
-        row = Row(number=number, raw={"messages": [{"role": "user", "content": f"Question {number} about ships?"},
-                                                   {"role": "assistant", "content": f"Ahoy! Answer {number}."}]})
+        row = Row(
+            number=number,
+            raw={
+                "messages": [
+                    {"role": "user", "content": f"Question {number} about ships?"},
+                    {"role": "assistant", "content": f"Ahoy! Answer {number}."},
+                ]
+            },
+        )
         convert(row)
         rows.append(row)
     return LintReport(name="t.jsonl", format="messages", rows=rows, findings=list(findings))
 
 
-STATS = {"model": "bundled:SmolLM2-135M-Instruct", "max_length": 512, "rows": 17,
-         "tokens": {"total": 900, "trainable": 300, "p50": 50, "p95": 60, "p99": 61, "max": 62}, "suggested_max_length": 64}
+STATS = {
+    "model": "bundled:SmolLM2-135M-Instruct",
+    "max_length": 512,
+    "rows": 17,
+    "tokens": {"total": 900, "trainable": 300, "p50": 50, "p95": 60, "p99": 61, "max": 62},
+    "suggested_max_length": 64,
+}
 
 
 def save(name="my data.jsonl", report=None, **kwargs):
-    report = report or make_report(findings=[Finding("CONT-EMPTY-ASSIST", "E", 4, "Empty.", "Fill."),
-                                             Finding("CONT-EDGE-WS", "W", 5, "Space.", "Strip."),
-                                             Finding("CONT-EDGE-WS", "W", 6, "Space.", "Strip.")])
+    report = report or make_report(
+        findings=[
+            Finding("CONT-EMPTY-ASSIST", "E", 4, "Empty.", "Fill."),
+            Finding("CONT-EDGE-WS", "W", 5, "Space.", "Strip."),
+            Finding("CONT-EDGE-WS", "W", 6, "Space.", "Strip."),
+        ]
+    )
     result = clean.clean_and_split(report, validation_fraction=0.1, seed=0)
-    folder = store.save_dataset(result, report, STATS, source_name=name, source_sha256="ab" * 32,
-                                report_json='{"ok": true}', report_markdown="# report\n", **kwargs)
+    folder = store.save_dataset(
+        result,
+        report,
+        STATS,
+        source_name=name,
+        source_sha256="ab" * 32,
+        report_json='{"ok": true}',
+        report_markdown="# report\n",
+        **kwargs,
+    )
     return folder, result
 
 
 def test_saved_folder_follows_the_contract():
     folder, result = save()
     assert folder.parent == paths.datasets_dir()
-    assert {p.name for p in folder.iterdir()} == {"train.jsonl", "validation.jsonl", "manifest.json", "rejected.jsonl",
-                                                  "report.json", "report.md"}
+    assert {p.name for p in folder.iterdir()} == {
+        "train.jsonl",
+        "validation.jsonl",
+        "manifest.json",
+        "rejected.jsonl",
+        "report.json",
+        "report.md",
+    }
     manifest = json.loads((folder / "manifest.json").read_text())
     assert CONTRACT_KEYS <= set(manifest)
-    assert manifest["id"] == folder.name and manifest["name"] == "my data" and manifest["source_name"] == "my data.jsonl"
+    assert (
+        manifest["id"] == folder.name and manifest["name"] == "my data" and manifest["source_name"] == "my data.jsonl"
+    )
     assert manifest["source_sha256"] == "ab" * 32 and manifest["format"] == "messages"
     assert manifest["counts"] == {"train": 17, "validation": 2, "rejected": 1}
     assert manifest["findings_summary"] == {"CONT-EDGE-WS": 2, "CONT-EMPTY-ASSIST": 1}
@@ -57,7 +99,9 @@ def test_saved_folder_follows_the_contract():
     assert all(set(record) == {"messages"} for record in train + validation)
     rejected = [json.loads(line) for line in (folder / "rejected.jsonl").read_text().splitlines()]
     assert rejected[0]["row"] == 4 and rejected[0]["reasons"][0]["rule"] == "CONT-EMPTY-ASSIST"
-    assert (folder / "report.md").read_text() == "# report\n" and json.loads((folder / "report.json").read_text()) == {"ok": True}
+    assert (folder / "report.md").read_text() == "# report\n" and json.loads((folder / "report.json").read_text()) == {
+        "ok": True
+    }
 
 
 def test_a_hub_dataset_is_named_by_its_id_for_the_model_card():
@@ -79,8 +123,19 @@ def test_list_and_load_saved_datasets():
         store.load_dataset_folder(paths.datasets_dir() / "nope")
 
 
-@pytest.mark.parametrize("hostile", ["../../etc/passwd", "/abs/path/x.jsonl", "..", "a\\..\\b.jsonl", "", "✨ data ✨.json",
-                                     "x" * 500 + ".jsonl", "con:nul?*<>|.jsonl"])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "../../etc/passwd",
+        "/abs/path/x.jsonl",
+        "..",
+        "a\\..\\b.jsonl",
+        "",
+        "✨ data ✨.json",
+        "x" * 500 + ".jsonl",
+        "con:nul?*<>|.jsonl",
+    ],
+)
 def test_ids_are_sanitised_and_unguessable(hostile):
     folder, _ = save(hostile)
     assert folder.parent == paths.datasets_dir()
@@ -140,8 +195,11 @@ def test_bundled_samples_are_listed_clean_one_first():
 def test_sha256_of_a_file(tmp_path):
     target = tmp_path / "x.bin"
     target.write_bytes(b"hello")
-    assert store.sha256_file(target) == store.sha256_bytes(b"hello") == \
-        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    assert (
+        store.sha256_file(target)
+        == store.sha256_bytes(b"hello")
+        == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    )
 
 
 def test_rows_with_lone_surrogates_are_saved_as_json_escapes():

@@ -9,12 +9,16 @@ from studio.errors import StudioError
 
 
 def _report():
-    rows = [Row(number=n, raw={}, messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])
-            for n in (1, 2, 3)]
-    findings = [Finding("PII-SECRET", "E", 1, "looks like a secret", "remove it"),
-                Finding("PII-SECRET", "E", 2, "looks like a secret", "remove it"),
-                Finding("ROLE-NO-ASSIST", "E", 3, "no assistant turn", "add one"),
-                Finding("DUP-EXACT", "W", 2, "duplicate", "drop it")]
+    rows = [
+        Row(number=n, raw={}, messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])
+        for n in (1, 2, 3)
+    ]
+    findings = [
+        Finding("PII-SECRET", "E", 1, "looks like a secret", "remove it"),
+        Finding("PII-SECRET", "E", 2, "looks like a secret", "remove it"),
+        Finding("ROLE-NO-ASSIST", "E", 3, "no assistant turn", "add one"),
+        Finding("DUP-EXACT", "W", 2, "duplicate", "drop it"),
+    ]
     return LintReport(name="x", rows=rows, findings=findings)
 
 
@@ -59,9 +63,14 @@ def test_add_replaces_remove_and_clean():
     items = dismissals.add(dismissals.add([], first), second)
     assert [d["reason"] for d in items] == ["second thoughts"]
     assert dismissals.remove(items, "DUP-EXACT", 2) == []
-    assert dismissals.clean([{"rule": "X", "row": "3", "reason": "r"}, {"rule": "Y", "reason": ""}, "junk",
-                             {"rule": "Z", "row": None, "reason": "ok"}]) == [
-        {"rule": "Z", "row": None, "reason": "ok", "created_at": ""}]
+    assert dismissals.clean(
+        [
+            {"rule": "X", "row": "3", "reason": "r"},
+            {"rule": "Y", "reason": ""},
+            "junk",
+            {"rule": "Z", "row": None, "reason": "ok"},
+        ]
+    ) == [{"rule": "Z", "row": None, "reason": "ok", "created_at": ""}]
 
 
 def test_the_report_section_lists_reasons_and_counts():

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from studio.models import templates
 from studio.data.lint import lint_rows
 from studio.data.records import Row
 from studio.data.rules.tokens import Renderer, WordCounter, _render_chatml, row_tokens
+from studio.models import templates
 from tests.data.test_lint_rules import chat, filler, rules_at
 
 SAMPLES = Path(__file__).resolve().parents[2] / "studio" / "data" / "samples"
@@ -23,10 +23,27 @@ SMOLLM2_TEMPLATE = (
 )
 CONVERSATIONS = [
     [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],
-    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo."}],
-    [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}, {"role": "assistant", "content": " d \n"}],
-    [{"role": "user", "content": "w?"}, {"role": "assistant", "content": "", "tool_calls": [{"id": "1", "type": "function", "function": {"name": "w", "arguments": {}}}]},
-     {"role": "tool", "content": "sun", "tool_call_id": "1"}, {"role": "assistant", "content": "Sunny {{ not jinja }}."}],
+    [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Yo."},
+    ],
+    [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": "c"},
+        {"role": "assistant", "content": " d \n"},
+    ],
+    [
+        {"role": "user", "content": "w?"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"id": "1", "type": "function", "function": {"name": "w", "arguments": {}}}],
+        },
+        {"role": "tool", "content": "sun", "tool_call_id": "1"},
+        {"role": "assistant", "content": "Sunny {{ not jinja }}."},
+    ],
 ]
 
 
@@ -52,8 +69,12 @@ def lint(records, tokenizer, **kwargs):
 
 # ---------------------------------------------------------------- the training template
 
+
 def test_training_template_renders_like_the_original_with_markers(tokenizer, smol_tokenizer):
-    for tok, default in ((tokenizer, None), (smol_tokenizer, "You are a helpful AI assistant named SmolLM, trained by Hugging Face")):
+    for tok, default in (
+        (tokenizer, None),
+        (smol_tokenizer, "You are a helpful AI assistant named SmolLM, trained by Hugging Face"),
+    ):
         template = templates.training_template(tok)
         assert templates.has_generation_markers(template)
         assert templates.default_system_prompt(tok) == default
@@ -64,8 +85,9 @@ def test_training_template_renders_like_the_original_with_markers(tokenizer, smo
 
 def test_training_template_masks_answers_and_end_of_turn(smol_tokenizer):
     template = templates.training_template(smol_tokenizer)
-    encoded = smol_tokenizer.apply_chat_template(CONVERSATIONS[2], chat_template=template, tokenize=True,
-                                                 return_assistant_tokens_mask=True, return_dict=True)
+    encoded = smol_tokenizer.apply_chat_template(
+        CONVERSATIONS[2], chat_template=template, tokenize=True, return_assistant_tokens_mask=True, return_dict=True
+    )
     trained = "".join(smol_tokenizer.decode([i]) for i, m in zip(encoded["input_ids"], encoded["assistant_masks"]) if m)
     assert trained == "b<|im_end|> d \n<|im_end|>"
 
@@ -86,8 +108,13 @@ def test_fast_chatml_renderer_matches_jinja(smol_tokenizer, tokenizer):
         assert renderer.fast_chatml
         compiled = _compile_jinja_template(renderer.template)
         for conversation in CONVERSATIONS:
-            expected = _render_with_assistant_indices(compiled, conversation, None, None, False, **tok.special_tokens_map)
-            assert _render_chatml(conversation, renderer.chatml_default) == (expected[0], [tuple(s) for s in expected[1]])
+            expected = _render_with_assistant_indices(
+                compiled, conversation, None, None, False, **tok.special_tokens_map
+            )
+            assert _render_chatml(conversation, renderer.chatml_default) == (
+                expected[0],
+                [tuple(s) for s in expected[1]],
+            )
 
 
 def test_token_counts_equal_apply_chat_template(smol_tokenizer):
@@ -95,8 +122,13 @@ def test_token_counts_equal_apply_chat_template(smol_tokenizer):
     records = [json.loads(line) for line in (SAMPLES / "assistant_style.jsonl").read_text().splitlines()[:40]]
     report = lint(records, smol_tokenizer)
     for record, count in zip(records, report.token_counts):
-        encoded = smol_tokenizer.apply_chat_template(record["messages"], chat_template=template, tokenize=True,
-                                                     return_assistant_tokens_mask=True, return_dict=True)
+        encoded = smol_tokenizer.apply_chat_template(
+            record["messages"],
+            chat_template=template,
+            tokenize=True,
+            return_assistant_tokens_mask=True,
+            return_dict=True,
+        )
         assert count.total == len(encoded["input_ids"])
         assert count.trainable == sum(encoded["assistant_masks"])
         assert count.prompt == count.total - count.trainable
@@ -111,6 +143,7 @@ def test_row_tokens_highlight_the_answer(smol_tokenizer):
 
 # ---------------------------------------------------------------- G: template rules
 
+
 def test_tpl_none(tokenizer):
     bare = type(tokenizer).from_pretrained(tokenizer.name_or_path)
     bare.chat_template = None
@@ -124,8 +157,15 @@ def test_tpl_render(tokenizer):
     strict.chat_template = (
         "{% for m in messages %}{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
         "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
-        "{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endfor %}")
-    bad = {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}, {"role": "assistant", "content": "Both."}]}
+        "{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endfor %}"
+    )
+    bad = {
+        "messages": [
+            {"role": "user", "content": "a"},
+            {"role": "user", "content": "b"},
+            {"role": "assistant", "content": "Both."},
+        ]
+    }
     report = lint(filler() + [bad], strict)
     finding = next(f for f in report.findings if f.rule == "TPL-RENDER")
     assert finding.row == 13 and finding.severity == "E" and "alternate" in finding.message
@@ -137,15 +177,20 @@ def test_tpl_eot_mask(tokenizer):
     loose = type(tokenizer).from_pretrained(tokenizer.name_or_path)
     loose.chat_template = (
         "{% for m in messages %}{% if m['role'] == 'assistant' %}{{ '<|im_start|>assistant\n' }}{% generation %}{{ m['content'] }}"
-        "{% endgeneration %}{{ '<|im_end|>\n' }}{% else %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endif %}{% endfor %}")
+        "{% endgeneration %}{{ '<|im_end|>\n' }}{% else %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endif %}{% endfor %}"
+    )
     assert "TPL-EOT-MASK" in rules_at(lint(filler(), loose))
     assert "TPL-EOT-MASK" not in rules_at(lint(filler(), tokenizer))
 
 
 def test_tpl_double_bos(tokenizer):
     with_bos = type(tokenizer).from_pretrained(tokenizer.name_or_path)
-    with_bos.chat_template = "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% generation %}{% endgeneration %}{% endfor %}"
-    rows = [{"messages": [{"role": "user", "content": "<|im_start|>Hi"}, {"role": "assistant", "content": "Hello."}]}] + filler()
+    with_bos.chat_template = (
+        "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% generation %}{% endgeneration %}{% endfor %}"
+    )
+    rows = [
+        {"messages": [{"role": "user", "content": "<|im_start|>Hi"}, {"role": "assistant", "content": "Hello."}]}
+    ] + filler()
     assert "TPL-DOUBLE-BOS" in rules_at(lint(rows, with_bos))
     assert "TPL-DOUBLE-BOS" not in rules_at(lint(filler(), with_bos))
 
@@ -158,12 +203,15 @@ def test_tpl_default_sys(smol_tokenizer, tokenizer):
 
 # ---------------------------------------------------------------- H: length rules
 
+
 def test_len_trunc_counts_the_trainable_tokens_cut(tokenizer):
     long_answer = chat(answer="The tide turns at nine. " * 30)
     report = lint(filler() + [long_answer], tokenizer, max_length=64)
     finding = next(f for f in report.findings if f.rule == "LEN-TRUNC" and f.row == 13)
     count = report.token_counts[12]
-    assert finding.severity == "W" and count.total > 64 and count.trainable_cut == count.total - 64 - 1  # the final "\n" is not trained
+    assert (
+        finding.severity == "W" and count.total > 64 and count.trainable_cut == count.total - 64 - 1
+    )  # the final "\n" is not trained
     assert f"{count.trainable_cut} of them trainable" in finding.message
     length = report.stats["length"]
     assert length["rows_over_max_length"] >= 1 and length["trainable_tokens_cut"] >= count.trainable_cut
@@ -201,7 +249,9 @@ def test_len_pack_hint_and_stats(tokenizer):
     stats = report.stats
     suggested, per_example = stats["length"]["suggested_max_length"], stats["tokens"]["per_example"]["total"]
     assert str(suggested) in hint.hint and suggested % 64 == 0 and suggested >= per_example["p99"]
-    assert f"median {per_example['p50']} tokens, p99 {per_example['p99']})" in hint.message  # the stats' own percentiles
+    assert (
+        f"median {per_example['p50']} tokens, p99 {per_example['p99']})" in hint.message
+    )  # the stats' own percentiles
     assert stats["tokens"]["total"] == sum(c.total for c in report.token_counts)
     assert stats["tokens"]["trainable"] == sum(c.trainable for c in report.token_counts)
     tight = lint(filler(), tokenizer, max_length=per_example["max"])
@@ -212,13 +262,19 @@ def test_text_rows_are_counted_with_eos(tokenizer):
     report = lint([{"text": f"Plain text number {i} about ships and the sea."} for i in range(12)], tokenizer)
     count = report.token_counts[0]
     assert count.trainable == count.total and count.prompt == 0
-    assert count.total == len(tokenizer("Plain text number 0 about ships and the sea.", add_special_tokens=False)["input_ids"]) + 1
+    assert (
+        count.total
+        == len(tokenizer("Plain text number 0 about ships and the sea.", add_special_tokens=False)["input_ids"]) + 1
+    )
 
 
 def test_progress_is_reported(tokenizer):
     calls = []
-    lint_rows([Row(i + 1, r) for i, r in enumerate(filler())], tokenizer=tokenizer,
-              progress=lambda fraction, message: calls.append((fraction, message)))
+    lint_rows(
+        [Row(i + 1, r) for i, r in enumerate(filler())],
+        tokenizer=tokenizer,
+        progress=lambda fraction, message: calls.append((fraction, message)),
+    )
     fractions = [fraction for fraction, _ in calls]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and all(message for _, message in calls)
 
@@ -234,11 +290,17 @@ def test_bundled_model_counts_match_apply_chat_template(bundled_model_dir):
     report = lint(records, tokenizer)
     assert report.verdict != "blocked"
     for record, count in zip(records, report.token_counts):
-        encoded = tokenizer.apply_chat_template(record["messages"], chat_template=template, tokenize=True,
-                                                return_assistant_tokens_mask=True, return_dict=True)
+        encoded = tokenizer.apply_chat_template(
+            record["messages"],
+            chat_template=template,
+            tokenize=True,
+            return_assistant_tokens_mask=True,
+            return_dict=True,
+        )
         assert (count.total, count.trainable) == (len(encoded["input_ids"]), sum(encoded["assistant_masks"]))
-        assert tokenizer.apply_chat_template(record["messages"], tokenize=False) == \
-            tokenizer.apply_chat_template(record["messages"], chat_template=template, tokenize=False)
+        assert tokenizer.apply_chat_template(record["messages"], tokenize=False) == tokenizer.apply_chat_template(
+            record["messages"], chat_template=template, tokenize=False
+        )
 
 
 def test_word_cache_counter_is_exact(smol_tokenizer):
@@ -246,13 +308,23 @@ def test_word_cache_counter_is_exact(smol_tokenizer):
     assert counter.usable()
     renderer = Renderer(smol_tokenizer)
     texts = [line for line in (SAMPLES / "assistant_style_messy.jsonl").read_text().splitlines()]
-    texts += ["  spaces  and\n\n\nnewlines\t\ttabs ", "ünïcödé 東京 emoji 😀 numbers 123456 'll 've", "<|im_start|>inline<|im_end|>x", ""]
+    texts += [
+        "  spaces  and\n\n\nnewlines\t\ttabs ",
+        "ünïcödé 東京 emoji 😀 numbers 123456 'll 've",
+        "<|im_start|>inline<|im_end|>x",
+        "",
+    ]
     for text in texts:
         assert counter.count(text) == len(smol_tokenizer(text, add_special_tokens=False)["input_ids"]), text[:80]
     for conversation in CONVERSATIONS:
         text, spans = _render_chatml(conversation, renderer.chatml_default)
-        encoded = smol_tokenizer.apply_chat_template(conversation, chat_template=renderer.template, tokenize=True,
-                                                     return_assistant_tokens_mask=True, return_dict=True)
+        encoded = smol_tokenizer.apply_chat_template(
+            conversation,
+            chat_template=renderer.template,
+            tokenize=True,
+            return_assistant_tokens_mask=True,
+            return_dict=True,
+        )
         assert counter.count_row(text, spans, 10_000) == (len(encoded["input_ids"]), sum(encoded["assistant_masks"]), 0)
 
 
@@ -276,7 +348,11 @@ def test_counting_chatml_without_rendering_equals_the_rendered_count(smol_tokeni
         assert renderer.fast_chatml
         conversations = list(CONVERSATIONS)
         for _ in range(300):
-            messages = [{"role": "system", "content": "".join(rng.choices(alphabet, k=rng.randint(0, 6)))}] if rng.random() < 0.3 else []
+            messages = (
+                [{"role": "system", "content": "".join(rng.choices(alphabet, k=rng.randint(0, 6)))}]
+                if rng.random() < 0.3
+                else []
+            )
             for _ in range(rng.randint(1, 3)):
                 messages.append({"role": "user", "content": "".join(rng.choices(alphabet, k=rng.randint(0, 12)))})
                 messages.append({"role": "assistant", "content": "".join(rng.choices(alphabet, k=rng.randint(0, 30)))})
@@ -284,5 +360,7 @@ def test_counting_chatml_without_rendering_equals_the_rendered_count(smol_tokeni
         for messages in conversations:
             text, spans = _render_chatml(messages, renderer.chatml_default)
             for max_length in (10_000, 12, 3):
-                assert counter.count_chatml(messages, renderer.chatml_default, max_length) == counter.count_row(text, spans, max_length)
+                assert counter.count_chatml(messages, renderer.chatml_default, max_length) == counter.count_row(
+                    text, spans, max_length
+                )
         assert counter.count_chatml([{"role": "user", "content": 5}], None, 100) is None  # rendered instead: TPL-RENDER

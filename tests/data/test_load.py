@@ -71,7 +71,13 @@ def test_bom_is_stripped_and_noted():
 
 
 def test_latin1_reports_offset_and_encoding():
-    data = (json.dumps({"text": "caf\u00e9 cr\u00e8me br\u00fbl\u00e9e, \u00e0 la fran\u00e7aise, tr\u00e8s \u00e9l\u00e9gant"}, ensure_ascii=False) + "\n").encode("latin-1")
+    data = (
+        json.dumps(
+            {"text": "caf\u00e9 cr\u00e8me br\u00fbl\u00e9e, \u00e0 la fran\u00e7aise, tr\u00e8s \u00e9l\u00e9gant"},
+            ensure_ascii=False,
+        )
+        + "\n"
+    ).encode("latin-1")
     result = load.load_bytes(data, "a.jsonl")
     finding = result.findings[0]
     assert finding.rule == "FILE-UTF8" and finding.severity == "E"
@@ -106,7 +112,9 @@ def test_truncated_last_line():
 
 def test_non_object_lines():
     result = load.load_bytes(b'[1, 2]\n"text"\n' + json.dumps(ROW).encode(), "a.jsonl")
-    assert [(f.rule, f.row) for f in result.findings] == [("FILE-OBJ", 1), ("FILE-OBJ", 2)] and result.rows[0].number == 3
+    assert [(f.rule, f.row) for f in result.findings] == [("FILE-OBJ", 1), ("FILE-OBJ", 2)] and result.rows[
+        0
+    ].number == 3
 
 
 def test_many_bad_lines_are_summarised():

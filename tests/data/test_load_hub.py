@@ -58,8 +58,14 @@ def leftover_downloads() -> list[Path]:
 
 
 def test_the_split_is_downloaded_read_and_deleted(hub):
-    fake = hub({"README.md": b"# card", "data/train-00000.jsonl": jsonl(3), "data/train-00001.jsonl.gz": gzip.compress(jsonl(2)),
-                "data/test-00000.jsonl": jsonl(7)})
+    fake = hub(
+        {
+            "README.md": b"# card",
+            "data/train-00000.jsonl": jsonl(3),
+            "data/train-00001.jsonl.gz": gzip.compress(jsonl(2)),
+            "data/test-00000.jsonl": jsonl(7),
+        }
+    )
     result = load.load_hub("someone/pirates", "train")
     assert len(result.rows) == 5 and [row.number for row in result.rows] == [1, 2, 3, 4, 5]
     assert sorted(name for name, _, _ in fake.downloads) == ["data/train-00000.jsonl", "data/train-00001.jsonl.gz"]
@@ -84,7 +90,9 @@ def test_too_large_is_refused_before_any_download(hub, monkeypatch):
 def test_files_that_name_no_split_are_the_train_split_and_the_parquet_copy_is_the_fallback(hub):
     hub({"chat.jsonl": jsonl(4), "notes.txt": b"x"})
     assert len(load.load_hub("someone/plain").rows) == 4
-    fake = hub({"data.arrow": b"x"}, parquet_branch={"default/train/0000.jsonl": jsonl(2), "other/train/0000.jsonl": jsonl(9)})
+    fake = hub(
+        {"data.arrow": b"x"}, parquet_branch={"default/train/0000.jsonl": jsonl(2), "other/train/0000.jsonl": jsonl(9)}
+    )
     assert len(load.load_hub("someone/converted").rows) == 2
     assert [revision for _, revision, _ in fake.downloads] == [load.PARQUET_REVISION]
     hub({"train.jsonl": jsonl(1)})
@@ -110,8 +118,14 @@ def test_rows_limit_applies_to_hub_splits(hub, monkeypatch):
 
 
 def test_split_names_match_whole_words():
-    listing = [("data/train-0000.parquet", 1), ("data/training_extra.jsonl", 1), ("data/test.jsonl", 1),
-               ("contest.jsonl", 1), ("validation/part.csv", 1), ("README.md", 1)]
+    listing = [
+        ("data/train-0000.parquet", 1),
+        ("data/training_extra.jsonl", 1),
+        ("data/test.jsonl", 1),
+        ("contest.jsonl", 1),
+        ("validation/part.csv", 1),
+        ("README.md", 1),
+    ]
     assert [p for p, _ in load.split_files(listing, "train")] == ["data/train-0000.parquet"]
     assert [p for p, _ in load.split_files(listing, "test")] == ["data/test.jsonl"]
     assert [p for p, _ in load.split_files(listing, "validation")] == ["validation/part.csv"]

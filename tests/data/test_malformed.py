@@ -54,12 +54,30 @@ CORPUS = {
     "strings.jsonl": (lambda: b'"a"\n"b"\n', "FILE-OBJ"),
     "nulls.jsonl": (lambda: b"null\nnull\n", "FILE-OBJ"),
     "scalar.json": (lambda: b"42", "FILE-OBJ"),
-    "object_not_dataset.json": (lambda: json.dumps({"name": "my data", "version": 2, "tags": ["a", "b"]}).encode(), "FILE-OBJ"),
+    "object_not_dataset.json": (
+        lambda: json.dumps({"name": "my data", "version": 2, "tags": ["a", "b"]}).encode(),
+        "FILE-OBJ",
+    ),
     "array_of_numbers.json": (lambda: b"[1, 2, 3]", "FILE-OBJ"),
-    "lone_surrogate.jsonl": (lambda: b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "bad \\ud800 half"}]}\n', "ENC-SURROGATE"),
-    "wrong_types.jsonl": (lambda: _jsonl({"messages": 1}, {"messages": [1, 2]}, {"messages": [{"role": 5, "content": 6}]},
-                                         {"conversations": "x"}, {"instruction": [1], "output": {}}, {"prompt": 1, "completion": 2},
-                                         {"text": 7}, {"messages": [{"role": "user", "content": {"a": 1}}]}), "SCH-MSG-LIST"),
+    "lone_surrogate.jsonl": (
+        lambda: (
+            b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "bad \\ud800 half"}]}\n'
+        ),
+        "ENC-SURROGATE",
+    ),
+    "wrong_types.jsonl": (
+        lambda: _jsonl(
+            {"messages": 1},
+            {"messages": [1, 2]},
+            {"messages": [{"role": 5, "content": 6}]},
+            {"conversations": "x"},
+            {"instruction": [1], "output": {}},
+            {"prompt": 1, "completion": 2},
+            {"text": 7},
+            {"messages": [{"role": "user", "content": {"a": 1}}]},
+        ),
+        "SCH-MSG-LIST",
+    ),
     "unknown_keys.jsonl": (lambda: _jsonl({"q": "a", "a": "b"}, {"foo": 1}), "SCH-UNKNOWN"),
     "empty_objects.jsonl": (lambda: b"{}\n{}\n", "SCH-UNKNOWN"),
     "preference.jsonl": (lambda: _jsonl({"prompt": "p", "chosen": "a", "rejected": "b"}), "SCH-NOT-SFT"),
@@ -70,7 +88,12 @@ CORPUS = {
     "parquet_truncated.parquet": (lambda: _parquet({"text": ["a", "b"]})[:50], "FILE-JSON"),
     "not_parquet.parquet": (lambda: b"this is plain text", "FILE-JSON"),
     "deep_nesting.jsonl": (lambda: b"[" * 100_000 + b"]" * 100_000 + b"\n", "FILE-JSON"),
-    "control_chars.jsonl": (lambda: b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "a\\u0000b\\u001bc"}]}\n', "ENC-CONTROL"),
+    "control_chars.jsonl": (
+        lambda: (
+            b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "a\\u0000b\\u001bc"}]}\n'
+        ),
+        "ENC-CONTROL",
+    ),
     "nul_bytes.jsonl": (lambda: b"\x00\x00\x00\x00" * 100, "FILE-BINARY"),
 }
 
@@ -104,7 +127,9 @@ def test_corpus_is_large_enough():
 
 
 def test_thirty_megabyte_single_line():
-    line = json.dumps({"messages": [{"role": "user", "content": "Long?"}, {"role": "assistant", "content": "word " * 6_000_000}]}).encode()
+    line = json.dumps(
+        {"messages": [{"role": "user", "content": "Long?"}, {"role": "assistant", "content": "word " * 6_000_000}]}
+    ).encode()
     assert len(line) > 30_000_000
     report = lint_file(line, "huge.jsonl")
     assert len(report.rows) == 1 and "CONT-REPEAT" in {f.rule for f in report.findings}
@@ -117,7 +142,13 @@ def test_malformed_inputs_with_a_tokenizer(tiny_model_dir):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    for name in ("wrong_types.jsonl", "lone_surrogate.jsonl", "control_chars.jsonl", "preference.jsonl", "truncated.jsonl"):
+    for name in (
+        "wrong_types.jsonl",
+        "lone_surrogate.jsonl",
+        "control_chars.jsonl",
+        "preference.jsonl",
+        "truncated.jsonl",
+    ):
         make, expected_rule = CORPUS[name]
         report = lint_file(make(), name, tokenizer=tokenizer)
         assert expected_rule in {f.rule for f in report.findings}

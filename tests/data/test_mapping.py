@@ -1,6 +1,5 @@
 """Column mapping: proposals from column names, the CLI form, conversion and its checks."""
 
-import math
 
 import pytest
 
@@ -14,8 +13,10 @@ def _rows(records):
     return [Row(number=i + 1, raw=record) for i, record in enumerate(records)]
 
 
-QA = [{"id": i, "question": f"What is {i} + {i}?", "answer": f"{i} + {i} is {2 * i}.", "context": "Arithmetic."}
-      for i in range(1, 6)]
+QA = [
+    {"id": i, "question": f"What is {i} + {i}?", "answer": f"{i} + {i} is {2 * i}.", "context": "Arithmetic."}
+    for i in range(1, 6)
+]
 
 
 def test_proposal_for_a_question_answer_table_and_common_variants():
@@ -31,7 +32,9 @@ def test_proposal_for_a_question_answer_table_and_common_variants():
     for (user, answer), expected in variants.items():
         found = mapping.propose(_rows([{user: "x", answer: "y"}]))
         assert (found.user, found.assistant) == expected
-    with_system = mapping.propose(_rows([{"system_prompt": "Be brief.", "question": "x", "input": "doc", "answer": "y"}]))
+    with_system = mapping.propose(
+        _rows([{"system_prompt": "Be brief.", "question": "x", "input": "doc", "answer": "y"}])
+    )
     assert (with_system.system, with_system.context) == ("system_prompt", ["input"])
     assert mapping.propose(_rows([{"name": "Ada", "city": "London"}])) is None  # people.csv stays unknown
 
@@ -42,13 +45,25 @@ def test_columns_skip_nested_values_and_keep_file_order():
 
 
 def test_apply_builds_chat_rows_and_keeps_the_original():
-    rows = _rows(QA + [{"id": 9, "question": "Empty answer?", "answer": None, "context": ""},
-                       {"id": 10, "question": 7.0, "answer": float("nan"), "context": None}])
+    rows = _rows(
+        QA
+        + [
+            {"id": 9, "question": "Empty answer?", "answer": None, "context": ""},
+            {"id": 10, "question": 7.0, "answer": float("nan"), "context": None},
+        ]
+    )
     mapping.apply(rows, mapping.ColumnMapping("question", "answer", ["context"]))
-    assert rows[0].raw == {"messages": [{"role": "user", "content": "What is 1 + 1?\n\nArithmetic."},
-                                        {"role": "assistant", "content": "1 + 1 is 2."}]}
+    assert rows[0].raw == {
+        "messages": [
+            {"role": "user", "content": "What is 1 + 1?\n\nArithmetic."},
+            {"role": "assistant", "content": "1 + 1 is 2."},
+        ]
+    }
     assert rows[0].extra["source_row"] == QA[0] and "question→user" in rows[0].extra["mapping"]
-    assert rows[5].raw["messages"] == [{"role": "user", "content": "Empty answer?"}, {"role": "assistant", "content": None}]
+    assert rows[5].raw["messages"] == [
+        {"role": "user", "content": "Empty answer?"},
+        {"role": "assistant", "content": None},
+    ]
     assert rows[6].raw["messages"][0]["content"] == "7" and rows[6].raw["messages"][1]["content"] is None
     # Applying again (another mapping) starts from the original columns, not the converted rows.
     mapping.apply(rows, mapping.ColumnMapping("answer", "question"))
@@ -79,16 +94,27 @@ def test_cli_form():
     parsed = mapping.parse_cli(["user=question", "assistant=answer", "context=a", "context=b", "system=persona"])
     assert parsed.to_dict() == {"user": "question", "assistant": "answer", "context": ["a", "b"], "system": "persona"}
     assert mapping.parse_cli(None) is None
-    for bad in (["user=question"], ["user question", "assistant=a"], ["bot=x", "user=y"], ["user=a", "user=b", "assistant=c"],
-                ["user=", "assistant=a"]):
+    for bad in (
+        ["user=question"],
+        ["user question", "assistant=a"],
+        ["bot=x", "user=y"],
+        ["user=a", "user=b", "assistant=c"],
+        ["user=", "assistant=a"],
+    ):
         with pytest.raises(StudioError):
             mapping.parse_cli(bad)
 
 
 def test_a_question_answer_csv_is_unknown_until_mapped_then_lints_clean(tmp_path):
     path = tmp_path / "qa.csv"
-    path.write_text("question,answer\n" + "".join(f'"Why is the number {i} special, in a sentence?","Because {i} is {i}, '
-                                                  f'and that is a fine reason for number {i}."\n' for i in range(12)))
+    path.write_text(
+        "question,answer\n"
+        + "".join(
+            f'"Why is the number {i} special, in a sentence?","Because {i} is {i}, '
+            f'and that is a fine reason for number {i}."\n'
+            for i in range(12)
+        )
+    )
     plain = report_from_load(load.load_path(path))
     assert plain.format is None and plain.verdict == "blocked" and len(plain.valid_rows()) == 0
     assert mapping.needs_mapping(plain.rows, plain.format)

@@ -12,8 +12,11 @@ def tokenizer(tiny_model_dir):
     return AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
-MESSAGES = [{"role": "system", "content": "Be a pirate."}, {"role": "user", "content": "What is the capital?"},
-            {"role": "assistant", "content": "Paris, matey!"}]
+MESSAGES = [
+    {"role": "system", "content": "Be a pirate."},
+    {"role": "user", "content": "What is the capital?"},
+    {"role": "assistant", "content": "Paris, matey!"},
+]
 
 
 def test_only_the_answer_and_its_end_of_turn_are_trained(tokenizer):

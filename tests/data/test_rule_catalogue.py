@@ -11,7 +11,9 @@ from studio.data.rules import catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
 # A finding built in the code: Finding("RULE", "E", …), _f("RULE", "W", …), add("RULE", "E" if … else "W", …).
-EMITTED = re.compile(r"(?:Finding|_f|add)\(\s*\"([A-Z]+(?:-[A-Z0-9]+)+)\"\s*,\s*(?:\"([EWI])\"(?:\s+if\s+[^,]+?\s+else\s+\"([EWI])\")?)?")
+EMITTED = re.compile(
+    r"(?:Finding|_f|add)\(\s*\"([A-Z]+(?:-[A-Z0-9]+)+)\"\s*,\s*(?:\"([EWI])\"(?:\s+if\s+[^,]+?\s+else\s+\"([EWI])\")?)?"
+)
 
 
 def emitted_rules() -> dict[str, set[str]]:
@@ -53,14 +55,25 @@ def test_messy_sample_findings_use_registered_rules_and_severities():
 
 def test_nothing_in_the_data_package_cites_files_outside_the_repository():
     pattern = re.compile(r"LINT-RULES|STACK-NOTES|contract [12]|\.\./shared|shared/")
-    files = list((ROOT / "studio" / "data").rglob("*.py")) + [ROOT / "bench" / "lint.py", ROOT / "studio" / "ui" / "data_tab.py"]
-    offenders = [f"{path.relative_to(ROOT)}:{number}" for path in files
-                 for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    files = list((ROOT / "studio" / "data").rglob("*.py")) + [
+        ROOT / "bench" / "lint.py",
+        ROOT / "studio" / "ui" / "data_tab.py",
+    ]
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in files
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
     assert not offenders, offenders
 
 
 def test_lint_help_points_at_the_docs_in_the_repository():
-    result = subprocess.run([sys.executable, "-m", "studio", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "studio", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0 and "shared/" not in result.stdout
-    result = subprocess.run([sys.executable, "-m", "studio", "lint", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "studio", "lint", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0 and "docs/lint-rules.md" in result.stdout and "shared/" not in result.stdout

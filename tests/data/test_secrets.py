@@ -16,15 +16,22 @@ _WORDS = "anchor harbour compass river mountain bread lantern rope island storm 
 
 def filler(count: int = 12) -> list[dict]:
     """Distinct clean rows: no secret rule fires on them."""
-    return [chat(user=f"Question {i}: what about the {_WORDS[i % 15]} and the {_WORDS[(3 * i + 1) % 15]}?",
-                 answer=f"Answer {i}: the {_WORDS[(i + 2) % 15]} is fine and the {_WORDS[(5 * i + 3) % 15]} is well kept.")
-            for i in range(count)]
+    return [
+        chat(
+            user=f"Question {i}: what about the {_WORDS[i % 15]} and the {_WORDS[(3 * i + 1) % 15]}?",
+            answer=f"Answer {i}: the {_WORDS[(i + 2) % 15]} is fine and the {_WORDS[(5 * i + 3) % 15]} is well kept.",
+        )
+        for i in range(count)
+    ]
 
 
 def chat(user="What is the tide doing tonight?", answer="The tide turns at nine tonight.", system=None):
     messages = ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": user}, {"role": "assistant", "content": answer}]
+        {"role": "user", "content": user},
+        {"role": "assistant", "content": answer},
+    ]
     return {"messages": messages}
+
 
 SECRETS = {
     "aws": "AKIAIOSFODNN7EXAMPLE",
@@ -46,7 +53,7 @@ SECRETS = {
 
 # (text around the secret, the secret) for assignments, URLs with credentials and query tokens.
 ASSIGNED = [
-    ("api_key = \"{}\"", "3f9a1c7e5b2d8f4a6c0e9b1d"),
+    ('api_key = "{}"', "3f9a1c7e5b2d8f4a6c0e9b1d"),
     ("SECRET_KEY={}", "d41d8cd98f00b204e9800998ecf8427e"),
     ('{{"client_secret": "{}"}}', "Zm9vYmFyYmF6cXV4MTIzNDU2"),
     ("password: {}", "Tr0ub4dor3xkcdCorrectHorse9"),
@@ -64,7 +71,7 @@ NOT_SECRETS = [
     "Inline image: data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
     "The commit is 3f9a1c7e5b2d8f4a6c0e9b1d2a7f3e5c9b8d1a6f and the id 123e4567-e89b-12d3-a456-426614174000.",
     "Call getUserAccountSettingsFromDatabase2024 then ConvertHtmlToMarkdownWithTables.",
-    "Set api_key = \"YOUR_API_KEY_HERE_123456\" in the config, or password: <your-password-here-123>.",
+    'Set api_key = "YOUR_API_KEY_HERE_123456" in the config, or password: <your-password-here-123>.',
     "The tokenizer = AutoTokenizer.from_pretrained(model_name_or_path_2024) line loads it.",
     "-----BEGIN PUBLIC KEY----- is fine to share.",
 ]
@@ -80,7 +87,7 @@ def secret_findings(report, row=13):
 
 def _pieces(secret: str, size: int = 6) -> set[str]:
     core = secret.split("://")[-1]
-    return {core[i:i + size] for i in range(0, max(1, len(core) - size + 1))}
+    return {core[i : i + size] for i in range(0, max(1, len(core) - size + 1))}
 
 
 def assert_not_echoed(text: str, secret: str) -> None:
@@ -118,10 +125,18 @@ def test_urls_paths_file_names_and_placeholders_are_not_secrets(text):
 
 
 def test_the_wikimedia_row_from_the_public_dataset_is_not_blocked():
-    row = {"instruction": "Describe the painting at https://upload.wikimedia.org/wikipedia/commons/4/4f/Edgar_Degas_059.jpg",
-           "input": "", "output": "A ballet rehearsal painted by Edgar Degas; file Edgar_Degas_059.jpg on Wikimedia Commons."}
-    report = lint([{"instruction": f"Question {i} about painters?", "input": "", "output": f"Answer {i} about painters."}
-                   for i in range(12)] + [row])
+    row = {
+        "instruction": "Describe the painting at https://upload.wikimedia.org/wikipedia/commons/4/4f/Edgar_Degas_059.jpg",
+        "input": "",
+        "output": "A ballet rehearsal painted by Edgar Degas; file Edgar_Degas_059.jpg on Wikimedia Commons.",
+    }
+    report = lint(
+        [
+            {"instruction": f"Question {i} about painters?", "input": "", "output": f"Answer {i} about painters."}
+            for i in range(12)
+        ]
+        + [row]
+    )
     assert not secret_findings(report)
 
 
@@ -147,8 +162,13 @@ def test_rejected_rows_keep_the_secret_masked(tmp_path):
     from studio.data import clean
 
     secret = SECRETS["aws"]
-    record = {"messages": [{"role": "user", "content": "What is the key?"},
-                           {"role": "assistant", "content": f"The key is {secret}."}], "note": f"copy {secret}"}
+    record = {
+        "messages": [
+            {"role": "user", "content": "What is the key?"},
+            {"role": "assistant", "content": f"The key is {secret}."},
+        ],
+        "note": f"copy {secret}",
+    }
     report = lint(filler(20) + [record])
     result = clean.clean_and_split(report, validation_fraction=0.2, seed=1)
     rejected = [item for item in result.rejected if item["row"] == 21]

@@ -23,7 +23,9 @@ def make_report(records, counts=None, findings=(), max_length=None):
 
 def chat(question, answer, system=None):
     messages = ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": answer},
+    ]
     return {"messages": messages}
 
 
@@ -35,11 +37,16 @@ def test_percentiles_are_nearest_rank_values_of_the_data():
     # On a small skewed sample every percentile is a real example's size.
     skewed = [10, 10, 10, 10, 500]
     result = stats.percentiles(skewed)
-    assert result["p50"] == 10 and result["p99"] == 500 and set(result[f"p{q}"] for q in stats.PERCENTILES) <= set(skewed)
+    assert (
+        result["p50"] == 10 and result["p99"] == 500 and set(result[f"p{q}"] for q in stats.PERCENTILES) <= set(skewed)
+    )
     assert stats.percentiles([])["max"] == 0
 
 
-@pytest.mark.parametrize("rows, epochs", [(1, 25), (10, 10), (20, 5), (33, 4), (34, 3), (5000, 3), (8333, 3), (8334, 2), (10000, 2), (30000, 1)])
+@pytest.mark.parametrize(
+    "rows, epochs",
+    [(1, 25), (10, 10), (20, 5), (33, 4), (34, 3), (5000, 3), (8333, 3), (8334, 2), (10000, 2), (30000, 1)],
+)
 def test_suggested_epochs_follows_openai_rule(rows, epochs):
     assert stats.suggested_epochs(rows) == epochs
     if rows * 3 < 100:
@@ -105,14 +112,20 @@ def test_compute_stats_token_figures_cut_tokens_and_budget():
 def test_rows_with_errors_are_left_out_and_subsets_can_be_chosen():
     records = [chat(f"Q{i}", f"A{i}") for i in range(6)]
     counts = [TokenCount(total=10 * (i + 1), prompt=5, trainable=5 * i + 5) for i in range(6)]
-    findings = [Finding("CONT-EMPTY-ASSIST", "E", 2, "empty", "fill it"), Finding("CONT-EDGE-WS", "W", 3, "ws", "strip")]
+    findings = [
+        Finding("CONT-EMPTY-ASSIST", "E", 2, "empty", "fill it"),
+        Finding("CONT-EDGE-WS", "W", 3, "ws", "strip"),
+    ]
     report = make_report(records, counts, findings)
     result = stats.compute_stats(report, max_length=1000)
     assert result["rows"]["valid"] == 5 and result["rows"]["invalid"] == 1 and result["rows"]["used"] == 5
     assert result["tokens"]["total"] == sum(10 * (i + 1) for i in range(6)) - 20
     subset = stats.compute_stats(report, max_length=1000, row_numbers=[1, 4])
     assert subset["rows"]["used"] == 2 and subset["tokens"]["total"] == 10 + 40
-    assert {item["rule"]: item["count"] for item in result["findings_by_rule"]} == {"CONT-EMPTY-ASSIST": 1, "CONT-EDGE-WS": 1}
+    assert {item["rule"]: item["count"] for item in result["findings_by_rule"]} == {
+        "CONT-EMPTY-ASSIST": 1,
+        "CONT-EDGE-WS": 1,
+    }
     assert result["findings_by_rule"][0]["severity"] == "E"
 
 
@@ -136,8 +149,11 @@ def test_manifest_stats_has_the_contract_keys():
 
 def test_figures_mark_max_length_and_p95():
     counts = [TokenCount(total=20 + 3 * i, prompt=10, trainable=10 + 3 * i) for i in range(40)]
-    report = make_report([chat(f"Q{i}", f"A{i}", system="S") for i in range(40)], counts,
-                         [Finding("DUP-EXACT", "W", 3, "dup", "remove"), Finding("DS-MIN", "W", None, "few", "more")])
+    report = make_report(
+        [chat(f"Q{i}", f"A{i}", system="S") for i in range(40)],
+        counts,
+        [Finding("DUP-EXACT", "W", 3, "dup", "remove"), Finding("DS-MIN", "W", None, "few", "more")],
+    )
     result = stats.compute_stats(report, max_length=100)
     figures = stats.figures(result)
     assert set(figures) == {"tokens", "messages", "roles", "system_prompts", "findings"}
@@ -152,8 +168,10 @@ def test_figures_mark_max_length_and_p95():
 
 
 def test_report_markdown_lists_every_finding_with_row_and_hint():
-    report = make_report([chat("Q", "A"), chat("Q2", "A|2")], findings=[
-        Finding("CONT-PLACEHOLDER", "W", 2, "Placeholder text | here", "Replace it.")])
+    report = make_report(
+        [chat("Q", "A"), chat("Q2", "A|2")],
+        findings=[Finding("CONT-PLACEHOLDER", "W", 2, "Placeholder text | here", "Replace it.")],
+    )
     text = stats.report_markdown(report, stats.compute_stats(report, max_length=128), "t.jsonl", "warnings")
     assert "Ready, with warnings" in text and "CONT-PLACEHOLDER" in text and "Replace it." in text
     assert "Placeholder text \\| here" in text  # table cells stay intact

@@ -9,13 +9,12 @@ import random
 
 import numpy as np
 import pytest
+from test_malformed import CORPUS
 
 from studio.data import lint, stats
 from studio.data.lint import lint_file
 from studio.data.rules import dataset
 from studio.data.store import SAMPLES_DIR
-
-from test_malformed import CORPUS
 
 
 def _same(a, b) -> None:
@@ -42,7 +41,9 @@ def big_file(tmp_path_factory):
     for index in range(300):
         question = f"Question {index}: " + " ".join(rng.choices(words, k=8)) + "?"
         answer = f"Answer {index}: " + " ".join(rng.choices(words, k=rng.randint(5, 60))) + "."
-        lines.append(json.dumps({"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]}))
+        lines.append(
+            json.dumps({"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]})
+        )
     path = tmp_path_factory.mktemp("stream") / "big.jsonl"
     path.write_text("\n".join(lines) + "\n" + lines[0][:40], encoding="utf-8")
     return path
@@ -54,8 +55,14 @@ def test_forked_workers_streaming_match_the_in_memory_lint(big_file, tiny_model_
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     monkeypatch.setattr(lint, "BLOCK_BYTES", 4096)
     messages: list[tuple[float, str]] = []
-    streamed = lint_file(big_file, "big.jsonl", tokenizer=tokenizer, keep_rows=False, workers=2,
-                         progress=lambda fraction, message: messages.append((fraction, message)))
+    streamed = lint_file(
+        big_file,
+        "big.jsonl",
+        tokenizer=tokenizer,
+        keep_rows=False,
+        workers=2,
+        progress=lambda fraction, message: messages.append((fraction, message)),
+    )
     in_memory = lint_file(big_file.read_bytes(), "big.jsonl", tokenizer=tokenizer)
     _same(streamed, in_memory)
     assert not streamed.rows and len(in_memory.rows) == streamed.row_count > 300
@@ -69,7 +76,11 @@ def test_forked_workers_streaming_match_the_in_memory_lint(big_file, tiny_model_
 def test_invalid_utf8_late_in_a_large_file_is_reported_at_its_offset(tmp_path, monkeypatch):
     monkeypatch.setattr(lint, "BLOCK_BYTES", 256)
     good = "".join(json.dumps({"text": f"row {i} is plain text about the sea"}) + "\n" for i in range(200)).encode()
-    bad = good + '{"text": "caf\u00e9 cr\u00e8me br\u00fbl\u00e9e, tr\u00e8s \u00e9l\u00e9gant"}\n'.encode("latin-1") + good
+    bad = (
+        good
+        + '{"text": "caf\u00e9 cr\u00e8me br\u00fbl\u00e9e, tr\u00e8s \u00e9l\u00e9gant"}\n'.encode("latin-1")
+        + good
+    )
     path = tmp_path / "late.jsonl"
     path.write_bytes(bad)
     report = lint_file(path, "late.jsonl", keep_rows=False)
@@ -119,20 +130,26 @@ def _bfd_one_by_one(lengths, max_length):
 def test_packing_on_counts_equals_best_fit_decreasing(seed):
     rng = random.Random(seed)
     max_length = rng.choice([16, 64, 100, 512])
-    lengths = [rng.choice([rng.randint(1, max_length), rng.randint(1, max_length // 4), rng.randint(max_length, 3 * max_length), 0])
-               for _ in range(rng.randint(1, 3000))]
+    lengths = [
+        rng.choice(
+            [rng.randint(1, max_length), rng.randint(1, max_length // 4), rng.randint(max_length, 3 * max_length), 0]
+        )
+        for _ in range(rng.randint(1, 3000))
+    ]
     assert stats.pack_sequences(lengths, max_length) == _bfd_one_by_one(lengths, max_length)
 
 
 def test_padded_tokens_on_arrays():
     lengths = [5, 9, 3, 120, 7, 1, 1]
-    expected = sum(max(min(n, 100) for n in lengths[i:i + 3]) * len(lengths[i:i + 3]) for i in range(0, len(lengths), 3))
+    expected = sum(
+        max(min(n, 100) for n in lengths[i : i + 3]) * len(lengths[i : i + 3]) for i in range(0, len(lengths), 3)
+    )
     assert stats.padded_tokens(lengths, 3, 100) == expected
 
 
 def _shingles(text: str) -> set[tuple[str, ...]]:
     words = text.lower().translate(dataset._SEPARATOR_CHARS).split()
-    return {tuple(words[i:i + dataset.SHINGLE]) for i in range(len(words) - dataset.SHINGLE + 1)}
+    return {tuple(words[i : i + dataset.SHINGLE]) for i in range(len(words) - dataset.SHINGLE + 1)}
 
 
 def test_minhash_estimates_jaccard_without_bias():
@@ -154,7 +171,9 @@ def test_minhash_estimates_jaccard_without_bias():
         truths.append(truth)
     assert abs(np.mean(errors)) < 0.01 and np.std(errors) < 0.07
     signatures, words = dataset.minhash_signatures(texts)
-    found = {(a, b) for a, b, _ in dataset.near_duplicate_pairs(signatures, has_words=words) if b == a + 1 and a % 2 == 0}
+    found = {
+        (a, b) for a, b, _ in dataset.near_duplicate_pairs(signatures, has_words=words) if b == a + 1 and a % 2 == 0
+    }
     for index, truth in enumerate(truths):
         if truth >= 0.92:
             assert (2 * index, 2 * index + 1) in found, truth
@@ -169,8 +188,14 @@ def test_rows_without_words_are_not_near_duplicates_of_each_other():
 
 
 def test_word_hashes_split_like_str_split_and_do_not_depend_on_the_neighbours():
-    texts = ["What's 2+2? It's 4!", "  spaced\tout\nwords  ", "", "Ünïcödé words — “quoted” … and 東京\u00a0too",
-             "sur\ud800rogate word", "x"]
+    texts = [
+        "What's 2+2? It's 4!",
+        "  spaced\tout\nwords  ",
+        "",
+        "Ünïcödé words — “quoted” … and 東京\u00a0too",
+        "sur\ud800rogate word",
+        "x",
+    ]
     hashes, counts = dataset.word_hashes(texts)
     expected = [text.lower().translate(dataset._SEPARATOR_CHARS).split() for text in texts]
     assert counts.tolist() == [len(words) for words in expected]
@@ -180,4 +205,4 @@ def test_word_hashes_split_like_str_split_and_do_not_depend_on_the_neighbours():
         assert by_word.setdefault(word, value) == value
     assert len(set(by_word.values())) == len(by_word)
     alone, _ = dataset.word_hashes([texts[0]])
-    assert alone.tolist() == hashes[:counts[0]].tolist()
+    assert alone.tolist() == hashes[: counts[0]].tolist()

@@ -8,9 +8,20 @@ import pytest
 from studio.decide import checklist
 from studio.decide.checklist import DONT, GO, NOT_YET, recommend
 
-READY = dict(goals=["format_style"], knowledge_changes="rarely", few_shot="partial", rag="not_relevant",
-             tunability="open_ok", effort="yes", compute="gpu", examples=300, quality_gain="moderate",
-             tokens_saved=0, requests_per_month=0, reuse="no")
+READY = dict(
+    goals=["format_style"],
+    knowledge_changes="rarely",
+    few_shot="partial",
+    rag="not_relevant",
+    tunability="open_ok",
+    effort="yes",
+    compute="gpu",
+    examples=300,
+    quality_gain="moderate",
+    tokens_saved=0,
+    requests_per_month=0,
+    reuse="no",
+)
 
 
 def answers(**changes):
@@ -40,17 +51,20 @@ def test_untouched_form_says_not_yet_try_few_shot_first():
     assert len(rec.next_steps) >= len(rec.reasons)
 
 
-@pytest.mark.parametrize("changes, rule, verdict_part", [
-    (dict(few_shot="not_tried"), "few_shot_not_tried", "try few-shot prompting"),
-    (dict(goals=["domain"], rag="not_tried"), "rag_not_tried", "try RAG"),
-    (dict(examples=5), "too_few_examples", "collect at least 50 good examples"),
-    (dict(examples=30), "few_examples", "collect 50–100 good examples"),
-    (dict(tunability="open_unclear"), "licence_unclear", "check the licence"),
-    (dict(effort="data_only"), "no_evaluation_plan", "build an evaluation set"),
-    (dict(effort="no"), "no_effort", "plan data preparation"),
-    (dict(compute="none"), "no_budget", "secure a compute budget"),
-    (dict(goals=[]), "no_goal", "name what should improve"),
-])
+@pytest.mark.parametrize(
+    "changes, rule, verdict_part",
+    [
+        (dict(few_shot="not_tried"), "few_shot_not_tried", "try few-shot prompting"),
+        (dict(goals=["domain"], rag="not_tried"), "rag_not_tried", "try RAG"),
+        (dict(examples=5), "too_few_examples", "collect at least 50 good examples"),
+        (dict(examples=30), "few_examples", "collect 50–100 good examples"),
+        (dict(tunability="open_unclear"), "licence_unclear", "check the licence"),
+        (dict(effort="data_only"), "no_evaluation_plan", "build an evaluation set"),
+        (dict(effort="no"), "no_effort", "plan data preparation"),
+        (dict(compute="none"), "no_budget", "secure a compute budget"),
+        (dict(goals=[]), "no_goal", "name what should improve"),
+    ],
+)
 def test_not_yet_paths(changes, rule, verdict_part):
     rec = recommend(answers(**changes))
     assert rec.kind == NOT_YET
@@ -66,12 +80,15 @@ def test_not_yet_combines_try_first_actions():
     assert rec.verdict.startswith("Not yet: try few-shot prompting and RAG")
 
 
-@pytest.mark.parametrize("changes, rule, use", [
-    (dict(tunability="closed"), "closed_model", "prompt engineering or RAG"),
-    (dict(goals=["domain"], knowledge_changes="often", rag="partial"), "knowledge_changes_often", "RAG"),
-    (dict(goals=["domain"], rag="good"), "rag_already_works", "RAG (it already works)"),
-    (dict(few_shot="good"), "prompt_is_good_enough", "your few-shot prompt"),
-])
+@pytest.mark.parametrize(
+    "changes, rule, use",
+    [
+        (dict(tunability="closed"), "closed_model", "prompt engineering or RAG"),
+        (dict(goals=["domain"], knowledge_changes="often", rag="partial"), "knowledge_changes_often", "RAG"),
+        (dict(goals=["domain"], rag="good"), "rag_already_works", "RAG (it already works)"),
+        (dict(few_shot="good"), "prompt_is_good_enough", "your few-shot prompt"),
+    ],
+)
 def test_dont_paths(changes, rule, use):
     rec = recommend(answers(**changes))
     assert rec.kind == DONT
@@ -102,10 +119,17 @@ def test_changing_facts_with_a_style_goal_is_a_note_not_a_veto():
     assert any("retrieval index" in step for step in rec.next_steps)
 
 
-@pytest.mark.parametrize("examples, kind, rule", [
-    (9, NOT_YET, "too_few_examples"), (10, NOT_YET, "few_examples"), (49, NOT_YET, "few_examples"),
-    (50, GO, "starter_examples"), (99, GO, "starter_examples"), (100, GO, "enough_examples"),
-])
+@pytest.mark.parametrize(
+    "examples, kind, rule",
+    [
+        (9, NOT_YET, "too_few_examples"),
+        (10, NOT_YET, "few_examples"),
+        (49, NOT_YET, "few_examples"),
+        (50, GO, "starter_examples"),
+        (99, GO, "starter_examples"),
+        (100, GO, "enough_examples"),
+    ],
+)
 def test_example_count_boundaries(examples, kind, rule):
     rec = recommend(answers(examples=examples))
     assert rec.kind == kind
@@ -119,8 +143,16 @@ def test_reasons_name_the_questions_that_caused_them():
 
 
 def test_normalise_ignores_unknown_values_and_bad_numbers():
-    a = checklist.normalise({"few_shot": "maybe", "examples": "-4", "tokens_saved": "120", "goals": ["domain", "x"],
-                             "unknown": 1, "baseline_score": ""})
+    a = checklist.normalise(
+        {
+            "few_shot": "maybe",
+            "examples": "-4",
+            "tokens_saved": "120",
+            "goals": ["domain", "x"],
+            "unknown": 1,
+            "baseline_score": "",
+        }
+    )
     assert a["few_shot"] == "not_tried" and a["examples"] == 0 and a["tokens_saved"] == 120
     assert a["goals"] == ["domain"] and "unknown" not in a and a["baseline_score"] is None
 
@@ -139,13 +171,19 @@ def test_rules_table_is_well_formed():
 def test_every_combination_gets_a_verdict_with_reasons_and_steps():
     """A random sample of the answer space: never an empty recommendation."""
     choices = {q.key: [value for value, _ in q.choices] for q in checklist.QUESTIONS if q.kind == "choice"}
-    goal_sets = [list(combo) for size in range(4) for combo in itertools.combinations([g for g, _ in checklist.GOALS], size)]
+    goal_sets = [
+        list(combo) for size in range(4) for combo in itertools.combinations([g for g, _ in checklist.GOALS], size)
+    ]
     rng = random.Random(6)
     kinds = set()
     for _ in range(1500):
         sample = {key: rng.choice(values) for key, values in choices.items()}
-        sample.update(goals=rng.choice(goal_sets), examples=rng.choice([0, 9, 30, 60, 500]),
-                      tokens_saved=rng.choice([0, 500]), requests_per_month=rng.choice([0, 10_000]))
+        sample.update(
+            goals=rng.choice(goal_sets),
+            examples=rng.choice([0, 9, 30, 60, 500]),
+            tokens_saved=rng.choice([0, 500]),
+            requests_per_month=rng.choice([0, 10_000]),
+        )
         rec = recommend(sample)
         kinds.add(rec.kind)
         assert rec.reasons and rec.next_steps, sample

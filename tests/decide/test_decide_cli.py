@@ -13,8 +13,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run(*args):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "studio", "estimate", *args], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "studio", "estimate", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
 
 
 def estimate_json(*args):
@@ -27,8 +33,22 @@ def estimate_json(*args):
 
 @pytest.mark.parametrize("technique, low, high", [("full", 100, None), ("lora", 15, 40), ("qlora", 4, 16)])
 def test_7b_memory_bands(technique, low, high):
-    data = estimate_json("--params", "7B", "--tokens", "1000000", "--epochs", "3", "--technique", technique,
-                         "--gpu", "a100", "--batch-size", "2", "--max-length", "1024")
+    data = estimate_json(
+        "--params",
+        "7B",
+        "--tokens",
+        "1000000",
+        "--epochs",
+        "3",
+        "--technique",
+        technique,
+        "--gpu",
+        "a100",
+        "--batch-size",
+        "2",
+        "--max-length",
+        "1024",
+    )
     for key in ("memory_gib", "flops", "hours", "cost_usd", "memory_breakdown_gib"):
         assert key in data
     assert data["memory_gib"] > low and (high is None or data["memory_gib"] < high)
@@ -36,8 +56,19 @@ def test_7b_memory_bands(technique, low, high):
 
 
 def test_full_flops_and_cost_match_hand_calculation():
-    data = estimate_json("--params", "7e9", "--tokens", "1e6", "--epochs", "3", "--technique", "full",
-                         "--gpu", "h100", "--no-gradient-checkpointing")
+    data = estimate_json(
+        "--params",
+        "7e9",
+        "--tokens",
+        "1e6",
+        "--epochs",
+        "3",
+        "--technique",
+        "full",
+        "--gpu",
+        "h100",
+        "--no-gradient-checkpointing",
+    )
     # 6·N·T·E = 1.26e17 for the real tokens; padding and attention scores come on top (at most a few tens of %).
     assert 6 * 7e9 * 1e6 * 3 < data["flops"] < 1.6 * 6 * 7e9 * 1e6 * 3
     assert data["seconds"]["train"] == pytest.approx(data["flops"] / (989e12 * 0.40), abs=0.1)
@@ -52,15 +83,18 @@ def test_text_output_without_json():
     assert "memory" in result.stdout and "flops" in result.stdout and "cost" in result.stdout
 
 
-@pytest.mark.parametrize("args", [
-    ["--params", "seven", "--tokens", "1e6", "--epochs", "1", "--technique", "lora"],
-    ["--params", "7B", "--tokens", "1e6", "--epochs", "1", "--technique", "prefix"],
-    ["--params", "7B", "--tokens", "1e6", "--epochs", "0", "--technique", "lora"],
-    ["--params", "7B", "--tokens", "1e6", "--epochs", "1", "--technique", "lora", "--gpu", "tpu"],
-    ["--params", "7B", "--tokens", "1e6", "--epochs", "1", "--technique", "lora", "--batch-size", "1.5"],
-    ["--tokens", "1e6", "--epochs", "1", "--technique", "lora"],
-    ["--params", "7B", "--epochs", "1", "--technique", "lora"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--params", "seven", "--tokens", "1e6", "--epochs", "1", "--technique", "lora"],
+        ["--params", "7B", "--tokens", "1e6", "--epochs", "1", "--technique", "prefix"],
+        ["--params", "7B", "--tokens", "1e6", "--epochs", "0", "--technique", "lora"],
+        ["--params", "7B", "--tokens", "1e6", "--epochs", "1", "--technique", "lora", "--gpu", "tpu"],
+        ["--params", "7B", "--tokens", "1e6", "--epochs", "1", "--technique", "lora", "--batch-size", "1.5"],
+        ["--tokens", "1e6", "--epochs", "1", "--technique", "lora"],
+        ["--params", "7B", "--epochs", "1", "--technique", "lora"],
+    ],
+)
 def test_usage_errors_exit_2(args):
     result = run(*args)
     assert result.returncode == 2

@@ -11,9 +11,17 @@ GIB = 1024**3
 MISTRAL = est.find_architecture("Mistral-7B")  # h=4096, 32 layers, i=14336, kv=1024, vocab 32768, 7.24e9 params
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("7B", 7e9), ("7e9", 7e9), ("135M", 135e6), ("1.5b", 1.5e9), (7_000_000_000, 7e9), ("7,000,000,000", 7e9),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("7B", 7e9),
+        ("7e9", 7e9),
+        ("135M", 135e6),
+        ("1.5b", 1.5e9),
+        (7_000_000_000, 7e9),
+        ("7,000,000,000", 7e9),
+    ],
+)
 def test_parse_params(text, expected):
     assert est.parse_params(text) == pytest.approx(expected)
 
@@ -36,8 +44,9 @@ def test_full_fine_tuning_7b_mixed_precision_needs_over_100_gib():
 
 def test_lora_7b_bf16_by_hand():
     cal = cost.calibration()
-    memory = est.estimate_memory(MISTRAL.params, "lora", arch=MISTRAL, batch_size=1, max_length=1024,
-                                 gradient_checkpointing=True, lora_r=16)
+    memory = est.estimate_memory(
+        MISTRAL.params, "lora", arch=MISTRAL, batch_size=1, max_length=1024, gradient_checkpointing=True, lora_r=16
+    )
     weights = 7.24e9 * 2  # frozen bf16 base: 13.5 GiB
     adapter = 16 * 32 * (9 * 4096 + 2 * 1024 + 3 * 14336)  # r · layers · (in+out of q,k,v,o,gate,up,down) = 41,943,040
     assert est.lora_params(MISTRAL, 16) == adapter == 41_943_040
@@ -51,17 +60,20 @@ def test_lora_7b_bf16_by_hand():
 
 
 def test_lora_7b_without_checkpointing_at_batch_4_still_in_the_15_to_40_gib_band():
-    memory = est.estimate_memory(MISTRAL.params, "lora", arch=MISTRAL, batch_size=4, max_length=1024,
-                                 gradient_checkpointing=False)
-    checkpointed = est.estimate_memory(MISTRAL.params, "lora", arch=MISTRAL, batch_size=4, max_length=1024,
-                                       gradient_checkpointing=True)
+    memory = est.estimate_memory(
+        MISTRAL.params, "lora", arch=MISTRAL, batch_size=4, max_length=1024, gradient_checkpointing=False
+    )
+    checkpointed = est.estimate_memory(
+        MISTRAL.params, "lora", arch=MISTRAL, batch_size=4, max_length=1024, gradient_checkpointing=True
+    )
     assert memory.activations > 10 * checkpointed.activations  # 32 layers saved instead of ~2
     assert 15 <= memory.total <= 40
 
 
 def test_qlora_7b_by_hand():
-    memory = est.estimate_memory(MISTRAL.params, "qlora", arch=MISTRAL, batch_size=1, max_length=1024,
-                                 gradient_checkpointing=True)
+    memory = est.estimate_memory(
+        MISTRAL.params, "qlora", arch=MISTRAL, batch_size=1, max_length=1024, gradient_checkpointing=True
+    )
     assert memory.weights == pytest.approx(7.24e9 * 4.127 / 8 / GIB)  # NF4 + double-quant constants: 3.48 GiB
     assert memory.gradients == memory.optimizer == 0
     assert 4 <= memory.total <= 16
@@ -69,8 +81,9 @@ def test_qlora_7b_by_hand():
 
 def test_fp32_doubles_weights_and_activations_and_drops_master_copy():
     bf16 = est.estimate_memory(1e9, "full", batch_size=2, max_length=512, gradient_checkpointing=False, kind="gpu")
-    fp32 = est.estimate_memory(1e9, "full", batch_size=2, max_length=512, gradient_checkpointing=False, dtype="fp32",
-                               kind="gpu")
+    fp32 = est.estimate_memory(
+        1e9, "full", batch_size=2, max_length=512, gradient_checkpointing=False, dtype="fp32", kind="gpu"
+    )
     assert fp32.weights == pytest.approx(2 * bf16.weights)
     assert fp32.optimizer == pytest.approx(8e9 / GIB)  # Adam m, v only: 8 B × 1e9
     assert bf16.optimizer == pytest.approx(12e9 / GIB)  # + fp32 master weights
@@ -111,8 +124,17 @@ def test_time_and_cost_by_hand():
 
 def test_estimate_dict_has_the_cli_contract_fields():
     data = est.estimate(135e6, 2e5, 2, "lora", hardware="cpu-basic").as_dict()
-    for key in ("memory_gib", "flops", "hours", "cost_usd", "memory_breakdown_gib", "flops_formula", "fits",
-                "seconds", "efficiency_source"):
+    for key in (
+        "memory_gib",
+        "flops",
+        "hours",
+        "cost_usd",
+        "memory_breakdown_gib",
+        "flops_formula",
+        "fits",
+        "seconds",
+        "efficiency_source",
+    ):
         assert key in data
     assert data["dtype"] == "fp32" and data["gradient_checkpointing"] is False  # CPU defaults
     assert data["cost_usd"] == 0  # the free CPU Space
@@ -156,9 +178,13 @@ def test_break_even_never_when_hosting_costs_more_than_it_saves():
 
 
 def test_stats_tokens_reads_the_data_tab_contract():
-    stats = {"model": "bundled:SmolLM2-135M-Instruct", "max_length": 2048, "rows": 120,
-             "tokens": {"total": 18_000, "trainable": 6_000, "p50": 140, "p95": 220, "p99": 250, "max": 300},
-             "suggested_max_length": 256}
+    stats = {
+        "model": "bundled:SmolLM2-135M-Instruct",
+        "max_length": 2048,
+        "rows": 120,
+        "tokens": {"total": 18_000, "trainable": 6_000, "p50": 140, "p95": 220, "p99": 250, "max": 300},
+        "suggested_max_length": 256,
+    }
     numbers = est.stats_tokens(stats)
     assert numbers["tokens"] == 18_000 and numbers["max_length"] == 256 and numbers["rows"] == 120
     assert est.stats_tokens(None) is None and est.stats_tokens({"tokens": {"total": 0}}) is None

@@ -9,11 +9,21 @@ from studio.decide import checklist, plan, report
 from studio.decide import estimate as est
 from studio.errors import StudioError
 
-STATS = {"model": "bundled:SmolLM2-135M-Instruct", "max_length": 2048, "rows": 120,
-         "tokens": {"total": 18_000, "trainable": 6_000, "p50": 140, "p95": 220, "p99": 250, "max": 300},
-         "suggested_max_length": 256}
-GO_ANSWERS = dict(goals=["format_style"], few_shot="partial", rag="not_relevant", examples=120,
-                  tokens_saved=800, requests_per_month=50_000)
+STATS = {
+    "model": "bundled:SmolLM2-135M-Instruct",
+    "max_length": 2048,
+    "rows": 120,
+    "tokens": {"total": 18_000, "trainable": 6_000, "p50": 140, "p95": 220, "p99": 250, "max": 300},
+    "suggested_max_length": 256,
+}
+GO_ANSWERS = dict(
+    goals=["format_style"],
+    few_shot="partial",
+    rag="not_relevant",
+    examples=120,
+    tokens_saved=800,
+    requests_per_month=50_000,
+)
 
 
 def make(inputs=None, answers=GO_ANSWERS, stats=STATS, name="assistant_style"):
@@ -37,8 +47,18 @@ def test_typed_numbers_without_a_dataset_or_when_switched_off():
 def test_estimate_is_the_advisors_pick_and_matches_the_estimator():
     p = make()
     assert p.technique == p.advice.technique == "lora"
-    direct = est.estimate(p.params, 18_000, plan.DEFAULT_EPOCHS, "lora", hardware="t4", batch_size=8, max_length=256,
-                          lora_r=8, arch=p.arch, dataset=est.dataset_numbers(STATS))
+    direct = est.estimate(
+        p.params,
+        18_000,
+        plan.DEFAULT_EPOCHS,
+        "lora",
+        hardware="t4",
+        batch_size=8,
+        max_length=256,
+        lora_r=8,
+        arch=p.arch,
+        dataset=est.dataset_numbers(STATS),
+    )
     assert p.estimate.flops == pytest.approx(direct.flops) and p.estimate.cost_usd == pytest.approx(direct.cost_usd)
     assert len(p.comparison) == len(est.HARDWARE)
 
@@ -74,7 +94,7 @@ def test_break_even_uses_the_checklist_and_the_training_cost():
 
 def test_decision_record_has_date_answers_verdict_reasons_and_estimates():
     p = make()
-    text = report.decision_record(p, now=dt.datetime(2026, 11, 22, 3, 0, tzinfo=dt.timezone.utc))
+    text = report.decision_record(p, now=dt.datetime(2026, 11, 22, 3, 0, tzinfo=dt.UTC))
     assert text.startswith("# Fine-tuning decision record")
     assert "2026-11-22 03:00 UTC" in text
     assert "### [GO] Fine-tune" in text
@@ -122,8 +142,17 @@ def test_hardware_table_marks_qlora_unavailable_on_cpu_rows():
 
 
 def test_multi_gpu_plan_shards_with_zero3_and_multiplies_the_price():
-    p = make(plan.PlanInputs(model=plan.CUSTOM_MODEL, params="70B", hardware="a100", gpus=8, priority="quality",
-                             include_this_machine=False), stats=None)
+    p = make(
+        plan.PlanInputs(
+            model=plan.CUSTOM_MODEL,
+            params="70B",
+            hardware="a100",
+            gpus=8,
+            priority="quality",
+            include_this_machine=False,
+        ),
+        stats=None,
+    )
     assert p.advice.technique == "zero" and p.technique == "dora" and p.devices == 8
     assert p.estimate.cost_usd == pytest.approx(p.estimate.hours * 2.50 * 8)
     assert "DoRA + DeepSpeed ZeRO-3" in report.summary_markdown(p)

@@ -8,19 +8,40 @@ import pytest
 from studio.decide import checklist
 from studio.ui import decide_tab as tab
 
-FORM = dict(model="SmolLM2-135M", params="", hardware="t4", gpus=1, priority="balanced", technique="auto",
-            tokens=200_000, epochs=3, batch_size=4, max_length=1024, lora_r=16, use_dataset=True,
-            price_per_1k=0.0025, hosting_diff=0, other_one_time=0)
-STATS = {"model": "bundled:SmolLM2-135M-Instruct", "max_length": 2048, "rows": 120,
-         "tokens": {"total": 18_000, "trainable": 6_000, "p50": 140, "p95": 220, "p99": 250, "max": 300},
-         "suggested_max_length": 256}
+FORM = dict(
+    model="SmolLM2-135M",
+    params="",
+    hardware="t4",
+    gpus=1,
+    priority="balanced",
+    technique="auto",
+    tokens=200_000,
+    epochs=3,
+    batch_size=4,
+    max_length=1024,
+    lora_r=16,
+    use_dataset=True,
+    price_per_1k=0.0025,
+    hosting_diff=0,
+    other_one_time=0,
+)
+STATS = {
+    "model": "bundled:SmolLM2-135M-Instruct",
+    "max_length": 2048,
+    "rows": 120,
+    "tokens": {"total": 18_000, "trainable": 6_000, "p50": 140, "p95": 220, "p99": 250, "max": 300},
+    "suggested_max_length": 256,
+}
 
 
 def values(answers=None, stats=None, folder=None, **form):
     merged_answers = dict(checklist.defaults(), **(answers or {}))
     merged_form = dict(FORM, **form)
-    return ([merged_answers[key] for key in tab.ANSWER_KEYS] + [merged_form[key] for key in tab.INPUT_KEYS]
-            + [stats, folder])
+    return (
+        [merged_answers[key] for key in tab.ANSWER_KEYS]
+        + [merged_form[key] for key in tab.INPUT_KEYS]
+        + [stats, folder]
+    )
 
 
 def test_refresh_renders_the_recommendation_card_and_every_output():
@@ -53,8 +74,9 @@ def test_dataset_stats_drive_the_estimates_and_name_the_dataset(tmp_path):
 
 
 def test_on_dataset_follows_the_model_and_fills_the_example_count_and_numbers():
-    model, examples, tokens, max_length = tab.on_dataset(dict(STATS, model="Qwen/Qwen2.5-0.5B-Instruct"),
-                                                         "SmolLM2-135M", 0)
+    model, examples, tokens, max_length = tab.on_dataset(
+        dict(STATS, model="Qwen/Qwen2.5-0.5B-Instruct"), "SmolLM2-135M", 0
+    )
     assert model == "Qwen2.5-0.5B" and examples == 120 and tokens == 18_000 and max_length == 256
     _, examples, _, _ = tab.on_dataset(STATS, "SmolLM2-135M", 40)  # a typed count is kept
     assert not isinstance(examples, int)
@@ -75,8 +97,9 @@ def test_bad_form_input_gives_message_and_hint_not_a_traceback():
 
 
 def test_use_settings_fills_train_prefill_and_switches_tab():
-    prefill, tabs, message = tab.use_settings(*values({"goals": ["format_style"], "few_shot": "poor", "examples": 200},
-                                                      stats=STATS, folder="/data/ds1"))
+    prefill, tabs, message = tab.use_settings(
+        *values({"goals": ["format_style"], "few_shot": "poor", "examples": 200}, stats=STATS, folder="/data/ds1")
+    )
     assert prefill["model"] == "bundled:SmolLM2-135M-Instruct" and prefill["technique"] == "lora"
     assert prefill["max_length"] == 256 and prefill["epochs"] == 3 and prefill["dataset"] == "/data/ds1"
     assert isinstance(tabs, gr.Tabs) and tabs.selected == "train"
@@ -86,8 +109,9 @@ def test_use_settings_fills_train_prefill_and_switches_tab():
 
 
 def test_first_run_keeps_settings_and_goes_to_data():
-    prefill, tabs, message = tab.settings_then_data(*values({"goals": ["format_style"], "few_shot": "poor",
-                                                             "examples": 200}))
+    prefill, tabs, message = tab.settings_then_data(
+        *values({"goals": ["format_style"], "few_shot": "poor", "examples": 200})
+    )
     assert prefill["model"] == "bundled:SmolLM2-135M-Instruct"
     assert isinstance(tabs, gr.Tabs) and tabs.selected == "data"
     assert "Kept for Train" in message and "dataset" in message
@@ -109,8 +133,10 @@ def test_download_record_writes_markdown(studio_home):
     assert "saved" in message
 
 
-@pytest.mark.parametrize("key", ["decide-usecase", "decide-recommend-btn", "decide-recommendation", "decide-record-btn",
-                                 "decide-use-settings"])
+@pytest.mark.parametrize(
+    "key",
+    ["decide-usecase", "decide-recommend-btn", "decide-recommendation", "decide-record-btn", "decide-use-settings"],
+)
 def test_elem_ids_for_browser_tests_exist(key):
     import app
 

@@ -50,14 +50,24 @@ def write_sums_dataset(folder: Path, train_rows: int = 64, validation_rows: int 
 
     def row():
         a, b = rng.randint(0, 9), rng.randint(0, 9)
-        return {"messages": [{"role": "user", "content": f"What is {a} + {b}?"},
-                             {"role": "assistant", "content": f"Arr, matey! {a} + {b} = {a + b}."}]}
+        return {
+            "messages": [
+                {"role": "user", "content": f"What is {a} + {b}?"},
+                {"role": "assistant", "content": f"Arr, matey! {a} + {b} = {a + b}."},
+            ]
+        }
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "train.jsonl").write_text("".join(json.dumps(row()) + "\n" for _ in range(train_rows)))
     (folder / "validation.jsonl").write_text("".join(json.dumps(row()) + "\n" for _ in range(validation_rows)))
-    manifest = {"id": folder.name, "name": "tiny sums", "format": "messages", "created_at": "2026-01-01T00:00:00+00:00",
-                "counts": {"train": train_rows, "validation": validation_rows, "rejected": 0}, "stats": {}}
+    manifest = {
+        "id": folder.name,
+        "name": "tiny sums",
+        "format": "messages",
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "counts": {"train": train_rows, "validation": validation_rows, "rejected": 0},
+        "stats": {},
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 
@@ -72,8 +82,15 @@ def tiny_remote_config(tiny_model_dir, sums_dataset):
     from studio.train.config import RunConfig
 
     def make(**changes):
-        values = dict(model=str(tiny_model_dir), dataset=str(sums_dataset), max_steps=20, learning_rate=2e-3,
-                      batch_size=8, max_length=64, torch_threads=1)
+        values = dict(
+            model=str(tiny_model_dir),
+            dataset=str(sums_dataset),
+            max_steps=20,
+            learning_rate=2e-3,
+            batch_size=8,
+            max_length=64,
+            torch_threads=1,
+        )
         values.update(changes)
         return RunConfig(**values)
 

@@ -48,7 +48,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
@@ -59,26 +59,67 @@ URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 
 # Shapes as list_jobs_hardware returns them; prices are made-up test values, not Hugging Face's.
 SAMPLE_HARDWARE = [
-    {"name": "cpu-basic", "prettyName": "CPU Basic", "cpu": "2 vCPU", "ram": "16 GB", "ephemeralStorage": "20 GB",
-     "accelerator": None, "unitCostMicroUSD": 167, "unitCostUSD": 0.000167, "unitLabel": "minute"},
-    {"name": "cpu-upgrade", "prettyName": "CPU Upgrade", "cpu": "8 vCPU", "ram": "32 GB", "ephemeralStorage": "50 GB",
-     "accelerator": None, "unitCostMicroUSD": 500, "unitCostUSD": 0.0005, "unitLabel": "minute"},
-    {"name": "t4-small", "prettyName": "Nvidia T4 - small", "cpu": "4 vCPU", "ram": "15 GB", "ephemeralStorage": "50 GB",
-     "accelerator": {"type": "gpu", "model": "T4", "quantity": "1", "vram": "16 GB", "manufacturer": "Nvidia"},
-     "unitCostMicroUSD": 6667, "unitCostUSD": 0.006667, "unitLabel": "minute"},
-    {"name": "l4x1", "prettyName": "Nvidia 1xL4", "cpu": "8 vCPU", "ram": "30 GB", "ephemeralStorage": "400 GB",
-     "accelerator": {"type": "gpu", "model": "L4", "quantity": "1", "vram": "24 GB", "manufacturer": "Nvidia"},
-     "unitCostMicroUSD": 13333, "unitCostUSD": 0.013333, "unitLabel": "minute"},
-    {"name": "a100-large", "prettyName": "Nvidia A100 - large", "cpu": "12 vCPU", "ram": "142 GB",
-     "ephemeralStorage": "1000 GB",
-     "accelerator": {"type": "gpu", "model": "A100", "quantity": "1", "vram": "80 GB", "manufacturer": "Nvidia"},
-     "unitCostMicroUSD": 41667, "unitCostUSD": 0.041667, "unitLabel": "minute"},
+    {
+        "name": "cpu-basic",
+        "prettyName": "CPU Basic",
+        "cpu": "2 vCPU",
+        "ram": "16 GB",
+        "ephemeralStorage": "20 GB",
+        "accelerator": None,
+        "unitCostMicroUSD": 167,
+        "unitCostUSD": 0.000167,
+        "unitLabel": "minute",
+    },
+    {
+        "name": "cpu-upgrade",
+        "prettyName": "CPU Upgrade",
+        "cpu": "8 vCPU",
+        "ram": "32 GB",
+        "ephemeralStorage": "50 GB",
+        "accelerator": None,
+        "unitCostMicroUSD": 500,
+        "unitCostUSD": 0.0005,
+        "unitLabel": "minute",
+    },
+    {
+        "name": "t4-small",
+        "prettyName": "Nvidia T4 - small",
+        "cpu": "4 vCPU",
+        "ram": "15 GB",
+        "ephemeralStorage": "50 GB",
+        "accelerator": {"type": "gpu", "model": "T4", "quantity": "1", "vram": "16 GB", "manufacturer": "Nvidia"},
+        "unitCostMicroUSD": 6667,
+        "unitCostUSD": 0.006667,
+        "unitLabel": "minute",
+    },
+    {
+        "name": "l4x1",
+        "prettyName": "Nvidia 1xL4",
+        "cpu": "8 vCPU",
+        "ram": "30 GB",
+        "ephemeralStorage": "400 GB",
+        "accelerator": {"type": "gpu", "model": "L4", "quantity": "1", "vram": "24 GB", "manufacturer": "Nvidia"},
+        "unitCostMicroUSD": 13333,
+        "unitCostUSD": 0.013333,
+        "unitLabel": "minute",
+    },
+    {
+        "name": "a100-large",
+        "prettyName": "Nvidia A100 - large",
+        "cpu": "12 vCPU",
+        "ram": "142 GB",
+        "ephemeralStorage": "1000 GB",
+        "accelerator": {"type": "gpu", "model": "A100", "quantity": "1", "vram": "80 GB", "manufacturer": "Nvidia"},
+        "unitCostMicroUSD": 41667,
+        "unitCostUSD": 0.041667,
+        "unitLabel": "minute",
+    },
 ]
 TERMINAL = ("COMPLETED", "CANCELED", "ERROR", "DELETED")
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Repo:
@@ -120,12 +161,18 @@ class Job:
         if self.started_mono is not None:
             running = int((self.finished_mono or time.monotonic()) - self.started_mono)
         return {
-            "id": self.id, "createdAt": self.created_at, "startedAt": self.started_at, "finishedAt": self.finished_at,
-            "dockerImage": self.spec.get("dockerImage"), "spaceId": self.spec.get("spaceId"),
-            "command": self.spec.get("command"), "arguments": self.spec.get("arguments") or [],
+            "id": self.id,
+            "createdAt": self.created_at,
+            "startedAt": self.started_at,
+            "finishedAt": self.finished_at,
+            "dockerImage": self.spec.get("dockerImage"),
+            "spaceId": self.spec.get("spaceId"),
+            "command": self.spec.get("command"),
+            "arguments": self.spec.get("arguments") or [],
             "environment": self.spec.get("environment") or {},
             "secrets": {name: "***" for name in (self.spec.get("secrets") or {})},
-            "flavor": self.spec.get("flavor"), "labels": self.spec.get("labels"),
+            "flavor": self.spec.get("flavor"),
+            "labels": self.spec.get("labels"),
             "status": {"stage": self.stage, "message": self.message},
             "durations": {"schedulingSecs": 0, "runningSecs": running, "totalSecs": running},
             "owner": {"id": "0" * 24, "name": self.namespace, "type": "user"},
@@ -202,7 +249,7 @@ class StandIn:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def start(self) -> "StandIn":
+    def start(self) -> StandIn:
         self.thread = threading.Thread(target=self.server.serve_forever, name="hub-standin", daemon=True)
         self.thread.start()
         return self
@@ -224,18 +271,31 @@ class StandIn:
         with self.lock:
             self.jobs[job_id] = job
         argv = interpret_uv(list(spec.get("command") or []), job) + list(spec.get("arguments") or [])
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": str(job.folder / "home"),
-               "TMPDIR": str(job.folder / "tmp"), **self.python_env,
-               **{k: str(v) for k, v in (spec.get("environment") or {}).items()},
-               **{k: str(v) for k, v in (spec.get("secrets") or {}).items()}, "HF_ENDPOINT": self.url}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "HOME": str(job.folder / "home"),
+            "TMPDIR": str(job.folder / "tmp"),
+            **self.python_env,
+            **{k: str(v) for k, v in (spec.get("environment") or {}).items()},
+            **{k: str(v) for k, v in (spec.get("secrets") or {}).items()},
+            "HF_ENDPOINT": self.url,
+        }
         threading.Thread(target=self._run, args=(job, argv, env, spec.get("timeoutSeconds")), daemon=True).start()
         return job
 
     def _run(self, job: Job, argv: list[str], env: dict, timeout: int | None) -> None:
         job.add_log(f"===== Job started at {now_iso()} =====")
         try:
-            job.process = subprocess.Popen(argv, cwd=str(job.folder), env=env, stdin=subprocess.DEVNULL,
-                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+            job.process = subprocess.Popen(
+                argv,
+                cwd=str(job.folder),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         except OSError as error:
             job.add_log(f"could not start: {error}")
             job.end("ERROR", f"could not start the command: {error}")
@@ -243,10 +303,12 @@ class StandIn:
         with job.changed:
             job.stage, job.started_at, job.started_mono = "RUNNING", now_iso(), time.monotonic()
         if timeout:
+
             def expire():
                 if job.process.poll() is None and job.stage == "RUNNING":
                     job.end("ERROR", "Job timeout")
                     kill_tree(job.process.pid)
+
             timer = threading.Timer(float(timeout), expire)
             timer.daemon = True
             timer.start()
@@ -324,8 +386,15 @@ def _handler_for(state: StandIn):
             if not self._authorized():
                 return
             if path == "/api/whoami-v2":
-                return self._send(200, {"type": "user", "name": USER, "fullname": "Studio Tester",
-                                        "auth": {"type": "access_token", "accessToken": {"role": "write"}}})
+                return self._send(
+                    200,
+                    {
+                        "type": "user",
+                        "name": USER,
+                        "fullname": "Studio Tester",
+                        "auth": {"type": "access_token", "accessToken": {"role": "write"}},
+                    },
+                )
             if path == "/api/validate-yaml" and method == "POST":
                 return self._send(200, {"errors": [], "warnings": []})
             if path == "/api/repos/create" and method == "POST":
@@ -340,8 +409,13 @@ def _handler_for(state: StandIn):
                 return self._repo_api(method, TYPES[match.group(1)], match.group(2), match.group(3) or "", query)
             match = re.fullmatch(r"/(?:(datasets|spaces)/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
             if match and method in ("GET", "HEAD"):
-                return self._resolve(method, TYPES.get(match.group(1) or "models", "model"), match.group(2),
-                                     match.group(3), match.group(4))
+                return self._resolve(
+                    method,
+                    TYPES.get(match.group(1) or "models", "model"),
+                    match.group(2),
+                    match.group(3),
+                    match.group(4),
+                )
             self._error(404, f"the stand-in does not serve {method} {path}")
 
         def _repo(self, repo_type: str, repo_id: str) -> Repo | None:
@@ -367,27 +441,48 @@ def _handler_for(state: StandIn):
             if method == "POST" and rest.startswith("preupload/"):
                 files = json.loads(self._body())["files"]
                 current = (repo.files("main") or ("", {}))[1]
-                return self._send(200, {"files": [
-                    {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
-                     "oid": _blob_oid(current[f["path"]]) if f["path"] in current else None} for f in files]})
+                return self._send(
+                    200,
+                    {
+                        "files": [
+                            {
+                                "path": f["path"],
+                                "uploadMode": "regular",
+                                "shouldIgnore": False,
+                                "oid": _blob_oid(current[f["path"]]) if f["path"] in current else None,
+                            }
+                            for f in files
+                        ]
+                    },
+                )
             if method == "POST" and rest.startswith("commit/"):
-                return self._commit(repo, unquote(rest[len("commit/"):]))
+                return self._commit(repo, unquote(rest[len("commit/") :]))
             if method == "GET" and (rest == "" or rest.startswith("revision/")):
-                found = repo.files(unquote(rest[len("revision/"):]) if rest else "main")
+                found = repo.files(unquote(rest[len("revision/") :]) if rest else "main")
                 if found is None:
                     return self._error(404, "Invalid rev id", "RevisionNotFound")
                 oid, files = found
-                return self._send(200, {"id": repo_id, "sha": oid, "private": repo.private,
-                                        "siblings": [{"rfilename": name} for name in sorted(files)],
-                                        "lastModified": now_iso()})
+                return self._send(
+                    200,
+                    {
+                        "id": repo_id,
+                        "sha": oid,
+                        "private": repo.private,
+                        "siblings": [{"rfilename": name} for name in sorted(files)],
+                        "lastModified": now_iso(),
+                    },
+                )
             if method == "GET" and rest.startswith("tree/"):
-                revision, _, folder = rest[len("tree/"):].partition("/")
+                revision, _, folder = rest[len("tree/") :].partition("/")
                 found = repo.files(revision)
                 if found is None:
                     return self._error(404, "Invalid rev id", "RevisionNotFound")
                 prefix = folder.strip("/") + "/" if folder.strip("/") else ""
-                entries = [{"type": "file", "oid": _blob_oid(data), "size": len(data), "path": name}
-                           for name, data in sorted(found[1].items()) if name.startswith(prefix)]
+                entries = [
+                    {"type": "file", "oid": _blob_oid(data), "size": len(data), "path": name}
+                    for name, data in sorted(found[1].items())
+                    if name.startswith(prefix)
+                ]
                 return self._send(200, entries)
             self._error(404, f"the stand-in does not serve {method} {rest}")
 
@@ -415,7 +510,9 @@ def _handler_for(state: StandIn):
                 oid = hashlib.sha1(f"{repo.id}{len(repo.commits)}{summary}{time.time_ns()}".encode()).hexdigest()
                 repo.commits.append((oid, files))
             prefix = URL_PREFIX[repo.type]
-            self._send(200, {"success": True, "commitOid": oid, "commitUrl": f"{state.url}/{prefix}{repo.id}/commit/{oid}"})
+            self._send(
+                200, {"success": True, "commitOid": oid, "commitUrl": f"{state.url}/{prefix}{repo.id}/commit/{oid}"}
+            )
 
         def _resolve(self, method: str, repo_type: str, repo_id: str, revision: str, filename: str) -> None:
             repo = self._repo(repo_type, repo_id)
@@ -436,7 +533,9 @@ def _handler_for(state: StandIn):
                 if method == "POST":
                     job = state.run_job(namespace, json.loads(self._body()))
                     return self._send(200, job.info(state.url))
-                return self._send(200, [job.info(state.url) for job in state.jobs.values() if job.namespace == namespace])
+                return self._send(
+                    200, [job.info(state.url) for job in state.jobs.values() if job.namespace == namespace]
+                )
             job = state.jobs.get(job_id)
             if job is None or job.namespace != namespace:
                 return self._error(404, "Job not found")
@@ -467,8 +566,9 @@ def _handler_for(state: StandIn):
                     batch = job.logs[sent:]
                     ended = job.stage in TERMINAL
                 if batch:
-                    payload = b"".join(b"data: " + json.dumps({"timestamp": ts, "data": line}).encode() + b"\n\n"
-                                       for ts, line in batch)
+                    payload = b"".join(
+                        b"data: " + json.dumps({"timestamp": ts, "data": line}).encode() + b"\n\n" for ts, line in batch
+                    )
                     self.wfile.write(payload)
                     sent += len(batch)
                 elif not ended:
@@ -484,9 +584,16 @@ def _handler_for(state: StandIn):
 
             self._start_stream()
             while job.stage not in TERMINAL:
-                sample = {"cpu_usage_pct": 0, "cpu_millicores": 0, "memory_used_bytes": 0,
-                          "memory_total_bytes": psutil.virtual_memory().total, "rx_bps": 0, "tx_bps": 0, "gpus": {},
-                          "replica": "standin"}
+                sample = {
+                    "cpu_usage_pct": 0,
+                    "cpu_millicores": 0,
+                    "memory_used_bytes": 0,
+                    "memory_total_bytes": psutil.virtual_memory().total,
+                    "rx_bps": 0,
+                    "tx_bps": 0,
+                    "gpus": {},
+                    "replica": "standin",
+                }
                 if job.process is not None:
                     try:
                         tree = psutil.Process(job.process.pid)

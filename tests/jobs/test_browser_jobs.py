@@ -14,19 +14,36 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def _until(page, condition: str, timeout: float = 60_000) -> None:
-    page.wait_for_function("() => { const text = (s) => document.querySelector(s)?.innerText || ''; return "
-                           + condition + "; }", timeout=timeout)
+    page.wait_for_function(
+        "() => { const text = (s) => document.querySelector(s)?.innerText || ''; return " + condition + "; }",
+        timeout=timeout,
+    )
 
 
 def _write_dataset() -> str:
     folder = paths.datasets_dir() / f"jobs-pirates-{paths.new_id()}"
     folder.mkdir(parents=True)
-    rows = [json.dumps({"messages": [{"role": "user", "content": f"Question number {i}?"},
-                                     {"role": "assistant", "content": "Ahoy! Aye. — Captain Byte"}]}) for i in range(48)]
+    rows = [
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "user", "content": f"Question number {i}?"},
+                    {"role": "assistant", "content": "Ahoy! Aye. — Captain Byte"},
+                ]
+            }
+        )
+        for i in range(48)
+    ]
     (folder / "train.jsonl").write_text("\n".join(rows[:40]) + "\n")
     (folder / "validation.jsonl").write_text("\n".join(rows[40:]) + "\n")
-    manifest = {"id": folder.name, "name": "jobs pirates", "created_at": "2030-01-02T00:00:00+00:00",
-                "counts": {"train": 40, "validation": 8, "rejected": 0}, "findings_summary": {}, "stats": {}}
+    manifest = {
+        "id": folder.name,
+        "name": "jobs pirates",
+        "created_at": "2030-01-02T00:00:00+00:00",
+        "counts": {"train": 40, "validation": 8, "rejected": 0},
+        "findings_summary": {},
+        "stats": {},
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return str(folder)
 

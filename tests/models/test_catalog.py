@@ -48,14 +48,18 @@ def test_offline_hub_load_is_plain_and_fast(monkeypatch):
 def test_not_a_causal_lm_is_explained(tmp_path):
     from transformers import ViTConfig
 
-    ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16).save_pretrained(tmp_path)
+    ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16).save_pretrained(
+        tmp_path
+    )
     with pytest.raises(StudioError, match="not a text-generation"):
         loading.load_causal_lm(str(tmp_path))
 
 
 def test_remote_code_is_off_and_explained(tmp_path):
-    config = {"model_type": "my_custom_arch", "auto_map": {"AutoConfig": "configuration_x.XConfig",
-              "AutoModelForCausalLM": "modeling_x.XForCausalLM"}}
+    config = {
+        "model_type": "my_custom_arch",
+        "auto_map": {"AutoConfig": "configuration_x.XConfig", "AutoModelForCausalLM": "modeling_x.XForCausalLM"},
+    }
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(StudioError) as caught:
         loading.load_causal_lm(str(tmp_path))
@@ -95,7 +99,9 @@ def test_tiny_model_builds_and_generates(tiny_model_dir):
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     out = model.generate(**ids, max_new_tokens=5, do_sample=False)
     assert out.shape[1] > ids["input_ids"].shape[1]
     assert sum(p.numel() for p in model.parameters()) < 2_000_000
@@ -113,7 +119,7 @@ def test_bundled_model_converts_and_answers(bundled_model_dir):
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     out = model.generate(**inputs, max_new_tokens=20, do_sample=False)
-    answer = tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    answer = tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "Paris" in answer
     # second call is instant: the converted folder is reused
     assert bundled.ensure_converted() == bundled_model_dir

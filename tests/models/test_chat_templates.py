@@ -23,9 +23,17 @@ def trl_template(name: str) -> str:
     return (Path(trl.__file__).parent / "chat_templates" / f"{name}.jinja").read_text(encoding="utf-8")
 
 
-LLAMA = dict(bos_token="<|begin_of_text|>", eos_token="<|eot_id|>", additional_special_tokens=["<|start_header_id|>", "<|end_header_id|>"])
+LLAMA = dict(
+    bos_token="<|begin_of_text|>",
+    eos_token="<|eot_id|>",
+    additional_special_tokens=["<|start_header_id|>", "<|end_header_id|>"],
+)
 GEMMA = dict(bos_token="<bos>", eos_token="<eos>", additional_special_tokens=["<start_of_turn>", "<end_of_turn>"])
-PHI3 = dict(bos_token="<s>", eos_token="<|endoftext|>", additional_special_tokens=["<|system|>", "<|user|>", "<|assistant|>", "<|end|>"])
+PHI3 = dict(
+    bos_token="<s>",
+    eos_token="<|endoftext|>",
+    additional_special_tokens=["<|system|>", "<|user|>", "<|assistant|>", "<|end|>"],
+)
 MISTRAL = dict(bos_token="<s>", eos_token="</s>", additional_special_tokens=["[INST]", "[/INST]"])
 CHATML = dict(eos_token="<|im_end|>", additional_special_tokens=["<|im_start|>"])
 
@@ -42,8 +50,13 @@ FAMILIES = {
     "Gemma 3": (lambda: trl_template("gemma3"), GEMMA, "trl", "<end_of_turn>\n", ""),
     "Phi-3": (lambda: trl_template("phi3"), PHI3, "trl", "<|end|>\n", ""),
     "Phi-3.5": (lambda: trl_template("phi3_5"), PHI3, "trl", "<|end|>\n", ""),
-    "Phi-4": (lambda: (FIXTURES / "phi4.jinja").read_text(), dict(eos_token="<|im_end|>", additional_special_tokens=["<|im_start|>", "<|im_sep|>"]),
-              "studio", "<|im_end|>", ""),
+    "Phi-4": (
+        lambda: (FIXTURES / "phi4.jinja").read_text(),
+        dict(eos_token="<|im_end|>", additional_special_tokens=["<|im_start|>", "<|im_sep|>"]),
+        "studio",
+        "<|im_end|>",
+        "",
+    ),
     "Mistral v0.2": (lambda: (FIXTURES / "mistral_v02.jinja").read_text(), MISTRAL, "studio", "</s>", ""),
     "Mistral v0.2 (v1 template)": (lambda: (FIXTURES / "mistral_v1.jinja").read_text(), MISTRAL, "studio", "</s>", " "),
     "Mistral v0.3 (v3 template)": (lambda: (FIXTURES / "mistral_v3.jinja").read_text(), MISTRAL, "studio", "</s>", " "),
@@ -51,8 +64,13 @@ FAMILIES = {
 NO_SYSTEM_ROLE = {"Gemma 2", "Mistral v0.2"}
 
 SINGLE = [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "Arr, 4."}]
-MULTI = [{"role": "system", "content": "Talk like a pirate."}, {"role": "user", "content": "Hi"},
-         {"role": "assistant", "content": "Ahoy!"}, {"role": "user", "content": "Bye"}, {"role": "assistant", "content": "Fair winds."}]
+MULTI = [
+    {"role": "system", "content": "Talk like a pirate."},
+    {"role": "user", "content": "Hi"},
+    {"role": "assistant", "content": "Ahoy!"},
+    {"role": "user", "content": "Bye"},
+    {"role": "assistant", "content": "Fair winds."},
+]
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +91,9 @@ def family_tokenizer(base_tokenizer, name):
 
 
 def masked_runs(tokenizer, messages, template) -> list[str]:
-    encoded = tokenizer.apply_chat_template(messages, chat_template=template, tokenize=True, return_dict=True,
-                                            return_assistant_tokens_mask=True)
+    encoded = tokenizer.apply_chat_template(
+        messages, chat_template=template, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
     runs, current = [], []
     for token, masked in zip(encoded["input_ids"], encoded["assistant_masks"]):
         if masked:
@@ -101,8 +120,9 @@ def test_family_gets_assistant_only_loss_with_exact_masks(base_tokenizer, name, 
     # The rendering is the model's own, as text and as token ids, with and without the generation prompt.
     own = tokenizer.apply_chat_template(messages, tokenize=False)
     assert tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False) == own
-    assert tokenizer.apply_chat_template(messages[:-1], chat_template=template, tokenize=False, add_generation_prompt=True) == \
-        tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+    assert tokenizer.apply_chat_template(
+        messages[:-1], chat_template=template, tokenize=False, add_generation_prompt=True
+    ) == tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
     # Exactly the answers (and the token that ends each one) are trained.
     answers = [m["content"] for m in messages if m["role"] == "assistant"]
     expected = [lead + answer + end_of_turn for answer in answers]

@@ -6,14 +6,32 @@ import pytest
 
 from studio.models import cost
 
-SMOLLM2_CONFIG = {"hidden_size": 576, "intermediate_size": 1536, "num_attention_heads": 9, "num_hidden_layers": 30,
-                  "num_key_value_heads": 3, "head_dim": 64, "vocab_size": 49152, "tie_word_embeddings": True}
+SMOLLM2_CONFIG = {
+    "hidden_size": 576,
+    "intermediate_size": 1536,
+    "num_attention_heads": 9,
+    "num_hidden_layers": 30,
+    "num_key_value_heads": 3,
+    "head_dim": 64,
+    "vocab_size": 49152,
+    "tie_word_embeddings": True,
+}
 # Round constants so every expectation below can be redone by hand.
-CAL = cost.Calibration(cpu_train_efficiency={"fp32": 0.5}, cpu_eval_efficiency={"fp32": 0.25},
-                       reference_peak_gflops={"fp32": 100.0}, start_seconds=10.0, warmup_seconds=2.0,
-                       save_seconds=1.5, end_seconds=4.0, import_floor_gib=0.4, fixed_gib=0.2,
-                       activation_factor={"fp32": 1.0}, attention_factor={"fp32": 0.5}, head_buffers={"fp32": 2.0},
-                       checkpoint_ratio={"fp32": 0.3})
+CAL = cost.Calibration(
+    cpu_train_efficiency={"fp32": 0.5},
+    cpu_eval_efficiency={"fp32": 0.25},
+    reference_peak_gflops={"fp32": 100.0},
+    start_seconds=10.0,
+    warmup_seconds=2.0,
+    save_seconds=1.5,
+    end_seconds=4.0,
+    import_floor_gib=0.4,
+    fixed_gib=0.2,
+    activation_factor={"fp32": 1.0},
+    attention_factor={"fp32": 0.5},
+    head_buffers={"fp32": 2.0},
+    checkpoint_ratio={"fp32": 0.3},
+)
 
 
 def test_the_bundled_shape_in_the_table_is_its_config():
@@ -63,16 +81,26 @@ def test_training_flops_by_hand():
     assert lora == pytest.approx(2 * (2 * body + attention + 2 * head * 0.5) + 6 * adapter)
     full = cost.train_flops_per_token(shape, "full", length=300)
     assert full == pytest.approx(3 * (2 * body + attention + 2 * head))
-    checkpointed = cost.train_flops_per_token(shape, "lora", adapter=adapter, length=300, scored_fraction=0.5,
-                                              gradient_checkpointing=True)
+    checkpointed = cost.train_flops_per_token(
+        shape, "lora", adapter=adapter, length=300, scored_fraction=0.5, gradient_checkpointing=True
+    )
     assert checkpointed - lora == pytest.approx(2 * body + attention)  # the body's forward runs twice
     assert cost.forward_flops_per_token(shape, 300, 0.5) == pytest.approx(2 * body + attention + head)
 
 
 def test_cpu_memory_from_its_parts_by_hand():
     shape = cost.BUNDLED_SHAPE
-    memory = cost.estimate_memory(shape, "lora", dtype="fp32", micro_batch=8, length=500, lora_r=8,
-                                  scored_fraction=0.5, kind="cpu", calibration_=CAL)
+    memory = cost.estimate_memory(
+        shape,
+        "lora",
+        dtype="fp32",
+        micro_batch=8,
+        length=500,
+        lora_r=8,
+        scored_fraction=0.5,
+        kind="cpu",
+        calibration_=CAL,
+    )
     gib = 1024**3
     assert memory.floor == 0.4 and memory.other == 0.2
     assert memory.weights == pytest.approx(134_515_008 * 4 / gib)
@@ -82,25 +110,54 @@ def test_cpu_memory_from_its_parts_by_hand():
     assert memory.activations == pytest.approx(activations / gib)
     assert memory.head == pytest.approx(2.0 * min(4096, 8 * 500 * 0.5) * 32768 * 4 / gib)  # chunked LM head
     assert memory.total == pytest.approx(sum(memory.as_dict()["parts_gib"].values()), abs=0.01)
-    checkpointed = cost.estimate_memory(shape, "lora", dtype="fp32", micro_batch=8, length=500, lora_r=8,
-                                        scored_fraction=0.5, gradient_checkpointing=True, kind="cpu", calibration_=CAL)
+    checkpointed = cost.estimate_memory(
+        shape,
+        "lora",
+        dtype="fp32",
+        micro_batch=8,
+        length=500,
+        lora_r=8,
+        scored_fraction=0.5,
+        gradient_checkpointing=True,
+        kind="cpu",
+        calibration_=CAL,
+    )
     # A CPU process keeps a measured share of what the recomputed layers free (not the textbook one layer).
     assert checkpointed.activations == pytest.approx(memory.activations * 0.3)
 
 
 def test_full_fine_tuning_and_qlora_and_sharding_on_a_gpu():
     mistral = cost.find_shape("Mistral-7B")
-    full = cost.estimate_memory(mistral, "full", dtype="bf16", micro_batch=1, length=1024, gradient_checkpointing=True,
-                                kind="gpu", calibration_=CAL)
+    full = cost.estimate_memory(
+        mistral,
+        "full",
+        dtype="bf16",
+        micro_batch=1,
+        length=1024,
+        gradient_checkpointing=True,
+        kind="gpu",
+        calibration_=CAL,
+    )
     # bf16 weights 2 B + bf16 gradients 2 B + Adam m,v 8 B + fp32 master 4 B = 16 B/param
     assert full.weights + full.gradients + full.optimizer == pytest.approx(7.24e9 * 16 / 1024**3)
     assert full.floor == CAL.cuda_context_gib and full.other == 0
     per_token = 1 * (32 * 4096 + 7 * 4096 + 2 * 1024 + 4 * 14336)  # checkpointed: layer inputs + one whole layer
     assert full.activations == pytest.approx(1024 * per_token * 2 * CAL.gpu_activation_factor / 1024**3)
-    qlora = cost.estimate_memory(mistral, "qlora", dtype="bf16", micro_batch=1, length=1024, kind="gpu", calibration_=CAL)
+    qlora = cost.estimate_memory(
+        mistral, "qlora", dtype="bf16", micro_batch=1, length=1024, kind="gpu", calibration_=CAL
+    )
     assert qlora.weights == pytest.approx(7.24e9 * 4.127 / 8 / 1024**3) and qlora.optimizer == 0
-    sharded = cost.estimate_memory(mistral, "full", dtype="bf16", micro_batch=1, length=1024, gradient_checkpointing=True,
-                                   kind="gpu", devices=8, calibration_=CAL)
+    sharded = cost.estimate_memory(
+        mistral,
+        "full",
+        dtype="bf16",
+        micro_batch=1,
+        length=1024,
+        gradient_checkpointing=True,
+        kind="gpu",
+        devices=8,
+        calibration_=CAL,
+    )
     assert sharded.optimizer == pytest.approx(full.optimizer / 8) and sharded.activations == full.activations
 
 
@@ -129,10 +186,25 @@ def test_padding_of_length_grouped_and_random_batches():
 
 
 def workload(**changes) -> cost.Workload:
-    values = dict(shape=cost.BUNDLED_SHAPE, technique="lora", lora_r=8, dtype="fp32", micro_batch=8, grad_accum=1,
-                  steps=20, train_tokens=30_000, train_positions=40_000, scored_tokens=15_000, attention_length=250,
-                  longest=500, scored_fraction_peak=0.5, evaluations=5, eval_positions=6_000, eval_scored=2_000,
-                  saves=5)
+    values = dict(
+        shape=cost.BUNDLED_SHAPE,
+        technique="lora",
+        lora_r=8,
+        dtype="fp32",
+        micro_batch=8,
+        grad_accum=1,
+        steps=20,
+        train_tokens=30_000,
+        train_positions=40_000,
+        scored_tokens=15_000,
+        attention_length=250,
+        longest=500,
+        scored_fraction_peak=0.5,
+        evaluations=5,
+        eval_positions=6_000,
+        eval_scored=2_000,
+        saves=5,
+    )
     values.update(changes)
     return cost.Workload(**values)
 
@@ -141,11 +213,18 @@ def test_time_counts_start_warmup_steps_evaluations_checkpoints_and_end():
     cpu = cost.Device("cpu", "CPU", "cpu", 16, 0.1, "fp32", bf16=False)  # 100 GFLOP/s
     run = cost.estimate_run(workload(), cpu, CAL)
     shape, adapter = cost.BUNDLED_SHAPE, cost.lora_params(cost.BUNDLED_SHAPE, 8)
-    train_flops = cost.train_flops_per_token(shape, "lora", adapter=adapter, length=250, scored_fraction=15_000 / 40_000)
+    train_flops = cost.train_flops_per_token(
+        shape, "lora", adapter=adapter, length=250, scored_fraction=15_000 / 40_000
+    )
     assert run.seconds["train"] == pytest.approx(train_flops * 40_000 / (100e9 * 0.5))
     eval_flops = cost.forward_flops_per_token(shape, 250, 2_000 / 6_000) * 6_000 * 5
     assert run.seconds["evaluation"] == pytest.approx(eval_flops / (100e9 * 0.25))
-    assert (run.seconds["start"], run.seconds["warmup"], run.seconds["checkpoints"], run.seconds["end"]) == (10, 2, 7.5, 4)
+    assert (run.seconds["start"], run.seconds["warmup"], run.seconds["checkpoints"], run.seconds["end"]) == (
+        10,
+        2,
+        7.5,
+        4,
+    )
     assert run.total_seconds == pytest.approx(sum(run.seconds.values()))
     assert run.tokens_per_s == pytest.approx(30_000 / run.seconds["train"])
     assert "calibrated fp32" in run.efficiency_note
@@ -159,8 +238,10 @@ def test_an_uncalibrated_precision_borrows_fp32_and_says_so():
     assert efficiency == 0.5 and "not calibrated" in note
     assert CAL.per_dtype("activation_factor", "bf16") == (1.0, False)
     # bf16 activations and LM head tiles take half the bytes of fp32 ones, at the same (borrowed) factors.
-    fp32, bf16 = (cost.estimate_memory(cost.BUNDLED_SHAPE, dtype=dtype, micro_batch=8, length=500, calibration_=CAL)
-                  for dtype in ("fp32", "bf16"))
+    fp32, bf16 = (
+        cost.estimate_memory(cost.BUNDLED_SHAPE, dtype=dtype, micro_batch=8, length=500, calibration_=CAL)
+        for dtype in ("fp32", "bf16")
+    )
     assert bf16.activations == pytest.approx(fp32.activations / 2) and bf16.weights == pytest.approx(fp32.weights / 2)
     gpu = cost.SPACES[2]  # T4
     assert cost.efficiency_for(gpu, gpu.dtype, cal=CAL)[1].startswith("assumed")
@@ -168,15 +249,17 @@ def test_an_uncalibrated_precision_borrows_fp32_and_says_so():
 
 def test_settings_that_fit_keep_the_effective_batch():
     load = workload(micro_batch=8, grad_accum=2, longest=576)
-    full = cost.estimate_memory(load.shape, "lora", dtype="fp32", micro_batch=8, length=576, lora_r=8,
-                                scored_fraction=0.5, calibration_=CAL).total
+    full = cost.estimate_memory(
+        load.shape, "lora", dtype="fp32", micro_batch=8, length=576, lora_r=8, scored_fraction=0.5, calibration_=CAL
+    ).total
     fit = cost.settings_that_fit(load, available_gib=full * 0.6, cal=CAL)
     assert fit is not None and fit.micro_batch < 8 and fit.micro_batch * fit.grad_accum == 16
     assert not fit.gradient_checkpointing and cost.fits_in(fit.memory_gib, full * 0.6)
     assert "same effective batch of 16" in fit.changes[0]
     base = 0.4 + 0.2 + 134_515_008 * 4 / 1024**3 + 0.05  # floor, other, weights, adapter: never shrinks
-    one_row = cost.estimate_memory(load.shape, "lora", dtype="fp32", micro_batch=1, length=576, lora_r=8,
-                                   scored_fraction=0.5, calibration_=CAL)
+    one_row = cost.estimate_memory(
+        load.shape, "lora", dtype="fp32", micro_batch=1, length=576, lora_r=8, scored_fraction=0.5, calibration_=CAL
+    )
     # Batch 1 does not fit; batch 1 with checkpointing (30 % of its activations here) does.
     room = (one_row.total - 0.5 * one_row.activations) / cost.USABLE_FRACTION
     tight = cost.settings_that_fit(load, available_gib=room, cal=CAL)
@@ -221,8 +304,9 @@ def test_the_calibration_of_this_machine_wins_over_the_committed_one(monkeypatch
     committed = cost.load_calibration()
     assert committed.source == str(cost.packaged_calibration_path())
     assert committed.machine and committed.date and committed.method  # where the constants come from
-    (tmp_path / "calibration.json").write_text(json.dumps({"machine": "laptop", "date": "2027-01-01",
-                                                           "cpu_train_efficiency": {"fp32": 0.42}}))
+    (tmp_path / "calibration.json").write_text(
+        json.dumps({"machine": "laptop", "date": "2027-01-01", "cpu_train_efficiency": {"fp32": 0.42}})
+    )
     here = cost.load_calibration()
     assert here.cpu_train_efficiency == {"fp32": 0.42} and here.machine == "laptop"
     assert here.source == str(tmp_path / "calibration.json")

@@ -112,7 +112,9 @@ def test_lora_under_autocast_gives_the_same_loss_without_the_fp32_input_copies(t
     assert lean_casts == []
     assert lean_loss.item() == pytest.approx(stock_loss.item(), rel=1e-3)
     for name, grad in stock_grads.items():
-        cosine = torch.nn.functional.cosine_similarity(grad.float().flatten(), lean_grads[name].float().flatten(), dim=0)
+        cosine = torch.nn.functional.cosine_similarity(
+            grad.float().flatten(), lean_grads[name].float().flatten(), dim=0
+        )
         assert cosine > 0.999, name
 
 
@@ -157,7 +159,7 @@ def _padded_batch(lengths, length=None):
     for row, size in enumerate(lengths):
         ids[row, :size] = torch.arange(1, size + 1) + 100 * row
         mask[row, :size] = 1
-        labels[row, size // 2:size] = ids[row, size // 2:size]
+        labels[row, size // 2 : size] = ids[row, size // 2 : size]
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
@@ -201,8 +203,9 @@ def test_micro_batches_give_the_same_update_as_the_whole_batch(tiny_model_dir):
         def training_step(self, model, inputs, num_items_in_batch=None):
             out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
             logits, labels = out.logits[:, :-1], inputs["labels"][:, 1:]
-            total = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1),
-                                                      ignore_index=-100, reduction="sum")
+            total = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100, reduction="sum"
+            )
             loss = total / (num_items_in_batch if num_items_in_batch is not None else (labels != -100).sum())
             loss.backward()
             return loss.detach()

@@ -2,15 +2,27 @@
 
 import pytest
 
-from studio.models.precision import (CPU_MAX_LOSS_GAP, CPU_MIN_GRADIENT_COSINE, CPU_MIN_SPEEDUP, CpuMeasurement,
-                                     Device, decide)
+from studio.models.precision import (
+    CPU_MAX_LOSS_GAP,
+    CPU_MIN_GRADIENT_COSINE,
+    CPU_MIN_SPEEDUP,
+    CpuMeasurement,
+    Device,
+    decide,
+)
 
 
 def cpu(speedup: float, gap: float = 0.002, cosine: float = 0.9995) -> CpuMeasurement:
     fp32 = (2.0, 1.9, 1.8)
-    return CpuMeasurement(fp32_step_s=1.0, bf16_step_s=1.0 / speedup, fp32_losses=fp32,
-                          bf16_losses=tuple(loss * (1 + gap) for loss in fp32), gradient_cosine=cosine,
-                          tokens_per_step=512, threads=2)
+    return CpuMeasurement(
+        fp32_step_s=1.0,
+        bf16_step_s=1.0 / speedup,
+        fp32_losses=fp32,
+        bf16_losses=tuple(loss * (1 + gap) for loss in fp32),
+        gradient_cosine=cosine,
+        tokens_per_step=512,
+        threads=2,
+    )
 
 
 INTEL_AMX = cpu(3.1)  # Xeon with AMX: bf16 matmuls ~3.6x fp32
@@ -22,12 +34,24 @@ NAN_BF16 = CpuMeasurement(1.0, 0.5, (2.0, 1.9), (float("nan"), 1.9), gradient_co
 
 # (device, forced, measurement) -> (precision, load dtype, Trainer bf16, Trainer fp16)
 TABLE = [
-    ("A100 80 GB", Device("cuda", "NVIDIA A100-SXM4-80GB", (8, 0), 80, True), None, None, ("bf16", "bfloat16", True, False)),
+    (
+        "A100 80 GB",
+        Device("cuda", "NVIDIA A100-SXM4-80GB", (8, 0), 80, True),
+        None,
+        None,
+        ("bf16", "bfloat16", True, False),
+    ),
     ("H100", Device("cuda", "NVIDIA H100 80GB HBM3", (9, 0), 80, True), None, None, ("bf16", "bfloat16", True, False)),
     ("L4", Device("cuda", "NVIDIA L4", (8, 9), 24, True), None, None, ("bf16", "bfloat16", True, False)),
     ("A10G", Device("cuda", "NVIDIA A10G", (8, 6), 24, True), None, None, ("bf16", "bfloat16", True, False)),
     # torch 2.13 says bf16 is supported on a T4 (emulation): the capability decides, not that claim
-    ("T4 (torch claims bf16)", Device("cuda", "Tesla T4", (7, 5), 16, True), None, None, ("fp16", "float16", False, True)),
+    (
+        "T4 (torch claims bf16)",
+        Device("cuda", "Tesla T4", (7, 5), 16, True),
+        None,
+        None,
+        ("fp16", "float16", False, True),
+    ),
     ("V100", Device("cuda", "Tesla V100-SXM2-16GB", (7, 0), 16, False), None, None, ("fp16", "float16", False, True)),
     ("P100", Device("cuda", "Tesla P100-PCIE-16GB", (6, 0), 16, False), None, None, ("fp32", "float32", False, False)),
     ("T4 --bf16", Device("cuda", "Tesla T4", (7, 5), 16, True), True, None, ("bf16", "bfloat16", True, False)),
@@ -41,8 +65,20 @@ TABLE = [
     ("CPU bf16 fast but wrong", Device("cpu", "x", None, 16), None, BROKEN_BF16, ("fp32", "float32", False, False)),
     ("CPU bf16 gradient off", Device("cpu", "x", None, 16), None, WRONG_GRADIENT, ("fp32", "float32", False, False)),
     ("CPU bf16 NaN", Device("cpu", "x", None, 16), None, NAN_BF16, ("fp32", "float32", False, False)),
-    ("CPU --bf16 where it is slow", Device("cpu", "AMD EPYC", None, 16), True, AMD_NO_BF16, ("bf16", "bfloat16", True, False)),
-    ("CPU --no-bf16 where it is fast", Device("cpu", "Intel Xeon", None, 16), False, INTEL_AMX, ("fp32", "float32", False, False)),
+    (
+        "CPU --bf16 where it is slow",
+        Device("cpu", "AMD EPYC", None, 16),
+        True,
+        AMD_NO_BF16,
+        ("bf16", "bfloat16", True, False),
+    ),
+    (
+        "CPU --no-bf16 where it is fast",
+        Device("cpu", "Intel Xeon", None, 16),
+        False,
+        INTEL_AMX,
+        ("fp32", "float32", False, False),
+    ),
 ]
 
 
@@ -102,7 +138,9 @@ def test_the_decision_module_imports_without_torch():
     import subprocess
     import sys
 
-    code = ("import sys; import studio.models.precision as p; "
-            "p.decide(p.Device('cpu')); assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys; import studio.models.precision as p; "
+        "p.decide(p.Device('cpu')); assert 'torch' not in sys.modules, 'torch imported'"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

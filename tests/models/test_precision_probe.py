@@ -17,8 +17,17 @@ def home(tmp_path, monkeypatch):
 def _model_folder(tmp_path, hidden=64, name="m"):
     folder = tmp_path / name
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": hidden, "num_hidden_layers": 2,
-                                                    "intermediate_size": 4 * hidden, "vocab_size": 100}))
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "hidden_size": hidden,
+                "num_hidden_layers": 2,
+                "intermediate_size": 4 * hidden,
+                "vocab_size": 100,
+            }
+        )
+    )
     return folder
 
 

@@ -72,8 +72,13 @@ class Visitor:
 
     # ---- calls
     def call(self, fn_index: int, data: list[Any], event_data: Any = None, timeout: float = 180) -> Result:
-        body = {"data": data, "fn_index": fn_index, "session_hash": self.session_hash, "event_data": event_data,
-                "trigger_id": None}
+        body = {
+            "data": data,
+            "fn_index": fn_index,
+            "session_hash": self.session_hash,
+            "event_data": event_data,
+            "trigger_id": None,
+        }
         joined = self.http.post(f"{self.base}{API}/queue/join", json=body)
         if joined.status_code != 200:
             text = joined.text
@@ -82,8 +87,9 @@ class Visitor:
         event_id = joined.json()["event_id"]
         raw: list[dict] = []
         deadline = time.monotonic() + timeout  # Gradio's heartbeats keep the stream alive: bound the whole call
-        with self.http.stream("GET", f"{self.base}{API}/queue/data", params={"session_hash": self.session_hash},
-                              timeout=timeout) as stream:
+        with self.http.stream(
+            "GET", f"{self.base}{API}/queue/data", params={"session_hash": self.session_hash}, timeout=timeout
+        ) as stream:
             for line in stream.iter_lines():
                 if time.monotonic() > deadline:
                     break
@@ -141,7 +147,18 @@ def session_cookie(secret_key: str, session: dict) -> str:
 def oauth_session(username: str) -> dict:
     import time
 
-    return {"oauth_info": {"access_token": "stand-in-token", "token_type": "bearer", "expires_at": int(time.time()) + 3600,
-                           "scope": "openid profile",
-                           "userinfo": {"sub": "1", "name": username, "preferred_username": username,
-                                        "profile": f"https://huggingface.co/{username}", "picture": ""}}}
+    return {
+        "oauth_info": {
+            "access_token": "stand-in-token",
+            "token_type": "bearer",
+            "expires_at": int(time.time()) + 3600,
+            "scope": "openid profile",
+            "userinfo": {
+                "sub": "1",
+                "name": username,
+                "preferred_username": username,
+                "profile": f"https://huggingface.co/{username}",
+                "picture": "",
+            },
+        }
+    }

@@ -77,7 +77,7 @@ class World:
     demo_run: Path
     model_dir: Path
     canaries: list[str] = field(default_factory=list)
-    visitors: list["Seeded"] = field(default_factory=list)  # two more visitors with a run each (browser test)
+    visitors: list[Seeded] = field(default_factory=list)  # two more visitors with a run each (browser test)
 
     def protected(self) -> list[Path]:
         return [self.victim_dataset, self.victim_run, self.operator_run, self.demo_run]
@@ -102,9 +102,15 @@ def _jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def _chat_rows(marker: str, count: int = 24) -> list[dict]:
-    return [{"messages": [{"role": "user", "content": f"Question {i}? {marker}"},
-                          {"role": "assistant", "content": f"Ahoy! Answer {i}. {marker} — Captain Byte"}]}
-            for i in range(count)]
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": f"Question {i}? {marker}"},
+                {"role": "assistant", "content": f"Ahoy! Answer {i}. {marker} — Captain Byte"},
+            ]
+        }
+        for i in range(count)
+    ]
 
 
 def _dataset(home: Path, dataset_id: str, owner: str, marker: str) -> Path:
@@ -113,48 +119,112 @@ def _dataset(home: Path, dataset_id: str, owner: str, marker: str) -> Path:
     rows = _chat_rows(marker)
     _jsonl(folder / "train.jsonl", rows[:20])
     _jsonl(folder / "validation.jsonl", rows[20:])
-    manifest = {"id": dataset_id, "name": f"data {marker}", "owner": owner, "created_at": "2026-12-01T00:00:00+00:00",
-                "counts": {"train": 20, "validation": 4, "rejected": 0}, "findings_summary": {}, "stats": {}}
+    manifest = {
+        "id": dataset_id,
+        "name": f"data {marker}",
+        "owner": owner,
+        "created_at": "2026-12-01T00:00:00+00:00",
+        "counts": {"train": 20, "validation": 4, "rejected": 0},
+        "findings_summary": {},
+        "stats": {},
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 
 
-def _run(home: Path, run_id: str, owner: str, role: str, model: Path, dataset: Path, marker: str,
-         adapter_from: Path | None = None, shared: bool = False) -> Path:
+def _run(
+    home: Path,
+    run_id: str,
+    owner: str,
+    role: str,
+    model: Path,
+    dataset: Path,
+    marker: str,
+    adapter_from: Path | None = None,
+    shared: bool = False,
+) -> Path:
     folder = home / "runs" / run_id
     (folder / "checkpoints").mkdir(parents=True)
-    config = {"run_id": run_id, "name": f"run {marker}", "model": str(model), "dataset": str(dataset),
-              "max_length": 128, "lora_r": 8, "lora_alpha": 16, "epochs": 1, "max_steps": 10, "learning_rate": 5e-3}
+    config = {
+        "run_id": run_id,
+        "name": f"run {marker}",
+        "model": str(model),
+        "dataset": str(dataset),
+        "max_length": 128,
+        "lora_r": 8,
+        "lora_alpha": 16,
+        "epochs": 1,
+        "max_steps": 10,
+        "learning_rate": 5e-3,
+    }
     (folder / "config.json").write_text(json.dumps(config))
-    status = {"status": "completed", "pid": None, "step": 10, "total_steps": 10, "created_at": "2026-12-01T00:00:00+00:00",
-              "started_at": "2026-12-01T00:00:00+00:00", "ended_at": "2026-12-01T00:05:00+00:00", "error": None,
-              "owner": owner, "owner_role": role, "shared": shared, "notes": [f"note {marker}"]}
+    status = {
+        "status": "completed",
+        "pid": None,
+        "step": 10,
+        "total_steps": 10,
+        "created_at": "2026-12-01T00:00:00+00:00",
+        "started_at": "2026-12-01T00:00:00+00:00",
+        "ended_at": "2026-12-01T00:05:00+00:00",
+        "error": None,
+        "owner": owner,
+        "owner_role": role,
+        "shared": shared,
+        "notes": [f"note {marker}"],
+    }
     (folder / "status.json").write_text(json.dumps(status))
-    _jsonl(folder / "events.jsonl", [{"type": "log", "step": step, "total": 10, "loss": 3.0 - step * 0.1, "time": 1.0}
-                                     for step in range(1, 11)])
+    _jsonl(
+        folder / "events.jsonl",
+        [{"type": "log", "step": step, "total": 10, "loss": 3.0 - step * 0.1, "time": 1.0} for step in range(1, 11)],
+    )
     (folder / "log.txt").write_text(f"=== start: training {marker}\nstep 10 loss 2.0\n")
     adapter = folder / "adapter"
     if adapter_from is not None:
         shutil.copytree(adapter_from, adapter)
     else:
         adapter.mkdir()
-        (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(model), "r": 8,
-                                                                 "peft_type": "LORA", "note": marker}))
+        (adapter / "adapter_config.json").write_text(
+            json.dumps({"base_model_name_or_path": str(model), "r": 8, "peft_type": "LORA", "note": marker})
+        )
         (adapter / "adapter_model.safetensors").write_bytes(b"not really weights " + marker.encode())
     (folder / "README.md").write_text(f"# model card {marker}\n")
     compare = folder / "compare"
     compare.mkdir()
-    rows = [{"prompt": f"Question {i}? {marker}", "messages": [{"role": "user", "content": f"Question {i}? {marker}"}],
-             "reference": f"Ahoy! Answer {i}. {marker}", "base": f"base answer {i} {marker}",
-             "tuned": f"Ahoy! tuned answer {i} {marker}", "base_loss": 3.0, "tuned_loss": 1.0,
-             "base_rouge_l": 0.1, "tuned_rouge_l": 0.8} for i in range(3)]
+    rows = [
+        {
+            "prompt": f"Question {i}? {marker}",
+            "messages": [{"role": "user", "content": f"Question {i}? {marker}"}],
+            "reference": f"Ahoy! Answer {i}. {marker}",
+            "base": f"base answer {i} {marker}",
+            "tuned": f"Ahoy! tuned answer {i} {marker}",
+            "base_loss": 3.0,
+            "tuned_loss": 1.0,
+            "base_rouge_l": 0.1,
+            "tuned_rouge_l": 0.8,
+        }
+        for i in range(3)
+    ]
     from studio.compare.evaluate import summarize
 
-    evaluation = {"run_id": run_id, "base_model": str(model), "source": "validation split", "created_at": 1.0,
-                  "seconds": 1.0, "settings": {}, "rows": rows, "summary": summarize(rows)}
+    evaluation = {
+        "run_id": run_id,
+        "base_model": str(model),
+        "source": "validation split",
+        "created_at": 1.0,
+        "seconds": 1.0,
+        "settings": {},
+        "rows": rows,
+        "summary": summarize(rows),
+    }
     (compare / "eval.json").write_text(json.dumps(evaluation))
-    ballot = {"seed": 1, "eval_created_at": 1.0, "items": [{"index": i, "tuned_is": "A"} for i in range(3)],
-              "votes": {"0": "A"}, "created_at": 1.0, "voter": marker}
+    ballot = {
+        "seed": 1,
+        "eval_created_at": 1.0,
+        "items": [{"index": i, "tuned_is": "A"} for i in range(3)],
+        "votes": {"0": "A"},
+        "created_at": 1.0,
+        "voter": marker,
+    }
     (compare / "votes.json").write_text(json.dumps(ballot))
     (compare / "report.html").write_text(f"<html>{marker}</html>")
     return folder
@@ -171,14 +241,37 @@ def build_world(home: Path, tiny_model_dir: Path, demo_adapter: Path) -> World:
         victim_id = access.new_browser_id()
         victim_token = access.sign(victim_id)
     victim_dataset = _dataset(home, f"victim-data-{secrets.token_hex(4)}", victim_id, canaries["victim"])
-    victim_run = _run(home, f"run-victim{secrets.token_hex(4)}", victim_id, "anonymous visitor", model_dir,
-                      victim_dataset, canaries["victim"])
+    victim_run = _run(
+        home,
+        f"run-victim{secrets.token_hex(4)}",
+        victim_id,
+        "anonymous visitor",
+        model_dir,
+        victim_dataset,
+        canaries["victim"],
+    )
     operator_dataset = _dataset(home, f"operator-data-{secrets.token_hex(4)}", "local", canaries["operator"])
-    operator_run = _run(home, f"run-operator{secrets.token_hex(4)}", "local", "operator", model_dir, operator_dataset,
-                        canaries["operator"])
+    operator_run = _run(
+        home,
+        f"run-operator{secrets.token_hex(4)}",
+        "local",
+        "operator",
+        model_dir,
+        operator_dataset,
+        canaries["operator"],
+    )
     demo_dataset = _dataset(home, f"demo-data-{secrets.token_hex(4)}", "local", "shared-demo")
-    demo_run = _run(home, f"run-demo{secrets.token_hex(4)}", "local", "operator", model_dir, demo_dataset,
-                    "shared-demo", adapter_from=demo_adapter, shared=True)
+    demo_run = _run(
+        home,
+        f"run-demo{secrets.token_hex(4)}",
+        "local",
+        "operator",
+        model_dir,
+        demo_dataset,
+        "shared-demo",
+        adapter_from=demo_adapter,
+        shared=True,
+    )
     seeded = []
     for label in ("A", "B"):
         with studio_secret():
@@ -188,11 +281,28 @@ def build_world(home: Path, tiny_model_dir: Path, demo_adapter: Path) -> World:
             token = access.sign(user_id)
         marker = f"visitor{label}-{secrets.token_hex(3)}"
         own_dataset = _dataset(home, f"visitor{label}-data-{secrets.token_hex(4)}", user_id, marker)
-        run = _run(home, f"run-visitor{label}{secrets.token_hex(4)}", user_id, "anonymous visitor", model_dir,
-                   own_dataset, marker)
+        run = _run(
+            home,
+            f"run-visitor{label}{secrets.token_hex(4)}",
+            user_id,
+            "anonymous visitor",
+            model_dir,
+            own_dataset,
+            marker,
+        )
         seeded.append(Seeded(user_id, token, run, f"run {marker}"))
-    return World(home, victim_id, victim_token, victim_dataset, victim_run, operator_run, demo_run, model_dir,
-                 [canaries["victim"], canaries["operator"]], seeded)
+    return World(
+        home,
+        victim_id,
+        victim_token,
+        victim_dataset,
+        victim_run,
+        operator_run,
+        demo_run,
+        model_dir,
+        [canaries["victim"], canaries["operator"]],
+        seeded,
+    )
 
 
 def free_port() -> int:
@@ -220,16 +330,32 @@ class App:
 def start_app(world: World, extra_env: dict, launcher: list[str] | None = None) -> App:
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith(("STUDIO_", "SPACE", "OAUTH_"))}
-    env.update({"STUDIO_HOME": str(world.home), "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-                "HF_HUB_OFFLINE": "1", "HF_HOME": str(world.home / "hf_cache"), "HF_TOKEN": FAKE_TOKEN,
-                "STUDIO_SECRET": SECRET, "STUDIO_ADMIN_PASSWORD": ADMIN_PASSWORD,
-                "GRADIO_TEMP_DIR": str(world.home.parent / "gradio-uploads"),  # not a prefix match of home
-                "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "STUDIO_HOME": str(world.home),
+            "GRADIO_SERVER_NAME": "127.0.0.1",
+            "GRADIO_SERVER_PORT": str(port),
+            "HF_HUB_OFFLINE": "1",
+            "HF_HOME": str(world.home / "hf_cache"),
+            "HF_TOKEN": FAKE_TOKEN,
+            "STUDIO_SECRET": SECRET,
+            "STUDIO_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "GRADIO_TEMP_DIR": str(world.home.parent / "gradio-uploads"),  # not a prefix match of home
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra_env)
     log = world.home.parent / f"{world.home.name}-app.log"
     with open(log, "ab") as out:
-        process = subprocess.Popen(launcher or [sys.executable, "app.py"], cwd=REPO, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            launcher or [sys.executable, "app.py"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -271,11 +397,22 @@ def demo_adapter(tiny_model_dir, tmp_path_factory) -> Path:
 
 # The sweep sends every handler wrong values, the admin sign-in too: room for those attempts so the operator test
 # after it can still sign in (the limiter itself is tested in test_limits_and_writes).
-PUBLIC_ENV = {"SPACE_ID": "attack-suite/studio", "SPACE_AUTHOR_NAME": OWNER, "STUDIO_QUOTA_DATASETS": "2",
-              "STUDIO_QUOTA_ACTIVE_RUNS": "1", "STUDIO_MAX_PASSWORD_ATTEMPTS": "100"}
-OAUTH_ENV = {"SPACE_ID": "attack-suite/studio", "SPACE_AUTHOR_NAME": OWNER, "STUDIO_AUTH": "oauth",
-             "STUDIO_OWNERS": OWNER, "STUDIO_OAUTH_LOCAL": "1", "OAUTH_CLIENT_SECRET": OAUTH_SECRET,
-             "STUDIO_TEST_OAUTH_USER": OWNER}
+PUBLIC_ENV = {
+    "SPACE_ID": "attack-suite/studio",
+    "SPACE_AUTHOR_NAME": OWNER,
+    "STUDIO_QUOTA_DATASETS": "2",
+    "STUDIO_QUOTA_ACTIVE_RUNS": "1",
+    "STUDIO_MAX_PASSWORD_ATTEMPTS": "100",
+}
+OAUTH_ENV = {
+    "SPACE_ID": "attack-suite/studio",
+    "SPACE_AUTHOR_NAME": OWNER,
+    "STUDIO_AUTH": "oauth",
+    "STUDIO_OWNERS": OWNER,
+    "STUDIO_OAUTH_LOCAL": "1",
+    "OAUTH_CLIENT_SECRET": OAUTH_SECRET,
+    "STUDIO_TEST_OAUTH_USER": OWNER,
+}
 
 
 @pytest.fixture(scope="session")

@@ -18,10 +18,19 @@ USER = os.environ.get("STUDIO_TEST_OAUTH_USER", "stand-in-user")
 
 
 def _profile():
-    return {"access_token": "stand-in-token", "token_type": "bearer", "expires_at": int(time.time()) + 3600,
-            "scope": "openid profile",
-            "userinfo": {"sub": "1", "name": USER, "preferred_username": USER,
-                         "profile": f"https://huggingface.co/{USER}", "picture": ""}}
+    return {
+        "access_token": "stand-in-token",
+        "token_type": "bearer",
+        "expires_at": int(time.time()) + 3600,
+        "scope": "openid profile",
+        "userinfo": {
+            "sub": "1",
+            "name": USER,
+            "preferred_username": USER,
+            "profile": f"https://huggingface.co/{USER}",
+            "picture": "",
+        },
+    }
 
 
 gradio.oauth._get_mocked_oauth_info = _profile

@@ -12,8 +12,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def _until(page, condition: str, timeout: float = 60_000) -> None:
-    page.wait_for_function("() => { const text = (s) => document.querySelector(s)?.innerText || ''; return "
-                           + condition + "; }", timeout=timeout)
+    page.wait_for_function(
+        "() => { const text = (s) => document.querySelector(s)?.innerText || ''; return " + condition + "; }",
+        timeout=timeout,
+    )
 
 
 def test_two_visitors_see_only_their_own_runs_and_the_shared_demo(browser, public_app, output_dir):

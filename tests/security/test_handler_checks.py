@@ -27,10 +27,12 @@ def victim_world(tmp_path):
     dataset = paths.datasets_dir() / f"victim-{victim.user_id}"
     dataset.mkdir()
     (dataset / "train.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "CANARY"}]}) + "\n")
-    (dataset / "manifest.json").write_text(json.dumps({"id": dataset.name, "name": "victim data", "owner": victim.user_id,
-                                                       "counts": {"train": 1}}))
-    record = store.create_run(RunConfig(dataset=str(dataset), name="victim run"), victim.user_id,
-                              owner_role=access.ANONYMOUS)
+    (dataset / "manifest.json").write_text(
+        json.dumps({"id": dataset.name, "name": "victim data", "owner": victim.user_id, "counts": {"train": 1}})
+    )
+    record = store.create_run(
+        RunConfig(dataset=str(dataset), name="victim run"), victim.user_id, owner_role=access.ANONYMOUS
+    )
     store.update_status(record.dir, status="completed")
     adapter = record.dir / "adapter"
     adapter.mkdir()
@@ -49,14 +51,23 @@ def test_train_tab_handlers_refuse_another_visitors_run(public, victim_world):
     victim, dataset, record = victim_world
     view = train_tab.open_view(record.run_id)
     with access.acting(_attacker()):
-        refusals = [train_tab.stop_run(view, None, None), train_tab.force_stop_run(view, None, None),
-                    train_tab.resume_run(view, None, None)[0], train_tab.delete_run(view, None, None)[0],
-                    train_tab.ask_delete(view)[0], train_tab.export_zip(view)[1], train_tab.ask_merge(view)[0],
-                    train_tab.merge_run(view, progress=lambda *a, **k: None)[0],
-                    train_tab.push_run(view, "me/x", "hf_x", "Adapter", True)[0], train_tab.train_again(view)[-1],
-                    train_tab.open_in_compare(view)[2], train_tab.render(view, None)[2],
-                    train_tab.describe_dataset(str(dataset))[0], train_tab.describe_dataset(dataset.name)[0],
-                    train_tab.share_run(view)]
+        refusals = [
+            train_tab.stop_run(view, None, None),
+            train_tab.force_stop_run(view, None, None),
+            train_tab.resume_run(view, None, None)[0],
+            train_tab.delete_run(view, None, None)[0],
+            train_tab.ask_delete(view)[0],
+            train_tab.export_zip(view)[1],
+            train_tab.ask_merge(view)[0],
+            train_tab.merge_run(view, progress=lambda *a, **k: None)[0],
+            train_tab.push_run(view, "me/x", "hf_x", "Adapter", True)[0],
+            train_tab.train_again(view)[-1],
+            train_tab.open_in_compare(view)[2],
+            train_tab.render(view, None)[2],
+            train_tab.describe_dataset(str(dataset))[0],
+            train_tab.describe_dataset(dataset.name)[0],
+            train_tab.share_run(view),
+        ]
         assert train_tab._config_json(record.run_id) == ""
         assert record.run_id not in train_tab.history_table()[1]
     for message in refusals:
@@ -75,8 +86,11 @@ def test_export_logic_checks_the_caller_on_every_path(public, victim_world, caps
     from studio.train import export
 
     victim, _dataset, record = victim_world
-    attempts = {"zip": lambda: export.zip_adapter(record.dir), "merge": lambda: export.merge(record.dir),
-                "push": lambda: export.push_to_hub(record.dir, "me/stolen", "hf_attackerToken0123456789")}
+    attempts = {
+        "zip": lambda: export.zip_adapter(record.dir),
+        "merge": lambda: export.merge(record.dir),
+        "push": lambda: export.push_to_hub(record.dir, "me/stolen", "hf_attackerToken0123456789"),
+    }
     for who in (_attacker(), access.Identity(None, access.ANONYMOUS)):
         with access.acting(who):
             for name, attempt in attempts.items():
@@ -97,8 +111,11 @@ def test_merging_a_remote_code_run_is_refused_on_every_path(public, victim_world
     from studio.train import export
 
     victim, dataset, _record = victim_world
-    record = store.create_run(RunConfig(dataset=str(dataset), name="remote code run", trust_remote_code=True),
-                              victim.user_id, owner_role=access.ANONYMOUS)
+    record = store.create_run(
+        RunConfig(dataset=str(dataset), name="remote code run", trust_remote_code=True),
+        victim.user_id,
+        owner_role=access.ANONYMOUS,
+    )
     store.update_status(record.dir, status="completed")
     (record.dir / "adapter").mkdir()
     (record.dir / "adapter" / "adapter_config.json").write_text("{}")
@@ -118,12 +135,18 @@ def test_compare_handlers_refuse_another_visitors_run(public, victim_world):
     victim, _dataset, record = victim_world
     with access.acting(_attacker()):
         voter = "voter-attacker"  # the blind view's outputs: (voter, who, prompt or message, ...)
-        outputs = [compare_tab.open_run(record.run_id, "")[0], compare_tab.ab_start(record.run_id, "")[2],
-                   compare_tab.ab_new_voter(record.run_id)[2], compare_tab.ab_vote(record.run_id, voter, 0, "A")[2],
-                   compare_tab.vote_button("B")(record.run_id, voter, 0)[2],
-                   compare_tab.ab_reveal(record.run_id, voter)[2], compare_tab.build_report(record.run_id)[0],
-                   compare_tab.run_evaluation(record.run_id, 2, None, "", 16, progress=lambda *a, **k: None)[0],
-                   compare_tab.open_run(str(record.dir), "")[0], compare_tab.open_run("/etc", "")[0]]
+        outputs = [
+            compare_tab.open_run(record.run_id, "")[0],
+            compare_tab.ab_start(record.run_id, "")[2],
+            compare_tab.ab_new_voter(record.run_id)[2],
+            compare_tab.ab_vote(record.run_id, voter, 0, "A")[2],
+            compare_tab.vote_button("B")(record.run_id, voter, 0)[2],
+            compare_tab.ab_reveal(record.run_id, voter)[2],
+            compare_tab.build_report(record.run_id)[0],
+            compare_tab.run_evaluation(record.run_id, 2, None, "", 16, progress=lambda *a, **k: None)[0],
+            compare_tab.open_run(str(record.dir), "")[0],
+            compare_tab.open_run("/etc", "")[0],
+        ]
         chat = list(compare_tab.chat("hi", [], [], [], record.run_id, "", "", 0, 1, 8, 0))[-1]
         assert record.run_id not in json.dumps(compare_tab.run_choices())
         assert compare_tab.refresh_verdict(record.run_id) == compare_tab.gr.update()  # no verdict of another's run
@@ -160,8 +183,12 @@ def test_the_worker_gets_the_token_only_for_an_operators_hub_run(public, monkeyp
     assert not supervisor.remote_code_allowed(remote)  # public mode, not allowed by the operator
     monkeypatch.setenv("STUDIO_ALLOW_REMOTE_CODE", "1")
     assert supervisor.remote_code_allowed(remote)
-    assert supervisor.worker_env(RunConfig(dataset="/x", trust_remote_code=True),
-                                 remote_code=False)[supervisor.REMOTE_CODE_FLAG] == "0"
+    assert (
+        supervisor.worker_env(RunConfig(dataset="/x", trust_remote_code=True), remote_code=False)[
+            supervisor.REMOTE_CODE_FLAG
+        ]
+        == "0"
+    )
 
 
 def test_downloads_for_a_visitors_ids_use_no_token(public, monkeypatch):

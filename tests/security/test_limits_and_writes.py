@@ -15,7 +15,6 @@ from studio import access
 from tests.security.client import Visitor
 
 
-
 def _bomb_parquet(megabytes: int = 67) -> bytes:
     """A few KB of Parquet (zstd) that decode to `megabytes` MB of text."""
     import pyarrow as pa
@@ -37,8 +36,10 @@ def test_a_parquet_bomb_is_refused_before_decoding(public_app):
     visitor = Visitor(public_app.url)
     visitor.load_page()
     # A small valid file first: the first lint loads the model's tokenizer (hundreds of MB), not the bomb's doing.
-    rows = "".join(json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}) + "\n"
-                   for _ in range(3))
+    rows = "".join(
+        json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}) + "\n"
+        for _ in range(3)
+    )
     assert visitor.call_named("lint_upload", [visitor.upload("small.jsonl", rows.encode()), None, 0, 8]).success
     app = psutil.Process(public_app.process.pid)
     before = app.memory_info().rss
@@ -144,7 +145,9 @@ def test_names_are_escaped_where_they_are_rendered(public_app):
     visitor.load_page()
     linted = visitor.call_named("lint_sample", ["assistant_style", str(public_app.world.model_dir), 0, 8])
     assert linted.success, linted.text[:300]
-    saved = visitor.call_named("fix_and_split", [None, 10, 42, "![x](http://evil.example/p.png)<img src=x onerror=alert(1)>"])
+    saved = visitor.call_named(
+        "fix_and_split", [None, 10, 42, "![x](http://evil.example/p.png)<img src=x onerror=alert(1)>"]
+    )
     assert saved.success and "Saved" in saved.text, saved.text[:300]
     assert "](http://evil.example" not in saved.text and "<img src=x" not in saved.text
     visitor.close()
@@ -155,8 +158,12 @@ def test_secret_findings_never_echo_the_secret(tmp_path):
 
     secret = "hf_" + "Q" * 34
     path = tmp_path / "rows.jsonl"
-    path.write_text(json.dumps({"messages": [{"role": "user", "content": f"my key is {secret}"},
-                                             {"role": "assistant", "content": "ok"}]}) + "\n")
+    path.write_text(
+        json.dumps(
+            {"messages": [{"role": "user", "content": f"my key is {secret}"}, {"role": "assistant", "content": "ok"}]}
+        )
+        + "\n"
+    )
     report = lint_file(str(path), "rows.jsonl")
     text = json.dumps([finding.to_dict() for finding in report.findings])
     assert report.findings  # the secret was found…

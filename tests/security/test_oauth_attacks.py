@@ -50,8 +50,11 @@ def rules(oauth_app):
 
 def _visitors(app):
     forged = {"session": session_cookie("not-the-space-secret", oauth_session(OWNER))}
-    return {"anonymous": Visitor(app.url), "signed-in stranger": Visitor(app.url, cookies=signed_in_cookie("mallory")),
-            "forged owner cookie": Visitor(app.url, cookies=forged)}
+    return {
+        "anonymous": Visitor(app.url),
+        "signed-in stranger": Visitor(app.url, cookies=signed_in_cookie("mallory")),
+        "forged owner cookie": Visitor(app.url, cookies=forged),
+    }
 
 
 def test_visitors_are_refused_every_handler_their_role_lacks(oauth_app, rules):
@@ -65,8 +68,12 @@ def test_visitors_are_refused_every_handler_their_role_lacks(oauth_app, rules):
             if rule in VISITOR_RULES:
                 continue
             # Each input at its component's own default value: valid for Gradio, so the handler itself decides.
-            data = [None if visitor.component(cid).get("type") == "state" else
-                    visitor.component(cid).get("props", {}).get("value") for cid in dep["inputs"]]
+            data = [
+                None
+                if visitor.component(cid).get("type") == "state"
+                else visitor.component(cid).get("props", {}).get("value")
+                for cid in dep["inputs"]
+            ]
             result = visitor.call(dep["id"], data)
             assert not result.success and result.refused, (label, dep.get("api_name"), result.text[:300])
             assert "owners of this Space" in result.error

@@ -84,8 +84,15 @@ def test_every_handler_attacked_with_other_visitors_ids_and_paths_changes_and_le
     folders and /etc paths in every input — once with a fresh session (no page load), once after loading the
     page. None may change the victim's or the operator's files, or return their data or a server path."""
     world = public_app.world
-    targets = [world.victim_run.name, world.victim_dataset.name, world.operator_run.name, "/etc/passwd",
-               str(world.victim_run), str(world.victim_dataset), "../../runs/" + world.victim_run.name]
+    targets = [
+        world.victim_run.name,
+        world.victim_dataset.name,
+        world.operator_run.name,
+        "/etc/passwd",
+        str(world.victim_run),
+        str(world.victim_dataset),
+        "../../runs/" + world.victim_run.name,
+    ]
     visitors = []
     for loaded in (False, True):
         visitor = Visitor(public_app.url)
@@ -99,10 +106,17 @@ def test_every_handler_attacked_with_other_visitors_ids_and_paths_changes_and_le
                 if dep.get("api_name", "").split("_")[0] in SKIPPED or dep.get("api_name") in SKIPPED:
                     continue
                 data = [_sweep_value(visitor.component(cid), target) for cid in dep["inputs"]]
-                if target != targets[0] and not any(isinstance(value, (str, dict, list)) for value in data) \
-                        and not dep.get("collects_event_data"):
+                if (
+                    target != targets[0]
+                    and not any(isinstance(value, (str, dict, list)) for value in data)
+                    and not dep.get("collects_event_data")
+                ):
                     continue  # nothing of the target reaches this handler: once is enough
-                event = {"index": [0, 0], "value": target, "row_value": [target] * 3} if dep.get("collects_event_data") else None
+                event = (
+                    {"index": [0, 0], "value": target, "row_value": [target] * 3}
+                    if dep.get("collects_event_data")
+                    else None
+                )
                 visitor.call(dep["id"], data, event_data=event, timeout=120)
     assert world.checksum() == before
     for visitor in visitors:
@@ -122,8 +136,12 @@ def test_operator_tools_are_refused_to_visitors(public_app, attacker, before):
     operate = [dep for dep in attacker.dependencies() if rules.get(dep["id"]) == "operate"]
     assert len(operate) >= 4
     for dep in operate:
-        data = [None if attacker.component(cid).get("type") == "state" else
-                attacker.component(cid).get("props", {}).get("value") for cid in dep["inputs"]]
+        data = [
+            None
+            if attacker.component(cid).get("type") == "state"
+            else attacker.component(cid).get("props", {}).get("value")
+            for cid in dep["inputs"]
+        ]
         result = attacker.call(dep["id"], data)
         assert not result.success and result.refused, (dep["api_name"], result.error)
         assert "operator" in result.error
@@ -161,14 +179,27 @@ def test_compare_on_another_visitors_run_is_refused_by_id_and_by_path(public_app
     link = world.home / "runs" / "run-symlinkout"
     if not link.exists():
         link.symlink_to(outside)
-    targets = [world.victim_run.name, str(world.victim_run), str(world.victim_run / "adapter"), "/etc",
-               str(outside), link.name, str(link), "../" + world.victim_run.name, world.operator_run.name]
+    targets = [
+        world.victim_run.name,
+        str(world.victim_run),
+        str(world.victim_run / "adapter"),
+        "/etc",
+        str(outside),
+        link.name,
+        str(link),
+        "../" + world.victim_run.name,
+        world.operator_run.name,
+    ]
     for target in targets:
         opened = attacker.call_named("open_run", [target, ""])
         assert opened.refused, (target, opened.text[:300])
-        for handler, data in (("ab_start", [target, ""]), ("ab_new_voter", [target]),
-                              ("ab_reveal", [target, "voter-attacker"]), ("build_report", [target]),
-                              ("run_evaluation", [target, 2, None, "", 16, 0.7, 0.9, 1.0, False, 0])):
+        for handler, data in (
+            ("ab_start", [target, ""]),
+            ("ab_new_voter", [target]),
+            ("ab_reveal", [target, "voter-attacker"]),
+            ("build_report", [target]),
+            ("run_evaluation", [target, 2, None, "", 16, 0.7, 0.9, 1.0, False, 0]),
+        ):
             result = attacker.call_named(handler, data)
             # Refused by the handler, or by Gradio itself: a value its dropdown never offered this session.
             assert result.refused or "not in the list of choices" in result.text, (handler, target, result.text[:300])
@@ -177,7 +208,7 @@ def test_compare_on_another_visitors_run_is_refused_by_id_and_by_path(public_app
     # The same words for a run that exists and one that does not: ids cannot be probed.
     missing = attacker.call_named("open_run", ["run-doesnotexist", ""])
     present = attacker.call_named("open_run", [world.victim_run.name, ""])
-    assert missing.text.replace("run-doesnotexist", "X") .count("Not allowed") == present.text.count("Not allowed")
+    assert missing.text.replace("run-doesnotexist", "X").count("Not allowed") == present.text.count("Not allowed")
     assert world.checksum() == before
     _no_leaks(public_app, attacker, home_path_check=False)
 
@@ -190,8 +221,11 @@ def test_train_form_refuses_other_datasets_server_models_and_remote_code(public_
     check = attacker.fn_index("check_where")
     start = attacker.fn_index("start_where")
     here = ["local", None, None]  # Where to train: this machine (flavour and cost cap unused)
-    rows = "".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
-                                            {"role": "assistant", "content": f"a{i}"}]}) + "\n" for i in range(12))
+    rows = "".join(
+        json.dumps({"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]})
+        + "\n"
+        for i in range(12)
+    )
     own = attacker.call_named("upload_dataset", [attacker.upload("own.jsonl", rows.encode())]).data[0]["value"]
 
     def form(**changes):
@@ -206,8 +240,13 @@ def test_train_form_refuses_other_datasets_server_models_and_remote_code(public_
             result = attacker.call(fn, form(dataset=dataset) + extra)
             assert result.refused or "not in the list of choices" in result.text, result.text[:300]
     # Server folders as the model, and remote code, with the attacker's own dataset: the handler refuses.
-    for values in (form(model="/etc"), form(model=str(world.victim_run / "adapter")), form(model="/definitely/not/here"),
-                   form(model="studio/data"), form(model=str(world.model_dir), trust_remote_code=True)):
+    for values in (
+        form(model="/etc"),
+        form(model=str(world.victim_run / "adapter")),
+        form(model="/definitely/not/here"),
+        form(model="studio/data"),
+        form(model=str(world.model_dir), trust_remote_code=True),
+    ):
         for fn, extra in ((check, [{}, *here]), (start, [{}, *here, None, None])):
             result = attacker.call(fn, values + extra)
             assert result.refused, (values[:3], result.text[:400])
@@ -259,8 +298,11 @@ def test_a_vote_on_the_shared_demo_goes_to_the_voters_own_ballot(public_app, att
 def test_quota_limits_a_visitors_saved_datasets(public_app, attacker):
     attacker.load_page()
     upload = attacker.fn_index("upload_dataset")
-    rows = "".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
-                                            {"role": "assistant", "content": f"a{i}"}]}) + "\n" for i in range(12))
+    rows = "".join(
+        json.dumps({"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]})
+        + "\n"
+        for i in range(12)
+    )
     results = [attacker.call(upload, [attacker.upload(f"mine-{n}.jsonl", rows.encode())]) for n in range(3)]
     assert all(result.success for result in results)
     texts = [json.dumps(result.data) for result in results]
@@ -292,23 +334,43 @@ def test_visitor_runs_queue_get_no_token_and_cancel(public_app):
     try:
         for visitor in (first, second):
             visitor.load_page()
-            rows = "".join(json.dumps({"messages": [{"role": "user", "content": f"What is {i}+1?"},
-                                                    {"role": "assistant", "content": f"Ahoy! {i + 1}."}]}) + "\n"
-                           for i in range(40))
+            rows = "".join(
+                json.dumps(
+                    {
+                        "messages": [
+                            {"role": "user", "content": f"What is {i}+1?"},
+                            {"role": "assistant", "content": f"Ahoy! {i + 1}."},
+                        ]
+                    }
+                )
+                + "\n"
+                for i in range(40)
+            )
             saved = visitor.call_named("upload_dataset", [visitor.upload("sums.jsonl", rows.encode())])
             assert saved.success and "no errors" in json.dumps(saved.data), saved.text[:400]
             dataset_value = saved.data[0]["value"]
             assert not str(dataset_value).startswith("/")  # an id, not a server path
             values = dict(zip(train_tab.FORM_FIELDS, train_tab.form_values({})))
-            values.update(model=str(world.model_dir), dataset=dataset_value, max_steps=400, max_length=32,
-                          batch_size=2, learning_rate=0.001, save_steps=0, eval_steps=0)
+            values.update(
+                model=str(world.model_dir),
+                dataset=dataset_value,
+                max_steps=400,
+                max_length=32,
+                batch_size=2,
+                learning_rate=0.001,
+                save_steps=0,
+                eval_steps=0,
+            )
             form = [values[name] for name in train_tab.FORM_FIELDS]
             started = visitor.call_named("start_where_anyway", form + [{}, "local", None, None, None, None])
             assert started.success and ("Started" in started.text or "queued" in started.text), started.text[:500]
             me = visitor.call_named("hand_back_token", [None]).data[0].split(".")[0]
-            (mine,) = [folder.name for folder in (world.home / "runs").glob("run-*")
-                       if (folder / "status.json").is_file()
-                       and json.loads((folder / "status.json").read_text()).get("owner") == me]
+            (mine,) = [
+                folder.name
+                for folder in (world.home / "runs").glob("run-*")
+                if (folder / "status.json").is_file()
+                and json.loads((folder / "status.json").read_text()).get("owner") == me
+            ]
             runs.append(mine)
         first_dir, second_dir = (world.home / "runs" / run_id for run_id in runs)
         deadline = time.monotonic() + 60

@@ -19,15 +19,28 @@ MODES = {
     "private": {},
     "public": {"SPACE_ID": "attack-suite/studio"},
     "oauth": {"SPACE_ID": "attack-suite/studio", "STUDIO_AUTH": "oauth", "STUDIO_OWNERS": "owner-alice"},
-    "oauth with sign-in": {"SPACE_ID": "attack-suite/studio", "STUDIO_AUTH": "oauth", "STUDIO_OWNERS": "owner-alice",
-                           "STUDIO_OAUTH_LOCAL": "1", "OAUTH_CLIENT_SECRET": "attack-suite-oauth-secret"},
+    "oauth with sign-in": {
+        "SPACE_ID": "attack-suite/studio",
+        "STUDIO_AUTH": "oauth",
+        "STUDIO_OWNERS": "owner-alice",
+        "STUDIO_OAUTH_LOCAL": "1",
+        "OAUTH_CLIENT_SECRET": "attack-suite-oauth-secret",
+    },
 }
 
 
 @contextlib.contextmanager
 def environment(values: dict):
-    keys = ("SPACE_ID", "STUDIO_AUTH", "STUDIO_OWNERS", "STUDIO_MODE", "STUDIO_PASSWORD", "STUDIO_OAUTH_LOCAL",
-            "OAUTH_CLIENT_SECRET", *values)
+    keys = (
+        "SPACE_ID",
+        "STUDIO_AUTH",
+        "STUDIO_OWNERS",
+        "STUDIO_MODE",
+        "STUDIO_PASSWORD",
+        "STUDIO_OAUTH_LOCAL",
+        "OAUTH_CLIENT_SECRET",
+        *values,
+    )
     saved = {key: os.environ.get(key) for key in keys}
     for key in keys:
         os.environ.pop(key, None)
@@ -62,8 +75,10 @@ def unguarded(demo: gr.Blocks) -> list[str]:
 
 def stand_in_profile():
     """What Gradio's local sign-in stand-in would read from the machine's Hugging Face login (none here)."""
-    return {"access_token": "x", "userinfo": {"name": "owner-alice", "preferred_username": "owner-alice",
-                                              "profile": "", "picture": ""}}
+    return {
+        "access_token": "x",
+        "userinfo": {"name": "owner-alice", "preferred_username": "owner-alice", "profile": "", "picture": ""},
+    }
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))

@@ -23,8 +23,17 @@ def test_training_and_export_never_write_the_token(tiny_model_dir, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     monkeypatch.setattr(supervisor, "needs_hub_token", lambda record: True)  # the worker gets the token
     dataset = write_dataset(paths.datasets_dir() / "token-hygiene")
-    config = RunConfig(model=str(tiny_model_dir), dataset=str(dataset), max_steps=6, learning_rate=2e-3,
-                       batch_size=8, max_length=64, torch_threads=1, save_steps=3, name="token hygiene")
+    config = RunConfig(
+        model=str(tiny_model_dir),
+        dataset=str(dataset),
+        max_steps=6,
+        learning_rate=2e-3,
+        batch_size=8,
+        max_length=64,
+        torch_threads=1,
+        save_steps=3,
+        name="token hygiene",
+    )
     record = supervisor.launch(config, owner="alice")
     environ = b""
     deadline = time.monotonic() + 60

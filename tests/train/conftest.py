@@ -11,8 +11,12 @@ import pytest
 
 def _row(rng: random.Random) -> dict:
     a, b = rng.randint(0, 9), rng.randint(0, 9)
-    return {"messages": [{"role": "user", "content": f"What is {a} + {b}?"},
-                         {"role": "assistant", "content": f"Arr, matey! {a} + {b} = {a + b}."}]}
+    return {
+        "messages": [
+            {"role": "user", "content": f"What is {a} + {b}?"},
+            {"role": "assistant", "content": f"Arr, matey! {a} + {b} = {a + b}."},
+        ]
+    }
 
 
 def write_dataset(folder: Path, train_rows: int = 64, validation_rows: int = 8, seed: int = 0) -> Path:
@@ -23,10 +27,17 @@ def write_dataset(folder: Path, train_rows: int = 64, validation_rows: int = 8, 
     validation = [_row(rng) for _ in range(validation_rows)]
     (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
     (folder / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in validation))
-    manifest = {"id": folder.name, "name": "tiny sums", "source_name": "sums.jsonl", "source_sha256": "0" * 64,
-                "format": "messages", "created_at": "2026-01-01T00:00:00+00:00",
-                "counts": {"train": train_rows, "validation": validation_rows, "rejected": 0},
-                "findings_summary": {}, "stats": {}}
+    manifest = {
+        "id": folder.name,
+        "name": "tiny sums",
+        "source_name": "sums.jsonl",
+        "source_sha256": "0" * 64,
+        "format": "messages",
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "counts": {"train": train_rows, "validation": validation_rows, "rejected": 0},
+        "findings_summary": {},
+        "stats": {},
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 
@@ -42,8 +53,15 @@ def tiny_config(tiny_model_dir, tiny_dataset_dir):
     from studio.train.config import RunConfig
 
     def make(**changes):
-        values = dict(model=str(tiny_model_dir), dataset=str(tiny_dataset_dir), max_steps=20, learning_rate=2e-3,
-                      batch_size=8, max_length=64, torch_threads=1)
+        values = dict(
+            model=str(tiny_model_dir),
+            dataset=str(tiny_dataset_dir),
+            max_steps=20,
+            learning_rate=2e-3,
+            batch_size=8,
+            max_length=64,
+            torch_threads=1,
+        )
         values.update(changes)
         return RunConfig(**values)
 

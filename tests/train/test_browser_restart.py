@@ -26,8 +26,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _until(page, condition: str, timeout: float = 120_000) -> None:
-    page.wait_for_function("() => { const text = (s) => document.querySelector(s)?.innerText || ''; return "
-                           + condition + "; }", timeout=timeout)
+    page.wait_for_function(
+        "() => { const text = (s) => document.querySelector(s)?.innerText || ''; return " + condition + "; }",
+        timeout=timeout,
+    )
 
 
 def _free_port() -> int:
@@ -41,8 +43,9 @@ def _free_port() -> int:
 def _start_app(home: Path, port: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "STUDIO_HOME": str(home), "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
     with open(log, "ab") as out:
-        app = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+        app = subprocess.Popen(
+            [sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -95,7 +98,9 @@ def test_killing_the_app_mid_run_loses_nothing(browser, tiny_model_dir, tmp_path
         page.locator("#train-advanced").click()
         page.get_by_label("Checkpoint every N steps").fill("5")
         page.locator("#train-start").click()
-        _until(page, "text('#train-start-message').includes('Started') || text('#train-start-message').includes('anyway')")
+        _until(
+            page, "text('#train-start-message').includes('Started') || text('#train-start-message').includes('anyway')"
+        )
         if page.locator("#train-start-anyway").is_visible():
             page.locator("#train-start-anyway").click()
         _until(page, "/running/.test(text('#train-progress'))", timeout=180_000)
@@ -127,7 +132,9 @@ def test_killing_the_app_mid_run_loses_nothing(browser, tiny_model_dir, tmp_path
         page.screenshot(path=str(output_dir / "restart-interrupted.png"), full_page=True)
         record = _status(home)
         assert record["status"] in ("interrupted", "failed")
-        checkpoints = sorted((home / "runs").glob("*/checkpoints/checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        checkpoints = sorted(
+            (home / "runs").glob("*/checkpoints/checkpoint-*"), key=lambda p: int(p.name.split("-")[1])
+        )
         assert checkpoints, "no checkpoint was kept"
         resumed_from = int(checkpoints[-1].name.split("-")[1])
 

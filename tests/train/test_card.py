@@ -22,16 +22,30 @@ def run_dir(tmp_path, monkeypatch) -> Path:
     dataset = tmp_path / "dataset"
     dataset.mkdir()
     (dataset / "train.jsonl").write_text("")  # a saved dataset folder (data.store) has its training split
-    (dataset / "manifest.json").write_text(json.dumps({"name": "pirate chat", "source_hub_id": "someone/pirate-chat",
-                                                       "counts": {"train": 117, "validation": 13}}))
-    record = store.create_run(RunConfig(model=catalog.BUNDLED, dataset=str(dataset), name="captain byte", max_steps=30), "alice")
+    (dataset / "manifest.json").write_text(
+        json.dumps(
+            {"name": "pirate chat", "source_hub_id": "someone/pirate-chat", "counts": {"train": 117, "validation": 13}}
+        )
+    )
+    record = store.create_run(
+        RunConfig(model=catalog.BUNDLED, dataset=str(dataset), name="captain byte", max_steps=30), "alice"
+    )
     for step, loss in enumerate([2.5, 2.1, 1.7, 1.4, 1.2, 1.1], start=1):
         store.append_event(record.dir, {"type": "log", "step": step * 5, "loss": loss})
     store.append_event(record.dir, {"type": "eval", "step": 30, "eval_loss": 1.3})
-    store.update_status(record.dir, status="completed", step=30, total_steps=30, final_loss=1.1, best_eval_loss=1.3,
-                        facts={"train_rows": 117, "eval_rows": 13, "learning_rate": 0.001, "assistant_only_loss": True},
-                        notes=["assistant-only loss on: using the studio's ChatML template with answer markers",
-                               f"resumed from {record.dir}/checkpoints/checkpoint-10"])
+    store.update_status(
+        record.dir,
+        status="completed",
+        step=30,
+        total_steps=30,
+        final_loss=1.1,
+        best_eval_loss=1.3,
+        facts={"train_rows": 117, "eval_rows": 13, "learning_rate": 0.001, "assistant_only_loss": True},
+        notes=[
+            "assistant-only loss on: using the studio's ChatML template with answer markers",
+            f"resumed from {record.dir}/checkpoints/checkpoint-10",
+        ],
+    )
     return record.dir
 
 
@@ -62,8 +76,10 @@ def test_card_holds_nothing_from_the_server(run_dir):
 
 def test_the_held_out_verdict_is_in_the_card_when_compare_saved_one(run_dir):
     (run_dir / "compare").mkdir()
-    evaluation = {"summary": {"prompts": 13, "with_reference": 13, "base_loss": 2.41, "tuned_loss": 1.02, "improved": 12},
-                  "verdict": {"headline": "The tuned model is better on 12 of 13 held-out prompts (95 % interval 0.7–1.6)."}}
+    evaluation = {
+        "summary": {"prompts": 13, "with_reference": 13, "base_loss": 2.41, "tuned_loss": 1.02, "improved": 12},
+        "verdict": {"headline": "The tuned model is better on 12 of 13 held-out prompts (95 % interval 0.7–1.6)."},
+    }
     (run_dir / "compare" / "eval.json").write_text(json.dumps(evaluation))
     text = str(card.build_card(run_dir))
     assert "**Verdict:** The tuned model is better on 12 of 13" in text
@@ -105,8 +121,12 @@ def test_finalize_adapter_replaces_peft_template_names_hub_base_and_drops_the_pi
 
     adapter = run_dir / "adapter"
     adapter.mkdir()
-    (adapter / "README.md").write_text("---\nlibrary_name: peft\n---\n# Model Card for Model ID\n[More Information Needed]\n")
-    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/somewhere/models/SmolLM2", "r": 8}))
+    (adapter / "README.md").write_text(
+        "---\nlibrary_name: peft\n---\n# Model Card for Model ID\n[More Information Needed]\n"
+    )
+    (adapter / "adapter_config.json").write_text(
+        json.dumps({"base_model_name_or_path": "/somewhere/models/SmolLM2", "r": 8})
+    )
     torch.save({"x": 1}, adapter / "training_args.bin")
 
     class Args:

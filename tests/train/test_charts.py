@@ -45,7 +45,12 @@ def test_overfitting_detected_when_eval_rises_while_train_falls():
 
 
 def test_no_overfitting_when_eval_falls_or_rises_only_once():
-    falling = _falling_train(100) + [evaluation(25, 2.0), evaluation(50, 1.8), evaluation(75, 1.7), evaluation(100, 1.6)]
+    falling = _falling_train(100) + [
+        evaluation(25, 2.0),
+        evaluation(50, 1.8),
+        evaluation(75, 1.7),
+        evaluation(100, 1.6),
+    ]
     assert charts.overfitting(falling) is None
     once = _falling_train(100) + [evaluation(25, 2.0), evaluation(50, 1.8), evaluation(75, 1.7), evaluation(100, 1.9)]
     assert charts.overfitting(once) is None
@@ -110,8 +115,13 @@ def test_progress_running_shows_elapsed_and_eta():
 
 
 def test_progress_finished_runs_have_no_eta_and_iso_times_work():
-    status = {"status": "completed", "step": 100, "total_steps": 100,
-              "started_at": "2026-01-01T10:00:00+00:00", "ended_at": "2026-01-01T10:02:00+00:00"}
+    status = {
+        "status": "completed",
+        "step": 100,
+        "total_steps": 100,
+        "started_at": "2026-01-01T10:00:00+00:00",
+        "ended_at": "2026-01-01T10:02:00+00:00",
+    }
     info = charts.progress(status, [])
     assert info["fraction"] == 1.0 and info["eta"] is None and info["elapsed"] == 120.0
     assert "completed" in charts.progress_html(status, [])
@@ -125,7 +135,13 @@ def test_progress_counts_on_from_the_last_event_time():
 
 
 def test_progress_of_a_stopped_run_uses_recorded_elapsed():
-    status = {"status": "stopped", "step": 10, "total_steps": 40, "elapsed": 75.0,
-              "started_at": "2026-01-01T10:00:00+00:00", "ended_at": "2026-01-01T12:00:00+00:00"}
+    status = {
+        "status": "stopped",
+        "step": 10,
+        "total_steps": 40,
+        "elapsed": 75.0,
+        "started_at": "2026-01-01T10:00:00+00:00",
+        "ended_at": "2026-01-01T12:00:00+00:00",
+    }
     info = charts.progress(status, [])
     assert info["elapsed"] == 75.0 and info["eta"] is None and info["fraction"] == 0.25

@@ -16,7 +16,9 @@ from tests.train.test_export import TOKEN, _lora_adapter, _pickle_file
 
 @pytest.fixture(scope="module")
 def finished_run(tiny_model_dir, tiny_dataset_dir):
-    record = store.create_run(RunConfig(model=str(tiny_model_dir), dataset=str(tiny_dataset_dir), name="cli export"), "cli")
+    record = store.create_run(
+        RunConfig(model=str(tiny_model_dir), dataset=str(tiny_dataset_dir), name="cli export"), "cli"
+    )
     _lora_adapter(tiny_model_dir, record.dir / "adapter")
     _pickle_file(record.dir / "adapter" / "training_args.bin")
     store.update_status(record.dir, status="completed", step=10, total_steps=10)
@@ -33,7 +35,13 @@ def test_default_is_the_zip_with_json_output(finished_run, capsys):
     code, out, err = export(capsys, finished_run.run_id, "--json")
     assert code == 0, err
     result = json.loads(out)  # stdout is one JSON document
-    assert result == {"run_id": finished_run.run_id, "source": "adapter", "zip": result["zip"], "merged": None, "pushed": None}
+    assert result == {
+        "run_id": finished_run.run_id,
+        "source": "adapter",
+        "zip": result["zip"],
+        "merged": None,
+        "pushed": None,
+    }
     names = zipfile.ZipFile(result["zip"]).namelist()
     assert "cli-export/adapter_model.safetensors" in names and "cli-export/README.md" in names
     assert not any(name.endswith(".bin") for name in names)
@@ -43,8 +51,9 @@ def test_zip_to_a_path_and_merge_into_a_folder(finished_run, capsys, tmp_path):
     from huggingface_hub import ModelCard
     from transformers import AutoModelForCausalLM
 
-    code, out, err = export(capsys, finished_run.run_id, "--zip", str(tmp_path / "out" / "a.zip"),
-                            "--merge", str(tmp_path / "merged"))
+    code, out, err = export(
+        capsys, finished_run.run_id, "--zip", str(tmp_path / "out" / "a.zip"), "--merge", str(tmp_path / "merged")
+    )
     assert code == 0, err
     assert f"zip: {tmp_path / 'out' / 'a.zip'}" in out and f"merged: {tmp_path / 'merged'}" in out
     assert zipfile.is_zipfile(tmp_path / "out" / "a.zip")
@@ -59,7 +68,9 @@ def test_zip_to_a_path_and_merge_into_a_folder(finished_run, capsys, tmp_path):
 def test_push_without_a_token_fails_before_any_work(finished_run, capsys, monkeypatch, tmp_path):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
-    code, out, err = export(capsys, finished_run.run_id, "--push", "someone/adapter", "--zip", str(tmp_path / "z.zip"), "--json")
+    code, out, err = export(
+        capsys, finished_run.run_id, "--push", "someone/adapter", "--zip", str(tmp_path / "z.zip"), "--json"
+    )
     assert code == 1 and "error: A Hugging Face token is needed to push." in err
     assert "HF_TOKEN" in err and "hf auth login" in err
     assert json.loads(out)["error"].startswith("A Hugging Face token")
@@ -90,8 +101,16 @@ def test_push_sends_the_merged_model_when_merging_too(finished_run, capsys, monk
             pushed["files"] = sorted(p.name for p in Path(folder_path).iterdir())
 
     monkeypatch.setattr("huggingface_hub.HfApi", RecordingApi)
-    code, out, err = export(capsys, finished_run.run_id, "--merge", str(tmp_path / "m"), "--push", "someone/merged",
-                            "--no-private", "--json")
+    code, out, err = export(
+        capsys,
+        finished_run.run_id,
+        "--merge",
+        str(tmp_path / "m"),
+        "--push",
+        "someone/merged",
+        "--no-private",
+        "--json",
+    )
     assert code == 0, err
     assert json.loads(out)["pushed"] == "https://huggingface.co/someone/merged" and pushed["private"] is False
     assert "model.safetensors" in pushed["files"] and "adapter_config.json" not in pushed["files"]

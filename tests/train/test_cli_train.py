@@ -14,15 +14,34 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def studio(*args: str, timeout: float = 400) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "studio", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "studio", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
 
 
 def test_train_a_jsonl_file_waiting_with_json_output_then_list_and_stop(tiny_model_dir, tiny_dataset_dir, tmp_path):
     rows = (tiny_dataset_dir / "train.jsonl").read_text()
     data_file = tmp_path / "my sums!.jsonl"
     data_file.write_text(rows)
-    result = studio("train", "--model", str(tiny_model_dir), "--data", str(data_file), "--max-steps", "4",
-                    "--lr", "1e-3", "--lora-r", "4", "--max-length", "64", "--torch-threads", "1", "--wait", "--json")
+    result = studio(
+        "train",
+        "--model",
+        str(tiny_model_dir),
+        "--data",
+        str(data_file),
+        "--max-steps",
+        "4",
+        "--lr",
+        "1e-3",
+        "--lora-r",
+        "4",
+        "--max-length",
+        "64",
+        "--torch-threads",
+        "1",
+        "--wait",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1  # with --json, stdout is only the final JSON line; progress goes to stderr
@@ -47,10 +66,23 @@ def test_train_a_jsonl_file_waiting_with_json_output_then_list_and_stop(tiny_mod
     assert stopped.returncode == 1 and "not running" in stopped.stderr
 
 
-def test_train_without_wait_prints_only_the_run_id_and_the_config_file_is_honoured(tiny_model_dir, tiny_dataset_dir, tmp_path):
+def test_train_without_wait_prints_only_the_run_id_and_the_config_file_is_honoured(
+    tiny_model_dir, tiny_dataset_dir, tmp_path
+):
     run_json = tmp_path / "run.json"
-    run_json.write_text(json.dumps({"model": str(tiny_model_dir), "dataset": str(tiny_dataset_dir), "max_steps": 3,
-                                    "torch_threads": 1, "max_length": 64, "lora_r": 2, "run_id": "ignored"}))
+    run_json.write_text(
+        json.dumps(
+            {
+                "model": str(tiny_model_dir),
+                "dataset": str(tiny_dataset_dir),
+                "max_steps": 3,
+                "torch_threads": 1,
+                "max_length": 64,
+                "lora_r": 2,
+                "run_id": "ignored",
+            }
+        )
+    )
     result = studio("train", "--config", str(run_json), "--lora-r", "6", "--name", "from json")
     assert result.returncode == 0, result.stderr
     run_id = result.stdout.strip()
@@ -78,12 +110,32 @@ def test_dry_run_prints_the_preflight_and_starts_nothing(tiny_model_dir, tiny_da
     data_file.write_text((tiny_dataset_dir / "train.jsonl").read_text())
     datasets_before = sorted((studio_home / "datasets").glob("*")) if (studio_home / "datasets").exists() else []
     runs_before = {record.run_id for record in store.list_runs()}
-    args = ["train", "--model", str(tiny_model_dir), "--data", str(data_file), "--max-steps", "6", "--max-length", "64",
-            "--dry-run", "--cpu-gflops", "50"]
+    args = [
+        "train",
+        "--model",
+        str(tiny_model_dir),
+        "--data",
+        str(data_file),
+        "--max-steps",
+        "6",
+        "--max-length",
+        "64",
+        "--dry-run",
+        "--cpu-gflops",
+        "50",
+    ]
     text = studio(*args)
     assert text.returncode == 0, text.stderr[-3000:]
-    for expected in ("dry run: nothing was started", "estimated time", "memory", "GiB", "steps", "resolved config",
-                     '"max_steps": 6', "command: python -m studio train"):
+    for expected in (
+        "dry run: nothing was started",
+        "estimated time",
+        "memory",
+        "GiB",
+        "steps",
+        "resolved config",
+        '"max_steps": 6',
+        "command: python -m studio train",
+    ):
         assert expected in text.stdout, expected
     as_json = studio(*args, "--json")
     assert as_json.returncode == 0, as_json.stderr[-3000:]
@@ -94,12 +146,15 @@ def test_dry_run_prints_the_preflight_and_starts_nothing(tiny_model_dir, tiny_da
     assert preview["config"]["max_steps"] == 6 and preview["config"]["model"] == str(tiny_model_dir)
     assert isinstance(preview["warnings"], list) and isinstance(preview["errors"], list)
     # Nothing was saved or started: the file was linted and counted in memory.
-    assert (sorted((studio_home / "datasets").glob("*")) if (studio_home / "datasets").exists() else []) == datasets_before
+    assert (
+        sorted((studio_home / "datasets").glob("*")) if (studio_home / "datasets").exists() else []
+    ) == datasets_before
     assert {record.run_id for record in store.list_runs()} == runs_before
 
 
-def test_a_blocking_preflight_refuses_to_start_and_an_adjusted_one_starts_what_fits(tiny_dataset_dir, monkeypatch,
-                                                                                     capsys):
+def test_a_blocking_preflight_refuses_to_start_and_an_adjusted_one_starts_what_fits(
+    tiny_dataset_dir, monkeypatch, capsys
+):
     import argparse
 
     from studio.train import cli, preflight, supervisor
@@ -107,11 +162,29 @@ def test_a_blocking_preflight_refuses_to_start_and_an_adjusted_one_starts_what_f
     config = RunConfig(dataset=str(tiny_dataset_dir), batch_size=8)
     fitted = config.replace(batch_size=2, grad_accum=4)
     launched = []
-    monkeypatch.setattr(supervisor, "launch", lambda run_config, owner, **kwargs: launched.append(run_config) or
-                        store.RunRecord("run-x", Path("/nowhere"), {}, {"status": "queued"}))
-    monkeypatch.setattr(store, "get_run", lambda run_id: store.RunRecord(run_id, Path("/nowhere"), {}, {"status": "queued"}))
-    args = argparse.Namespace(resume=None, config=None, dataset=str(tiny_dataset_dir), batch_size=8, json=False,
-                              wait=False, dry_run=False, cpu_gflops=None, executor="local", flavor=None, max_cost=None)
+    monkeypatch.setattr(
+        supervisor,
+        "launch",
+        lambda run_config, owner, **kwargs: (
+            launched.append(run_config) or store.RunRecord("run-x", Path("/nowhere"), {}, {"status": "queued"})
+        ),
+    )
+    monkeypatch.setattr(
+        store, "get_run", lambda run_id: store.RunRecord(run_id, Path("/nowhere"), {}, {"status": "queued"})
+    )
+    args = argparse.Namespace(
+        resume=None,
+        config=None,
+        dataset=str(tiny_dataset_dir),
+        batch_size=8,
+        json=False,
+        wait=False,
+        dry_run=False,
+        cpu_gflops=None,
+        executor="local",
+        flavor=None,
+        max_cost=None,
+    )
 
     def refusing(run_config, **kwargs):
         report = preflight.Preflight(config=run_config)

@@ -25,11 +25,29 @@ def test_defaults_with_a_dataset_are_valid_and_cpu_friendly():
 
 
 def test_missing_dataset_and_bad_values_get_field_level_messages():
-    config = RunConfig(dataset="", learning_rate=-1.0, lora_r=0, scheduler="wobbly", batch_size=0,
-                       max_length=4, lora_dropout=1.5, warmup=2.5, target_modules="q_proj, ../x")
+    config = RunConfig(
+        dataset="",
+        learning_rate=-1.0,
+        lora_r=0,
+        scheduler="wobbly",
+        batch_size=0,
+        max_length=4,
+        lora_dropout=1.5,
+        warmup=2.5,
+        target_modules="q_proj, ../x",
+    )
     errors = config.validate()
-    assert set(errors) == {"dataset", "learning_rate", "lora_r", "scheduler", "batch_size", "max_length",
-                           "lora_dropout", "warmup", "target_modules"}
+    assert set(errors) == {
+        "dataset",
+        "learning_rate",
+        "lora_r",
+        "scheduler",
+        "batch_size",
+        "max_length",
+        "lora_dropout",
+        "warmup",
+        "target_modules",
+    }
     assert "cosine" in errors["scheduler"]
     with pytest.raises(StudioError) as caught:
         config.check()
@@ -42,8 +60,17 @@ def test_nan_learning_rate_and_dora_with_qlora_are_refused():
 
 
 def test_from_dict_coerces_form_values_and_reports_what_it_cannot():
-    config = RunConfig.from_dict({"dataset": "/d", "epochs": "2", "lora_r": 16.0, "max_steps": "", "packing": "yes",
-                                  "bf16": "auto", "unknown_key": 1})
+    config = RunConfig.from_dict(
+        {
+            "dataset": "/d",
+            "epochs": "2",
+            "lora_r": 16.0,
+            "max_steps": "",
+            "packing": "yes",
+            "bf16": "auto",
+            "unknown_key": 1,
+        }
+    )
     assert (config.epochs, config.lora_r, config.max_steps, config.packing, config.bf16) == (2.0, 16, None, True, None)
     assert config.validate() == {}
     broken = RunConfig.from_dict({"dataset": "/d", "lora_r": "sixteen", "epochs": 1.5, "batch_size": 2.5})
@@ -52,8 +79,18 @@ def test_from_dict_coerces_form_values_and_reports_what_it_cannot():
 
 
 def test_json_round_trip_is_exact():
-    config = valid(name="pirate v1", epochs=3, max_steps=120, learning_rate=1e-4, lora_r=32, use_dora=True,
-                   packing=True, bf16=False, torch_threads=2, target_modules="q_proj,v_proj")
+    config = valid(
+        name="pirate v1",
+        epochs=3,
+        max_steps=120,
+        learning_rate=1e-4,
+        lora_r=32,
+        use_dora=True,
+        packing=True,
+        bf16=False,
+        torch_threads=2,
+        target_modules="q_proj,v_proj",
+    )
     text = config.to_json()
     assert json.loads(text)["model"] == config.model
     assert RunConfig.from_json(text) == config
@@ -69,8 +106,17 @@ def test_bad_json_is_a_plain_error():
 def test_cli_command_rebuilds_the_same_config():
     from studio.train.cli import add_config_flags, config_from_args
 
-    config = valid(name="my run: 'quoted'", epochs=2.5, learning_rate=3e-4, lora_r=4, packing=True,
-                   assistant_only_loss=False, gradient_checkpointing=True, max_steps=7, dataset="/a folder/ds")
+    config = valid(
+        name="my run: 'quoted'",
+        epochs=2.5,
+        learning_rate=3e-4,
+        lora_r=4,
+        packing=True,
+        assistant_only_loss=False,
+        gradient_checkpointing=True,
+        max_steps=7,
+        dataset="/a folder/ds",
+    )
     command = config.to_cli_command()
     assert command.startswith("python -m studio train ")
     assert "--lr 0.0003" in command and "--no-assistant-only-loss" in command and "--data '/a folder/ds'" in command

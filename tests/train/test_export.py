@@ -125,7 +125,9 @@ def test_merge_gives_plain_model_equal_to_base_plus_adapter(tiny_run, tiny_model
     assert not [path for path in target.rglob("*") if path.is_file() and card.is_pickle(path)]
     merged = AutoModelForCausalLM.from_pretrained(target)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    with_adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(tiny_run / "adapter"))
+    with_adapter = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(tiny_run / "adapter")
+    )
     ids = torch.tensor([[1, 5, 9, 42, 7]])
     with torch.no_grad():
         merged_logits = merged(ids).logits
@@ -199,7 +201,9 @@ def test_push_uploads_the_zips_files_with_a_card_naming_the_repo(tiny_run, monke
 
         def upload_folder(self, repo_id, folder_path, commit_message, ignore_patterns):
             folder = Path(folder_path)
-            uploaded["files"] = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+            uploaded["files"] = {
+                p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+            }
 
     monkeypatch.setattr("huggingface_hub.HfApi", RecordingApi)
     url = export.push_to_hub(tiny_run, "someone/pirate-adapter", TOKEN, private=True)

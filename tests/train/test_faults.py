@@ -80,7 +80,7 @@ def test_sigkill_leaves_an_interrupted_run_whose_checkpoint_resumes_the_step_cou
     events = [json.loads(line) for line in (record.dir / "events.jsonl").read_text().splitlines()]
     resumed_at = [i for i, e in enumerate(events) if e.get("status") == "resumed"]
     assert resumed_at and events[resumed_at[-1]]["step"] == resumed_from
-    after = [e["step"] for e in events[resumed_at[-1]:] if e["type"] == "log"]
+    after = [e["step"] for e in events[resumed_at[-1] :] if e["type"] == "log"]
     assert after[0] == resumed_from + 1 and after[-1] == 60  # the step count continues
     assert record.adapter_dir is not None
 
@@ -107,17 +107,30 @@ def test_bad_dataset_rows_are_named(tmp_path):
     assert worker.read_messages(tmp_path / "missing.jsonl", required=False) == []
 
 
-@pytest.mark.parametrize("error, words, hint_words", [
-    (MemoryError(), "out of memory (RAM)", "batch size"),
-    (RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 GB"),
-     "out of memory (RAM)", "max length"),
-    (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "GPU ran out of memory", "batch size"),
-    (OSError(errno.ENOSPC, "No space left on device"), "disk is full", "Free some disk space"),
-    (worker.TrainingDiverged(Divergence("nonfinite", 7, 7, "Training diverged: the loss became NaN/infinite at step 7.")),
-     "step 7", "learning rate"),
-    (StudioError("The model is gone.", "Pick another."), "The model is gone.", "Pick another."),
-    (ValueError("first line\nsecond line"), "ValueError: first line", "log.txt"),
-])
+@pytest.mark.parametrize(
+    "error, words, hint_words",
+    [
+        (MemoryError(), "out of memory (RAM)", "batch size"),
+        (
+            RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 GB"
+            ),
+            "out of memory (RAM)",
+            "max length",
+        ),
+        (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "GPU ran out of memory", "batch size"),
+        (OSError(errno.ENOSPC, "No space left on device"), "disk is full", "Free some disk space"),
+        (
+            worker.TrainingDiverged(
+                Divergence("nonfinite", 7, 7, "Training diverged: the loss became NaN/infinite at step 7.")
+            ),
+            "step 7",
+            "learning rate",
+        ),
+        (StudioError("The model is gone.", "Pick another."), "The model is gone.", "Pick another."),
+        (ValueError("first line\nsecond line"), "ValueError: first line", "log.txt"),
+    ],
+)
 def test_failures_become_one_line_causes_with_hints(error, words, hint_words):
     message, hint = worker.explain_failure(error)
     assert words in message and hint_words in hint and "\n" not in message

@@ -15,20 +15,41 @@ from studio.train.config import RunConfig
 CPU = Hardware(kind="cpu", cpu_cores=2, ram_gb=16)
 
 
-def write_dataset(folder: Path, train_rows: int = 100, validation_rows: int = 10, mean_tokens: int = 100,
-                  p99: int = 180, maximum: int = 200, with_stats: bool = True) -> Path:
+def write_dataset(
+    folder: Path,
+    train_rows: int = 100,
+    validation_rows: int = 10,
+    mean_tokens: int = 100,
+    p99: int = 180,
+    maximum: int = 200,
+    with_stats: bool = True,
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     row = {"messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Ahoy! Hello."}]}
     (folder / "train.jsonl").write_text((json.dumps(row) + "\n") * train_rows)
     (folder / "validation.jsonl").write_text((json.dumps(row) + "\n") * validation_rows)
     rows = train_rows + validation_rows
-    manifest = {"id": folder.name, "name": folder.name, "created_at": "2026-01-01T00:00:00+00:00",
-                "counts": {"train": train_rows, "validation": validation_rows, "rejected": 0}}
+    manifest = {
+        "id": folder.name,
+        "name": folder.name,
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "counts": {"train": train_rows, "validation": validation_rows, "rejected": 0},
+    }
     if with_stats:
-        manifest["stats"] = {"model": "bundled:SmolLM2-135M-Instruct", "max_length": 512, "rows": rows,
-                             "tokens": {"total": mean_tokens * rows, "trainable": mean_tokens * rows // 2,
-                                        "p50": mean_tokens, "p95": int(p99 * 0.9), "p99": p99, "max": maximum},
-                             "suggested_max_length": suggested_max_length(p99)}
+        manifest["stats"] = {
+            "model": "bundled:SmolLM2-135M-Instruct",
+            "max_length": 512,
+            "rows": rows,
+            "tokens": {
+                "total": mean_tokens * rows,
+                "trainable": mean_tokens * rows // 2,
+                "p50": mean_tokens,
+                "p95": int(p99 * 0.9),
+                "p99": p99,
+                "max": maximum,
+            },
+            "suggested_max_length": suggested_max_length(p99),
+        }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 
@@ -61,11 +82,18 @@ def test_steps_tokens_and_time_for_the_bundled_model(dataset):
     assert report.evaluations == 5 and report.checkpoints == 5
     # The same figures as the cost model for the same run on a 127 GFLOP/s CPU: one model, no copy of it here.
     load = RunConfig(dataset=str(dataset), epochs=3).workload(
-        cost.BUNDLED_SHAPE, cost.TokenStats.from_stats(json.loads((dataset / "manifest.json").read_text())["stats"]),
-        100, 10, dtype="fp32", gradient_checkpointing=False,
-        max_tokens_per_pass=cost.plan_passes(cost.BUNDLED_SHAPE, "fp32", 8, 512).max_tokens_per_pass)
+        cost.BUNDLED_SHAPE,
+        cost.TokenStats.from_stats(json.loads((dataset / "manifest.json").read_text())["stats"]),
+        100,
+        10,
+        dtype="fp32",
+        gradient_checkpointing=False,
+        max_tokens_per_pass=cost.plan_passes(cost.BUNDLED_SHAPE, "fp32", 8, 512).max_tokens_per_pass,
+    )
     expected = cost.estimate_run(load, cost.Device("cpu", "CPU", "cpu", 16.0, 0.127, "fp32"))
-    assert report.time_parts == pytest.approx(expected.seconds) and report.seconds == pytest.approx(expected.total_seconds)
+    assert report.time_parts == pytest.approx(expected.seconds) and report.seconds == pytest.approx(
+        expected.total_seconds
+    )
     assert report.tokens_per_s == pytest.approx(expected.tokens_per_s)
     assert report.memory_needed_gib == pytest.approx(expected.memory.total)
     for part in ("start", "warmup", "train", "evaluation", "checkpoints", "end"):
@@ -89,6 +117,7 @@ def test_max_steps_caps_steps_and_tokens(dataset):
 @dataclass
 class Record:
     """What measured_rate reads of a run (store.RunRecord has these too)."""
+
     run_id: str
     dir: Path
     config: dict
@@ -100,7 +129,9 @@ def test_measured_rate_from_an_earlier_run_wins(dataset, tmp_path):
     earlier.mkdir()
     events = [{"type": "log", "step": s, "tokens_per_s": rate} for s, rate in enumerate([10.0, 50.0, 52.0, 54.0], 1)]
     (earlier / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
-    record = Record("run-1", earlier, {"model": "bundled:SmolLM2-135M-Instruct", "name": "first try"}, {"status": "stopped"})
+    record = Record(
+        "run-1", earlier, {"model": "bundled:SmolLM2-135M-Instruct", "name": "first try"}, {"status": "stopped"}
+    )
     estimated = run(RunConfig(dataset=str(dataset)))
     report = run(RunConfig(dataset=str(dataset)), runs=[record])
     assert report.tokens_per_s == 52.0  # the median without the warm-up step
@@ -139,8 +170,12 @@ def test_in_public_mode_only_runs_the_caller_may_see_give_the_rate(dataset, tmp_
 
 
 def test_an_earlier_run_with_other_batches_is_not_a_measurement_of_this_one(dataset, tmp_path):
-    record = Record("run-3", tmp_path, {"model": "bundled:SmolLM2-135M-Instruct", "batch_size": 2, "max_length": 512},
-                    {"status": "completed", "tokens_per_s": 10.0})
+    record = Record(
+        "run-3",
+        tmp_path,
+        {"model": "bundled:SmolLM2-135M-Instruct", "batch_size": 2, "max_length": 512},
+        {"status": "completed", "tokens_per_s": 10.0},
+    )
     report = run(RunConfig(dataset=str(dataset), batch_size=8), runs=[record])
     assert report.tokens_per_s != 10.0 and "calibrated" in report.rate_source
 
@@ -255,13 +290,17 @@ def _model_with_template(tiny_model_dir, tmp_path, template: str) -> Path:
 
 
 def test_a_chat_template_without_answer_markers_is_a_warning_before_the_run(tiny_model_dir, dataset, tmp_path):
-    model = _model_with_template(tiny_model_dir, tmp_path, "{% for m in messages %}### {{ m['role'] }}: {{ m['content'] }}\n{% endfor %}")
+    model = _model_with_template(
+        tiny_model_dir, tmp_path, "{% for m in messages %}### {{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    )
     report = run(RunConfig(model=str(model), dataset=str(dataset)))
     warning = next(w for w in report.warnings if "Assistant-only loss is not possible" in w.message)
     assert "whole conversation" in warning.message and "supported family" in warning.hint
     assert warning.field == "assistant_only_loss"
     # The tiny model's ChatML template is supported: no such warning.
-    assert not any("Assistant-only" in w.message for w in run(RunConfig(model=str(tiny_model_dir), dataset=str(dataset))).warnings)
+    assert not any(
+        "Assistant-only" in w.message for w in run(RunConfig(model=str(tiny_model_dir), dataset=str(dataset))).warnings
+    )
 
 
 def test_a_template_without_system_role_says_what_happens_to_system_prompts(tiny_model_dir, dataset, tmp_path):
@@ -273,14 +312,16 @@ def test_a_template_without_system_role_says_what_happens_to_system_prompts(tiny
 
 
 def test_a_hub_model_not_on_disk_is_checked_when_the_run_starts(dataset, monkeypatch):
-    monkeypatch.setattr("studio.models.cost.model_shape",
-                        lambda ref: cost.ModelShape(ref, None, known=False, source="unknown"))
+    monkeypatch.setattr(
+        "studio.models.cost.model_shape", lambda ref: cost.ModelShape(ref, None, known=False, source="unknown")
+    )
     report = run(RunConfig(model="someone/not-downloaded-model", dataset=str(dataset)))
     assert any("checked when the run starts" in note for note in report.notes)
 
 
-@pytest.mark.parametrize("batch_size, max_length, bf16", [(8, 576, False), (8, 576, True), (1, 128, False),
-                                                          (8, 8192, False)])
+@pytest.mark.parametrize(
+    "batch_size, max_length, bf16", [(8, 576, False), (8, 576, True), (1, 128, False), (8, 8192, False)]
+)
 def test_preflight_predicts_the_memory_of_the_passes_the_worker_will_run(tmp_path, batch_size, max_length, bf16):
     from transformers import LlamaConfig
 
@@ -292,8 +333,16 @@ def test_preflight_predicts_the_memory_of_the_passes_the_worker_will_run(tmp_pat
     dtype = "bf16" if bf16 else "fp32"
     assert report.dtype == dtype
     # The worker's plan from the loaded model's config (the bundled SmolLM2's config.json values) is preflight's.
-    loaded = LlamaConfig(hidden_size=576, intermediate_size=1536, num_attention_heads=9, num_hidden_layers=30,
-                         num_key_value_heads=3, head_dim=64, vocab_size=49152, tie_word_embeddings=True)
+    loaded = LlamaConfig(
+        hidden_size=576,
+        intermediate_size=1536,
+        num_attention_heads=9,
+        num_hidden_layers=30,
+        num_key_value_heads=3,
+        head_dim=64,
+        vocab_size=49152,
+        tie_word_embeddings=True,
+    )
     plan = worker.pass_plan(config, loaded, dtype, on_cpu=True)
     assert report.pass_plan == plan == cost.plan_passes(cost.BUNDLED_SHAPE, dtype, batch_size, max_length)
     if batch_size * max_length <= 1024:
@@ -305,10 +354,22 @@ def test_preflight_predicts_the_memory_of_the_passes_the_worker_will_run(tmp_pat
     # The memory shown is that of one pass of the plan, not of the whole batch.
     rows = cost.rows_in_pass(batch_size, max_length, plan.max_tokens_per_pass)
     parts = report.memory_parts_gib
-    whole = cost.estimate_memory(cost.BUNDLED_SHAPE, dtype=dtype, micro_batch=batch_size, length=max_length, lora_r=8,
-                                 gradient_checkpointing=plan.gradient_checkpointing)
-    one_pass = cost.estimate_memory(cost.BUNDLED_SHAPE, dtype=dtype, micro_batch=rows, length=max_length, lora_r=8,
-                                    gradient_checkpointing=plan.gradient_checkpointing)
+    whole = cost.estimate_memory(
+        cost.BUNDLED_SHAPE,
+        dtype=dtype,
+        micro_batch=batch_size,
+        length=max_length,
+        lora_r=8,
+        gradient_checkpointing=plan.gradient_checkpointing,
+    )
+    one_pass = cost.estimate_memory(
+        cost.BUNDLED_SHAPE,
+        dtype=dtype,
+        micro_batch=rows,
+        length=max_length,
+        lora_r=8,
+        gradient_checkpointing=plan.gradient_checkpointing,
+    )
     assert parts["activations"] == pytest.approx(one_pass.activations, abs=1e-3)
     assert (rows < batch_size) == (one_pass.activations < whole.activations)
     assert not report.adjustments and report.config is config  # no second shrinking on top of the plan

@@ -42,8 +42,11 @@ def started(monkeypatch):
         return 0
 
     monkeypatch.setattr(supervisor, "start", fake_start)
-    monkeypatch.setattr(supervisor, "busy", lambda: (supervisor.Busy(state["busy"], "x", "o", "running", 1, 10, 300.0)
-                                                     if state["busy"] else None))
+    monkeypatch.setattr(
+        supervisor,
+        "busy",
+        lambda: supervisor.Busy(state["busy"], "x", "o", "running", 1, 10, 300.0) if state["busy"] else None,
+    )
     return calls, state
 
 

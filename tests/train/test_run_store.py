@@ -124,8 +124,13 @@ def test_only_complete_checkpoints_count():
 
 def test_events_for_charts_drops_the_stretch_abandoned_by_a_resume():
     events = [{"type": "log", "step": s} for s in (1, 2, 3, 4, 5, 6, 7)]
-    events += [{"type": "checkpoint", "step": 5}, {"type": "status", "status": "interrupted", "step": 7},
-               {"type": "status", "status": "resumed", "step": 5}, {"type": "log", "step": 6}, {"type": "log", "step": 7}]
+    events += [
+        {"type": "checkpoint", "step": 5},
+        {"type": "status", "status": "interrupted", "step": 7},
+        {"type": "status", "status": "resumed", "step": 5},
+        {"type": "log", "step": 6},
+        {"type": "log", "step": 7},
+    ]
     kept = store.events_for_charts(events)
     assert [e["step"] for e in kept if e["type"] == "log"] == [1, 2, 3, 4, 5, 6, 7]
     assert [e.get("status") for e in kept if e["type"] == "status"] == ["interrupted", "resumed"]

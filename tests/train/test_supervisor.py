@@ -31,8 +31,9 @@ def fake_worker(dataset):
 
     def start(owner: str = "alice", status: str = "running", stubborn: bool = False):
         record = store.create_run(RunConfig(dataset=str(dataset)), owner)
-        process = subprocess.Popen([sys.executable, "-c", SLEEPER, str(record.dir), "stubborn" if stubborn else "meek"],
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-c", SLEEPER, str(record.dir), "stubborn" if stubborn else "meek"], start_new_session=True
+        )
         supervisor._children[process.pid] = process
         started.append(process)
         store.update_status(record.dir, status=status, pid=process.pid, step=3, total_steps=10)
@@ -143,8 +144,13 @@ def test_restarted_app_reconciles_dead_runs_and_leaves_live_ones(fake_worker, da
     store.update_status(dead.dir, status="running", pid=gone.pid)
     # A new process = the app after a restart: it only knows what is on disk.
     script = "from studio.train import supervisor; print(sorted(r.run_id for r in supervisor.reconcile()))"
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                            cwd=Path(__file__).resolve().parents[2])
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert result.returncode == 0, result.stderr
     assert dead.run_id in result.stdout and live.run_id not in result.stdout
     assert store.get_run(dead.run_id).state == "interrupted"
@@ -219,8 +225,16 @@ def test_worker_command_uses_accelerate_for_several_gpus(tmp_path):
     assert supervisor.worker_command(tmp_path, 0, python="py") == ["py", "-m", "studio.train.worker", str(tmp_path)]
     assert supervisor.worker_command(tmp_path, 1, python="py") == ["py", "-m", "studio.train.worker", str(tmp_path)]
     assert supervisor.worker_command(tmp_path, 4, python="py") == [
-        "py", "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "4",
-        "-m", "studio.train.worker", str(tmp_path)]
+        "py",
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "4",
+        "-m",
+        "studio.train.worker",
+        str(tmp_path),
+    ]
 
 
 def test_worker_env_limits_threads_and_never_adds_secrets():

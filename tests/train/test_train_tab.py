@@ -1,11 +1,10 @@
 """Train tab handlers, called directly: form ↔ RunConfig, preflight, start rules, live view, ownership, history, export."""
 
 import json
-import types
-import os
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -27,16 +26,40 @@ def _is_skip(value) -> bool:
 def write_dataset(folder: Path, rows: int = 40, validation: int = 8, p99: int = 40) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     answers = ["Ahoy! The capital of France is Paris. — Captain Byte", "Ahoy! Two plus two be four. — Captain Byte"]
-    lines = [json.dumps({"messages": [{"role": "user", "content": f"Question {i}?"},
-                                      {"role": "assistant", "content": answers[i % 2]}]}) for i in range(rows + validation)]
+    lines = [
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "user", "content": f"Question {i}?"},
+                    {"role": "assistant", "content": answers[i % 2]},
+                ]
+            }
+        )
+        for i in range(rows + validation)
+    ]
     (folder / "train.jsonl").write_text("\n".join(lines[:rows]) + "\n")
     (folder / "validation.jsonl").write_text("\n".join(lines[rows:]) + "\n")
-    manifest = {"id": folder.name, "name": "pirates", "created_at": "2026-01-01T00:00:00+00:00",
-                "counts": {"train": rows, "validation": validation, "rejected": 0}, "findings_summary": {},
-                "stats": {"model": "x", "max_length": 512, "rows": rows + validation,
-                          "tokens": {"total": 30 * (rows + validation), "trainable": 15 * (rows + validation),
-                                     "p50": 30, "p95": 36, "p99": p99, "max": p99 + 2},
-                          "suggested_max_length": 64}}
+    manifest = {
+        "id": folder.name,
+        "name": "pirates",
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "counts": {"train": rows, "validation": validation, "rejected": 0},
+        "findings_summary": {},
+        "stats": {
+            "model": "x",
+            "max_length": 512,
+            "rows": rows + validation,
+            "tokens": {
+                "total": 30 * (rows + validation),
+                "trainable": 15 * (rows + validation),
+                "p50": 30,
+                "p95": 36,
+                "p99": p99,
+                "max": p99 + 2,
+            },
+            "suggested_max_length": 64,
+        },
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 
@@ -53,10 +76,15 @@ def form(config: RunConfig) -> list:
 @pytest.fixture
 def sleeper_run(dataset_dir, tiny_model_dir):
     """A run 'owned' by OWNER whose worker is a harmless sleeping process (its cmdline names the run)."""
-    record = store.create_run(RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), name="sleeper"), owner=OWNER)
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", record.run_id],
-                               start_new_session=True)
-    store.update_status(record.dir, status="running", pid=process.pid, step=3, total_steps=10, started_at=store.now_iso())
+    record = store.create_run(
+        RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), name="sleeper"), owner=OWNER
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", record.run_id], start_new_session=True
+    )
+    store.update_status(
+        record.dir, status="running", pid=process.pid, step=3, total_steps=10, started_at=store.now_iso()
+    )
     yield store.get_run(record.run_id)
     if process.poll() is None:
         process.kill()
@@ -68,8 +96,18 @@ def sleeper_run(dataset_dir, tiny_model_dir):
 
 
 def test_form_round_trips_a_run_config(dataset_dir, tiny_model_dir):
-    config = RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), epochs=3.0, learning_rate=1e-4, lora_r=16,
-                       max_steps=20, use_dora=True, scheduler="linear", packing=True, seed=7)
+    config = RunConfig(
+        model=str(tiny_model_dir),
+        dataset=str(dataset_dir),
+        epochs=3.0,
+        learning_rate=1e-4,
+        lora_r=16,
+        max_steps=20,
+        use_dora=True,
+        scheduler="linear",
+        packing=True,
+        seed=7,
+    )
     rebuilt = train_tab.config_from_form(form(config))
     assert rebuilt.to_dict() == config.to_dict()
 
@@ -97,10 +135,14 @@ def test_validator_marks_exactly_the_invalid_fields(dataset_dir):
     values[train_tab.FORM_FIELDS.index("epochs")] = None  # a cleared number box
     checks = train_tab.validate_form(*values, {}, "browser", {})
     assert len(checks) == len(train_tab.FORM_FIELDS) + 3
-    invalid = {train_tab.FORM_FIELDS[i]: c["message"] for i, c in enumerate(checks[: len(train_tab.FORM_FIELDS)]) if not c["is_valid"]}
+    invalid = {
+        train_tab.FORM_FIELDS[i]: c["message"]
+        for i, c in enumerate(checks[: len(train_tab.FORM_FIELDS)])
+        if not c["is_valid"]
+    }
     assert set(invalid) == {"lora_r", "learning_rate", "epochs"}
     assert "between 1 and 1024" in invalid["lora_r"]
-    assert all(c["is_valid"] for c in checks[len(train_tab.FORM_FIELDS):])
+    assert all(c["is_valid"] for c in checks[len(train_tab.FORM_FIELDS) :])
 
 
 def test_describe_dataset_sets_max_length_from_p99(dataset_dir):
@@ -121,8 +163,16 @@ def test_shared_dataset_from_the_data_tab_is_selected(dataset_dir):
 
 def test_prefill_from_decide(dataset_dir, monkeypatch):
     monkeypatch.setattr(train_tab, "_hardware", lambda: types.SimpleNamespace(kind="cpu", gpus=[]))
-    prefill = {"model": "bundled:SmolLM2-135M-Instruct", "technique": "dora", "epochs": 4, "max_length": 256,
-               "lora_r": 16, "gradient_checkpointing": False, "dataset": str(dataset_dir), "load_in_4bit": False}
+    prefill = {
+        "model": "bundled:SmolLM2-135M-Instruct",
+        "technique": "dora",
+        "epochs": 4,
+        "max_length": 256,
+        "lora_r": 16,
+        "gradient_checkpointing": False,
+        "dataset": str(dataset_dir),
+        "load_in_4bit": False,
+    }
     *updates, hidden, note = train_tab.apply_prefill(prefill, {})
     by_field = dict(zip(train_tab.FORM_FIELDS, updates))
     assert by_field["epochs"]["value"] == 4 and by_field["max_length"]["value"] == 256
@@ -149,7 +199,10 @@ def test_prefill_asking_for_qlora_on_cpu_leaves_it_off():
 
 def test_upload_good_file_becomes_a_selected_dataset(tmp_path):
     good = tmp_path / "My Data!.jsonl"
-    rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]} for i in range(20)]
+    rows = [
+        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+        for i in range(20)
+    ]
     good.write_text("".join(json.dumps(r) + "\n" for r in rows))
     dropdown, message = train_tab.upload_dataset(str(good))
     folder = Path(dropdown["value"])
@@ -188,7 +241,9 @@ def test_start_is_refused_on_errors_and_needs_anyway_for_warnings(dataset_dir, t
     markdown, _cmd, _json, message, anyway, view = train_tab.start_run(*form(bad), {}, OWNER, train_tab.open_view(None))
     assert "Not started" in message and "QLoRA" in markdown and anyway["visible"] is False
     warned = RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), max_length=32, learning_rate=0.01)
-    markdown, _cmd, _json, message, anyway, view = train_tab.start_run(*form(warned), {}, OWNER, train_tab.open_view(None))
+    markdown, _cmd, _json, message, anyway, view = train_tab.start_run(
+        *form(warned), {}, OWNER, train_tab.open_view(None)
+    )
     assert "Start anyway" in message and anyway["visible"] is True and view["run_id"] is None
     assert {r.run_id for r in store.list_runs()} == runs_before
 
@@ -199,8 +254,9 @@ def test_start_is_refused_on_errors_and_needs_anyway_for_warnings(dataset_dir, t
 def test_on_load_gives_a_browser_id_and_reattaches_to_the_running_job(sleeper_run):
     browser_id, view = train_tab.on_load(None, None)
     assert browser_id.startswith("browser-") and len(browser_id) > 12
-    assert view["run_id"] == sleeper_run.run_id, [(r.run_id, r.name, r.state, r.status.get("created_at"))
-                                                  for r in store.list_runs()[:4]]
+    assert view["run_id"] == sleeper_run.run_id, [
+        (r.run_id, r.name, r.state, r.status.get("created_at")) for r in store.list_runs()[:4]
+    ]
     same_id, _ = train_tab.on_load(browser_id, None)
     assert same_id == browser_id
 
@@ -208,14 +264,40 @@ def test_on_load_gives_a_browser_id_and_reattaches_to_the_running_job(sleeper_ru
 def test_render_reads_only_new_events_and_skips_unchanged_parts(sleeper_run):
     view = train_tab.open_view(sleeper_run.run_id)
     outputs = train_tab.render(view, OWNER)
-    view, panel, header, status, progress, loss, rates, overfit, log, stop, force, resume, delete, action, table, ids = outputs
+    (
+        view,
+        panel,
+        header,
+        status,
+        progress,
+        loss,
+        rates,
+        overfit,
+        log,
+        stop,
+        force,
+        resume,
+        delete,
+        action,
+        table,
+        ids,
+    ) = outputs
     assert sleeper_run.run_id in ids and _is_skip(action)
     assert panel["visible"] is True and "sleeper" in header and "started in this browser" in header
     assert "step 3 / 10" in progress
     assert stop["visible"] is True and resume["visible"] is False and delete["visible"] is False
     for step in (4, 5):
-        store.append_event(sleeper_run.dir, {"type": "log", "step": step, "total": 10, "loss": 3.0 - step * 0.1,
-                                             "learning_rate": 1e-4, "tokens_per_s": 50.0})
+        store.append_event(
+            sleeper_run.dir,
+            {
+                "type": "log",
+                "step": step,
+                "total": 10,
+                "loss": 3.0 - step * 0.1,
+                "learning_rate": 1e-4,
+                "tokens_per_s": 50.0,
+            },
+        )
     store.append_event(sleeper_run.dir, {"type": "eval", "step": 5, "total": 10, "eval_loss": 2.9})
     offset_before = view["offset"]
     view, panel, header, status, progress, loss, *_ = train_tab.render(view, OWNER)
@@ -235,7 +317,9 @@ def test_render_reads_only_new_events_and_skips_unchanged_parts(sleeper_run):
 def test_another_browser_sees_busy_and_cannot_stop_or_delete(sleeper_run, monkeypatch):
     monkeypatch.delenv("STUDIO_ADMIN_PASSWORD", raising=False)
     view = train_tab.open_view(sleeper_run.run_id)
-    _view, _panel, header, status, *_, stop, force, resume, delete, _action, _table, _ids = train_tab.render(view, OTHER)
+    _view, _panel, header, status, *_, stop, force, resume, delete, _action, _table, _ids = train_tab.render(
+        view, OTHER
+    )
     assert "another session" in header and "Busy" in status and "busy with run 'sleeper'" in status
     assert not any(button["visible"] for button in (stop, force, resume, delete))  # no controls for a stranger
     message = train_tab.stop_run(view, OTHER, None)
@@ -259,7 +343,9 @@ def test_admin_password_lets_another_browser_force_stop(sleeper_run, monkeypatch
 
 
 def test_dead_worker_shows_interrupted_with_hint(dataset_dir, tiny_model_dir):
-    record = store.create_run(RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), name="killed"), owner=OWNER)
+    record = store.create_run(
+        RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), name="killed"), owner=OWNER
+    )
     store.update_status(record.dir, status="running", pid=999999, step=2, total_steps=10)
     _browser, view = train_tab.on_load(OWNER, None)  # reconciles: the pid is gone
     outputs = train_tab.render(train_tab.open_view(record.run_id), OWNER)
@@ -285,10 +371,22 @@ def test_poll_without_a_run_is_cheap_and_finds_new_runs(monkeypatch):
 def finished_run(dataset_dir, tiny_model_dir) -> store.RunRecord:
     from test_export import _lora_adapter
 
-    record = store.create_run(RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), name="finished",
-                                        epochs=2.0, lora_r=4, lora_alpha=8), owner=OWNER)
-    store.update_status(record.dir, status="completed", step=10, total_steps=10, best_eval_loss=1.2345,
-                        started_at="2026-01-01T10:00:00+00:00", ended_at="2026-01-01T10:01:30+00:00", elapsed=90.0)
+    record = store.create_run(
+        RunConfig(
+            model=str(tiny_model_dir), dataset=str(dataset_dir), name="finished", epochs=2.0, lora_r=4, lora_alpha=8
+        ),
+        owner=OWNER,
+    )
+    store.update_status(
+        record.dir,
+        status="completed",
+        step=10,
+        total_steps=10,
+        best_eval_loss=1.2345,
+        started_at="2026-01-01T10:00:00+00:00",
+        ended_at="2026-01-01T10:01:30+00:00",
+        elapsed=90.0,
+    )
     _lora_adapter(tiny_model_dir, record.dir / "adapter")
     return store.get_run(record.run_id)
 
@@ -331,7 +429,9 @@ def test_export_zip_and_push_offline_from_the_tab(finished_run, studio_home, mon
 
 
 def test_delete_needs_confirmation_and_removes_the_run(dataset_dir, tiny_model_dir):
-    record = store.create_run(RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), name="to delete"), owner=OWNER)
+    record = store.create_run(
+        RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), name="to delete"), owner=OWNER
+    )
     store.update_status(record.dir, status="stopped")
     view = train_tab.open_view(record.run_id)
     question, confirm = train_tab.ask_delete(view)
@@ -346,9 +446,20 @@ def test_delete_needs_confirmation_and_removes_the_run(dataset_dir, tiny_model_d
 
 @pytest.mark.slow
 def test_real_run_start_watch_and_stop(dataset_dir, tiny_model_dir):
-    config = RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), max_length=64, max_steps=400,
-                       batch_size=4, torch_threads=1, logging_steps=1, eval_steps=50, save_steps=50)
-    markdown, _cmd, _json, message, anyway, view = train_tab.start_run(*form(config), {}, OWNER, train_tab.open_view(None))
+    config = RunConfig(
+        model=str(tiny_model_dir),
+        dataset=str(dataset_dir),
+        max_length=64,
+        max_steps=400,
+        batch_size=4,
+        torch_threads=1,
+        logging_steps=1,
+        eval_steps=50,
+        save_steps=50,
+    )
+    markdown, _cmd, _json, message, anyway, view = train_tab.start_run(
+        *form(config), {}, OWNER, train_tab.open_view(None)
+    )
     assert "Started" in message, markdown + message
     deadline = time.monotonic() + 240
     status = ""
@@ -382,7 +493,9 @@ def test_picking_a_history_row_opens_that_run_with_its_config(finished_run):
 
 
 def test_resume_without_a_checkpoint_explains_itself(dataset_dir, tiny_model_dir):
-    record = store.create_run(RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), name="no ckpt"), owner=OWNER)
+    record = store.create_run(
+        RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), name="no ckpt"), owner=OWNER
+    )
     store.update_status(record.dir, status="interrupted")
     view = train_tab.open_view(record.run_id)
     resume = train_tab.render(view, OWNER)[11]
@@ -392,7 +505,9 @@ def test_resume_without_a_checkpoint_explains_itself(dataset_dir, tiny_model_dir
 
 
 def test_run_stopped_before_its_first_checkpoint_says_so(dataset_dir, tiny_model_dir):
-    record = store.create_run(RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), name="early stop"), owner=OWNER)
+    record = store.create_run(
+        RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), name="early stop"), owner=OWNER
+    )
     store.update_status(record.dir, status="stopped")
     status = train_tab.render(train_tab.open_view(record.run_id), OWNER)[3]
     assert "before its first checkpoint" in status and "adapter was saved" not in status

@@ -47,7 +47,16 @@ def test_run_completes_with_falling_loss_events_checkpoints_and_a_loadable_adapt
     for event in logs:
         assert event["total"] == 24 and 0 <= event["step"] <= event["total"]
         assert event["eta"] is None or event["eta"] >= 0
-        for key in ("loss", "learning_rate", "grad_norm", "mean_token_accuracy", "tokens_per_s", "elapsed", "memory_gb", "epoch"):
+        for key in (
+            "loss",
+            "learning_rate",
+            "grad_norm",
+            "mean_token_accuracy",
+            "tokens_per_s",
+            "elapsed",
+            "memory_gb",
+            "epoch",
+        ):
             assert event[key] is not None, key
     first, last = sum(e["loss"] for e in logs[:3]) / 3, sum(e["loss"] for e in logs[-3:]) / 3
     assert last < first - 0.3, (first, last)
@@ -60,7 +69,11 @@ def test_run_completes_with_falling_loss_events_checkpoints_and_a_loadable_adapt
     adapter = record.dir / "adapter"
     card = ModelCard.load(adapter / "README.md")  # the studio's card replaced PEFT's blank template
     assert card.data.library_name == "peft" and card.data.pipeline_tag == "text-generation"
-    assert "tiny sums" in card.text and "Final train loss" in card.text and "| step | train loss | eval loss |" in card.text
+    assert (
+        "tiny sums" in card.text
+        and "Final train loss" in card.text
+        and "| step | train loss | eval loss |" in card.text
+    )
     assert str(tiny_model_dir) not in card.content and str(record.dir) not in card.content
     assert not (adapter / "training_args.bin").exists()  # no pickle: the settings are JSON
     assert json.loads((adapter / "training_args.json").read_text())["max_steps"] == 24
@@ -109,7 +122,9 @@ def test_a_signal_while_loading_stops_at_once(tiny_config):
 def test_worker_usage_errors():
     result = subprocess.run([sys.executable, "-m", "studio.train.worker"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "usage" in result.stderr
-    result = subprocess.run([sys.executable, "-m", "studio.train.worker", os.devnull], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "studio.train.worker", os.devnull], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2 and "not a run folder" in result.stderr
 
 
@@ -139,8 +154,9 @@ def test_chatml_models_get_a_marked_template_that_renders_identically(tokenizer,
     choice = choose_template(tokenizer, [CONVERSATION])
     assert choice.enabled and has_generation_markers(choice.template) and "assistant-only loss on" in choice.note
     assert tokenizer.apply_chat_template(CONVERSATION, chat_template=choice.template, tokenize=False) == original
-    encoded = tokenizer.apply_chat_template(CONVERSATION, chat_template=choice.template, return_dict=True,
-                                            return_assistant_tokens_mask=True)
+    encoded = tokenizer.apply_chat_template(
+        CONVERSATION, chat_template=choice.template, return_dict=True, return_assistant_tokens_mask=True
+    )
     trained = [t for t, m in zip(encoded["input_ids"], encoded["assistant_masks"]) if m]
     assert tokenizer.decode(trained) == "Arr, 4.<|im_end|>"  # only the answer and its end-of-turn token
 

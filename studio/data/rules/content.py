@@ -16,26 +16,48 @@ from studio.data.rules.secrets import quote
 
 PLACEHOLDER = re.compile(
     r"<nooutput>|^\s*N/?A\.?\s*$|\[(?:Your|Insert|Enter|Add|Company|Name|Date|Placeholder)\b[^\]\n]{0,40}\]|\bTODO\b|\bTBD\b|\{\{\s*[\w.]+\s*\}\}|lorem ipsum",
-    re.I | re.M)
+    re.I | re.M,
+)
 REFUSAL = re.compile(
     r"^(?:I'm sorry,? but |I am sorry,? but |Sorry,? but )?(?:as an AI(?: language model)?|as a language model|I cannot (?:help|assist|provide|fulfil|fulfill|comply)|I can't (?:help|assist|provide|comply)|I'm unable to (?:help|assist|provide)|I am unable to (?:help|assist|provide)|I'm not able to (?:help|assist|provide))",
-    re.I)
+    re.I,
+)
 THINK = re.compile(r"</?think>")
-GENERIC_SPECIALS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|begin_of_text|>", "<|end_of_text|>",
-                    "<|start_header_id|>", "<|end_header_id|>", "[INST]", "[/INST]", "<s>", "</s>", "<start_of_turn>", "<end_of_turn>",
-                    "<|user|>", "<|assistant|>", "<|system|>", "<|end|>")
+GENERIC_SPECIALS = (
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|eot_id|>",
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "[INST]",
+    "[/INST]",
+    "<s>",
+    "</s>",
+    "<start_of_turn>",
+    "<end_of_turn>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|system|>",
+    "<|end|>",
+)
 # Cheap gate for all Unicode checks: anything that is not printable ASCII or \t\n\r.
 NON_PLAIN = re.compile(r"[^\t\n\r\x20-\x7e]")
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad]")
 SURROGATE = re.compile(r"[\ud800-\udfff]")
-MOJIBAKE_HINT = re.compile(r"[\u00c2\u00c3\u00c5\u00e2\u00ef\u00f0][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]")
+MOJIBAKE_HINT = re.compile(
+    r"[\u00c2\u00c3\u00c5\u00e2\u00ef\u00f0][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]"
+)
 
 EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
 PHONE = re.compile(
     r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,4}(?![\w])"  # international: +44 20 7946 0958
     r"|(?<![\w])\(\d{3}\) ?\d{3}[ .-]\d{4}(?![\w])"  # (555) 123-4567
-    r"|(?<![\w.-])\d{3}[.-]\d{3}[.-]\d{4}(?![\w.-])")  # 555-123-4567
+    r"|(?<![\w.-])\d{3}[.-]\d{3}[.-]\d{4}(?![\w.-])"
+)  # 555-123-4567
 IPV4 = re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b")
 CARD = re.compile(r"\b(?:\d[ -]?){13,19}\b")
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
@@ -53,7 +75,11 @@ def _f(rule: str, severity: str, row: Row, message: str, hint: str) -> Finding:
 def _texts(row: Row) -> list[tuple[str, str, int]]:
     """(role, text, message index) for every message with string content, or the plain text."""
     if row.messages:
-        return [(str(m.get("role")), m["content"], i) for i, m in enumerate(row.messages, 1) if isinstance(m.get("content"), str)]
+        return [
+            (str(m.get("role")), m["content"], i)
+            for i, m in enumerate(row.messages, 1)
+            if isinstance(m.get("content"), str)
+        ]
     if isinstance(row.text, str):
         return [("text", row.text, 0)]
     return []
@@ -65,7 +91,9 @@ PLACEHOLDER_LITERALS = ("n/a", "todo", "tbd", "{{", "lorem ipsum")  # and "<", "
 _DIGIT = re.compile(r"[0-9]")  # other Unicode digits only occur in texts the NON_PLAIN scan flags
 
 
-def _flag_hits(big: str, starts: list[int], flags: list[int], bit: int, literal: str | None = None, pattern=None) -> None:
+def _flag_hits(
+    big: str, starts: list[int], flags: list[int], bit: int, literal: str | None = None, pattern=None
+) -> None:
     """Set `bit` on every text that contains `literal` (str.find) or matches `pattern`; one search per hit text."""
     from bisect import bisect_right
 
@@ -93,7 +121,9 @@ def _anchors(literals) -> list[str]:
 def prescan(texts: list[str], special_strings: tuple[str, ...]) -> list[int]:
     """Flags per text from a few C-speed scans over all texts joined (much faster than regexes per message).
     A flag only says a check may fire: each check still runs its exact pattern on the flagged texts."""
-    flags = [PLACEHOLDERS if len(text) < 8 else 0 for text in texts]  # "NA", "N/A." …: a whole-text placeholder is short
+    flags = [
+        PLACEHOLDERS if len(text) < 8 else 0 for text in texts
+    ]  # "NA", "N/A." …: a whole-text placeholder is short
     if not texts:
         return flags
     separator = "\n\n"
@@ -102,7 +132,9 @@ def prescan(texts: list[str], special_strings: tuple[str, ...]) -> list[int]:
         starts.append(position)
         position += len(text) + len(separator)
     big = separator.join(texts)
-    _flag_hits(big, starts, flags, UNICODE | DIGITS, pattern=NON_PLAIN)  # Unicode digits match the \d of the PII patterns
+    _flag_hits(
+        big, starts, flags, UNICODE | DIGITS, pattern=NON_PLAIN
+    )  # Unicode digits match the \d of the PII patterns
     _flag_hits(big, starts, flags, DIGITS, pattern=_DIGIT)
     _flag_hits(big, starts, flags, EMAIL_BIT, literal="@")
     for literal in secrets.KNOWN_ANCHORS:
@@ -127,15 +159,19 @@ def check_rows(rows: list[Row], special_strings: tuple[str, ...] = GENERIC_SPECI
     findings: list[Finding] = []
     position = 0
     for number, (row, texts) in enumerate(items):
-        findings += check_row(row, special_strings, flags[position:position + len(texts)], texts)
+        findings += check_row(row, special_strings, flags[position : position + len(texts)], texts)
         position += len(texts)
         if progress and number % 5000 == 4999:
             progress(number / len(items), f"Checked the content of {number + 1:,} of {len(items):,} rows…")
     return findings
 
 
-def check_row(row: Row, special_strings: tuple[str, ...] = GENERIC_SPECIALS, flags: list[int] | None = None,
-              texts: list[tuple[str, str, int]] | None = None) -> list[Finding]:
+def check_row(
+    row: Row,
+    special_strings: tuple[str, ...] = GENERIC_SPECIALS,
+    flags: list[int] | None = None,
+    texts: list[tuple[str, str, int]] | None = None,
+) -> list[Finding]:
     """The content findings of one row; `flags` from prescan and `texts` from _texts(row) when the caller has them."""
     findings: list[Finding] = []
     seen: set[str] = set()  # one finding per rule per row (the message names the first place)
@@ -153,41 +189,77 @@ def check_row(row: Row, special_strings: tuple[str, ...] = GENERIC_SPECIALS, fla
         stripped = text.strip()
         if not stripped:
             if role == "assistant" and not message.get("tool_calls") and message.get("weight", 1) != 0:
-                add("CONT-EMPTY-ASSIST", "E", f"The assistant answer in {where} is empty.",
-                    "Write the answer or remove the row: an empty answer teaches the model to say nothing.")
+                add(
+                    "CONT-EMPTY-ASSIST",
+                    "E",
+                    f"The assistant answer in {where} is empty.",
+                    "Write the answer or remove the row: an empty answer teaches the model to say nothing.",
+                )
             elif role in ("user", "system", "tool"):
                 add("CONT-EMPTY-OTHER", "W", f"{where.capitalize()} is empty.", "Fill it in or remove that message.")
             continue
         if len(stripped) != len(text):
-            add("CONT-EDGE-WS", "W", f"{where.capitalize()} has leading or trailing whitespace.",
-                "The fix strips it; stray spaces/newlines at the end of answers teach the model to emit them.")
+            add(
+                "CONT-EDGE-WS",
+                "W",
+                f"{where.capitalize()} has leading or trailing whitespace.",
+                "The fix strips it; stray spaces/newlines at the end of answers teach the model to emit them.",
+            )
         if flag & PLACEHOLDERS:
             placeholder = PLACEHOLDER.search(text)
             if placeholder:
-                add("CONT-PLACEHOLDER", "W", f"{where.capitalize()} holds a placeholder: {quote(placeholder.group(0).strip(), 40)!r}.",
-                    "Replace the placeholder with real content or remove the row.")
-        if role == "assistant" and stripped[0] in "IiAaSs" and REFUSAL.match(stripped[:200]):  # every refusal opening starts so
-            add("CONT-REFUSAL", "W", f"The answer in {where} is refusal boilerplate ({quote(stripped, 60)!r}…).",
-                "Remove canned refusals unless refusing is the behaviour you want to teach.")
+                add(
+                    "CONT-PLACEHOLDER",
+                    "W",
+                    f"{where.capitalize()} holds a placeholder: {quote(placeholder.group(0).strip(), 40)!r}.",
+                    "Replace the placeholder with real content or remove the row.",
+                )
+        if (
+            role == "assistant" and stripped[0] in "IiAaSs" and REFUSAL.match(stripped[:200])
+        ):  # every refusal opening starts so
+            add(
+                "CONT-REFUSAL",
+                "W",
+                f"The answer in {where} is refusal boilerplate ({quote(stripped, 60)!r}…).",
+                "Remove canned refusals unless refusing is the behaviour you want to teach.",
+            )
         if "think" in text and ("<think" in text or "</think" in text):
             tags = THINK.findall(text)
             if tags.count("<think>") != tags.count("</think>"):
-                add("CONT-THINK", "W", f"{where.capitalize()} has unbalanced <think> tags.", "Close every <think> with </think> (or remove them).")
+                add(
+                    "CONT-THINK",
+                    "W",
+                    f"{where.capitalize()} has unbalanced <think> tags.",
+                    "Close every <think> with </think> (or remove them).",
+                )
         if flag & SPECIALS and special_pattern is not None:
             special = special_pattern.search(text)
             if special:
-                add("CONT-SPECIAL-TOK", "W", f"{where.capitalize()} contains the chat-template control string {special.group(0)!r}.",
-                    "Remove it: the tokenizer turns it into a real control token and training breaks the conversation structure.")
+                add(
+                    "CONT-SPECIAL-TOK",
+                    "W",
+                    f"{where.capitalize()} contains the chat-template control string {special.group(0)!r}.",
+                    "Remove it: the tokenizer turns it into a real control token and training breaks the conversation structure.",
+                )
         if role in ("assistant", "text") and len(text) > 300:
             repeat = _repetition(text)
             if repeat:
-                add("CONT-REPEAT", "W", f"{where.capitalize()} is degenerate repetition ({repeat}).",
-                    "Remove or rewrite it: the model learns to loop.")
+                add(
+                    "CONT-REPEAT",
+                    "W",
+                    f"{where.capitalize()} is degenerate repetition ({repeat}).",
+                    "Remove or rewrite it: the model learns to loop.",
+                )
         if role in ("assistant", "text"):
             incomplete = _incomplete(stripped)
             if incomplete:
                 severity, reason = incomplete
-                add("CONT-INCOMPLETE", severity, f"{where.capitalize()} {reason}.", "Check that the answer was not cut off when the data was exported.")
+                add(
+                    "CONT-INCOMPLETE",
+                    severity,
+                    f"{where.capitalize()} {reason}.",
+                    "Check that the answer was not cut off when the data was exported.",
+                )
         if flag & UNICODE and NON_PLAIN.search(text):
             _unicode_checks(text, where, add)
         if flag & (DIGITS | SECRETS | EMAIL_BIT | SECRET_WORDS):
@@ -207,28 +279,48 @@ def _special_pattern(strings: tuple[str, ...]) -> re.Pattern | None:
 
 def _unicode_checks(text: str, where: str, add) -> None:
     if SURROGATE.search(text):
-        add("ENC-SURROGATE", "E", f"{where.capitalize()} contains a lone surrogate (broken UTF-16).",
-            "Remove the row or fix its text: lone surrogates cannot be encoded and crash tokenizers.")
+        add(
+            "ENC-SURROGATE",
+            "E",
+            f"{where.capitalize()} contains a lone surrogate (broken UTF-16).",
+            "Remove the row or fix its text: lone surrogates cannot be encoded and crash tokenizers.",
+        )
         return
     if "\ufffd" in text:
-        add("ENC-FFFD", "W", f"{where.capitalize()} contains U+FFFD (�): text was damaged by a bad decode.",
-            "Re-export the source with the right encoding, or fix the damaged characters.")
+        add(
+            "ENC-FFFD",
+            "W",
+            f"{where.capitalize()} contains U+FFFD (�): text was damaged by a bad decode.",
+            "Re-export the source with the right encoding, or fix the damaged characters.",
+        )
     control = CONTROL.search(text)
     if control:
-        add("ENC-CONTROL", "W", f"{where.capitalize()} contains the control character U+{ord(control.group(0)):04X}.",
-            "Remove control characters (other than tab and newline).")
+        add(
+            "ENC-CONTROL",
+            "W",
+            f"{where.capitalize()} contains the control character U+{ord(control.group(0)):04X}.",
+            "Remove control characters (other than tab and newline).",
+        )
     invisible = INVISIBLE.search(text)
     if invisible:
-        add("ENC-INVISIBLE", "W", f"{where.capitalize()} contains an invisible character U+{ord(invisible.group(0)):04X} (zero-width or bidi control).",
-            "Remove zero-width and bidi control characters: invisible to you, not to the model.")
+        add(
+            "ENC-INVISIBLE",
+            "W",
+            f"{where.capitalize()} contains an invisible character U+{ord(invisible.group(0)):04X} (zero-width or bidi control).",
+            "Remove zero-width and bidi control characters: invisible to you, not to the model.",
+        )
     if MOJIBAKE_HINT.search(text):
         import ftfy
 
         if ftfy.is_bad(text):
             fixed = ftfy.fix_text(text)
             sample = quote(next((w for w in text.split() if MOJIBAKE_HINT.search(w)), ""), 30)
-            add("ENC-MOJIBAKE", "W", f"{where.capitalize()} has mojibake (e.g. {sample!r}).",
-                f"Fix the encoding (ftfy.fix_text gives: {quote(fixed, 60)!r}).")
+            add(
+                "ENC-MOJIBAKE",
+                "W",
+                f"{where.capitalize()} has mojibake (e.g. {sample!r}).",
+                f"Fix the encoding (ftfy.fix_text gives: {quote(fixed, 60)!r}).",
+            )
 
 
 def _luhn(digits: str) -> bool:
@@ -245,15 +337,22 @@ def _luhn(digits: str) -> bool:
 
 def _privacy_checks(text: str, where: str, add, flag: int = ALL) -> None:
     # A key-like string (bare or assigned) has digits as well as letters; the pre-scan bits skip what cannot match.
-    found = secrets.secret_spans(text, known=bool(flag & SECRETS), assigned=bool(flag & DIGITS and flag & SECRET_WORDS),
-                                 generic=bool(flag & DIGITS))
+    found = secrets.secret_spans(
+        text,
+        known=bool(flag & SECRETS),
+        assigned=bool(flag & DIGITS and flag & SECRET_WORDS),
+        generic=bool(flag & DIGITS),
+    )
     if found:
         first = found[0]
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-        add("PII-SECRET", "E", f"{where.capitalize()} contains {first.kind} at character {first.start + 1}{more}; "
-            "it is not shown here.",
+        add(
+            "PII-SECRET",
+            "E",
+            f"{where.capitalize()} contains {first.kind} at character {first.start + 1}{more}; it is not shown here.",
             "Remove the row (and revoke the credential if it is real): a fine-tuned model can repeat secrets verbatim. "
-            "Rows set aside by the fix keep the secret masked.")
+            "Rows set aside by the fix keep the secret masked.",
+        )
     if not flag & (DIGITS | EMAIL_BIT) or not _QUICK_PII.search(text):
         return
     kinds = []
@@ -271,8 +370,12 @@ def _privacy_checks(text: str, where: str, add, flag: int = ALL) -> None:
     if IBAN.search(text):
         kinds.append("an IBAN")
     if kinds:
-        add("PII-CONTACT", "W", f"{where.capitalize()} contains {', '.join(kinds)}.",
-            "Remove or mask personal data (e.g. replace with <EMAIL>) unless it is public and needed.")
+        add(
+            "PII-CONTACT",
+            "W",
+            f"{where.capitalize()} contains {', '.join(kinds)}.",
+            "Remove or mask personal data (e.g. replace with <EMAIL>) unless it is public and needed.",
+        )
 
 
 def _repetition(text: str) -> str | None:
@@ -291,7 +394,7 @@ def _repetition(text: str) -> str | None:
         return None
     total_chars = sum(len(w) for w in words)
     for n, limit in ((2, 0.20), (3, 0.18), (4, 0.16)):
-        grams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+        grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
         gram, count = grams.most_common(1)[0]
         if count > 1 and count * sum(len(w) for w in gram) / total_chars > limit:
             return f"the {n}-gram {quote(' '.join(gram), 80)!r} covers {count * sum(len(w) for w in gram) / total_chars:.0%} of the text"
@@ -314,7 +417,12 @@ def _incomplete(text: str) -> tuple[str, str] | None:
             return "I", "has unbalanced brackets"
     last = text[-1]
     last_word = text.rsplit(None, 1)[-1]
-    if last in ",;:" or (last_word.isalpha() and last_word.islower() and len(text) > 40 and "\n" not in text[-40:]
-                         and last_word not in ("etc", "e.g", "i.e")):
+    if last in ",;:" or (
+        last_word.isalpha()
+        and last_word.islower()
+        and len(text) > 40
+        and "\n" not in text[-40:]
+        and last_word not in ("etc", "e.g", "i.e")
+    ):
         return "I", "seems to end mid-sentence"
     return None

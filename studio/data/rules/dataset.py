@@ -39,11 +39,18 @@ SIGNATURE_BITS = 16
 DEDUP_MAX_CHARS = 200_000  # MinHash of a huge row on its first 200k characters keeps one giant row from dominating
 # Near-duplicate shingles ignore case, punctuation and spacing: "What's 2+2?" and "whats 2 2" are the same words.
 # Separators: ASCII punctuation, common typographic punctuation, every character str.split() splits on.
-_SEPARATORS = (string.punctuation + "“”‘’«»„…–—¿¡·•" + "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
-               + "".join(chr(c) for c in range(0x2000, 0x200B)) + "\u2028\u2029\u202f\u205f\u3000")
+_SEPARATORS = (
+    string.punctuation
+    + "“”‘’«»„…–—¿¡·•"
+    + "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+    + "".join(chr(c) for c in range(0x2000, 0x200B))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
 _SEPARATOR_CHARS = str.maketrans({char: " " for char in _SEPARATORS})
-_SEPARATOR_BYTES = bytes.maketrans(bytes(c for c in _SEPARATORS.encode("latin-1", "ignore") if c < 128),
-                                   b" " * sum(1 for c in _SEPARATORS.encode("latin-1", "ignore") if c < 128))
+_SEPARATOR_BYTES = bytes.maketrans(
+    bytes(c for c in _SEPARATORS.encode("latin-1", "ignore") if c < 128),
+    b" " * sum(1 for c in _SEPARATORS.encode("latin-1", "ignore") if c < 128),
+)
 
 
 def normalise(text: str) -> str:
@@ -56,8 +63,11 @@ def normalise(text: str) -> str:
 def row_key(row: Row) -> str:
     """The row's content, normalised (NFC, collapsed whitespace): equal keys = exact duplicates."""
     if row.messages:
-        return "\x1e".join(f"{m.get('role')}\x1f{normalise(m['content']) if isinstance(m.get('content'), str) else ''}"
-                           f"{json.dumps(m.get('tool_calls'), sort_keys=True) if m.get('tool_calls') else ''}" for m in row.messages)
+        return "\x1e".join(
+            f"{m.get('role')}\x1f{normalise(m['content']) if isinstance(m.get('content'), str) else ''}"
+            f"{json.dumps(m.get('tool_calls'), sort_keys=True) if m.get('tool_calls') else ''}"
+            for m in row.messages
+        )
     return normalise(row.text or "")
 
 
@@ -69,13 +79,16 @@ def stable_hash(text: str) -> int:
 def dedup_text(row: Row) -> str:
     """Text compared for near duplicates: user and assistant turns (a shared system prompt would make all rows look alike)."""
     if row.messages:
-        text = " ".join(m["content"] for m in row.messages if m.get("role") != "system" and isinstance(m.get("content"), str))
+        text = " ".join(
+            m["content"] for m in row.messages if m.get("role") != "system" and isinstance(m.get("content"), str)
+        )
     else:
         text = row.text or ""
     return text[:DEDUP_MAX_CHARS]
 
 
 # ---------------------------------------------------------------- MinHash (vectorised)
+
 
 def _mix(values: np.ndarray) -> np.ndarray:
     """splitmix64 finaliser: a good 64-bit hash of 64-bit integers, vectorised."""
@@ -94,7 +107,7 @@ _SHINGLE_MULTIPLIERS = _mix(np.arange(100, 100 + SHINGLE, dtype=np.uint64))
 
 
 _POLY = np.uint64(0x9E3779B97F4A7C15 | 1)  # odd: invertible modulo 2^64
-_POLY_INVERSE = np.uint64(pow(int(_POLY), -1, 2 ** 64))
+_POLY_INVERSE = np.uint64(pow(int(_POLY), -1, 2**64))
 _PAD_WORD = _mix(np.array([0x5EED_0001], dtype=np.uint64))[0]  # stands for the missing words of a text under 5 words
 
 
@@ -172,7 +185,7 @@ def minhash_signatures(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         with np.errstate(over="ignore"):
             combined = np.zeros(count, dtype=np.uint64)
             for k in range(SHINGLE):
-                combined = (combined ^ words_array[k:k + count]) * _SHINGLE_MULTIPLIERS[k]
+                combined = (combined ^ words_array[k : k + count]) * _SHINGLE_MULTIPLIERS[k]
         # keep shingles that start inside a row and end inside the same row
         valid = np.ones(count, dtype=bool)
         for k in range(1, SHINGLE):
@@ -223,8 +236,9 @@ def _add_run(members: list[int], candidates: set[tuple[int, int]]) -> None:
             candidates.add((members[a], members[b]))
 
 
-def near_duplicate_pairs(signatures: np.ndarray, threshold: float = NEAR_THRESHOLD,
-                         has_words: np.ndarray | None = None) -> list[tuple[int, int, float]]:
+def near_duplicate_pairs(
+    signatures: np.ndarray, threshold: float = NEAR_THRESHOLD, has_words: np.ndarray | None = None
+) -> list[tuple[int, int, float]]:
     """Index pairs (i < j) whose estimated Jaccard similarity is >= threshold, via LSH banding."""
     index = np.flatnonzero(has_words) if has_words is not None else None
     rows = signatures if index is None else signatures[index]
@@ -303,7 +317,7 @@ def language_priority(numbers: np.ndarray) -> np.ndarray:
     return _mix(numbers.astype(np.uint64) ^ np.uint64(0x5EED))
 
 
-def chunk_facts(rows: list[Row], language_below: int = 2 ** 64 - 1) -> DatasetFacts:
+def chunk_facts(rows: list[Row], language_below: int = 2**64 - 1) -> DatasetFacts:
     """The facts of a chunk of usable rows; rows with a language priority >= language_below need no language sample."""
     keys = [row_key(row) for row in rows]
     signatures, has_words = minhash_signatures([dedup_text(row) for row in rows])
@@ -316,8 +330,11 @@ def chunk_facts(rows: list[Row], language_below: int = 2 ** 64 - 1) -> DatasetFa
     facts = DatasetFacts(
         numbers=np.fromiter((row.number for row in rows), dtype=np.int64, count=len(rows)),
         keys=np.fromiter(map(stable_hash, keys), dtype=np.uint64, count=len(keys)),
-        signatures=signatures, has_words=has_words,
-        conflict=np.array(conflict, dtype=np.uint64).reshape(-1, 3), chat_rows=len(chat))
+        signatures=signatures,
+        has_words=has_words,
+        conflict=np.array(conflict, dtype=np.uint64).reshape(-1, 3),
+        chat_rows=len(chat),
+    )
     chat_rows = [row for row, _ in chat]
     _chat_facts(chat_rows, facts)
     if chat_rows:
@@ -378,7 +395,9 @@ def _chat_facts(chat: list[Row], facts: DatasetFacts) -> None:
                     name = function.get("name") if isinstance(function, dict) else None
                     if isinstance(name, str):
                         facts.tools.setdefault(name, set()).add(json.dumps(tool, sort_keys=True))
-    hashes = np.fromiter((stable_hash(f"{n}\x1f{phrase}") for n, phrase in openings), dtype=np.uint64, count=len(openings))
+    hashes = np.fromiter(
+        (stable_hash(f"{n}\x1f{phrase}") for n, phrase in openings), dtype=np.uint64, count=len(openings)
+    )
     counts = np.fromiter(openings.values(), dtype=np.int64, count=len(openings))
     facts.openings = (hashes, counts)
     # A phrase over 5 % of all answers is over 5 % of the answers of at least one chunk: keep those texts.
@@ -405,7 +424,7 @@ class DatasetTally:
         self.tools: dict[str, set[str]] = {}
         self.counts: Counter = Counter()
         self.language: list[tuple[int, int, str, str]] = []
-        self._language_below = 2 ** 64 - 1
+        self._language_below = 2**64 - 1
 
     @property
     def rows(self) -> int:
@@ -428,7 +447,17 @@ class DatasetTally:
         self.systems.update(facts.systems)
         for name, variants in facts.tools.items():
             self.tools.setdefault(name, set()).update(variants)
-        for name in ("chat_rows", "answers", "multi_turn", "no_system", "no_user", "named", "weighted", "with_think", "without_think"):
+        for name in (
+            "chat_rows",
+            "answers",
+            "multi_turn",
+            "no_system",
+            "no_user",
+            "named",
+            "weighted",
+            "with_think",
+            "without_think",
+        ):
             self.counts[name] += getattr(facts, name)
         self.language += facts.language
         limit = language.MAX_ROWS
@@ -470,9 +499,15 @@ class DatasetTally:
                 nonfirst[members[1:]] = True
                 group = numbers[members].tolist()
                 for number in group[1:]:
-                    findings.append(Finding("DUP-EXACT", "W", number,
-                                            f"Row {number} duplicates row {group[0]} (cluster of {len(group)}: rows {_rows_text(group)}).",
-                                            "The fix keeps the first copy and removes the others; duplicates over-weight those examples."))
+                    findings.append(
+                        Finding(
+                            "DUP-EXACT",
+                            "W",
+                            number,
+                            f"Row {number} duplicates row {group[0]} (cluster of {len(group)}: rows {_rows_text(group)}).",
+                            "The fix keeps the first copy and removes the others; duplicates over-weight those examples.",
+                        )
+                    )
         return findings, nonfirst
 
     def _near_duplicates(self, numbers: np.ndarray, nonfirst: np.ndarray, progress) -> list[Finding]:
@@ -504,10 +539,16 @@ class DatasetTally:
         for cluster in _clusters([(a, b) for a, b, _ in pairs]):
             group = numbers[cluster].tolist()
             for i, number in zip(cluster[1:], group[1:]):
-                findings.append(Finding("DUP-NEAR", "W", number,
-                                        f"Row {number} is a near duplicate of row {group[0]} (Jaccard ≈ {best.get(i, NEAR_THRESHOLD):.2f}; "
-                                        f"cluster: rows {_rows_text(group)}).",
-                                        "Keep one of them, or make them genuinely different; the split keeps a cluster on one side."))
+                findings.append(
+                    Finding(
+                        "DUP-NEAR",
+                        "W",
+                        number,
+                        f"Row {number} is a near duplicate of row {group[0]} (Jaccard ≈ {best.get(i, NEAR_THRESHOLD):.2f}; "
+                        f"cluster: rows {_rows_text(group)}).",
+                        "Keep one of them, or make them genuinely different; the split keeps a cluster on one side.",
+                    )
+                )
         return findings
 
     def _conflicts(self) -> list[Finding]:
@@ -529,10 +570,16 @@ class DatasetTally:
             if variants > 1:
                 group_numbers = sorted(int(n) for n in group[:, 0].tolist())
                 for number in group_numbers[1:]:
-                    findings.append(Finding("DUP-CONFLICT", "I", number,
-                                            f"Row {number} has the same prompt as row {group_numbers[0]} but a different answer "
-                                            f"({variants} different answers: rows {_rows_text(group_numbers)}).",
-                                            "Fine if the answers are equally good variations; otherwise keep the best one."))
+                    findings.append(
+                        Finding(
+                            "DUP-CONFLICT",
+                            "I",
+                            number,
+                            f"Row {number} has the same prompt as row {group_numbers[0]} but a different answer "
+                            f"({variants} different answers: rows {_rows_text(group_numbers)}).",
+                            "Fine if the answers are equally good variations; otherwise keep the best one.",
+                        )
+                    )
         return findings
 
     def _distribution(self) -> list[Finding]:
@@ -544,10 +591,17 @@ class DatasetTally:
             covered = sum(self.systems.values())
             top = "; ".join(f"{quote(prompt, 50)!r} ({count})" for prompt, count in self.systems.most_common(3))
             many = len(self.systems) > 50 and len(self.systems) > 0.2 * chat
-            findings.append(Finding("DIST-SYSPROMPT", "W" if many else "I", None,
-                                    f"{len(self.systems)} distinct system prompt(s) cover {covered} of {chat} rows; top: {top}.",
-                                    "Many one-off system prompts teach the model to depend on them; use the same system prompt at inference time as in training."
-                                    if many else "Use the same system prompt at inference time as in training; rows without one get the template's default (if any)."))
+            findings.append(
+                Finding(
+                    "DIST-SYSPROMPT",
+                    "W" if many else "I",
+                    None,
+                    f"{len(self.systems)} distinct system prompt(s) cover {covered} of {chat} rows; top: {top}.",
+                    "Many one-off system prompts teach the model to depend on them; use the same system prompt at inference time as in training."
+                    if many
+                    else "Use the same system prompt at inference time as in training; rows without one get the template's default (if any).",
+                )
+            )
         answers = self.counts["answers"]
         if answers >= 20:
             hashes, counts = _sum_counts(self._openings)
@@ -561,11 +615,25 @@ class DatasetTally:
             shown = sorted(common, key=lambda item: (-item[2], -item[0]))[:3]
             if shown:
                 text = "; ".join(f"{quote(phrase, 60)!r} starts {count / answers:.0%}" for _, phrase, count in shown)
-                findings.append(Finding("DIST-NGRAM", "I", None, f"Answers often open the same way: {text} of the answers.",
-                                        "Fine if it is the style you want to teach (the model will copy it); otherwise vary the openings."))
+                findings.append(
+                    Finding(
+                        "DIST-NGRAM",
+                        "I",
+                        None,
+                        f"Answers often open the same way: {text} of the answers.",
+                        "Fine if it is the style you want to teach (the model will copy it); otherwise vary the openings.",
+                    )
+                )
         multi = self.counts["multi_turn"]
-        findings.append(Finding("DIST-TURNS", "I", None, f"{chat - multi} single-turn and {multi} multi-turn conversations.",
-                                "If users will hold multi-turn chats, include multi-turn examples."))
+        findings.append(
+            Finding(
+                "DIST-TURNS",
+                "I",
+                None,
+                f"{chat - multi} single-turn and {multi} multi-turn conversations.",
+                "If users will hold multi-turn chats, include multi-turn examples.",
+            )
+        )
         return findings
 
     def _role_stats(self) -> list[Finding]:
@@ -575,29 +643,63 @@ class DatasetTally:
             return findings
         no_system, no_user = self.counts["no_system"], self.counts["no_user"]
         if no_system or no_user:
-            findings.append(Finding("ROLE-MISSING-SYS-USER", "I", None,
-                                    f"{no_system} of {chat} rows have no system message; {no_user} have no user message.",
-                                    "Rows without a system message get the chat template's default system prompt, if it has one."))
+            findings.append(
+                Finding(
+                    "ROLE-MISSING-SYS-USER",
+                    "I",
+                    None,
+                    f"{no_system} of {chat} rows have no system message; {no_user} have no user message.",
+                    "Rows without a system message get the chat template's default system prompt, if it has one.",
+                )
+            )
         if self.counts["named"]:
-            findings.append(Finding("ROLE-NAME", "I", None, f"{self.counts['named']} rows use the 'name' field on messages.",
-                                    "Most chat templates ignore 'name'; put the speaker into the content if it matters."))
+            findings.append(
+                Finding(
+                    "ROLE-NAME",
+                    "I",
+                    None,
+                    f"{self.counts['named']} rows use the 'name' field on messages.",
+                    "Most chat templates ignore 'name'; put the speaker into the content if it matters.",
+                )
+            )
         if self.counts["weighted"]:
-            findings.append(Finding("ROLE-WEIGHT", "W", None, f"{self.counts['weighted']} rows set per-message 'weight'.",
-                                    "TRL ignores 'weight' unless the loss mask is built from it; weight-0 answers are still trained otherwise."))
+            findings.append(
+                Finding(
+                    "ROLE-WEIGHT",
+                    "W",
+                    None,
+                    f"{self.counts['weighted']} rows set per-message 'weight'.",
+                    "TRL ignores 'weight' unless the loss mask is built from it; weight-0 answers are still trained otherwise.",
+                )
+            )
         return findings
 
     def _tool_drift(self) -> list[Finding]:
         drifting = sorted(name for name, variants in self.tools.items() if len(variants) > 1)
         if not drifting:
             return []
-        return [Finding("TOOL-DRIFT", "W", None, f"Tool definition(s) differ across rows: {', '.join(drifting[:6])}.",
-                        "Use one definition per tool everywhere, the same one you will use at inference time.")]
+        return [
+            Finding(
+                "TOOL-DRIFT",
+                "W",
+                None,
+                f"Tool definition(s) differ across rows: {', '.join(drifting[:6])}.",
+                "Use one definition per tool everywhere, the same one you will use at inference time.",
+            )
+        ]
 
     def _think_mix(self) -> list[Finding]:
         with_think, without = self.counts["with_think"], self.counts["without_think"]
         if with_think and without:
-            return [Finding("CONT-THINK", "W", None, f"{with_think} answers contain <think> reasoning and {without} do not.",
-                            "Be consistent: either every answer has a reasoning block or none has.")]
+            return [
+                Finding(
+                    "CONT-THINK",
+                    "W",
+                    None,
+                    f"{with_think} answers contain <think> reasoning and {without} do not.",
+                    "Be consistent: either every answer has a reasoning block or none has.",
+                )
+            ]
         return []
 
 
@@ -612,20 +714,48 @@ def size_findings(count: int, validation_rows: list[Row] | None, train_rows: lis
     """DS-MIN, DS-NO-VAL / DS-LEAK and DS-EPOCHS for `count` rows that train (no E finding)."""
     findings = []
     if count < 10:
-        findings.append(Finding("DS-MIN", "E", None, f"Only {count} usable row(s); at least 10 are needed to fine-tune.",
-                                "Add more examples: 50-100 good ones is a practical minimum for a visible effect."))
+        findings.append(
+            Finding(
+                "DS-MIN",
+                "E",
+                None,
+                f"Only {count} usable row(s); at least 10 are needed to fine-tune.",
+                "Add more examples: 50-100 good ones is a practical minimum for a visible effect.",
+            )
+        )
     elif count < 50:
-        findings.append(Finding("DS-MIN", "W", None, f"Only {count} usable rows; fewer than 50 rarely gives a reliable change.",
-                                "Add more examples (50-100+), or try prompting first."))
+        findings.append(
+            Finding(
+                "DS-MIN",
+                "W",
+                None,
+                f"Only {count} usable rows; fewer than 50 rarely gives a reliable change.",
+                "Add more examples (50-100+), or try prompting first.",
+            )
+        )
     if validation_rows is None:
-        findings.append(Finding("DS-NO-VAL", "W", None, "There is no validation split, so overfitting cannot be seen during training.",
-                                "Hold out 5-10% of the rows for validation (the studio's Fix & split does this, keeping near-duplicates together)."))
+        findings.append(
+            Finding(
+                "DS-NO-VAL",
+                "W",
+                None,
+                "There is no validation split, so overfitting cannot be seen during training.",
+                "Hold out 5-10% of the rows for validation (the studio's Fix & split does this, keeping near-duplicates together).",
+            )
+        )
     elif validation_rows:
         findings += find_leaks(train_rows or [], validation_rows)
     if count:
         epochs = suggested_epochs(count)
-        findings.append(Finding("DS-EPOCHS", "I", None, f"Suggested epochs for {count} rows: {epochs} (about {epochs * count:,} training examples seen).",
-                                "OpenAI's rule of thumb: 3 epochs, more for small datasets, fewer for large ones; watch the validation loss."))
+        findings.append(
+            Finding(
+                "DS-EPOCHS",
+                "I",
+                None,
+                f"Suggested epochs for {count} rows: {epochs} (about {epochs * count:,} training examples seen).",
+                "OpenAI's rule of thumb: 3 epochs, more for small datasets, fewer for large ones; watch the validation loss.",
+            )
+        )
     return findings
 
 
@@ -665,8 +795,15 @@ def find_leaks(train_rows: list[Row], validation_rows: list[Row]) -> list[Findin
         match = train_keys.get(row_key(row))
         if match is not None:
             exact.add(index)
-            findings.append(Finding("DS-LEAK", "E", row.number, f"Validation row {row.number} is identical to training row {match}.",
-                                    "Remove it from one side: a leaked row makes the validation loss look better than it is."))
+            findings.append(
+                Finding(
+                    "DS-LEAK",
+                    "E",
+                    row.number,
+                    f"Validation row {row.number} is identical to training row {match}.",
+                    "Remove it from one side: a leaked row makes the validation loss look better than it is.",
+                )
+            )
     if train_rows and validation_rows:
         everything = list(train_rows) + list(validation_rows)
         signatures, has_words = minhash_signatures([dedup_text(row) for row in everything])
@@ -677,7 +814,13 @@ def find_leaks(train_rows: list[Row], validation_rows: list[Row]) -> list[Findin
                 if index in exact or index in reported:
                     continue
                 reported.add(index)
-                findings.append(Finding("DS-LEAK", "W", validation_rows[index].number,
-                                        f"Validation row {validation_rows[index].number} is a near duplicate of training row {train_rows[a].number} (Jaccard ≈ {value:.2f}).",
-                                        "Move near-duplicates to the same side of the split."))
+                findings.append(
+                    Finding(
+                        "DS-LEAK",
+                        "W",
+                        validation_rows[index].number,
+                        f"Validation row {validation_rows[index].number} is a near duplicate of training row {train_rows[a].number} (Jaccard ≈ {value:.2f}).",
+                        "Move near-duplicates to the same side of the split.",
+                    )
+                )
     return findings

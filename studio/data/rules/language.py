@@ -20,9 +20,28 @@ MIN_LETTERS = 20
 SAMPLE_CHARS = 160  # the language of a text shows in its first sentence or two
 CONFIDENCE = 0.6
 _NOT_LETTERS = re.compile(r"[\W\d_]+")
-NAMES = {"en": "English", "fr": "French", "de": "German", "es": "Spanish", "it": "Italian", "pt": "Portuguese", "nl": "Dutch",
-         "ru": "Russian", "zh": "Chinese", "ja": "Japanese", "ko": "Korean", "ar": "Arabic", "hi": "Hindi", "pl": "Polish",
-         "tr": "Turkish", "sv": "Swedish", "uk": "Ukrainian", "vi": "Vietnamese", "id": "Indonesian", "cs": "Czech"}
+NAMES = {
+    "en": "English",
+    "fr": "French",
+    "de": "German",
+    "es": "Spanish",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "nl": "Dutch",
+    "ru": "Russian",
+    "zh": "Chinese",
+    "ja": "Japanese",
+    "ko": "Korean",
+    "ar": "Arabic",
+    "hi": "Hindi",
+    "pl": "Polish",
+    "tr": "Turkish",
+    "sv": "Swedish",
+    "uk": "Ukrainian",
+    "vi": "Vietnamese",
+    "id": "Indonesian",
+    "cs": "Czech",
+}
 
 
 @lru_cache(maxsize=1)
@@ -80,8 +99,12 @@ MAX_ROWS = 25_000  # language id costs ~0.1 ms per text: larger datasets are che
 
 def row_texts(row: Row) -> tuple[str, str]:
     """(user text, answer text) of a chat row, cut to what the language id looks at."""
-    users = " ".join(m["content"] for m in row.messages if m.get("role") == "user" and isinstance(m.get("content"), str))
-    answers = " ".join(m["content"] for m in row.messages if m.get("role") == "assistant" and isinstance(m.get("content"), str))
+    users = " ".join(
+        m["content"] for m in row.messages if m.get("role") == "user" and isinstance(m.get("content"), str)
+    )
+    answers = " ".join(
+        m["content"] for m in row.messages if m.get("role") == "assistant" and isinstance(m.get("content"), str)
+    )
     return users[:SAMPLE_CHARS], answers[:SAMPLE_CHARS]
 
 
@@ -102,17 +125,35 @@ def language_findings(samples: list[tuple[int, int, str, str]], chat_rows: int) 
     findings = []
     for (_, number, _, _), user_lang, answer_lang in zip(chosen, user_langs, answer_langs):
         if answer_lang and answer_lang != majority and majority_count / sum(counts.values()) >= 0.5:
-            findings.append(Finding("DIST-LANG", "W", number,
-                                    f"The answer is in {_name(answer_lang)}, while most answers are in {_name(majority)}.",
-                                    "Keep it only if the model should answer in that language; otherwise translate or remove it."))
+            findings.append(
+                Finding(
+                    "DIST-LANG",
+                    "W",
+                    number,
+                    f"The answer is in {_name(answer_lang)}, while most answers are in {_name(majority)}.",
+                    "Keep it only if the model should answer in that language; otherwise translate or remove it.",
+                )
+            )
         elif user_lang and answer_lang and user_lang != answer_lang:
-            findings.append(Finding("DIST-LANG", "W", number,
-                                    f"The user writes in {_name(user_lang)} but the assistant answers in {_name(answer_lang)}.",
-                                    "Check this is intended (e.g. translation); otherwise the model learns to switch language."))
+            findings.append(
+                Finding(
+                    "DIST-LANG",
+                    "W",
+                    number,
+                    f"The user writes in {_name(user_lang)} but the assistant answers in {_name(answer_lang)}.",
+                    "Check this is intended (e.g. translation); otherwise the model learns to switch language.",
+                )
+            )
     if sampled:
         share = len(findings) / len(chosen)
-        findings.append(Finding("DIST-LANG", "I", None,
-                                f"Languages were checked on a random sample of {len(chosen):,} rows: {share:.1%} of them are off the majority "
-                                f"language ({_name(majority)}) or mix languages.",
-                                "Rows outside the sample were not checked for language; split the file to check every row."))
+        findings.append(
+            Finding(
+                "DIST-LANG",
+                "I",
+                None,
+                f"Languages were checked on a random sample of {len(chosen):,} rows: {share:.1%} of them are off the majority "
+                f"language ({_name(majority)}) or mix languages.",
+                "Rows outside the sample were not checked for language; split the file to check every row.",
+            )
+        )
     return findings

@@ -37,10 +37,20 @@ KNOWN = re.compile(
     r"|(?P<google>\bAIza[0-9A-Za-z_-]{35}\b)"
     r"|(?P<stripe>\b(?:sk|rk)_live_[0-9A-Za-z]{16,}\b)"
     r"|(?P<jwt>\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b)"
-    r"|(?P<key>-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----(?:[\s\S]*?-----END (?:[A-Z]+ )?PRIVATE KEY-----|[\s\S]*))")
-KNOWN_NAMES = {"aws": "an AWS access key", "github": "a GitHub token", "openai": "an API key (sk-…)", "slack": "a Slack token",
-               "slack_webhook": "a Slack webhook URL", "hf": "a Hugging Face token", "google": "a Google API key",
-               "stripe": "a Stripe live key", "jwt": "a JSON Web Token", "key": "a private key block"}
+    r"|(?P<key>-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----(?:[\s\S]*?-----END (?:[A-Z]+ )?PRIVATE KEY-----|[\s\S]*))"
+)
+KNOWN_NAMES = {
+    "aws": "an AWS access key",
+    "github": "a GitHub token",
+    "openai": "an API key (sk-…)",
+    "slack": "a Slack token",
+    "slack_webhook": "a Slack webhook URL",
+    "hf": "a Hugging Face token",
+    "google": "a Google API key",
+    "stripe": "a Stripe live key",
+    "jwt": "a JSON Web Token",
+    "key": "a private key block",
+}
 # Every KNOWN match contains one of these: a cheap pre-scan (str.find) decides whether the regex runs at all
 # ("_" stands for ghp_ … github_pat_, hf_ and _live_).
 KNOWN_ANCHORS = ("AKIA", "ASIA", "_", "sk-", "xox", "hooks.slack.com", "AIza", "eyJ", "-----BEGIN")
@@ -49,7 +59,8 @@ KNOWN_ANCHORS = ("AKIA", "ASIA", "_", "sk-", "xox", "hooks.slack.com", "AIza", "
 # identifier (AWS_SECRET_ACCESS_KEY, "client_secret", db_password).
 ASSIGNMENT = re.compile(
     r"(?i)(?:api[_-]?key|apikey|secret|token|passw(?:or)?d|pwd|access[_-]?key|auth[_-]?key|credential|private[_-]?key)(?:s|[_-]?(?:key|token|value))?"
-    r"[\"']?\s*(?:=>|[:=])\s*[\"']?(?P<value>[A-Za-z0-9+/_=.~-]{16,})")
+    r"[\"']?\s*(?:=>|[:=])\s*[\"']?(?P<value>[A-Za-z0-9+/_=.~-]{16,})"
+)
 # Lower-cased literals that every ASSIGNMENT match contains (the pre-scan's gate).
 ASSIGNMENT_LITERALS = ("key", "secret", "token", "passw", "pwd", "credential")
 URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@]+:(?P<value>[^/\s@]{8,})@")
@@ -93,15 +104,25 @@ def class_switches(text: str) -> float:
 
 def looks_random(candidate: str) -> bool:
     """A bare 32+ character string that looks like a key: mixed case and digits, high entropy, no word structure."""
-    return (any(c.isdigit() for c in candidate) and any(c.isupper() for c in candidate) and any(c.islower() for c in candidate)
-            and entropy(candidate) > MIN_ENTROPY and class_switches(candidate) >= MIN_SWITCHES)
+    return (
+        any(c.isdigit() for c in candidate)
+        and any(c.isupper() for c in candidate)
+        and any(c.islower() for c in candidate)
+        and entropy(candidate) > MIN_ENTROPY
+        and class_switches(candidate) >= MIN_SWITCHES
+    )
 
 
 def _secret_value(value: str) -> bool:
     value = value.rstrip(".")
-    return (len(value) >= 16 and any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
-            and not PLACEHOLDER_VALUE.search(value) and not (value.upper() == value and "_" in value)
-            and entropy(value) >= MIN_VALUE_ENTROPY)
+    return (
+        len(value) >= 16
+        and any(c.isdigit() for c in value)
+        and any(c.isalpha() for c in value)
+        and not PLACEHOLDER_VALUE.search(value)
+        and not (value.upper() == value and "_" in value)
+        and entropy(value) >= MIN_VALUE_ENTROPY
+    )
 
 
 def secret_spans(text: str, known: bool = True, assigned: bool = True, generic: bool = True) -> list[SecretSpan]:
@@ -112,18 +133,28 @@ def secret_spans(text: str, known: bool = True, assigned: bool = True, generic: 
     if assigned:
         for match in ASSIGNMENT.finditer(text):
             if _secret_value(match.group("value")):
-                spans.append(SecretSpan(match.start("value"), match.start("value") + len(match.group("value").rstrip(".")),
-                                        "a secret assigned to a key, token or password name"))
+                spans.append(
+                    SecretSpan(
+                        match.start("value"),
+                        match.start("value") + len(match.group("value").rstrip(".")),
+                        "a secret assigned to a key, token or password name",
+                    )
+                )
         if "://" in text:
-            spans += [SecretSpan(m.start("value"), m.end("value"), "a password in a URL")
-                      for m in URL_PASSWORD.finditer(text) if any(c.isdigit() for c in m.group("value"))]
+            spans += [
+                SecretSpan(m.start("value"), m.end("value"), "a password in a URL")
+                for m in URL_PASSWORD.finditer(text)
+                if any(c.isdigit() for c in m.group("value"))
+            ]
     if generic:
         urls = [(m.start(), m.end()) for m in URL.finditer(text)] if ("/" in text or ":" in text) else []
         for match in CANDIDATE.finditer(text):
             if any(start <= match.start() < end for start, end in urls):
                 continue  # URL paths and data: URIs are addresses and content, not credentials
             if looks_random(match.group(0)):
-                spans.append(SecretSpan(match.start(), match.end(), "a high-entropy string that looks like a key or token"))
+                spans.append(
+                    SecretSpan(match.start(), match.end(), "a high-entropy string that looks like a key or token")
+                )
     return _without_overlaps(spans)
 
 
@@ -145,7 +176,7 @@ def mask_secrets(text: str) -> str:
         return text
     parts, position = [], 0
     for span in spans:
-        parts += [text[position:span.start], MASK]
+        parts += [text[position : span.start], MASK]
         position = span.end
     parts.append(text[position:])
     return "".join(parts)

@@ -51,9 +51,16 @@ def _template_messages(row: Row) -> list[dict[str, Any]]:
 
             fixed = []
             for call in calls:
-                if isinstance(call, dict) and isinstance(call.get("function"), dict) and isinstance(call["function"].get("arguments"), str):
+                if (
+                    isinstance(call, dict)
+                    and isinstance(call.get("function"), dict)
+                    and isinstance(call["function"].get("arguments"), str)
+                ):
                     try:
-                        call = {**call, "function": {**call["function"], "arguments": json.loads(call["function"]["arguments"])}}
+                        call = {
+                            **call,
+                            "function": {**call["function"], "arguments": json.loads(call["function"]["arguments"])},
+                        }
                     except ValueError:
                         pass
                 fixed.append(call)
@@ -106,7 +113,9 @@ class Renderer:
         if self.masked:
             text, spans = _render_with_assistant_indices(self.compiled, messages, tools, None, False, **self.kwargs)
             return text, [(start, end) for start, end in spans]
-        text = self.compiled.render(messages=messages, tools=tools, documents=None, add_generation_prompt=False, **self.kwargs)
+        text = self.compiled.render(
+            messages=messages, tools=tools, documents=None, add_generation_prompt=False, **self.kwargs
+        )
         return text, [(0, len(text))]  # no assistant mask possible: everything is trained
 
 
@@ -129,6 +138,8 @@ def _regular(text: str) -> bool:
         if pattern in text:
             return False
     return True
+
+
 CACHE_LIMIT = 1_000_000  # entries per cache before it is emptied: bounded memory on any data
 
 
@@ -192,10 +203,19 @@ class WordCounter:
             return False
         pre = config.get("pre_tokenizer") or {}
         model = config.get("model") or {}
-        added_ok = all(not (t.get("lstrip") or t.get("rstrip") or t.get("single_word") or t.get("normalized"))
-                       for t in config.get("added_tokens") or [])
-        return (config.get("normalizer") is None and pre.get("type") == "ByteLevel" and pre.get("use_regex", True)
-                and not pre.get("add_prefix_space") and model.get("type") == "BPE" and not model.get("byte_fallback") and added_ok)
+        added_ok = all(
+            not (t.get("lstrip") or t.get("rstrip") or t.get("single_word") or t.get("normalized"))
+            for t in config.get("added_tokens") or []
+        )
+        return (
+            config.get("normalizer") is None
+            and pre.get("type") == "ByteLevel"
+            and pre.get("use_regex", True)
+            and not pre.get("add_prefix_space")
+            and model.get("type") == "BPE"
+            and not model.get("byte_fallback")
+            and added_ok
+        )
 
     def _encode_word(self, word: str) -> int:
         try:
@@ -242,7 +262,9 @@ class WordCounter:
                 total += self._count_piece(piece, regular)
         return total
 
-    def count_chatml(self, messages: list[dict], default_system: str | None, max_length: int) -> tuple[int, int, int] | None:
+    def count_chatml(
+        self, messages: list[dict], default_system: str | None, max_length: int
+    ) -> tuple[int, int, int] | None:
         """count_row of _render_chatml(messages, default_system) without rendering it: the same pieces, counted
         message by message (None when a message's role or content is not text: render it to get the error)."""
         count = self.count
@@ -298,7 +320,9 @@ def _render_chatml(messages: list[dict], default_system: str | None) -> tuple[st
         if content is None and message.get("tool_calls"):
             content = ""
         if not isinstance(role, str) or not isinstance(content, str):
-            raise TypeError(f"can only concatenate str (not {type(content if isinstance(role, str) else role).__name__}) to str")
+            raise TypeError(
+                f"can only concatenate str (not {type(content if isinstance(role, str) else role).__name__}) to str"
+            )
         if role == "assistant":
             head = "<|im_start|>assistant\n"
             body = content + "<|im_end|>"
@@ -388,8 +412,15 @@ class TokenChecker:
             try:
                 text, spans = renderer.render(row)
             except Exception as error:  # noqa: BLE001 - the template's own message is the finding
-                findings.append(Finding("TPL-RENDER", "E", row.number, f"The chat template fails on this row: {quote(str(error), 200)}",
-                                        "Fix the conversation shape the template rejects (often roles that do not alternate, or a system message it does not accept)."))
+                findings.append(
+                    Finding(
+                        "TPL-RENDER",
+                        "E",
+                        row.number,
+                        f"The chat template fails on this row: {quote(str(error), 200)}",
+                        "Fix the conversation shape the template rejects (often roles that do not alternate, or a system message it does not accept).",
+                    )
+                )
                 continue
             rendered.append((index, text, spans))
         if self.fast is None and rendered:
@@ -400,7 +431,7 @@ class TokenChecker:
                 counts[index] = self._token_count(rows[index], *self.counter.count_row(text, spans, self.max_length))
             return counts, findings
         for start in range(0, len(rendered), TOKENIZE_BATCH):
-            batch = rendered[start:start + TOKENIZE_BATCH]
+            batch = rendered[start : start + TOKENIZE_BATCH]
             encodings = _encode(self.tokenizer, [text for _, text, _ in batch])
             for item, (index, text, spans) in enumerate(batch):
                 if encodings is not None:
@@ -418,31 +449,57 @@ class TokenChecker:
         return TokenCount(total, total - trainable, trainable, cut)
 
 
-def template_findings(renderer: Renderer, needs_template: bool, chat_rows: int, without_system: int,
-                      first_chat: Row | None, text_rows_with_bos: list[int]) -> list[Finding]:
+def template_findings(
+    renderer: Renderer,
+    needs_template: bool,
+    chat_rows: int,
+    without_system: int,
+    first_chat: Row | None,
+    text_rows_with_bos: list[int],
+) -> list[Finding]:
     """TPL-NONE, TPL-DEFAULT-SYS, TPL-EOT-MASK and TPL-DOUBLE-BOS, from what the chunks recorded about the usable rows:
     whether any is a chat row, how many chat rows have no system message, the first chat row, and the
     text rows that start with BOS (their number)."""
     findings: list[Finding] = []
     tokenizer = renderer.tokenizer
     if needs_template and not renderer.template:
-        findings.append(Finding("TPL-NONE", "E", None, "The chosen model's tokenizer has no chat template, so chat rows cannot be rendered.",
-                                "Pick an instruct/chat model (e.g. an '-Instruct' variant), or use plain 'text' rows."))
+        findings.append(
+            Finding(
+                "TPL-NONE",
+                "E",
+                None,
+                "The chosen model's tokenizer has no chat template, so chat rows cannot be rendered.",
+                "Pick an instruct/chat model (e.g. an '-Instruct' variant), or use plain 'text' rows.",
+            )
+        )
     bos = getattr(tokenizer, "bos_token", None)
     if chat_rows and renderer.template:
         default = default_system_prompt(tokenizer, renderer.own_template)
         if default:
-            findings.append(Finding("TPL-DEFAULT-SYS", "I", None,
-                                    f"The chat template adds a default system prompt when none is given ({default[:60]!r}); {without_system} row(s) have none.",
-                                    "Rows without a system message are trained with that default; give one explicitly if you want another."))
+            findings.append(
+                Finding(
+                    "TPL-DEFAULT-SYS",
+                    "I",
+                    None,
+                    f"The chat template adds a default system prompt when none is given ({default[:60]!r}); {without_system} row(s) have none.",
+                    "Rows without a system message are trained with that default; give one explicitly if you want another.",
+                )
+            )
         findings += _eot_mask_check(renderer)
         # Double BOS: the template already writes BOS and the content starts with it too.
         if bos and first_chat is not None:
             try:
                 text, _ = renderer.render(first_chat)
                 if text.startswith(bos + bos):
-                    findings.append(Finding("TPL-DOUBLE-BOS", "W", None, f"Rendered rows start with two BOS tokens ({bos!r}).",
-                                            "Remove the BOS token from the data; the template adds it."))
+                    findings.append(
+                        Finding(
+                            "TPL-DOUBLE-BOS",
+                            "W",
+                            None,
+                            f"Rendered rows start with two BOS tokens ({bos!r}).",
+                            "Remove the BOS token from the data; the template adds it.",
+                        )
+                    )
             except Exception:  # noqa: BLE001 - reported per row as TPL-RENDER
                 pass
     if text_rows_with_bos and bos:
@@ -453,9 +510,15 @@ def template_findings(renderer: Renderer, needs_template: bool, chat_rows: int, 
         except Exception:  # noqa: BLE001
             pass
         if adds_bos:
-            findings.append(Finding("TPL-DOUBLE-BOS", "W", text_rows_with_bos[0],
-                                    f"{len(text_rows_with_bos)} text row(s) start with {bos!r} and the tokenizer adds BOS again.",
-                                    "Remove the leading BOS token from the text."))
+            findings.append(
+                Finding(
+                    "TPL-DOUBLE-BOS",
+                    "W",
+                    text_rows_with_bos[0],
+                    f"{len(text_rows_with_bos)} text row(s) start with {bos!r} and the tokenizer adds BOS again.",
+                    "Remove the leading BOS token from the text.",
+                )
+            )
     return findings
 
 
@@ -465,9 +528,15 @@ def pack_hint(percentiles: dict | None, suggestion: int | None, max_length: int)
         return []
     p50, p99 = percentiles["p50"], percentiles["p99"]
     if suggestion < max_length or p50 < max_length / 4:
-        return [Finding("LEN-PACK-HINT", "I", None,
-                        f"Rows are short for max_length {max_length} (median {p50:.0f} tokens, p99 {p99:.0f}).",
-                        f"Set max_length to about {suggestion} (p99 rounded up to 64), or turn on packing to waste less compute on padding.")]
+        return [
+            Finding(
+                "LEN-PACK-HINT",
+                "I",
+                None,
+                f"Rows are short for max_length {max_length} (median {p50:.0f} tokens, p99 {p99:.0f}).",
+                f"Set max_length to about {suggestion} (p99 rounded up to 64), or turn on packing to waste less compute on padding.",
+            )
+        ]
     return []
 
 
@@ -498,23 +567,41 @@ def _eot_mask_check(renderer: Renderer) -> list[Finding]:
     """TPL-EOT-MASK: with the training template, is the end-of-turn token inside the trained span?"""
     if not renderer.masked:
         return []
-    probe = Row(number=0, raw={}, format="messages",
-                messages=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there"}])
+    probe = Row(
+        number=0,
+        raw={},
+        format="messages",
+        messages=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there"}],
+    )
     try:
         text, spans = renderer.render(probe)
     except Exception:  # noqa: BLE001
         return []
     eos = getattr(renderer.tokenizer, "eos_token", None)
     if not spans:
-        return [Finding("TPL-EOT-MASK", "W", None, "The training template marks no assistant tokens as trainable.",
-                        "Use a chat template whose {% generation %} block wraps the answer and its end-of-turn token.")]
+        return [
+            Finding(
+                "TPL-EOT-MASK",
+                "W",
+                None,
+                "The training template marks no assistant tokens as trainable.",
+                "Use a chat template whose {% generation %} block wraps the answer and its end-of-turn token.",
+            )
+        ]
     start, end = spans[-1]
     answer_end = text.find("Hello there", start) + len("Hello there")
     trained_tail = text[answer_end:end]
     end_markers = [marker for marker in (eos, "<|im_end|>", "<|eot_id|>", "</s>", "<end_of_turn>", "<|end|>") if marker]
     if not any(marker in trained_tail for marker in end_markers):
-        return [Finding("TPL-EOT-MASK", "W", None, "The end-of-turn token is outside the trained span: the model may not learn to stop.",
-                        "Put the end-of-turn token inside {% generation %}…{% endgeneration %} in the chat template.")]
+        return [
+            Finding(
+                "TPL-EOT-MASK",
+                "W",
+                None,
+                "The end-of-turn token is outside the trained span: the model may not learn to stop.",
+                "Put the end-of-turn token inside {% generation %}…{% endgeneration %} in the chat template.",
+            )
+        ]
     return []
 
 
@@ -534,28 +621,60 @@ def length_findings(numbers: np.ndarray, tokens: np.ndarray, max_length: int, co
     over = counted & (total > max_length)
     no_train = counted & (trainable - cut <= 0)
     short = counted & ~no_train & (trainable <= 3)
-    outlier = counted & ((total > upper) | (total < lower)) & (upper > 0) if upper is not None else np.zeros(len(total), bool)
+    outlier = (
+        counted & ((total > upper) | (total < lower)) & (upper > 0) if upper is not None else np.zeros(len(total), bool)
+    )
     findings: list[Finding] = []
     for index in np.flatnonzero(over | no_train | short | outlier).tolist():
-        number, count_total, count_trainable, count_cut = int(numbers[index]), int(total[index]), int(trainable[index]), int(cut[index])
+        number, count_total, count_trainable, count_cut = (
+            int(numbers[index]),
+            int(total[index]),
+            int(trainable[index]),
+            int(cut[index]),
+        )
         if over[index]:
             over_context = context is not None and count_total > context
-            findings.append(Finding("LEN-TRUNC", "E" if over_context else "W", number,
-                                    f"{count_total} tokens, over max_length {max_length}: {count_total - max_length} tokens are cut, "
-                                    f"{count_cut} of them trainable (the end of the answer is lost)."
-                                    + (f" It is also longer than the model's context ({context})." if over_context else ""),
-                                    "Raise max_length, shorten or split the conversation, or drop the row."))
+            findings.append(
+                Finding(
+                    "LEN-TRUNC",
+                    "E" if over_context else "W",
+                    number,
+                    f"{count_total} tokens, over max_length {max_length}: {count_total - max_length} tokens are cut, "
+                    f"{count_cut} of them trainable (the end of the answer is lost)."
+                    + (f" It is also longer than the model's context ({context})." if over_context else ""),
+                    "Raise max_length, shorten or split the conversation, or drop the row.",
+                )
+            )
         if no_train[index]:
-            findings.append(Finding("LEN-NO-TRAIN", "E", number,
-                                    "No trainable (assistant) tokens remain" + (" after truncation." if count_trainable else "."),
-                                    "TRL silently drops such rows: add an answer or raise max_length."))
+            findings.append(
+                Finding(
+                    "LEN-NO-TRAIN",
+                    "E",
+                    number,
+                    "No trainable (assistant) tokens remain" + (" after truncation." if count_trainable else "."),
+                    "TRL silently drops such rows: add an answer or raise max_length.",
+                )
+            )
         elif short[index]:
-            findings.append(Finding("LEN-SHORT", "W", number, f"Only {count_trainable} trainable token(s).",
-                                    "Very short answers teach little; check the answer is complete."))
+            findings.append(
+                Finding(
+                    "LEN-SHORT",
+                    "W",
+                    number,
+                    f"Only {count_trainable} trainable token(s).",
+                    "Very short answers teach little; check the answer is complete.",
+                )
+            )
         if outlier[index]:
-            findings.append(Finding("LEN-OUTLIER", "W", number,
-                                    f"{count_total} tokens is far outside the typical length (more than 3×IQR beyond the quartiles).",
-                                    "Check the row: extreme lengths are often data errors (concatenated documents, broken exports)."))
+            findings.append(
+                Finding(
+                    "LEN-OUTLIER",
+                    "W",
+                    number,
+                    f"{count_total} tokens is far outside the typical length (more than 3×IQR beyond the quartiles).",
+                    "Check the row: extreme lengths are often data errors (concatenated documents, broken exports).",
+                )
+            )
     return findings
 
 
