@@ -78,10 +78,6 @@ def test_start_watch_and_stop_a_run(page, tiny_model_dir, output_dir):
     assert "Steps:" in preflight and "2,000" in preflight
 
     page.locator("#train-start").click()
-    anyway = page.locator("#train-start-anyway")
-    _until(page, "text('#train-start-message').includes('Started') || text('#train-start-message').includes('anyway')")
-    if anyway.is_visible():
-        anyway.click()
     _until(page, "text('#train-start-message').includes('Started')")
 
     # Progress appears, then the loss chart with its traces.

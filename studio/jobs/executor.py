@@ -95,7 +95,7 @@ def submit(config, owner: str, flavor: str | None, max_cost: float | None, ident
 
     Only for an operator (`require_operator`); remote code only as studio.access allows it. Refuses on the
     remote preflight's errors (cost above the cap, not enough memory on the flavour, ...); its warnings are the
-    caller's to show (the Train tab asks for "Start anyway")."""
+    caller's to show (the Train tab shows them with the started run)."""
     identity = require_operator(identity)
     if config.trust_remote_code:
         access.require_remote_code_allowed(identity)

@@ -2,8 +2,8 @@
 
 Blocking errors (the run cannot work: invalid settings, no dataset, not enough memory even with the settings
 below, QLoRA without CUDA, the trainer busy, a ZeroGPU Space) are separated from warnings (it will run, but
-probably not as you want: truncation, no validation split, very long, overfitting risk). The UI offers
-"Start anyway" for warnings only.
+probably not as you want: truncation, no validation split, very long, overfitting risk). Only errors block
+Start; warnings are shown with the started run.
 
 Every figure comes from the one cost model (studio.models.cost): memory in GiB from its parts, time from
 start-up, warm-up, training steps, the evaluations and checkpoints the run's schedule makes, and the end.
@@ -250,7 +250,7 @@ class Preflight:
             lines.append("\n**Must fix before starting:**")
             lines += [f"- ✕ **{md(c.message)}**" + (f" — {md(c.hint)}" if c.hint else "") for c in self.errors]
         if self.warnings:
-            lines.append("\n**Worth a look (you can start anyway):**")
+            lines.append("\n**Worth a look (they do not stop the run):**")
             lines += [f"- ⚠ {md(c.message)}" + (f" — *{md(c.hint)}*" if c.hint else "") for c in self.warnings]
         if not self.checks:
             lines.append("\n✓ **Ready to start.**")

@@ -327,20 +327,15 @@ def checked_config(values, hidden, browser_id: str | None = None):
 
 
 def check_settings(*args):
-    """Preflight for the form; returns markdown, the CLI command, the config JSON, Start-anyway visibility."""
+    """Preflight for the form; returns markdown, the CLI command and the config JSON."""
     *values, hidden = args
 
     try:
         config = checked_config(values, hidden)
         report = preflight.run_preflight(config, check_busy=False)  # a busy trainer queues the run instead
     except StudioError as error:
-        return _error(error), "", "", gr.update(visible=False)
-    return (
-        _shown(_queue_note() + report.markdown()),
-        _shown(report.cli_command),
-        _shown(report.config_json),
-        gr.update(visible=bool(report.warnings) and not report.blocking),
-    )
+        return _error(error), "", ""
+    return _shown(_queue_note() + report.markdown()), _shown(report.cli_command), _shown(report.config_json)
 
 
 def _queue_note() -> str:
@@ -370,8 +365,16 @@ def validate_form(*args):
     return checks + [gr.validate(True, "")] * (len(args) - len(FORM_FIELDS))
 
 
-def start_run(*args, anyway: bool = False):
-    """Start a run when preflight has no errors (and no warnings, unless 'Start anyway')."""
+def _with_warnings(message: str, report) -> str:
+    """The start message, and how many warnings went with it (they stay listed in the preflight above)."""
+    if not report.warnings:
+        return message
+    count = len(report.warnings)
+    return message + f" {count} warning{'s' if count != 1 else ''} ⚠ above did not stop it — worth a look."
+
+
+def start_run(*args):
+    """Start a run when preflight has no errors. Warnings never block: they are shown with the started run."""
     *values, hidden, browser_id, view = args
 
     try:
@@ -380,17 +383,10 @@ def start_run(*args, anyway: bool = False):
         config = checked_config(values, hidden, browser_id)
         report = preflight.run_preflight(config, check_busy=False)
     except StudioError as error:
-        return _error(error), gr.skip(), gr.skip(), gr.skip(), gr.update(visible=False), view
+        return _error(error), gr.skip(), gr.skip(), gr.skip(), view
     shown = (_shown(report.markdown()), _shown(report.cli_command), _shown(report.config_json))
     if report.blocking:
-        return (*shown, "**Not started:** fix the points marked ✕ first.", gr.update(visible=False), view)
-    if report.warnings and not anyway:
-        return (
-            *shown,
-            "**Check the warnings ⚠ above.** Change the settings, or press **Start anyway**.",
-            gr.update(visible=True),
-            view,
-        )
+        return (*shown, "**Not started:** fix the points marked ✕ first.", view)
     try:
         quotas.check_quota(me, "runs")
         # report.config carries any memory adjustments preflight made (micro-batch, checkpointing)
@@ -401,7 +397,7 @@ def start_run(*args, anyway: bool = False):
             estimated_seconds=report.seconds,
         )
     except StudioError as error:
-        return (*shown, _error(error), gr.update(visible=False), view)
+        return (*shown, _error(error), view)
     new_view = open_view(record.run_id)
     if record.state == "queued":
         message = (
@@ -413,11 +409,7 @@ def start_run(*args, anyway: bool = False):
             f"▶ **Started '{escape.md_inline(record.name)}'.** Follow it below — you can close this page; the "
             "run keeps going."
         )
-    return (*shown, message, gr.update(visible=False), new_view)
-
-
-def start_anyway(*args):
-    return start_run(*args, anyway=True)
+    return (*shown, _with_warnings(message, report), new_view)
 
 
 # ---------------------------------------------------------------- where it runs (this machine or Hugging Face Jobs)
@@ -486,61 +478,36 @@ def check_where(*args):
     try:
         _config, result, markdown, command, config_json = _remote_check(values, hidden, flavor, max_cost)
     except StudioError as error:
-        return _error(error), "", "", gr.update(visible=False)
-    report = result.report
-    return markdown, command, config_json, gr.update(visible=bool(report.warnings) and not report.blocking)
+        return _error(error), "", ""
+    return markdown, command, config_json
 
 
-def start_where(*args, anyway: bool = False):
+def start_where(*args):
     """Start on this machine (start_run: the queue) or send the run to Hugging Face Jobs (operators only;
     executor.submit checks it again, whoever calls)."""
     *values, hidden, where, flavor, max_cost, browser_id, view = args
 
     if where != executors.HF_JOBS:
-        return start_run(*values, hidden, browser_id, view, anyway=anyway)
+        return start_run(*values, hidden, browser_id, view)
     try:
         config, result, markdown, command, config_json = _remote_check(values, hidden, flavor, max_cost, browser_id)
     except StudioError as error:
-        return _error(error), gr.skip(), gr.skip(), gr.skip(), gr.update(visible=False), view
+        return _error(error), gr.skip(), gr.skip(), gr.skip(), view
     report = result.report
     if report.blocking:
-        return (
-            markdown,
-            command,
-            config_json,
-            "**Not sent:** fix the points marked ✕ first.",
-            gr.update(visible=False),
-            view,
-        )
-    if report.warnings and not anyway:
-        return (
-            markdown,
-            command,
-            config_json,
-            "**Check the warnings ⚠ above.** Change the settings, or press **Start anyway**.",
-            gr.update(visible=True),
-            view,
-        )
+        return markdown, command, config_json, "**Not sent:** fix the points marked ✕ first.", view
     me = _me(browser_id)
     try:
         record = supervisor.launch_with(
             config, owner=me.user_id, identity=me, choice=executors.Choice(executors.HF_JOBS, flavor, result.max_cost)
         )
     except StudioError as error:
-        return markdown, command, config_json, _error(error), gr.update(visible=False), view
-    return (
-        markdown,
-        command,
-        config_json,
+        return markdown, command, config_json, _error(error), view
+    sent = (
         f"☁ **Sent '{escape.md_inline(record.name)}' to Hugging Face Jobs** ({escape.md_inline(flavor)}). Follow it "
-        "below — you can close this page; the job keeps going and this view reattaches.",
-        gr.update(visible=False),
-        open_view(record.run_id),
+        "below — you can close this page; the job keeps going and this view reattaches."
     )
-
-
-def start_where_anyway(*args):
-    return start_where(*args, anyway=True)
+    return markdown, command, config_json, _with_warnings(sent, report), open_view(record.run_id)
 
 
 # ---------------------------------------------------------------- the live view
@@ -1325,14 +1292,12 @@ def build(shared: Shared) -> None:
             preflight_md = gr.Markdown(
                 "*Press **Check settings** for steps, time and memory on this machine.*", elem_id="train-preflight"
             )
-            with gr.Row():
+            with gr.Row(equal_height=True):
                 start_button = gr.Button(
-                    "Start training", variant="primary", elem_id="train-start", interactive=zero_gpu is None
+                    "Start training", variant="primary", elem_id="train-start", interactive=zero_gpu is None, scale=1
                 )
-                anyway_button = gr.Button(
-                    "Start anyway", variant="secondary", visible=False, elem_id="train-start-anyway"
-                )
-            start_message = gr.Markdown(elem_id="train-start-message")
+                # Beside the button: what happened, with the number of warnings that went with it (never blocking).
+                start_message = gr.Markdown(elem_id="train-start-message", container=False)
             with gr.Accordion("Equivalent command and config JSON", open=False):
                 cli_code = gr.Code(
                     label="Same run from a terminal", language="shell", interactive=False, elem_id="train-cli"
@@ -1479,21 +1444,14 @@ def build(shared: Shared) -> None:
     check_button.click(
         g(access.LOOK, check_where),
         form + [hidden] + where_inputs,
-        [preflight_md, cli_code, config_code, anyway_button],
+        [preflight_md, cli_code, config_code],
         validator=validate_form,
         **private,
     )
-    start_outputs = [preflight_md, cli_code, config_code, start_message, anyway_button, view]
+    start_outputs = [preflight_md, cli_code, config_code, start_message, view]
     redraw = g(access.LOOK, render_forced)
     start_button.click(
         g(access.TRAIN, start_where),
-        form + [hidden] + where_inputs + [browser_id, view],
-        start_outputs,
-        validator=guarded_validator(access.TRAIN, validate_form),
-        **private,
-    ).then(redraw, [view, browser_id], view_outputs, **private)
-    anyway_button.click(
-        g(access.TRAIN, start_where_anyway),
         form + [hidden] + where_inputs + [browser_id, view],
         start_outputs,
         validator=guarded_validator(access.TRAIN, validate_form),

@@ -74,9 +74,7 @@ def test_send_a_run_to_jobs_watch_it_and_open_it_in_compare(page, remote_env, ti
     page.screenshot(path=str(output_dir / "jobs-preflight.png"), full_page=True)
 
     page.locator("#train-start").click()
-    _until(page, "text('#train-start-message').includes('Sent') || text('#train-start-message').includes('anyway')")
-    if page.locator("#train-start-anyway").is_visible():
-        page.locator("#train-start-anyway").click()
+    _until(page, "text('#train-start-message').includes('Sent')")
     _until(page, "text('#train-start-message').includes('Sent')")
     _until(page, "text('#train-status').includes('Hugging Face Jobs')", timeout=60_000)
     _until(page, "/completed/.test(text('#train-progress'))", timeout=240_000)

@@ -32,7 +32,7 @@ def test_choosing_jobs_shows_the_flavours_with_prices(remote_env):
 
 
 def test_check_shows_time_cost_cap_and_the_equivalent_command(remote_env, tiny_remote_config):
-    markdown, command, config_json, anyway = train_tab.check_where(
+    markdown, command, config_json = train_tab.check_where(
         *form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 2.0
     )
     assert "Runs on Hugging Face Jobs" in markdown and "Cost: about" in markdown and "Cap: **$2.00**" in markdown
@@ -70,9 +70,6 @@ def test_a_visitor_never_sends_or_resumes_a_run_nor_uses_the_token(who, remote_e
     with access.acting(visitor):
         refusals = [
             train_tab.start_where(
-                *form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 1.0, OWNER, train_tab.open_view(None)
-            )[0],
-            train_tab.start_where_anyway(
                 *form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 1.0, OWNER, train_tab.open_view(None)
             )[0],
             train_tab.check_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 1.0)[0],

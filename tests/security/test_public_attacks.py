@@ -362,7 +362,7 @@ def test_visitor_runs_queue_get_no_token_and_cancel(public_app):
                 eval_steps=0,
             )
             form = [values[name] for name in train_tab.FORM_FIELDS]
-            started = visitor.call_named("start_where_anyway", form + [{}, "local", None, None, None, None])
+            started = visitor.call_named("start_where", form + [{}, "local", None, None, None, None])
             assert started.success and ("Started" in started.text or "queued" in started.text), started.text[:500]
             me = visitor.call_named("hand_back_token", [None]).data[0].split(".")[0]
             (mine,) = [

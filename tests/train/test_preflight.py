@@ -235,7 +235,7 @@ def test_truncation_and_no_validation_are_warnings_only(tmp_path):
     assert "No validation rows" in texts and "cuts" in texts
     cut = next(check for check in report.warnings if "cuts" in check.message)
     assert cut.field == "max_length" and "960" in cut.hint  # p99 900 rounded up to a multiple of 64
-    assert "you can start anyway" in report.markdown()
+    assert "they do not stop the run" in report.markdown()
 
 
 def test_zero_gpu_space_explains_which_hardware_to_pick(dataset, monkeypatch):

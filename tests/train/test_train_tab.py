@@ -228,24 +228,27 @@ def test_upload_with_errors_is_refused_and_nothing_is_saved(tmp_path):
 
 def test_check_settings_shows_estimate_command_and_json(dataset_dir, tiny_model_dir):
     config = RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), max_length=64, max_steps=4)
-    markdown, command, config_json, anyway = train_tab.check_settings(*form(config), {})
+    markdown, command, config_json = train_tab.check_settings(*form(config), {})
     assert "Estimated time" in markdown and "Steps:** 4" in markdown
     assert command.startswith("python -m studio train") and "--max-steps 4" in command
     assert json.loads(config_json)["max_steps"] == 4
-    assert anyway["visible"] is False  # nothing to start "anyway"
 
 
-def test_start_is_refused_on_errors_and_needs_anyway_for_warnings(dataset_dir, tiny_model_dir):
+def test_errors_block_start_and_warnings_do_not(dataset_dir, tiny_model_dir):
     runs_before = {r.run_id for r in store.list_runs()}
     bad = RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), qlora_4bit=True)
-    markdown, _cmd, _json, message, anyway, view = train_tab.start_run(*form(bad), {}, OWNER, train_tab.open_view(None))
-    assert "Not started" in message and "QLoRA" in markdown and anyway["visible"] is False
-    warned = RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), max_length=32, learning_rate=0.01)
-    markdown, _cmd, _json, message, anyway, view = train_tab.start_run(
-        *form(warned), {}, OWNER, train_tab.open_view(None)
-    )
-    assert "Start anyway" in message and anyway["visible"] is True and view["run_id"] is None
+    markdown, _cmd, _json, message, view = train_tab.start_run(*form(bad), {}, OWNER, train_tab.open_view(None))
+    assert "Not started" in message and "QLoRA" in markdown and view["run_id"] is None
     assert {r.run_id for r in store.list_runs()} == runs_before
+    # Warnings (a short max length cuts rows; a high learning rate) go with the run, which starts at once.
+    warned = RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), max_length=32, learning_rate=0.01,
+                       max_steps=1)
+    markdown, _cmd, _json, message, view = train_tab.start_run(*form(warned), {}, OWNER, train_tab.open_view(None))
+    assert "⚠" in markdown and "Worth a look" in markdown
+    assert ("Started" in message or "queued" in message) and "warning" in message and "⚠ above" in message
+    record = store.get_run(view["run_id"])
+    assert record.run_id not in runs_before and record.state in ("queued", "starting", "running", "completed")
+    supervisor.stop(record.run_id, OWNER, None, force=True)
 
 
 # ---------------------------------------------------------------- live view
@@ -457,9 +460,7 @@ def test_real_run_start_watch_and_stop(dataset_dir, tiny_model_dir):
         eval_steps=50,
         save_steps=50,
     )
-    markdown, _cmd, _json, message, anyway, view = train_tab.start_run(
-        *form(config), {}, OWNER, train_tab.open_view(None)
-    )
+    markdown, _cmd, _json, message, view = train_tab.start_run(*form(config), {}, OWNER, train_tab.open_view(None))
     assert "Started" in message, markdown + message
     deadline = time.monotonic() + 240
     status = ""
