@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,7 +125,7 @@ def load_bytes(data: bytes, name: str = "upload.jsonl", max_bytes: int | None | 
         return result
     try:
         data = _unpack(result, data)
-        if data is not None:
+        if data is not None and not _too_many_lines(result, data):
             _load_into(result, data)
             _check_row_count(result)
     except StudioError as error:  # a size limit, or a compressed file that cannot be unpacked
@@ -178,17 +179,53 @@ def _unpack(result: LoadResult, data: bytes) -> bytes | None:
     return data
 
 
+_CONTENT_LINE = re.compile(rb"^[ \t\r]*[^\s]", re.MULTILINE)
+# A CSV row may span lines (quoted newlines): only many more lines than the row limit are refused unread.
+CSV_LINES_PER_ROW = 4
+
+
+def _too_many_lines(result: LoadResult, data: bytes) -> bool:
+    """Refuse a JSON Lines or CSV file with more lines than the row limit allows before parsing it: parsing
+    first would build every row in memory (a 10 MB file of `{}` lines is 3.5 million rows, gigabytes).
+    Counts lazily and stops at the limit, so the check costs little whatever the file holds."""
+    limit = limits.whole("rows")
+    if limit is None or result.kind not in ("jsonl", "csv"):
+        return False
+    allowed = limit if result.kind == "jsonl" else limit * CSV_LINES_PER_ROW + 1  # + the header
+    if data.count(b"\n") < allowed:
+        return False
+    lines = 0
+    for lines, _match in enumerate(_CONTENT_LINE.finditer(data), start=1):
+        if lines > allowed:
+            break
+    if lines <= allowed:
+        return False
+    rows = f"{limit:,} rows" + ("" if result.kind == "jsonl" else f" ({allowed:,} lines)")
+    result.findings.append(
+        Finding(
+            "FILE-SIZE",
+            "E",
+            None,
+            f"The file has more than {allowed:,} lines, over this studio's limit of {rows}.",
+            "Sample it down or split it. " + limits.raise_hint("rows"),
+        )
+    )
+    return True
+
+
 def _check_row_count(result: LoadResult) -> None:
     limit = limits.whole("rows")
     if limit is not None and len(result.rows) > limit:
         count = len(result.rows)
+        # A CSV is read only up to one row past the limit: its true count is not known, only that it is more.
+        held = f"more than {limit:,}" if result.kind == "csv" and count == limit + 1 else f"{count:,}"
         result.rows = []
         result.findings.append(
             Finding(
                 "FILE-SIZE",
                 "E",
                 None,
-                f"The file holds {count:,} rows, over this studio's limit of {limit:,} rows.",
+                f"The file holds {held} rows, over this studio's limit of {limit:,} rows.",
                 "Sample it down or split it. " + limits.raise_hint("rows"),
             )
         )
@@ -470,9 +507,56 @@ def _json_type(python_type: str) -> str:
 # ---------------------------------------------------------------- JSON
 
 
+class _TooManyRecords(Exception):
+    pass
+
+
+def _json_value(text: str):
+    """json.loads, except that a top-level array is read element by element and given up past the row limit
+    (_TooManyRecords): a 50 MB array of tiny objects would otherwise be millions of dicts in memory at once."""
+    start = len(text) - len(text.lstrip())
+    limit = limits.whole("rows")
+    if limit is None or not text.startswith("[", start):
+        return json.loads(text)
+    decoder, items, index = json.JSONDecoder(), [], start + 1
+    whitespace = re.compile(r"[ \t\n\r]*")
+    index = whitespace.match(text, index).end()
+    if text.startswith("]", index):
+        index += 1
+    else:
+        while True:
+            item, index = decoder.raw_decode(text, index)
+            items.append(item)
+            if len(items) > limit:
+                raise _TooManyRecords()
+            index = whitespace.match(text, index).end()
+            if text.startswith(",", index):
+                index = whitespace.match(text, index + 1).end()
+                continue
+            if text.startswith("]", index):
+                index += 1
+                break
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, index)
+    if text[index:].strip():
+        raise json.JSONDecodeError("Extra data", text, whitespace.match(text, index).end())
+    return items
+
+
 def _load_json(result: LoadResult, text: str) -> None:
     try:
-        value = json.loads(text)
+        value = _json_value(text)
+    except _TooManyRecords:
+        limit = limits.whole("rows")
+        result.findings.append(
+            Finding(
+                "FILE-SIZE",
+                "E",
+                None,
+                f"The file holds more than {limit:,} records, over this studio's limit of {limit:,} rows.",
+                "Sample it down or split it. " + limits.raise_hint("rows"),
+            )
+        )
+        return
     except (ValueError, RecursionError) as error:
         line = getattr(error, "lineno", None)
         if text.lstrip().startswith("{") and "\n{" in text:
@@ -579,7 +663,10 @@ def _load_csv(result: LoadResult, text: str) -> None:
     except csv.Error:
         delimiter = ","
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False)
+        limit = limits.whole("rows")  # one row more than allowed is enough to refuse the file
+        frame = pd.read_csv(
+            io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False, nrows=None if limit is None else limit + 1
+        )
     except Exception as error:  # noqa: BLE001
         result.findings.append(
             Finding(

@@ -129,3 +129,40 @@ def test_hub_offline_is_a_clear_error(monkeypatch):
     assert "offline" in error.value.message.lower() and error.value.hint
     with pytest.raises(StudioError):
         load.load_hub("not a valid id!")
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("tiny.jsonl", b"{}\n" * 400_000),  # 1.2 MB: 400,000 rows
+        ("tiny.csv", b"a\n" + b"1\n" * 400_000),
+        ("tiny.json", b"[" + b",".join([b'{"a":1}'] * 400_000) + b"]"),
+    ],
+)
+def test_a_file_over_the_row_limit_is_refused_without_building_its_rows(monkeypatch, name, data):
+    """A small file of tiny rows must not cost memory in proportion to its rows before the limit refuses it
+    (a 10 MB `{}` JSON Lines file is 3.5 million rows: gigabytes once parsed)."""
+    import tracemalloc
+
+    monkeypatch.setenv("STUDIO_MAX_ROWS", "1000")
+    tracemalloc.start()
+    try:
+        result = load.load_bytes(data, name)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    size = next(f for f in result.findings if f.rule == "FILE-SIZE")
+    assert "over this studio's limit of 1,000" in size.message and not result.rows
+    assert peak < 8 * len(data) + 5_000_000, f"{peak / 1e6:.0f} MB to refuse a {len(data) / 1e6:.1f} MB file"
+
+
+def test_files_within_the_row_limit_still_load_whole(monkeypatch):
+    monkeypatch.setenv("STUDIO_MAX_ROWS", "1000")
+    row = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Ahoy"}]}
+    assert len(load.load_bytes((json.dumps(row) + "\n\n").encode() * 1000, "ok.jsonl").rows) == 1000
+    assert len(load.load_bytes(json.dumps([row] * 1000).encode(), "ok.json").rows) == 1000
+    assert len(load.load_bytes(b"question,answer\n" + b'"a\nb",c\n' * 1000, "ok.csv").rows) == 1000
+    over = load.load_bytes(b"question,answer\n" + b"a,c\n" * 1001, "over.csv")
+    assert "more than 1,000 rows" in over.findings[0].message
+    broken = load.load_bytes(b'[{"a": 1}, {"a": 2} {"a": 3}]', "broken.json")
+    assert broken.findings[0].rule == "FILE-JSON" and "not valid JSON" in broken.findings[0].message
