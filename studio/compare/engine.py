@@ -41,6 +41,11 @@ DEFAULT_TOP_P = 0.9
 DEFAULT_REPETITION_PENALTY = 1.1  # > 1 makes tokens already in the answer less likely
 DEFAULT_NO_REPEAT_NGRAM = 0  # 0 = off; a hard ban would also forbid legitimate repeats (code, lists)
 
+# A conversation is refused unread past these (check_size): no model reads more characters than this per
+# position, and no one reads a chat of more turns.
+CHARACTERS_PER_POSITION = 8
+MAX_MESSAGES = 200
+
 
 @dataclass
 class Settings:
@@ -314,7 +319,26 @@ class Engine:
 
     # ---- text ----
 
+    def check_size(self, messages: list[dict], system_prompt: str = "") -> None:
+        """Refuse a conversation that cannot fit before tokenizing it: tokenizing 20 MB of text costs a minute
+        and gigabytes, whoever sends it (every handler is an HTTP endpoint). Characters bound tokens loosely
+        (English averages about 4 a token), so this only stops what could never fit."""
+        if len(messages) > MAX_MESSAGES:
+            raise StudioError(
+                f"The conversation has {len(messages):,} messages, more than the {MAX_MESSAGES} this studio answers.",
+                "Press Clear to start a new conversation.",
+            )
+        characters = len(system_prompt or "") + sum(len(runs.flatten_content(m.get("content"))) for m in messages)
+        allowed = self.max_positions * CHARACTERS_PER_POSITION
+        if characters > allowed:
+            raise StudioError(
+                f"The conversation is too long for this model ({characters:,} characters; it reads at most "
+                f"{self.max_positions:,} tokens, about {allowed:,} characters at most).",
+                "Shorten the message or the system prompt, or press Clear to start a new conversation.",
+            )
+
     def prompt_ids(self, messages: list[dict], system_prompt: str = "") -> list[int]:
+        self.check_size(messages, system_prompt)
         messages = [{"role": m["role"], "content": runs.flatten_content(m.get("content"))} for m in messages]
         if system_prompt.strip() and not (messages and messages[0]["role"] == "system"):
             messages = [{"role": "system", "content": system_prompt.strip()}] + messages

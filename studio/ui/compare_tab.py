@@ -236,6 +236,14 @@ def chat(
         session = engine.open_session(run, run_b or None)
         settings = _settings(system_prompt, temperature, top_p, max_new_tokens, seed, repetition_penalty, greedy)
         adapters = [engine.BASE, session.tuned] + ([session.tuned_b] if session.tuned_b else [])
+        try:  # before anything is tokenized or shown: an oversized message is not echoed back either
+            for index in range(len(adapters)):
+                session.engine.check_size(
+                    _history_messages(histories[index]) + [{"role": "user", "content": message}], settings.system_prompt
+                )
+        except StudioError as error:
+            yield "", *histories, *stats, message_markdown(error)
+            return
         jobs = []
         for index, adapter in enumerate(adapters):
             messages = _history_messages(histories[index]) + [{"role": "user", "content": message}]

@@ -257,3 +257,23 @@ def test_one_thread_while_a_training_run_is_active(tiny_run_dir):
         worker.wait()
         store.delete_run(record.run_id)
         torch.set_num_threads(1)
+
+
+def test_an_oversized_conversation_is_refused_before_it_is_tokenized(tiny_run_dir, monkeypatch):
+    """20 MB of text took a minute and gigabytes to tokenize before the length check; now it is refused unread."""
+    session = engine.open_session(str(tiny_run_dir))
+    tokenizer = session.engine.tokenizer
+    calls = []
+    monkeypatch.setattr(tokenizer, "apply_chat_template", lambda *a, **k: calls.append(a) or "")
+    huge = "hello world " * 1_000_000
+    with pytest.raises(StudioError) as caught:
+        session.engine.prompt_ids([{"role": "user", "content": huge}])
+    assert "too long for this model" in caught.value.message and "Clear" in caught.value.hint
+    with pytest.raises(StudioError, match="messages"):
+        session.engine.prompt_ids([{"role": "user", "content": "hi"}] * (engine.MAX_MESSAGES + 1))
+    assert not calls
+    # The chat handler refuses it too, without echoing the message back into the input box.
+    from studio.ui import compare_tab
+
+    outputs = list(compare_tab.chat(huge, [], [], [], str(tiny_run_dir), None, "", 0.7, 0.9, 32, 0))
+    assert outputs[-1][0] == "" and "too long" in str(outputs[-1][-1]) and outputs[-1][1] == []
