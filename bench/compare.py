@@ -66,7 +66,7 @@ def child_one_copy(target: str, tokens: int) -> dict:
     session = engine.open_session(target)
     settings = engine.Settings(max_new_tokens=tokens)
     last = None
-    for last in session.engine.stream([("base", engine.BASE, PROMPT), ("tuned", session.tuned, PROMPT)], settings):
+    for last in session.engine.stream([("base", engine.BASE, PROMPT), ("tuned", session.tuned, PROMPT)], settings):  # noqa: B007 - keeps the last item
         pass
     import gc
 

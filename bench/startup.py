@@ -67,7 +67,7 @@ def main() -> None:
                         break
             except OSError:
                 if server.poll() is not None:
-                    raise SystemExit("the app exited before serving")
+                    raise SystemExit("the app exited before serving") from None
                 time.sleep(0.2)
         print(f"python app.py to first HTTP 200:           {time.time() - started:6.1f} s   (target <= 15 s)")
     finally:

@@ -77,7 +77,7 @@ BROWSER_ID_JS = (
   try { token = window.localStorage.getItem("%s") || ""; } catch (error) {}
   return [token, view];
 }
-"""
+"""  # noqa: UP031 - percent formatting keeps the JavaScript braces single
     % BROWSER_ID_KEY
 )
 STORE_ID_JS = (
@@ -86,7 +86,7 @@ STORE_ID_JS = (
   try { if (token) { window.localStorage.setItem("%s", token); } } catch (error) {}
   return [];
 }
-"""
+"""  # noqa: UP031 - percent formatting keeps the JavaScript braces single
     % BROWSER_ID_KEY
 )
 HISTORY_HEADERS = ["Name", "Model", "Dataset", "Status", "Steps", "Best eval loss", "Duration", "Started"]
