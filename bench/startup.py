@@ -88,7 +88,8 @@ def main() -> None:
         )
         loads.append(float(out.stdout.strip().splitlines()[-1]))
     print(
-        f"converted model + tokenizer load:          {min(loads):6.1f} s best of 3 (all: {', '.join(f'{x:.1f}' for x in loads)}; target <= 8 s)"
+        f"converted model + tokenizer load:          {min(loads):6.1f} s best of 3 (all: "
+        f"{', '.join(f'{x:.1f}' for x in loads)}; target <= 8 s)"
     )
     size = sum(p.stat().st_size for p in (Path(home) / "models").rglob("*") if p.is_file())
     print(f"converted model on disk:                   {size / 1e6:6.0f} MB")

@@ -212,10 +212,12 @@ def svg_line_chart(
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
-        f'aria-label="{escape.html(y_label)} by {escape.html(x_label)}" style="max-width:{width}px;font-family:sans-serif;font-size:11px">'
+        f'aria-label="{escape.html(y_label)} by {escape.html(x_label)}" '
+        f'style="max-width:{width}px;font-family:sans-serif;font-size:11px">'
     ]
     parts.append(
-        f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" fill="#f8fafc" stroke="#cbd5e1"/>'
+        f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" fill="#f8fafc" '
+        f'stroke="#cbd5e1"/>'
     )
     for i in range(5):
         value = y0 + (y1 - y0) * i / 4
@@ -225,13 +227,16 @@ def svg_line_chart(
     for i in range(5):
         value = x0 + (x1 - x0) * i / 4
         parts.append(
-            f'<text x="{sx(value):.1f}" y="{height - bottom + 16}" text-anchor="middle" fill="#475569">{value:.0f}</text>'
+            f'<text x="{sx(value):.1f}" y="{height - bottom + 16}" text-anchor="middle" fill="#475569">'
+            f"{value:.0f}</text>"
         )
     parts.append(
-        f'<text x="{(width + left) / 2:.0f}" y="{height - 4}" text-anchor="middle" fill="#334155">{escape.html(x_label)}</text>'
+        f'<text x="{(width + left) / 2:.0f}" y="{height - 4}" text-anchor="middle" fill="#334155">'
+        f"{escape.html(x_label)}</text>"
     )
     parts.append(
-        f'<text x="12" y="{(height) / 2:.0f}" transform="rotate(-90 12 {height / 2:.0f})" text-anchor="middle" fill="#334155">{escape.html(y_label)}</text>'
+        f'<text x="12" y="{(height) / 2:.0f}" transform="rotate(-90 12 {height / 2:.0f})" text-anchor="middle" '
+        f'fill="#334155">{escape.html(y_label)}</text>'
     )
     legend_x = left + 8
     for (name, values), color in zip(series.items(), colors):
@@ -369,8 +374,8 @@ def build(run: runs.RunInfo, eval_result: dict | None = None, ballots=None) -> t
     for name, values in series.items():
         if values:
             out.append(
-                f"- {name}: {_fmt(values[0][1])} at step {values[0][0]} → {_fmt(values[-1][1])} at step {values[-1][0]} "
-                f"(min {_fmt(min(v for _, v in values))})"
+                f"- {name}: {_fmt(values[0][1])} at step {values[0][0]} → {_fmt(values[-1][1])} at step "
+                f"{values[-1][0]} (min {_fmt(min(v for _, v in values))})"
             )
     if not any(series.values()):
         out.append("No loss was logged for this run.")
@@ -415,9 +420,10 @@ def build(run: runs.RunInfo, eval_result: dict | None = None, ballots=None) -> t
             better = _num(row.get("tuned_loss")) and _num(row.get("base_loss")) and row["tuned_loss"] < row["base_loss"]
             loops = evaluate.repeats(row)
             rows_html.append(
-                f'<tr><td class="num">{i}</td><td>{esc(row["prompt"])}</td><td class="answer">{esc(row.get("reference") or "")}</td>'
-                f'<td class="answer">{esc(row["base"])}</td><td class="answer">{esc(row["tuned"])}</td>'
-                f'<td class="num">{_fmt(row.get("base_loss"))}</td><td class="num{" better" if better else ""}">{_fmt(row.get("tuned_loss"))}</td>'
+                f'<tr><td class="num">{i}</td><td>{esc(row["prompt"])}</td><td class="answer">'
+                f'{esc(row.get("reference") or "")}</td><td class="answer">{esc(row["base"])}</td><td class="answer">'
+                f'{esc(row["tuned"])}</td><td class="num">{_fmt(row.get("base_loss"))}</td>'
+                f'<td class="num{" better" if better else ""}">{_fmt(row.get("tuned_loss"))}</td>'
                 f"<td>{esc(loops)}</td></tr>"
             )
             cells = [
@@ -441,7 +447,8 @@ def build(run: runs.RunInfo, eval_result: dict | None = None, ballots=None) -> t
         out.append("")
     else:
         body.append(
-            '<p class="muted">No evaluation yet: run it in the Compare tab or with <code>python -m studio compare</code>.</p>'
+            '<p class="muted">No evaluation yet: run it in the Compare tab or with <code>'
+            "python -m studio compare</code>.</p>"
         )
         out += ["No evaluation yet.", ""]
 
@@ -457,7 +464,8 @@ def build(run: runs.RunInfo, eval_result: dict | None = None, ballots=None) -> t
                 if ballot.get("votes")
             ]
         lines.append(
-            "Only finished ballots count: a voter's answers are revealed, and the ballot closed, when they finish or stop."
+            "Only finished ballots count: a voter's answers are revealed, and the ballot closed, when they finish or "
+            "stop."
         )
         body += [f"<p>{esc(line)}</p>" for line in lines]
         for line in lines:

@@ -28,8 +28,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "lint",
         help="check dataset files before fine-tuning (the rules: docs/lint-rules.md)",
-        description="Check dataset files row by row before fine-tuning: format, schema, roles, content, Unicode, tool calls, "
-        "chat template, lengths, duplicates, privacy. Every rule is listed in docs/lint-rules.md.",
+        description="Check dataset files row by row before fine-tuning: format, schema, roles, content, Unicode, "
+        "tool calls, chat template, lengths, duplicates, privacy. Every rule is listed in "
+        "docs/lint-rules.md.",
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help=".jsonl, .json, .csv or .parquet files")
     parser.add_argument(
@@ -129,8 +130,8 @@ def _readable(payload: dict, show_all: bool = False) -> str:
     counts = payload["counts"]
     stats = payload["stats"]
     lines = [
-        f"{payload['file']}: {payload['verdict'].upper()} — {payload['rows']} rows, format {payload['format'] or 'unknown'}; "
-        f"{counts['E']} errors, {counts['W']} warnings, {counts['I']} notes"
+        f"{payload['file']}: {payload['verdict'].upper()} — {payload['rows']} rows, format "
+        f"{payload['format'] or 'unknown'}; {counts['E']} errors, {counts['W']} warnings, {counts['I']} notes"
     ]
     if stats.get("have_tokens"):
         per, length, tokens = stats["tokens"]["per_example"]["total"], stats["length"], stats["tokens"]

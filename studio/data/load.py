@@ -506,7 +506,8 @@ def _load_json(result: LoadResult, text: str) -> None:
                     "FILE-OBJ",
                     "I",
                     None,
-                    f"The JSON object holds several arrays ({', '.join(k for k, _ in arrays)}); the rows were read from one of them.",
+                    f"The JSON object holds several arrays ({', '.join(k for k, _ in arrays)}); the rows were read "
+                    f"from one of them.",
                     "Upload one array of records per file to be sure which one is used.",
                 )
             )

@@ -437,7 +437,8 @@ def run_runs(args: argparse.Namespace) -> int:
         steps = f"{status.get('step') or 0}/{status.get('total_steps') or '?'}"
         loss = status.get("final_loss")
         print(
-            f"{record.run_id:<18} {record.state:<12} {steps:>11} {(f'{loss:.4f}' if isinstance(loss, float) else '-'):>10}  {record.name}"
+            f"{record.run_id:<18} {record.state:<12} {steps:>11} "
+            f"{(f'{loss:.4f}' if isinstance(loss, float) else '-'):>10}  {record.name}"
         )
     return 0
 

@@ -36,7 +36,10 @@ def message_markdown(error: Exception) -> str:
     if isinstance(error, StudioError):
         hint = f"\n\n*Hint:* {escape.md_inline(access.redact(error.hint))}" if error.hint else ""
         return f"**{escape.md_inline(access.redact(error.message))}**{hint}"
-    return f"**Something went wrong: {escape.md_inline(access.redact(str(error)))}**\n\n*Hint:* the details are in the server log."
+    return (
+        f"**Something went wrong: {escape.md_inline(access.redact(str(error)))}**\n\n"
+        f"*Hint:* the details are in the server log."
+    )
 
 
 def download_copy(path) -> str:

@@ -504,8 +504,10 @@ class DatasetTally:
                             "DUP-EXACT",
                             "W",
                             number,
-                            f"Row {number} duplicates row {group[0]} (cluster of {len(group)}: rows {_rows_text(group)}).",
-                            "The fix keeps the first copy and removes the others; duplicates over-weight those examples.",
+                            f"Row {number} duplicates row {group[0]} (cluster of {len(group)}: rows "
+                            f"{_rows_text(group)}).",
+                            "The fix keeps the first copy and removes the others; duplicates over-weight those "
+                            "examples.",
                         )
                     )
         return findings, nonfirst
@@ -544,8 +546,8 @@ class DatasetTally:
                         "DUP-NEAR",
                         "W",
                         number,
-                        f"Row {number} is a near duplicate of row {group[0]} (Jaccard ≈ {best.get(i, NEAR_THRESHOLD):.2f}; "
-                        f"cluster: rows {_rows_text(group)}).",
+                        f"Row {number} is a near duplicate of row {group[0]} (Jaccard ≈ "
+                        f"{best.get(i, NEAR_THRESHOLD):.2f}; cluster: rows {_rows_text(group)}).",
                         "Keep one of them, or make them genuinely different; the split keeps a cluster on one side.",
                     )
                 )
@@ -597,9 +599,15 @@ class DatasetTally:
                     "W" if many else "I",
                     None,
                     f"{len(self.systems)} distinct system prompt(s) cover {covered} of {chat} rows; top: {top}.",
-                    "Many one-off system prompts teach the model to depend on them; use the same system prompt at inference time as in training."
+                    (
+                        "Many one-off system prompts teach the model to depend on them; use the same system prompt at "
+                        "inference time as in training."
+                    )
                     if many
-                    else "Use the same system prompt at inference time as in training; rows without one get the template's default (if any).",
+                    else (
+                        "Use the same system prompt at inference time as in training; rows without one get the "
+                        "template's default (if any)."
+                    ),
                 )
             )
         answers = self.counts["answers"]
@@ -621,7 +629,8 @@ class DatasetTally:
                         "I",
                         None,
                         f"Answers often open the same way: {text} of the answers.",
-                        "Fine if it is the style you want to teach (the model will copy it); otherwise vary the openings.",
+                        "Fine if it is the style you want to teach (the model will copy it); otherwise vary the "
+                        "openings.",
                     )
                 )
         multi = self.counts["multi_turn"]
@@ -669,7 +678,8 @@ class DatasetTally:
                     "W",
                     None,
                     f"{self.counts['weighted']} rows set per-message 'weight'.",
-                    "TRL ignores 'weight' unless the loss mask is built from it; weight-0 answers are still trained otherwise.",
+                    "TRL ignores 'weight' unless the loss mask is built from it; weight-0 answers are still trained "
+                    "otherwise.",
                 )
             )
         return findings
@@ -740,7 +750,8 @@ def size_findings(count: int, validation_rows: list[Row] | None, train_rows: lis
                 "W",
                 None,
                 "There is no validation split, so overfitting cannot be seen during training.",
-                "Hold out 5-10% of the rows for validation (the studio's Fix & split does this, keeping near-duplicates together).",
+                "Hold out 5-10% of the rows for validation (the studio's Fix & split does this, keeping "
+                "near-duplicates together).",
             )
         )
     elif validation_rows:
@@ -753,7 +764,8 @@ def size_findings(count: int, validation_rows: list[Row] | None, train_rows: lis
                 "I",
                 None,
                 f"Suggested epochs for {count} rows: {epochs} (about {epochs * count:,} training examples seen).",
-                "OpenAI's rule of thumb: 3 epochs, more for small datasets, fewer for large ones; watch the validation loss.",
+                "OpenAI's rule of thumb: 3 epochs, more for small datasets, fewer for large ones; watch the "
+                "validation loss.",
             )
         )
     return findings
@@ -819,7 +831,8 @@ def find_leaks(train_rows: list[Row], validation_rows: list[Row]) -> list[Findin
                         "DS-LEAK",
                         "W",
                         validation_rows[index].number,
-                        f"Validation row {validation_rows[index].number} is a near duplicate of training row {train_rows[a].number} (Jaccard ≈ {value:.2f}).",
+                        f"Validation row {validation_rows[index].number} is a near duplicate of training row "
+                        f"{train_rows[a].number} (Jaccard ≈ {value:.2f}).",
                         "Move near-duplicates to the same side of the split.",
                     )
                 )
