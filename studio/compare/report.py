@@ -257,13 +257,19 @@ def svg_line_chart(
 
 
 CSS = """
-body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;color:#0f172a;max-width:1100px;margin:24px auto;padding:0 16px;line-height:1.45}
-h1{font-size:1.6em;margin-bottom:0}h2{font-size:1.2em;margin-top:1.8em;border-bottom:2px solid #e2e8f0;padding-bottom:4px}
-.muted{color:#64748b}.lead{font-size:1.05em;background:#eff6ff;border-left:4px solid #2563eb;padding:10px 14px;border-radius:4px}
-dl.summary{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px}dl.summary dt{font-weight:600;color:#334155}dl.summary dd{margin:0}
-.cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #e2e8f0;border-radius:8px;padding:10px 14px;min-width:150px}
+body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;color:#0f172a;max-width:1100px;\
+margin:24px auto;padding:0 16px;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:0}h2{font-size:1.2em;margin-top:1.8em;border-bottom:2px solid #e2e8f0;\
+padding-bottom:4px}
+.muted{color:#64748b}.lead{font-size:1.05em;background:#eff6ff;border-left:4px solid #2563eb;padding:10px 14px;\
+border-radius:4px}
+dl.summary{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px}dl.summary dt{font-weight:600;color:#334155}\
+dl.summary dd{margin:0}
+.cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #e2e8f0;border-radius:8px;padding:10px 14px;\
+min-width:150px}
 .card b{display:block;font-size:1.4em}.card span{color:#64748b;font-size:.9em}
-table{border-collapse:collapse;width:100%;font-size:.9em}th,td{border:1px solid #e2e8f0;padding:6px 8px;vertical-align:top;text-align:left}
+table{border-collapse:collapse;width:100%;font-size:.9em}th,td{border:1px solid #e2e8f0;padding:6px 8px;\
+vertical-align:top;text-align:left}
 th{background:#f1f5f9}td.num{text-align:right;white-space:nowrap}td.better{background:#dcfce7}
 .answer{white-space:pre-wrap}
 .verdict{border-radius:8px;padding:12px 16px;border:2px solid #94a3b8;background:#f8fafc}

@@ -282,7 +282,8 @@ def run_train(args: argparse.Namespace) -> int:
         if choice.executor != executors.LOCAL:
             print_remote_estimate(config, choice, out)  # the flavour's time, memory and cost; refuses above the cap
         else:
-            # Memory and the settings that fit need no time estimate: the calibration's reference peak, not a measurement.
+            # Memory and the settings that fit need no time estimate: the calibration's reference peak, not a
+            # measurement.
             reference = cost.calibration().reference_peak_gflops.get("fp32")
             report = preflight.run_preflight(config, check_busy=False, cpu_gflops=reference)
             for check in report.errors:

@@ -619,7 +619,8 @@ def length_findings(numbers: np.ndarray, tokens: np.ndarray, max_length: int, co
         quartiles = percentiles(totals)
         q1, q3, median = quartiles["p25"], quartiles["p75"], quartiles["p50"]
         iqr = q3 - q1
-        # 3×IQR beyond the quartiles, and at least twice (half) the median so tight distributions do not flag normal rows
+        # 3×IQR beyond the quartiles, and at least twice (half) the median so tight distributions do not flag
+        # normal rows
         upper, lower = max(q3 + 3 * iqr, 2 * median), min(q1 - 3 * iqr, median / 2)
     total, trainable, cut = tokens[:, 0], tokens[:, 2], tokens[:, 3]
     over = counted & (total > max_length)
