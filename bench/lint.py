@@ -45,7 +45,8 @@ WORDS = (
 
 
 def synthetic_rows(count: int, seed: int = 0):
-    """Chat rows, one at a time (the same rows for the same seed whatever the count): an exact duplicate every 500 rows."""
+    """Chat rows, one at a time (the same rows for the same seed whatever the count): an exact duplicate every 500
+    rows."""
     rng = random.Random(seed)
     systems = [
         "You are a helpful assistant.",

@@ -99,7 +99,8 @@ def dataset_label(run: runs.RunInfo) -> str:
 
 
 def learning_rate_used(run: runs.RunInfo) -> tuple[float | None, str]:
-    """(rate, how it was chosen): the worker records the resolved rate in status facts; the config may say None (auto)."""
+    """(rate, how it was chosen): the worker records the resolved rate in status facts; the config may say None
+    (auto)."""
     facts = run.status.get("facts") or {}
     configured = run.config.get("learning_rate")
     used = facts.get("learning_rate") if _num(facts.get("learning_rate")) else configured if _num(configured) else None
@@ -328,7 +329,8 @@ def _ballots(ballots) -> list[dict]:
 
 
 def build(run: runs.RunInfo, eval_result: dict | None = None, ballots=None) -> tuple[str, str]:
-    """(html, markdown) for the run, its saved evaluation and the finished blind ballots (all revealed ones by default)."""
+    """(html, markdown) for the run, its saved evaluation and the finished blind ballots (all revealed ones by
+    default)."""
     eval_result = eval_result if eval_result is not None else evaluate.load(run)
     ballots = _ballots(ballots if ballots is not None else votes.finished_ballots(run, eval_result))
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,11 +1,13 @@
-"""`python -m studio lint FILE [FILE ...] [--model M] [--max-length N] [--batch-size B] [--map ROLE=COLUMN ...] [--json] [--no-tokens] [--workers N]`.
+"""`python -m studio lint FILE [FILE ...] [--model M] [--max-length N] [--batch-size B] [--map ROLE=COLUMN ...]
+[--json] [--no-tokens] [--workers N]`.
 
 --map (repeatable) reads a table of other column names as chat rows: user=, assistant=, context= (appended
 to the user turn; may repeat), system= (studio.data.mapping). Without it, a file of unknown layout whose
 column names suggest a mapping gets the matching --map flags as a hint.
 
 With --json: one JSON object per file, one per line:
-    {"file", "format", "rows", "verdict", "counts", "findings": [{"rule","severity","row","message","hint"}], "stats": {...}}
+    {"file", "format", "rows", "verdict", "counts", "findings": [{"rule","severity","row","message","hint"}],
+     "stats": {...}}
 "stats" is studio.data.stats.compute_stats: the same figures the Data tab shows for the same file.
 Exit code: 0 when no file has an E finding, 1 when one does, 2 on usage errors.
 The model's tokenizer loads once for all files. Files on the operator's disk have no size limit: a

@@ -712,8 +712,8 @@ def load_hub(dataset_id: str, split: str = "train", limit: int | None = None, to
     The split's files and their sizes are listed first and refused over STUDIO_MAX_HUB_DATASET_MB before
     anything is downloaded; they are downloaded into a temporary folder, read like uploads (so the same
     decoded-size and row limits apply) and deleted afterwards. `token`: None lets studio.access decide
-    (the server's HF_TOKEN for an operator, none for a visitor), False sends none. Raises StudioError with a plain message when offline, when the id or
-    split does not exist, or when the split is too large."""
+    (the server's HF_TOKEN for an operator, none for a visitor), False sends none. Raises StudioError with a
+    plain message when offline, when the id or split does not exist, or when the split is too large."""
     import re
     import shutil
     import tempfile

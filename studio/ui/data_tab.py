@@ -601,7 +601,8 @@ def _reapply(source, state):
 
 
 def dismiss_finding(source, state, rule, row, scope, reason):
-    """Dismiss one finding (rule + row) or every finding of a rule, with a reason. Outputs: lint outputs + status + reason."""
+    """Dismiss one finding (rule + row) or every finding of a rule, with a reason. Outputs: lint outputs + status +
+    reason."""
     try:
         if not state or not source:
             raise StudioError("Check some data first.", "Use the sample or upload a file.")

@@ -32,7 +32,8 @@ class Shared:
 
 
 def message_markdown(error: Exception) -> str:
-    """A user-facing error as Markdown: message and hint (escaped: they often quote names and rows), never a traceback."""
+    """A user-facing error as Markdown: message and hint (escaped: they often quote names and rows), never a
+    traceback."""
     if isinstance(error, StudioError):
         hint = f"\n\n*Hint:* {escape.md_inline(access.redact(error.hint))}" if error.hint else ""
         return f"**{escape.md_inline(access.redact(error.message))}**{hint}"

@@ -7,9 +7,9 @@ language sample) in whichever process checked the chunk; a `DatasetTally` joins 
 and `findings()` applies the rules once, at the end, on arrays: about 0.2 KB per row, not its text.
 
 Exact duplicates: equal after NFC and collapsed whitespace (`row_key`), compared by a 64-bit
-xxHash3 (a collision among a million rows: about 1 in 36 million). Near duplicates: MinHash over word 5-grams of the user and assistant turns,
-lower-cased with punctuation removed (so rows that differ only in case, punctuation or spacing
-always match), 64 permutations kept as 16-bit values (b-bit MinHash: the similarity estimate is
+xxHash3 (a collision among a million rows: about 1 in 36 million). Near duplicates: MinHash over word 5-grams
+of the user and assistant turns, lower-cased with punctuation removed (so rows that differ only in case,
+punctuation or spacing always match), 64 permutations kept as 16-bit values (b-bit MinHash: the similarity estimate is
 biased by (1 - J) / 65,536, nothing at the 0.85 threshold; 32-bit xor-multiply permutations of 64-bit
 shingle hashes), LSH with 16 bands of 4, then a check of
 each candidate pair's estimated Jaccard similarity >= 0.85. Rows without any word are not compared.
@@ -77,7 +77,8 @@ def stable_hash(text: str) -> int:
 
 
 def dedup_text(row: Row) -> str:
-    """Text compared for near duplicates: user and assistant turns (a shared system prompt would make all rows look alike)."""
+    """Text compared for near duplicates: user and assistant turns (a shared system prompt would make all rows look
+    alike)."""
     if row.messages:
         text = " ".join(
             m["content"] for m in row.messages if m.get("role") != "system" and isinstance(m.get("content"), str)
