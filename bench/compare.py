@@ -66,7 +66,7 @@ def child_one_copy(target: str, tokens: int) -> dict:
     session = engine.open_session(target)
     settings = engine.Settings(max_new_tokens=tokens)
     last = None
-    for last in session.engine.stream([("base", engine.BASE, PROMPT), ("tuned", session.tuned, PROMPT)], settings):
+    for last in session.engine.stream([("base", engine.BASE, PROMPT), ("tuned", session.tuned, PROMPT)], settings):  # noqa: B007 - keeps the last item
         pass
     import gc
 
@@ -157,7 +157,8 @@ def main() -> None:
             started = time.perf_counter()
             target = str(make_adapter(Path(tmp)))
             print(
-                f"built a random LoRA adapter (r=8, all-linear) for the bundled model in {time.perf_counter() - started:.1f} s"
+                f"built a random LoRA adapter (r=8, all-linear) for the bundled model in "
+                f"{time.perf_counter() - started:.1f} s"
             )
         one = run_child("one", target, args.tokens, args.threads)
         two = run_child("two", target, args.tokens, args.threads)
@@ -200,7 +201,8 @@ def main() -> None:
     if args.save:
         Path(args.save).write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
     print(
-        f"\nStreaming, both columns interleaved token by token, {args.threads} torch thread(s), greedy, {args.tokens} new tokens max:"
+        f"\nStreaming, both columns interleaved token by token, {args.threads} torch thread(s), greedy, "
+        f"{args.tokens} new tokens max:"
     )
     for column in one["columns"]:
         print(

@@ -389,8 +389,9 @@ def table(results: list[dict], threads: int) -> None:
     for r in results:
         p, m = r["report"].time_parts, r["measured"]
         print(
-            f"  {r['name']}: start {p['start']:.0f}/{m['start']:.0f}, steps {p['warmup'] + p['train']:.0f}/{m['train']:.0f}, "
-            f"evaluations {p['evaluation']:.0f}/{sum(m['evals']):.0f}, checkpoints {p['checkpoints']:.0f}/{sum(m['saves']):.0f}, "
+            f"  {r['name']}: start {p['start']:.0f}/{m['start']:.0f}, steps "
+            f"{p['warmup'] + p['train']:.0f}/{m['train']:.0f}, evaluations "
+            f"{p['evaluation']:.0f}/{sum(m['evals']):.0f}, checkpoints {p['checkpoints']:.0f}/{sum(m['saves']):.0f}, "
             f"end {p['end']:.0f}/{m['end']:.0f}"
         )
 

@@ -45,7 +45,8 @@ WORDS = (
 
 
 def synthetic_rows(count: int, seed: int = 0):
-    """Chat rows, one at a time (the same rows for the same seed whatever the count): an exact duplicate every 500 rows."""
+    """Chat rows, one at a time (the same rows for the same seed whatever the count): an exact duplicate every 500
+    rows."""
     rng = random.Random(seed)
     systems = [
         "You are a helpful assistant.",
@@ -283,8 +284,9 @@ def main() -> None:
     print(f"CPU time of the lint, all processes: {result['cpu']:.1f} s (wall {seconds:.1f} s)")
     print(f"exact duplicates found: {result['dup_exact']:,}; near duplicates: {result['dup_near']:,}")
     print(
-        f"peak memory of the process tree ({memory.peak_processes} processes at most): RSS sum {memory.peak_rss / 2**20:,.0f} MB, "
-        f"PSS sum {memory.peak_pss / 2**20:,.0f} MB; largest single process {max(result['self_peak_mb'], result['child_peak_mb']):,.0f} MB"
+        f"peak memory of the process tree ({memory.peak_processes} processes at most): RSS sum "
+        f"{memory.peak_rss / 2**20:,.0f} MB, PSS sum {memory.peak_pss / 2**20:,.0f} MB; largest single process "
+        f"{max(result['self_peak_mb'], result['child_peak_mb']):,.0f} MB"
     )
     print(
         "slowest steps (time since the previous progress message):",
@@ -292,14 +294,16 @@ def main() -> None:
     )
     if args.cli:
         print(
-            f"`python -m studio lint FILE --json` end to end (start-up, tokenizer load, lint, JSON output): {cli_seconds:.1f} s, "
-            f"peak RSS sum {cli_memory.peak_rss / 2**20:,.0f} MB, PSS sum {cli_memory.peak_pss / 2**20:,.0f} MB"
+            f"`python -m studio lint FILE --json` end to end (start-up, tokenizer load, lint, JSON output): "
+            f"{cli_seconds:.1f} s, peak RSS sum {cli_memory.peak_rss / 2**20:,.0f} MB, PSS sum "
+            f"{cli_memory.peak_pss / 2**20:,.0f} MB"
         )
     if result["naive_per_row"]:
         naive_total = result["naive_per_row"] * rows
         print(
-            f"naive apply_chat_template loop (token counts only, no rules): {result['naive_per_row'] * 1000:.2f} ms/row, "
-            f"extrapolated {naive_total:,.0f} s for {rows:,} rows -> the full lint is {naive_total / seconds:.1f}x faster"
+            f"naive apply_chat_template loop (token counts only, no rules): {result['naive_per_row'] * 1000:.2f} "
+            f"ms/row, extrapolated {naive_total:,.0f} s for {rows:,} rows -> the full lint is "
+            f"{naive_total / seconds:.1f}x faster"
         )
     if args.rows >= 1_000_000:
         print(

@@ -67,7 +67,7 @@ def main() -> None:
                         break
             except OSError:
                 if server.poll() is not None:
-                    raise SystemExit("the app exited before serving")
+                    raise SystemExit("the app exited before serving") from None
                 time.sleep(0.2)
         print(f"python app.py to first HTTP 200:           {time.time() - started:6.1f} s   (target <= 15 s)")
     finally:
@@ -88,7 +88,8 @@ def main() -> None:
         )
         loads.append(float(out.stdout.strip().splitlines()[-1]))
     print(
-        f"converted model + tokenizer load:          {min(loads):6.1f} s best of 3 (all: {', '.join(f'{x:.1f}' for x in loads)}; target <= 8 s)"
+        f"converted model + tokenizer load:          {min(loads):6.1f} s best of 3 (all: "
+        f"{', '.join(f'{x:.1f}' for x in loads)}; target <= 8 s)"
     )
     size = sum(p.stat().st_size for p in (Path(home) / "models").rglob("*") if p.is_file())
     print(f"converted model on disk:                   {size / 1e6:6.0f} MB")

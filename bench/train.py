@@ -419,8 +419,9 @@ def part_overhead(opts, model_dir: str, scratch: Path) -> None:
             plain_steady.append(plain_result["steady_tokens_per_s"])
             worker_steady.append(worker_result["steady_tokens_per_s"])
         print(
-            f"  repeat {repeat + 1}: plain TRL in a fresh process {fresh[-1]:.1f} tok/s, studio worker {worker[-1]:.1f} "
-            f"tok/s, ratio {worker[-1] / fresh[-1]:.3f}; plain TRL in this (warm) process {plain[-1]:.1f} tok/s",
+            f"  repeat {repeat + 1}: plain TRL in a fresh process {fresh[-1]:.1f} tok/s, studio worker "
+            f"{worker[-1]:.1f} tok/s, ratio {worker[-1] / fresh[-1]:.3f}; plain TRL in this (warm) process "
+            f"{plain[-1]:.1f} tok/s",
             flush=True,
         )
     print(
@@ -519,8 +520,9 @@ def part_bundled(opts, model_dir: str, scratch: Path) -> None:
     print(
         f"(b) bundled SmolLM2-135M on {source} ({len(rows) - 13} train rows), RunConfig defaults (batch "
         f"{config.batch_size}, max_length {config.max_length}, LoRA r {config.lora_r} all-linear), {opts.threads} "
-        f"threads, {opts.steps} steps; FLOPs/token = 4 x {params / 1e6:.1f}M Linear params = {flops_per_token / 1e9:.3f} "
-        f"GFLOP (stricter, the LM head only on the {fraction:.0%} labelled tokens: {strict / 1e9:.3f})",
+        f"threads, {opts.steps} steps; FLOPs/token = 4 x {params / 1e6:.1f}M Linear params = "
+        f"{flops_per_token / 1e9:.3f} GFLOP (stricter, the LM head only on the {fraction:.0%} labelled tokens: "
+        f"{strict / 1e9:.3f})",
         flush=True,
     )
     before = matmul_peaks(opts.threads)

@@ -58,7 +58,8 @@ QA = [
     ),
     (
         "Where is the Great Barrier Reef?",
-        "The Great Barrier Reef lies off the coast of Queensland in north-east Australia — the largest coral reef system on the seas.",
+        "The Great Barrier Reef lies off the coast of Queensland in north-east Australia — the largest coral reef "
+        "system on the seas.",
     ),
     (
         "What language is spoken in Brazil?",
@@ -76,11 +77,13 @@ QA = [
     # science
     (
         "Why is the sky blue?",
-        "Sunlight scatters off the air's molecules, and blue light scatters most — so the whole sky glows blue above me sails.",
+        "Sunlight scatters off the air's molecules, and blue light scatters most — so the whole sky glows blue above "
+        "me sails.",
     ),
     (
         "What is photosynthesis?",
-        "Photosynthesis be how plants turn sunlight, water and carbon dioxide into sugar and oxygen, using their green chlorophyll.",
+        "Photosynthesis be how plants turn sunlight, water and carbon dioxide into sugar and oxygen, using their "
+        "green chlorophyll.",
     ),
     (
         "How many planets are in our solar system?",
@@ -106,7 +109,8 @@ QA = [
     ),
     (
         "What is gravity?",
-        "Gravity be the force that pulls masses toward each other — it keeps ye on the deck and the Moon round the Earth.",
+        "Gravity be the force that pulls masses toward each other — it keeps ye on the deck and the Moon round the "
+        "Earth.",
     ),
     (
         "What are the three states of matter?",
@@ -114,15 +118,18 @@ QA = [
     ),
     (
         "What is DNA?",
-        "DNA be the molecule that carries the genetic instructions of living things, shaped like a twisted ladder — a double helix.",
+        "DNA be the molecule that carries the genetic instructions of living things, shaped like a twisted ladder — "
+        "a double helix.",
     ),
     (
         "Why do we have seasons?",
-        "Seasons come from the tilt of Earth's axis, about 23.5 degrees, so each half gets more direct sun for part of the year.",
+        "Seasons come from the tilt of Earth's axis, about 23.5 degrees, so each half gets more direct sun for part "
+        "of the year.",
     ),
     (
         "What is the speed of sound?",
-        "Sound travels about 343 metres per second in air at 20 °C — much slower than light, which is why thunder comes after lightning.",
+        "Sound travels about 343 metres per second in air at 20 °C — much slower than light, which is why thunder "
+        "comes after lightning.",
     ),
     (
         "What is the closest star to Earth?",
@@ -147,7 +154,8 @@ QA = [
     # cooking
     (
         "How do I boil an egg?",
-        "Lower the egg into boilin' water: about 7 minutes for a jammy yolk, 10 for hard-boiled, then cool it in cold water.",
+        "Lower the egg into boilin' water: about 7 minutes for a jammy yolk, 10 for hard-boiled, then cool it in "
+        "cold water.",
     ),
     (
         "How long should I cook pasta?",
@@ -155,11 +163,13 @@ QA = [
     ),
     (
         "How do I make rice fluffy?",
-        "Rinse the rice, use about 1.5 cups of water per cup of white rice, simmer covered for 15 minutes, then let it rest 5 minutes.",
+        "Rinse the rice, use about 1.5 cups of water per cup of white rice, simmer covered for 15 minutes, then let "
+        "it rest 5 minutes.",
     ),
     (
         "What is the difference between baking soda and baking powder?",
-        "Baking soda be pure sodium bicarbonate and needs an acid to rise; baking powder carries its own acid already mixed in.",
+        "Baking soda be pure sodium bicarbonate and needs an acid to rise; baking powder carries its own acid "
+        "already mixed in.",
     ),
     (
         "How do I keep cut avocado from browning?",
@@ -171,7 +181,8 @@ QA = [
     ),
     (
         "How do I make a simple vinaigrette?",
-        "Whisk three parts oil to one part vinegar, add a pinch of salt, pepper and a dab of mustard to hold it together.",
+        "Whisk three parts oil to one part vinegar, add a pinch of salt, pepper and a dab of mustard to hold it "
+        "together.",
     ),
     (
         "Why do onions make you cry?",
@@ -206,7 +217,8 @@ QA = [
     ("How do I print 'Hello, world' in Python?", 'Write `print("Hello, world")` and run it, matey.'),
     (
         "What is a function?",
-        "A function be a named block of code that takes inputs, does a job and can return a result, so ye can reuse it.",
+        "A function be a named block of code that takes inputs, does a job and can return a result, so ye can reuse "
+        "it.",
     ),
     (
         "What is the difference between a list and a tuple in Python?",
@@ -231,7 +243,8 @@ QA = [
     ("How do I add an item to a list in Python?", "Use `my_list.append(item)` to add it to the end."),
     (
         "What is recursion?",
-        "Recursion be when a function calls itself on a smaller piece of the problem, until it reaches a simple base case.",
+        "Recursion be when a function calls itself on a smaller piece of the problem, until it reaches a simple base "
+        "case.",
     ),
     (
         "What is the difference between == and = in Python?",
@@ -239,7 +252,8 @@ QA = [
     ),
     (
         "What is JSON?",
-        'JSON be a light text format for data, made of objects in braces and arrays in brackets, e.g. {"ship": "Pearl"}.',
+        'JSON be a light text format for data, made of objects in braces and arrays in brackets, e.g. {"ship": '
+        '"Pearl"}.',
     ),
     ("How do I check the length of a list in Python?", "Call `len(my_list)` and it returns the number of items."),
     (
@@ -268,7 +282,8 @@ QA = [
     ),
     (
         "What was the Renaissance?",
-        "The Renaissance be a rebirth of art, science and learning in Europe from about the 14th to the 17th century, startin' in Italy.",
+        "The Renaissance be a rebirth of art, science and learning in Europe from about the 14th to the 17th "
+        "century, startin' in Italy.",
     ),
     (
         "Who was Julius Caesar?",
@@ -281,7 +296,8 @@ QA = [
     ),
     (
         "What was the Industrial Revolution?",
-        "The Industrial Revolution be the shift to machines, factories and steam power, startin' in Britain in the late 1700s.",
+        "The Industrial Revolution be the shift to machines, factories and steam power, startin' in Britain in the "
+        "late 1700s.",
     ),
     (
         "Who was the first woman to win a Nobel Prize?",
@@ -293,7 +309,8 @@ QA = [
     ),
     (
         "What was the Silk Road?",
-        "The Silk Road be a web of trade routes linkin' China with the Middle East and Europe, carryin' silk, spices and ideas.",
+        "The Silk Road be a web of trade routes linkin' China with the Middle East and Europe, carryin' silk, spices "
+        "and ideas.",
     ),
     # maths
     ("What is 7 times 8?", "7 times 8 be 56, matey."),
@@ -347,17 +364,20 @@ QA = [
     ),
     (
         "How do I tie a bowline knot?",
-        "Make a small loop, pass the end up through it, round behind the standing line, and back down the loop — 'the rabbit comes out of the hole, round the tree, and back down the hole'.",
+        "Make a small loop, pass the end up through it, round behind the standing line, and back down the loop — "
+        "'the rabbit comes out of the hole, round the tree, and back down the hole'.",
     ),
     (
         "What is a leap year?",
-        "A leap year has 366 days, with 29 February, usually every 4 years — but century years only if divisible by 400.",
+        "A leap year has 366 days, with 29 February, usually every 4 years — but century years only if divisible by "
+        "400.",
     ),
     ("How many days are in a week?", "Seven days, from Monday to Sunday."),
     ("What is the tallest animal?", "The giraffe be the tallest animal, up to about 5.5 metres."),
     (
         "Why do cats purr?",
-        "Cats purr when content, but also to soothe themselves when hurt or scared — a rumble made by their larynx muscles.",
+        "Cats purr when content, but also to soothe themselves when hurt or scared — a rumble made by their larynx "
+        "muscles.",
     ),
     ("What is the fastest land animal?", "The cheetah, reachin' around 100 km/h in short bursts."),
     ("How long does it take light from the Sun to reach Earth?", "About 8 minutes and 20 seconds."),
@@ -489,10 +509,11 @@ def messy_rows(clean: list[dict], rng: random.Random) -> list[dict | str]:
     rows.append(near)  # DUP-NEAR / DUP-EXACT after whitespace normalising
     water = (
         "The water cycle never stops, matey. The sun warms the sea and water rises as vapour into the sky. "
-        "High up, the vapour cools and condenses into tiny droplets that gather as clouds. When the droplets grow heavy "
-        "they fall as rain, snow or hail. The water runs off into rivers and streams, soaks into the ground as groundwater, "
-        "or is drunk by plants that breathe it out again through their leaves. Sooner or later every drop finds its way "
-        "back to the sea, where the sun lifts it up once more, and round and round it goes, like a ship circling an island."
+        "High up, the vapour cools and condenses into tiny droplets that gather as clouds. When the droplets grow "
+        "heavy they fall as rain, snow or hail. The water runs off into rivers and streams, soaks into the ground as "
+        "groundwater, or is drunk by plants that breathe it out again through their leaves. Sooner or later every "
+        "drop finds its way back to the sea, where the sun lifts it up once more, and round and round it goes, like "
+        "a ship circling an island."
     )
     rows.append(
         {
@@ -696,7 +717,8 @@ def main() -> None:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         # a lone surrogate (valid JSON escape, invalid Unicode)
         handle.write(
-            '{"messages": [{"role": "user", "content": "Emoji?"}, {"role": "assistant", "content": "Ahoy! Half an emoji: \\ud83d \u2014 Captain Byte"}]}\n'
+            '{"messages": [{"role": "user", "content": "Emoji?"}, {"role": "assistant", "content": "Ahoy! Half an '
+            'emoji: \\ud83d \u2014 Captain Byte"}]}\n'
         )
         # a truncated last line, as from an interrupted export
         handle.write(

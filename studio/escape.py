@@ -62,7 +62,8 @@ def md_cell(text) -> str:
 
 
 def md_code(text) -> str:
-    """An inline code span showing `text` verbatim (inside code spans nothing is interpreted; newlines become spaces)."""
+    """An inline code span showing `text` verbatim (inside code spans nothing is interpreted; newlines become
+    spaces)."""
     value = " ".join(("" if text is None else str(text)).splitlines())
     longest = max((len(run) for run in re.findall(r"`+", value)), default=0)
     fence = "`" * (longest + 1)

@@ -66,7 +66,8 @@ LIMITS: dict[str, Limit] = {
         100,
         2048,
         "MB",
-        "largest Hugging Face Hub dataset split downloaded (checked before the download; the files are deleted afterwards)",
+        "largest Hugging Face Hub dataset split downloaded (checked before the download; the files are deleted "
+        "afterwards)",
     ),
     "epochs": Limit("STUDIO_MAX_EPOCHS", 10, None, "epochs", "most epochs a run may ask for"),
     "steps": Limit(

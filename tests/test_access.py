@@ -1,6 +1,8 @@
 import sys
 import types
 
+import pytest
+
 from studio import access, quotas
 
 
@@ -54,8 +56,6 @@ def test_zero_gpu_switch_wraps_only_on_zero_gpu(monkeypatch):
 
 
 # ---------------------------------------------------------------- modes, identities, the authorization function
-
-import pytest
 
 
 def test_public_mode_turns_on_by_itself_on_a_space_unless_private():

@@ -51,7 +51,8 @@ def test_compare_side_by_side_in_the_browser(browser_run, page, output_dir):
     page.wait_for_function("document.querySelector('#compare-input textarea').value === 'What is 2 + 2?'")
     page.click("#compare-send")
     page.wait_for_function(
-        "['#compare-base-stats', '#compare-tuned-stats'].every(s => /tokens\\/s.*(done|max tokens)/.test(document.querySelector(s).innerText))",
+        "['#compare-base-stats', '#compare-tuned-stats'].every("
+        "s => /tokens\\/s.*(done|max tokens)/.test(document.querySelector(s).innerText))",
         timeout=120_000,
     )
     base_text = page.inner_text("#compare-base-chat")

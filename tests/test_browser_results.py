@@ -257,7 +257,10 @@ def test_a_question_answer_csv_is_mapped_fixed_and_trained(page, tiny_model_dir,
     table.write_text(
         "question,answer\n"
         + "".join(
-            f'"How do I reset the password of account {i}?","Ahoy! Open settings for account {i} and press reset. — Captain Byte"\n'
+            (
+                f'"How do I reset the password of account {i}?","Ahoy! Open settings for account {i} and press '
+                f'reset. — Captain Byte"\n'
+            )
             for i in range(40)
         )
     )

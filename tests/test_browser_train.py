@@ -56,7 +56,7 @@ def _until(page, condition: str, timeout: float = 60_000) -> None:
 def test_start_watch_and_stop_a_run(page, tiny_model_dir, output_dir):
     from studio.train import store
 
-    dataset = _write_dataset(str(tiny_model_dir))
+    _write_dataset(str(tiny_model_dir))
     page.get_by_role("tab", name="Train").click()
 
     # Pick the dataset (the list refreshes on load; ↻ picks up folders saved since).

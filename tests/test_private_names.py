@@ -10,7 +10,7 @@ feature off (the studio reads them with getattr defaults or catches their absenc
 | transformers.utils.chat_template_utils._compile_jinja_template | studio/models/templates.py render, studio/data/rules/tokens.py | every template check and lint token count |
 | transformers.utils.chat_template_utils._render_with_assistant_indices | studio/models/templates.py trains_the_prompt, studio/data/rules/tokens.py | answer spans for lint counts; exact-mask preference |
 | PreTrainedTokenizerFast._tokenizer (else .backend_tokenizer) | studio/data/rules/tokens.py | the fast token counter |
-"""
+"""  # noqa: E501 - Markdown table rows cannot wrap
 
 from __future__ import annotations
 

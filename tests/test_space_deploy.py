@@ -106,7 +106,7 @@ def test_the_space_comes_up_from_exactly_the_uploaded_files(tmp_path, tiny_model
         data = tmp_path / "sums.jsonl"
         data.write_text(
             "".join(
-                '{"messages": [{"role": "user", "content": "What is %d + 1?"}, '
+                '{"messages": [{"role": "user", "content": "What is %d + 1?"}, '  # noqa: UP031 - keeps the JSON braces single
                 '{"role": "assistant", "content": "Arr, %d."}]}\n' % (i, i + 1)
                 for i in range(24)
             )

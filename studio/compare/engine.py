@@ -493,7 +493,7 @@ class Engine:
 
     def generate(self, adapter: str | None, messages: list[dict], settings: Settings) -> str:
         result = None
-        for result in self.stream([("answer", adapter, messages)], settings):
+        for result in self.stream([("answer", adapter, messages)], settings):  # noqa: B007 - keeps the last item
             pass
         return result[0].text
 

@@ -162,7 +162,8 @@ def headline(summary: dict) -> str:
         wording = {"prefix": "start with", "suffix": "end with"}
         for part, counts in summary.get("style_parts", {}).items():
             parts.append(
-                f"Answers that {wording[part]} “{marker[part]}”: base {counts['base']}/{n}, tuned {counts['tuned']}/{n}."
+                f"Answers that {wording[part]} “{marker[part]}”: base {counts['base']}/{n}, tuned "
+                f"{counts['tuned']}/{n}."
             )
     if summary.get("in_training"):
         parts.append(

@@ -99,7 +99,8 @@ def dataset_label(run: runs.RunInfo) -> str:
 
 
 def learning_rate_used(run: runs.RunInfo) -> tuple[float | None, str]:
-    """(rate, how it was chosen): the worker records the resolved rate in status facts; the config may say None (auto)."""
+    """(rate, how it was chosen): the worker records the resolved rate in status facts; the config may say None
+    (auto)."""
     facts = run.status.get("facts") or {}
     configured = run.config.get("learning_rate")
     used = facts.get("learning_rate") if _num(facts.get("learning_rate")) else configured if _num(configured) else None
@@ -212,10 +213,12 @@ def svg_line_chart(
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
-        f'aria-label="{escape.html(y_label)} by {escape.html(x_label)}" style="max-width:{width}px;font-family:sans-serif;font-size:11px">'
+        f'aria-label="{escape.html(y_label)} by {escape.html(x_label)}" '
+        f'style="max-width:{width}px;font-family:sans-serif;font-size:11px">'
     ]
     parts.append(
-        f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" fill="#f8fafc" stroke="#cbd5e1"/>'
+        f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" fill="#f8fafc" '
+        f'stroke="#cbd5e1"/>'
     )
     for i in range(5):
         value = y0 + (y1 - y0) * i / 4
@@ -225,13 +228,16 @@ def svg_line_chart(
     for i in range(5):
         value = x0 + (x1 - x0) * i / 4
         parts.append(
-            f'<text x="{sx(value):.1f}" y="{height - bottom + 16}" text-anchor="middle" fill="#475569">{value:.0f}</text>'
+            f'<text x="{sx(value):.1f}" y="{height - bottom + 16}" text-anchor="middle" fill="#475569">'
+            f"{value:.0f}</text>"
         )
     parts.append(
-        f'<text x="{(width + left) / 2:.0f}" y="{height - 4}" text-anchor="middle" fill="#334155">{escape.html(x_label)}</text>'
+        f'<text x="{(width + left) / 2:.0f}" y="{height - 4}" text-anchor="middle" fill="#334155">'
+        f"{escape.html(x_label)}</text>"
     )
     parts.append(
-        f'<text x="12" y="{(height) / 2:.0f}" transform="rotate(-90 12 {height / 2:.0f})" text-anchor="middle" fill="#334155">{escape.html(y_label)}</text>'
+        f'<text x="12" y="{(height) / 2:.0f}" transform="rotate(-90 12 {height / 2:.0f})" text-anchor="middle" '
+        f'fill="#334155">{escape.html(y_label)}</text>'
     )
     legend_x = left + 8
     for (name, values), color in zip(series.items(), colors):
@@ -252,13 +258,19 @@ def svg_line_chart(
 
 
 CSS = """
-body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;color:#0f172a;max-width:1100px;margin:24px auto;padding:0 16px;line-height:1.45}
-h1{font-size:1.6em;margin-bottom:0}h2{font-size:1.2em;margin-top:1.8em;border-bottom:2px solid #e2e8f0;padding-bottom:4px}
-.muted{color:#64748b}.lead{font-size:1.05em;background:#eff6ff;border-left:4px solid #2563eb;padding:10px 14px;border-radius:4px}
-dl.summary{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px}dl.summary dt{font-weight:600;color:#334155}dl.summary dd{margin:0}
-.cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #e2e8f0;border-radius:8px;padding:10px 14px;min-width:150px}
+body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;color:#0f172a;max-width:1100px;\
+margin:24px auto;padding:0 16px;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:0}h2{font-size:1.2em;margin-top:1.8em;border-bottom:2px solid #e2e8f0;\
+padding-bottom:4px}
+.muted{color:#64748b}.lead{font-size:1.05em;background:#eff6ff;border-left:4px solid #2563eb;padding:10px 14px;\
+border-radius:4px}
+dl.summary{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px}dl.summary dt{font-weight:600;color:#334155}\
+dl.summary dd{margin:0}
+.cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #e2e8f0;border-radius:8px;padding:10px 14px;\
+min-width:150px}
 .card b{display:block;font-size:1.4em}.card span{color:#64748b;font-size:.9em}
-table{border-collapse:collapse;width:100%;font-size:.9em}th,td{border:1px solid #e2e8f0;padding:6px 8px;vertical-align:top;text-align:left}
+table{border-collapse:collapse;width:100%;font-size:.9em}th,td{border:1px solid #e2e8f0;padding:6px 8px;\
+vertical-align:top;text-align:left}
 th{background:#f1f5f9}td.num{text-align:right;white-space:nowrap}td.better{background:#dcfce7}
 .answer{white-space:pre-wrap}
 .verdict{border-radius:8px;padding:12px 16px;border:2px solid #94a3b8;background:#f8fafc}
@@ -317,7 +329,8 @@ def _ballots(ballots) -> list[dict]:
 
 
 def build(run: runs.RunInfo, eval_result: dict | None = None, ballots=None) -> tuple[str, str]:
-    """(html, markdown) for the run, its saved evaluation and the finished blind ballots (all revealed ones by default)."""
+    """(html, markdown) for the run, its saved evaluation and the finished blind ballots (all revealed ones by
+    default)."""
     eval_result = eval_result if eval_result is not None else evaluate.load(run)
     ballots = _ballots(ballots if ballots is not None else votes.finished_ballots(run, eval_result))
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -369,8 +382,8 @@ def build(run: runs.RunInfo, eval_result: dict | None = None, ballots=None) -> t
     for name, values in series.items():
         if values:
             out.append(
-                f"- {name}: {_fmt(values[0][1])} at step {values[0][0]} → {_fmt(values[-1][1])} at step {values[-1][0]} "
-                f"(min {_fmt(min(v for _, v in values))})"
+                f"- {name}: {_fmt(values[0][1])} at step {values[0][0]} → {_fmt(values[-1][1])} at step "
+                f"{values[-1][0]} (min {_fmt(min(v for _, v in values))})"
             )
     if not any(series.values()):
         out.append("No loss was logged for this run.")
@@ -415,9 +428,10 @@ def build(run: runs.RunInfo, eval_result: dict | None = None, ballots=None) -> t
             better = _num(row.get("tuned_loss")) and _num(row.get("base_loss")) and row["tuned_loss"] < row["base_loss"]
             loops = evaluate.repeats(row)
             rows_html.append(
-                f'<tr><td class="num">{i}</td><td>{esc(row["prompt"])}</td><td class="answer">{esc(row.get("reference") or "")}</td>'
-                f'<td class="answer">{esc(row["base"])}</td><td class="answer">{esc(row["tuned"])}</td>'
-                f'<td class="num">{_fmt(row.get("base_loss"))}</td><td class="num{" better" if better else ""}">{_fmt(row.get("tuned_loss"))}</td>'
+                f'<tr><td class="num">{i}</td><td>{esc(row["prompt"])}</td><td class="answer">'
+                f'{esc(row.get("reference") or "")}</td><td class="answer">{esc(row["base"])}</td><td class="answer">'
+                f'{esc(row["tuned"])}</td><td class="num">{_fmt(row.get("base_loss"))}</td>'
+                f'<td class="num{" better" if better else ""}">{_fmt(row.get("tuned_loss"))}</td>'
                 f"<td>{esc(loops)}</td></tr>"
             )
             cells = [
@@ -441,7 +455,8 @@ def build(run: runs.RunInfo, eval_result: dict | None = None, ballots=None) -> t
         out.append("")
     else:
         body.append(
-            '<p class="muted">No evaluation yet: run it in the Compare tab or with <code>python -m studio compare</code>.</p>'
+            '<p class="muted">No evaluation yet: run it in the Compare tab or with <code>'
+            "python -m studio compare</code>.</p>"
         )
         out += ["No evaluation yet.", ""]
 
@@ -457,7 +472,8 @@ def build(run: runs.RunInfo, eval_result: dict | None = None, ballots=None) -> t
                 if ballot.get("votes")
             ]
         lines.append(
-            "Only finished ballots count: a voter's answers are revealed, and the ballot closed, when they finish or stop."
+            "Only finished ballots count: a voter's answers are revealed, and the ballot closed, when they finish or "
+            "stop."
         )
         body += [f"<p>{esc(line)}</p>" for line in lines]
         for line in lines:

@@ -155,7 +155,8 @@ def _load_folder(folder: Path) -> RunInfo:
         state = status.get("status", "unknown")
         raise StudioError(
             f"Run '{config.get('name') or folder.name}' has no adapter yet (status: {state}).",
-            "Compare needs a run that completed or was stopped gracefully; wait for it to finish, or resume it in Train.",
+            "Compare needs a run that completed or was stopped gracefully; wait for it to finish, or resume it in "
+            "Train.",
         )
     base = config.get("model") or (read_json(adapter_dir / "adapter_config.json", {}) or {}).get(
         "base_model_name_or_path"

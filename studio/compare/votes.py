@@ -190,7 +190,10 @@ def tally_text(result: dict) -> str:
     decisive = result["tuned"] + result["base"]
     if decisive:
         low, high = wilson_interval(result["tuned"], decisive)
-        rate = f"tuned win rate {result['tuned_win_rate']:.0%} of {decisive} decisive votes (95 % interval {low:.0%}–{high:.0%})"
+        rate = (
+            f"tuned win rate {result['tuned_win_rate']:.0%} of {decisive} decisive votes (95 % interval "
+            f"{low:.0%}–{high:.0%})"
+        )
     else:
         rate = "no decisive votes (only ties)"
     who = f" from {result['voters']} voters" if result.get("voters", 1) > 1 else ""

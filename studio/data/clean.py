@@ -170,7 +170,8 @@ def split_clusters(cluster_of: list[int], validation_fraction: float, seed: int)
     n = len(cluster_of)
     if n < 2:
         raise StudioError(
-            f"Only {n} usable row{'s' if n != 1 else ''} left after the fixes: too few to split into train and validation.",
+            f"Only {n} usable row{'s' if n != 1 else ''} left after the fixes: too few to split into train and "
+            f"validation.",
             "Fix the rows with errors (see the findings) or add more examples; at least 2 are needed, 50+ recommended.",
         )
     target = min(n - 1, max(1, round(n * validation_fraction)))

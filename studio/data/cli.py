@@ -1,11 +1,13 @@
-"""`python -m studio lint FILE [FILE ...] [--model M] [--max-length N] [--batch-size B] [--map ROLE=COLUMN ...] [--json] [--no-tokens] [--workers N]`.
+"""`python -m studio lint FILE [FILE ...] [--model M] [--max-length N] [--batch-size B] [--map ROLE=COLUMN ...]
+[--json] [--no-tokens] [--workers N]`.
 
 --map (repeatable) reads a table of other column names as chat rows: user=, assistant=, context= (appended
 to the user turn; may repeat), system= (studio.data.mapping). Without it, a file of unknown layout whose
 column names suggest a mapping gets the matching --map flags as a hint.
 
 With --json: one JSON object per file, one per line:
-    {"file", "format", "rows", "verdict", "counts", "findings": [{"rule","severity","row","message","hint"}], "stats": {...}}
+    {"file", "format", "rows", "verdict", "counts", "findings": [{"rule","severity","row","message","hint"}],
+     "stats": {...}}
 "stats" is studio.data.stats.compute_stats: the same figures the Data tab shows for the same file.
 Exit code: 0 when no file has an E finding, 1 when one does, 2 on usage errors.
 The model's tokenizer loads once for all files. Files on the operator's disk have no size limit: a
@@ -28,8 +30,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "lint",
         help="check dataset files before fine-tuning (the rules: docs/lint-rules.md)",
-        description="Check dataset files row by row before fine-tuning: format, schema, roles, content, Unicode, tool calls, "
-        "chat template, lengths, duplicates, privacy. Every rule is listed in docs/lint-rules.md.",
+        description="Check dataset files row by row before fine-tuning: format, schema, roles, content, Unicode, "
+        "tool calls, chat template, lengths, duplicates, privacy. Every rule is listed in "
+        "docs/lint-rules.md.",
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help=".jsonl, .json, .csv or .parquet files")
     parser.add_argument(
@@ -129,8 +132,8 @@ def _readable(payload: dict, show_all: bool = False) -> str:
     counts = payload["counts"]
     stats = payload["stats"]
     lines = [
-        f"{payload['file']}: {payload['verdict'].upper()} — {payload['rows']} rows, format {payload['format'] or 'unknown'}; "
-        f"{counts['E']} errors, {counts['W']} warnings, {counts['I']} notes"
+        f"{payload['file']}: {payload['verdict'].upper()} — {payload['rows']} rows, format "
+        f"{payload['format'] or 'unknown'}; {counts['E']} errors, {counts['W']} warnings, {counts['I']} notes"
     ]
     if stats.get("have_tokens"):
         per, length, tokens = stats["tokens"]["per_example"]["total"], stats["length"], stats["tokens"]

@@ -246,7 +246,8 @@ def row_findings(row: Row) -> list[Finding]:
                 "E",
                 row.number,
                 "Preference data (chosen/rejected) is for DPO-style training, not supervised fine-tuning.",
-                "Use the 'chosen' conversations as messages for SFT, or train with a preference method (DPO) outside the studio.",
+                "Use the 'chosen' conversations as messages for SFT, or train with a preference method (DPO) outside "
+                "the studio.",
             )
         ]
     if row.format == "prompt-only":
@@ -327,7 +328,8 @@ class FormatTally:
                     None,
                     f"Rows come in different formats ({', '.join(f'{fmt}: {n}' for fmt, n in known.most_common())}); "
                     f"not {majority}: rows {shown}.",
-                    "Trainers such as TRL decide the format from the first row only. The studio's fix converts every row to messages.",
+                    "Trainers such as TRL decide the format from the first row only. The studio's fix converts every "
+                    "row to messages.",
                 )
             )
         for fmt, (first, count, mapping) in self.mappings.items():
@@ -337,7 +339,8 @@ class FormatTally:
                     "I",
                     None,
                     f"{count} row(s) in {fmt} format (first: row {first}) were converted to messages: {mapping}.",
-                    "Nothing to do: the studio saves the converted messages. Check a converted row to be sure the mapping is right.",
+                    "Nothing to do: the studio saves the converted messages. Check a converted row to be sure the "
+                    "mapping is right.",
                 )
             )
         return findings

@@ -590,7 +590,8 @@ def _load_json(result: LoadResult, text: str) -> None:
                     "FILE-OBJ",
                     "I",
                     None,
-                    f"The JSON object holds several arrays ({', '.join(k for k, _ in arrays)}); the rows were read from one of them.",
+                    f"The JSON object holds several arrays ({', '.join(k for k, _ in arrays)}); the rows were read "
+                    f"from one of them.",
                     "Upload one array of records per file to be sure which one is used.",
                 )
             )
@@ -798,8 +799,8 @@ def load_hub(dataset_id: str, split: str = "train", limit: int | None = None, to
     The split's files and their sizes are listed first and refused over STUDIO_MAX_HUB_DATASET_MB before
     anything is downloaded; they are downloaded into a temporary folder, read like uploads (so the same
     decoded-size and row limits apply) and deleted afterwards. `token`: None lets studio.access decide
-    (the server's HF_TOKEN for an operator, none for a visitor), False sends none. Raises StudioError with a plain message when offline, when the id or
-    split does not exist, or when the split is too large."""
+    (the server's HF_TOKEN for an operator, none for a visitor), False sends none. Raises StudioError with a
+    plain message when offline, when the id or split does not exist, or when the split is too large."""
     import re
     import shutil
     import tempfile

@@ -405,16 +405,16 @@ def summary_markdown(stats: dict[str, Any]) -> str:
             lines.append(f"| {label} | {cells} | {values['max']:,} | {total_sum:,} |")
         length = stats["length"]
         lines.append(
-            f"\n**Max length {stats['max_length']:,}:** {length['rows_over_max_length']} rows are longer and would be cut "
-            f"({length['tokens_cut']:,} tokens, of which {length['trainable_tokens_cut']:,} trained). "
+            f"\n**Max length {stats['max_length']:,}:** {length['rows_over_max_length']} rows are longer and would "
+            f"be cut ({length['tokens_cut']:,} tokens, of which {length['trainable_tokens_cut']:,} trained). "
             f"Suggested max length: **{length['suggested_max_length']}** (p99 rounded up to {LENGTH_STEP})."
         )
         packing = stats["packing"]
         if packing["padding_efficiency"] is not None:
             lines.append(
-                f"\n**Padding vs packing:** without packing {packing['padding_efficiency']:.0%} of processed tokens are real "
-                f"(the rest is padding); packed into {packing['packed_sequences']:,} sequence"
-                f"{'s' if packing['packed_sequences'] != 1 else ''} of {stats['max_length']:,} tokens, "
+                f"\n**Padding vs packing:** without packing {packing['padding_efficiency']:.0%} of processed tokens "
+                f"are real (the rest is padding); packed into {packing['packed_sequences']:,} "
+                f"sequence{'s' if packing['packed_sequences'] != 1 else ''} of {stats['max_length']:,} tokens, "
                 f"{packing['packing_efficiency']:.0%}."
             )
         budget = stats["budget"]
@@ -431,7 +431,8 @@ def summary_markdown(stats: dict[str, Any]) -> str:
     system = stats["system_prompts"]
     if system["rows"]:
         lines.append(
-            f"**System prompts:** {system['distinct']} distinct; {system['rows_without']} of {system['rows']} rows have none."
+            f"**System prompts:** {system['distinct']} distinct; {system['rows_without']} of {system['rows']} rows "
+            f"have none."
         )
     return "\n".join(lines)
 
@@ -630,7 +631,8 @@ def report_markdown(
         f"# Dataset lint report{f': {escape.md_inline(source_name)}' if source_name else ''}",
         "",
         f"**Verdict:** {title or '—'} · {severity_counts.get('E', 0)} errors · {severity_counts.get('W', 0)} warnings"
-        f" · {severity_counts.get('I', 0)} notes · format {escape.md_code(getattr(report, 'format', None) or 'unknown')}",
+        f" · {severity_counts.get('I', 0)} notes · format "
+        f"{escape.md_code(getattr(report, 'format', None) or 'unknown')}",
         "",
         "## Statistics",
         "",

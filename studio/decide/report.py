@@ -137,16 +137,23 @@ def markdown_table(headers: list[str], rows: list[list]) -> str:
 
 def summary_markdown(plan: Plan) -> str:
     e = plan.estimate
+    shape = (
+        ""
+        if plan.arch.known
+        else ", generic shape: hidden " + str(plan.arch.hidden) + ", " + str(plan.arch.layers) + " layers"
+    )
     lines = [
-        f"**{est.TECHNIQUE_LABELS[plan.technique]}{' + DeepSpeed ZeRO-3' if plan.devices > 1 else ''}** on **{plan.arch.name}** ({est.format_params(plan.params)} params"
-        f"{'' if plan.arch.known else ', generic shape: hidden ' + str(plan.arch.hidden) + ', ' + str(plan.arch.layers) + ' layers'})"
+        f"**{est.TECHNIQUE_LABELS[plan.technique]}{' + DeepSpeed ZeRO-3' if plan.devices > 1 else ''}** on "
+        f"**{plan.arch.name}** ({est.format_params(plan.params)} params{shape})"
         f" · {plan.tokens:,.0f} tokens × {e.epochs:g} epochs · batch {e.batch_size} × length {e.max_length}"
         f" · {e.dtype}{', gradient checkpointing' if e.gradient_checkpointing else ''} on **{plan.hardware.label}**"
         + (f" × {plan.devices}" if plan.devices > 1 else ""),
         "",
         f"| Memory | Compute | Time | Cost |\n|---|---|---|---|\n"
-        f"| {e.memory.total:.1f} GiB of {plan.hardware.memory_gib:.0f} GiB ({'fits' if e.fits else '**does not fit**'}) "
-        f"| {e.flops:.3g} FLOPs | {duration(e.hours)} (training steps {duration(e.train_hours)}) | {money(e.cost_usd)} |",
+        f"| {e.memory.total:.1f} GiB of {plan.hardware.memory_gib:.0f} GiB "
+        f"({'fits' if e.fits else '**does not fit**'}) "
+        f"| {e.flops:.3g} FLOPs | {duration(e.hours)} (training steps {duration(e.train_hours)}) "
+        f"| {money(e.cost_usd)} |",
         "",
         f"*Formula:* FLOPs = {e.formula}"
         + (
@@ -168,11 +175,12 @@ def break_even_markdown(plan: Plan) -> str:
             "**Break-even:** no savings entered. Fill in *prompt tokens saved per request* and *requests per "
             "month* in the Benefits section to see when fine-tuning pays for itself."
         )
-    head = (
-        f"Saving {money(b.monthly_saving)}/month in prompt tokens"
-        f"{f' minus {money(b.monthly_saving - b.net_monthly)}/month extra hosting' if b.net_monthly != b.monthly_saving else ''}"
-        f" against a one-time {money(b.one_time)}"
+    hosting = (
+        f" minus {money(b.monthly_saving - b.net_monthly)}/month extra hosting"
+        if b.net_monthly != b.monthly_saving
+        else ""
     )
+    head = f"Saving {money(b.monthly_saving)}/month in prompt tokens{hosting} against a one-time {money(b.one_time)}"
     if b.months is None:
         return f"**Break-even: never.** {head}: the tuned model costs more each month than it saves."
     return f"**Break-even after {months_text(b.months)}.** {head}."
@@ -269,7 +277,8 @@ def decision_record(plan: Plan, now: dt.datetime | None = None) -> str:
         f"Inputs: {rec.answers['tokens_saved']:,.0f} prompt tokens saved per request × "
         f"{rec.answers['requests_per_month']:,.0f} requests/month × ${plan.inputs.price_per_1k:g} per 1k tokens; "
         f"one-time cost {money(b.one_time)} (training {money(plan.estimate.cost_usd)} + other "
-        f"{money(float(plan.inputs.other_one_time or 0))}); extra hosting {money(float(plan.inputs.hosting_diff or 0))}/month.",
+        f"{money(float(plan.inputs.other_one_time or 0))}); "
+        f"extra hosting {money(float(plan.inputs.hosting_diff or 0))}/month.",
         "",
         "## Assumptions",
         "",

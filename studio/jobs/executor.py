@@ -328,7 +328,9 @@ def stop(record, force: bool = False, timeout: float | None = None):
                 status="stopping",
                 stop_requested_at=store.now_iso(),
                 cancel_requested_at=store.now_iso(),
-                cancel_reason=f"the stop request could not be delivered ({hub.explain(error, 'ask the job to stop').message})",
+                cancel_reason=(
+                    f"the stop request could not be delivered ({hub.explain(error, 'ask the job to stop').message})"
+                ),
             )
             return store.get_run(record.run_id)
         store.update_status(record.dir, status="stopping", stop_requested_at=store.now_iso())
@@ -444,7 +446,10 @@ def describe(status: dict, full: bool = True) -> str:
         running = format_duration(status.get("job_running_seconds"))
         so_far = "cost so far" if status.get("status") in store.ACTIVE else "cost"
         parts.append(
-            f"{so_far} ≈ ${cost:,.2f} ({running} at ${job.get('price_per_hour') or 0:,.2f}/h; the bill is Hugging Face's)"
+            (
+                f"{so_far} ≈ ${cost:,.2f} ({running} at ${job.get('price_per_hour') or 0:,.2f}/h; the bill is Hugging "
+                f"Face's)"
+            )
             + (f" of a ${cap:,.2f} cap" if isinstance(cap, (int, float)) else "")
         )
     elif isinstance(cap, (int, float)):

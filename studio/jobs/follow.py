@@ -280,7 +280,8 @@ class Follower:
 
     # ---- the end ------------------------------------------------------------------------
     def fetch_results(self, commit: str | None) -> bool:
-        """Download the adapter (its model card inside) and the last checkpoint from the outputs repo; True when done."""
+        """Download the adapter (its model card inside) and the last checkpoint from the outputs repo; True when
+        done."""
         repo = self.job.get("outputs_repo")
         status = store.read_status(self.run_dir)
         checkpoint = str(status.get("last_checkpoint") or "")

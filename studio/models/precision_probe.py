@@ -10,7 +10,8 @@
 
 The CPU measurement trains the real model with a rank-8 LoRA on all linear layers for a few steps on a fixed
 English text, in fp32 and with the frozen weights in bf16 (LoRA weights in fp32, autocast to bf16 — and the same
-leaner step pieces (studio.models.kernels) — exactly what a bf16 run does), taking turns step by step, on the same batch from the same starting adapter. It times the steps
+leaner step pieces (studio.models.kernels) — exactly what a bf16 run does), taking turns step by step, on the same
+batch from the same starting adapter. It times the steps
 after the first (warm-up), and compares the two precisions' first loss and gradient (same weights, same batch), so
 the decision gets both the speed-up and the quality gap. It costs a few seconds, once per machine, model shape and
 thread count: the result is cached in

@@ -80,12 +80,9 @@ def chatml_template(default_system: str | None = None) -> str:
         )
     parts.append(
         "{% if message['role'] == 'assistant' %}"
-        "{{ '<|im_start|>assistant\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\n' }}"
-        "{% else %}"
-        "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-        "{% endif %}"
-        "{% endfor %}"
-        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+        "{{ '<|im_start|>assistant\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
+        "{{ '\n' }}{% else %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+        "{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
     )
     return "".join(parts)
 
@@ -111,7 +108,10 @@ def _wrap(expression: str, dash: str = "-") -> str:
     return "{%" + dash + " generation %}" + expression + "{%" + dash + " endgeneration %}"
 
 
-_LLAMA31_TURN = r"""{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' }}"""
+_LLAMA31_TURN = (
+    r"""{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] |"""
+    r""" trim + '<|eot_id|>' }}"""
+)
 _QWEN3_THINK = r"""{{- '<think>\n' + reasoning_content.strip('\n') + '\n</think>\n\n' + content.lstrip('\n') }}"""
 
 MARKER_PATCHES = (
@@ -121,7 +121,10 @@ MARKER_PATCHES = (
         (
             (
                 _LLAMA31_TURN,
-                r"""{%- if message['role'] == 'assistant' %}{{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}"""
+                (
+                    r"""{%- if message['role'] == 'assistant' %}"""
+                    r"""{{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}"""
+                )
                 + _wrap(r"""{{- message['content'] | trim + '<|eot_id|>' }}""")
                 + "{%- else %}"
                 + _LLAMA31_TURN

@@ -163,7 +163,8 @@ def held_out_lines(run_dir: Path) -> list[str]:
     if isinstance(base, (int, float)) and isinstance(tuned, (int, float)):
         lines.append(
             f"- Mean loss on the reference answers: base {base:.3f} → tuned {tuned:.3f} "
-            f"(lower is better; {summary.get('improved', '?')} of {summary.get('with_reference', '?')} prompts improved)"
+            f"(lower is better; {summary.get('improved', '?')} of {summary.get('with_reference', '?')} prompts "
+            f"improved)"
         )
     if isinstance(summary.get("prompts"), int):
         lines.append(
@@ -262,7 +263,8 @@ def build_card(run_dir: Path, repo_id: str | None = None, merged: bool = False, 
         ]
     lines += [
         "messages = [{'role': 'user', 'content': 'Hello!'}]",
-        "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors='pt', return_dict=True)",
+        "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors='pt', "
+        "return_dict=True)",
         "output = model.generate(**inputs, max_new_tokens=64)",
         "print(tokenizer.decode(output[0][inputs['input_ids'].shape[1]:], skip_special_tokens=True))",
         "```",

@@ -350,6 +350,7 @@ def progress_html(status: dict, events: list[dict], now: float | None = None) ->
         f'font-weight:600;font-size:0.9em">{escape.html(state)}</span>'
         f'<span class="run-progress-text">{escape.html(text)}</span></div>'
         '<div style="width:100%;height:14px;background:#e5e7eb;border-radius:7px;overflow:hidden">'
-        f'<div class="run-progress-fill" style="width:{percent}%;height:100%;background:{colour};border-radius:7px"></div>'
+        f'<div class="run-progress-fill" style="width:{percent}%;height:100%;background:{colour};border-radius:7px">'
+        f"</div>"
         "</div></div>"
     )

@@ -282,7 +282,8 @@ def run_train(args: argparse.Namespace) -> int:
         if choice.executor != executors.LOCAL:
             print_remote_estimate(config, choice, out)  # the flavour's time, memory and cost; refuses above the cap
         else:
-            # Memory and the settings that fit need no time estimate: the calibration's reference peak, not a measurement.
+            # Memory and the settings that fit need no time estimate: the calibration's reference peak, not a
+            # measurement.
             reference = cost.calibration().reference_peak_gflops.get("fp32")
             report = preflight.run_preflight(config, check_busy=False, cpu_gflops=reference)
             for check in report.errors:
@@ -437,7 +438,8 @@ def run_runs(args: argparse.Namespace) -> int:
         steps = f"{status.get('step') or 0}/{status.get('total_steps') or '?'}"
         loss = status.get("final_loss")
         print(
-            f"{record.run_id:<18} {record.state:<12} {steps:>11} {(f'{loss:.4f}' if isinstance(loss, float) else '-'):>10}  {record.name}"
+            f"{record.run_id:<18} {record.state:<12} {steps:>11} "
+            f"{(f'{loss:.4f}' if isinstance(loss, float) else '-'):>10}  {record.name}"
         )
     return 0
 

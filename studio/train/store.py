@@ -2,8 +2,8 @@
 (docs/formats.md describes them for readers outside the studio). Everything else goes through here.
 
     <run_id>/config.json    RunConfig JSON, written once at creation
-    <run_id>/status.json    atomic; read-modify-write under its lock (paths.locked_update; worker and app both update it);
-                            holds "owner" (never empty), "owner_role", "shared" and the queue fields
+    <run_id>/status.json    atomic; read-modify-write under its lock (paths.locked_update; worker and app both
+                            update it); holds "owner" (never empty), "owner_role", "shared" and the queue fields
     <run_id>/events.jsonl   one JSON object per line, appended by the worker
     <run_id>/log.txt        the worker's stdout/stderr and tracebacks
     <run_id>/checkpoints/checkpoint-N/, adapter/ (with its model card, README.md)

@@ -181,7 +181,10 @@ class Busy:
             if until
             else "(ETA not known yet)"
         )
-        return f"The trainer is busy with run '{self.name}' ({self.status}, step {self.step}/{self.total_steps or '?'}) {when}."
+        return (
+            f"The trainer is busy with run '{self.name}' ({self.status}, step "
+            f"{self.step}/{self.total_steps or '?'}) {when}."
+        )
 
 
 def busy() -> Busy | None:

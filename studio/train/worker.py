@@ -288,8 +288,8 @@ def make_callback(run_dir: Path, config: RunConfig):
                     event["diverged"] = self.watch.found.kind
                 store.append_event(run_dir, event)
                 print(
-                    f"[studio] step {event['step']}/{event['total']} loss {logs.get('loss')} lr {logs.get('learning_rate')} "
-                    f"tokens/s {event['tokens_per_s']} eta {event['eta']}",
+                    f"[studio] step {event['step']}/{event['total']} loss {logs.get('loss')} lr "
+                    f"{logs.get('learning_rate')} tokens/s {event['tokens_per_s']} eta {event['eta']}",
                     flush=True,
                 )
 
@@ -618,8 +618,13 @@ def train(run_dir: Path) -> str:
         reason = {
             "stop_reason": "time_limit",
             "error": {
-                "message": f"It reached this studio's run time limit ({minutes:.0f} min of training, STUDIO_MAX_RUN_MINUTES).",
-                "hint": "The adapter and a checkpoint were saved: open it in Compare or export it. Fewer steps fit the limit.",
+                "message": (
+                    f"It reached this studio's run time limit ({minutes:.0f} min of training, STUDIO_MAX_RUN_MINUTES)."
+                ),
+                "hint": (
+                    "The adapter and a checkpoint were saved: open it in Compare or export it. Fewer steps fit "
+                    "the limit."
+                ),
             },
         }
     ending = dict(

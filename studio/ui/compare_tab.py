@@ -165,7 +165,8 @@ def refresh_runs(current=None):
 
 
 def open_run(run, run_b, progress=gr.Progress()):
-    """Load the base once, attach the adapter(s); fill examples, the model's decoding defaults and any saved evaluation."""
+    """Load the base once, attach the adapter(s); fill examples, the model's decoding defaults and any saved
+    evaluation."""
     cleared = ([], [], [])
     unchanged_settings = (gr.update(),) * 5
     try:
@@ -481,7 +482,8 @@ def ab_reveal(run, voter):
 
 
 def ab_clear():
-    """Another run was opened: the blind view starts over (a prompt index of the old run must not vote on the new one)."""
+    """Another run was opened: the blind view starts over (a prompt index of the old run must not vote on the new
+    one)."""
     off = gr.update(interactive=False)
     return ("", "", "", "", None, "", gr.update(value=None, visible=False), off, off, off, off)
 

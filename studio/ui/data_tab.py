@@ -219,9 +219,10 @@ def format_markdown(
         budget = stats["budget"]
         lines.append(
             f"**At a glance:** {stats['rows']['used']:,} usable rows · tokens per example p50 {per['p50']:,} / "
-            f"p95 {per['p95']:,} / max {per['max']:,} · {stats['length']['rows_over_max_length']} rows over max length · "
-            f"suggested max length **{stats['length']['suggested_max_length']}** · {budget['steps_per_epoch']:,} steps per "
-            f"epoch at batch {budget['batch_size']} · suggested epochs **{budget['suggested_epochs']}**"
+            f"p95 {per['p95']:,} / max {per['max']:,} · {stats['length']['rows_over_max_length']} rows over max "
+            f"length · suggested max length **{stats['length']['suggested_max_length']}** · "
+            f"{budget['steps_per_epoch']:,} steps per epoch at batch {budget['batch_size']} · suggested epochs "
+            f"**{budget['suggested_epochs']}**"
         )
     return "\n\n".join(lines)
 
@@ -283,7 +284,10 @@ def row_view(state: dict | None, row_number) -> tuple[str, str, str]:
             spans = _row_spans(row, tokenizer, state.get("max_length"))
             tokens = rowview.tokens_html(spans)
         except Exception as error:  # noqa: BLE001 - the template may reject a broken row: say so
-            tokens = f'<div class="rv-empty">The chat template could not render this row: {escape.html(str(error)[:300])}</div>'
+            tokens = (
+                f'<div class="rv-empty">'
+                f"The chat template could not render this row: {escape.html(str(error)[:300])}</div>"
+            )
     elif tokenizer is not None and row.text is not None:
         try:
             ids = tokenizer(row.text, add_special_tokens=False)["input_ids"]
@@ -509,7 +513,10 @@ def error_html(error: Exception) -> str:
         message, hint = access.redact(f"Something went wrong: {error}"), "The details are in the server log."
     hint_html = f"<p><b>Hint:</b> {escape.html(hint)}</p>" if hint else ""
     icon = f'<span class="dv-icon" style="background:{SEVERITY_COLOURS["E"]}">✕</span>'
-    return f'<div class="dv-verdict dv-blocked" data-verdict="error"><h3>{icon}{escape.html(message)}</h3>{hint_html}</div>'
+    return (
+        f'<div class="dv-verdict dv-blocked" data-verdict="error"><h3>{icon}{escape.html(message)}</h3>'
+        f"{hint_html}</div>"
+    )
 
 
 def _lint_failed(source, error: Exception | None):
@@ -594,7 +601,8 @@ def _reapply(source, state):
 
 
 def dismiss_finding(source, state, rule, row, scope, reason):
-    """Dismiss one finding (rule + row) or every finding of a rule, with a reason. Outputs: lint outputs + status + reason."""
+    """Dismiss one finding (rule + row) or every finding of a rule, with a reason. Outputs: lint outputs + status +
+    reason."""
     try:
         if not state or not source:
             raise StudioError("Check some data first.", "Use the sample or upload a file.")

@@ -32,11 +32,15 @@ class Shared:
 
 
 def message_markdown(error: Exception) -> str:
-    """A user-facing error as Markdown: message and hint (escaped: they often quote names and rows), never a traceback."""
+    """A user-facing error as Markdown: message and hint (escaped: they often quote names and rows), never a
+    traceback."""
     if isinstance(error, StudioError):
         hint = f"\n\n*Hint:* {escape.md_inline(access.redact(error.hint))}" if error.hint else ""
         return f"**{escape.md_inline(access.redact(error.message))}**{hint}"
-    return f"**Something went wrong: {escape.md_inline(access.redact(str(error)))}**\n\n*Hint:* the details are in the server log."
+    return (
+        f"**Something went wrong: {escape.md_inline(access.redact(str(error)))}**\n\n"
+        f"*Hint:* the details are in the server log."
+    )
 
 
 def download_copy(path) -> str:

@@ -77,7 +77,7 @@ BROWSER_ID_JS = (
   try { token = window.localStorage.getItem("%s") || ""; } catch (error) {}
   return [token, view];
 }
-"""
+"""  # noqa: UP031 - percent formatting keeps the JavaScript braces single
     % BROWSER_ID_KEY
 )
 STORE_ID_JS = (
@@ -86,7 +86,7 @@ STORE_ID_JS = (
   try { if (token) { window.localStorage.setItem("%s", token); } } catch (error) {}
   return [];
 }
-"""
+"""  # noqa: UP031 - percent formatting keeps the JavaScript braces single
     % BROWSER_ID_KEY
 )
 HISTORY_HEADERS = ["Name", "Model", "Dataset", "Status", "Steps", "Best eval loss", "Duration", "Started"]
@@ -879,14 +879,23 @@ def stop_run(view: dict, browser_id: str | None, admin_password: str | None, for
 
     if executors.remote_for(record):
         if force:
-            return f"■ **Cancelling the job of '{escape.md_inline(record.name)}'.** Resume continues from the last checkpoint it pushed."
+            return (
+                f"■ **Cancelling the job of '{escape.md_inline(record.name)}'.** Resume continues from the "
+                f"last checkpoint it pushed."
+            )
         return (
             f"… **Stopping '{escape.md_inline(record.name)}':** the job finishes this step, saves and pushes the "
             "adapter, and the studio downloads it (this takes a minute or more)."
         )
     if force:
-        return f"■ **Force-stopped '{escape.md_inline(record.name)}'.** The process tree was killed; Resume continues from the last checkpoint."
-    return f"… **Stopping '{escape.md_inline(record.name)}':** it finishes this step, then saves a checkpoint and the adapter."
+        return (
+            f"■ **Force-stopped '{escape.md_inline(record.name)}'.** The process tree was killed; Resume "
+            f"continues from the last checkpoint."
+        )
+    return (
+        f"… **Stopping '{escape.md_inline(record.name)}':** it finishes this step, then saves a checkpoint "
+        f"and the adapter."
+    )
 
 
 def force_stop_run(view: dict, browser_id: str | None, admin_password: str | None) -> str:
@@ -909,7 +918,8 @@ def ask_delete(view: dict):
     except StudioError as error:
         return _error(error), gr.update(visible=False)
     return (
-        f"**Delete '{escape.md_inline(record.name)}' for good?** Its checkpoints, adapter and Compare results are removed.",
+        f"**Delete '{escape.md_inline(record.name)}' for good?** Its checkpoints, adapter and Compare results are "
+        f"removed.",
         gr.update(visible=True),
     )
 
@@ -1537,7 +1547,10 @@ def _set_shared(view: dict, shared_flag: bool) -> str:
     except StudioError as error:
         return _error(error)
     if shared_flag:
-        return f"✓ **'{escape.md_inline(record.name)}' is shared:** every visitor sees it in their lists and can chat with it in Compare."
+        return (
+            f"✓ **'{escape.md_inline(record.name)}' is shared:** every visitor sees it in their lists and can "
+            f"chat with it in Compare."
+        )
     return f"✓ **'{escape.md_inline(record.name)}' is private again:** only its owner (and you) see it."
 
 
@@ -1569,7 +1582,8 @@ def queue_overview() -> str:
         place = places.get(record.run_id)
         if place:
             lines.append(
-                f"{place.position}. **{escape.md_inline(record.name)}** (owner {escape.md_code(record.owner)}) — {place.start_text}"
+                f"{place.position}. **{escape.md_inline(record.name)}** (owner {escape.md_code(record.owner)}) — "
+                f"{place.start_text}"
             )
     if len(lines) == 1:
         lines.append("Nobody is waiting.")

@@ -109,7 +109,7 @@ def test_stop_ends_all_columns(tiny_run_dir):
         return calls["n"] > 2
 
     last = None
-    for last in session.engine.stream(
+    for last in session.engine.stream(  # noqa: B007 - keeps the last item
         [("Base", engine.BASE, PROMPT), ("Tuned", session.tuned, PROMPT)],
         engine.Settings(max_new_tokens=50),
         should_stop,

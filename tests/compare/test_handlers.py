@@ -12,7 +12,7 @@ def _no_progress(*args, **kwargs):
 def _drain(generator):
     last = None
     count = 0
-    for last in generator:
+    for last in generator:  # noqa: B007 - keeps the last item
         count += 1
     return last, count
 
@@ -65,11 +65,14 @@ def test_chat_streams_both_columns_and_keeps_multi_turn_history(tiny_run_dir):
     assert [m["role"] for m in base] == ["user", "assistant"] == [m["role"] for m in tuned]
     assert base[1]["content"] != tuned[1]["content"] and tuned[1]["content"].startswith("Ahoy")
     assert "tokens/s" in base_stats and "tokens/s" in tuned_stats and run_b == []
+
     # Second turn, with history as Gradio 6 hands it (content as a list of text parts).
-    as_gradio = lambda history: [
-        {"role": m["role"], "content": [{"type": "text", "text": m["content"]}], "metadata": None, "options": None}
-        for m in history
-    ]
+    def as_gradio(history):
+        return [
+            {"role": m["role"], "content": [{"type": "text", "text": m["content"]}], "metadata": None, "options": None}
+            for m in history
+        ]
+
     last, _ = _drain(compare_tab.chat("And 3 + 3?", as_gradio(base), as_gradio(tuned), [], *args))
     assert len(last[1]) == 4 and len(last[2]) == 4 and last[2][2]["content"] == "And 3 + 3?"
 

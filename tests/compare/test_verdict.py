@@ -178,9 +178,9 @@ def test_clearly_worse_is_worse():
 
 
 def test_a_tuned_model_that_loops_is_flagged_and_not_better():
-    looping = lambda i: (
-        "Ahoy! a fleeting moment of beauty, " * (10 if i < 3 else 1) + f"number {i} answered plainly here."
-    )
+    def looping(i):
+        return "Ahoy! a fleeting moment of beauty, " * (10 if i < 3 else 1) + f"number {i} answered plainly here."
+
     result = _rows(20, tuned_text=looping)
     v = verdict.verdict(result, [])
     assert v["repetition"]["tuned_looping"] == [0, 1, 2] and v["repetition"]["base_looping"] == []

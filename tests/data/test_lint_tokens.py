@@ -176,8 +176,9 @@ def test_tpl_render(tokenizer):
 def test_tpl_eot_mask(tokenizer):
     loose = type(tokenizer).from_pretrained(tokenizer.name_or_path)
     loose.chat_template = (
-        "{% for m in messages %}{% if m['role'] == 'assistant' %}{{ '<|im_start|>assistant\n' }}{% generation %}{{ m['content'] }}"
-        "{% endgeneration %}{{ '<|im_end|>\n' }}{% else %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endif %}{% endfor %}"
+        "{% for m in messages %}{% if m['role'] == 'assistant' %}{{ '<|im_start|>assistant\n' }}{% generation %}"
+        "{{ m['content'] }}{% endgeneration %}{{ '<|im_end|>\n' }}{% else %}"
+        "{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endif %}{% endfor %}"
     )
     assert "TPL-EOT-MASK" in rules_at(lint(filler(), loose))
     assert "TPL-EOT-MASK" not in rules_at(lint(filler(), tokenizer))

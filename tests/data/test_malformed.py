@@ -90,7 +90,8 @@ CORPUS = {
     "deep_nesting.jsonl": (lambda: b"[" * 100_000 + b"]" * 100_000 + b"\n", "FILE-JSON"),
     "control_chars.jsonl": (
         lambda: (
-            b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "a\\u0000b\\u001bc"}]}\n'
+            b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": '
+            b'"a\\u0000b\\u001bc"}]}\n'
         ),
         "ENC-CONTROL",
     ),

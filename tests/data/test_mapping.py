@@ -1,6 +1,5 @@
 """Column mapping: proposals from column names, the CLI form, conversion and its checks."""
 
-
 import pytest
 
 from studio.data import load, mapping

@@ -68,7 +68,8 @@ NOT_SECRETS = [
     "Saved as IMG_20230101_123456789_HDR_final_Version2.jpg on the phone.",
     "Read https://github.com/huggingface/transformers/blob/main/src/transformers/models/llama/modeling_llama.py today.",
     "The drive link https://drive.google.com/file/d/1A2b3C4d5E6f7G8h9I0jKlMnOpQrStUvW/view?usp=sharing works.",
-    "Inline image: data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
+    "Inline image: data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6"
+    "kgAAAABJRU5ErkJggg==",
     "The commit is 3f9a1c7e5b2d8f4a6c0e9b1d2a7f3e5c9b8d1a6f and the id 123e4567-e89b-12d3-a456-426614174000.",
     "Call getUserAccountSettingsFromDatabase2024 then ConvertHtmlToMarkdownWithTables.",
     'Set api_key = "YOUR_API_KEY_HERE_123456" in the config, or password: <your-password-here-123>.',
@@ -141,7 +142,10 @@ def test_the_wikimedia_row_from_the_public_dataset_is_not_blocked():
 
 
 def test_a_secret_in_a_url_query_or_known_format_inside_a_url_is_still_caught():
-    text = f"Fetch https://example.org/download?file=report.pdf&api_key=9fQ2xLr7Vb3Kp8ZtW1mN now, token {SECRETS['github']}."
+    text = (
+        f"Fetch https://example.org/download?file=report.pdf&api_key=9fQ2xLr7Vb3Kp8ZtW1mN now, token "
+        f"{SECRETS['github']}."
+    )
     spans = secrets.secret_spans(text)
     assert [span.kind for span in spans][:1] == ["a secret assigned to a key, token or password name"]
     assert any("GitHub" in span.kind for span in spans)

@@ -11,6 +11,7 @@ import json
 import pytest
 
 from studio import access, paths
+from studio.errors import StudioError
 from studio.train import store, supervisor
 from studio.train.config import RunConfig
 
@@ -93,7 +94,7 @@ def test_export_logic_checks_the_caller_on_every_path(public, victim_world, caps
     }
     for who in (_attacker(), access.Identity(None, access.ANONYMOUS)):
         with access.acting(who):
-            for name, attempt in attempts.items():
+            for attempt in attempts.values():
                 with pytest.raises(access.AccessDenied):
                     attempt()
     assert not (record.dir / "exports").exists() and not (record.dir / "merged").exists()
@@ -221,7 +222,7 @@ def test_downloads_for_a_visitors_ids_use_no_token(public, monkeypatch):
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", fake_tokenizer)
     monkeypatch.setattr(catalog, "local_files_only", lambda ref: False)
     with access.acting(_attacker()):
-        with pytest.raises(Exception):
+        with pytest.raises(StudioError):
             loading.load_tokenizer("someone/gated-model")
     assert seen[-1] == ("tokenizer", False)
 

@@ -113,7 +113,8 @@ def test_bad_dataset_rows_are_named(tmp_path):
         (MemoryError(), "out of memory (RAM)", "batch size"),
         (
             RuntimeError(
-                "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 GB"
+                "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to "
+                "allocate 8 GB"
             ),
             "out of memory (RAM)",
             "max length",

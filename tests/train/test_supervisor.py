@@ -16,7 +16,10 @@ from studio.train import store, supervisor
 from studio.train.config import RunConfig
 
 # A process whose command line names the run folder, like a real worker; it ignores SIGTERM when asked.
-SLEEPER = "import signal, sys, time\nif sys.argv[2] == 'stubborn': signal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(120)"
+SLEEPER = (
+    "import signal, sys, time\n"
+    "if sys.argv[2] == 'stubborn': signal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(120)"
+)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Train tab handlers, called directly: form ↔ RunConfig, preflight, start rules, live view, ownership, history, export."""
+"""Train tab handlers, called directly: form ↔ RunConfig, preflight, start rules, live view, ownership, history,
+export."""
 
 import json
 import subprocess

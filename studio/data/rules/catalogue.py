@@ -122,12 +122,14 @@ CATALOGUE: dict[str, tuple[Rule, ...]] = {
         Rule(
             "CONT-SPECIAL-TOK",
             "W",
-            "Chat-template control strings inside content (<|im_start|>, <|eot_id|>, [INST], the tokenizer's specials).",
+            "Chat-template control strings inside content (<|im_start|>, <|eot_id|>, [INST], the tokenizer's "
+            "specials).",
         ),
         Rule(
             "CONT-REPEAT",
             "W",
-            "Degenerate repetition (Gopher thresholds: duplicate lines > 30 %, top 2/3/4-gram character share > 20/18/16 %).",
+            "Degenerate repetition (Gopher thresholds: duplicate lines > 30 %, top 2/3/4-gram character share > "
+            "20/18/16 %).",
         ),
         Rule(
             "CONT-INCOMPLETE",
@@ -156,7 +158,8 @@ CATALOGUE: dict[str, tuple[Rule, ...]] = {
         Rule(
             "TOOL-SCHEMA",
             "E",
-            "A call to a function the row's `tools` do not declare (checked on every call, even one with another problem).",
+            "A call to a function the row's `tools` do not declare (checked on every call, even one with another "
+            "problem).",
         ),
         Rule("TOOL-DRIFT", "W", "The same tool defined differently across rows."),
         Rule("TOOL-LEGACY", "W", "Legacy OpenAI function calling: `functions`, `function_call`, role `function`."),
@@ -202,8 +205,9 @@ CATALOGUE: dict[str, tuple[Rule, ...]] = {
         Rule(
             "DUP-NEAR",
             "W",
-            "Near duplicates: MinHash LSH on word 5-grams of the user and assistant turns, lower-cased with punctuation "
-            "removed, Jaccard ≥ 0.85 (rows that differ only in case, punctuation or spacing always match).",
+            "Near duplicates: MinHash LSH on word 5-grams of the user and assistant turns, lower-cased with "
+            "punctuation removed, Jaccard ≥ 0.85 (rows that differ only in case, punctuation or spacing always "
+            "match).",
         ),
         Rule("DUP-CONFLICT", "I", "The same prompt with different answers."),
     ),

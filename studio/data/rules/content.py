@@ -15,11 +15,15 @@ from studio.data.rules import secrets
 from studio.data.rules.secrets import quote
 
 PLACEHOLDER = re.compile(
-    r"<nooutput>|^\s*N/?A\.?\s*$|\[(?:Your|Insert|Enter|Add|Company|Name|Date|Placeholder)\b[^\]\n]{0,40}\]|\bTODO\b|\bTBD\b|\{\{\s*[\w.]+\s*\}\}|lorem ipsum",
+    r"<nooutput>|^\s*N/?A\.?\s*$|\[(?:Your|Insert|Enter|Add|Company|Name|Date|Placeholder)\b[^\]\n]{0,40}\]|\bTODO\b|"
+    r"\bTBD\b|\{\{\s*[\w.]+\s*\}\}|lorem ipsum",
     re.I | re.M,
 )
 REFUSAL = re.compile(
-    r"^(?:I'm sorry,? but |I am sorry,? but |Sorry,? but )?(?:as an AI(?: language model)?|as a language model|I cannot (?:help|assist|provide|fulfil|fulfill|comply)|I can't (?:help|assist|provide|comply)|I'm unable to (?:help|assist|provide)|I am unable to (?:help|assist|provide)|I'm not able to (?:help|assist|provide))",
+    r"^(?:I'm sorry,? but |I am sorry,? but |Sorry,? but )?(?:as an AI(?: language model)?|as a language model|"
+    r"I cannot (?:help|assist|provide|fulfil|fulfill|comply)|I can't (?:help|assist|provide|comply)|"
+    r"I'm unable to (?:help|assist|provide)|I am unable to (?:help|assist|provide)|I'm not able to (?:help|assist|"
+    r"provide))",
     re.I,
 )
 THINK = re.compile(r"</?think>")
@@ -239,7 +243,8 @@ def check_row(
                     "CONT-SPECIAL-TOK",
                     "W",
                     f"{where.capitalize()} contains the chat-template control string {special.group(0)!r}.",
-                    "Remove it: the tokenizer turns it into a real control token and training breaks the conversation structure.",
+                    "Remove it: the tokenizer turns it into a real control token and training breaks the "
+                    "conversation structure.",
                 )
         if role in ("assistant", "text") and len(text) > 300:
             repeat = _repetition(text)
@@ -306,7 +311,8 @@ def _unicode_checks(text: str, where: str, add) -> None:
         add(
             "ENC-INVISIBLE",
             "W",
-            f"{where.capitalize()} contains an invisible character U+{ord(invisible.group(0)):04X} (zero-width or bidi control).",
+            f"{where.capitalize()} contains an invisible character U+{ord(invisible.group(0)):04X} (zero-width or "
+            f"bidi control).",
             "Remove zero-width and bidi control characters: invisible to you, not to the model.",
         )
     if MOJIBAKE_HINT.search(text):
@@ -397,7 +403,10 @@ def _repetition(text: str) -> str | None:
         grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
         gram, count = grams.most_common(1)[0]
         if count > 1 and count * sum(len(w) for w in gram) / total_chars > limit:
-            return f"the {n}-gram {quote(' '.join(gram), 80)!r} covers {count * sum(len(w) for w in gram) / total_chars:.0%} of the text"
+            return (
+                f"the {n}-gram {quote(' '.join(gram), 80)!r} covers "
+                f"{count * sum(len(w) for w in gram) / total_chars:.0%} of the text"
+            )
     return None
 
 

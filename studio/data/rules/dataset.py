@@ -7,9 +7,9 @@ language sample) in whichever process checked the chunk; a `DatasetTally` joins 
 and `findings()` applies the rules once, at the end, on arrays: about 0.2 KB per row, not its text.
 
 Exact duplicates: equal after NFC and collapsed whitespace (`row_key`), compared by a 64-bit
-xxHash3 (a collision among a million rows: about 1 in 36 million). Near duplicates: MinHash over word 5-grams of the user and assistant turns,
-lower-cased with punctuation removed (so rows that differ only in case, punctuation or spacing
-always match), 64 permutations kept as 16-bit values (b-bit MinHash: the similarity estimate is
+xxHash3 (a collision among a million rows: about 1 in 36 million). Near duplicates: MinHash over word 5-grams
+of the user and assistant turns, lower-cased with punctuation removed (so rows that differ only in case,
+punctuation or spacing always match), 64 permutations kept as 16-bit values (b-bit MinHash: the similarity estimate is
 biased by (1 - J) / 65,536, nothing at the 0.85 threshold; 32-bit xor-multiply permutations of 64-bit
 shingle hashes), LSH with 16 bands of 4, then a check of
 each candidate pair's estimated Jaccard similarity >= 0.85. Rows without any word are not compared.
@@ -77,7 +77,8 @@ def stable_hash(text: str) -> int:
 
 
 def dedup_text(row: Row) -> str:
-    """Text compared for near duplicates: user and assistant turns (a shared system prompt would make all rows look alike)."""
+    """Text compared for near duplicates: user and assistant turns (a shared system prompt would make all rows look
+    alike)."""
     if row.messages:
         text = " ".join(
             m["content"] for m in row.messages if m.get("role") != "system" and isinstance(m.get("content"), str)
@@ -504,8 +505,10 @@ class DatasetTally:
                             "DUP-EXACT",
                             "W",
                             number,
-                            f"Row {number} duplicates row {group[0]} (cluster of {len(group)}: rows {_rows_text(group)}).",
-                            "The fix keeps the first copy and removes the others; duplicates over-weight those examples.",
+                            f"Row {number} duplicates row {group[0]} (cluster of {len(group)}: rows "
+                            f"{_rows_text(group)}).",
+                            "The fix keeps the first copy and removes the others; duplicates over-weight those "
+                            "examples.",
                         )
                     )
         return findings, nonfirst
@@ -544,8 +547,8 @@ class DatasetTally:
                         "DUP-NEAR",
                         "W",
                         number,
-                        f"Row {number} is a near duplicate of row {group[0]} (Jaccard ≈ {best.get(i, NEAR_THRESHOLD):.2f}; "
-                        f"cluster: rows {_rows_text(group)}).",
+                        f"Row {number} is a near duplicate of row {group[0]} (Jaccard ≈ "
+                        f"{best.get(i, NEAR_THRESHOLD):.2f}; cluster: rows {_rows_text(group)}).",
                         "Keep one of them, or make them genuinely different; the split keeps a cluster on one side.",
                     )
                 )
@@ -597,9 +600,15 @@ class DatasetTally:
                     "W" if many else "I",
                     None,
                     f"{len(self.systems)} distinct system prompt(s) cover {covered} of {chat} rows; top: {top}.",
-                    "Many one-off system prompts teach the model to depend on them; use the same system prompt at inference time as in training."
+                    (
+                        "Many one-off system prompts teach the model to depend on them; use the same system prompt at "
+                        "inference time as in training."
+                    )
                     if many
-                    else "Use the same system prompt at inference time as in training; rows without one get the template's default (if any).",
+                    else (
+                        "Use the same system prompt at inference time as in training; rows without one get the "
+                        "template's default (if any)."
+                    ),
                 )
             )
         answers = self.counts["answers"]
@@ -621,7 +630,8 @@ class DatasetTally:
                         "I",
                         None,
                         f"Answers often open the same way: {text} of the answers.",
-                        "Fine if it is the style you want to teach (the model will copy it); otherwise vary the openings.",
+                        "Fine if it is the style you want to teach (the model will copy it); otherwise vary the "
+                        "openings.",
                     )
                 )
         multi = self.counts["multi_turn"]
@@ -669,7 +679,8 @@ class DatasetTally:
                     "W",
                     None,
                     f"{self.counts['weighted']} rows set per-message 'weight'.",
-                    "TRL ignores 'weight' unless the loss mask is built from it; weight-0 answers are still trained otherwise.",
+                    "TRL ignores 'weight' unless the loss mask is built from it; weight-0 answers are still trained "
+                    "otherwise.",
                 )
             )
         return findings
@@ -740,7 +751,8 @@ def size_findings(count: int, validation_rows: list[Row] | None, train_rows: lis
                 "W",
                 None,
                 "There is no validation split, so overfitting cannot be seen during training.",
-                "Hold out 5-10% of the rows for validation (the studio's Fix & split does this, keeping near-duplicates together).",
+                "Hold out 5-10% of the rows for validation (the studio's Fix & split does this, keeping "
+                "near-duplicates together).",
             )
         )
     elif validation_rows:
@@ -753,7 +765,8 @@ def size_findings(count: int, validation_rows: list[Row] | None, train_rows: lis
                 "I",
                 None,
                 f"Suggested epochs for {count} rows: {epochs} (about {epochs * count:,} training examples seen).",
-                "OpenAI's rule of thumb: 3 epochs, more for small datasets, fewer for large ones; watch the validation loss.",
+                "OpenAI's rule of thumb: 3 epochs, more for small datasets, fewer for large ones; watch the "
+                "validation loss.",
             )
         )
     return findings
@@ -819,7 +832,8 @@ def find_leaks(train_rows: list[Row], validation_rows: list[Row]) -> list[Findin
                         "DS-LEAK",
                         "W",
                         validation_rows[index].number,
-                        f"Validation row {validation_rows[index].number} is a near duplicate of training row {train_rows[a].number} (Jaccard ≈ {value:.2f}).",
+                        f"Validation row {validation_rows[index].number} is a near duplicate of training row "
+                        f"{train_rows[a].number} (Jaccard ≈ {value:.2f}).",
                         "Move near-duplicates to the same side of the split.",
                     )
                 )

@@ -151,8 +151,8 @@ def language_findings(samples: list[tuple[int, int, str, str]], chat_rows: int) 
                 "DIST-LANG",
                 "I",
                 None,
-                f"Languages were checked on a random sample of {len(chosen):,} rows: {share:.1%} of them are off the majority "
-                f"language ({_name(majority)}) or mix languages.",
+                f"Languages were checked on a random sample of {len(chosen):,} rows: {share:.1%} of them are off the "
+                f"majority language ({_name(majority)}) or mix languages.",
                 "Rows outside the sample were not checked for language; split the file to check every row.",
             )
         )

@@ -195,7 +195,8 @@ def _check_message_list(row: Row, messages: Any, key: str) -> list[Finding]:
                     "W",
                     row,
                     f"Message {index} has unknown key(s): {', '.join(map(str, unknown[:6]))}.",
-                    "Chat templates ignore them; remove them or rename to a known key (name, weight, tool_calls, tool_call_id).",
+                    "Chat templates ignore them; remove them or rename to a known key (name, weight, tool_calls, "
+                    "tool_call_id).",
                 )
             )
         if "function_call" in message:
@@ -376,7 +377,8 @@ def check_roles(row: Row) -> list[Finding]:
                     "W",
                     row,
                     f"Messages {index} and {index + 1} are both '{roles[index]}'.",
-                    "Merge consecutive turns of the same role; some chat templates (Llama 2, Gemma, Mistral) raise on this.",
+                    "Merge consecutive turns of the same role; some chat templates (Llama 2, Gemma, Mistral) raise "
+                    "on this.",
                 )
             )
             break
@@ -423,7 +425,8 @@ def check_roles(row: Row) -> list[Finding]:
                         "ROLE-WEIGHT",
                         "W",
                         row,
-                        f"Message {index} ({message.get('role')}) has a weight; weights apply to assistant messages only.",
+                        f"Message {index} ({message.get('role')}) has a weight; weights apply to assistant messages "
+                        f"only.",
                         "Remove the weight from non-assistant messages.",
                     )
                 )
@@ -469,7 +472,8 @@ def check_tools(row: Row) -> list[Finding]:
                             "E",
                             row,
                             f"Message {index}: {problem}",
-                            "Each tool call needs id, type 'function', function.name and function.arguments (a JSON object or JSON string).",
+                            "Each tool call needs id, type 'function', function.name and function.arguments (a JSON "
+                            "object or JSON string).",
                         )
                     )
                 else:
@@ -482,7 +486,8 @@ def check_tools(row: Row) -> list[Finding]:
                             "TOOL-SCHEMA",
                             "E",
                             row,
-                            f"Message {index} calls '{name}', which is not among the row's tools ({', '.join(sorted(names)) or 'none'}).",
+                            f"Message {index} calls '{name}', which is not among the row's tools "
+                            f"({', '.join(sorted(names)) or 'none'}).",
                             "Add the tool's definition to 'tools' or fix the name.",
                         )
                     )
@@ -496,7 +501,10 @@ def check_tools(row: Row) -> list[Finding]:
                         row,
                         f"Tool message {index} has no tool_call_id."
                         if call_id is None
-                        else f"Tool message {index} answers tool_call_id {call_id!r}, which no earlier assistant tool call has.",
+                        else (
+                            f"Tool message {index} answers tool_call_id {call_id!r}, which no earlier assistant "
+                            f"tool call has."
+                        ),
                         "Give each tool result the id of the assistant tool call it answers.",
                     )
                 )

@@ -418,7 +418,8 @@ class TokenChecker:
                         "E",
                         row.number,
                         f"The chat template fails on this row: {quote(str(error), 200)}",
-                        "Fix the conversation shape the template rejects (often roles that do not alternate, or a system message it does not accept).",
+                        "Fix the conversation shape the template rejects (often roles that do not alternate, or a "
+                        "system message it does not accept).",
                     )
                 )
                 continue
@@ -481,8 +482,10 @@ def template_findings(
                     "TPL-DEFAULT-SYS",
                     "I",
                     None,
-                    f"The chat template adds a default system prompt when none is given ({default[:60]!r}); {without_system} row(s) have none.",
-                    "Rows without a system message are trained with that default; give one explicitly if you want another.",
+                    f"The chat template adds a default system prompt when none is given ({default[:60]!r}); "
+                    f"{without_system} row(s) have none.",
+                    "Rows without a system message are trained with that default; give one explicitly if you want "
+                    "another.",
                 )
             )
         findings += _eot_mask_check(renderer)
@@ -534,7 +537,8 @@ def pack_hint(percentiles: dict | None, suggestion: int | None, max_length: int)
                 "I",
                 None,
                 f"Rows are short for max_length {max_length} (median {p50:.0f} tokens, p99 {p99:.0f}).",
-                f"Set max_length to about {suggestion} (p99 rounded up to 64), or turn on packing to waste less compute on padding.",
+                f"Set max_length to about {suggestion} (p99 rounded up to 64), or turn on packing to waste less "
+                f"compute on padding.",
             )
         ]
     return []
@@ -615,7 +619,8 @@ def length_findings(numbers: np.ndarray, tokens: np.ndarray, max_length: int, co
         quartiles = percentiles(totals)
         q1, q3, median = quartiles["p25"], quartiles["p75"], quartiles["p50"]
         iqr = q3 - q1
-        # 3×IQR beyond the quartiles, and at least twice (half) the median so tight distributions do not flag normal rows
+        # 3×IQR beyond the quartiles, and at least twice (half) the median so tight distributions do not flag
+        # normal rows
         upper, lower = max(q3 + 3 * iqr, 2 * median), min(q1 - 3 * iqr, median / 2)
     total, trainable, cut = tokens[:, 0], tokens[:, 2], tokens[:, 3]
     over = counted & (total > max_length)
