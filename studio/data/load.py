@@ -666,7 +666,11 @@ def _load_csv(result: LoadResult, text: str) -> None:
     try:
         limit = limits.whole("rows")  # one row more than allowed is enough to refuse the file
         frame = pd.read_csv(
-            io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False, nrows=None if limit is None else limit + 1
+            io.StringIO(text),
+            sep=delimiter,
+            dtype=str,
+            keep_default_na=False,
+            nrows=None if limit is None else limit + 1,
         )
     except Exception as error:  # noqa: BLE001
         result.findings.append(

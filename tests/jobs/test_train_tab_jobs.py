@@ -32,9 +32,7 @@ def test_choosing_jobs_shows_the_flavours_with_prices(remote_env):
 
 
 def test_check_shows_time_cost_cap_and_the_equivalent_command(remote_env, tiny_remote_config):
-    markdown, command, config_json = train_tab.check_where(
-        *form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 2.0
-    )
+    markdown, command, config_json = train_tab.check_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 2.0)
     assert "Runs on Hugging Face Jobs" in markdown and "Cost: about" in markdown and "Cap: **$2.00**" in markdown
     assert command.endswith("--executor hf-jobs --flavor cpu-basic --max-cost 2")
     markdown, *_ = train_tab.check_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 0.00001)

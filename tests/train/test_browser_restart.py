@@ -98,9 +98,7 @@ def test_killing_the_app_mid_run_loses_nothing(browser, tiny_model_dir, tmp_path
         page.locator("#train-advanced").click()
         page.get_by_label("Checkpoint every N steps").fill("5")
         page.locator("#train-start").click()
-        _until(
-            page, "text('#train-start-message').includes('Started')"
-        )
+        _until(page, "text('#train-start-message').includes('Started')")
         _until(page, "/running/.test(text('#train-progress'))", timeout=180_000)
 
         # The app dies mid-run; the worker does not.

@@ -242,8 +242,9 @@ def test_errors_block_start_and_warnings_do_not(dataset_dir, tiny_model_dir):
     assert "Not started" in message and "QLoRA" in markdown and view["run_id"] is None
     assert {r.run_id for r in store.list_runs()} == runs_before
     # Warnings (a short max length cuts rows; a high learning rate) go with the run, which starts at once.
-    warned = RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), max_length=32, learning_rate=0.01,
-                       max_steps=1)
+    warned = RunConfig(
+        model=str(tiny_model_dir), dataset=str(dataset_dir), max_length=32, learning_rate=0.01, max_steps=1
+    )
     markdown, _cmd, _json, message, view = train_tab.start_run(*form(warned), {}, OWNER, train_tab.open_view(None))
     assert "⚠" in markdown and "Worth a look" in markdown
     assert ("Started" in message or "queued" in message) and "warning" in message and "⚠ above" in message
