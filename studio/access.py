@@ -46,7 +46,7 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,7 @@ class Identity:
     user_id: str  # the namespace key; "" for a caller with no identity (only possible outside a request)
     role: str
     username: str = ""  # the Hugging Face username when signed in
+    client: str = field(default="", compare=False)  # the network address the request came from (rate limits only)
 
     @property
     def operator(self) -> bool:
@@ -219,6 +220,9 @@ def establish(session_key: str | None, token: Any) -> str:
     return sign(user_id)
 
 
+ADMIN_ATTEMPTS_ALL_CLIENTS = 10
+
+
 def check_admin_password(given: str | None) -> bool:
     """True when STUDIO_ADMIN_PASSWORD is set and `given` matches it (constant-time). The one place the admin
     password is checked: wrong ones are counted (studio.limits.ADMIN_ATTEMPTS), and past
@@ -227,12 +231,17 @@ def check_admin_password(given: str | None) -> bool:
     expected = os.environ.get(ADMIN_ENV, "")
     if not expected or not given:
         return False
+    # Wrong attempts count per client address, so a stranger's guesses cannot lock the operator out; all clients
+    # together get ADMIN_ATTEMPTS_ALL_CLIENTS times as many, against guesses spread over many addresses.
+    client = f"admin:{current().client or 'unknown'}"
     try:
-        limits.ADMIN_ATTEMPTS.check("admin", "admin password")
+        limits.ADMIN_ATTEMPTS.check(client, "admin password")
+        limits.ADMIN_ATTEMPTS.check("admin", "admin password", factor=ADMIN_ATTEMPTS_ALL_CLIENTS)
     except StudioError as error:
         raise AccessDenied(error.message, error.hint) from None
     if hmac.compare_digest(str(given).encode(), expected.encode()):
         return True
+    limits.ADMIN_ATTEMPTS.failed(client)
     limits.ADMIN_ATTEMPTS.failed("admin")
     return False
 

@@ -207,27 +207,28 @@ class AttemptLimiter:
             failures.popleft()
         return failures
 
-    def wait_seconds(self, key: str) -> float:
-        """0 when an attempt may be made now, else how long until one may."""
+    def wait_seconds(self, key: str, factor: int = 1) -> float:
+        """0 when an attempt may be made now, else how long until one may (`factor` times the limit for `key`)."""
         allowed = whole(self.limit_name)
         if allowed is None:
             return 0.0
+        allowed *= factor
         with self._lock:
             failures = self._recent(key)
             if len(failures) < allowed:
                 return 0.0
             return max(1.0, failures[-allowed] + self.window_s - self.clock())
 
-    def check(self, key: str, what: str = "password") -> None:
+    def check(self, key: str, what: str = "password", factor: int = 1) -> None:
         """Raise a StudioError while `key` has used up its wrong attempts."""
-        wait = self.wait_seconds(key)
+        wait = self.wait_seconds(key, factor)
         if wait:
             minutes = max(1, round(wait / 60))
             spec = LIMITS[self.limit_name]
             raise StudioError(
                 f"Too many wrong {what} attempts: try again in about {minutes} minute{'s' if minutes != 1 else ''}.",
-                f"Attempts pause after {whole(self.limit_name)} wrong ones in {self.window_s / 60:.0f} minutes "
-                f"({spec.env}).",
+                f"Attempts pause after {whole(self.limit_name) * factor} wrong ones in "
+                f"{self.window_s / 60:.0f} minutes ({spec.env}).",
             )
 
     def failed(self, key: str) -> None:

@@ -222,3 +222,25 @@ def test_the_readme_lists_every_limit():
     text = README.read_text(encoding="utf-8")
     assert limits.markdown_table() in text, "README's table of limits is out of date: paste limits.markdown_table()"
     assert "`STUDIO_MODE`" in text
+
+
+def test_a_strangers_wrong_admin_passwords_do_not_lock_the_operator_out(monkeypatch):
+    """Wrong attempts count per client address (hostile-visitor finding: ten guesses from anyone locked the
+    operator out for 15 minutes); guesses spread over many addresses still meet a limit for all of them."""
+    from studio import access
+
+    monkeypatch.setenv(access.ADMIN_ENV, "secret")
+    monkeypatch.setenv("STUDIO_MAX_PASSWORD_ATTEMPTS", "2")
+    stranger = access.Identity("browser-stranger000001", access.ANONYMOUS, client="203.0.113.7")
+    operator = access.Identity("browser-operator000001", access.ANONYMOUS, client="198.51.100.2")
+    with access.acting(stranger):
+        assert not access.check_admin_password("guess-1") and not access.check_admin_password("guess-2")
+        with pytest.raises(access.AccessDenied, match="Too many wrong admin password attempts"):
+            access.check_admin_password("secret")  # the stranger waits, even with the right password
+    with access.acting(operator):
+        assert access.check_admin_password("secret")
+    for number in range(access.ADMIN_ATTEMPTS_ALL_CLIENTS - 1):  # 2 × 10 wrong ones from 10 addresses in all
+        with access.acting(access.Identity(f"browser-many{number:012d}", access.ANONYMOUS, client=f"192.0.2.{number}")):
+            assert not access.check_admin_password("guess-a") and not access.check_admin_password("guess-b")
+    with access.acting(operator), pytest.raises(access.AccessDenied, match="Too many"):
+        access.check_admin_password("secret")

@@ -13,7 +13,7 @@ import math
 from datetime import UTC, datetime
 from pathlib import Path
 
-from studio import escape, paths
+from studio import access, escape, paths
 from studio.compare import evaluate, metrics, runs, votes
 from studio.compare import verdict as verdicts
 from studio.data import store as data_store
@@ -179,7 +179,9 @@ def summary_items(run: runs.RunInfo) -> list[tuple[str, str]]:
     dismissed = data_dismissals(run)
     if dismissed:
         items.append(("Data findings dismissed", "; ".join(dismissal_text(item) for item in dismissed)))
-    return items
+    # A public studio's reports are downloaded by visitors: no server folder in them (a base model in the models
+    # folder, a dataset path in the settings), as on the page.
+    return [(label, access.redact(value)) for label, value in items]
 
 
 def svg_line_chart(

@@ -14,6 +14,7 @@ handler in its config lacks one, so a handler added without an authorization che
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import logging
@@ -51,12 +52,28 @@ def request_identity(request=None) -> tuple[str | None, str | None]:
     return session_key, username
 
 
+def request_client(request=None) -> str:
+    """The address the current request came from: the one the nearest proxy saw (the last X-Forwarded-For entry,
+    which a client cannot forge past that proxy; on a Space, Hugging Face's), else the socket's peer."""
+    if request is None:
+        from gradio.context import LocalContext
+
+        request = LocalContext.request.get(None)
+    raw = getattr(request, "request", None)
+    forwarded = ""
+    headers = getattr(raw, "headers", None) or getattr(request, "headers", None)
+    if headers is not None:
+        forwarded = str(headers.get("x-forwarded-for") or "").split(",")[-1].strip()
+    client = getattr(raw, "client", None) or getattr(request, "client", None)
+    return forwarded or str(getattr(client, "host", "") or "")
+
+
 def caller(token=None) -> access.Identity:
     """The identity of the current request (or of a direct call: from the token, as studio.access says)."""
     session_key, username = request_identity()
     if session_key is None and username is None:
         return access.current(token)
-    return access.identify(session_key, username, token)
+    return dataclasses.replace(access.identify(session_key, username, token), client=request_client())
 
 
 def _refusal(error: Exception) -> gr.Error:

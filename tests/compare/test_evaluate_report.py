@@ -186,3 +186,17 @@ def test_training_time_is_the_train_tabs_clock_with_the_wall_clock_beside_it(tmp
         == "13 min 15 s from start to end"
     )
     assert report.training_time(run_with({})) == "unknown"
+
+
+def test_a_public_studios_report_names_no_server_folder(tmp_path, monkeypatch):
+    """A visitor downloads the report of a shared run whose base model sits in the studio's models folder."""
+    from studio import paths
+
+    monkeypatch.setenv("STUDIO_MODE", "public")
+    base = paths.models_dir() / "tiny-llama"
+    run = runs.RunInfo(run_id="shared", dir=tmp_path, adapter_dir=tmp_path / "adapter", base_ref=str(base),
+                       config={"model": str(base), "dataset": str(paths.datasets_dir() / "d1"), "epochs": 1},
+                       status={"status": "completed"})
+    html, markdown = report.build(run, eval_result={}, ballots=[])
+    for text in (html, markdown):
+        assert str(paths.studio_home()) not in text and "$STUDIO_HOME/models/tiny-llama" in text
