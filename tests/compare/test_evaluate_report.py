@@ -194,9 +194,14 @@ def test_a_public_studios_report_names_no_server_folder(tmp_path, monkeypatch):
 
     monkeypatch.setenv("STUDIO_MODE", "public")
     base = paths.models_dir() / "tiny-llama"
-    run = runs.RunInfo(run_id="shared", dir=tmp_path, adapter_dir=tmp_path / "adapter", base_ref=str(base),
-                       config={"model": str(base), "dataset": str(paths.datasets_dir() / "d1"), "epochs": 1},
-                       status={"status": "completed"})
+    run = runs.RunInfo(
+        run_id="shared",
+        dir=tmp_path,
+        adapter_dir=tmp_path / "adapter",
+        base_ref=str(base),
+        config={"model": str(base), "dataset": str(paths.datasets_dir() / "d1"), "epochs": 1},
+        status={"status": "completed"},
+    )
     html, markdown = report.build(run, eval_result={}, ballots=[])
     for text in (html, markdown):
         assert str(paths.studio_home()) not in text and "$STUDIO_HOME/models/tiny-llama" in text
