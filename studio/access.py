@@ -595,6 +595,10 @@ QUOTA_DEFAULTS = {
     "STUDIO_QUOTA_ACTIVE_RUNS": 2,  # runs per visitor queued or training at once
     "STUDIO_QUOTA_MB": 2000,  # disk per visitor: their datasets and runs (checkpoints, adapters, merges)
     "STUDIO_QUEUE_MAX": 20,  # runs of all visitors waiting at once (visitor ids are free to make)
+    # Visitor ids are free to make, so per-visitor shares alone do not bound the disk: all visitors together keep
+    # at most this much, and nobody writes when the disk has less than STUDIO_MIN_FREE_MB left.
+    "STUDIO_QUOTA_ALL_VISITORS_MB": 20000,
+    "STUDIO_MIN_FREE_MB": 2000,
 }
 
 

@@ -5,9 +5,10 @@ Above both stores (it counts a visitor's datasets and runs), so studio.access st
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
-from studio import access
+from studio import access, paths
 from studio.data import store as data_store
 from studio.train import store as run_store
 
@@ -21,6 +22,14 @@ def folder_bytes(folder: Path) -> int:
             except OSError:
                 pass
     return total
+
+
+def visitors_bytes() -> int:
+    """What all visitors keep together (everything not the operator's, the command line's or the local user's)."""
+    mine = (access.LOCAL_OWNER, access.CLI_OWNER, "")
+    datasets = [m for m in data_store.list_datasets() if str(m.get("owner") or "") not in mine]
+    runs = [r for r in run_store.list_runs() if r.owner not in mine and r.status.get("owner_role") != access.OPERATOR]
+    return sum(folder_bytes(Path(m["path"])) for m in datasets) + sum(folder_bytes(r.dir) for r in runs)
 
 
 def usage(identity: access.Identity) -> dict[str, int]:
@@ -55,6 +64,18 @@ def check_quota(identity: access.Identity, kind: str, extra_bytes: int = 0) -> N
                 f"you already keep {used['runs']} runs, the most a visitor may keep here.",
                 "Delete a run you no longer need, then start again.",
             )
+    free_mb = shutil.disk_usage(paths.studio_home()).free / 1024**2
+    if free_mb - extra_bytes / 1024**2 < access.quota("STUDIO_MIN_FREE_MB"):
+        raise access.AccessDenied(
+            f"the studio's disk is nearly full ({free_mb:,.0f} MB free).",
+            "Try again later, or ask the operator to make room (STUDIO_MIN_FREE_MB).",
+        )
+    everyone_mb = access.quota("STUDIO_QUOTA_ALL_VISITORS_MB")
+    if visitors_bytes() + extra_bytes > everyone_mb * 1024**2:
+        raise access.AccessDenied(
+            f"visitors together already keep the most this studio allows ({everyone_mb:,} MB).",
+            "Delete runs or datasets you no longer need, or try again later (STUDIO_QUOTA_ALL_VISITORS_MB).",
+        )
     if used["bytes"] + extra_bytes > limit_mb * 1024**2:
         raise access.AccessDenied(
             f"this would take your disk use past {limit_mb:,} MB, a visitor's share here "

@@ -250,3 +250,37 @@ def test_a_relative_folder_is_a_server_folder_too(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(access.AccessDenied):
         access.check_model_ref("owner/name")  # exists here: a folder, not a Hub id
+
+
+def test_all_visitors_together_and_a_nearly_full_disk_are_bounded(monkeypatch):
+    """Visitor ids are free to make, so a per-visitor share alone does not bound the disk (hostile-visitor
+    finding: three fresh ids kept 10 datasets each)."""
+    import json
+    import shutil
+
+    from studio import paths
+
+    monkeypatch.setenv("SPACE_ID", "me/studio")
+    folders = []
+    try:
+        for number in range(3):
+            someone = access.new_browser_id()
+            folder = paths.datasets_dir() / f"all-visitors-{number}-{someone}"
+            folder.mkdir()
+            (folder / "train.jsonl").write_bytes(b"x" * 400_000)
+            (folder / "manifest.json").write_text(json.dumps({"id": folder.name, "owner": someone}))
+            folders.append(folder)
+        me = access.Identity(access.new_browser_id(), access.ANONYMOUS)
+        quotas.check_quota(me, "datasets")  # well within every share
+        monkeypatch.setenv("STUDIO_QUOTA_ALL_VISITORS_MB", "1")  # 1.2 MB kept by visitors in all: over it
+        with pytest.raises(access.AccessDenied, match="visitors together"):
+            quotas.check_quota(me, "datasets")
+        monkeypatch.delenv("STUDIO_QUOTA_ALL_VISITORS_MB")
+        free_mb = shutil.disk_usage(paths.studio_home()).free / 1024**2
+        monkeypatch.setenv("STUDIO_MIN_FREE_MB", str(int(free_mb) + 1000))
+        with pytest.raises(access.AccessDenied, match="nearly full"):
+            quotas.check_quota(me, "datasets")
+        quotas.check_quota(access.Identity("operator", access.OPERATOR), "datasets")  # operators are not limited
+    finally:
+        for folder in folders:
+            shutil.rmtree(folder)
