@@ -176,7 +176,7 @@ def headline(summary: dict) -> str:
 
 
 def save(run: runs.RunInfo, result: dict) -> Path:
-    path = eval_path(run)
+    path = run.writable_compare_dir() / EVAL_FILE
     paths.atomic_write_text(path, json.dumps(result, indent=1, ensure_ascii=False))
     return path
 

@@ -499,7 +499,7 @@ def write(
 ) -> tuple[Path, Path]:
     """Write report.html and report.md (next to `out` if given, else in the viewer's Compare folder)."""
     page, markdown = build(run, eval_result, ballots)
-    html_path = Path(out) if out else run.compare_dir / "report.html"
+    html_path = Path(out) if out else run.writable_compare_dir() / "report.html"
     md_path = html_path.with_suffix(".md")
     paths.atomic_write_text(html_path, page)
     paths.atomic_write_text(md_path, markdown)

@@ -22,6 +22,8 @@ from studio import access, paths
 from studio.errors import StudioError
 from studio.train import store
 
+MAX_VISITOR_FOLDERS = 500  # visitors with their own evaluation, ballot or report in one shared run
+
 
 @dataclass
 class RunInfo:
@@ -46,6 +48,20 @@ class RunInfo:
     def compare_dir(self) -> Path:
         """Where Compare keeps this viewer's results (eval.json, votes.json, report.*)."""
         return self.viewer_dir or self.dir / "compare"
+
+    def writable_compare_dir(self) -> Path:
+        """compare_dir, before anything is written there: a shared run keeps at most MAX_VISITOR_FOLDERS visitors'
+        folders (visitor ids are free to make; each would otherwise add a folder to the operator's run)."""
+        folder = self.compare_dir
+        if self.viewer_dir is not None and not folder.is_dir():
+            visitors = folder.parent
+            count = sum(1 for child in visitors.iterdir() if child.is_dir()) if visitors.is_dir() else 0
+            if count >= MAX_VISITOR_FOLDERS:
+                raise StudioError(
+                    f"This shared run already keeps the results of {count} visitors, the most it takes.",
+                    "Chatting and the owner's evaluation still work; ask the operator for a new round of votes.",
+                )
+        return folder
 
     @property
     def owner_compare_dir(self) -> Path:

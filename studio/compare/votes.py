@@ -270,7 +270,7 @@ def _change(
         changed["ballot"] = ballot
         return box
 
-    paths.locked_update(votes_path(run), change)
+    paths.locked_update(run.writable_compare_dir() / VOTES_FILE, change)
     return changed["ballot"]
 
 

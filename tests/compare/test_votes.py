@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from studio.compare import votes
+from studio.compare import runs, votes
 from studio.compare.runs import RunInfo
 from studio.errors import StudioError
 
@@ -149,3 +149,24 @@ def test_a_version_one_file_becomes_voter_one(tmp_path):
 def test_empty_evaluation_cannot_be_voted_on():
     with pytest.raises(StudioError):
         votes.new_ballot({"rows": []})
+
+
+def test_a_shared_run_keeps_a_bounded_number_of_visitors_folders(tmp_path, monkeypatch):
+    """Visitor ids are free to make: each would add a folder (its ballot, evaluation, report) to the operator's
+    shared run (hostile-visitor finding: 60 ballots in 2 seconds)."""
+    monkeypatch.setattr(runs, "MAX_VISITOR_FOLDERS", 2)
+    visitors = tmp_path / "compare" / "visitors"
+
+    def visitor(name):
+        return runs.RunInfo(
+            run_id="shared", dir=tmp_path, adapter_dir=tmp_path / "adapter", base_ref="m", viewer_dir=visitors / name
+        )
+
+    for name in ("a", "b"):
+        folder = visitor(name).writable_compare_dir()
+        folder.mkdir(parents=True)
+    assert visitor("a").writable_compare_dir() == visitors / "a"  # those already here keep writing
+    with pytest.raises(StudioError, match="the most it takes"):
+        visitor("c").writable_compare_dir()
+    owner = runs.RunInfo(run_id="shared", dir=tmp_path, adapter_dir=tmp_path / "adapter", base_ref="m")
+    assert owner.writable_compare_dir() == tmp_path / "compare"
