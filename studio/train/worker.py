@@ -390,6 +390,22 @@ def pass_plan(config: RunConfig, model_config, dtype: str, on_cpu: bool) -> cost
     return config.pass_plan(cost.shape_from_config(model_config.to_dict()), dtype, on_cpu)
 
 
+def check_rows_left(trainer, rows: int, config: RunConfig, assistant_only: bool, notes: list[str]) -> None:
+    """TRL drops the rows whose every answer token lies past the max length (nothing left to learn from). When it
+    drops them all the Trainer would fail later on an empty dataset with an IndexError: say why, and what to do."""
+    left = len(trainer.train_dataset)
+    if left == rows:
+        return
+    why = f"their answer starts after the first {config.max_length} tokens: truncated, nothing is left to learn"
+    if left == 0:
+        raise StudioError(
+            f"No training row is left: in all {rows:,} rows {why}.",
+            "Raise Max length (the Data tab suggests one from the rows' lengths)"
+            + (", or turn off 'Train only on answers'." if assistant_only else "."),
+        )
+    notes.append(f"{rows - left:,} of {rows:,} training rows were left out: {why}. Raise Max length to keep them.")
+
+
 def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     """Load the model, tokenizer and data and return (trainer, callback, facts)."""
     # Cheap checks first, so a wrong dataset or model fails in a second, not after the heavy imports.
@@ -538,6 +554,7 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
         processing_class=tokenizer,
         peft_config=peft_config,
     )
+    check_rows_left(trainer, len(train_rows), config, assistant_only, notes)
     hw["lean_step"] = kernels.apply(
         trainer.model, autocast=precision.trainer_bf16 or precision.trainer_fp16, on_cpu=hw["use_cpu"]
     )

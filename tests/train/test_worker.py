@@ -192,3 +192,23 @@ def test_the_run_time_limit_stops_gracefully_with_a_checkpoint_and_says_why(tiny
     assert 1 <= status["step"] < 2000 and status["elapsed"] >= 1.2
     assert store.last_checkpoint(record.dir).name == f"checkpoint-{status['step']}"
     assert record.adapter_dir is not None and events_of(record)[-1]["status"] == "stopped"
+
+
+def test_a_max_length_that_cuts_every_answer_fails_with_the_reason_and_the_fix(tiny_config, tmp_path):
+    """TRL drops rows whose answer lies wholly past the max length; with none left the Trainer used to fail on an
+    empty dataset ("IndexError: Invalid key: 0 is out of bounds for size 0")."""
+    dataset = tmp_path / "long-prompts"
+    dataset.mkdir()
+    row = {
+        "messages": [
+            {"role": "user", "content": "Please explain this at length: " + "why the sky is blue " * 20},
+            {"role": "assistant", "content": "Rayleigh scattering."},
+        ]
+    }
+    (dataset / "train.jsonl").write_text((json.dumps(row) + "\n") * 8)
+    (dataset / "manifest.json").write_text(json.dumps({"name": "long prompts", "counts": {"train": 8}}))
+    record = supervisor.launch(tiny_config(dataset=str(dataset), max_length=16, max_steps=2), owner="alice")
+    record = supervisor.wait(record.run_id, timeout=WAIT)
+    error = record.status["error"]
+    assert record.state == "failed" and "No training row is left" in error["message"], record.status
+    assert "first 16 tokens" in error["message"] and "Raise Max length" in error["hint"]
