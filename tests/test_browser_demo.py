@@ -31,7 +31,7 @@ def test_first_run_demo_on_the_bundled_model_shows_the_style(page, bundled_model
         timing[stage] = round(time.monotonic() - started - sum(timing.values()), 1)
 
     page.screenshot(path=str(output_dir / "demo-1-decide.png"), full_page=False)
-    page.click("#decide-next-data")
+    page.click("#decide-use-settings")
     _until(page, "document.querySelector('[role=tab][aria-selected=true]')?.innerText.includes('Data')")
     page.click("#data-sample-btn")
     page.wait_for_selector("#data-verdict [data-verdict]:not([data-verdict=none])", timeout=300_000)

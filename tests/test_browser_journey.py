@@ -35,7 +35,7 @@ def test_first_run_path_reload_and_second_browser(browser, app_url, page, tiny_m
     # Decide: the checklist is there; the first-run path keeps its settings and goes to Data.
     assert "Should you fine-tune" in page.inner_text("#decide-intro") or page.locator("#decide-recommendation").count()
     page.screenshot(path=str(output_dir / "journey-1-decide.png"), full_page=False)
-    page.click("#decide-next-data")
+    page.click("#decide-use-settings")
     _until(page, "document.querySelector('[role=tab][aria-selected=true]')?.innerText.includes('Data')")
 
     # Data: the bundled sample, checked with the tiny model's tokenizer, fixed and split.

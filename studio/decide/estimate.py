@@ -61,8 +61,42 @@ def local_training_dtype(arch: cost.ModelShape | None) -> str | None:
     return precision_probe.expected_for_model(None, model, hardware.cpu_cores()).name
 
 
-def this_machine_for(arch: cost.ModelShape | None) -> cost.Device:
-    """This machine at the precision a run of `arch` trains in here."""
+def default_hardware_key() -> str:
+    """What the Decide tab starts on: the machine the studio runs on — its GPU's row when the table knows it
+    (nvidia-smi, no torch), else "this machine"."""
+    found = hardware.detect_quick()
+    if found.gpus:
+        spec = cost.gpu_spec(found.gpus[0].name)
+        if spec is not None and spec.key in {item.key for item in HARDWARE}:
+            return spec.key
+    return THIS_MACHINE
+
+
+def this_machine_measured() -> bool:
+    return measure_this_machine.cache_info().currsize > 0
+
+
+def reference_this_machine(dtype: str | None = None) -> cost.Device:
+    """This CPU before it is measured: the calibration machine's matmul peak per core × this machine's cores
+    (no torch at start-up). Said so in its label; measuring replaces it."""
+    dtype = dtype or "fp32"
+    device = cost.this_machine(dtype, peak_tflops=cost.reference_cpu_gflops(hardware.cpu_cores(), dtype) / 1000)
+    return replace(
+        device,
+        label=f"This machine: {hardware.cpu_cores()} CPU cores (not measured yet: reference CPU speed)",
+        note=f"{dtype} speed from the reference CPU per core until measured; own hardware, price 0",
+    )
+
+
+def this_machine_for(arch: cost.ModelShape | None, measure: bool = True) -> cost.Device:
+    """This machine at the precision a run of `arch` trains in here; with measure=False and nothing measured
+    yet, the reference estimate instead of a measurement."""
+    if not measure and not this_machine_measured():
+        found = hardware.detect_quick()
+        spec = cost.gpu_spec(found.gpus[0].name) if found.gpus else None
+        if spec is not None and spec.key in {item.key for item in HARDWARE}:
+            return replace(cost.find_device(spec.key), key=THIS_MACHINE, price_per_hour=0.0)
+        return reference_this_machine(local_training_dtype(arch))
     device = measure_this_machine()
     if device.kind != "cpu":
         return device
@@ -76,10 +110,10 @@ def hardware_list(include_this_machine: bool = False, arch: cost.ModelShape | No
     return items
 
 
-def find_hardware(key: str, arch: cost.ModelShape | None = None) -> cost.Device:
+def find_hardware(key: str, arch: cost.ModelShape | None = None, measure: bool = True) -> cost.Device:
     text = (key or "").strip().lower()
     if text in (THIS_MACHINE, "this", "local"):
-        return this_machine_for(arch)
+        return this_machine_for(arch, measure)
     return cost.find_device(text)
 
 

@@ -143,13 +143,13 @@ def compute(
     else:
         tokens, max_length = float(inputs.tokens or 0), int(inputs.max_length or 0)
         label = dataset_label(None)
-    hardware = est.find_hardware(inputs.hardware, arch)
+    hardware = est.find_hardware(inputs.hardware, arch, measure=inputs.include_this_machine)
     gpus = max(1, int(inputs.gpus or 1))
     if hardware.kind == "cpu":
         gpus = 1
     bitsandbytes = None
     if hardware.key == est.THIS_MACHINE:
-        bitsandbytes = tech.detect_capabilities()["bitsandbytes"]
+        bitsandbytes = tech.installed("bitsandbytes")
     # Memory peaks on the batch of the longest rows: max length, or the longest row when the data is shorter.
     peak_length = max(1, int(min(max_length, dataset.tokens.max) if dataset else max_length))
     advice = tech.advice_for_hardware(

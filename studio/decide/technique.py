@@ -96,18 +96,23 @@ def unavailable_reasons(cuda: bool, bitsandbytes: bool, gpus: int, deepspeed: bo
     return reasons
 
 
+def installed(package: str) -> bool:
+    """Whether a package is installed, without importing it (no torch for a question about bitsandbytes)."""
+    import importlib.util
+
+    return importlib.util.find_spec(package) is not None
+
+
 @functools.lru_cache(maxsize=1)
 def detect_capabilities() -> dict:
     """CUDA, GPU count and memory, bitsandbytes and deepspeed on this machine (imports torch)."""
-    import importlib.util
-
     found = hardware.detect()
     return {
         "cuda": found.kind == "cuda",
         "gpus": len(found.gpus),
         "memory_gib": found.gpus[0].memory_gb if found.gpus else found.ram_gb,
-        "bitsandbytes": importlib.util.find_spec("bitsandbytes") is not None,
-        "deepspeed": importlib.util.find_spec("deepspeed") is not None,
+        "bitsandbytes": installed("bitsandbytes"),
+        "deepspeed": installed("deepspeed"),
         "summary": found.summary,
     }
 

@@ -255,10 +255,12 @@ def _records_folder():
     return paths.home() / "decisions"
 
 
-def settings_then_data(*values):
-    """The first-run path: keep the settings for Train, but go to Data first (no dataset yet)."""
+def hand_over(*values):
+    """The one hand-over: the settings go to the Train form; the page opens Train when a dataset came from the
+    Data tab, else Data first (a run needs one)."""
+    folder = values[len(ANSWER_KEYS) + len(INPUT_KEYS) + 1]
     prefill, tab, message = use_settings(*values)
-    if isinstance(tab, gr.Tabs):
+    if isinstance(tab, gr.Tabs) and not folder:
         tab = gr.Tabs(selected="data")
         message = message.replace("Sent to Train", "Kept for Train") + " Next: load or upload a dataset."
     return prefill, tab, message
@@ -352,7 +354,10 @@ def build(shared: Shared) -> None:
                         if question.section == section:
                             answers[question.key] = _question_component(question)
         with gr.Column(scale=2, elem_id="decide-card-column"):
-            initial_plan = plan_mod.compute(plan_mod.PlanInputs(include_this_machine=False), checklist.defaults())
+            initial_plan = plan_mod.compute(
+                plan_mod.PlanInputs(hardware=est.default_hardware_key(), include_this_machine=False),
+                checklist.defaults(),
+            )
             card = gr.HTML(
                 card_html(initial_plan.recommendation), css_template=CARD_CSS, elem_id="decide-recommendation"
             )
@@ -381,7 +386,7 @@ def build(shared: Shared) -> None:
             )
             hardware = gr.Dropdown(
                 _hardware_choices(),
-                value="t4",
+                value=est.default_hardware_key(),  # the machine the studio runs on
                 label="Hardware",
                 elem_id="decide-hardware",
                 info="Its memory is the limit; its speed and price give time and cost.",
@@ -496,8 +501,12 @@ def build(shared: Shared) -> None:
     gr.Markdown("## 7 · Record and hand over", elem_id="decide-outputs-heading")
     with gr.Row():
         record_btn = gr.Button("Download decision record (Markdown)", elem_id="decide-record-btn")
-        data_btn = gr.Button("Keep these settings, prepare the data →", elem_id="decide-next-data")
         use_btn = gr.Button("Use these settings →", variant="primary", elem_id="decide-use-settings")
+    gr.Markdown(
+        "*Fills the Train form with the model, technique, epochs, max length and LoRA rank above. Without a "
+        "dataset from the Data tab yet, it opens Data first; the settings wait in Train.*",
+        elem_id="decide-handover-note",
+    )
     status = gr.Markdown("", elem_id="decide-status")
     record_file = gr.File(label="Decision record", interactive=False, visible=False, elem_id="decide-record-file")
 
@@ -556,14 +565,8 @@ def build(shared: Shared) -> None:
     )
     record_btn.click(g(access.LOOK, download_record), all_inputs, [record_file, status], api_name="decide_record")
     use_btn.click(
-        g(access.LOOK, use_settings),
+        g(access.LOOK, hand_over),
         all_inputs,
         [shared.train_prefill, shared.tabs, status],
         api_name="decide_use_settings",
-    )
-    data_btn.click(
-        g(access.LOOK, settings_then_data),
-        all_inputs,
-        [shared.train_prefill, shared.tabs, status],
-        api_visibility="private",
     )

@@ -108,15 +108,33 @@ def test_use_settings_fills_train_prefill_and_switches_tab():
     assert "the checklist says “Not yet" in warned
 
 
-def test_first_run_keeps_settings_and_goes_to_data():
-    prefill, tabs, message = tab.settings_then_data(
-        *values({"goals": ["format_style"], "few_shot": "poor", "examples": 200})
-    )
+def test_one_hand_over_goes_to_data_first_without_a_dataset_and_to_train_with_one():
+    answers = {"goals": ["format_style"], "few_shot": "poor", "examples": 200}
+    prefill, tabs, message = tab.hand_over(*values(answers))
     assert prefill["model"] == "bundled:SmolLM2-135M-Instruct"
     assert isinstance(tabs, gr.Tabs) and tabs.selected == "data"
     assert "Kept for Train" in message and "dataset" in message
-    _, tabs, message = tab.settings_then_data(*values(model="Custom size", params="7B"))
+    prefill, tabs, message = tab.hand_over(*values(answers, stats=STATS, folder="/data/ds1"))
+    assert tabs.selected == "train" and "Sent to Train" in message and prefill["dataset"] == "/data/ds1"
+    _, tabs, message = tab.hand_over(*values(model="Custom size", params="7B"))
     assert not isinstance(tabs, gr.Tabs) and "Hint" in message  # an error stays on Decide
+
+
+def test_hardware_starts_on_this_machine_without_measuring_it():
+    """On a CPU-only machine the default is this machine (not a T4), from the reference CPU speed until measured:
+    nothing heavy at start-up."""
+    from studio.decide import estimate as est
+    from studio.decide import plan
+
+    assert est.default_hardware_key() == est.THIS_MACHINE  # the test machine has no GPU
+    measured = est.this_machine_measured()
+    computed = plan.compute(
+        plan.PlanInputs(hardware=est.THIS_MACHINE, include_this_machine=False), checklist.defaults()
+    )
+    assert computed.hardware.key == est.THIS_MACHINE and computed.hardware.price_per_hour == 0
+    if not measured:
+        assert "not measured yet" in computed.hardware.label and est.this_machine_measured() is False
+    assert computed.estimate.hours > 0
 
 
 def test_use_settings_refuses_a_custom_size_without_a_model():
