@@ -339,3 +339,32 @@ def test_a_dismissed_finding_no_longer_blocks(page, tiny_model_dir, output_dir, 
     _until(page, "text('#data-fix-result').includes('Saved')", timeout=120_000)
     fixed = page.inner_text("#data-fix-result")
     assert "0 rejected" in fixed.replace("**", "") and "kept 1 dismissal" in fixed
+
+
+def test_the_address_keeps_the_tab_and_the_run_across_a_reload(blind_run, page, app_url, output_dir):
+    """?tab=…&run=… opens that tab and run (a link to share); switching tabs or runs rewrites the address, so a
+    reload comes back to the same place. A run the caller may not see, or an unknown tab, is ignored."""
+    page.goto(f"{app_url}?tab=compare&run={DISAGREE_ID}")
+    page.wait_for_selector("#studio-tabs")
+    _until(page, "document.querySelector('#tab-compare')?.offsetParent !== null")
+    _until(page, "document.querySelector('#compare-run input')?.value.includes('Disagreeing evaluation')", timeout=60_000)
+
+    page.goto(f"{app_url}?tab=train&run={RUN_ID}")
+    _until(page, "document.querySelector('#tab-train')?.offsetParent !== null")
+    _until(page, "text('#train-run-header').includes('Pirate style')", timeout=60_000)
+    page.screenshot(path=str(output_dir / "address-train-run.png"), full_page=False)
+
+    page.get_by_role("tab", name="Data").click()
+    _until(page, "new URL(location.href).searchParams.get('tab') === 'data'")
+    assert new_url(page).get("run") == RUN_ID
+    page.reload()
+    page.wait_for_selector("#studio-tabs")
+    _until(page, "document.querySelector('#tab-data')?.offsetParent !== null")
+
+    page.goto(f"{app_url}?tab=nowhere&run=../../etc")
+    page.wait_for_selector("#studio-tabs")
+    _until(page, "document.querySelector('#tab-decide')?.offsetParent !== null")
+
+
+def new_url(page) -> dict:
+    return page.evaluate("() => Object.fromEntries(new URL(location.href).searchParams)")

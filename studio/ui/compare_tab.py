@@ -20,7 +20,7 @@ from studio.compare.report import decoding_text
 from studio.compare.runs import flatten_content, training_active
 from studio.errors import StudioError
 from studio.ui.guard import guarded
-from studio.ui.shared import Shared, download_copy, message_markdown
+from studio.ui.shared import Shared, download_copy, message_markdown, url_param
 
 INTRO = (
     "**What am I looking at?** The same question goes to two models at once: on the left the **base model** "
@@ -154,7 +154,8 @@ def _eval_outputs(info, result):
 def refresh_runs(current=None):
     choices = run_choices()
     ids = [value for _, value in choices]
-    value = current if current else (ids[0] if ids else None)
+    asked = url_param("run")  # a link to a run (?tab=compare&run=ID), when the caller may open it
+    value = current if current else asked if asked in ids else (ids[0] if ids else None)
     hint = (
         "*Pick a run and press **Open** — or just ask a question: the run loads with the first message.*"
         if choices

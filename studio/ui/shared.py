@@ -31,6 +31,29 @@ class Shared:
     ready: Any = None
 
 
+# The page's address keeps where the visitor is — ?tab=train&run=ID — so a reload comes back there and the address
+# is a link to share. The browser rewrites it in place (no reload) when the tab or the viewed run changes.
+URL_PARAM_JS = """
+(name, value) => {
+  const url = new URL(window.location.href);
+  if (value) { url.searchParams.set(name, value); } else { url.searchParams.delete(name); }
+  window.history.replaceState(null, "", url);
+}
+"""
+
+
+def url_param(name: str) -> str:
+    """A query parameter of the page's address (?tab=…&run=…), read from the current Gradio request."""
+    from gradio.context import LocalContext
+
+    request = LocalContext.request.get(None)
+    params = getattr(request, "query_params", None)
+    try:
+        return str(params.get(name) or "")[:100] if params is not None else ""
+    except Exception:  # noqa: BLE001 - a request without an address (a direct API call)
+        return ""
+
+
 def message_markdown(error: Exception) -> str:
     """A user-facing error as Markdown: message and hint (escaped: they often quote names and rows), never a
     traceback."""

@@ -16,7 +16,7 @@ from studio.models import hardware
 from studio.train import supervisor
 from studio.ui import compare_tab, data_tab, decide_tab, model_status, train_tab
 from studio.ui.guard import guarded, request_identity
-from studio.ui.shared import Shared, message_markdown
+from studio.ui.shared import URL_PARAM_JS, Shared, message_markdown, url_param
 from studio.ui.theme import CSS, theme
 
 TITLE = "Fine-Tune Studio"
@@ -28,6 +28,20 @@ TABS = (
     ("Train", "train", train_tab),
     ("Compare", "compare", compare_tab),
 )
+
+
+TAB_IDS = tuple(tab_id for _, tab_id, _ in TABS)
+
+
+def tab_from_address():
+    """?tab=train opens the Train tab (an unknown name is ignored)."""
+    tab = url_param("tab")
+    return gr.Tabs(selected=tab) if tab in TAB_IDS else gr.skip()
+
+
+def selected_tab(evt: gr.SelectData) -> str:
+    index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+    return TAB_IDS[index] if isinstance(index, int) and 0 <= index < len(TAB_IDS) else ""
 
 
 def footer_text() -> str:
@@ -100,6 +114,7 @@ def build_app() -> gr.Blocks:
             for label, tab_id, module in TABS:
                 with gr.Tab(label, id=tab_id, elem_id=f"tab-{tab_id}"):
                     module.build(shared)
+        tab_name, param_name = gr.Textbox(visible=False), gr.Textbox("tab", visible=False)
         with gr.Column(elem_id="studio-footer"):
             model_status.build(demo)
             gr.Markdown(footer_text())
@@ -126,6 +141,12 @@ def build_app() -> gr.Blocks:
         )
         if shared.ready is not None and public:
             shared.ready.then(guarded(access.LOOK, visitor_banner), None, banner, api_visibility="private")
+        # The tab in the address: opened from it on load, written to it on every switch.
+        if shared.ready is not None:
+            shared.ready.then(guarded(access.LOOK, tab_from_address), None, tabs, api_visibility="private")
+        tabs.select(guarded(access.LOOK, selected_tab), None, tab_name, api_visibility="private").then(
+            None, [param_name, tab_name], None, js=URL_PARAM_JS, api_visibility="private"
+        )
     return demo
 
 

@@ -29,7 +29,7 @@ from studio.models import catalog, hardware
 from studio.train import charts, executors, export, preflight, queue, store, supervisor
 from studio.train.config import SCHEDULERS, RunConfig
 from studio.ui.guard import guarded, guarded_validator, request_identity
-from studio.ui.shared import Shared, download_copy, message_markdown
+from studio.ui.shared import URL_PARAM_JS, Shared, download_copy, message_markdown, url_param
 
 # Form fields, in the order the form's components are passed to handlers (RunConfig field names).
 FORM_FIELDS = (
@@ -550,10 +550,11 @@ def on_load(browser_id: str | None, view: dict | None):
         supervisor.reconcile()
     except Exception:  # noqa: BLE001 - a broken run folder must not break the page
         pass
-    run_id = active_run_id(token)
+    visible = [record.run_id for record in _visible_runs(token)]
+    asked = url_param("run")  # a link to a run (?run=ID): only one this caller may see
+    run_id = asked if asked in visible else active_run_id(token)
     if run_id is None:
-        runs = _visible_runs(token)
-        run_id = runs[0].run_id if runs else None
+        run_id = visible[0] if visible else None
     return token, open_view(run_id)
 
 
@@ -1460,13 +1461,22 @@ def build(shared: Shared) -> None:
     )
     start_outputs = [preflight_md, cli_code, config_code, start_message, view]
     redraw = g(access.LOOK, render_forced)
-    start_button.click(
+    # The viewed run in the page's address (?run=ID): a reload or a shared link opens it again.
+    run_param, viewed_run = gr.Textbox("run", visible=False), gr.Textbox(visible=False)
+
+    def address_follows(event):
+        return event.then(g(access.LOOK, run_of_view), view, viewed_run, **private).then(
+            None, [run_param, viewed_run], None, js=URL_PARAM_JS, **private
+        )
+
+    started = start_button.click(
         g(access.TRAIN, start_where),
         form + [hidden] + where_inputs + [browser_id, view],
         start_outputs,
         validator=guarded_validator(access.TRAIN, validate_form),
         **private,
     ).then(redraw, [view, browser_id], view_outputs, **private)
+    address_follows(started)
 
     timer = gr.Timer(POLL_SECONDS)
     timer.tick(
@@ -1495,7 +1505,11 @@ def build(shared: Shared) -> None:
         **private,
     ).then(redraw, [view, browser_id], view_outputs, **private)
 
-    history.select(g(access.LOOK, pick_history_row), [run_ids, browser_id], view_outputs + [run_config_code], **private)
+    address_follows(
+        history.select(
+            g(access.LOOK, pick_history_row), [run_ids, browser_id], view_outputs + [run_config_code], **private
+        )
+    )
     again_button.click(g(access.LOOK, train_again), view, form + [hidden, prefill_note], **private)
     compare_button.click(g(access.LOOK, open_in_compare), view, [shared.run, shared.tabs, action_message], **private)
 
@@ -1520,6 +1534,7 @@ def build(shared: Shared) -> None:
     ready.then(g(access.LOOK, hand_back_token), browser_id, browser_id_carrier, **private).then(
         None, browser_id_carrier, None, js=STORE_ID_JS, **private
     )
+    address_follows(ready)
     ready.then(redraw, [view, browser_id], view_outputs, **private).then(
         g(access.LOOK, refresh_datasets), dataset, dataset, **private
     ).then(g(access.LOOK, describe_dataset), dataset, [dataset_info, max_length], **private).then(
@@ -1529,6 +1544,10 @@ def build(shared: Shared) -> None:
         **private,
     )
     shared.ready = ready
+
+
+def run_of_view(view: dict | None) -> str:
+    return (view or {}).get("run_id") or ""
 
 
 def hand_back_token(token: str | None) -> str:
