@@ -69,6 +69,11 @@ class RunInfo:
         return self.dir / "compare"
 
     @property
+    def from_checkpoint(self) -> bool:
+        """The run has no final adapter: its last checkpoint stands in (a failed, diverged or killed run)."""
+        return not self.is_bare_adapter and self.adapter_dir.name != store.ADAPTER_DIR
+
+    @property
     def dataset_dir(self) -> Path | None:
         dataset = self.config.get("dataset")
         return Path(dataset) if dataset else None
@@ -166,7 +171,7 @@ def _load_folder(folder: Path) -> RunInfo:
             "A run folder has config.json and adapter/; an adapter folder has adapter_config.json.",
         )
     status = store.read_status(folder)
-    adapter_dir = folder / store.ADAPTER_DIR
+    adapter_dir = store.usable_adapter(folder) or folder / store.ADAPTER_DIR  # a failed run: its last checkpoint
     if not is_adapter_dir(adapter_dir):
         state = status.get("status", "unknown")
         raise StudioError(
@@ -197,7 +202,8 @@ def list_comparable_runs() -> list[dict]:
     identity = access.current()
     found = []
     for folder in paths.runs_dir().iterdir():
-        if not folder.is_dir() or not is_adapter_dir(folder / store.ADAPTER_DIR):
+        adapter = store.usable_adapter(folder) if folder.is_dir() else None
+        if adapter is None or not is_adapter_dir(adapter):
             continue
         config, status = store.read_config(folder) or {}, store.read_status(folder)
         if not access.can_see(identity, _Visible(folder.name, status)):
@@ -207,6 +213,8 @@ def list_comparable_runs() -> list[dict]:
         when = status.get("ended_at") or status.get("started_at") or ""
         model = str(config.get("model", "?")).replace("bundled:", "")
         label = f"{name} · {model} · {state}" + (f" · {str(when)[:16]}" if when else "")
+        if adapter.name != store.ADAPTER_DIR:
+            label += f" · its last checkpoint ({adapter.name})"
         if status.get("shared") and access.is_public():
             label += " · shared demo"
         label = access.redact(label)
@@ -216,7 +224,7 @@ def list_comparable_runs() -> list[dict]:
                 "label": label,
                 "dir": str(folder),
                 "status": state,
-                "mtime": (folder / store.ADAPTER_DIR).stat().st_mtime,
+                "mtime": adapter.stat().st_mtime,
             }
         )
     found.sort(key=lambda item: item["mtime"], reverse=True)

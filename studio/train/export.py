@@ -58,13 +58,6 @@ def _config(run_dir: Path) -> dict:
     return config
 
 
-def _checkpoint_number(folder: Path) -> int:
-    try:
-        return int(folder.name.rsplit("-", 1)[1])
-    except (IndexError, ValueError):
-        return -1
-
-
 def _exportable(run_dir: Path):
     """The run's record, once the caller may export it: its owner or an operator (studio.access). The caller
     is access.current(): the visitor the guard set for a browser request, the operator on the command line.
@@ -76,20 +69,9 @@ def _exportable(run_dir: Path):
 
 
 def adapter_source(run_dir: Path) -> AdapterSource:
-    run_dir = Path(run_dir)
-    final = run_dir / "adapter"
-    if (final / "adapter_config.json").is_file():
-        return AdapterSource(final, False)
-    checkpoints = sorted(
-        (
-            folder
-            for folder in (run_dir / "checkpoints").glob("checkpoint-*")
-            if (folder / "adapter_config.json").is_file()
-        ),
-        key=_checkpoint_number,
-    )
-    if checkpoints:
-        return AdapterSource(checkpoints[-1], True)
+    folder = store.usable_adapter(Path(run_dir))
+    if folder is not None:
+        return AdapterSource(folder, folder.name != store.ADAPTER_DIR)
     raise StudioError(
         "This run has no adapter yet.",
         "An adapter is saved when a run completes, is stopped with Stop, or reaches its first checkpoint.",

@@ -291,6 +291,16 @@ def checkpoints(folder: Path) -> list[Path]:
     return [path for _, path in sorted(found)]
 
 
+def usable_adapter(folder: Path) -> Path | None:
+    """The adapter a run can be used with: its final adapter/, else its last checkpoint holding adapter weights
+    (a run that failed, diverged — diverged weights are never saved — or was killed); None without either."""
+    final = Path(folder) / ADAPTER_DIR
+    if (final / "adapter_config.json").is_file():
+        return final
+    with_weights = [checkpoint for checkpoint in checkpoints(folder) if (checkpoint / "adapter_config.json").is_file()]
+    return with_weights[-1] if with_weights else None
+
+
 def last_checkpoint(folder: Path) -> Path | None:
     found = checkpoints(folder)
     return found[-1] if found else None

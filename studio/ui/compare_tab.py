@@ -110,6 +110,11 @@ def _run_summary(session) -> str:
         f"data {escape.md_inline(items.get('Data'))}, training: {escape.md_inline(items.get('Training'))}, "
         f"training time {escape.md_inline(items.get('Training time'))}."
     )
+    if run.from_checkpoint:
+        text += (
+            f" **Adapter:** its last checkpoint ({escape.md_inline(run.adapter_dir.name)}) — the run ended "
+            f"{escape.md_inline(str(run.status.get('status', '')))} without a final adapter."
+        )
     if session.run_b is not None:
         text += f" **Run B:** {escape.md_inline(session.run_b.name)}."
     return access.redact(text)

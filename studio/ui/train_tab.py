@@ -712,8 +712,10 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
         if last.get("memory_gb"):
             facts.append(f"memory {last['memory_gb']:.1f} GiB")
         best = charts.best_eval(events)
+        diverged = status.get("diverged") or {}
         if best:
-            facts.append(f"best eval loss **{best[1]:.4f}** at step {best[0]}")
+            before = f" (before the loss diverged at step {diverged['step']})" if diverged.get("step") else ""
+            facts.append(f"best eval loss **{best[1]:.4f}** at step {best[0]}{before}")
         lines.append(" · ".join(facts))
     notes = status.get("notes") or []
     if notes:

@@ -277,3 +277,36 @@ def test_an_oversized_conversation_is_refused_before_it_is_tokenized(tiny_run_di
 
     outputs = list(compare_tab.chat(huge, [], [], [], str(tiny_run_dir), None, "", 0.7, 0.9, 32, 0))
     assert outputs[-1][0] == "" and "too long" in str(outputs[-1][-1]) and outputs[-1][1] == []
+
+
+def test_a_run_without_a_final_adapter_opens_on_its_last_checkpoint(tiny_run_dir, tmp_path):
+    """A run that diverged, failed or was killed keeps its last checkpoint (diverged weights are never saved):
+    Train's "Open in Compare" leads to it, and Compare says which adapter it is (it used to say "no adapter yet")."""
+    import shutil
+
+    from studio import paths
+    from studio.train import store
+
+    failed = paths.runs_dir() / "diverged-run"
+    shutil.rmtree(failed, ignore_errors=True)
+    shutil.copytree(tiny_run_dir, failed, ignore=shutil.ignore_patterns("compare"))
+    checkpoint = failed / "checkpoints" / "checkpoint-40"
+    checkpoint.mkdir(parents=True)
+    for item in (failed / "adapter").iterdir():
+        shutil.copy(item, checkpoint / item.name)
+    (checkpoint / "trainer_state.json").write_text("{}")
+    shutil.rmtree(failed / "adapter")
+    store.update_status(failed, status="failed", diverged={"kind": "nan", "step": 44, "since_step": 41})
+    try:
+        info = runs.load_run(str(failed))
+        assert info.from_checkpoint and info.adapter_dir == checkpoint
+        listed = [item for item in runs.list_comparable_runs() if item["run_id"] == "diverged-run"]
+        assert listed and "last checkpoint (checkpoint-40)" in listed[0]["label"]
+        assert not runs.load_run(str(tiny_run_dir)).from_checkpoint
+        session = engine.open_session(str(failed))
+        answer = session.engine.generate(
+            session.tuned, [{"role": "user", "content": "Hi"}], engine.Settings(max_new_tokens=4)
+        )
+        assert isinstance(answer, str)
+    finally:
+        shutil.rmtree(failed, ignore_errors=True)
