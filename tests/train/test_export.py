@@ -86,6 +86,9 @@ def test_checkpoint_stands_in_when_no_final_adapter(tiny_run, tmp_path):
         folder = run_dir / "checkpoints" / f"checkpoint-{step}"
         __import__("shutil").copytree(tiny_run / "adapter", folder)
         (folder / "optimizer.pt").write_bytes(b"resume-only")
+        (folder / "trainer_state.json").write_text("{}")  # written last: a complete checkpoint
+    # A checkpoint the trainer did not finish writing (no trainer_state.json) is never used.
+    __import__("shutil").copytree(tiny_run / "adapter", run_dir / "checkpoints" / "checkpoint-15")
     source = export.adapter_source(run_dir)
     assert source.from_checkpoint and source.folder.name == "checkpoint-10"
     assert "checkpoint-10" in source.note
