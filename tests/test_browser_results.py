@@ -347,7 +347,8 @@ def test_the_address_keeps_the_tab_and_the_run_across_a_reload(blind_run, page, 
     page.goto(f"{app_url}?tab=compare&run={DISAGREE_ID}")
     page.wait_for_selector("#studio-tabs")
     _until(page, "document.querySelector('#tab-compare')?.offsetParent !== null")
-    _until(page, "document.querySelector('#compare-run input')?.value.includes('Disagreeing evaluation')", timeout=60_000)
+    picked = "document.querySelector('#compare-run input')?.value.includes('Disagreeing evaluation')"
+    _until(page, picked, timeout=60_000)
 
     page.goto(f"{app_url}?tab=train&run={RUN_ID}")
     _until(page, "document.querySelector('#tab-train')?.offsetParent !== null")

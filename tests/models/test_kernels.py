@@ -122,7 +122,8 @@ def test_narrower_vocabulary_tiles_give_the_same_loss(tiny_model_dir, monkeypatc
     import torch
     import trl.trainer.utils as trl_utils
 
-    from studio.models import kernels, worker
+    from studio.models import kernels
+    from studio.train import worker
 
     monkeypatch.setattr(trl_utils, "_use_triton", trl_utils._use_triton)  # both restored after the test
     monkeypatch.setattr(trl_utils, "_CHUNKED_LOGPROB_CHUNK_SIZE", trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE)
