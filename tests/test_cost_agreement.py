@@ -86,7 +86,7 @@ def test_decide_and_preflight_give_the_same_numbers_for_the_same_run(tmp_path, m
         epochs=2,
         batch_size=8,
         lora_r=8,
-        include_this_machine=False,
+        include_this_machine=True,  # as the Decide tab asks when this machine is picked
     )
     decided = plan.compute(inputs, {}, manifest["stats"], "alpaca-like", manifest["counts"])
     assert decided.max_length == 576  # the data's suggested max length, as the Train form gets it

@@ -115,19 +115,21 @@ def run(args: argparse.Namespace) -> int:
         hardware = cost.this_machine(est.local_training_dtype(arch), peak_tflops=args.cpu_gflops / 1000)
     else:
         hardware = est.find_hardware(args.gpu, arch)
-    result = est.estimate(
-        params,
-        tokens,
-        args.epochs,
-        args.technique,
-        hardware=hardware,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        lora_r=args.lora_r,
-        arch=arch,
-        devices=args.gpus,
-        gradient_checkpointing=args.checkpointing,
-        dataset=dataset,
+    result = est.with_first_run_measurement(
+        est.estimate(
+            params,
+            tokens,
+            args.epochs,
+            args.technique,
+            hardware=hardware,
+            batch_size=args.batch_size,
+            max_length=args.max_length,
+            lora_r=args.lora_r,
+            arch=arch,
+            devices=args.gpus,
+            gradient_checkpointing=args.checkpointing,
+            dataset=dataset,
+        )
     )
     data = result.as_dict()
     if args.json:

@@ -53,12 +53,26 @@ def measure_this_machine(dtype: str | None = None) -> cost.Device:
     return cost.this_machine(dtype)
 
 
-def local_training_dtype(arch: cost.ModelShape | None) -> str | None:
+def local_precision(arch: cost.ModelShape | None):
     """The precision a run of `arch` will train in on this machine: the worker's decision, which on a CPU rests on
     its measurement of the model (cached once a run has made it; only the bundled model's shape is known here
     without a download). The Train tab's preflight asks the same function, so the two estimates agree."""
     model = "bundled" if arch is not None and arch.name == cost.BUNDLED_SHAPE.name else None
-    return precision_probe.expected_for_model(None, model, hardware.cpu_cores()).name
+    return precision_probe.expected_for_model(None, model, hardware.cpu_cores())
+
+
+def local_training_dtype(arch: cost.ModelShape | None) -> str | None:
+    return local_precision(arch).name
+
+
+def with_first_run_measurement(planned: Estimate) -> Estimate:
+    """On this CPU, a first run measures fp32 against bf16 before it trains: its time counts, as in preflight."""
+    if planned.hardware.key == THIS_MACHINE and planned.hardware.kind == "cpu":
+        if precision_probe.measures_first(local_precision(planned.arch)):
+            planned.run.seconds["precision"] = precision_probe.measuring_seconds(
+                planned.run.seconds, planned.run.workload.train_positions
+            )
+    return planned
 
 
 def default_hardware_key() -> str:

@@ -178,7 +178,9 @@ def compute(
     common = dict(
         batch_size=int(inputs.batch_size), max_length=max_length, lora_r=int(inputs.lora_r), arch=arch, dataset=dataset
     )
-    chosen = est.estimate(params, tokens, inputs.epochs, technique, hardware=hardware, devices=devices, **common)
+    chosen = est.with_first_run_measurement(
+        est.estimate(params, tokens, inputs.epochs, technique, hardware=hardware, devices=devices, **common)
+    )
     if not chosen.fits:
         warnings.append(
             f"{est.TECHNIQUE_LABELS[technique]} needs {chosen.memory.total:.1f} GiB; "
@@ -194,6 +196,7 @@ def compute(
         hardware=est.hardware_list(inputs.include_this_machine, arch),
         **common,
     )
+    comparison = [est.with_first_run_measurement(row) for row in comparison]
     a = recommendation.answers
     one_time = chosen.cost_usd + float(inputs.other_one_time or 0)
     breakeven = est.break_even(

@@ -339,6 +339,19 @@ def expected(forced: bool | None, model_dir: str | os.PathLike | None, threads: 
     return decide(device, forced, measured)
 
 
+def measures_first(precision: Precision) -> bool:
+    """A run with this expected precision measures the CPU before it trains (nothing cached, nothing forced)."""
+    return precision.device == "cpu" and precision.measured is None and not precision.forced
+
+
+def measuring_seconds(run_seconds: dict, train_positions: float) -> float:
+    """What that measurement adds to a run, from the same estimate: a second copy of the model loaded, and
+    MEASURE_STEPS steps of MEASURE_BATCH × MEASURE_LENGTH positions in each precision at the run's own speed per
+    position (bf16 counted like fp32: its speed is what is being measured)."""
+    per_position = run_seconds.get("train", 0.0) / max(1.0, train_positions)
+    return run_seconds.get("start", 0.0) + 2 * MEASURE_STEPS * MEASURE_BATCH * MEASURE_LENGTH * per_position
+
+
 def model_dir_for(model_ref: str | None) -> str | None:
     """The folder (or Hub id) whose shape keys the CPU measurement, for a model as the Train form names it:
     the converted bundled model, a local folder, a Hub id; None when nothing can have been measured."""

@@ -127,6 +127,7 @@ class Check:
 
 TIME_PARTS = (
     ("start", "start-up"),
+    ("precision", "measuring this CPU's bf16 (first run only)"),
     ("warmup", "warm-up"),
     ("train", "training steps"),
     ("evaluation", "evaluations"),
@@ -709,6 +710,8 @@ def _estimate(
                 f"; the machine is busy (load {load_average:.0f} on {hardware.cpu_cores} cores), "
                 "so expect it to be faster when it is quiet"
             )
+    if not gpu and report.precision is not None and precision_probe.measures_first(report.precision):
+        time_parts["precision"] = precision_probe.measuring_seconds(time_parts, load.train_positions)
     report.time_parts = time_parts
     report.seconds = sum(time_parts.values())
     if not gpu and report.seconds > 4 * 3600:
