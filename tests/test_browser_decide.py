@@ -48,6 +48,19 @@ def test_answering_the_checklist_gives_a_recommendation(page, output_dir):
     expect(page.locator("#decide-status")).to_contain_text("Decision record saved", timeout=30_000)
     expect(page.locator("#decide-record-file")).to_contain_text(re.compile(r"decision-record-.*\.md"))
 
+    # A reload keeps the answers and numbers (this browser's storage).
+    page.reload()
+    page.wait_for_selector("#studio-tabs")
+    expect(page.locator("#decide-examples input")).to_have_value("300", timeout=30_000)
+    expect(page.locator("#decide-requests input")).to_have_value("50000")
+    expect(
+        page.locator("#decide-usecase").get_by_label("Format or style (tone, structure, output format)")
+    ).to_be_checked()
+    expect(card).to_contain_text("Fine-tune", timeout=30_000)
+    page.screenshot(path=str(output_dir / "decide-after-reload.png"))
+
+    # One hand-over: with no dataset yet it opens Data first; the settings wait in Train.
     page.locator("#decide-use-settings").click()
-    expect(page.get_by_role("tab", name="Train")).to_have_attribute("aria-selected", "true", timeout=30_000)
-    page.screenshot(path=str(output_dir / "decide-handover-train.png"))
+    expect(page.get_by_role("tab", name="Data")).to_have_attribute("aria-selected", "true", timeout=30_000)
+    assert "Kept for Train" in page.evaluate("() => document.querySelector('#decide-status')?.textContent || ''")
+    page.screenshot(path=str(output_dir / "decide-handover-data.png"))

@@ -9,6 +9,7 @@ shared gr.State objects (dataset_stats in, train_prefill out).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import gradio as gr
@@ -307,6 +308,48 @@ def on_dataset(stats, model, examples):
     return new_model, new_examples, numbers["tokens"], numbers["max_length"]
 
 
+# Decide's answers and numbers survive a reload: the browser keeps them (localStorage, this browser only) and
+# hands them back on load; nothing is stored on the server.
+FORM_STORAGE_KEY = "studio-decide-form"
+SAVE_FORM_JS = (
+    "(...values) => { try { window.localStorage.setItem('" + FORM_STORAGE_KEY + "', JSON.stringify(values)); }"
+    " catch (error) {} }"
+)
+LOAD_FORM_JS = (
+    "(carrier) => { try { return window.localStorage.getItem('" + FORM_STORAGE_KEY + "') || ''; }"
+    " catch (error) { return ''; } }"
+)
+
+
+def restore_form(components: list, saved: str | None) -> list:
+    """The saved values, each only if its field would accept it today (a value from an older version, or one a
+    script put there, is skipped rather than refused)."""
+    try:
+        values = json.loads(saved) if saved else None
+    except ValueError:
+        values = None
+    if not isinstance(values, list) or len(values) != len(components):
+        return [gr.skip()] * len(components)
+    return [value if _accepts(component, value) else gr.skip() for component, value in zip(components, values)]
+
+
+def _accepts(component, value) -> bool:
+    choices = (
+        [choice[1] if isinstance(choice, (list, tuple)) else choice for choice in (component.choices or [])]
+        if (hasattr(component, "choices"))
+        else None
+    )
+    if isinstance(component, gr.CheckboxGroup):
+        return isinstance(value, list) and all(item in choices for item in value)
+    if choices is not None:
+        return value in choices
+    if isinstance(component, gr.Number):
+        return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+    if isinstance(component, gr.Checkbox):
+        return isinstance(value, bool)
+    return isinstance(value, str) and len(value) <= 200
+
+
 def measure():
     try:
         machine = est.measure_this_machine()
@@ -548,6 +591,15 @@ def build(shared: Shared) -> None:
         event = component.input if isinstance(component, gr.Number) else component.change
         event(look, all_inputs, outputs, api_visibility="private", show_progress="hidden")
     recommend_btn.click(look, all_inputs, outputs, api_name="decide_recommend")
+    # Kept in this browser after every change; handed back on load (the answers, then the estimates follow them).
+    fields = answer_inputs + form_inputs
+    for component in fields:
+        event = component.input if isinstance(component, gr.Number) else component.change
+        event(None, fields, None, js=SAVE_FORM_JS, api_visibility="private")
+    saved_form = gr.Textbox(visible=False)
+    gr.context.Context.root_block.load(None, saved_form, saved_form, js=LOAD_FORM_JS, api_visibility="private").then(
+        g(access.LOOK, lambda saved: restore_form(fields, saved)), saved_form, fields, api_visibility="private"
+    )
     model.change(
         g(access.LOOK, lambda name: gr.Textbox(visible=name == plan_mod.CUSTOM_MODEL)),
         model,

@@ -160,3 +160,20 @@ def test_elem_ids_for_browser_tests_exist(key):
 
     ids = {getattr(block, "elem_id", None) for block in app.demo.blocks.values()}
     assert key in ids
+
+
+def test_a_saved_form_comes_back_only_with_values_its_fields_accept():
+    import json
+
+    fields = [
+        gr.Radio(choices=[("Yes", "yes"), ("No", "no")]),
+        gr.CheckboxGroup(choices=[("A", "a"), ("B", "b")]),
+        gr.Number(),
+        gr.Checkbox(),
+        gr.Textbox(),
+    ]
+    saved = json.dumps(["no", ["a", "b"], 300, True, "7B"])
+    assert tab.restore_form(fields, saved) == ["no", ["a", "b"], 300, True, "7B"]
+    tampered = tab.restore_form(fields, json.dumps(["maybe", ["a", "zzz"], "300", "yes", "x" * 500]))
+    assert all(not isinstance(value, (str, list, int, bool)) for value in tampered)  # each skipped
+    assert all(value == tampered[0] for value in tab.restore_form(fields, "not json") + tab.restore_form(fields, "[1]"))
