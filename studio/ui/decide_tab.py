@@ -168,7 +168,7 @@ def _split(values) -> tuple[dict, plan_mod.PlanInputs, dict | None, str | None]:
         price_per_1k=float(form["price_per_1k"]),
         hosting_diff=float(form["hosting_diff"]),
         other_one_time=float(form["other_one_time"]),
-        include_this_machine=est.measure_this_machine.cache_info().currsize > 0 or form["hardware"] == est.THIS_MACHINE,
+        include_this_machine=est.this_machine_measured(),  # until measured, this machine is the reference estimate
     )
     return answers, inputs, stats, folder
 
