@@ -344,20 +344,32 @@ def test_a_dismissed_finding_no_longer_blocks(page, tiny_model_dir, output_dir, 
 def test_the_address_keeps_the_tab_and_the_run_across_a_reload(blind_run, page, app_url, output_dir):
     """?tab=…&run=… opens that tab and run (a link to share); switching tabs or runs rewrites the address, so a
     reload comes back to the same place. A run the caller may not see, or an unknown tab, is ignored."""
-    page.goto(f"{app_url}?tab=compare&run={DISAGREE_ID}")
-    page.wait_for_selector("#studio-tabs")
+    # Whichever of the two runs the page opens by itself, the address asks for the other one.
+    names = {RUN_ID: "Pirate style", DISAGREE_ID: "Disagreeing evaluation"}
+    page.get_by_role("tab", name="Train").click()
+    _until(page, "text('#train-run-header').length > 0 && !text('#train-run-header').includes('No run yet')")
+    default = page.inner_text("#train-run-header")
+    asked = RUN_ID if names[DISAGREE_ID] in default else DISAGREE_ID
+    page.goto(f"{app_url}?tab=train&run={asked}")
+    _until(page, "document.querySelector('#tab-train')?.offsetParent !== null")
+    _until(page, f"text('#train-run-header').includes('{names[asked]}')", timeout=60_000)
+
+    page.get_by_role("tab", name="Compare").click()
+    _until(page, "(document.querySelector('#compare-run input')?.value || '').length > 0", timeout=60_000)
+    default = page.locator("#compare-run input").input_value()
+    other = RUN_ID if names[DISAGREE_ID] in default else DISAGREE_ID
+    page.goto(f"{app_url}?tab=compare&run={other}")
     _until(page, "document.querySelector('#tab-compare')?.offsetParent !== null")
-    picked = "document.querySelector('#compare-run input')?.value.includes('Disagreeing evaluation')"
+    picked = f"document.querySelector('#compare-run input')?.value.includes('{names[other]}')"
     _until(page, picked, timeout=60_000)
 
-    page.goto(f"{app_url}?tab=train&run={RUN_ID}")
-    _until(page, "document.querySelector('#tab-train')?.offsetParent !== null")
-    _until(page, "text('#train-run-header').includes('Pirate style')", timeout=60_000)
+    page.goto(f"{app_url}?tab=train&run={asked}")
+    _until(page, f"text('#train-run-header').includes('{names[asked]}')", timeout=60_000)
     page.screenshot(path=str(output_dir / "address-train-run.png"), full_page=False)
 
     page.get_by_role("tab", name="Data").click()
     _until(page, "new URL(location.href).searchParams.get('tab') === 'data'")
-    assert new_url(page).get("run") == RUN_ID
+    assert new_url(page).get("run") == asked
     page.reload()
     page.wait_for_selector("#studio-tabs")
     _until(page, "document.querySelector('#tab-data')?.offsetParent !== null")

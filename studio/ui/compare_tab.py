@@ -20,7 +20,7 @@ from studio.compare.report import decoding_text
 from studio.compare.runs import flatten_content, training_active
 from studio.errors import StudioError
 from studio.ui.guard import guarded
-from studio.ui.shared import Shared, download_copy, message_markdown, url_param
+from studio.ui.shared import Shared, download_copy, message_markdown, read_url_param_js
 
 INTRO = (
     "**What am I looking at?** The same question goes to two models at once: on the left the **base model** "
@@ -156,10 +156,10 @@ def _eval_outputs(info, result):
 # ---------------------------------------------------------------- handlers
 
 
-def refresh_runs(current=None):
+def refresh_runs(current=None, asked=None):
+    """The runs list; `asked`: the run in the page's address (?tab=compare&run=ID), when the caller may open it."""
     choices = run_choices()
     ids = [value for _, value in choices]
-    asked = url_param("run")  # a link to a run (?tab=compare&run=ID), when the caller may open it
     value = current if current else asked if asked in ids else (ids[0] if ids else None)
     hint = (
         "*Pick a run and press **Open** — or just ask a question: the run loads with the first message.*"
@@ -839,7 +839,14 @@ def build(shared: Shared) -> None:
 
     # Runs finish while the app is up: refresh the list whenever the page loads (once the visitor is known).
     if shared.ready is not None:
-        shared.ready.then(g(access.LOOK, refresh_runs), inputs=run, outputs=[run, run_b, status], **private)
+        asked_run = gr.Textbox(visible=False)  # filled by the browser from the page's address
+        shared.ready.then(
+            g(access.LOOK, refresh_runs),
+            inputs=[run, asked_run],
+            outputs=[run, run_b, status],
+            js=read_url_param_js("run", inputs=1),
+            **private,
+        )
     else:
         from gradio.context import Context
 

@@ -42,16 +42,14 @@ URL_PARAM_JS = """
 """
 
 
-def url_param(name: str) -> str:
-    """A query parameter of the page's address (?tab=…&run=…), read from the current Gradio request."""
-    from gradio.context import LocalContext
-
-    request = LocalContext.request.get(None)
-    params = getattr(request, "query_params", None)
-    try:
-        return str(params.get(name) or "")[:100] if params is not None else ""
-    except Exception:  # noqa: BLE001 - a request without an address (a direct API call)
-        return ""
+def read_url_param_js(name: str, inputs: int = 0) -> str:
+    """JavaScript for an event whose last input is a parameter of the page's address: the browser puts it there
+    (the server sees the event's own request, not the page's address). `inputs`: how many inputs come before."""
+    value = f"(new URL(window.location.href).searchParams.get({name!r}) || '').slice(0, 100)"
+    if not inputs:
+        return f"(_param) => {value}"
+    names = ", ".join(f"a{index}" for index in range(inputs))
+    return f"({names}, _param) => [{names}, {value}]"
 
 
 def message_markdown(error: Exception) -> str:

@@ -16,7 +16,7 @@ from studio.models import hardware
 from studio.train import supervisor
 from studio.ui import compare_tab, data_tab, decide_tab, model_status, train_tab
 from studio.ui.guard import guarded, request_identity
-from studio.ui.shared import URL_PARAM_JS, Shared, message_markdown, url_param
+from studio.ui.shared import URL_PARAM_JS, Shared, message_markdown, read_url_param_js
 from studio.ui.theme import CSS, theme
 
 TITLE = "Fine-Tune Studio"
@@ -33,9 +33,8 @@ TABS = (
 TAB_IDS = tuple(tab_id for _, tab_id, _ in TABS)
 
 
-def tab_from_address():
+def tab_from_address(tab: str | None):
     """?tab=train opens the Train tab (an unknown name is ignored)."""
-    tab = url_param("tab")
     return gr.Tabs(selected=tab) if tab in TAB_IDS else gr.skip()
 
 
@@ -143,7 +142,13 @@ def build_app() -> gr.Blocks:
             shared.ready.then(guarded(access.LOOK, visitor_banner), None, banner, api_visibility="private")
         # The tab in the address: opened from it on load, written to it on every switch.
         if shared.ready is not None:
-            shared.ready.then(guarded(access.LOOK, tab_from_address), None, tabs, api_visibility="private")
+            shared.ready.then(
+                guarded(access.LOOK, tab_from_address),
+                tab_name,
+                tabs,
+                js=read_url_param_js("tab"),
+                api_visibility="private",
+            )
         tabs.select(guarded(access.LOOK, selected_tab), None, tab_name, api_visibility="private").then(
             None, [param_name, tab_name], None, js=URL_PARAM_JS, api_visibility="private"
         )

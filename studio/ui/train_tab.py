@@ -29,7 +29,7 @@ from studio.models import catalog, hardware
 from studio.train import charts, executors, export, preflight, queue, store, supervisor
 from studio.train.config import SCHEDULERS, RunConfig
 from studio.ui.guard import guarded, guarded_validator, request_identity
-from studio.ui.shared import URL_PARAM_JS, Shared, download_copy, message_markdown, url_param
+from studio.ui.shared import URL_PARAM_JS, Shared, download_copy, message_markdown
 
 # Form fields, in the order the form's components are passed to handlers (RunConfig field names).
 FORM_FIELDS = (
@@ -72,10 +72,11 @@ BROWSER_ID_PATTERN = access.BROWSER_ID_PATTERN
 # inside a tab is only mounted when the tab is opened, after the load event, hence the hidden textbox.
 BROWSER_ID_JS = (
     """
-(carrier, view) => {
+(carrier, view, run) => {
   let token = "";
   try { token = window.localStorage.getItem("%s") || ""; } catch (error) {}
-  return [token, view];
+  const asked = (new URL(window.location.href).searchParams.get("run") || "").slice(0, 100);
+  return [token, view, asked];
 }
 """  # noqa: UP031 - percent formatting keeps the JavaScript braces single
     % BROWSER_ID_KEY
@@ -541,7 +542,7 @@ def active_run_id(browser_id: str | None = None) -> str | None:
     return None
 
 
-def on_load(browser_id: str | None, view: dict | None):
+def on_load(browser_id: str | None, view: dict | None, asked: str | None = None):
     """Take this browser's lasting (signed) id, reconcile dead workers, and reattach to the caller's active
     (else newest) run. Returns the token to keep and the view."""
     session_key, _username = request_identity()
@@ -551,7 +552,7 @@ def on_load(browser_id: str | None, view: dict | None):
     except Exception:  # noqa: BLE001 - a broken run folder must not break the page
         pass
     visible = [record.run_id for record in _visible_runs(token)]
-    asked = url_param("run")  # a link to a run (?run=ID): only one this caller may see
+    # `asked`: the run in the page's address (?run=ID, read by BROWSER_ID_JS) — only one this caller may see.
     run_id = asked if asked in visible else active_run_id(token)
     if run_id is None:
         run_id = visible[0] if visible else None
@@ -1530,8 +1531,9 @@ def build(shared: Shared) -> None:
     # The identity comes first: the other load work (here and in Compare) follows it, so it lists this
     # visitor's runs, not those of a fresh page session.
     root = gr.context.Context.root_block
+    asked_run = gr.Textbox(visible=False)  # the run in the page's address, filled by BROWSER_ID_JS
     ready = root.load(
-        g(access.LOOK, on_load), [browser_id_carrier, view], [browser_id, view], js=BROWSER_ID_JS, **private
+        g(access.LOOK, on_load), [browser_id_carrier, view, asked_run], [browser_id, view], js=BROWSER_ID_JS, **private
     )
     ready.then(g(access.LOOK, hand_back_token), browser_id, browser_id_carrier, **private).then(
         None, browser_id_carrier, None, js=STORE_ID_JS, **private

@@ -514,3 +514,13 @@ def test_run_stopped_before_its_first_checkpoint_says_so(dataset_dir, tiny_model
     store.update_status(record.dir, status="stopped")
     status = train_tab.render(train_tab.open_view(record.run_id), OWNER)[3]
     assert "before its first checkpoint" in status and "adapter was saved" not in status
+
+
+def test_on_load_opens_the_run_the_address_names_when_it_is_one(tmp_path):
+    """?run=ID (read by the browser) opens that run; anything that is not a run the caller sees is ignored."""
+    older = store.create_run(RunConfig(dataset=str(tmp_path), name="mine, older"), OWNER)
+    store.create_run(RunConfig(dataset=str(tmp_path), name="mine, newer"), OWNER)
+    default = train_tab.on_load(OWNER, None)[1]["run_id"]
+    assert train_tab.on_load(OWNER, None, older.run_id)[1]["run_id"] == older.run_id != default
+    for asked in ("../../etc/passwd", "run-doesnotexist", ""):
+        assert train_tab.on_load(OWNER, None, asked)[1]["run_id"] == default
