@@ -160,7 +160,7 @@ def refresh_runs(current=None, asked=None):
     """The runs list; `asked`: the run in the page's address (?tab=compare&run=ID), when the caller may open it."""
     choices = run_choices()
     ids = [value for _, value in choices]
-    value = current if current else asked if asked in ids else (ids[0] if ids else None)
+    value = asked if asked in ids else current if current else (ids[0] if ids else None)
     hint = (
         "*Pick a run and press **Open** — or just ask a question: the run loads with the first message.*"
         if choices

@@ -126,7 +126,7 @@ class Visitor:
     def load_page(self, token: str | None = None) -> str:
         """What the page does on load: hand the stored token (if any) to the server, get the one to keep."""
         on_load = self.fn_index("on_load")
-        result = self.call(on_load, [token or "", None])
+        result = self.call(on_load, [token or "", None, ""])  # stored token, view, the run in the address
         assert result.success, result.error
         back = self.call(self.fn_index("hand_back_token"), [None])
         assert back.success, back.error
