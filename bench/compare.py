@@ -1,6 +1,6 @@
 """Compare benchmark: memory of one shared copy vs two models, and streaming speed per column.
 
-    STUDIO_HOME=/tmp/sh1 /work/venv/bin/python bench/compare.py [--run RUN_ID_OR_DIR] [--tokens 48]
+    STUDIO_HOME=bench-home .venv/bin/python bench/compare.py [--run RUN_ID_OR_DIR] [--tokens 48]
 
 Without --run it builds a LoRA adapter (r=8, all linear layers, random non-zero weights) for the
 bundled SmolLM2 in a temporary folder: memory and speed do not depend on what the adapter learned.
@@ -149,7 +149,7 @@ def main() -> None:
     load = os.getloadavg()
     print(
         f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
-        f"(shared with other engineers' jobs: figures are under contention)"
+        f"(other work on the machine puts figures under contention)"
     )
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
         target = args.run

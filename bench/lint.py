@@ -1,8 +1,8 @@
 """Benchmark: lint a synthetic chat dataset with every rule, token counts (bundled SmolLM2 tokenizer,
 after its chat template, trainable tokens separately) and the near-duplicate search.
 
-    STUDIO_HOME=/tmp/sh1 HF_HUB_OFFLINE=1 python bench/lint.py                 # 100,000 rows
-    STUDIO_HOME=/tmp/sh1 HF_HUB_OFFLINE=1 python bench/lint.py --rows 1000000  # the million-row target
+    STUDIO_HOME=bench-home HF_HUB_OFFLINE=1 .venv/bin/python bench/lint.py                 # 100,000 rows
+    STUDIO_HOME=bench-home HF_HUB_OFFLINE=1 .venv/bin/python bench/lint.py --rows 1000000  # the million-row target
     ... --workers 1          # one process (default: the CLI's automatic choice, one per core)
     ... --code /other/checkout  # the same measurement of another checkout's linter (before/after)
 
