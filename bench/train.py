@@ -1,12 +1,12 @@
 """Training speed and memory benchmarks (prints figures; asserts nothing).
 
-    STUDIO_HOME=bench-home .venv/bin/python bench/train.py bundled    # bundled SmolLM2 on the sample: fp32 vs the chosen precision
-    STUDIO_HOME=bench-home .venv/bin/python bench/train.py memory     # 300 Alpaca-shaped rows, batch 8 x max length 576: peak RSS
-    STUDIO_HOME=bench-home .venv/bin/python bench/train.py profile    # torch.profiler over a few steps: where a step's time goes
-    STUDIO_HOME=bench-home .venv/bin/python bench/train.py peaks      # fp32 and bf16 matmul peaks of this CPU
-    STUDIO_HOME=bench-home .venv/bin/python bench/train.py overhead   # studio worker vs plain TRL, same config
-    STUDIO_HOME=bench-home .venv/bin/python bench/train.py explore    # threads / batch / packing / length grouping
-    STUDIO_HOME=bench-home .venv/bin/python bench/train.py padding    # real vs padded tokens, random vs length-grouped batches
+    STUDIO_HOME=bench-home python bench/train.py bundled    # bundled SmolLM2 on the sample: fp32 vs chosen precision
+    STUDIO_HOME=bench-home python bench/train.py memory     # 300 Alpaca-shaped rows, batch 8 x max length 576: peak RSS
+    STUDIO_HOME=bench-home python bench/train.py profile    # torch.profiler over a few steps: where a step's time goes
+    STUDIO_HOME=bench-home python bench/train.py peaks      # fp32 and bf16 matmul peaks of this CPU
+    STUDIO_HOME=bench-home python bench/train.py overhead   # studio worker vs plain TRL, same config
+    STUDIO_HOME=bench-home python bench/train.py explore    # threads / batch / packing / length grouping
+    STUDIO_HOME=bench-home python bench/train.py padding    # real vs padded tokens, random vs length-grouped batches
     options: --steps N  --threads N  --model tiny|bundled  --repeats N  --save FILE  --previous FILE
 
 Every figure is printed side by side: fp32 next to the precision the studio chooses on this machine, and with
