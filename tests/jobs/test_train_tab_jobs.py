@@ -11,31 +11,32 @@ import pytest
 
 from studio import access
 from studio.train import store
-from studio.ui import train_tab
+from studio.ui import train_actions, train_form, train_live
 
 OWNER = "browser-jobs-owner-1234"
 
 
 def form(config) -> list:
-    return train_tab.form_values(config.to_dict())
+    return train_form.form_values(config.to_dict())
 
 
 def test_choosing_jobs_shows_the_flavours_with_prices(remote_env):
-    box, flavor, note, start = train_tab.choose_where("hf-jobs", None)
-    assert box["visible"] is True and start["interactive"] is True
+    where = train_form.choose_where("hf-jobs", None)
+    flavor, note = where["flavor"], where["jobs_note"]
+    assert where["jobs_box"]["visible"] is True and where["start_button"]["interactive"] is True
     names = [name for _, name in flavor["choices"]]
     assert names[0] == "t4-small" and "cpu-basic" in names and flavor["value"] == "t4-small"
     assert any("$0.40/h" in label for label, _ in flavor["choices"])
     assert "operators" in note
-    box, *_ = train_tab.choose_where("local", "t4-small")
-    assert box["visible"] is False
+    assert train_form.choose_where("local", "t4-small")["jobs_box"]["visible"] is False
 
 
 def test_check_shows_time_cost_cap_and_the_equivalent_command(remote_env, tiny_remote_config):
-    markdown, command, config_json = train_tab.check_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 2.0)
+    checked = train_form.check_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 2.0)
+    markdown, command = checked["preflight"], checked["cli"]
     assert "Runs on Hugging Face Jobs" in markdown and "Cost: about" in markdown and "Cap: **$2.00**" in markdown
     assert command.endswith("--executor hf-jobs --flavor cpu-basic --max-cost 2")
-    markdown, *_ = train_tab.check_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 0.00001)
+    markdown = train_form.check_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 0.00001)["preflight"]
     assert "above the cap" in markdown
 
 
@@ -67,12 +68,10 @@ def test_a_visitor_never_sends_or_resumes_a_run_nor_uses_the_token(who, remote_e
     requests_before = len(remote_env.requests)
     with access.acting(visitor):
         refusals = [
-            train_tab.start_where(
-                *form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 1.0, OWNER, train_tab.open_view(None)
-            )[0],
-            train_tab.check_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 1.0)[0],
-            train_tab.choose_where("hf-jobs", None)[2],
-            train_tab.refresh_flavors(None)[1],
+            train_form.start_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 1.0, OWNER)["preflight"],
+            train_form.check_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 1.0)["preflight"],
+            train_form.choose_where("hf-jobs", None)["jobs_note"],
+            train_form.refresh_flavors(None)["jobs_note"],
         ]
         with pytest.raises(access.AccessDenied):  # the logic refuses a direct call too, not only the tab
             supervisor.launch_with(
@@ -103,7 +102,10 @@ def test_a_visitor_never_sends_or_resumes_a_run_nor_uses_the_token(who, remote_e
         with access.acting(visitor), pytest.raises(access.AccessDenied, match="operator"):
             supervisor.resume(record.run_id, requester=visitor)
         with access.acting(visitor):
-            assert "operator" in train_tab.resume_run(train_tab.open_view(record.run_id), None, None)[0]
+            assert (
+                "operator"
+                in train_actions.resume_run(train_live.open_view(record.run_id), None, None)["action_message"]
+            )
         assert store.get_run(record.run_id).state == "stopped"
         assert len(remote_env.requests) == requests_before
         with pytest.raises(access.AccessDenied):
@@ -122,7 +124,8 @@ def test_an_operator_of_a_public_studio_may_send(remote_env, tiny_remote_config,
     assert operator.operator
     with access.acting(operator):
         assert executor.require_operator() == operator
-        _box, flavor, note, _start = train_tab.choose_where("hf-jobs", None)
+        where = train_form.choose_where("hf-jobs", None)
+        flavor, note = where["flavor"], where["jobs_note"]
     assert "cpu-basic" in [name for _, name in flavor["choices"]] and "Not allowed" not in note
     # Handed in explicitly (no request around it), the operator gets past every check to the cost cap.
     from studio.errors import StudioError
@@ -142,10 +145,8 @@ def test_an_operator_of_a_public_studio_may_send(remote_env, tiny_remote_config,
 
 def test_a_run_above_the_cap_is_not_sent(remote_env, tiny_remote_config):
     runs_before = {record.run_id for record in store.list_runs()}
-    outputs = train_tab.start_where(
-        *form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 0.00001, OWNER, train_tab.open_view(None)
-    )
-    assert "Not sent" in outputs[3]
+    outputs = train_form.start_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 0.00001, OWNER)
+    assert "Not sent" in outputs["start_message"]
     assert {record.run_id for record in store.list_runs()} == runs_before
 
 
@@ -173,10 +174,10 @@ def test_a_remote_run_shows_its_job_cost_and_repo(remote_env, tiny_remote_config
         job_metrics={"gpu_percent": 91, "gpu_used_gb": 9.5, "gpu_total_gb": 16},
     )
     # A live follower is not needed to show it: reconcile would start one, so look at the text directly.
-    text = train_tab._status_markdown(store.get_run(record.run_id), [], OWNER)
+    text = train_live._status_markdown(store.get_run(record.run_id), [], OWNER)
     assert "[abc123](https://huggingface.co/jobs/someone/abc123)" in text
     assert "≈ $0.12" in text and "$3.00 cap" in text and "GPU 91 %" in text and "someone/fine-tune-studio-x" in text
-    rows, ids = train_tab.history_table()
+    rows, ids = train_live.history_table()
     assert rows[ids.index(record.run_id)][3] == "running · Jobs t4-small"
     store.update_status(record.dir, status="failed", job_stage="ERROR")
     store.delete_run(record.run_id)

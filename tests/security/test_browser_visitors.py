@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from studio.ui.train_tab import BROWSER_ID_KEY
+from studio.ui.train_live import BROWSER_ID_KEY
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

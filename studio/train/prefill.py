@@ -1,0 +1,47 @@
+"""Decide's hand-over in Train's terms: the RunConfig settings a Decide plan fills in.
+
+Decide plans a technique on a chosen hardware; Train runs a RunConfig on this machine. This is the one place
+that translates the first into the second (the Train tab shows the result in its form).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# Decide keys that are RunConfig fields of the same meaning.
+COPIED = ("model", "epochs", "max_length", "lora_r", "lora_alpha", "batch_size")
+
+
+@dataclass(frozen=True)
+class Handover:
+    values: dict[str, Any] = field(default_factory=dict)  # RunConfig field → value (never the dataset)
+    dataset: str | None = None  # as Decide named it: the caller checks who may use it
+    technique: str = ""
+    gradient_checkpointing: bool | None = None  # None: the worker decides
+
+    def summary(self) -> str:
+        """'epochs 2, max length 512' — what the form now holds."""
+        return ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in self.values.items())
+
+
+def from_decide(plan: Mapping[str, Any] | None, *, qlora_possible: bool, on_gpu: bool) -> Handover:
+    """The settings a Decide plan gives Train. QLoRA only where this machine can run it (else plain LoRA, which
+    the form shows); checkpointing only on a GPU: it saves GPU memory but costs a CPU run about 60 % more time
+    (bundled demo: 356 s vs 222 s), so off a GPU the worker decides."""
+    if not plan:
+        return Handover()
+    technique = str(plan.get("technique") or "").lower()
+    values = {key: plan[key] for key in COPIED if plan.get(key) not in (None, "")}
+    if technique == "dora" or plan.get("use_dora"):
+        values["use_dora"] = True
+    if (technique == "qlora" or plan.get("load_in_4bit")) and qlora_possible:
+        values["qlora_4bit"] = True
+    checkpointing = plan.get("gradient_checkpointing")
+    return Handover(
+        values=values,
+        dataset=str(plan["dataset"]) if plan.get("dataset") else None,
+        technique=technique,
+        gradient_checkpointing=bool(checkpointing) if checkpointing is not None and on_gpu else None,
+    )

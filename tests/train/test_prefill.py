@@ -1,0 +1,46 @@
+"""Decide's hand-over in Train's terms (studio/train/prefill.py)."""
+
+from studio.train import prefill
+
+PLAN = {
+    "model": "bundled:SmolLM2-135M-Instruct",
+    "technique": "QLoRA",
+    "epochs": 3,
+    "max_length": 512,
+    "lora_r": 16,
+    "lora_alpha": 32,
+    "batch_size": 4,
+    "gradient_checkpointing": True,
+    "dataset": "/data/pirates",
+    "price": 2.5,  # Decide's own business: never a RunConfig setting
+}
+
+
+def test_a_plan_becomes_run_settings_and_nothing_else():
+    handover = prefill.from_decide(PLAN, qlora_possible=True, on_gpu=True)
+    assert handover.values == {
+        "model": "bundled:SmolLM2-135M-Instruct",
+        "epochs": 3,
+        "max_length": 512,
+        "lora_r": 16,
+        "lora_alpha": 32,
+        "batch_size": 4,
+        "qlora_4bit": True,
+    }
+    assert handover.dataset == "/data/pirates" and handover.technique == "qlora"
+    assert handover.gradient_checkpointing is True
+    assert handover.summary().startswith("model bundled:SmolLM2-135M-Instruct, epochs 3, max length 512")
+
+
+def test_what_this_machine_cannot_run_is_left_to_it():
+    handover = prefill.from_decide(PLAN, qlora_possible=False, on_gpu=False)
+    assert "qlora_4bit" not in handover.values  # the form shows plain LoRA
+    assert handover.gradient_checkpointing is None  # off a GPU the worker decides
+
+
+def test_dora_empty_values_and_no_plan():
+    handover = prefill.from_decide(
+        {"technique": "dora", "epochs": "", "lora_r": None}, qlora_possible=True, on_gpu=False
+    )
+    assert handover.values == {"use_dora": True}
+    assert prefill.from_decide(None, qlora_possible=True, on_gpu=True) == prefill.Handover()
