@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from studio import escape
+from studio.data.rules.tokens import row_tokens
 from studio.data.stats import PALETTE, ROLE_COLOURS
 from studio.models import templates
 
@@ -30,6 +31,26 @@ def _training_template(tokenizer) -> str | None:
         return templates.training_template(tokenizer)
     except Exception:  # noqa: BLE001 - fall back to our own span search
         return None
+
+
+def row_spans(row, tokenizer, max_length: int | None = None) -> list[dict[str, Any]]:
+    """[{"text", "trained", "cut"}] for a linted row: a conversation through the linter's own renderer (so the
+    view matches the counts in the report; else `token_spans`), plain text token by token (all trained).
+    Raises what the chat template raises on a broken row."""
+    if row.messages:
+        try:
+            pairs = row_tokens(row, tokenizer)
+        except Exception:  # noqa: BLE001 - the linter's renderer may refuse a row the template still renders
+            return token_spans(tokenizer, row.messages, max_length)
+        return [
+            {"text": text, "trained": bool(trained), "cut": bool(max_length) and index >= max_length}
+            for index, (text, trained) in enumerate(pairs)
+        ]
+    ids = tokenizer(row.text or "", add_special_tokens=False)["input_ids"]
+    return [
+        {"text": tokenizer.decode([token_id]), "trained": True, "cut": bool(max_length) and index >= max_length}
+        for index, token_id in enumerate(ids)
+    ]
 
 
 def token_spans(tokenizer, messages: list[dict], max_length: int | None = None) -> list[dict[str, Any]]:

@@ -16,26 +16,28 @@ reasons are user text: they go through studio.escape wherever they are shown.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
 from studio import access, escape, paths, quotas
-from studio.data import clean, dismissals, rowview, store
+from studio.data import clean, dismissals, pipeline, rowview, store
 from studio.data import mapping as mapping_module
 from studio.data import stats as stats_module
 from studio.data.lint import context_length
 from studio.data.load import load_hub
 from studio.data.mapping import ColumnMapping
 from studio.data.rowview import ROW_VIEW_CSS
-from studio.data.rules.secrets import mask_record
-from studio.data.rules.tokens import row_tokens
+from studio.data.rules.secrets import mask_row
 from studio.data.stats import compute_stats, error_rows
 from studio.data.store import SAMPLES_DIR, bundled_samples
 from studio.errors import StudioError
 from studio.models import catalog, loading
 from studio.ui.guard import guarded
 from studio.ui.shared import Shared, download_copy, message_markdown
+from studio.ui.wiring import Parts, wired
 
 INTRO = (
     "**What am I looking at?** Your training data, checked row by row *before* you spend compute on it. "
@@ -44,6 +46,7 @@ INTRO = (
 )
 UPLOAD_TYPES = [".jsonl", ".json", ".csv", ".parquet", ".gz", ".zip"]
 SOURCE_KINDS = ["Sample", "Upload a file", "Hugging Face Hub"]
+SOURCE_BOXES = ("sample_box", "upload_box", "hub_box")  # the inputs of each kind, in the same order
 FINDING_COLUMNS = ["Severity", "Rule", "Row", "Message", "Hint"]
 SEVERITY_LABELS = {"E": "error", "W": "warning", "I": "info"}
 # Okabe-Ito colours (colour-blind safe), same as the plots.
@@ -137,13 +140,8 @@ def _error_rows(report) -> dict[int, list]:
     return error_rows(report.findings)
 
 
-def verdict_of(report) -> str:
-    """'ready' | 'warnings' | 'blocked' from the report's verdict."""
-    return {"blocked": "blocked", "ready with warnings": "warnings"}.get(report.verdict, "ready")
-
-
 def verdict_html(report, stats: dict | None = None) -> str:
-    verdict = verdict_of(report)
+    verdict = pipeline.verdict_of(report)
     counts = report.counts_by_severity
     numbers = {row.number for row in report.rows}
     bad_rows = len(set(_error_rows(report)) & numbers)
@@ -249,14 +247,14 @@ def rule_choices(report) -> list[str]:
     return ["All"] + sorted({f.rule for f in report.findings})
 
 
-def row_view(state: dict | None, row_number) -> tuple[str, str, str]:
-    """(chat HTML, tokens HTML, findings Markdown) of one row of the linted file."""
+def row_view(state: dict | None, row_number) -> dict[str, str]:
+    """One row of the linted file: its chat, its tokens and its findings (the names chat, tokens, notes)."""
     if not state:
-        return "", "", "Check some data first."
+        return {"chat": "", "tokens": "", "notes": "Check some data first."}
     try:
         number = int(row_number)
     except (TypeError, ValueError):
-        return "", "", "This finding is about the whole file, not one row."
+        return {"chat": "", "tokens": "", "notes": "This finding is about the whole file, not one row."}
     report = state["report"]
     row = next((r for r in report.rows if r.number == number), None)
     findings = [f for f in report.findings if f.row == number]
@@ -269,66 +267,27 @@ def row_view(state: dict | None, row_number) -> tuple[str, str, str]:
         f"{len(findings)} finding{'s' if len(findings) != 1 else ''}:\n\n{notes}" if findings else "no findings."
     )
     if row is None:
-        return (
-            rowview.chat_html(None),
-            "",
-            f"**Row {number}** could not be read as a record (see its findings).\n\n{notes}",
-        )
+        return {
+            "chat": rowview.chat_html(None),
+            "tokens": "",
+            "notes": f"**Row {number}** could not be read as a record (see its findings).\n\n{notes}",
+        }
     if any(f.rule == "PII-SECRET" for f in findings):
-        row = _secrets_masked(row)  # a secret is never shown, not even in its own row
-    chat = rowview.chat_html(row.messages, row.text)
-    tokens = ""
+        row = mask_row(row)  # a secret is never shown, not even in its own row
     tokenizer = state.get("tokenizer")
-    if tokenizer is not None and row.messages:
+    if tokenizer is None:
+        tokens = '<div class="rv-empty">Pick a model to see the tokens.</div>'
+    elif row.messages or row.text is not None:
         try:
-            spans = _row_spans(row, tokenizer, state.get("max_length"))
-            tokens = rowview.tokens_html(spans)
+            tokens = rowview.tokens_html(rowview.row_spans(row, tokenizer, state.get("max_length")))
         except Exception as error:  # noqa: BLE001 - the template may reject a broken row: say so
             tokens = (
                 f'<div class="rv-empty">'
                 f"The chat template could not render this row: {escape.html(str(error)[:300])}</div>"
             )
-    elif tokenizer is not None and row.text is not None:
-        try:
-            ids = tokenizer(row.text, add_special_tokens=False)["input_ids"]
-            tokens = rowview.tokens_html(
-                [
-                    {
-                        "text": tokenizer.decode([i]),
-                        "trained": True,
-                        "cut": bool(state.get("max_length")) and n >= state["max_length"],
-                    }
-                    for n, i in enumerate(ids)
-                ]
-            )
-        except Exception:  # noqa: BLE001
-            tokens = ""
     else:
-        tokens = '<div class="rv-empty">Pick a model to see the tokens.</div>'
-    return chat, tokens, header
-
-
-def _secrets_masked(row):
-    """A copy of the row with every secret in its messages (or text) replaced by the mask."""
-    import dataclasses
-
-    return dataclasses.replace(
-        row,
-        messages=mask_record(row.messages) if row.messages is not None else None,
-        text=mask_record(row.text) if row.text is not None else None,
-    )
-
-
-def _row_spans(row, tokenizer, max_length) -> list[dict]:
-    """Token spans from the linter's own renderer (so the view matches the counts), else our own."""
-    try:
-        pairs = row_tokens(row, tokenizer)
-        return [
-            {"text": text, "trained": bool(trained), "cut": bool(max_length) and index >= max_length}
-            for index, (text, trained) in enumerate(pairs)
-        ]
-    except Exception:  # noqa: BLE001
-        return rowview.token_spans(tokenizer, row.messages, max_length)
+        tokens = ""
+    return {"chat": rowview.chat_html(row.messages, row.text), "tokens": tokens, "notes": header}
 
 
 # ---------------------------------------------------------------- handlers
@@ -430,8 +389,8 @@ def run_lint(source, model_ref, max_length, batch_size, progress=gr.Progress()):
     return _render(state["source"], state, stats, model_note)
 
 
-def _render(source, state, stats, model_note=None):
-    """The lint outputs for a checked source (LINT_OUTPUTS in build())."""
+def _render(source, state, stats, model_note=None) -> dict[str, Any]:
+    """The lint outputs (LINT_OUTPUTS) for a checked source."""
     report = state["report"]
     figures = stats_module.figures(stats)
     try:
@@ -439,37 +398,34 @@ def _render(source, state, stats, model_note=None):
     except StudioError:
         label = state["model"]
     first_row = _first_flagged_row(report)
-    chat, tokens, row_md = row_view(state, first_row) if first_row is not None else ("", "", "")
-    summary = stats_module.summary_markdown(stats)
-    return (
-        source,
-        state,
-        verdict_html(report, stats),
-        format_markdown(report, state["source"], label, state["max_length"], stats)
+    row = row_view(state, first_row) if first_row is not None else {"chat": "", "tokens": "", "notes": ""}
+    return {
+        "source": source,
+        "state": state,
+        "verdict": verdict_html(report, stats),
+        "format": format_markdown(report, state["source"], label, state["max_length"], stats)
         + (f"\n\n{model_note}" if model_note else ""),
-        findings_update(report),
-        gr.update(choices=SEVERITY_FILTERS, value="All"),
-        gr.update(choices=rule_choices(report), value="All"),
-        gr.update(value=first_row),
-        chat,
-        tokens,
-        row_md,
-        summary,
-        figures["tokens"],
-        figures["messages"],
-        figures["roles"],
-        figures["system_prompts"],
-        figures["findings"],
-        gr.update(value=state["max_length"]),
-        gr.update(visible=True),  # the report
-        gr.update(value=None, visible=False),  # downloads from a previous fix
-        gr.update(visible=False),  # next-step button
-        "",  # fix result
-        stats_module.manifest_stats(stats),  # Decide can estimate from the linted data before it is saved
-        gr.update(choices=sorted({f.rule for f in state.get("all_findings") or report.findings})),  # dismiss: rule
-        dismissed_markdown(source, state),
-        *mapping_updates(source, state),
-    )
+        "findings": findings_update(report),
+        "severity": gr.update(choices=SEVERITY_FILTERS, value="All"),
+        "rule": gr.update(choices=rule_choices(report), value="All"),
+        "row": gr.update(value=first_row),
+        **row,
+        "stats": stats_module.summary_markdown(stats),
+        "plot_tokens": figures["tokens"],
+        "plot_messages": figures["messages"],
+        "plot_roles": figures["roles"],
+        "plot_system": figures["system_prompts"],
+        "plot_findings": figures["findings"],
+        "max_length": gr.update(value=state["max_length"]),
+        "report_box": gr.update(visible=True),
+        "downloads": gr.update(value=None, visible=False),  # from a previous fix
+        "next": gr.update(visible=False),
+        "fix_result": "",
+        "dataset_stats": stats_module.manifest_stats(stats),  # Decide can estimate from the data before it is saved
+        "dismiss_rule": gr.update(choices=sorted({f.rule for f in state.get("all_findings") or report.findings})),
+        "dismissed": dismissed_markdown(source, state),
+        **mapping_updates(source, state),
+    }
 
 
 def lint_sample(sample_name, model_ref, max_length, batch_size, progress=gr.Progress()):
@@ -519,47 +475,29 @@ def error_html(error: Exception) -> str:
     )
 
 
-def _lint_failed(source, error: Exception | None):
+def _lint_failed(source, error: Exception | None) -> dict[str, Any]:
     """Outputs when nothing could be checked: the message (and hint) where the verdict goes; report hidden."""
     if error is not None:
-        import logging
-
         logging.getLogger(__name__).warning("Data tab: could not check the data: %r", error)
-    empty = gr.update()
-    verdict = error_html(error) if error is not None else idle_verdict_html()
-    return (
-        source,
-        None,
-        verdict,
-        "",
-        empty,
-        empty,
-        empty,
-        empty,
-        "",
-        "",
-        "",
-        "",
-        None,
-        None,
-        None,
-        None,
-        None,
-        empty,
-        gr.update(visible=False),
-        gr.update(value=None, visible=False),
-        gr.update(visible=False),
-        "",
-        gr.update(),
-        empty,
-        "",
-        gr.update(visible=False),
-        empty,
-        empty,
-        empty,
-        empty,
-        "",
-    )
+    hidden = gr.update(visible=False)
+    return {
+        "source": source,
+        "state": None,
+        "verdict": error_html(error) if error is not None else idle_verdict_html(),
+        "format": "",
+        "chat": "",
+        "tokens": "",
+        "notes": "",
+        "stats": "",
+        **dict.fromkeys(("plot_tokens", "plot_messages", "plot_roles", "plot_system", "plot_findings")),
+        "report_box": hidden,
+        "downloads": gr.update(value=None, visible=False),
+        "next": hidden,
+        "fix_result": "",
+        "dismissed": "",
+        "map_box": hidden,
+        "map_preview": "",
+    }
 
 
 # ---------------------------------------------------------------- dismissals and column mapping
@@ -601,8 +539,8 @@ def _reapply(source, state):
 
 
 def dismiss_finding(source, state, rule, row, scope, reason):
-    """Dismiss one finding (rule + row) or every finding of a rule, with a reason. Outputs: lint outputs + status +
-    reason."""
+    """Dismiss one finding (rule + row) or every finding of a rule, with a reason: the lint outputs again, the
+    status, the reason box emptied."""
     try:
         if not state or not source:
             raise StudioError("Check some data first.", "Use the sample or upload a file.")
@@ -621,17 +559,18 @@ def dismiss_finding(source, state, rule, row, scope, reason):
                 ) from None
         dismissal = dismissals.make(state["all_findings"], rule, reason, number)
         source = {**source, "dismissals": dismissals.add(source.get("dismissals"), dismissal)}
-        return (*_reapply(source, state), f"Dismissed: {escape.md_inline(dismissals.describe(dismissal))}", "")
+        described = f"Dismissed: {escape.md_inline(dismissals.describe(dismissal))}"
+        return {**_reapply(source, state), "dismiss_status": described, "dismiss_reason": ""}
     except StudioError as error:
-        return (*[gr.update()] * len(_LINT_OUTPUT_NAMES), message_markdown(error), gr.update())
+        return {"dismiss_status": message_markdown(error)}
 
 
 def restore_dismissed(source, state):
     """Undo every dismissal: the findings count again."""
     if not state or not source:
-        return (*[gr.update()] * len(_LINT_OUTPUT_NAMES), "Nothing to restore.", gr.update())
+        return {"dismiss_status": "Nothing to restore."}
     source = {**source, "dismissals": []}
-    return (*_reapply(source, state), "Every dismissed finding counts again.", gr.update())
+    return {**_reapply(source, state), "dismiss_status": "Every dismissed finding counts again."}
 
 
 def pick_for_dismissal(state, evt: gr.SelectData):
@@ -641,10 +580,14 @@ def pick_for_dismissal(state, evt: gr.SelectData):
     cell = row_value[2] if len(row_value) > 2 else None
     number = int(cell) if str(cell).strip().isdigit() else None
     scope = DISMISS_SCOPES[0] if number is not None else DISMISS_SCOPES[1]
-    return gr.update(value=rule), gr.update(value=number), gr.update(value=scope)
+    return {
+        "dismiss_rule": gr.update(value=rule),
+        "dismiss_row": gr.update(value=number),
+        "dismiss_scope": gr.update(value=scope),
+    }
 
 
-def mapping_updates(source, state) -> tuple:
+def mapping_updates(source, state) -> dict[str, Any]:
     """The mapping panel: shown for unknown layouts (open, with a proposal) or when a mapping is in use."""
     report = state["report"]
     available = mapping_module.columns(report.rows)
@@ -654,7 +597,7 @@ def mapping_updates(source, state) -> tuple:
     unknown_table = report.format is None and len(available) >= 2
     show = current is not None or needed or unknown_table
     if not show:
-        return (gr.update(visible=False, open=False), gr.update(), gr.update(), gr.update(), gr.update(), "")
+        return {"map_box": gr.update(visible=False, open=False), "map_preview": ""}
     optional = [NO_COLUMN] + available
     values = proposal.to_dict() if proposal else {"user": None, "assistant": None, "context": [], "system": None}
     preview = (
@@ -667,14 +610,14 @@ def mapping_updates(source, state) -> tuple:
         if current
         else "Column mapping — this file's columns are not a chat format the studio knows: say which column is which"
     )
-    return (
-        gr.update(visible=True, open=current is None, label=title),
-        gr.update(choices=available, value=values["user"]),
-        gr.update(choices=available, value=values["assistant"]),
-        gr.update(choices=available, value=values["context"]),
-        gr.update(choices=optional, value=values["system"] or NO_COLUMN),
-        preview,
-    )
+    return {
+        "map_box": gr.update(visible=True, open=current is None, label=title),
+        "map_user": gr.update(choices=available, value=values["user"]),
+        "map_assistant": gr.update(choices=available, value=values["assistant"]),
+        "map_context": gr.update(choices=available, value=values["context"]),
+        "map_system": gr.update(choices=optional, value=values["system"] or NO_COLUMN),
+        "map_preview": preview,
+    }
 
 
 def _mapping_from_form(user, assistant, context, system):
@@ -709,7 +652,7 @@ def preview_mapping(state, user, assistant, context, system):
 
 
 def apply_mapping(source, user, assistant, context, system, model_ref, max_length, batch_size, progress=gr.Progress()):
-    """Check the file again with this column mapping. Outputs: lint outputs + mapping status."""
+    """Check the file again with this column mapping: the lint outputs and the mapping status."""
     try:
         if not source:
             raise StudioError("Check some data first.", "Upload the file, then map its columns.")
@@ -718,23 +661,26 @@ def apply_mapping(source, user, assistant, context, system, model_ref, max_lengt
         loaded = mapping_module.load_mapped(source["path"], source["name"], None)
         column_mapping.check(mapping_module.columns(loaded.rows))
     except StudioError as error:
-        return (*[gr.update()] * len(_LINT_OUTPUT_NAMES), message_markdown(error))
+        return {"map_status": message_markdown(error)}
     source = {**source, "mapping": column_mapping.to_dict()}
-    return (
-        *run_lint(source, model_ref, max_length, batch_size, progress),
-        f"Rows converted with: {escape.md_inline(column_mapping.describe())}.",
-    )
+    return {
+        **run_lint(source, model_ref, max_length, batch_size, progress),
+        "map_status": f"Rows converted with: {escape.md_inline(column_mapping.describe())}.",
+    }
 
 
 def clear_mapping(source, model_ref, max_length, batch_size, progress=gr.Progress()):
     if not source:
-        return (*[gr.update()] * len(_LINT_OUTPUT_NAMES), "")
+        return {"map_status": ""}
     source = {key: value for key, value in source.items() if key != "mapping"}
-    return (*run_lint(source, model_ref, max_length, batch_size, progress), "The file is read as it is again.")
+    return {
+        **run_lint(source, model_ref, max_length, batch_size, progress),
+        "map_status": "The file is read as it is again.",
+    }
 
 
-# Names of the lint outputs, in order (build() wires the components in the same order).
-_LINT_OUTPUT_NAMES = (
+# What a check of the data redraws (run_lint and the handlers that check again return some of these names).
+LINT_OUTPUTS = (
     "source",
     "state",
     "verdict",
@@ -787,8 +733,8 @@ def select_finding(state, evt: gr.SelectData):
     row_value = getattr(evt, "row_value", None) or []
     cell = row_value[2] if len(row_value) > 2 else None
     number = int(cell) if str(cell).strip().isdigit() else None
-    chat, tokens, notes = row_view(state, number)
-    return gr.update(value=number) if number is not None else gr.update(), chat, tokens, notes
+    opened = row_view(state, number)
+    return {**opened, "row": gr.update(value=number)} if number is not None else opened
 
 
 def show_row(state, number):
@@ -796,25 +742,16 @@ def show_row(state, number):
 
 
 def fix_and_split(state, validation_percent, seed, name, progress=gr.Progress()):
-    """Apply the safe fixes, split, save the dataset folder. Outputs: result, downloads, dataset, stats, next button."""
+    """Apply the safe fixes, split, save the dataset folder: the result, its downloads, the dataset (for Train and
+    Decide) and the next-step button."""
     try:
         folder, manifest = save_from_state(state, validation_percent, seed, name, progress)
-    except StudioError as error:
-        return (
-            message_markdown(error),
-            gr.update(value=None, visible=False),
-            gr.update(),
-            gr.update(),
-            gr.update(visible=False),
-        )
-    except Exception as error:  # noqa: BLE001
-        return (
-            message_markdown(error),
-            gr.update(value=None, visible=False),
-            gr.update(),
-            gr.update(),
-            gr.update(visible=False),
-        )
+    except Exception as error:  # noqa: BLE001 - StudioError or not: a message, never a traceback
+        return {
+            "fix_result": message_markdown(error),
+            "downloads": gr.update(value=None, visible=False),
+            "next": gr.update(visible=False),
+        }
     counts = manifest["counts"]
     fixes = manifest.get("fixes", {})
     fixed = []
@@ -852,13 +789,17 @@ def fix_and_split(state, validation_percent, seed, name, progress=gr.Progress())
         download_copy(folder / name) if access.is_public() else str(folder / name)
         for name in ("train.jsonl", "validation.jsonl", "rejected.jsonl", "report.json", "report.md")
     ]
-    return result, gr.update(value=files, visible=True), str(folder), manifest["stats"], gr.update(visible=True)
+    return {
+        "fix_result": result,
+        "downloads": gr.update(value=files, visible=True),
+        "dataset": str(folder),
+        "dataset_stats": manifest["stats"],
+        "next": gr.update(visible=True),
+    }
 
 
 def save_from_state(state, validation_percent, seed, name, progress=None):
-    """Fix, split and save; returns (folder, manifest). Raises StudioError."""
-    import json
-
+    """Fix, split and save what was checked (studio.data.pipeline); returns (folder, manifest). Raises StudioError."""
     if not state:
         raise StudioError("Check some data first.", "Use the sample or upload a file, then Fix and split.")
     identity = access.authorize(access.current(), access.SAVE_DATASET)
@@ -871,65 +812,23 @@ def save_from_state(state, validation_percent, seed, name, progress=None):
         seed = int(seed)
     except (TypeError, ValueError):
         seed = 0
-    report = state["report"]
-    if progress:
-        progress(0.1, desc="Applying fixes")
-    result = clean.clean_and_split(report, validation_fraction=fraction, seed=seed, progress=progress)
-    if progress:
-        progress(0.7, desc="Computing statistics of the training split")
-    train_stats = stats_module.compute_stats(
-        report,
-        max_length=state["max_length"],
-        batch_size=state["batch_size"],
-        model=state["model"],
-        context=state.get("context"),
-        row_numbers=result.train_rows,
-    )
-    manifest_stats = stats_module.manifest_stats(train_stats)
-    manifest_stats["validation_rows"] = len(result.validation)
-    source = state["source"]
-    report_json = _report_json(report, source, state.get("dismissed"))
-    report_md = stats_module.report_markdown(report, state["stats"], source.get("name", ""), verdict_of(report))
-    report_md += "\n" + dismissals.markdown(source.get("dismissals") or [], state.get("dismissed"))
-    if source.get("mapping"):
-        report_md += (
-            "\n## Column mapping\n\nRows were built from the file's columns: "
-            f"{escape.md_inline(mapping_module.ColumnMapping.from_dict(source['mapping']).describe())}.\n"
-        )
-    if progress:
-        progress(0.85, desc="Saving")
-    folder = store.save_dataset(
-        result,
-        report,
-        manifest_stats,
-        source_name=source.get("name", ""),
-        source_sha256=store.sha256_file(source["path"]),
+    return pipeline.save_checked(
+        pipeline.Checked(
+            report=state["report"],
+            stats=state["stats"],
+            source=state["source"],
+            model=state["model"],
+            max_length=state["max_length"],
+            batch_size=state["batch_size"],
+            context=state.get("context"),
+            dismissed=state.get("dismissed"),
+        ),
+        validation_fraction=fraction,
+        seed=seed,
         name=(name or "").strip() or None,
-        report_json=report_json,
-        report_markdown=report_md,
-        column_mapping=source.get("mapping"),
-        source_hub_id=source.get("hub_id"),
-        dismissals=source.get("dismissals") or [],
         owner=identity.user_id or access.LOCAL_OWNER,
+        progress=(lambda fraction, text: progress(fraction, desc=text)) if progress else None,
     )
-    manifest = json.loads((folder / store.MANIFEST).read_text(encoding="utf-8"))
-    return folder, manifest
-
-
-def _report_json(report, source: dict, dismissed=None) -> str:
-    import json
-
-    data = {
-        **report.to_json(),
-        "file": source.get("name") or report.name,
-        "dismissals": source.get("dismissals") or [],
-        "dismissed_findings": [
-            {**finding.to_dict(), "reason": dismissal["reason"]} for finding, dismissal in dismissed or []
-        ],
-    }
-    if source.get("mapping"):
-        data["column_mapping"] = source["mapping"]
-    return json.dumps(data, ensure_ascii=False, indent=2, default=str)
 
 
 def go_to_train():
@@ -938,7 +837,7 @@ def go_to_train():
 
 def show_source(kind):
     """Show the inputs of the chosen source (sample, upload, Hub)."""
-    return tuple(gr.update(visible=kind == option) for option in SOURCE_KINDS)
+    return {box: gr.update(visible=kind == option) for box, option in zip(SOURCE_BOXES, SOURCE_KINDS)}
 
 
 def sample_description(name) -> str:
@@ -1144,76 +1043,108 @@ def build(shared: Shared) -> None:
         )
         next_btn = gr.Button("Next: train on it →", variant="primary", visible=False, elem_id="data-next-btn")
 
-    lint_outputs = [
-        source_state,
-        lint_state,
-        verdict,
-        format_info,
-        findings,
-        severity_filter,
-        rule_filter,
-        row_number,
-        row_chat,
-        row_tokens,
-        row_notes,
-        stats_md,
-        plot_tokens,
-        plot_messages,
-        plot_roles,
-        plot_system,
-        plot_findings,
-        max_length,
-        report_box,
-        downloads,
-        next_btn,
-        fix_result,
-        shared.dataset_stats,
-        dismiss_rule,
-        dismissed_md,
-        map_box,
-        map_user,
-        map_assistant,
-        map_context,
-        map_system,
-        map_preview,
-    ]
-    assert len(lint_outputs) == len(_LINT_OUTPUT_NAMES)
+    # Every component a handler changes, by the name handlers return.
+    page = Parts(
+        source=source_state,
+        state=lint_state,
+        verdict=verdict,
+        format=format_info,
+        findings=findings,
+        severity=severity_filter,
+        rule=rule_filter,
+        row=row_number,
+        chat=row_chat,
+        tokens=row_tokens,
+        notes=row_notes,
+        stats=stats_md,
+        plot_tokens=plot_tokens,
+        plot_messages=plot_messages,
+        plot_roles=plot_roles,
+        plot_system=plot_system,
+        plot_findings=plot_findings,
+        max_length=max_length,
+        report_box=report_box,
+        downloads=downloads,
+        next=next_btn,
+        fix_result=fix_result,
+        dataset=shared.dataset,
+        dataset_stats=shared.dataset_stats,
+        dismiss_rule=dismiss_rule,
+        dismiss_row=dismiss_row,
+        dismiss_scope=dismiss_scope,
+        dismiss_status=dismiss_status,
+        dismiss_reason=dismiss_reason,
+        dismissed=dismissed_md,
+        map_box=map_box,
+        map_user=map_user,
+        map_assistant=map_assistant,
+        map_context=map_context,
+        map_system=map_system,
+        map_preview=map_preview,
+        map_status=map_status,
+        sample_box=sample_box,
+        upload_box=upload_box,
+        hub_box=hub_box,
+    )
+    lint = page.pick(*LINT_OUTPUTS)
     settings = [model, max_length, batch_size]
 
+    # API: checking a file (sample, upload, Hub) and saving it are named endpoints a gradio_client script may
+    # call (/lint_sample, /lint_upload, /lint_hub, /fix_and_split); every other event only updates the page.
+    private = {"api_visibility": "private"}
     g = guarded  # every handler goes through the guard (studio/ui/guard.py) with its rule
-    source_kind.change(g(access.LOOK, show_source), source_kind, [sample_box, upload_box, hub_box])
-    sample_pick.change(g(access.LOOK, sample_description), sample_pick, sample_info)
-    sample_btn.click(g(access.LINT, lint_sample), [sample_pick] + settings, lint_outputs)
-    upload.upload(g(access.LINT, lint_upload), [upload] + settings, lint_outputs)
-    hub_btn.click(g(access.LINT_HUB, lint_hub), [hub_id, hub_split] + settings, lint_outputs)
-    lint_btn.click(g(access.LINT, run_lint), [source_state] + settings, lint_outputs)
-    model.change(g(access.LOOK, lambda: None), None, max_length)  # a new model: its own context is the default again
-    model.change(g(access.LOOK, lambda ref: ref), model, shared.model)  # the studio-wide model choice (Train/Decide)
+    boxes = page.pick(*SOURCE_BOXES)
+    source_kind.change(wired(access.LOOK, boxes, show_source), source_kind, boxes.outputs(), **private)
+    sample_pick.change(g(access.LOOK, sample_description), sample_pick, sample_info, **private)
+    sample_btn.click(
+        wired(access.LINT, lint, lint_sample), [sample_pick] + settings, lint.outputs(), api_name="lint_sample"
+    )
+    upload.upload(wired(access.LINT, lint, lint_upload), [upload] + settings, lint.outputs(), api_name="lint_upload")
+    hub_btn.click(
+        wired(access.LINT_HUB, lint, lint_hub), [hub_id, hub_split] + settings, lint.outputs(), api_name="lint_hub"
+    )
+    lint_btn.click(wired(access.LINT, lint, run_lint), [source_state] + settings, lint.outputs(), **private)
+    # A new model: its own context is the default max length again; and it is the studio-wide model choice.
+    model.change(g(access.LOOK, lambda: None), None, max_length, **private)
+    model.change(g(access.LOOK, lambda ref: ref), model, shared.model, **private)
 
-    severity_filter.change(g(access.LOOK, filter_findings), [lint_state, severity_filter, rule_filter], findings)
-    rule_filter.change(g(access.LOOK, filter_findings), [lint_state, severity_filter, rule_filter], findings)
-    findings.select(g(access.LOOK, select_finding), lint_state, [row_number, row_chat, row_tokens, row_notes])
-    findings.select(g(access.LOOK, pick_for_dismissal), lint_state, [dismiss_rule, dismiss_row, dismiss_scope])
+    filters = [lint_state, severity_filter, rule_filter]
+    severity_filter.change(g(access.LOOK, filter_findings), filters, findings, **private)
+    rule_filter.change(g(access.LOOK, filter_findings), filters, findings, **private)
+    opened_row = page.pick("row", "chat", "tokens", "notes")
+    findings.select(wired(access.LOOK, opened_row, select_finding), lint_state, opened_row.outputs(), **private)
+    picked = page.pick("dismiss_rule", "dismiss_row", "dismiss_scope")
+    findings.select(wired(access.LOOK, picked, pick_for_dismissal), lint_state, picked.outputs(), **private)
     # Dismissing re-renders the checked data (nothing is saved until Fix and split): the lint rule.
+    dismissing = lint.plus(dismiss_status=dismiss_status, dismiss_reason=dismiss_reason)
     dismiss_btn.click(
-        g(access.LINT, dismiss_finding),
+        wired(access.LINT, dismissing, dismiss_finding),
         [source_state, lint_state, dismiss_rule, dismiss_row, dismiss_scope, dismiss_reason],
-        lint_outputs + [dismiss_status, dismiss_reason],
+        dismissing.outputs(),
+        **private,
     )
     restore_btn.click(
-        g(access.LINT, restore_dismissed), [source_state, lint_state], lint_outputs + [dismiss_status, dismiss_reason]
+        wired(access.LINT, dismissing, restore_dismissed), [source_state, lint_state], dismissing.outputs(), **private
     )
     map_form = [map_user, map_assistant, map_context, map_system]
     for control in map_form:
-        control.input(g(access.LOOK, preview_mapping), [lint_state] + map_form, map_preview, show_progress="hidden")
-    map_apply.click(g(access.LINT, apply_mapping), [source_state] + map_form + settings, lint_outputs + [map_status])
-    map_clear.click(g(access.LINT, clear_mapping), [source_state] + settings, lint_outputs + [map_status])
-    row_btn.click(g(access.LOOK, show_row), [lint_state, row_number], [row_chat, row_tokens, row_notes])
-    row_number.submit(g(access.LOOK, show_row), [lint_state, row_number], [row_chat, row_tokens, row_notes])
-
-    fix_btn.click(
-        g(access.SAVE_DATASET, fix_and_split),
-        [lint_state, val_percent, seed, dataset_name],
-        [fix_result, downloads, shared.dataset, shared.dataset_stats, next_btn],
+        control.input(
+            g(access.LOOK, preview_mapping), [lint_state] + map_form, map_preview, show_progress="hidden", **private
+        )
+    mapping = lint.plus(map_status=map_status)
+    map_apply.click(
+        wired(access.LINT, mapping, apply_mapping), [source_state] + map_form + settings, mapping.outputs(), **private
     )
-    next_btn.click(g(access.LOOK, go_to_train), None, shared.tabs)
+    map_clear.click(wired(access.LINT, mapping, clear_mapping), [source_state] + settings, mapping.outputs(), **private)
+    shown_row = page.pick("chat", "tokens", "notes")
+    row_btn.click(wired(access.LOOK, shown_row, show_row), [lint_state, row_number], shown_row.outputs(), **private)
+    row_number.submit(wired(access.LOOK, shown_row, show_row), [lint_state, row_number], shown_row.outputs(), **private)
+
+    saved = page.pick("fix_result", "downloads", "dataset", "dataset_stats", "next")
+    fix_btn.click(
+        wired(access.SAVE_DATASET, saved, fix_and_split),
+        [lint_state, val_percent, seed, dataset_name],
+        saved.outputs(),
+        api_name="fix_and_split",
+    )
+    next_btn.click(g(access.LOOK, go_to_train), None, shared.tabs, **private)

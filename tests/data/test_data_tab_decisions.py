@@ -9,8 +9,6 @@ gr = pytest.importorskip("gradio")
 
 from studio.ui import data_tab  # noqa: E402
 
-OUT = {name: index for index, name in enumerate(data_tab._LINT_OUTPUT_NAMES)}
-
 
 def verdict_of(html):
     return html.split('data-verdict="')[1].split('"')[0]
@@ -31,36 +29,35 @@ def qa_csv(tmp_path):
 def test_a_question_answer_csv_is_proposed_a_mapping_previewed_applied_and_saved(qa_csv, tiny_model_dir):
     tiny = str(tiny_model_dir)
     out = data_tab.lint_upload(str(qa_csv), tiny, 0, 8, progress=None)
-    assert verdict_of(out[OUT["verdict"]]) == "blocked"  # 0 usable rows as the file is
-    box = out[OUT["map_box"]]
+    assert verdict_of(out["verdict"]) == "blocked"  # 0 usable rows as the file is
+    box = out["map_box"]
     assert box["visible"] is True and box["open"] is True and "not a chat format" in box["label"]
-    assert (out[OUT["map_user"]]["value"], out[OUT["map_assistant"]]["value"]) == ("question", "answer")
-    assert out[OUT["map_context"]]["value"] == ["context"] and out[OUT["map_system"]]["value"] == "system"
-    assert "How do I reset password number 0?" in out[OUT["map_preview"]] and "rv-msg" in out[OUT["map_preview"]]
+    assert (out["map_user"]["value"], out["map_assistant"]["value"]) == ("question", "answer")
+    assert out["map_context"]["value"] == ["context"] and out["map_system"]["value"] == "system"
+    assert "How do I reset password number 0?" in out["map_preview"] and "rv-msg" in out["map_preview"]
     # The user changes the mapping: no context column. The preview follows; nothing is linted yet.
-    state = out[OUT["state"]]
+    state = out["state"]
     preview = data_tab.preview_mapping(state, "question", "answer", [], "(none)")
     assert "single sign-on" not in preview and "question→user, answer→assistant" in preview
     assert "no column called" in data_tab.preview_mapping(state, "question", "nope", [], "(none)")
 
     applied = data_tab.apply_mapping(
-        out[OUT["source"]], "question", "answer", ["context"], "system", tiny, 0, 8, progress=None
+        out["source"], "question", "answer", ["context"], "system", tiny, 0, 8, progress=None
     )
-    assert applied[-1].startswith("Rows converted with: system→system, question→user")
-    mapped = applied[:-1]
-    assert verdict_of(mapped[OUT["verdict"]]) in ("ready", "warnings")
-    assert mapped[OUT["source"]]["mapping"]["user"] == "question"
-    assert "column mapping" in mapped[OUT["format"]] and "in use" in mapped[OUT["map_box"]]["label"]
-    row = mapped[OUT["state"]]["report"].rows[0]
+    assert applied["map_status"].startswith("Rows converted with: system→system, question→user")
+    mapped = applied
+    assert verdict_of(mapped["verdict"]) in ("ready", "warnings")
+    assert mapped["source"]["mapping"]["user"] == "question"
+    assert "column mapping" in mapped["format"] and "in use" in mapped["map_box"]["label"]
+    row = mapped["state"]["report"].rows[0]
     assert [m["role"] for m in row.messages] == ["system", "user", "assistant"]
     assert row.messages[1]["content"].endswith("\n\nAccount 0 uses single sign-on.")
     # A re-check (another max length) keeps the mapping.
-    again = data_tab.run_lint(mapped[OUT["source"]], tiny, 256, 8, progress=None)
-    assert again[OUT["state"]]["report"].format == "messages"
+    again = data_tab.run_lint(mapped["source"], tiny, 256, 8, progress=None)
+    assert again["state"]["report"].format == "messages"
 
-    result, downloads, dataset, stats, next_btn = data_tab.fix_and_split(
-        again[OUT["state"]], 10, 1, "support", progress=None
-    )
+    saved = data_tab.fix_and_split(again["state"], 10, 1, "support", progress=None)
+    result, dataset = saved["fix_result"], saved["dataset"]
     manifest = json.loads((Path(dataset) / "manifest.json").read_text())
     assert manifest["column_mapping"] == {
         "user": "question",
@@ -76,23 +73,23 @@ def test_a_question_answer_csv_is_proposed_a_mapping_previewed_applied_and_saved
 
     # The same file uploaded again: the saved dataset's mapping comes back by itself.
     back = data_tab.lint_upload(str(qa_csv), tiny, 0, 8, progress=None)
-    assert back[OUT["source"]]["mapping"]["user"] == "question" and back[OUT["source"]]["carried_from"] == "support"
-    assert verdict_of(back[OUT["verdict"]]) in ("ready", "warnings")
-    cleared = data_tab.clear_mapping(back[OUT["source"]], tiny, 0, 8, progress=None)
-    assert verdict_of(cleared[OUT["verdict"]]) == "blocked" and "mapping" not in cleared[OUT["source"]]
+    assert back["source"]["mapping"]["user"] == "question" and back["source"]["carried_from"] == "support"
+    assert verdict_of(back["verdict"]) in ("ready", "warnings")
+    cleared = data_tab.clear_mapping(back["source"], tiny, 0, 8, progress=None)
+    assert verdict_of(cleared["verdict"]) == "blocked" and "mapping" not in cleared["source"]
 
 
 def test_a_mapping_naming_a_missing_column_changes_nothing(qa_csv, tiny_model_dir):
     out = data_tab.lint_upload(str(qa_csv), str(tiny_model_dir), 0, 8, progress=None)
     result = data_tab.apply_mapping(
-        out[OUT["source"]], "question", "reply", [], "(none)", str(tiny_model_dir), 0, 8, progress=None
+        out["source"], "question", "reply", [], "(none)", str(tiny_model_dir), 0, 8, progress=None
     )
-    assert "no column called 'reply'" in result[-1] and all(update == gr.update() for update in result[:-1])
+    assert "no column called 'reply'" in result["map_status"] and set(result) == {"map_status"}
 
 
 def test_chat_files_get_no_mapping_panel(tiny_model_dir):
     out = data_tab.lint_sample("assistant_style", str(tiny_model_dir), 0, 8, progress=None)
-    assert out[OUT["map_box"]]["visible"] is False
+    assert out["map_box"]["visible"] is False
 
 
 def test_dismissing_a_secret_finding_unblocks_its_row_and_is_saved_with_the_reason(tmp_path, tiny_model_dir):
@@ -110,26 +107,30 @@ def test_dismissing_a_secret_finding_unblocks_its_row_and_is_saved_with_the_reas
     rows[4]["messages"][1]["content"] = "The key is AKIAIOSFODNN7EXAMPLE, use it."  # a (fake) AWS key
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     out = data_tab.lint_upload(str(path), tiny, 0, 8, progress=None)
-    assert verdict_of(out[OUT["verdict"]]) == "blocked" and "PII-SECRET" in out[OUT["dismiss_rule"]]["choices"]
-    source, state = out[OUT["source"]], out[OUT["state"]]
+    assert verdict_of(out["verdict"]) == "blocked" and "PII-SECRET" in out["dismiss_rule"]["choices"]
+    source, state = out["source"], out["state"]
 
     # Clicking the finding fills the form.
     frame = data_tab.filter_findings(state, "All", "PII-SECRET")["value"]
     event = gr.SelectData(None, {"index": [0, 1], "value": "PII-SECRET", "row_value": frame.iloc[0].tolist()})
-    rule, row, scope = data_tab.pick_for_dismissal(state, event)
-    assert (rule["value"], row["value"], scope["value"]) == ("PII-SECRET", 5, data_tab.DISMISS_SCOPES[0])
+    picked = data_tab.pick_for_dismissal(state, event)
+    assert (picked["dismiss_rule"]["value"], picked["dismiss_row"]["value"], picked["dismiss_scope"]["value"]) == (
+        "PII-SECRET",
+        5,
+        data_tab.DISMISS_SCOPES[0],
+    )
 
     refused = data_tab.dismiss_finding(source, state, "PII-SECRET", 5, data_tab.DISMISS_SCOPES[0], "  ")
-    assert "why" in refused[-2] and refused[OUT["verdict"]] == gr.update()
+    assert "why" in refused["dismiss_status"] and "verdict" not in refused  # the report stays as it was
     done = data_tab.dismiss_finding(
         source, state, "PII-SECRET", 5, data_tab.DISMISS_SCOPES[0], "test fixture key, not real"
     )
-    assert done[-2].startswith("Dismissed: PII-SECRET (row 5)") and done[-1] == ""
-    assert verdict_of(done[OUT["verdict"]]) in ("ready", "warnings")
-    assert "PII-SECRET" not in set(done[OUT["findings"]]["value"]["Rule"])
-    assert "test fixture key, not real" in done[OUT["dismissed"]] and "(1 finding)" in done[OUT["dismissed"]]
+    assert done["dismiss_status"].startswith("Dismissed: PII-SECRET (row 5)") and done["dismiss_reason"] == ""
+    assert verdict_of(done["verdict"]) in ("ready", "warnings")
+    assert "PII-SECRET" not in set(done["findings"]["value"]["Rule"])
+    assert "test fixture key, not real" in done["dismissed"] and "(1 finding)" in done["dismissed"]
 
-    result, _, dataset, _, _ = data_tab.fix_and_split(done[OUT["state"]], 10, 3, "art", progress=None)
+    dataset = data_tab.fix_and_split(done["state"], 10, 3, "art", progress=None)["dataset"]
     folder = Path(dataset)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["counts"]["rejected"] == 0 and manifest["counts"]["train"] + manifest["counts"]["validation"] == 20
@@ -142,20 +143,20 @@ def test_dismissing_a_secret_finding_unblocks_its_row_and_is_saved_with_the_reas
     report = json.loads((folder / "report.json").read_text())
     assert report["dismissed_findings"][0]["rule"] == "PII-SECRET" and report["verdict"] != "blocked"
 
-    restored = data_tab.restore_dismissed(done[OUT["source"]], done[OUT["state"]])
-    assert verdict_of(restored[OUT["verdict"]]) == "blocked" and restored[OUT["source"]]["dismissals"] == []
+    restored = data_tab.restore_dismissed(done["source"], done["state"])
+    assert verdict_of(restored["verdict"]) == "blocked" and restored["source"]["dismissals"] == []
 
 
 def test_structural_errors_cannot_be_dismissed_in_the_tab(tiny_model_dir):
     out = data_tab.lint_sample("assistant_style_messy", str(tiny_model_dir), 0, 8, progress=None)
     result = data_tab.dismiss_finding(
-        out[OUT["source"]], out[OUT["state"]], "ROLE-NO-ASSIST", 28, data_tab.DISMISS_SCOPES[0], "I want it"
+        out["source"], out["state"], "ROLE-NO-ASSIST", 28, data_tab.DISMISS_SCOPES[0], "I want it"
     )
-    assert "cannot be dismissed" in result[-2]
+    assert "cannot be dismissed" in result["dismiss_status"]
     every = data_tab.dismiss_finding(
-        out[OUT["source"]], out[OUT["state"]], "PII-SECRET", None, data_tab.DISMISS_SCOPES[1], "sample data"
+        out["source"], out["state"], "PII-SECRET", None, data_tab.DISMISS_SCOPES[1], "sample data"
     )
-    assert "every row" in every[-2] and every[OUT["source"]]["dismissals"][0]["row"] is None
+    assert "every row" in every["dismiss_status"] and every["source"]["dismissals"][0]["row"] is None
 
 
 def test_public_mode_carries_over_only_the_callers_own_mapping_and_reasons(monkeypatch):

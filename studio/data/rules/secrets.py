@@ -19,6 +19,7 @@ Findings and reports never quote a secret: callers say what kind it is and where
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections import Counter
@@ -191,6 +192,15 @@ def mask_record(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [mask_record(item) for item in value]
     return value
+
+
+def mask_row(row):
+    """A copy of a linted row with every secret in its messages (or text) replaced by the mask."""
+    return dataclasses.replace(
+        row,
+        messages=mask_record(row.messages) if row.messages is not None else None,
+        text=mask_record(row.text) if row.text is not None else None,
+    )
 
 
 def quote(text: str, limit: int) -> str:
