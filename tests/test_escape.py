@@ -227,7 +227,7 @@ def test_compare_report_html_and_markdown(tmp_path):
 
 def test_train_tab_header_status_and_messages(tmp_path):
     from studio.train.store import RunRecord
-    from studio.ui import train_tab
+    from studio.ui import train_form, train_live
 
     dataset = _manifest_folder(tmp_path / "data", NAME)
     record = RunRecord(
@@ -242,13 +242,13 @@ def test_train_tab_header_status_and_messages(tmp_path):
         },
     )
     (tmp_path / "run").mkdir()
-    assert_literal_markdown(train_tab._run_header(record, None), NAME)
-    assert_literal_markdown(train_tab._status_markdown(record, [], None), _squash(TEXT), NAME)
+    assert_literal_markdown(train_live._run_header(record, None), NAME)
+    assert_literal_markdown(train_live._status_markdown(record, [], None), _squash(TEXT), NAME)
     stopped = RunRecord("run-abcd", tmp_path / "run", record.config, {**record.status, "status": "stopped"})
-    assert_literal_markdown(train_tab._status_markdown(stopped, [], None), _squash(TEXT))
-    summary, _ = train_tab.describe_dataset(str(dataset))
+    assert_literal_markdown(train_live._status_markdown(stopped, [], None), _squash(TEXT))
+    summary = train_form.describe_dataset(str(dataset))["dataset_info"]
     assert_literal_markdown(summary, NAME)
-    missing, _ = train_tab.describe_dataset(str(tmp_path / NAME.replace("/", "_")))
+    missing = train_form.describe_dataset(str(tmp_path / NAME.replace("/", "_")))["dataset_info"]
     assert_literal_markdown(missing, NAME.replace("/", "_"), allowed_tags=set())
 
 
@@ -287,7 +287,8 @@ def test_data_tab_renders_file_names_rows_and_lint_messages(tmp_path, tiny_model
     report.findings.append(Finding("CONTENT-TEST", "W", 1, f"Row quotes: {TEXT}", f"Hint quoting {NAME}"))
     fmt = data_tab.format_markdown(report, source, NAME, 64, stats)
     assert_literal_markdown(fmt, NAME)
-    chat, tokens, notes = data_tab.row_view(state, 1)
+    opened = data_tab.row_view(state, 1)
+    chat, tokens, notes = opened["chat"], opened["tokens"], opened["notes"]
     assert_literal_html(chat, _squash(TEXT))
     assert_literal_html(tokens)
     assert_literal_markdown(notes, _squash(TEXT), NAME, allowed_tags=set())
@@ -316,7 +317,8 @@ def test_data_tab_renders_file_names_rows_and_lint_messages(tmp_path, tiny_model
     table = [Row(number=1, raw={NAME: TEXT, "answer": TEXT, TEXT: "context"})]
     assert_literal_html(data_tab.preview_html(table, columns), NAME, _squash(TEXT))
     # The whole file-level path too: a file whose first error quotes it.
-    result, _, folder, *_ = data_tab.fix_and_split(state, 10, 0, NAME, progress=None)
+    saved = data_tab.fix_and_split(state, 10, 0, NAME, progress=None)
+    result, folder = saved["fix_result"], saved["dataset"]
     assert_literal_markdown(result, NAME)
     assert_literal_markdown((Path(folder) / "report.md").read_text(encoding="utf-8"), NAME, _squash(TEXT))
 
@@ -337,11 +339,13 @@ def test_compare_tab_summary_evaluation_votes_and_chat(tmp_path):
         status={},
     )
     assert_literal_markdown(compare_tab._run_summary(SimpleNamespace(run=run, run_b=run)), NAME)
-    verdict, headline, _, table = compare_tab._eval_outputs(run, {**_evaluation(), "settings": {"source": NAME}})
+    shown = compare_tab._eval_outputs(run, {**_evaluation(), "settings": {"source": NAME}})
+    verdict, headline = shown["eval_verdict"], shown["eval_headline"]
     assert_literal_markdown(verdict)
     assert_literal_markdown(headline, NAME)
     ballot = {"items": [{"index": 0, "tuned_is": "A"}], "votes": {}, "label": "Voter 1"}
-    _, who, prompt, a, b, *_ = compare_tab._ab_render("voter-1", run, _evaluation(), ballot)
+    ballot_view = compare_tab._ab_render("voter-1", run, _evaluation(), ballot)
+    who, prompt, a, b = (ballot_view[name] for name in ("who", "prompt", "a", "b"))
     assert_literal_markdown(who)
     assert_literal_markdown(prompt, _squash(TEXT))
     assert a == b == TEXT  # answers go to plain Textboxes
@@ -430,7 +434,9 @@ def test_every_renderer_uses_the_one_helper():
         "ui/data_tab.py",
         "ui/decide_tab.py",
         "ui/shared.py",
-        "ui/train_tab.py",
+        "ui/train_actions.py",
+        "ui/train_form.py",
+        "ui/train_live.py",
     ]
     for name in builders:
         text = (root / name).read_text(encoding="utf-8")

@@ -11,6 +11,8 @@ Compare's files (evaluation, ballots, report) go to the viewer's own folder in t
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 
 from studio import access, escape, limits, paths
@@ -21,6 +23,7 @@ from studio.compare.runs import flatten_content, training_active
 from studio.errors import StudioError
 from studio.ui.guard import guarded
 from studio.ui.shared import Shared, download_copy, message_markdown, read_url_param_js
+from studio.ui.wiring import Parts, wired
 
 INTRO = (
     "**What am I looking at?** The same question goes to two models at once: on the left the **base model** "
@@ -44,6 +47,9 @@ EVAL_HEADERS = [
     "Repeats itself",
 ]
 VIEWS = ["Side by side", "Blind A/B test"]
+# The chat columns (base, tuned, run B) and the stats line under each, in that order.
+CHAT_COLUMNS = ("chat_base", "chat_tuned", "chat_b")
+STATS_LINES = ("stats_base", "stats_tuned", "stats_b")
 REVEAL_HEADERS = ["#", "Prompt", "A was", "B was", "Your vote", "Preferred"]
 BLIND_INTRO = (
     "**Blind test.** For each evaluated prompt you see two answers, **A** and **B**, in a random order that "
@@ -127,15 +133,15 @@ def verdict_markdown(info, result) -> str:
     return verdict.markdown(verdict.verdict(result, votes.finished_ballots(info, result)))
 
 
-def _eval_outputs(info, result):
-    """(verdict, facts under it, loss plot, table) for a saved evaluation or none."""
+def _eval_outputs(info, result) -> dict[str, Any]:
+    """The verdict, the facts under it, the loss plot and the table for a saved evaluation or none."""
     if not result:
-        return (
-            "",
-            "*No evaluation yet for this run. Pick how many prompts and press **Evaluate**.*",
-            gr.update(value=None, visible=False),
-            gr.update(value=None),
-        )
+        return {
+            "eval_verdict": "",
+            "eval_headline": "*No evaluation yet for this run. Pick how many prompts and press **Evaluate**.*",
+            "eval_plot": gr.update(value=None, visible=False),
+            "eval_table": gr.update(value=None),
+        }
     settings = result.get("settings") or {}
 
     when = (
@@ -145,18 +151,18 @@ def _eval_outputs(info, result):
     )
     figure = evaluate.loss_figure(result) if result["summary"].get("with_reference") else None
     facts = escape.md(evaluate.headline(result["summary"]))
-    return (
-        verdict_markdown(info, result),
-        (facts + " " if facts else "") + when,
-        gr.update(value=figure, visible=figure is not None),
-        gr.update(value=evaluate.table_rows(result)),
-    )
+    return {
+        "eval_verdict": verdict_markdown(info, result),
+        "eval_headline": (facts + " " if facts else "") + when,
+        "eval_plot": gr.update(value=figure, visible=figure is not None),
+        "eval_table": gr.update(value=evaluate.table_rows(result)),
+    }
 
 
 # ---------------------------------------------------------------- handlers
 
 
-def refresh_runs(current=None, asked=None):
+def refresh_runs(current=None, asked=None) -> dict[str, Any]:
     """The runs list; `asked`: the run in the page's address (?tab=compare&run=ID), when the caller may open it."""
     choices = run_choices()
     ids = [value for _, value in choices]
@@ -167,14 +173,17 @@ def refresh_runs(current=None, asked=None):
         else "*No finished runs with an adapter yet: train one in the **Train** tab, "
         "or paste the path of a run or adapter folder.*"
     )
-    return gr.update(choices=choices, value=value), gr.update(choices=[("(none)", "")] + choices), hint
+    return {
+        "run": gr.update(choices=choices, value=value),
+        "run_b": gr.update(choices=[("(none)", "")] + choices),
+        "status": hint,
+    }
 
 
-def open_run(run, run_b, progress=gr.Progress()):
+def open_run(run, run_b, progress=gr.Progress()) -> dict[str, Any]:
     """Load the base once, attach the adapter(s); fill examples, the model's decoding defaults and any saved
-    evaluation."""
-    cleared = ([], [], [])
-    unchanged_settings = (gr.update(),) * 5
+    evaluation. The chat columns start empty."""
+    cleared = dict.fromkeys(CHAT_COLUMNS, [])
     try:
         if run_b and run_b == run:
             run_b = None
@@ -185,34 +194,28 @@ def open_run(run, run_b, progress=gr.Progress()):
         except StudioError:
             examples = []
         defaults = session.engine.default_settings()
-        settings_updates = (
-            gr.update(value=defaults.temperature),
-            gr.update(value=defaults.top_p),
-            gr.update(value=defaults.repetition_penalty),
-            gr.update(value=defaults.greedy),
-            settings_note(defaults),
-        )
-        result = evaluate.load(session.run)
-        return (
-            _run_summary(session),
-            gr.update(samples=examples or [["Hello! What can you do?"]]),
-            gr.update(visible=session.run_b is not None),
-            *cleared,
-            *_eval_outputs(session.run, result),
-            *settings_updates,
-        )
+        return {
+            "status": _run_summary(session),
+            "examples": gr.update(samples=examples or [["Hello! What can you do?"]]),
+            "run_b_column": gr.update(visible=session.run_b is not None),
+            **cleared,
+            **_eval_outputs(session.run, evaluate.load(session.run)),
+            "temperature": gr.update(value=defaults.temperature),
+            "top_p": gr.update(value=defaults.top_p),
+            "repetition_penalty": gr.update(value=defaults.repetition_penalty),
+            "greedy": gr.update(value=defaults.greedy),
+            "settings_note": settings_note(defaults),
+        }
     except StudioError as error:
-        return (
-            message_markdown(error),
-            gr.update(),
-            gr.update(visible=False),
-            *cleared,
-            "",
-            "",
-            gr.update(value=None, visible=False),
-            gr.update(value=None),
-            *unchanged_settings,
-        )
+        return {
+            "status": message_markdown(error),
+            "run_b_column": gr.update(visible=False),
+            **cleared,
+            "eval_verdict": "",
+            "eval_headline": "",
+            "eval_plot": gr.update(value=None, visible=False),
+            "eval_table": gr.update(value=None),
+        }
 
 
 def chat(
@@ -234,8 +237,14 @@ def chat(
     message = (message or "").strip()
     histories = [list(base_history or []), list(tuned_history or []), list(run_b_history or [])]
     stats = ["", "", ""]
+
+    def shown(asked: str, note=None) -> dict[str, Any]:
+        """The message box, the three columns with their stats lines, and a note (None: left as it is)."""
+        columns = {**dict(zip(CHAT_COLUMNS, histories)), **dict(zip(STATS_LINES, stats))}
+        return {"message": asked, **columns, **({} if note is None else {"chat_error": note})}
+
     if not message:
-        yield "", *histories, *stats, gr.update()
+        yield shown("")
         return
     try:
         if run_b and run_b == run:
@@ -249,7 +258,7 @@ def chat(
                     _history_messages(histories[index]) + [{"role": "user", "content": message}], settings.system_prompt
                 )
         except StudioError as error:
-            yield "", *histories, *stats, message_markdown(error)
+            yield shown("", message_markdown(error))
             return
         jobs = []
         for index, adapter in enumerate(adapters):
@@ -269,9 +278,9 @@ def chat(
             for index, column in enumerate(columns):
                 histories[index][-1] = {"role": "assistant", "content": _shown(column.text) if column.text else "…"}
                 stats[index] = column.stats_line()
-            yield "", *histories, *stats, note
+            yield shown("", note)
     except StudioError as error:
-        yield message, *histories, *stats, message_markdown(error)
+        yield shown(message, message_markdown(error))  # the question stays, to send again
 
 
 def mark_stopped(*stats_lines):
@@ -279,8 +288,8 @@ def mark_stopped(*stats_lines):
     return [(line or "").replace("generating…", "stopped") for line in stats_lines]
 
 
-def clear_chat():
-    return [], [], [], "", "", "", ""
+def clear_chat() -> dict[str, Any]:
+    return {**dict.fromkeys(CHAT_COLUMNS, []), **dict.fromkeys(STATS_LINES, ""), "chat_error": ""}
 
 
 def pick_example(values):
@@ -327,7 +336,7 @@ def run_evaluation(
         evaluate.save(session.run, result)
         return _eval_outputs(session.run, result)
     except StudioError as error:
-        return message_markdown(error), "", gr.update(), gr.update()
+        return {"eval_verdict": message_markdown(error), "eval_headline": ""}
 
 
 def refresh_verdict(run):
@@ -339,17 +348,19 @@ def refresh_verdict(run):
     return verdict_markdown(info, evaluate.load(info))
 
 
-def switch_view(view):
+def switch_view(view) -> dict[str, Any]:
     blind = view == VIEWS[1]
-    return gr.update(visible=not blind), gr.update(visible=blind)
+    return {"labelled_view": gr.update(visible=not blind), "blind_view": gr.update(visible=blind)}
 
 
 # ---- blind A/B (studio.compare.votes holds the rules; a voter id per browser, or per "New voter")
 
+# What the blind view shows (the ab_* handlers return these names).
 AB_OUTPUTS = ("voter", "who", "prompt", "a", "b", "index", "tally", "reveal", "vote_a", "vote_tie", "vote_b", "finish")
+VOTE_BUTTONS = ("vote_a", "vote_tie", "vote_b")
 
 
-def _ab_render(voter, info, result, ballot):
+def _ab_render(voter, info, result, ballot) -> dict[str, Any]:
     """Everything the blind view shows for this ballot: the next pair while open, the reveal once closed."""
     tally = votes.tally(ballot)
     total = len(ballot["items"])
@@ -374,62 +385,49 @@ def _ab_render(voter, info, result, ballot):
             f"**Ballot closed.** You voted on {tally['total']} of {total} prompts; below is which answer was "
             "which for those only. Press **New voter** to let someone else vote."
         )
-        off = gr.update(interactive=False)
-        return (
-            voter,
-            who + " · closed",
-            prompt,
-            "",
-            "",
-            None,
-            "\n\n".join(lines),
-            gr.update(value=rows, visible=True),
-            off,
-            off,
-            off,
-            gr.update(interactive=False, value="Ballot closed"),
-        )
+        return {
+            **_ab_pair(voter, who + " · closed", prompt),
+            "tally": "\n\n".join(lines),
+            "reveal": gr.update(value=rows, visible=True),
+            **dict.fromkeys(VOTE_BUTTONS, gr.update(interactive=False)),
+            "finish": gr.update(interactive=False, value="Ballot closed"),
+        }
     index = votes.next_unvoted(ballot)
     hidden_reveal = gr.update(value=None, visible=False)
     if index is None:
-        on_finish = gr.update(interactive=True, value="Finish and reveal")
-        off = gr.update(interactive=False)
-        return (
-            voter,
-            who,
-            f"**All {total} prompts voted.** Press **Finish and reveal** to see which answer was which.",
-            "",
-            "",
-            None,
-            "",
-            hidden_reveal,
-            off,
-            off,
-            off,
-            on_finish,
-        )
+        done = f"**All {total} prompts voted.** Press **Finish and reveal** to see which answer was which."
+        return {
+            **_ab_pair(voter, who, done),
+            "tally": "",
+            "reveal": hidden_reveal,
+            **dict.fromkeys(VOTE_BUTTONS, gr.update(interactive=False)),
+            "finish": gr.update(interactive=True, value="Finish and reveal"),
+        }
     shown = votes.pair(ballot, result, index)
-    on = gr.update(interactive=True)
     finish_label = "Finish and reveal" if not tally["total"] else "Stop here and reveal"
-    return (
-        voter,
-        who,
-        f"**Prompt {votes.position(ballot, index)} of {total}:** {escape.md(shown['prompt'])}",
-        shown["A"],
-        shown["B"],
-        index,
-        "",
-        hidden_reveal,
-        on,
-        on,
-        on,
-        gr.update(interactive=True, value=finish_label),
-    )
+    question = f"**Prompt {votes.position(ballot, index)} of {total}:** {escape.md(shown['prompt'])}"
+    return {
+        **_ab_pair(voter, who, question, shown["A"], shown["B"], index),
+        "tally": "",
+        "reveal": hidden_reveal,
+        **dict.fromkeys(VOTE_BUTTONS, gr.update(interactive=True)),
+        "finish": gr.update(interactive=True, value=finish_label),
+    }
 
 
-def _ab_failed(voter, error):
-    off = gr.update(interactive=False)
-    return (voter, gr.update(), message_markdown(error), "", "", None, "", gr.update(visible=False), off, off, off, off)
+def _ab_pair(voter, who, prompt, a="", b="", index=None) -> dict[str, Any]:
+    """The ballot's header and the pair on show (none once all are voted or the ballot is closed)."""
+    return {"voter": voter, "who": who, "prompt": prompt, "a": a, "b": b, "index": index}
+
+
+def _ab_failed(voter, error) -> dict[str, Any]:
+    return {
+        **_ab_pair(voter, gr.update(), message_markdown(error)),
+        "tally": "",
+        "reveal": gr.update(visible=False),
+        **dict.fromkeys(VOTE_BUTTONS, gr.update(interactive=False)),
+        "finish": gr.update(interactive=False),
+    }
 
 
 def _ab_context(run):
@@ -487,14 +485,23 @@ def ab_reveal(run, voter):
         return _ab_failed(voter, error)
 
 
-def ab_clear():
+def ab_clear() -> dict[str, Any]:
     """Another run was opened: the blind view starts over (a prompt index of the old run must not vote on the new
     one)."""
-    off = gr.update(interactive=False)
-    return ("", "", "", "", None, "", gr.update(value=None, visible=False), off, off, off, off)
+    return {
+        "who": "",
+        "prompt": "",
+        "a": "",
+        "b": "",
+        "index": None,
+        "tally": "",
+        "reveal": gr.update(value=None, visible=False),
+        **dict.fromkeys(VOTE_BUTTONS, gr.update(interactive=False)),
+        "finish": gr.update(interactive=False),
+    }
 
 
-def build_report(run):
+def build_report(run) -> dict[str, Any]:
     try:
         info = runs.load_run(run)
         html_path, md_path = report.write(info)
@@ -505,20 +512,18 @@ def build_report(run):
         stem = f"report-{paths.safe_name(info.run_id, 'run')}"
         html_named = shutil.copyfile(html_path, html_path.with_name(f"{stem}.html"))
         md_named = shutil.copyfile(md_path, md_path.with_name(f"{stem}.md"))
-        return (
-            f"Report saved in {escape.md_code(access.redact(str(html_path.parent)))} — one HTML file that opens "
-            "offline (e-mail it as is).",
-            gr.update(value=download_copy(html_named), visible=True),
-            gr.update(value=download_copy(md_named), visible=True),
-        )
+        return {
+            "report_status": f"Report saved in {escape.md_code(access.redact(str(html_path.parent)))} — one HTML file "
+            "that opens offline (e-mail it as is).",
+            "report_html": gr.update(value=download_copy(html_named), visible=True),
+            "report_md": gr.update(value=download_copy(md_named), visible=True),
+        }
     except StudioError as error:
-        return message_markdown(error), gr.update(visible=False), gr.update(visible=False)
+        problem = message_markdown(error)
     except OSError as error:
-        return (
-            f"**Could not write the report: {escape.md_inline(error)}**",
-            gr.update(visible=False),
-            gr.update(visible=False),
-        )
+        problem = f"**Could not write the report: {escape.md_inline(error)}**"
+    hidden = gr.update(visible=False)
+    return {"report_status": problem, "report_html": hidden, "report_md": hidden}
 
 
 def preselect(run_id):
@@ -731,30 +736,56 @@ def build(shared: Shared) -> None:
     chats = [base_chat, tuned_chat, run_b_chat]
     stats = [base_stats, tuned_stats, run_b_stats]
     setting_inputs = [system_prompt, temperature, top_p, max_new_tokens, seed, repetition_penalty, greedy]
-    open_outputs = [
-        status,
-        examples,
-        run_b_column,
-        *chats,
-        eval_verdict,
-        eval_headline,
-        eval_plot,
-        eval_table,
-        temperature,
-        top_p,
-        repetition_penalty,
-        greedy,
-        settings_md,
-    ]
+    page = Parts(
+        run=run,
+        run_b=run_b,
+        status=status,
+        examples=examples,
+        run_b_column=run_b_column,
+        **dict(zip(CHAT_COLUMNS, chats)),
+        **dict(zip(STATS_LINES, stats)),
+        message=message,
+        chat_error=chat_error,
+        eval_verdict=eval_verdict,
+        eval_headline=eval_headline,
+        eval_plot=eval_plot,
+        eval_table=eval_table,
+        temperature=temperature,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        greedy=greedy,
+        settings_note=settings_md,
+        labelled_view=labelled_view,
+        blind_view=blind_view,
+        report_status=report_status,
+        report_html=report_html,
+        report_md=report_md,
+    )
+    listed = page.pick("run", "run_b", "status")
+    opened = page.pick(
+        "status",
+        "examples",
+        "run_b_column",
+        *CHAT_COLUMNS,
+        "eval_verdict",
+        "eval_headline",
+        "eval_plot",
+        "eval_table",
+        "temperature",
+        "top_p",
+        "repetition_penalty",
+        "greedy",
+        "settings_note",
+    )
     g = guarded  # every handler goes through the guard (studio/ui/guard.py) with its rule
     private = {"api_visibility": "private"}
-    refresh.click(g(access.LOOK, refresh_runs), inputs=run, outputs=[run, run_b, status], **private)
-    opener = g(access.CHAT, open_run)
-    open_button.click(opener, inputs=[run, run_b], outputs=open_outputs, **private)
-    run.input(opener, inputs=[run, run_b], outputs=open_outputs, **private)
-    run_b.input(opener, inputs=[run, run_b], outputs=open_outputs, **private)
+    refresh.click(wired(access.LOOK, listed, refresh_runs), inputs=run, outputs=listed.outputs(), **private)
+    opener = wired(access.CHAT, opened, open_run)
+    open_button.click(opener, inputs=[run, run_b], outputs=opened.outputs(), **private)
+    run.input(opener, inputs=[run, run_b], outputs=opened.outputs(), **private)
+    run_b.input(opener, inputs=[run, run_b], outputs=opened.outputs(), **private)
     shared.run.change(g(access.LOOK, preselect), inputs=shared.run, outputs=run, **private).then(
-        opener, inputs=[run, run_b], outputs=open_outputs, **private
+        opener, inputs=[run, run_b], outputs=opened.outputs(), **private
     )
     for control in setting_inputs:
         control.change(
@@ -766,8 +797,11 @@ def build(shared: Shared) -> None:
         )
 
     # On ZeroGPU hardware a GPU is attached only inside @spaces.GPU calls: generation runs in them.
-    chat_on_gpu = g(access.CHAT, access.gpu_call(chat, duration=120))
-    evaluation_on_gpu = g(access.EVALUATE, access.gpu_call(run_evaluation, duration=300))
+    chatted = page.pick("message", *CHAT_COLUMNS, *STATS_LINES, "chat_error")
+    evaluated = page.pick("eval_verdict", "eval_headline", "eval_plot", "eval_table")
+    # (names are translated inside the GPU call: it then wraps the same kind of function as before, a generator)
+    chat_on_gpu = g(access.CHAT, access.gpu_call(chatted.handler(chat), duration=120))
+    evaluation_on_gpu = g(access.EVALUATE, access.gpu_call(evaluated.handler(run_evaluation), duration=300))
     chat_inputs = [
         message,
         *chats,
@@ -781,11 +815,13 @@ def build(shared: Shared) -> None:
         repetition_penalty,
         greedy,
     ]
-    chat_outputs = [message, *chats, *stats, chat_error]
-    sent = send.click(chat_on_gpu, inputs=chat_inputs, outputs=chat_outputs, **private)
-    submitted = message.submit(chat_on_gpu, inputs=chat_inputs, outputs=chat_outputs, **private)
+    sent = send.click(chat_on_gpu, inputs=chat_inputs, outputs=chatted.outputs(), **private)
+    submitted = message.submit(chat_on_gpu, inputs=chat_inputs, outputs=chatted.outputs(), **private)
     stop.click(g(access.LOOK, mark_stopped), inputs=stats, outputs=stats, cancels=[sent, submitted], **private)
-    clear.click(g(access.LOOK, clear_chat), outputs=[*chats, *stats, chat_error], cancels=[sent, submitted], **private)
+    cleared = page.pick(*CHAT_COLUMNS, *STATS_LINES, "chat_error")
+    clear.click(
+        wired(access.LOOK, cleared, clear_chat), outputs=cleared.outputs(), cancels=[sent, submitted], **private
+    )
     examples.click(g(access.LOOK, pick_example), inputs=examples, outputs=message, **private)
 
     # Progress shows once, on the verdict, not over every output (it used to cover the plot and table too).
@@ -803,47 +839,53 @@ def build(shared: Shared) -> None:
             greedy,
             seed,
         ],
-        outputs=[eval_verdict, eval_headline, eval_plot, eval_table],
+        outputs=evaluated.outputs(),
         **private,
         show_progress_on=[eval_verdict],
     )
 
-    view.change(g(access.LOOK, switch_view), inputs=view, outputs=[labelled_view, blind_view], **private).then(
+    views = page.pick("labelled_view", "blind_view")
+    view.change(wired(access.LOOK, views, switch_view), inputs=view, outputs=views.outputs(), **private).then(
         g(access.VIEW, refresh_verdict), inputs=run, outputs=eval_verdict, **private, show_progress="hidden"
     )
-    ab_outputs = [
-        voter,
-        ab_who,
-        ab_prompt,
-        ab_a,
-        ab_b,
-        ab_index,
-        ab_tally,
-        ab_reveal_table,
-        vote_a,
-        vote_tie,
-        vote_b,
-        ab_finish,
-    ]
-    run.change(g(access.LOOK, ab_clear), outputs=ab_outputs[1:], **private, show_progress="hidden")
+    ballot = Parts(
+        voter=voter,
+        who=ab_who,
+        prompt=ab_prompt,
+        a=ab_a,
+        b=ab_b,
+        index=ab_index,
+        tally=ab_tally,
+        reveal=ab_reveal_table,
+        vote_a=vote_a,
+        vote_tie=vote_tie,
+        vote_b=vote_b,
+        finish=ab_finish,
+    )
+    assert ballot.names == AB_OUTPUTS
     # Ballot events take milliseconds: no progress overlay flickering over the answers and the tally.
     quiet = {**private, "show_progress": "hidden"}
-    ab_start_button.click(g(access.VOTE, ab_start), inputs=[run, voter], outputs=ab_outputs, **quiet)
-    ab_new_button.click(g(access.VOTE, ab_new_voter), inputs=run, outputs=ab_outputs, **quiet)
+    run.change(wired(access.LOOK, ballot, ab_clear), outputs=ballot.outputs(), **quiet)
+    ab_start_button.click(wired(access.VOTE, ballot, ab_start), inputs=[run, voter], outputs=ballot.outputs(), **quiet)
+    ab_new_button.click(wired(access.VOTE, ballot, ab_new_voter), inputs=run, outputs=ballot.outputs(), **quiet)
     for button, choice in ((vote_a, "A"), (vote_tie, "tie"), (vote_b, "B")):
-        button.click(g(access.VOTE, vote_button(choice)), inputs=[run, voter, ab_index], outputs=ab_outputs, **quiet)
-    ab_finish.click(g(access.VOTE, ab_reveal), inputs=[run, voter], outputs=ab_outputs, **quiet)
-    report_button.click(
-        g(access.REPORT, build_report), inputs=run, outputs=[report_status, report_html, report_md], **private
-    )
+        button.click(
+            wired(access.VOTE, ballot, vote_button(choice)),
+            inputs=[run, voter, ab_index],
+            outputs=ballot.outputs(),
+            **quiet,
+        )
+    ab_finish.click(wired(access.VOTE, ballot, ab_reveal), inputs=[run, voter], outputs=ballot.outputs(), **quiet)
+    reported = page.pick("report_status", "report_html", "report_md")
+    report_button.click(wired(access.REPORT, reported, build_report), inputs=run, outputs=reported.outputs(), **private)
 
     # Runs finish while the app is up: refresh the list whenever the page loads (once the visitor is known).
     if shared.ready is not None:
         asked_run = gr.Textbox(visible=False)  # filled by the browser from the page's address
         shared.ready.then(
-            g(access.LOOK, refresh_runs),
+            wired(access.LOOK, listed, refresh_runs),
             inputs=[run, asked_run],
-            outputs=[run, run_b, status],
+            outputs=listed.outputs(),
             js=read_url_param_js("run", inputs=1),
             **private,
         )
@@ -851,4 +893,6 @@ def build(shared: Shared) -> None:
         from gradio.context import Context
 
         if Context.root_block is not None:
-            Context.root_block.load(g(access.LOOK, refresh_runs), inputs=run, outputs=[run, run_b, status], **private)
+            Context.root_block.load(
+                wired(access.LOOK, listed, refresh_runs), inputs=run, outputs=listed.outputs(), **private
+            )

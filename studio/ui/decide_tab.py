@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
@@ -23,6 +24,7 @@ from studio.decide import technique as tech
 from studio.errors import StudioError
 from studio.ui.guard import guarded
 from studio.ui.shared import Shared, download_copy, message_markdown
+from studio.ui.wiring import Parts, wired
 
 INTRO = (
     "**What am I looking at?** A checklist that ends in a recommendation: *fine-tune*, *not yet*, or *don't*. "
@@ -187,65 +189,70 @@ def _advice_markdown(plan: plan_mod.Plan) -> str:
     return f"**Suggested: {plan.advice.label}.** {plan.advice.reason}{notes}"
 
 
-def render(plan: plan_mod.Plan) -> tuple:
-    """The outputs of `refresh`, in order, for one Plan (the chart as a figure, or None without savings)."""
+# What the tab shows for a plan (render and refresh return these names; build() registers the components).
+ESTIMATES = (
+    "card",
+    "advice",
+    "advice_table",
+    "summary",
+    "memory_table",
+    "hardware_table",
+    "break_even",
+    "chart",
+    "dataset_source",
+)
+
+
+def render(plan: plan_mod.Plan) -> dict[str, Any]:
+    """What the tab shows for one Plan (ESTIMATES; the chart as a figure, or None without savings)."""
     has_savings = plan.break_even.monthly_saving > 0
-    return (
-        card_html(plan.recommendation),
-        _advice_markdown(plan),
-        report.markdown_table(report.ADVICE_HEADERS, report.advice_rows(plan)),
-        report.summary_markdown(plan),
-        report.markdown_table(report.memory_headers(plan), report.memory_rows(plan)),
-        report.markdown_table(report.COMPARISON_HEADERS, report.comparison_rows(plan)),
-        report.break_even_markdown(plan),
-        report.break_even_figure(plan) if has_savings else None,
-        _dataset_line(plan.dataset_label),
-    )
+    return {
+        "card": card_html(plan.recommendation),
+        "advice": _advice_markdown(plan),
+        "advice_table": report.markdown_table(report.ADVICE_HEADERS, report.advice_rows(plan)),
+        "summary": report.summary_markdown(plan),
+        "memory_table": report.markdown_table(report.memory_headers(plan), report.memory_rows(plan)),
+        "hardware_table": report.markdown_table(report.COMPARISON_HEADERS, report.comparison_rows(plan)),
+        "break_even": report.break_even_markdown(plan),
+        "chart": report.break_even_figure(plan) if has_savings else None,
+        "dataset_source": _dataset_line(plan.dataset_label),
+    }
 
 
-def refresh(*values):
-    """Everything the tab shows, from the answers, the estimate form and the Data tab's dataset."""
+def refresh(*values) -> dict[str, Any]:
+    """Everything the tab shows, from the answers, the estimate form and the Data tab's dataset. A form value it
+    cannot use: the message where the advice and the summary go; the card still follows the answers."""
     try:
         plan = compute_plan(*values)
     except StudioError as error:
         answers = dict(zip(ANSWER_KEYS, values[: len(ANSWER_KEYS)]))
         problem = message_markdown(error)
-        return (
-            card_html(checklist.recommend(answers)),
-            problem,
-            gr.skip(),
-            problem,
-            gr.skip(),
-            gr.skip(),
-            gr.skip(),
-            gr.skip(),
-            gr.skip(),
-        )
-    values = list(render(plan))
-    values[7] = gr.Plot(values[7], visible=values[7] is not None)
-    return tuple(values)
+        return {"card": card_html(checklist.recommend(answers)), "advice": problem, "summary": problem}
+    shown = render(plan)
+    shown["chart"] = gr.Plot(shown["chart"], visible=shown["chart"] is not None)
+    return shown
 
 
 def recommendation_card(*answer_values) -> str:
     return card_html(checklist.recommend(dict(zip(ANSWER_KEYS, answer_values))))
 
 
-def download_record(*values):
+def download_record(*values) -> dict[str, Any]:
     try:
         plan = compute_plan(*values)
         path = report.save_record(report.decision_record(plan), folder=_records_folder())
     except StudioError as error:
-        return gr.skip(), message_markdown(error)
+        return {"status": message_markdown(error)}
     except OSError as error:
-        return gr.skip(), message_markdown(
-            StudioError(
-                f"Could not write the decision record: {error.strerror}.",
-                "Check that the studio's data folder is writable and not full.",
-            )
+        problem = StudioError(
+            f"Could not write the decision record: {error.strerror}.",
+            "Check that the studio's data folder is writable and not full.",
         )
-    return gr.File(
-        download_copy(path), visible=True
-    ), f"Decision record saved as {escape.md_code(path.name)}: download it above."
+        return {"status": message_markdown(problem)}
+    return {
+        "record_file": gr.File(download_copy(path), visible=True),
+        "status": f"Decision record saved as {escape.md_code(path.name)}: download it above.",
+    }
 
 
 def _records_folder():
@@ -256,56 +263,56 @@ def _records_folder():
     return paths.home() / "decisions"
 
 
-def hand_over(*values):
+def hand_over(*values) -> dict[str, Any]:
     """The one hand-over: the settings go to the Train form; the page opens Train when a dataset came from the
     Data tab, else Data first (a run needs one)."""
     folder = values[len(ANSWER_KEYS) + len(INPUT_KEYS) + 1]
-    prefill, tab, message = use_settings(*values)
-    if isinstance(tab, gr.Tabs) and not folder:
-        tab = gr.Tabs(selected="data")
-        message = message.replace("Sent to Train", "Kept for Train") + " Next: load or upload a dataset."
-    return prefill, tab, message
+    handed = use_settings(*values)
+    if "tabs" in handed and not folder:
+        handed["tabs"] = gr.Tabs(selected="data")
+        handed["status"] = (
+            handed["status"].replace("Sent to Train", "Kept for Train") + " Next: load or upload a dataset."
+        )
+    return handed
 
 
-def use_settings(*values):
-    """Hand the model, technique and training settings to the Train tab, and switch to it."""
+def use_settings(*values) -> dict[str, Any]:
+    """Hand the model, technique and training settings to the Train tab (train_prefill), and switch to it."""
     try:
         plan = compute_plan(*values)
     except StudioError as error:
-        return gr.skip(), gr.skip(), message_markdown(error)
+        return {"status": message_markdown(error)}
     folder = values[len(ANSWER_KEYS) + len(INPUT_KEYS) + 1]
     prefill = plan.train_prefill(folder or None)
     if prefill["model"] is None:
-        return (
-            gr.skip(),
-            gr.skip(),
-            message_markdown(
-                StudioError(
-                    "A custom model size has no model to train.",
-                    "Pick a model from the list, or load a dataset whose "
-                    "token counts name a model, then press the button again.",
-                )
-            ),
+        problem = StudioError(
+            "A custom model size has no model to train.",
+            "Pick a model from the list, or load a dataset whose token counts name a model, then press the button "
+            "again.",
         )
+        return {"status": message_markdown(problem)}
     message = (
         f"Sent to Train: {prefill['model']}, {est.TECHNIQUE_LABELS[prefill['technique']]}, "
         f"{prefill['epochs']} epochs, max length {prefill['max_length']}, LoRA rank {prefill['lora_r']}."
     )
     if plan.recommendation.kind != checklist.GO:
         message += f" Note: the checklist says “{plan.recommendation.verdict}”."
-    return prefill, gr.Tabs(selected="train"), message
+    return {"train_prefill": prefill, "tabs": gr.Tabs(selected="train"), "status": message}
 
 
-def on_dataset(stats, model, examples):
+def on_dataset(stats, model, examples) -> dict[str, Any]:
     """A dataset arrived from the Data tab: follow its model, show its token count and max length in the form,
     and take its row count as the example count when none was typed."""
     numbers = est.stats_tokens(stats)
     if numbers is None:
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return {}
+    followed = {"tokens": numbers["tokens"], "max_length": numbers["max_length"]}
     arch = est.find_architecture(numbers["model"])
-    new_model = arch.name if arch else gr.skip()
-    new_examples = numbers["rows"] if (not examples and isinstance(numbers["rows"], int)) else gr.skip()
-    return new_model, new_examples, numbers["tokens"], numbers["max_length"]
+    if arch:
+        followed["model"] = arch.name
+    if not examples and isinstance(numbers["rows"], int):
+        followed["examples"] = numbers["rows"]
+    return followed
 
 
 # Decide's answers and numbers survive a reload: the browser keeps them (localStorage, this browser only) and
@@ -411,7 +418,7 @@ def build(shared: Shared) -> None:
         "## 5 · Technique and estimates\nWhich technique fits, and what the run costs in memory, time and money.",
         elem_id="decide-estimates-heading",
     )
-    dataset_source = gr.Markdown(first[8], elem_id="decide-dataset-source", elem_classes="decide-source")
+    dataset_source = gr.Markdown(first["dataset_source"], elem_id="decide-dataset-source", elem_classes="decide-source")
     with gr.Group():
         with gr.Row():
             model = gr.Dropdown(
@@ -489,14 +496,14 @@ def build(shared: Shared) -> None:
     with gr.Row(equal_height=False):
         with gr.Column():
             gr.Markdown("### Suggested technique")
-            advice_md = gr.Markdown(first[1], elem_id="decide-technique")
+            advice_md = gr.Markdown(first["advice"], elem_id="decide-technique")
         with gr.Column():
             gr.Markdown("### This run")
-            summary = gr.Markdown(first[3], elem_id="decide-estimate-summary")
+            summary = gr.Markdown(first["summary"], elem_id="decide-estimate-summary")
     with gr.Accordion("What each technique reduces, and where it works", open=True):
-        advice_table = gr.Markdown(first[2], elem_id="decide-technique-table")
+        advice_table = gr.Markdown(first["advice_table"], elem_id="decide-technique-table")
     with gr.Accordion("Memory by technique (GiB)", open=True):
-        memory_table = gr.Markdown(first[4], elem_id="decide-memory-table")
+        memory_table = gr.Markdown(first["memory_table"], elem_id="decide-memory-table")
     with gr.Accordion("Time and money on each hardware (the same run)", open=True):
         with gr.Row():
             measure_btn = gr.Button("Measure this machine", size="sm", elem_id="decide-measure-btn", scale=0)
@@ -504,7 +511,7 @@ def build(shared: Shared) -> None:
                 "A short matmul benchmark (a few seconds the first time) adds this machine to the table.",
                 elem_id="decide-measure-result",
             )
-        hardware_table = gr.Markdown(first[5], elem_id="decide-hardware-table")
+        hardware_table = gr.Markdown(first["hardware_table"], elem_id="decide-hardware-table")
         gr.Markdown(
             f"<small>{est.PRICES_SOURCE} Utilisation is an assumption; times exclude downloading and "
             "loading the model.</small>",
@@ -538,8 +545,10 @@ def build(shared: Shared) -> None:
             info="data preparation, evaluation time",
             elem_id="decide-other-costs",
         )
-    break_even_md = gr.Markdown(first[6], elem_id="decide-breakeven")
-    chart = gr.Plot(first[7], visible=first[7] is not None, label="Cumulative cost", elem_id="decide-breakeven-chart")
+    break_even_md = gr.Markdown(first["break_even"], elem_id="decide-breakeven")
+    chart = gr.Plot(
+        first["chart"], visible=first["chart"] is not None, label="Cumulative cost", elem_id="decide-breakeven-chart"
+    )
 
     gr.Markdown("## 7 · Record and hand over", elem_id="decide-outputs-heading")
     with gr.Row():
@@ -572,21 +581,23 @@ def build(shared: Shared) -> None:
         other,
     ]
     all_inputs = answer_inputs + form_inputs + [shared.dataset_stats, shared.dataset]
-    outputs = [
-        card,
-        advice_md,
-        advice_table,
-        summary,
-        memory_table,
-        hardware_table,
-        break_even_md,
-        chart,
-        dataset_source,
-    ]
+    estimates = Parts(
+        card=card,
+        advice=advice_md,
+        advice_table=advice_table,
+        summary=summary,
+        memory_table=memory_table,
+        hardware_table=hardware_table,
+        break_even=break_even_md,
+        chart=chart,
+        dataset_source=dataset_source,
+    )
+    assert estimates.names == ESTIMATES
+    outputs = estimates.outputs()
 
     # The card follows every answer at once (pure Python, instant); the estimates follow too.
     g = guarded  # every handler goes through the guard (studio/ui/guard.py) with its rule
-    look = g(access.LOOK, refresh)
+    look = wired(access.LOOK, estimates, refresh)
     for component in answer_inputs + form_inputs:
         event = component.input if isinstance(component, gr.Number) else component.change
         event(look, all_inputs, outputs, api_visibility="private", show_progress="hidden")
@@ -606,19 +617,19 @@ def build(shared: Shared) -> None:
         params,
         api_visibility="private",
     )
+    followed = Parts(model=model, examples=answers["examples"], tokens=tokens, max_length=max_length)
     shared.dataset_stats.change(
-        g(access.LOOK, on_dataset),
+        wired(access.LOOK, followed, on_dataset),
         [shared.dataset_stats, model, answers["examples"]],
-        [model, answers["examples"], tokens, max_length],
+        followed.outputs(),
         api_visibility="private",
     ).then(look, all_inputs, outputs, api_visibility="private")
     measure_btn.click(g(access.LOOK, measure), None, measure_md, api_visibility="private").then(
         look, all_inputs, outputs, api_visibility="private"
     )
-    record_btn.click(g(access.LOOK, download_record), all_inputs, [record_file, status], api_name="decide_record")
-    use_btn.click(
-        g(access.LOOK, hand_over),
-        all_inputs,
-        [shared.train_prefill, shared.tabs, status],
-        api_name="decide_use_settings",
+    recorded = Parts(record_file=record_file, status=status)
+    record_btn.click(
+        wired(access.LOOK, recorded, download_record), all_inputs, recorded.outputs(), api_name="decide_record"
     )
+    handed = Parts(train_prefill=shared.train_prefill, tabs=shared.tabs, status=status)
+    use_btn.click(wired(access.LOOK, handed, hand_over), all_inputs, handed.outputs(), api_name="decide_use_settings")

@@ -9,6 +9,7 @@ from studio.errors import StudioError
 from studio.models import bundled, catalog
 from studio.ui.guard import guarded
 from studio.ui.shared import message_markdown
+from studio.ui.wiring import Parts, wired
 
 
 def status_text() -> str:
@@ -23,8 +24,8 @@ def needs_preparing() -> bool:
     return bundled.gguf_path() is not None and not bundled.is_converted()
 
 
-def refresh():
-    return status_text(), gr.update(visible=needs_preparing())
+def refresh() -> dict:
+    return {"status": status_text(), "button": gr.update(visible=needs_preparing())}
 
 
 def prepare(progress=gr.Progress()) -> str:
@@ -42,7 +43,8 @@ def build(demo: gr.Blocks) -> None:
             "Prepare the bundled model now", size="sm", scale=0, elem_id="model-prepare-btn", visible=needs_preparing()
         )
     # Converting the bundled model is the same for everyone (and happens on first use anyway): anyone may ask.
+    widget = Parts(status=status, button=button)
     button.click(guarded(access.LOOK, prepare), outputs=status, api_visibility="private").then(
-        guarded(access.LOOK, refresh), outputs=[status, button], api_visibility="private"
+        wired(access.LOOK, widget, refresh), outputs=widget.outputs(), api_visibility="private"
     )
-    demo.load(guarded(access.LOOK, refresh), outputs=[status, button], api_visibility="private")
+    demo.load(wired(access.LOOK, widget, refresh), outputs=widget.outputs(), api_visibility="private")

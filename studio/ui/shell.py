@@ -18,6 +18,7 @@ from studio.ui import compare_tab, data_tab, decide_tab, model_status, train_tab
 from studio.ui.guard import guarded, request_identity
 from studio.ui.shared import URL_PARAM_JS, Shared, message_markdown, read_url_param_js
 from studio.ui.theme import CSS, theme
+from studio.ui.wiring import Parts, wired
 
 TITLE = "Fine-Tune Studio"
 PURPOSE = "From “should we fine-tune at all?” to a LoRA-tuned model you can show next to the base model."
@@ -66,14 +67,18 @@ def visitor_banner() -> str:
     return access.describe(access.current())
 
 
-def sign_in_operator(password: str | None):
-    """The admin password gives this page session operator rights (studio.access)."""
+def sign_in_operator(password: str | None) -> dict:
+    """The admin password gives this page session operator rights (studio.access); the box is emptied either way."""
     session_key, _username = request_identity()
     try:
         identity = access.become_operator(session_key, password)
     except access.AccessDenied as error:
-        return message_markdown(error), "", gr.skip()
-    return "✓ Signed in as the operator for this page (until you reload it).", "", access.describe(identity)
+        return {"message": message_markdown(error), "password": ""}
+    return {
+        "message": "✓ Signed in as the operator for this page (until you reload it).",
+        "password": "",
+        "banner": access.describe(identity),
+    }
 
 
 def build_app() -> gr.Blocks:
@@ -132,10 +137,11 @@ def build_app() -> gr.Blocks:
                     )
                     admin_button = gr.Button("Sign in as the operator", scale=1, elem_id="studio-operator-btn")
                 admin_message = gr.Markdown(elem_id="studio-operator-message")
+        signed_in = Parts(message=admin_message, password=admin_password, banner=banner)
         admin_button.click(
-            guarded(access.LOOK, sign_in_operator),
+            wired(access.LOOK, signed_in, sign_in_operator),
             admin_password,
-            [admin_message, admin_password, banner],
+            signed_in.outputs(),
             api_visibility="private",
         )
         if shared.ready is not None and public:

@@ -25,7 +25,7 @@ def test_evaluation_prompts_are_capped(public, monkeypatch):
     prompts = [{"prompt": "p", "messages": [{"role": "user", "content": "p"}]}] * 51
     with pytest.raises(StudioError):
         evaluate.evaluate(None, prompts)  # refused before any model is touched
-    headline, *_ = compare_tab.run_evaluation("any-run", 500, None, "", 64, progress=lambda *a, **k: None)
+    headline = compare_tab.run_evaluation("any-run", 500, None, "", 64, progress=lambda *a, **k: None)["eval_verdict"]
     assert "limit of 50 prompts" in headline
     monkeypatch.setenv("STUDIO_MAX_EVAL_PROMPTS", "off")
     assert evaluate.validate_n(5000) == 5000

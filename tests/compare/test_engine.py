@@ -276,7 +276,8 @@ def test_an_oversized_conversation_is_refused_before_it_is_tokenized(tiny_run_di
     from studio.ui import compare_tab
 
     outputs = list(compare_tab.chat(huge, [], [], [], str(tiny_run_dir), None, "", 0.7, 0.9, 32, 0))
-    assert outputs[-1][0] == "" and "too long" in str(outputs[-1][-1]) and outputs[-1][1] == []
+    last = outputs[-1]
+    assert last["message"] == "" and "too long" in str(last["chat_error"]) and last["chat_base"] == []
 
 
 def test_a_run_without_a_final_adapter_opens_on_its_last_checkpoint(tiny_run_dir, tmp_path):

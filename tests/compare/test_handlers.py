@@ -18,7 +18,8 @@ def _drain(generator):
 
 
 def test_refresh_lists_runs_with_adapters(tiny_run_dir):
-    run_update, run_b_update, hint = compare_tab.refresh_runs()
+    listed = compare_tab.refresh_runs()
+    run_update, run_b_update, hint = listed["run"], listed["run_b"], listed["status"]
     ids = [value for _, value in run_update["choices"]]
     assert tiny_run_dir.name in ids and "Open" in hint
     assert run_b_update["choices"][0] == ("(none)", "")
@@ -26,23 +27,11 @@ def test_refresh_lists_runs_with_adapters(tiny_run_dir):
 
 
 def test_open_run_fills_examples_summary_and_the_models_decoding_defaults(tiny_run_dir):
-    (
-        status,
-        examples,
-        run_b_column,
-        base,
-        tuned,
-        run_b,
-        verdict,
-        headline,
-        figure,
-        table,
-        temperature,
-        top_p,
-        penalty,
-        greedy,
-        note,
-    ) = compare_tab.open_run(tiny_run_dir.name, "", progress=_no_progress)
+    opened = compare_tab.open_run(tiny_run_dir.name, "", progress=_no_progress)
+    status, examples, run_b_column = opened["status"], opened["examples"], opened["run_b_column"]
+    base, tuned, run_b = (opened[name] for name in compare_tab.CHAT_COLUMNS)
+    temperature, penalty, greedy = opened["temperature"], opened["repetition_penalty"], opened["greedy"]
+    note = opened["settings_note"]
     assert "Pirate style tiny-pirate" in status
     assert "200 of 200 steps" in status and "learning rate 0.005 (set by hand)" in status
     assert examples["samples"][0] == ["What is the capital of France?"]
@@ -53,15 +42,16 @@ def test_open_run_fills_examples_summary_and_the_models_decoding_defaults(tiny_r
 
 
 def test_open_run_with_a_bad_choice_shows_a_plain_message(tmp_path):
-    status, *_ = compare_tab.open_run(str(tmp_path / "nothing-here"), "", progress=_no_progress)
+    status = compare_tab.open_run(str(tmp_path / "nothing-here"), "", progress=_no_progress)["status"]
     assert status.startswith("**No run called") and "*Hint:*" in status
 
 
 def test_chat_streams_both_columns_and_keeps_multi_turn_history(tiny_run_dir):
     args = (tiny_run_dir.name, "", "", 0, 1, 10, 0, 1.1, True)
     last, rounds = _drain(compare_tab.chat("What is 2 + 2?", [], [], [], *args))
-    message, base, tuned, run_b, base_stats, tuned_stats, _, error = last
-    assert rounds > 2 and message == ""
+    base, tuned, run_b = (last[name] for name in compare_tab.CHAT_COLUMNS)
+    base_stats, tuned_stats = last["stats_base"], last["stats_tuned"]
+    assert rounds > 2 and last["message"] == ""
     assert [m["role"] for m in base] == ["user", "assistant"] == [m["role"] for m in tuned]
     assert base[1]["content"] != tuned[1]["content"] and tuned[1]["content"].startswith("Ahoy")
     assert "tokens/s" in base_stats and "tokens/s" in tuned_stats and run_b == []
@@ -74,26 +64,29 @@ def test_chat_streams_both_columns_and_keeps_multi_turn_history(tiny_run_dir):
         ]
 
     last, _ = _drain(compare_tab.chat("And 3 + 3?", as_gradio(base), as_gradio(tuned), [], *args))
-    assert len(last[1]) == 4 and len(last[2]) == 4 and last[2][2]["content"] == "And 3 + 3?"
+    assert len(last["chat_base"]) == 4 and len(last["chat_tuned"]) == 4
+    assert last["chat_tuned"][2]["content"] == "And 3 + 3?"
 
 
 def test_chat_third_column(tiny_run_dir, tiny_run_b_dir):
     last, _ = _drain(compare_tab.chat("Say hello.", [], [], [], tiny_run_dir.name, tiny_run_b_dir.name, "", 0, 1, 6, 0))
-    assert len(last[3]) == 2 and "tokens/s" in last[6]
+    assert len(last["chat_b"]) == 2 and "tokens/s" in last["stats_b"]
 
 
 def test_chat_errors_are_messages_not_tracebacks():
     last, _ = _drain(compare_tab.chat("hi", [], [], [], "no-such-run", "", "", 0, 1, 6, 0))
-    assert last[0] == "hi"  # the question is kept so it can be resent
-    assert last[-1].startswith("**No run called")
+    assert last["message"] == "hi"  # the question is kept so it can be resent
+    assert last["chat_error"].startswith("**No run called")
     empty, _ = _drain(compare_tab.chat("   ", [], [], [], "no-such-run", "", "", 0, 1, 6, 0))
-    assert empty[1] == []
+    assert empty["chat_base"] == [] and "chat_error" not in empty  # an empty message: nothing to say
 
 
 def test_evaluation_records_its_settings_and_shows_the_verdict(tiny_run_dir):
-    verdict, facts, figure, table = compare_tab.run_evaluation(
+    evaluated = compare_tab.run_evaluation(
         tiny_run_dir.name, 3, None, "", 12, 0.7, 0.9, 1.1, False, 5, progress=_no_progress
     )
+    verdict, facts = evaluated["eval_verdict"], evaluated["eval_headline"]
+    figure, table = evaluated["eval_plot"], evaluated["eval_table"]
     assert verdict.startswith("**Inconclusive:") and "3 scored prompt(s)" in verdict  # 3 prompts cannot carry a verdict
     assert figure["visible"] and len(table["value"]) == 3 and len(table["value"][0]) == len(compare_tab.EVAL_HEADERS)
     assert "sampling at temperature 0.7" in facts
@@ -103,12 +96,13 @@ def test_evaluation_records_its_settings_and_shows_the_verdict(tiny_run_dir):
     assert saved["settings"]["repetition_penalty"] == 1.1 and saved["settings"]["temperature"] == 0.7
     # Reopening shows the saved evaluation at once.
     reopened = compare_tab.open_run(tiny_run_dir.name, "", progress=_no_progress)
-    assert reopened[6].startswith("**Inconclusive:") and "saved evaluation" in reopened[7]
-    assert len(reopened[9]["value"]) == 3
+    assert reopened["eval_verdict"].startswith("**Inconclusive:") and "saved evaluation" in reopened["eval_headline"]
+    assert len(reopened["eval_table"]["value"]) == 3
 
 
 def _ab(outputs):
-    return dict(zip(compare_tab.AB_OUTPUTS, outputs))
+    assert set(outputs) == set(compare_tab.AB_OUTPUTS)  # the blind view is redrawn whole
+    return outputs
 
 
 def test_blind_test_two_voters_reveal_and_report(tiny_run_dir):
@@ -154,7 +148,8 @@ def test_blind_test_two_voters_reveal_and_report(tiny_run_dir):
     verdict = compare_tab.refresh_verdict(tiny_run_dir.name)
     assert "5 blind vote(s) from 2 voter(s)" in verdict
 
-    note, html_button, md_button = compare_tab.build_report(tiny_run_dir.name)
+    reported = compare_tab.build_report(tiny_run_dir.name)
+    html_button, md_button = reported["report_html"], reported["report_md"]
     assert html_button["value"].endswith("report-tiny-pirate.html") and md_button["value"].endswith(".md")
     assert (tiny_run_dir / "compare" / "report.html").is_file()
     page = open(html_button["value"], encoding="utf-8").read()
@@ -223,11 +218,11 @@ def test_public_mode_blind_ballots_go_to_each_visitors_folder_and_only_their_ver
     alice, bob = (access.Identity(access.new_browser_id(), access.ANONYMOUS) for _ in range(2))
     with access.acting(alice):
         out = compare_tab.ab_start(folder.name, "")
-        voter = out[0]
-        while out[5] is not None:  # the next prompt's index until every prompt is voted
-            out = compare_tab.vote_button("A")(folder.name, voter, out[5])
+        voter = out["voter"]
+        while out["index"] is not None:  # the next prompt's index until every prompt is voted
+            out = compare_tab.vote_button("A")(folder.name, voter, out["index"])
         out = compare_tab.ab_reveal(folder.name, voter)
-        assert "Ballot closed" in out[2] and out[7]["visible"] and len(out[7]["value"]) == 3
+        assert "Ballot closed" in out["prompt"] and out["reveal"]["visible"] and len(out["reveal"]["value"]) == 3
         assert "3 blind vote(s) from 1 voter(s)" in compare_tab.refresh_verdict(folder.name)
     box = json.loads((folder / "compare" / "visitors" / alice.namespace / "votes.json").read_text())
     assert list(box["ballots"]) == [voter] and box["ballots"][voter]["revealed_at"]
@@ -235,5 +230,5 @@ def test_public_mode_blind_ballots_go_to_each_visitors_folder_and_only_their_ver
     with access.acting(bob):
         assert "no finished blind votes" in compare_tab.refresh_verdict(folder.name)  # Alice's votes are hers
         refused = compare_tab.ab_vote(folder.name, voter, 0, "B")  # her voter id means nothing in Bob's folder
-        assert "no ballot" in refused[2]
+        assert "no ballot" in refused["prompt"]
     assert json.loads((folder / "compare" / "visitors" / alice.namespace / "votes.json").read_text()) == box

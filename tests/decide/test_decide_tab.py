@@ -46,7 +46,8 @@ def values(answers=None, stats=None, folder=None, **form):
 
 def test_refresh_renders_the_recommendation_card_and_every_output():
     outputs = tab.refresh(*values({"goals": ["format_style"], "few_shot": "poor", "examples": 200}))
-    card, advice, advice_table, summary, memory, hardware, break_even, chart, source = outputs
+    assert tuple(outputs) == tab.ESTIMATES  # every part, in the order build() registers them
+    card, advice, advice_table, summary, memory, hardware, break_even, chart, source = outputs.values()
     assert "Fine-tune" in card and "#009E73" in card  # the green of the Okabe–Ito palette
     assert "(from: few-shot baseline)" in card
     assert advice.startswith("**Suggested: LoRA.**")
@@ -57,7 +58,7 @@ def test_refresh_renders_the_recommendation_card_and_every_output():
 
 
 def test_dont_and_not_yet_cards():
-    dont = tab.refresh(*values({"tunability": "closed"}))[0]
+    dont = tab.refresh(*values({"tunability": "closed"}))["card"]
     assert "Don&#x27;t fine-tune: use prompt engineering" in dont and "#D55E00" in dont
     not_yet = tab.recommendation_card(*values()[: len(tab.ANSWER_KEYS)])
     assert "Not yet: try few-shot prompting" in not_yet
@@ -69,55 +70,57 @@ def test_dataset_stats_drive_the_estimates_and_name_the_dataset(tmp_path):
     (folder / "train.jsonl").write_text("{}\n")  # a saved dataset has its training split
     (folder / "manifest.json").write_text(json.dumps({"name": "pirate answers", "stats": STATS}))
     outputs = tab.refresh(*values(stats=STATS, folder=str(folder)))
-    assert "pirate answers" in outputs[8] and "120 rows" in outputs[8] and "18,000 tokens" in outputs[8]
-    assert "18,000 tokens" in outputs[3] and "length 256" in outputs[3]
+    source = outputs["dataset_source"]
+    assert "pirate answers" in source and "120 rows" in source and "18,000 tokens" in source
+    assert "18,000 tokens" in outputs["summary"] and "length 256" in outputs["summary"]
 
 
 def test_on_dataset_follows_the_model_and_fills_the_example_count_and_numbers():
-    model, examples, tokens, max_length = tab.on_dataset(
-        dict(STATS, model="Qwen/Qwen2.5-0.5B-Instruct"), "SmolLM2-135M", 0
-    )
-    assert model == "Qwen2.5-0.5B" and examples == 120 and tokens == 18_000 and max_length == 256
-    _, examples, _, _ = tab.on_dataset(STATS, "SmolLM2-135M", 40)  # a typed count is kept
-    assert not isinstance(examples, int)
-    assert all(not isinstance(item, (str, int, float)) for item in tab.on_dataset(None, "SmolLM2-135M", 0))
+    followed = tab.on_dataset(dict(STATS, model="Qwen/Qwen2.5-0.5B-Instruct"), "SmolLM2-135M", 0)
+    assert followed == {"model": "Qwen2.5-0.5B", "examples": 120, "tokens": 18_000, "max_length": 256}
+    assert "examples" not in tab.on_dataset(STATS, "SmolLM2-135M", 40)  # a typed count is kept
+    assert tab.on_dataset(None, "SmolLM2-135M", 0) == {}  # no statistics: nothing changes
 
 
 def test_break_even_chart_appears_with_savings():
     outputs = tab.refresh(*values({"tokens_saved": 800, "requests_per_month": 50_000}))
-    assert outputs[7].visible is True and "Break-even after" in outputs[6]
+    assert outputs["chart"].visible is True and "Break-even after" in outputs["break_even"]
 
 
 def test_bad_form_input_gives_message_and_hint_not_a_traceback():
     outputs = tab.refresh(*values(model="Custom size", params="seven"))
-    assert "not a parameter count" in outputs[1] and "Hint" in outputs[1]
-    assert "Not yet" in outputs[0]  # the card still follows the answers
+    assert "not a parameter count" in outputs["advice"] and "Hint" in outputs["advice"]
+    assert "Not yet" in outputs["card"]  # the card still follows the answers
+    assert "memory_table" not in outputs  # the last good estimates stay
     outputs = tab.refresh(*values(epochs=None))
-    assert "empty" in outputs[3] and "Hint" in outputs[3]
+    assert "empty" in outputs["summary"] and "Hint" in outputs["summary"]
 
 
 def test_use_settings_fills_train_prefill_and_switches_tab():
-    prefill, tabs, message = tab.use_settings(
+    handed = tab.use_settings(
         *values({"goals": ["format_style"], "few_shot": "poor", "examples": 200}, stats=STATS, folder="/data/ds1")
     )
+    prefill, tabs, message = handed["train_prefill"], handed["tabs"], handed["status"]
     assert prefill["model"] == "bundled:SmolLM2-135M-Instruct" and prefill["technique"] == "lora"
     assert prefill["max_length"] == 256 and prefill["epochs"] == 3 and prefill["dataset"] == "/data/ds1"
     assert isinstance(tabs, gr.Tabs) and tabs.selected == "train"
     assert "Sent to Train" in message and "Note" not in message
-    _, _, warned = tab.use_settings(*values())
+    warned = tab.use_settings(*values())["status"]
     assert "the checklist says “Not yet" in warned
 
 
 def test_one_hand_over_goes_to_data_first_without_a_dataset_and_to_train_with_one():
     answers = {"goals": ["format_style"], "few_shot": "poor", "examples": 200}
-    prefill, tabs, message = tab.hand_over(*values(answers))
+    handed = tab.hand_over(*values(answers))
+    prefill, tabs, message = handed["train_prefill"], handed["tabs"], handed["status"]
     assert prefill["model"] == "bundled:SmolLM2-135M-Instruct"
     assert isinstance(tabs, gr.Tabs) and tabs.selected == "data"
     assert "Kept for Train" in message and "dataset" in message
-    prefill, tabs, message = tab.hand_over(*values(answers, stats=STATS, folder="/data/ds1"))
+    handed = tab.hand_over(*values(answers, stats=STATS, folder="/data/ds1"))
+    prefill, tabs, message = handed["train_prefill"], handed["tabs"], handed["status"]
     assert tabs.selected == "train" and "Sent to Train" in message and prefill["dataset"] == "/data/ds1"
-    _, tabs, message = tab.hand_over(*values(model="Custom size", params="7B"))
-    assert not isinstance(tabs, gr.Tabs) and "Hint" in message  # an error stays on Decide
+    refused = tab.hand_over(*values(model="Custom size", params="7B"))
+    assert set(refused) == {"status"} and "Hint" in refused["status"]  # an error stays on Decide
 
 
 def test_hardware_starts_on_this_machine_without_measuring_it():
@@ -138,12 +141,13 @@ def test_hardware_starts_on_this_machine_without_measuring_it():
 
 
 def test_use_settings_refuses_a_custom_size_without_a_model():
-    prefill, tabs, message = tab.use_settings(*values(model="Custom size", params="7B"))
+    message = tab.use_settings(*values(model="Custom size", params="7B"))["status"]
     assert "custom model size" in message.lower() and "Hint" in message
 
 
 def test_download_record_writes_markdown(studio_home):
-    file, message = tab.download_record(*values({"goals": ["format_style"], "few_shot": "poor", "examples": 200}))
+    recorded = tab.download_record(*values({"goals": ["format_style"], "few_shot": "poor", "examples": 200}))
+    file, message = recorded["record_file"], recorded["status"]
     assert file.visible is True and file.value["orig_name"].startswith("decision-record-")
     saved = sorted((studio_home / "decisions").glob("decision-record-*.md"))[-1]
     text = saved.read_text(encoding="utf-8")

@@ -47,37 +47,37 @@ def _attacker():
 
 
 def test_train_tab_handlers_refuse_another_visitors_run(public, victim_world):
-    from studio.ui import train_tab
+    from studio.ui import train_actions, train_form, train_live
 
     victim, dataset, record = victim_world
-    view = train_tab.open_view(record.run_id)
+    view = train_live.open_view(record.run_id)
     with access.acting(_attacker()):
         refusals = [
-            train_tab.stop_run(view, None, None),
-            train_tab.force_stop_run(view, None, None),
-            train_tab.resume_run(view, None, None)[0],
-            train_tab.delete_run(view, None, None)[0],
-            train_tab.ask_delete(view)[0],
-            train_tab.export_zip(view)[1],
-            train_tab.ask_merge(view)[0],
-            train_tab.merge_run(view, progress=lambda *a, **k: None)[0],
-            train_tab.push_run(view, "me/x", "hf_x", "Adapter", True)[0],
-            train_tab.train_again(view)[-1],
-            train_tab.open_in_compare(view)[2],
-            train_tab.render(view, None)[2],
-            train_tab.describe_dataset(str(dataset))[0],
-            train_tab.describe_dataset(dataset.name)[0],
-            train_tab.share_run(view),
+            train_actions.stop_run(view, None, None),
+            train_actions.force_stop_run(view, None, None),
+            train_actions.resume_run(view, None, None)["action_message"],
+            train_actions.delete_run(view, None, None)["action_message"],
+            train_actions.ask_delete(view)["action_message"],
+            train_actions.export_zip(view)["export_message"],
+            train_actions.ask_merge(view)["export_message"],
+            train_actions.merge_run(view, progress=lambda *a, **k: None)["export_message"],
+            train_actions.push_run(view, "me/x", "hf_x", "Adapter", True)["push_message"],
+            train_form.train_again(view)["prefill_note"],
+            train_actions.open_in_compare(view)["action_message"],
+            train_live.render(view, None)["header"],
+            train_form.describe_dataset(str(dataset))["dataset_info"],
+            train_form.describe_dataset(dataset.name)["dataset_info"],
+            train_actions.share_run(view),
         ]
-        assert train_tab._config_json(record.run_id) == ""
-        assert record.run_id not in train_tab.history_table()[1]
+        assert train_live.run_config_json(record.run_id) == ""
+        assert record.run_id not in train_live.history_table()[1]
     for message in refusals:
         assert "Not allowed" in str(message), message
         assert "victim run" not in str(message) and "CANARY" not in str(message)
     assert record.dir.is_dir() and store.get_run(record.run_id).state == "completed"
     with access.acting(victim):  # positive control: the owner may
-        assert "Zipped" in train_tab.export_zip(view)[1]
-        assert record.run_id in train_tab.history_table()[1]
+        assert "Zipped" in train_actions.export_zip(view)["export_message"]
+        assert record.run_id in train_live.history_table()[1]
 
 
 def test_export_logic_checks_the_caller_on_every_path(public, victim_world, capsys, tmp_path):
@@ -137,21 +137,21 @@ def test_compare_handlers_refuse_another_visitors_run(public, victim_world):
     with access.acting(_attacker()):
         voter = "voter-attacker"  # the blind view's outputs: (voter, who, prompt or message, ...)
         outputs = [
-            compare_tab.open_run(record.run_id, "")[0],
-            compare_tab.ab_start(record.run_id, "")[2],
-            compare_tab.ab_new_voter(record.run_id)[2],
-            compare_tab.ab_vote(record.run_id, voter, 0, "A")[2],
-            compare_tab.vote_button("B")(record.run_id, voter, 0)[2],
-            compare_tab.ab_reveal(record.run_id, voter)[2],
-            compare_tab.build_report(record.run_id)[0],
-            compare_tab.run_evaluation(record.run_id, 2, None, "", 16, progress=lambda *a, **k: None)[0],
-            compare_tab.open_run(str(record.dir), "")[0],
-            compare_tab.open_run("/etc", "")[0],
+            compare_tab.open_run(record.run_id, "")["status"],
+            compare_tab.ab_start(record.run_id, "")["prompt"],
+            compare_tab.ab_new_voter(record.run_id)["prompt"],
+            compare_tab.ab_vote(record.run_id, voter, 0, "A")["prompt"],
+            compare_tab.vote_button("B")(record.run_id, voter, 0)["prompt"],
+            compare_tab.ab_reveal(record.run_id, voter)["prompt"],
+            compare_tab.build_report(record.run_id)["report_status"],
+            compare_tab.run_evaluation(record.run_id, 2, None, "", 16, progress=lambda *a, **k: None)["eval_verdict"],
+            compare_tab.open_run(str(record.dir), "")["status"],
+            compare_tab.open_run("/etc", "")["status"],
         ]
         chat = list(compare_tab.chat("hi", [], [], [], record.run_id, "", "", 0, 1, 8, 0))[-1]
         assert record.run_id not in json.dumps(compare_tab.run_choices())
         assert compare_tab.refresh_verdict(record.run_id) == compare_tab.gr.update()  # no verdict of another's run
-    for message in outputs + [chat[-1]]:
+    for message in outputs + [chat["chat_error"]]:
         assert "Not allowed" in str(message), message
     assert not (record.dir / "compare").exists()  # nothing written into the victim's run
 
@@ -239,13 +239,13 @@ def test_a_visitors_dataset_path_outside_the_datasets_folder_is_refused(public, 
 
 
 def test_a_start_without_an_identity_is_refused_and_no_run_is_ever_ownerless(public, victim_world):
-    from studio.ui import train_tab
+    from studio.ui import train_form
 
     _victim, dataset, _record = victim_world
-    values = train_tab.form_values({"dataset": str(dataset)})
+    values = train_form.form_values({"dataset": str(dataset)})
     before = {record.run_id for record in store.list_runs()}
     with access.acting(access.Identity("", access.ANONYMOUS)):
-        message = train_tab.start_run(*values, {}, None, None)[0]
+        message = train_form.start_run(*values, {}, None)["preflight"]
     assert "Not allowed" in message and {record.run_id for record in store.list_runs()} == before
     assert store.create_run(RunConfig(dataset=str(dataset)), "").owner == access.LOCAL_OWNER
 

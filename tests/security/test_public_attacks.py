@@ -214,7 +214,7 @@ def test_compare_on_another_visitors_run_is_refused_by_id_and_by_path(public_app
 
 
 def test_train_form_refuses_other_datasets_server_models_and_remote_code(public_app, attacker, before):
-    from studio.ui import train_tab
+    from studio.ui import train_form
 
     world = public_app.world
     attacker.load_page()
@@ -229,14 +229,14 @@ def test_train_form_refuses_other_datasets_server_models_and_remote_code(public_
     own = attacker.call_named("upload_dataset", [attacker.upload("own.jsonl", rows.encode())]).data[0]["value"]
 
     def form(**changes):
-        values = dict(zip(train_tab.FORM_FIELDS, train_tab.form_values({})))
+        values = dict(zip(train_form.FORM_FIELDS, train_form.form_values({})))
         values.update({"dataset": own, **changes})
-        return [values[name] for name in train_tab.FORM_FIELDS]
+        return [values[name] for name in train_form.FORM_FIELDS]
 
     # Another visitor's dataset, by id or path: Gradio refuses a value its dropdown never offered this session,
     # and the handler refuses it too (tests/security/test_handler_checks.py calls it directly).
     for dataset in (world.victim_dataset.name, str(world.victim_dataset), "/etc"):
-        for fn, extra in ((check, [{}, *here]), (start, [{}, *here, None, None])):
+        for fn, extra in ((check, [{}, *here]), (start, [{}, *here, None])):
             result = attacker.call(fn, form(dataset=dataset) + extra)
             assert result.refused or "not in the list of choices" in result.text, result.text[:300]
     # Server folders as the model, and remote code, with the attacker's own dataset: the handler refuses.
@@ -247,7 +247,7 @@ def test_train_form_refuses_other_datasets_server_models_and_remote_code(public_
         form(model="studio/data"),
         form(model=str(world.model_dir), trust_remote_code=True),
     ):
-        for fn, extra in ((check, [{}, *here]), (start, [{}, *here, None, None])):
+        for fn, extra in ((check, [{}, *here]), (start, [{}, *here, None])):
             result = attacker.call(fn, values + extra)
             assert result.refused, (values[:3], result.text[:400])
     # A folder that exists and one that does not get the same answer.
@@ -326,7 +326,7 @@ def test_visitor_runs_queue_get_no_token_and_cancel(public_app):
     """Two visitors start real runs on the tiny model: the first trains (its worker's environment holds no
     Hugging Face token), the second waits in the queue with its position and an estimated start; its owner
     cancels it; an operator's move-to-front is refused to a visitor."""
-    from studio.ui import train_tab
+    from studio.ui import train_form
 
     world = public_app.world
     first, second = Visitor(public_app.url), Visitor(public_app.url)
@@ -350,7 +350,7 @@ def test_visitor_runs_queue_get_no_token_and_cancel(public_app):
             assert saved.success and "no errors" in json.dumps(saved.data), saved.text[:400]
             dataset_value = saved.data[0]["value"]
             assert not str(dataset_value).startswith("/")  # an id, not a server path
-            values = dict(zip(train_tab.FORM_FIELDS, train_tab.form_values({})))
+            values = dict(zip(train_form.FORM_FIELDS, train_form.form_values({})))
             values.update(
                 model=str(world.model_dir),
                 dataset=dataset_value,
@@ -361,8 +361,8 @@ def test_visitor_runs_queue_get_no_token_and_cancel(public_app):
                 save_steps=0,
                 eval_steps=0,
             )
-            form = [values[name] for name in train_tab.FORM_FIELDS]
-            started = visitor.call_named("start_where", form + [{}, "local", None, None, None, None])
+            form = [values[name] for name in train_form.FORM_FIELDS]
+            started = visitor.call_named("start_where", form + [{}, "local", None, None, None])
             assert started.success and ("Started" in started.text or "queued" in started.text), started.text[:500]
             me = visitor.call_named("hand_back_token", [None]).data[0].split(".")[0]
             (mine,) = [
