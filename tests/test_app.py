@@ -29,6 +29,30 @@ def test_app_serves_http_and_api(app_url):
     assert client is not None
 
 
+# The API a gradio_client script sees: each name here is a decision (docs/api.md); every other event is private.
+PUBLIC_API = {
+    "decide_recommend",
+    "decide_record",
+    "decide_use_settings",
+    "lint_sample",
+    "lint_upload",
+    "lint_hub",
+    "fix_and_split",
+}
+
+
+def test_every_event_made_an_api_decision():
+    """A new event is private unless it is added here on purpose: no auto-named /lambda_N endpoints."""
+    import app
+
+    public = {
+        block_fn.api_name
+        for block_fn in app.demo.fns.values()
+        if getattr(block_fn, "api_visibility", "public") != "private"
+    }
+    assert public == PUBLIC_API
+
+
 @pytest.mark.browser
 def test_browser_shows_header_tabs_and_footer(page, output_dir):
     tabs = page.get_by_role("tab")
