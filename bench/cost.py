@@ -4,7 +4,8 @@
     STUDIO_HOME=/tmp/h python bench/cost.py calibrate              # measure, fit and print the constants
     STUDIO_HOME=/tmp/h python bench/cost.py calibrate --write      # … and write studio/models/calibration.json
     STUDIO_HOME=/tmp/h python bench/cost.py calibrate --here       # … or STUDIO_HOME/calibration.json (this machine)
-    options: --threads N  --only NAME[,NAME]  --bf16 (train in bf16: calibrates or checks that precision)
+    options: --threads N  --only NAME[,NAME]  --bf16 | --fp32 (force the worker's precision; by default the
+             worker's own automatic choice on this machine, measured once before the runs)
 
 Each run is the real worker (the supervisor starts `python -m studio.train.worker`) on the bundled SmolLM2,
 on 300 Alpaca-like rows (instruction / optional input / long-tailed answer, saved through the Data pipeline
@@ -234,6 +235,7 @@ def measure(config) -> dict:
         "tokens": record.status.get("train_tokens"),
         "load": (load_before, os.getloadavg()[0]),
         "dir": str(record.dir),
+        "precision": record.status.get("precision"),
     }
 
 
@@ -314,15 +316,30 @@ def fmt_s(seconds: float) -> str:
 
 
 # ---- modes -------------------------------------------------------------------------------------------------
+def resolve_precision(forced: bool | None, model_dir: str, threads: int) -> str:
+    """The precision every run of this bench trains in: the forced one, or the worker's automatic choice on this
+    machine — measured here once, before the runs, and cached in the scratch home, so preflight's prediction and
+    the worker both read the same decision (the first run does not measure it in the middle of being timed)."""
+    from studio.models import precision_probe
+
+    precision = precision_probe.choose(forced, model_dir, threads, log=lambda text: print(f"  {text}", flush=True))
+    print(f"precision: {precision.summary()}", flush=True)
+    return precision.name
+
+
 def run_all(specs: dict, datasets: dict, model_dir: str, threads: int, bf16: bool | None = None) -> list[dict]:
     results = []
-    dtype = "bf16" if bf16 else "fp32"
+    dtype = resolve_precision(bf16, model_dir, threads)
     for name, spec in specs.items():
         config = run_config(name, spec, datasets, model_dir, threads, bf16)
         peak = cost.measure_peak.__wrapped__(dtype, 1.0)  # measured now, as preflight would
         per_cpu = matmul_peak_per_cpu_second(dtype)
         report, load = predict(config, peak)
         measured = measure(config)
+        if report.dtype != dtype or measured["precision"] != dtype:
+            raise SystemExit(
+                f"{name}: predicted in {report.dtype}, trained in {measured['precision']}, bench precision {dtype}"
+            )
         peak_after = cost.measure_peak.__wrapped__(dtype, 1.0)
         per_cpu = max(per_cpu, matmul_peak_per_cpu_second(dtype))
         results.append(
@@ -509,7 +526,11 @@ def main() -> None:
     parser.add_argument("--here", action="store_true", help="calibrate: write STUDIO_HOME/calibration.json")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--only", help="comma-separated run names")
-    parser.add_argument("--bf16", action="store_true", default=None, help="train in bf16 (--bf16 of the worker)")
+    forced = parser.add_mutually_exclusive_group()
+    forced.add_argument(
+        "--bf16", dest="bf16", action="store_true", default=None, help="force bf16 (the worker's --bf16)"
+    )
+    forced.add_argument("--fp32", dest="bf16", action="store_false", help="force fp32 (the worker's --no-bf16)")
     opts = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(opts.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
