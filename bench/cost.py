@@ -235,7 +235,7 @@ def measure(config) -> dict:
         "tokens": record.status.get("train_tokens"),
         "load": (load_before, os.getloadavg()[0]),
         "dir": str(record.dir),
-        "precision": record.status.get("precision"),
+        "precision": (record.status.get("facts") or {}).get("precision"),
     }
 
 
