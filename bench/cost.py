@@ -258,13 +258,15 @@ def matmul_peak_per_cpu_second(dtype: str = "fp32", seconds: float = 1.0) -> flo
 
 
 def import_floor_gib() -> float:
-    """Peak RSS of a fresh process that imports what the worker imports (no model)."""
+    """Peak RSS of a fresh process that imports what the worker imports (no model). Its own VmHWM: Linux carries
+    ru_maxrss over from the parent through fork and exec, so after this process has held a model (the precision
+    measurement) ru_maxrss would report this process's peak instead."""
     code = (
-        "import resource, torch, transformers, peft, trl, datasets; "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "import torch, transformers, peft, trl, datasets; "
+        "print(next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM:')))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(done.stdout.strip().splitlines()[-1]) / 1024**2
+    return int(done.stdout.strip().splitlines()[-1]) / 1024**2  # kB
 
 
 # ---- predictions -------------------------------------------------------------------------------------------
