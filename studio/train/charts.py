@@ -286,11 +286,17 @@ def progress(status: dict, events: list[dict], now: float | None = None) -> dict
     elapsed = _number(last.get("elapsed"))
     written = _number(last.get("time"))
     started = _started_seconds(status.get("started_at"))
-    if active:
-        if elapsed is not None and written is not None:
+    # Elapsed is training time, as the history and the report show it: a run loading its model (or waiting, or
+    # resumed and loading again) shows the training time it had, so the clock never jumps back when it starts.
+    resumed = _started_seconds(status.get("resumed_at"))
+    this_session = written is not None and (resumed is None or written >= resumed)
+    if state in ("running", "stopping"):
+        if elapsed is not None and this_session:
             elapsed += max(0.0, now - written)  # counted on since the event was written
-        elif started is not None:
-            elapsed = max(elapsed or 0.0, now - started)
+        elif elapsed is None and started is not None:
+            elapsed = now - started  # events from before they carried their elapsed time
+    elif active:
+        elapsed = _number(status.get("elapsed"))
     else:
         elapsed = _number(status.get("elapsed")) or elapsed
         ended = _started_seconds(status.get("ended_at"))
@@ -338,7 +344,9 @@ def progress_html(status: dict, events: list[dict], now: float | None = None) ->
     state = info["status"] or "unknown"
     colour = _STATUS_COLOURS.get(state, GREY)
     total = info["total"] or "?"
-    parts = [f"step {info['step']} / {total}", f"{percent:g} %", f"elapsed {format_duration(info['elapsed'])}"]
+    parts = [f"step {info['step']} / {total}", f"{percent:g} %"]
+    if info["elapsed"] is not None:  # none yet while a new run loads its model
+        parts.append(f"elapsed {format_duration(info['elapsed'])}")
     if info["eta"] is not None:
         parts.append(f"about {format_duration(info['eta'])} left")
     text = " · ".join(parts)

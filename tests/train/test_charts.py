@@ -134,6 +134,19 @@ def test_progress_counts_on_from_the_last_event_time():
     assert info["elapsed"] == 60.0 and info["eta"] == 140.0
 
 
+def test_elapsed_is_training_time_and_never_jumps_back_when_a_run_starts_or_resumes():
+    """Loading the model is not training time: a starting run shows the training time it already had (none for a
+    new run, the earlier sessions' for a resumed one, not the pause since), and counting goes on from there."""
+    assert charts.progress({"status": "starting", "started_at": 1000.0}, [], now=1030.0)["elapsed"] is None
+    before_pause = {"type": "log", "step": 10, "total": 40, "elapsed": 50.0, "time": 1000.0}
+    resumed = {"status": "starting", "step": 10, "total_steps": 40, "elapsed": 50.0, "resumed_at": 5000.0}
+    assert charts.progress(resumed, [before_pause], now=5020.0)["elapsed"] == 50.0  # not 4,070 s
+    running = {**resumed, "status": "running"}
+    assert charts.progress(running, [before_pause], now=5030.0)["elapsed"] == 50.0  # no new step yet
+    first_step = {"type": "log", "step": 11, "total": 40, "elapsed": 53.0, "time": 5033.0}
+    assert charts.progress(running, [before_pause, first_step], now=5035.0)["elapsed"] == 55.0
+
+
 def test_progress_of_a_stopped_run_uses_recorded_elapsed():
     status = {
         "status": "stopped",
