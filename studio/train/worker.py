@@ -26,6 +26,7 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 from studio import paths
@@ -287,6 +288,7 @@ def make_callback(run_dir: Path, config: RunConfig):
                 if self.watch.found:
                     event["diverged"] = self.watch.found.kind
                 store.append_event(run_dir, event)
+                store.update_status(run_dir, step=event["step"])  # the history's step column follows the run
                 print(
                     f"[studio] step {event['step']}/{event['total']} loss {logs.get('loss')} lr "
                     f"{logs.get('learning_rate')} tokens/s {event['tokens_per_s']} eta {event['eta']}",
@@ -529,7 +531,7 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
         assistant_only_loss=assistant_only,
         bf16=precision.trainer_bf16,
         fp16=precision.trainer_fp16,
-        gradient_checkpointing=hw["gradient_checkpointing"],
+        activation_checkpointing=hw["gradient_checkpointing"],  # transformers 5's name for gradient checkpointing
         use_cpu=hw["use_cpu"],
         report_to="none",
         disable_tqdm=True,
@@ -705,6 +707,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    # TRL and PEFT still read transformers 5's deprecated `is_gradient_checkpointing` on every run: a warning the
+    # user can do nothing about, which filled the log panel's first lines.
+    warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*deprecated", category=FutureWarning)
     if len(argv) != 1:
         print("usage: python -m studio.train.worker RUN_DIR", file=sys.stderr)
         return 2
