@@ -79,11 +79,13 @@ def test_first_run_path_reload_and_second_browser(browser, app_url, page, tiny_m
     finally:
         other.close()
 
-    # Reloading the page reattaches to the run.
+    # Reloading the page reattaches to the run, and the form shows its settings again (not the defaults).
     page.reload()
     page.wait_for_selector("#studio-tabs")
     page.get_by_role("tab", name="Train").click()
     _until(page, "text('#train-run-header').includes('journey run')")
+    _until(page, "document.querySelector('#train-max-steps input')?.value === '120'")
+    assert page.locator("#train-lr input").input_value() == "0.01"
     _until(page, "/completed/.test(text('#train-progress'))", timeout=600_000)
     _until(page, "text('#train-loss-plot').includes('train loss')")
     page.screenshot(path=str(output_dir / "journey-3-train.png"), full_page=False)

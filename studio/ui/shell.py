@@ -6,6 +6,7 @@ hardware, data folder and the operator's sign-in.
 
 from __future__ import annotations
 
+import json
 import os
 
 import gradio as gr
@@ -16,7 +17,7 @@ from studio.models import hardware
 from studio.train import supervisor
 from studio.ui import compare_tab, data_tab, decide_tab, model_status, train_tab
 from studio.ui.guard import guarded, request_identity
-from studio.ui.shared import URL_PARAM_JS, Shared, message_markdown, read_url_param_js
+from studio.ui.shared import TAB_IDS, Shared, message_markdown, read_url_param_js
 from studio.ui.theme import CSS, theme
 from studio.ui.wiring import Parts, wired
 
@@ -31,17 +32,29 @@ TABS = (
 )
 
 
-TAB_IDS = tuple(tab_id for _, tab_id, _ in TABS)
+assert tuple(tab_id for _, tab_id, _ in TABS) == TAB_IDS
+# The selected tab goes into the page's address whenever it changes: a click, or a handler's
+# gr.Tabs(selected=...) (Decide's hand-over, "Open in Compare") — the select event sees clicks only. The browser
+# reads the tab bar once it has redrawn.
+TAB_TO_ADDRESS_JS = """
+() => {
+  const ids = %s;
+  setTimeout(() => {
+    const button = document.querySelector('#studio-tabs [role="tab"][aria-selected="true"]');
+    const tab = button ? ids[button.textContent.trim()] : undefined;
+    if (!tab) { return; }
+    const url = new URL(window.location.href);
+    url.searchParams.set("tab", tab);
+    window.history.replaceState(null, "", url);
+  }, 0);
+  return [];
+}
+""" % json.dumps({label: tab_id for label, tab_id, _ in TABS})  # noqa: UP031 - keeps the JavaScript braces single
 
 
 def tab_from_address(tab: str | None):
     """?tab=train opens the Train tab (an unknown name is ignored)."""
     return gr.Tabs(selected=tab) if tab in TAB_IDS else gr.skip()
-
-
-def selected_tab(evt: gr.SelectData) -> str:
-    index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-    return TAB_IDS[index] if isinstance(index, int) and 0 <= index < len(TAB_IDS) else ""
 
 
 def footer_text() -> str:
@@ -118,7 +131,7 @@ def build_app() -> gr.Blocks:
             for label, tab_id, module in TABS:
                 with gr.Tab(label, id=tab_id, elem_id=f"tab-{tab_id}"):
                     module.build(shared)
-        tab_name, param_name = gr.Textbox(visible=False), gr.Textbox("tab", visible=False)
+        tab_name = gr.Textbox(visible=False)  # the tab in the address, read by the browser on load
         with gr.Column(elem_id="studio-footer"):
             model_status.build(demo)
             gr.Markdown(footer_text())
@@ -155,9 +168,7 @@ def build_app() -> gr.Blocks:
                 js=read_url_param_js("tab"),
                 api_visibility="private",
             )
-        tabs.select(guarded(access.LOOK, selected_tab), None, tab_name, api_visibility="private").then(
-            None, [param_name, tab_name], None, js=URL_PARAM_JS, api_visibility="private"
-        )
+        tabs.change(None, None, None, js=TAB_TO_ADDRESS_JS, api_visibility="private")
     return demo
 
 

@@ -17,7 +17,7 @@ from studio.data import store as data_store
 from studio.data.stats import suggested_max_length
 from studio.errors import StudioError
 from studio.jobs import executor, flavors
-from studio.train import executors, prefill, preflight, queue, supervisor
+from studio.train import executors, prefill, preflight, queue, store, supervisor
 from studio.train.config import RunConfig
 from studio.ui.train_common import (
     acting_on,
@@ -168,11 +168,15 @@ def pick_shared_dataset(path: str | None):
 
 
 def _form_updates(values: dict[str, Any]) -> dict[str, Any]:
-    """{field: update} for form fields; the dataset dropdown also gets the caller's current choices."""
-    return {
+    """{field: update} for form fields. A dataset comes with the caller's current choices and its summary line;
+    its suggested max length is not applied: these values were chosen together (a run's, Decide's)."""
+    updates = {
         name: gr.update(choices=dataset_choices(), value=value) if name == "dataset" else gr.update(value=value)
         for name, value in values.items()
     }
+    if values.get("dataset"):
+        updates["dataset_info"] = describe_dataset(values["dataset"])["dataset_info"]
+    return updates
 
 
 def apply_prefill(plan: dict | None, hidden: dict | None) -> dict[str, Any]:
@@ -200,14 +204,11 @@ def apply_prefill(plan: dict | None, hidden: dict | None) -> dict[str, Any]:
     return {**_form_updates(values), "hidden": hidden, "prefill_note": note}
 
 
-def train_again(view: dict) -> dict[str, Any]:
-    """Fill the form with the viewed run's settings."""
-    try:
-        record = run_for(acting_on(view))
-    except StudioError as error:
-        return {"prefill_note": error_text(error)}
+def _form_of_run(record, new_name: bool) -> dict[str, Any]:
+    """The form filled with a run's settings (its dataset only when the caller may use it)."""
     config = dict(record.config)
-    config["name"] = ""
+    if new_name:
+        config["name"] = ""  # a new run gets its own name
     try:
         manifest = preflight.read_manifest(dataset_folder(config.get("dataset")))
         config["dataset"] = data_store.dataset_value(manifest) if manifest else ""
@@ -216,9 +217,33 @@ def train_again(view: dict) -> dict[str, Any]:
     return {
         **_form_updates(dict(zip(FORM_FIELDS, form_values(config)))),
         "hidden": {key: config.get(key) for key in HIDDEN_FIELDS if key in config},
-        "prefill_note": f"↩ The form now holds the settings of **{escape.md_inline(record.name)}**. Check them and "
-        "start.",
     }
+
+
+def train_again(view: dict) -> dict[str, Any]:
+    """Fill the form with the viewed run's settings."""
+    try:
+        record = run_for(acting_on(view))
+    except StudioError as error:
+        return {"prefill_note": error_text(error)}
+    note = f"↩ The form now holds the settings of **{escape.md_inline(record.name)}**. Check them and start."
+    return {**_form_of_run(record, new_name=True), "prefill_note": note}
+
+
+def form_after_reload(view: dict | None, browser_id: str | None) -> dict[str, Any]:
+    """After a reload the page starts from the defaults: with one of the caller's own runs in view, the form shows
+    that run's settings again — a run still going with its name, as when it was started; a finished one as
+    "train again" would. Another visitor's shared run, or none, leaves the defaults."""
+    try:
+        record = run_for((view or {}).get("run_id"), browser_id)
+    except StudioError:
+        return {}
+    if not access.owns(identity_of(browser_id), record):
+        return {}
+    going = record.state in ("queued",) + store.ACTIVE
+    what = "which is still going" if going else "the run in view; change what you like and start"
+    note = f"↩ The form shows the settings of **{escape.md_inline(record.name)}**, {what}."
+    return {**_form_of_run(record, new_name=not going), "prefill_note": note}
 
 
 def toggle_assistant_note(enabled: bool):
@@ -237,8 +262,10 @@ def upload_dataset(file_path: str | None):
     except StudioError as error:
         return {"upload_message": error_text(error)}
     manifest = preflight.read_manifest(folder) or {"path": str(folder), "id": folder.name}
+    value = data_store.dataset_value(manifest)
     return {
-        "dataset": gr.update(choices=dataset_choices(), value=data_store.dataset_value(manifest)),
+        "dataset": gr.update(choices=dataset_choices(), value=value),
+        **describe_dataset(value),  # a new dataset: its summary and the max length it suggests
         "upload_message": report,
     }
 

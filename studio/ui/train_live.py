@@ -24,6 +24,7 @@ from studio.ui.guard import request_identity
 from studio.ui.train_common import dataset_folder, error_text, identity_of, open_view, run_for, shown, visible_runs
 
 POLL_SECONDS = 2.0
+HISTORY_SECONDS = 15.0
 
 
 LOG_TAIL_BYTES = 6000
@@ -382,8 +383,12 @@ def render(view: dict, browser_id: str | None, force: bool = False) -> dict[str,
         changed["log"] = _log_tail(record, browser_id)
     if state_changed:
         changed["action_message"] = ""  # "Stopping…" and the like are stale once the state moved on
-    if first or state_changed:
+    # The history follows the viewed run: at once when its state changes, every HISTORY_SECONDS while it trains
+    # (its steps and duration), not on every tick (a redraw would take a click on the table with it).
+    history_due = active and new_events and time.time() - view.get("history_at", 0) >= HISTORY_SECONDS
+    if first or state_changed or history_due:
         changed.update(_history(browser_id))
+        view["history_at"] = time.time()
     return changed
 
 

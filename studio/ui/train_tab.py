@@ -344,16 +344,18 @@ def build(shared: Shared) -> None:
         tabs=shared.tabs,
     )
     live = page.pick(*train_live.LIVE_VIEW)
-    form_fill = page.pick(*train_form.FORM_FIELDS, "hidden", "prefill_note")
+    form_fill = page.pick(*train_form.FORM_FIELDS, "hidden", "prefill_note", "dataset_info")
     checked = page.pick("preflight", "cli", "config_json")
     started_parts = page.pick("preflight", "cli", "config_json", "start_message", "view")
 
     g = guarded  # every handler below goes through the guard (studio/ui/guard.py) with its rule
     private = {"api_visibility": "private"}
     describe = page.pick("dataset_info", "max_length")
-    dataset.change(wired(access.LOOK, describe, train_form.describe_dataset), dataset, describe.outputs(), **private)
+    # A dataset picked by hand suggests its max length; one set with other settings (train again, Decide, a
+    # reload) comes with its own, so this follows the user's pick only (and an upload, below).
+    dataset.input(wired(access.LOOK, describe, train_form.describe_dataset), dataset, describe.outputs(), **private)
     refresh.click(g(access.LOOK, train_form.refresh_datasets), dataset, dataset, **private)
-    uploaded = page.pick("dataset", "upload_message")
+    uploaded = page.pick("dataset", "dataset_info", "max_length", "upload_message")
     upload.upload(
         wired(access.SAVE_DATASET, uploaded, train_form.upload_dataset), upload, uploaded.outputs(), **private
     )
@@ -483,6 +485,9 @@ def build(shared: Shared) -> None:
         None, browser_id_carrier, None, js=train_live.STORE_ID_JS, **private
     )
     address_follows(ready)
+    ready.then(
+        wired(access.LOOK, form_fill, train_form.form_after_reload), [view, browser_id], form_fill.outputs(), **private
+    )
     ready.then(redraw, [view, browser_id], live.outputs(), **private).then(
         g(access.LOOK, train_form.refresh_datasets), dataset, dataset, **private
     ).then(wired(access.LOOK, describe, train_form.describe_dataset), dataset, describe.outputs(), **private).then(

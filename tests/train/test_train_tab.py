@@ -300,6 +300,11 @@ def test_render_reads_only_new_events_and_skips_unchanged_parts(sleeper_run):
     shown = train_live.render(view, OWNER)
     assert not {"loss", "rates", "panel", "header"} & set(shown)  # nothing new: charts untouched
     assert "step" in shown["progress"]  # the progress bar keeps counting while active
+    store.append_event(sleeper_run.dir, {"type": "log", "step": 6, "total": 10, "loss": 2.4})
+    assert "history" not in train_live.render(view, OWNER)  # drawn moments ago: the table is left alone
+    view["history_at"] -= train_live.HISTORY_SECONDS
+    store.append_event(sleeper_run.dir, {"type": "log", "step": 7, "total": 10, "loss": 2.3})
+    assert "history" in train_live.render(view, OWNER)  # a training run's row follows its steps
     store.update_status(sleeper_run.dir, status="stopping")
     shown = train_live.render(view, OWNER)
     assert shown["action_message"] == ""  # a stale action message is cleared once the state moves on
@@ -396,6 +401,20 @@ def test_train_again_fills_the_form(finished_run):
     assert filled["name"]["value"] == ""  # a new run gets its own name
     assert set(train_form.FORM_FIELDS) <= set(filled)  # every field: nothing of the old form stays
     assert "finished" in filled["prefill_note"]
+
+
+def test_a_reload_shows_the_viewed_runs_settings_again(sleeper_run, finished_run):
+    """The page starts from the defaults after a reload; the owner's run in view puts its settings back: a run
+    still going with its name and max length (and the dataset's summary line), a finished one as "train again"
+    would. Another browser's run, or no run, leaves the defaults."""
+    filled = train_form.form_after_reload(train_live.open_view(sleeper_run.run_id), OWNER)
+    assert filled["name"]["value"] == "sleeper" and filled["max_length"]["value"] == sleeper_run.config["max_length"]
+    assert filled["dataset"]["value"] == sleeper_run.config["dataset"] and "40 training rows" in filled["dataset_info"]
+    assert "still going" in filled["prefill_note"]
+    finished = train_form.form_after_reload(train_live.open_view(finished_run.run_id), OWNER)
+    assert finished["lora_r"]["value"] == 4 and finished["name"]["value"] == ""  # a new run gets its own name
+    assert train_form.form_after_reload(train_live.open_view(sleeper_run.run_id), OTHER) == {}
+    assert train_form.form_after_reload(train_live.open_view(None), OWNER) == {}
 
 
 def test_open_in_compare_sets_the_run_and_switches_tab(finished_run, dataset_dir, tiny_model_dir):
