@@ -72,9 +72,10 @@ def ema(values: list[float], weight: float = SMOOTHING) -> list[float]:
     return smoothed
 
 
-def best_eval(events: list[dict]) -> tuple[int, float] | None:
-    """(step, eval_loss) of the lowest eval loss; the earliest step wins a tie."""
-    points = eval_points(events)
+def best_eval(events: list[dict], before_step: int | None = None) -> tuple[int, float] | None:
+    """(step, eval_loss) of the lowest eval loss; the earliest step wins a tie. `before_step`: a diverged run's first
+    bad step — evaluations from there on scored collapsed weights, never the best of anything."""
+    points = [point for point in eval_points(events) if before_step is None or point[0] < before_step]
     if not points:
         return None
     return min(points, key=lambda point: (point[1], point[0]))
@@ -138,8 +139,9 @@ def _empty_figure(title: str, note: str):
     return figure
 
 
-def loss_figure(events: list[dict], title: str = "Loss"):
-    """Train loss (raw, faint) + smoothed, eval loss, the best eval checkpoint starred, overfitting shaded."""
+def loss_figure(events: list[dict], title: str = "Loss", diverged_since: int | None = None):
+    """Train loss (raw, faint) + smoothed, eval loss, the best eval checkpoint starred (before the divergence of a
+    run that diverged), overfitting shaded."""
     import plotly.graph_objects as go
 
     train = train_points(events)
@@ -177,7 +179,7 @@ def loss_figure(events: list[dict], title: str = "Loss"):
                 marker={"symbol": "square", "size": 7},
             )
         )
-        best = best_eval(events)
+        best = best_eval(events, before_step=diverged_since)
         if best:
             figure.add_trace(
                 go.Scatter(

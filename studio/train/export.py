@@ -72,6 +72,13 @@ def adapter_source(run_dir: Path) -> AdapterSource:
     folder = store.usable_adapter(Path(run_dir))
     if folder is not None:
         return AdapterSource(folder, folder.name != store.ADAPTER_DIR)
+    diverged = store.read_status(Path(run_dir)).get("diverged") or {}
+    if diverged.get("since_step"):
+        raise StudioError(
+            f"This run has no usable weights: it diverged from step {diverged['since_step']}, before its first "
+            "checkpoint (weights saved after a divergence are removed).",
+            "Start it again with a lower learning rate (the run's hint says which).",
+        )
     raise StudioError(
         "This run has no adapter yet.",
         "An adapter is saved when a run completes, is stopped with Stop, or reaches its first checkpoint.",

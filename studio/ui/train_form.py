@@ -241,8 +241,7 @@ def form_after_reload(view: dict | None, browser_id: str | None) -> dict[str, An
     if not access.owns(identity_of(browser_id), record):
         return {}
     going = record.state in ("queued",) + store.ACTIVE
-    what = "which is still going" if going else "the run in view; change what you like and start"
-    note = f"↩ The form shows the settings of **{escape.md_inline(record.name)}**, {what}."
+    note = f"↩ The form shows the settings of **{escape.md_inline(record.name)}**, the run in view."
     return {**_form_of_run(record, new_name=not going), "prefill_note": note}
 
 
@@ -374,7 +373,8 @@ def start_run(*args):
             f"▶ **Started '{escape.md_inline(record.name)}'.** Follow it below — you can close this page; the "
             "run keeps going."
         )
-    return {**checked, "start_message": _with_warnings(message, report), "view": new_view}
+    # (the note on where the form's settings came from belonged to the form before this start)
+    return {**checked, "start_message": _with_warnings(message, report), "view": new_view, "prefill_note": ""}
 
 
 def _flavor_update(current: str | None, refresh: bool = False):
@@ -478,4 +478,9 @@ def start_where(*args):
         f"☁ **Sent '{escape.md_inline(record.name)}' to Hugging Face Jobs** ({escape.md_inline(flavor)}). Follow it "
         "below — you can close this page; the job keeps going and this view reattaches."
     )
-    return {**checked, "start_message": _with_warnings(sent, report), "view": open_view(record.run_id)}
+    return {
+        **checked,
+        "start_message": _with_warnings(sent, report),
+        "view": open_view(record.run_id),
+        "prefill_note": "",
+    }

@@ -272,10 +272,12 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
             facts.append(f"token accuracy {last['mean_token_accuracy']:.1%}")
         if last.get("memory_gb"):
             facts.append(f"memory {last['memory_gb']:.1f} GiB")
-        best = charts.best_eval(events)
         diverged = status.get("diverged") or {}
+        best = charts.best_eval(events, before_step=diverged.get("since_step"))
         if best:
-            before = f" (before the loss diverged at step {diverged['step']})" if diverged.get("step") else ""
+            before = (
+                f" (before the run diverged at step {diverged['since_step']})" if diverged.get("since_step") else ""
+            )
             facts.append(f"best eval loss **{best[1]:.4f}** at step {best[0]}{before}")
         lines.append(" · ".join(facts))
     notes = status.get("notes") or []
@@ -376,7 +378,8 @@ def render(view: dict, browser_id: str | None, force: bool = False) -> dict[str,
         changed["progress"] = charts.progress_html(record.status, events)
     if first or new_events:
         warning = charts.overfitting(events)
-        changed["loss"] = charts.loss_figure(events, title="Loss")
+        diverged_since = (record.status.get("diverged") or {}).get("since_step")
+        changed["loss"] = charts.loss_figure(events, title="Loss", diverged_since=diverged_since)
         changed["rates"] = charts.rate_figure(events)
         changed["overfitting"] = f"⚠ **{escape.md_inline(warning.message)}**" if warning else ""
     if first or log_changed:

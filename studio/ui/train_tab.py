@@ -346,7 +346,7 @@ def build(shared: Shared) -> None:
     live = page.pick(*train_live.LIVE_VIEW)
     form_fill = page.pick(*train_form.FORM_FIELDS, "hidden", "prefill_note", "dataset_info")
     checked = page.pick("preflight", "cli", "config_json")
-    started_parts = page.pick("preflight", "cli", "config_json", "start_message", "view")
+    started_parts = page.pick("preflight", "cli", "config_json", "start_message", "view", "prefill_note")
 
     g = guarded  # every handler below goes through the guard (studio/ui/guard.py) with its rule
     private = {"api_visibility": "private"}

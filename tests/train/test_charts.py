@@ -26,6 +26,16 @@ def test_best_eval_picks_lowest_and_earliest_on_tie():
     assert charts.best_eval([log(1, 3.0)]) is None
 
 
+def test_a_diverged_runs_best_eval_comes_from_before_the_divergence():
+    """From the first bad step the weights are collapsed: an evaluation there (a frozen loss can look "best")
+    is never the best, in the status line or the chart's star."""
+    events = [evaluation(2, 4.5), evaluation(3, 4.2), evaluation(4, 0.9)]  # step 4: already collapsed
+    assert charts.best_eval(events, before_step=4) == (3, 4.2)
+    assert charts.best_eval(events, before_step=2) is None
+    star = [trace for trace in charts.loss_figure(events, diverged_since=4).data if trace.name.startswith("best")]
+    assert star[0].name == "best eval (step 3)"
+
+
 def test_nan_and_missing_values_are_ignored():
     events = [log(1, float("nan")), log(2, 2.0), {"type": "log", "step": 3}, evaluation(3, float("inf"))]
     assert charts.train_points(events) == [(2, 2.0)]

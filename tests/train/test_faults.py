@@ -11,7 +11,7 @@ import time
 import pytest
 
 from studio.errors import StudioError
-from studio.train import store, supervisor, worker
+from studio.train import export, store, supervisor, worker
 from studio.train.divergence import Divergence
 
 WAIT = 300
@@ -50,6 +50,9 @@ def test_an_absurd_learning_rate_ends_failed_however_the_cpu_rounds_it(tiny_conf
     assert all(step < diverged["since_step"] - 1 for step in kept), (kept, diverged)
     if kept:  # what is left is a usable, earlier checkpoint
         assert record.status["last_checkpoint"] == f"checkpoints/checkpoint-{kept[-1]}"
+    else:  # nothing usable: Compare and export say why, not "no adapter yet"
+        with pytest.raises(StudioError, match="diverged from step"):
+            export.adapter_source(record.dir)
 
 
 def test_sigkill_leaves_an_interrupted_run_whose_checkpoint_resumes_the_step_count(tiny_config, tiny_model_dir):

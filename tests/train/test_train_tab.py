@@ -410,7 +410,7 @@ def test_a_reload_shows_the_viewed_runs_settings_again(sleeper_run, finished_run
     filled = train_form.form_after_reload(train_live.open_view(sleeper_run.run_id), OWNER)
     assert filled["name"]["value"] == "sleeper" and filled["max_length"]["value"] == sleeper_run.config["max_length"]
     assert filled["dataset"]["value"] == sleeper_run.config["dataset"] and "40 training rows" in filled["dataset_info"]
-    assert "still going" in filled["prefill_note"]
+    assert "the run in view" in filled["prefill_note"]
     finished = train_form.form_after_reload(train_live.open_view(finished_run.run_id), OWNER)
     assert finished["lora_r"]["value"] == 4 and finished["name"]["value"] == ""  # a new run gets its own name
     assert train_form.form_after_reload(train_live.open_view(sleeper_run.run_id), OTHER) == {}
