@@ -34,6 +34,10 @@ def from_decide(plan: Mapping[str, Any] | None, *, qlora_possible: bool, on_gpu:
         return Handover()
     technique = str(plan.get("technique") or "").lower()
     values = {key: plan[key] for key in COPIED if plan.get(key) not in (None, "")}
+    if not plan.get("dataset"):
+        # Decide's max length without a dataset is a guess; the dataset, when it arrives, suggests its own (p99)
+        # and that is what the form will show.
+        values.pop("max_length", None)
     if technique == "dora" or plan.get("use_dora"):
         values["use_dora"] = True
     if (technique == "qlora" or plan.get("load_in_4bit")) and qlora_possible:

@@ -421,8 +421,10 @@ def render_forced(view: dict, browser_id: str | None) -> dict[str, Any]:
     return changed
 
 
-def _duration(status: dict) -> str:
-    return units.format_duration(charts.progress(status, []).get("elapsed"))
+def _duration(record) -> str:
+    """Training time, as the live view counts it: a run still going is counted from its events."""
+    events = store.read_events(record.dir)[0] if record.state in ("queued",) + store.ACTIVE else []
+    return units.format_duration(charts.progress(record.status, events).get("elapsed"))
 
 
 def short_model_name(ref: str) -> str:
@@ -473,7 +475,7 @@ def history_table(browser_id: str | None = None) -> tuple[list[list[Any]], list[
                 record.state + where,
                 steps,
                 f"{best:.4f}" if isinstance(best, (int, float)) else "—",
-                _duration(status),
+                _duration(record),
                 started,
             ]
         )

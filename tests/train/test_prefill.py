@@ -38,6 +38,13 @@ def test_what_this_machine_cannot_run_is_left_to_it():
     assert handover.gradient_checkpointing is None  # off a GPU the worker decides
 
 
+def test_without_a_dataset_the_max_length_is_left_to_the_dataset():
+    """Decide's max length without data is a guess: the form keeps its own until a dataset suggests one, so the
+    note never names a length the form does not show."""
+    handover = prefill.from_decide({**PLAN, "dataset": None}, qlora_possible=True, on_gpu=True)
+    assert "max_length" not in handover.values and "max length" not in handover.summary()
+
+
 def test_dora_empty_values_and_no_plan():
     handover = prefill.from_decide(
         {"technique": "dora", "epochs": "", "lora_r": None}, qlora_possible=True, on_gpu=False
