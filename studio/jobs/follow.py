@@ -96,8 +96,13 @@ def read_position(run_dir: Path, job_id: str) -> int:
 
 
 def write_position(run_dir: Path, job_id: str, lines: int) -> None:
-    with open(Path(run_dir) / POSITION_FILE, "w") as handle:
-        handle.write(f"{job_id} {lines}\n")
+    # Replaced, not rewritten in place: a follower killed mid-write (a restart, SIGKILL) must not leave it empty,
+    # which reads as "nothing copied" and replays the job's whole log into log.txt. (No fsync: it is written after
+    # every line, and only a killed process, not a power cut, has to be survived.)
+    target = Path(run_dir) / POSITION_FILE
+    partial = target.with_name(f"{POSITION_FILE}.{os.getpid()}.tmp")
+    partial.write_text(f"{job_id} {lines}\n")
+    os.replace(partial, target)
 
 
 def _stage(info) -> str:

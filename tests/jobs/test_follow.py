@@ -83,3 +83,26 @@ def test_checkpoint_names_from_the_job_never_become_other_paths(remote_env, tiny
     )
     status = store.read_status(record.dir)
     assert "last_checkpoint" not in status and status["best_checkpoint"] == "checkpoints/checkpoint-4"
+
+
+def test_the_log_position_is_never_seen_half_written(tmp_path):
+    """The follower rewrites its position after every copied line. A reader (a new follower after a restart)
+    must see the old or the new count, never an empty file, which reads as 0 and replays the whole log."""
+    import threading
+
+    follow.write_position(tmp_path, "job-1", 1)
+    seen, done = [], threading.Event()
+
+    def read_while_written():
+        while not done.is_set():
+            seen.append(follow.read_position(tmp_path, "job-1"))
+
+    reader = threading.Thread(target=read_while_written)
+    reader.start()
+    for lines in range(2, 3000):
+        follow.write_position(tmp_path, "job-1", lines)
+    done.set()
+    reader.join()
+    assert seen and min(seen) >= 1 and seen == sorted(seen)
+    assert follow.read_position(tmp_path, "job-1") == 2999
+    assert [path.name for path in tmp_path.iterdir()] == [follow.POSITION_FILE]  # no temporary file left
