@@ -16,6 +16,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from hub_standin import StandIn  # noqa: E402
 
+from studio.jobs import executor  # noqa: E402, F401 - registers the hf-jobs executor, as the app and the CLI do
+
 TOKEN = "hf_standin_secret_token_0123456789"
 
 
