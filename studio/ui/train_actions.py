@@ -120,6 +120,15 @@ def _run_dir(view: dict) -> Path:
     return run_for(acting_on(view), action=access.EXPORT).dir
 
 
+def _merge_target(view: dict) -> tuple[Path, dict]:
+    """The viewed run's folder (the caller may export it) and the disk its merge needs, once the caller's quota
+    has room for the merged weights."""
+    run_dir = _run_dir(view)
+    info = export.merge_disk_needed(run_dir)
+    quotas.check_quota(identity_of(), "bytes", extra_bytes=int(info.get("needed_bytes") or 0))
+    return run_dir, info
+
+
 def export_zip(view: dict) -> dict[str, Any]:
     try:
         run_dir = _run_dir(view)
@@ -135,9 +144,7 @@ def export_zip(view: dict) -> dict[str, Any]:
 
 def ask_merge(view: dict) -> dict[str, Any]:
     try:
-        run_dir = _run_dir(view)
-        info = export.merge_disk_needed(run_dir)
-        quotas.check_quota(identity_of(), "bytes", extra_bytes=int(info.get("needed_bytes") or 0))
+        _folder, info = _merge_target(view)
     except StudioError as error:
         return {"export_message": error_text(error), "merge_confirm": gr.update(visible=False)}
     if not info["enough"]:
@@ -154,9 +161,7 @@ def ask_merge(view: dict) -> dict[str, Any]:
 
 def merge_run(view: dict, progress=gr.Progress()) -> dict[str, Any]:
     try:
-        run_dir = _run_dir(view)
-        info = export.merge_disk_needed(run_dir)
-        quotas.check_quota(identity_of(), "bytes", extra_bytes=int(info.get("needed_bytes") or 0))
+        run_dir, _info = _merge_target(view)
         # export.merge refuses remote code as studio.access says and picks the Hub token for this run.
         target = export.merge(run_dir, progress=lambda fraction, text: progress(fraction, desc=text))
     except StudioError as error:
