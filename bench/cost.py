@@ -409,10 +409,21 @@ def table(results: list[dict], threads: int) -> None:
         p, m = r["report"].time_parts, r["measured"]
         print(
             f"  {r['name']}: start {p['start']:.0f}/{m['start']:.0f}, steps "
-            f"{p['warmup'] + p['train']:.0f}/{m['train']:.0f}, evaluations "
+            f"{p['warmup'] + p['train']:.0f}/{m['train']:.0f} (first step's extra "
+            f"{p['warmup']:.1f}/{first_step_extra(m)[0]:.1f}), evaluations "
             f"{p['evaluation']:.0f}/{sum(m['evals']):.0f}, checkpoints {p['checkpoints']:.0f}/{sum(m['saves']):.0f}, "
             f"end {p['end']:.0f}/{m['end']:.0f}"
         )
+
+
+def first_step_extra(m: dict) -> tuple[float, float]:
+    """(wall seconds, CPU-seconds) the first step took beyond the per-token rate of the steps after it."""
+    first_tokens, first_wall, first_cpu = m["step_tokens"][0]
+    later = m["step_tokens"][1:]
+    tokens = max(1, sum(t for t, _, _ in later))
+    wall = first_wall - first_tokens * sum(w for _, w, _ in later) / tokens
+    cpu = first_cpu - first_tokens * sum(c for _, _, c in later) / tokens
+    return max(0.0, wall), max(0.0, cpu)
 
 
 def compute_flops(load: cost.Workload) -> tuple[float, float]:
@@ -452,11 +463,13 @@ def fit(results: list[dict], floor: float, threads: int) -> dict:
         load, m, per_cpu = r["load"], r["measured"], r["peak_per_cpu_s"] * 1e12
         flops, evals = compute_flops(load)
         # The first step's extra CPU time: beyond the CPU-seconds per token of the steps after it.
-        later = m["step_tokens"][1:]
-        per_token = sum(c for _, _, c in later) / max(1, sum(t for t, _, _ in later))
-        first_tokens, _, first_cpu = m["step_tokens"][0]
-        warmup_cpu = max(0.0, first_cpu - first_tokens * per_token)
+        warmup_cpu = first_step_extra(m)[1]
         warmups.append(warmup_cpu / threads)
+        later = m["step_tokens"][1:]
+        print(
+            f"  {r['name']}: first step's extra {warmup_cpu / threads:.1f} s; a later step "
+            f"{sum(w for _, w, _ in later) / max(1, len(later)):.1f} s"
+        )
         train_flops += flops / per_cpu
         train_cpu += m["train_cpu"] - warmup_cpu
         if evals and m["evals_cpu"]:
