@@ -38,6 +38,17 @@ PUBLIC_API = {
     "lint_upload",
     "lint_hub",
     "fix_and_split",
+    # studio/ui/api.py: JSON endpoints for scripts
+    "lint",
+    "add_dataset",
+    "datasets",
+    "estimate",
+    "start_run",
+    "run_status",
+    "runs",
+    "stop",
+    "ask",
+    "evaluate",
 }
 
 

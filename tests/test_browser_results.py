@@ -373,6 +373,16 @@ def test_the_address_keeps_the_tab_and_the_run_across_a_reload(blind_run, page, 
     page.reload()
     page.wait_for_selector("#studio-tabs")
     _until(page, "document.querySelector('#tab-data')?.offsetParent !== null")
+    # A tab clicked at once after the reload stays: the page's slower load work (the run's live view, a few
+    # seconds) does not take the visitor back to the address's tab (the browser opens that tab itself, at once).
+    page.get_by_role("tab", name="Decide").click()
+    _until(page, "new URL(location.href).searchParams.get('tab') === 'decide'")
+    page.wait_for_timeout(6_000)
+    assert page.evaluate("document.querySelector('#tab-decide')?.offsetParent !== null")
+    assert new_url(page).get("tab") == "decide"
+    page.click("#decide-use-settings")  # a handler switches the tab (no dataset yet: to Data); the address follows
+    _until(page, "document.querySelector('#tab-data')?.offsetParent !== null")
+    _until(page, "new URL(location.href).searchParams.get('tab') === 'data'")
 
     page.goto(f"{app_url}?tab=nowhere&run=../../etc")
     page.wait_for_selector("#studio-tabs")

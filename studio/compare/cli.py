@@ -89,29 +89,5 @@ def run(args: argparse.Namespace) -> int:
         say(facts)
     say(f"Report: {html_path} (Markdown: {md_path})")
     if args.json:
-        keys = (
-            "prompt",
-            "base",
-            "tuned",
-            "reference",
-            "base_loss",
-            "tuned_loss",
-            "base_rouge_l",
-            "tuned_rouge_l",
-            "base_chrf",
-            "tuned_chrf",
-        )
-        rows = [{k: row[k] for k in keys if row.get(k) is not None} for row in result["rows"]]
-        print(
-            json.dumps(
-                {
-                    "rows": rows,
-                    "summary": result["summary"],
-                    "verdict": the_verdict,
-                    "settings": result["settings"],
-                    "report": str(html_path),
-                },
-                ensure_ascii=False,
-            )
-        )
+        print(json.dumps({**evaluate.as_json(result, the_verdict), "report": str(html_path)}, ensure_ascii=False))
     return 0

@@ -190,6 +190,27 @@ def load(run: runs.RunInfo) -> dict | None:
     return own
 
 
+JSON_ROW_KEYS = (
+    "prompt",
+    "base",
+    "tuned",
+    "reference",
+    "base_loss",
+    "tuned_loss",
+    "base_rouge_l",
+    "tuned_rouge_l",
+    "base_chrf",
+    "tuned_chrf",
+)
+
+
+def as_json(result: dict, the_verdict: dict) -> dict:
+    """An evaluation for scripts (`compare --json`, the HTTP API): each prompt's answers and scores, the
+    summary, the verdict and the decoding settings."""
+    rows = [{key: row[key] for key in JSON_ROW_KEYS if row.get(key) is not None} for row in result["rows"]]
+    return {"rows": rows, "summary": result["summary"], "verdict": the_verdict, "settings": result["settings"]}
+
+
 def table_rows(result: dict, width: int = 400) -> list[list]:
     """Rows for a table: prompt, reference, base, tuned, losses, ROUGE-L base/tuned, which answers repeat themselves."""
 

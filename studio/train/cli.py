@@ -37,7 +37,7 @@ from studio.data import store as data_store
 from studio.errors import StudioError
 from studio.jobs import estimate, executor
 from studio.models import cost
-from studio.train import executors, export, preflight, store, supervisor
+from studio.train import executors, export, facts, preflight, store, supervisor
 from studio.train.config import NOT_FLAGS, RunConfig, field_kinds, flag_name
 from studio.units import format_duration
 
@@ -310,7 +310,7 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         record = store.get_run(record.run_id)
     if args.json:
-        print(json.dumps(summary(record)), flush=True)
+        print(json.dumps(facts.run_summary(record)), flush=True)
     if record.state in ("failed", "interrupted"):
         error = record.status.get("error") or {}
         print(f"error: {error.get('message', 'the run ' + record.state)}", file=sys.stderr)
@@ -393,40 +393,11 @@ def progress_line(event: dict) -> str | None:
     return None
 
 
-def summary(record: store.RunRecord) -> dict:
-    status = record.status
-    return {
-        "run_id": record.run_id,
-        "run_dir": str(record.dir),
-        "status": record.state,
-        "steps": status.get("step"),
-        "final_loss": status.get("final_loss"),
-        "adapter": str(record.adapter_dir) if record.adapter_dir else None,
-    }
-
-
 def run_runs(args: argparse.Namespace) -> int:
     supervisor.reconcile()
     records = store.list_runs()
     if args.json:
-        rows = []
-        for record in records:
-            status, config = record.status, record.config
-            rows.append(
-                {
-                    **summary(record),
-                    "executor": executors.kind(record),
-                    "name": record.name,
-                    "model": config.get("model"),
-                    "dataset": config.get("dataset"),
-                    "total_steps": status.get("total_steps"),
-                    "best_eval_loss": status.get("best_eval_loss"),
-                    "created_at": status.get("created_at"),
-                    "started_at": status.get("started_at"),
-                    "ended_at": status.get("ended_at"),
-                    "error": status.get("error"),
-                }
-            )
+        rows = [facts.run_facts(record) for record in records]
         print(json.dumps(rows, indent=1))
         return 0
     if not records:

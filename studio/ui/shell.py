@@ -15,9 +15,9 @@ from studio import access, escape, limits, paths
 from studio.errors import StudioError
 from studio.models import hardware
 from studio.train import supervisor
-from studio.ui import compare_tab, data_tab, decide_tab, model_status, train_tab
+from studio.ui import api, compare_tab, data_tab, decide_tab, model_status, train_tab
 from studio.ui.guard import guarded, request_identity
-from studio.ui.shared import TAB_IDS, Shared, message_markdown, read_url_param_js
+from studio.ui.shared import TAB_IDS, Shared, message_markdown
 from studio.ui.theme import CSS, theme
 from studio.ui.wiring import Parts, wired
 
@@ -33,12 +33,13 @@ TABS = (
 
 
 assert tuple(tab_id for _, tab_id, _ in TABS) == TAB_IDS
+TAB_LABELS = json.dumps({label: tab_id for label, tab_id, _ in TABS})
 # The selected tab goes into the page's address whenever it changes: a click, or a handler's
 # gr.Tabs(selected=...) (Decide's hand-over, "Open in Compare") — the select event sees clicks only. The browser
 # reads the tab bar once it has redrawn.
 TAB_TO_ADDRESS_JS = """
 () => {
-  const ids = %s;
+  const ids = TAB_IDS_BY_LABEL;
   setTimeout(() => {
     const button = document.querySelector('#studio-tabs [role="tab"][aria-selected="true"]');
     const tab = button ? ids[button.textContent.trim()] : undefined;
@@ -49,12 +50,27 @@ TAB_TO_ADDRESS_JS = """
   }, 0);
   return [];
 }
-""" % json.dumps({label: tab_id for label, tab_id, _ in TABS})  # noqa: UP031 - keeps the JavaScript braces single
-
-
-def tab_from_address(tab: str | None):
-    """?tab=train opens the Train tab (an unknown name is ignored)."""
-    return gr.Tabs(selected=tab) if tab in TAB_IDS else gr.skip()
+""".replace("TAB_IDS_BY_LABEL", TAB_LABELS)
+# ?tab=train opens the Train tab as soon as the tab bar is drawn, in the browser: a round trip to the server
+# would land after the page's slower load work, and could take the visitor back from a tab they had clicked.
+TAB_FROM_ADDRESS_JS = """
+() => {
+  const ids = TAB_IDS_BY_LABEL;
+  const wanted = new URL(window.location.href).searchParams.get("tab");
+  const label = Object.keys(ids).find((name) => ids[name] === wanted);
+  const open = (tries) => {
+    const button = [...document.querySelectorAll('#studio-tabs [role="tab"]')]
+      .find((candidate) => candidate.textContent.trim() === label);
+    if (button) {
+      if (button.getAttribute("aria-selected") !== "true") { button.click(); }
+    } else if (tries > 0) {
+      setTimeout(() => open(tries - 1), 50);
+    }
+  };
+  if (label) { open(100); }
+  return [];
+}
+""".replace("TAB_IDS_BY_LABEL", TAB_LABELS)
 
 
 def footer_text() -> str:
@@ -131,7 +147,6 @@ def build_app() -> gr.Blocks:
             for label, tab_id, module in TABS:
                 with gr.Tab(label, id=tab_id, elem_id=f"tab-{tab_id}"):
                     module.build(shared)
-        tab_name = gr.Textbox(visible=False)  # the tab in the address, read by the browser on load
         with gr.Column(elem_id="studio-footer"):
             model_status.build(demo)
             gr.Markdown(footer_text())
@@ -160,15 +175,9 @@ def build_app() -> gr.Blocks:
         if shared.ready is not None and public:
             shared.ready.then(guarded(access.LOOK, visitor_banner), None, banner, api_visibility="private")
         # The tab in the address: opened from it on load, written to it on every switch.
-        if shared.ready is not None:
-            shared.ready.then(
-                guarded(access.LOOK, tab_from_address),
-                tab_name,
-                tabs,
-                js=read_url_param_js("tab"),
-                api_visibility="private",
-            )
+        demo.load(None, None, None, js=TAB_FROM_ADDRESS_JS, api_visibility="private")
         tabs.change(None, None, None, js=TAB_TO_ADDRESS_JS, api_visibility="private")
+        api.build()  # the named endpoints for scripts (docs/api.md)
     return demo
 
 

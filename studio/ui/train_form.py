@@ -270,9 +270,13 @@ def upload_dataset(file_path: str | None):
 
 
 def checked_config(values, hidden, browser_id: str | None = None):
-    """The form's RunConfig with its dataset resolved to a folder the caller may use and its model checked
-    (public mode: no server folders, no remote code unless allowed). Raises StudioError / AccessDenied."""
-    config = config_from_form(values, hidden)
+    """The form's RunConfig, checked as `resolved_config` says."""
+    return resolved_config(config_from_form(values, hidden), browser_id)
+
+
+def resolved_config(config, browser_id: str | None = None):
+    """A RunConfig with its dataset resolved to a folder the caller may use and its model checked (public mode:
+    no server folders, no remote code unless allowed). Raises StudioError / AccessDenied."""
     if str(config.dataset or "").strip():
         config = config.replace(dataset=str(dataset_folder(config.dataset)))
     access.check_model_ref(str(config.model or ""))
@@ -352,14 +356,7 @@ def start_run(*args):
     if report.blocking:
         return {**checked, "start_message": "**Not started:** fix the points marked ✕ first."}
     try:
-        quotas.check_quota(me, "runs")
-        # report.config carries any memory adjustments preflight made (micro-batch, checkpointing)
-        record = supervisor.submit(
-            report.config,
-            owner=me.user_id,
-            owner_role=access.OPERATOR if me.operator else me.role,
-            estimated_seconds=report.seconds,
-        )
+        record = submit_checked(report, me)
     except StudioError as error:
         return {**checked, "start_message": error_text(error)}
     new_view = open_view(record.run_id)
@@ -375,6 +372,18 @@ def start_run(*args):
         )
     # (the note on where the form's settings came from belonged to the form before this start)
     return {**checked, "start_message": _with_warnings(message, report), "view": new_view, "prefill_note": ""}
+
+
+def submit_checked(report, me: access.Identity):
+    """Start (or queue) the run a preflight without errors checked, within the caller's quota."""
+    quotas.check_quota(me, "runs")
+    # report.config carries any memory adjustments preflight made (micro-batch, checkpointing)
+    return supervisor.submit(
+        report.config,
+        owner=me.user_id,
+        owner_role=access.OPERATOR if me.operator else me.role,
+        estimated_seconds=report.seconds,
+    )
 
 
 def _flavor_update(current: str | None, refresh: bool = False):

@@ -436,3 +436,40 @@ def test_contradictory_settings_refuse_to_start(tmp_path):
     done = subprocess.run([sys.executable, "app.py"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     assert "cannot start" in done.stderr and "STUDIO_PASSWORD" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_script_api_refuses_other_visitors_runs_datasets_and_server_paths(public_app, attacker, before):
+    """The JSON endpoints for scripts (docs/api.md) give a visitor their own runs and datasets only."""
+    world = public_app.world
+    for target in (world.victim_run.name, world.operator_run.name, str(world.victim_run), "../../etc", "/etc"):
+        for endpoint, data in (
+            ("run_status", [target]),
+            ("stop", [target]),
+            ("ask", [target, "hello", 8, 0]),
+            ("evaluate", [target, 2, 8]),
+        ):
+            result = attacker.call_named(endpoint, data)
+            assert result.refused, (endpoint, target, result.text[:300])
+    runs = attacker.call_named("runs", [])
+    assert runs.success and world.victim_run.name not in json.dumps(runs.data)
+    assert world.demo_run.name in json.dumps(runs.data)  # the operator's shared demo is every visitor's to see
+    datasets = attacker.call_named("datasets", [])
+    assert datasets.success and world.victim_dataset.name not in json.dumps(datasets.data)
+    for settings in (
+        {"dataset": world.victim_dataset.name},
+        {"dataset": str(world.victim_dataset)},
+        {"dataset": "/etc"},
+        {"model": "/etc", "dataset": world.victim_dataset.name},
+    ):
+        for endpoint in ("estimate", "start_run"):
+            result = attacker.call_named(endpoint, [settings])
+            assert result.refused, (endpoint, settings, result.text[:300])
+    malformed = attacker.call_named("start_run", ["not an object"])
+    assert not malformed.success and "JSON object" in malformed.text
+    for path in ("/etc/passwd", str(world.victim_dataset / "train.jsonl")):
+        for endpoint, data in (("lint", [{"path": path, "meta": {"_type": "gradio.FileData"}}, "", 0]),):
+            assert not attacker.call_named(endpoint, data).success  # Gradio or the handler refuses the path
+        added = attacker.call_named("add_dataset", [{"path": path, "meta": {"_type": "gradio.FileData"}}])
+        assert not added.success
+    assert world.checksum() == before
+    _no_leaks(public_app, attacker, home_path_check=False)
