@@ -13,6 +13,7 @@ from studio.decide import estimate as est
 from studio.decide import technique as tech
 from studio.errors import StudioError
 from studio.models import catalog
+from studio.models.hardware import bitsandbytes_installed
 from studio.train.config import RunConfig
 
 CUSTOM_MODEL = "Custom size"
@@ -149,7 +150,7 @@ def compute(
         gpus = 1
     bitsandbytes = None
     if hardware.key == est.THIS_MACHINE:
-        bitsandbytes = tech.installed("bitsandbytes")
+        bitsandbytes = bitsandbytes_installed()
     # Memory peaks on the batch of the longest rows: max length, or the longest row when the data is shorter.
     peak_length = max(1, int(min(max_length, dataset.tokens.max) if dataset else max_length))
     advice = tech.advice_for_hardware(

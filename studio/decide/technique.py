@@ -47,7 +47,7 @@ TECHNIQUES = (
         "like LoRA, but ~30% slower (4-bit weights are dequantised in every matmul)",
         "base in ~0.5 bytes/param: ~4× less than LoRA's bf16 base",
         "~0.1–1%",
-        "no CUDA GPU, or the bitsandbytes package is missing",
+        "on Apple GPUs, or when the bitsandbytes package is missing (it runs on CUDA GPUs and CPUs)",
     ),
     Technique(
         "dora",
@@ -85,10 +85,9 @@ PRIORITY_LABELS = {
 
 def unavailable_reasons(cuda: bool, bitsandbytes: bool, gpus: int, deepspeed: bool = True) -> dict[str, str]:
     reasons = {}
-    if not cuda:
-        reasons["qlora"] = "needs a CUDA GPU (bitsandbytes 4-bit kernels); this hardware has none"
-    elif not bitsandbytes:
-        reasons["qlora"] = "needs the bitsandbytes package (pip install bitsandbytes)"
+    four_bit = hardware.four_bit_reason("cuda" if cuda else "cpu", bitsandbytes)
+    if four_bit:
+        reasons["qlora"] = four_bit
     if not cuda or gpus < 2:
         reasons["zero"] = "needs 2 or more CUDA GPUs"
     elif not deepspeed:
@@ -111,7 +110,7 @@ def detect_capabilities() -> dict:
         "cuda": found.kind == "cuda",
         "gpus": len(found.gpus),
         "memory_gib": found.gpus[0].memory_gb if found.gpus else found.ram_gb,
-        "bitsandbytes": installed("bitsandbytes"),
+        "bitsandbytes": hardware.bitsandbytes_installed(),
         "deepspeed": installed("deepspeed"),
         "summary": found.summary,
     }
@@ -264,9 +263,10 @@ def _reason(key: str, size: str, memory: dict, memory_gib: float, unavailable: d
 def advice_for_hardware(
     params: float, hardware: est.Hardware, *, gpus: int = 1, bitsandbytes: bool | None = None, **kwargs
 ) -> Advice:
-    """Advice for a row of the hardware list: CUDA GPUs are assumed to have bitsandbytes installed."""
+    """Advice for a row of the hardware list. A row other than this machine is a Space or a Linux box the studio
+    is installed on: its requirements bring bitsandbytes, whose 4-bit kernels run on CUDA GPUs and CPUs."""
     cuda = hardware.kind == "gpu"
     if bitsandbytes is None:
-        bitsandbytes = cuda
+        bitsandbytes = True
     kwargs.setdefault("dtype", est.training_dtype(hardware))
     return advise(params, hardware.memory_gib, gpus=gpus, cuda=cuda, bitsandbytes=bitsandbytes, **kwargs)

@@ -148,7 +148,7 @@ def _local_only(check, hardware) -> bool:
     if check.message.startswith(ZERO_GPU_ERROR):
         return True
     if check.field == "qlora_4bit" and hardware.kind == "cuda":
-        return True  # bitsandbytes is installed in the job (package.BITSANDBYTES_PIN)
+        return True  # bitsandbytes is installed in the job (requirements.txt)
     return False
 
 

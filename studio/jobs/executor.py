@@ -174,7 +174,7 @@ def _launch(client, record, job: dict, resume_checkpoint: Path | None) -> None:
                 script,
                 script_args=script_args,
                 python=package.PYTHON_VERSION,
-                dependencies=package.pinned_requirements(qlora=bool(config.qlora_4bit)),
+                dependencies=package.pinned_requirements(),
                 flavor=job["flavor"],
                 timeout=job["timeout_seconds"],
                 env=env,

@@ -37,7 +37,6 @@ from studio.jobs import hub
 from studio.models import catalog
 
 PYTHON_VERSION = "3.11"
-BITSANDBYTES_PIN = "bitsandbytes==0.50.2"
 # Short and free of "/" on purpose: run_uv_job tests every argument for being a local file to upload, and a
 # path component over 255 bytes makes that test fail.
 BOOTSTRAP = (
@@ -92,8 +91,9 @@ def code_version(files: dict[str, Path], root: Path | None = None) -> dict:
     return version
 
 
-def pinned_requirements(qlora: bool = False, root: Path | None = None) -> list[str]:
-    """Every pin of requirements.txt (the versions this studio runs with), as uv `--with` arguments."""
+def pinned_requirements(root: Path | None = None) -> list[str]:
+    """Every pin of requirements.txt (the versions this studio runs with, bitsandbytes for QLoRA included), as uv
+    `--with` arguments."""
     path = (root or project_root()) / "requirements.txt"
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -111,8 +111,6 @@ def pinned_requirements(qlora: bool = False, root: Path | None = None) -> list[s
         if name in SKIPPED_PINS:
             continue
         pins.append(line)
-    if qlora:
-        pins.append(BITSANDBYTES_PIN)
     return pins
 
 

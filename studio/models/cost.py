@@ -852,8 +852,12 @@ def estimate_memory(
         optimizer = (8 + (4 if mixed else 0)) * n  # Adam m and v in fp32; 16-bit training keeps fp32 master weights
         notes["optimizer"] = "Adam m+v fp32 (8 B/param)" + (" + fp32 master weights (4 B/param)" if mixed else "")
     elif technique == "qlora":
-        weights = n * NF4_BITS_PER_PARAM / 8
-        notes["weights"] = "4-bit NF4 + double-quantised constants (4.127 bits/param)"
+        # bitsandbytes quantises the linear layers; the embedding table (and an untied LM head) stay in `dtype`.
+        kept = n - shape.body_params if shape.complete else 0.0
+        weights = (n - kept) * NF4_BITS_PER_PARAM / 8 + kept * width
+        notes["weights"] = "linear layers in 4-bit NF4 + double-quantised constants (4.127 bits/param)" + (
+            f", embeddings in {dtype}" if kept else ""
+        )
     else:
         weights = width * n
         notes["weights"] = f"frozen base in {dtype}"

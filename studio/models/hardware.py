@@ -29,6 +29,29 @@ class Hardware:
         return f"CPU only: {self.cpu_cores} cores, {self.ram_gb:.0f} GB RAM"
 
 
+BITSANDBYTES_PIN = "bitsandbytes==0.50.2"  # as in requirements.txt
+
+
+def bitsandbytes_installed() -> bool:
+    """Whether bitsandbytes is installed, without importing it (it imports torch)."""
+    import importlib.util
+
+    return importlib.util.find_spec("bitsandbytes") is not None
+
+
+def four_bit_reason(kind: str, bitsandbytes: bool | None = None) -> str | None:
+    """Why 4-bit QLoRA cannot run on a device of this kind ("cuda" | "mps" | "cpu"), or None when it can:
+    bitsandbytes 0.50 has 4-bit kernels for CUDA GPUs and for CPUs, none for Apple's MPS."""
+    if kind == "mps":
+        return "QLoRA 4-bit does not run on Apple GPUs (bitsandbytes has no MPS kernels); use LoRA."
+    if not (bitsandbytes_installed() if bitsandbytes is None else bitsandbytes):
+        return (
+            f"QLoRA 4-bit needs the bitsandbytes package, which is not installed here: pip install {BITSANDBYTES_PIN} "
+            "(wheels for Linux and Windows)."
+        )
+    return None
+
+
 def _ram_gb() -> float:
     try:
         import psutil

@@ -272,12 +272,6 @@ class RunConfig:
                 need(name, getattr(self, name) >= 0, "0 (automatic) or a positive number of steps")
         if ok_number("torch_threads"):
             need("torch_threads", 0 <= self.torch_threads <= 1024, "0 (all cores) or a positive number")
-        if ok_number("use_dora") and ok_number("qlora_4bit"):
-            need(
-                "use_dora",
-                not (self.use_dora and self.qlora_4bit),
-                "DoRA with 4-bit QLoRA is not supported here; turn one off",
-            )
         return errors
 
     def check(self) -> RunConfig:

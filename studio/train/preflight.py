@@ -335,19 +335,9 @@ def available_ram_gib() -> float:
     return psutil.virtual_memory().available / cost.GIB
 
 
-def bitsandbytes_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("bitsandbytes") is not None
-
-
 def qlora_reason(hardware) -> str | None:
     """Why 4-bit QLoRA is not available here (None when it is)."""
-    if hardware.kind != "cuda":
-        return "QLoRA 4-bit needs an NVIDIA GPU (CUDA); this machine has none."
-    if not bitsandbytes_available():
-        return "QLoRA 4-bit needs the bitsandbytes package (pip install bitsandbytes)."
-    return None
+    return hardware_module.four_bit_reason(hardware.kind)
 
 
 def zero_gpu_message() -> str | None:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from studio import paths
 from studio.errors import StudioError
-from studio.models import catalog, cost, kernels, precision_probe
+from studio.models import catalog, cost, hardware, kernels, precision_probe
 from studio.models.loading import explain_load_error
 from studio.models.precision import Precision
 from studio.models.templates import choose_template
@@ -460,18 +460,8 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     # The frozen weights in the chosen precision; PEFT keeps the LoRA weights (and so Adam's state) in fp32.
     load_kwargs = {"trust_remote_code": config.trust_remote_code, "dtype": getattr(torch, precision.load_dtype)}
     if config.qlora_4bit:
-        if not hw["cuda"] or importlib_missing("bitsandbytes"):
-            raise StudioError(
-                "QLoRA 4-bit needs a CUDA GPU and the bitsandbytes package.", "Turn QLoRA 4-bit off on this machine."
-            )
-        from transformers import BitsAndBytesConfig
-
-        load_kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16 if precision.trainer_bf16 else torch.float16,
-        )
+        load_kwargs.update(four_bit_loading(precision, hw["cuda"]))
+        notes.append(f"QLoRA: linear layers in 4-bit NF4 (bitsandbytes), computing in {precision.load_dtype}")
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs)
     except Exception as error:  # noqa: BLE001
@@ -576,6 +566,29 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
         "save_steps": save_steps,
     }
     return trainer, callback, facts
+
+
+def four_bit_loading(precision: Precision, cuda: bool) -> dict:
+    """from_pretrained arguments for QLoRA: the linear layers in 4-bit NF4 (bitsandbytes, on a GPU or a CPU),
+    computing in the run's precision, and the whole model on this process's own device — each rank of a
+    multi-process run on its own GPU, not every rank's copy on GPU 0."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    reason = hardware.four_bit_reason("cuda" if cuda else "cpu")
+    if reason:
+        raise StudioError(reason, "Turn QLoRA 4-bit off (LoRA in full precision works everywhere).")
+    compute = getattr(torch, precision.load_dtype)
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if cuda else "cpu"
+    return {
+        "quantization_config": BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=compute,
+        ),
+        "device_map": {"": device},
+    }
 
 
 def importlib_missing(name: str) -> bool:

@@ -153,7 +153,9 @@ def build(shared: Shared) -> None:
                     False,
                     label="QLoRA 4-bit",
                     interactive=qlora_reason is None,
-                    info=qlora_reason or "Base weights in 4 bits: about 4× less GPU memory, ~30 % slower.",
+                    info=qlora_reason
+                    or "The base model's linear layers in 4 bits (bitsandbytes, GPU or CPU): 3–4× less memory for "
+                    "the weights, steps 20–30 % slower.",
                 )
 
         with gr.Column(scale=2):

@@ -54,9 +54,9 @@ def test_missing_dataset_and_bad_values_get_field_level_messages():
     assert "learning rate" in caught.value.message and caught.value.hint
 
 
-def test_nan_learning_rate_and_dora_with_qlora_are_refused():
+def test_nan_learning_rate_is_refused_and_dora_with_qlora_allowed():
     assert "learning_rate" in valid(learning_rate=float("nan")).validate()
-    assert "use_dora" in valid(use_dora=True, qlora_4bit=True).validate()
+    assert valid(use_dora=True, qlora_4bit=True).validate() == {}  # PEFT 0.21 trains DoRA on 4-bit layers
 
 
 def test_from_dict_coerces_form_values_and_reports_what_it_cannot():

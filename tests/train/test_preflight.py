@@ -199,12 +199,18 @@ def test_invalid_fields_block_with_field_level_messages(dataset):
     assert {check.field for check in report.errors} >= {"lora_r", "learning_rate"}
 
 
-def test_missing_dataset_and_qlora_without_cuda_are_errors(tmp_path):
+def test_missing_dataset_and_qlora_without_bitsandbytes_are_errors(tmp_path, monkeypatch):
+    from studio.models import hardware
+
+    monkeypatch.setattr(hardware, "bitsandbytes_installed", lambda: False)
     report = run(RunConfig(dataset=str(tmp_path / "nope"), qlora_4bit=True))
     messages = " ".join(check.message for check in report.errors)
     assert "not a saved dataset" in messages
-    assert "QLoRA 4-bit needs an NVIDIA GPU" in messages
+    assert "QLoRA 4-bit needs the bitsandbytes package" in messages and "pip install bitsandbytes==" in messages
     assert report.blocking
+    monkeypatch.setattr(hardware, "bitsandbytes_installed", lambda: True)  # a CPU with it: QLoRA runs
+    report = run(RunConfig(dataset=str(tmp_path / "nope"), qlora_4bit=True))
+    assert "QLoRA" not in " ".join(check.message for check in report.errors)
 
 
 def test_not_enough_memory_even_at_batch_1_with_checkpointing_blocks(tmp_path):
