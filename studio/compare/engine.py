@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio import limits
+from studio import limits, mode
 from studio.compare import runs
 from studio.errors import StudioError
-from studio.models import catalog, loading
+from studio.models import catalog, loading, precision
 from studio.models.templates import prepare_messages
 
 BASE = None  # the adapter name of the base column: adapters off
@@ -199,6 +199,20 @@ def explain_generation_error(error: Exception) -> StudioError:
     return StudioError(f"Generation failed: {error}", "Try again with a shorter prompt; details are in the server log.")
 
 
+def generation_device() -> tuple[str, str]:
+    """(torch device, dtype name) Compare generates on: the GPU when there is one, in its half precision
+    (studio.models.precision); else the CPU in fp32. On ZeroGPU the GPU exists only inside each @spaces.GPU call
+    (every Compare handler runs in one) and is an H200/A100-class card: bf16."""
+    import torch
+
+    if torch.cuda.is_available():
+        gpu = precision.Device("cuda", capability=tuple(torch.cuda.get_device_capability(0)))
+        return "cuda", precision.LOAD_DTYPE[precision.inference_dtype(gpu)]
+    if mode.on_zero_gpu():
+        return "cuda", precision.LOAD_DTYPE["bf16"]
+    return "cpu", precision.LOAD_DTYPE["fp32"]
+
+
 class Engine:
     """The base model (once) plus the adapters loaded on it."""
 
@@ -206,7 +220,8 @@ class Engine:
         self.base_ref = base_ref
         self.source = catalog.resolve(base_ref, progress)
         self.tokenizer = loading.load_tokenizer(base_ref)
-        model = loading.load_causal_lm(base_ref)
+        self.device, self.dtype = generation_device()
+        model = loading.load_causal_lm(base_ref, dtype=self.dtype, device=self.device)
         model.eval()
         self.base = model
         self.model = None  # the PeftModel, once the first adapter is attached
@@ -387,7 +402,11 @@ class Engine:
         began = time.perf_counter()
         try:
             with torch.inference_mode(), self.using(column.adapter) as model:
-                out = model(input_ids=torch.tensor([column.next_input]), past_key_values=column.cache, use_cache=True)
+                out = model(
+                    input_ids=torch.tensor([column.next_input], device=self.device),
+                    past_key_values=column.cache,
+                    use_cache=True,
+                )
         except StudioError:
             raise
         except (RuntimeError, MemoryError) as error:
@@ -449,8 +468,8 @@ class Engine:
         pad = self.tokenizer.pad_token_id
         pad = int(pad) if pad is not None else min(self.stop_ids, default=0)
         count = len(prompts)
-        input_ids = torch.tensor([[pad] * (longest - len(ids)) + ids for ids in prompts])
-        mask = torch.tensor([[0] * (longest - len(ids)) + [1] * len(ids) for ids in prompts])
+        input_ids = torch.tensor([[pad] * (longest - len(ids)) + ids for ids in prompts], device=self.device)
+        mask = torch.tensor([[0] * (longest - len(ids)) + [1] * len(ids) for ids in prompts], device=self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         generators = [torch.Generator().manual_seed(int(settings.seed)) for _ in prompts]
         generated: list[list[int]] = [[] for _ in prompts]
@@ -482,8 +501,8 @@ class Engine:
                         next_tokens.append(token)
                     if all(done):
                         break
-                    input_ids = torch.tensor([[token] for token in next_tokens])
-                    mask = torch.cat([mask, torch.ones((count, 1), dtype=mask.dtype)], dim=1)
+                    input_ids = torch.tensor([[token] for token in next_tokens], device=self.device)
+                    mask = torch.cat([mask, torch.ones((count, 1), dtype=mask.dtype, device=self.device)], dim=1)
                     positions = positions[:, -1:] + 1
         except StudioError:
             raise
@@ -517,7 +536,9 @@ class Engine:
         labels = [-100] * (len(ids) - n_answer) + ids[len(ids) - n_answer :]
         apply_thread_policy()
         with torch.inference_mode(), self.using(adapter) as model:
-            out = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels]))
+            out = model(
+                input_ids=torch.tensor([ids], device=self.device), labels=torch.tensor([labels], device=self.device)
+            )
         return float(out.loss)
 
 
@@ -530,7 +551,8 @@ def pick_token(logits, settings: Settings, generator, answer: list[int] | None =
     in a chat, from the style of its own earlier turns."""
     import torch
 
-    logits = guard_repetition(logits.float(), settings, answer or [])
+    # On the CPU, whatever device generated them: the seeded CPU generator picks the same tokens everywhere.
+    logits = guard_repetition(logits.float().cpu(), settings, answer or [])
     if settings.temperature <= 0:
         return int(torch.argmax(logits))
     if settings.top_k and 0 < settings.top_k < logits.shape[-1]:

@@ -233,9 +233,11 @@ class Estimate:
     @property
     def unavailable(self) -> str | None:
         """Why this technique cannot run on this hardware at all, if it cannot."""
-        if self.technique == "qlora" and self.hardware.kind != "gpu":
-            return "QLoRA needs a CUDA GPU"
-        return None
+        if self.technique != "qlora":
+            return None
+        # Another row is a Space or a Linux machine running the studio: its requirements bring bitsandbytes.
+        installed = None if self.hardware.key == THIS_MACHINE else True
+        return hardware.four_bit_reason("cuda" if self.hardware.kind == "gpu" else self.hardware.kind, installed)
 
     @property
     def formula(self) -> str:

@@ -6,11 +6,17 @@ studio.limits): visitors picking one model after another cannot grow the app's m
 
 from __future__ import annotations
 
+import logging
+
 from studio import access, limits
 from studio.errors import StudioError
 from studio.models import catalog
 
 _TOKENIZERS = limits.LRUCache("tokenizers")
+# bitsandbytes (imported by PEFT whenever it is installed) warns on every CPU with avx512_bf16 that it could not
+# download an optional faster 4-bit kernel from the Hub; its own 4-bit kernels work, and the warning would open
+# every run's log.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 
 def explain_load_error(ref: str, error: Exception) -> StudioError:

@@ -19,6 +19,8 @@ The rules (each with its reason):
 - `forced` (RunConfig.bf16, `--bf16/--no-bf16`) wins: True = bf16 everywhere (noted when it is emulated);
   False = no bf16: fp16 mixed precision on a CUDA GPU with tensor cores, fp32 elsewhere.
 
+For generation (Compare), `inference_dtype(device)`: the GPU's half precision by the same capability rules, fp32 on
+a CPU or an Apple GPU (answers on a CPU stay as they were measured).
 The result says what to do (load dtype, the Trainer's bf16/fp16 flags, the adapter dtype), why, and with which
 figures, so preflight, Decide, the cost model and the worker's log all show the same decision.
 """
@@ -255,3 +257,14 @@ def _finite(value) -> bool:
 
 def _round(value: float, digits: int):
     return round(value, digits) if _finite(value) else None
+
+
+def inference_dtype(device: Device) -> str:
+    """The dtype Compare loads the model in: bf16 on CUDA from compute capability 8.0, fp16 from 7.0 (tensor cores,
+    no gradients, so no loss scaling to worry about), fp32 on older GPUs, Apple GPUs and CPUs."""
+    if device.kind == "cuda" and device.capability is not None:
+        if tuple(device.capability) >= BF16_CAPABILITY:
+            return "bf16"
+        if tuple(device.capability) >= FP16_CAPABILITY:
+            return "fp16"
+    return "fp32"

@@ -20,10 +20,18 @@ class Handover:
     dataset: str | None = None  # as Decide named it: the caller checks who may use it
     technique: str = ""
     gradient_checkpointing: bool | None = None  # None: the worker decides
+    instead: str = ""  # what Train runs when it cannot run Decide's technique here, and why
 
     def summary(self) -> str:
         """'epochs 2, max length 512' — what the form now holds."""
         return ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in self.values.items())
+
+
+# Decide's techniques the Train tab does not run: it trains LoRA instead and says so.
+NOT_IN_TRAIN = {
+    "full": "Train runs LoRA: full fine-tuning is not offered by the Train tab yet",
+    "zero": "Train runs LoRA (one process per GPU): DeepSpeed ZeRO is not offered by the Train tab yet",
+}
 
 
 def from_decide(plan: Mapping[str, Any] | None, *, qlora_possible: bool, on_gpu: bool) -> Handover:
@@ -40,12 +48,17 @@ def from_decide(plan: Mapping[str, Any] | None, *, qlora_possible: bool, on_gpu:
         values.pop("max_length", None)
     if technique == "dora" or plan.get("use_dora"):
         values["use_dora"] = True
-    if (technique == "qlora" or plan.get("load_in_4bit")) and qlora_possible:
-        values["qlora_4bit"] = True
+    instead = NOT_IN_TRAIN.get(technique, "")
+    if technique == "qlora" or plan.get("load_in_4bit"):
+        if qlora_possible:
+            values["qlora_4bit"] = True
+        else:
+            instead = "Train runs LoRA: QLoRA 4-bit cannot run on this machine"
     checkpointing = plan.get("gradient_checkpointing")
     return Handover(
         values=values,
         dataset=str(plan["dataset"]) if plan.get("dataset") else None,
         technique=technique,
         gradient_checkpointing=bool(checkpointing) if checkpointing is not None and on_gpu else None,
+        instead=instead,
     )

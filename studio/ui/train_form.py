@@ -201,6 +201,8 @@ def apply_prefill(plan: dict | None, hidden: dict | None) -> dict[str, Any]:
         hidden["gradient_checkpointing"] = handover.gradient_checkpointing
     technique = f" (technique: {escape.md_inline(handover.technique)})" if handover.technique else ""
     note = f"✓ Settings from **Decide** applied: {escape.md_inline(handover.summary() or 'none')}{technique}."
+    if handover.instead:
+        note += f" ⚠ {escape.md_inline(handover.instead)}."
     return {**_form_updates(values), "hidden": hidden, "prefill_note": note}
 
 

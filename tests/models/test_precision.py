@@ -9,6 +9,7 @@ from studio.models.precision import (
     CpuMeasurement,
     Device,
     decide,
+    inference_dtype,
 )
 
 
@@ -144,3 +145,34 @@ def test_the_decision_module_imports_without_torch():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    "device, expected",
+    [
+        (Device("cuda", "NVIDIA H100", capability=(9, 0)), "bf16"),
+        (Device("cuda", "NVIDIA A10G", capability=(8, 6)), "bf16"),
+        (Device("cuda", "Tesla T4", capability=(7, 5), bf16_supported=True), "fp16"),  # emulated bf16 is not used
+        (Device("cuda", "Tesla P100", capability=(6, 0)), "fp32"),
+        (Device("mps"), "fp32"),
+        (Device("cpu"), "fp32"),  # Compare's answers on a CPU stay as they were
+    ],
+    ids=["h100", "a10g", "t4", "p100", "mps", "cpu"],
+)
+def test_compare_generates_in_the_gpus_half_precision(device, expected):
+    assert inference_dtype(device) == expected
+
+
+def test_compare_uses_the_gpu_when_there_is_one(monkeypatch):
+    import torch
+
+    from studio.compare import engine
+
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    assert engine.generation_device() == (("cuda", "bfloat16") if torch.cuda.is_available() else ("cpu", "float32"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=0: (7, 5))
+    assert engine.generation_device() == ("cuda", "float16")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")  # the GPU exists only inside each @spaces.GPU call
+    assert engine.generation_device() == ("cuda", "bfloat16")

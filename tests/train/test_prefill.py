@@ -51,3 +51,14 @@ def test_dora_empty_values_and_no_plan():
     )
     assert handover.values == {"use_dora": True}
     assert prefill.from_decide(None, qlora_possible=True, on_gpu=True) == prefill.Handover()
+
+
+def test_a_technique_train_cannot_run_here_is_said_not_silently_swapped():
+    full = prefill.from_decide({"technique": "full", "epochs": 2}, qlora_possible=True, on_gpu=True)
+    assert "full fine-tuning is not offered" in full.instead and "use_dora" not in full.values
+    zero = prefill.from_decide({"technique": "zero"}, qlora_possible=True, on_gpu=True)
+    assert "DeepSpeed ZeRO is not offered" in zero.instead
+    qlora = prefill.from_decide({"technique": "qlora"}, qlora_possible=False, on_gpu=False)
+    assert "qlora_4bit" not in qlora.values and "QLoRA 4-bit cannot run" in qlora.instead
+    assert prefill.from_decide({"technique": "qlora"}, qlora_possible=True, on_gpu=False).instead == ""
+    assert prefill.from_decide({"technique": "lora"}, qlora_possible=True, on_gpu=False).instead == ""

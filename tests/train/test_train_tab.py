@@ -189,8 +189,15 @@ def test_prefill_checkpointing_applies_only_on_a_gpu(monkeypatch):
     assert train_form.apply_prefill(prefill, {})["hidden"] == {"gradient_checkpointing": True}
 
 
-def test_prefill_asking_for_qlora_on_cpu_leaves_it_off():
-    assert "qlora_4bit" not in train_form.apply_prefill({"technique": "qlora", "epochs": 2}, {})
+def test_prefill_asking_for_qlora_turns_it_on_only_where_it_runs(monkeypatch):
+    from studio.models import hardware
+
+    monkeypatch.setattr(hardware, "bitsandbytes_installed", lambda: False)
+    off = train_form.apply_prefill({"technique": "qlora", "epochs": 2}, {})
+    assert "qlora_4bit" not in off and "QLoRA 4-bit cannot run on this machine" in off["prefill_note"]
+    monkeypatch.setattr(hardware, "bitsandbytes_installed", lambda: True)  # a CPU with bitsandbytes runs it
+    on = train_form.apply_prefill({"technique": "qlora", "epochs": 2}, {})
+    assert on["qlora_4bit"]["value"] is True and "cannot run" not in on["prefill_note"]
 
 
 def test_upload_good_file_becomes_a_selected_dataset(tmp_path):
@@ -232,7 +239,10 @@ def test_check_settings_shows_estimate_command_and_json(dataset_dir, tiny_model_
     assert json.loads(config_json)["max_steps"] == 4
 
 
-def test_errors_block_start_and_warnings_do_not(dataset_dir, tiny_model_dir):
+def test_errors_block_start_and_warnings_do_not(dataset_dir, tiny_model_dir, monkeypatch):
+    from studio.models import hardware
+
+    monkeypatch.setattr(hardware, "bitsandbytes_installed", lambda: False)  # QLoRA cannot run: an error
     runs_before = {r.run_id for r in store.list_runs()}
     bad = RunConfig(model=str(tiny_model_dir), dataset=str(dataset_dir), qlora_4bit=True)
     refused = train_form.start_run(*form(bad), {}, OWNER)
