@@ -210,7 +210,10 @@ def measure(config) -> dict:
         kind = kinds.get(event.get("type"))
         if kind is None or event["time"] < began:
             continue
-        parts[kind].append((event["time"] - mark, timeline.cpu_between(mark, event["time"]), event.get("num_tokens")))
+        # A step's compute follows its padded positions (the worker's count), not its real tokens: the length-grouped
+        # sampler puts the longest batch first, and per real token it costs the most.
+        work = event.get("num_positions") or event.get("num_tokens")
+        parts[kind].append((event["time"] - mark, timeline.cpu_between(mark, event["time"]), work))
         mark = event["time"]
     steps = parts["steps"]
     return {
@@ -220,7 +223,7 @@ def measure(config) -> dict:
         "train": sum(w for w, _, _ in steps),
         "train_cpu": sum(c for _, c, _ in steps),
         "first_step": steps[0][:2] if steps else (0.0, 0.0),
-        "step_tokens": [
+        "step_positions": [
             (t - (steps[i - 1][2] if i else 0), w, c)
             for i, (w, c, t) in enumerate(steps)
             if isinstance(t, (int, float))
@@ -417,12 +420,12 @@ def table(results: list[dict], threads: int) -> None:
 
 
 def first_step_extra(m: dict) -> tuple[float, float]:
-    """(wall seconds, CPU-seconds) the first step took beyond the per-token rate of the steps after it."""
-    first_tokens, first_wall, first_cpu = m["step_tokens"][0]
-    later = m["step_tokens"][1:]
-    tokens = max(1, sum(t for t, _, _ in later))
-    wall = first_wall - first_tokens * sum(w for _, w, _ in later) / tokens
-    cpu = first_cpu - first_tokens * sum(c for _, _, c in later) / tokens
+    """(wall seconds, CPU-seconds) the first step took beyond the per-position rate of the steps after it."""
+    first_positions, first_wall, first_cpu = m["step_positions"][0]
+    later = m["step_positions"][1:]
+    positions = max(1, sum(t for t, _, _ in later))
+    wall = first_wall - first_positions * sum(w for _, w, _ in later) / positions
+    cpu = first_cpu - first_positions * sum(c for _, _, c in later) / positions
     return max(0.0, wall), max(0.0, cpu)
 
 
@@ -465,7 +468,7 @@ def fit(results: list[dict], floor: float, threads: int) -> dict:
         # The first step's extra CPU time: beyond the CPU-seconds per token of the steps after it.
         warmup_cpu = first_step_extra(m)[1]
         warmups.append(warmup_cpu / threads)
-        later = m["step_tokens"][1:]
+        later = m["step_positions"][1:]
         print(
             f"  {r['name']}: first step's extra {warmup_cpu / threads:.1f} s; a later step "
             f"{sum(w for _, w, _ in later) / max(1, len(later)):.1f} s"

@@ -203,8 +203,11 @@ def micro_batching_trainer(base_class):
     class MicroBatchingTrainer(base_class):
         max_tokens_per_pass: int | None = None
         split_steps = 0  # how many training steps were split (for the log)
+        positions_seen = 0  # padded positions trained on: what a step's compute follows (bench/cost.py reads it)
 
         def training_step(self, model, inputs, num_items_in_batch=None):
+            if "input_ids" in inputs:
+                self.positions_seen += int(inputs["input_ids"].numel())
             pieces = split_batch(inputs, self.max_tokens_per_pass) if self.max_tokens_per_pass else [inputs]
             if len(pieces) == 1:
                 return super().training_step(model, inputs, num_items_in_batch)

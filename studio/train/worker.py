@@ -180,6 +180,7 @@ def make_callback(run_dir: Path, config: RunConfig):
             self.time_limit_s = None  # from status.json (supervisor): training seconds this run may use in all
             self.watch = DivergenceWatch()  # every rank watches, so all stop at the same step
             self.final_loss = None
+            self.trainer = None  # set by the worker: its padded-position counter goes into the log events
 
         def _elapsed(self) -> float:
             return self.previous_seconds + time.monotonic() - self.session_start
@@ -284,6 +285,7 @@ def make_callback(run_dir: Path, config: RunConfig):
                     mean_token_accuracy=_finite(logs.get("mean_token_accuracy")),
                     tokens_per_s=_round(tokens_per_s),
                     num_tokens=tokens,
+                    num_positions=getattr(self.trainer, "positions_seen", None),
                 )
                 if self.watch.found:
                     event["diverged"] = self.watch.found.kind
@@ -553,6 +555,7 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
     trainer.max_tokens_per_pass = hw["max_tokens_per_pass"]
     trainer.remove_callback(PrinterCallback)
     callback = make_callback(run_dir, config)
+    callback.trainer = trainer
     trainer.add_callback(callback)
     facts = {
         "train_rows": len(train_rows),
