@@ -391,7 +391,7 @@ def table(results: list[dict], threads: int) -> None:
         per_cpu = r["peak_per_cpu_s"] * 1e12
         predicted_cpu = (
             flops / cal.cpu_efficiency(report.dtype, "train")[0] + evals / cal.cpu_efficiency(report.dtype, "eval")[0]
-        ) / per_cpu + cal.warmup_seconds * threads
+        ) / per_cpu + cal.per_dtype("warmup_seconds", report.dtype)[0] * threads
         measured_cpu = m["train_cpu"] + sum(m["evals_cpu"])
         errors["time"].append(report.seconds / m["wall"] - 1)
         errors["cpu"].append(predicted_cpu / measured_cpu - 1)
@@ -525,7 +525,7 @@ def fit(results: list[dict], floor: float, threads: int) -> dict:
             dtype: round(statistics.median(r["peak_per_cpu_s"] for r in results) * threads * 1000, 1)
         },
         "start_seconds": round(statistics.median(starts), 2),
-        "warmup_seconds": round(statistics.median(warmups), 2),
+        "warmup_seconds": {dtype: round(statistics.median(warmups), 2)},
         "save_seconds": round(statistics.median(saves), 2) if saves else 1.0,
         "end_seconds": round(statistics.median(r["measured"]["end"] for r in results), 2),
         "import_floor_gib": round(floor, 3),

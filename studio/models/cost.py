@@ -548,7 +548,8 @@ class Calibration:
     reference_peak_gflops: dict = field(default_factory=lambda: {"fp32": 127.0})
     reference_cores: int = 2  # the cores that peak was measured on (the build machine)
     start_seconds: float = 15.0  # launch to the first step: process start, imports, model load, tokenising the data
-    warmup_seconds: float = 3.0  # the first step's extra time (allocations, kernel choice)
+    # Per precision: the first step's extra time beyond its padded positions' share (allocations, kernel choice).
+    warmup_seconds: dict = field(default_factory=lambda: {"fp32": 3.0})
     save_seconds: float = 1.0  # one checkpoint: adapter + optimizer state + trainer state
     end_seconds: float = 3.0  # the final adapter, model card and process exit
     # Memory, GiB unless named otherwise.
@@ -1200,7 +1201,7 @@ def estimate_run(load: Workload, device: Device, cal: Calibration | None = None)
     start = cal.start_seconds + max(0.0, weights_gib - BUNDLED_SHAPE.params * 4 / GIB) * LOAD_SECONDS_PER_GIB
     seconds = {
         "start": start,
-        "warmup": cal.warmup_seconds if load.steps else 0.0,
+        "warmup": cal.per_dtype("warmup_seconds", load.dtype)[0] if load.steps else 0.0,
         "train": train,
         "evaluation": evaluation,
         "checkpoints": cal.save_seconds * load.saves,

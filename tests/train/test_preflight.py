@@ -98,8 +98,9 @@ def test_steps_tokens_and_time_for_the_bundled_model(dataset):
     assert expected.seconds["start"] < measuring < expected.seconds["train"]  # a model load and 6 short steps
     assert report.tokens_per_s == pytest.approx(expected.tokens_per_s)
     assert report.memory_needed_gib == pytest.approx(expected.memory.total)
-    for part in ("start", "warmup", "train", "evaluation", "checkpoints", "end"):
+    for part in ("start", "train", "evaluation", "checkpoints", "end"):
         assert report.time_parts[part] > 0, part
+    assert report.time_parts["warmup"] >= 0  # measured per precision: none beyond the first batch's size in fp32
     assert "127 GFLOP/s fp32 matmul peak" in report.rate_source and "calibrated" in report.rate_source
     assert "5 evaluations" in report.markdown() and "GiB" in report.markdown()
     assert not report.blocking
