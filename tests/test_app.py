@@ -136,7 +136,7 @@ def test_oauth_mode_shows_login_button(monkeypatch):
 
 
 def test_zero_gpu_space_generates_inside_spaces_gpu(monkeypatch):
-    """On ZeroGPU the Compare tab's chat and evaluation handlers are the @spaces.GPU-wrapped ones."""
+    """On ZeroGPU the Compare tab's chat and evaluation handlers (and the API's) are the @spaces.GPU-wrapped ones."""
     import gradio.block_function
 
     wrapped = {}
@@ -165,4 +165,5 @@ def test_zero_gpu_space_generates_inside_spaces_gpu(monkeypatch):
     assert not handlers & set(wrapped)  # off ZeroGPU nothing is wrapped
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     on_gpu = sorted(wrapped[inner(f.fn)][0] for f in build_app().fns.values() if inner(f.fn) in wrapped)
-    assert on_gpu == ["chat", "chat", "run_evaluation"]  # send, Enter, Evaluate
+    # send, Enter, Evaluate; the script API's /ask and /evaluate
+    assert on_gpu == ["ask", "chat", "chat", "evaluate_run", "run_evaluation"]

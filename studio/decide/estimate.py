@@ -147,8 +147,10 @@ def estimate_memory(
     dtype: str = "bf16",
     devices: int = 1,
     kind: str | None = None,
+    max_tokens_per_pass: int | None = None,
 ) -> cost.Memory:
-    """Peak memory (GiB) of one device for a batch of rows at max length (the worst batch a run meets)."""
+    """Peak memory (GiB) of one device for a batch of rows at max length (the worst batch a run meets);
+    `max_tokens_per_pass`: the worker's pass plan on a CPU (cost.plan_passes)."""
     arch = arch or cost.shape_for(params)
     if arch.params != params:
         arch = replace(arch, params=params)
@@ -162,6 +164,7 @@ def estimate_memory(
         gradient_checkpointing=gradient_checkpointing,
         kind=kind or ("cpu" if dtype == "fp32" else "gpu"),
         devices=int(devices),
+        max_tokens_per_pass=max_tokens_per_pass,
     )
 
 

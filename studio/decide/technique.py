@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from studio.decide import estimate as est
-from studio.models import hardware
+from studio.models import cost, hardware
 
 
 @dataclass(frozen=True)
@@ -175,8 +175,13 @@ def advise(
     arch = arch or est.architecture_for(params)
     if dtype is None:
         dtype = "bf16" if cuda else "fp32"
+    passes = None
     if gradient_checkpointing is None:
         gradient_checkpointing = cuda
+        if not cuda:  # the worker's pass plan on a CPU: micro-batches (or checkpointing) within its budget
+            shape = arch if arch.params == params else replace(arch, params=params)
+            passes = cost.plan_passes(shape, dtype, int(batch_size), int(max_length))
+            gradient_checkpointing = passes.gradient_checkpointing
     unavailable = unavailable_reasons(cuda, bitsandbytes, gpus, deepspeed)
 
     def memory_for(key: str, devices: int = 1) -> float:
@@ -191,6 +196,7 @@ def advise(
             dtype=dtype,
             devices=devices,
             kind="gpu" if cuda else "cpu",
+            max_tokens_per_pass=passes.max_tokens_per_pass if passes else None,
         ).total
 
     memory = {key: memory_for(key) for key in est.TECHNIQUES}

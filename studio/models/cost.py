@@ -864,14 +864,16 @@ def estimate_memory(
         notes["weights"] = f"frozen base in {dtype}"
     adapter = ADAPTER_BYTES_PER_PARAM * adapter_params(shape, technique, lora_r)
     shard = 1 / max(1, devices)
-    act_bytes = width if technique != "qlora" else 2
+    act_bytes = (
+        width  # QLoRA too: its layers compute in the run's dtype (bf16/fp16 on a GPU, the CPU's choice on a CPU)
+    )
     rows_per_pass = rows_in_pass(micro_batch, length, max_tokens_per_pass)
     positions = rows_per_pass * length
     if shape.complete:
         per_layer = 7 * shape.hidden + 2 * shape.kv + 4 * shape.intermediate  # values saved per token per layer
         if kind == "cpu":
             activations = positions * activation_bytes_per_token(
-                shape, dtype, gradient_checkpointing=gradient_checkpointing, technique=technique, cal=cal
+                shape, dtype, gradient_checkpointing=gradient_checkpointing, cal=cal
             )
             activations += (
                 cal.per_dtype("attention_factor", dtype)[0]
@@ -941,7 +943,6 @@ def activation_bytes_per_token(
     dtype: str,
     *,
     gradient_checkpointing: bool = False,
-    technique: str = "lora",
     cal: Calibration | None = None,
 ) -> float:
     """What one token of a CPU training pass adds to the process's RSS, in bytes: the values autograd saves for
@@ -952,7 +953,7 @@ def activation_bytes_per_token(
     if not shape.complete:
         return 0.0
     cal = cal or calibration()
-    act_bytes = DTYPE_BYTES[dtype] if technique != "qlora" else 2
+    act_bytes = DTYPE_BYTES[dtype]  # every technique, QLoRA too: it computes in the run's dtype
     per_layer = 7 * shape.hidden + 2 * shape.kv + 4 * shape.intermediate
     per_token = shape.layers * per_layer * act_bytes * cal.per_dtype("activation_factor", dtype)[0]
     if gradient_checkpointing:

@@ -1,7 +1,7 @@
 """Preflight: what a run will cost before it starts — steps, tokens, time on this hardware, memory.
 
 Blocking errors (the run cannot work: invalid settings, no dataset, not enough memory even with the settings
-below, QLoRA without CUDA, the trainer busy, a ZeroGPU Space) are separated from warnings (it will run, but
+below, QLoRA where it cannot run, the trainer busy, a ZeroGPU Space) are separated from warnings (it will run, but
 probably not as you want: truncation, no validation split, very long, overfitting risk). Only errors block
 Start; warnings are shown with the started run.
 
@@ -641,7 +641,9 @@ def _estimate(
                 f"Not enough memory: about {estimate.memory.total:.1f} GiB needed at the peak, "
                 f"{device.memory_gib:.1f} GiB {report.memory_kind} available, even with a batch size of 1 "
                 "and gradient checkpointing.",
-                "Lower max length, or use a smaller model" + (" or QLoRA 4-bit." if gpu else " or a GPU."),
+                "Lower max length or use a smaller model"
+                + ("" if config.qlora_4bit else ", or turn on QLoRA 4-bit (weights in about a quarter of the memory)")
+                + ("." if gpu else ", or use a GPU."),
                 "max_length",
             )
         else:

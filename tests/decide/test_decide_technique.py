@@ -1,5 +1,7 @@
 """Technique advisor: which technique for which model size, memory and hardware."""
 
+import pytest
+
 from studio.decide import estimate as est
 from studio.decide import technique as tech
 
@@ -77,3 +79,37 @@ def test_table_rows_mark_the_recommendation_and_unavailable_techniques():
 def test_every_technique_row_says_what_it_reduces_and_when_unavailable():
     for technique in tech.TECHNIQUES:
         assert technique.compute and technique.memory and technique.trainable and technique.unavailable_when
+
+
+def test_on_a_cpu_the_advice_counts_the_workers_micro_batches():
+    """A CPU worker runs a long batch as micro-batches within its activation budget (cost.plan_passes): the
+    technique table must price that run, not the whole batch at once (21.5 GiB for LoRA at 8 × 1024 before)."""
+    from studio.models import cost
+
+    smol = est.find_architecture("SmolLM2-135M")
+    advice = tech.advise(smol.params, 24, cuda=False, bitsandbytes=True, arch=smol, batch_size=8, max_length=1024)
+    plan = cost.plan_passes(smol, "fp32", 8, 1024)
+    assert plan.max_tokens_per_pass is not None  # the batch is split
+    planned = est.estimate_memory(
+        smol.params,
+        "lora",
+        arch=smol,
+        batch_size=8,
+        max_length=1024,
+        dtype="fp32",
+        kind="cpu",
+        gradient_checkpointing=plan.gradient_checkpointing,
+        max_tokens_per_pass=plan.max_tokens_per_pass,
+    ).total
+    assert advice.technique == "lora" and advice.memory_gib["lora"] == pytest.approx(planned)
+    whole = est.estimate_memory(
+        smol.params,
+        "lora",
+        arch=smol,
+        batch_size=8,
+        max_length=1024,
+        dtype="fp32",
+        kind="cpu",
+        gradient_checkpointing=False,
+    ).total
+    assert planned < whole / 2
