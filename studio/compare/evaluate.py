@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from studio import escape, limits, paths
-from studio.compare import metrics, runs
+from studio.compare import metrics, runs, verdict, votes
 from studio.compare.engine import BASE, Settings, perplexity
 from studio.errors import StudioError
 
@@ -176,9 +176,20 @@ def headline(summary: dict) -> str:
 
 
 def save(run: runs.RunInfo, result: dict) -> Path:
+    """eval.json: the evaluation and its verdict as it stands (the finished blind ballots counted), which the model
+    card quotes (the training package does not compute verdicts)."""
     path = run.writable_compare_dir() / EVAL_FILE
-    paths.atomic_write_text(path, json.dumps(result, indent=1, ensure_ascii=False))
+    the_verdict = verdict.verdict(result, votes.finished_ballots(run, result))
+    saved = {**result, "verdict": {key: the_verdict[key] for key in ("conclusion", "headline", "evidence_text")}}
+    paths.atomic_write_text(path, json.dumps(saved, indent=1, ensure_ascii=False))
     return path
+
+
+def save_verdict(run: runs.RunInfo) -> None:
+    """A blind ballot closed: the saved verdict counts it."""
+    result = load(run)
+    if result:
+        save(run, result)
 
 
 def load(run: runs.RunInfo) -> dict | None:

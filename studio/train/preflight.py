@@ -233,7 +233,8 @@ class Preflight:
         if self.precision is not None:
             rows.append(("Precision", self.precision.summary()))
         if self.params:
-            trainable = f", {self.lora_params / 1e6:.2f} M trainable (LoRA)" if self.lora_params else ""
+            technique = cost.TECHNIQUE_LABELS.get(self.config.technique(), "LoRA") if self.config else "LoRA"
+            trainable = f", {self.lora_params / 1e6:.2f} M trainable ({technique})" if self.lora_params else ""
             rows.append(("Model size", f"{self.params / 1e6:,.0f} M parameters{trainable}"))
         if self.learning_rate:
             how = " (automatic for this model's size)" if self.learning_rate_auto else ""

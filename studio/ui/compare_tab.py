@@ -480,7 +480,9 @@ def ab_reveal(run, voter):
     """Finish (or stop) this voter's ballot: it closes, and which was which shows for the voted prompts."""
     try:
         info, result = _ab_context(run)
-        return _ab_render(voter, info, result, votes.finish(info, result, voter))
+        ballot = votes.finish(info, result, voter)
+        evaluate.save_verdict(info)  # the model card's verdict counts this ballot
+        return _ab_render(voter, info, result, ballot)
     except StudioError as error:
         return _ab_failed(voter, error)
 

@@ -88,6 +88,8 @@ def test_evaluation_on_the_validation_split(evaluated):
     assert summary["tuned_loss"] < summary["base_loss"]  # trained on exactly this style
     assert summary["style_parts"]["prefix"]["tuned"] > summary["style_parts"]["prefix"]["base"]
     assert evaluate.load(run)["created_at"] == result["created_at"]  # reopened from eval.json
+    saved = evaluate.load(run)["verdict"]  # for the model card: the same verdict Compare shows
+    assert saved["conclusion"] == "inconclusive" and saved["headline"].startswith("Inconclusive")  # 4 prompts
     # The fixture's validation rows are copies of training rows: the summary says so.
     assert summary["in_training"] == 4 and "not truly held out" in evaluate.headline(summary)
     assert result["settings"]["decoding"] == "greedy" and result["settings"]["repetition_penalty"] > 1

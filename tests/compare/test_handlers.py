@@ -147,6 +147,9 @@ def test_blind_test_two_voters_reveal_and_report(tiny_run_dir):
 
     verdict = compare_tab.refresh_verdict(tiny_run_dir.name)
     assert "5 blind vote(s) from 2 voter(s)" in verdict
+    # The saved verdict (the model card quotes it) counts the closed ballots too.
+    card_verdict = json.loads((tiny_run_dir / "compare" / "eval.json").read_text())["verdict"]
+    assert "5 blind vote(s) from 2 voter(s)" in card_verdict["headline"] + card_verdict["evidence_text"]
 
     reported = compare_tab.build_report(tiny_run_dir.name)
     html_button, md_button = reported["report_html"], reported["report_md"]
