@@ -30,6 +30,7 @@ TECHNIQUES = cost.TECHNIQUES
 TECHNIQUE_LABELS = cost.TECHNIQUE_LABELS
 TIME_OVERHEAD = cost.TIME_OVERHEAD
 USABLE_FRACTION = cost.USABLE_FRACTION
+SHARDED_STRATEGY = cost.SHARDED_STRATEGY
 DEFAULT_LORA_R = cost.DEFAULT_LORA_R
 find_architecture = cost.find_shape
 generic_architecture = cost.generic_shape
@@ -164,6 +165,7 @@ def estimate_memory(
         gradient_checkpointing=gradient_checkpointing,
         kind=kind or ("cpu" if dtype == "fp32" else "gpu"),
         devices=int(devices),
+        strategy=SHARDED_STRATEGY if int(devices) > 1 else "ddp",
         max_tokens_per_pass=max_tokens_per_pass,
     )
 
@@ -336,6 +338,7 @@ def estimate(
         use_dora=technique == "dora",
         qlora_4bit=technique == "qlora",
         gradient_checkpointing=gradient_checkpointing,
+        strategy=SHARDED_STRATEGY if int(devices) > 1 else "ddp",
     )
     # Left automatic, a CPU worker plans its passes (micro-batches, checkpointing only when one row does not fit)
     # and a GPU checkpoints: the same plan as the Train tab's preflight.

@@ -70,6 +70,24 @@ MEGABATCH_MULT = 50
 # a local SSD and safetensors; a Hub download is not counted).
 LOAD_SECONDS_PER_GIB = 4.0
 CALIBRATION_FILE = "calibration.json"
+# How a run spreads over several processes (studio.train.launch), and which of each process's memory parts it
+# splits between them; every part not listed is a whole copy in every process. Activations are always per process.
+STRATEGY_SHARDS = {
+    "ddp": (),
+    "fsdp": ("weights", "gradients", "optimizer", "adapter"),
+    "deepspeed-zero2": ("gradients", "optimizer"),
+    "deepspeed-zero3": ("weights", "gradients", "optimizer", "adapter"),
+}
+STRATEGIES = tuple(STRATEGY_SHARDS)
+# The Decide tab's plan for a model too big for one GPU: shard it over several (Train runs it where deepspeed is
+# installed; the Decide tab checks).
+SHARDED_STRATEGY = "deepspeed-zero3"
+STRATEGY_LABELS = {
+    "ddp": "DDP (a full copy per process)",
+    "fsdp": "FSDP (weights, gradients and optimizer state sharded)",
+    "deepspeed-zero2": "DeepSpeed ZeRO-2 (gradients and optimizer state sharded)",
+    "deepspeed-zero3": "DeepSpeed ZeRO-3 (weights, gradients and optimizer state sharded)",
+}
 
 
 # --- Model shapes -------------------------------------------------------------------------------------------
@@ -829,12 +847,13 @@ def estimate_memory(
     scored_fraction: float = 1.0,
     kind: str = "cpu",
     devices: int = 1,
+    strategy: str = "ddp",
     max_tokens_per_pass: int | None = None,
     calibration_: Calibration | None = None,
 ) -> Memory:
     """Peak memory of one process (RSS on a CPU, allocated memory on a GPU), in GiB.
 
-    devices > 1 shards weights, gradients and optimizer state (DeepSpeed ZeRO-3); activations stay per device.
+    With devices > 1 the `strategy` says which parts are split between the processes (STRATEGY_SHARDS).
     `scored_fraction`: share of positions the LM head projects (labelled ones on a CPU, see the module doc).
     `max_tokens_per_pass`: the worker's pass plan (`plan_passes`): a batch above it runs as micro-batches of
     whole rows, so the activations peak on one pass, not on the whole batch."""
@@ -863,7 +882,13 @@ def estimate_memory(
         weights = width * n
         notes["weights"] = f"frozen base in {dtype}"
     adapter = ADAPTER_BYTES_PER_PARAM * adapter_params(shape, technique, lora_r)
-    shard = 1 / max(1, devices)
+    if strategy not in STRATEGY_SHARDS:
+        raise StudioError(f"Unknown strategy '{strategy}'.", f"Use one of {', '.join(STRATEGIES)}.")
+    sharded = STRATEGY_SHARDS[strategy] if devices > 1 else ()
+
+    def share(part: str) -> float:
+        return 1 / devices if part in sharded else 1.0
+
     act_bytes = (
         width  # QLoRA too: its layers compute in the run's dtype (bf16/fp16 on a GPU, the CPU's choice on a CPU)
     )
@@ -912,14 +937,14 @@ def estimate_memory(
         floor, other = cal.cuda_context_gib, 0.0
         notes["floor"] = "CUDA context and allocator slack (assumed)"
     if devices > 1:
-        notes["sharding"] = f"ZeRO-3: weights, gradients and optimizer state split over {devices} devices"
+        notes["sharding"] = f"{STRATEGY_LABELS[strategy]} over {devices} processes"
     return Memory(
         technique,
         floor,
-        weights * shard / GIB,
-        gradients * shard / GIB,
-        optimizer * shard / GIB,
-        adapter * shard / GIB,
+        weights * share("weights") / GIB,
+        gradients * share("gradients") / GIB,
+        optimizer * share("optimizer") / GIB,
+        adapter * share("adapter") / GIB,
         activations / GIB,
         head / GIB,
         other,
@@ -1028,6 +1053,7 @@ class Workload:
     micro_batch: int = 8  # rows per forward/backward pass
     grad_accum: int = 1
     devices: int = 1
+    strategy: str = "ddp"  # how the devices share the run (STRATEGY_SHARDS)
     gradient_checkpointing: bool = False
     steps: int = 0  # optimizer steps
     train_tokens: float = 0.0  # real (non-padding) tokens trained on
@@ -1064,6 +1090,7 @@ def workload(
     lora_r: int = 8,
     gradient_checkpointing: bool = False,
     devices: int = 1,
+    strategy: str = "ddp",
     max_tokens_per_pass: int | None = None,
 ) -> Workload:
     """A run over a dataset with these token statistics (steps, evaluations and saves from RunConfig.schedule)."""
@@ -1090,6 +1117,7 @@ def workload(
         int(micro_batch),
         int(grad_accum),
         int(devices),
+        strategy,
         bool(gradient_checkpointing),
         int(steps),
         seen.real_per_row * rows_seen,
@@ -1189,16 +1217,19 @@ def estimate_run(load: Workload, device: Device, cal: Calibration | None = None)
         scored_fraction=load.scored_fraction_peak,
         kind=device.kind,
         devices=load.devices,
+        strategy=load.strategy,
         max_tokens_per_pass=load.max_tokens_per_pass,
         calibration_=cal,
     )
     efficiency, note = efficiency_for(device, load.dtype, "train", cal)
     eval_efficiency, _ = efficiency_for(device, load.dtype, "eval", cal)
-    scaling = 1.0 if load.devices == 1 else 0.9 * load.devices  # data parallel: ~90 % scaling
+    # Data parallel on GPUs: ~90 % scaling. CPU processes share the same cores: no faster than one process.
+    scaling = 1.0 if load.devices == 1 or device.kind == "cpu" else 0.9 * load.devices
     rate = device.peak_tflops * 1e12 * scaling
     train = flops * TIME_OVERHEAD[load.technique] / (rate * efficiency) if rate else 0.0
     evaluation = eval_flops / (rate * eval_efficiency) if rate else 0.0
-    weights_gib = memory.weights * max(1, load.devices)
+    sharded_weights = load.devices > 1 and "weights" in STRATEGY_SHARDS[load.strategy]
+    weights_gib = memory.weights * (load.devices if sharded_weights else 1)  # one whole copy is read
     start = cal.start_seconds + max(0.0, weights_gib - BUNDLED_SHAPE.params * 4 / GIB) * LOAD_SECONDS_PER_GIB
     seconds = {
         "start": start,
@@ -1264,6 +1295,7 @@ def settings_that_fit(
             scored_fraction=load.scored_fraction_peak,
             kind=kind,
             devices=load.devices,
+            strategy=load.strategy,
             max_tokens_per_pass=planned,
             calibration_=cal,
         ).total

@@ -85,6 +85,30 @@ def detect(probe_torch: bool = True) -> Hardware:
     return hardware
 
 
+def _visible_indices() -> set[int] | None:
+    """The GPUs CUDA_VISIBLE_DEVICES leaves to this process, by nvidia-smi's index (None: all of them; UUIDs are
+    not matched here, so they count as all)."""
+    value = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if value is None:
+        return None
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    if not all(part.isdigit() for part in parts):
+        return None
+    return {int(part) for part in parts}
+
+
+def visible_gpu_count() -> int:
+    """CUDA devices this process may use: torch's count, which honours CUDA_VISIBLE_DEVICES (nvidia-smi lists every
+    GPU of the machine). Without nvidia-smi there is no CUDA driver to ask: 0, without importing torch."""
+    import shutil
+
+    if not shutil.which("nvidia-smi"):
+        return 0
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def detect_quick() -> Hardware:
     """Hardware facts without importing torch, for the app shell's footer.
 
@@ -103,9 +127,11 @@ def detect_quick() -> Hardware:
                 timeout=5,
                 check=True,
             ).stdout
-            for line in out.strip().splitlines():
+            visible = _visible_indices()
+            for index, line in enumerate(out.strip().splitlines()):
                 name, memory_mb = (part.strip() for part in line.rsplit(",", 1))
-                hardware.gpus.append(Gpu(name, float(memory_mb) / 1024))
+                if visible is None or index in visible:
+                    hardware.gpus.append(Gpu(name, float(memory_mb) / 1024))
             if hardware.gpus:
                 hardware.kind = "cuda"
         except (OSError, subprocess.SubprocessError, ValueError):

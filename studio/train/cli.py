@@ -153,6 +153,10 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         help_text = "(default: automatic)" if default is None and kind != "int?" else f"(default: {default!r})"
         if name == "learning_rate":
             help_text = "(default: automatic — 1e-3 below 1B parameters, else 2e-4)"
+        elif name == "processes":
+            help_text = "processes to train with (default: 0 — one per visible GPU, one on a CPU)"
+        elif name == "strategy":
+            help_text = f"how several processes share the run: {', '.join(cost.STRATEGIES)} (default: ddp)"
         if kind in ("bool", "bool?"):
             parser.add_argument(
                 flag,

@@ -9,7 +9,8 @@ defaults, which the CLI shares with this class.
 "Auto" values: bf16 / gradient_checkpointing None = decided by the worker from the hardware
 (off on CPU; bf16 on GPUs that support it); eval_steps / save_steps / logging_steps 0 = derived
 from the total number of steps; torch_threads 0 = all cores available to the worker;
-learning_rate None = suggested_learning_rate() for the model's size, resolved by the worker.
+learning_rate None = suggested_learning_rate() for the model's size, resolved by the worker;
+processes 0 = one per visible GPU (one on a CPU), resolved by studio.train.distributed.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ FLAG_NAMES = {"dataset": "--data", "learning_rate": "--lr"}
 SMALL_MODEL_PARAMS = 1_000_000_000
 SMALL_MODEL_LEARNING_RATE = 1e-3
 LARGE_MODEL_LEARNING_RATE = 2e-4
+
+MAX_PROCESSES = 64  # one machine's processes (a node has at most 8 or 16 GPUs; CPU test runs use 2)
 
 # Fields the CLI never takes as flags: run_id is assigned by the store.
 NOT_FLAGS = ("run_id",)
@@ -83,6 +86,10 @@ class RunConfig:
     bf16: bool | None = None
     gradient_checkpointing: bool | None = None
     torch_threads: int = 0
+    # several processes (studio.train.distributed): 0 = one per visible GPU, one on a CPU; more than 1 on a CPU runs
+    # that many CPU processes (gloo), which tests the multi-process path rather than speeding anything up
+    processes: int = 0
+    strategy: str = "ddp"  # how the processes share the run: cost.STRATEGIES
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -195,6 +202,7 @@ class RunConfig:
             lora_r=self.lora_r,
             gradient_checkpointing=gradient_checkpointing,
             devices=world_size,
+            strategy=self.strategy,
             max_tokens_per_pass=max_tokens_per_pass,
         )
 
@@ -272,6 +280,11 @@ class RunConfig:
                 need(name, getattr(self, name) >= 0, "0 (automatic) or a positive number of steps")
         if ok_number("torch_threads"):
             need("torch_threads", 0 <= self.torch_threads <= 1024, "0 (all cores) or a positive number")
+        if ok_number("processes"):
+            need("processes", 0 <= self.processes <= MAX_PROCESSES, f"0 (one per GPU) or 1 to {MAX_PROCESSES}")
+        need("strategy", self.strategy in cost.STRATEGIES, f"one of {', '.join(cost.STRATEGIES)}")
+        if self.qlora_4bit and self.strategy != "ddp":
+            need("strategy", False, "QLoRA runs with DDP only here (4-bit weights are not sharded)")
         return errors
 
     def check(self) -> RunConfig:

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from studio.models.cost import SHARDED_STRATEGY
+
 # Decide keys that are RunConfig fields of the same meaning.
 COPIED = ("model", "epochs", "max_length", "lora_r", "lora_alpha", "batch_size")
 
@@ -30,7 +32,6 @@ class Handover:
 # Decide's techniques the Train tab does not run: it trains LoRA instead and says so.
 NOT_IN_TRAIN = {
     "full": "Train runs LoRA: full fine-tuning is not offered by the Train tab yet",
-    "zero": "Train runs LoRA (one process per GPU): DeepSpeed ZeRO is not offered by the Train tab yet",
 }
 
 
@@ -49,6 +50,10 @@ def from_decide(plan: Mapping[str, Any] | None, *, qlora_possible: bool, on_gpu:
     if technique == "dora" or plan.get("use_dora"):
         values["use_dora"] = True
     instead = NOT_IN_TRAIN.get(technique, "")
+    devices = plan.get("devices")
+    if isinstance(devices, int) and devices > 1:  # Decide shards a model too big for one GPU over several
+        values["processes"] = devices
+        values["strategy"] = SHARDED_STRATEGY
     if technique == "qlora" or plan.get("load_in_4bit"):
         if qlora_possible:
             values["qlora_4bit"] = True

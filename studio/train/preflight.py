@@ -23,7 +23,7 @@ import math
 import os
 import shutil
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from studio.data.stats import suggested_max_length
 from studio.errors import StudioError
 from studio.models import catalog, cost, precision, precision_probe, templates
 from studio.models import hardware as hardware_module
-from studio.train import store, supervisor
+from studio.train import distributed, store, supervisor
 from studio.train.config import RunConfig, suggested_learning_rate
 from studio.units import format_duration
 
@@ -159,6 +159,7 @@ class Preflight:
     learning_rate: float | None = None
     learning_rate_auto: bool = False
     device: str = "CPU"
+    processes: str = "one process"  # studio.train.distributed.describe
     checks: list[Check] = field(default_factory=list)
     field_errors: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # facts about the estimate itself; never block or warn
@@ -230,6 +231,8 @@ class Preflight:
             ("Memory", memory),
             ("Speed", speed),
         ]
+        if self.processes != "one process":
+            rows.append(("Processes", f"{self.processes}; started by accelerate launch with the run's accelerate.json"))
         if self.precision is not None:
             rows.append(("Precision", self.precision.summary()))
         if self.params:
@@ -263,6 +266,7 @@ class Preflight:
         return {
             "ready": not self.blocking,
             "device": self.device,
+            "processes": self.processes,
             "dtype": self.dtype,
             "seconds": round(self.seconds, 1) if self.seconds is not None else None,
             "time_parts_s": {key: round(value, 1) for key, value in self.time_parts.items()},
@@ -405,6 +409,11 @@ def run_preflight(
     report.config_json = config.to_json()
 
     # hardware features
+    gpus = len(hardware.gpus) if gpu else 0
+    report.processes = distributed.describe(config, gpus)
+    cannot = distributed.problem(config, gpus)
+    if cannot:
+        report.error(*cannot, "processes" if "processes need" in cannot[0] else "strategy")
     if getattr(config, "qlora_4bit", False):
         reason = qlora_reason(hardware)
         if reason:
@@ -607,7 +616,7 @@ def _estimate(
     available_gib: float | None,
 ) -> None:
     """Steps, tokens, time and memory from the cost model; smaller micro-batches or checkpointing when needed."""
-    world = max(1, len(hardware.gpus)) if gpu else 1
+    world = distributed.process_count(config, len(hardware.gpus) if gpu else 0)
     plan = config.schedule(train_rows, validation_rows, world)
     report.steps_per_epoch, report.steps = plan.steps_per_epoch, plan.steps
     report.evaluations, report.checkpoints = plan.evaluations, plan.saves
@@ -622,6 +631,9 @@ def _estimate(
         if passes.note:
             report.notes.append(passes.note[0].upper() + passes.note[1:] + ".")
     device = this_device(hardware, gpu, report.dtype, cpu_gflops, available_gib)
+    if world > 1 and not gpu:  # CPU processes share the machine's memory: each may use its share
+        device = replace(device, memory_gib=device.memory_gib / world)
+        report.notes.append(f"{world} CPU processes share the RAM: the memory shown is one process's, of 1/{world}.")
     report.memory_kind = "GPU memory" if gpu else "RAM"
     report.memory_available_gib = device.memory_gib
     load = config.workload(

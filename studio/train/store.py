@@ -7,6 +7,8 @@
     <run_id>/events.jsonl   one JSON object per line, appended by the worker
     <run_id>/log.txt        the worker's stdout/stderr and tracebacks
     <run_id>/checkpoints/checkpoint-N/, adapter/ (with its model card, README.md)
+    <run_id>/accelerate.json, ranks/rank-N.json   only for a run of several processes (studio.train.distributed):
+                            accelerate's config, and each rank's pid and how it ended
 
 events.jsonl is append-only. After a resume the worker appends {"type": "status", "status": "resumed",
 "step": N} where N is the checkpoint it continued from: log/eval events written before it with a
@@ -44,6 +46,7 @@ EVENTS_FILE = "events.jsonl"
 LOG_FILE = "log.txt"
 ADAPTER_DIR = "adapter"
 CHECKPOINTS_DIR = "checkpoints"
+RANKS_DIR = "ranks"
 
 
 @dataclass
@@ -186,6 +189,27 @@ def update_status(folder: Path, **changes: Any) -> dict[str, Any]:
             default=dict,
             indent=2,
         )
+
+
+def record_rank(folder: Path, rank: int, **changes: Any) -> None:
+    """Merge changes into one rank's record (ranks/rank-N.json: its pid, then how it ended and when)."""
+    path = Path(folder) / RANKS_DIR / f"rank-{int(rank)}.json"
+    path.parent.mkdir(exist_ok=True)
+    paths.locked_update(path, lambda record: {**(record if isinstance(record, dict) else {}), **changes}, default=dict)
+
+
+def read_ranks(folder: Path) -> dict[int, dict[str, Any]]:
+    """Rank → its record, for the ranks of the current attempt."""
+    ranks = {}
+    for path in (Path(folder) / RANKS_DIR).glob("rank-*.json"):
+        number = path.stem.removeprefix("rank-")
+        if number.isdigit():
+            ranks[int(number)] = _read_json(path)
+    return ranks
+
+
+def clear_ranks(folder: Path) -> None:
+    shutil.rmtree(Path(folder) / RANKS_DIR, ignore_errors=True)
 
 
 def append_event(folder: Path, event: dict[str, Any]) -> None:

@@ -26,7 +26,6 @@ import fcntl
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -38,7 +37,7 @@ from studio import access, limits, paths
 from studio.data import store as data_store
 from studio.errors import StudioError
 from studio.models import catalog, hardware
-from studio.train import executors, queue, store
+from studio.train import distributed, executors, queue, store
 from studio.train.archive import archive_quietly, restore_runs
 from studio.train.config import RunConfig
 from studio.train.store import ACTIVE, RunRecord
@@ -46,7 +45,6 @@ from studio.units import format_duration
 
 ADMIN_ENV = "STUDIO_ADMIN_PASSWORD"
 DEFAULT_STOP_TIMEOUT = 60.0
-WORKER_MODULE = "studio.train.worker"
 RESUMABLE = ("stopped", "failed", "interrupted")
 
 _children: dict[int, subprocess.Popen] = {}  # workers started by this process, for reaping
@@ -105,24 +103,6 @@ def launch_with(config: RunConfig, owner: str = "", choice: executors.Choice | N
     return executors.manager(choice.executor).submit(config, owner, choice.flavor, choice.max_cost, identity=identity)
 
 
-def worker_command(run_dir: Path, gpu_count: int = 0, python: str | None = None) -> list[str]:
-    """The command that runs the worker: plain Python, or `accelerate launch` (DDP) with >1 CUDA device."""
-    python = python or sys.executable
-    if gpu_count > 1:
-        return [
-            python,
-            "-m",
-            "accelerate.commands.launch",
-            "--multi_gpu",
-            "--num_processes",
-            str(gpu_count),
-            "-m",
-            WORKER_MODULE,
-            str(run_dir),
-        ]
-    return [python, "-m", WORKER_MODULE, str(run_dir)]
-
-
 TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_API_TOKEN", "HF_OIDC_RESOURCE")
 REMOTE_CODE_FLAG = "STUDIO_WORKER_REMOTE_CODE"  # set to 1 by the supervisor only when remote code was authorized
 
@@ -153,7 +133,7 @@ def worker_env(
 
 
 def _gpu_count() -> int:
-    return len(hardware.detect_quick().gpus)
+    return hardware.visible_gpu_count()
 
 
 # ---- busy --------------------------------------------------------------------------------
@@ -221,6 +201,9 @@ def prepared(config: RunConfig, local: bool = True) -> RunConfig:
     _check_dataset(config.dataset)
     if local:
         check_limits(config)
+        cannot = distributed.problem(config, _gpu_count())  # the processes and strategy this machine can run
+        if cannot:
+            raise StudioError(*cannot)
     # The worker runs inside the run folder: make local paths absolute so they still point at the same place.
     config = config.replace(dataset=str(Path(config.dataset).expanduser().resolve()))
     if Path(config.model).expanduser().is_dir():
@@ -384,7 +367,10 @@ def start(record: RunRecord, resume: bool = False) -> int:
     """Start the worker for an existing run folder; returns its pid. Never holds a pipe."""
     config = record.run_config()
     gpus = _gpu_count()
-    command = worker_command(record.dir, gpus)
+    processes = distributed.process_count(config, gpus)
+    if processes > 1:
+        distributed.write_accelerate_config(record.dir, config, processes)
+    command = distributed.command(record.dir, processes)
     store.update_status(
         record.dir,
         status="starting",
@@ -394,6 +380,7 @@ def start(record: RunRecord, resume: bool = False) -> int:
         started_at=record.status.get("started_at") or store.now_iso(),
         resumed_at=store.now_iso() if resume else None,
         gpus=gpus,
+        processes=processes,
     )
     with open(record.dir / "log.txt", "ab") as log:
         log.write(f"\n=== {'resume' if resume else 'start'} {store.now_iso()}: {' '.join(command)}\n".encode())
@@ -517,6 +504,7 @@ def stop(
                 return store.get_run(run_id)
             time.sleep(0.2)
     _signal_group(int(pid), signal.SIGKILL)
+    distributed.signal_ranks(record.dir, signal.SIGKILL)  # ranks of a multi-process run live in sessions of their own
     deadline = time.monotonic() + 10
     while pid_alive(pid, record.dir) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -539,7 +527,9 @@ def wait(run_id: str, timeout: float | None = None, poll: float = 0.5) -> RunRec
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         record = store.get_run(run_id)
-        if record.state not in ACTIVE and record.state != "queued":
+        # The parent of a multi-process run may still be writing which rank failed and why (studio.train.distributed)
+        parent_busy = (record.status.get("processes") or 1) > 1 and pid_alive(record.status.get("pid"), record.dir)
+        if record.state not in ACTIVE and record.state != "queued" and not parent_busy:
             return record
         if executors.remote_for(record):
             reconcile_one(record)  # restarts the job's follower if it died

@@ -71,6 +71,10 @@ def under_launcher() -> bool:
     return "LOCAL_RANK" in os.environ
 
 
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
 # ---- failures ----------------------------------------------------------------------------
 def explain_failure(error: BaseException, config: RunConfig | None = None) -> tuple[str, str]:
     """One-line cause and a hint for a failed run (the traceback goes to log.txt)."""
@@ -360,12 +364,18 @@ def hardware_choices(config: RunConfig, model_dir: str | None = None, log=None) 
 
 
 def _threads(config: RunConfig) -> int:
+    """Threads for this process: the number set, else its share of the cores (CPU ranks of one run share them)."""
     if config.torch_threads:
         return config.torch_threads
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return max(1, cores // local_processes())
+
+
+def local_processes() -> int:
+    return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def score_only_labelled_positions_on_cpu() -> bool:
@@ -525,6 +535,8 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
         fp16=precision.trainer_fp16,
         activation_checkpointing=hw["gradient_checkpointing"],  # transformers 5's name for gradient checkpointing
         use_cpu=hw["use_cpu"],
+        # LoRA leaves the frozen body without gradients: looking for unused parameters costs DDP a graph walk a step
+        ddp_find_unused_parameters=False if world > 1 else None,
         report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
@@ -735,6 +747,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     main_process = is_main_process()
     config = None
+    if under_launcher():  # studio.train.distributed signals and watches each rank through this record
+        store.record_rank(run_dir, rank(), pid=os.getpid(), started=time.time())
     try:
         if main_process:
             changes = {"status": "starting", "error": None}
@@ -742,9 +756,13 @@ def main(argv: list[str] | None = None) -> int:
                 changes["pid"] = os.getpid()
             store.update_status(run_dir, **changes)
         config = store.read_run_config(run_dir)
-        train(run_dir)
+        final = train(run_dir)
+        if under_launcher():
+            store.record_rank(run_dir, rank(), ended=final, time=time.time())
         return 0
     except StopBeforeTraining:
+        if under_launcher():
+            store.record_rank(run_dir, rank(), ended="stopped", time=time.time())
         if main_process:
             store.update_status(
                 run_dir,
@@ -758,6 +776,10 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as error:  # noqa: BLE001 - every failure is recorded as a plain message
         traceback.print_exc()
         message, hint = explain_failure(error, config)
+        if under_launcher():
+            store.record_rank(
+                run_dir, rank(), ended="failed", time=time.time(), error={"message": message, "hint": hint}
+            )
         if main_process:
             try:
                 changes = {}

@@ -58,6 +58,8 @@ FORM_FIELDS = (
     "save_steps",
     "logging_steps",
     "qlora_4bit",
+    "processes",
+    "strategy",
 )
 
 

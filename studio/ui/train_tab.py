@@ -14,6 +14,7 @@ import gradio as gr
 
 from studio import access
 from studio.jobs.estimate import default_max_cost
+from studio.models.cost import STRATEGY_LABELS
 from studio.train import preflight
 from studio.train.config import SCHEDULERS, RunConfig
 from studio.ui import train_actions, train_form, train_live
@@ -157,6 +158,21 @@ def build(shared: Shared) -> None:
                     or "The base model's linear layers in 4 bits (bitsandbytes, GPU or CPU): 3–4× less memory for "
                     "the weights, steps 20–30 % slower.",
                 )
+                with gr.Row():
+                    processes = gr.Number(
+                        defaults.processes,
+                        label="Processes",
+                        precision=0,
+                        minimum=0,
+                        elem_id="train-processes",
+                        info="0 = one per GPU (one on a CPU); 2+ on a CPU tests the multi-process path",
+                    )
+                    strategy = gr.Dropdown(
+                        [(label, key) for key, label in STRATEGY_LABELS.items()],
+                        value=defaults.strategy,
+                        label="Strategy (several processes)",
+                        elem_id="train-strategy",
+                    )
 
         with gr.Column(scale=2):
             gr.Markdown("#### 2 · Check and start")
@@ -300,6 +316,8 @@ def build(shared: Shared) -> None:
         save_steps,
         logging_steps,
         qlora,
+        processes,
+        strategy,
     ]
     assert len(form) == len(train_form.FORM_FIELDS)
     # Every component a handler changes, by the name handlers return (train_form, train_live, train_actions).

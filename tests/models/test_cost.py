@@ -149,18 +149,26 @@ def test_full_fine_tuning_and_qlora_and_sharding_on_a_gpu():
     tables = 2 * 32_000 * 4_096  # untied embeddings and LM head: not quantised, bf16
     assert qlora.weights == pytest.approx(((7.24e9 - tables) * 4.127 / 8 + tables * 2) / 1024**3, rel=0.01)
     assert qlora.optimizer == 0
-    sharded = cost.estimate_memory(
-        mistral,
-        "full",
-        dtype="bf16",
-        micro_batch=1,
-        length=1024,
-        gradient_checkpointing=True,
-        kind="gpu",
-        devices=8,
-        calibration_=CAL,
-    )
-    assert sharded.optimizer == pytest.approx(full.optimizer / 8) and sharded.activations == full.activations
+
+    def over_8(strategy):
+        return cost.estimate_memory(
+            mistral,
+            "full",
+            dtype="bf16",
+            micro_batch=1,
+            length=1024,
+            gradient_checkpointing=True,
+            kind="gpu",
+            devices=8,
+            strategy=strategy,
+            calibration_=CAL,
+        )
+
+    zero3, zero2, ddp = over_8("deepspeed-zero3"), over_8("deepspeed-zero2"), over_8("ddp")
+    assert zero3.optimizer == pytest.approx(full.optimizer / 8) and zero3.activations == full.activations
+    assert zero3.weights == pytest.approx(full.weights / 8) and over_8("fsdp").total == pytest.approx(zero3.total)
+    assert zero2.weights == full.weights and zero2.gradients == pytest.approx(full.gradients / 8)
+    assert ddp.total == pytest.approx(full.total)  # DDP: every process holds a whole copy
 
 
 def test_token_stats_quantiles_keep_the_mean():

@@ -56,9 +56,15 @@ def test_dora_empty_values_and_no_plan():
 def test_a_technique_train_cannot_run_here_is_said_not_silently_swapped():
     full = prefill.from_decide({"technique": "full", "epochs": 2}, qlora_possible=True, on_gpu=True)
     assert "full fine-tuning is not offered" in full.instead and "use_dora" not in full.values
-    zero = prefill.from_decide({"technique": "zero"}, qlora_possible=True, on_gpu=True)
-    assert "DeepSpeed ZeRO is not offered" in zero.instead
     qlora = prefill.from_decide({"technique": "qlora"}, qlora_possible=False, on_gpu=False)
     assert "qlora_4bit" not in qlora.values and "QLoRA 4-bit cannot run" in qlora.instead
     assert prefill.from_decide({"technique": "qlora"}, qlora_possible=True, on_gpu=False).instead == ""
     assert prefill.from_decide({"technique": "lora"}, qlora_possible=True, on_gpu=False).instead == ""
+
+
+def test_a_plan_sharded_over_several_gpus_becomes_that_many_processes_with_zero3():
+    sharded = prefill.from_decide({"technique": "dora", "devices": 8}, qlora_possible=True, on_gpu=True)
+    assert sharded.values == {"use_dora": True, "processes": 8, "strategy": "deepspeed-zero3"}
+    assert sharded.instead == ""
+    single = prefill.from_decide({"technique": "lora", "devices": 1}, qlora_possible=True, on_gpu=True)
+    assert "processes" not in single.values and "strategy" not in single.values

@@ -193,6 +193,25 @@ def test_gpu_estimate_uses_tensor_peak_and_gpu_memory(dataset):
     assert "A10G" in report.device and "A10G" in report.rate_source
 
 
+def test_several_processes_count_their_memory_and_their_strategy(dataset):
+    one = run(RunConfig(dataset=str(dataset)))
+    two = run(RunConfig(dataset=str(dataset), processes=2))
+    assert dict(two.summary_rows())["Processes"].startswith("2 CPU processes (gloo")
+    assert two.memory_available_gib == pytest.approx(one.memory_available_gib / 2)  # they share the RAM
+    assert two.steps == pytest.approx(one.steps / 2, abs=1)  # each step takes a batch per process
+    assert not two.blocking
+    fsdp = run(RunConfig(dataset=str(dataset), processes=2, strategy="fsdp"))
+    assert [check.field for check in fsdp.errors] == ["strategy"] and "GPUs only" in fsdp.errors[0].message
+
+    gpus = Hardware(kind="cuda", cpu_cores=8, ram_gb=60, gpus=[Gpu("NVIDIA L4", 24.0)] * 2)
+    ddp = run(RunConfig(dataset=str(dataset)), hardware=gpus, available_gib=None)
+    sharded = run(RunConfig(dataset=str(dataset), strategy="fsdp"), hardware=gpus, available_gib=None)
+    assert "2 GPUs" in ddp.processes and not sharded.blocking
+    assert sharded.memory_parts_gib["weights"] == pytest.approx(ddp.memory_parts_gib["weights"] / 2, rel=0.01)
+    too_many = run(RunConfig(dataset=str(dataset), processes=4), hardware=gpus, available_gib=None)
+    assert [check.field for check in too_many.errors] == ["processes"]
+
+
 def test_invalid_fields_block_with_field_level_messages(dataset):
     report = run(RunConfig(dataset=str(dataset), lora_r=0, learning_rate=-1.0))
     assert report.blocking

@@ -3,7 +3,9 @@ reconcile after a dead worker or an app restart, zombie reaping, the multi-GPU c
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from studio.errors import StudioError
-from studio.train import store, supervisor
+from studio.train import distributed, store, supervisor
 from studio.train.config import RunConfig
 
 # A process whose command line names the run folder, like a real worker; it ignores SIGTERM when asked.
@@ -224,20 +226,15 @@ def test_resume_needs_a_checkpoint(dataset):
     assert "checkpoint" in caught.value.message
 
 
-def test_worker_command_uses_accelerate_for_several_gpus(tmp_path):
-    assert supervisor.worker_command(tmp_path, 0, python="py") == ["py", "-m", "studio.train.worker", str(tmp_path)]
-    assert supervisor.worker_command(tmp_path, 1, python="py") == ["py", "-m", "studio.train.worker", str(tmp_path)]
-    assert supervisor.worker_command(tmp_path, 4, python="py") == [
-        "py",
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "4",
-        "-m",
-        "studio.train.worker",
-        str(tmp_path),
-    ]
+def test_several_processes_run_under_the_studios_parent_and_one_runs_the_worker_itself(tmp_path, tiny_config):
+    assert distributed.command(tmp_path, 1, python="py") == ["py", "-m", "studio.train.worker", str(tmp_path)]
+    assert distributed.command(tmp_path, 4, python="py") == ["py", "-m", "studio.train.distributed", str(tmp_path)]
+    assert distributed.process_count(tiny_config(), gpus=0) == 1
+    assert distributed.process_count(tiny_config(), gpus=4) == 4  # 0 = one per visible GPU
+    assert distributed.process_count(tiny_config(processes=2), gpus=4) == 2
+    written = json.loads(distributed.write_accelerate_config(tmp_path, tiny_config(), 2).read_text())
+    with socket.socket() as probe:  # each start picks a port nobody holds, so two runs never collide
+        probe.bind(("127.0.0.1", written["main_process_port"]))
 
 
 def test_worker_env_limits_threads_and_never_adds_secrets():
