@@ -2,8 +2,10 @@
 
 The base model is loaded once per base reference and wrapped with PEFT. The tuned column runs
 with its adapter active; the base column runs inside `model.disable_adapter()`, so both answers
-come from the same weights in memory. Generation is our own token loop over a KV cache per
-column, stepping the columns in turn, so every column streams while the others do.
+come from the same weights in memory. A full fine-tune has no adapter: its whole model is loaded
+beside the base (one at a time, MAX_WHOLE_MODELS), the only case that holds two copies.
+Generation is our own token loop over a KV cache per column, stepping the columns in turn, so
+every column streams while the others do.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from studio.compare import runs
 from studio.errors import StudioError
 from studio.models import catalog, loading, precision
 from studio.models.templates import prepare_messages
+from studio.train import store
 
 BASE = None  # the adapter name of the base column: adapters off
 MAX_ADAPTERS = 4  # adapters kept loaded on one base (each is a few MB for small models)
+MAX_WHOLE_MODELS = 1  # full fine-tunes kept loaded beside the base (each is a whole model's memory)
 
 _ENGINES: dict[str, Engine] = {}
 _ENGINES_LOCK = threading.Lock()
@@ -226,6 +230,7 @@ class Engine:
         self.base = model
         self.model = None  # the PeftModel, once the first adapter is attached
         self.adapters: dict[str, str] = {}  # adapter name → folder it came from (with its mtime)
+        self.whole_models: dict = {}  # name → a full fine-tune's model (also listed in self.adapters)
         self.lock = threading.RLock()  # one forward pass at a time: adapter switching is model-wide
         self.max_positions = int(getattr(model.config, "max_position_embeddings", 0) or 0) or 4096
         self.stop_ids = self._stop_ids()
@@ -252,26 +257,31 @@ class Engine:
     # ---- adapters ----
 
     def attach(self, adapter_dir: str | Path) -> str:
-        """Load an adapter folder on the shared base (once); returns its adapter name."""
+        """Load an adapter folder on the shared base (once), or a full fine-tune's whole model beside it; returns
+        the name the columns use."""
         adapter_dir = Path(adapter_dir).resolve()
-        if not runs.is_adapter_dir(adapter_dir):
+        whole = store.is_whole_model(adapter_dir)
+        if not whole and not runs.is_adapter_dir(adapter_dir):
             raise StudioError(
                 f"No adapter found in {adapter_dir}.",
                 "Pick a run that completed or was stopped gracefully (it has an adapter/ folder).",
             )
         name = _adapter_name(adapter_dir)
-        weights = next(
-            p for p in (adapter_dir / "adapter_model.safetensors", adapter_dir / "adapter_model.bin") if p.is_file()
-        )
+        weights = sorted(adapter_dir.glob("model*.safetensors" if whole else "adapter_model.*"))[0]
         key = f"{adapter_dir}@{weights.stat().st_mtime_ns}"
         with self.lock:
             if self.adapters.get(name) == key:
                 return name
             if name in self.adapters:  # the run was resumed and saved a newer adapter
-                self.model.delete_adapter(name)
-                del self.adapters[name]
+                self._drop(name)
             try:
-                if self.model is None:
+                if whole:
+                    for other in list(self.whole_models)[: max(0, len(self.whole_models) - MAX_WHOLE_MODELS + 1)]:
+                        self._drop(other)  # memory for one more whole model
+                    model = loading.load_causal_lm(str(adapter_dir), dtype=self.dtype, device=self.device)
+                    model.eval()
+                    self.whole_models[name] = model
+                elif self.model is None:
                     from peft import PeftModel
 
                     self.model = PeftModel.from_pretrained(
@@ -281,9 +291,17 @@ class Engine:
                     self.model.load_adapter(str(adapter_dir), adapter_name=name, is_trainable=False)
             except Exception as error:  # noqa: BLE001 - becomes a plain message
                 raise self._explain_adapter_error(adapter_dir, error) from error
-            self.model.eval()
+            if self.model is not None:
+                self.model.eval()
             self.adapters[name] = key
             return name
+
+    def _drop(self, name: str) -> None:
+        if name in self.whole_models:
+            del self.whole_models[name]
+        else:
+            self.model.delete_adapter(name)
+        self.adapters.pop(name, None)
 
     def _explain_adapter_error(self, adapter_dir: Path, error: Exception) -> StudioError:
         text = str(error)
@@ -315,14 +333,15 @@ class Engine:
                 if len(self.adapters) <= max_adapters:
                     break
                 if name not in in_use:
-                    self.model.delete_adapter(name)
-                    del self.adapters[name]
+                    self._drop(name)
 
     @contextlib.contextmanager
     def using(self, adapter: str | None):
         """Run the model with one adapter active, or with adapters off for the base column."""
         with self.lock:
-            if self.model is None:
+            if adapter in self.whole_models:
+                yield self.whole_models[adapter]
+            elif self.model is None:
                 yield self.base
             elif adapter is BASE:
                 with self.model.disable_adapter():

@@ -172,7 +172,7 @@ def _load_folder(folder: Path) -> RunInfo:
         )
     status = store.read_status(folder)
     adapter_dir = store.usable_adapter(folder) or folder / store.ADAPTER_DIR  # a failed run: its last checkpoint
-    if not is_adapter_dir(adapter_dir):
+    if not (is_adapter_dir(adapter_dir) or store.is_whole_model(adapter_dir)):
         state = status.get("status", "unknown")
         raise StudioError(
             f"Run '{config.get('name') or folder.name}' has no adapter yet (status: {state}).",
@@ -203,7 +203,7 @@ def list_comparable_runs() -> list[dict]:
     found = []
     for folder in paths.runs_dir().iterdir():
         adapter = store.usable_adapter(folder) if folder.is_dir() else None
-        if adapter is None or not is_adapter_dir(adapter):
+        if adapter is None or not (is_adapter_dir(adapter) or store.is_whole_model(adapter)):
             continue
         config, status = store.read_config(folder) or {}, store.read_status(folder)
         if not access.can_see(identity, _Visible(folder.name, status)):

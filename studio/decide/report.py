@@ -286,7 +286,7 @@ def decision_record(plan: Plan, now: dt.datetime | None = None) -> str:
         "base); +2·N with gradient checkpointing; attention scores 12·L·s·h. Tokens are the dataset's real "
         "tokens after the chat template, plus the padding of length-grouped batches.",
         "- Memory (GiB, peak of one process): weights in the training precision (4-bit NF4 4.127 bits/param); "
-        "full fine-tuning adds gradients and fp32 Adam states (+ fp32 master weights in 16-bit); adapters "
+        "full fine-tuning trains fp32 weights with fp32 gradients and Adam states (16 B/param); adapters "
         "16 B/param; activations per token per layer, fitted to measured runs; the LM head's vocabulary "
         f"buffers; the process floor. Plan for at most {est.USABLE_FRACTION:.0%} of a device.",
         f"- Prices and peaks: {est.PRICES_SOURCE}",

@@ -312,7 +312,7 @@ class Follower:
                     if target.exists():
                         shutil.rmtree(target)
                     os.replace(source, target)
-            return (self.run_dir / "adapter" / "adapter_config.json").is_file()
+            return store.holds_weights(self.run_dir / store.ADAPTER_DIR)
         except Exception as error:  # noqa: BLE001
             say(hub.explain(error, f"download the results from {repo}").message)
             return False

@@ -23,7 +23,7 @@ everywhere and labelled so. Where each number comes from:
   machine, or the same one after the worker changed). GPU efficiencies are assumptions (no GPU measured).
 - **Memory** (`estimate_memory`), from parts: the process's import floor (torch, transformers, peft, trl,
   datasets; CPU) or CUDA context (GPU); weights in the dtype used; adapter weights, gradients and Adam states
-  in fp32 (16 B/param); full fine-tuning's gradients and Adam states (+ fp32 master weights in 16-bit);
+  in fp32 (16 B/param); full fine-tuning's fp32 weights, gradients and Adam states (16 B/param);
   activations saved for the backward pass per token per layer (norms, q/k/v, attention output, residuals,
   4 MLP tensors: 7·h + 2·kv + 4·i values; with gradient checkpointing a GPU keeps each layer's input plus one
   layer, while a CPU process's RSS keeps a measured share of the full figure);
@@ -867,10 +867,13 @@ def estimate_memory(
     notes = {}
     gradients = optimizer = 0.0
     if technique == "full":
-        weights = width * n
-        gradients = width * n
-        optimizer = (8 + (4 if mixed else 0)) * n  # Adam m and v in fp32; 16-bit training keeps fp32 master weights
-        notes["optimizer"] = "Adam m+v fp32 (8 B/param)" + (" + fp32 master weights (4 B/param)" if mixed else "")
+        # The worker trains the weights themselves in fp32 (16-bit runs compute under autocast): weights, gradients
+        # and Adam's m and v, 16 B/param whatever the precision.
+        weights = 4 * n
+        gradients = 4 * n
+        optimizer = 8 * n
+        notes["weights"] = "trained weights in fp32" + (f", computing in {dtype}" if mixed else "")
+        notes["optimizer"] = "Adam m+v fp32 (8 B/param)"
     elif technique == "qlora":
         # bitsandbytes quantises the linear layers; the embedding table (and an untied LM head) stay in `dtype`.
         kept = n - shape.body_params if shape.complete else 0.0

@@ -199,10 +199,12 @@ def build_card(run_dir: Path, repo_id: str | None = None, merged: bool = False, 
     name = str(config.get("name") or run_dir.name)
     base_label = hub_id or "a local model (not on the Hugging Face Hub)"
     dataset_label = datasets[0] if datasets else (manifest.get("name") or "a private dataset")
-    tags = TAGS + (["merged"] if merged else [])
+    full = bool(config.get("full_finetune"))  # a whole model, trained weight by weight: no adapter
+    whole = merged or full
+    tags = (["full-fine-tuning", *TAGS[1:]] if full else TAGS) + (["merged"] if merged else [])
     data = ModelCardData(
         base_model=hub_id,
-        library_name="transformers" if merged else "peft",
+        library_name="transformers" if whole else "peft",
         pipeline_tag="text-generation",
         license=license_,
         datasets=datasets or None,
@@ -212,13 +214,14 @@ def build_card(run_dir: Path, repo_id: str | None = None, merged: bool = False, 
     counts = manifest.get("counts") or {}
     facts = status.get("facts") or {}
     where = repo_id or "path/to/this/folder"
-    kind = "A model" if merged else "A LoRA adapter"
+    kind = "A model" if whole else "A LoRA adapter"
+    how = "full fine-tuning, every weight trained" if full else "PEFT LoRA"
     md_inline = escape.md_inline  # names, notes and dataset labels are the user's: text on the Hub, not Markdown
     lines = [
         f"# {md_inline(name)}",
         "",
         f"{kind} fine-tuned from **{md_inline(base_label)}** with Fine-Tune Studio "
-        "(TRL `SFTTrainer` + PEFT LoRA)" + (", merged into full weights." if merged else "."),
+        f"(TRL `SFTTrainer`, {how})" + (", merged into full weights." if merged else "."),
         "",
         "## Data",
         "",
@@ -246,7 +249,7 @@ def build_card(run_dir: Path, repo_id: str | None = None, merged: bool = False, 
         for key, value in _training_settings(config, status, base_label, dataset_label)
     ]
     lines += ["", "## How to use it", "", "```python"]
-    if merged:
+    if whole:
         lines += [
             "from transformers import AutoModelForCausalLM, AutoTokenizer",
             "",
@@ -270,7 +273,7 @@ def build_card(run_dir: Path, repo_id: str | None = None, merged: bool = False, 
         "```",
         "",
     ]
-    if not hub_id:
+    if not hub_id and not whole:
         lines.insert(
             -1,
             "The base model is a local folder: load it and attach the adapter with "

@@ -39,6 +39,10 @@ FLAG_NAMES = {"dataset": "--data", "learning_rate": "--lr"}
 SMALL_MODEL_PARAMS = 1_000_000_000
 SMALL_MODEL_LEARNING_RATE = 1e-3
 LARGE_MODEL_LEARNING_RATE = 2e-4
+# Full fine-tuning moves every weight: the usual SFT rates, far below LoRA's (1e-3 would wreck a model). Small
+# models take the higher one (the bundled SmolLM2's own SFT used 3e-4 at a far larger batch).
+SMALL_MODEL_FULL_LEARNING_RATE = 5e-5
+LARGE_MODEL_FULL_LEARNING_RATE = 1e-5
 
 MAX_PROCESSES = 64  # one machine's processes (a node has at most 8 or 16 GPUs; CPU test runs use 2)
 
@@ -67,6 +71,8 @@ class RunConfig:
     lora_dropout: float = 0.0  # dropout costs an extra pass over every LoRA input; off by default on small data
     target_modules: str = "all-linear"  # or a comma-separated list such as "q_proj,v_proj"
     use_dora: bool = False
+    # every weight trainable, no adapter: the run's output is a whole model (LoRA settings do not apply)
+    full_finetune: bool = False
     # batches
     batch_size: int = 8
     grad_accum: int = 1
@@ -128,7 +134,7 @@ class RunConfig:
 
     def learning_rate_for(self, params: int | float | None) -> float:
         """The rate a run uses: the one set, else the automatic one for a model of `params` parameters."""
-        return self.learning_rate or suggested_learning_rate(params)
+        return self.learning_rate or suggested_learning_rate(params, self.full_finetune)
 
     # ---- schedule and cost --------------------------------------------------------------
     def total_steps(self, train_rows: int, world_size: int = 1) -> int:
@@ -164,6 +170,8 @@ class RunConfig:
         )
 
     def technique(self) -> str:
+        if self.full_finetune:
+            return "full"
         return "qlora" if self.qlora_4bit else "dora" if self.use_dora else "lora"
 
     def workload(
@@ -283,6 +291,12 @@ class RunConfig:
         if ok_number("processes"):
             need("processes", 0 <= self.processes <= MAX_PROCESSES, f"0 (one per GPU) or 1 to {MAX_PROCESSES}")
         need("strategy", self.strategy in cost.STRATEGIES, f"one of {', '.join(cost.STRATEGIES)}")
+        if self.full_finetune and (self.qlora_4bit or self.use_dora):
+            need(
+                "full_finetune",
+                False,
+                "trains every weight: turn off QLoRA 4-bit and DoRA (adapters), or turn this off",
+            )
         if self.qlora_4bit and self.strategy != "ddp":
             need("strategy", False, "QLoRA runs with DDP only here (4-bit weights are not sharded)")
         return errors
@@ -330,11 +344,12 @@ class Schedule:
     rows_seen: int  # training rows the run processes (repeats over epochs included)
 
 
-def suggested_learning_rate(params: int | float | None) -> float:
-    """The automatic learning rate for a model of `params` parameters (unknown size: the usual LoRA rate)."""
-    if params and params < SMALL_MODEL_PARAMS:
-        return SMALL_MODEL_LEARNING_RATE
-    return LARGE_MODEL_LEARNING_RATE
+def suggested_learning_rate(params: int | float | None, full_finetune: bool = False) -> float:
+    """The automatic learning rate for a model of `params` parameters (unknown size: the usual rate of a large one)."""
+    small = bool(params) and params < SMALL_MODEL_PARAMS
+    if full_finetune:
+        return SMALL_MODEL_FULL_LEARNING_RATE if small else LARGE_MODEL_FULL_LEARNING_RATE
+    return SMALL_MODEL_LEARNING_RATE if small else LARGE_MODEL_LEARNING_RATE
 
 
 def flag_name(field_name: str) -> str:

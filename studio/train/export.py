@@ -113,7 +113,8 @@ def zip_adapter(run_dir: Path, target: Path | None = None) -> Path:
     config = _exportable(run_dir).config
     name = paths.safe_name(config.get("name") or run_dir.name, default="run")
     entries = shipped_files(run_dir)
-    target = Path(target) if target else run_dir / EXPORTS_DIR / f"{name}-adapter.zip"
+    what = "model" if store.is_whole_model(adapter_source(run_dir).folder) else "adapter"
+    target = Path(target) if target else run_dir / EXPORTS_DIR / f"{name}-{what}.zip"
     try:
         with paths.staged(target) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for arcname, content in entries:
@@ -187,6 +188,11 @@ def merge(run_dir: Path, progress=None, target: Path | None = None) -> Path:
     if trust:
         access.require_remote_code_allowed(access.current())
     source = adapter_source(run_dir)
+    if store.is_whole_model(source.folder):
+        raise StudioError(
+            "This run fine-tuned every weight: its output is already a whole model, with nothing to merge.",
+            "Download it as a zip or push it to the Hub as it is.",
+        )
     default_target = target is None
     target = run_dir / MERGED_DIR if default_target else Path(target).expanduser().resolve()
     if not default_target and target.exists() and (not target.is_dir() or any(target.iterdir())):

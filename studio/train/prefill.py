@@ -29,12 +29,6 @@ class Handover:
         return ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in self.values.items())
 
 
-# Decide's techniques the Train tab does not run: it trains LoRA instead and says so.
-NOT_IN_TRAIN = {
-    "full": "Train runs LoRA: full fine-tuning is not offered by the Train tab yet",
-}
-
-
 def from_decide(plan: Mapping[str, Any] | None, *, qlora_possible: bool, on_gpu: bool) -> Handover:
     """The settings a Decide plan gives Train. QLoRA only where this machine can run it (else plain LoRA, which
     the form shows); checkpointing only on a GPU: it saves GPU memory but costs a CPU run about 60 % more time
@@ -49,7 +43,9 @@ def from_decide(plan: Mapping[str, Any] | None, *, qlora_possible: bool, on_gpu:
         values.pop("max_length", None)
     if technique == "dora" or plan.get("use_dora"):
         values["use_dora"] = True
-    instead = NOT_IN_TRAIN.get(technique, "")
+    instead = ""
+    if technique == "full":
+        values["full_finetune"] = True
     devices = plan.get("devices")
     if isinstance(devices, int) and devices > 1:  # Decide shards a model too big for one GPU over several
         values["processes"] = devices

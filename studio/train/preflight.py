@@ -35,7 +35,7 @@ from studio.errors import StudioError
 from studio.models import catalog, cost, precision, precision_probe, templates
 from studio.models import hardware as hardware_module
 from studio.train import distributed, store, supervisor
-from studio.train.config import RunConfig, suggested_learning_rate
+from studio.train.config import RunConfig
 from studio.units import format_duration
 
 # ---------------------------------------------------------------- datasets (adapter over studio.data.store)
@@ -238,6 +238,8 @@ class Preflight:
         if self.params:
             technique = cost.TECHNIQUE_LABELS.get(self.config.technique(), "LoRA") if self.config else "LoRA"
             trainable = f", {self.lora_params / 1e6:.2f} M trainable ({technique})" if self.lora_params else ""
+            if self.config and self.config.full_finetune:
+                trainable = ", every one trainable (full fine-tuning)"
             rows.append(("Model size", f"{self.params / 1e6:,.0f} M parameters{trainable}"))
         if self.learning_rate:
             how = " (automatic for this model's size)" if self.learning_rate_auto else ""
@@ -507,7 +509,7 @@ def _check_model(config: RunConfig, report: Preflight) -> cost.ModelShape:
         report.lora_params = cost.adapter_params(shape, config.technique(), config.lora_r)
     report.learning_rate_auto = config.learning_rate is None
     if report.learning_rate_auto:  # the worker resolves it the same way from the loaded model
-        report.learning_rate = suggested_learning_rate(shape.params)
+        report.learning_rate = config.learning_rate_for(shape.params)
     elif isinstance(config.learning_rate, (int, float)):
         report.learning_rate = config.learning_rate
     if getattr(config, "trust_remote_code", False):

@@ -75,8 +75,9 @@ class RunRecord:
 
     @property
     def adapter_dir(self) -> Path | None:
+        """The run's output folder once it holds weights: a LoRA adapter, or a whole model (full fine-tuning)."""
         adapter = self.dir / ADAPTER_DIR
-        return adapter if (adapter / "adapter_config.json").is_file() else None
+        return adapter if holds_weights(adapter) else None
 
     def run_config(self) -> RunConfig:
         return RunConfig.from_dict(self.config)
@@ -319,10 +320,25 @@ def usable_adapter(folder: Path) -> Path | None:
     """The adapter a run can be used with: its final adapter/, else its last checkpoint holding adapter weights
     (a run that failed, diverged — diverged weights are never saved — or was killed); None without either."""
     final = Path(folder) / ADAPTER_DIR
-    if (final / "adapter_config.json").is_file():
+    if holds_weights(final):
         return final
-    with_weights = [checkpoint for checkpoint in checkpoints(folder) if (checkpoint / "adapter_config.json").is_file()]
+    with_weights = [checkpoint for checkpoint in checkpoints(folder) if holds_weights(checkpoint)]
     return with_weights[-1] if with_weights else None
+
+
+def is_whole_model(folder: Path) -> bool:
+    """A full fine-tune's output (or checkpoint): a model's config.json and weights, no adapter."""
+    folder = Path(folder)
+    return (
+        not (folder / "adapter_config.json").is_file()
+        and (folder / "config.json").is_file()
+        and any(folder.glob("model*.safetensors"))
+    )
+
+
+def holds_weights(folder: Path) -> bool:
+    """A LoRA adapter (adapter_config.json) or a whole model: what Compare and export can use."""
+    return (Path(folder) / "adapter_config.json").is_file() or is_whole_model(folder)
 
 
 def last_checkpoint(folder: Path) -> Path | None:

@@ -469,8 +469,14 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
             "Pick an instruct/chat model (e.g. one ending in -Instruct).",
         )
 
-    # The frozen weights in the chosen precision; PEFT keeps the LoRA weights (and so Adam's state) in fp32.
-    load_kwargs = {"trust_remote_code": config.trust_remote_code, "dtype": getattr(torch, precision.load_dtype)}
+    # The frozen weights in the chosen precision; PEFT keeps the LoRA weights (and so Adam's state) in fp32. Full
+    # fine-tuning trains the weights themselves: they stay in fp32 and the steps run under the precision's autocast.
+    load_dtype = "float32" if config.full_finetune else precision.load_dtype
+    load_kwargs = {"trust_remote_code": config.trust_remote_code, "dtype": getattr(torch, load_dtype)}
+    if config.full_finetune:
+        notes.append(
+            "full fine-tuning: every weight trains (fp32 weights and Adam states); the output is a whole model"
+        )
     if config.qlora_4bit:
         load_kwargs.update(four_bit_loading(precision, hw["cuda"]))
         notes.append(f"QLoRA: linear layers in 4-bit NF4 (bitsandbytes), computing in {precision.load_dtype}")
@@ -541,14 +547,16 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
-    peft_config = LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=target_modules,
-        use_dora=config.use_dora,
-        task_type="CAUSAL_LM",
-    )
+    peft_config = None
+    if not config.full_finetune:
+        peft_config = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=target_modules,
+            use_dora=config.use_dora,
+            task_type="CAUSAL_LM",
+        )
     # The adapter's initial weights come from the global RNG before the Trainer seeds it: seed first, so
     # the same config gives the same run.
     set_seed(config.seed)
@@ -647,6 +655,8 @@ def train(run_dir: Path) -> str:
         if last_eval != state.global_step:
             trainer.evaluate()
     adapter_dir = run_dir / "adapter"
+    if config.full_finetune:
+        trainer.model.config.use_cache = True  # a whole model ships: generation should use its KV cache
     trainer.save_model(str(adapter_dir))
     if not main:
         return "stopped" if stopped else "completed"

@@ -45,6 +45,7 @@ FORM_FIELDS = (
     "lora_dropout",
     "target_modules",
     "use_dora",
+    "full_finetune",
     "batch_size",
     "grad_accum",
     "max_length",

@@ -118,6 +118,12 @@ def build(shared: Shared) -> None:
                     use_dora = gr.Checkbox(
                         defaults.use_dora, label="DoRA", info="Often better at low rank; ~20 % slower"
                     )
+                    full_finetune = gr.Checkbox(
+                        defaults.full_finetune,
+                        label="Full fine-tuning",
+                        elem_id="train-full",
+                        info="Every weight trains, no adapter: about 4× the weights' memory; outputs a whole model",
+                    )
                 with gr.Row():
                     batch_size = gr.Number(defaults.batch_size, label="Batch size", precision=0)
                     grad_accum = gr.Number(defaults.grad_accum, label="Gradient accumulation", precision=0)
@@ -303,6 +309,7 @@ def build(shared: Shared) -> None:
         lora_dropout,
         target_modules,
         use_dora,
+        full_finetune,
         batch_size,
         grad_accum,
         max_length,

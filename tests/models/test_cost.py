@@ -138,8 +138,9 @@ def test_full_fine_tuning_and_qlora_and_sharding_on_a_gpu():
         kind="gpu",
         calibration_=CAL,
     )
-    # bf16 weights 2 B + bf16 gradients 2 B + Adam m,v 8 B + fp32 master 4 B = 16 B/param
+    # the worker trains fp32 weights under bf16 autocast: weights 4 B + gradients 4 B + Adam m,v 8 B = 16 B/param
     assert full.weights + full.gradients + full.optimizer == pytest.approx(7.24e9 * 16 / 1024**3)
+    assert full.weights == pytest.approx(7.24e9 * 4 / 1024**3)
     assert full.floor == CAL.cuda_context_gib and full.other == 0
     per_token = 1 * (32 * 4096 + 7 * 4096 + 2 * 1024 + 4 * 14336)  # checkpointed: layer inputs + one whole layer
     assert full.activations == pytest.approx(1024 * per_token * 2 * CAL.gpu_activation_factor / 1024**3)

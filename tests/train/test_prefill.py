@@ -55,7 +55,7 @@ def test_dora_empty_values_and_no_plan():
 
 def test_a_technique_train_cannot_run_here_is_said_not_silently_swapped():
     full = prefill.from_decide({"technique": "full", "epochs": 2}, qlora_possible=True, on_gpu=True)
-    assert "full fine-tuning is not offered" in full.instead and "use_dora" not in full.values
+    assert full.values == {"epochs": 2, "full_finetune": True} and full.instead == ""
     qlora = prefill.from_decide({"technique": "qlora"}, qlora_possible=False, on_gpu=False)
     assert "qlora_4bit" not in qlora.values and "QLoRA 4-bit cannot run" in qlora.instead
     assert prefill.from_decide({"technique": "qlora"}, qlora_possible=True, on_gpu=False).instead == ""
