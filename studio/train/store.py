@@ -412,6 +412,14 @@ def worker_alive(pid: int | None, folder: Path | None = None) -> bool:
     return True
 
 
+def run_alive(pid: int | None, folder: Path) -> bool:
+    """The run's worker is alive: its recorded process, or — for a run of several processes whose parent is gone —
+    a rank that has not ended yet (the ranks train on, and rank 0 records the end)."""
+    if worker_alive(pid, folder):
+        return True
+    return any("ended" not in rank and worker_alive(rank.get("pid"), folder) for rank in read_ranks(folder).values())
+
+
 def training_active() -> bool:
     """True while any run's worker is alive and starting, running or still saving (stopping)."""
-    return any(record.state in ACTIVE and worker_alive(record.status.get("pid"), record.dir) for record in list_runs())
+    return any(record.state in ACTIVE and run_alive(record.status.get("pid"), record.dir) for record in list_runs())

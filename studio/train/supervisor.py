@@ -85,9 +85,9 @@ def reap() -> None:
 
 
 def pid_alive(pid: int | None, run_dir: Path | None = None) -> bool:
-    """store.worker_alive, after collecting our own exited workers."""
+    """store.run_alive (store.worker_alive without a run folder), after collecting our own exited workers."""
     reap()
-    return store.worker_alive(pid, run_dir)
+    return store.run_alive(pid, run_dir) if run_dir is not None else store.worker_alive(pid)
 
 
 def launch_with(config: RunConfig, owner: str = "", choice: executors.Choice | None = None, identity=None) -> RunRecord:

@@ -134,3 +134,20 @@ def test_events_for_charts_drops_the_stretch_abandoned_by_a_resume():
     kept = store.events_for_charts(events)
     assert [e["step"] for e in kept if e["type"] == "log"] == [1, 2, 3, 4, 5, 6, 7]
     assert [e.get("status") for e in kept if e["type"] == "status"] == ["interrupted", "resumed"]
+
+
+def test_a_run_whose_parent_died_is_alive_while_a_rank_still_trains(tmp_path):
+    import subprocess
+    import sys
+
+    folder = tmp_path / "run-orphan-ranks"
+    folder.mkdir()
+    rank = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(folder)])
+    try:
+        store.record_rank(folder, 1, pid=rank.pid)
+        assert store.run_alive(None, folder)  # the parent is gone; rank 1 trains on
+        store.record_rank(folder, 1, ended="failed")
+        assert not store.run_alive(None, folder)  # a rank that recorded its end does not count
+    finally:
+        rank.kill()
+        rank.wait()
