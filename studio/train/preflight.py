@@ -81,9 +81,10 @@ def _current_owner() -> str:
 
 
 def measured_rate(config: RunConfig, runs=None) -> tuple[float, str] | None:
-    """Training tokens/s of the newest earlier run of this model on this machine (same batch size and max length
-    when it recorded them), with the run it came from: the status's figure over the training steps only (what a
-    finished run writes), else the median of its per-step rates. Evaluations and checkpoints are counted apart."""
+    """Training tokens/s of the newest earlier run of this model on this machine (same technique and processes, same
+    batch size and max length when it recorded them), with the run it came from: the status's figure over the
+    training steps only (what a finished run writes), else the median of its per-step rates. Evaluations and
+    checkpoints are counted apart."""
     if runs is None:
         try:
             runs = store.list_runs()
@@ -98,6 +99,10 @@ def measured_rate(config: RunConfig, runs=None) -> tuple[float, str] | None:
             earlier.get(name) not in (None, getattr(config, name)) for name in ("batch_size", "max_length")
         ):
             continue
+        if RunConfig.from_dict(earlier).technique() != config.technique() or (earlier.get("processes") or 0) != (
+            config.processes or 0
+        ):
+            continue  # full fine-tuning or several processes run at other speeds
         label = earlier.get("name") or record.run_id
         rate = record.status.get("tokens_per_s")
         if isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0:

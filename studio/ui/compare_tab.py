@@ -28,8 +28,8 @@ from studio.ui.wiring import Parts, wired
 INTRO = (
     "**What am I looking at?** The same question goes to two models at once: on the left the **base model** "
     "exactly as downloaded, on the right the **tuned model** — the same weights plus the small LoRA adapter your "
-    "training run learned. Both answer from one copy of the model in memory, with the same settings, so any "
-    "difference you see comes from the fine-tune."
+    "training run learned (both answer from one copy of the model in memory), or for a full fine-tune the whole "
+    "model it trained. Both answer with the same settings, so any difference you see comes from the fine-tune."
 )
 
 BASE_PLACEHOLDER = "The **base** model's answers appear here."
@@ -612,7 +612,10 @@ def build(shared: Shared) -> None:
                 )
                 base_stats = gr.Markdown("", elem_id="compare-base-stats")
             with gr.Column():
-                gr.Markdown("**Tuned** — base + your LoRA adapter", elem_classes="compare-column-title")
+                gr.Markdown(
+                    "**Tuned** — base + your LoRA adapter, or your fully tuned model",
+                    elem_classes="compare-column-title",
+                )
                 tuned_chat = gr.Chatbot(
                     show_label=False,
                     height=420,

@@ -38,8 +38,9 @@ def build(shared: Shared) -> None:
     run_ids = gr.State([])
 
     gr.Markdown(
-        "**Train a LoRA adapter.** Pick a model and a dataset, check the estimate, start. Training runs in its own "
-        "process: you can close or reload this page and come back — the run keeps going and this view reattaches.",
+        "**Train a LoRA adapter (or the whole model).** Pick a model and a dataset, check the estimate, start. "
+        "Training runs in its own process: you can close or reload this page and come back — the run keeps going "
+        "and this view reattaches.",
         elem_classes="tab-intro",
     )
     if zero_gpu:
@@ -118,12 +119,6 @@ def build(shared: Shared) -> None:
                     use_dora = gr.Checkbox(
                         defaults.use_dora, label="DoRA", info="Often better at low rank; ~20 % slower"
                     )
-                    full_finetune = gr.Checkbox(
-                        defaults.full_finetune,
-                        label="Full fine-tuning",
-                        elem_id="train-full",
-                        info="Every weight trains, no adapter: about 4× the weights' memory; outputs a whole model",
-                    )
                 with gr.Row():
                     batch_size = gr.Number(defaults.batch_size, label="Batch size", precision=0)
                     grad_accum = gr.Number(defaults.grad_accum, label="Gradient accumulation", precision=0)
@@ -156,14 +151,22 @@ def build(shared: Shared) -> None:
                     logging_steps = gr.Number(
                         defaults.logging_steps, label="Log every N steps", precision=0, info="0 = automatic"
                     )
-                qlora = gr.Checkbox(
-                    False,
-                    label="QLoRA 4-bit",
-                    interactive=qlora_reason is None,
-                    info=qlora_reason
-                    or "The base model's linear layers in 4 bits (bitsandbytes, GPU or CPU): 3–4× less memory for "
-                    "the weights, steps 20–30 % slower.",
-                )
+                with gr.Row():
+                    qlora = gr.Checkbox(
+                        False,
+                        label="QLoRA 4-bit",
+                        interactive=qlora_reason is None,
+                        info=qlora_reason
+                        or "The base model's linear layers in 4 bits (bitsandbytes, GPU or CPU): 3–4× less memory "
+                        "for the weights, steps 20–30 % slower.",
+                    )
+                    full_finetune = gr.Checkbox(
+                        defaults.full_finetune,
+                        label="Full fine-tuning",
+                        elem_id="train-full",
+                        info="Every weight trains, no adapter (the LoRA settings do not apply): about 16 bytes of "
+                        "memory per parameter; the output is a whole model.",
+                    )
                 with gr.Row():
                     processes = gr.Number(
                         defaults.processes,

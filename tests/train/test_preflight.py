@@ -159,6 +159,16 @@ def test_a_finished_runs_training_rate_wins_over_its_step_rates(dataset, tmp_pat
     assert "demo" in report.rate_source
 
 
+def test_a_run_of_another_technique_or_process_count_is_not_a_measurement_of_this_one(dataset, tmp_path):
+    settings = {"model": "bundled:SmolLM2-135M-Instruct", "batch_size": 8, "max_length": 512}
+    full = Record("run-5", tmp_path, {**settings, "full_finetune": True}, {"status": "completed", "tokens_per_s": 9.0})
+    two = Record("run-6", tmp_path, {**settings, "processes": 2}, {"status": "completed", "tokens_per_s": 7.0})
+    report = run(RunConfig(dataset=str(dataset), batch_size=8, max_length=512), runs=[full, two])
+    assert report.tokens_per_s not in (9.0, 7.0) and "calibrated" in report.rate_source
+    same = run(RunConfig(dataset=str(dataset), batch_size=8, max_length=512, full_finetune=True), runs=[two, full])
+    assert same.tokens_per_s == 9.0
+
+
 def test_in_public_mode_only_runs_the_caller_may_see_give_the_rate(dataset, tmp_path, monkeypatch):
     from studio import access
 
