@@ -239,10 +239,8 @@ def supervise(run_dir: Path) -> int:
     config = store.read_run_config(run_dir)
     store.clear_ranks(run_dir)  # a resumed run's old rank records must not speak for this attempt
     gpus = int(store.read_status(run_dir).get("gpus") or 0)
-    stop = {"requested": False}
 
     def on_stop(signum, frame):  # noqa: ARG001
-        stop["requested"] = True
         if not signal_ranks(run_dir, signal.SIGTERM):  # no rank has started yet: end the launcher itself
             try:
                 os.killpg(launcher.pid, signal.SIGTERM)
