@@ -68,17 +68,28 @@ def test_two_cpu_processes_train_as_ddp_with_one_set_of_telemetry(tiny_config, t
     assert load_adapter(record, tiny_model_dir) is not None
 
 
-def test_stop_reaches_every_rank_and_leaves_a_usable_adapter(tiny_config, tiny_model_dir):
+def test_stop_reaches_every_rank_leaves_a_usable_adapter_and_the_run_resumes(tiny_config, tiny_model_dir):
     record = supervisor.launch(tiny_config(max_steps=400, processes=2, name="stop two"), owner="alice")
     wait_for(lambda: store.read_status(record.dir).get("step", 0) >= 3)
     supervisor.stop(record.run_id, requester="alice")
     record = supervisor.wait(record.run_id, timeout=WAIT)
     assert record.state == "stopped", (record.status, log_of(record))
-    assert 3 <= record.status["step"] < 400
+    stopped_at = record.status["step"]
+    assert 3 <= stopped_at < 400
     assert {r["ended"] for r in store.read_ranks(record.dir).values()} == {"stopped"}
-    assert store.last_checkpoint(record.dir) is not None
+    assert store.last_checkpoint(record.dir).name == f"checkpoint-{stopped_at}"
     assert load_adapter(record, tiny_model_dir) is not None
     wait_for(lambda: no_rank_left(record), timeout=30)
+
+    # Resume: both ranks continue from the checkpoint; a fresh rank record and a fresh port for this attempt.
+    supervisor.resume(record.run_id, requester="alice")
+    wait_for(lambda: store.read_status(record.dir).get("step", 0) > stopped_at)
+    supervisor.stop(record.run_id, requester="alice")
+    record = supervisor.wait(record.run_id, timeout=WAIT)
+    assert record.state == "stopped" and record.status["step"] > stopped_at, (record.status, log_of(record))
+    resumed = [e for e in events_of(record) if e["type"] == "status" and e.get("status") == "resumed"]
+    assert resumed and resumed[-1]["step"] == stopped_at
+    assert {r["ended"] for r in store.read_ranks(record.dir).values()} == {"stopped"}
 
 
 def test_a_killed_rank_fails_the_run_with_that_rank_named(tiny_config):
