@@ -95,13 +95,6 @@ def unavailable_reasons(cuda: bool, bitsandbytes: bool, gpus: int, deepspeed: bo
     return reasons
 
 
-def installed(package: str) -> bool:
-    """Whether a package is installed, without importing it (no torch for a question about bitsandbytes)."""
-    import importlib.util
-
-    return importlib.util.find_spec(package) is not None
-
-
 @functools.lru_cache(maxsize=1)
 def detect_capabilities() -> dict:
     """CUDA, GPU count and memory, bitsandbytes and deepspeed on this machine (imports torch)."""
@@ -111,7 +104,7 @@ def detect_capabilities() -> dict:
         "gpus": len(found.gpus),
         "memory_gib": found.gpus[0].memory_gb if found.gpus else found.ram_gb,
         "bitsandbytes": hardware.bitsandbytes_installed(),
-        "deepspeed": installed("deepspeed"),
+        "deepspeed": hardware.installed("deepspeed"),
         "summary": found.summary,
     }
 

@@ -32,11 +32,15 @@ class Hardware:
 BITSANDBYTES_PIN = "bitsandbytes==0.50.2"  # as in requirements.txt
 
 
-def bitsandbytes_installed() -> bool:
-    """Whether bitsandbytes is installed, without importing it (it imports torch)."""
+def installed(package: str) -> bool:
+    """Whether a package is installed, without importing it (bitsandbytes and deepspeed import torch)."""
     import importlib.util
 
-    return importlib.util.find_spec("bitsandbytes") is not None
+    return importlib.util.find_spec(package) is not None
+
+
+def bitsandbytes_installed() -> bool:
+    return installed("bitsandbytes")
 
 
 def four_bit_reason(kind: str, bitsandbytes: bool | None = None) -> str | None:

@@ -79,18 +79,12 @@ def problem(config: RunConfig, gpus: int) -> tuple[str, str] | None:
             f"{cost.STRATEGY_LABELS[config.strategy]} runs on GPUs only.",
             "Use the DDP strategy on a CPU (every process holds the whole model), or train on a machine with GPUs.",
         )
-    if processes > 1 and config.strategy.startswith("deepspeed") and not installed("deepspeed"):
+    if processes > 1 and config.strategy.startswith("deepspeed") and not hardware.installed("deepspeed"):
         return (
             "The DeepSpeed strategies need the deepspeed package, which is not installed.",
             "Install it in the studio's environment (pip install deepspeed), or use FSDP, which shards too.",
         )
     return None
-
-
-def installed(package: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(package) is not None
 
 
 def accelerate_config(config: RunConfig, processes: int, port: int) -> dict:

@@ -90,26 +90,15 @@ def test_on_a_cpu_the_advice_counts_the_workers_micro_batches():
     advice = tech.advise(smol.params, 24, cuda=False, bitsandbytes=True, arch=smol, batch_size=8, max_length=1024)
     plan = cost.plan_passes(smol, "fp32", 8, 1024)
     assert plan.max_tokens_per_pass is not None  # the batch is split
-    planned = est.estimate_memory(
-        smol.params,
-        "lora",
-        arch=smol,
-        batch_size=8,
-        max_length=1024,
-        dtype="fp32",
-        kind="cpu",
-        gradient_checkpointing=plan.gradient_checkpointing,
-        max_tokens_per_pass=plan.max_tokens_per_pass,
-    ).total
+
+    def lora_peak(**passes):
+        return est.estimate_memory(
+            smol.params, "lora", arch=smol, batch_size=8, max_length=1024, dtype="fp32", kind="cpu", **passes
+        ).total
+
+    planned = lora_peak(
+        gradient_checkpointing=plan.gradient_checkpointing, max_tokens_per_pass=plan.max_tokens_per_pass
+    )
     assert advice.technique == "lora" and advice.memory_gib["lora"] == pytest.approx(planned)
-    whole = est.estimate_memory(
-        smol.params,
-        "lora",
-        arch=smol,
-        batch_size=8,
-        max_length=1024,
-        dtype="fp32",
-        kind="cpu",
-        gradient_checkpointing=False,
-    ).total
+    whole = lora_peak(gradient_checkpointing=False)
     assert planned < whole / 2

@@ -128,16 +128,22 @@ def test_cpu_memory_from_its_parts_by_hand():
 
 def test_full_fine_tuning_and_qlora_and_sharding_on_a_gpu():
     mistral = cost.find_shape("Mistral-7B")
-    full = cost.estimate_memory(
-        mistral,
-        "full",
-        dtype="bf16",
-        micro_batch=1,
-        length=1024,
-        gradient_checkpointing=True,
-        kind="gpu",
-        calibration_=CAL,
-    )
+
+    def full_over(devices, strategy="ddp"):
+        return cost.estimate_memory(
+            mistral,
+            "full",
+            dtype="bf16",
+            micro_batch=1,
+            length=1024,
+            gradient_checkpointing=True,
+            kind="gpu",
+            devices=devices,
+            strategy=strategy,
+            calibration_=CAL,
+        )
+
+    full = full_over(1)
     # the worker trains fp32 weights under bf16 autocast: weights 4 B + gradients 4 B + Adam m,v 8 B = 16 B/param
     assert full.weights + full.gradients + full.optimizer == pytest.approx(7.24e9 * 16 / 1024**3)
     assert full.weights == pytest.approx(7.24e9 * 4 / 1024**3)
@@ -152,18 +158,7 @@ def test_full_fine_tuning_and_qlora_and_sharding_on_a_gpu():
     assert qlora.optimizer == 0
 
     def over_8(strategy):
-        return cost.estimate_memory(
-            mistral,
-            "full",
-            dtype="bf16",
-            micro_batch=1,
-            length=1024,
-            gradient_checkpointing=True,
-            kind="gpu",
-            devices=8,
-            strategy=strategy,
-            calibration_=CAL,
-        )
+        return full_over(8, strategy)
 
     zero3, zero2, ddp = over_8("deepspeed-zero3"), over_8("deepspeed-zero2"), over_8("ddp")
     assert zero3.optimizer == pytest.approx(full.optimizer / 8) and zero3.activations == full.activations

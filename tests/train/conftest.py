@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,25 @@ def tiny_dataset_dir(tmp_path_factory) -> Path:
     return write_dataset(tmp_path_factory.mktemp("tiny-dataset"))
 
 
-@pytest.fixture
+WAIT = 300  # seconds a test run may take: generous, the machine is shared
+
+
+def wait_for(predicate, timeout: float = WAIT, poll: float = 0.1):
+    """The predicate's first truthy value, polled until `timeout` seconds (then the test fails)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError("timed out")
+
+
+def events_of(record) -> list[dict]:
+    return [json.loads(line) for line in (record.dir / "events.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="session")
 def tiny_config(tiny_model_dir, tiny_dataset_dir):
     """A RunConfig factory for few-step runs on the tiny model with one torch thread."""
     from studio.train.config import RunConfig

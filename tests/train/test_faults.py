@@ -6,25 +6,18 @@ import errno
 import json
 import os
 import signal
-import time
 
 import pytest
 
 from studio.errors import StudioError
 from studio.train import export, store, supervisor, worker
 from studio.train.divergence import Divergence
+from tests.train.conftest import WAIT
+from tests.train.conftest import wait_for as wait_for_every
 
-WAIT = 300
 
-
-def wait_for(predicate, timeout: float = WAIT, poll: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError("timed out")
+def wait_for(predicate, timeout: float = WAIT):
+    return wait_for_every(predicate, timeout, poll=0.05)  # fault injection needs the moment, not 0.1 s later
 
 
 def test_an_absurd_learning_rate_ends_failed_however_the_cpu_rounds_it(tiny_config):

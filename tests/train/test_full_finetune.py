@@ -13,30 +13,15 @@ from studio.compare import runs as compare_runs
 from studio.errors import StudioError
 from studio.train import card, export, preflight, store, supervisor
 from studio.train.config import RunConfig
-
-WAIT = 300
+from tests.train.conftest import WAIT
 
 
 @pytest.fixture(scope="module")
 def full_run(tiny_config):
-    record = supervisor.launch(tiny_config(max_steps=4, full_finetune=True, name="full ft"), owner="alice")
+    # learning_rate None: full fine-tuning's automatic rate (the factory's 2e-3 is for LoRA)
+    config = tiny_config(max_steps=4, full_finetune=True, learning_rate=None, name="full ft")
+    record = supervisor.launch(config, owner="alice")
     return supervisor.wait(record.run_id, timeout=WAIT)
-
-
-@pytest.fixture(scope="module")
-def tiny_config(tiny_model_dir, tiny_dataset_dir):
-    def make(**changes):
-        values = dict(
-            model=str(tiny_model_dir),
-            dataset=str(tiny_dataset_dir),
-            max_steps=20,
-            batch_size=8,
-            max_length=64,
-            torch_threads=1,
-        )
-        return RunConfig(**{**values, **changes})
-
-    return make
 
 
 def test_every_weight_trains_and_the_output_is_a_whole_model(full_run, tiny_model_dir):

@@ -6,29 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 
 import psutil
 import pytest
 
 from studio.errors import StudioError
 from studio.train import distributed, store, supervisor
-
-WAIT = 300  # seconds: two processes share the machine's cores
-
-
-def wait_for(predicate, timeout: float = WAIT, poll: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError("timed out")
-
-
-def events_of(record) -> list[dict]:
-    return [json.loads(line) for line in (record.dir / "events.jsonl").read_text().splitlines()]
+from tests.train.conftest import WAIT, events_of, wait_for
 
 
 def log_of(record) -> str:

@@ -7,27 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from studio.train import store, supervisor
-
-WAIT = 300  # seconds: generous, the machine is shared
-
-
-def wait_for(predicate, timeout: float = WAIT, poll: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError("timed out")
-
-
-def events_of(record) -> list[dict]:
-    return [json.loads(line) for line in (record.dir / "events.jsonl").read_text().splitlines()]
+from tests.train.conftest import WAIT, events_of, wait_for
 
 
 def test_run_completes_with_falling_loss_events_checkpoints_and_a_loadable_adapter(tiny_config, tiny_model_dir):
