@@ -185,6 +185,12 @@ def _launch(client, record, job: dict, resume_checkpoint: Path | None) -> None:
             )
     except Exception as error:  # noqa: BLE001
         raise hub.explain(error, f"start a job on '{job['flavor']}'") from error
+    if not (record.dir / store.STATUS_FILE).exists():  # deleted while the job was being started
+        _cancel(client, {**job, "id": info.id}, "its run was deleted while it was being sent")
+        raise StudioError(
+            f"The run '{record.name}' was deleted while it was being sent; its job {info.id} was cancelled.",
+            "Start the run again if you still want it.",
+        )
     previous = [j for j in [store.read_status(record.dir).get("job")] if j and j.get("id")]
     job = {**job, "id": info.id, "url": info.url, "inputs_revision": revision, "submitted_at": store.now_iso()}
     history = list(store.read_status(record.dir).get("job_history") or []) + [
@@ -353,12 +359,17 @@ def resume(record, identity: access.Identity | None = None):
     if last is None:
         raise StudioError(f"The run '{record.name}' has no checkpoint to resume from.", "Start it again instead.")
     job = dict(record.status.get("job") or {})
+    earlier_cost = spent_usd(record.status)
+    job["timeout_seconds"] = _timeout_left(record, job, earlier_cost)
     client = hub.api()
     store.update_status(
         record.dir,
         status="starting",
         error=None,
         ended_at=None,
+        earlier_jobs_cost_usd=earlier_cost,
+        job_cost_usd=None,
+        job_running_seconds=None,
         resumed_at=store.now_iso(),
         job_phase=f"Uploading {last.name} to continue from it.",
     )
@@ -378,6 +389,32 @@ def resume(record, identity: access.Identity | None = None):
     return store.get_run(record.run_id)
 
 
+def spent_usd(status: dict) -> float:
+    """What the run's jobs cost so far: the earlier jobs (a resumed run has several) and the current one."""
+    return round(
+        sum(
+            value
+            for value in (status.get("earlier_jobs_cost_usd"), status.get("job_cost_usd"))
+            if isinstance(value, (int, float))
+        ),
+        4,
+    )
+
+
+def _timeout_left(record, job: dict, earlier_cost: float) -> int | None:
+    """The cap covers the whole run, not each job: a resumed job gets the time the rest of the cap buys."""
+    cap, price = job.get("max_cost_usd"), job.get("price_per_hour")
+    if not isinstance(cap, (int, float)) or not isinstance(price, (int, float)) or price <= 0:
+        return job.get("timeout_seconds")
+    seconds_left = int((cap - earlier_cost) / price * 3600)
+    if seconds_left < 60:
+        raise StudioError(
+            f"Not resumed: the jobs of '{record.name}' have cost about ${earlier_cost:,.2f} of its ${cap:,.2f} cap.",
+            "Train again with a higher cost cap (the new run starts where you choose), or on this machine.",
+        )
+    return seconds_left
+
+
 def job_may_run(record) -> bool:
     stage = record.status.get("job_stage")
     return bool((record.status.get("job") or {}).get("id")) and stage not in (
@@ -393,6 +430,12 @@ def before_delete(record) -> None:
     import signal
 
     job = record.status.get("job") or {}
+    if record.state in store.ACTIVE and not job.get("id"):
+        raise StudioError(
+            f"Not deleted: the run '{record.name}' is still being sent to Hugging Face Jobs, and its job may "
+            "start any moment.",
+            "Wait until it shows its job (a few seconds), then delete it; the studio cancels the job then.",
+        )
     if job.get("id") and (record.state in store.ACTIVE or job_may_run(record)):
         client = hub.api()
         try:
@@ -442,14 +485,15 @@ def describe(status: dict, full: bool = True) -> str:
     if not full:
         return " · ".join(parts)
     cost, cap = status.get("job_cost_usd"), job.get("max_cost_usd")
-    if isinstance(cost, (int, float)):
+    earlier = status.get("earlier_jobs_cost_usd")
+    if isinstance(cost, (int, float)) or earlier:
         running = format_duration(status.get("job_running_seconds"))
         so_far = "cost so far" if status.get("status") in store.ACTIVE else "cost"
+        this_job = f"{running} at ${job.get('price_per_hour') or 0:,.2f}/h"
+        if earlier:
+            this_job += f" in this job, ${earlier:,.2f} in the run's earlier jobs"
         parts.append(
-            (
-                f"{so_far} ≈ ${cost:,.2f} ({running} at ${job.get('price_per_hour') or 0:,.2f}/h; the bill is Hugging "
-                f"Face's)"
-            )
+            f"{so_far} ≈ ${spent_usd(status):,.2f} ({this_job}; the bill is Hugging Face's)"
             + (f" of a ${cap:,.2f} cap" if isinstance(cap, (int, float)) else "")
         )
     elif isinstance(cap, (int, float)):
