@@ -15,7 +15,8 @@ everywhere and labelled so. Where each number comes from:
   worker scores the labelled ones only (studio.train.worker.score_only_labelled_positions_on_cpu).
 - **Peaks**: GPUs from NVIDIA datasheets (dense bf16/fp16 tensor TFLOP/s, no sparsity) in GPUS; a CPU's
   peak is measured on the machine (`measure_peak`: the best of short torch matmul bursts in the precision
-  training uses). A time estimate is FLOPs / (peak × efficiency).
+  training uses, and the best seen on this CPU before: load only ever slows a burst). A time estimate is
+  FLOPs / (peak × efficiency).
 - **Efficiency, start-up, warm-up, evaluation and checkpoint seconds, memory constants**: measured by
   `bench/cost.py calibrate`, which runs the real worker on the bundled model and fits them; it writes
   calibration.json next to this module (the reference machine, committed with its machine, date, load and
@@ -47,7 +48,7 @@ from pathlib import Path
 
 from studio import paths
 from studio.errors import StudioError
-from studio.models import bundled, catalog, hardware, precision
+from studio.models import bundled, catalog, hardware, precision, precision_probe
 
 GIB = 1024**3
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
@@ -473,13 +474,54 @@ SPACES = (
 )
 THIS_MACHINE = "this-machine"
 MATMUL_BURST_S = 0.1
+PEAK_CACHE_FILE = "matmul-peak.json"
 
 
 @functools.lru_cache(maxsize=4)
 def measure_peak(dtype: str = "fp32", seconds: float = 0.6) -> float:
     """This machine's matmul peak in TFLOP/s for `dtype` (CUDA when present, else the CPU with torch's threads).
 
-    The best of short bursts: other work on the machine only ever slows a burst down. Once per process."""
+    The best of short bursts: other work on the machine only ever slows a burst down. Once per process; on a
+    CPU, also the best any earlier process measured (`remembered_cpu_peak`)."""
+    import torch
+
+    measured = _matmul_bursts(dtype, seconds)
+    return measured if torch.cuda.is_available() else remembered_cpu_peak(dtype, measured)
+
+
+def _peak_cache_key(dtype: str) -> str:
+    import torch
+
+    cpu = f"{precision_probe.cpu_name()}|{'+'.join(precision_probe.cpu_flags())}"
+    return f"{cpu}|threads={torch.get_num_threads()}|torch={torch.__version__}|{dtype}"
+
+
+def remembered_cpu_peak(dtype: str, measured_tflops: float) -> float:
+    """The best CPU matmul peak this machine has shown (STUDIO_HOME/cache/matmul-peak.json), this measurement
+    included. A burst taken while other work holds a core reads low — 206 GFLOP/s beside a worker that was
+    still ending, 413 a minute later — and a time estimate built on it came out 89 % too long; since load only
+    ever slows a burst, the best seen on the same CPU, thread count and torch is the machine's peak."""
+    path = paths.home() / "cache" / PEAK_CACHE_FILE
+    key = _peak_cache_key(dtype)
+    try:
+        seen = json.loads(path.read_text(encoding="utf-8"))
+        seen = seen if isinstance(seen, dict) else {}
+    except (OSError, ValueError):
+        seen = {}
+    best = seen.get(key)
+    if isinstance(best, (int, float)) and math.isfinite(best) and best >= measured_tflops:
+        return float(best)
+    seen[key] = measured_tflops
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        paths.atomic_write_text(path, json.dumps(seen, indent=1) + "\n")
+    except OSError:
+        pass  # a read-only home: this process still uses what it measured
+    return measured_tflops
+
+
+def _matmul_bursts(dtype: str, seconds: float) -> float:
+    """The best of 0.1 s bursts of square matmuls for `seconds`, in TFLOP/s."""
     import time
 
     import torch
