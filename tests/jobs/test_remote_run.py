@@ -205,3 +205,15 @@ def test_deleting_a_run_cancels_its_job(remote_env, tiny_remote_config):
     while job.stage != "CANCELED" and time.monotonic() < deadline:
         time.sleep(0.2)
     assert job.stage == "CANCELED"
+
+
+def test_a_stop_the_job_does_not_obey_in_time_becomes_a_cancel(remote_env, tiny_remote_config, monkeypatch):
+    monkeypatch.setenv("STUDIO_JOBS_CONTROL_POLL_SECONDS", "3600")  # the job will not see the stop file
+    monkeypatch.setenv("STUDIO_JOBS_STOP_TIMEOUT", "2")  # the follower's patience
+    record = submit(tiny_remote_config(max_steps=5000, name="remote stop too slow"))
+    wait_until(record.run_id, _running, what="training")
+    assert supervisor.stop(record.run_id, requester=CLI).state == "stopping"
+    done = wait_until(record.run_id, finished, what="the escalated stop")
+    assert done.status["job_stage"] == "CANCELED" and standin_job(remote_env, done).stage == "CANCELED"
+    assert "the graceful stop took longer than 2 s" in done.status["cancel_reason"]
+    assert done.state == "stopped" and "took longer than 2 s" in done.status["error"]["message"]
