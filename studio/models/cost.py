@@ -489,35 +489,26 @@ def measure_peak(dtype: str = "fp32", seconds: float = 0.6) -> float:
     return measured if torch.cuda.is_available() else remembered_cpu_peak(dtype, measured)
 
 
-def _peak_cache_key(dtype: str) -> str:
-    import torch
-
-    cpu = f"{precision_probe.cpu_name()}|{'+'.join(precision_probe.cpu_flags())}"
-    return f"{cpu}|threads={torch.get_num_threads()}|torch={torch.__version__}|{dtype}"
-
-
 def remembered_cpu_peak(dtype: str, measured_tflops: float) -> float:
     """The best CPU matmul peak this machine has shown (STUDIO_HOME/cache/matmul-peak.json), this measurement
     included. A burst taken while other work holds a core reads low — 206 GFLOP/s beside a worker that was
     still ending, 413 a minute later — and a time estimate built on it came out 89 % too long; since load only
     ever slows a burst, the best seen on the same CPU, thread count and torch is the machine's peak."""
-    path = paths.home() / "cache" / PEAK_CACHE_FILE
-    key = _peak_cache_key(dtype)
-    try:
-        seen = json.loads(path.read_text(encoding="utf-8"))
+    import torch
+
+    key = f"{precision_probe.machine_key(torch.get_num_threads(), torch.__version__)}|{dtype}"
+
+    def keep_the_best(seen):
         seen = seen if isinstance(seen, dict) else {}
-    except (OSError, ValueError):
-        seen = {}
-    best = seen.get(key)
-    if isinstance(best, (int, float)) and math.isfinite(best) and best >= measured_tflops:
-        return float(best)
-    seen[key] = measured_tflops
+        best = seen.get(key)
+        if not (isinstance(best, (int, float)) and math.isfinite(best) and best >= measured_tflops):
+            seen[key] = measured_tflops
+        return seen
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        paths.atomic_write_text(path, json.dumps(seen, indent=1) + "\n")
-    except OSError:
-        pass  # a read-only home: this process still uses what it measured
-    return measured_tflops
+        return float(paths.locked_update(paths.home() / "cache" / PEAK_CACHE_FILE, keep_the_best, default=dict)[key])
+    except (OSError, paths.CorruptFile):  # a read-only home, or a damaged file (kept aside): use this measurement
+        return measured_tflops
 
 
 def _matmul_bursts(dtype: str, seconds: float) -> float:

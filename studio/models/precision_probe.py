@@ -178,8 +178,12 @@ def cache_key(model_dir: str | os.PathLike, threads: int, torch_version: str | N
             torch_version = version("torch")
         except Exception:  # noqa: BLE001 - no torch: nothing can have been measured with it
             return None
-    machine = f"{cpu_name()}|{'+'.join(cpu_flags())}|threads={threads}|torch={torch_version}"
-    return hashlib.sha256(f"{machine}|{shape}".encode()).hexdigest()[:24]
+    return hashlib.sha256(f"{machine_key(threads, torch_version)}|{shape}".encode()).hexdigest()[:24]
+
+
+def machine_key(threads: int, torch_version: str) -> str:
+    """What a CPU measurement depends on besides the model: the CPU, its bf16 flags, the threads, torch."""
+    return f"{cpu_name()}|{'+'.join(cpu_flags())}|threads={threads}|torch={torch_version}"
 
 
 def _read_cache() -> dict:
