@@ -191,15 +191,10 @@ def _launch(client, record, job: dict, resume_checkpoint: Path | None) -> None:
             f"The run '{record.name}' was deleted while it was being sent; its job {info.id} was cancelled.",
             "Start the run again if you still want it.",
         )
-    previous = [j for j in [store.read_status(record.dir).get("job")] if j and j.get("id")]
     job = {**job, "id": info.id, "url": info.url, "inputs_revision": revision, "submitted_at": store.now_iso()}
-    history = list(store.read_status(record.dir).get("job_history") or []) + [
-        {"id": p["id"], "url": p.get("url"), "flavor": p.get("flavor")} for p in previous
-    ]
     store.update_status(
         record.dir,
         job=job,
-        job_history=history,
         job_stage="SCHEDULING",
         job_phase="Waiting for Hugging Face to assign the hardware.",
         job_contact=None,
@@ -358,15 +353,22 @@ def resume(record, identity: access.Identity | None = None):
     last = store.last_checkpoint(record.dir)
     if last is None:
         raise StudioError(f"The run '{record.name}' has no checkpoint to resume from.", "Start it again instead.")
-    job = dict(record.status.get("job") or {})
+    previous = dict(record.status.get("job") or {})
     earlier_cost = spent_usd(record.status)
-    job["timeout_seconds"] = _timeout_left(record, job, earlier_cost)
+    # The previous job goes to the history now, not once the new one exists: while the upload runs, a look at
+    # the run (reconcile) would otherwise follow the old job again, and its end would mark the run stopped.
+    job = {**previous, "id": None, "url": None, "timeout_seconds": _timeout_left(record, previous, earlier_cost)}
+    history = list(record.status.get("job_history") or [])
+    if previous.get("id"):
+        history.append({"id": previous["id"], "url": previous.get("url"), "flavor": previous.get("flavor")})
     client = hub.api()
     store.update_status(
         record.dir,
         status="starting",
         error=None,
         ended_at=None,
+        job=job,
+        job_history=history,
         earlier_jobs_cost_usd=earlier_cost,
         job_cost_usd=None,
         job_running_seconds=None,

@@ -109,3 +109,20 @@ def test_a_run_deleted_while_its_job_starts_cancels_that_job(remote_env, tiny_re
     while job.stage != "CANCELED" and time.monotonic() < deadline:
         time.sleep(0.2)
     assert job.stage == "CANCELED"
+
+
+def test_while_a_resume_uploads_nobody_follows_the_previous_job(remote_env, tiny_remote_config, monkeypatch):
+    """Seen in the browser: the page's poll reconciled the run during the upload, followed the old job again,
+    and its end marked the resumed run stopped; the new job then ran with no follower."""
+    record = stopped_remote_run(tiny_remote_config, job_cost=0.1)
+    followed = []
+    monkeypatch.setattr(executor, "start_follower", lambda run_dir: followed.append(run_dir) or 1)
+    monkeypatch.setattr(
+        executor, "_launch", lambda client, run, job, resume_checkpoint: executor.reconcile(store.get_run(run.run_id))
+    )
+
+    executor.resume(record)
+
+    assert followed == []
+    status = store.read_status(record.dir)
+    assert status["job"]["id"] is None and [entry["id"] for entry in status["job_history"]] == ["job-1"]
