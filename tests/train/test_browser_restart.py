@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from studio.train import store
 from tests.train.conftest import write_dataset  # (never import tests/conftest.py: it would make a second home)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -96,9 +97,14 @@ def test_killing_the_app_mid_run_loses_nothing(browser, tiny_model_dir, tmp_path
         page.locator("#train-max-steps input").fill("3000")
         page.locator("#train-name").get_by_role("textbox").fill("restart run")
         page.locator("#train-advanced").click()
-        page.get_by_label("Checkpoint every N steps").fill("5")
+        checkpoint_every = page.get_by_label("Checkpoint every N steps")
+        checkpoint_every.fill("5")
+        checkpoint_every.press("Tab")
+        assert checkpoint_every.input_value() == "5"
         page.locator("#train-start").click()
         _until(page, "text('#train-start-message').includes('Started')")
+        # Without its checkpoints the run would have nothing to resume from: make sure the form's value arrived.
+        assert json.loads((_run_dir(home) / "config.json").read_text())["save_steps"] == 5
         _until(page, "/running/.test(text('#train-progress'))", timeout=180_000)
 
         # The app dies mid-run; the worker does not.
@@ -120,7 +126,12 @@ def test_killing_the_app_mid_run_loses_nothing(browser, tiny_model_dir, tmp_path
         page.wait_for_selector("#train-stop", state="visible")
         assert _status(home)["step"] > step_at_kill  # it kept training while the app was down
 
-        # Now the worker dies too: the run is interrupted, with Resume and its charts.
+        # Now the worker dies too: the run is interrupted, with Resume and its charts. Resume needs a complete
+        # checkpoint, so the kill waits for one (a slow machine may not have reached step 5 yet).
+        deadline = time.monotonic() + 180
+        while not store.checkpoints(_run_dir(home)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert store.checkpoints(_run_dir(home)), "no checkpoint was saved in 3 minutes"
         os.kill(worker_pid, signal.SIGKILL)
         _until(page, "/interrupted|failed/.test(text('#train-progress'))", timeout=120_000)
         page.wait_for_selector("#train-resume", state="visible")
