@@ -10,6 +10,7 @@ reopening the tab shows them at once.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -23,6 +24,12 @@ from studio.errors import StudioError
 DEFAULT_N = 20
 EVAL_BATCH = 16  # prompts generated together (a small model on a CPU: about the cost of one)
 EVAL_FILE = "eval.json"
+# When every prompt has a reference, answers may run this much longer than the longest reference (and at least
+# MIN_ANSWER_TOKENS) before they are cut. Each batch generates until its longest answer ends, so a base model that
+# rambles to a 200-token limit set the evaluation's time; the cut is recorded with the settings, and it can only
+# hurt a model that overruns its references (overlap scores of shorter answers, a style marker at the end).
+REFERENCE_ROOM = 1.5
+MIN_ANSWER_TOKENS = 32
 
 
 def eval_path(run: runs.RunInfo) -> Path:
@@ -44,7 +51,7 @@ def evaluate(
     """Generate base and tuned answers for each prompt and score them. `progress(done, total, text)` if given."""
     limits.check_at_most("eval_prompts", len(prompts), "The number of prompts", "Evaluate fewer prompts.")
     engine, tuned = session.engine, session.tuned
-    settings = settings or engine.default_settings(max_new_tokens=128)
+    settings = answer_budget(engine, prompts, settings or engine.default_settings(max_new_tokens=128))
     rows = []
     began = time.time()
     answers: dict[int, tuple[str, str]] = {}
@@ -98,6 +105,20 @@ def evaluate(
         # Honesty check: a prompt the model trained on is not held out, whatever the file is called.
         result["summary"]["in_training"] = sum(1 for row in rows if row["prompt"].strip() in seen)
     return result
+
+
+def answer_budget(engine, prompts: list[dict], settings: Settings) -> Settings:
+    """The settings with max new tokens cut to REFERENCE_ROOM × the longest reference, when every prompt has one
+    and that is below the chosen limit (the source then says so); otherwise the settings unchanged."""
+    references = [item.get("reference") for item in prompts]
+    if not references or not all(references):
+        return settings
+    longest = max(len(engine.tokenizer(reference, add_special_tokens=False)["input_ids"]) for reference in references)
+    budget = max(MIN_ANSWER_TOKENS, math.ceil(REFERENCE_ROOM * longest))
+    if budget >= settings.max_new_tokens:
+        return settings
+    why = f"cut from {settings.max_new_tokens} to {REFERENCE_ROOM:g}× the longest reference, {longest} tokens"
+    return dataclasses.replace(settings, max_new_tokens=budget, source=f"{settings.source}; {why}")
 
 
 def training_prompts(run: runs.RunInfo) -> set[str]:

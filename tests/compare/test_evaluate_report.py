@@ -207,3 +207,18 @@ def test_a_public_studios_report_names_no_server_folder(tmp_path, monkeypatch):
     html, markdown = report.build(run, eval_result={}, ballots=[])
     for text in (html, markdown):
         assert str(paths.studio_home()) not in text and "$STUDIO_HOME/models/tiny-llama" in text
+
+
+def test_answers_are_cut_at_half_again_the_longest_reference(evaluated, tiny_run_dir):
+    session = engine.open_session(str(tiny_run_dir))
+    prompts, _ = evaluate.load_prompts(evaluated[0], n=4)
+    tokens = session.engine.tokenizer
+    longest = max(len(tokens(item["reference"], add_special_tokens=False)["input_ids"]) for item in prompts)
+    wide = engine.Settings(max_new_tokens=1000, source="studio defaults")
+    cut = evaluate.answer_budget(session.engine, prompts, wide)
+    assert cut.max_new_tokens == max(evaluate.MIN_ANSWER_TOKENS, -(-3 * longest // 2)) < 1000
+    assert "cut from 1000 to 1.5× the longest reference" in cut.source and cut.source.startswith("studio defaults")
+    # A limit already below the budget stays; a prompt without a reference leaves the limit to the user.
+    assert evaluate.answer_budget(session.engine, prompts, engine.Settings(max_new_tokens=8)).max_new_tokens == 8
+    unreferenced = [*prompts[:-1], {**prompts[-1], "reference": None}]
+    assert evaluate.answer_budget(session.engine, unreferenced, wide) is wide
