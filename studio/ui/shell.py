@@ -13,7 +13,7 @@ import gradio as gr
 
 from studio import access, escape, limits, paths
 from studio.errors import StudioError
-from studio.models import hardware
+from studio.models import hardware, prepare
 from studio.train import supervisor
 from studio.ui import api, compare_tab, data_tab, decide_tab, model_status, train_tab
 from studio.ui.guard import guarded, request_identity
@@ -182,8 +182,10 @@ def build_app() -> gr.Blocks:
 
 
 def start_background() -> None:
-    """Work the app does with no browser open: start queued runs when the trainer is free."""
+    """Work the app does with no browser open: start queued runs when the trainer is free, and prepare the bundled
+    model and this CPU's precision measurement while the first visitor reads (studio.models.prepare)."""
     supervisor.start_dispatcher()
+    prepare.start_in_background()
 
 
 def launch_kwargs() -> dict:

@@ -1,0 +1,77 @@
+"""Preparing the machine at app start: the bundled model converted and this CPU measured, in a background process,
+one measurement at a time."""
+
+import json
+import threading
+import time
+
+import pytest
+
+from studio.models import bundled, precision, precision_probe, prepare
+
+
+def _measurement(seconds: float) -> precision.CpuMeasurement:
+    return precision.CpuMeasurement(
+        fp32_step_s=2.0,
+        bf16_step_s=1.0,
+        fp32_losses=(3.0,),
+        bf16_losses=(3.0,),
+        gradient_cosine=1.0,
+        tokens_per_step=512,
+        threads=2,
+        machine="test CPU",
+        seconds=seconds,
+    )
+
+
+def test_a_second_measurement_waits_for_the_first_and_uses_it(cpu_not_measured, tiny_model_dir, monkeypatch):
+    made = []
+
+    def slow_measurement(model_dir, threads):
+        made.append(threads)
+        time.sleep(1.0)
+        measured = _measurement(1.0)
+        precision_probe._store(model_dir, threads, measured)
+        return measured
+
+    monkeypatch.setattr(precision_probe, "_measure_cpu", slow_measurement)
+    results = []
+    workers = [
+        threading.Thread(target=lambda: results.append(precision_probe.measure_cpu(tiny_model_dir, 2)))
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert made == [2] and len(results) == 2 and results[0] == results[1]
+
+
+def test_nothing_starts_when_turned_off_or_already_done(cpu_not_measured, monkeypatch):
+    monkeypatch.setenv(prepare.ENV, "0")
+    monkeypatch.setattr(prepare, "needed", lambda: True)
+    assert prepare.start_in_background() is None
+    monkeypatch.delenv(prepare.ENV)
+    monkeypatch.setattr(prepare, "needed", lambda: False)
+    assert prepare.start_in_background() is None
+
+
+@pytest.mark.slow
+def test_the_app_start_measures_this_cpu_in_the_background(bundled_model_dir, studio_home, monkeypatch):
+    """The real process, on the session's home: afterwards a run of the bundled model finds its measurement."""
+    threads = precision_probe.default_threads()
+    key = precision_probe.cache_key(bundled_model_dir, threads)
+    cache = precision_probe.cache_path()
+    if cache.is_file():  # a measurement earlier tests made: forget it, so there is something to prepare
+        data = json.loads(cache.read_text())
+        data.pop(key, None)
+        cache.write_text(json.dumps(data))
+    monkeypatch.delenv(prepare.ENV)
+    assert prepare.needed()
+    process = prepare.start_in_background()
+    assert process is not None
+    assert process.wait(timeout=300) == 0
+    measured = precision_probe.cached_cpu_measurement(bundled_model_dir, threads)
+    assert measured is not None and measured.threads == threads and measured.fp32_step_s > 0
+    assert "this CPU: fp32 step" in (studio_home / "cache" / "prepare.log").read_text()
+    assert not prepare.needed() and bundled.is_converted()
