@@ -70,6 +70,7 @@ class CpuMeasurement:
     threads: int = 0
     machine: str = ""  # which CPU it was measured on (for the log)
     seconds: float = 0.0  # what the measurement itself cost
+    busy: bool = False  # other work took the cores through the whole measurement: not cached, measured again next run
 
     @property
     def speedup(self) -> float:
@@ -111,6 +112,7 @@ class CpuMeasurement:
             int(data.get("threads") or 0),
             str(data.get("machine") or ""),
             float(data.get("seconds") or 0.0),
+            bool(data.get("busy", False)),
         )
 
 
@@ -248,6 +250,7 @@ def _cpu_figures(cpu: CpuMeasurement) -> str:
     return (
         f"a bf16 training step {cpu.speedup:.2f}x as fast as fp32 ({cpu.bf16_step_s:.2f} s vs "
         f"{cpu.fp32_step_s:.2f} s), {gap}, gradient cosine {cpu.gradient_cosine:.4f}"
+        + ("; measured while other work took the cores, so it is measured again next run" if cpu.busy else "")
     )
 
 

@@ -55,7 +55,8 @@ def prepare() -> None:
         measured = precision_probe.measure_cpu(model_dir, precision_probe.default_threads())
         print(
             f"[studio] this CPU: fp32 step {measured.fp32_step_s:.2f} s, bf16 step {measured.bf16_step_s:.2f} s "
-            f"({measured.speedup:.2f}x), measured in {measured.seconds:.0f} s",
+            f"({measured.speedup:.2f}x), measured in {measured.seconds:.0f} s"
+            + (" while other work took the cores: not kept, the first run measures again" if measured.busy else ""),
             flush=True,
         )
 

@@ -107,9 +107,41 @@ def test_quick_device_reads_nvidia_smi_without_torch(monkeypatch):
 
 def test_measuring_the_tiny_model_compares_the_same_first_step_in_both_precisions(home, tiny_model_dir, monkeypatch):
     monkeypatch.setattr(precision_probe, "MEASURE_LENGTH", 32)  # a few tenths of a second on the tiny model
+    monkeypatch.setattr(precision_probe, "_cpu_seconds_of_others", lambda: 0.0)  # a quiet machine (see below)
     measured = precision_probe.measure_cpu(tiny_model_dir, 1)
     assert len(measured.fp32_losses) == len(measured.bf16_losses) == precision_probe.MEASURE_STEPS
     assert measured.fp32_step_s > 0 and measured.bf16_step_s > 0 and measured.threads == 1
     assert measured.loss_gap < 0.02 and measured.gradient_cosine > 0.99  # bf16 is sound here, whatever its speed
     assert measured.fp32_losses[-1] < measured.fp32_losses[0]  # the steps really train
     assert precision_probe.cached_cpu_measurement(tiny_model_dir, 1) == measured
+
+
+def test_steps_taken_while_other_work_has_the_cores_do_not_count(home, tiny_model_dir, monkeypatch):
+    """Another process using the cores during every step: the probe keeps taking turns up to its limit, then uses
+    what it has once and does not cache it, and the decision says so."""
+    monkeypatch.setattr(precision_probe, "MEASURE_LENGTH", 32)
+    clock = iter(range(0, 10_000, 5))  # others gain 5 CPU-seconds between any two readings: always busy
+    monkeypatch.setattr(precision_probe, "_cpu_seconds_of_others", lambda: float(next(clock)))
+    measured = precision_probe.measure_cpu(tiny_model_dir, 1)
+    steps = 1 + precision_probe.MAX_TIMED_STEPS
+    assert measured.busy and len(measured.fp32_losses) == len(measured.bf16_losses) == steps
+    assert precision_probe.cached_cpu_measurement(tiny_model_dir, 1) is None  # the next run measures again
+    decision = precision_probe.decide(Device("cpu"), None, measured)
+    assert "measured again next run" in decision.reason
+
+
+def test_the_cpu_used_by_other_processes_is_seen():
+    import subprocess
+    import sys
+    import time
+
+    before = precision_probe._cpu_seconds_of_others()
+    spin = "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"
+    subprocess.run([sys.executable, "-c", spin], check=True)
+    after = precision_probe._cpu_seconds_of_others()
+    assert after - before >= 1.0  # the other process's 1.5 s of CPU (minus start-up and rounding)
+    before = precision_probe._cpu_seconds_of_others()
+    end = time.process_time() + 1.0
+    while time.process_time() < end:  # this process's own work is not "others"
+        pass
+    assert precision_probe._cpu_seconds_of_others() - before < 0.5
