@@ -92,14 +92,14 @@ def test_model_status_prepare_converts_with_progress(monkeypatch, tmp_path):
 
     monkeypatch.setattr(bundled, "ensure_converted", fake_convert)
     monkeypatch.setattr(bundled, "is_converted", lambda: True)
-    assert "ready" in model_status.prepare(FakeProgress())
+    assert "ready" in model_status.convert_now(FakeProgress())
     assert seen == [(0.5, "halfway")]
 
     def broken(progress):
         raise StudioError("The bundled model is not installed.", "Run the setup.")
 
     monkeypatch.setattr(bundled, "ensure_converted", broken)
-    text = model_status.prepare(FakeProgress())
+    text = model_status.convert_now(FakeProgress())
     assert "not installed" in text and "Hint" in text and "Traceback" not in text
 
 

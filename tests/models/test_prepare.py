@@ -8,6 +8,7 @@ import time
 import pytest
 
 from studio.models import bundled, precision, precision_probe, prepare
+from studio.ui import model_status
 
 
 def _measurement(seconds: float) -> precision.CpuMeasurement:
@@ -69,8 +70,10 @@ def test_the_app_start_measures_this_cpu_in_the_background(bundled_model_dir, st
     monkeypatch.delenv(prepare.ENV)
     assert prepare.needed()
     process = prepare.start_in_background()
-    assert process is not None
+    assert process is not None and prepare.running()
+    assert "being prepared in the background" in model_status.status_text()
     assert process.wait(timeout=300) == 0
+    assert not prepare.running() and "ready" in model_status.status_text()
     measured = precision_probe.cached_cpu_measurement(bundled_model_dir, threads)
     assert measured is not None and measured.threads == threads and measured.fp32_step_s > 0
     assert "this CPU: fp32 step" in (studio_home / "cache" / "prepare.log").read_text()
