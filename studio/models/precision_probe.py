@@ -54,9 +54,11 @@ MEASURE_BATCH, MEASURE_LENGTH, MEASURE_STEPS = 4, 128, 3
 # A timed step counts only when other processes used at most this share of the measured threads meanwhile (from
 # /proc/stat): a lint or a browser on the same 2 cores adds about the same seconds to both precisions' steps and
 # squeezed a 1.7x speed-up to 1.07x in a walk. Steps go on, taking turns, until both precisions have
-# MEASURE_STEPS - 1 quiet ones or MAX_TIMED_STEPS each; a measurement without them is used once, not cached.
+# MEASURE_STEPS - 1 quiet ones, or MAX_TIMED_STEPS each, or MAX_EXTRA_SECONDS; a measurement without them is used
+# once, not cached.
 QUIET_OTHERS_SHARE = 0.15
 MAX_TIMED_STEPS = 8
+MAX_EXTRA_SECONDS = 60  # ... and no more turns after this long: a run waiting on a busy machine is not kept waiting
 MEASURE_LEARNING_RATE = 1e-3
 TEXT = (
     "A river starts as rain on a hillside. The water runs down through small streams, which join into larger ones, "
@@ -267,10 +269,13 @@ def _measure_cpu(model_dir: str | os.PathLike, threads: int) -> CpuMeasurement:
         runs = {"fp32": _Steps(base, batch, bf16=False), "bf16": _Steps(frozen_bf16, batch, bf16=True)}
         for run in runs.values():
             run.step(timed=False)  # the first step warms up (allocations, kernel selection)
-        for _ in range(MAX_TIMED_STEPS):
+        timed_from = time.perf_counter()
+        for turn in range(MAX_TIMED_STEPS):
             for run in runs.values():
                 run.step(timed=True, threads=threads)
             if all(len(run.quiet_times) >= MEASURE_STEPS - 1 for run in runs.values()):
+                break
+            if turn >= MEASURE_STEPS - 2 and time.perf_counter() - timed_from > MAX_EXTRA_SECONDS:
                 break
         fp32, bf16 = runs["fp32"], runs["bf16"]
         busy = not all(len(run.quiet_times) >= MEASURE_STEPS - 1 for run in runs.values())

@@ -133,15 +133,9 @@ def test_steps_taken_while_other_work_has_the_cores_do_not_count(home, tiny_mode
 def test_the_cpu_used_by_other_processes_is_seen():
     import subprocess
     import sys
-    import time
 
     before = precision_probe._cpu_seconds_of_others()
     spin = "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"
     subprocess.run([sys.executable, "-c", spin], check=True)
     after = precision_probe._cpu_seconds_of_others()
     assert after - before >= 1.0  # the other process's 1.5 s of CPU (minus start-up and rounding)
-    before = precision_probe._cpu_seconds_of_others()
-    end = time.process_time() + 1.0
-    while time.process_time() < end:  # this process's own work is not "others"
-        pass
-    assert precision_probe._cpu_seconds_of_others() - before < 0.5
