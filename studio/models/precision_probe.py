@@ -55,7 +55,7 @@ MEASURE_BATCH, MEASURE_LENGTH, MEASURE_STEPS = 4, 128, 3
 # /proc/stat): a lint or a browser on the same 2 cores adds about the same seconds to both precisions' steps and
 # squeezed a 1.7x speed-up to 1.07x in a walk. Steps go on, taking turns, until both precisions have
 # MEASURE_STEPS - 1 quiet ones, or MAX_TIMED_STEPS each, or MAX_EXTRA_SECONDS; a measurement without them is used
-# once, not cached.
+# by the run that made it (or waited for it) and measured again by the next one.
 QUIET_OTHERS_SHARE = 0.15
 MAX_TIMED_STEPS = 8
 MAX_EXTRA_SECONDS = 60  # ... and no more turns after this long: a run waiting on a busy machine is not kept waiting
@@ -208,16 +208,18 @@ def _read_cache() -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def cached_cpu_measurement(model_dir: str | os.PathLike, threads: int) -> CpuMeasurement | None:
-    """The stored measurement for this machine, model shape and thread count (no torch needed)."""
+def cached_cpu_measurement(model_dir: str | os.PathLike, threads: int, busy_too: bool = False) -> CpuMeasurement | None:
+    """The stored measurement for this machine, model shape and thread count (no torch needed). One made while
+    other work took the cores counts as none, unless `busy_too` (a run that waited for it uses it)."""
     key = cache_key(model_dir, threads)
     entry = _read_cache().get(key) if key else None
     if not isinstance(entry, dict):
         return None
     try:
-        return CpuMeasurement.from_dict(entry)
+        measurement = CpuMeasurement.from_dict(entry)
     except (KeyError, TypeError, ValueError):
         return None
+    return measurement if busy_too or not measurement.busy else None
 
 
 def _store(model_dir, threads: int, measurement: CpuMeasurement) -> None:
@@ -243,8 +245,12 @@ def measure_cpu(model_dir: str | os.PathLike, threads: int, use_cache: bool = Tr
             return cached
     # One measurement at a time on a machine: two at once would share the cores and both come out wrong. A run
     # that starts while the app's start-up measurement (studio.models.prepare) is going waits for it, then uses it.
+    asked = time.monotonic()
     with paths.file_lock(cache_path().with_name("precision-measurement")):
-        cached = cached_cpu_measurement(model_dir, threads) if use_cache else None
+        # Waited for another process's measurement: use it, even one made on a busy machine (a second one now would
+        # be made on the same busy machine and keep the run waiting twice).
+        waited = time.monotonic() - asked > 1.0
+        cached = cached_cpu_measurement(model_dir, threads, busy_too=waited) if use_cache else None
         return cached or _measure_cpu(model_dir, threads)
 
 
@@ -295,8 +301,7 @@ def _measure_cpu(model_dir: str | os.PathLike, threads: int) -> CpuMeasurement:
         seconds=round(time.perf_counter() - started, 1),
         busy=busy,
     )
-    if not busy:
-        _store(model_dir, threads, measurement)
+    _store(model_dir, threads, measurement)  # a busy one too: for a run waiting on it (cached_cpu_measurement)
     return measurement
 
 

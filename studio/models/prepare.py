@@ -65,7 +65,11 @@ def prepare() -> None:
         print(
             f"[studio] this CPU: fp32 step {measured.fp32_step_s:.2f} s, bf16 step {measured.bf16_step_s:.2f} s "
             f"({measured.speedup:.2f}x), measured in {measured.seconds:.0f} s"
-            + (" while other work took the cores: not kept, the first run measures again" if measured.busy else ""),
+            + (
+                " while other work took the cores: a run that waited for it uses it, the next one measures again"
+                if measured.busy
+                else ""
+            ),
             flush=True,
         )
 

@@ -126,6 +126,7 @@ def test_steps_taken_while_other_work_has_the_cores_do_not_count(home, tiny_mode
     steps = 1 + precision_probe.MAX_TIMED_STEPS
     assert measured.busy and len(measured.fp32_losses) == len(measured.bf16_losses) == steps
     assert precision_probe.cached_cpu_measurement(tiny_model_dir, 1) is None  # the next run measures again
+    assert precision_probe.cached_cpu_measurement(tiny_model_dir, 1, busy_too=True) == measured  # (for a waiter)
     decision = precision_probe.decide(Device("cpu"), None, measured)
     assert "measured again next run" in decision.reason
 
