@@ -201,6 +201,19 @@ def file_lock(path: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def is_locked(path: Path) -> bool:
+    """Someone holds file_lock(path) right now (asked without waiting)."""
+    try:
+        with open(Path(path).with_name(f".{Path(path).name}.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    except BlockingIOError:
+        return True
+    except OSError:  # no cache folder yet: nothing can hold it
+        return False
+    return False
+
+
 def keep_aside(path: Path) -> Path | None:
     """Move a damaged file out of the way (name.corrupt-<UTC time>) so it is kept, not overwritten."""
     path = Path(path)

@@ -155,6 +155,11 @@ def cache_path() -> Path:
     return paths.home() / "cache" / "precision.json"
 
 
+def measurement_lock() -> Path:
+    """What one measurement at a time locks (paths.file_lock's side file: cache/.precision-measurement.lock)."""
+    return cache_path().with_name("precision-measurement")
+
+
 def model_shape_key(model_dir: str | os.PathLike) -> str | None:
     """The model's sizes from its config.json (what the step's speed depends on), or None without one."""
     if not model_dir:
@@ -246,7 +251,7 @@ def measure_cpu(model_dir: str | os.PathLike, threads: int, use_cache: bool = Tr
     # One measurement at a time on a machine: two at once would share the cores and both come out wrong. A run
     # that starts while the app's start-up measurement (studio.models.prepare) is going waits for it, then uses it.
     asked = time.monotonic()
-    with paths.file_lock(cache_path().with_name("precision-measurement")):
+    with paths.file_lock(measurement_lock()):
         # Waited for another process's measurement: use it, even one made on a busy machine (a second one now would
         # be made on the same busy machine and keep the run waiting twice).
         waited = time.monotonic() - asked > 1.0
@@ -395,7 +400,15 @@ def expected(forced: bool | None, model_dir: str | os.PathLike | None, threads: 
     """What the worker will choose, without importing torch or measuring: from nvidia-smi and the cache."""
     device = quick_device()
     measured = cached_cpu_measurement(model_dir, threads) if device.kind == "cpu" and model_dir else None
+    if device.kind == "cpu" and measured is None and forced is None and measuring_now():
+        reason = "this CPU's bf16 speed is being measured now (the app's start-up preparation); the run waits for it"
+        return Precision("fp32", reason, "cpu")
     return decide(device, forced, measured)
+
+
+def measuring_now() -> bool:
+    """Another process is measuring (the app's start-up preparation, or a run)."""
+    return paths.is_locked(measurement_lock())
 
 
 def measures_first(precision: Precision) -> bool:

@@ -81,3 +81,22 @@ def test_the_app_start_measures_this_cpu_in_the_background(bundled_model_dir, st
     assert measured is not None and measured.threads == threads and measured.fp32_step_s > 0
     assert "this CPU: fp32 step" in (studio_home / "cache" / "prepare.log").read_text()
     assert not prepare.needed() and bundled.is_converted()
+
+
+def test_preflight_says_a_measurement_is_going_on(cpu_not_measured, tiny_model_dir):
+    """While another process measures, the expected precision says so (and the run will wait for it)."""
+    from studio import paths
+
+    assert "not measured yet" in precision_probe.expected(None, tiny_model_dir, 2).reason
+    with paths.file_lock(precision_probe.measurement_lock()):
+        waiting = threading.Event()
+        seen = []
+
+        def ask():  # another thread opens its own descriptor, as another process would
+            seen.append(precision_probe.expected(None, tiny_model_dir, 2).reason)
+            waiting.set()
+
+        threading.Thread(target=ask).start()
+        assert waiting.wait(10)
+    assert "being measured now" in seen[0]
+    assert not precision_probe.measuring_now()
