@@ -11,6 +11,8 @@ from studio.ui.guard import guarded
 from studio.ui.shared import message_markdown
 from studio.ui.wiring import Parts, wired
 
+PREPARING_POLL_SECONDS = 5
+
 
 def status_text() -> str:
     if prepare.running():
@@ -30,7 +32,14 @@ def needs_preparing() -> bool:
 
 
 def refresh() -> dict:
-    return {"status": status_text(), "button": gr.update(visible=needs_preparing())}
+    """The footer again; its timer ticks only while the start-up preparation runs, so the line turns "ready" by
+    itself."""
+    preparing = prepare.running()
+    return {
+        "status": status_text(),
+        "button": gr.update(visible=needs_preparing() and not preparing),
+        "timer": gr.Timer(active=preparing),
+    }
 
 
 def convert_now(progress=gr.Progress()) -> str:
@@ -48,7 +57,9 @@ def build(demo: gr.Blocks) -> None:
             "Prepare the bundled model now", size="sm", scale=0, elem_id="model-prepare-btn", visible=needs_preparing()
         )
     # Converting the bundled model is the same for everyone (and happens on first use anyway): anyone may ask.
-    widget = Parts(status=status, button=button)
+    timer = gr.Timer(PREPARING_POLL_SECONDS, active=prepare.running())
+    widget = Parts(status=status, button=button, timer=timer)
+    timer.tick(wired(access.LOOK, widget, refresh), outputs=widget.outputs(), api_visibility="private")
     button.click(guarded(access.LOOK, convert_now), outputs=status, api_visibility="private").then(
         wired(access.LOOK, widget, refresh), outputs=widget.outputs(), api_visibility="private"
     )
