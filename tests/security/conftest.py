@@ -333,6 +333,7 @@ def start_app(world: World, extra_env: dict, launcher: list[str] | None = None) 
     env.update(
         {
             "STUDIO_HOME": str(world.home),
+            "STUDIO_PREPARE_AT_START": "0",  # (the session's setting, cleared with the other STUDIO_ variables)
             "GRADIO_SERVER_NAME": "127.0.0.1",
             "GRADIO_SERVER_PORT": str(port),
             "HF_HUB_OFFLINE": "1",
