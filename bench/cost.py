@@ -179,6 +179,7 @@ def measure(config) -> dict:
     record = supervisor.launch(config, owner="bench")
     pid, peak, rss_at_start = None, 0.0, None
     timeline = Timeline()
+    rss_points: list[tuple[float, float]] = []  # (time, RSS GiB): which part of the run the peak fell in
     while True:
         status = store.read_status(record.dir)
         pid = status.get("pid") or pid
@@ -187,6 +188,7 @@ def measure(config) -> dict:
             timeline.add(_proc_cpu_seconds(pid))
             if memory:
                 peak = max(peak, memory[0])
+                rss_points.append((time.time(), memory[1]))
                 if rss_at_start is None and status.get("status") == "running":
                     rss_at_start = memory[1]
         state = store.get_run(record.run_id).state
@@ -220,6 +222,7 @@ def measure(config) -> dict:
         mark = event["time"]
     steps = parts["steps"]
     return {
+        "rss_by_part": rss_by_part(rss_points, events, began),
         "wall": ended - launched,
         "start": began - launched,
         "start_cpu": timeline.cpu_between(launched, began),
@@ -243,6 +246,18 @@ def measure(config) -> dict:
         "dir": str(record.dir),
         "precision": (record.status.get("facts") or {}).get("precision"),
     }
+
+
+def rss_by_part(points: list[tuple[float, float]], events: list[dict], began: float) -> dict[str, float]:
+    """The highest RSS sampled in each part of the run (start-up, training steps, evaluations, checkpoints, the
+    end), so a peak that differs between runs of one config can be placed."""
+    kinds = {"log": "steps", "eval": "evaluations", "checkpoint": "checkpoints"}
+    ends = sorted((e["time"], kinds[e["type"]]) for e in events if e.get("type") in kinds and e["time"] >= began)
+    highest: dict[str, float] = {}
+    for when, rss in points:
+        part = "start-up" if when < began else next((kind for end, kind in ends if when <= end), "end")
+        highest[part] = max(highest.get(part, 0.0), rss)
+    return highest
 
 
 def matmul_peak_per_cpu_second(dtype: str = "fp32", seconds: float = 1.0) -> float:
@@ -420,6 +435,10 @@ def table(results: list[dict], threads: int) -> None:
             f"{p['evaluation']:.0f}/{sum(m['evals']):.0f}, checkpoints {p['checkpoints']:.0f}/{sum(m['saves']):.0f}, "
             f"end {p['end']:.0f}/{m['end']:.0f}"
         )
+    print("\nhighest RSS sampled (every 0.2 s) in each part of the run, GiB:")
+    for r in results:
+        parts = ", ".join(f"{part} {gib:.2f}" for part, gib in r["measured"]["rss_by_part"].items())
+        print(f"  {r['name']}: {parts}")
 
 
 def first_step_extra(m: dict) -> tuple[float, float]:
