@@ -159,7 +159,9 @@ class ColumnState:
 
     def stats_line(self) -> str:
         if not self.generated:
-            return "waiting…"
+            if self.finish_reason == "eos":  # a model may end its reply at once: say so, or it looks like a hang
+                return "no answer: the model ended its reply at once (0 tokens)"
+            return "stopped before the first token" if self.done else "waiting…"
         ttft = f" · first token {self.first_token_s:.2f} s" if self.first_token_s is not None else ""
         state = {"eos": "done", "length": "stopped at max tokens", "stopped": "stopped"}.get(
             self.finish_reason, "generating…"

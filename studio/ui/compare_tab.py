@@ -276,7 +276,8 @@ def chat(
         )
         for columns in session.engine.stream(jobs, settings):
             for index, column in enumerate(columns):
-                histories[index][-1] = {"role": "assistant", "content": _shown(column.text) if column.text else "…"}
+                empty = "*(no answer)*" if column.done else "…"
+                histories[index][-1] = {"role": "assistant", "content": _shown(column.text) if column.text else empty}
                 stats[index] = column.stats_line()
             yield shown("", note)
     except StudioError as error:

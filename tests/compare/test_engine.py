@@ -311,3 +311,19 @@ def test_a_run_without_a_final_adapter_opens_on_its_last_checkpoint(tiny_run_dir
         assert isinstance(answer, str)
     finally:
         shutil.rmtree(failed, ignore_errors=True)
+
+
+def test_an_answer_that_ends_at_once_says_so_instead_of_waiting(tiny_run_dir, monkeypatch):
+    """A tuned model can put its end-of-reply token first (seen in a walk): an empty answer is done, not a hang."""
+    session = engine.open_session(str(tiny_run_dir))
+
+    class EveryToken:
+        def __contains__(self, token):
+            return True
+
+    monkeypatch.setattr(session.engine, "stop_ids", EveryToken())
+    *_, last = session.engine.stream([("Tuned", session.tuned, PROMPT)], engine.Settings(max_new_tokens=20))
+    (column,) = last
+    assert column.done and column.generated == [] and column.finish_reason == "eos"
+    assert column.stats_line() == "no answer: the model ended its reply at once (0 tokens)"
+    assert engine.ColumnState("Base", None, []).stats_line() == "waiting…"
