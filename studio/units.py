@@ -1,4 +1,4 @@
-"""How the studio writes durations: one format everywhere (Train, Compare, reports, the command line, Jobs)."""
+"""How the studio writes durations and money: one format everywhere (Train, Compare, reports, the CLI, Jobs)."""
 
 from __future__ import annotations
 
@@ -17,3 +17,14 @@ def format_duration(seconds: float | None) -> str:
     if minutes:
         return f"{minutes} min {secs:02d} s"
     return f"{secs} s"
+
+
+def format_usd(amount: float | None) -> str:
+    """12.5 → "$12.50", 0.0042 → "$0.0042" (a cent's fraction keeps two significant digits: a cheap flavour's
+    cost and a tiny cap must not both read "$0.00"); "—" when unknown."""
+    if amount is None or not isinstance(amount, (int, float)) or not math.isfinite(amount):
+        return "—"
+    if 0 < abs(amount) < 0.01:
+        decimals = min(8, 1 - math.floor(math.log10(abs(amount))))
+        return f"${amount:.{decimals}f}".rstrip("0")
+    return f"${amount:,.2f}"

@@ -26,7 +26,7 @@ from studio.jobs import package
 from studio.jobs.flavors import Flavor
 from studio.models import bundled, catalog, cost
 from studio.train import preflight
-from studio.units import format_duration
+from studio.units import format_duration, format_usd
 
 SETUP_SECONDS = 300
 SETUP_SECONDS_RANGE = (180, 600)
@@ -34,6 +34,7 @@ TIME_SPREAD = 2.0  # the training-time estimate may be this much too low or too 
 MAX_COST_ENV = "STUDIO_JOBS_MAX_COST"
 DEFAULT_MAX_COST = 5.0  # USD per run unless the operator sets another cap
 NO_PRICE_TIMEOUT = 6 * 3600
+SHORTEST_JOB_SECONDS = 60  # a cap that buys less is refused: such a job could only install packages
 ZERO_GPU_ERROR = "ZeroGPU cannot train."  # preflight's local-only check (see studio.train.preflight)
 
 
@@ -103,8 +104,8 @@ def estimate(config, flavor: Flavor, max_cost: float | None, manifest: dict | No
             result.cost = price * (SETUP_SECONDS + train_seconds)
             result.cost_high = price * high
             result.lines.append(
-                f"Cost: about **${result.cost:,.2f}** (up to ${result.cost_high:,.2f}) at "
-                f"${flavor.price_per_hour:,.2f}/h, billed by the second"
+                f"Cost: about **{format_usd(result.cost)}** (up to {format_usd(result.cost_high)}) at "
+                f"{format_usd(flavor.price_per_hour)}/h, billed by the second"
             )
         report.seconds = SETUP_SECONDS + train_seconds  # the report's "Estimated time" is the job's, setup included
     else:
@@ -119,20 +120,27 @@ def estimate(config, flavor: Flavor, max_cost: float | None, manifest: dict | No
         report.error(
             "Set a cost cap for the job (in US dollars).", "The job is stopped by Hugging Face when it reaches it."
         )
+    elif max_cost / price < SHORTEST_JOB_SECONDS:
+        report.error(
+            f"A cap of {format_usd(max_cost)} buys only {format_duration(max_cost / price)} on '{flavor.name}' "
+            f"(at {format_usd(flavor.price_per_hour)}/h), less than the {format_duration(SHORTEST_JOB_SECONDS)} "
+            "the studio gives a job at least.",
+            f"Raise the cap to at least {format_usd(price * SHORTEST_JOB_SECONDS)}.",
+        )
     else:
-        result.timeout_seconds = max(60, int(max_cost / price))
+        result.timeout_seconds = int(max_cost / price)
         result.lines.append(
-            f"Cap: **${max_cost:,.2f}** — Hugging Face stops the job after "
+            f"Cap: **{format_usd(max_cost)}** — Hugging Face stops the job after "
             f"{format_duration(result.timeout_seconds)} on this flavour, whatever happens here"
         )
         if result.cost is not None and result.cost > max_cost:
             report.error(
-                f"The estimated cost ${result.cost:,.2f} is above the cap of ${max_cost:,.2f}.",
+                f"The estimated cost {format_usd(result.cost)} is above the cap of {format_usd(max_cost)}.",
                 "Raise the cap, pick a cheaper or faster flavour, or train fewer steps.",
             )
         elif result.cost_high is not None and result.cost_high > max_cost:
             report.warn(
-                f"The job may reach the cap (up to ${result.cost_high:,.2f} if training is twice as slow "
+                f"The job may reach the cap (up to {format_usd(result.cost_high)} if training is twice as slow "
                 "as estimated); it would then be stopped with its last pushed checkpoint kept.",
                 "Raise the cap for headroom, or start anyway.",
             )

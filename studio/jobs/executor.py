@@ -38,7 +38,7 @@ from studio.jobs import estimate as estimate_module
 from studio.jobs import flavors, follow, hub, package
 from studio.jobs.remote import control_file
 from studio.train import executors, store, supervisor
-from studio.units import format_duration
+from studio.units import format_duration, format_usd
 
 EXECUTOR = "hf-jobs"
 FOLLOW_MODULE = "studio.jobs.follow"
@@ -409,9 +409,10 @@ def _timeout_left(record, job: dict, earlier_cost: float) -> int | None:
     if not isinstance(cap, (int, float)) or not isinstance(price, (int, float)) or price <= 0:
         return job.get("timeout_seconds")
     seconds_left = int((cap - earlier_cost) / price * 3600)
-    if seconds_left < 60:
+    if seconds_left < estimate_module.SHORTEST_JOB_SECONDS:
         raise StudioError(
-            f"Not resumed: the jobs of '{record.name}' have cost about ${earlier_cost:,.2f} of its ${cap:,.2f} cap.",
+            f"Not resumed: the jobs of '{record.name}' have cost about {format_usd(earlier_cost)} of its "
+            f"{format_usd(cap)} cap.",
             "Train again with a higher cost cap (the new run starts where you choose), or on this machine.",
         )
     return seconds_left
@@ -491,18 +492,18 @@ def describe(status: dict, full: bool = True) -> str:
     if isinstance(cost, (int, float)) or earlier:
         running = format_duration(status.get("job_running_seconds"))
         so_far = "cost so far" if status.get("status") in store.ACTIVE else "cost"
-        this_job = f"{running} at ${job.get('price_per_hour') or 0:,.2f}/h"
+        this_job = f"{running} at {format_usd(job.get('price_per_hour') or 0)}/h"
         if earlier:
-            this_job += f" in this job, ${earlier:,.2f} in the run's earlier jobs"
+            this_job += f" in this job, {format_usd(earlier)} in the run's earlier jobs"
         parts.append(
-            f"{so_far} ≈ ${spent_usd(status):,.2f} ({this_job}; the bill is Hugging Face's)"
-            + (f" of a ${cap:,.2f} cap" if isinstance(cap, (int, float)) else "")
+            f"{so_far} ≈ {format_usd(spent_usd(status))} ({this_job}; the bill is Hugging Face's)"
+            + (f" of a {format_usd(cap)} cap" if isinstance(cap, (int, float)) else "")
         )
     elif isinstance(cap, (int, float)):
         parts.append(
-            f"cap ${cap:,.2f}"
+            f"cap {format_usd(cap)}"
             + (
-                f", estimated ${job['estimated_cost_usd']:,.2f}"
+                f", estimated {format_usd(job['estimated_cost_usd'])}"
                 if isinstance(job.get("estimated_cost_usd"), (int, float))
                 else ""
             )

@@ -22,6 +22,7 @@ from studio.errors import StudioError
 from studio.jobs import hub
 from studio.models.hardware import Gpu, Hardware
 from studio.train.store import now_iso
+from studio.units import format_usd
 
 CACHE_SECONDS = 3600
 _UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600}
@@ -68,7 +69,7 @@ class Flavor:
 
     @property
     def label(self) -> str:
-        price = f"${self.price_per_hour:,.2f}/h" if self.price_per_hour is not None else "price not given"
+        price = f"{format_usd(self.price_per_hour)}/h" if self.price_per_hour is not None else "price not given"
         if self.gpu_model:
             gpus = f"{self.gpu_count}× {self.gpu_model}" + (f" {self.gpu_memory_gb:g} GB" if self.gpu_memory_gb else "")
         else:

@@ -22,7 +22,7 @@ def test_flavor_without_the_jobs_executor_is_refused(remote_env, tiny_remote_con
     assert code == 1 and "--executor hf-jobs" in capsys.readouterr().err
 
 
-def test_a_run_above_the_cap_is_refused_before_anything_is_uploaded(remote_env, tiny_remote_config, capsys):
+def test_a_run_the_cap_cannot_pay_for_is_refused_before_anything_is_uploaded(remote_env, tiny_remote_config, capsys):
     repos_before = set(remote_env.repos)
     config = tiny_remote_config()
     code = cli.main(
@@ -43,7 +43,7 @@ def test_a_run_above_the_cap_is_refused_before_anything_is_uploaded(remote_env, 
         ]
     )
     captured = capsys.readouterr()
-    assert code == 1 and "above the cap" in captured.err
+    assert code == 1 and "buys only" in captured.err  # $0.00001 buys 4 s: refused whatever the estimate
     assert "Runs on Hugging Face Jobs" in captured.out  # the estimate was shown first
     assert set(remote_env.repos) == repos_before
 

@@ -54,6 +54,12 @@ def test_cost_and_time_limit_follow_the_flavour_price_and_the_cap(remote_env, ti
     assert over.blocking and "above the cap" in over.report.errors[0].message
     between = estimate.estimate(tiny_remote_config(), cpu, max_cost=(result.cost + result.cost_high) / 2)
     assert not between.blocking and any("may reach the cap" in w.message for w in between.report.warnings)
+    tiny_cap = estimate.estimate(tiny_remote_config(), cpu, max_cost=0.0001)  # buys 36 s at $0.01/h
+    assert tiny_cap.blocking and tiny_cap.timeout_seconds is None
+    refused = tiny_cap.report.errors[0]
+    assert (
+        "A cap of $0.0001 buys only 36 s" in refused.message and "Raise the cap to at least $0.00017." == refused.hint
+    )
     no_cap = estimate.estimate(tiny_remote_config(), cpu, max_cost=None)
     assert no_cap.blocking and "cost cap" in no_cap.report.errors[0].message
 
