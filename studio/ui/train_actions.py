@@ -29,21 +29,18 @@ def stop_run(view: dict, browser_id: str | None, admin_password: str | None, for
     if record.state == "stopped" and (record.status.get("error") or {}).get("message", "").startswith("Cancelled"):
         return f"■ **Cancelled '{escape.md_inline(record.name)}'** before it started; it left the queue."
 
+    # Resume needs a complete checkpoint: promise it only when there is one (the run's own status says so too).
+    last = store.last_checkpoint(record.dir)
+    resume = f"Resume continues from {last.name}." if last else "No checkpoint was saved yet, so it cannot resume."
     if executors.remote_for(record):
         if force:
-            return (
-                f"■ **Cancelling the job of '{escape.md_inline(record.name)}'.** Resume continues from the "
-                f"last checkpoint it pushed."
-            )
+            return f"■ **Cancelling the job of '{escape.md_inline(record.name)}'.** {resume}"
         return (
             f"… **Stopping '{escape.md_inline(record.name)}':** the job finishes this step, saves and pushes the "
             "adapter, and the studio downloads it (this takes a minute or more)."
         )
     if force:
-        return (
-            f"■ **Force-stopped '{escape.md_inline(record.name)}'.** The process tree was killed; Resume "
-            f"continues from the last checkpoint."
-        )
+        return f"■ **Force-stopped '{escape.md_inline(record.name)}'.** The process tree was killed. {resume}"
     return (
         f"… **Stopping '{escape.md_inline(record.name)}':** it finishes this step, then saves a checkpoint "
         f"and the adapter."

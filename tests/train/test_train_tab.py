@@ -344,6 +344,7 @@ def test_admin_password_lets_another_browser_force_stop(sleeper_run, monkeypatch
     assert "cannot stop" in train_actions.stop_run(view, OTHER, "wrong")
     message = train_actions.force_stop_run(view, OTHER, "s3cret")
     assert "Force-stopped" in message
+    assert "No checkpoint was saved yet, so it cannot resume." in message  # no Resume is promised without one
     record = store.get_run(sleeper_run.run_id)
     assert record.state == "stopped" and not supervisor.pid_alive(record.status.get("pid"), record.dir)
     shown = train_live.render(train_live.open_view(record.run_id), OTHER)
