@@ -222,7 +222,22 @@ def _form_of_run(record, new_name: bool) -> dict[str, Any]:
     return {
         **_form_updates(dict(zip(FORM_FIELDS, form_values(config)))),
         "hidden": {key: config.get(key) for key in HIDDEN_FIELDS if key in config},
+        **_where_of_run(record),
     }
+
+
+def _where_of_run(record) -> dict[str, Any]:
+    """Where the run trained, for the form: a Jobs run's flavour and cost cap (so training it again does not
+    quietly go to this machine), else this machine."""
+    job = (record.status or {}).get("job") or {}
+    if executors.remote_for(record) and job.get("flavor"):
+        cap = job.get("max_cost_usd")
+        return {
+            "where": executors.HF_JOBS,
+            **choose_where(executors.HF_JOBS, job["flavor"]),
+            **({"max_cost": cap} if isinstance(cap, (int, float)) else {}),
+        }
+    return {"where": executors.LOCAL, **choose_where(executors.LOCAL, None)}
 
 
 def train_again(view: dict) -> dict[str, Any]:
@@ -411,6 +426,10 @@ def _flavor_update(current: str | None, refresh: bool = False):
             + note
         )
     return {"flavor": gr.update(choices=choices, value=value), "jobs_note": shown(note)}
+
+
+# The radio and what choosing it changes (choose_where's outputs).
+WHERE_PARTS = ("where", "jobs_box", "flavor", "jobs_note", "start_button")
 
 
 def choose_where(where: str | None, current_flavor: str | None):

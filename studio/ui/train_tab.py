@@ -338,8 +338,10 @@ def build(shared: Shared) -> None:
         dataset_info=dataset_info,
         upload_message=upload_message,
         assistant_note=assistant_note,
+        where=where,
         jobs_box=jobs_box,
         flavor=flavor,
+        max_cost=max_cost,
         jobs_note=jobs_note,
         start_button=start_button,
         preflight=preflight_md,
@@ -374,7 +376,10 @@ def build(shared: Shared) -> None:
         tabs=shared.tabs,
     )
     live = page.pick(*train_live.LIVE_VIEW)
-    form_fill = page.pick(*train_form.FORM_FIELDS, "hidden", "prefill_note", "dataset_info")
+    # A run's settings include where it trained: train again / a reload restores a Jobs run's flavour and cap too.
+    form_fill = page.pick(
+        *train_form.FORM_FIELDS, "hidden", "prefill_note", "dataset_info", *train_form.WHERE_PARTS, "max_cost"
+    )
     checked = page.pick("preflight", "cli", "config_json")
     started_parts = page.pick("preflight", "cli", "config_json", "start_message", "view", "prefill_note")
 
@@ -404,7 +409,7 @@ def build(shared: Shared) -> None:
     # Where to train: looking is free; the flavour list and a Jobs run use the server's token, so the logic
     # (studio.jobs.executor.require_operator) refuses everyone but an operator, whichever handler asks.
     where_inputs = [where, flavor, max_cost]
-    where_parts = page.pick("jobs_box", "flavor", "jobs_note", "start_button")
+    where_parts = page.pick(*train_form.WHERE_PARTS[1:])
     where.change(
         wired(access.LOOK, where_parts, train_form.choose_where), [where, flavor], where_parts.outputs(), **private
     )

@@ -36,7 +36,7 @@ def test_check_shows_time_cost_cap_and_the_equivalent_command(remote_env, tiny_r
     markdown, command = checked["preflight"], checked["cli"]
     assert "Runs on Hugging Face Jobs" in markdown and "Cost: about" in markdown and "Cap: **$2.00**" in markdown
     assert command.endswith("--executor hf-jobs --flavor cpu-basic --max-cost 2")
-    markdown = train_form.check_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 0.00001)["preflight"]
+    markdown = train_form.check_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 0.0005)["preflight"]
     assert "above the cap" in markdown
 
 
@@ -145,7 +145,7 @@ def test_an_operator_of_a_public_studio_may_send(remote_env, tiny_remote_config,
 
 def test_a_run_above_the_cap_is_not_sent(remote_env, tiny_remote_config):
     runs_before = {record.run_id for record in store.list_runs()}
-    outputs = train_form.start_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 0.00001, OWNER)
+    outputs = train_form.start_where(*form(tiny_remote_config()), {}, "hf-jobs", "cpu-basic", 0.0005, OWNER)
     assert "Not sent" in outputs["start_message"]
     assert {record.run_id for record in store.list_runs()} == runs_before
 
@@ -181,3 +181,22 @@ def test_a_remote_run_shows_its_job_cost_and_repo(remote_env, tiny_remote_config
     assert rows[ids.index(record.run_id)][3] == "running · Jobs t4-small"
     store.update_status(record.dir, status="failed", job_stage="ERROR")
     store.delete_run(record.run_id)
+
+
+def test_training_a_jobs_run_again_keeps_its_flavour_and_cap(remote_env, tiny_remote_config):
+    """Found in a walk: 'Train again' on a Jobs run switched the form to this machine, losing flavour and cap."""
+    remote = store.create_run(tiny_remote_config(name="sent before"), owner=OWNER)
+    store.update_status(
+        remote.dir, status="completed", executor="hf-jobs", job={"id": "j1", "flavor": "cpu-basic", "max_cost_usd": 2.5}
+    )
+    local = store.create_run(tiny_remote_config(name="here before"), owner=OWNER)
+    store.update_status(local.dir, status="completed")
+    try:
+        again = train_form.train_again(train_live.open_view(remote.run_id))
+        assert again["where"] == "hf-jobs" and again["jobs_box"]["visible"] is True
+        assert again["flavor"]["value"] == "cpu-basic" and again["max_cost"] == 2.5
+        again = train_form.train_again(train_live.open_view(local.run_id))
+        assert again["where"] == "local" and again["jobs_box"]["visible"] is False
+    finally:
+        store.delete_run(remote.run_id)
+        store.delete_run(local.run_id)
