@@ -79,7 +79,10 @@ class Relay:
         changed = {key: value for key, value in status.items() if self.sent_status.get(key) != value}
         now = time.monotonic()
         state_moved = "status" in changed
-        if changed and (force_status or state_moved or now - self.last_status_time >= STATUS_EVERY_SECONDS):
+        # With new events the status goes too (at most once a pump), so the progress bar keeps up with the charts;
+        # without, other changes (memory, speed) every STATUS_EVERY_SECONDS.
+        due = force_status or state_moved or bool(events) or now - self.last_status_time >= STATUS_EVERY_SECONDS
+        if changed and due:
             say("status", status=changed)
             self.sent_status.update(changed)
             self.last_status_time = now

@@ -37,3 +37,26 @@ def test_only_training_fields_of_the_status_travel():
         "best_eval_loss": 0.5,
     }
     assert protocol.relayed_status(status) == {"status": "running", "step": 4, "best_eval_loss": 0.5}
+
+
+def test_the_status_travels_with_new_events_so_progress_keeps_up_with_the_charts(tmp_path, capsys):
+    """Found in a walk: the progress bar said step 13 while the charts (fed by events) reached 16, because the
+    status was relayed only every 5 s."""
+    from studio.jobs.remote import Relay
+    from studio.train import store
+
+    store.update_status(tmp_path, status="running", step=1)
+    relay = Relay(tmp_path, first_seq=0)
+    relay.pump()
+    sent = [protocol.decode(line) for line in capsys.readouterr().out.splitlines()]
+    assert {"kind": "status", "status": {"status": "running", "step": 1}} in sent
+
+    store.append_event(tmp_path, {"type": "log", "step": 2, "loss": 1.0})
+    store.update_status(tmp_path, step=2)
+    relay.pump()  # well within 5 s of the last status line
+    sent = [protocol.decode(line) for line in capsys.readouterr().out.splitlines()]
+    assert [m["kind"] for m in sent] == ["event", "status"] and sent[1]["status"] == {"step": 2}
+
+    store.update_status(tmp_path, step=3)  # no new event: the status waits for its 5 s
+    relay.pump()
+    assert capsys.readouterr().out == ""
