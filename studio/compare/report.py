@@ -123,8 +123,13 @@ def training_facts(run: runs.RunInfo, events: list[dict] | None = None) -> str:
         parts.append(f"{int(step):,} of {int(total):,} steps" if _num(total) else f"{int(step):,} steps")
     epochs_done = max((e["epoch"] for e in events if _num(e.get("epoch"))), default=None)
     planned = config.get("epochs")
+    max_steps = config.get("max_steps")
+    if _num(max_steps) and max_steps > 0:  # max steps wins over epochs (the Trainer's rule): no epochs were planned
+        plan = f" (set by max steps {int(max_steps):,}, not by epochs)"
+    else:
+        plan = f" (planned {planned:g})" if _num(planned) else ""
     if epochs_done is not None:
-        parts.append(f"{epochs_done:.2g} epoch(s) done" + (f" (planned {planned:g})" if _num(planned) else ""))
+        parts.append(f"{epochs_done:.2g} epoch(s) done{plan}")
     elif _num(planned):
         parts.append(f"{planned:g} epoch(s) planned")
     manifest = data_store.read_manifest(run.dataset_dir) if run.dataset_dir else None

@@ -167,6 +167,9 @@ def test_report_states_the_automatic_learning_rate_and_dismissed_findings(tmp_pa
         "learning rate 0.001 (automatic for the model's size)"
     )
     assert "learning_rate=0.001 (automatic)" in items["Settings"]
+    run.config["max_steps"] = 40  # max steps win over epochs: 2.7 epochs of a run "planned" for 2 read as a bug
+    (run_dir / "events.jsonl").write_text(json.dumps({"type": "log", "step": 40, "epoch": 2.67, "loss": 1.5}) + "\n")
+    assert "2.7 epoch(s) done (set by max steps 40, not by epochs)" in dict(report.summary_items(run))["Training"]
     assert items["Data findings dismissed"] == "PII-SECRET (row 12) dismissed: a Wikimedia image path, not a secret"
     page, markdown = report.build(run, {}, [])
     assert "learning_rate=None" not in page and "a Wikimedia image path" in markdown
