@@ -80,6 +80,7 @@ def estimate(config, flavor: Flavor, max_cost: float | None, manifest: dict | No
         check_busy=False,
         cpu_gflops=cpu_gflops,
         available_gib=available_gib,
+        cpu_elsewhere=hardware.kind != "cuda",
     )
     report.checks = [check for check in report.checks if not _local_only(check, hardware)]
     if hardware.kind != "cuda" and report.tokens_per_s:
@@ -108,6 +109,7 @@ def estimate(config, flavor: Flavor, max_cost: float | None, manifest: dict | No
                 f"{format_usd(flavor.price_per_hour)}/h, billed by the second"
             )
         report.seconds = SETUP_SECONDS + train_seconds  # the report's "Estimated time" is the job's, setup included
+        report.time_parts = {"setup": float(SETUP_SECONDS), **(report.time_parts or {})}
     else:
         result.lines.append("Time and cost: unknown (no time estimate for this model or dataset)")
     if not price:

@@ -131,6 +131,7 @@ class Check:
 
 
 TIME_PARTS = (
+    ("setup", "installing the pinned packages and fetching the inputs (a Jobs guess)"),
     ("start", "start-up"),
     ("precision", "measuring this CPU's bf16 (first run only)"),
     ("warmup", "warm-up"),
@@ -371,9 +372,11 @@ def run_preflight(
     check_busy: bool = True,
     cpu_gflops: float | None = None,
     available_gib: float | None = None,
+    cpu_elsewhere: bool = False,
 ) -> Preflight:
     """Everything the Start button needs to know. `cpu_gflops` and `available_gib` replace this machine's
-    measured matmul peak and free memory (tests, and `--dry-run` for another machine)."""
+    measured matmul peak and free memory (tests, and `--dry-run` for another machine); `cpu_elsewhere`: the run
+    trains on another machine's CPU (a Jobs flavour), where this CPU's bf16 measurement says nothing."""
     report = Preflight(config=config)
     report.field_errors = config.validate()
     for name, text in report.field_errors.items():
@@ -388,7 +391,7 @@ def run_preflight(
     report.device = f"{len(hardware.gpus)} × {gpu.name}" if gpu else f"CPU ({hardware.cpu_cores} cores)"
 
     shape = _check_model(config, report)
-    report.precision = expected_precision(config, hardware)
+    report.precision = expected_precision(config, hardware, cpu_elsewhere)
     manifest = (
         manifest if manifest is not None else (read_manifest(config.dataset) if str(config.dataset).strip() else None)
     )
@@ -733,15 +736,22 @@ def _estimate(
         )
 
 
-def expected_precision(config: RunConfig, hardware) -> Any:
+def expected_precision(config: RunConfig, hardware, cpu_elsewhere: bool = False) -> Any:
     """The precision the worker will choose (studio.models.precision), from what is known without torch: the
-    GPU of `hardware` (its compute capability from the cost model's table), else this CPU's cached measurement."""
+    GPU of `hardware` (its compute capability from the cost model's table), else this CPU's cached measurement
+    (another machine's CPU: unmeasured, the run measures it at start)."""
     forced = config.bf16 if isinstance(config.bf16, bool) else None
     gpu = hardware.gpus[0] if hardware.kind == "cuda" and hardware.gpus else None
     if gpu:
         spec = cost.gpu_spec(gpu.name)
         device = precision.Device("cuda", gpu.name, spec.capability if spec else None, gpu.memory_gb)
         return precision.decide(device, forced)
+    if cpu_elsewhere:
+        chosen = precision.decide(precision.Device("cpu"), forced)
+        if forced is None:
+            reason = "the job measures its CPU's bf16 speed at start and trains in bf16 only if it is clearly faster"
+            chosen = replace(chosen, reason=reason)
+        return chosen
     threads = (
         config.torch_threads
         if isinstance(config.torch_threads, int) and config.torch_threads > 0

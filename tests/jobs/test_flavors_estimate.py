@@ -95,3 +95,21 @@ def test_the_job_installs_exactly_the_studio_pins(remote_env):
     script, args = package.job_command("someone/fine-tune-studio-run-x-inputs", "a" * 40)
     assert script == "python" and args[:2] == ["-c", package.BOOTSTRAP]
     assert all(len(part.encode()) < 255 for part in package.BOOTSTRAP.split("/"))  # see package.BOOTSTRAP
+
+
+def test_a_cpu_flavour_is_estimated_without_this_cpus_measurement_and_with_its_setup(
+    remote_env, tiny_remote_config, monkeypatch
+):
+    """The job's CPU is not this one: the estimate does not use this CPU's bf16 measurement (seen in a walk: a job
+    said fp32 then trained in bf16), and the time's parts include the install that the total counts."""
+    from studio.models import precision, precision_probe
+
+    measured_here = precision.CpuMeasurement(2.0, 1.0, (1.0,), (1.0,), tokens_per_step=512, threads=2)
+    monkeypatch.setattr(precision_probe, "cached_cpu_measurement", lambda *a, **k: measured_here)
+    cpu = flavors.list_flavors().get("cpu-basic")
+    result = estimate.estimate(tiny_remote_config(), cpu, max_cost=1.0)
+    chosen = result.report.precision
+    assert chosen.name == "fp32" and chosen.measured is None and "the job measures its CPU's bf16" in chosen.reason
+    assert result.report.time_parts["setup"] == estimate.SETUP_SECONDS
+    assert sum(result.report.time_parts.values()) == pytest.approx(result.report.seconds)
+    assert "installing the pinned packages" in result.report.markdown()
