@@ -127,7 +127,8 @@ def estimate(config, flavor: Flavor, max_cost: float | None, manifest: dict | No
             f"A cap of {format_usd(max_cost)} buys only {format_duration(max_cost / price)} on '{flavor.name}' "
             f"(at {format_usd(flavor.price_per_hour)}/h), less than the {format_duration(SHORTEST_JOB_SECONDS)} "
             "the studio gives a job at least.",
-            f"Raise the cap to at least {format_usd(price * SHORTEST_JOB_SECONDS)}.",
+            f"Raise the cap to at least {format_usd(max(price * SHORTEST_JOB_SECONDS, result.cost or 0.0))}"
+            + (" (the estimated cost)." if (result.cost or 0.0) > price * SHORTEST_JOB_SECONDS else "."),
         )
     else:
         result.timeout_seconds = int(max_cost / price)

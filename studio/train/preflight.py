@@ -133,7 +133,7 @@ class Check:
 TIME_PARTS = (
     ("setup", "installing the pinned packages and fetching the inputs (a Jobs guess)"),
     ("start", "start-up"),
-    ("precision", "measuring this CPU's bf16 (first run only)"),
+    ("precision", "measuring the CPU's bf16 speed (once per machine)"),
     ("warmup", "warm-up"),
     ("train", "training steps"),
     ("evaluation", "evaluations"),

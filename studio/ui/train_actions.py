@@ -29,10 +29,14 @@ def stop_run(view: dict, browser_id: str | None, admin_password: str | None, for
     if record.state == "stopped" and (record.status.get("error") or {}).get("message", "").startswith("Cancelled"):
         return f"■ **Cancelled '{escape.md_inline(record.name)}'** before it started; it left the queue."
 
-    # Resume needs a complete checkpoint: promise it only when there is one (the run's own status says so too).
+    # Resume needs a complete checkpoint: promise it only when there is one (the run's own status says so too). A
+    # Jobs run's checkpoints come home after the job ends; until then the last one it pushed counts.
+    remote = executors.remote_for(record)
     last = store.last_checkpoint(record.dir)
-    resume = f"Resume continues from {last.name}." if last else "No checkpoint was saved yet, so it cannot resume."
-    if executors.remote_for(record):
+    pushed = Path(str(record.status.get("job_last_upload") or "")).name if remote else ""
+    last_name = last.name if last else pushed
+    resume = f"Resume continues from {last_name}." if last_name else "No checkpoint was saved yet, so it cannot resume."
+    if remote:
         if force:
             return f"■ **Cancelling the job of '{escape.md_inline(record.name)}'.** {resume}"
         return (

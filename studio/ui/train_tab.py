@@ -410,7 +410,9 @@ def build(shared: Shared) -> None:
     # (studio.jobs.executor.require_operator) refuses everyone but an operator, whichever handler asks.
     where_inputs = [where, flavor, max_cost]
     where_parts = page.pick(*train_form.WHERE_PARTS[1:])
-    where.change(
+    # The user's choice only (.input): a form filled from a run (train again, a reload) sets where, flavour and cap
+    # together, and a .change here would then re-pick the flavour from a list the page had not loaded yet.
+    where.input(
         wired(access.LOOK, where_parts, train_form.choose_where), [where, flavor], where_parts.outputs(), **private
     )
     flavors = page.pick("flavor", "jobs_note")

@@ -200,3 +200,32 @@ def test_training_a_jobs_run_again_keeps_its_flavour_and_cap(remote_env, tiny_re
     finally:
         store.delete_run(remote.run_id)
         store.delete_run(local.run_id)
+
+
+def test_force_stopping_a_job_promises_resume_from_the_checkpoint_it_pushed(
+    remote_env, tiny_remote_config, monkeypatch
+):
+    """Found in a walk: a Jobs run's checkpoints reach the run folder only after the job ends, so the force-stop
+    message said 'cannot resume' beside a status offering Resume from checkpoint-12."""
+    from studio.train import executors
+
+    record = store.create_run(tiny_remote_config(name="pushed"), owner=OWNER)
+    store.update_status(
+        record.dir, status="running", executor="hf-jobs", job={"id": "j2", "flavor": "cpu-basic"}, job_stage="RUNNING"
+    )
+
+    class Remote:  # the job itself is not what this checks: only the message beside it
+        def stop(self, run, force=False, timeout=None):
+            return store.get_run(run.run_id)
+
+    original = executors.remote_for
+    monkeypatch.setattr(executors, "remote_for", lambda run: Remote() if run.run_id == record.run_id else original(run))
+    try:
+        view = train_live.open_view(record.run_id)
+        assert "No checkpoint was saved yet, so it cannot resume." in train_actions.force_stop_run(view, OWNER, None)
+        store.update_status(record.dir, job_last_upload="checkpoints/checkpoint-12")
+        message = train_actions.force_stop_run(view, OWNER, None)
+        assert "Cancelling the job" in message and "Resume continues from checkpoint-12." in message
+    finally:
+        store.update_status(record.dir, status="stopped")
+        store.delete_run(record.run_id)
