@@ -428,6 +428,13 @@ def job_may_run(record) -> bool:
     )
 
 
+def last_checkpoint(record) -> str | None:
+    """The last checkpoint the run's job pushed to its outputs repo (its files reach the run folder only when the
+    job ends): what a resume would continue from meanwhile."""
+    pushed = (record.status or {}).get("job_last_upload")
+    return Path(str(pushed)).name if pushed else None
+
+
 def before_delete(record) -> None:
     """Cancel the job unless it has certainly ended; refuse (raise) when that cannot be confirmed."""
     import signal

@@ -55,8 +55,8 @@ _remote: dict[str, object] = {}
 
 
 def register(name: str, manager) -> None:
-    """A remote executor: an object (or module) with submit, reconcile, stop, resume, before_delete, describe
-    and stop_timeout."""
+    """A remote executor: an object (or module) with submit, reconcile, stop, resume, before_delete, describe,
+    stop_timeout and last_checkpoint."""
     if name not in EXECUTORS or name == LOCAL:
         raise ValueError(f"unknown remote executor {name!r}")
     _remote[name] = manager

@@ -30,11 +30,10 @@ def stop_run(view: dict, browser_id: str | None, admin_password: str | None, for
         return f"■ **Cancelled '{escape.md_inline(record.name)}'** before it started; it left the queue."
 
     # Resume needs a complete checkpoint: promise it only when there is one (the run's own status says so too). A
-    # Jobs run's checkpoints come home after the job ends; until then the last one it pushed counts.
+    # remote run's checkpoints come home when its job ends; until then its executor knows the last one.
     remote = executors.remote_for(record)
     last = store.last_checkpoint(record.dir)
-    pushed = Path(str(record.status.get("job_last_upload") or "")).name if remote else ""
-    last_name = last.name if last else pushed
+    last_name = last.name if last else (remote.last_checkpoint(record) if remote else None)
     resume = f"Resume continues from {last_name}." if last_name else "No checkpoint was saved yet, so it cannot resume."
     if remote:
         if force:

@@ -214,7 +214,11 @@ def test_force_stopping_a_job_promises_resume_from_the_checkpoint_it_pushed(
         record.dir, status="running", executor="hf-jobs", job={"id": "j2", "flavor": "cpu-basic"}, job_stage="RUNNING"
     )
 
+    from studio.jobs import executor
+
     class Remote:  # the job itself is not what this checks: only the message beside it
+        last_checkpoint = staticmethod(executor.last_checkpoint)
+
         def stop(self, run, force=False, timeout=None):
             return store.get_run(run.run_id)
 
