@@ -123,12 +123,13 @@ def estimate(config, flavor: Flavor, max_cost: float | None, manifest: dict | No
             "Set a cost cap for the job (in US dollars).", "The job is stopped by Hugging Face when it reaches it."
         )
     elif max_cost / price < SHORTEST_JOB_SECONDS:
+        shortest = price * SHORTEST_JOB_SECONDS
+        needed = f"{format_usd(result.cost)} (the estimated cost)" if (result.cost or 0.0) > shortest else None
         report.error(
             f"A cap of {format_usd(max_cost)} buys only {format_duration(max_cost / price)} on '{flavor.name}' "
             f"(at {format_usd(flavor.price_per_hour)}/h), less than the {format_duration(SHORTEST_JOB_SECONDS)} "
             "the studio gives a job at least.",
-            f"Raise the cap to at least {format_usd(max(price * SHORTEST_JOB_SECONDS, result.cost or 0.0))}"
-            + (" (the estimated cost)." if (result.cost or 0.0) > price * SHORTEST_JOB_SECONDS else "."),
+            f"Raise the cap to at least {needed or format_usd(shortest)}.",
         )
     else:
         result.timeout_seconds = int(max_cost / price)
