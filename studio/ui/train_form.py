@@ -428,8 +428,8 @@ def _flavor_update(current: str | None, refresh: bool = False):
     return {"flavor": gr.update(choices=choices, value=value), "jobs_note": shown(note)}
 
 
-# The radio and what choosing it changes (choose_where's outputs).
-WHERE_PARTS = ("where", "jobs_box", "flavor", "jobs_note", "start_button")
+# What choosing where to train changes (choose_where's outputs).
+WHERE_OUTPUTS = ("jobs_box", "flavor", "jobs_note", "start_button")
 
 
 def choose_where(where: str | None, current_flavor: str | None):

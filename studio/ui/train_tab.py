@@ -378,7 +378,13 @@ def build(shared: Shared) -> None:
     live = page.pick(*train_live.LIVE_VIEW)
     # A run's settings include where it trained: train again / a reload restores a Jobs run's flavour and cap too.
     form_fill = page.pick(
-        *train_form.FORM_FIELDS, "hidden", "prefill_note", "dataset_info", *train_form.WHERE_PARTS, "max_cost"
+        *train_form.FORM_FIELDS,
+        "hidden",
+        "prefill_note",
+        "dataset_info",
+        "where",
+        *train_form.WHERE_OUTPUTS,
+        "max_cost",
     )
     checked = page.pick("preflight", "cli", "config_json")
     started_parts = page.pick("preflight", "cli", "config_json", "start_message", "view", "prefill_note")
@@ -409,7 +415,7 @@ def build(shared: Shared) -> None:
     # Where to train: looking is free; the flavour list and a Jobs run use the server's token, so the logic
     # (studio.jobs.executor.require_operator) refuses everyone but an operator, whichever handler asks.
     where_inputs = [where, flavor, max_cost]
-    where_parts = page.pick(*train_form.WHERE_PARTS[1:])
+    where_parts = page.pick(*train_form.WHERE_OUTPUTS)
     # The user's choice only (.input): a form filled from a run (train again, a reload) sets where, flavour and cap
     # together, and a .change here would then re-pick the flavour from a list the page had not loaded yet.
     where.input(
