@@ -211,10 +211,12 @@ def measure(config) -> dict:
     parts = {"steps": [], "evals": [], "saves": []}
     kinds = {"log": "steps", "eval": "evals", "checkpoint": "saves"}
     mark = began
+    ends: list[tuple[float, str]] = []  # (end time, part) of each stretch, for the RSS by part
     for event in events:
         kind = kinds.get(event.get("type"))
         if kind is None or event["time"] < began:
             continue
+        ends.append((event["time"], kind))
         # A step's compute follows its padded positions (the worker's count), not its real tokens: the length-grouped
         # sampler puts the longest batch first, and per real token it costs the most.
         work = event.get("num_positions") or event.get("num_tokens")
@@ -222,7 +224,7 @@ def measure(config) -> dict:
         mark = event["time"]
     steps = parts["steps"]
     return {
-        "rss_by_part": rss_by_part(rss_points, events, began),
+        "rss_by_part": rss_by_part(rss_points, ends, began),
         "wall": ended - launched,
         "start": began - launched,
         "start_cpu": timeline.cpu_between(launched, began),
@@ -248,11 +250,9 @@ def measure(config) -> dict:
     }
 
 
-def rss_by_part(points: list[tuple[float, float]], events: list[dict], began: float) -> dict[str, float]:
-    """The highest RSS sampled in each part of the run (start-up, training steps, evaluations, checkpoints, the
-    end), so a peak that differs between runs of one config can be placed."""
-    kinds = {"log": "steps", "eval": "evaluations", "checkpoint": "checkpoints"}
-    ends = sorted((e["time"], kinds[e["type"]]) for e in events if e.get("type") in kinds and e["time"] >= began)
+def rss_by_part(points: list[tuple[float, float]], ends: list[tuple[float, str]], began: float) -> dict[str, float]:
+    """The highest RSS sampled in each part of the run (start-up, steps, evals, saves, the end; `ends`: when each
+    stretch of the loop ended, in order), so a peak that differs between runs of one config can be placed."""
     highest: dict[str, float] = {}
     for when, rss in points:
         part = "start-up" if when < began else next((kind for end, kind in ends if when <= end), "end")
