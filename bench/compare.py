@@ -4,7 +4,9 @@
 
 Without --run it builds a LoRA adapter (r=8, all linear layers, random non-zero weights) for the
 bundled SmolLM2 in a temporary folder: memory and speed do not depend on what the adapter learned.
-Each memory figure is measured in its own subprocess (peak RSS, ru_maxrss). Prints figures, asserts nothing.
+Each memory figure is measured in its own subprocess (peak RSS, ru_maxrss). The one-copy subprocess also times an
+evaluation as the Compare tab runs it (the bundled sample's last EVAL_PROMPTS rows, base and tuned, default
+settings). Prints figures, asserts nothing.
 `--save FILE` writes the figures as JSON; `--previous FILE` prints an earlier run's figures beside them (before/after).
 """
 
@@ -22,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PROMPT = [{"role": "user", "content": "Explain in two sentences why the sky is blue."}]
+EVAL_PROMPTS = 13  # as many as the first-run demo evaluates (the sample's validation split)
 
 
 def _rss_mb() -> float:
@@ -71,10 +74,12 @@ def child_one_copy(target: str, tokens: int) -> dict:
     import gc
 
     gc.collect()
+    after = _rss_mb()
     return {
         "baseline_mb": baseline,
         "peak_mb": _peak_mb(),
-        "after_mb": _rss_mb(),
+        "after_mb": after,
+        "evaluation": time_evaluation(session),
         "columns": [
             {
                 "label": c.label,
@@ -84,6 +89,21 @@ def child_one_copy(target: str, tokens: int) -> dict:
             }
             for c in last
         ],
+    }
+
+
+def time_evaluation(session) -> dict:
+    """Seconds of an evaluation as the Compare tab runs it, on prompts with references from the bundled sample."""
+    from studio.compare import evaluate, runs
+    from studio.data import store
+
+    prompts = runs.read_prompt_file(store.SAMPLES_DIR / "assistant_style.jsonl")[-EVAL_PROMPTS:]
+    started = time.perf_counter()
+    result = evaluate.evaluate(session, prompts, "bundled sample")
+    return {
+        "seconds": time.perf_counter() - started,
+        "prompts": len(result["rows"]),
+        "max_new_tokens": result["settings"]["max_new_tokens"],
     }
 
 
@@ -170,6 +190,7 @@ def main() -> None:
         "ratio_whole": one["peak_mb"] / two["peak_mb"],
         "ratio_above_imports": above_one / above_two,
         "ratio_steady": one["after_mb"] / two["after_mb"],
+        "evaluation_s": one["evaluation"]["seconds"],
     }
     previous = json.loads(Path(args.previous).read_text(encoding="utf-8")) if args.previous else {}
 
@@ -200,6 +221,12 @@ def main() -> None:
     )
     if args.save:
         Path(args.save).write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
+    evaluation = one["evaluation"]
+    print(
+        f"\nEvaluation as the Compare tab runs it ({evaluation['prompts']} prompts of the bundled sample, base and "
+        f"tuned, default settings, answers up to {evaluation['max_new_tokens']} tokens, {args.threads} torch "
+        f"thread(s)): {evaluation['seconds']:.1f} s{beside('evaluation_s', '.1f')}"
+    )
     print(
         f"\nStreaming, both columns interleaved token by token, {args.threads} torch thread(s), greedy, "
         f"{args.tokens} new tokens max:"

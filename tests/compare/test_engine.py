@@ -327,3 +327,52 @@ def test_an_answer_that_ends_at_once_says_so_instead_of_waiting(tiny_run_dir, mo
     assert column.done and column.generated == [] and column.finish_reason == "eos"
     assert column.stats_line() == "no answer: the model ended its reply at once (0 tokens)"
     assert engine.ColumnState("Base", None, []).stats_line() == "waiting…"
+
+
+def test_base_and_tuned_passes_in_any_order_each_get_their_own_weights(tiny_run_dir, monkeypatch):
+    """The adapter layers are switched only when the column changes (PEFT's per-pass switch cost ~70 ms a token),
+    so the order of passes must not leak one column's mode into the next."""
+    import torch
+
+    session = engine.open_session(str(tiny_run_dir))
+    shared = session.engine
+    ids = torch.tensor([shared.prompt_ids(PROMPT)])
+    switches = []
+    lora_model = shared.model.base_model
+    for name in ("disable_adapter_layers", "enable_adapter_layers"):
+        original = getattr(lora_model, name)
+        monkeypatch.setattr(lora_model, name, lambda original=original, name=name: (switches.append(name), original()))
+
+    def logits(adapter):
+        with torch.inference_mode(), shared.using(adapter) as model:
+            return model(input_ids=ids).logits
+
+    order = [session.tuned, engine.BASE, engine.BASE, session.tuned, session.tuned, engine.BASE]
+    results = [logits(adapter) for adapter in order]
+    base, tuned = results[1], results[0]
+    assert (tuned - base).abs().max() > 1e-3
+    for adapter, result in zip(order, results):
+        assert torch.equal(result, base if adapter is engine.BASE else tuned)
+    assert switches.count("disable_adapter_layers") == 2  # once per change to the base column, not per pass
+    assert switches.count("enable_adapter_layers") <= 2
+
+
+def test_nucleus_sampling_reads_the_same_nucleus_as_a_full_sort():
+    """The most likely tokens are partially sorted first (a full sort of the vocabulary per token was a fifth of an
+    evaluation); the tokens that can be drawn must be exactly those of the full sort."""
+    import torch
+
+    settings = engine.Settings(temperature=1.0, top_p=0.9, top_k=0, repetition_penalty=1.0)
+    generator = torch.Generator().manual_seed(0)
+    peaked = torch.randn(5000, generator=generator) * 4  # the nucleus is a few tokens: read from the head
+    flat = torch.randn(5000, generator=generator) * 0.1  # the nucleus is most of the vocabulary: a full sort
+    for logits in (peaked, flat):
+        probs = torch.softmax(logits, dim=-1)
+        sorted_probs, order = torch.sort(probs, descending=True)
+        nucleus = set(order[(torch.cumsum(sorted_probs, dim=-1) - sorted_probs) < 0.9].tolist())
+        head, head_order = engine._most_likely_first(probs, 0.9)
+        kept = set(head_order[(torch.cumsum(head, dim=-1) - head) < 0.9].tolist())
+        assert kept == nucleus
+        picks = {engine.pick_token(logits, settings, torch.Generator().manual_seed(seed)) for seed in range(200)}
+        assert picks <= nucleus and len(picks) > 1
+    assert len(engine._most_likely_first(torch.softmax(peaked, dim=-1), 0.9)[0]) == engine.NUCLEUS_HEAD
