@@ -1,8 +1,8 @@
 """One copy of the base weights, any number of LoRA adapters on top, streamed side by side.
 
 The base model is loaded once per base reference and wrapped with PEFT. The tuned column runs
-with its adapter active; the base column runs inside `model.disable_adapter()`, so both answers
-come from the same weights in memory. A full fine-tune has no adapter: its whole model is loaded
+with its adapter active; the base column runs with the adapter layers turned off (Engine._switch), so both
+answers come from the same weights in memory. A full fine-tune has no adapter: its whole model is loaded
 beside the base (one at a time, MAX_WHOLE_MODELS), the only case that holds two copies.
 Generation is our own token loop over a KV cache per column, stepping the columns in turn, so
 every column streams while the others do.
