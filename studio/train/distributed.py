@@ -200,28 +200,29 @@ def peer_lost(error: dict | None) -> bool:
 def root_cause(ranks: dict[int, dict], vanished: dict[int, float], processes: int) -> tuple[int, str, str] | None:
     """The rank whose failure ended the run and why: (rank, message, hint), or None when no rank failed.
 
-    A rank's own error comes first (the earliest, when several); then a rank that vanished without recording an
-    end (killed, or the machine ran out of memory); a rank that only lost its peers is the cause only when no other
-    rank says more."""
+    `vanished` maps a rank that ended without recording how (killed, or the machine ran out of memory) to the last
+    time it was seen alive. The earliest failure is the cause: a rank's own error at the time it recorded it, a
+    vanished rank at the last time it was seen alive. When a rank dies, its peers fail a moment later with errors
+    that do not always name the lost connection (a collective that was already under way, DDP's reducer), so the
+    order in time decides, not the words. A rank whose error only says it lost its peers is the cause only when
+    nothing else failed."""
     own, lost = [], []
     for rank, record in ranks.items():
         if record.get("ended") != "failed":
             continue
         error = record.get("error") or {}
         (lost if peer_lost(error) else own).append((record.get("time", 0.0), rank, error))
-    if own:
-        _, rank, error = min(own)
-        return rank, error.get("message") or "Training failed.", error.get("hint") or "The details are in log.txt."
-    if vanished:
-        rank = min(vanished, key=vanished.get)
+    first_own = min(own) if own else None
+    first_vanished = min(vanished, key=vanished.get) if vanished else None
+    if first_vanished is not None and (first_own is None or vanished[first_vanished] < first_own[0]):
         return (
-            rank,
-            f"Process {rank + 1} of {processes} (rank {rank}) ended without a word: it was killed, or the machine "
-            "ran out of memory.",
+            first_vanished,
+            f"Process {first_vanished + 1} of {processes} (rank {first_vanished}) ended without a word: it was "
+            "killed, or the machine ran out of memory.",
             "Resume continues from the last checkpoint; if memory is short, lower the batch size or max length.",
         )
-    if lost:
-        _, rank, error = min(lost)
+    if first_own is not None or lost:
+        _, rank, error = first_own or min(lost)
         return rank, error.get("message") or "Training failed.", error.get("hint") or "The details are in log.txt."
     return None
 
@@ -246,11 +247,20 @@ def supervise(run_dir: Path) -> int:
     started = accelerate_command(run_dir)
     print(f"[studio] {process_count(config, gpus)} processes: {' '.join(started)}", flush=True)
     launcher = subprocess.Popen(started, stdin=subprocess.DEVNULL, start_new_session=True)
-    vanished: dict[int, float] = {}
-    while launcher.poll() is None:
+    seen_alive: dict[int, float] = {}  # rank → the last time it was seen alive
+    vanished: dict[int, float] = {}  # rank → the last time it was seen alive before it was found gone
+    while True:
+        running = launcher.poll() is None
         for rank, record in store.read_ranks(run_dir).items():
-            if rank not in vanished and "ended" not in record and not store.worker_alive(record.get("pid"), run_dir):
-                vanished[rank] = time.time()
+            if rank in vanished or "ended" in record:
+                continue
+            looked_at = time.time()
+            if store.worker_alive(record.get("pid"), run_dir):
+                seen_alive[rank] = looked_at
+            else:
+                vanished[rank] = seen_alive.get(rank, record.get("started", looked_at))
+        if not running:
+            break
         time.sleep(POLL_SECONDS)
     code = launcher.returncode
     ranks = store.read_ranks(run_dir)

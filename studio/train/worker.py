@@ -319,20 +319,20 @@ def make_callback(run_dir: Path, config: RunConfig):
 
 
 def _stop_requested(args) -> bool:
-    """The stop flag, agreed across processes under DDP so every rank stops at the same step."""
+    """The stop flag, agreed across processes under DDP so every rank stops at the same step.
+
+    A failed all_reduce is not swallowed: it means a peer is gone, the process group is broken, and its error
+    ("Connection closed by peer") names the cause better than the next collective's would."""
     flag = _state["stop"]
-    try:
-        import torch.distributed as dist
+    import torch.distributed as dist
 
-        if dist.is_available() and dist.is_initialized():
-            import torch
+    if dist.is_available() and dist.is_initialized():
+        import torch
 
-            tensor = torch.tensor([1 if flag else 0], device=args.device)
-            dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-            flag = bool(tensor.item())
-            _state["stop"] = _state["stop"] or flag
-    except Exception:  # noqa: BLE001 - never let the stop check break training
-        pass
+        tensor = torch.tensor([1 if flag else 0], device=args.device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        flag = bool(tensor.item())
+        _state["stop"] = _state["stop"] or flag
     return flag
 
 

@@ -82,10 +82,31 @@ def test_a_killed_rank_fails_the_run_with_that_rank_named(tiny_config):
     os.kill(store.read_ranks(record.dir)[1]["pid"], signal.SIGKILL)
     record = supervisor.wait(record.run_id, timeout=WAIT)
     assert record.state == "failed", (record.status, log_of(record))
-    assert record.status["failed_rank"] == 1
+    assert record.status["failed_rank"] == 1, (record.status, store.read_ranks(record.dir), log_of(record))
     assert "rank 1" in record.status["error"]["message"] and "killed" in record.status["error"]["message"]
     wait_for(lambda: no_rank_left(record), timeout=60)
     assert not psutil.pid_exists(record.status["pid"]) or not store.worker_alive(record.status["pid"], record.dir)
+
+
+def _failed(at: float, message: str) -> dict:
+    return {"pid": 1, "ended": "failed", "time": at, "error": {"message": message, "hint": "h"}}
+
+
+def test_the_earliest_failure_is_the_cause_whatever_words_the_others_use():
+    """A killed rank's peers fail a moment later, not always with words that say they lost it (CI once saw rank 0
+    named for a SIGKILL of rank 1): the order in time decides."""
+    unclear = "Training failed: RuntimeError: Expected to have finished reduction in the prior iteration"
+    rank, message, _ = distributed.root_cause({0: _failed(101.0, unclear), 1: {"pid": 2}}, {1: 100.6}, 2)
+    assert rank == 1 and "rank 1" in message and "killed" in message
+    # A rank's own error before another rank vanished (the launcher's SIGKILL 30 s later) stays the cause.
+    rank, message, _ = distributed.root_cause({0: _failed(100.0, "The disk is full"), 1: {"pid": 2}}, {1: 130.0}, 2)
+    assert (rank, message) == (0, "The disk is full")
+    # Lost peers are the cause only when nothing else failed; then the earliest of them.
+    lost = "RuntimeError: [gloo/pair.cc:553] Connection closed by peer"
+    ranks = {0: _failed(100.0, lost), 1: _failed(99.0, lost), 2: _failed(101.0, "ValueError: bad row")}
+    assert distributed.root_cause(ranks, {}, 3)[0] == 2
+    assert distributed.root_cause({0: _failed(100.0, lost), 1: _failed(99.0, lost)}, {}, 2)[0] == 1
+    assert distributed.root_cause({0: {"pid": 1, "ended": "completed"}}, {}, 1) is None
 
 
 @pytest.mark.parametrize("strategy", ["deepspeed-zero2", "deepspeed-zero3"])
