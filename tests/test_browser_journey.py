@@ -9,14 +9,9 @@ import re
 
 import pytest
 
+from tests.browser import until
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _until(page, condition: str, timeout: float = 120_000) -> None:
-    page.wait_for_function(
-        "() => { const text = (s) => document.querySelector(s)?.innerText || ''; return " + condition + "; }",
-        timeout=timeout,
-    )
 
 
 def _selected_tab(page) -> str:
@@ -36,7 +31,7 @@ def test_first_run_path_reload_and_second_browser(browser, app_url, page, tiny_m
     assert "Should you fine-tune" in page.inner_text("#decide-intro") or page.locator("#decide-recommendation").count()
     page.screenshot(path=str(output_dir / "journey-1-decide.png"), full_page=False)
     page.click("#decide-use-settings")
-    _until(page, "document.querySelector('[role=tab][aria-selected=true]')?.innerText.includes('Data')")
+    until(page, "document.querySelector('[role=tab][aria-selected=true]')?.innerText.includes('Data')")
 
     # Data: the bundled sample, checked with the tiny model's tokenizer, fixed and split.
     _choose_model(page, "#data-model", tiny)
@@ -44,22 +39,22 @@ def test_first_run_path_reload_and_second_browser(browser, app_url, page, tiny_m
     page.wait_for_selector("#data-verdict [data-verdict]:not([data-verdict=none])", timeout=180_000)
     assert re.search(r"Ready", page.inner_text("#data-verdict")), page.inner_text("#data-verdict")
     page.click("#data-fix-btn")
-    _until(page, "text('#data-fix-result').includes('Saved')", timeout=180_000)
+    until(page, "text('#data-fix-result').includes('Saved')", timeout=180_000)
     page.screenshot(path=str(output_dir / "journey-2-data.png"), full_page=False)
     page.click("#data-next-btn")
-    _until(page, "document.querySelector('[role=tab][aria-selected=true]')?.innerText.includes('Train')")
+    until(page, "document.querySelector('[role=tab][aria-selected=true]')?.innerText.includes('Train')")
 
     # Train: the saved dataset is pre-selected; the tiny model, a short high-rate run.
-    _until(page, "text('#train-dataset-info').toLowerCase().includes('rows')")
+    until(page, "text('#train-dataset-info').toLowerCase().includes('rows')")
     _choose_model(page, "#train-model", tiny)
     page.locator("#train-max-steps input").fill("120")
     page.locator("#train-lr input").fill("0.01")
     page.locator("#train-name").get_by_role("textbox").fill("journey run")
     page.click("#train-start")
-    _until(page, "text('#train-start-message').includes('Started')")
-    _until(page, "text('#train-start-message').includes('Started')")
-    _until(page, "text('#train-run-header').includes('journey run')")
-    _until(page, "/running|completed/.test(text('#train-progress'))", timeout=180_000)
+    until(page, "text('#train-start-message').includes('Started')")
+    until(page, "text('#train-start-message').includes('Started')")
+    until(page, "text('#train-run-header').includes('journey run')")
+    until(page, "/running|completed/.test(text('#train-progress'))", timeout=180_000)
 
     # A second browser is another session: it sees the run as busy and cannot stop it.
     other = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -68,10 +63,10 @@ def test_first_run_path_reload_and_second_browser(browser, app_url, page, tiny_m
         intruder.set_default_timeout(60_000)
         intruder.goto(app_url)
         intruder.get_by_role("tab", name="Train").click()
-        _until(intruder, "text('#train-run-header').includes('journey run')")
+        until(intruder, "text('#train-run-header').includes('journey run')")
         state = intruder.inner_text("#train-progress")
         if "running" in state:
-            _until(intruder, "text('#train-status').includes('Busy')")
+            until(intruder, "text('#train-status').includes('Busy')")
             # Its controls are not offered (the supervisor refuses such a stop too: tests/train).
             assert not intruder.locator("#train-stop").is_visible()
             assert not intruder.locator("#train-delete").is_visible()
@@ -83,17 +78,17 @@ def test_first_run_path_reload_and_second_browser(browser, app_url, page, tiny_m
     page.reload()
     page.wait_for_selector("#studio-tabs")
     page.get_by_role("tab", name="Train").click()
-    _until(page, "text('#train-run-header').includes('journey run')")
-    _until(page, "document.querySelector('#train-max-steps input')?.value === '120'")
+    until(page, "text('#train-run-header').includes('journey run')")
+    until(page, "document.querySelector('#train-max-steps input')?.value === '120'")
     assert page.locator("#train-lr input").input_value() == "0.01"
-    _until(page, "/completed/.test(text('#train-progress'))", timeout=600_000)
-    _until(page, "text('#train-loss-plot').includes('train loss')")
+    until(page, "/completed/.test(text('#train-progress'))", timeout=600_000)
+    until(page, "text('#train-loss-plot').includes('train loss')")
     page.screenshot(path=str(output_dir / "journey-3-train.png"), full_page=False)
 
     # Compare: opened from the run, both columns answer, the held-out evaluation shows the style.
     page.click("#train-open-compare")
-    _until(page, "document.querySelector('[role=tab][aria-selected=true]')?.innerText.includes('Compare')")
-    _until(page, "text('#compare-status').includes('Loaded')", timeout=180_000)
+    until(page, "document.querySelector('[role=tab][aria-selected=true]')?.innerText.includes('Compare')")
+    until(page, "text('#compare-status').includes('Loaded')", timeout=180_000)
     page.locator("#compare-input textarea").fill("What is the capital of France?")
     page.click("#compare-send")
     page.wait_for_function(
@@ -105,7 +100,7 @@ def test_first_run_path_reload_and_second_browser(browser, app_url, page, tiny_m
     assert base.strip() and tuned.strip() and base != tuned
     page.locator("#compare-eval-n input").fill("5")
     page.click("#compare-eval-run")
-    _until(page, "text('#compare-verdict').includes('Loss on the reference answers')", timeout=300_000)
+    until(page, "text('#compare-verdict').includes('Loss on the reference answers')", timeout=300_000)
     verdict = page.inner_text("#compare-verdict")
     summary = page.inner_text("#compare-eval-summary")
     # The tiny random model learns too little in two minutes to pick up "Ahoy!" (the bundled model

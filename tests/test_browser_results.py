@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import until
+
 pytestmark = pytest.mark.browser
 
 _factory_spec = importlib.util.spec_from_file_location(
@@ -22,13 +24,6 @@ _factory_spec.loader.exec_module(factory)
 
 RUN_ID = "results-blind"
 DISAGREE_ID = "results-disagree"
-
-
-def _until(page, condition: str, timeout: float = 120_000) -> None:
-    page.wait_for_function(
-        "() => { const text = (s) => document.querySelector(s)?.innerText || ''; return " + condition + "; }",
-        timeout=timeout,
-    )
 
 
 def _visible(page, selector: str) -> bool:
@@ -66,7 +61,7 @@ def _open(page, run_id):
     field.fill(run_id)
     field.press("Enter")
     page.click("#compare-open")
-    _until(page, "text('#compare-status').includes('Loaded')", timeout=180_000)
+    until(page, "text('#compare-status').includes('Loaded')", timeout=180_000)
 
 
 def test_the_verdict_when_loss_improves_but_overlap_and_votes_fall(blind_run, page, output_dir):
@@ -128,7 +123,7 @@ def test_the_verdict_when_loss_improves_but_overlap_and_votes_fall(blind_run, pa
     votes.finish(info, result, "voter-browser1")
 
     _open(page, DISAGREE_ID)
-    _until(page, "text('#compare-verdict').includes('Inconclusive')")
+    until(page, "text('#compare-verdict').includes('Inconclusive')")
     verdict = page.inner_text("#compare-verdict")
     assert "Better:" not in verdict
     assert "the measures disagree" in verdict and "the loss clearly improved" in verdict
@@ -146,7 +141,7 @@ def test_the_verdict_when_loss_improves_but_overlap_and_votes_fall(blind_run, pa
     # The report says the same.
     page.get_by_text("Report for stakeholders").click()
     page.click("#compare-report-build")
-    _until(page, "text('#compare-report-status').includes('Report saved')")
+    until(page, "text('#compare-report-status').includes('Report saved')")
     html_report = (copy / "compare" / "report.html").read_text()
     assert 'data-conclusion="inconclusive"' in html_report and "the measures disagree" in html_report
     assert "learning rate 0.005 (set by hand)" in html_report and "learning_rate=None" not in html_report
@@ -155,7 +150,7 @@ def test_the_verdict_when_loss_improves_but_overlap_and_votes_fall(blind_run, pa
 def _vote(page, choice_selector):
     before = page.inner_text("#compare-ab-voter")
     page.click(choice_selector)
-    _until(page, f"text('#compare-ab-voter') !== {json.dumps(before)}")
+    until(page, f"text('#compare-ab-voter') !== {json.dumps(before)}")
 
 
 def test_blind_ab_with_two_voters_and_a_second_browser(blind_run, page, browser, app_url, output_dir):
@@ -165,21 +160,21 @@ def test_blind_ab_with_two_voters_and_a_second_browser(blind_run, page, browser,
     page.get_by_text("Generation settings (the same for every column").click()
     assert "repetition penalty 1.1" in page.inner_text("#compare-settings-note")
     page.locator("#compare-greedy input").check()
-    _until(page, "text('#compare-settings-note').includes('greedy decoding')")
+    until(page, "text('#compare-settings-note').includes('greedy decoding')")
     page.locator("#compare-eval-n input").fill("4")
     page.locator("#compare-eval-tokens input[type=number]").fill("160")  # long enough to watch the progress
     page.locator("#compare-eval-tokens input[type=number]").press("Enter")
     page.locator("#compare-eval-run").scroll_into_view_if_needed()
     page.click("#compare-eval-run")
     # Progress shows once (on the verdict), not over the plot and the table as well.
-    _until(page, "document.body.innerText.includes('of 4:')", timeout=60_000)
+    until(page, "document.body.innerText.includes('of 4:')", timeout=60_000)
     shown = page.evaluate(
         "() => [...document.querySelectorAll('#compare-labelled *')].filter(e => e.children.length === 0"
         " && e.textContent.includes('of 4:') && e.offsetParent !== null).length"
     )
     page.screenshot(path=str(output_dir / "results-evaluation-running.png"), full_page=False)
     assert shown == 1, shown
-    _until(page, "text('#compare-verdict').includes('Inconclusive')", timeout=300_000)
+    until(page, "text('#compare-verdict').includes('Inconclusive')", timeout=300_000)
     assert "greedy decoding" in page.inner_text("#compare-eval-summary")
     saved = json.loads((run / "compare" / "eval.json").read_text())
     assert saved["settings"]["decoding"] == "greedy" and len(saved["rows"]) == 4
@@ -190,7 +185,7 @@ def test_blind_ab_with_two_voters_and_a_second_browser(blind_run, page, browser,
     page.wait_for_selector("#compare-blind", state="visible")
     assert not _visible(page, "#compare-eval-table") and not _visible(page, "#compare-tuned-chat")
     page.click("#compare-ab-start")
-    _until(page, "text('#compare-ab-prompt').includes('Prompt 1 of 4')")
+    until(page, "text('#compare-ab-prompt').includes('Prompt 1 of 4')")
     assert "Voter 1" in page.inner_text("#compare-ab-voter")
     visible_text = page.inner_text("body")
     assert "Tuned answer" not in visible_text and "Base answer" not in visible_text
@@ -201,12 +196,12 @@ def test_blind_ab_with_two_voters_and_a_second_browser(blind_run, page, browser,
     _vote(page, "#compare-vote-tie")
     # Voter 1 stops after two prompts: only those are revealed, and the ballot is closed.
     page.click("#compare-ab-reveal")
-    _until(page, "text('#compare-ab-prompt').includes('Ballot closed')")
+    until(page, "text('#compare-ab-prompt').includes('Ballot closed')")
     # Gradio's table is virtual (rows render as they scroll into view): its grid's row count, header included.
     rows_shown = (
         "Number(document.querySelector('#compare-ab-reveal-table [role=grid]')?.getAttribute('aria-rowcount')) - 1"
     )
-    _until(page, f"{rows_shown} === 2", timeout=30_000)
+    until(page, f"{rows_shown} === 2", timeout=30_000)
     assert page.locator("#compare-vote-a").is_disabled() and page.locator("#compare-vote-b").is_disabled()
     assert "95 % interval" in page.inner_text("#compare-ab-tally") or "only ties" in page.inner_text(
         "#compare-ab-tally"
@@ -215,13 +210,13 @@ def test_blind_ab_with_two_voters_and_a_second_browser(blind_run, page, browser,
 
     # Voter 2 at the same screen.
     page.click("#compare-ab-new-voter")
-    _until(page, "text('#compare-ab-voter').includes('Voter 2')")
+    until(page, "text('#compare-ab-voter').includes('Voter 2')")
     for _ in range(4):
         _vote(page, "#compare-vote-b")
-    _until(page, "text('#compare-ab-prompt').includes('All 4 prompts voted')")
+    until(page, "text('#compare-ab-prompt').includes('All 4 prompts voted')")
     page.click("#compare-ab-reveal")
-    _until(page, "text('#compare-ab-tally').includes('All 2 finished ballots')")
-    _until(page, f"{rows_shown} === 4", timeout=30_000)
+    until(page, "text('#compare-ab-tally').includes('All 2 finished ballots')")
+    until(page, f"{rows_shown} === 4", timeout=30_000)
 
     # A second browser has its own ballot.
     other = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -233,7 +228,7 @@ def test_blind_ab_with_two_voters_and_a_second_browser(blind_run, page, browser,
         _open(second, RUN_ID)
         second.locator("#compare-view").get_by_text("Blind A/B test").click()
         second.click("#compare-ab-start")
-        _until(second, "text('#compare-ab-voter').includes('Voter 3') && text('#compare-ab-voter').includes('0 of 4')")
+        until(second, "text('#compare-ab-voter').includes('Voter 3') && text('#compare-ab-voter').includes('0 of 4')")
         for text in labelled:
             assert (
                 not _visible(second, "#compare-labelled")
@@ -245,7 +240,7 @@ def test_blind_ab_with_two_voters_and_a_second_browser(blind_run, page, browser,
 
     # Back in the labelled view the verdict counts the two finished ballots.
     page.locator("#compare-view").get_by_text("Side by side").click()
-    _until(page, "text('#compare-verdict').includes('from 2 voter(s)')")
+    until(page, "text('#compare-verdict').includes('from 2 voter(s)')")
     box = json.loads((run / "compare" / "votes.json").read_text())
     assert len(box["ballots"]) == 3 and sum(1 for b in box["ballots"].values() if b["revealed_at"]) == 2
 
@@ -273,7 +268,7 @@ def test_a_question_answer_csv_is_mapped_fixed_and_trained(page, tiny_model_dir,
     page.wait_for_selector("#data-verdict [data-verdict=blocked]")
     # The mapping panel opens with a proposal and a preview of the converted rows.
     page.wait_for_selector("#data-mapping", state="visible")
-    _until(page, "text('#data-map-preview').includes('How do I reset the password of account 0?')")
+    until(page, "text('#data-map-preview').includes('How do I reset the password of account 0?')")
     assert page.locator("#data-map-user input").input_value() == "question"
     assert page.locator("#data-map-assistant input").input_value() == "answer"
     page.locator("#data-mapping").scroll_into_view_if_needed()
@@ -282,12 +277,12 @@ def test_a_question_answer_csv_is_mapped_fixed_and_trained(page, tiny_model_dir,
     page.wait_for_selector("#data-verdict [data-verdict=ready], #data-verdict [data-verdict=warnings]", timeout=120_000)
     assert "question→user, answer→assistant" in page.inner_text("#data-format")
     page.click("#data-fix-btn")
-    _until(page, "text('#data-fix-result').includes('Saved')", timeout=120_000)
+    until(page, "text('#data-fix-result').includes('Saved')", timeout=120_000)
     assert "built every row from the columns" in page.inner_text("#data-fix-result")
     page.screenshot(path=str(output_dir / "results-mapping-saved.png"), full_page=False)
     page.click("#data-next-btn")
-    _until(page, "document.querySelector('[role=tab][aria-selected=true]')?.innerText.includes('Train')")
-    _until(page, "text('#train-dataset-info').toLowerCase().includes('support-faq')")
+    until(page, "document.querySelector('[role=tab][aria-selected=true]')?.innerText.includes('Train')")
+    until(page, "text('#train-dataset-info').toLowerCase().includes('support-faq')")
 
     field = page.locator("#train-model input")
     field.fill(tiny)
@@ -295,10 +290,10 @@ def test_a_question_answer_csv_is_mapped_fixed_and_trained(page, tiny_model_dir,
     page.locator("#train-max-steps input").fill("6")
     page.locator("#train-name").get_by_role("textbox").fill("mapped faq run")
     page.click("#train-start")
-    _until(page, "text('#train-start-message').includes('Started')")
-    _until(page, "text('#train-run-header').includes('mapped faq run')")
-    _until(page, "/completed/.test(text('#train-progress'))", timeout=600_000)
-    _until(page, "text('#train-history').includes('mapped faq run')")
+    until(page, "text('#train-start-message').includes('Started')")
+    until(page, "text('#train-run-header').includes('mapped faq run')")
+    until(page, "/completed/.test(text('#train-progress'))", timeout=600_000)
+    until(page, "text('#train-history').includes('mapped faq run')")
     page.screenshot(path=str(output_dir / "results-mapping-trained.png"), full_page=False)
 
 
@@ -325,7 +320,7 @@ def test_a_dismissed_finding_no_longer_blocks(page, tiny_model_dir, output_dir, 
 
     page.locator("#data-findings [role=gridcell]", has_text="PII-SECRET").first.click()
     page.get_by_text("Dismiss a finding that is wrong for this data").click()
-    _until(page, "document.querySelector('#data-dismiss-row input')?.value === '8'")
+    until(page, "document.querySelector('#data-dismiss-row input')?.value === '8'")
     page.locator("#data-dismiss-reason textarea, #data-dismiss-reason input").first.fill(
         "AWS's documented example key, not a real secret"
     )
@@ -336,7 +331,7 @@ def test_a_dismissed_finding_no_longer_blocks(page, tiny_model_dir, output_dir, 
     page.locator("#data-dismiss").scroll_into_view_if_needed()
     page.screenshot(path=str(output_dir / "results-dismissed.png"), full_page=False)
     page.click("#data-fix-btn")
-    _until(page, "text('#data-fix-result').includes('Saved')", timeout=120_000)
+    until(page, "text('#data-fix-result').includes('Saved')", timeout=120_000)
     fixed = page.inner_text("#data-fix-result")
     assert "0 rejected" in fixed.replace("**", "") and "kept 1 dismissal" in fixed
 
@@ -347,46 +342,46 @@ def test_the_address_keeps_the_tab_and_the_run_across_a_reload(blind_run, page, 
     # Whichever of the two runs the page opens by itself, the address asks for the other one.
     names = {RUN_ID: "Pirate style", DISAGREE_ID: "Disagreeing evaluation"}
     page.get_by_role("tab", name="Train").click()
-    _until(page, "text('#train-run-header').length > 0 && !text('#train-run-header').includes('No run yet')")
+    until(page, "text('#train-run-header').length > 0 && !text('#train-run-header').includes('No run yet')")
     default = page.inner_text("#train-run-header")
     asked = RUN_ID if names[DISAGREE_ID] in default else DISAGREE_ID
     page.goto(f"{app_url}?tab=train&run={asked}")
-    _until(page, "document.querySelector('#tab-train')?.offsetParent !== null")
-    _until(page, f"text('#train-run-header').includes('{names[asked]}')", timeout=60_000)
+    until(page, "document.querySelector('#tab-train')?.offsetParent !== null")
+    until(page, f"text('#train-run-header').includes('{names[asked]}')", timeout=60_000)
 
     page.get_by_role("tab", name="Compare").click()
-    _until(page, "(document.querySelector('#compare-run input')?.value || '').length > 0", timeout=60_000)
+    until(page, "(document.querySelector('#compare-run input')?.value || '').length > 0", timeout=60_000)
     default = page.locator("#compare-run input").input_value()
     other = RUN_ID if names[DISAGREE_ID] in default else DISAGREE_ID
     page.goto(f"{app_url}?tab=compare&run={other}")
-    _until(page, "document.querySelector('#tab-compare')?.offsetParent !== null")
+    until(page, "document.querySelector('#tab-compare')?.offsetParent !== null")
     picked = f"document.querySelector('#compare-run input')?.value.includes('{names[other]}')"
-    _until(page, picked, timeout=60_000)
+    until(page, picked, timeout=60_000)
 
     page.goto(f"{app_url}?tab=train&run={asked}")
-    _until(page, f"text('#train-run-header').includes('{names[asked]}')", timeout=60_000)
+    until(page, f"text('#train-run-header').includes('{names[asked]}')", timeout=60_000)
     page.screenshot(path=str(output_dir / "address-train-run.png"), full_page=False)
 
     page.get_by_role("tab", name="Data").click()
-    _until(page, "new URL(location.href).searchParams.get('tab') === 'data'")
+    until(page, "new URL(location.href).searchParams.get('tab') === 'data'")
     assert new_url(page).get("run") == asked
     page.reload()
     page.wait_for_selector("#studio-tabs")
-    _until(page, "document.querySelector('#tab-data')?.offsetParent !== null")
+    until(page, "document.querySelector('#tab-data')?.offsetParent !== null")
     # A tab clicked at once after the reload stays: the page's slower load work (the run's live view, a few
     # seconds) does not take the visitor back to the address's tab (the browser opens that tab itself, at once).
     page.get_by_role("tab", name="Decide").click()
-    _until(page, "new URL(location.href).searchParams.get('tab') === 'decide'")
+    until(page, "new URL(location.href).searchParams.get('tab') === 'decide'")
     page.wait_for_timeout(6_000)
     assert page.evaluate("document.querySelector('#tab-decide')?.offsetParent !== null")
     assert new_url(page).get("tab") == "decide"
     page.click("#decide-use-settings")  # a handler switches the tab (no dataset yet: to Data); the address follows
-    _until(page, "document.querySelector('#tab-data')?.offsetParent !== null")
-    _until(page, "new URL(location.href).searchParams.get('tab') === 'data'")
+    until(page, "document.querySelector('#tab-data')?.offsetParent !== null")
+    until(page, "new URL(location.href).searchParams.get('tab') === 'data'")
 
     page.goto(f"{app_url}?tab=nowhere&run=../../etc")
     page.wait_for_selector("#studio-tabs")
-    _until(page, "document.querySelector('#tab-decide')?.offsetParent !== null")
+    until(page, "document.querySelector('#tab-decide')?.offsetParent !== null")
 
 
 def new_url(page) -> dict:

@@ -6,6 +6,7 @@ import re
 import pytest
 
 from studio import paths
+from tests.browser import until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -45,14 +46,6 @@ def _write_dataset(model_ref: str):
     return folder
 
 
-def _until(page, condition: str, timeout: float = 60_000) -> None:
-    """Wait for a JS condition over text(selector); elements of hidden panels may not exist yet."""
-    page.wait_for_function(
-        "() => { const text = (s) => document.querySelector(s)?.innerText || ''; return " + condition + "; }",
-        timeout=timeout,
-    )
-
-
 def test_start_watch_and_stop_a_run(page, tiny_model_dir, output_dir):
     from studio.train import store
 
@@ -63,7 +56,7 @@ def test_start_watch_and_stop_a_run(page, tiny_model_dir, output_dir):
     page.locator("#train-dataset-refresh").click()
     page.locator("#train-dataset input").click()
     page.get_by_role("option", name=re.compile("browser pirates")).click()
-    _until(page, "text('#train-dataset-info').includes('browser pirates')")
+    until(page, "text('#train-dataset-info').includes('browser pirates')")
 
     # The tiny model as a local folder (a custom value in the model dropdown).
     model_input = page.locator("#train-model input")
@@ -73,23 +66,23 @@ def test_start_watch_and_stop_a_run(page, tiny_model_dir, output_dir):
     page.locator("#train-name").get_by_role("textbox").fill("browser run")
 
     page.locator("#train-check").click()
-    _until(page, "text('#train-preflight').includes('Estimated time')")
+    until(page, "text('#train-preflight').includes('Estimated time')")
     preflight = page.inner_text("#train-preflight")
     assert "Steps:" in preflight and "2,000" in preflight
 
     page.locator("#train-start").click()
-    _until(page, "text('#train-start-message').includes('Started')")
+    until(page, "text('#train-start-message').includes('Started')")
 
     # Progress appears, then the loss chart with its traces.
-    _until(page, "/running/.test(text('#train-progress'))", timeout=180_000)
-    _until(page, "text('#train-loss-plot').includes('train loss (smoothed)')", timeout=180_000)
+    until(page, "/running/.test(text('#train-progress'))", timeout=180_000)
+    until(page, "text('#train-loss-plot').includes('train loss (smoothed)')", timeout=180_000)
     progress = page.inner_text("#train-progress")
     assert re.search(r"step \d+ / 2000", progress), progress
     assert "browser run" in page.inner_text("#train-run-header")
     page.screenshot(path=str(output_dir / "train-running.png"), full_page=True)
 
     page.locator("#train-stop").click()
-    _until(page, "/stopped/.test(text('#train-progress'))", timeout=180_000)
+    until(page, "/stopped/.test(text('#train-progress'))", timeout=180_000)
     assert "Stopped" in page.inner_text("#train-status")
     page.wait_for_selector("#train-resume", state="visible")
     page.screenshot(path=str(output_dir / "train-stopped.png"), full_page=True)

@@ -9,15 +9,9 @@ import re
 import pytest
 
 from studio import paths
+from tests.browser import until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _until(page, condition: str, timeout: float = 60_000) -> None:
-    page.wait_for_function(
-        "() => { const text = (s) => document.querySelector(s)?.innerText || ''; return " + condition + "; }",
-        timeout=timeout,
-    )
 
 
 def _write_dataset() -> str:
@@ -68,17 +62,17 @@ def test_send_a_run_to_jobs_watch_it_and_open_it_in_compare(page, remote_env, ti
     page.get_by_role("option", name=re.compile(r"CPU Basic \(cpu-basic\)")).click()
     page.locator("#train-max-cost input").fill("1")
     page.locator("#train-check").click()
-    _until(page, "text('#train-preflight').includes('Runs on Hugging Face Jobs')")
+    until(page, "text('#train-preflight').includes('Runs on Hugging Face Jobs')")
     preflight = page.inner_text("#train-preflight")
     assert "Cost: about" in preflight and "Cap: $1.00" in preflight
     page.screenshot(path=str(output_dir / "jobs-preflight.png"), full_page=True)
 
     page.locator("#train-start").click()
-    _until(page, "text('#train-start-message').includes('Sent')")
-    _until(page, "text('#train-start-message').includes('Sent')")
-    _until(page, "text('#train-status').includes('Hugging Face Jobs')", timeout=60_000)
-    _until(page, "/completed/.test(text('#train-progress'))", timeout=240_000)
-    _until(page, "text('#train-loss-plot').includes('train loss')", timeout=30_000)
+    until(page, "text('#train-start-message').includes('Sent')")
+    until(page, "text('#train-start-message').includes('Sent')")
+    until(page, "text('#train-status').includes('Hugging Face Jobs')", timeout=60_000)
+    until(page, "/completed/.test(text('#train-progress'))", timeout=240_000)
+    until(page, "text('#train-loss-plot').includes('train loss')", timeout=30_000)
     status = page.inner_text("#train-status")
     assert "Completed" in status and "cpu-basic" in status
     page.screenshot(path=str(output_dir / "jobs-completed.png"), full_page=True)
@@ -87,5 +81,5 @@ def test_send_a_run_to_jobs_watch_it_and_open_it_in_compare(page, remote_env, ti
     assert run.state == "completed" and run.adapter_dir is not None
 
     page.locator("#train-open-compare").click()
-    _until(page, "text('#compare-status').includes('browser jobs run')", timeout=120_000)
+    until(page, "text('#compare-status').includes('browser jobs run')", timeout=120_000)
     assert "Traceback" not in page.inner_text("body")

@@ -7,15 +7,9 @@ from __future__ import annotations
 import pytest
 
 from studio.ui.train_live import BROWSER_ID_KEY
+from tests.browser import until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _until(page, condition: str, timeout: float = 60_000) -> None:
-    page.wait_for_function(
-        "() => { const text = (s) => document.querySelector(s)?.innerText || ''; return " + condition + "; }",
-        timeout=timeout,
-    )
 
 
 def test_two_visitors_see_only_their_own_runs_and_the_shared_demo(browser, public_app, output_dir):
@@ -30,9 +24,9 @@ def test_two_visitors_see_only_their_own_runs_and_the_shared_demo(browser, publi
         try:
             page.goto(public_app.url)
             page.wait_for_selector("#studio-tabs")
-            _until(page, "text('#studio-access').includes('Public studio')")
+            until(page, "text('#studio-access').includes('Public studio')")
             page.get_by_role("tab", name="Train").click()
-            _until(page, f"text('#train-history').includes('{me.name}')")
+            until(page, f"text('#train-history').includes('{me.name}')")
             history = page.inner_text("#train-history")
             assert demo_name in history
             for hidden in (other.name, world.victim_run.name, *world.canaries):

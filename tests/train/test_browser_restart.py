@@ -19,18 +19,12 @@ from pathlib import Path
 import pytest
 
 from studio.train import store
+from tests.browser import until
 from tests.train.conftest import write_dataset  # (never import tests/conftest.py: it would make a second home)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _until(page, condition: str, timeout: float = 120_000) -> None:
-    page.wait_for_function(
-        "() => { const text = (s) => document.querySelector(s)?.innerText || ''; return " + condition + "; }",
-        timeout=timeout,
-    )
 
 
 def _free_port() -> int:
@@ -114,13 +108,13 @@ def test_killing_the_app_mid_run_loses_nothing(browser, tiny_model_dir, tmp_path
         checkpoint_every = page.get_by_label("Checkpoint every N steps")
         _type_into_fresh_field(checkpoint_every, "5")
         page.locator("#train-start").click()
-        _until(page, "text('#train-start-message').includes('Started')")
+        until(page, "text('#train-start-message').includes('Started')")
         # Without its checkpoints the run would have nothing to resume from: make sure the form's value arrived.
         assert json.loads((_run_dir(home) / "config.json").read_text())["save_steps"] == 5
-        _until(page, "/running/.test(text('#train-progress'))", timeout=180_000)
+        until(page, "/running/.test(text('#train-progress'))", timeout=180_000)
 
         # The app dies mid-run; the worker does not.
-        _until(page, "text('#train-loss-plot').includes('train loss')", timeout=180_000)
+        until(page, "text('#train-loss-plot').includes('train loss')", timeout=180_000)
         os.killpg(apps[0].pid, signal.SIGKILL)
         apps[0].wait()
         worker_pid = _status(home)["pid"]
@@ -133,8 +127,8 @@ def test_killing_the_app_mid_run_loses_nothing(browser, tiny_model_dir, tmp_path
         page.reload()
         page.wait_for_selector("#studio-tabs")
         page.get_by_role("tab", name="Train").click()
-        _until(page, "text('#train-run-header').includes('restart run')")
-        _until(page, "/running/.test(text('#train-progress'))")
+        until(page, "text('#train-run-header').includes('restart run')")
+        until(page, "/running/.test(text('#train-progress'))")
         page.wait_for_selector("#train-stop", state="visible")
         assert _status(home)["step"] > step_at_kill  # it kept training while the app was down
 
@@ -145,9 +139,9 @@ def test_killing_the_app_mid_run_loses_nothing(browser, tiny_model_dir, tmp_path
             time.sleep(0.5)
         assert store.checkpoints(_run_dir(home)), "no checkpoint was saved in 3 minutes"
         os.kill(worker_pid, signal.SIGKILL)
-        _until(page, "/interrupted|failed/.test(text('#train-progress'))", timeout=120_000)
+        until(page, "/interrupted|failed/.test(text('#train-progress'))", timeout=120_000)
         page.wait_for_selector("#train-resume", state="visible")
-        _until(page, "text('#train-loss-plot').includes('train loss')")
+        until(page, "text('#train-loss-plot').includes('train loss')")
         page.screenshot(path=str(output_dir / "restart-interrupted.png"), full_page=True)
         record = _status(home)
         assert record["status"] in ("interrupted", "failed")
@@ -159,19 +153,19 @@ def test_killing_the_app_mid_run_loses_nothing(browser, tiny_model_dir, tmp_path
 
         # Resume continues the step count from the last checkpoint; then a graceful stop.
         page.locator("#train-resume").click()
-        _until(page, "/running/.test(text('#train-progress'))", timeout=180_000)
+        until(page, "/running/.test(text('#train-progress'))", timeout=180_000)
         deadline = time.monotonic() + 120
         while _status(home)["step"] <= resumed_from and time.monotonic() < deadline:
             time.sleep(1)
         assert _status(home)["step"] > resumed_from and _status(home)["resumed_from"] == f"checkpoint-{resumed_from}"
         page.locator("#train-stop").click()
-        _until(page, "/stopped/.test(text('#train-progress'))", timeout=180_000)
+        until(page, "/stopped/.test(text('#train-progress'))", timeout=180_000)
         assert (_run_dir(home) / "adapter" / "adapter_config.json").is_file()
 
         # Nothing was lost: the dataset and the run are still listed.
         page.reload()
         page.get_by_role("tab", name="Train").click()
-        _until(page, "text('#train-history').includes('restart run')")
+        until(page, "text('#train-history').includes('restart run')")
         page.locator("#train-dataset input").click()
         assert page.get_by_role("option", name=re.compile("tiny sums")).count() == 1
         assert "Traceback" not in page.inner_text("body")
