@@ -15,7 +15,8 @@ The rules (each with its reason):
   training step clearly faster (>= CPU_MIN_SPEEDUP) AND, at the same weights, its loss within CPU_MAX_LOSS_GAP
   of fp32's and its gradient within CPU_MIN_GRADIENT_COSINE of fp32's direction;
   otherwise, or before it is measured, fp32. CPUs differ: an Intel Xeon with AMX runs bf16 matmuls ~3.6x
-  faster than fp32, an AMD EPYC without bf16 instructions ~10x slower.
+  faster than fp32, an AMD EPYC without bf16 instructions (AVX2 only) ~60x slower. Where a first look at the
+  model's matmuls finds bf16 emulated like that, the training steps are not timed at all (`steps_timed` False).
 - `forced` (RunConfig.bf16, `--bf16/--no-bf16`) wins: True = bf16 everywhere (noted when it is emulated);
   False = no bf16: fp16 mixed precision on a CUDA GPU with tensor cores, fp32 elsewhere.
 
@@ -71,6 +72,13 @@ class CpuMeasurement:
     machine: str = ""  # which CPU it was measured on (for the log)
     seconds: float = 0.0  # what the measurement itself cost
     busy: bool = False  # other work took the cores through the whole measurement: not cached, measured again next run
+    matmul_fp32_gflops: float = 0.0  # the first look: a matmul of the model's own widths in each precision
+    matmul_bf16_gflops: float = 0.0
+    steps_timed: bool = True  # False: the matmuls showed bf16 emulated, so no training step was timed
+
+    @property
+    def matmul_ratio(self) -> float:
+        return self.matmul_bf16_gflops / self.matmul_fp32_gflops if self.matmul_fp32_gflops > 0 else 0.0
 
     @property
     def speedup(self) -> float:
@@ -113,6 +121,24 @@ class CpuMeasurement:
             str(data.get("machine") or ""),
             float(data.get("seconds") or 0.0),
             bool(data.get("busy", False)),
+            float(data.get("matmul_fp32_gflops") or 0.0),
+            float(data.get("matmul_bf16_gflops") or 0.0),
+            bool(data.get("steps_timed", True)),
+        )
+
+    def figures(self) -> str:
+        """The measurement in one clause, for the decision's reason, preflight and the logs."""
+        if not self.steps_timed:
+            return (
+                f"a bf16 matmul of this model's widths {self.matmul_ratio:.2f}x as fast as fp32 "
+                f"({self.matmul_bf16_gflops:.1f} vs {self.matmul_fp32_gflops:.1f} GFLOP/s): this CPU emulates bf16, "
+                "so no training step was timed"
+            )
+        gap = "loss not finite in bf16" if self.loss_gap == float("inf") else f"loss within {self.loss_gap:.2%} of fp32"
+        return (
+            f"a bf16 training step {self.speedup:.2f}x as fast as fp32 ({self.bf16_step_s:.2f} s vs "
+            f"{self.fp32_step_s:.2f} s), {gap}, gradient cosine {self.gradient_cosine:.4f}"
+            + ("; measured while other work took the cores, so it is measured again next run" if self.busy else "")
         )
 
 
@@ -159,7 +185,14 @@ class Precision:
     def facts(self) -> dict:
         """For status.json facts: the choice and its figures."""
         facts = {"precision": self.name, "precision_reason": self.reason, "precision_forced": self.forced}
-        if self.measured is not None:
+        if self.measured is not None and not self.measured.steps_timed:
+            facts["precision_measured"] = {
+                "matmul_fp32_gflops": round(self.measured.matmul_fp32_gflops, 1),
+                "matmul_bf16_gflops": round(self.measured.matmul_bf16_gflops, 1),
+                "steps_timed": False,
+                "threads": self.measured.threads,
+            }
+        elif self.measured is not None:
             facts["precision_measured"] = {
                 "speedup": round(self.measured.speedup, 2),
                 "loss_gap": _round(self.measured.loss_gap, 4),
@@ -220,13 +253,15 @@ def _decide_cuda(device: Device, forced: bool | None) -> Precision:
 
 
 def _decide_cpu(forced: bool | None, cpu: CpuMeasurement | None) -> Precision:
-    figures = _cpu_figures(cpu) if cpu is not None else ""
+    figures = cpu.figures() if cpu is not None else ""
     if forced is True:
         return Precision("bf16", "forced with --bf16" + (f" ({figures})" if figures else ""), "cpu", True, cpu)
     if forced is False:
         return Precision("fp32", "forced with --no-bf16" + (f" ({figures})" if figures else ""), "cpu", True, cpu)
     if cpu is None:
         return Precision("fp32", "this CPU's bf16 speed is not measured yet (the run measures it once at start)", "cpu")
+    if not cpu.steps_timed:
+        return Precision("fp32", f"bf16 is far slower on this CPU ({figures})", "cpu", measured=cpu)
     if not cpu.passes_quality():
         return Precision(
             "fp32",
@@ -243,15 +278,6 @@ def _decide_cpu(forced: bool | None, cpu: CpuMeasurement | None) -> Precision:
             measured=cpu,
         )
     return Precision("bf16", f"measured on this CPU: {figures}", "cpu", measured=cpu)
-
-
-def _cpu_figures(cpu: CpuMeasurement) -> str:
-    gap = "loss not finite in bf16" if cpu.loss_gap == float("inf") else f"loss within {cpu.loss_gap:.2%} of fp32"
-    return (
-        f"a bf16 training step {cpu.speedup:.2f}x as fast as fp32 ({cpu.bf16_step_s:.2f} s vs "
-        f"{cpu.fp32_step_s:.2f} s), {gap}, gradient cosine {cpu.gradient_cosine:.4f}"
-        + ("; measured while other work took the cores, so it is measured again next run" if cpu.busy else "")
-    )
 
 
 def _finite(value) -> bool:

@@ -9,13 +9,14 @@
     expected(forced, m, threads) the same decision without torch and without measuring
     expected_for_model(forced, ref, threads)  the same for a model as the Train form names it (preflight, Decide)
 
-The CPU measurement trains the real model with a rank-8 LoRA on all linear layers for a few steps on a fixed
-English text, in fp32 and with the frozen weights in bf16 (LoRA weights in fp32, autocast to bf16 — and the same
-leaner step pieces (studio.models.kernels) — exactly what a bf16 run does), taking turns step by step, on the same
-batch from the same starting adapter. It times the steps
-after the first (warm-up), and compares the two precisions' first loss and gradient (same weights, same batch), so
-the decision gets both the speed-up and the quality gap. It costs a few seconds, once per machine, model shape and
-thread count: the result is cached in
+The CPU measurement first times a matmul of the model's widths in both precisions (about a second): a CPU that
+emulates bf16 (no bf16 instructions) is decided there, fp32, with no training step timed. Otherwise it trains the
+real model with a rank-8 LoRA on all linear layers for a few steps on a fixed English text, in fp32 and with the
+frozen weights in bf16 (LoRA weights in fp32, autocast to bf16 — and the same leaner step pieces
+(studio.models.kernels) — exactly what a bf16 run does), taking turns step by step, on the same batch from the
+same starting adapter. It times the steps after the first (warm-up), and compares the two precisions' first loss
+and gradient (same weights, same batch), so the decision gets both the speed-up and the quality gap. It costs a
+few seconds, once per machine, model shape and thread count: the result is cached in
 STUDIO_HOME/cache/precision.json, keyed by the CPU's name and bf16-related flags, torch's version, the thread count
 and the model's shape (its config's sizes).
 """
@@ -61,6 +62,16 @@ QUIET_OTHERS_SHARE = 0.15
 MAX_TIMED_STEPS = 8
 MAX_EXTRA_SECONDS = 60  # ... and no more turns after this long: a run waiting on a busy machine is not kept waiting
 MEASURE_LEARNING_RATE = 1e-3
+# Before any training step, a first look at the matmuls that dominate a step, on the model's own widths (rows of
+# SCREEN_ROWS tokens × hidden size @ hidden × MLP size), SCREEN_SECONDS per precision. A CPU without bf16
+# instructions (no AVX512_BF16, no AMX) emulates bf16: measured on a 2-core AMD EPYC with AVX2 only, 1.1 against
+# 67 GFLOP/s, and a bf16 training step of the bundled model took 93 s against fp32's 3.8 s, so timing the steps cost
+# every first run about 6 minutes to learn what the matmul shows in a second. Below SCREEN_MIN_RATIO no bf16 step
+# can come near CPU_MIN_SPEEDUP (the matmuls alone would cost twice fp32's whole step), and none is timed. CPUs
+# with bf16 instructions measured above 1 here, far from the line, and go on to the steps.
+SCREEN_ROWS = 128
+SCREEN_SECONDS = 0.3
+SCREEN_MIN_RATIO = 0.5
 TEXT = (
     "A river starts as rain on a hillside. The water runs down through small streams, which join into larger ones, "
     "and after many miles they meet the sea. Along the way the river carries sand and stones, cuts valleys into "
@@ -161,8 +172,8 @@ def measurement_lock() -> Path:
     return cache_path().with_name("precision-measurement")
 
 
-def model_shape_key(model_dir: str | os.PathLike) -> str | None:
-    """The model's sizes from its config.json (what the step's speed depends on), or None without one."""
+def _model_config(model_dir: str | os.PathLike) -> dict | None:
+    """The model's config.json (a multimodal model's text part), or None without one."""
     if not model_dir:
         return None
     config_path = Path(model_dir) / "config.json"
@@ -179,6 +190,14 @@ def model_shape_key(model_dir: str | os.PathLike) -> str | None:
     except (OSError, ValueError):
         return None
     config = config.get("text_config", config) if isinstance(config, dict) else {}
+    return config if isinstance(config, dict) else {}
+
+
+def model_shape_key(model_dir: str | os.PathLike) -> str | None:
+    """The model's sizes from its config.json (what the step's speed depends on), or None without one."""
+    config = _model_config(model_dir)
+    if config is None:
+        return None
     return ",".join(f"{key}={config.get(key)}" for key in SHAPE_KEYS)
 
 
@@ -270,6 +289,23 @@ def _measure_cpu(model_dir: str | os.PathLike, threads: int) -> CpuMeasurement:
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
+        fp32_gflops, bf16_gflops = matmul_speeds(model_dir)
+        if bf16_gflops < SCREEN_MIN_RATIO * fp32_gflops:
+            measurement = CpuMeasurement(
+                0.0,
+                0.0,
+                (),
+                (),
+                gradient_cosine=0.0,
+                threads=threads,
+                machine=describe_cpu(),
+                seconds=round(time.perf_counter() - started, 1),
+                matmul_fp32_gflops=fp32_gflops,
+                matmul_bf16_gflops=bf16_gflops,
+                steps_timed=False,
+            )
+            _store(model_dir, threads, measurement)
+            return measurement
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         ids = tokenizer(TEXT, add_special_tokens=False)["input_ids"]
         needed = MEASURE_BATCH * MEASURE_LENGTH
@@ -301,6 +337,8 @@ def _measure_cpu(model_dir: str | os.PathLike, threads: int) -> CpuMeasurement:
             machine=describe_cpu(),
             seconds=round(time.perf_counter() - started, 1),
             busy=not all(len(run.quiet_times) >= MEASURE_STEPS - 1 for run in runs.values()),
+            matmul_fp32_gflops=fp32_gflops,
+            matmul_bf16_gflops=bf16_gflops,
         )
         # The run that measured trains next in this process: hand the two models' memory back first (measured: a
         # worker that measured started training at 2.7 GiB instead of 0.6, and peaked 0.7 GiB higher).
@@ -311,6 +349,38 @@ def _measure_cpu(model_dir: str | os.PathLike, threads: int) -> CpuMeasurement:
         torch.set_num_threads(previous_threads)
     _store(model_dir, threads, measurement)  # a busy one too: for a run waiting on it (cached_cpu_measurement)
     return measurement
+
+
+def matmul_speeds(model_dir: str | os.PathLike) -> tuple[float, float]:
+    """GFLOP/s of a matmul of the model's widths in fp32 and in bf16 with torch's current threads: the best of short
+    bursts, taken in turns (load on the machine only ever slows a burst, and slows both precisions alike)."""
+    import torch
+
+    config = _model_config(model_dir) or {}
+    hidden = int(config.get("hidden_size") or 576)
+    inner = int(config.get("intermediate_size") or 4 * hidden)
+    flops = 2 * SCREEN_ROWS * hidden * inner
+    pairs = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        generator = torch.Generator().manual_seed(0)
+        rows = torch.randn(SCREEN_ROWS, hidden, generator=generator).to(dtype)
+        weight = torch.randn(hidden, inner, generator=generator).to(dtype)
+        rows @ weight  # warm-up: kernel selection, first-touch of the output
+        pairs[name] = (rows, weight)
+    best = {name: 0.0 for name in pairs}
+    spent = {name: 0.0 for name in pairs}
+    while min(spent.values()) < SCREEN_SECONDS:
+        for name, (rows, weight) in pairs.items():
+            if spent[name] >= SCREEN_SECONDS:
+                continue
+            runs, began = 0, time.perf_counter()
+            while runs == 0 or time.perf_counter() - began < SCREEN_SECONDS / 6:
+                rows @ weight
+                runs += 1
+            seconds = time.perf_counter() - began
+            spent[name] += seconds
+            best[name] = max(best[name], flops * runs / seconds / 1e9)
+    return round(best["fp32"], 1), round(best["bf16"], 1)
 
 
 class _Steps:

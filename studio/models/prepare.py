@@ -62,16 +62,7 @@ def prepare() -> None:
     model_dir = bundled.ensure_converted()
     if precision_probe.quick_device().kind == "cpu":
         measured = precision_probe.measure_cpu(model_dir, precision_probe.default_threads())
-        print(
-            f"[studio] this CPU: fp32 step {measured.fp32_step_s:.2f} s, bf16 step {measured.bf16_step_s:.2f} s "
-            f"({measured.speedup:.2f}x), measured in {measured.seconds:.0f} s"
-            + (
-                " while other work took the cores: a run that waited for it uses it, the next one measures again"
-                if measured.busy
-                else ""
-            ),
-            flush=True,
-        )
+        print(f"[studio] this CPU: {measured.figures()}; measured in {measured.seconds:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

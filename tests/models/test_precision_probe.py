@@ -105,7 +105,12 @@ def test_quick_device_reads_nvidia_smi_without_torch(monkeypatch):
     assert precision_probe.quick_device().kind == "cpu"
 
 
+WITH_BF16_INSTRUCTIONS = (60.0, 90.0)  # matmul GFLOP/s (fp32, bf16) where bf16 is native: the steps are timed
+EMULATED_BF16 = (67.0, 1.1)  # an AMD EPYC with AVX2 only, measured
+
+
 def test_measuring_the_tiny_model_compares_the_same_first_step_in_both_precisions(home, tiny_model_dir, monkeypatch):
+    monkeypatch.setattr(precision_probe, "matmul_speeds", lambda model_dir: WITH_BF16_INSTRUCTIONS)
     monkeypatch.setattr(precision_probe, "MEASURE_LENGTH", 32)  # a few tenths of a second on the tiny model
     monkeypatch.setattr(precision_probe, "_cpu_seconds_of_others", lambda: 0.0)  # a quiet machine (see below)
     measured = precision_probe.measure_cpu(tiny_model_dir, 1)
@@ -119,6 +124,7 @@ def test_measuring_the_tiny_model_compares_the_same_first_step_in_both_precision
 def test_steps_taken_while_other_work_has_the_cores_do_not_count(home, tiny_model_dir, monkeypatch):
     """Another process using the cores during every step: the probe keeps taking turns up to its limit, then uses
     what it has once and does not cache it, and the decision says so."""
+    monkeypatch.setattr(precision_probe, "matmul_speeds", lambda model_dir: WITH_BF16_INSTRUCTIONS)
     monkeypatch.setattr(precision_probe, "MEASURE_LENGTH", 32)
     clock = iter(range(0, 10_000, 5))  # others gain 5 CPU-seconds between any two readings: always busy
     monkeypatch.setattr(precision_probe, "_cpu_seconds_of_others", lambda: float(next(clock)))
@@ -129,6 +135,35 @@ def test_steps_taken_while_other_work_has_the_cores_do_not_count(home, tiny_mode
     assert precision_probe.cached_cpu_measurement(tiny_model_dir, 1, busy_too=True) == measured  # (for a waiter)
     decision = precision_probe.decide(Device("cpu"), None, measured)
     assert "measured again next run" in decision.reason
+
+
+def test_a_cpu_that_emulates_bf16_is_told_by_its_matmuls_without_timing_a_step(home, tiny_model_dir, monkeypatch):
+    """Where bf16 matmuls run at a fiftieth of fp32 (no bf16 instructions), timing bf16 training steps cost a first
+    run about 6 minutes on the bundled model; the matmul shows it in a second."""
+    monkeypatch.setattr(precision_probe, "matmul_speeds", lambda model_dir: EMULATED_BF16)
+
+    def no_steps(*args, **kwargs):
+        raise AssertionError("no training step is timed once the matmuls show bf16 emulated")
+
+    monkeypatch.setattr(precision_probe, "_Steps", no_steps)
+    measured = precision_probe.measure_cpu(tiny_model_dir, 1)
+    assert not measured.steps_timed and measured.matmul_ratio == pytest.approx(1.1 / 67.0)
+    assert precision_probe.cached_cpu_measurement(tiny_model_dir, 1) == measured  # once per machine, like the steps
+    choice = precision_probe.decide(Device("cpu"), None, measured)
+    assert choice.name == "fp32" and "emulates bf16" in choice.reason and "1.1 vs 67.0 GFLOP/s" in choice.reason
+    assert choice.facts()["precision_measured"] == {
+        "matmul_fp32_gflops": 67.0,
+        "matmul_bf16_gflops": 1.1,
+        "steps_timed": False,
+        "threads": 1,
+    }
+    forced = precision_probe.decide(Device("cpu"), True, measured)
+    assert forced.name == "bf16" and "emulates bf16" in forced.reason  # --bf16 still forces, with the figures
+
+
+def test_the_matmul_look_measures_both_precisions_on_the_models_widths(tiny_model_dir):
+    fp32, bf16 = precision_probe.matmul_speeds(tiny_model_dir)
+    assert fp32 > 0 and bf16 > 0
 
 
 def test_the_cpu_used_by_other_processes_is_seen():
