@@ -130,9 +130,9 @@ class CpuMeasurement:
         """The measurement in one clause, for the decision's reason, preflight and the logs."""
         if not self.steps_timed:
             return (
-                f"a bf16 matmul of this model's widths {self.matmul_ratio:.2f}x as fast as fp32 "
-                f"({self.matmul_bf16_gflops:.1f} vs {self.matmul_fp32_gflops:.1f} GFLOP/s): this CPU emulates bf16, "
-                "so no training step was timed"
+                f"bf16 matmuls of this model's widths ran at {self.matmul_bf16_gflops:.1f} GFLOP/s against fp32's "
+                f"{self.matmul_fp32_gflops:.1f} ({self.matmul_ratio:.2f}x): this CPU emulates bf16, so no training "
+                "step was timed"
             )
         gap = "loss not finite in bf16" if self.loss_gap == float("inf") else f"loss within {self.loss_gap:.2%} of fp32"
         return (
@@ -261,7 +261,7 @@ def _decide_cpu(forced: bool | None, cpu: CpuMeasurement | None) -> Precision:
     if cpu is None:
         return Precision("fp32", "this CPU's bf16 speed is not measured yet (the run measures it once at start)", "cpu")
     if not cpu.steps_timed:
-        return Precision("fp32", f"bf16 is far slower on this CPU ({figures})", "cpu", measured=cpu)
+        return Precision("fp32", figures, "cpu", measured=cpu)
     if not cpu.passes_quality():
         return Precision(
             "fp32",
