@@ -343,12 +343,11 @@ class Follower:
             state = "stopped"
             reason = status.get("cancel_reason")
             last = store.last_checkpoint(self.run_dir)
-            resume = f"Resume continues from {last.name}." if last else "No checkpoint was saved; start it again."
             error = {
                 "message": f"The job was cancelled ({reason})."
                 if reason
                 else "The job was cancelled on Hugging Face (outside the studio).",
-                "hint": resume,
+                "hint": store.resume_sentence(last.name if last else None),
             }
         elif stage == "DELETED":
             state, error = (

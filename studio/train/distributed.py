@@ -219,7 +219,7 @@ def root_cause(ranks: dict[int, dict], vanished: dict[int, float], processes: in
             first_vanished,
             f"Process {first_vanished + 1} of {processes} (rank {first_vanished}) ended without a word: it was "
             "killed, or the machine ran out of memory.",
-            "Resume continues from the last checkpoint; if memory is short, lower the batch size or max length.",
+            "If memory is short, lower the batch size or max length.",
         )
     if first_own is not None or lost:
         _, rank, error = first_own or min(lost)
@@ -280,7 +280,7 @@ def supervise(run_dir: Path) -> int:
         run_dir,
         status="failed",
         ended_at=store.now_iso(),
-        error={"message": message, "hint": hint + (f" Resume continues from {last.name}." if last else "")},
+        error={"message": message, "hint": f"{hint} {store.resume_sentence(last.name if last else None)}"},
         failed_rank=rank,
     )
     store.append_event(run_dir, {"type": "status", "status": "failed", "message": message, "step": status.get("step")})

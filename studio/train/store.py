@@ -346,6 +346,13 @@ def last_checkpoint(folder: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def resume_sentence(checkpoint: str | None) -> str:
+    """What Resume will do, for a hint: continue from the named checkpoint, or nothing when there is none."""
+    if checkpoint:
+        return f"Resume continues from {checkpoint}."
+    return "No checkpoint was saved, so it cannot resume: start it again."
+
+
 def last_event(folder: Path, types: tuple[str, ...] = ("log", "eval", "checkpoint", "status")) -> dict[str, Any] | None:
     """The newest event of the given types (reads the file tail only)."""
     path = Path(folder) / EVENTS_FILE

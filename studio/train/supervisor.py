@@ -516,7 +516,7 @@ def stop(
         forced=True,
         error={
             "message": "Force-stopped: the worker was killed before it could save an adapter.",
-            "hint": f"Resume continues from {last.name}." if last else "No checkpoint was saved; start again.",
+            "hint": store.resume_sentence(last.name if last else None),
         },
     )
     return store.get_run(run_id)
@@ -554,11 +554,7 @@ def reconcile_one(record: RunRecord) -> RunRecord:
     if fresh.get("status") not in ACTIVE:
         return store.get_run(record.run_id)
     last = store.last_checkpoint(record.dir)
-    hint = (
-        f"Resume continues from its last checkpoint ({last.name})."
-        if last
-        else "No checkpoint was saved before it stopped; start it again."
-    )
+    hint = store.resume_sentence(last.name if last else None)
     store.update_status(
         record.dir,
         status="interrupted",

@@ -34,7 +34,7 @@ def stop_run(view: dict, browser_id: str | None, admin_password: str | None, for
     remote = executors.remote_for(record)
     last = store.last_checkpoint(record.dir)
     last_name = last.name if last else (remote.last_checkpoint(record) if remote else None)
-    resume = f"Resume continues from {last_name}." if last_name else "No checkpoint was saved yet, so it cannot resume."
+    resume = store.resume_sentence(last_name)
     if remote:
         if force:
             return f"■ **Cancelling the job of '{escape.md_inline(record.name)}'.** {resume}"

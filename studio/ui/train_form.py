@@ -247,7 +247,8 @@ def train_again(view: dict) -> dict[str, Any]:
     except StudioError as error:
         return {"prefill_note": error_text(error)}
     note = f"↩ The form now holds the settings of **{escape.md_inline(record.name)}**. Check them and start."
-    return {**_form_of_run(record, new_name=True), "prefill_note": note}
+    # The message of the last start ("Sent … to Hugging Face Jobs") spoke of that run, not of this form.
+    return {**_form_of_run(record, new_name=True), "prefill_note": note, "start_message": ""}
 
 
 def form_after_reload(view: dict | None, browser_id: str | None) -> dict[str, Any]:

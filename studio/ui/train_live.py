@@ -199,10 +199,9 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
     elif state == "stopped":
         if isinstance(error, dict):
             note = f" {escape.md_inline(error.get('message'))} {escape.md_inline(error.get('hint', ''))}"
-        elif record.adapter_dir is not None:
-            note = " The adapter was saved; Resume continues from the last checkpoint."
-        elif store.last_checkpoint(record.dir) is not None:
-            note = " Resume continues from the last checkpoint."
+        elif (last := store.last_checkpoint(record.dir)) is not None:
+            saved = " The adapter was saved." if record.adapter_dir is not None else ""
+            note = f"{saved} {store.resume_sentence(last.name)}"
         else:
             note = " It stopped before its first checkpoint, so there is nothing to resume or export: start it again."
         lines.append(f"■ **Stopped.**{note}")

@@ -213,7 +213,8 @@ def build(shared: Shared) -> None:
                 jobs_note = gr.Markdown(elem_id="train-jobs-note")
             check_button = gr.Button("Check settings", elem_id="train-check")
             preflight_md = gr.Markdown(
-                "*Press **Check settings** for steps, time and memory on this machine.*", elem_id="train-preflight"
+                "*Press **Check settings** for the steps, time and memory of this run where it will train.*",
+                elem_id="train-preflight",
             )
             with gr.Row(equal_height=True):
                 start_button = gr.Button(
@@ -385,6 +386,7 @@ def build(shared: Shared) -> None:
         "where",
         *train_form.WHERE_OUTPUTS,
         "max_cost",
+        "start_message",
     )
     checked = page.pick("preflight", "cli", "config_json")
     started_parts = page.pick("preflight", "cli", "config_json", "start_message", "view", "prefill_note")

@@ -226,7 +226,7 @@ def test_force_stopping_a_job_promises_resume_from_the_checkpoint_it_pushed(
     monkeypatch.setattr(executors, "remote_for", lambda run: Remote() if run.run_id == record.run_id else original(run))
     try:
         view = train_live.open_view(record.run_id)
-        assert "No checkpoint was saved yet, so it cannot resume." in train_actions.force_stop_run(view, OWNER, None)
+        assert store.resume_sentence(None) in train_actions.force_stop_run(view, OWNER, None)
         store.update_status(record.dir, job_last_upload="checkpoints/checkpoint-12")
         message = train_actions.force_stop_run(view, OWNER, None)
         assert "Cancelling the job" in message and "Resume continues from checkpoint-12." in message

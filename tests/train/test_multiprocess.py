@@ -84,6 +84,9 @@ def test_a_killed_rank_fails_the_run_with_that_rank_named(tiny_config):
     assert record.state == "failed", (record.status, log_of(record))
     assert record.status["failed_rank"] == 1, (record.status, store.read_ranks(record.dir), log_of(record))
     assert "rank 1" in record.status["error"]["message"] and "killed" in record.status["error"]["message"]
+    last = store.last_checkpoint(record.dir)
+    assert record.status["error"]["hint"].endswith(store.resume_sentence(last.name if last else None))
+    assert record.status["error"]["hint"].lower().count("resume") == 1, record.status["error"]["hint"]
     wait_for(lambda: no_rank_left(record), timeout=60)
     assert not psutil.pid_exists(record.status["pid"]) or not store.worker_alive(record.status["pid"], record.dir)
 

@@ -344,7 +344,7 @@ def test_admin_password_lets_another_browser_force_stop(sleeper_run, monkeypatch
     assert "cannot stop" in train_actions.stop_run(view, OTHER, "wrong")
     message = train_actions.force_stop_run(view, OTHER, "s3cret")
     assert "Force-stopped" in message
-    assert "No checkpoint was saved yet, so it cannot resume." in message  # no Resume is promised without one
+    assert store.resume_sentence(None) in message  # no Resume is promised without one
     record = store.get_run(sleeper_run.run_id)
     assert record.state == "stopped" and not supervisor.pid_alive(record.status.get("pid"), record.dir)
     shown = train_live.render(train_live.open_view(record.run_id), OTHER)
@@ -412,6 +412,7 @@ def test_train_again_fills_the_form(finished_run):
     assert filled["name"]["value"] == ""  # a new run gets its own name
     assert set(train_form.FORM_FIELDS) <= set(filled)  # every field: nothing of the old form stays
     assert "finished" in filled["prefill_note"]
+    assert filled["start_message"] == ""  # "Sent … to Hugging Face Jobs" spoke of the old run
 
 
 def test_a_reload_shows_the_viewed_runs_settings_again(sleeper_run, finished_run):
