@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.test_browser_journey import _until
+from tests.browser import until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(2400)]
 
@@ -33,33 +33,33 @@ def test_first_run_demo_on_the_bundled_model_shows_the_style(page, prepared_bund
 
     page.screenshot(path=str(output_dir / "demo-1-decide.png"), full_page=False)
     page.click("#decide-use-settings")
-    _until(page, "document.querySelector('[role=tab][aria-selected=true]')?.innerText.includes('Data')")
+    until(page, "document.querySelector('[role=tab][aria-selected=true]')?.innerText.includes('Data')")
     page.click("#data-sample-btn")
     page.wait_for_selector("#data-verdict [data-verdict]:not([data-verdict=none])", timeout=300_000)
     assert "Ready" in page.inner_text("#data-verdict"), page.inner_text("#data-verdict")
     page.click("#data-fix-btn")
-    _until(page, "text('#data-fix-result').includes('Saved')", timeout=180_000)
+    until(page, "text('#data-fix-result').includes('Saved')", timeout=180_000)
     page.screenshot(path=str(output_dir / "demo-2-data.png"), full_page=True)
     page.click("#data-next-btn")
-    _until(page, "text('#train-dataset-info').toLowerCase().includes('rows')")
+    until(page, "text('#train-dataset-info').toLowerCase().includes('rows')")
     lap("decide_and_data")
 
     page.locator("#train-name").get_by_role("textbox").fill("first demo")
     page.click("#train-start")
-    _until(page, "text('#train-start-message').includes('Started')")
-    _until(page, "text('#train-start-message').includes('Started')")
+    until(page, "text('#train-start-message').includes('Started')")
+    until(page, "text('#train-start-message').includes('Started')")
     # The live view switches to the new run on its next tick; until then it shows the newest earlier run.
-    _until(page, "text('#train-run-header').includes('first demo')")
-    _until(page, "/completed/.test(text('#train-progress'))", timeout=1_200_000)
-    _until(page, "text('#train-loss-plot').includes('train loss')")
+    until(page, "text('#train-run-header').includes('first demo')")
+    until(page, "/completed/.test(text('#train-progress'))", timeout=1_200_000)
+    until(page, "text('#train-loss-plot').includes('train loss')")
     page.screenshot(path=str(output_dir / "demo-3-train.png"), full_page=True)
     lap("train")
 
     page.click("#train-open-compare")
-    _until(page, "document.querySelector('[role=tab][aria-selected=true]')?.innerText.includes('Compare')")
-    _until(page, "text('#compare-status').includes('Loaded')", timeout=300_000)
+    until(page, "document.querySelector('[role=tab][aria-selected=true]')?.innerText.includes('Compare')")
+    until(page, "text('#compare-status').includes('Loaded')", timeout=300_000)
     page.click("#compare-eval-run")
-    _until(page, "text('#compare-eval-summary').includes('Answers that')", timeout=900_000)
+    until(page, "text('#compare-eval-summary').includes('Answers that')", timeout=900_000)
     lap("compare_evaluation")
     summary = page.inner_text("#compare-eval-summary")
     page.locator("#compare-input textarea").fill("What is the capital of Australia?")
