@@ -67,8 +67,9 @@ MEASURE_LEARNING_RATE = 1e-3
 # instructions (no AVX512_BF16, no AMX) emulates bf16: measured on a 2-core AMD EPYC with AVX2 only, 1.1 against
 # 67 GFLOP/s, and a bf16 training step of the bundled model took 93 s against fp32's 3.8 s, so timing the steps cost
 # every first run about 6 minutes to learn what the matmul shows in a second. Below SCREEN_MIN_RATIO no bf16 step
-# can come near CPU_MIN_SPEEDUP (the matmuls alone would cost twice fp32's whole step), and none is timed. CPUs
-# with bf16 instructions measured above 1 here, far from the line, and go on to the steps.
+# can come near CPU_MIN_SPEEDUP (matmuls are three quarters of a fp32 step: at half fp32's speed they alone would
+# take 1.5x fp32's whole step), and none is timed. CPUs with bf16 instructions measured 2.1x (AMD EPYC with
+# AVX512_BF16) and 3.6x (Intel Xeon with AMX) fp32's matmul speed, far from the line, and go on to the steps.
 SCREEN_ROWS = 128
 SCREEN_SECONDS = 0.3
 SCREEN_MIN_RATIO = 0.5
