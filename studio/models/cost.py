@@ -473,7 +473,6 @@ SPACES = (
     _gpu("h100", "NVIDIA H100 (80 GB)", 80, "H100", 4.50),
 )
 THIS_MACHINE = "this-machine"
-MATMUL_BURST_S = 0.1
 PEAK_CACHE_FILE = "matmul-peak.json"
 
 
@@ -485,7 +484,7 @@ def measure_peak(dtype: str = "fp32", seconds: float = 0.6) -> float:
     CPU, also the best any earlier process measured (`remembered_cpu_peak`)."""
     import torch
 
-    measured = _matmul_bursts(dtype, seconds)
+    measured = hardware.matmul_tflops(dtype, seconds)
     return measured if torch.cuda.is_available() else remembered_cpu_peak(dtype, measured)
 
 
@@ -509,31 +508,6 @@ def remembered_cpu_peak(dtype: str, measured_tflops: float) -> float:
         return float(paths.locked_update(paths.home() / "cache" / PEAK_CACHE_FILE, keep_the_best, default=dict)[key])
     except (OSError, paths.CorruptFile):  # a read-only home, or a damaged file (kept aside): use this measurement
         return measured_tflops
-
-
-def _matmul_bursts(dtype: str, seconds: float) -> float:
-    """The best of 0.1 s bursts of square matmuls for `seconds`, in TFLOP/s."""
-    import time
-
-    import torch
-
-    on_cuda = torch.cuda.is_available()
-    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
-    device, size = ("cuda", 4096) if on_cuda else ("cpu", 1024)
-    a = torch.randn(size, size, device=device, dtype=torch_dtype)
-    b = torch.randn(size, size, device=device, dtype=torch_dtype)
-    a @ b  # warm-up
-    best, deadline = 0.0, time.perf_counter() + seconds
-    while True:
-        runs, started = 0, time.perf_counter()
-        while time.perf_counter() - started < MATMUL_BURST_S:
-            a @ b
-            runs += 1
-        if on_cuda:
-            torch.cuda.synchronize()
-        best = max(best, 2 * size**3 * runs / (time.perf_counter() - started) / 1e12)
-        if time.perf_counter() >= deadline:
-            return best
 
 
 def this_machine(dtype: str | None = None, peak_tflops: float | None = None) -> Device:

@@ -141,3 +141,34 @@ def detect_quick() -> Hardware:
         except (OSError, subprocess.SubprocessError, ValueError):
             pass
     return hardware
+
+
+MATMUL_BURST_S = 0.1
+
+
+def matmul_tflops(dtype: str, seconds: float, shape: tuple[int, int, int] | None = None) -> float:
+    """The best of MATMUL_BURST_S bursts of one matmul for `seconds`, in TFLOP/s, with torch's current threads (on
+    CUDA when present). `shape` (rows, inner, columns); by default square: 4096 on a GPU, 1024 on a CPU. Load on
+    the machine only ever slows a burst, so the best one is the machine's speed."""
+    import time
+
+    import torch
+
+    on_cuda = torch.cuda.is_available()
+    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    device, size = ("cuda", 4096) if on_cuda else ("cpu", 1024)
+    rows, inner, columns = shape or (size, size, size)
+    a = torch.randn(rows, inner, device=device, dtype=torch_dtype)
+    b = torch.randn(inner, columns, device=device, dtype=torch_dtype)
+    a @ b  # warm-up
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while True:
+        runs, started = 0, time.perf_counter()
+        while time.perf_counter() - started < MATMUL_BURST_S:
+            a @ b
+            runs += 1
+        if on_cuda:
+            torch.cuda.synchronize()
+        best = max(best, 2 * rows * inner * columns * runs / (time.perf_counter() - started) / 1e12)
+        if time.perf_counter() >= deadline:
+            return best

@@ -303,7 +303,6 @@ def _measure_cpu(model_dir: str | os.PathLike, threads: int) -> CpuMeasurement:
                 seconds=round(time.perf_counter() - started, 1),
                 matmul_fp32_gflops=fp32_gflops,
                 matmul_bf16_gflops=bf16_gflops,
-                steps_timed=False,
             )
             _store(model_dir, threads, measurement)
             return measurement
@@ -353,35 +352,13 @@ def _measure_cpu(model_dir: str | os.PathLike, threads: int) -> CpuMeasurement:
 
 
 def matmul_speeds(model_dir: str | os.PathLike) -> tuple[float, float]:
-    """GFLOP/s of a matmul of the model's widths in fp32 and in bf16 with torch's current threads: the best of short
-    bursts, taken in turns (load on the machine only ever slows a burst, and slows both precisions alike)."""
-    import torch
-
+    """GFLOP/s of a matmul of the model's widths (SCREEN_ROWS tokens × hidden @ hidden × MLP size) in fp32 and in
+    bf16, with torch's current threads."""
     config = _model_config(model_dir) or {}
     hidden = int(config.get("hidden_size") or 576)
-    inner = int(config.get("intermediate_size") or 4 * hidden)
-    flops = 2 * SCREEN_ROWS * hidden * inner
-    pairs = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        generator = torch.Generator().manual_seed(0)
-        rows = torch.randn(SCREEN_ROWS, hidden, generator=generator).to(dtype)
-        weight = torch.randn(hidden, inner, generator=generator).to(dtype)
-        rows @ weight  # warm-up: kernel selection, first-touch of the output
-        pairs[name] = (rows, weight)
-    best = {name: 0.0 for name in pairs}
-    spent = {name: 0.0 for name in pairs}
-    while min(spent.values()) < SCREEN_SECONDS:
-        for name, (rows, weight) in pairs.items():
-            if spent[name] >= SCREEN_SECONDS:
-                continue
-            runs, began = 0, time.perf_counter()
-            while runs == 0 or time.perf_counter() - began < SCREEN_SECONDS / 6:
-                rows @ weight
-                runs += 1
-            seconds = time.perf_counter() - began
-            spent[name] += seconds
-            best[name] = max(best[name], flops * runs / seconds / 1e9)
-    return round(best["fp32"], 1), round(best["bf16"], 1)
+    shape = (SCREEN_ROWS, hidden, int(config.get("intermediate_size") or 4 * hidden))
+    fp32, bf16 = (hardware.matmul_tflops(dtype, SCREEN_SECONDS, shape) * 1000 for dtype in ("fp32", "bf16"))
+    return round(fp32, 1), round(bf16, 1)
 
 
 class _Steps:
