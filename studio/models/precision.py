@@ -74,7 +74,11 @@ class CpuMeasurement:
     busy: bool = False  # other work took the cores through the whole measurement: not cached, measured again next run
     matmul_fp32_gflops: float = 0.0  # the first look: a matmul of the model's own widths in each precision
     matmul_bf16_gflops: float = 0.0
-    steps_timed: bool = True  # False: the matmuls showed bf16 emulated, so no training step was timed
+
+    @property
+    def steps_timed(self) -> bool:
+        """False when the matmuls showed bf16 emulated, so no training step was timed (no losses either)."""
+        return bool(self.fp32_losses)
 
     @property
     def matmul_ratio(self) -> float:
@@ -123,7 +127,6 @@ class CpuMeasurement:
             bool(data.get("busy", False)),
             float(data.get("matmul_fp32_gflops") or 0.0),
             float(data.get("matmul_bf16_gflops") or 0.0),
-            bool(data.get("steps_timed", True)),
         )
 
     def figures(self) -> str:
