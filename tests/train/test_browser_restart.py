@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from studio.train import store
-from tests.browser import until
+from tests.browser import reopen_after_restart, until
 from tests.train.conftest import write_dataset  # (never import tests/conftest.py: it would make a second home)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -124,8 +124,7 @@ def test_killing_the_app_mid_run_loses_nothing(browser, tiny_model_dir, tmp_path
 
         # Started again: the same browser reattaches and still owns the run.
         apps.append(_start_app(home, port, log))
-        page.reload()
-        page.wait_for_selector("#studio-tabs")
+        reopen_after_restart(page, url)
         page.get_by_role("tab", name="Train").click()
         until(page, "text('#train-run-header').includes('restart run')")
         until(page, "/running/.test(text('#train-progress'))")
