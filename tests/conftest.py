@@ -23,7 +23,10 @@ OUTPUT_DIR = Path(__file__).resolve().parent.parent / "test-output"
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Training workers outlive the app by design; a test session must not leave any of its own behind."""
+    """Training workers outlive the app by design; a test session must not leave any of its own behind, nor its
+    home (a converted model and every run: hundreds of MB a session) unless STUDIO_KEEP_TEST_HOME=1 asks to read it."""
+    import shutil
+
     import psutil
 
     for process in psutil.process_iter(["cmdline"]):
@@ -32,6 +35,8 @@ def pytest_sessionfinish(session, exitstatus):
                 process.kill()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
+    if os.environ.get("STUDIO_KEEP_TEST_HOME") != "1":
+        shutil.rmtree(_SESSION_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
