@@ -34,6 +34,7 @@ from pathlib import Path
 
 from studio.jobs import hub, protocol
 from studio.train import store
+from studio.units import format_usd
 
 LOCK_FILE = ".follower.lock"
 POSITION_FILE = ".job-log-position"  # "<job id> <lines copied>": cheap to rewrite after every line
@@ -362,10 +363,12 @@ class Follower:
             if result == "failed" and error:
                 pass  # the run's own message and hint, relayed from the worker
             elif self.timed_out(info):
+                last = store.last_checkpoint(self.run_dir)
                 error = {
                     "message": f"The job reached its time limit ({self.job.get('timeout_seconds')} s, set from the "
-                    f"cost cap of ${self.job.get('max_cost_usd')}) and was stopped by Hugging Face.",
-                    "hint": "Raise the cost cap, or train fewer steps; Resume continues from the last checkpoint.",
+                    f"cost cap of {format_usd(self.job.get('max_cost_usd'))}) and was stopped by Hugging Face.",
+                    "hint": "Raise the cost cap, or train fewer steps. "
+                    + store.resume_sentence(last.name if last else None),
                 }
             else:
                 error = {

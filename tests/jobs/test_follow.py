@@ -72,6 +72,27 @@ def test_a_job_that_no_longer_exists_ends_the_run_with_a_reason(remote_env, tiny
     assert events[-1]["type"] == "status" and events[-1]["status"] == "failed"
 
 
+def test_a_job_stopped_at_its_time_limit_says_whether_it_can_resume(remote_env, tiny_remote_config):
+    from types import SimpleNamespace
+
+    record = make_run(tiny_remote_config)
+    job = {"id": "job123", "namespace": "someone", "timeout_seconds": 60, "max_cost_usd": 0.0005}
+    store.update_status(record.dir, job=job)
+    ended = SimpleNamespace(
+        status=SimpleNamespace(stage="ERROR", message=""), durations=SimpleNamespace(running_secs=60)
+    )
+
+    follow.Follower(record.dir).finish(ended, "ERROR")
+    error = store.read_status(record.dir)["error"]
+    assert "time limit (60 s, set from the cost cap of $0.0005)" in error["message"]
+    assert "cannot resume" in error["hint"]  # no checkpoint came home: no promise of Resume
+
+    (record.dir / "checkpoints" / "checkpoint-4").mkdir(parents=True)
+    (record.dir / "checkpoints" / "checkpoint-4" / "trainer_state.json").write_text("{}")  # written last: complete
+    follow.Follower(record.dir).finish(ended, "ERROR")
+    assert "Resume continues from checkpoint-4" in store.read_status(record.dir)["error"]["hint"]
+
+
 def test_checkpoint_names_from_the_job_never_become_other_paths(remote_env, tiny_remote_config):
     record = make_run(tiny_remote_config)
     follower = follow.Follower(record.dir)
