@@ -48,7 +48,7 @@ from pathlib import Path
 
 from studio import paths
 from studio.errors import StudioError
-from studio.models import bundled, catalog, hardware, precision, precision_probe
+from studio.models import bundled, catalog, hardware, kernels, precision, precision_probe
 
 GIB = 1024**3
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
@@ -919,6 +919,9 @@ def estimate_memory(
                 * shape.layers
                 * (cal.per_dtype("checkpoint_ratio", dtype)[0] if gradient_checkpointing else 1.0)
             )
+            scores = rows_per_pass * (shape.heads or 1) * length**2
+            if dtype == "bf16" and scores <= kernels.ATTENTION_MAX_SCORES:  # the bf16 probabilities it keeps
+                activations += scores * 2 * shape.layers
         else:  # fused attention kernels keep no s×s scores on a GPU; checkpointing keeps each layer's input + one layer
             values = (
                 positions * (shape.layers * shape.hidden + per_layer)

@@ -71,6 +71,9 @@ MEASURE_LEARNING_RATE = 1e-3
 # take 1.5x fp32's whole step), and none is timed. CPUs with bf16 instructions measured 2.1x (AMD EPYC with
 # AVX512_BF16) and 3.6x (Intel Xeon with AMX) fp32's matmul speed, far from the line, and go on to the steps.
 SCREEN_ROWS = 128
+# Part of the cache key: raised when the step a run takes changes (studio.models.kernels), so that machines measure
+# again instead of deciding from the old step's speed. 2: bf16 attention as plain matmuls (cpu_bf16_attention).
+MEASURED_STEP_VERSION = 2
 SCREEN_SECONDS = 0.3
 SCREEN_MIN_RATIO = 0.5
 TEXT = (
@@ -213,7 +216,8 @@ def cache_key(model_dir: str | os.PathLike, threads: int, torch_version: str | N
             torch_version = version("torch")
         except Exception:  # noqa: BLE001 - no torch: nothing can have been measured with it
             return None
-    return hashlib.sha256(f"{machine_key(threads, torch_version)}|{shape}".encode()).hexdigest()[:24]
+    key = f"{machine_key(threads, torch_version)}|{shape}|step={MEASURED_STEP_VERSION}"
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 def default_threads(processes: int = 1) -> int:

@@ -221,3 +221,102 @@ def test_micro_batches_give_the_same_update_as_the_whole_batch(tiny_model_dir):
     assert split.item() == pytest.approx(whole.item(), rel=1e-5)
     for a, p in zip(whole_grads, model.parameters()):
         assert torch.allclose(a, p.grad, rtol=1e-4, atol=1e-6)
+
+
+def _padded_loss_and_grads(model, ids):
+    """A bf16 model's loss and gradients on a batch whose first row ends in padding (so the mask is a real one)."""
+    import torch
+
+    mask = torch.ones_like(ids)
+    mask[0, -5:] = 0
+    model.zero_grad(set_to_none=True)
+    loss = model(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).loss
+    loss.backward()
+    return loss.detach().float(), {
+        n: p.grad.detach().float() for n, p in model.named_parameters() if p.grad is not None
+    }
+
+
+@pytest.fixture
+def attention_measured_faster(monkeypatch):
+    from studio.models import kernels
+
+    monkeypatch.setattr(kernels, "_attention_verdicts", {})
+    monkeypatch.setattr(kernels, "_attention_speedup", lambda *args, **kwargs: 2.0)
+    return kernels
+
+
+def test_bf16_attention_as_matmuls_gives_sdpas_loss_and_gradients(
+    tiny_model_dir, attention_measured_faster, monkeypatch
+):
+    import torch
+
+    kernels = attention_measured_faster
+    calls = []
+    function = kernels._saved_probabilities_attention_function
+
+    def counted():
+        calls.append(1)
+        return function()
+
+    monkeypatch.setattr(kernels, "_saved_probabilities_attention_function", counted)
+    stock, ours = _model(tiny_model_dir, "bfloat16"), _model(tiny_model_dir, "bfloat16")
+    assert kernels.cpu_bf16_attention(ours) == 2.0
+    assert ours.config._attn_implementation == kernels.ATTENTION_NAME
+    assert stock.config._attn_implementation == "sdpa"
+    ids = _batch(stock, rows=3, length=24)
+    stock_loss, stock_grads = _padded_loss_and_grads(stock, ids)
+    loss, grads = _padded_loss_and_grads(ours, ids)
+    assert len(calls) == ours.config.num_hidden_layers  # every layer went through it
+    assert torch.allclose(loss, stock_loss, rtol=1e-2)
+    assert grads.keys() == stock_grads.keys()
+    for name, grad in grads.items():  # bf16 either way: the same direction, not the same bits
+        cosine = torch.nn.functional.cosine_similarity(grad.flatten(), stock_grads[name].flatten(), dim=0)
+        assert cosine > 0.99, name
+
+
+def test_the_attention_matches_an_fp32_reference_with_grouped_heads_and_padding(attention_measured_faster):
+    import torch
+
+    kernels = attention_measured_faster
+    generator = torch.Generator().manual_seed(0)
+    batch, heads, kv_heads, length, dim = 3, 6, 2, 17, 16
+    query, key, value = (
+        torch.randn(batch, count, length, dim, generator=generator).bfloat16().requires_grad_()
+        for count in (heads, kv_heads, kv_heads)
+    )
+    allowed = torch.ones(length, length, dtype=torch.bool).tril().expand(batch, 1, length, length).clone()
+    allowed[0, :, :, -4:] = False  # padded keys of the first row
+    output = kernels._saved_probabilities_attention_function().apply(query, key, value, allowed, dim**-0.5, 3)
+    upstream = torch.randn(output.shape, generator=generator)
+    grads = torch.autograd.grad(output, (query, key, value), upstream.bfloat16())
+
+    reference_inputs = [t.detach().float().requires_grad_() for t in (query, key, value)]
+    q, k, v = reference_inputs
+    scores = (q @ k.repeat_interleave(3, 1).transpose(-1, -2)) * dim**-0.5
+    probabilities = torch.softmax(scores.masked_fill(~allowed, float("-inf")), -1).nan_to_num(0.0)
+    reference = probabilities @ v.repeat_interleave(3, 1)
+    reference_grads = torch.autograd.grad(reference, reference_inputs, upstream)
+
+    def relative(a, b):
+        return ((a.float() - b).norm() / b.norm()).item()
+
+    assert relative(output, reference) < 0.01  # bf16's own rounding is ~0.4 %
+    assert all(relative(g, r) < 0.02 for g, r in zip(grads, reference_grads))
+    assert not any(torch.isnan(g).any() for g in grads)
+
+
+def test_large_scores_and_a_slower_measurement_keep_sdpa(tiny_model_dir, attention_measured_faster, monkeypatch):
+    import torch
+
+    kernels = attention_measured_faster
+    stock, ours = _model(tiny_model_dir, "bfloat16"), _model(tiny_model_dir, "bfloat16")
+    kernels.cpu_bf16_attention(ours)
+    monkeypatch.setattr(kernels, "ATTENTION_MAX_SCORES", 0)  # every layer's scores are above it: sdpa's own result
+    ids = _batch(stock, rows=2, length=16)
+    assert torch.equal(_padded_loss_and_grads(ours, ids)[0], _padded_loss_and_grads(stock, ids)[0])
+
+    monkeypatch.setattr(kernels, "_attention_verdicts", {})
+    monkeypatch.setattr(kernels, "_attention_speedup", lambda *args, **kwargs: 1.1)
+    slower = _model(tiny_model_dir, "bfloat16")
+    assert kernels.cpu_bf16_attention(slower) is None and slower.config._attn_implementation == "sdpa"
