@@ -597,24 +597,30 @@ def part_memory(opts, model_dir: str, scratch: Path) -> None:
         "(length-grouped batches: the longest batch comes first)",
         flush=True,
     )
-    predicted = None
-    try:
-        from studio.train.preflight import run_preflight
+    from studio.train.preflight import run_preflight
 
-        predicted = run_preflight(config, check_busy=False).memory_needed_gb
-    except Exception as error:  # noqa: BLE001 - the prediction is only printed beside the measurement
-        print(f"  (no preflight prediction: {error})")
     runs = precision_runs(config, "memory", opts.precisions)
     for result in runs.values():
-        result["predicted_gb"] = predicted
         result["seconds_per_step"] = result["train_seconds"] / max(1, result["steps"] or 1)
+        # The prediction for the precision the run used (preflight in GiB; the RSS above in GB)
+        forced = config.replace(bf16=result["precision"] == "bf16")
+        try:
+            predicted = run_preflight(forced, check_busy=False).memory_needed_gib
+        except Exception as error:  # noqa: BLE001 - the prediction is only printed beside the measurement
+            print(f"  (no preflight prediction: {error})")
+            predicted = None
+        result["predicted_gib"] = predicted
+        result["peak_rss_gib"] = result["peak_rss_gb"] * 1e9 / 1024**3
+        result["prediction_error"] = predicted / result["peak_rss_gib"] - 1 if predicted else None
     side_by_side(
         "memory",
         runs,
         [
             ("worker peak RSS (psutil, 50 ms)", "peak_rss_gb", " GB"),
+            ("  the same in GiB", "peak_rss_gib", " GiB"),
+            ("preflight's prediction for this precision", "predicted_gib", " GiB"),
+            ("  prediction vs measured", "prediction_error", "%"),
             ("most padded tokens per pass (micro-batches)", "max_tokens_per_pass", ""),
-            ("preflight prediction (fp32 settings)", "predicted_gb", " GB"),
             ("tokens/s (non-pad, training steps)", "tokens_per_s", ""),
             ("seconds per step", "seconds_per_step", " s"),
             ("final train loss", "final_loss", ""),
