@@ -35,6 +35,7 @@ place, checks that the result is unchanged where that can be checked cheaply, an
 
 from __future__ import annotations
 
+import functools
 import time
 
 from studio.models.loading import release_freed_memory as release
@@ -159,6 +160,7 @@ def cpu_loss_chunks(vocabulary_chunk: int = CPU_VOCABULARY_CHUNK) -> bool:
     return True
 
 
+@functools.cache  # one class for every layer and call (a new class per call also defeats torch.compile's guards)
 def _saved_probabilities_attention_function():
     import torch
 
