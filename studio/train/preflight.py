@@ -152,6 +152,7 @@ class Preflight:
     processed_tokens: int | None = None  # including padding
     tokens_per_s: float | None = None  # real tokens per second while training steps run
     rate_source: str = ""
+    time_caveat: str = ""  # why the time is rougher than the usual margin (a CPU unlike the calibration's)
     seconds: float | None = None  # the whole run, launch to the saved adapter
     time_parts: dict[str, float] = field(default_factory=dict)  # seconds by TIME_PARTS key
     memory_needed_gib: float | None = None  # peak of the worker process (RSS on a CPU, GPU memory on a GPU)
@@ -227,7 +228,8 @@ class Preflight:
         time = "unknown"
         if self.seconds is not None:
             # bench/cost.py check on 2 shared cores: -26 % … +20 % (memory: -1 % … +12 %)
-            time = f"about {format_duration(self.seconds)} (estimate ±30 %; longer when other work shares the machine)"
+            margin = f"a rough estimate: {self.time_caveat}" if self.time_caveat else "estimate ±30 %"
+            time = f"about {format_duration(self.seconds)} ({margin}; longer when other work shares the machine)"
             if self.time_parts:
                 time += f": {self.time_breakdown()}"
         rows = [
@@ -286,6 +288,7 @@ class Preflight:
             "processed_tokens": self.processed_tokens,
             "tokens_per_s": round(self.tokens_per_s, 2) if self.tokens_per_s else None,
             "rate_source": self.rate_source,
+            "time_caveat": self.time_caveat,
             "memory_gib": round(self.memory_needed_gib, 3) if self.memory_needed_gib is not None else None,
             "memory_parts_gib": self.memory_parts_gib,
             "memory_available_gib": round(self.memory_available_gib, 3) if self.memory_available_gib else None,
@@ -719,6 +722,8 @@ def _estimate(
             + ("" if cpu_gflops else ", measured now")
         )
         report.rate_source = f"{peak} × {estimate.efficiency:.0%} ({estimate.efficiency_note})"
+        if not gpu and cpu_gflops is None:  # this CPU, measured now (not a Jobs flavour's reference figure)
+            report.time_caveat = cpu_unlike_calibration(device.peak_tflops * 1000, report.dtype)
         load_average = _load_average()
         if not gpu and cpu_gflops is None and load_average is not None and load_average > hardware.cpu_cores:
             report.rate_source += (
@@ -734,6 +739,28 @@ def _estimate(
             f"This run would take about {format_duration(report.seconds)} on this CPU.",
             "Set 'Max steps' for a short trial, use fewer epochs or a smaller max length, or a GPU.",
         )
+
+
+# The share of the matmul peak a step reaches does not carry over between CPU kinds: the bundled model's bf16 step
+# reached 26 % of a 423 GFLOP/s peak on an AMD EPYC with AVX512_BF16 (the calibration) and 8 % of a 2,710 GFLOP/s
+# AMX peak on an Intel Xeon, where preflight said 30 s for a run of 61 s. Beyond this ratio the time is called rough.
+CALIBRATION_PEAK_RATIO = 1.5
+
+
+def cpu_unlike_calibration(peak_gflops: float, dtype: str) -> str:
+    """Why a CPU time estimate is rougher than usual, or "": this CPU's matmul peak far from the calibration CPU's."""
+    calibrated = cost.calibration()
+    reference = calibrated.reference_peak_gflops.get(dtype)
+    if not reference or not peak_gflops:
+        return ""
+    ratio = peak_gflops / reference
+    if 1 / CALIBRATION_PEAK_RATIO <= ratio <= CALIBRATION_PEAK_RATIO:
+        return ""
+    return (
+        f"this CPU's {dtype} matmul peak is {ratio:.1f}x that of the CPU the speed was calibrated on "
+        f"({calibrated.machine}), and the share of the peak a step reaches differs between CPU kinds, so this may "
+        "be far off; a finished run here gives the next estimate its measured speed"
+    )
 
 
 def expected_precision(config: RunConfig, hardware, cpu_elsewhere: bool = False) -> Any:

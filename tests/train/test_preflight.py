@@ -415,3 +415,16 @@ def test_preflight_predicts_the_memory_of_the_passes_the_worker_will_run(tmp_pat
     assert not report.adjustments and report.config is config  # no second shrinking on top of the plan
     assert worker.pass_plan(config.replace(gradient_checkpointing=False), loaded, dtype, on_cpu=True) is None
     assert worker.pass_plan(config, loaded, dtype, on_cpu=False) is None
+
+
+def test_a_cpu_far_from_the_calibration_cpu_gets_a_rough_time_not_plus_minus_30(dataset, monkeypatch):
+    reference = cost.calibration().reference_peak_gflops["fp32"]
+    assert preflight.cpu_unlike_calibration(reference * 1.2, "fp32") == ""  # close enough: the usual ±30 %
+    monkeypatch.setattr(cost, "measure_peak", lambda dtype="fp32", seconds=0.6: reference * 4 / 1000)
+    report = run(RunConfig(dataset=str(dataset), bf16=False), cpu_gflops=None)
+    time_row = dict(report.summary_rows())["Estimated time"]
+    assert "±30 %" not in time_row and "a rough estimate" in time_row
+    assert "4.0x that of the CPU the speed was calibrated on" in time_row
+    assert report.as_dict()["time_caveat"] == report.time_caveat != ""
+    # A peak given for another machine (a Jobs flavour, --cpu-gflops) is not this CPU: no caveat about it.
+    assert run(RunConfig(dataset=str(dataset), bf16=False), cpu_gflops=reference * 4).time_caveat == ""
