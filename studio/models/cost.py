@@ -910,18 +910,14 @@ def estimate_memory(
             activations = positions * activation_bytes_per_token(
                 shape, dtype, gradient_checkpointing=gradient_checkpointing, cal=cal
             )
+            scores = rows_per_pass * (shape.heads or 1) * length**2  # of one layer
             activations += (
-                cal.per_dtype("attention_factor", dtype)[0]
-                * rows_per_pass
-                * (shape.heads or 1)
-                * length**2
+                (cal.per_dtype("attention_factor", dtype)[0] + kernels.cpu_attention_keeps(dtype, scores))
+                * scores
                 * act_bytes
                 * shape.layers
                 * (cal.per_dtype("checkpoint_ratio", dtype)[0] if gradient_checkpointing else 1.0)
             )
-            scores = rows_per_pass * (shape.heads or 1) * length**2
-            if dtype == "bf16" and scores <= kernels.ATTENTION_MAX_SCORES:  # the bf16 probabilities it keeps
-                activations += scores * 2 * shape.layers
         else:  # fused attention kernels keep no s×s scores on a GPU; checkpointing keeps each layer's input + one layer
             values = (
                 positions * (shape.layers * shape.hidden + per_layer)

@@ -44,7 +44,6 @@ CPU_VOCABULARY_CHUNK = 4096
 ATTENTION_NAME = "studio_cpu_bf16"
 ATTENTION_MAX_SCORES = 2**21  # batch × heads × queries × keys of one layer: 4 MB of saved bf16 probabilities
 ATTENTION_MIN_SPEEDUP = 1.2  # below this the stock kernel stays (the measurement's own noise is ~10 %)
-_attention_verdicts: dict[tuple, float] = {}  # per process: (heads, kv heads, head dim, threads) -> speed-up
 
 
 def apply(model, autocast: bool, on_cpu: bool) -> list[str]:
@@ -219,6 +218,13 @@ def _causal(queries: int, keys: int):
     return torch.ones(queries, keys, dtype=torch.bool).tril(keys - queries)
 
 
+def cpu_attention_keeps(dtype: str, scores: float) -> int:
+    """Values per attention score a CPU layer keeps for its backward pass: 1 (its bf16 probabilities) where
+    `_studio_attention` serves a layer of `scores` scores (batch × heads × queries × keys), else 0 (torch's kernel
+    keeps none). Also what the cost model counts."""
+    return 1 if dtype == "bf16" and scores <= ATTENTION_MAX_SCORES else 0
+
+
 def _studio_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
     """transformers' attention interface: the saved-probabilities bf16 attention where it applies, else sdpa."""
     import torch
@@ -227,15 +233,13 @@ def _studio_attention(module, query, key, value, attention_mask, dropout=0.0, sc
     batch, heads, queries, dim = query.shape
     keys = key.shape[2]
     plain = (
-        query.dtype == value.dtype == key.dtype
-        and query.dtype.is_floating_point
-        and query.element_size() == 2
+        query.dtype == key.dtype == value.dtype == torch.bfloat16
         and not dropout
         and kwargs.get("softcap") is None
         and kwargs.get("position_bias") is None
         and kwargs.get("cache") is None
         and (attention_mask is None or attention_mask.dtype == torch.bool)
-        and batch * heads * queries * keys <= ATTENTION_MAX_SCORES
+        and cpu_attention_keeps("bf16", batch * heads * queries * keys)
         and heads % key.shape[1] == 0
     )
     if not plain:
@@ -270,10 +274,7 @@ def cpu_bf16_attention(model) -> float | None:
     dim = getattr(config, "head_dim", None) or (config.hidden_size // heads if heads else None)
     if not heads or not dim or heads % kv_heads:
         return None
-    shape = (heads, kv_heads, dim, torch.get_num_threads())
-    if shape not in _attention_verdicts:
-        _attention_verdicts[shape] = _attention_speedup(heads, kv_heads, dim)
-    speedup = _attention_verdicts[shape]
+    speedup = _attention_speedup(heads, kv_heads, dim, torch.get_num_threads())
     if speedup < ATTENTION_MIN_SPEEDUP:
         return None
     AttentionInterface.register(ATTENTION_NAME, _studio_attention)
@@ -282,8 +283,10 @@ def cpu_bf16_attention(model) -> float | None:
     return speedup
 
 
-def _attention_speedup(heads: int, kv_heads: int, dim: int, batch: int = 4, length: int = 128) -> float:
-    """sdpa's time over the saved-probabilities attention's for one layer's forward and backward in bf16 (best of 5)."""
+@functools.cache  # once per process and shape: the probe and the worker's own model in the same process ask again
+def _attention_speedup(heads: int, kv_heads: int, dim: int, threads: int, batch: int = 4, length: int = 128) -> float:
+    """sdpa's time over the saved-probabilities attention's for one layer's forward and backward in bf16 (best of 5,
+    with `threads`: torch's threads when asked)."""
     import torch
     import torch.nn.functional as F
 

@@ -241,7 +241,6 @@ def _padded_loss_and_grads(model, ids):
 def attention_measured_faster(monkeypatch):
     from studio.models import kernels
 
-    monkeypatch.setattr(kernels, "_attention_verdicts", {})
     monkeypatch.setattr(kernels, "_attention_speedup", lambda *args, **kwargs: 2.0)
     return kernels
 
@@ -316,7 +315,6 @@ def test_large_scores_and_a_slower_measurement_keep_sdpa(tiny_model_dir, attenti
     ids = _batch(stock, rows=2, length=16)
     assert torch.equal(_padded_loss_and_grads(ours, ids)[0], _padded_loss_and_grads(stock, ids)[0])
 
-    monkeypatch.setattr(kernels, "_attention_verdicts", {})
     monkeypatch.setattr(kernels, "_attention_speedup", lambda *args, **kwargs: 1.1)
     slower = _model(tiny_model_dir, "bfloat16")
     assert kernels.cpu_bf16_attention(slower) is None and slower.config._attn_implementation == "sdpa"
