@@ -50,6 +50,9 @@ SHAPE_KEYS = (
     "vocab_size",
     "tie_word_embeddings",
 )
+# Part of the cache key: raised when the step a run takes changes (studio.models.kernels), so that machines measure
+# again instead of deciding from the old step's speed. 2: bf16 attention as plain matmuls (cpu_bf16_attention).
+MEASURED_STEP_VERSION = 2
 # The measured step: 4 rows of 128 tokens (about one default batch of the bundled sample's rows), the second half of
 # each row labelled (an answer after its prompt), 1 warm-up step + 2 timed steps per precision, taking turns.
 MEASURE_BATCH, MEASURE_LENGTH, MEASURE_STEPS = 4, 128, 3
@@ -71,9 +74,6 @@ MEASURE_LEARNING_RATE = 1e-3
 # take 1.5x fp32's whole step), and none is timed. CPUs with bf16 instructions measured 2.1x (AMD EPYC with
 # AVX512_BF16) and 3.6x (Intel Xeon with AMX) fp32's matmul speed, far from the line, and go on to the steps.
 SCREEN_ROWS = 128
-# Part of the cache key: raised when the step a run takes changes (studio.models.kernels), so that machines measure
-# again instead of deciding from the old step's speed. 2: bf16 attention as plain matmuls (cpu_bf16_attention).
-MEASURED_STEP_VERSION = 2
 SCREEN_SECONDS = 0.3
 SCREEN_MIN_RATIO = 0.5
 TEXT = (
