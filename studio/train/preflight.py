@@ -723,7 +723,7 @@ def _estimate(
         )
         report.rate_source = f"{peak} × {estimate.efficiency:.0%} ({estimate.efficiency_note})"
         if not gpu and cpu_gflops is None:  # this CPU, measured now (not a Jobs flavour's reference figure)
-            report.time_caveat = cpu_unlike_calibration(device.peak_tflops * 1000, report.dtype)
+            report.time_caveat = cpu_unlike_calibration(device.peak_tflops * 1000, report.dtype, hardware.cpu_cores)
         load_average = _load_average()
         if not gpu and cpu_gflops is None and load_average is not None and load_average > hardware.cpu_cores:
             report.rate_source += (
@@ -747,17 +747,18 @@ def _estimate(
 CALIBRATION_PEAK_RATIO = 1.5
 
 
-def cpu_unlike_calibration(peak_gflops: float, dtype: str) -> str:
-    """Why a CPU time estimate is rougher than usual, or "": this CPU's matmul peak far from the calibration CPU's."""
+def cpu_unlike_calibration(peak_gflops: float, dtype: str, cores: int) -> str:
+    """Why a CPU time estimate is rougher than usual, or "": this CPU's matmul peak far from what the calibration
+    CPU would reach with as many cores."""
     calibrated = cost.calibration()
-    reference = calibrated.reference_peak_gflops.get(dtype)
+    reference = cost.reference_cpu_gflops(cores, dtype)
     if not reference or not peak_gflops:
         return ""
     ratio = peak_gflops / reference
     if 1 / CALIBRATION_PEAK_RATIO <= ratio <= CALIBRATION_PEAK_RATIO:
         return ""
     return (
-        f"this CPU's {dtype} matmul peak is {ratio:.1f}x that of the CPU the speed was calibrated on "
+        f"this CPU's {dtype} matmul peak per core is {ratio:.1f}x that of the CPU the speed was calibrated on "
         f"({calibrated.machine}), and the share of the peak a step reaches differs between CPU kinds, so this may "
         "be far off; a finished run here gives the next estimate its measured speed"
     )

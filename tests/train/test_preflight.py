@@ -419,7 +419,7 @@ def test_preflight_predicts_the_memory_of_the_passes_the_worker_will_run(tmp_pat
 
 def test_a_cpu_far_from_the_calibration_cpu_gets_a_rough_time_not_plus_minus_30(dataset, monkeypatch):
     reference = cost.calibration().reference_peak_gflops["fp32"]
-    assert preflight.cpu_unlike_calibration(reference * 1.2, "fp32") == ""  # close enough: the usual ±30 %
+    assert preflight.cpu_unlike_calibration(reference * 1.2, "fp32", cores=2) == ""  # close enough: the usual ±30 %
     monkeypatch.setattr(cost, "measure_peak", lambda dtype="fp32", seconds=0.6: reference * 4 / 1000)
     report = run(RunConfig(dataset=str(dataset), bf16=False), cpu_gflops=None)
     time_row = dict(report.summary_rows())["Estimated time"]
