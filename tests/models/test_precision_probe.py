@@ -141,6 +141,7 @@ def test_a_cpu_that_emulates_bf16_is_told_by_its_matmuls_without_timing_a_step(h
     """Where bf16 matmuls run at a fiftieth of fp32 (no bf16 instructions), timing bf16 training steps cost a first
     run about 6 minutes on the bundled model; the matmul shows it in a second."""
     monkeypatch.setattr(precision_probe, "matmul_speeds", lambda model_dir: EMULATED_BF16)
+    monkeypatch.setattr(precision_probe, "_cpu_seconds_of_others", lambda: 0.0)  # a quiet machine
 
     def no_steps(*args, **kwargs):
         raise AssertionError("no training step is timed once the matmuls show bf16 emulated")
@@ -163,6 +164,28 @@ def test_a_cpu_that_emulates_bf16_is_told_by_its_matmuls_without_timing_a_step(h
     }
     forced = precision_probe.decide(Device("cpu"), True, measured)
     assert forced.name == "bf16" and "emulates bf16" in forced.reason  # --bf16 still forces, with the figures
+
+
+def test_a_matmul_look_taken_while_others_have_the_cores_rules_bf16_out_for_this_run_only(
+    home, tiny_model_dir, monkeypatch
+):
+    """A busy look can read bf16 far below its speed (35 against 110 GFLOP/s on an AMX Xeon that reads 1,400
+    against 330 when quiet): it looks again, and a look that was never quiet decides this run only."""
+    looks = []
+
+    def busy_look(model_dir):
+        looks.append(model_dir)
+        return EMULATED_BF16
+
+    monkeypatch.setattr(precision_probe, "matmul_speeds", busy_look)
+    clock = iter(range(0, 10_000, 5))  # others gain 5 CPU-seconds between any two readings: always busy
+    monkeypatch.setattr(precision_probe, "_cpu_seconds_of_others", lambda: float(next(clock)))
+    monkeypatch.setattr(precision_probe, "_Steps", lambda *args, **kwargs: pytest.fail("no step is timed"))
+    measured = precision_probe.measure_cpu(tiny_model_dir, 1)
+    assert len(looks) == precision_probe.SCREEN_TRIES
+    assert measured.busy and not measured.steps_timed
+    assert precision_probe.cached_cpu_measurement(tiny_model_dir, 1) is None  # the next run looks again
+    assert precision_probe.decide(Device("cpu"), None, measured).name == "fp32"
 
 
 def test_the_matmul_look_measures_both_precisions_on_the_models_widths(tiny_model_dir):
