@@ -306,8 +306,8 @@ class RunConfig:
         errors = self.validate()
         if errors:
             first, message = next(iter(errors.items()))
-            listed = "; ".join(f"{_label(name)}: {text}" for name, text in errors.items())
-            raise StudioError(f"Invalid run settings — {listed}.", f"Fix {_label(first)} first.")
+            listed = "; ".join(f"{field_label(name)}: {text}" for name, text in errors.items())
+            raise StudioError(f"Invalid run settings — {listed}.", f"Fix {field_label(first)} first.")
         return self
 
     # ---- the equivalent command ---------------------------------------------------------
@@ -373,7 +373,8 @@ _LABELS = {
 }
 
 
-def _label(name: str) -> str:
+def field_label(name: str) -> str:
+    """A setting's name as people say it ("LoRA rank"), for messages."""
     return _LABELS.get(name, name.replace("_", " "))
 
 

@@ -35,7 +35,7 @@ from studio.errors import StudioError
 from studio.models import catalog, cost, precision, precision_probe, templates
 from studio.models import hardware as hardware_module
 from studio.train import distributed, store, supervisor
-from studio.train.config import RunConfig
+from studio.train.config import RunConfig, field_label
 from studio.units import format_duration
 
 # ---------------------------------------------------------------- datasets (adapter over studio.data.store)
@@ -383,7 +383,10 @@ def run_preflight(
     report = Preflight(config=config)
     report.field_errors = config.validate()
     for name, text in report.field_errors.items():
-        report.error(f"{name.replace('_', ' ').capitalize()}: {text}.", "Fix the field marked in the form.", name)
+        label = field_label(name)
+        report.error(
+            f"{label[:1].upper()}{label[1:]}: {text}.", f"Change {label} in the settings, then check again.", name
+        )
 
     zero_gpu = zero_gpu_message()
     if zero_gpu:

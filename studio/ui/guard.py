@@ -140,24 +140,5 @@ def guarded(action: str, fn):
     return wrapper
 
 
-def guarded_validator(action: str, validate):
-    """A Gradio `validator=` that runs only for callers who may do `action`. Gradio runs validators before
-    the handler: without this, a caller without the right would get field messages ("choose a dataset")
-    instead of the refusal, and would learn what the form wants. For them every field passes and the guarded
-    handler refuses."""
-    if action not in access.ACTIONS:
-        raise ValueError(f"unknown action {action!r}")
-
-    @functools.wraps(validate)
-    def check(*args):
-        try:
-            access.authorize(caller(), action)
-        except StudioError:
-            return [gr.validate(True, "")] * len(args)
-        return validate(*args)
-
-    return check
-
-
 def rule_of(fn) -> str | None:
     return getattr(fn, RULE_ATTRIBUTE, None)

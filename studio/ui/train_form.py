@@ -343,17 +343,6 @@ def _queue_note() -> str:
     )
 
 
-def validate_form(*args):
-    """Field-level messages next to the inputs (Gradio runs this before the handler, with the same inputs)."""
-    values = args[: len(FORM_FIELDS)]
-    try:
-        errors = config_from_form(values).validate()
-    except Exception:  # noqa: BLE001 - never block on the validator itself
-        errors = {}
-    checks = [gr.validate(name not in errors, errors.get(name, "")) for name in FORM_FIELDS]
-    return checks + [gr.validate(True, "")] * (len(args) - len(FORM_FIELDS))
-
-
 def _with_warnings(message: str, report) -> str:
     """The start message, and how many warnings went with it (they stay listed in the preflight above)."""
     if not report.warnings:

@@ -18,7 +18,7 @@ from studio.models.cost import STRATEGY_LABELS
 from studio.train import preflight
 from studio.train.config import SCHEDULERS, RunConfig
 from studio.ui import train_actions, train_form, train_live
-from studio.ui.guard import guarded, guarded_validator
+from studio.ui.guard import guarded
 from studio.ui.shared import URL_PARAM_JS, Shared
 from studio.ui.train_common import dataset_choices, model_choices, open_view, this_machine
 from studio.ui.wiring import Parts, wired
@@ -427,11 +427,13 @@ def build(shared: Shared) -> None:
     flavor_refresh.click(
         wired(access.OPERATE, flavors, train_form.refresh_flavors), flavor, flavors.outputs(), **private
     )
+    # No Gradio validator on Check or Start: the handlers run with any values and list every field problem in the
+    # preflight panel, where it stays. A validator's message under a field vanished after about 2 s in this page
+    # and left the panel saying nothing (found in a browser walk with max steps -5).
     check_button.click(
         wired(access.LOOK, checked, train_form.check_where),
         form + [hidden] + where_inputs,
         checked.outputs(),
-        validator=train_form.validate_form,
         **private,
     )
     redraw = wired(access.LOOK, live, train_live.render_forced)
@@ -447,7 +449,6 @@ def build(shared: Shared) -> None:
         wired(access.TRAIN, started_parts, train_form.start_where),
         form + [hidden] + where_inputs + [browser_id],
         started_parts.outputs(),
-        validator=guarded_validator(access.TRAIN, train_form.validate_form),
         **private,
     ).then(redraw, [view, browser_id], live.outputs(), **private)
     address_follows(started)

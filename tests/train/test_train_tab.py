@@ -125,21 +125,21 @@ def test_learning_rate_zero_or_cleared_means_automatic(dataset_dir, tiny_model_d
     assert form(RunConfig(dataset=str(dataset_dir)))[train_form.FORM_FIELDS.index("learning_rate")] == 0
 
 
-def test_validator_marks_exactly_the_invalid_fields(dataset_dir):
+def test_every_invalid_field_is_listed_in_the_preflight_panel_and_start_refuses(dataset_dir):
+    """Check and Start run with any values (no Gradio validator): each bad field is a ✕ line that names it as
+    people say it, with what it must be, and nothing starts."""
     values = form(RunConfig(dataset=str(dataset_dir)))
     values[train_form.FORM_FIELDS.index("lora_r")] = 0
-    values[train_form.FORM_FIELDS.index("learning_rate")] = -0.5
+    values[train_form.FORM_FIELDS.index("max_steps")] = -5
     values[train_form.FORM_FIELDS.index("epochs")] = None  # a cleared number box
-    checks = train_form.validate_form(*values, {}, "browser", {})
-    assert len(checks) == len(train_form.FORM_FIELDS) + 3
-    invalid = {
-        train_form.FORM_FIELDS[i]: c["message"]
-        for i, c in enumerate(checks[: len(train_form.FORM_FIELDS)])
-        if not c["is_valid"]
-    }
-    assert set(invalid) == {"lora_r", "learning_rate", "epochs"}
-    assert "between 1 and 1024" in invalid["lora_r"]
-    assert all(c["is_valid"] for c in checks[len(train_form.FORM_FIELDS) :])
+    checked = train_form.check_where(*values, {}, "local", None, None)["preflight"]
+    assert "LoRA rank: between 1 and 1024" in checked and "Change LoRA rank in the settings" in checked
+    assert "Max steps: must be at least 1, or empty to use epochs" in checked
+    assert "Epochs:" in checked and "Traceback" not in checked
+    runs_before = {r.run_id for r in store.list_runs()}
+    refused = train_form.start_where(*values, {}, "local", None, None, OWNER)
+    assert "Not started" in refused["start_message"] and "Max steps: must be at least 1" in refused["preflight"]
+    assert "view" not in refused and {r.run_id for r in store.list_runs()} == runs_before
 
 
 def test_describe_dataset_sets_max_length_from_p99(dataset_dir):
