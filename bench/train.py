@@ -306,6 +306,7 @@ class RssSampler(threading.Thread):
             self.done.wait(self.every)
 
     def stop(self) -> float:
+        """The peak RSS seen, in GiB."""
         self.done.set()
         self.join(timeout=5)
         return self.peak / 1024**3
@@ -337,7 +338,7 @@ def studio_worker(config) -> dict:
         "runtime": status["train_runtime"],
         "train_seconds": status.get("train_seconds") or status["train_runtime"],
         "run_dir": str(record.dir),
-        "peak_rss_gb": peak_rss,
+        "peak_rss_gib": peak_rss,
         "precision": facts.get("precision", "fp32"),
         "precision_reason": facts.get("precision_reason", ""),
         "final_loss": status.get("final_loss"),
@@ -542,7 +543,7 @@ def part_bundled(opts, model_dir: str, scratch: Path) -> None:
             ("share of the fp32 peak", "share_of_fp32_peak", "%"),
             ("final train loss", "final_loss", ""),
             ("eval loss (13 held-out rows)", "eval_loss", ""),
-            ("worker peak RSS (psutil, 50 ms)", "peak_rss_gb", " GB"),
+            ("worker peak RSS (psutil, 50 ms)", "peak_rss_gib", " GiB"),
         ],
     )
     for name, result in runs.items():
@@ -602,7 +603,7 @@ def part_memory(opts, model_dir: str, scratch: Path) -> None:
     runs = precision_runs(config, "memory", opts.precisions)
     for result in runs.values():
         result["seconds_per_step"] = result["train_seconds"] / max(1, result["steps"] or 1)
-        # The prediction for the precision the run used (preflight in GiB; the RSS above in GB)
+        # The prediction for the precision the run used (GiB, as the RSS above)
         forced = config.replace(bf16=result["precision"] == "bf16")
         try:
             predicted = run_preflight(forced, check_busy=False).memory_needed_gib
@@ -610,14 +611,12 @@ def part_memory(opts, model_dir: str, scratch: Path) -> None:
             print(f"  (no preflight prediction: {error})")
             predicted = None
         result["predicted_gib"] = predicted
-        result["peak_rss_gib"] = result["peak_rss_gb"] * 1e9 / 1024**3
         result["prediction_error"] = predicted / result["peak_rss_gib"] - 1 if predicted else None
     side_by_side(
         "memory",
         runs,
         [
-            ("worker peak RSS (psutil, 50 ms)", "peak_rss_gb", " GB"),
-            ("  the same in GiB", "peak_rss_gib", " GiB"),
+            ("worker peak RSS (psutil, 50 ms)", "peak_rss_gib", " GiB"),
             ("preflight's prediction for this precision", "predicted_gib", " GiB"),
             ("  prediction vs measured", "prediction_error", "%"),
             ("most padded tokens per pass (micro-batches)", "max_tokens_per_pass", ""),
@@ -626,7 +625,7 @@ def part_memory(opts, model_dir: str, scratch: Path) -> None:
             ("final train loss", "final_loss", ""),
         ],
     )
-    print("  target: peak RSS <= 5 GB on the default path")
+    print("  target: peak RSS <= 5 GB (4.66 GiB) on the default path")
 
 
 def part_peaks(opts, model_dir: str, scratch: Path) -> None:
