@@ -42,6 +42,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -260,6 +261,7 @@ class StandIn:
                 kill_tree(job.process.pid)
         self.server.shutdown()
         self.server.server_close()
+        shutil.rmtree(self.root, ignore_errors=True)  # its repos and job folders (about 55 MB a test module)
 
     # ---- jobs --------------------------------------------------------------------------
     def run_job(self, namespace: str, spec: dict) -> Job:
