@@ -3,6 +3,7 @@ numbers for the same run (the bundled model on a saved dataset, this CPU at a fi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -66,6 +67,10 @@ def saved_dataset(folder: Path) -> Path:
 def test_decide_and_preflight_give_the_same_numbers_for_the_same_run(tmp_path, monkeypatch, cpu_precision):
     folder = saved_dataset(tmp_path / "alpaca")
     manifest = json.loads((folder / "manifest.json").read_text())
+    # The calibration CPU's own measured step: where this CPU has one too (bf16 measured), both take its speed.
+    calibrated = cost.calibration()
+    with_step = dataclasses.replace(calibrated, cpu_measured_step_efficiency={"fp32": 0.3, "bf16": 0.2})
+    monkeypatch.setattr(cost, "calibration", lambda: with_step)
     config = RunConfig(dataset=str(folder), epochs=2, batch_size=8, max_length=576)
     report = preflight.run_preflight(
         config,
@@ -99,6 +104,8 @@ def test_decide_and_preflight_give_the_same_numbers_for_the_same_run(tmp_path, m
     assert run.tokens_per_s == pytest.approx(report.tokens_per_s)
     assert run.workload.train_tokens == pytest.approx(report.tokens, abs=1)
     assert decided.estimate.hours * 3600 == pytest.approx(report.seconds)
+    assert run.speed_measured_here == (cpu_precision == "bf16")
+    assert ("own bf16 LoRA step" in report.rate_source) == (cpu_precision == "bf16")
 
 
 def studio(capsys, *args: str) -> dict:

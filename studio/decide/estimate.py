@@ -66,6 +66,14 @@ def local_training_dtype(arch: cost.ModelShape | None) -> str | None:
     return local_precision(arch).name
 
 
+def measured_step_here(device: cost.Device, arch: cost.ModelShape | None):
+    """This CPU's precision measurement of `arch` when `device` is this CPU: its timed step sets the speed, as in
+    preflight."""
+    if device.key != THIS_MACHINE or device.kind != "cpu":
+        return None
+    return local_precision(arch).measured
+
+
 def with_first_run_measurement(planned: Estimate) -> Estimate:
     """On this CPU, a first run measures fp32 against bf16 before it trains: its time counts, as in preflight."""
     if planned.hardware.key == THIS_MACHINE and planned.hardware.kind == "cpu":
@@ -369,7 +377,7 @@ def estimate(
         gradient_checkpointing,
         int(lora_r),
         dtype,
-        cost.estimate_run(load, device),
+        cost.estimate_run(load, device, measured=measured_step_here(device, arch)),
     )
 
 

@@ -17,6 +17,10 @@ everywhere and labelled so. Where each number comes from:
   peak is measured on the machine (`measure_peak`: the best of short torch matmul bursts in the precision
   training uses, and the best seen on this CPU before: load only ever slows a burst). A time estimate is
   FLOPs / (peak × efficiency).
+- **This CPU's own step**: once this CPU's precision measurement has timed the model's LoRA steps
+  (studio.models.precision_probe), a run here is priced from that step's FLOP/s × how much faster the calibration
+  CPU's runs went than the same step there (`efficiency_for`). The share of the matmul peak a step reaches does
+  not carry over between CPU kinds; a run's speed relative to the same model's small step carries over better.
 - **Efficiency, start-up, warm-up, evaluation and checkpoint seconds, memory constants**: measured by
   `bench/cost.py calibrate`, which runs the real worker on the bundled model and fits them; it writes
   calibration.json next to this module (the reference machine, committed with its machine, date, load and
@@ -568,6 +572,10 @@ class Calibration:
     # Share of the measured matmul peak a CPU reaches, per precision: training steps and evaluation batches.
     cpu_train_efficiency: dict = field(default_factory=lambda: {"fp32": 0.55})
     cpu_eval_efficiency: dict = field(default_factory=lambda: {"fp32": 0.55})
+    # Per precision, on the same machine and the same scale: the share of the peak reached by the precision
+    # measurement's own LoRA step (studio.models.precision_probe, 4 × 128 tokens). Another CPU's runs are priced
+    # from its own measured step × (run efficiency / this), not from its matmul peak (`measured_step_efficiency`).
+    cpu_measured_step_efficiency: dict = field(default_factory=dict)
     # The matmul peak (GFLOP/s) measured on the calibration machine, per precision: a stand-in where only
     # memory matters and measuring would waste a second (starting a run from the CLI).
     reference_peak_gflops: dict = field(default_factory=lambda: {"fp32": 127.0})
@@ -1155,6 +1163,7 @@ class RunCost:
     tokens_per_s: float | None  # real tokens per second while training steps run
     seconds: dict  # start, warmup, train, evaluation, checkpoints, end
     cost_usd: float
+    speed_measured_here: bool = False  # the speed comes from this CPU's own measured step (`efficiency_for`)
 
     @property
     def total_seconds(self) -> float:
@@ -1180,24 +1189,73 @@ class RunCost:
             "seconds": {key: round(value, 1) for key, value in self.seconds.items()},
             "total_seconds": round(self.total_seconds, 1),
             "cost_usd": round(self.cost_usd, 4),
+            "speed_measured_here": self.speed_measured_here,
         }
 
 
+def measured_step_flops(shape: ModelShape) -> float:
+    """FLOPs of one step of the precision measurement (studio.models.precision_probe): a rank-8 LoRA on every
+    linear layer, MEASURE_BATCH rows of MEASURE_LENGTH tokens, the LM head on the answer half plus one."""
+    length = precision_probe.MEASURE_LENGTH
+    scored = (length // 2 + 1) / length
+    per_position = train_flops_per_token(
+        shape, "lora", adapter=lora_params(shape, 8), length=length, scored_fraction=scored
+    )
+    return per_position * precision_probe.MEASURE_BATCH * length
+
+
+def measured_step_rate(shape: ModelShape, dtype: str, measured) -> float | None:
+    """FLOP/s of this CPU's measured LoRA step of `shape` in `dtype` (a precision.CpuMeasurement), or None when
+    no such step was timed quietly (bf16 ruled out by its matmuls, a busy measurement, an unknown shape)."""
+    if measured is None or measured.busy or not measured.steps_timed or not shape.complete:
+        return None
+    seconds = {"fp32": measured.fp32_step_s, "bf16": measured.bf16_step_s}.get(dtype) or 0.0
+    return measured_step_flops(shape) / seconds if seconds > 0 else None
+
+
+def step_scaling(device: Device, dtype: str, cal: Calibration, step_rate: float | None) -> float | None:
+    """How this CPU's measured step did against the calibration CPU's, as shares of their peaks; None when
+    either is missing."""
+    reference_step = cal.cpu_measured_step_efficiency.get(dtype)
+    if device.kind != "cpu" or not step_rate or not reference_step or device.peak_tflops <= 0:
+        return None
+    return step_rate / (device.peak_tflops * 1e12) / reference_step
+
+
 def efficiency_for(
-    device: Device, dtype: str, kind: str = "train", cal: Calibration | None = None
+    device: Device,
+    dtype: str,
+    kind: str = "train",
+    cal: Calibration | None = None,
+    step_rate: float | None = None,
 ) -> tuple[float, str]:
-    """Share of the device's peak a run reaches, and where that figure comes from."""
+    """Share of the device's peak a run reaches, and where that figure comes from.
+
+    On this CPU with its own measured LoRA step (`step_rate`, FLOP/s), the calibrated efficiency is scaled by how
+    that step did here against the calibration CPU: the share of the matmul peak a step reaches does not carry
+    over between CPU kinds (a bf16 step reached 26 % of an AMD EPYC's peak and 8 % of an AMX Xeon's), while a run's
+    speed relative to the same model's small step does much better."""
     cal = cal or calibration()
     if device.kind == "gpu" or device.efficiency is not None:
         return float(device.efficiency or UNKNOWN_GPU_EFFICIENCY), "assumed for this GPU (not measured)"
     value, measured = cal.cpu_efficiency(dtype, kind)
+    scaling = step_scaling(device, dtype, cal, step_rate)
+    if measured and scaling:
+        return value * scaling, (
+            f"this CPU's own {dtype} LoRA step, measured at {step_rate / 1e9:,.0f} GFLOP/s, × "
+            f"{value / cal.cpu_measured_step_efficiency[dtype]:.2f}: how much faster a run went than that step on "
+            f"the calibration CPU ({cal.machine}, {cal.date or 'undated'})"
+        )
     if measured:
         return value, f"calibrated {dtype} CPU efficiency ({cal.machine}, {cal.date or 'undated'})"
     return value, f"fp32 CPU efficiency borrowed: {dtype} not calibrated yet ({cal.machine})"
 
 
-def estimate_run(load: Workload, device: Device, cal: Calibration | None = None) -> RunCost:
-    """Memory, FLOPs, time (start-up, warm-up, steps, evaluations, checkpoints, end) and money of a run."""
+def estimate_run(load: Workload, device: Device, cal: Calibration | None = None, measured=None) -> RunCost:
+    """Memory, FLOPs, time (start-up, warm-up, steps, evaluations, checkpoints, end) and money of a run.
+
+    `measured`: this CPU's precision measurement of the run's model (precision.CpuMeasurement), when `device` is
+    the CPU it was taken on: its timed step sets the speed (`efficiency_for`)."""
     cal = cal or calibration()
     shape = load.shape
     adapter = adapter_params(shape, load.technique, load.lora_r)
@@ -1230,8 +1288,9 @@ def estimate_run(load: Workload, device: Device, cal: Calibration | None = None)
         max_tokens_per_pass=load.max_tokens_per_pass,
         calibration_=cal,
     )
-    efficiency, note = efficiency_for(device, load.dtype, "train", cal)
-    eval_efficiency, _ = efficiency_for(device, load.dtype, "eval", cal)
+    step_rate = measured_step_rate(shape, load.dtype, measured) if device.kind == "cpu" else None
+    efficiency, note = efficiency_for(device, load.dtype, "train", cal, step_rate)
+    eval_efficiency, _ = efficiency_for(device, load.dtype, "eval", cal, step_rate)
     # Data parallel on GPUs: ~90 % scaling. CPU processes share the same cores: no faster than one process.
     scaling = 1.0 if load.devices == 1 or device.kind == "cpu" else 0.9 * load.devices
     rate = device.peak_tflops * 1e12 * scaling
@@ -1261,6 +1320,7 @@ def estimate_run(load: Workload, device: Device, cal: Calibration | None = None)
         tokens_per_s,
         seconds,
         hours * device.price_per_hour * load.devices,
+        step_scaling(device, load.dtype, cal, step_rate) is not None and cal.cpu_efficiency(load.dtype)[1],
     )
 
 

@@ -227,7 +227,7 @@ class Preflight:
         )
         time = "unknown"
         if self.seconds is not None:
-            # bench/cost.py check on 2 shared cores: -26 % … +20 % (memory: -1 % … +12 %)
+            # bench/cost.py check (2-core AMX Xeon, 2026-12-03): time -20 % … +17 %, memory -15 % … +22 %
             margin = f"a rough estimate: {self.time_caveat}" if self.time_caveat else "estimate ±30 %"
             time = f"about {format_duration(self.seconds)} ({margin}; longer when other work shares the machine)"
             if self.time_parts:
@@ -647,6 +647,8 @@ def _estimate(
         if passes.note:
             report.notes.append(passes.note[0].upper() + passes.note[1:] + ".")
     device = this_device(hardware, gpu, report.dtype, cpu_gflops, available_gib)
+    # This CPU's precision measurement of the model sets the speed (none for a GPU or another machine's CPU).
+    measured_step = report.precision.measured if not gpu and report.precision is not None else None
     if world > 1 and not gpu:  # CPU processes share the machine's memory: each may use its share
         device = replace(device, memory_gib=device.memory_gib / world)
         report.notes.append(f"{world} CPU processes share the RAM: the memory shown is one process's, of 1/{world}.")
@@ -662,7 +664,7 @@ def _estimate(
         world_size=world,
         max_tokens_per_pass=passes.max_tokens_per_pass if passes else None,
     )
-    estimate = cost.estimate_run(load, device)
+    estimate = cost.estimate_run(load, device, measured=measured_step)
     if not estimate.fits:
         fit = cost.settings_that_fit(load, device.memory_gib, kind=device.kind)
         if fit is None:
@@ -700,7 +702,7 @@ def _estimate(
                 world_size=world,
                 max_tokens_per_pass=passes.max_tokens_per_pass if passes else None,
             )
-            estimate = cost.estimate_run(load, device)
+            estimate = cost.estimate_run(load, device, measured=measured_step)
     report.tokens, report.processed_tokens = int(load.train_tokens), int(load.train_positions)
     report.memory_needed_gib = estimate.memory.total
     report.memory_parts_gib = estimate.memory.as_dict()["parts_gib"]
@@ -718,14 +720,19 @@ def _estimate(
         report.rate_source = f"measured in your run '{run_name}'"
     else:
         report.tokens_per_s = estimate.tokens_per_s
+        measured_here = estimate.speed_measured_here
         peak = (
             f"the {gpu.name}'s {device.peak_tflops:g} TFLOP/s"
             if gpu
             else f"this CPU's {device.peak_tflops * 1000:.0f} GFLOP/s {report.dtype} matmul peak"
             + ("" if cpu_gflops else ", measured now")
         )
-        report.rate_source = f"{peak} × {estimate.efficiency:.0%} ({estimate.efficiency_note})"
-        if not gpu and cpu_gflops is None:  # this CPU, measured now (not a Jobs flavour's reference figure)
+        report.rate_source = (
+            estimate.efficiency_note
+            if measured_here
+            else f"{peak} × {estimate.efficiency:.0%} ({estimate.efficiency_note})"
+        )
+        if not gpu and cpu_gflops is None and not measured_here:  # this CPU's peak, not its step or a Jobs flavour's
             report.time_caveat = cpu_unlike_calibration(device.peak_tflops * 1000, report.dtype, hardware.cpu_cores)
         load_average = _load_average()
         if not gpu and cpu_gflops is None and load_average is not None and load_average > hardware.cpu_cores:

@@ -238,6 +238,56 @@ def test_time_counts_start_warmup_steps_evaluations_checkpoints_and_end():
     assert fewer.seconds["evaluation"] == pytest.approx(run.seconds["evaluation"] / 5)
 
 
+def measurement(fp32_step_s: float = 2.0, bf16_step_s: float = 1.0, busy: bool = False):
+    from studio.models.precision import CpuMeasurement
+
+    return CpuMeasurement(fp32_step_s, bf16_step_s, (2.0,), (2.01,), 0.999, 512, 2, busy=busy)
+
+
+def test_the_measured_step_is_the_precision_measurements_own_lora_step():
+    from studio.models import precision_probe
+
+    shape = cost.BUNDLED_SHAPE
+    length = precision_probe.MEASURE_LENGTH
+    per_position = cost.train_flops_per_token(
+        shape, "lora", adapter=cost.lora_params(shape, 8), length=length, scored_fraction=(length // 2 + 1) / length
+    )
+    assert cost.measured_step_flops(shape) == pytest.approx(per_position * precision_probe.MEASURE_BATCH * length)
+    assert cost.measured_step_rate(shape, "fp32", measurement()) == pytest.approx(cost.measured_step_flops(shape) / 2)
+    assert cost.measured_step_rate(shape, "bf16", measurement()) == pytest.approx(cost.measured_step_flops(shape))
+    # Nothing to go by: a busy measurement, one without timed steps (bf16 ruled out by its matmuls), no measurement.
+    assert cost.measured_step_rate(shape, "fp32", measurement(busy=True)) is None
+    assert cost.measured_step_rate(shape, "fp32", measurement(0.0, 0.0)) is None
+    assert cost.measured_step_rate(shape, "fp32", None) is None
+
+
+def test_this_cpus_measured_step_sets_the_speed_whatever_its_matmul_peak():
+    """The calibration CPU's runs went 2x as far into its peak as its measured step (0.5 vs 0.25): here, a run goes
+    2x the FLOP/s of this CPU's own measured step, whether the peak reads 100 or 400 GFLOP/s."""
+    cal = cost.Calibration(**{**CAL.as_dict(), "cpu_measured_step_efficiency": {"fp32": 0.25}, "source": "test"})
+    step = measurement(fp32_step_s=2.0)
+    step_rate = cost.measured_step_flops(cost.BUNDLED_SHAPE) / 2.0
+    runs = [
+        cost.estimate_run(workload(), cost.Device("cpu", "CPU", "cpu", 16, peak, "fp32"), cal, measured=step)
+        for peak in (0.1, 0.4)
+    ]
+    assert runs[0].seconds["train"] == pytest.approx(runs[1].seconds["train"])
+    assert runs[0].seconds["train"] == pytest.approx(runs[0].flops / (2 * step_rate))
+    # Evaluations: 0.25 of the peak calibrated, as far as the measured step went: at its own FLOP/s.
+    assert runs[0].seconds["evaluation"] == pytest.approx(runs[0].eval_flops / step_rate)
+    assert runs[0].speed_measured_here and "own fp32 LoRA step" in runs[0].efficiency_note
+    # Without the measurement, or without the calibration CPU's step figure, the peak × calibrated efficiency.
+    for unmeasured in (
+        cost.estimate_run(workload(), cost.Device("cpu", "CPU", "cpu", 16, 0.1, "fp32"), cal),
+        cost.estimate_run(workload(), cost.Device("cpu", "CPU", "cpu", 16, 0.1, "fp32"), CAL, measured=step),
+    ):
+        assert not unmeasured.speed_measured_here
+        assert unmeasured.seconds["train"] == pytest.approx(unmeasured.flops / (100e9 * 0.5))
+    # A GPU never takes a CPU's measurement.
+    gpu = cost.estimate_run(workload(dtype="bf16"), cost.SPACES[2], cal, measured=step)
+    assert not gpu.speed_measured_here and gpu.efficiency_note.startswith("assumed")
+
+
 def test_an_uncalibrated_precision_borrows_fp32_and_says_so():
     cpu = cost.Device("cpu", "CPU", "cpu", 16, 0.4, "bf16")
     efficiency, note = cost.efficiency_for(cpu, "bf16", cal=CAL)
