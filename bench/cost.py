@@ -40,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from studio.models import cost  # noqa: E402
+from studio.models import cost  # noqa: E402 - after the sys.path entry above
 
 SAMPLE = ROOT / "studio/data/samples/assistant_style.jsonl"
 BUNDLED = "bundled:SmolLM2-135M-Instruct"

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import train as cpu_bench  # noqa: E402 - bench/train.py: the sample, the dataset folder, the worker run
 
-from studio.data import pipeline  # noqa: E402
-from studio.models import catalog, cost  # noqa: E402
+from studio.data import pipeline  # noqa: E402 - after the sys.path entry above
+from studio.models import catalog, cost  # noqa: E402 - after the sys.path entry above
 
 
 def gpu_facts() -> tuple[str, tuple[int, int]] | None:

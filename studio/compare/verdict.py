@@ -213,7 +213,7 @@ def _conclude(signals: list[dict], evidence: dict, extra_loops: int) -> tuple[st
     clear_worse = [s for s in signals if s["direction"] == "worse"]
     leaning_worse = [s for s in signals if s["leaning"] == "worse" and s["direction"] != "worse"]
     usable = [s for s in signals if s["direction"] != "too few"]
-    names = lambda items: _join([SHORT[s["key"]] for s in items])  # noqa: E731
+    names = lambda items: _join([SHORT[s["key"]] for s in items])  # noqa: E731 - a one-line helper
     reasons: list[str] = []
 
     if not signals:

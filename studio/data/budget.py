@@ -387,7 +387,7 @@ def read_parquet(data: bytes, what: str = "The Parquet file"):
     ]
     try:
         table = pq.read_table(io.BytesIO(data), read_dictionary=text_columns or None)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - any Parquet error becomes a plain message
         raise StudioError(
             f"The Parquet file could not be read: {str(error)[:160]}.",
             "Check that it is a complete Parquet file (re-export it).",

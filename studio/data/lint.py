@@ -217,7 +217,7 @@ def _content_findings(rows: list[Row], special_strings) -> list[Finding]:
         for row in rows:
             try:
                 findings += content.check_row(row, special_strings)
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:  # noqa: BLE001 - a rule's crash on one row becomes that row's finding
                 findings.append(
                     Finding(
                         "SCH-CONTENT-TYPE",

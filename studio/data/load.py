@@ -359,7 +359,7 @@ def _guess_encoding(data: bytes) -> str | None:
         from charset_normalizer import from_bytes
 
         best = from_bytes(sample).best()
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - encoding detection is best effort
         best = None
     if best is None:
         return None
@@ -672,7 +672,7 @@ def _load_csv(result: LoadResult, text: str) -> None:
             keep_default_na=False,
             nrows=None if limit is None else limit + 1,
         )
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - an unreadable file becomes a finding
         result.findings.append(
             Finding(
                 "FILE-JSON",
@@ -690,7 +690,7 @@ def _load_parquet(result: LoadResult, data: bytes) -> None:
     table = budget.read_parquet(data)  # TooBig before anything grows past STUDIO_MAX_DECODED_MB
     try:
         frame = table.to_pandas()
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - an unreadable file becomes a finding
         result.findings.append(
             Finding(
                 "FILE-JSON",
@@ -832,7 +832,7 @@ def load_hub(dataset_id: str, split: str = "train", limit: int | None = None, to
         if not files:
             revision = PARQUET_REVISION
             files = split_files(_hub_listing(dataset_id, PARQUET_REVISION, token), split)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - any Hub failure becomes a plain message
         raise _hub_error(dataset_id, split, error) from error
     if not files:
         raise StudioError(
@@ -853,7 +853,7 @@ def load_hub(dataset_id: str, split: str = "train", limit: int | None = None, to
         for path, _ in files:
             try:
                 local = _hub_download(dataset_id, path, revision, folder, token)
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:  # noqa: BLE001 - any Hub failure becomes a plain message
                 raise _hub_error(dataset_id, split, error) from error
             part = load_path(local, name=path.split("/")[-1], max_bytes=cap)
             if not part.rows:

@@ -163,7 +163,7 @@ def _launch(client, record, job: dict, resume_checkpoint: Path | None) -> None:
     revision = package.upload_inputs(client, job["inputs_repo"], config, remote_job, resume_checkpoint)
     try:
         client.create_repo(job["outputs_repo"], repo_type="model", private=True, exist_ok=True)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - any Hub client failure becomes a plain message
         raise hub.explain(error, f"create the private outputs repo {job['outputs_repo']}") from error
     script, script_args = package.job_command(job["inputs_repo"], revision)
     env = {"PYTHONUNBUFFERED": "1", **{name: os.environ[name] for name in PASSED_ENV if os.environ.get(name)}}
@@ -183,7 +183,7 @@ def _launch(client, record, job: dict, resume_checkpoint: Path | None) -> None:
                 name=f"{package.REPO_PREFIX}{record.run_id}",
                 labels={"fine-tune-studio-run": record.run_id},
             )
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - any Hub client failure becomes a plain message
         raise hub.explain(error, f"start a job on '{job['flavor']}'") from error
     if not (record.dir / store.STATUS_FILE).exists():  # deleted while the job was being started
         _cancel(client, {**job, "id": info.id}, "its run was deleted while it was being sent")
@@ -342,7 +342,7 @@ def stop(record, force: bool = False, timeout: float | None = None):
 def _cancel(client, job: dict, reason: str) -> None:
     try:
         client.cancel_job(job_id=job["id"], namespace=job["namespace"])
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - any Hub client failure becomes a plain message
         raise hub.explain(error, f"cancel job {job['id']} ({reason})") from error
 
 
@@ -378,7 +378,7 @@ def resume(record, identity: access.Identity | None = None):
     _log(record.dir, f"\n=== resume {store.now_iso()} from {last.name} on Hugging Face Jobs ({job.get('flavor')})")
     try:
         _launch(client, store.get_run(record.run_id), job, resume_checkpoint=last)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - any Hub client failure becomes a plain message
         problem = hub.explain(error, "send the resumed run to Hugging Face Jobs")
         store.update_status(
             record.dir,
@@ -451,7 +451,7 @@ def before_delete(record) -> None:
         try:
             info = client.inspect_job(job_id=job["id"], namespace=job["namespace"])
             stage = str(getattr(info.status.stage, "value", info.status.stage))
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001 - any Hub client failure becomes a plain message
             raise StudioError(
                 f"Not deleted: the studio could not check whether job {job['id']} still runs "
                 f"({hub.explain(error, 'inspect the job').message}).",

@@ -232,7 +232,7 @@ class Follower:
         try:
             self.client.cancel_job(job_id=self.job_id, namespace=self.namespace)
             self.update(cancel_requested_at=store.now_iso(), cancel_reason=reason)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001 - any Hub client failure becomes a plain message
             say(hub.explain(error, "cancel the job").message)
 
     def metrics(self) -> None:
@@ -266,7 +266,7 @@ class Follower:
             try:
                 info = self.inspect()
                 stage = self.record_stage(info)
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:  # noqa: BLE001 - any Hub client failure becomes a plain message
                 if getattr(getattr(error, "response", None), "status_code", None) == 404:
                     info, stage = _gone(), "DELETED"  # the job no longer exists on Hugging Face
                 else:
@@ -314,7 +314,7 @@ class Follower:
                         shutil.rmtree(target)
                     os.replace(source, target)
             return store.holds_weights(self.run_dir / store.ADAPTER_DIR)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001 - any Hub client failure becomes a plain message
             say(hub.explain(error, f"download the results from {repo}").message)
             return False
         finally:

@@ -180,6 +180,6 @@ def upload_inputs(client, inputs_repo: str, config, job: dict, resume_checkpoint
             repo_type="dataset",
             commit_message=f"Inputs of Fine-Tune Studio run {config.run_id}",
         )
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - any Hub client failure becomes a plain message
         raise hub.explain(error, f"upload the run's code and data to {inputs_repo}") from error
     return info.oid

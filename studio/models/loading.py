@@ -126,7 +126,7 @@ def load_causal_lm(
             local_files_only=catalog.local_files_only(ref),
             token=hub_token(token),
         )
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - any load failure gets a plain explanation
         raise explain_load_error(ref, error) from error
     return model.to(device)
 

@@ -233,7 +233,7 @@ def default_system_prompt(tokenizer, template: str | None = None) -> str | None:
         return None
     try:
         text = render(template, _PROBE, tokenizer)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - a template that cannot render has no default system prompt to read
         return None
     match = re.match(r"^(?:<\|endoftext\|>|<s>)?<\|im_start\|>system\n(.*?)<\|im_end\|>\n", text, re.S)
     return match.group(1) if match else None
@@ -444,7 +444,7 @@ def _cached_tokenizer_source(model_ref: str) -> str | None:
         from huggingface_hub import try_to_load_from_cache
 
         cached = try_to_load_from_cache(model_ref.strip(), "tokenizer_config.json")
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - no cache: nothing to find
         return None
     return str(Path(cached).parent) if isinstance(cached, str) else None
 

@@ -88,7 +88,7 @@ def base_license(model_ref: str, hub_id: str | None) -> str | None:
             from huggingface_hub import ModelCard
 
             license_ = ModelCard.load(path).data.license
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a card that cannot be read names no licence
             continue
         if isinstance(license_, str) and license_:
             return license_

@@ -235,7 +235,7 @@ def supervise(run_dir: Path) -> int:
     store.clear_ranks(run_dir)  # a resumed run's old rank records must not speak for this attempt
     gpus = int(store.read_status(run_dir).get("gpus") or 0)
 
-    def on_stop(signum, frame):  # noqa: ARG001
+    def on_stop(signum, frame):  # noqa: ARG001 - a signal handler's signature
         if not signal_ranks(run_dir, signal.SIGTERM):  # no rank has started yet: end the launcher itself
             try:
                 os.killpg(launcher.pid, signal.SIGTERM)

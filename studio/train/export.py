@@ -223,7 +223,7 @@ def merge(run_dir: Path, progress=None, target: Path | None = None) -> Path:
         progress(0.5, "Merging the adapter into the weights…")
     try:
         merged = PeftModel.from_pretrained(base, str(source.folder)).merge_and_unload()
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - any merge failure becomes a plain message
         raise StudioError(
             f"Could not apply the adapter to {ref}: {error}",
             "The adapter must come from a run on this same base model.",

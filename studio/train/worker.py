@@ -57,7 +57,7 @@ class TrainingDiverged(Exception):
         self.step = divergence.step
 
 
-def _on_signal(signum, frame):  # noqa: ARG001
+def _on_signal(signum, frame):  # noqa: ARG001 - a signal handler's signature
     if _state["phase"] == "import":
         raise StopBeforeTraining()
     _state["stop"] = True
@@ -161,7 +161,7 @@ def _memory_gb() -> float | None:
         import psutil
 
         return round(psutil.Process().memory_info().rss / 1024**3, 3)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - the memory figure is optional
         return None
 
 
@@ -445,7 +445,7 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
         score_only_labelled_positions_on_cpu()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=config.trust_remote_code)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - any load failure gets a plain explanation
         raise explain_load_error(config.model, error) from error
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -478,7 +478,7 @@ def build_trainer(run_dir: Path, config: RunConfig, notes: list[str]):
         notes.append(f"QLoRA: linear layers in 4-bit NF4 (bitsandbytes), computing in {precision.load_dtype}")
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - any load failure gets a plain explanation
         raise explain_load_error(config.model, error) from error
 
     # Long batches run as micro-batches; checkpointing only when one row at max length would not fit. The cost

@@ -431,7 +431,7 @@ def _render(source, state, stats, model_note=None) -> dict[str, Any]:
 def lint_sample(sample_name, model_ref, max_length, batch_size, progress=gr.Progress()):
     try:
         source = source_from_sample(sample_name)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - shown as the lint's failure, never a traceback
         return _lint_failed(None, error)
     return run_lint(source, model_ref, max_length, batch_size, progress)
 

@@ -132,7 +132,7 @@ def guarded(action: str, fn):
                     return fn(*args, **kwargs)
                 except gr.Error:
                     raise
-                except Exception as error:  # noqa: BLE001
+                except Exception as error:  # noqa: BLE001 - every handler failure becomes a refusal, never a traceback
                     raise _refusal(error) from None
 
         wrapper = call

@@ -332,7 +332,7 @@ def _queue_note() -> str:
     try:
         current = supervisor.busy()
         waiting = len(queue.waiting())
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - the queue note is optional: never fail the page for it
         return ""
     if current is None and not waiting:
         return ""

@@ -169,7 +169,7 @@ def _queue_line(record) -> str:
     """Where a waiting run stands: its place in the queue and an estimated start."""
     try:
         current = supervisor.busy()
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - the queue figures are optional: never fail the page for them
         current = None
     place = queue.places(current.eta_seconds if current else None, current is not None).get(record.run_id)
     if place is None:
@@ -251,7 +251,7 @@ def _status_markdown(record, events: list[dict], browser_id: str | None) -> str:
     elif another_session:
         try:
             busy = supervisor.busy()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - the queue figures are optional: never fail the page for them
             busy = None
         if busy is None:
             until = "The trainer is busy with this run."

@@ -7,9 +7,9 @@ import pytest
 
 gr = pytest.importorskip("gradio")
 
-from studio import paths  # noqa: E402
-from studio.data import store  # noqa: E402
-from studio.ui import data_tab  # noqa: E402
+from studio import paths  # noqa: E402 - gradio is optional: skipped first
+from studio.data import store  # noqa: E402 - gradio is optional: skipped first
+from studio.ui import data_tab  # noqa: E402 - gradio is optional: skipped first
 
 PLOTS = ("plot_tokens", "plot_messages", "plot_roles", "plot_system", "plot_findings")
 

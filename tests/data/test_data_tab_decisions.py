@@ -7,7 +7,7 @@ import pytest
 
 gr = pytest.importorskip("gradio")
 
-from studio.ui import data_tab  # noqa: E402
+from studio.ui import data_tab  # noqa: E402 - gradio is optional: skipped first
 
 
 def verdict_of(html):

@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from hub_standin import StandIn  # noqa: E402
+from hub_standin import StandIn  # noqa: E402 - after the sys.path entry above
 
 from studio.jobs import executor  # noqa: E402, F401 - registers the hf-jobs executor, as the app and the CLI do
 

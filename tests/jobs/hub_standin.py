@@ -374,13 +374,13 @@ def _handler_for(state: StandIn):
             except (BrokenPipeError, ConnectionResetError):
                 pass
 
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):  # noqa: N802 - http.server's method names
             self._route("GET")
 
-        def do_HEAD(self):  # noqa: N802
+        def do_HEAD(self):  # noqa: N802 - http.server's method names
             self._route("HEAD")
 
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):  # noqa: N802 - http.server's method names
             self._route("POST")
 
         # ---- routes -------------------------------------------------------------------
