@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from studio.train import store
+from studio.ui.train_live import BROWSER_ID_KEY
 from tests.browser import until
 from tests.train.conftest import write_dataset  # (never import tests/conftest.py: it would make a second home)
 
@@ -84,6 +85,24 @@ def _type_into_fresh_field(field, value: str) -> None:
     assert field.input_value() == value
 
 
+def _wait_for_controls(page, home: Path, output_dir: Path) -> None:
+    """The reattached page shows the owner's Stop button; if not, say why it might not (seen once in a CI
+    rehearsal: the run's header and progress came back, Stop never did)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_selector("#train-stop", state="visible")
+    except PlaywrightTimeout:
+        page.screenshot(path=str(output_dir / "restart-no-stop.png"), full_page=True)
+        stored = page.evaluate(f"() => window.localStorage.getItem('{BROWSER_ID_KEY}') || ''")
+        owner = json.loads((_run_dir(home) / "status.json").read_text()).get("owner")
+        header = page.inner_text("#train-run-header")
+        raise AssertionError(
+            f"no Stop button after reattaching: run owner {owner!r}, this browser's stored id "
+            f"{stored.split('.')[0]!r}, header {header!r}"
+        ) from None
+
+
 def test_killing_the_app_mid_run_loses_nothing(browser, tiny_model_dir, tmp_path, output_dir):
     home = tmp_path / "home"
     write_dataset(home / "datasets" / "sums-restart")
@@ -134,7 +153,7 @@ def test_killing_the_app_mid_run_loses_nothing(browser, tiny_model_dir, tmp_path
         page.get_by_role("tab", name="Train").click()
         until(page, "text('#train-run-header').includes('restart run')")
         until(page, "/running/.test(text('#train-progress'))")
-        page.wait_for_selector("#train-stop", state="visible")
+        _wait_for_controls(page, home, output_dir)
         assert _status(home)["step"] > step_at_kill  # it kept training while the app was down
 
         # Now the worker dies too: the run is interrupted, with Resume and its charts. Resume needs a complete
