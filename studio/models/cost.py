@@ -1215,7 +1215,7 @@ def measured_step_rate(shape: ModelShape, dtype: str, measured) -> float | None:
 
 def step_scaling(device: Device, dtype: str, cal: Calibration, step_rate: float | None) -> float | None:
     """How this CPU's measured step did against the calibration CPU's, as shares of their peaks; None when
-    either is missing."""
+    either is missing (bench/cost.py records the calibration CPU's step only beside its run efficiency)."""
     reference_step = cal.cpu_measured_step_efficiency.get(dtype)
     if device.kind != "cpu" or not step_rate or not reference_step or device.peak_tflops <= 0:
         return None
@@ -1240,7 +1240,7 @@ def efficiency_for(
         return float(device.efficiency or UNKNOWN_GPU_EFFICIENCY), "assumed for this GPU (not measured)"
     value, measured = cal.cpu_efficiency(dtype, kind)
     scaling = step_scaling(device, dtype, cal, step_rate)
-    if measured and scaling:
+    if scaling:
         return value * scaling, (
             f"this CPU's own {dtype} LoRA step, measured at {step_rate / 1e9:,.0f} GFLOP/s, × "
             f"{value / cal.cpu_measured_step_efficiency[dtype]:.2f}: how much faster a run went than that step on "
@@ -1288,7 +1288,7 @@ def estimate_run(load: Workload, device: Device, cal: Calibration | None = None,
         max_tokens_per_pass=load.max_tokens_per_pass,
         calibration_=cal,
     )
-    step_rate = measured_step_rate(shape, load.dtype, measured) if device.kind == "cpu" else None
+    step_rate = measured_step_rate(shape, load.dtype, measured)
     efficiency, note = efficiency_for(device, load.dtype, "train", cal, step_rate)
     eval_efficiency, _ = efficiency_for(device, load.dtype, "eval", cal, step_rate)
     # Data parallel on GPUs: ~90 % scaling. CPU processes share the same cores: no faster than one process.
@@ -1320,7 +1320,7 @@ def estimate_run(load: Workload, device: Device, cal: Calibration | None = None,
         tokens_per_s,
         seconds,
         hours * device.price_per_hour * load.devices,
-        step_scaling(device, load.dtype, cal, step_rate) is not None and cal.cpu_efficiency(load.dtype)[1],
+        step_scaling(device, load.dtype, cal, step_rate) is not None,
     )
 
 
