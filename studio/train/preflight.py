@@ -384,9 +384,7 @@ def run_preflight(
     report.field_errors = config.validate()
     for name, text in report.field_errors.items():
         label = field_label(name)
-        report.error(
-            f"{label[:1].upper()}{label[1:]}: {text}.", f"Change {label} in the settings, then check again.", name
-        )
+        report.error(f"{_capitalized(label)}: {text}.", f"Change {label} in the settings, then check again.", name)
 
     zero_gpu = zero_gpu_message()
     if zero_gpu:
@@ -487,12 +485,12 @@ def chat_template_checks(report: Preflight, config, manifest: dict[str, Any] | N
         report.warn(
             "Assistant-only loss is not possible with this model's chat template: the run will train on the "
             "whole conversation, prompts included.",
-            choice.note[0].upper() + choice.note[1:] + ". Pick a model of a supported family, or turn "
+            _capitalized(choice.note) + ". Pick a model of a supported family, or turn "
             "'assistant-only loss' off to train on whole conversations knowingly.",
             "assistant_only_loss",
         )
     for note in choice.notes:
-        report.notes.append(note[0].upper() + note[1:] + ".")
+        report.notes.append(_capitalized(note) + ".")
 
 
 def _check_model(config: RunConfig, report: Preflight) -> cost.ModelShape:
@@ -645,7 +643,7 @@ def _estimate(
     if passes:
         checkpointing = passes.gradient_checkpointing
         if passes.note:
-            report.notes.append(passes.note[0].upper() + passes.note[1:] + ".")
+            report.notes.append(_capitalized(passes.note) + ".")
     device = this_device(hardware, gpu, report.dtype, cpu_gflops, available_gib)
     # This CPU's precision measurement of the model sets the speed (none for a GPU or another machine's CPU).
     measured_step = report.precision.measured if not gpu and report.precision is not None else None
@@ -755,6 +753,11 @@ def _estimate(
 # reached 26 % of a 423 GFLOP/s peak on an AMD EPYC with AVX512_BF16 (the calibration) and 8 % of a 2,710 GFLOP/s
 # AMX peak on an Intel Xeon, where preflight said 30 s for a run of 61 s. Beyond this ratio the time is called rough.
 CALIBRATION_PEAK_RATIO = 1.5
+
+
+def _capitalized(text: str) -> str:
+    """A clause as the start of a sentence ("LoRA rank" stays "LoRA rank", "max steps" becomes "Max steps")."""
+    return text[:1].upper() + text[1:]
 
 
 def cpu_unlike_calibration(peak_gflops: float, dtype: str, cores: int) -> str:
