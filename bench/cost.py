@@ -321,28 +321,30 @@ def fmt_s(seconds: float) -> str:
 
 
 # ---- modes -------------------------------------------------------------------------------------------------
-def resolve_precision(forced: bool | None, model_dir: str, threads: int) -> str:
-    """The precision every run of this bench trains in: the forced one, or the worker's automatic choice on this
-    machine — measured here once, before the runs, and cached in the scratch home, so preflight's prediction and
-    the worker both read the same decision (the first run does not measure it in the middle of being timed)."""
+def resolve_precision(forced: bool | None, model_dir: str, threads: int):
+    """(precision name, this CPU's measurement): the precision every run of this bench trains in — the forced one,
+    or the worker's automatic choice on this machine — measured here once, before the runs, and cached in the
+    scratch home, so preflight's prediction and the worker both read the same decision (the first run does not
+    measure it in the middle of being timed)."""
     from studio.models import precision_probe
 
     # Measured even when the precision is forced: its timed steps set preflight's speed on this CPU, and the
     # calibration records how a run's speed compares with them (cpu_measured_step_efficiency).
     measurement = precision_probe.measure_cpu(model_dir, threads)
     print(f"  precision measurement: {measurement.figures()}", flush=True)
-    precision = precision_probe.choose(forced, model_dir, threads, log=lambda text: print(f"  {text}", flush=True))
+    precision = precision_probe.choose(
+        forced, model_dir, threads, measure=lambda *_: measurement, log=lambda text: print(f"  {text}", flush=True)
+    )
     print(f"precision: {precision.summary()}", flush=True)
-    return precision.name
+    return precision.name, measurement
 
 
 def run_all(
-    specs: dict, datasets: dict, model_dir: str, threads: int, bf16: bool | None = None, repeat: int = 1
+    specs: dict, datasets: dict, model_dir: str, threads: int, dtype: str, bf16: bool | None = None, repeat: int = 1
 ) -> list[dict]:
     """Each spec's run (the one with the highest peak RSS of `repeat` runs: the same run's peak falls in one of a
     few modes of glibc's heap — 3.8 or 4.7 GiB for fp32 at 8 × 576 — and preflight must not promise the lower)."""
     results = []
-    dtype = resolve_precision(bf16, model_dir, threads)
     for name, spec in specs.items():
         config = run_config(name, spec, datasets, model_dir, threads, bf16)
         peak = cost.measure_peak.__wrapped__(dtype, 1.0)  # measured now, as preflight would
@@ -459,6 +461,11 @@ def compute_flops(load: cost.Workload) -> tuple[float, float]:
     return per_position * load.train_positions, evals
 
 
+def best_peak(result: dict) -> float:
+    """FLOP/s: the best matmul peak measured around one run (before and after it)."""
+    return max(result["peak_tflops"], result["peak_after_tflops"]) * 1e12
+
+
 def fit(results: list[dict], floor: float, threads: int, measurement=None) -> dict:
     """Calibration constants from measured runs (see the module docstring).
 
@@ -473,7 +480,7 @@ def fit(results: list[dict], floor: float, threads: int, measurement=None) -> di
     shape = cost.BUNDLED_SHAPE
     dtype = results[0]["report"].dtype
     step_rate = cost.measured_step_rate(shape, dtype, measurement)
-    peak = statistics.median(max(r["peak_tflops"], r["peak_after_tflops"]) for r in results) * 1e12
+    peak = statistics.median(best_peak(r) for r in results)
     step_efficiency = {dtype: round(step_rate / peak, 4)} if step_rate else {}
     print(
         f"  the precision measurement's {dtype} step: "
@@ -483,7 +490,7 @@ def fit(results: list[dict], floor: float, threads: int, measurement=None) -> di
     warmups, starts, fixed, rows, targets, checkpointed = [], [], [], [], [], []
     for r in results:
         load, m = r["load"], r["measured"]
-        per_cpu = max(r["peak_tflops"], r["peak_after_tflops"]) * 1e12 / threads  # each busy thread's share
+        per_cpu = best_peak(r) / threads  # each busy thread's share
         flops, evals = compute_flops(load)
         # The first step's extra CPU time: beyond the CPU-seconds per token of the steps after it.
         warmup_cpu = first_step_extra(m)[1]
@@ -602,15 +609,12 @@ def main() -> None:
         cal = cost.calibration()  # read from disk at every call: the scratch home's copy from here on
         print(f"calibration in use: {cal.source} ({cal.machine}, {cal.date})")
         datasets = make_datasets(model_dir, scratch)
-        results = run_all(specs, datasets, model_dir, opts.threads, opts.bf16, opts.repeat)
+        dtype, measurement = resolve_precision(opts.bf16, model_dir, opts.threads)
+        results = run_all(specs, datasets, model_dir, opts.threads, dtype, opts.bf16, opts.repeat)
         table(results, opts.threads)
         if opts.mode == "calibrate":
             floor = import_floor_gib()
-            from studio.models import precision_probe
-
-            constants = fit(
-                results, floor, opts.threads, precision_probe.cached_cpu_measurement(model_dir, opts.threads)
-            )
+            constants = fit(results, floor, opts.threads, measurement)
             print(f"\nimport floor {floor:.3f} GiB")
             print(json.dumps(constants, indent=1))
             document = {
